@@ -1,0 +1,265 @@
+"""What every command shares: the Typer factory, option aliases, output and option resolution.
+
+Commands stay thin: parse options, make one keyword call into a library package,
+print a summary through ``emit``. Errors are ``CmError`` raised anywhere below;
+``CmGroup.invoke`` turns them into one line and an exit code.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Mapping, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from cm_cli.core.context import Context
+from cm_cli.core.errors import CmError
+
+__all__ = [
+    "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options",
+    "Corpus", "OutDir", "ManifestOpt", "PresetOpt", "ForceOpt", "ShardOpt", "SplitOpt",
+    "complete_preset", "complete_corpus", "complete_codec", "print_dry_run", "rich_reporter",
+    "PANEL_DATA", "PANEL_MODELLING", "PANEL_ANALYSIS", "PANEL_OTHER",
+]
+
+PANEL_DATA = "Data"
+PANEL_MODELLING = "Modelling"
+PANEL_ANALYSIS = "Analysis"
+PANEL_OTHER = "Other"
+
+
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _report_error(exc: CmError, click_ctx: click.Context) -> None:
+    root = click_ctx.find_root()
+    want_json = bool(root.params.get("json")) or (isinstance(root.obj, Context) and root.obj.json)
+    stderr = err_console()
+    text = f"[bold red]error:[/] {_escape(exc.message)}"
+    if exc.hint:
+        text += f"\n[dim]hint:[/] {_escape(exc.hint)}"
+    stderr.print(text)
+    if want_json:
+        sys.stdout.write(json.dumps(exc.to_dict()) + "\n")
+        sys.stdout.flush()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+class CmGroup(TyperGroup):
+    """Root group: keeps commands in registration order and turns CmError into exit codes."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CmError as exc:
+            if ctx.params.get("debug"):
+                raise
+            _report_error(exc, ctx)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console().print("[bold red]interrupted[/]")
+            ctx.exit(130)
+
+
+def make_app(**kwargs: Any) -> typer.Typer:
+    """The one place Typer is configured for cm."""
+    defaults = dict(
+        no_args_is_help=True,
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        add_completion=True,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    )
+    defaults.update(kwargs)
+    return typer.Typer(**defaults)
+
+
+def get_ctx(typer_ctx: typer.Context) -> Context:
+    root = typer_ctx.find_root()
+    if not isinstance(root.obj, Context):  # library-style invocation of a sub-app in tests
+        from cm_cli.core.context import resolve_context
+
+        root.obj = resolve_context({})
+    return root.obj
+
+
+def emit(ctx: Context, payload: Mapping[str, Any] | list, human: Callable[[], None] | str | None = None) -> None:
+    """Print the command's result: one JSON document with --json, else the human form."""
+    if ctx.json:
+        sys.stdout.write(json.dumps(payload, default=_json_default) + "\n")
+        sys.stdout.flush()
+        return
+    if ctx.quiet:
+        return
+    if callable(human):
+        human()
+    elif human is not None:
+        console().print(human)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(value)
+    return str(value)
+
+
+def print_dry_run(ctx: Context, command: str, options: Mapping[str, Any]) -> None:
+    payload = {"dry_run": True, "command": command, "options": dict(options), "context": ctx.summary()}
+    emit(ctx, payload, lambda: console().print_json(json.dumps(payload, default=_json_default)))
+
+
+def resolve_options(
+    typer_ctx: typer.Context,
+    command: str,
+    values: Mapping[str, Any],
+    *,
+    preset: Optional[str] = None,
+) -> dict[str, Any]:
+    """Explicit option > preset > ``[command]`` table of cm.toml > default, per option."""
+    from click.core import ParameterSource
+
+    from cm_cli.core.presets import load_preset
+
+    ctx = get_ctx(typer_ctx)
+    preset_options = load_preset(preset, command=command).options if preset else {}
+    toml_options = {k.replace("-", "_"): v for k, v in ctx.command_defaults(command).items()}
+    unknown = sorted(set(toml_options) - set(values))
+    if unknown:
+        raise CmError(f"cm.toml [{command}] has unknown option(s) {', '.join(unknown)}",
+                      f"options of `cm {command}`: {', '.join(sorted(values))}")
+    unknown = sorted(set(preset_options) - set(values))
+    if unknown:
+        raise CmError(f"preset {preset!r} sets unknown option(s) {', '.join(unknown)} for `cm {command}`")
+    resolved: dict[str, Any] = {}
+    for name, value in values.items():
+        source = typer_ctx.get_parameter_source(name)
+        explicit = source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+        if explicit:
+            resolved[name] = value
+        elif name in preset_options:
+            resolved[name] = _like(value, preset_options[name])
+        elif name in toml_options:
+            resolved[name] = _like(value, toml_options[name])
+        else:
+            resolved[name] = value
+    return resolved
+
+
+def _like(default: Any, value: Any) -> Any:
+    """Coerce a preset/config value to the option's type (enum, list) where that is clear."""
+    if isinstance(default, enum.Enum):
+        return type(default)(value)
+    if isinstance(default, (list, tuple)) and not isinstance(value, (list, tuple)):
+        return [value]
+    if isinstance(default, Path) and isinstance(value, str):
+        return Path(value)
+    return value
+
+
+def rich_reporter(ctx: Context):
+    """A progress reporter for ``cm_cli.core.progress.use_reporter`` (None under --json/--quiet)."""
+    if ctx.json or ctx.quiet:
+        return None
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class _RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:6.1f}/s" if speed else "     ?/s", style="progress.data.speed")
+
+    class _Rich:
+        def __init__(self) -> None:
+            self.progress = Progress(
+                SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+                MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err_console(), transient=True,
+            )
+            self.active = 0
+
+        def start(self, description: str, total: int | None) -> object:
+            if self.active == 0:
+                self.progress.start()
+            self.active += 1
+            return self.progress.add_task(description, total=total)
+
+        def advance(self, handle: object, n: int = 1) -> None:
+            self.progress.advance(handle, n)
+
+        def finish(self, handle: object) -> None:
+            self.progress.remove_task(handle)
+            self.active -= 1
+            if self.active == 0:
+                self.progress.stop()
+
+    return _Rich()
+
+
+# --------------------------------------------------------------------------- shared options
+
+class Corpus(str, enum.Enum):
+    toy = "toy"
+    asvspoof5 = "asvspoof5"
+    asvspoof2021_la = "asvspoof2021_la"
+    asvspoof2021_df = "asvspoof2021_df"
+    asvspoof2019_la = "asvspoof2019_la"
+
+
+def complete_preset(incomplete: str) -> list[str]:
+    from cm_cli.core.presets import preset_names
+
+    return [n for n in preset_names() if n.startswith(incomplete)]
+
+
+def complete_corpus(incomplete: str) -> list[str]:
+    return [c.value for c in Corpus if c.value.startswith(incomplete)]
+
+
+CODEC_NAMES = (
+    "mp3", "aac", "m4a", "opus", "vorbis", "speex", "amr-nb", "amr-wb", "g722", "gsm", "mulaw", "alaw",
+    "encodec",
+)
+
+
+def complete_codec(incomplete: str) -> list[str]:
+    return [c for c in CODEC_NAMES if c.startswith(incomplete)]
+
+
+OutDir = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory.", show_default=False)]
+ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Manifest Parquet (default: the data root corpus's manifest).")]
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or YAML path.", autocompletion=complete_preset)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo work even if the output exists with other options.")]
+ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="Process shard I/N (I from 0); default from SLURM_ARRAY_TASK_*.")]
+SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Use only this split (train, dev, eval).")]

@@ -1,0 +1,36 @@
+"""The one exception type library code raises for expected failures.
+
+The root handler in ``cm_cli.app`` turns it into one line on stderr (plus the
+hint) and exit code 1, so library code never prints or exits.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CmError", "UsageError"]
+
+
+class CmError(Exception):
+    """An expected failure: bad input, missing file, unavailable feature.
+
+    ``message`` names what is wrong (the file and line, or the value at fault);
+    ``hint`` says what to do about it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict:
+        return {"error": self.message, "hint": self.hint, "exit_code": self.exit_code}
+
+
+class UsageError(CmError):
+    """A bad combination of command-line options (exit code 2, like Typer's)."""
+
+    exit_code = 2

@@ -1,0 +1,114 @@
+"""Reading audio as mono float32 at a chosen rate, and probing duration/rate cheaply.
+
+soundfile reads WAV/FLAC/OGG directly; anything else (mp3, m4a, …) goes through
+pydub and ffmpeg. Resampling uses scipy's polyphase filter, which is exact for
+the rational rate changes speech corpora need and avoids importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from cm_cli.core.errors import CmError
+
+__all__ = ["AudioInfo", "probe_audio", "load_audio", "resample", "to_mono", "save_audio"]
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration: float
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise CmError(f"{path}: audio file not found")
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        samples, rate = load_audio(path, mono=False)
+        return AudioInfo(samples.shape[-1] / rate, rate, 1 if samples.ndim == 1 else samples.shape[0], samples.shape[-1])
+    return AudioInfo(info.frames / info.samplerate, int(info.samplerate), int(info.channels), int(info.frames))
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """(channels, frames) or (frames,) -> (frames,) by averaging channels."""
+    if samples.ndim == 1:
+        return samples
+    return samples.mean(axis=0)
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return samples
+    from scipy.signal import resample_poly
+
+    g = gcd(int(rate), int(target))
+    return resample_poly(samples, target // g, rate // g, axis=-1).astype(np.float32)
+
+
+def _read_with_pydub(path: Path) -> tuple[np.ndarray, int]:
+    try:
+        from pydub import AudioSegment
+    except ImportError:  # pragma: no cover - pydub is a dependency
+        raise CmError(f"{path}: soundfile cannot read it and pydub is not installed") from None
+    try:
+        segment = AudioSegment.from_file(str(path))
+    except Exception as exc:
+        raise CmError(f"{path}: cannot decode audio ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+    data = np.array(segment.get_array_of_samples(), dtype=np.float32)
+    scale = float(1 << (8 * segment.sample_width - 1))
+    data = data.reshape(-1, segment.channels).T / scale
+    return (data[0] if segment.channels == 1 else data), int(segment.frame_rate)
+
+
+def load_audio(path: str | Path, *, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to float32 in [-1, 1]: (frames,) when mono, else (channels, frames)."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise CmError(f"{path}: audio file not found")
+    if path.stat().st_size == 0:
+        raise CmError(f"{path}: audio file is empty")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        samples = data.T
+    except Exception:
+        samples, rate = _read_with_pydub(path)
+        samples = samples if samples.ndim == 2 else samples[None, :]
+    if samples.shape[-1] == 0:
+        raise CmError(f"{path}: audio file has no samples")
+    if mono:
+        samples = to_mono(samples)
+    if sample_rate is not None:
+        samples = resample(samples, int(rate), int(sample_rate))
+        rate = sample_rate
+    return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+
+
+def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> int:
+    """Write atomically in the format implied by the suffix; returns the number of clipped samples."""
+    import soundfile as sf
+
+    from cm_cli.core.artifacts import atomic_path
+
+    path = Path(path)
+    clipped = int(np.count_nonzero(np.abs(samples) > 1.0))
+    data = np.clip(samples, -1.0, 1.0)
+    fmt = (path.suffix.lstrip(".") or "wav").upper()
+    if fmt not in sf.available_formats():
+        raise CmError(f"{path}: cannot write {fmt!r} files", "use .wav or .flac")
+    with atomic_path(path, suffix="." + path.suffix.lstrip(".")) as tmp:
+        sf.write(str(tmp), data.T if data.ndim == 2 else data, int(sample_rate), format=fmt,
+                 subtype=subtype or ("PCM_16" if fmt in ("WAV", "FLAC") else None))
+    return clipped

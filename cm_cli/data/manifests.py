@@ -1,0 +1,199 @@
+"""Building, checking, subsetting and writing manifests for any registered corpus.
+
+One entry point, ``make_manifest``, used by ``cm manifest``, ``cm demo`` and by any
+command that needs the default manifest of the data root's corpus.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from cm_cli.core.errors import CmError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["ManifestResult", "CORPUS_PREPARERS", "prepare_corpus", "probe_manifest_audio",
+           "stratified_subset", "make_manifest", "load_manifest", "default_manifest"]
+
+
+def _prepare_asvspoof5_like(corpus: str) -> Callable[..., "pd.DataFrame"]:
+    def prepare(corpus_root: Path, *, data_root: Path, **_: Any) -> "pd.DataFrame":
+        from cm_cli.data.corpora.asvspoof5 import prepare_asvspoof5
+        from cm_cli.data.taxonomy import attack_families
+
+        return prepare_asvspoof5(corpus_root, corpus=corpus, data_root=data_root,
+                                 attack_families=attack_families(corpus))
+
+    return prepare
+
+
+# corpus name -> function(corpus_root, *, data_root, protocol=None, audio_dir=None, phase=None) -> DataFrame
+CORPUS_PREPARERS: dict[str, Callable[..., "pd.DataFrame"]] = {
+    "asvspoof5": _prepare_asvspoof5_like("asvspoof5"),
+    "toy": _prepare_asvspoof5_like("toy"),
+}
+
+
+@dataclass
+class ManifestResult:
+    path: Path
+    n_rows: int
+    counts: dict
+    skipped: bool = False
+    probed: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare_corpus(corpus: str, corpus_root: Path, *, data_root: Path, **kwargs: Any) -> "pd.DataFrame":
+    from cm_cli.data.manifest import normalise_manifest, validate_manifest
+
+    if corpus not in CORPUS_PREPARERS:
+        raise CmError(f"no manifest builder for corpus {corpus!r}", f"known: {', '.join(CORPUS_PREPARERS)}")
+    df = CORPUS_PREPARERS[corpus](corpus_root, data_root=data_root, **kwargs)
+    df = normalise_manifest(df)
+    return validate_manifest(df, source=corpus_root)
+
+
+def probe_manifest_audio(df: "pd.DataFrame", *, data_root: Path, workers: int = 4) -> "pd.DataFrame":
+    """Fill duration and sample_rate for every row; every missing or unreadable file is an error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cm_cli.core.progress import track
+    from cm_cli.data.audio import probe_audio
+    from cm_cli.data.manifest import resolve_audio_path
+
+    paths = [resolve_audio_path(p, data_root) for p in df["path"].astype(str)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise CmError(f"{len(missing)} audio file(s) listed in the protocols are missing, e.g. {', '.join(missing[:3])}{more}",
+                      "check --data-root, or finish the download/unpacking of the corpus")
+
+    def probe(path: Path):
+        try:
+            return probe_audio(path), None
+        except CmError as exc:
+            return None, exc.message
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(track(pool.map(probe, paths), total=len(paths), description="probing audio"))
+    bad = [msg for info, msg in results if info is None]
+    if bad:
+        raise CmError(f"{len(bad)} audio file(s) cannot be read, e.g. {bad[0]}")
+    df = df.copy()
+    df["duration"] = [r.duration for r, _ in results]
+    df["sample_rate"] = [r.sample_rate for r, _ in results]
+    df["duration"] = df["duration"].astype("float32")
+    df["sample_rate"] = df["sample_rate"].astype("Int32")
+    return df
+
+
+def stratified_subset(df: "pd.DataFrame", n: int, *, seed: int = 0,
+                      by: tuple[str, ...] = ("split", "label", "attack", "codec")) -> "pd.DataFrame":
+    """``n`` rows keeping the proportions of every (split, label, attack, codec) stratum.
+
+    Largest-remainder allocation, at least one row per stratum while ``n`` allows,
+    rows drawn with a fixed seed; the original row order is kept.
+    """
+    import numpy as np
+
+    if n <= 0:
+        raise CmError(f"--subset must be positive, got {n}")
+    if n >= len(df):
+        return df.reset_index(drop=True)
+    keys = df[list(by)].astype("string").fillna("<none>").agg("|".join, axis=1)
+    groups = keys.groupby(keys, sort=True).groups
+    sizes = {k: len(v) for k, v in groups.items()}
+    quota = {k: n * s / len(df) for k, s in sizes.items()}
+    alloc = {k: int(q) for k, q in quota.items()}
+    if n >= len(sizes):
+        for k in alloc:
+            alloc[k] = max(alloc[k], 1)
+    left = n - sum(alloc.values())
+    order = sorted(quota, key=lambda k: (-(quota[k] - int(quota[k])), k))
+    i = 0
+    while left > 0 and order:
+        k = order[i % len(order)]
+        if alloc[k] < sizes[k]:
+            alloc[k] += 1
+            left -= 1
+        i += 1
+    while left < 0:  # the at-least-one rule overshot: trim the largest strata
+        k = max(alloc, key=lambda key: alloc[key])
+        alloc[k] -= 1
+        left += 1
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for k in sorted(groups):
+        index = np.asarray(groups[k])
+        chosen.extend(rng.choice(index, size=min(alloc[k], len(index)), replace=False).tolist())
+    return df.loc[sorted(chosen)].reset_index(drop=True)
+
+
+def default_manifest(ctx, corpus: str) -> Path:
+    """The data root corpus's manifest, built on first use (DESIGN.md)."""
+    path = ctx.default_manifest(corpus)
+    if not path.is_file():
+        make_manifest(corpus, path.parent, data_root=ctx.data_root, corpus_root=ctx.corpus_root(corpus),
+                      workers=ctx.workers)
+    return path
+
+
+def load_manifest(path: str | Path, *, split: str | None = None) -> "pd.DataFrame":
+    from cm_cli.core.artifacts import read_table
+    from cm_cli.data.manifest import validate_manifest
+
+    path = Path(path)
+    df = read_table(path, name="manifest")
+    validate_manifest(df, source=path)
+    if split:
+        available = sorted(df["split"].dropna().unique())
+        df = df[df["split"] == split].reset_index(drop=True)
+        if df.empty:
+            raise CmError(f"{path}: no rows with split {split!r}", f"splits present: {', '.join(available)}")
+    return df
+
+
+def make_manifest(
+    corpus: str,
+    out_dir: str | Path,
+    *,
+    data_root: Path,
+    corpus_root: Path | None = None,
+    validate: bool = False,
+    subset: int | None = None,
+    seed: int = 0,
+    workers: int = 4,
+    force: bool = False,
+    extra_options: dict | None = None,
+    prepare_kwargs: dict | None = None,
+) -> ManifestResult:
+    """Build ``out_dir/manifest.parquet`` with provenance; reuse it when already made the same way."""
+    from cm_cli.core.artifacts import OutputDir, read_json, write_parquet
+    from cm_cli.data.manifest import manifest_counts
+
+    out_dir = Path(out_dir)
+    corpus_root = Path(corpus_root) if corpus_root is not None else Path(data_root) / corpus
+    options = {"corpus": corpus, "corpus_root": str(Path(corpus_root).resolve()), "validate": validate,
+               "subset": subset, "seed": seed, **(extra_options or {})}
+    if not Path(data_root).exists() and not corpus_root.exists():
+        raise CmError(f"data root {data_root} does not exist", "set --data-root or CM_DATA_ROOT, or run `cm download toy`")
+    df = prepare_corpus(corpus, corpus_root, data_root=Path(data_root), **(prepare_kwargs or {}))
+    target = out_dir / "manifest.parquet"
+    with OutputDir(out_dir, "manifest", options=options, force=force) as output:
+        if output.done and target.is_file():
+            record = read_json(output.record_path)
+            summary = record.get("summary", {})
+            return ManifestResult(target, int(summary.get("n_utterances", 0)), summary, skipped=True,
+                                  probed=validate)
+        if subset:
+            df = stratified_subset(df, subset, seed=seed)
+        if validate:
+            df = probe_manifest_audio(df, data_root=Path(data_root), workers=workers)
+        write_parquet(df, target)
+        counts = manifest_counts(df)
+        output.finish(outputs={"manifest": str(target)}, summary=counts)
+    return ManifestResult(target, len(df), counts, probed=validate)
