@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Mapping, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -45,7 +44,7 @@ def err_console():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _report_error(exc: CmError, click_ctx: click.Context) -> None:
+def _report_error(exc: CmError, click_ctx) -> None:
     root = click_ctx.find_root()
     want_json = bool(root.params.get("json")) or (isinstance(root.obj, Context) and root.obj.json)
     stderr = err_console()
@@ -67,10 +66,10 @@ def _escape(text: str) -> str:
 class CmGroup(TyperGroup):
     """Root group: keeps commands in registration order and turns CmError into exit codes."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx) -> list[str]:
         return list(self.commands)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx) -> Any:
         try:
             return super().invoke(ctx)
         except CmError as exc:
@@ -146,8 +145,6 @@ def resolve_options(
     preset: Optional[str] = None,
 ) -> dict[str, Any]:
     """Explicit option > preset > ``[command]`` table of cm.toml > default, per option."""
-    from click.core import ParameterSource
-
     from cm_cli.core.presets import load_preset
 
     ctx = get_ctx(typer_ctx)
@@ -163,7 +160,8 @@ def resolve_options(
     resolved: dict[str, Any] = {}
     for name, value in values.items():
         source = typer_ctx.get_parameter_source(name)
-        explicit = source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+        # compared by name: Typer may vendor its own copy of click's ParameterSource
+        explicit = source is not None and getattr(source, "name", "") not in ("DEFAULT", "DEFAULT_MAP")
         if explicit:
             resolved[name] = value
         elif name in preset_options:
