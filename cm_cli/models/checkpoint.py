@@ -1,0 +1,165 @@
+"""Checkpoints in the ``cm-checkpoint/1`` format of DESIGN.md: atomic save, safe load.
+
+A checkpoint is a plain dict readable with ``torch.load(weights_only=True)``:
+``format``, ``model_config`` (``ModelConfig.to_dict()``), ``state_dict`` (trainable
+weights and buffers always; frozen pretrained weights only with ``save_frozen``, they
+are otherwise reloaded from the backbone id), ``optimizer``, ``scheduler``, ``rng``,
+``step``, ``epoch``, ``metrics``. Saving writes a temporary file in the same directory
+and renames it, so a preempted job never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+from cm_cli.core.errors import CmError
+
+__all__ = ["CHECKPOINT_FORMAT", "capture_rng", "restore_rng", "trainable_state_dict", "save_checkpoint", "read_checkpoint", "load_model", "load_weights"]
+
+CHECKPOINT_FORMAT = "cm-checkpoint/1"
+
+
+def capture_rng() -> dict:
+    """Python, numpy and torch RNG states as lists and tensors (safe for ``weights_only``)."""
+    import numpy as np
+    import torch
+
+    py_version, py_state, py_gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    out = {
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def restore_rng(state: dict) -> None:
+    """Undo ``capture_rng``."""
+    import numpy as np
+    import torch
+
+    version, py_state, gauss = state["python"]
+    random.setstate((version, tuple(py_state), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def trainable_state_dict(model, *, save_frozen: bool = False) -> dict:
+    """The model's state dict without frozen parameters (unless ``save_frozen``), tensors on CPU."""
+    frozen = set() if save_frozen else {name for name, p in model.named_parameters() if not p.requires_grad}
+    return {k: v.detach().cpu() for k, v in model.state_dict().items() if k not in frozen}
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model,
+    *,
+    optimizer=None,
+    scheduler=None,
+    step: int = 0,
+    epoch: int = 0,
+    metrics: dict | None = None,
+    save_frozen: bool = False,
+    rng: dict | None = None,
+) -> Path:
+    """Write a ``cm-checkpoint/1`` file atomically; returns its path."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": model.config.to_dict(),
+        "state_dict": trainable_state_dict(model, save_frozen=save_frozen),
+        "save_frozen": bool(save_frozen),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng if rng is not None else capture_rng(),
+        "step": int(step),
+        "epoch": int(epoch),
+        "metrics": dict(metrics or {}),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load and check a checkpoint dict (``weights_only=True``); bad or missing file -> ``CmError``."""
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt", path / "best.pt", path / "last.pt"):
+            if candidate.is_file():
+                path = candidate
+                break
+    if not path.is_file():
+        raise CmError(f"checkpoint {path} not found", hint="give a checkpoint file or a `cm train` run directory")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CmError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", hint="the file is corrupt or truncated; use another checkpoint (last.pt / best.pt)") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CmError(
+            f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (format: {found!r})",
+            hint="for the official AASIST weights use `--backbone aasist --checkpoint` with the .pth file",
+        )
+    for key in ("model_config", "state_dict"):
+        if key not in payload:
+            raise CmError(f"checkpoint {path} has no {key!r}", hint="the file was not written by cm")
+    payload["path"] = str(path)
+    return payload
+
+
+def load_weights(model, payload: dict) -> None:
+    """Put a checkpoint's ``state_dict`` into ``model``; another architecture -> ``CmError``."""
+    source = payload.get("path", "checkpoint")
+    saved = payload["model_config"].get("backbone")
+    if saved != model.config.backbone:
+        raise CmError(
+            f"{source} holds a {saved!r} model, not {model.config.backbone!r}",
+            hint=f"use --backbone {saved} (or let the checkpoint's own config build the model)",
+        )
+    state = payload["state_dict"]
+    own = model.state_dict()
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    missing = [k for k in own if k not in state and not (k in frozen and not payload.get("save_frozen"))]
+    if unexpected or mismatched or missing:
+        raise CmError(
+            f"{source} does not fit this {saved} model: "
+            f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatched)} with other shapes "
+            f"(e.g. {(missing + unexpected + mismatched)[:3]})",
+            hint="the checkpoint was made with another architecture or configuration",
+        )
+    model.load_state_dict(state, strict=False)
+
+
+def load_model(path: str | os.PathLike, *, overrides: dict | None = None):
+    """Rebuild a ``CountermeasureModel`` from a checkpoint (file or run directory), in eval mode."""
+    from cm_cli.models.model import ModelConfig, build_model
+
+    payload = read_checkpoint(path)
+    config_dict = dict(payload["model_config"])
+    config_dict.update(overrides or {})
+    model = build_model(ModelConfig.from_dict(config_dict))
+    load_weights(model, payload)
+    return model.eval()

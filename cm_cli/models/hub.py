@@ -1,0 +1,66 @@
+"""Fetch pretrained SSL weights into the Hugging Face cache (``cm download --model``).
+
+Cluster compute nodes often have no network: the model is fetched once on a login
+node with ``download_model`` and later loaded from the cache with no network access
+(``cm_cli.models.ssl.load_ssl_model``). A model already complete in the cache is not
+fetched again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cm_cli.core.errors import CmError
+from cm_cli.models.ssl import SSL_MODELS, resolve_ssl_id
+
+__all__ = ["download_model", "cached_model_path"]
+
+# framework weights cm never loads (TensorFlow, Flax, ONNX, Rust)
+_IGNORE = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "tf_model*", "flax_model*", "rust_model*"]
+
+
+def cached_model_path(name_or_id: str, *, cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """The snapshot directory of a model already in the cache, or None (never uses the network)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    repo_id = resolve_ssl_id(name_or_id)
+    try:
+        path = Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True, ignore_patterns=_IGNORE))
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
+        return None
+    return path if (path / "config.json").is_file() else None
+
+
+def download_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = None, revision: str | None = None) -> Path:
+    """Download a model (registry name or hub id) into the HF cache; returns its snapshot directory.
+
+    A model already in the cache is returned without network access. Offline or
+    unreachable hub -> ``CmError``.
+    """
+    if not name_or_id:
+        raise CmError("no model named", hint="give a registry name (" + ", ".join(SSL_MODELS) + ") or a hub id")
+    if Path(name_or_id).expanduser().is_dir():
+        return Path(name_or_id).expanduser()
+    cache_dir = str(cache_dir) if cache_dir else None
+    if revision is None:
+        hit = cached_model_path(name_or_id, cache_dir=cache_dir)
+        if hit is not None:
+            return hit
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    repo_id = resolve_ssl_id(name_or_id)
+    try:
+        path = snapshot_download(repo_id, cache_dir=cache_dir, revision=revision, ignore_patterns=_IGNORE)
+    except (OfflineModeIsEnabled, LocalEntryNotFoundError) as exc:
+        raise CmError(
+            f"cannot download {repo_id!r}: no network access (offline mode or hub unreachable)",
+            hint="run `cm download --model " + name_or_id + "` on a machine with network access, sharing HF_HOME",
+        ) from exc
+    except HfHubHTTPError as exc:
+        raise CmError(f"cannot download {repo_id!r}: {str(exc).splitlines()[0]}", hint="check the model id and your Hugging Face token") from exc
+    except OSError as exc:
+        raise CmError(f"cannot download {repo_id!r}: {exc}", hint="check network access and free disk space in the cache") from exc
+    return Path(path)

@@ -1,0 +1,186 @@
+"""LFCC-LCNN: the ASVspoof 2021 baseline family, small enough to train from scratch on a CPU.
+
+LFCC front end (torchaudio, 20 linear-filter cepstra plus deltas and double deltas,
+20 ms windows every 10 ms) feeding a light CNN whose convolutions are followed by
+max-feature-map (MFM) activations (Wu et al., 2018; Lavrentyeva et al., 2019), then
+masked mean+max pooling over time and a two-class head (index 1 = bona fide).
+
+Shapes: waveform ``[B, T]`` -> LFCC ``[B, 1, 3 * n_lfcc, frames]`` -> four stages, each
+halving frequency and time -> ``[B, C, F', T']`` -> frame vectors ``[B, T', C * F']`` ->
+pooled ``[B, 2 * C * F']`` -> embedding ``[B, emb_dim]`` -> logits ``[B, 2]``.
+Layers for embeddings: the pooled output of each stage (mean over frequency and real
+frames), then the embedding (``layer_00`` … ``layer_04``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LCNNConfig", "LCNN", "build_lcnn"]
+
+
+@dataclass(frozen=True)
+class LCNNConfig:
+    """LFCC-LCNN hyper-parameters (defaults: a narrow variant of the 2021 baseline)."""
+
+    sample_rate: int = 16000
+    n_lfcc: int = 20
+    n_filter: int = 20
+    win_length: int = 320
+    hop_length: int = 160
+    n_fft: int = 512
+    with_deltas: bool = True
+    channels: tuple = (16, 24, 32, 32)
+    emb_dim: int = 64
+    dropout: float = 0.5
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LCNNConfig":
+        kwargs = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        if "channels" in kwargs:
+            kwargs["channels"] = tuple(kwargs["channels"])
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["channels"] = list(self.channels)
+        return out
+
+
+def _modules():
+    import torch
+    from torch import nn
+
+    from cm_cli.core.heavy import import_torchaudio
+    from cm_cli.models.pooling import frame_mask
+
+    class MaxFeatureMap(nn.Module):
+        """Split the channels in two halves and keep the element-wise maximum."""
+
+        def forward(self, x):
+            a, b = x.chunk(2, dim=1)
+            return torch.maximum(a, b)
+
+    def mfm_conv(c_in: int, c_out: int, kernel: int):
+        return nn.Sequential(nn.Conv2d(c_in, 2 * c_out, kernel, padding=kernel // 2), MaxFeatureMap())
+
+    class Stage(nn.Module):
+        """(1x1 MFM conv, BN,) kxk MFM conv, 2x2 max-pool, BN."""
+
+        def __init__(self, c_in: int, c_out: int, *, first: bool):
+            super().__init__()
+            if first:
+                self.body = nn.Sequential(mfm_conv(c_in, c_out, 5))
+            else:
+                self.body = nn.Sequential(mfm_conv(c_in, c_in, 1), nn.BatchNorm2d(c_in), mfm_conv(c_in, c_out, 3))
+            self.pool = nn.MaxPool2d(2, 2)
+            self.bn = nn.BatchNorm2d(c_out)
+
+        def forward(self, x):
+            return self.bn(self.pool(self.body(x)))
+
+    class LFCCFrontEnd(nn.Module):
+        """Waveform ``[B, T]`` -> LFCC (+ deltas) ``[B, 1, F, frames]``, mean-normalised per utterance."""
+
+        def __init__(self, config: LCNNConfig):
+            super().__init__()
+            torchaudio = import_torchaudio()
+            self.lfcc = torchaudio.transforms.LFCC(
+                sample_rate=config.sample_rate,
+                n_filter=config.n_filter,
+                n_lfcc=config.n_lfcc,
+                speckwargs={"n_fft": config.n_fft, "win_length": config.win_length, "hop_length": config.hop_length},
+            )
+            self._deltas = torchaudio.functional.compute_deltas if config.with_deltas else None
+            self.hop_length = config.hop_length
+
+        def frame_lengths(self, lengths):
+            return torch.div(lengths, self.hop_length, rounding_mode="floor") + 1
+
+        def forward(self, wave, lengths):
+            feats = self.lfcc(wave.float())  # [B, n_lfcc, frames]
+            if self._deltas is not None:
+                d1 = self._deltas(feats)
+                feats = torch.cat([feats, d1, self._deltas(d1)], dim=1)
+            frames = self.frame_lengths(lengths).clamp(max=feats.shape[-1])
+            mask = frame_mask(frames, feats.shape[-1]).unsqueeze(1).to(feats.dtype)
+            mean = (feats * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp_min(1.0)
+            return ((feats - mean) * mask).unsqueeze(1), frames
+
+    class LCNNModel(nn.Module):
+        """``forward(wave [B, T], lengths [B] | None) -> logits [B, 2]``; ``forward_all`` adds layers."""
+
+        kind = "lcnn"
+
+        def __init__(self, config: LCNNConfig = LCNNConfig()):
+            super().__init__()
+            self.config = config
+            self.front_end = LFCCFrontEnd(config)
+            chans = list(config.channels)
+            self.stages = nn.ModuleList(
+                [Stage(1 if i == 0 else chans[i - 1], c, first=(i == 0)) for i, c in enumerate(chans)]
+            )
+            n_freq = (3 if config.with_deltas else 1) * config.n_lfcc
+            for _ in chans:
+                n_freq //= 2
+            if n_freq < 1:
+                raise ValueError("too many LCNN stages for the number of LFCC coefficients")
+            frame_dim = chans[-1] * n_freq
+            self.embedding = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * frame_dim, 2 * config.emb_dim), MaxFeatureMap())
+            self.out_layer = nn.Linear(config.emb_dim, 2)
+            self.embedding_dim = config.emb_dim
+            self.layer_names = [f"stage_{i}" for i in range(len(chans))] + ["embedding"]
+
+        @property
+        def receptive_field(self) -> int:
+            """Fewest samples that leave one frame after all stages."""
+            return self.config.hop_length * (2 ** len(self.stages))
+
+        def forward_all(self, wave, lengths=None):
+            """(embedding ``[B, E]``, logits ``[B, 2]``, {layer name: ``[B, D]``})."""
+            if lengths is None:
+                lengths = torch.full((wave.shape[0],), wave.shape[-1], dtype=torch.long, device=wave.device)
+            x, frames = self.front_end(wave, lengths.to(wave.device))
+            layers = {}
+            for i, stage in enumerate(self.stages):
+                x = stage(x)
+                frames = torch.div(frames, 2, rounding_mode="floor").clamp(min=1, max=x.shape[-1])
+                mask = frame_mask(frames, x.shape[-1]).to(x.dtype)  # [B, T']
+                weights = (mask / mask.sum(1, keepdim=True)).unsqueeze(1)
+                layers[f"stage_{i}"] = (x.mean(dim=2) * weights).sum(-1)
+            seq = x.flatten(1, 2).transpose(1, 2)  # [B, T', C*F']
+            valid = frame_mask(frames, seq.shape[1]).unsqueeze(-1)
+            mean = (seq * valid).sum(1) / valid.sum(1).clamp_min(1)
+            peak = seq.masked_fill(~valid, float("-inf")).max(dim=1).values
+            emb = self.embedding(torch.cat([mean, peak], dim=-1))
+            layers["embedding"] = emb
+            return emb, self.out_layer(emb), layers
+
+        def forward(self, wave, lengths=None):
+            return self.forward_all(wave, lengths)[1]
+
+        def extract(self, wave, lengths=None) -> dict:
+            _, _, layers = self.forward_all(wave, lengths)
+            return {f"layer_{i:02d}": layers[name] for i, name in enumerate(self.layer_names)}
+
+    return {"LCNN": LCNNModel, "MaxFeatureMap": MaxFeatureMap}
+
+
+_CACHE: dict = {}
+
+
+def _classes():
+    if not _CACHE:
+        _CACHE.update(_modules())
+    return _CACHE
+
+
+def __getattr__(name: str):
+    if name in ("LCNN", "MaxFeatureMap"):
+        return _classes()[name]
+    raise AttributeError(name)
+
+
+def build_lcnn(config: LCNNConfig | None = None):
+    """A fresh, randomly initialised LFCC-LCNN."""
+    return _classes()["LCNN"](config or LCNNConfig())
