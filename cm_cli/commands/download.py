@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated, Optional
 
 import typer
 
-from cm_cli.commands._common import ForceOpt, complete_corpus, emit, get_ctx, print_dry_run, rich_reporter
+from cm_cli.commands._common import ForceOpt, complete_corpus, console, emit, get_ctx, print_dry_run, rich_reporter
+
+
+class Subset(str, enum.Enum):
+    protocols = "protocols"
+    dev = "dev"
+    full = "full"
 
 
 def download(
     ctx: typer.Context,
     corpus: Annotated[Optional[str], typer.Argument(help="Corpus to fetch: toy builds the embedded synthetic corpus.", autocompletion=complete_corpus, show_default=False)] = None,
     size: Annotated[str, typer.Option("--size", help="toy only: small or medium.")] = "small",
+    subset: Annotated[Subset, typer.Option("--subset", help="protocols (keys only), dev (plus development audio) or full.")] = Subset.full,
+    list_: Annotated[bool, typer.Option("--list", help="List the downloadable corpora, their files, sizes and licences.")] = False,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror: files are fetched from BASE_URL/<file name> (env CM_MIRROR).", show_default=False)] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files downloaded in parallel.", min=1)] = 4,
+    retries: Annotated[int, typer.Option("--retries", help="Retries per file (exponential backoff, Retry-After honoured).", min=0)] = 5,
+    aria2: Annotated[bool, typer.Option("--aria2", help="Use aria2c for the transfers when it is on PATH.")] = False,
+    unpack: Annotated[bool, typer.Option("--unpack/--no-unpack", help="Unpack the archives into the corpus folder.")] = True,
+    model: Annotated[Optional[str], typer.Option("--model", help="Download a pretrained model into the cache instead of a corpus.", show_default=False)] = None,
     force: ForceOpt = False,
 ) -> None:
     """Download a corpus into the data root (``toy``: build the synthetic corpus)."""
@@ -20,10 +35,18 @@ def download(
     from cm_cli.core.progress import use_reporter
 
     c = get_ctx(ctx)
+    if list_:
+        _list(c)
+        return
+    if model is not None:
+        _download_model(c, model)
+        return
     if corpus is None:
-        raise UsageError("name a corpus to download", "e.g. `cm download toy`")
+        raise UsageError("name a corpus to download", "e.g. `cm download toy`, or `cm download --list`")
     if corpus != "toy":
-        raise UsageError(f"unknown corpus {corpus!r}", "available here: toy")
+        _download_real(c, corpus, subset=subset.value, base_url=base_url, jobs=jobs, retries=retries,
+                       aria2=aria2, unpack=unpack)
+        return
     target = c.corpus_root("toy")
     options = {"corpus": corpus, "size": size, "seed": c.seed, "target": str(target)}
     if c.dry_run:
@@ -37,3 +60,88 @@ def download(
                "built": info.built, "n_files": info.n_files, "counts": info.counts}
     verb = "built" if info.built else "already present"
     emit(c, payload, f"toy corpus ({info.size}, seed {info.seed}) {verb} at {info.root}: {info.n_files} files")
+
+
+def _download_real(c, corpus: str, *, subset: str, base_url: Optional[str], jobs: int, retries: int,
+                   aria2: bool, unpack: bool) -> None:
+    from cm_cli.core.errors import UsageError
+    from cm_cli.core.progress import use_reporter
+    from cm_cli.data.corpora.sources import CORPUS_SOURCES
+
+    if corpus not in CORPUS_SOURCES:
+        raise UsageError(f"unknown corpus {corpus!r}", f"available: toy, {', '.join(CORPUS_SOURCES)}")
+    mirror = base_url or c.env.get("CM_MIRROR")
+    root = c.corpus_root(corpus)
+    options = {"corpus": corpus, "subset": subset, "base_url": mirror, "target": str(root), "jobs": jobs,
+               "retries": retries, "aria2": aria2, "unpack": unpack}
+    if c.dry_run:
+        print_dry_run(c, "download", options)
+        return
+    from cm_cli.data.corpora.fetch import download_corpus
+
+    with use_reporter(rich_reporter(c)):
+        result = download_corpus(corpus, root, subset=subset, base_url=mirror, unpack=unpack, workers=jobs,
+                                 retries=retries, aria2=aria2)
+    payload = {"corpus": corpus, "subset": subset, "root": str(root), "changed": result.changed,
+               "files": result.files, "unpacked": result.unpacked, "warnings": result.warnings}
+
+    def human() -> None:
+        out = console()
+        for w in result.warnings:
+            out.print(f"[yellow]warning:[/] {w}")
+        n_new = sum(f["status"] == "downloaded" for f in result.files)
+        n_unpacked = sum(not u["skipped"] for u in result.unpacked)
+        if not result.changed:
+            out.print(f"{corpus} ({subset}) already downloaded and unpacked at {root}: nothing to do")
+        else:
+            out.print(f"{corpus} ({subset}) at {root}: {n_new} file(s) downloaded, "
+                      f"{len(result.files) - n_new} already present, {n_unpacked} archive(s) unpacked")
+
+    emit(c, payload, human)
+
+
+def _download_model(c, name: str) -> None:
+    from cm_cli.core.errors import CmError
+
+    try:
+        from cm_cli.models.hub import download_model
+    except ImportError:
+        raise CmError("model downloads are not available in this installation (cm_cli.models.hub is missing)",
+                      "update cm, or fetch the model with huggingface_hub directly") from None
+    if c.dry_run:
+        print_dry_run(c, "download", {"model": name, "cache_dir": str(c.cache_dir)})
+        return
+    path = download_model(name, cache_dir=c.cache_dir)
+    emit(c, {"model": name, "path": str(path)}, f"model {name} at {path}")
+
+
+def _list(c) -> None:
+    from cm_cli.data.corpora.sources import CORPUS_SOURCES, SUBSETS
+
+    corpora = []
+    for source in CORPUS_SOURCES.values():
+        corpora.append({
+            "corpus": source.name, "title": source.title, "licence": source.licence, "homepage": source.homepage,
+            "layout": source.layout, "subset_notes": source.subset_notes,
+            "files": [{"name": f.name, "url": f.url, "subset": f.subset, "size": f.size,
+                       "md5": f.md5, "zenodo_record": f.zenodo_record, "checksum": "published" if f.md5 else ("zenodo" if f.zenodo_record else "none")}
+                      for f in source.files],
+        })
+    payload = {"subsets": list(SUBSETS), "corpora": [{"corpus": "toy", "title": "embedded synthetic corpus",
+                                                     "licence": "generated locally", "files": []}] + corpora}
+
+    def human() -> None:
+        from rich.table import Table
+
+        table = Table(title="downloadable corpora (subsets nest: protocols < dev < full)", title_justify="left")
+        for column in ("corpus", "file", "subset", "size", "md5", "licence"):
+            table.add_column(column, no_wrap=column in ("corpus", "file"))
+        table.add_row("toy", "(built locally, --size)", "", "", "", "generated")
+        for entry in corpora:
+            for i, f in enumerate(entry["files"]):
+                size = f"{f['size'] / 1e9:.1f} GB" if f["size"] else ("at download (Zenodo)" if f["zenodo_record"] else "?")
+                table.add_row(entry["corpus"] if i == 0 else "", f["name"], f["subset"], size, f["checksum"],
+                              entry["licence"] if i == 0 else "")
+        console().print(table)
+
+    emit(c, payload, human)

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
 from cm_cli.commands._common import Corpus, ForceOpt, OutDir, emit, get_ctx, print_dry_run, rich_reporter, console
+
+
+class Phase(str, enum.Enum):
+    eval = "eval"
+    progress = "progress"
+    hidden = "hidden"
+    all = "all"
+
+
+_PROTOCOL_CORPORA = ("asvspoof2019_la", "asvspoof2021_la", "asvspoof2021_df")
 
 
 def manifest(
@@ -16,21 +27,44 @@ def manifest(
     out: OutDir = None,
     validate: Annotated[bool, typer.Option("--validate", help="Check every audio file exists and probe duration and sample rate.")] = False,
     subset: Annotated[Optional[int], typer.Option("--subset", help="Keep N utterances, stratified by split, label, attack and codec.", min=1)] = None,
+    protocol: Annotated[Optional[List[Path]], typer.Option("--protocol", help="Protocol or key file(s) to read instead of the corpus layout's (2019 LA, 2021 LA/DF; .gz accepted).", show_default=False)] = None,
+    audio_dir: Annotated[Optional[Path], typer.Option("--audio-dir", help="Folder holding the .flac files named in the protocol.", show_default=False)] = None,
+    phase: Annotated[Phase, typer.Option("--phase", help="ASVspoof 2021 only: evaluation phase to keep (eval, progress, hidden, all).")] = Phase.eval,
     force: ForceOpt = False,
 ) -> None:
     """Build a manifest (utterances, labels, attacks, codecs, splits) from a corpus's protocols."""
+    from cm_cli.core.errors import UsageError
     from cm_cli.core.progress import use_reporter
     from cm_cli.data.manifests import make_manifest
 
     c = get_ctx(ctx)
     out_dir = out or c.runs_dir / "manifests" / corpus.value
     options = {"corpus": corpus.value, "out": str(out_dir), "validate": validate, "subset": subset, "seed": c.seed}
+    if (protocol or audio_dir) and corpus.value not in _PROTOCOL_CORPORA:
+        raise UsageError(f"--protocol/--audio-dir are not supported for {corpus.value}",
+                         f"they apply to {', '.join(_PROTOCOL_CORPORA)}; {corpus.value} is read from the data root")
+    if phase is not Phase.eval and not corpus.value.startswith("asvspoof2021"):
+        raise UsageError("--phase applies to asvspoof2021_la and asvspoof2021_df only")
+    corpus_root = c.corpus_root(corpus.value)
+    prepare_kwargs: dict = {}
+    extra_options: dict = {}
+    if corpus.value in _PROTOCOL_CORPORA:
+        prepare_kwargs = {"protocol": [str(p) for p in protocol] if protocol else None,
+                          "audio_dir": str(audio_dir) if audio_dir else None}
+        extra_options = {"protocol": [str(Path(p).resolve()) for p in protocol] if protocol else None,
+                         "audio_dir": str(audio_dir.resolve()) if audio_dir else None}
+        if corpus.value.startswith("asvspoof2021"):
+            prepare_kwargs["phase"] = extra_options["phase"] = phase.value
+        if protocol and not corpus_root.exists():
+            corpus_root = audio_dir if audio_dir else Path(protocol[0]).parent
+        options.update(extra_options)
     if c.dry_run:
         print_dry_run(c, "manifest", options)
         return
     with use_reporter(rich_reporter(c)):
-        result = make_manifest(corpus.value, out_dir, data_root=c.data_root, corpus_root=c.corpus_root(corpus.value),
-                               validate=validate, subset=subset, seed=c.seed, workers=c.workers, force=force)
+        result = make_manifest(corpus.value, out_dir, data_root=c.data_root, corpus_root=corpus_root,
+                               validate=validate, subset=subset, seed=c.seed, workers=c.workers, force=force,
+                               extra_options=extra_options or None, prepare_kwargs=prepare_kwargs or None)
     payload = {"manifest": str(result.path), "corpus": corpus.value, "skipped": result.skipped, **result.counts}
     emit(c, payload, lambda: _print_counts(result))
 

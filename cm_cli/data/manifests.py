@@ -30,10 +30,35 @@ def _prepare_asvspoof5_like(corpus: str) -> Callable[..., "pd.DataFrame"]:
     return prepare
 
 
+def _prepare_asvspoof2021(corpus: str) -> Callable[..., "pd.DataFrame"]:
+    def prepare(corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None, phase=None,
+                **_: Any) -> "pd.DataFrame":
+        from cm_cli.data.corpora.asvspoof2021 import prepare_asvspoof2021
+        from cm_cli.data.taxonomy import attack_families
+
+        return prepare_asvspoof2021(corpus_root, corpus=corpus, data_root=data_root, protocol=protocol,
+                                    audio_dir=audio_dir, phase=phase or "eval",
+                                    attack_families=attack_families(corpus))
+
+    return prepare
+
+
+def _prepare_asvspoof2019_la(corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None,
+                             **_: Any) -> "pd.DataFrame":
+    from cm_cli.data.corpora.asvspoof2019_la import prepare_asvspoof2019_la
+    from cm_cli.data.taxonomy import attack_families
+
+    return prepare_asvspoof2019_la(corpus_root, data_root=data_root, protocol=protocol, audio_dir=audio_dir,
+                                   attack_families=attack_families("asvspoof2019_la"))
+
+
 # corpus name -> function(corpus_root, *, data_root, protocol=None, audio_dir=None, phase=None) -> DataFrame
 CORPUS_PREPARERS: dict[str, Callable[..., "pd.DataFrame"]] = {
     "asvspoof5": _prepare_asvspoof5_like("asvspoof5"),
     "toy": _prepare_asvspoof5_like("toy"),
+    "asvspoof2021_la": _prepare_asvspoof2021("asvspoof2021_la"),
+    "asvspoof2021_df": _prepare_asvspoof2021("asvspoof2021_df"),
+    "asvspoof2019_la": _prepare_asvspoof2019_la,
 }
 
 
