@@ -70,14 +70,22 @@ def _modules():
         def __init__(self, c_in: int, c_out: int, *, first: bool):
             super().__init__()
             if first:
-                self.body = nn.Sequential(mfm_conv(c_in, c_out, 5))
+                self.pre = None
             else:
-                self.body = nn.Sequential(mfm_conv(c_in, c_in, 1), nn.BatchNorm2d(c_in), mfm_conv(c_in, c_out, 3))
+                self.pre = nn.Sequential(mfm_conv(c_in, c_in, 1), nn.BatchNorm2d(c_in))
+            self.conv = mfm_conv(c_in, c_out, 5 if first else 3)
             self.pool = nn.MaxPool2d(2, 2)
             self.bn = nn.BatchNorm2d(c_out)
 
-        def forward(self, x):
-            return self.bn(self.pool(self.body(x)))
+        def forward(self, x, mask=None):
+            # ``mask`` [B, 1, 1, T] zeroes the padded frames wherever a BatchNorm shift would
+            # otherwise leak into the next convolution: a padded utterance then scores as it
+            # does alone (up to its last STFT frame)
+            if self.pre is not None:
+                x = self.pre(x)
+                if mask is not None:
+                    x = x * mask
+            return self.bn(self.pool(self.conv(x)))
 
     class LFCCFrontEnd(nn.Module):
         """Waveform ``[B, T]`` -> LFCC (+ deltas) ``[B, 1, F, frames]``, mean-normalised per utterance."""
@@ -98,12 +106,28 @@ def _modules():
             return torch.div(lengths, self.hop_length, rounding_mode="floor") + 1
 
         def forward(self, wave, lengths):
-            feats = self.lfcc(wave.float())  # [B, n_lfcc, frames]
+            wave = wave.float()
+            if bool((lengths < wave.shape[-1]).any()):
+                # each padded row is analysed at its own length: the STFT's edge padding then
+                # sees the utterance's own end rather than the batch's zeros
+                n_frames = int(self.frame_lengths(lengths.max().view(1)).item())
+                feats = wave.new_zeros(wave.shape[0], self.lfcc.n_lfcc, n_frames)
+                for row in range(wave.shape[0]):
+                    own = self.lfcc(wave[row, : int(lengths[row])])
+                    feats[row, :, : own.shape[-1]] = own
+            else:
+                feats = self.lfcc(wave)  # [B, n_lfcc, frames]
+            frames = self.frame_lengths(lengths).clamp(max=feats.shape[-1])
+            index = torch.arange(feats.shape[-1], device=feats.device).view(1, 1, -1)
+            inside = index < frames.view(-1, 1, 1)
             if self._deltas is not None:
+                # deltas replicate the edge frame, so padded frames repeat the last real frame:
+                # a padded utterance then gets the deltas it gets alone
+                last = (frames - 1).clamp(min=0).view(-1, 1, 1).expand(-1, feats.shape[1], 1)
+                feats = torch.where(inside, feats, feats.gather(-1, last).expand_as(feats))
                 d1 = self._deltas(feats)
                 feats = torch.cat([feats, d1, self._deltas(d1)], dim=1)
-            frames = self.frame_lengths(lengths).clamp(max=feats.shape[-1])
-            mask = frame_mask(frames, feats.shape[-1]).unsqueeze(1).to(feats.dtype)
+            mask = inside.to(feats.dtype)
             mean = (feats * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp_min(1.0)
             return ((feats - mean) * mask).unsqueeze(1), frames
 
@@ -143,9 +167,10 @@ def _modules():
             x, frames = self.front_end(wave, lengths.to(wave.device))
             layers = {}
             for i, stage in enumerate(self.stages):
-                x = stage(x)
+                x = stage(x, frame_mask(frames, x.shape[-1]).to(x.dtype)[:, None, None, :])
                 frames = torch.div(frames, 2, rounding_mode="floor").clamp(min=1, max=x.shape[-1])
                 mask = frame_mask(frames, x.shape[-1]).to(x.dtype)  # [B, T']
+                x = x * mask[:, None, None, :]
                 weights = (mask / mask.sum(1, keepdim=True)).unsqueeze(1)
                 layers[f"stage_{i}"] = (x.mean(dim=2) * weights).sum(-1)
             seq = x.flatten(1, 2).transpose(1, 2)  # [B, T', C*F']
