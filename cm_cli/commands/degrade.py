@@ -1,0 +1,177 @@
+"""`cm degrade`: codecs, channels, noise and reverberation, for one file or a whole manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from cm_cli.commands._common import (
+    ForceOpt, ManifestOpt, OutDir, PresetOpt, ShardOpt, SplitOpt, complete_codec, console, emit, err_console,
+    get_ctx, print_dry_run, resolve_options, rich_reporter,
+)
+from cm_cli.core.errors import UsageError
+
+
+def _compose(codec: Optional[str], kbps: Optional[str], chain: list[str], snr: Optional[float],
+             noise_dir: Optional[Path]) -> list[str]:
+    """Turn the sugar options into spec strings (``--codec mp3 --kbps 32`` -> ``mp3:kbps=32``)."""
+    if kbps is not None and not codec:
+        raise UsageError("--kbps needs --codec", "e.g. --codec mp3 --kbps 32, or --chain mp3:kbps=32")
+    if codec and chain:
+        raise UsageError("give either --codec or --chain, not both", "put the codec into the chain: --chain mp3:kbps=32+telephony")
+    specs = list(chain)
+    if codec:
+        specs = [codec.strip().lower() + (f":kbps={kbps.strip()}" if kbps is not None else "")]
+    if snr is not None or noise_dir is not None:
+        noise = "noise" + (f":snr={snr:g}" if snr is not None else "") + (f":dir={noise_dir}" if noise_dir else "")
+        specs = [f"{s}+{noise}" for s in specs] if specs else [noise]
+    return specs
+
+
+def degrade(
+    ctx: typer.Context,
+    input: Annotated[Optional[Path], typer.Argument(help="Audio file to degrade (ad hoc mode).", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Argument(help="Output file; its suffix sets the format (.wav, .flac, ...).", show_default=False)] = None,
+    codec: Annotated[Optional[str], typer.Option("--codec", help="Codec (sugar for --chain CODEC:kbps=KBPS).", autocompletion=complete_codec)] = None,
+    kbps: Annotated[Optional[str], typer.Option("--kbps", help="Codec bitrate in kbit/s ('16|32' sweeps in corpus mode).")] = None,
+    chain: Annotated[Optional[List[str]], typer.Option("--chain", help="Degradation spec, e.g. mp3:kbps=32+noise:snr=10 (repeatable; '|' sweeps).")] = None,
+    snr: Annotated[Optional[float], typer.Option("--snr", help="Add noise at this SNR (dB, on active speech).")] = None,
+    noise_dir: Annotated[Optional[Path], typer.Option("--noise-dir", help="Folder of noise recordings (MUSAN layout) for --snr.")] = None,
+    condition: Annotated[Optional[str], typer.Option("--condition", help="ASVspoof 5 codec condition C01-C10 (bitrate drawn per utterance).")] = None,
+    sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", help="Resample the input to this rate first (default: keep).", min=1000)] = None,
+    manifest: ManifestOpt = None,
+    out: OutDir = None,
+    policy: Annotated[Optional[str], typer.Option("--policy", help="Augmentation policy: preset name, YAML file, or 'clean:0.3, mp3:kbps=32:0.7'.")] = None,
+    variants: Annotated[int, typer.Option("--variants", help="Policy draws per utterance in corpus mode.", min=1)] = 1,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes (default: the global --workers).", min=1)] = None,
+    shard: ShardOpt = None,
+    split: SplitOpt = None,
+    ffmpeg: Annotated[Optional[str], typer.Option("--ffmpeg", help="ffmpeg binary to try first (env CM_FFMPEG).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List degradations, their parameters and which ffmpeg provides them.")] = False,
+    preset: PresetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Degrade audio with codecs, channels, noise or reverberation: one file (IN OUT) or a manifest (--manifest --out)."""
+    from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
+
+    c = get_ctx(ctx)
+    values = dict(codec=codec, kbps=kbps, chain=chain or [], snr=snr, noise_dir=noise_dir, condition=condition,
+                  sample_rate=sample_rate, policy=policy, variants=variants, split=split)
+    opts = resolve_options(ctx, "degrade", values, preset=preset)
+    if isinstance(opts.get("policy"), (list, dict)):  # a policy preset holds the policy itself
+        from cm_cli.degrade.policy import parse_policy
+
+        opts["policy"] = parse_policy(opts["policy"], name=preset or "preset").canonical()
+    set_preferred_ffmpeg(ffmpeg)
+    if list_:
+        _list(c)
+        return
+    specs = _compose(opts["codec"], opts["kbps"], list(opts["chain"]), opts["snr"], opts["noise_dir"])
+    chosen = sum(bool(x) for x in (specs, opts["condition"], opts["policy"]))
+    if chosen == 0:
+        raise UsageError("nothing to apply", "give --codec/--kbps, --chain, --snr, --condition or --policy (see --list)")
+    if manifest is not None or out is not None:
+        if input is not None or output is not None:
+            raise UsageError("give either IN OUT (one file) or --manifest and --out (a corpus), not both")
+        if manifest is None or out is None:
+            raise UsageError("corpus mode needs both --manifest and --out")
+        _corpus(c, manifest, out, specs, opts, workers or c.workers, shard, ffmpeg, force)
+        return
+    if input is None or output is None:
+        raise UsageError("ad hoc mode needs IN and OUT", "e.g. cm degrade in.wav out.wav --codec mp3 --kbps 32")
+    if opts["policy"]:
+        raise UsageError("--policy works in corpus mode (--manifest, --out)")
+    _one_file(c, input, output, specs, opts)
+
+
+def _one_file(c, input: Path, output: Path, specs: list[str], opts: dict) -> None:
+    from cm_cli.degrade.corpus import degrade_file
+
+    if len(specs) + bool(opts["condition"]) > 1:
+        raise UsageError("one file takes one condition", "give one --chain (no '|' sweep), or use corpus mode")
+    if opts["condition"]:
+        from cm_cli.degrade.conditions import pick_condition
+
+        spec = pick_condition(opts["condition"], seed=c.seed, utt_id=input.stem).canonical()
+    else:
+        spec = specs[0]
+    if c.dry_run:
+        print_dry_run(c, "degrade", {**opts, "input": str(input), "output": str(output), "spec": spec})
+        return
+    result = degrade_file(input, output, spec, seed=c.seed, sample_rate=opts["sample_rate"])
+    if not c.json:
+        for warning in result.warnings:
+            err_console().print(f"[yellow]warning:[/] {warning}")
+    payload = {"output": str(result.output), "degradation": result.spec, "sample_rate": result.sample_rate,
+               "duration": round(result.duration, 4), "clipped_samples": result.clipped, "warnings": result.warnings}
+    emit(c, payload, f"{result.output}  [dim]{result.spec}, {result.sample_rate} Hz, {result.duration:.2f} s[/]")
+
+
+def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers: int, shard_text, ffmpeg, force) -> None:
+    from cm_cli.core.progress import use_reporter
+    from cm_cli.core.shard import resolve_shard
+    from cm_cli.degrade.corpus import degrade_manifest
+
+    shard = resolve_shard(shard_text)
+    if c.dry_run:
+        print_dry_run(c, "degrade", {**opts, "specs": specs, "manifest": str(manifest), "out": str(out),
+                                     "workers": workers, "shard": str(shard)})
+        return
+    with use_reporter(rich_reporter(c)):
+        result = degrade_manifest(manifest, out, specs=specs, condition=opts["condition"], policy=opts["policy"],
+                                  variants=opts["variants"], seed=c.seed, workers=workers, shard=shard,
+                                  split=opts["split"], data_root=c.data_root, sample_rate=opts["sample_rate"],
+                                  ffmpeg=ffmpeg, force=force)
+    if not c.json:
+        stderr = err_console()
+        if result.n_clipped_files:
+            stderr.print(f"[yellow]warning:[/] {result.n_clipped_samples} sample(s) clipped in {result.n_clipped_files} file(s)")
+        for text, count in result.warnings.items():
+            stderr.print(f"[yellow]warning:[/] {text} ({count} file(s))")
+        if result.n_failed:
+            stderr.print(f"[yellow]warning:[/] {result.n_failed} file(s) failed, listed in {result.failures}")
+    payload = {"manifest": str(result.manifest), "out": str(result.out_dir), "written": result.n_written,
+               "skipped": result.n_skipped, "failed": result.n_failed, "failures": str(result.failures) if result.failures else None,
+               "clipped_files": result.n_clipped_files, "conditions": result.conditions, "already_done": result.already_done}
+    human = (f"{result.manifest}  [dim]{result.n_written} written, {result.n_skipped} skipped, {result.n_failed} failed"
+             + ("; already complete" if result.already_done else "") + "[/]")
+    emit(c, payload, human)
+
+
+def _list(c) -> None:
+    from cm_cli.degrade.conditions import CONDITIONS
+    from cm_cli.degrade.ffmpeg import candidate_binaries
+    from cm_cli.degrade.registry import REGISTRY, describe_provider
+
+    rows = []
+    for name, deg in REGISTRY.items():
+        available, provider = describe_provider(deg)
+        params = ", ".join(f"{p.name}={p.default}" if p.default is not None else p.name for p in deg.params)
+        rows.append({"name": name, "kind": deg.kind, "params": params, "available": available, "provider": provider,
+                     "description": deg.description})
+    conditions = [{"id": k, "description": v.description, "spec": v.sweep, "kbps": v.kbps_range} for k, v in CONDITIONS.items()]
+    binaries = [{"path": b.path, "origin": b.origin} for b in candidate_binaries()]
+    payload = {"degradations": rows, "conditions": conditions, "ffmpeg": binaries}
+
+    def human() -> None:
+        from rich.table import Table
+
+        table = Table(title="degradations", title_justify="left")
+        for column in ("name", "kind", "parameters", "provided by"):
+            table.add_column(column)
+        for row in rows:
+            style = "" if row["available"] else "red"
+            table.add_row(row["name"], row["kind"], row["params"], row["provider"], style=style)
+        out = console()
+        out.print(table)
+        ctable = Table(title="ASVspoof 5 conditions (--condition)", title_justify="left")
+        for column in ("id", "description", "kbps", "spec"):
+            ctable.add_column(column)
+        for row in conditions:
+            ctable.add_row(row["id"], row["description"], row["kbps"], row["spec"])
+        out.print(ctable)
+        out.print("ffmpeg binaries, in order of preference: " + ", ".join(f"{b['path']} [{b['origin']}]" for b in binaries))
+
+    emit(c, payload, human)

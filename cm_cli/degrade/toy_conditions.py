@@ -1,0 +1,90 @@
+"""Coded evaluation conditions for the toy corpus, laid out as ASVspoof 5 lays out its coded eval audio.
+
+Each clean eval row (CODEC ``-``) gets one coded copy per condition: a new FLAC in
+``flac_E_eval`` and a protocol row with CODEC (the condition id), CODEC_Q (the
+bitrate drawn, ``-`` for fixed-rate codecs) and CODEC_SEED (the source utterance
+id). The defaults include codecs that no augmentation policy preset uses (speex,
+GSM), so domain-adversarial studies have out-of-domain codecs to test on.
+Idempotent: copies already listed are not made again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from cm_cli.core.errors import CmError
+
+__all__ = ["DEFAULT_TOY_CONDITIONS", "OUT_OF_DOMAIN", "add_coded_eval_conditions"]
+
+# C05 (mp3) and C08 (opus nb) are covered by the aug_codec_* policies; C10 (speex nb) and gsm are not.
+DEFAULT_TOY_CONDITIONS = ("C05", "C08", "C10", "gsm")
+OUT_OF_DOMAIN = ("C10", "gsm")
+
+
+def _condition_spec(name: str, *, seed: int, utt_id: str) -> tuple[str, str, str]:
+    """(CODEC, CODEC_Q, canonical spec) for a condition id or a plain spec."""
+    from cm_cli.core.specs import parse_spec
+    from cm_cli.degrade.conditions import is_condition, pick_condition
+    from cm_cli.degrade.registry import codec_fields
+
+    if is_condition(name):
+        spec = pick_condition(name, seed=seed, utt_id=utt_id)
+        _, q = codec_fields(spec)
+        return name.upper(), q or "-", spec.canonical()
+    spec = parse_spec(name)
+    codec, q = codec_fields(spec)
+    return (codec or spec.slug()), q or "-", spec.canonical()
+
+
+def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str] = DEFAULT_TOY_CONDITIONS, *,
+                              seed: int = 0) -> dict[str, int]:
+    """Append coded copies of the clean eval rows; returns the number of new rows per condition."""
+    from cm_cli.core.artifacts import atomic_path
+    from cm_cli.data.audio import load_audio, save_audio
+    from cm_cli.data.corpora.asvspoof5 import AUDIO_DIRS, find_protocol, read_protocol
+    from cm_cli.degrade.conditions import is_condition
+    from cm_cli.degrade.registry import apply_spec, validate_spec
+
+    corpus_root = Path(corpus_root)
+    protocol = find_protocol(corpus_root, "eval")
+    if protocol.suffix == ".gz":
+        raise CmError(f"{protocol}: cannot append to a gzipped protocol")
+    for name in conditions:  # fail before writing anything
+        if is_condition(name):
+            from cm_cli.degrade.conditions import get_condition
+
+            for spec in get_condition(name).specs():
+                validate_spec(spec)
+        else:
+            validate_spec(name)
+    rows = read_protocol(protocol)
+    existing = {r[1] for r in rows}
+    clean = [r for r in rows if r[3] == "-"]
+    audio_dir = corpus_root / AUDIO_DIRS["eval"]
+    added: dict[str, int] = {}
+    new_lines: list[str] = []
+    for name in conditions:
+        count = 0
+        for row in clean:
+            source_id = row[1]
+            codec, codec_q, spec = _condition_spec(name, seed=seed, utt_id=source_id)
+            new_id = f"{source_id}_{codec}"
+            if new_id in existing:
+                continue
+            samples, rate = load_audio(audio_dir / f"{source_id}.flac")
+            coded, _ = apply_spec(samples, rate, spec, seed=seed, utt_id=source_id)
+            save_audio(audio_dir / f"{new_id}.flac", coded, rate)
+            fields = list(row)
+            fields[1], fields[3], fields[4], fields[5] = new_id, codec, codec_q, source_id
+            new_lines.append(" ".join(fields))
+            existing.add(new_id)
+            count += 1
+        added[name] = count
+    if new_lines:
+        text = protocol.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            text += "\n"
+        with atomic_path(protocol) as tmp:
+            tmp.write_text(text + "\n".join(new_lines) + "\n", encoding="utf-8")
+    return added

@@ -1,0 +1,53 @@
+"""Coded eval conditions appended to an ASVspoof 5-layout (toy) corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile as sf
+
+from cm_cli.data.corpora.asvspoof5 import read_protocol
+from cm_cli.degrade.toy_conditions import OUT_OF_DOMAIN, add_coded_eval_conditions
+
+from .conftest import speechlike
+
+
+def make_corpus(root):
+    (root / "ASVspoof5_protocols").mkdir(parents=True)
+    (root / "flac_E_eval").mkdir()
+    lines = []
+    for i, (key, attack) in enumerate([("bonafide", "bonafide"), ("spoof", "A17"), ("spoof", "A18")]):
+        name = f"E_{i:010d}"
+        sf.write(root / "flac_E_eval" / f"{name}.flac", speechlike(16000, 1.0, seed=i), 16000)
+        lines.append(f"E_0001 {name} F - 0 - {'-' if key == 'bonafide' else 'AC1'} {attack} {key} -")
+    (root / "ASVspoof5_protocols" / "ASVspoof5.eval.track_1.tsv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_adds_coded_copies_with_protocol_fields(tmp_path):
+    root = make_corpus(tmp_path / "toy")
+    added = add_coded_eval_conditions(root, ["C05", "gsm", "mulaw"], seed=0)
+    assert added == {"C05": 3, "gsm": 3, "mulaw": 3}
+    rows = read_protocol(root / "ASVspoof5_protocols" / "ASVspoof5.eval.track_1.tsv")
+    assert len(rows) == 12
+    coded = {r[1]: r for r in rows if r[3] != "-"}
+    c05 = coded["E_0000000001_C05"]
+    assert c05[3] == "C05" and float(c05[4]) in (48, 64, 96, 128, 192, 256) and c05[5] == "E_0000000001"
+    assert c05[7:9] == ["A17", "spoof"]
+    assert coded["E_0000000002_gsm"][4] == "-"
+    y, sr = sf.read(root / "flac_E_eval" / "E_0000000000_gsm.flac")
+    x, _ = sf.read(root / "flac_E_eval" / "E_0000000000.flac")
+    assert sr == 16000 and len(y) == len(x) and not np.allclose(x, y, atol=1e-3)
+    assert add_coded_eval_conditions(root, ["C05"], seed=0) == {"C05": 0}  # idempotent
+    assert len(read_protocol(root / "ASVspoof5_protocols" / "ASVspoof5.eval.track_1.tsv")) == 12
+
+
+def test_default_out_of_domain_codecs_are_in_no_policy_preset():
+    from cm_cli.degrade.policy import load_policy
+
+    used = set()
+    for name in ("aug_codec_basic", "aug_codec_asvspoof5", "aug_channel"):
+        policy = load_policy(name, check_available=False)
+        for entry in policy.entries:
+            used.add(entry.condition or entry.text.split(":")[0])
+    assert not used & set(OUT_OF_DOMAIN)
+    assert "speex" not in used and "gsm" not in used
