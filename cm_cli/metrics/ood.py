@@ -1,0 +1,76 @@
+"""Out-of-domain gap: how much worse a detector does outside its training conditions.
+
+Scores: higher = more bona fide. In-domain trials are those whose domain value is in
+the given set (e.g. ``none`` or ``clean``), out-of-domain trials all others; a side
+without bona fide trials is scored against the whole bona fide pool. Definitions
+(also in docs/metrics.md): ``gap_abs_points = 100 (EER_out - EER_in)``,
+``gap_rel = EER_out / EER_in - 1``; against a baseline's metrics.json,
+``gap_reduction = 1 - gap_abs / gap_abs_baseline`` and
+``gap_reduction_points = gap_abs_baseline - gap_abs``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from cm_cli.core.errors import CmError
+from cm_cli.metrics.dcf import CostParams
+from cm_cli.metrics.summary import metrics_from_sorted
+from cm_cli.metrics.trials import SortedTrials
+
+__all__ = ["ood_gap", "gap_reduction"]
+
+
+def _side(trials: SortedTrials, mask: np.ndarray, params: CostParams):
+    has_bona = bool(np.any(mask & trials.is_bona))
+    chosen = mask if has_bona else (mask | trials.is_bona)
+    return metrics_from_sorted(trials.take(chosen), params), "group" if has_bona else "all"
+
+
+def ood_gap(trials: SortedTrials, domains: np.ndarray, in_domain: Sequence[str], *, column: str,
+            params: CostParams = CostParams()) -> dict:
+    """In/out-of-domain EER and minDCF and the gap; ``domains`` aligned with the original trials."""
+    wanted = {str(v) for v in in_domain}
+    keys = np.asarray(domains, dtype=object)[trials.order].astype(str)
+    mask_in = np.isin(keys, list(wanted))
+    found = sorted(set(np.unique(keys).tolist()))
+    for name, mask in (("in-domain", mask_in), ("out-of-domain", ~mask_in)):
+        if not np.any(mask & ~trials.is_bona):
+            raise CmError(f"--in-domain {','.join(sorted(wanted))}: no {name} spoof trials in column {column!r}",
+                          f"values found: {', '.join(found[:20])}")
+    m_in, pool_in = _side(trials, mask_in, params)
+    m_out, pool_out = _side(trials, ~mask_in, params)
+    return {
+        "column": column,
+        "in_domain": sorted(wanted),
+        "eer_in": m_in.eer,
+        "eer_out": m_out.eer,
+        "gap_abs_points": 100.0 * (m_out.eer - m_in.eer),
+        "gap_rel": (m_out.eer / m_in.eer - 1.0) if m_in.eer > 0 else None,
+        "min_dcf_in": m_in.min_dcf,
+        "min_dcf_out": m_out.min_dcf,
+        "n_bonafide_in": m_in.n_bonafide, "n_spoof_in": m_in.n_spoof, "bonafide_pool_in": pool_in,
+        "n_bonafide_out": m_out.n_bonafide, "n_spoof_out": m_out.n_spoof, "bonafide_pool_out": pool_out,
+    }
+
+
+def gap_reduction(gap: Mapping, baseline: Mapping, *, baseline_source: str = "baseline") -> dict:
+    """How much of the baseline's absolute gap this system removes (see module docstring)."""
+    base = baseline.get("ood_gap") if "ood_gap" in baseline else baseline
+    if not base or "gap_abs_points" not in base:
+        raise CmError(f"{baseline_source}: no ood_gap to compare with",
+                      "evaluate the baseline with the same --in-domain values first")
+    if sorted(base.get("in_domain", [])) != sorted(gap["in_domain"]) or base.get("column") != gap["column"]:
+        raise CmError(f"{baseline_source}: its ood_gap uses {base.get('column')}={base.get('in_domain')}, "
+                      f"this one {gap['column']}={gap['in_domain']}", "compare gaps defined the same way")
+    base_gap = float(base["gap_abs_points"])
+    return {
+        "baseline": baseline_source,
+        "baseline_gap_abs_points": base_gap,
+        "gap_reduction_points": base_gap - gap["gap_abs_points"],
+        "gap_reduction": (1.0 - gap["gap_abs_points"] / base_gap) if base_gap != 0 else None,
+        "baseline_eer_in": base.get("eer_in"),
+        "baseline_eer_out": base.get("eer_out"),
+    }

@@ -1,0 +1,88 @@
+"""`cm eval --scores`: the JSON interface outside checks use, artifacts, reruns and error exits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+@pytest.fixture
+def fixture_tsv(fixtures_dir):
+    return fixtures_dir / "scores" / "asvspoof5_eval50k_w2v2_erm.tsv"
+
+
+def test_json_interface_matches_expected(cm_env, run_cm, fixture_tsv, fixtures_dir):
+    expected = json.loads((fixtures_dir / "scores" / "expected_metrics.json").read_text())[fixture_tsv.name]
+    result = run_cm("--json", "eval", "--scores", fixture_tsv, "--score-col", "score", "--label-col", "y_task",
+                    "--bonafide-value", "0", "--out", cm_env / "m", "--by", "codec")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    for key, value in expected["overall"].items():
+        assert payload["overall"][key] == pytest.approx(value, abs=1e-9)
+    for codec, want in expected["by_codec"].items():
+        for key, value in want.items():
+            assert payload["by"]["codec"][codec][key] == pytest.approx(value, abs=1e-9)
+    assert payload["params"] == {"p_spoof": 0.05, "c_miss": 1.0, "c_fa": 10.0, "score_kind": "raw", "min_trials": 20}
+    saved = json.loads((cm_env / "m" / "metrics.json").read_text())
+    assert saved["overall"] == payload["overall"]
+    table = pd.read_parquet(cm_env / "m" / "metrics_by_codec.parquet")
+    assert len(table) == 12 and "codec" in table.columns
+    assert json.loads((cm_env / "m" / "cm.json").read_text())["kind"] == "metrics"
+    # same options again: reused; other options: refused without --force
+    again = run_cm("--json", "eval", "--scores", fixture_tsv, "--score-col", "score", "--label-col", "y_task",
+                   "--bonafide-value", "0", "--out", cm_env / "m", "--by", "codec")
+    assert json.loads(again.stdout)["overall"] == payload["overall"]
+    other = run_cm("eval", "--scores", fixture_tsv, "--label-col", "y_task", "--bonafide-value", "0", "--out", cm_env / "m")
+    assert other.exit_code == 1
+
+
+def test_key_protocol_bootstrap_and_ood(cm_env, run_cm):
+    rng = np.random.default_rng(0)
+    n = 400
+    label = np.where(rng.random(n) < 0.3, "bonafide", "spoof")
+    codec = rng.choice(["-", "C01", "C02"], n)
+    ids = [f"E_{i:06d}" for i in range(n)]
+    score = np.where(label == "bonafide", 1.0, -1.0) + rng.normal(0, 1, n)
+    (cm_env / "scores.txt").write_text("".join(f"{u} {s:.6f}\n" for u, s in zip(ids, score)))
+    protocol = "".join(f"E_{i % 9:04d} {u} F {c} 0 - - {'bonafide' if lab == 'bonafide' else 'A17'} {lab} -\n"
+                       for i, (u, c, lab) in enumerate(zip(ids, codec, label)))
+    (cm_env / "protocol.tsv").write_text(protocol)
+    result = run_cm("--json", "eval", "--scores", cm_env / "scores.txt", "--key", cm_env / "protocol.tsv",
+                    "--by", "codec,attack", "--in-domain", "none", "--domain-col", "codec",
+                    "--bootstrap", "50", "--cluster-by", "speaker")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload["by"]["codec"]) == {"none", "C01", "C02"}
+    assert payload["by"]["attack"]["A17"]["bonafide_pool"] == "all"
+    assert payload["ood_gap"]["in_domain"] == ["none"]
+    low, high = payload["ci"]["eer"]
+    assert low <= payload["overall"]["eer"] <= high and payload["ci"]["n_clusters"] == 9
+
+
+@pytest.mark.parametrize("content,args,message", [
+    ("utt_id,score,label\na,1,bonafide\nb,nan,spoof\nc,0,spoof\n", [], "1 of 3 scores are NaN"),
+    ("utt_id,score,label\na,1,spoof\nb,2,spoof\n", [], "no bona fide trials"),
+    ("utt_id,score,label\na,1,bonafide\nb,2,fake\n", [], "unknown label value"),
+    ("utt_id,value,label\na,1,bonafide\n", [], "columns found: utt_id, value, label"),
+    ("", [], "empty file"),
+    ("utt_id,score,label\na,1,bonafide\nb,2,spoof\n", ["--by", "codec"], "no column 'codec'"),
+])
+def test_bad_input_exits_1_with_one_clear_line(cm_env, run_cm, content, args, message):
+    path = cm_env / "s.csv"
+    path.write_text(content)
+    result = run_cm("eval", "--scores", path, *args)
+    assert result.exit_code == 1
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_drop_invalid_and_missing_scores_option(cm_env, run_cm):
+    path = cm_env / "s.csv"
+    path.write_text("utt_id,score,label\na,1,bonafide\nb,inf,spoof\nc,0,spoof\n")
+    result = run_cm("--json", "eval", "--scores", path, "--drop-invalid")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["n_dropped"] == 1
+    assert run_cm("eval").exit_code == 2
