@@ -1,0 +1,237 @@
+"""Linear CKA between the layers of one or two embedding sets: which representations changed.
+
+Computed in feature space (never an N x N Gram matrix for the full estimator), with
+the biased HSIC of Kornblith et al. (2019) or the unbiased HSIC of Song et al.
+(2012) ("debiased" CKA), and a minibatch estimator (Nguyen et al., 2021: HSIC
+averaged over fixed random minibatches) for large N. Identical layers (e.g. a
+frozen backbone shared by two runs) are flagged: their CKA is 1 by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from cm_cli.core.errors import CmError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+
+__all__ = ["CKA_COLUMNS", "ESTIMATORS", "CkaConfig", "hsic", "linear_cka", "minibatch_cka", "compute_cka", "run_cka"]
+
+CKA_COLUMNS = ["layer_a", "layer_b", "cka", "estimator"]
+ESTIMATORS = ("biased", "debiased")
+
+
+@dataclass
+class CkaConfig:
+    estimator: str = "biased"
+    layers_a: str | None = None
+    layers_b: str | None = None
+    batch_size: int | None = None  # minibatch estimator when set
+    seed: int = 0
+
+    def options(self) -> dict:
+        return asdict(self)
+
+
+def _sums(X: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+    """Row squared norms (diagonal of K) and the column sum (K @ 1 = X @ sum)."""
+    return (X * X).sum(axis=1), X.sum(axis=0)
+
+
+def hsic(X: "np.ndarray", Y: "np.ndarray", *, estimator: str = "biased") -> float:
+    """HSIC of linear kernels from features (N, Dx), (N, Dy); float64 throughout.
+
+    biased: ||Yc^T Xc||_F^2 / (n-1)^2 with column-centred features.
+    debiased: Song et al.'s unbiased estimator with zero-diagonal Gram matrices,
+    expanded so only (Dx, Dy) products are formed.
+    """
+    import numpy as np
+
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    n = X.shape[0]
+    X = X - X.mean(axis=0)
+    Y = Y - Y.mean(axis=0)
+    cross = float(np.sum((X.T @ Y) ** 2))  # trace(K L)
+    if estimator == "biased":
+        return cross / (n - 1) ** 2
+    if estimator != "debiased":
+        raise CmError(f"unknown CKA estimator {estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
+    if n < 4:
+        raise CmError(f"the debiased HSIC estimator needs at least 4 rows, got {n}")
+    dx, sx = _sums(X)
+    dy, sy = _sums(Y)
+    trace = cross - float(dx @ dy)  # trace(K~ L~) with zeroed diagonals
+    kx1 = X @ sx - dx  # K~ 1
+    ly1 = Y @ sy - dy  # L~ 1
+    sum_k, sum_l = float(kx1.sum()), float(ly1.sum())
+    value = trace + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * float(kx1 @ ly1)
+    return value / (n * (n - 3))
+
+
+def _ratio(xy: float, xx: float, yy: float) -> float:
+    import math
+
+    denominator = math.sqrt(xx * yy) if xx > 0 and yy > 0 else 0.0
+    return xy / denominator if denominator > 0 else float("nan")
+
+
+def linear_cka(X: "np.ndarray", Y: "np.ndarray", *, estimator: str = "biased") -> float:
+    """CKA = HSIC(X, Y) / sqrt(HSIC(X, X) HSIC(Y, Y)); 1 for any rotation or isotropic scaling of X."""
+    if X.shape[0] != Y.shape[0]:
+        raise CmError(f"CKA needs the same rows on both sides, got {X.shape[0]} and {Y.shape[0]}")
+    return _ratio(hsic(X, Y, estimator=estimator), hsic(X, X, estimator=estimator), hsic(Y, Y, estimator=estimator))
+
+
+def _batches(n: int, batch_size: int, seed: int) -> list["np.ndarray"]:
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(n)
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < max(4, batch_size // 2):
+        batches[-2] = np.concatenate([batches[-2], batches.pop()])
+    return batches
+
+
+def minibatch_cka(X: "np.ndarray", Y: "np.ndarray", *, batch_size: int, estimator: str = "debiased",
+                  seed: int = 0) -> float:
+    """CKA from HSIC averaged over the same random minibatches for all three terms."""
+    xy = xx = yy = 0.0
+    for rows in _batches(X.shape[0], batch_size, seed):
+        a, b = X[rows], Y[rows]
+        xy += hsic(a, b, estimator=estimator)
+        xx += hsic(a, a, estimator=estimator)
+        yy += hsic(b, b, estimator=estimator)
+    return _ratio(xy, xx, yy)
+
+
+def _identical(a: "np.ndarray", b: "np.ndarray") -> bool:
+    import numpy as np
+
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def compute_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None, *,
+                config: CkaConfig = CkaConfig()) -> tuple["pd.DataFrame", dict]:
+    """CKA of every (layer of A, layer of B) pair on the utterances both sets hold (B defaults to A)."""
+    import numpy as np
+    import pandas as pd
+
+    from cm_cli.analysis._layers import read_layer, read_utt_ids, resolve_layers
+    from cm_cli.core.progress import task
+
+    if config.estimator not in ESTIMATORS:
+        raise CmError(f"unknown CKA estimator {config.estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
+    if config.batch_size is not None and config.batch_size < 8:
+        raise CmError(f"--batch-size must be at least 8, got {config.batch_size}")
+    path_a = Path(embeddings_a)
+    path_b = Path(embeddings_b) if embeddings_b is not None else path_a
+    same_input = path_a.resolve() == path_b.resolve()
+    layers_a = resolve_layers(path_a, config.layers_a)
+    layers_b = resolve_layers(path_b, config.layers_b if config.layers_b is not None else config.layers_a)
+    ids_a, ids_b = read_utt_ids(path_a), read_utt_ids(path_b)
+    common = sorted(set(ids_a.tolist()) & set(ids_b.tolist()))
+    if not common:
+        raise CmError(f"{path_a} and {path_b} share no utt_id ({len(ids_a)} and {len(ids_b)} rows, e.g. "
+                      f"{', '.join(ids_a[:2])} vs {', '.join(ids_b[:2])})",
+                      "compare embeddings of the same utterances (same manifest and split)")
+    notes: list[str] = []
+
+    def load(path: Path, layers: list[str], tag: str) -> dict[str, tuple["np.ndarray", "np.ndarray"]]:
+        loaded = {}
+        for layer in layers:
+            data = read_layer(path, layer)
+            if data.n_nonfinite:
+                notes.append(f"{tag} {layer}: {data.n_nonfinite} row(s) with NaN/inf dropped")
+            loaded[layer] = (data.utt_ids, data.X)
+        return loaded
+
+    a = load(path_a, layers_a, "A")
+    b = a if same_input and layers_b == layers_a else load(path_b, layers_b, "B")
+    keep = set(common)
+    for loaded in (a, b):
+        for ids, _ in loaded.values():
+            keep &= set(ids.tolist())
+    rows = sorted(keep)
+    if len(rows) < 4:
+        raise CmError(f"only {len(rows)} utterance(s) have finite embeddings in every compared layer; CKA needs more")
+    if len(rows) < len(common):
+        notes.append(f"{len(common) - len(rows)} shared utterance(s) dropped for NaN/inf in some layer")
+    if len(common) < max(len(ids_a), len(ids_b)):
+        notes.append(f"{len(ids_a) - len(common)} row(s) of A and {len(ids_b) - len(common)} of B are not in both "
+                     "sets (ignored)")
+
+    def matrix(loaded, layer) -> "np.ndarray":
+        ids, X = loaded[layer]
+        position = {u: i for i, u in enumerate(ids.tolist())}
+        return X[[position[u] for u in rows]].astype(np.float64)
+
+    A = {layer: matrix(a, layer) for layer in layers_a}
+    B = A if b is a else {layer: matrix(b, layer) for layer in layers_b}
+    estimator_name = config.estimator + (f"-minibatch{config.batch_size}" if config.batch_size else "")
+
+    def self_hsic(M: "np.ndarray") -> float:
+        if config.batch_size:
+            return sum(hsic(M[r], M[r], estimator=config.estimator)
+                       for r in _batches(len(rows), config.batch_size, config.seed))
+        return hsic(M, M, estimator=config.estimator)
+
+    def cross_hsic(M: "np.ndarray", N: "np.ndarray") -> float:
+        if config.batch_size:
+            return sum(hsic(M[r], N[r], estimator=config.estimator)
+                       for r in _batches(len(rows), config.batch_size, config.seed))
+        return hsic(M, N, estimator=config.estimator)
+
+    norm_a = {layer: self_hsic(M) for layer, M in A.items()}
+    norm_b = norm_a if B is A else {layer: self_hsic(M) for layer, M in B.items()}
+    records = []
+    identical_pairs: list[str] = []
+    cache: dict[tuple[str, str], float] = {}
+    with task(len(layers_a) * len(layers_b), "cka pairs") as advance:
+        for la in layers_a:
+            for lb in layers_b:
+                key = tuple(sorted((la, lb))) if B is A else (la, lb)  # one set: the matrix is symmetric
+                if key not in cache:
+                    cache[key] = _ratio(cross_hsic(A[la], B[lb]), norm_a[la], norm_b[lb])
+                records.append({"layer_a": la, "layer_b": lb, "cka": float(cache[key]), "estimator": estimator_name})
+                advance(1)
+    table = pd.DataFrame(records, columns=CKA_COLUMNS)
+    diagonal = {}
+    for layer in layers_a:
+        if layer in B:
+            diagonal[layer] = float(table.loc[(table["layer_a"] == layer) & (table["layer_b"] == layer), "cka"].iloc[0])
+            if _identical(A[layer], B[layer]):
+                identical_pairs.append(layer)
+    summary = {
+        "embeddings_a": str(path_a), "embeddings_b": str(path_b), "estimator": estimator_name,
+        "n_rows": len(rows), "layers_a": layers_a, "layers_b": layers_b, "shape": [len(layers_a), len(layers_b)],
+        "diagonal": diagonal, "identical_inputs": same_input, "identical_layers": identical_pairs,
+        "notes": notes,
+    }
+    if same_input:
+        summary["notes"].append("A and B are the same embeddings: the diagonal is 1 by construction; "
+                                "the off-diagonal compares layers within one model")
+    elif identical_pairs:
+        summary["notes"].append(f"layer(s) {', '.join(identical_pairs)} hold identical values in A and B "
+                                "(e.g. frozen backbone layers): their CKA is 1 by construction, not a finding")
+    return table, summary
+
+
+def run_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None, *, out: str | Path,
+            config: CkaConfig = CkaConfig(), force: bool = False, argv: Sequence[str] | None = None) -> dict:
+    """Compute CKA and write cka.parquet and cka.json under ``out``."""
+    from cm_cli.analysis._output import previous_summary, write_outputs
+
+    options = {"embeddings_a": str(embeddings_a), "embeddings_b": str(embeddings_b) if embeddings_b else None,
+               **config.options()}
+    done = previous_summary(out, "cka", options, force=force)
+    if done is not None:
+        return done
+    table, summary = compute_cka(embeddings_a, embeddings_b, config=config)
+    inputs = [embeddings_a] + ([embeddings_b] if embeddings_b else [])
+    return write_outputs(out, "cka", options, tables={"cka.parquet": table}, summary=summary, summary_name="cka.json",
+                         inputs=inputs, force=force, argv=argv)

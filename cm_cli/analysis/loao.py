@@ -1,0 +1,411 @@
+"""Leave-one-attack-out: how much worse a linear detector does on an attack it never saw.
+
+For each attack (or attack family) a scaler + logistic-regression detector is fit
+on a speaker-disjoint training part twice: on bona fide + every attack ("seen")
+and on bona fide + every other attack ("held out"). Both are scored on the test
+part's bona fide and that attack's spoofs; the gap (held-out EER - seen EER, in
+points) says how much of the detection of that attack relied on having seen it.
+Geometry and probe selectivity are then correlated with the gaps.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from cm_cli.core.errors import CmError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pandas as pd
+
+__all__ = [
+    "LOAO_COLUMNS", "LoaoConfig", "LoaoTables", "compute_loao", "per_attack_gaps", "summarise_loao", "probe_selectivity_correlations",
+    "compare_loao", "plan_loao", "run_loao", "speaker_test_split",
+]
+
+LOAO_COLUMNS = ["attack", "seed", "layer", "eer_seen", "eer_held_out", "gap", "n_bonafide", "n_spoof"]
+GROUP_COLUMNS = ("attack", "attack_family")
+
+
+@dataclass
+class LoaoConfig:
+    """Settings of a leave-one-attack-out analysis (EERs and gaps are in percent / points)."""
+
+    layers: str | None = None  # None/"all", "6", "layer_06", "0,6,pooled"
+    group_by: str = "attack"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    split: str | None = None
+    test_size: float = 0.3
+    c: float = 1.0
+    max_iter: int = 2000
+    n_boot: int = 2000
+    n_perm: int = 5000
+
+    def options(self) -> dict:
+        data = asdict(self)
+        data["seeds"] = list(self.seeds)
+        return data
+
+
+@dataclass
+class LoaoTables:
+    loao: "pd.DataFrame"
+    geometry: "pd.DataFrame"
+    counts: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _check_config(config: LoaoConfig) -> None:
+    if not config.seeds:
+        raise CmError("no seeds given", "pass e.g. --seeds 0,1,2")
+    if not 0 < config.test_size < 1:
+        raise CmError(f"test size must be between 0 and 1, got {config.test_size}")
+    if config.c <= 0:
+        raise CmError(f"C must be positive, got {config.c}")
+
+
+def _prepare(manifest: "pd.DataFrame", group_by: str, source: str) -> tuple["pd.DataFrame", list[str]]:
+    """Manifest rows usable for LOAO: bona fide plus spoofs with a known attack group."""
+    notes: list[str] = []
+    for column in (group_by, "label", "speaker", "utt_id"):
+        if column not in manifest.columns:
+            raise CmError(f"{source}: no column {column!r}", f"columns found: {', '.join(map(str, manifest.columns))}")
+    is_spoof = manifest["label"].astype(str) == "spoof"
+    unknown = is_spoof & manifest[group_by].isna()
+    if unknown.any():
+        notes.append(f"{int(unknown.sum())} spoof row(s) without {group_by} dropped")
+        manifest = manifest.loc[~unknown].reset_index(drop=True)
+    if manifest["speaker"].isna().any():
+        n = int(manifest["speaker"].isna().sum())
+        notes.append(f"{n} row(s) without a speaker dropped (the train/test split is by speaker)")
+        manifest = manifest.loc[manifest["speaker"].notna()].reset_index(drop=True)
+    return manifest, notes
+
+
+def _check_classes(rows: "pd.DataFrame", group_by: str, source: str) -> None:
+    labels = rows["label"].astype(str)
+    n_bona = int((labels == "bonafide").sum())
+    attacks = rows.loc[labels == "spoof", group_by].astype(str).value_counts().sort_index()
+    if n_bona == 0 or len(attacks) < 2:
+        shown = ", ".join(f"{k}: {v}" for k, v in attacks.items()) or "none"
+        raise CmError(f"{source}: leave-one-attack-out needs bona fide rows and at least 2 spoof {group_by} values "
+                      f"(bona fide: {n_bona}; {group_by}: {shown})",
+                      "use a split that holds several attacks (--split), or --group-by attack instead of a family")
+    speakers = rows["speaker"].astype(str).nunique()
+    if speakers < 2:
+        raise CmError(f"{source}: only {speakers} speaker(s); the train/test split is by speaker and needs at least 2")
+
+
+def speaker_test_split(speakers: Sequence[str], *, seed: int, test_size: float) -> set[str]:
+    """The speakers held out for testing: a seeded shuffle of the sorted speaker ids."""
+    import numpy as np
+
+    unique = sorted({str(s) for s in speakers})
+    n_test = min(len(unique) - 1, max(1, int(round(test_size * len(unique)))))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    return {unique[i] for i in order[:n_test]}
+
+
+def _group_values(rows: "pd.DataFrame", group_by: str, is_bona: "np.ndarray") -> "np.ndarray":
+    """The attack group of each row as plain strings ('' for bona fide)."""
+    import numpy as np
+
+    values = rows[group_by].astype("string").fillna("").astype(str).to_numpy(dtype=object)
+    return np.where(is_bona, "", values).astype(object)
+
+
+def _detector(c: float, max_iter: int, seed: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, class_weight="balanced",
+                                                              random_state=seed))
+
+
+def _fit_scores(X_train, y_train, X_test, *, config: LoaoConfig, seed: int) -> "np.ndarray":
+    from sklearn.exceptions import ConvergenceWarning
+
+    model = _detector(config.c, config.max_iter, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X_train, y_train)
+    return model.decision_function(X_test)  # positive class 1 = bona fide: higher = more bona fide
+
+
+def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: LoaoConfig) -> list[dict]:
+    import numpy as np
+
+    from cm_cli.analysis._eer import detection_errors
+
+    is_bona = (rows["label"].astype(str) == "bonafide").to_numpy()
+    group = _group_values(rows, config.group_by, is_bona)
+    speakers = rows["speaker"].astype(str).to_numpy()
+    attacks = sorted({str(a) for a in group[~is_bona]})
+    y = is_bona.astype(int)
+    out: list[dict] = []
+    for seed in config.seeds:
+        test_speakers = speaker_test_split(speakers, seed=seed, test_size=config.test_size)
+        test = np.isin(speakers, list(test_speakers))
+        train = ~test
+        if not (y[train] == 1).any() or not (y[train] == 0).any():
+            raise CmError(f"seed {seed}: the training speakers hold only one class",
+                          "use more speakers, or another --test-size")
+        test_bona = test & is_bona
+        seen_scores = None
+        for attack in attacks:
+            in_attack = (~is_bona) & (group == attack)
+            target = test_bona | (test & in_attack)
+            n_bona, n_spoof = int(test_bona.sum()), int((test & in_attack).sum())
+            row = {"attack": attack, "seed": int(seed), "layer": layer, "eer_seen": math.nan, "eer_held_out": math.nan,
+                   "gap": math.nan, "n_bonafide": n_bona, "n_spoof": n_spoof}
+            if n_bona and n_spoof:
+                if seen_scores is None:
+                    seen_scores = np.full(len(y), np.nan)
+                    seen_scores[test] = _fit_scores(X[train], y[train], X[test], config=config, seed=seed)
+                held_train = train & ~in_attack
+                held = _fit_scores(X[held_train], y[held_train], X[target], config=config, seed=seed)
+                bona_mask = is_bona[target]
+                eer_seen, _ = detection_errors(seen_scores[target][bona_mask], seen_scores[target][~bona_mask])
+                eer_held, _ = detection_errors(held[bona_mask], held[~bona_mask])
+                row.update(eer_seen=100 * eer_seen, eer_held_out=100 * eer_held, gap=100 * (eer_held - eer_seen))
+            out.append(row)
+    return out
+
+
+def compute_loao(embeddings: str | Path, manifest: "pd.DataFrame", *, config: LoaoConfig = LoaoConfig(),
+                 source: str = "manifest") -> LoaoTables:
+    """LOAO gap rows (LOAO_COLUMNS) and per-attack geometry for every requested layer."""
+    import numpy as np
+    import pandas as pd
+
+    from cm_cli.analysis._layers import align_rows, read_layer, resolve_layers
+    from cm_cli.analysis.geometry import GEOMETRY_COLUMNS, attack_geometry
+    from cm_cli.core.progress import track
+
+    _check_config(config)
+    if config.group_by not in GROUP_COLUMNS and config.group_by not in manifest.columns:
+        raise CmError(f"cannot group by {config.group_by!r}: not a manifest column",
+                      f"use {' or '.join(GROUP_COLUMNS)}")
+    rows_all, notes = _prepare(manifest, config.group_by, source)
+    layers = resolve_layers(embeddings, config.layers)
+    gap_rows: list[dict] = []
+    geometry: list[pd.DataFrame] = []
+    counts: dict[str, Any] = {}
+    for layer in track(layers, description=f"loao {Path(embeddings).name}"):
+        data = read_layer(embeddings, layer)
+        aligned = align_rows(data.utt_ids, rows_all, source=str(embeddings), manifest_source=source)
+        if data.n_nonfinite:
+            notes.append(f"{layer}: {data.n_nonfinite} row(s) with NaN/inf dropped")
+        rows = aligned.manifest
+        _check_classes(rows, config.group_by, f"{embeddings} joined with {source}")
+        X = data.X[aligned.index]
+        gap_rows.extend(_layer_gaps(X, rows, layer=layer, config=config))
+        is_bona = (rows["label"].astype(str) == "bonafide").to_numpy()
+        geometry.append(attack_geometry(X, is_bona, _group_values(rows, config.group_by, is_bona), layer=layer))
+        if not counts:
+            labels = rows["label"].astype(str)
+            counts = {"n_rows": int(len(rows)), "n_bonafide": int((labels == "bonafide").sum()),
+                      "n_spoof": int((labels == "spoof").sum()), "n_speakers": int(rows["speaker"].nunique()),
+                      "attacks": {str(k): int(v) for k, v in
+                                  rows.loc[labels == "spoof", config.group_by].astype(str).value_counts().sort_index().items()}}
+            notes.extend(aligned.notes)
+    loao = pd.DataFrame(gap_rows, columns=LOAO_COLUMNS)
+    loao = loao.astype({"seed": "int64", "n_bonafide": "int64", "n_spoof": "int64"})
+    missing = loao[loao["gap"].isna()]
+    if len(missing):
+        pairs = sorted({f"{a} (seed {s})" for a, s in zip(missing["attack"], missing["seed"])})
+        notes.append(f"no test spoofs or bona fide for {', '.join(pairs[:8])}: gap is NaN there "
+                     "(attack held by too few speakers for the split)")
+    if loao["gap"].isna().all():
+        raise CmError("no attack had both bona fide and spoof test rows in any seed",
+                      "use more speakers or a larger --test-size")
+    geo = pd.concat(geometry, ignore_index=True) if geometry else pd.DataFrame(columns=GEOMETRY_COLUMNS)
+    return LoaoTables(loao=loao, geometry=geo, counts=counts, notes=list(dict.fromkeys(notes)))
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def per_attack_gaps(loao: "pd.DataFrame") -> "pd.DataFrame":
+    """Mean and sd (over seeds) of the gap and both EERs per layer and attack."""
+    grouped = loao.groupby(["layer", "attack"], sort=True)
+    table = grouped.agg(gap_mean=("gap", "mean"), gap_sd=("gap", "std"), n_seeds=("gap", "count"),
+                        eer_seen_mean=("eer_seen", "mean"), eer_held_out_mean=("eer_held_out", "mean"))
+    return table.reset_index()
+
+
+def _correlate(frame: "pd.DataFrame", columns: Sequence[str], target: str, config: LoaoConfig) -> list[dict]:
+    from cm_cli.analysis._stats import spearman_test
+
+    out = []
+    for layer, part in frame.groupby("layer", sort=True):
+        for column in columns:
+            result = spearman_test(part[column].to_numpy(float), part[target].to_numpy(float), n_boot=config.n_boot,
+                                   n_perm=config.n_perm, seed=config.seeds[0])
+            out.append({"layer": layer, "metric": column, "against": target, **result.to_dict()})
+    return out
+
+
+def summarise_loao(tables: LoaoTables, *, config: LoaoConfig = LoaoConfig()) -> dict:
+    """Per-attack gap mean/sd, the largest gap per layer, geometry-gap Spearman correlations."""
+    from cm_cli.analysis.geometry import GEOMETRY_METRICS
+
+    gaps = per_attack_gaps(tables.loao)
+    joined = gaps.merge(tables.geometry, on=["layer", "attack"], how="inner")
+    largest = {}
+    for layer, part in gaps.dropna(subset=["gap_mean"]).groupby("layer", sort=True):
+        best = part.loc[part["gap_mean"].idxmax()]
+        largest[layer] = {"attack": best["attack"], "gap_mean": float(best["gap_mean"])}
+    return {
+        "units": "EER and gap in percentage points; gap = eer_held_out - eer_seen",
+        "group_by": config.group_by,
+        "seeds": list(config.seeds),
+        "layers": sorted(gaps["layer"].unique().tolist()),
+        "counts": tables.counts,
+        "per_attack": _records(gaps),
+        "largest_gap": largest,
+        "geometry_correlations": _correlate(joined, GEOMETRY_METRICS, "gap_mean", config),
+        "notes": tables.notes,
+    }
+
+
+def _records(frame: "pd.DataFrame") -> list[dict]:
+    import numpy as np
+
+    records = frame.to_dict(orient="records")
+    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()} for r in records]
+
+
+def probe_selectivity_correlations(loao: "pd.DataFrame", probe_results: str | Path, *, group_by: str,
+                                   config: LoaoConfig = LoaoConfig(), tag: str | None = None) -> dict:
+    """Join per-class probe selectivity (target = the attack column) to gaps, per layer, and correlate."""
+    from cm_cli.analysis.probes import load_class_selectivity
+
+    classes = load_class_selectivity(probe_results, target=group_by, tag=tag)
+    gaps = per_attack_gaps(loao)
+    joined = gaps.merge(classes.rename(columns={"class": "attack"}), on=["layer", "attack"], how="inner")
+    if joined.empty:
+        raise CmError(f"{probe_results}: no (layer, {group_by}) pair in common with the LOAO results",
+                      f"run `cm probe --target {group_by}` on the same embeddings and layers")
+    return {
+        "source": str(probe_results),
+        "tag": str(classes["tag"].iloc[0]) if len(classes) else None,
+        "hypothesis": "attacks whose generator identity is linearly decodable (high per-class selectivity) "
+                      "are detected without having been seen (gap vs selectivity)",
+        "per_attack": _records(joined[["layer", "attack", "gap_mean", "selectivity"]]),
+        "correlations": _correlate(joined, ["selectivity"], "gap_mean", config),
+    }
+
+
+def compare_loao(a: LoaoTables, b: LoaoTables, *, config: LoaoConfig = LoaoConfig()) -> tuple["pd.DataFrame", dict]:
+    """Per-attack changes (B - A) of gap and geometry on shared layers, and how they co-vary."""
+    from cm_cli.analysis._stats import spearman_test
+    from cm_cli.analysis.geometry import GEOMETRY_METRICS
+
+    def table(t: LoaoTables):
+        return per_attack_gaps(t.loao)[["layer", "attack", "gap_mean"]].merge(t.geometry, on=["layer", "attack"])
+
+    joined = table(a).merge(table(b), on=["layer", "attack"], suffixes=("_a", "_b"))
+    if joined.empty:
+        raise CmError("the compared embedding sets share no (layer, attack) pair",
+                      "compare embeddings of the same manifest with the same layer names (--layer)")
+    joined["delta_gap"] = joined["gap_mean_b"] - joined["gap_mean_a"]
+    for metric in GEOMETRY_METRICS:
+        joined[f"delta_{metric}"] = joined[f"{metric}_b"] - joined[f"{metric}_a"]
+    delta_columns = [f"delta_{m}" for m in GEOMETRY_METRICS]
+    correlations = _correlate(joined, delta_columns, "delta_gap", config)
+    consistency = []
+    for layer, part in joined.groupby("layer", sort=True):
+        r = spearman_test(part["gap_mean_a"].to_numpy(float), part["gap_mean_b"].to_numpy(float),
+                          n_boot=config.n_boot, n_perm=config.n_perm, seed=config.seeds[0])
+        consistency.append({"layer": layer, **r.to_dict()})
+    summary = {
+        "per_attack": _records(joined[["layer", "attack", "gap_mean_a", "gap_mean_b", "delta_gap", *delta_columns]]),
+        "mean_delta_gap": {layer: float(p["delta_gap"].mean()) for layer, p in joined.groupby("layer", sort=True)},
+        "delta_correlations": correlations,
+        "gap_rank_consistency": consistency,
+    }
+    return joined, summary
+
+
+# --------------------------------------------------------------------------- plan for full retraining
+
+
+def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str | Path, train_preset: str,
+              group_by: str = "attack") -> list[str]:
+    """One shell line per held-out group (plus the all-seen baseline): write its training manifest, then
+    ``cm train`` on it and ``cm eval`` on the full manifest with a per-attack breakdown.
+
+    The training manifests (manifest minus the held-out group's spoofs) are written
+    under ``OUT/manifests`` so each line runs on its own as a job-array task.
+    """
+    from cm_cli.core.artifacts import write_parquet
+
+    if group_by not in manifest.columns:
+        raise CmError(f"{manifest_path}: no column {group_by!r}")
+    spoof = manifest["label"].astype(str) == "spoof"
+    groups = sorted(manifest.loc[spoof, group_by].dropna().astype(str).unique())
+    if len(groups) < 2:
+        raise CmError(f"{manifest_path}: fewer than 2 {group_by} values among spoofs; nothing to hold out")
+    out = Path(out)
+    q = shlex.quote
+    lines = []
+    baseline = out / "runs" / "seen"
+    lines.append(f"cm train --preset {q(train_preset)} --manifest {q(str(manifest_path))} --out {q(str(baseline))}"
+                 f" && cm eval --run {q(str(baseline))} --manifest {q(str(manifest_path))} --out {q(str(baseline / 'eval'))}"
+                 f" --by {q(group_by)}")
+    for group in groups:
+        slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in group)
+        train_manifest = out / "manifests" / f"without_{slug}" / "manifest.parquet"
+        write_parquet(manifest.loc[~(spoof & (manifest[group_by].astype(str) == group))].reset_index(drop=True),
+                      train_manifest)
+        run = out / "runs" / f"heldout_{slug}"
+        lines.append(f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}"
+                     f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --out {q(str(run / 'eval'))}"
+                     f" --by {q(group_by)}")
+    return lines
+
+
+# --------------------------------------------------------------------------- the whole step
+
+
+def run_loao(embeddings: str | Path, *, manifest: str | Path, out: str | Path, config: LoaoConfig = LoaoConfig(),
+             probe_results: str | Path | None = None, probe_tag: str | None = None,
+             compare: str | Path | None = None, force: bool = False, argv: Sequence[str] | None = None) -> dict:
+    """Compute LOAO gaps and geometry (and the optional joins), then write loao.parquet, geometry.parquet,
+    loao.json (and compare.parquet) under ``out``. Nothing is written if any step fails."""
+    from cm_cli.analysis._output import previous_summary, write_outputs
+    from cm_cli.data.manifests import load_manifest
+
+    options = {"embeddings": str(embeddings), "manifest": str(manifest), **config.options(),
+               "probe_results": str(probe_results) if probe_results else None, "probe_tag": probe_tag,
+               "compare": str(compare) if compare else None}
+    done = previous_summary(out, "loao", options, force=force)
+    if done is not None:
+        return done
+    frame = load_manifest(manifest, split=config.split)
+    tables = compute_loao(embeddings, frame, config=config, source=str(manifest))
+    summary = summarise_loao(tables, config=config)
+    summary["embeddings"] = str(embeddings)
+    out_tables = {"loao.parquet": tables.loao, "geometry.parquet": tables.geometry}
+    if probe_results:
+        summary["probe_selectivity"] = probe_selectivity_correlations(tables.loao, probe_results,
+                                                                      group_by=config.group_by, config=config,
+                                                                      tag=probe_tag)
+    if compare:
+        tables_b = compute_loao(compare, frame, config=config, source=str(manifest))
+        joined, compare_summary = compare_loao(tables, tables_b, config=config)
+        summary["compare"] = {"embeddings_b": str(compare), **compare_summary, "notes_b": tables_b.notes}
+        out_tables["compare.parquet"] = joined
+    inputs = [p for p in (embeddings, manifest, probe_results, compare) if p]
+    return write_outputs(out, "loao", options, tables=out_tables, summary=summary, summary_name="loao.json",
+                         inputs=inputs, force=force, argv=argv)

@@ -1,0 +1,143 @@
+"""`cm loao`: leave-one-attack-out gaps of linear detectors, attack geometry, and their correlation."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cm_cli.commands._common import (
+    ForceOpt, ManifestOpt, OutDir, PresetOpt, SplitOpt, console, emit, get_ctx, print_dry_run, resolve_options,
+    rich_reporter,
+)
+from cm_cli.core.errors import UsageError
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
+    except ValueError:
+        raise UsageError(f"--seeds: expected comma-separated integers, got {text!r}", "e.g. --seeds 0,1,2") from None
+    if not seeds:
+        raise UsageError("--seeds is empty", "e.g. --seeds 0,1,2")
+    return seeds
+
+
+def manifest_for(embeddings: Optional[Path], manifest: Optional[Path]) -> Path:
+    """The --manifest given, else the manifest recorded in the embeddings' cm.json by `cm embed`."""
+    if manifest is not None:
+        return manifest
+    if embeddings is not None:
+        record = (embeddings if embeddings.is_dir() else embeddings.parent) / "cm.json"
+        if record.is_file():
+            from cm_cli.core.artifacts import read_json
+
+            recorded = (read_json(record).get("options") or {}).get("manifest")
+            if recorded and Path(recorded).exists():
+                return Path(recorded)
+    raise UsageError("no --manifest given, and the embeddings do not record one",
+                     "pass --manifest with the manifest the embeddings were made from")
+
+
+def loao(
+    ctx: typer.Context,
+    embeddings: Annotated[Optional[Path], typer.Argument(help="embeddings.parquet or the output directory of `cm embed`.", show_default=False)] = None,
+    manifest: ManifestOpt = None,
+    out: OutDir = None,
+    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layer index or name, comma list, or 'all' (default all).")] = None,
+    group_by: Annotated[str, typer.Option("--group-by", help="Hold out each value of: attack or attack_family.")] = "attack",
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds of the speaker-disjoint train/test split (mean and sd over them).")] = "0,1,2",
+    split: SplitOpt = None,
+    test_size: Annotated[float, typer.Option("--test-size", help="Fraction of speakers held out for testing.")] = 0.3,
+    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the logistic regression.")] = 1.0,
+    probe_results: Annotated[Optional[Path], typer.Option("--probe-results", help="`cm probe --target attack` output to correlate per-attack selectivity with gaps.")] = None,
+    probe_tag: Annotated[Optional[str], typer.Option("--probe-tag", help="Which embedding set of the probe results (default the first).")] = None,
+    compare: Annotated[Optional[Path], typer.Option("--compare", help="A second embedding set (e.g. fine-tuned): per-attack changes and their correlation.")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Print one `cm train` + `cm eval` line per held-out attack (job array) and exit.")] = False,
+    train_preset: Annotated[Optional[str], typer.Option("--train-preset", help="Preset of the retraining runs for --plan.")] = None,
+    preset: PresetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Leave-one-attack-out: EER gap of a linear detector on an attack it never saw, and why (geometry, probes)."""
+    c_ = get_ctx(ctx)
+    values = {"layer": layer, "group_by": group_by, "seeds": seeds, "split": split, "test_size": test_size, "c": c,
+              "probe_results": probe_results, "probe_tag": probe_tag, "compare": compare, "plan": plan,
+              "train_preset": train_preset, "manifest": manifest, "out": out, "force": force}
+    opts = resolve_options(ctx, "loao", values, preset=preset)
+    manifest_path = manifest_for(embeddings, opts["manifest"])
+    if opts["plan"]:
+        _plan(c_, manifest_path, opts)
+        return
+    if embeddings is None:
+        raise UsageError("missing EMBEDDINGS", "give the embeddings file or directory (or use --plan)")
+    from cm_cli.analysis.loao import LoaoConfig, run_loao
+    from cm_cli.core.progress import use_reporter
+
+    config = LoaoConfig(layers=opts["layer"], group_by=opts["group_by"], seeds=_seeds(str(opts["seeds"])),
+                        split=opts["split"], test_size=float(opts["test_size"]), c=float(opts["c"]))
+    out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "loao" / _name(embeddings)
+    if c_.dry_run:
+        print_dry_run(c_, "loao", {"embeddings": str(embeddings), **{k: str(v) if isinstance(v, Path) else v for k, v in opts.items()},
+                                   "out": str(out_dir), "config": config.options()})
+        return
+    with use_reporter(rich_reporter(c_)):
+        summary = run_loao(embeddings, manifest=manifest_path, out=out_dir, config=config,
+                           probe_results=opts["probe_results"], probe_tag=opts["probe_tag"], compare=opts["compare"],
+                           force=bool(opts["force"]))
+    payload = {"out": str(out_dir), **summary}
+    emit(c_, payload, lambda: _print(summary, out_dir))
+
+
+def _name(path: Path) -> str:
+    from cm_cli.analysis.probes import set_name
+
+    return set_name(path)
+
+
+def _plan(c_, manifest_path: Path, opts: dict) -> None:
+    from cm_cli.analysis.loao import plan_loao
+    from cm_cli.data.manifests import load_manifest
+
+    if not opts["train_preset"]:
+        raise UsageError("--plan needs --train-preset", "e.g. --plan --train-preset toy_lcnn_erm")
+    out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "loao_plan"
+    frame = load_manifest(manifest_path, split=opts["split"])
+    if c_.dry_run:
+        print_dry_run(c_, "loao", {"plan": True, "manifest": str(manifest_path), "out": str(out_dir),
+                                   "train_preset": opts["train_preset"]})
+        return
+    lines = plan_loao(manifest_path, frame, out=out_dir, train_preset=opts["train_preset"], group_by=opts["group_by"])
+    if c_.json:
+        emit(c_, {"plan": lines, "out": str(out_dir)})
+        return
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _print(summary: dict, out_dir: Path) -> None:
+    from rich.table import Table
+
+    out = console()
+    if summary.get("skipped"):
+        out.print(f"[dim]{out_dir}: already complete with these options (reused)[/]")
+    rows = summary.get("per_attack", [])
+    largest = summary.get("largest_gap", {})
+    # show the layer whose largest gap is largest, to keep the table short
+    layer = max(largest, key=lambda k: largest[k]["gap_mean"]) if largest else None
+    table = Table(title=f"LOAO gaps ({summary.get('group_by')}, {layer}), points", title_justify="left")
+    for column in ("attack", "EER seen", "EER held out", "gap mean", "gap sd"):
+        table.add_column(column, justify="left" if column == "attack" else "right")
+    for r in rows:
+        if r["layer"] != layer:
+            continue
+        table.add_row(str(r["attack"]), _f(r["eer_seen_mean"]), _f(r["eer_held_out_mean"]), _f(r["gap_mean"]),
+                      _f(r["gap_sd"]))
+    out.print(table)
+    for note in summary.get("notes", []):
+        out.print(f"[yellow]note:[/] {note}")
+    out.print(f"wrote {out_dir}")
+
+
+def _f(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -1,0 +1,107 @@
+"""LOAO: the planted distinct attack has the largest gap; splits are speaker-disjoint; bad input is refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cm_cli.analysis._eer import eer, min_dcf
+from cm_cli.analysis.loao import LoaoConfig, compute_loao, plan_loao, run_loao, speaker_test_split, summarise_loao
+from cm_cli.core.errors import CmError
+from cm_cli.data.manifests import load_manifest
+from tests.analysis.synth import spoof_world, write_embeddings, write_manifest
+
+FAST = LoaoConfig(seeds=(0, 1), n_boot=200, n_perm=200)
+
+
+@pytest.fixture
+def world(tmp_path):
+    rows, layers = spoof_world()
+    emb = write_embeddings(tmp_path / "emb", rows.utt_id, layers)
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    return emb, manifest, rows
+
+
+def test_distinct_attack_has_the_largest_gap(world):
+    emb, manifest, _ = world
+    tables = compute_loao(emb, load_manifest(manifest), config=FAST)
+    summary = summarise_loao(tables, config=FAST)
+    assert summary["largest_gap"]["layer_01"]["attack"] == "A05"
+    gaps = pd.DataFrame(summary["per_attack"]).query("layer == 'layer_01'").set_index("attack")["gap_mean"]
+    assert gaps["A05"] > 15 and (gaps.drop("A05") < 8).all()
+    assert list(tables.loao.columns) == ["attack", "seed", "layer", "eer_seen", "eer_held_out", "gap", "n_bonafide", "n_spoof"]
+    assert list(tables.geometry.columns) == ["attack", "layer", "d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj"]
+    geometry = tables.geometry.query("layer == 'layer_01'").set_index("attack")
+    # the unseen direction: far from every other attack, and bona-fide-like along the seen-spoof axis
+    assert geometry["d_near_spoof"].idxmax() == "A05" and geometry["bona_axis_proj"].idxmax() == "A05"
+
+
+def test_speaker_split_is_disjoint_and_seeded():
+    speakers = [f"S{i}" for i in range(20)]
+    a = speaker_test_split(speakers, seed=3, test_size=0.3)
+    assert a == speaker_test_split(speakers, seed=3, test_size=0.3) and len(a) == 6
+    assert a != speaker_test_split(speakers, seed=4, test_size=0.3)
+
+
+def test_fallback_eer_matches_definition():
+    bona = np.array([0.9, 0.8, 0.4])
+    spoof = np.array([0.1, 0.5, 0.3, 0.2])
+    assert eer(bona, spoof) == pytest.approx((1 / 3 + 1 / 4) / 2)
+    assert 0 <= min_dcf(bona, spoof) <= 1
+
+
+def test_run_writes_tables_and_reuses_a_complete_run(world, tmp_path):
+    emb, manifest, _ = world
+    out = tmp_path / "out"
+    config = LoaoConfig(seeds=(0,), layers="1", n_boot=100, n_perm=100)
+    summary = run_loao(emb, manifest=manifest, out=out, config=config)
+    assert {p.name for p in out.iterdir()} >= {"loao.parquet", "geometry.parquet", "loao.json", "cm.json"}
+    record = json.loads((out / "cm.json").read_text())
+    assert record["kind"] == "loao" and record["status"] == "complete"
+    assert summary["skipped"] is False and summary["layers"] == ["layer_01"]
+    again = run_loao(emb, manifest=manifest, out=out, config=config)
+    assert again["skipped"] is True
+    with pytest.raises(CmError, match="different options"):
+        run_loao(emb, manifest=manifest, out=out, config=LoaoConfig(seeds=(1,), layers="1"))
+
+
+def test_compare_and_probe_join(world, tmp_path):
+    from cm_cli.analysis.probes import ProbeConfig, run_probes
+
+    emb, manifest, rows = world
+    _, layers = spoof_world(seed=5)
+    emb_b = write_embeddings(tmp_path / "emb_b", rows.utt_id, layers)
+    run_probes([emb], manifest=manifest, out=tmp_path / "probes",
+               config=ProbeConfig(target="attack", folds=3, n_boot=100, control_repeats=1))
+    config = LoaoConfig(seeds=(0,), layers="1", n_boot=100, n_perm=100)
+    summary = run_loao(emb, manifest=manifest, out=tmp_path / "out", config=config,
+                       probe_results=tmp_path / "probes", compare=emb_b)
+    assert summary["probe_selectivity"]["correlations"][0]["metric"] == "selectivity"
+    assert len(summary["compare"]["per_attack"]) == 5
+    assert (tmp_path / "out" / "compare.parquet").is_file()
+
+
+def test_plan_writes_training_manifests(world, tmp_path):
+    _, manifest, _ = world
+    lines = plan_loao(manifest, load_manifest(manifest), out=tmp_path / "plan", train_preset="toy_lcnn_erm")
+    assert len(lines) == 6 and lines[0].startswith("cm train --preset toy_lcnn_erm")
+    without = load_manifest(tmp_path / "plan" / "manifests" / "without_A03" / "manifest.parquet")
+    assert "A03" not in set(without["attack"].dropna()) and (without["label"] == "bonafide").any()
+
+
+def test_bad_inputs_leave_nothing(world, tmp_path):
+    emb, manifest, rows = world
+    other = rows.assign(utt_id="X" + rows["utt_id"])
+    wrong = write_manifest(tmp_path / "other.parquet", other)
+    out = tmp_path / "never"
+    with pytest.raises(CmError, match="share no utt_id"):
+        run_loao(emb, manifest=wrong, out=out, config=FAST)
+    with pytest.raises(CmError, match="no layer"):
+        run_loao(emb, manifest=manifest, out=out, config=LoaoConfig(layers="9"))
+    one_attack = write_manifest(tmp_path / "one.parquet", rows[(rows.label == "bonafide") | (rows.attack == "A01")])
+    with pytest.raises(CmError, match="at least 2"):
+        run_loao(emb, manifest=one_attack, out=out, config=FAST)
+    assert not out.exists()
