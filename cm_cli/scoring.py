@@ -96,14 +96,16 @@ def load_scoring_model(source: str | Path, *, device: Any = "cpu") -> LoadedMode
 def window_starts(n: int, chunk: int, hop: int) -> list[int]:
     """Starts of sliding windows covering all ``n`` samples, the tail included.
 
-    The last window starts where the previous stride lands; it may be shorter than
-    ``chunk`` (it is scored as it is, never tiled).
+    Windows are ``chunk`` long; when the stride leaves a tail, one more window ends
+    exactly at the last sample (overlapping its neighbour more), so no window is
+    shorter than ``chunk`` and nothing is ever tiled. An utterance shorter than
+    ``chunk`` is one window of its own length.
     """
     if n <= chunk:
         return [0]
     starts = list(range(0, n - chunk + 1, hop))
     if starts[-1] + chunk < n:
-        starts.append(starts[-1] + hop)
+        starts.append(n - chunk)
     return starts
 
 
@@ -119,11 +121,22 @@ def score_cache_key(checkpoint_sha256: str, config: ScoringConfig, manifest_sha2
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def _minimum_samples(model) -> int:
+    """Fewest samples the backbone's front end accepts (its receptive field, at least 25 ms)."""
+    backbone = getattr(model, "backbone", None)
+    field = getattr(backbone, "receptive_field", None)
+    return max(400, int(field) if isinstance(field, (int, float)) else 0)
+
+
 def _forward_scores(model, waves: list, *, device, full_length: bool, streaming: bool) -> np.ndarray:
     import torch
 
     from cm_cli.models.length import LengthPolicy, apply_length_policy
 
+    minimum = _minimum_samples(model)
+    if any(int(w.shape[-1]) < minimum for w in waves):
+        # shorter than the front end can analyse: zero-pad (never tile) to its receptive field
+        waves = [torch.nn.functional.pad(w, (0, max(0, minimum - int(w.shape[-1])))) for w in waves]
     policy = model.config.length
     if full_length or streaming:
         # streaming windows and --full-length never tile audio: pad with zeros where a

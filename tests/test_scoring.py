@@ -38,11 +38,12 @@ def audio_frame(tmp_path):
 
 
 def test_window_starts_cover_the_tail_without_tiling():
-    assert window_starts(100, 40, 40) == [0, 40, 80]
+    assert window_starts(100, 40, 40) == [0, 40, 60]
     assert window_starts(100, 40, 30) == [0, 30, 60]
-    assert window_starts(110, 40, 30) == [0, 30, 60, 90]
+    assert window_starts(110, 40, 30) == [0, 30, 60, 70]
     assert window_starts(30, 40, 40) == [0]
     assert window_starts(80, 40, 40) == [0, 40]
+    assert window_starts(81, 40, 40) == [0, 40, 41]
 
 
 def test_batch_scores_are_batch_size_invariant_and_failures_listed(lcnn_checkpoint, audio_frame):
@@ -62,8 +63,16 @@ def test_streaming_aggregates_windows(lcnn_checkpoint, audio_frame):
     result = score_frame(loaded, frame, data_root=root, config=ScoringConfig(chunk_ms=500, aggregate="max"))
     windows = dict(zip(result.scores["utt_id"], result.scores["n_windows"]))
     assert windows == {"u0": 1, "u1": 3, "u2": 5, "stereo": 2}
+
     low = score_frame(loaded, frame, data_root=root, config=ScoringConfig(chunk_ms=500, aggregate="min"))
     assert (result.scores["score"].to_numpy() >= low.scores["score"].to_numpy()).all()
+
+
+def test_audio_shorter_than_the_receptive_field_is_padded(lcnn_checkpoint, tmp_path):
+    sf.write(tmp_path / "tiny.wav", np.full(100, 0.1, dtype=np.float32), 16000)
+    loaded = load_scoring_model(lcnn_checkpoint)
+    result = score_frame(loaded, pd.DataFrame({"utt_id": ["t"], "path": ["tiny.wav"]}), data_root=tmp_path)
+    assert np.isfinite(result.scores["score"]).all()
 
 
 def test_on_the_fly_degradation_changes_scores(lcnn_checkpoint, audio_frame):

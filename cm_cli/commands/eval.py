@@ -2,7 +2,9 @@
 
 External-scores mode (``--scores FILE``) reads any score file through
 ``cm_cli.scores_io`` and evaluates it with ``cm_cli.metrics.report.evaluate_scores``;
-model scoring (``--run``) will produce ``scores.parquet`` and reuse the same call.
+model-scoring mode (``--run RUN_DIR`` or ``--checkpoint FILE``) scores a manifest
+through ``cm_cli.evaluation.evaluate_model``, which writes ``scores.parquet`` and
+reuses the same call, per degradation / chunk-length condition.
 """
 
 from __future__ import annotations
@@ -58,14 +60,31 @@ def eval(  # noqa: A001 - the command is named after its verb
     c_fa: Annotated[float, typer.Option("--c-fa", help="Cost of accepting spoof.")] = 10.0,
     min_trials: Annotated[int, typer.Option("--min-trials", min=1, help="Flag groups with fewer bona fide or spoof trials as small.")] = 20,
     drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Leave out trials with NaN/inf scores instead of failing.")] = False,
+    run: Annotated[Optional[Path], typer.Option("--run", help="Score this `cm train` run directory (its best checkpoint).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")] = None,
+    split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
+    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".")] = None,
+    chunk_ms: Annotated[Optional[list[str]], typer.Option("--chunk-ms", help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance.")] = None,
+    overlap_ms: Annotated[float, typer.Option("--overlap-ms", min=0, help="Streaming: overlap between windows.")] = 0.0,
+    aggregate: Annotated[str, typer.Option("--aggregate", help="Streaming: mean, min, max or median of window scores.")] = "mean",
+    full_length: Annotated[bool, typer.Option("--full-length", help="Score whole utterances instead of the run's length policy.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Utterances per forward pass.")] = 16,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="Score shard I/N only (default from SLURM_ARRAY_TASK_*); merge with `cm eval --scores DIR`.")] = None,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="With --degrade sweeps, also score the clean condition.")] = True,
     out: OutDir = None,
     force: ForceOpt = False,
 ) -> None:
-    """Evaluate scores with the official ASVspoof metrics (EER, minDCF, actDCF, Cllr), by group."""
+    """Score a trained model or evaluate any score file with the official ASVspoof metrics, by group."""
     c = get_ctx(ctx)
+    if run is not None or checkpoint is not None:
+        _eval_model(c, run or checkpoint, manifest=manifest, split=split, degrade=degrade or [], chunk_ms=chunk_ms or [],
+                    overlap_ms=overlap_ms, aggregate=aggregate, full_length=full_length, batch_size=batch_size,
+                    by=_split_values(by), in_domain=_split_values(in_domain), bootstrap=bootstrap, shard=shard,
+                    baseline=baseline, out=out, force=force, scores=scores)
+        return
     if scores is None:
-        raise UsageError("give --scores FILE (score files from cm or any other system)",
-                         "scoring a trained model with --run is a separate mode of cm eval")
+        raise UsageError("give --scores FILE, or --run RUN_DIR / --checkpoint FILE to score a model",
+                         "e.g. cm eval --run runs/dann --manifest runs/manifests/toy/manifest.parquet --out runs/dann/eval")
     by_cols = _split_values(by)
     domains = _split_values(in_domain)
     options: dict[str, Any] = {
@@ -105,6 +124,59 @@ def eval(  # noqa: A001 - the command is named after its verb
             write_json(result, out / "metrics.json")
             target.finish(outputs=written, summary={k: result["overall"][k] for k in ("eer", "min_dcf", "act_dcf", "cllr")})
     emit(c, result, lambda: _print(result, out))
+
+
+def _eval_model(c, source: Path, *, manifest: Optional[Path], split: str, degrade: list[str], chunk_ms: list[str],
+                overlap_ms: float, aggregate: str, full_length: bool, batch_size: int, by: list[str],
+                in_domain: list[str], bootstrap: int, shard: Optional[str], baseline: bool, out: Optional[Path],
+                force: bool, scores: Optional[Path]) -> None:
+    from cm_cli.core.shard import resolve_shard
+
+    if scores is not None:
+        raise UsageError("--scores evaluates a score file; --run/--checkpoint score a model: give one of them")
+    if manifest is None:
+        raise UsageError("--run needs --manifest M (the utterances to score)",
+                         "e.g. --manifest runs/manifests/toy/manifest.parquet")
+    part = resolve_shard(shard)
+    out_dir = out or (source if source.is_dir() else source.parent) / "eval" / split
+    options = {"run": str(source), "manifest": str(manifest), "split": split, "degrade": degrade, "chunk_ms": chunk_ms,
+               "overlap_ms": overlap_ms, "aggregate": aggregate, "full_length": full_length, "batch_size": batch_size,
+               "by": by, "in_domain": in_domain, "bootstrap": bootstrap, "shard": str(part), "out": str(out_dir)}
+    if c.dry_run:
+        print_dry_run(c, "eval", options)
+        return
+    from cm_cli.commands._common import rich_reporter
+    from cm_cli.core.progress import use_reporter
+    from cm_cli.evaluation import evaluate_model
+
+    with use_reporter(rich_reporter(c)):
+        result = evaluate_model(source, manifest, out_dir, split=None if split == "all" else split, degrade=degrade,
+                                chunk_ms=chunk_ms, overlap_ms=overlap_ms, aggregate=aggregate, full_length=full_length,
+                                batch_size=batch_size, by=by, in_domain=in_domain, bootstrap=bootstrap,
+                                data_root=c.data_root, cache_dir=c.cache_dir, device=c.device,
+                                torch_device=c.torch_device(), seed=c.seed, shard=part, force=force, baseline=baseline)
+    summary = result.summary()
+    if len(result.conditions) == 1 and result.conditions[0].metrics is not None:
+        summary = {**result.conditions[0].metrics, "out": str(out_dir), "skipped": result.skipped}
+        emit(c, summary, lambda: _print(result.conditions[0].metrics, out_dir))
+        return
+    emit(c, summary, lambda: _print_conditions(result))
+
+
+def _print_conditions(result) -> None:
+    from rich.table import Table
+
+    table = Table("condition", "EER %", "minDCF", "actDCF", "scored", "failed", title=f"{result.out_dir}", title_justify="left")
+    for r in result.conditions:
+        overall = (r.metrics or {}).get("overall")
+        if overall is None:
+            table.add_row(r.condition.label, "(shard)", "", "", str(r.n_scored), str(r.n_failed))
+        else:
+            table.add_row(r.condition.label, f"{100 * overall['eer']:.3f}", f"{overall['min_dcf']:.4f}",
+                          f"{overall['act_dcf']:.4f}", str(r.n_scored), str(r.n_failed))
+    console().print(table)
+    if result.sweep:
+        console().print(f"sweep: {result.sweep}")
 
 
 def _load(scores, key, manifest, score_col, label_col, id_col, bonafide_value):

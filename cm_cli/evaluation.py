@@ -1,0 +1,267 @@
+"""``cm eval --run``: score a trained model on a manifest, per condition, and evaluate.
+
+One condition is the manifest as it is; ``--degrade`` specs (with ``|`` sweeps) and
+``--chunk-ms`` lengths (streaming inference, also sweepable) add conditions that are
+applied on the fly, so no audio is written. Each condition gets ``scores.parquet``
+(utt_id, score, every manifest column) and ``metrics.json`` from the same
+``evaluate_scores`` as external score files; a sweep adds ``sweep.parquet``.
+Scores are cached under the cache dir keyed by checkpoint hash, preprocessing,
+precision and manifest hash, so stale scores are never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from cm_cli.core.errors import CmError
+
+__all__ = ["Condition", "ConditionResult", "ModelEvalResult", "plan_conditions", "evaluate_model"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    label: str  # canonical spec, "clean", with "+chunk=<ms>ms" in streaming mode
+    slug: str  # directory name inside a sweep
+    degrade: str | None
+    chunk_ms: float | None
+    parameter: str | None  # the swept parameter (kbps, snr, chunk_ms), if any
+    severity: float | None
+
+
+@dataclass
+class ConditionResult:
+    condition: Condition
+    out_dir: Path
+    metrics: dict | None
+    n_scored: int
+    n_failed: int
+    cached: bool = False
+
+
+@dataclass
+class ModelEvalResult:
+    out_dir: Path
+    conditions: list[ConditionResult] = field(default_factory=list)
+    sweep: Path | None = None
+    skipped: bool = False
+
+    def summary(self) -> dict:
+        rows = []
+        for r in self.conditions:
+            overall = (r.metrics or {}).get("overall", {})
+            rows.append({"condition": r.condition.label, "dir": str(r.out_dir), "n_scored": r.n_scored,
+                         "n_failed": r.n_failed, "cached": r.cached,
+                         **{k: overall.get(k) for k in ("eer", "min_dcf", "act_dcf", "cllr")}})
+        return {"out": str(self.out_dir), "conditions": rows, "sweep": str(self.sweep) if self.sweep else None}
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _degrade_conditions(specs: Sequence[str]) -> list[tuple[str | None, str | None, float | None]]:
+    """(canonical spec, swept parameter, severity) per degradation condition, in order."""
+    from cm_cli.core.specs import expand_sweep
+
+    out: list[tuple[str | None, str | None, float | None]] = []
+    for text in specs:
+        expanded = expand_sweep(text)
+        varying: list[str] = []
+        if len(expanded) > 1:
+            for s, step in enumerate(expanded[0].steps):
+                for key, _ in step.params:
+                    if len({str(e.steps[s].get(key)) for e in expanded}) > 1:
+                        varying.append(key)
+        for spec in expanded:
+            canonical = spec.canonical()
+            if canonical == "clean":
+                out.append((None, None, None))
+                continue
+            parameter = varying[0] if varying else (spec.steps[0].params[0][0] if spec.steps[0].params else None)
+            severity = None
+            if parameter is not None:
+                severity = next((_float_or_none(st.get(parameter)) for st in spec.steps if st.get(parameter) is not None), None)
+            out.append((canonical, parameter, severity))
+    return out
+
+
+def plan_conditions(degrade: Sequence[str] = (), chunk_ms: Sequence[str] = (), *, baseline: bool = True) -> list[Condition]:
+    """Every (degradation x chunk length) condition; with a sweep, the clean baseline first."""
+    from cm_cli.core.specs import spec_slug
+
+    degradations = _degrade_conditions(degrade) if degrade else [(None, None, None)]
+    if degrade and baseline and (None, None, None) not in degradations:
+        degradations.insert(0, (None, None, None))
+    chunks: list[float | None] = []
+    for text in chunk_ms or []:
+        for part in str(text).split("|"):
+            value = _float_or_none(part)
+            if value is None or value <= 0:
+                raise CmError(f"--chunk-ms {text!r}: {part!r} is not a positive number of milliseconds")
+            chunks.append(value)
+    chunk_values = list(dict.fromkeys(chunks)) or [None]
+    conditions = []
+    for spec, parameter, severity in degradations:
+        for chunk in chunk_values:
+            label = spec or "clean"
+            slug = spec_slug(spec) if spec else "clean"
+            if chunk is not None:
+                label += f"+chunk={chunk:g}ms"
+                slug += f"+chunk-{chunk:g}ms"
+                if len(chunk_values) > 1 and spec is None:
+                    parameter, severity = "chunk_ms", chunk
+            conditions.append(Condition(label, slug, spec, chunk, parameter, severity))
+    return conditions
+
+
+def _manifest_sha(path: Path) -> str:
+    from cm_cli.core.artifacts import file_fingerprint
+
+    info = file_fingerprint(path)
+    return info.get("sha256") or f"{info.get('size')}-{info.get('mtime')}"
+
+
+def _scored_table(scores, frame):
+    """scores.parquet: utt_id, score, then every manifest column carried through."""
+    extra = frame.drop(columns=[c for c in ("score",) if c in frame.columns])
+    return scores.merge(extra, on="utt_id", how="left", validate="one_to_one")
+
+
+def evaluate_model(
+    source: str | Path,
+    manifest: str | Path,
+    out_dir: str | Path,
+    *,
+    split: str | None = "eval",
+    degrade: Sequence[str] = (),
+    chunk_ms: Sequence[str] = (),
+    overlap_ms: float = 0.0,
+    aggregate: str = "mean",
+    full_length: bool = False,
+    batch_size: int = 16,
+    by: Sequence[str] = (),
+    in_domain: Sequence[str] = (),
+    bootstrap: int = 0,
+    data_root: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    device: str = "cpu",
+    torch_device: Any = "cpu",
+    seed: int = 0,
+    shard: Any = None,
+    force: bool = False,
+    baseline: bool = True,
+) -> ModelEvalResult:
+    """Score ``source`` (run dir or checkpoint) on ``manifest`` under each condition; write artifacts."""
+    from cm_cli.core.artifacts import OutputDir, read_json, write_json, write_parquet
+    from cm_cli.core.shard import Shard
+    from cm_cli.data.manifests import load_manifest
+    from cm_cli.metrics.report import breakdown_tables, evaluate_scores
+    from cm_cli.scoring import ScoringConfig, load_scoring_model, score_cache_key, score_frame
+
+    out_dir = Path(out_dir)
+    manifest = Path(manifest)
+    shard = shard or Shard()
+    frame = load_manifest(manifest, split=split)
+    missing = [c for c in by if c not in frame.columns]
+    if missing:
+        raise CmError(f"{manifest}: --by column(s) {', '.join(missing)} not in the manifest",
+                      f"columns: {', '.join(frame.columns)}")
+    conditions = plan_conditions(degrade, chunk_ms, baseline=baseline)
+    for condition in conditions:  # validate every spec (and encoder) before scoring anything
+        if condition.degrade:
+            from cm_cli.degrade.registry import validate_spec
+
+            validate_spec(condition.degrade)
+    base = ScoringConfig(batch_size=batch_size, full_length=full_length, overlap_ms=overlap_ms, aggregate=aggregate)
+    loaded = load_scoring_model(source, device=torch_device)
+    manifest_sha = _manifest_sha(manifest)
+    options = {
+        "run": str(Path(source).resolve()), "checkpoint_sha256": loaded.checkpoint_sha256,
+        "manifest": str(manifest.resolve()), "manifest_sha256": manifest_sha, "split": split,
+        "degrade": list(degrade), "chunk_ms": list(chunk_ms), "overlap_ms": overlap_ms, "aggregate": aggregate,
+        "full_length": full_length, "batch_size": batch_size, "by": list(by), "in_domain": list(in_domain),
+        "bootstrap": bootstrap, "seed": seed, "baseline": baseline,
+    }
+    sweep = len(conditions) > 1
+    result = ModelEvalResult(out_dir)
+    rows = shard.select(list(range(len(frame))))
+    part = frame.iloc[rows].reset_index(drop=True)
+    with OutputDir(out_dir, "scores", options=options, inputs=[manifest, loaded.checkpoint], shard=shard,
+                   device=device, force=force) as output:
+        if output.done:
+            result.skipped = True
+            for condition in conditions:
+                cdir = out_dir / condition.slug if sweep else out_dir
+                metrics = read_json(cdir / "metrics.json") if (cdir / "metrics.json").is_file() else None
+                result.conditions.append(ConditionResult(condition, cdir, metrics, len(part), 0, cached=True))
+            result.sweep = out_dir / "sweep.parquet" if (out_dir / "sweep.parquet").is_file() else None
+            return result
+        sweep_rows = []
+        for condition in conditions:
+            cdir = out_dir / condition.slug if sweep else out_dir
+            config = replace(base, degrade=condition.degrade, chunk_ms=condition.chunk_ms)
+            key = score_cache_key(loaded.checkpoint_sha256, config, f"{manifest_sha}:{split}:{shard}")
+            cache_file = Path(cache_dir) / "scores" / f"{key}.parquet" if cache_dir else None
+            cached = cache_file is not None and cache_file.is_file()
+            if cached:
+                import pandas as pd
+
+                scores = pd.read_parquet(cache_file)
+                failures: list[dict] = []
+            else:
+                scored = score_frame(loaded, part, data_root=data_root, config=config, device=torch_device, seed=seed)
+                scores, failures = scored.scores, scored.failures
+                if cache_file is not None:
+                    write_parquet(scores, cache_file)
+            table = _scored_table(scores, part)
+            if failures:
+                import pandas as pd
+
+                write_parquet(pd.DataFrame(failures), cdir / ("failures.parquet" if shard.is_whole else shard.part_name("failures")))
+            if not shard.is_whole:
+                write_parquet(table, cdir / shard.part_name())
+                result.conditions.append(ConditionResult(condition, cdir, None, len(table), len(failures), cached))
+                continue
+            write_parquet(table, cdir / "scores.parquet")
+            metrics = evaluate_scores(table, by=by, in_domain=in_domain, bootstrap=bootstrap, seed=seed,
+                                      source=str(cdir / "scores.parquet"))
+            metrics["condition"] = {"label": condition.label, "degrade": condition.degrade,
+                                    "chunk_ms": condition.chunk_ms, "n_failed": len(failures)}
+            for column, tab in breakdown_tables(metrics).items():
+                write_parquet(tab, cdir / f"metrics_by_{column}.parquet")
+            write_json(metrics, cdir / "metrics.json")
+            result.conditions.append(ConditionResult(condition, cdir, metrics, len(table), len(failures), cached))
+            if sweep:
+                overall = metrics["overall"]
+                row = {"condition": condition.label, "parameter": condition.parameter, "severity": condition.severity,
+                       "chunk_ms": condition.chunk_ms,
+                       **{k: overall[k] for k in ("eer", "min_dcf", "act_dcf", "cllr", "auc", "n_bonafide", "n_spoof")}}
+                row.update(_per_attack_eer(table))
+                sweep_rows.append(row)
+        if sweep_rows:
+            import pandas as pd
+
+            result.sweep = write_parquet(pd.DataFrame(sweep_rows), out_dir / "sweep.parquet")
+        output.finish(outputs={"conditions": [c.slug for c in conditions]}, summary=result.summary())
+    return result
+
+
+def _per_attack_eer(table) -> dict[str, float]:
+    """Each attack's spoofs against all bona fide trials (as the official per-attack EER)."""
+    import numpy as np
+
+    from cm_cli.metrics import eer
+
+    bona = table.loc[table["label"] == "bonafide", "score"].to_numpy(dtype=np.float64)
+    out = {}
+    if "attack" not in table or len(bona) == 0:
+        return out
+    spoof = table[table["label"] == "spoof"]
+    for attack, group in spoof.groupby(spoof["attack"].astype(str), sort=True):
+        out[f"eer_{attack}"] = float(eer(bona, group["score"].to_numpy(dtype=np.float64)))
+    return out
