@@ -1,0 +1,299 @@
+"""Report sections for the analyses (LOAO, probes, CKA, patching) and for provenance.
+
+Each analysis directory gets its own subsection titled by its path, so two probe
+runs (say, ERM and DANN embeddings) are shown side by side, never pooled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from cm_cli.report import figures
+from cm_cli.report.blocks import Figure, FigureDir, Note, Section
+from cm_cli.report.collect import AnalysisInfo, Collection
+from cm_cli.report.style import layer_sort_key
+from cm_cli.report.tables import Table, fmt, fmt_ci
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["analysis_section", "provenance_section", "ANALYSIS_HINTS"]
+
+ANALYSIS_HINTS = {
+    "loao": "`cm loao EMBEDDINGS --manifest M --out DIR`",
+    "probes": "`cm probe EMB --manifest M --target codec --out DIR`",
+    "cka": "`cm cka EMB_A EMB_B --out DIR`",
+    "patching": "`cm patch --base RUN --donor RUN --manifest M --out DIR`",
+}
+_TITLES = {"loao": "Leave one attack out", "probes": "Linear probes", "cka": "CKA", "patching": "Activation patching"}
+_GEOMETRY = ("d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj")
+
+
+def _read(info: AnalysisInfo, name: str) -> "pd.DataFrame | None":
+    from cm_cli.core.artifacts import read_table
+
+    path = info.tables.get(name)
+    return read_table(path) if path is not None else None
+
+
+def _where(info: AnalysisInfo, base: Path | None) -> str:
+    if base is not None:
+        try:
+            return str(info.path.resolve().relative_to(base))
+        except ValueError:
+            pass
+    return str(info.path)
+
+
+def _points(frame: "pd.DataFrame", columns: Sequence[str]) -> "pd.DataFrame":
+    """Rates to percentage points when they were stored as fractions (all |values| <= 1)."""
+    frame = frame.copy()
+    present = [c for c in columns if c in frame]
+    values = frame[present].abs().max().max() if present else 0
+    if present and values <= 1.0:
+        frame[present] = frame[present] * 100
+    return frame
+
+
+def _correlation_rows(records: Sequence[dict]) -> list[dict]:
+    rows = []
+    for r in records:
+        if not isinstance(r, dict):
+            continue
+        rows.append({"Layer": str(r.get("layer", "–")), "Metric": str(r.get("metric", "–")),
+                     "Against": str(r.get("against", "gap")), "Spearman ρ": fmt(r.get("rho"), 2),
+                     "95% CI": fmt_ci(r.get("ci_low"), r.get("ci_high")),
+                     "p (permutation)": fmt(r.get("p_permutation"), 3)})
+    return rows
+
+
+# --------------------------------------------------------------------------- loao
+
+
+def _focus_layers(per_attack: "pd.DataFrame", limit: int = 4) -> list[str]:
+    """Up to ``limit`` layers: first, last, the one with the largest mean gap, and evenly spaced others."""
+    layers = sorted(per_attack["layer"].astype(str).unique(), key=layer_sort_key)
+    if len(layers) <= limit:
+        return layers
+    means = per_attack.groupby(per_attack["layer"].astype(str))["gap_mean"].mean()
+    chosen = {layers[0], layers[-1], str(means.idxmax())}
+    step = max(1, len(layers) // limit)
+    for layer in layers[::step]:
+        if len(chosen) >= limit:
+            break
+        chosen.add(layer)
+    return sorted(chosen, key=layer_sort_key)
+
+
+def _loao(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+    import pandas as pd
+
+    loao = _read(info, "loao")
+    if loao is None or loao.empty:
+        return [Note(f"{where}: loao.parquet is empty")]
+    loao = _points(loao, ["eer_seen", "eer_held_out", "gap"]) if loao["gap"].abs().max() <= 1 and \
+        loao[["eer_seen", "eer_held_out"]].max().max() <= 1 and info.summary.get("units") is None else loao
+    grouped = loao.groupby(["layer", "attack"], sort=True)
+    per_attack = grouped.agg(gap_mean=("gap", "mean"), gap_sd=("gap", "std"), n_seeds=("gap", "count"),
+                             eer_seen=("eer_seen", "mean"), eer_held_out=("eer_held_out", "mean")).reset_index()
+    layers = _focus_layers(per_attack)
+    blocks: list = [Figure(figures.loao_gaps(per_attack, fig.path(f"loao-gaps-{where}"), layers=layers,
+                                             title=f"LOAO generalisation gap ({where})"),
+                           "Held-out minus seen EER per attack (points), mean over seeds with ± 1 sd; "
+                           f"layers shown: {', '.join(layers)}.")]
+    focus = str(per_attack.groupby("layer")["gap_mean"].mean().idxmax())
+    part = per_attack[per_attack["layer"].astype(str) == focus].sort_values("gap_mean", ascending=False)
+    blocks.append(Table(fig.table_name(f"loao-{where}"),
+                        f"LOAO per attack at {focus} (the layer with the largest mean gap); EERs in %, gap in points, "
+                        "mean ± sd over seeds.",
+                        pd.DataFrame({"Attack": part["attack"].astype(str),
+                                      "EER seen (%)": [fmt(v, 2) for v in part["eer_seen"]],
+                                      "EER held out (%)": [fmt(v, 2) for v in part["eer_held_out"]],
+                                      "Gap (points)": [f"{m:.2f} ± {s:.2f}" if pd.notna(s) else f"{m:.2f}"
+                                                       for m, s in zip(part["gap_mean"], part["gap_sd"])],
+                                      "Seeds": [str(int(n)) for n in part["n_seeds"]]})))
+    geometry = _read(info, "geometry")
+    if geometry is not None and not geometry.empty:
+        joined = part.merge(geometry[geometry["layer"].astype(str) == focus], on=["layer", "attack"], how="inner")
+        metrics = [m for m in _GEOMETRY if m in joined]
+        rho = {}
+        for r in info.summary.get("geometry_correlations") or []:
+            if isinstance(r, dict) and str(r.get("layer")) == focus and r.get("metric") in metrics:
+                rho[r["metric"]] = (float(r.get("rho", float("nan"))), r.get("p_permutation"))
+        if len(joined) >= 2 and metrics:
+            blocks.append(Figure(figures.geometry_scatter(joined, fig.path(f"loao-geometry-{where}"), metrics=metrics,
+                                                          rho=rho, title=f"Geometry vs gap at {focus} ({where})"),
+                                 "Per-attack gap against embedding geometry; titles give Spearman ρ and its "
+                                 "permutation p-value from loao.json."))
+    else:
+        blocks.append(Note(f"{where}: no geometry.parquet: rerun {ANALYSIS_HINTS['loao']}"))
+    rows = _correlation_rows(info.summary.get("geometry_correlations") or [])
+    selectivity = info.summary.get("probe_selectivity") or {}
+    rows += _correlation_rows(selectivity.get("correlations") or []) if isinstance(selectivity, dict) else []
+    if rows:
+        blocks.append(Table(fig.table_name(f"loao-correlations-{where}"),
+                            "Spearman correlations of per-attack gap with geometry and probe selectivity "
+                            "(bootstrap 95% CI, permutation p).", pd.DataFrame(rows)))
+    if not selectivity:
+        blocks.append(Note(f"{where}: no probe-selectivity correlation: rerun `cm loao` with the output of "
+                           f"{ANALYSIS_HINTS['probes'].replace('codec', 'attack')}"))
+    return blocks
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def _probes(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+    import pandas as pd
+
+    probes = _read(info, "probes")
+    if probes is None or probes.empty:
+        return [Note(f"{where}: probes.parquet is empty")]
+    blocks: list = []
+    rows = []
+    for target, part in probes.groupby(probes["target"].astype(str), sort=True):
+        blocks.append(Figure(figures.probe_curves(part, fig.path(f"probe-{target}-{where}"),
+                                                  title=f"Probe for {target} ({where})"),
+                             f"Linear probe for {target} per layer: balanced accuracy with its 95% CI band and "
+                             "the control task (dotted), majority (dashed) and uniform chance; selectivity = "
+                             "accuracy - control accuracy."))
+        for tag, rows_tag in part.groupby(part["tag"].astype(str), sort=False):
+            best = rows_tag.loc[rows_tag["selectivity"].astype(float).idxmax()]
+            accuracy = best.get("balanced_accuracy", best.get("accuracy"))
+            rows.append({"Target": target, "Tag": tag, "Most selective layer": str(best["layer"]),
+                         "Balanced acc. (%)": fmt(100 * float(accuracy), 1),
+                         "95% CI": fmt_ci(best.get("ci_low"), best.get("ci_high"), scale=100, digits=1),
+                         "Control acc. (%)": fmt(100 * float(best.get("control_accuracy", float("nan"))), 1),
+                         "Selectivity (points)": fmt(100 * float(best["selectivity"]), 1),
+                         "Majority chance (%)": fmt(100 * float(best.get("chance_majority", float("nan"))), 1),
+                         "Uniform chance (%)": fmt(100 * float(best.get("chance_uniform", float("nan"))), 1)})
+    blocks.append(Table(fig.table_name(f"probes-{where}"), "Most selective layer per probe target and tag.",
+                        pd.DataFrame(rows)))
+    return blocks
+
+
+# --------------------------------------------------------------------------- cka
+
+
+def _cka(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+    cka = _read(info, "cka")
+    if cka is None or cka.empty:
+        return [Note(f"{where}: cka.parquet is empty")]
+    if "estimator" not in cka:
+        cka = cka.assign(estimator="linear")
+    blocks: list = []
+    for estimator, part in cka.groupby(cka["estimator"].astype(str), sort=False):
+        rows = sorted(part["layer_a"].astype(str).unique(), key=layer_sort_key)
+        cols = sorted(part["layer_b"].astype(str).unique(), key=layer_sort_key)
+        matrix = part.assign(layer_a=part["layer_a"].astype(str), layer_b=part["layer_b"].astype(str)).pivot_table(
+            index="layer_a", columns="layer_b", values="cka").reindex(index=rows, columns=cols)
+        blocks.append(Figure(figures.heatmap(matrix, fig.path(f"cka-{estimator}-{where}"), vmin=0.0, vmax=1.0, digits=2,
+                                             title=f"CKA ({estimator}) ({where})", xlabel="Layer of set B",
+                                             ylabel="Layer of set A", colorbar="CKA"),
+                             f"{estimator} CKA between every pair of layers."))
+    diagonal = cka[cka["layer_a"].astype(str) == cka["layer_b"].astype(str)]
+    if diagonal["layer_a"].nunique() >= 2:
+        blocks.append(Figure(figures.cka_diagonal(diagonal, fig.path(f"cka-diagonal-{where}"),
+                                                  title=f"CKA of matching layers ({where})"),
+                             "CKA of each layer with the same layer of the other set."))
+        if (diagonal["cka"].astype(float) > 0.999).all():
+            blocks.append("Every matching layer has CKA ≈ 1: the two inputs are identical there (for example frozen "
+                          "backbone layers), where CKA is 1 by construction.")
+    return blocks
+
+
+# --------------------------------------------------------------------------- patching
+
+
+def _patching(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+    import pandas as pd
+
+    patching = _read(info, "patching")
+    if patching is None or patching.empty:
+        return [Note(f"{where}: patching.parquet is empty")]
+    rate_columns = ["eer", "delta_eer", "ci_low", "ci_high"]
+    units = str(info.summary.get("units", "")).lower()
+    points = "point" in units or (bool(patching["eer"].abs().max() > 1.0) if "eer" in patching else False)
+    as_fraction = patching.copy()
+    if points:  # stored in points: the figure expects fractions
+        as_fraction[[c for c in rate_columns if c in patching]] /= 100
+    blocks: list = [Figure(figures.patching_effects(as_fraction, fig.path(f"patching-{where}"),
+                                                    title=f"Activation patching ({where})"),
+                           "Change in EER from patching each site with the donor's activation, with paired "
+                           "bootstrap 95% CIs; hollow dashed bars are no-ops (identical activations).")]
+    noop = as_fraction["noop"].fillna(False).astype(bool) if "noop" in as_fraction else pd.Series(False, index=as_fraction.index)
+    blocks.append(Table(fig.table_name(f"patching-{where}"), "Patching effects per site (EER and ΔEER in points).",
+                        pd.DataFrame({
+                            "Site": as_fraction["site"].astype(str),
+                            "EER (%)": [fmt(100 * v, 2) for v in as_fraction["eer"]],
+                            "minDCF": [fmt(v) for v in as_fraction.get("min_dcf", pd.Series(float("nan"), index=as_fraction.index))],
+                            "ΔEER (points)": [f"{100 * v + 0.0:+.2f}" if pd.notna(v) else "–" for v in as_fraction["delta_eer"]],
+                            "95% CI": [fmt_ci(lo, hi, scale=100) for lo, hi in
+                                       zip(as_fraction.get("ci_low", [None] * len(as_fraction)),
+                                           as_fraction.get("ci_high", [None] * len(as_fraction)))],
+                            "Probe acc. (%)": [fmt(100 * v, 1) for v in as_fraction.get("probe_acc", pd.Series(float("nan"), index=as_fraction.index))],
+                            "No-op": ["yes" if n else "" for n in noop],
+                        })))
+    return blocks
+
+
+_BUILDERS = {"loao": _loao, "probes": _probes, "cka": _cka, "patching": _patching}
+
+
+def analysis_section(collection: Collection, fig: FigureDir, *, base: Path | None = None) -> Section:
+    """One subsection per analysis kind, one sub-subsection per directory; a Note for each kind missing."""
+    section = Section("Analyses")
+    for kind, builder in _BUILDERS.items():
+        found = collection.analyses.get(kind) or []
+        sub = Section(_TITLES[kind])
+        if not found:
+            what = {"loao": "LOAO results", "probes": "probes", "cka": "CKA results", "patching": "patching results"}[kind]
+            sub.add(Note(f"No {what} found: run {ANALYSIS_HINTS[kind]}"))
+        for info in found:
+            where = _where(info, base)
+            blocks = builder(info, fig, where)
+            if len(found) > 1:
+                sub.add(Section(where).add(*blocks))
+            else:
+                sub.add(f"From `{where}`.", *blocks)
+        section.add(sub)
+    return section
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def provenance_section(collection: Collection, fig: FigureDir, *, base: Path | None = None) -> Section:
+    """Commands, versions and input hashes of every artifact with a cm.json record."""
+    import pandas as pd
+
+    section = Section("Provenance")
+    if not collection.records:
+        return section.add(Note("No cm.json provenance records found: artifacts written by cm commands carry one"))
+    rows, inputs, commands = [], [], []
+    for path, record in collection.records:
+        where = _where(AnalysisInfo("", path, path.name), base)
+        versions = record.get("versions") or {}
+        rows.append({"Directory": where, "Kind": str(record.get("kind", "–")), "Status": str(record.get("status", "–")),
+                     "cm": str(record.get("cm_version", "–")), "Git revision": str(record.get("git_revision") or "–")[:10],
+                     "Finished": str(record.get("finished") or "–"), "Host": str(record.get("host") or "–"),
+                     "torch": str(versions.get("torch") or "–"), "numpy": str(versions.get("numpy") or "–")})
+        argv = record.get("argv") or []
+        if argv:
+            commands.append(f"{where}: " + " ".join(str(a) for a in argv))
+        for item in record.get("inputs") or []:
+            if isinstance(item, dict):
+                files = item.get("files") if item.get("kind") == "directory" else [item]
+                for f in files or []:
+                    inputs.append({"Artifact": where, "Input": str(f.get("path", "–")),
+                                   "Size (bytes)": fmt(f.get("size")), "SHA-256": str(f.get("sha256") or "–")[:16]})
+    section.add(Table(fig.table_name("provenance"), "Provenance records (cm.json) of every artifact in the report.",
+                      pd.DataFrame(rows)))
+    if commands:
+        section.add("Commands that produced the artifacts:", "```\n" + "\n".join(commands) + "\n```")
+    if inputs:
+        section.add(Table(fig.table_name("inputs"), "Inputs of each artifact with their content hashes "
+                                                    "(SHA-256, first 16 hex digits; files over 64 MB are not hashed).",
+                          pd.DataFrame(inputs[:400])))
+    return section

@@ -1,0 +1,399 @@
+"""Report sections for one corpus: runs, overall metrics, breakdowns, OOD gap, curves, attacks, sweeps, training.
+
+Each builder takes the runs/evaluations of a single corpus, so results of different
+corpora never share a table or an axis. A builder with nothing to show returns a
+``Note`` naming the command that would produce the missing artifact.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from cm_cli.report import figures
+from cm_cli.report.blocks import Figure, FigureDir, Note, Section
+from cm_cli.report.collect import EvalInfo, RunInfo
+from cm_cli.report.evaldata import (
+    breakdown, breakdown_columns, curve, metric_ci, normalise_sweep, ood_from_scores, overall_metrics, per_attack,
+)
+from cm_cli.report.tables import Table, fmt, fmt_ci, fmt_pct
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["run_table", "corpus_section", "HINTS"]
+
+HINTS = {
+    "run": "`cm train --preset toy_lcnn_dann --out RUN_DIR` (or `--method erm|dann --manifest M`)",
+    "eval": "`cm eval --run RUN_DIR --manifest M --out DIR`",
+    "breakdown": "`cm eval --run RUN_DIR --manifest M --by codec --by domain --out DIR`",
+    "scores": "`cm eval --run RUN_DIR --manifest M --out DIR` (writes scores.parquet)",
+    "sweep": "`cm eval --run RUN_DIR --manifest M --degrade \"mp3:kbps=8|16|32|64\" --out DIR`",
+    "ood": "`cm eval --run RUN_DIR --manifest M --in-domain none --out DIR`",
+    "history": "`cm train ... --out RUN_DIR` (writes history.parquet)",
+    "attack": "`cm eval --run RUN_DIR --manifest M --by attack --out DIR`",
+}
+# breakdown columns shown as per-condition bars; attacks get their own section
+_SKIP_BARS = {"attack", "attack_family", "label", "split", "corpus", "speaker", "utt_id"}
+_SHORT_REV = 10
+
+
+def _seed_groups(evals: Sequence[EvalInfo]) -> list[tuple[str, list[EvalInfo]]]:
+    """Evaluations grouped by identity up to the run's seed, labelled by method (unique)."""
+    groups: dict[tuple, list[EvalInfo]] = {}
+    for e in evals:
+        groups.setdefault(e.seedless_key, []).append(e)
+    labelled: list[tuple[str, list[EvalInfo]]] = []
+    names = [(g[0].method or g[0].name) for g in groups.values()]
+    for (key, members), name in zip(groups.items(), names):
+        label = name if names.count(name) == 1 else f"{name} ({members[0].name})"
+        labelled.append((label, members))
+    return labelled
+
+
+def run_table(runs: Sequence[RunInfo], name: str) -> Table:
+    import pandas as pd
+
+    rows = [{
+        "Run": r.name, "Corpus": r.corpus, "Method": r.method or "–", "Backbone": r.backbone or "–",
+        "Preset": r.preset or "–", "Seed": "–" if r.seed is None else str(r.seed), "Data": r.data or "–",
+        "Git revision": (r.git_revision or "–")[:_SHORT_REV],
+    } for r in runs]
+    return Table(name, "Training runs (git revision shortened to 10 characters).", pd.DataFrame(rows))
+
+
+# --------------------------------------------------------------------------- overall
+
+
+def _overall(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
+    import numpy as np
+    import pandas as pd
+
+    rows, values = [], {}
+    for e in evals:
+        m = overall_metrics(e)
+        if m is None:
+            continue
+        values[e.label] = m
+        eer_ci, dcf_ci = metric_ci(e.metrics, "eer"), metric_ci(e.metrics, "min_dcf")
+        rows.append({
+            "System": e.label, "Evaluation": e.name, "EER (%)": fmt_pct(m.get("eer")),
+            "EER 95% CI": fmt_ci(*eer_ci, scale=100) if eer_ci else "–",
+            "minDCF": fmt(m.get("min_dcf")), "minDCF 95% CI": fmt_ci(*dcf_ci, digits=3) if dcf_ci else "–",
+            "actDCF": fmt(m.get("act_dcf")), "Cllr (bits)": fmt(m.get("cllr")),
+            "bona fide": fmt(m.get("n_bonafide")), "spoof": fmt(m.get("n_spoof")),
+        })
+    if not rows:
+        return [Note(f"No metrics.json or scores.parquet for {corpus}: run {HINTS['eval']}")]
+    blocks: list = [Table(fig.table_name(f"overall-{corpus}"),
+                          f"Overall metrics on {corpus} (EER in %, DCF normalised, 95% bootstrap intervals where computed).",
+                          pd.DataFrame(rows))]
+    agg_rows = []
+    for label, members in _seed_groups(evals):
+        ms = [values[e.label] for e in members if e.label in values]
+        if len(ms) < 2:
+            continue
+        row = {"System": label, "Seeds": ", ".join(str(e.seed) for e in members), "n": str(len(ms))}
+        for key, title, scale in (("eer", "EER (%)", 100), ("min_dcf", "minDCF", 1), ("act_dcf", "actDCF", 1),
+                                  ("cllr", "Cllr (bits)", 1)):
+            arr = np.array([float(m.get(key, np.nan)) for m in ms]) * scale
+            row[title] = f"{np.nanmean(arr):.{2 if scale == 100 else 3}f} ± {np.nanstd(arr, ddof=1):.{2 if scale == 100 else 3}f}"
+        agg_rows.append(row)
+    if agg_rows:
+        blocks.append(Table(fig.table_name(f"seeds-{corpus}"),
+                            f"Mean ± sd over runs on {corpus} that differ only in their seed.", pd.DataFrame(agg_rows)))
+    else:
+        blocks.append("No seed replicates found (runs identical up to the seed), so no mean ± sd over seeds.")
+    return blocks
+
+
+# --------------------------------------------------------------------------- breakdowns
+
+
+def _long_breakdown(evals: Sequence[EvalInfo], column: str) -> "pd.DataFrame":
+    """system, value, eer, min_dcf (+ low/high as ± sd when seed replicates are averaged)."""
+    import pandas as pd
+
+    frames = []
+    for label, members in _seed_groups(evals):
+        parts = []
+        for e in members:
+            table = breakdown(e, column)
+            if table is not None and "eer" in table:
+                parts.append(table.assign(seed=e.seed))
+        if not parts:
+            continue
+        joined = pd.concat(parts)
+        joined["min_dcf"] = joined["min_dcf"] if "min_dcf" in joined else float("nan")
+        grouped = joined.groupby("value", sort=False)
+        out = grouped[["eer", "min_dcf"]].mean()
+        if len(parts) > 1:
+            sd = grouped[["eer", "min_dcf"]].std()
+            out["eer_low"], out["eer_high"] = out["eer"] - sd["eer"], out["eer"] + sd["eer"]
+            out["dcf_low"], out["dcf_high"] = out["min_dcf"] - sd["min_dcf"], out["min_dcf"] + sd["min_dcf"]
+        out["n_runs"] = len(parts)
+        frames.append(out.reset_index().assign(system=label))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _breakdowns(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
+    columns = list(dict.fromkeys(c for e in evals for c in breakdown_columns(e) if c not in _SKIP_BARS))
+    if not columns:
+        return [Note(f"No per-codec/per-domain breakdowns for {corpus}: run {HINTS['breakdown']}")]
+    blocks: list = []
+    for column in columns:
+        frame = _long_breakdown(evals, column)
+        if frame.empty:
+            continue
+        averaged = "eer_low" in frame
+        note = " Bars are means over seeds, whiskers ± 1 sd." if averaged else ""
+        blocks.append(Figure(figures.grouped_bars(
+            frame, fig.path(f"eer-by-{column}-{corpus}"), category="value", system="system", value="eer",
+            low="eer_low" if averaged else None, high="eer_high" if averaged else None,
+            ylabel="EER (%)", xlabel=column, title=f"EER by {column} ({corpus})"),
+            f"EER per {column} on {corpus}, one bar per system.{note}"))
+        if frame["min_dcf"].notna().any():
+            blocks.append(Figure(figures.grouped_bars(
+                frame, fig.path(f"mindcf-by-{column}-{corpus}"), category="value", system="system", value="min_dcf",
+                low="dcf_low" if averaged else None, high="dcf_high" if averaged else None, scale=1.0,
+                ylabel="minDCF (normalised)", xlabel=column, title=f"minDCF by {column} ({corpus})"),
+                f"Normalised minDCF per {column} on {corpus}.{note}"))
+        wide = frame.pivot_table(index="value", columns="system", values=["eer", "min_dcf"], sort=False)
+        import pandas as pd
+
+        table = pd.DataFrame({column: wide.index.astype(str)})
+        for system in dict.fromkeys(frame["system"]):
+            table[f"{system} EER (%)"] = [fmt_pct(v) for v in wide[("eer", system)]]
+            if ("min_dcf", system) in wide:
+                table[f"{system} minDCF"] = [fmt(v) for v in wide[("min_dcf", system)]]
+        blocks.append(Table(fig.table_name(f"by-{column}-{corpus}"), f"EER and minDCF per {column} on {corpus}.", table))
+    return blocks
+
+
+# --------------------------------------------------------------------------- OOD gap
+
+
+def _ood(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
+    """metrics.json ``ood_gap`` as stored, else clean-vs-rest EERs recomputed from the scores."""
+    import pandas as pd
+
+    rows = []
+    for e in evals:
+        stored = (e.metrics or {}).get("ood_gap")
+        if isinstance(stored, dict) and stored:
+            row = {"System": e.label, "Source": "metrics.json"}
+            for key, value in stored.items():
+                if isinstance(value, list):
+                    value = ", ".join(map(str, value))
+                if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                    row[key] = value
+            rows.append(row)
+            continue
+        for column in ("domain", "codec"):
+            computed = ood_from_scores(e, column)
+            if computed:
+                rows.append({"System": e.label, "Source": f"scores ({column}: clean vs rest)",
+                             "eer_in (%)": 100 * computed["eer_in"], "eer_out (%)": 100 * computed["eer_out"],
+                             "gap (points)": 100 * computed["gap"], "relative_gap": computed["relative_gap"]})
+                break
+    if not rows:
+        return [Note(f"No OOD gap for {corpus}: run {HINTS['ood']} (or keep a clean condition in the scores)")]
+    gap_keys = ("gap (points)", "gap", "abs_gap", "gap_abs", "absolute_gap", "gap_points")
+    blocks: list = []
+    has_reduction = any("reduction" in k for r in rows for k in r)
+    gap_key = next((k for k in gap_keys if all(isinstance(r.get(k), (int, float)) for r in rows)), None)
+    if gap_key and not has_reduction and len(rows) > 1:
+        reference = next((r for r in rows if str(r["System"]).upper().startswith("ERM")), rows[0])
+        ref = float(reference[gap_key])
+        name = f"gap reduction vs {reference['System']} (%)"
+        for r in rows:
+            r[name] = float("nan") if r is reference or ref == 0 else 100 * (1 - float(r[gap_key]) / ref)
+        blocks.append(f"Gap reduction = 1 - gap(system) / gap({reference['System']}): the share of "
+                      f"{reference['System']}'s out-of-domain penalty that the system removes.")
+    frame = pd.DataFrame(rows)
+    table = pd.DataFrame({c: [v if isinstance(v, str) else fmt(v, 2 if "(%)" in c or "points" in c else 3)
+                              for v in frame[c]] for c in frame.columns})
+    blocks.insert(0, Table(fig.table_name(f"ood-{corpus}"),
+                           f"In-domain vs out-of-domain EER on {corpus}; gap = out - in (stored values are shown "
+                           "in the units cm eval wrote them).", table.fillna("–")))
+    return blocks
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def _curves(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
+    with_scores = [e for e in evals if e.scores is not None]
+    if not with_scores:
+        return [Note(f"No scores.parquet for {corpus}, so no DET/ROC curves or histograms: run {HINTS['scores']}")]
+    curves = [(e.label, curve(e)) for e in with_scores]
+    return [
+        Figure(figures.det_curves([(label, c.frr, c.far, c.eer) for label, c in curves],
+                                  fig.path(f"det-{corpus}"), title=f"DET ({corpus})"),
+               f"DET curves on {corpus} (normal-deviate axes, rates in %); the marker is the EER point."),
+        Figure(figures.roc_curves([(label, c.frr, c.far, c.auc) for label, c in curves],
+                                  fig.path(f"roc-{corpus}"), title=f"ROC ({corpus})"),
+               f"ROC curves on {corpus}: bona fide accepted against spoof accepted."),
+        Figure(figures.score_histograms([(label, c.bona, c.spoof, c.threshold) for label, c in curves],
+                                        fig.path(f"scores-{corpus}"), title=f"Score distributions ({corpus})"),
+               f"Score densities per class on {corpus}; dashed: the EER threshold."),
+    ]
+
+
+# --------------------------------------------------------------------------- attacks
+
+
+def _attacks(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
+    import pandas as pd
+
+    tables = [(e.label, t) for e in evals if (t := per_attack(e)) is not None and not t.empty]
+    if not tables:
+        return [Note(f"No per-attack results for {corpus}: run {HINTS['attack']}")]
+    families = {}
+    for _, t in tables:
+        families.update({a: f for a, f in zip(t["attack"], t["attack_family"]) if f})
+    attacks = sorted({a for _, t in tables for a in t["attack"]}, key=lambda a: (families.get(a, "~"), a))
+    out = pd.DataFrame({"Family": [families.get(a, "–") or "–" for a in attacks], "Attack": attacks})
+    has_clean = False
+    long = []
+    for label, t in tables:
+        t = t.set_index("attack")
+        out[f"{label} EER (%)"] = [fmt_pct(t["eer"].get(a)) for a in attacks]
+        if "eer_clean" in t:
+            has_clean = True
+            out[f"{label} clean (%)"] = [fmt_pct(t["eer_clean"].get(a)) for a in attacks]
+            out[f"{label} Δ (points)"] = [_signed(100 * t["delta"].get(a, float("nan"))) for a in attacks]
+        long.append(pd.DataFrame({"value": attacks, "eer": [t["eer"].get(a, float("nan")) for a in attacks],
+                                  "system": label}))
+    caption = (f"Per-attack EER on {corpus} (each attack's spoofs against all bona fide), grouped by attack family"
+               + ("; 'clean' uses the undegraded trials only and Δ is the change from clean." if has_clean else "."))
+    blocks: list = [Table(fig.table_name(f"attacks-{corpus}"), caption, out)]
+    if not has_clean:
+        blocks.append(Note(f"No clean/degraded mix in the scores of {corpus}, so no change from clean per attack: "
+                           f"evaluate a manifest with clean and coded conditions, or run {HINTS['sweep']}"))
+    blocks.append(Figure(figures.grouped_bars(pd.concat(long), fig.path(f"eer-by-attack-{corpus}"), category="value",
+                                              system="system", value="eer", ylabel="EER (%)", xlabel="attack",
+                                              title=f"EER by attack ({corpus})"),
+                         f"Per-attack EER on {corpus}, attacks ordered by family."))
+    return blocks
+
+
+def _signed(value: float) -> str:
+    import math
+
+    return "–" if value is None or math.isnan(value) else f"{value:+.2f}"
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _sweeps(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
+    import pandas as pd
+
+    from cm_cli.core.artifacts import read_table
+
+    swept = [e for e in evals if e.sweep is not None]
+    if not swept:
+        return [Note(f"No degradation sweeps for {corpus}: run {HINTS['sweep']}")]
+    blocks: list = []
+    lines, clean = [], {}
+    for e in swept:
+        overall, attacks = normalise_sweep(read_table(e.sweep))
+        clean_rows = overall[overall["parameter"].isna()]
+        if not clean_rows.empty:
+            clean[e.label] = float(clean_rows["eer"].iloc[0])
+        graded = overall.dropna(subset=["parameter"])
+        if not graded.empty:
+            lines.append(graded.assign(system=e.label))
+        table = pd.DataFrame({"Condition": overall["condition"],
+                              "Parameter": overall["parameter"].fillna("–"),
+                              "Severity": [fmt(v, 3).rstrip("0").rstrip(".") if pd.notna(v) else "–" for v in overall["severity"]],
+                              "EER (%)": [fmt_pct(v) for v in overall["eer"]],
+                              "minDCF": [fmt(v) for v in overall["min_dcf"]]})
+        blocks.append(Table(fig.table_name(f"sweep-{e.label}-{corpus}"), f"Degradation sweep of {e.label} on {corpus}.", table))
+        if not attacks.empty and attacks["eer"].notna().any():
+            order = list(dict.fromkeys(overall.sort_values(["parameter", "severity"], na_position="first")["condition"]))
+            matrix = attacks.pivot_table(index="attack", columns="condition", values="eer", sort=True)
+            matrix = matrix[[c for c in order if c in matrix.columns]]
+            blocks.append(Figure(figures.heatmap(matrix, fig.path(f"attack-condition-{e.label}-{corpus}"), scale=100,
+                                                 title=f"EER (%) per attack and condition: {e.label} ({corpus})",
+                                                 xlabel="Condition", ylabel="Attack", colorbar="EER (%)"),
+                                 f"Attack x condition EER of {e.label} on {corpus}."))
+            clean_name = next((c for c in matrix.columns if str(c).lower() in ("clean", "none")), None)
+            if clean_name is not None and matrix.shape[1] > 1:
+                delta = matrix.drop(columns=[clean_name]).sub(matrix[clean_name], axis=0)
+                blocks.append(Figure(figures.heatmap(delta, fig.path(f"attack-condition-delta-{e.label}-{corpus}"),
+                                                     scale=100, diverging=True,
+                                                     title=f"Change from clean (EER points): {e.label} ({corpus})",
+                                                     xlabel="Condition", ylabel="Attack", colorbar="ΔEER (points)"),
+                                     f"Per-attack change of EER from the clean condition, {e.label} on {corpus}."))
+        else:
+            blocks.append(Note(f"sweep.parquet of {e.label} has no per-attack EER columns, so no attack x condition heatmap"))
+    if lines:
+        frame = pd.concat(lines, ignore_index=True)
+        blocks.insert(0, Figure(figures.sweep_lines(frame, fig.path(f"sweep-{corpus}"), title=f"Degradation sweeps ({corpus})",
+                                                    clean=clean or None),
+                                f"EER against degradation severity on {corpus}, one panel per parameter."))
+    return blocks
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _training(runs: Sequence[RunInfo], corpus: str, fig: FigureDir) -> list:
+    import numpy as np
+    import pandas as pd
+
+    from cm_cli.core.artifacts import read_table
+
+    with_history = [r for r in runs if r.history is not None]
+    if not with_history:
+        return [Note(f"No history.parquet for {corpus}: run {HINTS['history']}")]
+    labels = _run_labels(with_history)
+    histories = [(labels[r.name], read_table(r.history)) for r in with_history]
+    rows = []
+    for (label, h), run in zip(histories, with_history):
+        row = {"Run": label, "Steps": fmt(int(h["step"].max())) if "step" in h and len(h) else "–",
+               "Epochs": fmt(int(h["epoch"].max()) + 1) if "epoch" in h and h["epoch"].notna().any() else "–"}
+        if "dev_eer" in h and h["dev_eer"].notna().any():
+            best = h.loc[h["dev_eer"].idxmin()]
+            row["Best dev EER (%)"] = fmt_pct(best["dev_eer"])
+            row["at step"] = fmt(int(best["step"])) if "step" in h else "–"
+            row["Last dev EER (%)"] = fmt_pct(h["dev_eer"].dropna().iloc[-1])
+        acc = [c for c in h.columns if c.startswith("domain_acc")]
+        if acc and h[acc].notna().any().any():
+            row["Last domain acc. (%)"] = fmt_pct(np.nanmean(h[acc].dropna(how="all").iloc[-1].to_numpy(float)), 1)
+        rows.append(row)
+    return [
+        Figure(figures.training_curves(histories, fig.path(f"training-{corpus}"), title=f"Training ({corpus})"),
+               f"Training curves on {corpus}: losses, domain accuracy, λ and dev metrics against the optimiser step."),
+        Table(fig.table_name(f"training-{corpus}"), f"Training summary on {corpus}.", pd.DataFrame(rows).fillna("–")),
+    ]
+
+
+def _run_labels(runs: Sequence[RunInfo]) -> dict[str, str]:
+    base = [(r.method or r.name) + (f" s{r.seed}" if r.seed is not None else "") for r in runs]
+    if len(set(base)) == len(base):
+        return {r.name: b for r, b in zip(runs, base)}
+    return {r.name: f"{b} ({r.name})" for r, b in zip(runs, base)}
+
+
+# --------------------------------------------------------------------------- corpus
+
+
+def corpus_section(corpus: str, runs: Sequence[RunInfo], evals: Sequence[EvalInfo], fig: FigureDir) -> Section:
+    """Everything about one corpus; evaluations inside sweep directories are left to the sweep."""
+    main = [e for e in evals if not e.in_sweep]
+    scored = [e for e in main if e.metrics is not None or e.scores is not None]
+    section = Section(f"Results on {corpus}")
+    if main:
+        section.add(Section("Overall metrics").add(*_overall(scored, corpus, fig)))
+        section.add(Section("Per codec and domain").add(*_breakdowns(scored, corpus, fig)))
+        section.add(Section("Out-of-domain gap").add(*_ood(scored, corpus, fig)))
+        section.add(Section("DET, ROC and score distributions").add(*_curves(scored, corpus, fig)))
+        section.add(Section("Per attack").add(*_attacks(scored, corpus, fig)))
+        section.add(Section("Degradation sweeps").add(*_sweeps(main, corpus, fig)))
+    else:
+        section.add(Note(f"No evaluations for {corpus}: run {HINTS['eval']}"))
+    if runs:
+        section.add(Section("Training curves").add(*_training(runs, corpus, fig)))
+    return section

@@ -1,0 +1,216 @@
+"""cm_cli.report on a synthetic ERM-vs-DANN study: sections, figures, HTML embedding, LaTeX, skips, corpora."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cm_cli.core.errors import CmError
+from cm_cli.report.collect import collect
+from cm_cli.report.evaldata import curve, normalise_sweep
+from cm_cli.report.render import build_report
+from cm_cli.report.tables import Table, to_latex, to_markdown
+from tests.report.synth import make_study, write_eval, write_run, _scores
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    return make_study(tmp_path_factory.mktemp("study"))
+
+
+@pytest.fixture(scope="module")
+def built(study, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return build_report([study], out, latex=True, title="Toy study")
+
+
+def test_collect_finds_every_kind(study):
+    found = collect([study])
+    assert {r.method for r in found.runs} == {"ERM", "DANN"}
+    assert found.counts() == {"runs": 3, "evaluations": 3, "sweeps": 2, "loao": 1, "probes": 1, "cka": 1, "patching": 1}
+    in_sweep = [e for e in found.evals if e.in_sweep]
+    assert len(in_sweep) == 4 and all(e.corpus == "toy" for e in in_sweep)
+    evals = {e.name: e for e in found.evals if not e.in_sweep and e.sweep is None}
+    assert evals["dann_s0"].run.method == "DANN" and evals["erm_s1"].run.seed == 1
+    assert found.corpora() == ["toy"]
+
+
+def test_report_sections_and_numbers(built, study):
+    text = built.markdown.read_text()
+    for heading in ("## Runs", "## Results on toy", "### Overall metrics", "### Per codec and domain",
+                    "### Out-of-domain gap", "### DET, ROC and score distributions", "### Per attack",
+                    "### Degradation sweeps", "### Training curves", "## Analyses", "### Leave one attack out",
+                    "### Linear probes", "### CKA", "### Activation patching", "## Provenance"):
+        assert heading in text, heading
+    # mean ± sd over the two ERM seeds, from the metrics.json overall EERs
+    e0 = pd.read_json(study / "eval" / "erm_s0" / "metrics.json", typ="series")["overall"]["eer"]
+    e1 = pd.read_json(study / "eval" / "erm_s1" / "metrics.json", typ="series")["overall"]["eer"]
+    expected = f"{100 * np.mean([e0, e1]):.2f} ± {100 * np.std([e0, e1], ddof=1):.2f}"
+    assert expected in text
+    # the CI of ERM s0 is shown in percent
+    assert re.search(r"\| ERM s0 \| erm_s0 \| [\d.]+ \| \[\d+\.\d\d, \d+\.\d\d\]", text)
+    # per-attack table grouped by family, with the change from clean
+    assert "| vc | A04 |" in text and "Δ (points)" in text
+    # the planted effect: DANN's OOD gap is smaller, so its gap reduction vs ERM is positive
+    row = next(line for line in text.splitlines() if line.startswith("| DANN s0 | scores"))
+    assert float(row.rstrip(" |").split("|")[-1]) > 0
+    assert "commands that produced" in text.lower() and "cm train --preset toy_lcnn_dann" in text
+
+
+def test_figures_exist_and_html_embeds_them(built):
+    names = {p.name for p in built.figures}
+    for expected in ("det-toy.png", "roc-toy.png", "scores-toy.png", "eer-by-codec-toy.png", "mindcf-by-codec-toy.png",
+                     "sweep-toy.png", "training-toy.png", "attack-condition-erm-toy.png", "eer-by-attack-toy.png"):
+        assert expected in names
+    assert any(n.startswith("loao-gaps") for n in names) and any(n.startswith("cka-diagonal") for n in names)
+    assert any(n.startswith("probe-codec") for n in names) and any(n.startswith("patching") for n in names)
+    for path in built.figures:
+        assert path.is_file() and path.read_bytes().startswith(PNG_MAGIC)
+    html = built.html.read_text()
+    assert "<title>Toy study</title>" in html and "figures/" not in re.sub(r"<figcaption>.*?</figcaption>", "", html)
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == len(built.figures)
+    from PIL import Image
+    import io
+
+    for data in images:
+        raw = base64.b64decode(data, validate=True)
+        assert raw.startswith(PNG_MAGIC)
+        with Image.open(io.BytesIO(raw)) as image:
+            image.verify()
+    md_links = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", built.markdown.read_text())
+    assert len(md_links) == len(built.figures)
+    assert all((built.out / link).is_file() for link in md_links)
+
+
+def test_latex_tables_use_booktabs(built):
+    assert built.tables and all(p.suffix == ".tex" for p in built.tables)
+    overall = next(p for p in built.tables if p.stem.startswith("overall-toy"))
+    tex = overall.read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "EER (\\%)" in tex
+    assert "\\input{tables/" in (built.out / "tables" / "all_tables.tex").read_text()
+
+
+def test_record_is_a_report(built):
+    import json
+
+    record = json.loads((built.out / "cm.json").read_text())
+    assert record["kind"] == "report" and record["status"] == "complete"
+
+
+def test_missing_artifacts_are_named_with_their_command(tmp_path):
+    study = make_study(tmp_path / "s", analyses=False, seeds=(0,))
+    shutil.rmtree(study / "sweeps")
+    for history in (study / "runs").glob("*/history.parquet"):
+        history.unlink()
+    result = build_report([study], tmp_path / "out")
+    text = result.markdown.read_text()
+    assert "No probes found: run `cm probe EMB --manifest M --target codec --out DIR`" in text
+    assert "No LOAO results found: run `cm loao EMBEDDINGS --manifest M --out DIR`" in text
+    assert "No CKA results found: run `cm cka EMB_A EMB_B --out DIR`" in text
+    assert "No patching results found: run `cm patch --base RUN --donor RUN --manifest M --out DIR`" in text
+    assert "No degradation sweeps for toy: run `cm eval" in text
+    assert "No history.parquet for toy" in text
+    assert "No seed replicates" in text
+    assert any("No probes found" in s for s in result.skipped)
+    assert 'class="note"' in result.html.read_text()
+
+
+def test_empty_directory_is_an_error_listing_what_was_looked_for(tmp_path):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    (tmp_path / "empty" / "notes.txt").write_text("nothing here")
+    with pytest.raises(CmError) as info:
+        build_report([tmp_path / "empty"], tmp_path / "out")
+    for needle in ("metrics.json", "scores.parquet", "history.parquet", "probes.parquet", "cka.parquet",
+                   "patching.parquet", "loao.parquet", "sweep.parquet"):
+        assert needle in info.value.message
+    assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_missing_directory_is_an_error(tmp_path):
+    with pytest.raises(CmError, match="no such directory"):
+        build_report([tmp_path / "nope"], tmp_path / "out")
+
+
+def test_two_corpora_are_reported_separately(tmp_path):
+    a = make_study(tmp_path / "a", analyses=False, seeds=(0,))
+    b = tmp_path / "b"
+    run = write_run(b / "runs" / "erm_s0", method="erm", seed=0, corpus="asvspoof2019_la")
+    write_eval(b / "eval" / "erm_s0", _scores("asvspoof2019_la", "erm", 3), run)
+    result = build_report([a, b], tmp_path / "out")
+    assert result.corpora == ["toy", "asvspoof2019_la"]
+    text = result.markdown.read_text()
+    assert "## Results on toy" in text and "## Results on asvspoof2019_la" in text
+    toy_part = text.split("## Results on toy")[1].split("## Results on asvspoof2019_la")[0]
+    other_part = text.split("## Results on asvspoof2019_la")[1].split("## Analyses")[0]
+    # the 2019 ERM run appears only in its own section; the toy seeds table does not pool it
+    assert "erm_s0 |" in other_part and "DANN" not in other_part
+    assert "DANN" in toy_part
+    assert "No seed replicates" in toy_part
+    assert {p.name for p in result.figures} >= {"det-toy.png", "det-asvspoof2019-la.png"}
+    assert "2 corpora" in text
+
+
+def test_report_directory_is_not_collected_again(study, tmp_path):
+    out = study / "reports" / "r1"
+    try:
+        first = build_report([study], out)
+        second = build_report([study], out)
+        assert first.counts == second.counts
+    finally:
+        shutil.rmtree(study / "reports")
+
+
+def test_refuses_to_overwrite_another_artifact(study, tmp_path):
+    with pytest.raises(CmError, match="not a report"):
+        build_report([study / "eval"], study / "runs" / "erm_s0")
+
+
+def test_det_curve_matches_official_sweep(study):
+    found = collect([study / "eval" / "erm_s0"])
+    c = curve(found.evals[0])
+    scores = pd.read_parquet(study / "eval" / "erm_s0" / "scores.parquet")
+    bona = scores.loc[scores["label"] == "bonafide", "score"].to_numpy(float)
+    spoof = scores.loc[scores["label"] == "spoof", "score"].to_numpy(float)
+    all_scores = np.concatenate([bona, spoof])
+    labels = np.concatenate([np.ones(bona.size), np.zeros(spoof.size)])
+    order = np.argsort(all_scores, kind="mergesort")
+    labels = labels[order]
+    frr = np.concatenate([[0], np.cumsum(labels) / bona.size])
+    far = np.concatenate([[1], (spoof.size - (np.arange(1, labels.size + 1) - np.cumsum(labels))) / spoof.size])
+    np.testing.assert_allclose(c.frr, frr)
+    np.testing.assert_allclose(c.far, far)
+    i = np.argmin(np.abs(frr - far))
+    metrics = pd.read_json(study / "eval" / "erm_s0" / "metrics.json", typ="series")["overall"]
+    assert c.eer == pytest.approx((frr[i] + far[i]) / 2) == pytest.approx(metrics["eer"], abs=1e-12)
+
+
+def test_normalise_sweep_shapes():
+    wide = pd.DataFrame({"condition": ["clean", "mp3:kbps=16", "noise:snr=5:type=pink"], "eer": [0.1, 0.2, 0.3],
+                         "min_dcf": [0.2, 0.4, 0.6], "eer_threshold": [0, 0, 0], "eer_A01": [0.1, 0.3, 0.5]})
+    overall, attacks = normalise_sweep(wide)
+    assert overall["parameter"].tolist()[1:] == ["kbps", "snr"] and np.isnan(overall["severity"][0])
+    assert overall["severity"].tolist()[1:] == [16.0, 5.0]
+    assert attacks["attack"].unique().tolist() == ["A01"]
+    long = pd.DataFrame({"condition": ["c:ms=500", "c:ms=500", "c:ms=1000"], "attack": [None, "A01", None],
+                         "chunk_ms": [500, 500, 1000], "eer": [0.2, 0.4, 0.1]})
+    overall, attacks = normalise_sweep(long)
+    assert overall["parameter"].tolist() == ["chunk_ms", "chunk_ms"] and attacks["attack"].tolist() == ["A01"]
+    with pytest.raises(CmError, match="condition"):
+        normalise_sweep(pd.DataFrame({"eer": [0.1]}))
+
+
+def test_table_renderers_escape():
+    table = Table("t", "Rates in % & more", pd.DataFrame({"a_b": ["x|y"], "EER (%)": ["1.00"]}))
+    md = to_markdown(table)
+    assert "x\\|y" in md and "---:" in md
+    tex = to_latex(table)
+    assert "a\\_b" in tex and "Rates in \\% \\& more" in tex and "\\label{tab:t}" in tex
