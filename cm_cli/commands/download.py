@@ -20,6 +20,7 @@ def download(
     ctx: typer.Context,
     corpus: Annotated[Optional[str], typer.Argument(help="Corpus to fetch: toy builds the embedded synthetic corpus.", autocompletion=complete_corpus, show_default=False)] = None,
     size: Annotated[str, typer.Option("--size", help="toy only: small or medium.")] = "small",
+    coded: Annotated[bool, typer.Option("--coded/--clean-only", help="toy only: add coded eval copies (mp3, opus, speex, gsm) as ASVspoof 5 does.")] = True,
     subset: Annotated[Subset, typer.Option("--subset", help="protocols (keys only), dev (plus development audio) or full.")] = Subset.full,
     list_: Annotated[bool, typer.Option("--list", help="List the downloadable corpora, their files, sizes and licences.")] = False,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror: files are fetched from BASE_URL/<file name> (env CM_MIRROR).", show_default=False)] = None,
@@ -48,16 +49,22 @@ def download(
                        aria2=aria2, unpack=unpack)
         return
     target = c.corpus_root("toy")
-    options = {"corpus": corpus, "size": size, "seed": c.seed, "target": str(target)}
+    options = {"corpus": corpus, "size": size, "seed": c.seed, "target": str(target), "coded": coded}
     if c.dry_run:
         print_dry_run(c, "download", options)
         return
     from cm_cli.data.corpora.toy import build_toy_corpus
 
     with use_reporter(rich_reporter(c)):
-        info = build_toy_corpus(target, size=size, seed=c.seed, force=force)
+        info = build_toy_corpus(target, size=size, seed=c.seed, force=force, workers=c.workers)
+        added: dict[str, int] = {}
+        if coded:
+            from cm_cli.degrade.toy_conditions import add_coded_eval_conditions
+
+            added = add_coded_eval_conditions(target, seed=c.seed, workers=c.workers)
     payload = {"corpus": "toy", "root": str(info.root), "size": info.size, "seed": info.seed,
-               "built": info.built, "n_files": info.n_files, "counts": info.counts}
+               "built": info.built, "n_files": info.n_files + sum(added.values()), "counts": info.counts,
+               "coded_eval_copies": added}
     verb = "built" if info.built else "already present"
     emit(c, payload, f"toy corpus ({info.size}, seed {info.seed}) {verb} at {info.root}: {info.n_files} files")
 

@@ -37,14 +37,33 @@ def _condition_spec(name: str, *, seed: int, utt_id: str) -> tuple[str, str, str
     return (codec or spec.slug()), q or "-", spec.canonical()
 
 
-def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str] = DEFAULT_TOY_CONDITIONS, *,
-                              seed: int = 0) -> dict[str, int]:
-    """Append coded copies of the clean eval rows; returns the number of new rows per condition."""
-    from cm_cli.core.artifacts import atomic_path
+def _render(job: tuple[str, str, str, int, str]) -> None:
+    """Decode one clean eval file, apply the condition, write the coded copy (a worker task)."""
     from cm_cli.data.audio import load_audio, save_audio
+    from cm_cli.degrade.registry import apply_spec
+
+    source, target, spec, seed, utt_id = job
+    samples, rate = load_audio(source)
+    coded, _ = apply_spec(samples, rate, spec, seed=seed, utt_id=utt_id)
+    save_audio(target, coded, rate)
+
+
+def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str] = DEFAULT_TOY_CONDITIONS, *,
+                              seed: int = 0, workers: int = 1, copies: int | None = 1) -> dict[str, int]:
+    """Append coded copies of the clean eval rows; returns the number of new rows per condition.
+
+    ``copies`` conditions per clean utterance, assigned in rotation so every condition
+    gets an equal share of utterances (None: every condition for every utterance).
+
+    The copies are rendered by ``workers`` processes (each codec call is an ffmpeg
+    pipe, so the work is parallel); the protocol is rewritten once, atomically, after
+    every file exists, so an interrupted run adds no rows and is simply redone.
+    """
+    from cm_cli.core.artifacts import atomic_path
+    from cm_cli.core.progress import track
     from cm_cli.data.corpora.asvspoof5 import AUDIO_DIRS, find_protocol, read_protocol
     from cm_cli.degrade.conditions import is_condition
-    from cm_cli.degrade.registry import apply_spec, validate_spec
+    from cm_cli.degrade.registry import validate_spec
 
     corpus_root = Path(corpus_root)
     protocol = find_protocol(corpus_root, "eval")
@@ -64,23 +83,35 @@ def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str]
     audio_dir = corpus_root / AUDIO_DIRS["eval"]
     added: dict[str, int] = {}
     new_lines: list[str] = []
-    for name in conditions:
+    jobs: list[tuple[str, str, str, int, str]] = []
+    per_row = len(conditions) if copies is None else max(1, min(int(copies), len(conditions)))
+    for c_index, name in enumerate(conditions):
         count = 0
-        for row in clean:
+        for r_index, row in enumerate(clean):
+            if (c_index - r_index) % len(conditions) >= per_row:
+                continue  # this utterance is coded under other conditions
             source_id = row[1]
             codec, codec_q, spec = _condition_spec(name, seed=seed, utt_id=source_id)
             new_id = f"{source_id}_{codec}"
             if new_id in existing:
                 continue
-            samples, rate = load_audio(audio_dir / f"{source_id}.flac")
-            coded, _ = apply_spec(samples, rate, spec, seed=seed, utt_id=source_id)
-            save_audio(audio_dir / f"{new_id}.flac", coded, rate)
+            jobs.append((str(audio_dir / f"{source_id}.flac"), str(audio_dir / f"{new_id}.flac"), spec, seed, source_id))
             fields = list(row)
             fields[1], fields[3], fields[4], fields[5] = new_id, codec, codec_q, source_id
             new_lines.append(" ".join(fields))
             existing.add(new_id)
             count += 1
         added[name] = count
+    if jobs and workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for _ in track(pool.map(_render, jobs, chunksize=8), total=len(jobs), description="coding toy eval copies"):
+                pass
+    else:
+        for job in track(jobs, description="coding toy eval copies"):
+            _render(job)
     if new_lines:
         text = protocol.read_text(encoding="utf-8")
         if text and not text.endswith("\n"):

@@ -25,7 +25,7 @@ def make_corpus(root):
 
 def test_adds_coded_copies_with_protocol_fields(tmp_path):
     root = make_corpus(tmp_path / "toy")
-    added = add_coded_eval_conditions(root, ["C05", "gsm", "mulaw"], seed=0)
+    added = add_coded_eval_conditions(root, ["C05", "gsm", "mulaw"], seed=0, copies=None)
     assert added == {"C05": 3, "gsm": 3, "mulaw": 3}
     rows = read_protocol(root / "ASVspoof5_protocols" / "ASVspoof5.eval.track_1.tsv")
     assert len(rows) == 12
@@ -37,8 +37,18 @@ def test_adds_coded_copies_with_protocol_fields(tmp_path):
     y, sr = sf.read(root / "flac_E_eval" / "E_0000000000_gsm.flac")
     x, _ = sf.read(root / "flac_E_eval" / "E_0000000000.flac")
     assert sr == 16000 and len(y) == len(x) and not np.allclose(x, y, atol=1e-3)
-    assert add_coded_eval_conditions(root, ["C05"], seed=0) == {"C05": 0}  # idempotent
+    assert add_coded_eval_conditions(root, ["C05"], seed=0, copies=None) == {"C05": 0}  # idempotent
     assert len(read_protocol(root / "ASVspoof5_protocols" / "ASVspoof5.eval.track_1.tsv")) == 12
+
+
+def test_one_copy_per_utterance_rotates_conditions_and_reruns_add_nothing(tmp_path):
+    root = make_corpus(tmp_path / "toy")
+    added = add_coded_eval_conditions(root, ["mulaw", "alaw", "gsm"], seed=0, workers=2)
+    assert added == {"mulaw": 1, "alaw": 1, "gsm": 1}
+    rows = read_protocol(root / "ASVspoof5_protocols" / "ASVspoof5.eval.track_1.tsv")
+    sources = [r[5] for r in rows if r[3] != "-"]
+    assert sorted(sources) == ["E_0000000000", "E_0000000001", "E_0000000002"]
+    assert add_coded_eval_conditions(root, ["mulaw", "alaw", "gsm"], seed=0) == {"mulaw": 0, "alaw": 0, "gsm": 0}
 
 
 def test_default_out_of_domain_codecs_are_in_no_policy_preset():
