@@ -189,15 +189,22 @@ def _describe_data(options: Mapping[str, Any], config: Mapping[str, Any]) -> str
         parts.append(path.parent.name if path.name == "manifest.parquet" else path.name)
     augment = _first(config, ("augment", "augment_manifest")) or _first(options, ("augment", "augment_manifest"))
     if augment:
-        parts.append(f"aug: {Path(str(augment)).name if os.sep in str(augment) else augment}")
+        aug_path = Path(str(augment))
+        shown = (aug_path.parent.name if aug_path.name == "manifest.parquet" else aug_path.name) if os.sep in str(augment) else augment
+        parts.append(f"aug: {shown}")
     return ", ".join(parts) or None
 
 
+def _flat(values: dict) -> dict:
+    """``cm train`` nests its options under ``train`` (and the model under ``model``): lift them."""
+    nested = {k: v for key in ("model", "train") if isinstance(values.get(key), dict) for k, v in values[key].items()}
+    return {**nested, **{k: v for k, v in values.items() if not isinstance(v, dict)}}
+
+
 def _load_run(path: Path, record: dict) -> RunInfo:
-    config = _read_json(path / "config.json")
+    config = _flat(_read_json(path / "config.json"))
     options = record.get("options") or {}
-    if not isinstance(options, dict):
-        options = {}
+    options = _flat(options) if isinstance(options, dict) else {}
     merged = {**options, **config}
     corpus = _first(merged, ("corpus",)) or _corpus_from_manifest(options) or UNKNOWN_CORPUS
     seed = _first(merged, ("seed",))
