@@ -68,16 +68,9 @@ class ScoreResult:
     n_scored: int = 0
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_scoring_model(source: str | Path, *, device: Any = "cpu") -> LoadedModel:
     """A model from a ``cm train`` run directory (its best checkpoint) or a checkpoint file."""
+    from cm_cli.core.artifacts import sha256_file
     from cm_cli.models.checkpoint import load_weights, read_checkpoint
     from cm_cli.models.model import ModelConfig, build_model
 
@@ -90,7 +83,7 @@ def load_scoring_model(source: str | Path, *, device: Any = "cpu") -> LoadedMode
     load_weights(model, payload)
     model = model.to(device).eval()
     run_dir = source if source.is_dir() else None
-    return LoadedModel(model, dict(payload["model_config"]), path, _sha256(path), run_dir)
+    return LoadedModel(model, dict(payload["model_config"]), path, sha256_file(path), run_dir)
 
 
 def window_starts(n: int, chunk: int, hop: int) -> list[int]:

@@ -46,6 +46,8 @@ __all__ = [
     "provenance_record",
     "OutputDir",
     "ensure_writable_dir",
+    "sha256_file",
+    "pid_alive",
 ]
 
 ARTIFACT_KINDS = (
@@ -224,7 +226,7 @@ def read_table(path: str | os.PathLike, *, name: str | None = None, columns: Seq
 # --------------------------------------------------------------------------- provenance
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -249,7 +251,7 @@ def file_fingerprint(path: str | os.PathLike, *, hash_limit: int = HASH_LIMIT_BY
     stat = path.stat()
     info = {"path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
     if stat.st_size < hash_limit:
-        info["sha256"] = _sha256(path)
+        info["sha256"] = sha256_file(path)
     return info
 
 
@@ -305,7 +307,8 @@ def provenance_record(kind: str, *, options: Mapping[str, Any], inputs: Iterable
 # --------------------------------------------------------------------------- output directories
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still exists (stale locks and temp dirs are those of dead ones)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -430,7 +433,7 @@ class OutputDir:
                 holder = {}
                 with contextlib.suppress(Exception):
                     holder = json.loads(self.lock_path.read_text())
-                stale = holder.get("host") == info["host"] and not _pid_alive(int(holder.get("pid", -1)))
+                stale = holder.get("host") == info["host"] and not pid_alive(int(holder.get("pid", -1)))
                 if stale:
                     with contextlib.suppress(FileNotFoundError):
                         self.lock_path.unlink()

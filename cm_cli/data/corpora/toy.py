@@ -261,21 +261,13 @@ def _default_workers() -> int:
     return max(1, min(n, 8))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_temps(root: Path) -> None:
     """Delete ``<root>.tmp-<pid>`` leftovers of builds whose process is gone."""
+    from cm_cli.core.artifacts import pid_alive
+
     for candidate in root.parent.glob(f"{root.name}.tmp-*"):
         suffix = candidate.name.rsplit("-", 1)[-1]
-        if suffix.isdigit() and not _pid_alive(int(suffix)) and candidate.is_dir():
+        if suffix.isdigit() and not pid_alive(int(suffix)) and candidate.is_dir():
             shutil.rmtree(candidate, ignore_errors=True)
 
 
