@@ -147,6 +147,7 @@ def evaluate_model(
     by: Sequence[str] = (),
     in_domain: Sequence[str] = (),
     bootstrap: int = 0,
+    compare: str | Path | None = None,
     data_root: str | Path | None = None,
     cache_dir: str | Path | None = None,
     device: str = "cpu",
@@ -185,8 +186,9 @@ def evaluate_model(
         "manifest": str(manifest.resolve()), "manifest_sha256": manifest_sha, "split": split,
         "degrade": list(degrade), "chunk_ms": list(chunk_ms), "overlap_ms": overlap_ms, "aggregate": aggregate,
         "full_length": full_length, "batch_size": batch_size, "by": list(by), "in_domain": list(in_domain),
-        "bootstrap": bootstrap, "seed": seed, "baseline": baseline,
+        "bootstrap": bootstrap, "seed": seed, "baseline": baseline, "compare": str(compare) if compare else None,
     }
+    compare_doc = read_json(compare) if compare else None
     sweep = len(conditions) > 1
     result = ModelEvalResult(out_dir)
     rows = shard.select(list(range(len(frame))))
@@ -229,6 +231,7 @@ def evaluate_model(
                 continue
             write_parquet(table, cdir / "scores.parquet")
             metrics = evaluate_scores(table, by=by, in_domain=in_domain, bootstrap=bootstrap, seed=seed,
+                                      compare=compare_doc if in_domain else None, compare_source=str(compare),
                                       source=str(cdir / "scores.parquet"))
             metrics["condition"] = {"label": condition.label, "degrade": condition.degrade,
                                     "chunk_ms": condition.chunk_ms, "n_failed": len(failures)}

@@ -79,7 +79,7 @@ def eval(  # noqa: A001 - the command is named after its verb
     if run is not None or checkpoint is not None:
         _eval_model(c, run or checkpoint, manifest=manifest, split=split, degrade=degrade or [], chunk_ms=chunk_ms or [],
                     overlap_ms=overlap_ms, aggregate=aggregate, full_length=full_length, batch_size=batch_size,
-                    by=_split_values(by), in_domain=_split_values(in_domain), bootstrap=bootstrap, shard=shard,
+                    by=_split_values(by), in_domain=_split_values(in_domain), bootstrap=bootstrap, compare=compare, shard=shard,
                     baseline=baseline, out=out, force=force, scores=scores)
         return
     if scores is None:
@@ -128,7 +128,7 @@ def eval(  # noqa: A001 - the command is named after its verb
 
 def _eval_model(c, source: Path, *, manifest: Optional[Path], split: str, degrade: list[str], chunk_ms: list[str],
                 overlap_ms: float, aggregate: str, full_length: bool, batch_size: int, by: list[str],
-                in_domain: list[str], bootstrap: int, shard: Optional[str], baseline: bool, out: Optional[Path],
+                in_domain: list[str], bootstrap: int, compare: Optional[Path], shard: Optional[str], baseline: bool, out: Optional[Path],
                 force: bool, scores: Optional[Path]) -> None:
     from cm_cli.core.shard import resolve_shard
 
@@ -141,7 +141,8 @@ def _eval_model(c, source: Path, *, manifest: Optional[Path], split: str, degrad
     out_dir = out or (source if source.is_dir() else source.parent) / "eval" / split
     options = {"run": str(source), "manifest": str(manifest), "split": split, "degrade": degrade, "chunk_ms": chunk_ms,
                "overlap_ms": overlap_ms, "aggregate": aggregate, "full_length": full_length, "batch_size": batch_size,
-               "by": by, "in_domain": in_domain, "bootstrap": bootstrap, "shard": str(part), "out": str(out_dir)}
+               "by": by, "in_domain": in_domain, "bootstrap": bootstrap, "compare": str(compare) if compare else None,
+               "shard": str(part), "out": str(out_dir)}
     if c.dry_run:
         print_dry_run(c, "eval", options)
         return
@@ -153,7 +154,7 @@ def _eval_model(c, source: Path, *, manifest: Optional[Path], split: str, degrad
         result = evaluate_model(source, manifest, out_dir, split=None if split == "all" else split, degrade=degrade,
                                 chunk_ms=chunk_ms, overlap_ms=overlap_ms, aggregate=aggregate, full_length=full_length,
                                 batch_size=batch_size, by=by, in_domain=in_domain, bootstrap=bootstrap,
-                                data_root=c.data_root, cache_dir=c.cache_dir, device=c.device,
+                                compare=compare, data_root=c.data_root, cache_dir=c.cache_dir, device=c.device,
                                 torch_device=c.torch_device(), seed=c.seed, shard=part, force=force, baseline=baseline)
     summary = result.summary()
     if len(result.conditions) == 1 and result.conditions[0].metrics is not None:
