@@ -15,11 +15,40 @@ from typing import Sequence
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["DEFAULT_TOY_CONDITIONS", "OUT_OF_DOMAIN", "add_coded_eval_conditions"]
+__all__ = ["DEFAULT_TOY_CONDITIONS", "OUT_OF_DOMAIN", "SUBSTITUTES", "toy_eval_conditions", "add_coded_eval_conditions"]
 
 # C05 (mp3) and C08 (opus nb) are covered by the aug_codec_* policies; C10 (speex nb) and gsm are not.
 DEFAULT_TOY_CONDITIONS = ("C05", "C08", "C10", "gsm")
 OUT_OF_DOMAIN = ("C10", "gsm")
+# Where an encoder is missing (a pip-only install has ffmpeg without speex and gsm), the
+# first available stand-in takes the condition's place, keeping a narrowband speech codec
+# out of every augmentation policy.
+SUBSTITUTES = {"C10": ("C09", "g722"), "gsm": ("g722", "C09")}
+
+
+def _available(name: str) -> bool:
+    from cm_cli.degrade.conditions import get_condition, is_condition
+    from cm_cli.degrade.registry import validate_spec
+
+    try:
+        for spec in (get_condition(name).specs() if is_condition(name) else [name]):
+            validate_spec(spec)
+    except CmError:
+        return False
+    return True
+
+
+def toy_eval_conditions(conditions: Sequence[str] = DEFAULT_TOY_CONDITIONS) -> list[str]:
+    """The conditions to render here: each one, or its first available stand-in."""
+    chosen: list[str] = []
+    for name in conditions:
+        options = (name, *SUBSTITUTES.get(name, ()))
+        pick = next((o for o in options if o not in chosen and _available(o)), None)
+        if pick is None:
+            raise CmError(f"no ffmpeg here encodes the toy condition {name!r} or a stand-in ({', '.join(options[1:])})",
+                          "install your distribution's ffmpeg (with libspeex and gsm) or set CM_FFMPEG")
+        chosen.append(pick)
+    return chosen
 
 
 def _condition_spec(name: str, *, seed: int, utt_id: str) -> tuple[str, str, str]:
@@ -48,12 +77,14 @@ def _render(job: tuple[str, str, str, int, str]) -> None:
     save_audio(target, coded, rate)
 
 
-def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str] = DEFAULT_TOY_CONDITIONS, *,
+def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str] | None = None, *,
                               seed: int = 0, workers: int = 1, copies: int | None = 1) -> dict[str, int]:
     """Append coded copies of the clean eval rows; returns the number of new rows per condition.
 
     ``copies`` conditions per clean utterance, assigned in rotation so every condition
     gets an equal share of utterances (None: every condition for every utterance).
+    ``conditions=None`` renders ``toy_eval_conditions()``: the defaults, with stand-ins
+    for codecs no ffmpeg here can encode.
 
     The copies are rendered by ``workers`` processes (each codec call is an ffmpeg
     pipe, so the work is parallel); the protocol is rewritten once, atomically, after
@@ -66,6 +97,8 @@ def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str]
     from cm_cli.degrade.registry import validate_spec
 
     corpus_root = Path(corpus_root)
+    if conditions is None:
+        conditions = toy_eval_conditions()
     protocol = find_protocol(corpus_root, "eval")
     if protocol.suffix == ".gz":
         raise CmError(f"{protocol}: cannot append to a gzipped protocol")

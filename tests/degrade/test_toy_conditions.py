@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile as sf
 
+from cm_cli.core.errors import CmError
 from cm_cli.data.corpora.asvspoof5 import read_protocol
 from cm_cli.degrade.toy_conditions import OUT_OF_DOMAIN, add_coded_eval_conditions
 
@@ -61,3 +63,15 @@ def test_default_out_of_domain_codecs_are_in_no_policy_preset():
             used.add(entry.condition or entry.text.split(":")[0])
     assert not used & set(OUT_OF_DOMAIN)
     assert "speex" not in used and "gsm" not in used
+
+
+def test_missing_encoders_get_stand_ins(monkeypatch):
+    from cm_cli.degrade import toy_conditions
+
+    here = toy_conditions.toy_eval_conditions()  # which stand-ins depends on the ffmpegs installed
+    assert here[:2] == ["C05", "C08"] and len(set(here)) == 4
+    monkeypatch.setattr(toy_conditions, "_available", lambda name: name not in ("C10", "gsm"))
+    assert toy_conditions.toy_eval_conditions() == ["C05", "C08", "C09", "g722"]
+    monkeypatch.setattr(toy_conditions, "_available", lambda name: name in ("C05",))
+    with pytest.raises(CmError, match="C08"):
+        toy_conditions.toy_eval_conditions()
