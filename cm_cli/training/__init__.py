@@ -1,1 +1,1 @@
-
+"""Training: ERM and domain-adversarial (DANN) loops, schedules, resumption, distributed runs."""

@@ -1,0 +1,223 @@
+"""Training and dev data: manifest splits, augmentation, domain labels, and the datasets that read them.
+
+Every random choice on the data side (augmentation condition, crop window) is a
+function of (seed, epoch, row), never of a global RNG, so the data a step sees is
+the same in an uninterrupted run, a resumed run and a run with worker processes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from cm_cli.core.errors import CmError
+from cm_cli.data.datasets import AudioItem, ManifestAudio, collate_audio
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["TrainData", "load_training_data", "TrainAudio", "collate_train", "UNKNOWN", "domain_targets",
+           "AugmentationLog"]
+
+UNKNOWN = -100  # ignore_index of the domain losses: unknown domain values are masked out
+_MISSING = {"", "none", "nan", "null", "unknown"}
+
+
+@dataclass
+class TrainData:
+    """The rows to train and validate on, and the domain vocabularies of the DANN heads."""
+
+    train: "pd.DataFrame"
+    dev: "pd.DataFrame | None"
+    dev_note: str | None  # why there is no early stopping, when there is none
+    domains: dict[str, list[str]] = field(default_factory=dict)  # column -> values (class index order)
+    policy: object | None = None  # cm_cli.degrade.policy.Policy for on-the-fly augmentation
+    coded_dev: "pd.DataFrame | None" = None
+
+    def summary(self) -> dict:
+        counts = self.train["label"].value_counts().to_dict()
+        out = {"n_train": len(self.train), "train_labels": {str(k): int(v) for k, v in counts.items()},
+               "n_dev": 0 if self.dev is None else len(self.dev), "domains": self.domains}
+        if self.dev_note:
+            out["dev_note"] = self.dev_note
+        return out
+
+
+def _split(df: "pd.DataFrame", split: str) -> "pd.DataFrame":
+    return df[df["split"] == split].reset_index(drop=True) if "split" in df else df.iloc[0:0]
+
+
+def _read(path: str | Path) -> "pd.DataFrame":
+    from cm_cli.core.artifacts import read_table
+
+    return read_table(Path(path), name="manifest")
+
+
+def _check_labels(train: "pd.DataFrame", source: str) -> None:
+    labels = set(train["label"].dropna().astype(str))
+    if labels != {"bonafide", "spoof"}:
+        have = ", ".join(sorted(labels)) or "no labels"
+        raise CmError(f"{source}: the training set has only {have} utterances; a countermeasure needs both "
+                      "bonafide and spoof", "check --train-split and the manifest's label column")
+
+
+def _with_augment_manifest(train: "pd.DataFrame", path: str, split: str) -> "pd.DataFrame":
+    import pandas as pd
+
+    variants = _read(path)
+    if "split" in variants:
+        variants = variants[variants["split"] == split]
+    if variants.empty:
+        raise CmError(f"{path}: no {split!r} rows in the augmentation manifest",
+                      "render training variants with `cm degrade --manifest M --policy P --variants K`")
+    if "domain" not in variants:
+        raise CmError(f"{path}: the augmentation manifest has no 'domain' column", "it should come from `cm degrade`")
+    variants = variants.copy()
+    variants["domain"] = variants["domain"].fillna("clean").astype(str)
+    frames = [variants]
+    if not (variants["domain"] == "clean").any():  # the clean originals are a domain too
+        clean = train.copy()
+        clean["domain"] = "clean"
+        frames.insert(0, clean)
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def load_training_data(manifest: str | Path, config, *, check_available: bool = True) -> TrainData:
+    """Rows for training (with augmentation variants) and dev, checked against the configuration."""
+    df = _read(manifest)
+    for column in ("utt_id", "path", "label"):
+        if column not in df:
+            raise CmError(f"{manifest}: no {column!r} column", "build manifests with `cm manifest`")
+    train = _split(df, config.train_split)
+    if train.empty:
+        splits = ", ".join(sorted(df["split"].dropna().unique())) if "split" in df else "none"
+        raise CmError(f"{manifest}: no rows with split {config.train_split!r}", f"splits present: {splits}")
+    _check_labels(train, str(manifest))
+    policy = None
+    if config.augment_manifest:
+        train = _with_augment_manifest(train, config.augment_manifest, config.train_split)
+        _check_labels(train, config.augment_manifest)
+    elif config.augment:
+        from cm_cli.degrade.policy import load_policy
+
+        policy = load_policy(config.augment, check_available=check_available)
+    dev = _split(df, config.dev_split)
+    from cm_cli.training.validation import usable_dev
+
+    reason = usable_dev(dev["label"].astype(str)) if not dev.empty else f"no {config.dev_split!r} split in {manifest}"
+    note = None
+    if reason is not None:
+        note = f"{reason}: training without validation or early stopping; best.pt is the last checkpoint"
+        dev = None
+    coded = None
+    if config.coded_dev_manifest:
+        coded = _split(_read(config.coded_dev_manifest), config.dev_split)
+        if coded.empty or usable_dev(coded["label"].astype(str)) is not None:
+            raise CmError(f"{config.coded_dev_manifest}: no usable {config.dev_split!r} rows (both classes needed)")
+    domains: dict[str, list[str]] = {}
+    if config.method == "dann":
+        for column in config.domain_columns:
+            domains[column] = _domain_values(train, column, policy, str(manifest))
+    return TrainData(train, dev, note, domains, policy, coded)
+
+
+def _domain_values(train: "pd.DataFrame", column: str, policy, source: str) -> list[str]:
+    if column == "domain" and policy is not None:
+        values = list(policy.labels())
+    else:
+        if column not in train:
+            hint = ("add --augment POLICY (training-time domains come from augmentation, `clean` included) "
+                    "or --augment-manifest from `cm degrade --variants`")
+            raise CmError(f"{source}: DANN domain column {column!r} is not in the training manifest "
+                          f"(columns: {', '.join(map(str, train.columns))})", hint)
+        values = sorted({str(v) for v in train[column].dropna() if str(v).strip().lower() not in _MISSING})
+    if len(values) < 2:
+        raise CmError(f"{source}: DANN domain column {column!r} has {len(values)} distinct value(s) "
+                      f"({', '.join(values) or 'none'}) in the training set; an adversary needs at least two",
+                      "augment the training data (--augment POLICY with `clean` and degraded conditions)")
+    return values
+
+
+def domain_targets(train: "pd.DataFrame", domains: dict[str, list[str]], policy) -> dict[str, np.ndarray]:
+    """Column -> class index per training row (``UNKNOWN`` where missing; on-the-fly ``domain`` filled per batch)."""
+    out = {}
+    for column, values in domains.items():
+        if column == "domain" and policy is not None:
+            continue
+        lookup = {v: i for i, v in enumerate(values)}
+        raw = train[column].astype(object).where(train[column].notna(), None)
+        out[column] = np.array([lookup.get(str(v), UNKNOWN) if v is not None else UNKNOWN for v in raw], dtype=np.int64)
+    return out
+
+
+def _stable(*parts: int) -> np.random.Generator:
+    return np.random.default_rng([int(p) & 0xFFFFFFFF for p in parts])
+
+
+class TrainAudio(ManifestAudio):
+    """Training rows: decode, augment with the policy (label kept as ``item.condition``), random-crop.
+
+    ``epoch`` is set by the loop before each epoch; randomness is seeded from
+    (seed, epoch, row) so any process reproduces it.
+    """
+
+    def __init__(self, frame: "pd.DataFrame", *, data_root, policy=None, seed: int = 0, crop: int | None = None,
+                 cache_dir: str | Path | None = None):
+        super().__init__(frame, data_root=data_root)
+        self.policy = policy
+        self.seed = int(seed)
+        self.crop = crop
+        self.epoch = 0
+        self.cache_dir = cache_dir
+        self.utt_ids = self.frame["utt_id"].astype(str).tolist()
+
+    def __getitem__(self, index: int) -> AudioItem:
+        item = super().__getitem__(index)
+        if item.wave is None:
+            return item
+        wave, condition = item.wave, None
+        if self.policy is not None:
+            from cm_cli.degrade.policy import apply_policy
+
+            try:
+                wave, condition = apply_policy(wave, self.sample_rate, self.policy,
+                                               rng=_stable(self.seed, self.epoch, index, 7),
+                                               utt_id=self.utt_ids[index], cache_dir=self.cache_dir)
+            except CmError as exc:
+                return AudioItem(index, None, f"augmentation of {self.utt_ids[index]}: {exc.message}")
+        if self.crop is not None and len(wave) > self.crop:
+            start = int(_stable(self.seed, self.epoch, index, 11).integers(0, len(wave) - self.crop + 1))
+            wave = wave[start:start + self.crop]
+        out = AudioItem(index, np.ascontiguousarray(wave, dtype=np.float32))
+        out.condition = condition  # type: ignore[attr-defined]
+        return out
+
+
+def collate_train(items: Sequence[AudioItem]):
+    """``collate_audio`` plus ``batch.conditions``: the augmentation label of each kept row (None: none)."""
+    batch = collate_audio(items)
+    batch.conditions = [getattr(it, "condition", None) for it in items if it.wave is not None]
+    return batch
+
+
+@dataclass
+class AugmentationLog:
+    """Realised conditions per training sample, to prove what augmentation actually did."""
+
+    counts: Counter = field(default_factory=Counter)
+
+    def add(self, conditions: Sequence[str | None]) -> None:
+        self.counts.update("clean" if c is None else str(c) for c in conditions)
+
+    def rates(self) -> dict[str, float]:
+        total = sum(self.counts.values())
+        return {k: v / total for k, v in sorted(self.counts.items())} if total else {}
+
+    def to_dict(self) -> dict:
+        return {"n_samples": int(sum(self.counts.values())), "counts": dict(sorted(self.counts.items())),
+                "rates": self.rates()}
+

@@ -1,0 +1,141 @@
+"""One run directory per trained model: config, checkpoints, history, provenance, resumption.
+
+``train_run`` checks everything it can before writing anything (configuration,
+manifest, augmentation encoders, domain columns, a resumable checkpoint), then trains
+with ``cm_cli.training.loop.fit`` under an ``OutputDir`` of kind ``run``. A run
+directory whose ``last.pt`` was made with the same configuration is continued (a
+pre-empted job simply runs again); a different configuration is refused, showing
+the difference, unless ``force``. ``train_seeds`` makes one run per seed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from cm_cli.core.errors import CmError
+from cm_cli.training.config import TrainConfig, config_diff
+
+__all__ = ["train_run", "train_seeds", "default_run_name", "RunOutcome"]
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    status: str
+    summary: dict = field(default_factory=dict)
+    resumed: bool = False
+    skipped: bool = False
+
+
+def default_run_name(config: TrainConfig, *, now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return f"{config.method}-{config.backbone}-seed{config.seed}-{stamp}"
+
+
+def _load_resume(run_dir: Path, config: TrainConfig, *, force: bool) -> dict:
+    from cm_cli.core.artifacts import read_json
+    from cm_cli.models.checkpoint import read_checkpoint
+
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.is_file():
+        raise CmError(f"--resume: {last} does not exist", "start the run without --resume, or point --out at a run")
+    payload = read_checkpoint(last)
+    if "training" not in payload or "train_config" not in payload:
+        raise CmError(f"{last} is a cm checkpoint but not a resumable `cm train` state",
+                      "resume only runs made by `cm train`")
+    saved = payload["train_config"]
+    if (run_dir / "config.json").is_file():
+        saved = read_json(run_dir / "config.json").get("train", saved)
+    diff = config_diff(saved, config.to_dict())
+    if diff and not force:
+        raise CmError(f"{run_dir} was trained with a different configuration: " + "; ".join(diff),
+                      "resume with the original options, or pass --force to continue with the new ones")
+    return payload
+
+
+def train_run(
+    config: TrainConfig,
+    manifest: str | Path,
+    run_dir: str | Path,
+    *,
+    data_root: str | Path,
+    device: str = "cpu",
+    resume: bool = False,
+    force: bool = False,
+    cache_dir: str | Path | None = None,
+    stop_requested: Callable[[int], bool] | None = None,
+    argv: Sequence[str] | None = None,
+    dist=None,
+    on_step=None,
+) -> RunOutcome:
+    """Train one model into ``run_dir`` (see the module docstring); returns its outcome and summary."""
+    from cm_cli.core.artifacts import OutputDir, write_json
+    from cm_cli.training.data import load_training_data
+    from cm_cli.training.loop import DistInfo, build_model_config, fit
+
+    config.validate()
+    dist = dist or DistInfo()
+    run_dir = Path(run_dir)
+    manifest = Path(manifest)
+    if not manifest.exists():
+        raise CmError(f"manifest {manifest} does not exist", "build one with `cm manifest`, or pass --manifest")
+    data = load_training_data(manifest, config)
+    model_config = build_model_config(config)  # a bad backbone / pooling fails here, before any write
+
+    last = run_dir / "checkpoints" / "last.pt"
+    payload = None
+    if resume:
+        payload = _load_resume(run_dir, config, force=force)
+    elif last.is_file() and not force:
+        try:
+            payload = _load_resume(run_dir, config, force=False)
+        except CmError as exc:
+            raise CmError(f"{run_dir} already holds a run: {exc.message}",
+                          "use another --out, --resume to continue it, or --force to start it over") from None
+    options = {"train": config.to_dict(), "manifest": str(manifest.resolve())}
+    options["train"] = {k: v for k, v in options["train"].items() if k not in ("workers", "log_every", "bf16")}
+    if not dist.is_main:
+        result = fit(config, data, run_dir, data_root=data_root, device=device, resume=payload,
+                     stop_requested=stop_requested, cache_dir=cache_dir, dist=dist)
+        return RunOutcome(run_dir, result.status, result.summary(), resumed=payload is not None)
+    with OutputDir(run_dir, "run", options=options, inputs=[manifest], force=force or resume,
+                   device=str(device), argv=argv) as output:
+        if output.done and (run_dir / "checkpoints" / "best.pt").is_file() and not resume:
+            return RunOutcome(run_dir, "complete", dict(output.record.get("summary", {})), skipped=True)
+        if force and payload is None:
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            (run_dir / "history.parquet").unlink(missing_ok=True)
+        write_json({"train": config.to_dict(), "model": model_config.to_dict(), "manifest": str(manifest.resolve()),
+                    "data": data.summary()}, run_dir / "config.json")
+        result = fit(config, data, run_dir, data_root=data_root, device=device, resume=payload,
+                     stop_requested=stop_requested, cache_dir=cache_dir, dist=dist, on_step=on_step)
+        summary = result.summary()
+        summary["resumed"] = payload is not None
+        write_json(result.augmentation, run_dir / "augmentation.json")
+        outputs = {"config": str(run_dir / "config.json"), "history": str(run_dir / "history.parquet"),
+                   "last": str(run_dir / "checkpoints" / "last.pt"), "best": str(run_dir / "checkpoints" / "best.pt"),
+                   "augmentation": str(run_dir / "augmentation.json")}
+        if result.status == "interrupted":
+            output.record.update(status="interrupted", summary=summary, outputs=outputs)
+            write_json(output.record, output.record_path)
+        else:
+            output.finish(outputs=outputs, summary=summary)
+    return RunOutcome(run_dir, result.status, summary, resumed=payload is not None)
+
+
+def train_seeds(config: TrainConfig, seeds: Sequence[int], manifest, out_dir, **kwargs) -> list[RunOutcome]:
+    """One run per seed into ``out_dir/seed_<s>``; stops at the first interrupted run."""
+    from dataclasses import replace
+
+    outcomes = []
+    for seed in seeds:
+        outcome = train_run(replace(config, seed=int(seed)), manifest, Path(out_dir) / f"seed_{seed}", **kwargs)
+        outcomes.append(outcome)
+        if outcome.status == "interrupted":
+            break
+    return outcomes
