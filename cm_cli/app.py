@@ -24,6 +24,16 @@ app = make_app(
 COMMANDS: list[tuple[str, str, str]] = [
     ("download", "download", PANEL_DATA),
     ("manifest", "manifest", PANEL_DATA),
+    ("degrade", "degrade", PANEL_DATA),
+    ("embed", "embed", PANEL_MODELLING),
+    ("train", "train", PANEL_MODELLING),
+    ("eval", "eval", PANEL_MODELLING),
+    ("loao", "loao", PANEL_ANALYSIS),
+    ("probe", "probe", PANEL_ANALYSIS),
+    ("cka", "cka", PANEL_ANALYSIS),
+    ("patch", "patch", PANEL_ANALYSIS),
+    ("report", "report", PANEL_ANALYSIS),
+    ("demo", "demo", PANEL_OTHER),
     ("presets", "presets", PANEL_OTHER),
 ]
 

@@ -188,6 +188,8 @@ def rich_reporter(ctx: Context):
     """A progress reporter for ``cm_cli.core.progress.use_reporter`` (None under --json/--quiet)."""
     if ctx.json or ctx.quiet:
         return None
+    if not err_console().is_terminal:  # a job log: no bars (the commands still print their steps)
+        return None
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 

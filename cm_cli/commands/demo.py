@@ -1,0 +1,42 @@
+"""`cm demo`: the whole chain on the embedded toy corpus, one step at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cm_cli.commands._common import ForceOpt, console, emit, err_console, get_ctx, print_dry_run, rich_reporter
+
+
+def demo(
+    ctx: typer.Context,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Study directory (default: RUNS_DIR/demo).", show_default=False)] = None,
+    size: Annotated[str, typer.Option("--size", help="Toy corpus size: small or medium.")] = "small",
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default: the toy presets').", show_default=False)] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Run the whole study on the toy corpus: data, ERM and DANN training, evaluation, analysis, report."""
+    from cm_cli.core.progress import use_reporter
+    from cm_cli.demo import DemoSettings, run_demo
+
+    c = get_ctx(ctx)
+    target = out or c.runs_dir / "demo"
+    settings = DemoSettings(size=size, seed=c.seed, workers=c.workers, epochs=epochs, force=force)
+    if c.dry_run:
+        print_dry_run(c, "demo", {"out": str(target), "size": size, "epochs": epochs, "seed": c.seed})
+        return
+    show = not (c.json or c.quiet)
+
+    def on_step(step) -> None:
+        if show:
+            state = "[dim]reused[/]" if step.skipped else "[green]done[/]"
+            note = f"  [dim]{step.note}[/]" if step.note else ""
+            err_console().print(f"{state} {step.name:<24} {step.seconds:7.1f} s{note}")
+
+    with use_reporter(rich_reporter(c)):
+        result = run_demo(target, data_root=c.data_root, settings=settings, device=c.device,
+                          torch_device=c.torch_device(), cache_dir=c.cache_dir, on_step=on_step)
+    payload = result.to_dict()
+    emit(c, payload, lambda: console().print(f"report: {result.report_html}  ({payload['seconds']:.0f} s)"))
