@@ -416,6 +416,17 @@ def fit(
     with task(total_steps, f"train {config.method} {config.backbone}") as advance:
         advance(step)
         while not done and epoch < config.epochs if config.max_steps is None else not done:
+            if offset and offset >= per_epoch:
+                # stopped (pre-empted) after the epoch's last batch: finish that epoch's
+                # bookkeeping instead of starting an empty pass over it
+                epoch, offset = epoch + 1, 0
+                result = validate() if not config.val_every else None
+                if result is not None:
+                    record_validation(result, offset, epoch)
+                    if config.patience and bad_validations >= config.patience:
+                        status = "early_stopped"
+                        break
+                continue
             sampler.set_epoch(epoch)
             dataset.epoch = epoch
             batches = list(sampler)[offset:]

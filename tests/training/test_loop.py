@@ -95,6 +95,23 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(toy_tiny, tmp_pa
     pd.testing.assert_frame_equal(h1, h2)
 
 
+def test_preempted_after_an_epochs_last_batch_resumes_into_the_next_epoch(toy_tiny, tmp_path):
+    # regression: a stop right after the last batch of an epoch saved offset == batches per epoch,
+    # and the resumed run started an empty pass and failed with "no training utterance could be read"
+    config = _dann(epochs=2)
+    whole = _run(config, toy_tiny, tmp_path / "whole")
+    history = pd.read_parquet(tmp_path / "whole/history.parquet")
+    first_epoch_steps = int((history["epoch"] == 0).sum())
+    part = _run(config, toy_tiny, tmp_path / "part", stop_requested=lambda step: step >= first_epoch_steps)
+    assert part.status == "interrupted" and part.summary["step"] == first_epoch_steps
+    resumed = _run(config, toy_tiny, tmp_path / "part", resume=True)
+    assert resumed.status == "complete" and resumed.summary["step"] == whole.summary["step"]
+    a, b = _weights(tmp_path / "whole/checkpoints/last.pt"), _weights(tmp_path / "part/checkpoints/last.pt")
+    for key in a:
+        assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+    pd.testing.assert_frame_equal(history, pd.read_parquet(tmp_path / "part/history.parquet"))
+
+
 def test_resume_with_changed_configuration_is_refused_and_keeps_the_checkpoint(toy_tiny, tmp_path):
     out = tmp_path / "run"
     _run(_config(max_steps=2), toy_tiny, out)
