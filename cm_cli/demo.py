@@ -159,7 +159,7 @@ def run_demo(
             config = _train_config(presets[method], seed=settings.seed, augment_manifest=augment_dir / "manifest.parquet",
                                    epochs=settings.epochs)
             outcome = train_run(config, manifest_path, run_dir, data_root=data_root, device=torch_device,
-                                cache_dir=cache_dir, force=settings.force)
+                                cache_dir=cache_dir, force=settings.force, preset=presets[method])
             dev_eer = outcome.summary.get("best_dev_eer", outcome.summary.get("dev_eer"))
             note = f"{outcome.status}" + (f", best dev EER {100 * dev_eer:.2f}%" if isinstance(dev_eer, float) else "")
             return {"run": run_dir}, outcome.skipped, note

@@ -147,7 +147,7 @@ def train(
         if dist.world_size == 1:
             device = str(c.torch_device())
         show = dist.is_main
-        kwargs = dict(data_root=c.data_root, device=device, force=force, cache_dir=c.cache_dir, dist=dist)
+        kwargs = dict(data_root=c.data_root, device=device, force=force, cache_dir=c.cache_dir, dist=dist, preset=preset)
         with preemption_guard() as stop, use_reporter(rich_reporter(c) if show else None):
             if seed_list:
                 outcomes = train_seeds(config, seed_list, manifest_path, run_dir, stop_requested=stop, **kwargs)

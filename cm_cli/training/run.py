@@ -72,6 +72,7 @@ def train_run(
     argv: Sequence[str] | None = None,
     dist=None,
     on_step=None,
+    preset: str | None = None,
 ) -> RunOutcome:
     """Train one model into ``run_dir`` (see the module docstring); returns its outcome and summary."""
     from cm_cli.core.artifacts import OutputDir, write_json
@@ -111,7 +112,7 @@ def train_run(
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             (run_dir / "history.parquet").unlink(missing_ok=True)
         write_json({"train": config.to_dict(), "model": model_config.to_dict(), "manifest": str(manifest.resolve()),
-                    "data": data.summary()}, run_dir / "config.json")
+                    "preset": preset, "data": data.summary()}, run_dir / "config.json")
         result = fit(config, data, run_dir, data_root=data_root, device=device, resume=payload,
                      stop_requested=stop_requested, cache_dir=cache_dir, dist=dist, on_step=on_step)
         summary = result.summary()
