@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cm_cli.models._lazy import LazyClasses
+
 __all__ = ["AASISTConfig", "AASIST", "build_aasist", "graph_back_end_class", "AASIST_LAYER_NAMES", "aasist_layer_names"]
 
 
@@ -364,27 +366,16 @@ def _modules():
     }
 
 
-_CACHE: dict = {}
-
-
-def _classes() -> dict:
-    if not _CACHE:
-        _CACHE.update(_modules())
-    return _CACHE
-
-
-def __getattr__(name: str):
-    if name in ("AASIST", "GraphBackEnd", "SincFilterbank", "ResidualBlock", "GraphAttention", "HeteroGraphAttention", "GraphPool"):
-        return _classes()[name]
-    raise AttributeError(name)
+_LAZY = LazyClasses(_modules, ("AASIST", "GraphBackEnd", "SincFilterbank", "ResidualBlock", "GraphAttention", "HeteroGraphAttention", "GraphPool"))
+__getattr__ = _LAZY.module_getattr
 
 
 def build_aasist(config: AASISTConfig | None = None):
     """A fresh AASIST with random weights (``config`` defaults to the ASVspoof 5 baseline)."""
-    return _classes()["AASIST"](config or AASISTConfig())
+    return _LAZY.get()["AASIST"](config or AASISTConfig())
 
 
 def graph_back_end_class():
     """The AASIST graph back end class (subclassed by SSL-AASIST)."""
-    return _classes()["GraphBackEnd"]
+    return _LAZY.get()["GraphBackEnd"]
 

@@ -7,6 +7,8 @@ the ASVspoof metrics unchanged.
 
 from __future__ import annotations
 
+from cm_cli.models._lazy import LazyClasses
+
 __all__ = ["BONAFIDE_INDEX", "SPOOF_INDEX", "score_from_logits", "ProjectionHead", "Classifier"]
 
 BONAFIDE_INDEX = 1
@@ -50,12 +52,5 @@ def _modules():
     return {"ProjectionHead": ProjectionHead, "Classifier": Classifier}
 
 
-_CACHE: dict = {}
-
-
-def __getattr__(name: str):
-    if name in ("ProjectionHead", "Classifier"):
-        if not _CACHE:
-            _CACHE.update(_modules())
-        return _CACHE[name]
-    raise AttributeError(name)
+_LAZY = LazyClasses(_modules, ("ProjectionHead", "Classifier"))
+__getattr__ = _LAZY.module_getattr

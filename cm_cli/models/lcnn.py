@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cm_cli.models._lazy import LazyClasses
+
 __all__ = ["LCNNConfig", "LCNN", "build_lcnn"]
 
 
@@ -191,21 +193,10 @@ def _modules():
     return {"LCNN": LCNNModel, "MaxFeatureMap": MaxFeatureMap}
 
 
-_CACHE: dict = {}
-
-
-def _classes():
-    if not _CACHE:
-        _CACHE.update(_modules())
-    return _CACHE
-
-
-def __getattr__(name: str):
-    if name in ("LCNN", "MaxFeatureMap"):
-        return _classes()[name]
-    raise AttributeError(name)
+_LAZY = LazyClasses(_modules, ("LCNN", "MaxFeatureMap"))
+__getattr__ = _LAZY.module_getattr
 
 
 def build_lcnn(config: LCNNConfig | None = None):
     """A fresh, randomly initialised LFCC-LCNN."""
-    return _classes()["LCNN"](config or LCNNConfig())
+    return _LAZY.get()["LCNN"](config or LCNNConfig())

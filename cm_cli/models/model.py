@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cm_cli.core.errors import CmError
+from cm_cli.models._lazy import LazyClasses
 from cm_cli.models.length import LengthPolicy
 from cm_cli.models.pooling import POOLING_MODES
 from cm_cli.models.registry import get_backbone
@@ -231,22 +232,13 @@ def _modules():
     return {"CountermeasureModel": CountermeasureModel}
 
 
-_CACHE: dict = {}
-
-
-def __getattr__(name: str):
-    if name == "CountermeasureModel":
-        if not _CACHE:
-            _CACHE.update(_modules())
-        return _CACHE[name]
-    raise AttributeError(name)
+_LAZY = LazyClasses(_modules, ("CountermeasureModel",))
+__getattr__ = _LAZY.module_getattr
 
 
 def build_model(config: ModelConfig | dict):
     """A ``CountermeasureModel`` from its config (pretrained weights loaded as the config says)."""
     if isinstance(config, dict):
         config = ModelConfig.from_dict(config)
-    if not _CACHE:
-        _CACHE.update(_modules())
-    return _CACHE["CountermeasureModel"](config, _build_backbone(config))
+    return _LAZY.get()["CountermeasureModel"](config, _build_backbone(config))
 

@@ -11,6 +11,8 @@ mask ``[B, T]`` (True = real frame), pooled ``[B, D]`` (mean) or ``[B, 2D]`` (me
 
 from __future__ import annotations
 
+from cm_cli.models._lazy import LazyClasses
+
 __all__ = ["POOLING_MODES", "frame_mask", "pooled_dim", "masked_mean", "masked_mean_std", "LayerWeighting", "StatsPooling"]
 
 POOLING_MODES = ("mean", "meanstd", "attentive")
@@ -110,12 +112,5 @@ def _modules():
     return {"LayerWeighting": LayerWeighting, "StatsPooling": StatsPooling}
 
 
-_CACHE: dict = {}
-
-
-def __getattr__(name: str):
-    if name in ("LayerWeighting", "StatsPooling"):
-        if not _CACHE:
-            _CACHE.update(_modules())
-        return _CACHE[name]
-    raise AttributeError(name)
+_LAZY = LazyClasses(_modules, ("LayerWeighting", "StatsPooling"))
+__getattr__ = _LAZY.module_getattr

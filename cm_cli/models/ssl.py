@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cm_cli.core.errors import CmError
+from cm_cli.models._lazy import LazyClasses
 
 __all__ = [
     "SSL_MODELS",
@@ -259,15 +260,8 @@ def _modules():
     return {"SSLBackbone": SSLBackbone}
 
 
-_CACHE: dict = {}
-
-
-def __getattr__(name: str):
-    if name == "SSLBackbone":
-        if not _CACHE:
-            _CACHE.update(_modules())
-        return _CACHE[name]
-    raise AttributeError(name)
+_LAZY = LazyClasses(_modules, ("SSLBackbone",))
+__getattr__ = _LAZY.module_getattr
 
 
 _TINY_TYPES = {"wavlm": "WavLMConfig", "w2v2": "Wav2Vec2Config", "xlsr": "Wav2Vec2Config", "hubert": "HubertConfig"}

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from cm_cli.core.errors import CmError
+from cm_cli.models._lazy import LazyClasses
 from cm_cli.models.aasist import AASISTConfig
 
 __all__ = [
@@ -146,24 +147,13 @@ def _modules():
     return {"SSLAASISTBackEnd": SSLAASISTBackEnd, "SSLAASIST": SSLAASIST}
 
 
-_CACHE: dict = {}
-
-
-def _classes():
-    if not _CACHE:
-        _CACHE.update(_modules())
-    return _CACHE
-
-
-def __getattr__(name: str):
-    if name in ("SSLAASISTBackEnd", "SSLAASIST"):
-        return _classes()[name]
-    raise AttributeError(name)
+_LAZY = LazyClasses(_modules, ("SSLAASISTBackEnd", "SSLAASIST"))
+__getattr__ = _LAZY.module_getattr
 
 
 def build_ssl_aasist(ssl_backbone, config: AASISTConfig | None = None):
     """SSL-AASIST around an ``SSLBackbone`` (random back-end weights)."""
-    return _classes()["SSLAASIST"](ssl_backbone, config or SSL_AASIST_CONFIG)
+    return _LAZY.get()["SSLAASIST"](ssl_backbone, config or SSL_AASIST_CONFIG)
 
 
 @dataclass(frozen=True)
