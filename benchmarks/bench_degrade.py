@@ -50,15 +50,26 @@ def make_corpus(root: Path, n: int) -> Path:
     return manifest
 
 
-def measured(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
-    """Wall time and peak RSS (MiB) of the largest process in the command's tree."""
+CPU_USED: dict[str, float] = {}  # command label -> cores busy on average (CPU time / wall time)
+
+
+def measured(cmd: list[str], env: dict | None = None, *, label: str = "") -> tuple[float, int]:
+    """Wall time and peak RSS (MiB) of the largest process in the command's tree.
+
+    Also records the average number of busy cores: the shell baseline's encoder and
+    decoder run concurrently in a pipe, so it already keeps more than one core busy,
+    which bounds what --workers 2 can gain over it on a 2-core machine.
+    """
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "rc = subprocess.run(sys.argv[1:]).returncode; dt = time.perf_counter() - t; "
-             "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
+             "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "print(dt, u.ru_maxrss, rc, u.ru_utime + u.ru_stime)")
     out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, env=env)
     fields = out.stdout.strip().splitlines()[-1].split()
     if int(fields[2]) != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    if label:
+        CPU_USED[label] = float(fields[3]) / max(float(fields[0]), 1e-9)
     return float(fields[0]), int(fields[1]) // 1024
 
 
@@ -85,24 +96,27 @@ def main() -> None:
         f"{q(binary)} -hide_banner -loglevel error -y -f mp3 -i - {q(str(shell_out / f.name))}"
         for f in files
     )
-    t_shell, rss_shell = measured(["bash", "-c", script], env)
+    t_shell, rss_shell = measured(["bash", "-c", script], env, label="shell")
 
     results = {}
     for workers in (1, 2):
         out = work / f"cm-w{workers}"
         results[workers] = measured([*cm, "--quiet", "degrade", "--manifest", str(manifest), "--out", str(out),
-                                     "--codec", "mp3", "--kbps", "32", "--workers", str(workers)], env)
+                                     "--codec", "mp3", "--kbps", "32", "--workers", str(workers)], env,
+                                    label=f"workers {workers}")
     t_small, rss_small = measured([*cm, "--quiet", "degrade", "--manifest", str(small), "--out", str(work / "cm-small"),
                                    "--codec", "mp3", "--kbps", "32", "--workers", "1"], env)
 
     n = len(files)
     print(f"utterances: {n} (16 kHz FLAC, 2-4 s), mp3 32 kbps, ffmpeg: {binary}")
-    print(f"shell loop ffmpeg|ffmpeg : {t_shell:7.2f} s  {n / t_shell:6.1f} utt/s")
+    print(f"shell loop ffmpeg|ffmpeg : {t_shell:7.2f} s  {n / t_shell:6.1f} utt/s  "
+          f"({CPU_USED['shell']:.2f} cores busy of {os.cpu_count()})")
     for workers, (t, rss) in results.items():
         goal = 0.8 if workers == 1 else 1.6
         ratio = t_shell / t
         print(f"cm degrade --workers {workers}  : {t:7.2f} s  {n / t:6.1f} utt/s  ratio {ratio:4.2f}x "
-              f"(goal >= {goal}x: {'met' if ratio >= goal else 'NOT met'})  peak RSS {rss} MiB")
+              f"(goal >= {goal}x: {'met' if ratio >= goal else 'NOT met'})  peak RSS {rss} MiB  "
+              f"{CPU_USED[f'workers {workers}']:.2f} cores busy")
     print(f"peak RSS, workers 1: {results[1][1]} MiB for {n} utterances vs {rss_small} MiB for {max(1, n // 4)}")
     print(f"work dir: {work}")
 
