@@ -78,7 +78,9 @@ def test_noise_files_from_folder_resampled_and_looped(tmp_path):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     sf.write(folder / "short-8k.wav", (0.1 * rng.standard_normal(4000)).astype(np.float32), 8000)  # 0.5 s
-    sf.write(folder / "long-44k.flac", (0.1 * rng.standard_normal(88200)).astype(np.float32), 44100)
+    # 5 s: longer than the utterance, so segments differ in offset as well as file (a 2 s file
+    # left only the file choice, and six utterances picked the same file in ~3% of runs)
+    sf.write(folder / "long-44k.flac", (0.1 * rng.standard_normal(5 * 44100)).astype(np.float32), 44100)
     x = speechlike(SR, 2.0, seed=5)
     seen = set()
     for utt in ("a", "b", "c", "d", "e", "f"):
