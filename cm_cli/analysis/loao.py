@@ -144,7 +144,7 @@ def _fit_scores(X_train, y_train, X_test, *, config: LoaoConfig, seed: int) -> "
 def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: LoaoConfig) -> list[dict]:
     import numpy as np
 
-    from cm_cli.analysis._eer import detection_errors
+    from cm_cli.metrics.summary import eer_and_min_dcf
 
     is_bona = (rows["label"].astype(str) == "bonafide").to_numpy()
     group = _group_values(rows, config.group_by, is_bona)
@@ -174,8 +174,8 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
                 held_train = train & ~in_attack
                 held = _fit_scores(X[held_train], y[held_train], X[target], config=config, seed=seed)
                 bona_mask = is_bona[target]
-                eer_seen, _ = detection_errors(seen_scores[target][bona_mask], seen_scores[target][~bona_mask])
-                eer_held, _ = detection_errors(held[bona_mask], held[~bona_mask])
+                eer_seen, _ = eer_and_min_dcf(seen_scores[target][bona_mask], seen_scores[target][~bona_mask])
+                eer_held, _ = eer_and_min_dcf(held[bona_mask], held[~bona_mask])
                 row.update(eer_seen=100 * eer_seen, eer_held_out=100 * eer_held, gap=100 * (eer_held - eer_seen))
             out.append(row)
     return out

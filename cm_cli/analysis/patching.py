@@ -183,7 +183,7 @@ def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame",
     import pandas as pd
     import torch
 
-    from cm_cli.analysis._eer import detection_errors
+    from cm_cli.metrics.summary import eer_and_min_dcf
     from cm_cli.core.progress import track
     from cm_cli.scoring import load_scoring_model
 
@@ -255,14 +255,14 @@ def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame",
 
     def eer_of(values: "np.ndarray", index: "np.ndarray | None" = None) -> float:
         v, b = (values, is_bona) if index is None else (values[index], is_bona[index])
-        return detection_errors(v[b], v[~b])[0]
+        return eer_and_min_dcf(v[b], v[~b])[0]
 
     base_boot = np.array([eer_of(all_scores["base"], d) for d in draws])
     rows_out = []
     for variant in variants:
         values = all_scores[variant]
-        eer, min_dcf = detection_errors(values[is_bona], values[~is_bona])
-        delta = eer - detection_errors(all_scores["base"][is_bona], all_scores["base"][~is_bona])[0]
+        eer, min_dcf = eer_and_min_dcf(values[is_bona], values[~is_bona])
+        delta = eer - eer_and_min_dcf(all_scores["base"][is_bona], all_scores["base"][~is_bona])[0]
         if variant == "base" or noop.get(variant, False):
             low = high = 0.0
         else:

@@ -9,9 +9,9 @@ Submodules: ``trials`` (sort once), ``det``, ``dcf``, ``hull`` (PAV/ROCCH), ``su
 from cm_cli.metrics.dcf import CostParams, act_dcf, min_dcf
 from cm_cli.metrics.det import DetCurve, det_curve
 from cm_cli.metrics.kinds import ScoreKind, to_llr
-from cm_cli.metrics.summary import Metrics, auc, cllr, compute_metrics, eer, eer_rocch, min_cllr
+from cm_cli.metrics.summary import Metrics, auc, cllr, compute_metrics, eer, eer_and_min_dcf, eer_rocch, min_cllr
 
 __all__ = [
     "CostParams", "DetCurve", "Metrics", "ScoreKind",
-    "act_dcf", "auc", "cllr", "compute_metrics", "det_curve", "eer", "eer_rocch", "min_cllr", "min_dcf", "to_llr",
+    "act_dcf", "auc", "cllr", "compute_metrics", "det_curve", "eer", "eer_and_min_dcf", "eer_rocch", "min_cllr", "min_dcf", "to_llr",
 ]

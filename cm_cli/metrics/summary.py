@@ -18,7 +18,7 @@ from cm_cli.metrics.trials import SortedTrials, from_pools
 
 __all__ = [
     "Metrics", "METRIC_KEYS", "metrics_from_sorted", "compute_metrics",
-    "eer", "eer_from_curve", "eer_rocch", "cllr", "min_cllr", "auc",
+    "eer", "eer_from_curve", "eer_and_min_dcf", "eer_rocch", "cllr", "min_cllr", "auc",
 ]
 
 
@@ -48,6 +48,12 @@ def eer_from_curve(curve: DetCurve) -> tuple[float, float]:
     """(EER, threshold): mean of FRR and FAR at argmin |FRR - FAR| (first on ties)."""
     i = int(np.argmin(np.abs(curve.frr - curve.far)))
     return float(np.mean((curve.frr[i], curve.far[i]))), float(curve.thresholds[i])
+
+
+def eer_and_min_dcf(bonafide: np.ndarray, spoof: np.ndarray, params: CostParams = CostParams()) -> tuple[float, float]:
+    """(EER, normalised minDCF) from one DET curve: what model selection and the analyses need."""
+    curve = det_from_sorted(from_pools(bonafide, spoof))
+    return eer_from_curve(curve)[0], float(min_dcf_from_curve(curve, params)[0])
 
 
 def _cllr_sorted(trials: SortedTrials) -> float:

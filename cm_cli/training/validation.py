@@ -22,22 +22,15 @@ class DevMetrics:
     n_spoof: int
 
 
-def _eer_from_curve(curve) -> float:
-    gap = np.abs(curve.frr - curve.far)
-    i = int(np.argmin(gap))
-    return float((curve.frr[i] + curve.far[i]) / 2.0)
-
-
 def dev_metrics(scores: np.ndarray, is_bonafide: np.ndarray) -> DevMetrics:
     """EER and minDCF (p_spoof 0.05, c_miss 1, c_fa 10) of scores against bona fide flags."""
-    from cm_cli.metrics.dcf import CostParams, min_dcf_from_curve
-    from cm_cli.metrics.det import det_curve
+    from cm_cli.metrics.dcf import CostParams
+    from cm_cli.metrics.summary import eer_and_min_dcf
 
     scores = np.asarray(scores, dtype=np.float64)
     is_bonafide = np.asarray(is_bonafide, dtype=bool)
-    curve = det_curve(scores[is_bonafide], scores[~is_bonafide])
-    dcf, _ = min_dcf_from_curve(curve, CostParams(0.05, 1.0, 10.0))
-    return DevMetrics(_eer_from_curve(curve), float(dcf), int(is_bonafide.sum()), int((~is_bonafide).sum()))
+    eer, dcf = eer_and_min_dcf(scores[is_bonafide], scores[~is_bonafide], CostParams(0.05, 1.0, 10.0))
+    return DevMetrics(eer, dcf, int(is_bonafide.sum()), int((~is_bonafide).sum()))
 
 
 def usable_dev(labels) -> str | None:

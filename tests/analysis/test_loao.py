@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cm_cli.analysis._eer import eer, min_dcf
+from cm_cli.metrics import eer_and_min_dcf, min_dcf
 from cm_cli.analysis.loao import LoaoConfig, compute_loao, plan_loao, run_loao, speaker_test_split, summarise_loao
 from cm_cli.core.errors import CmError
 from cm_cli.data.manifests import load_manifest
@@ -46,11 +46,12 @@ def test_speaker_split_is_disjoint_and_seeded():
     assert a != speaker_test_split(speakers, seed=4, test_size=0.3)
 
 
-def test_fallback_eer_matches_definition():
+def test_analysis_eer_matches_definition():
     bona = np.array([0.9, 0.8, 0.4])
     spoof = np.array([0.1, 0.5, 0.3, 0.2])
-    assert eer(bona, spoof) == pytest.approx((1 / 3 + 1 / 4) / 2)
-    assert 0 <= min_dcf(bona, spoof) <= 1
+    eer, dcf = eer_and_min_dcf(bona, spoof)
+    assert eer == pytest.approx((1 / 3 + 1 / 4) / 2)
+    assert 0 <= dcf <= 1 and dcf == pytest.approx(min_dcf(bona, spoof))
 
 
 def test_run_writes_tables_and_reuses_a_complete_run(world, tmp_path):
