@@ -568,8 +568,10 @@ def list_layers(path: str | os.PathLike) -> list[str]:
 
     schema = _schema(embedding_files(path)[0])
     if "utt_id" not in schema.names:
-        raise CmError(f"{path}: no utt_id column, so this is not an embeddings table")
-    return [f.name for f in schema if f.name != "utt_id" and (pa.types.is_fixed_size_list(f.type) or pa.types.is_list(f.type))]
+        raise CmError(f"{path}: no utt_id column, so this is not an embeddings table",
+                      f"columns found: {', '.join(schema.names[:12])}")
+    return [f.name for f in schema if f.name != "utt_id" and (pa.types.is_fixed_size_list(f.type) or pa.types.is_list(f.type)
+                                                            or pa.types.is_large_list(f.type))]
 
 
 def load_layer(path: str | os.PathLike, layer: str | int) -> tuple["np.ndarray", "np.ndarray"]:

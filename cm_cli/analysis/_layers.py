@@ -45,39 +45,13 @@ class Aligned:
     notes: list[str] = field(default_factory=list)
 
 
-def _first_file(path: Path) -> Path:
-    from cm_cli.core.artifacts import find_parts
-
-    if path.is_file():
-        return path
-    if not path.exists():
-        raise CmError(f"{path}: no such file or directory", "give an embeddings.parquet or the output directory of `cm embed`")
-    if (path / "embeddings.parquet").is_file():
-        return path / "embeddings.parquet"
-    parts = find_parts(path)
-    if parts:
-        return parts[0]
-    raise CmError(f"{path}: found no embeddings.parquet or part-*-of-*.parquet files",
-                  "point at the output directory of `cm embed` or at its Parquet file")
-
-
 def embedding_layers(path: str | Path) -> list[str]:
-    """Names of the vector columns of an embeddings artifact, in file order."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Names of the vector columns of an embeddings artifact, in file order (``cm embed``'s reader)."""
+    from cm_cli.embedding import list_layers
 
-    file = _first_file(Path(path))
-    try:
-        schema = pq.read_schema(file)
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise CmError(f"{file}: not a readable Parquet file ({exc})") from None
-    if "utt_id" not in schema.names:
-        raise CmError(f"{file}: no utt_id column, so this is not an embeddings table",
-                      f"columns found: {', '.join(schema.names[:12])}")
-    layers = [f.name for f in schema if f.name != "utt_id"
-              and (pa.types.is_fixed_size_list(f.type) or pa.types.is_list(f.type) or pa.types.is_large_list(f.type))]
+    layers = list_layers(path)
     if not layers:
-        raise CmError(f"{file}: no vector (list) columns besides utt_id", "expected layer_00 … layer_NN columns from `cm embed`")
+        raise CmError(f"{path}: no vector (list) columns besides utt_id", "expected layer_00 … layer_NN columns from `cm embed`")
     return layers
 
 
