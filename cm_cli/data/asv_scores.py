@@ -218,7 +218,7 @@ def find_asv_scores(corpus_root: str | Path, corpus: str, *, split: str = "eval"
             hit = base / "ASVspoof2019_LA_asv_scores" / f"ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt"
             if hit.is_file():
                 return hit
-    if corpus == "asvspoof2021_la":
+    if corpus == "asvspoof2021_la" and split == "eval":
         for hit in (root / "keys" / "LA" / "ASV", root / "LA-keys-full" / "keys" / "LA" / "ASV",
                     root / "LA-keys-stage-1" / "keys" / "ASV"):
             if (hit / "trial_metadata.txt").is_file() and any(hit.glob("*/score.txt")):

@@ -15,7 +15,7 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ManifestResult", "CORPUS_PREPARERS", "prepare_corpus", "probe_manifest_audio",
+__all__ = ["ManifestResult", "CORPUS_PREPARERS", "asv_score_files", "manifest_asv_scores", "prepare_corpus", "probe_manifest_audio",
            "stratified_subset", "make_manifest", "load_manifest", "default_manifest"]
 
 
@@ -220,5 +220,30 @@ def make_manifest(
             df = probe_manifest_audio(df, data_root=Path(data_root), workers=workers)
         write_parquet(df, target)
         counts = manifest_counts(df)
+        asv = asv_score_files(corpus, corpus_root)
+        if asv:
+            counts["asv_scores"] = asv
         output.finish(outputs={"manifest": str(target)}, summary=counts)
     return ManifestResult(target, len(df), counts, probed=validate)
+
+
+def asv_score_files(corpus: str, corpus_root: str | Path) -> dict[str, str]:
+    """Split -> the ASV score file the corpus ships (2019/2021 LA), so `cm eval` finds min t-DCF's ASV system."""
+    from cm_cli.data.asv_scores import find_asv_scores
+
+    found = {split: find_asv_scores(corpus_root, corpus, split=split) for split in ("dev", "eval")}
+    return {split: str(Path(path).resolve()) for split, path in found.items() if path is not None}
+
+
+def manifest_asv_scores(manifest: str | Path, split: str) -> Path | None:
+    """The ASV score file recorded by `cm manifest` for ``split`` of this manifest, if any."""
+    from cm_cli.core.artifacts import read_json
+
+    record = Path(manifest).parent / "cm.json" if Path(manifest).is_file() else Path(manifest) / "cm.json"
+    if not record.is_file():
+        return None
+    try:
+        path = (read_json(record).get("summary") or {}).get("asv_scores", {}).get(split)
+    except (CmError, AttributeError):
+        return None
+    return Path(path) if path and Path(path).exists() else None

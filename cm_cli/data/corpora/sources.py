@@ -119,7 +119,7 @@ ASVSPOOF2021_LA = CorpusSource(
         RemoteFile("ASVspoof2021_LA_eval.tar.gz", zenodo_file_url(_LA21_RECORD, "ASVspoof2021_LA_eval.tar.gz"), "dev",
                    zenodo_record=_LA21_RECORD),
     ),
-    layout="keys/LA/CM/trial_metadata.txt, ASVspoof2021_LA_eval/flac/",
+    layout="keys/LA/CM/trial_metadata.txt, keys/LA/ASV/ (ASV keys and ASVTorch_Kaldi scores for min t-DCF), ASVspoof2021_LA_eval/flac/",
     subset_notes={"dev": "no dev split exists: keys + the one audio archive (same as full)"},
 )
 
@@ -149,7 +149,7 @@ ASVSPOOF2019_LA = CorpusSource(
         RemoteFile("LA.zip", "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip", "protocols",
                    note="no checksum is published: verified by size only"),
     ),
-    layout="LA/ASVspoof2019_LA_cm_protocols/, LA/ASVspoof2019_LA_{train,dev,eval}/flac/",
+    layout="LA/ASVspoof2019_LA_cm_protocols/, LA/ASVspoof2019_LA_asv_scores/ (ASV scores for min t-DCF), LA/ASVspoof2019_LA_{train,dev,eval}/flac/",
     subset_notes={"protocols": "the corpus ships as one archive: every subset fetches LA.zip"},
 )
 
