@@ -235,6 +235,8 @@ class Corpus(str, enum.Enum):
     asvspoof2021_la = "asvspoof2021_la"
     asvspoof2021_df = "asvspoof2021_df"
     asvspoof2019_la = "asvspoof2019_la"
+    in_the_wild = "in_the_wild"
+    mlaad = "mlaad"
 
 
 def complete_preset(incomplete: str) -> list[str]:

@@ -52,6 +52,18 @@ def _prepare_asvspoof2019_la(corpus_root: Path, *, data_root: Path, protocol=Non
                                    attack_families=attack_families("asvspoof2019_la"))
 
 
+def _prepare_in_the_wild(corpus_root: Path, **kwargs: Any) -> "pd.DataFrame":
+    from cm_cli.data.corpora.in_the_wild import prepare_in_the_wild
+
+    return prepare_in_the_wild(corpus_root, **kwargs)
+
+
+def _prepare_mlaad(corpus_root: Path, **kwargs: Any) -> "pd.DataFrame":
+    from cm_cli.data.corpora.mlaad import prepare_mlaad
+
+    return prepare_mlaad(corpus_root, **kwargs)
+
+
 # corpus name -> function(corpus_root, *, data_root, protocol=None, audio_dir=None, phase=None) -> DataFrame
 CORPUS_PREPARERS: dict[str, Callable[..., "pd.DataFrame"]] = {
     "asvspoof5": _prepare_asvspoof5_like("asvspoof5"),
@@ -59,6 +71,8 @@ CORPUS_PREPARERS: dict[str, Callable[..., "pd.DataFrame"]] = {
     "asvspoof2021_la": _prepare_asvspoof2021("asvspoof2021_la"),
     "asvspoof2021_df": _prepare_asvspoof2021("asvspoof2021_df"),
     "asvspoof2019_la": _prepare_asvspoof2019_la,
+    "in_the_wild": _prepare_in_the_wild,
+    "mlaad": _prepare_mlaad,
 }
 
 

@@ -162,3 +162,38 @@ def corpus_source(name: str) -> CorpusSource:
     if name not in CORPUS_SOURCES:
         raise CmError(f"unknown corpus {name!r}", f"downloadable corpora: toy, {', '.join(CORPUS_SOURCES)}")
     return CORPUS_SOURCES[name]
+
+
+# ---------------------------------------------------------------------------- cross-corpus test sets
+# In-the-Wild: the authors' release (Müller et al., Interspeech 2022, deepfake-total.com/in_the_wild);
+# no checksum is published. MLAAD: the authors' Hugging Face dataset; bona fide speech from
+# M-AILABS, as MLAAD's paper pairs them (one archive per language; English shown, others by
+# --base-url or by adding files). Neither host has been contacted from this project's tests.
+IN_THE_WILD = CorpusSource(
+    name="in_the_wild",
+    title="In-the-Wild audio deepfakes (Müller et al., Interspeech 2022): cross-corpus test set",
+    licence="as stated on deepfake-total.com/in_the_wild (read it before use)",
+    homepage="https://deepfake-total.com/in_the_wild",
+    files=(
+        RemoteFile("release_in_the_wild.zip", "https://owncloud.fraunhofer.de/index.php/s/JZgXh0JEAF0elxa/download",
+                   "protocols", note="no checksum is published: verified by size only"),
+    ),
+    layout="release_in_the_wild/meta.csv (file,speaker,label) and release_in_the_wild/*.wav",
+    subset_notes={"protocols": "one archive holds meta.csv and the audio: every subset fetches it"},
+)
+
+MLAAD = CorpusSource(
+    name="mlaad",
+    title="MLAAD multi-language TTS spoofs (Müller et al., 2024) with M-AILABS bona fide speech",
+    licence="as stated on the MLAAD dataset card and the M-AILABS page (read both before use)",
+    homepage="https://deepfake-total.com/mlaad",
+    files=(
+        RemoteFile("mlaad_v5.zip", "https://huggingface.co/datasets/mueller91/MLAAD/resolve/main/mlaad_v5.zip",
+                   "full", note="no checksum is published: verified by size only"),
+        RemoteFile("en_US.tgz", "https://www.caito.de/data/Training/stt_tts/en_US.tgz", "full",
+                   note="M-AILABS English; other languages: same URL with their ll_CC code"),
+    ),
+    layout="MLAAD/fake/<language>/<model>/meta.csv and *.wav; M-AILABS/<ll_CC>/by_book/<gender>/<speaker>/<book>/wavs/",
+)
+
+CORPUS_SOURCES.update({s.name: s for s in (IN_THE_WILD, MLAAD)})
