@@ -79,3 +79,30 @@ def test_mlaad_with_mailabs(cm_env, run_cm):
     assert set(spoof["attack_family"]) == {"vits"} and set(df["language"]) == {"de"}
     bona = df[df["label"] == "bonafide"]
     assert bona["speaker"].tolist() == ["eva_k"] and bona["duration"].notna().all()
+
+
+def test_in_the_wild_download_from_a_mirror_then_manifest(cm_env, run_cm):
+    """The release zip served from 127.0.0.1 unpacks into the layout `cm manifest --corpus in_the_wild` reads."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from tests.data.test_download import FileServer, make_zip
+
+    def wav_bytes() -> bytes:
+        buffer = io.BytesIO()
+        sf.write(buffer, 0.1 * np.sin(np.arange(3200) / 5.0), 16000, format="WAV")
+        return buffer.getvalue()
+
+    archive = make_zip({"release_in_the_wild/meta.csv": b"file,speaker,label\n0.wav,A,spoof\n1.wav,B,bona-fide\n",
+                        "release_in_the_wild/0.wav": wav_bytes(), "release_in_the_wild/1.wav": wav_bytes()})
+    with FileServer() as server:
+        server.files["release_in_the_wild.zip"] = archive
+        result = run_cm("--json", "download", "in_the_wild", "--base-url", server.url)
+    assert result.exit_code == 0, result.output
+    assert any("no published checksum" in w or "size only" in w for w in json.loads(result.stdout)["warnings"])
+    made = run_cm("manifest", "--corpus", "in_the_wild", "--validate", "--out", cm_env / "itw")
+    assert made.exit_code == 0, made.output
+    df = pd.read_parquet(cm_env / "itw" / "manifest.parquet")
+    assert df["label"].tolist() == ["spoof", "bonafide"] and df["sample_rate"].tolist() == [16000, 16000]
