@@ -103,3 +103,50 @@ def test_bad_inputs(scored_setup, run_cm, cm_env):
     assert r.exit_code == 1 and not (cm_env / "bad").exists()
     r = run_cm("eval", "--run", run, "--manifest", manifest, "--shard", "5/4")
     assert r.exit_code == 2 and "5/4" in r.stderr
+
+
+def test_run_honours_every_metric_option_like_scores(scored_setup, run_cm, cm_env):
+    """Issue 12: `--run` used to drop nine options (metrics.json said p_spoof 0.05, c_fa 10)."""
+    root, manifest, run = scored_setup
+    dev = cm_env / "dev.csv"
+    rng = np.random.default_rng(1)
+    dev.write_text("utt_id,score,label\n" + "".join(
+        f"d{i},{rng.normal(1 if i % 2 else -1, 1):.4f},{'bonafide' if i % 2 else 'spoof'}\n" for i in range(60)))
+    opts = ["--p-spoof", "0.5", "--c-miss", "2", "--c-fa", "1", "--score-kind", "logit", "--calibrate-on", dev,
+            "--bootstrap", "30", "--cluster-by", "speaker", "--level", "0.9", "--min-trials", "3", "--drop-invalid",
+            "--by", "attack"]
+    out = cm_env / "opts"
+    result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", out, *opts)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["params"] == {"p_spoof": 0.5, "c_miss": 2.0, "c_fa": 1.0, "score_kind": "logit", "min_trials": 3}
+    assert saved["ci"]["cluster_by"] == "speaker" and saved["ci"]["unit"] == "speaker"
+    assert saved["ci"]["n_clusters"] == 4 and saved["ci"]["level"] == 0.9
+    assert "calibration" in saved and saved["calibration"]["n_bonafide"] == 30
+    assert saved["by"]["attack"]["A01"]["small"] is False  # 4 bona fide, 4 spoof >= --min-trials 3
+    assert saved["run"] == str(run.resolve()) and saved["corpus"] == ["toy"]
+    record = json.loads((out / "cm.json").read_text())["options"]
+    assert record["drop_invalid"] is True and record["cluster_by"] == "speaker"
+    # the same settings over the written scores.parquet give the same document
+    again = json.loads(run_cm("--json", "eval", "--scores", out / "scores.parquet", *opts).stdout)
+    for block in ("overall", "params", "ci", "calibration", "by"):
+        assert again[block] == saved[block], block
+
+
+def test_eval_table_in_cm_toml_is_honoured(scored_setup, run_cm, cm_env):
+    root, manifest, run = scored_setup
+    (cm_env / "cm.toml").write_text('[eval]\np_spoof = 0.5\nc_fa = 1.0\n')
+    path = cm_env / "s.csv"
+    path.write_text("utt_id,score,label\na,1,bonafide\nb,0.2,spoof\nc,0.5,bonafide\nd,-1,spoof\n")
+    payload = json.loads(run_cm("--json", "eval", "--scores", path).stdout)
+    assert payload["params"]["p_spoof"] == 0.5 and payload["params"]["c_fa"] == 1.0
+    (cm_env / "cm.toml").write_text('[eval]\np_spoof = 0.5\nc_fa = 1.0\nby = "attack"\n')
+    out = cm_env / "toml_run"
+    result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", out,
+                    "--c-fa", "3")  # explicit beats the table
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["params"]["p_spoof"] == 0.5 and saved["params"]["c_fa"] == 3.0 and set(saved["by"]) == {"attack"}
+    (cm_env / "cm.toml").write_text("[eval]\nnot_an_option = 1\n")
+    bad = run_cm("eval", "--scores", path)
+    assert bad.exit_code == 1 and "not_an_option" in bad.stderr
