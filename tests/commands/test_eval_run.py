@@ -150,3 +150,23 @@ def test_eval_table_in_cm_toml_is_honoured(scored_setup, run_cm, cm_env):
     (cm_env / "cm.toml").write_text("[eval]\nnot_an_option = 1\n")
     bad = run_cm("eval", "--scores", path)
     assert bad.exit_code == 1 and "not_an_option" in bad.stderr
+
+
+def test_run_splits_the_gap_by_the_runs_training_domains(scored_setup, run_cm, cm_env):
+    import shutil
+
+    root, manifest, run = scored_setup
+    frame = pd.read_parquet(manifest)
+    frame["domain"] = [("clean", "C01", "C02")[i // 4] for i in range(len(frame))]
+    domains = cm_env / "domains.parquet"
+    write_parquet(frame, domains)
+    own = cm_env / "run"
+    shutil.copytree(run, own)
+    (own / "config.json").write_text(json.dumps({"seen_domains": ["C01", "clean"], "augment_conditions": []}))
+    result = run_cm("--data-root", root, "--json", "eval", "--run", own, "--manifest", domains, "--out", cm_env / "e",
+                    "--in-domain", "clean")
+    assert result.exit_code == 0, result.output
+    gap = json.loads((cm_env / "e" / "metrics.json").read_text())["ood_gap"]
+    assert gap["seen_domains"] == ["C01", "clean"]
+    assert gap["split"]["seen"]["values"] == ["C01"] and gap["split"]["unseen"]["values"] == ["C02"]
+    assert gap["split"]["seen"]["n_spoof"] == 3 and gap["split"]["unseen"]["n_spoof"] == 3
