@@ -170,3 +170,39 @@ def test_run_splits_the_gap_by_the_runs_training_domains(scored_setup, run_cm, c
     assert gap["seen_domains"] == ["C01", "clean"]
     assert gap["split"]["seen"]["values"] == ["C01"] and gap["split"]["unseen"]["values"] == ["C02"]
     assert gap["split"]["seen"]["n_spoof"] == 3 and gap["split"]["unseen"]["n_spoof"] == 3
+
+
+def test_cached_rerun_keeps_the_failures(scored_setup, run_cm, cm_env):
+    """Issue 19.6: a rerun on cached scores wrote no failures.parquet and n_failed 0."""
+    root, manifest, run = scored_setup
+    frame = pd.read_parquet(manifest)
+    (root / "broken.flac").write_bytes(b"not audio at all")
+    broken = frame.iloc[[0]].assign(utt_id="broken", path="broken.flac")
+    with_broken = cm_env / "broken.parquet"
+    write_parquet(pd.concat([frame, broken], ignore_index=True), with_broken)
+    runs = []
+    for name in ("first", "second"):
+        result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", with_broken,
+                        "--out", cm_env / name)
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads(result.stdout))
+        failures = pd.read_parquet(cm_env / name / "failures.parquet")
+        assert failures["utt_id"].tolist() == ["broken"]
+    assert runs[0]["condition"]["n_failed"] == runs[1]["condition"]["n_failed"] == 1
+    assert runs[1]["overall"] == runs[0]["overall"]
+    assert list((cm_env / "cache" / "scores").glob("*.failures.parquet"))
+
+
+def test_force_removes_the_old_conditions_of_a_sweep(scored_setup, run_cm, cm_env):
+    """Issue 19.7: --force left the old condition folders beside the new ones."""
+    root, manifest, run = scored_setup
+    out = cm_env / "sw"
+    base = ["--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", out]
+    assert run_cm(*base, "--degrade", "gain:db=-6|-20").exit_code == 0
+    (out / "notes").mkdir()  # not a condition: kept
+    assert run_cm(*base, "--degrade", "gain:db=-3", "--force").exit_code == 0
+    assert sorted(d.name for d in out.iterdir() if d.is_dir()) == ["clean", "gain_db--3", "notes"]
+    assert pd.read_parquet(out / "sweep.parquet")["condition"].tolist() == ["clean", "gain:db=-3"]
+    assert run_cm(*base, "--force").exit_code == 0
+    assert sorted(d.name for d in out.iterdir() if d.is_dir()) == ["notes"]
+    assert not (out / "sweep.parquet").exists() and (out / "metrics.json").is_file()
