@@ -279,6 +279,11 @@ def _print(result: dict, out: Path | None) -> None:
     for name in SHOWN_KEYS:
         shown = format_metric(name, overall[name])
         table.add_row(name, shown + (" %" if name.startswith("eer") else ""))
+    for name, label in (("min_tdcf", "min t-DCF (2021)"), ("min_tdcf_legacy", "min t-DCF (2019)")):
+        if name in overall:
+            table.add_row(label, f"{overall[name]:.4f}")
+    if "t_eer" in overall:
+        table.add_row("t-EER", f"{100 * overall['t_eer']:.3f} %")
     if "ci" in result:
         ci = result["ci"]
         unit = f" ({ci.get('n_clusters')} {ci.get('unit', 'trial')} clusters)" if ci.get("cluster_by") else " (per trial)"
