@@ -41,5 +41,5 @@ def test_stepped_slurm_array_gives_consecutive_shards():
 def test_irregular_slurm_array_asks_for_an_explicit_shard():
     env = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "8",
            "SLURM_ARRAY_TASK_COUNT": "3"}  # --array=1,3,8
-    with pytest.raises(UsageError, match="--shard"):
+    with pytest.raises(UsageError, match="evenly stepped"):
         resolve_shard(None, env)
