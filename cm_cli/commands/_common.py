@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, Mapping, Optional
 
@@ -20,7 +21,8 @@ from cm_cli.core.context import Context
 from cm_cli.core.errors import CmError
 
 __all__ = [
-    "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options",
+    "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options", "check_option_value",
+    "option_type", "OptionType",
     "Corpus", "OutDir", "ManifestOpt", "PresetOpt", "ForceOpt", "ShardOpt", "SplitOpt",
     "complete_preset", "complete_corpus", "complete_codec", "print_dry_run", "rich_reporter",
     "PANEL_DATA", "PANEL_MODELLING", "PANEL_ANALYSIS", "PANEL_OTHER",
@@ -144,19 +146,29 @@ def resolve_options(
     *,
     preset: Optional[str] = None,
 ) -> dict[str, Any]:
-    """Explicit option > preset > ``[command]`` table of cm.toml > default, per option."""
+    """Explicit option > preset > ``[command]`` table of cm.toml > default, per option.
+
+    The one place where option values from presets and cm.toml are checked: each is
+    converted with the command-line option's own type (so ``epochs = "six"``,
+    ``lr = "fast"`` or a boolean spelt ``"no"`` mean what they would on the command
+    line, or fail naming the file, the option and the value).
+    """
     from cm_cli.core.presets import load_preset
 
     ctx = get_ctx(typer_ctx)
-    preset_options = load_preset(preset, command=command).options if preset else {}
+    loaded = load_preset(preset, command=command) if preset else None
+    preset_options = loaded.options if loaded else {}
+    preset_source = f"preset {loaded.path or loaded.name}" if loaded else ""
     toml_options = {k.replace("-", "_"): v for k, v in ctx.command_defaults(command).items()}
+    toml_source = f"{ctx.config_path or 'cm.toml'} [{command}]"
     unknown = sorted(set(toml_options) - set(values))
     if unknown:
-        raise CmError(f"cm.toml [{command}] has unknown option(s) {', '.join(unknown)}",
+        raise CmError(f"{toml_source} has unknown option(s) {', '.join(unknown)}",
                       f"options of `cm {command}`: {', '.join(sorted(values))}")
     unknown = sorted(set(preset_options) - set(values))
     if unknown:
         raise CmError(f"preset {preset!r} sets unknown option(s) {', '.join(unknown)} for `cm {command}`")
+    params = {p.name: p for p in getattr(typer_ctx.command, "params", [])}
     resolved: dict[str, Any] = {}
     for name, value in values.items():
         source = typer_ctx.get_parameter_source(name)
@@ -165,17 +177,137 @@ def resolve_options(
         if explicit:
             resolved[name] = value
         elif name in preset_options:
-            resolved[name] = _like(value, preset_options[name])
+            resolved[name] = _like(value, check_option_value(params.get(name), name, preset_options[name], preset_source))
         elif name in toml_options:
-            resolved[name] = _like(value, toml_options[name])
+            resolved[name] = _like(value, check_option_value(params.get(name), name, toml_options[name], toml_source))
         else:
             resolved[name] = value
     return resolved
 
 
+_TRUE = {"true", "yes", "on", "1", "y", "t"}
+_FALSE = {"false", "no", "off", "0", "n", "f"}
+
+
+@dataclass(frozen=True)
+class OptionType:
+    """What a command-line option accepts, read from its Typer/click parameter."""
+
+    kind: type  # bool, int, float, str, Path, or an Enum subclass
+    multiple: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def describe(self) -> str:
+        if isinstance(self.kind, type) and issubclass(self.kind, enum.Enum):
+            return "one of " + ", ".join(str(m.value) for m in self.kind)
+        text = {bool: "a boolean (true/false)", int: "an integer", float: "a number", Path: "a path"}.get(self.kind, "text")
+        if self.minimum is not None and self.maximum is not None:
+            text += f" in [{self.minimum:g}, {self.maximum:g}]"
+        elif self.minimum is not None:
+            text += f" >= {self.minimum:g}"
+        elif self.maximum is not None:
+            text += f" <= {self.maximum:g}"
+        return text
+
+
+def option_type(param: Any) -> OptionType | None:
+    """The ``OptionType`` of a Typer parameter (Typer's own descriptor, or click's ``type`` on older Typer)."""
+    import typing
+
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        annotation = descriptor.annotation
+        multiple = typing.get_origin(annotation) in (list, tuple)
+        if multiple:
+            annotation = (typing.get_args(annotation) or (str,))[0]
+        info = descriptor.parameter_info
+        return OptionType(annotation if isinstance(annotation, type) else str, multiple,
+                          getattr(info, "min", None), getattr(info, "max", None))
+    kind = getattr(param, "type", None)
+    if kind is None:
+        return None
+    import click
+
+    mapping = [(click.types.BoolParamType, bool), (click.types.IntParamType, int), (click.types.FloatParamType, float),
+               (click.Path, Path)]
+    python = next((t for c, t in mapping if isinstance(kind, c)), str)
+    if isinstance(kind, click.Choice):
+        python = str
+    return OptionType(python, bool(getattr(param, "multiple", False)), getattr(kind, "min", None), getattr(kind, "max", None))
+
+
+def check_option_value(param: Any, name: str, value: Any, source: str) -> Any:
+    """Convert a preset/config ``value`` to the option's type; ``CmError`` naming ``source`` if it is wrong.
+
+    Strict: a boolean is a TOML/YAML boolean or one of true/false/yes/no/on/off/1/0
+    (so ``"false"`` is False); an integer is not a boolean nor a fraction; a number
+    is not a boolean; bounds (``min``/``max``) of the option apply. Structured values
+    (a policy table in its preset) pass to text options as they are, for the command
+    to check.
+    """
+    spec = option_type(param)
+    if spec is None or value is None:
+        return value
+    option = "--" + name.replace("_", "-")
+
+    def bad() -> CmError:
+        return CmError(f"{source}: {name} = {value!r} is not {spec.describe()} (option {option})",
+                       f"fix the value there, or give {option} on the command line")
+
+    if spec.multiple:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        return [_convert_one(spec, item, bad) for item in items]
+    if isinstance(value, (list, tuple, dict)):
+        if spec.kind is str:
+            return value
+        raise bad()
+    return _convert_one(spec, value, bad)
+
+
+def _convert_one(spec: OptionType, value: Any, bad: Callable[[], CmError]) -> Any:
+    kind = spec.kind
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if isinstance(value, (str, int)) and text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise bad()
+    if isinstance(value, bool) or isinstance(value, (list, tuple, dict)):
+        raise bad()  # a boolean or a table where a number, text, a choice or a path is expected
+    if kind in (int, float):
+        try:
+            number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise bad() from None
+        if kind is int:
+            if isinstance(value, str):
+                try:
+                    number = int(value.strip())
+                except ValueError:
+                    raise bad() from None
+            elif not float(number).is_integer():
+                raise bad()
+            number = int(number)
+        if (spec.minimum is not None and number < spec.minimum) or (spec.maximum is not None and number > spec.maximum):
+            raise bad()
+        return number
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        text = value.value if isinstance(value, enum.Enum) else str(value)
+        if text not in {str(m.value) for m in kind}:
+            raise bad()
+        return text
+    if kind is Path:
+        if not isinstance(value, (str, Path)):
+            raise bad()
+        return Path(value)
+    return str(value)
+
+
 def _like(default: Any, value: Any) -> Any:
-    """Coerce a preset/config value to the option's type (enum, list) where that is clear."""
-    if isinstance(default, enum.Enum):
+    """Give a checked preset/config value the option's Python type (enum, list, path) where that is clear."""
+    if isinstance(default, enum.Enum) and not isinstance(value, enum.Enum):
         return type(default)(value)
     if isinstance(default, (list, tuple)) and not isinstance(value, (list, tuple)):
         return [value]

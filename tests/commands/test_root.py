@@ -118,3 +118,58 @@ def test_presets_list_and_show(cm_env, run_cm):
     shown = json.loads(run_cm("--json", "presets", "show", "toy_manifest_subset").stdout)
     assert shown["options"] == {"subset": 200}
     assert run_cm("presets", "show", "nope").exit_code == 1
+
+
+# --------------------------------------------------------------------------- one option resolver (issues 12, 19)
+
+
+@pytest.mark.parametrize("table, message", [
+    ('epochs = "six"', "epochs = 'six' is not an integer"),
+    ('lr = "fast"', "lr = 'fast' is not a number"),
+    ('clip_grad = "off"', "clip_grad = 'off' is not a number"),
+    ("epochs = 2.5", "epochs = 2.5 is not an integer"),
+    ("epochs = true", "epochs = True is not an integer"),
+    ('bf16 = "maybe"', "bf16 = 'maybe' is not a boolean"),
+    ('method = "magic"', "method = 'magic' is not one of"),
+])
+def test_wrong_types_in_cm_toml_are_one_line_naming_file_and_value(cm_env, run_cm, table, message):
+    (cm_env / "cm.toml").write_text(f"[train]\n{table}\n")
+    result = run_cm("--dry-run", "train")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cm.toml [train]" in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize("text, expected", [('"false"', False), ('"no"', False), ('"off"', False), ("false", False),
+                                            ('"true"', True), ('"yes"', True), ("true", True)])
+def test_booleans_in_cm_toml_are_parsed_strictly(cm_env, run_cm, text, expected):
+    # issue 19 item 14: "false"/"no" became True
+    (cm_env / "cm.toml").write_text(f"[train]\nclass_weighting = {text}\nbf16 = {text}\n")
+    payload = json.loads(run_cm("--json", "--dry-run", "train").stdout)
+    assert payload["options"]["class_weighting"] is expected and payload["options"]["bf16"] is expected
+
+
+def test_wrong_types_in_a_preset_name_the_preset(cm_env, run_cm):
+    (cm_env / "bad.yaml").write_text("command: degrade\noptions:\n  variants: x\n")
+    result = run_cm("degrade", "--preset", str(cm_env / "bad.yaml"), "--manifest", "m.parquet", "--out", "o",
+                    "--chain", "alaw")
+    assert result.exit_code == 1 and "bad.yaml" in result.stderr and "variants = 'x' is not an integer" in result.stderr
+    (cm_env / "bool.yaml").write_text("command: train\noptions:\n  class_weighting: 'no'\n  epochs: '3'\n")
+    payload = json.loads(run_cm("--json", "--dry-run", "train", "--preset", str(cm_env / "bool.yaml")).stdout)
+    assert payload["options"]["class_weighting"] is False and payload["options"]["epochs"] == 3
+
+
+def test_every_shipped_preset_passes_the_type_check():
+    import typer.main
+
+    from cm_cli.app import app
+    from cm_cli.commands._common import check_option_value
+    from cm_cli.core.presets import list_presets
+
+    commands = typer.main.get_command(app).commands
+    checked = 0
+    for preset in list_presets():
+        params = {p.name: p for p in commands[preset.command].params}
+        for name, value in preset.options.items():
+            check_option_value(params[name], name, value, f"preset {preset.name}")
+            checked += 1
+    assert checked > 10
