@@ -24,7 +24,7 @@ __all__ = [
     "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options", "check_option_value",
     "option_type", "OptionType",
     "Corpus", "OutDir", "ManifestOpt", "PresetOpt", "ForceOpt", "ShardOpt", "SplitOpt",
-    "complete_preset", "complete_corpus", "complete_codec", "print_dry_run", "rich_reporter",
+    "complete_preset", "complete_corpus", "complete_codec", "resolve_manifest", "recorded_manifest", "print_dry_run", "rich_reporter",
     "PANEL_DATA", "PANEL_MODELLING", "PANEL_ANALYSIS", "PANEL_OTHER",
 ]
 
@@ -361,12 +361,13 @@ def rich_reporter(ctx: Context):
 
 # --------------------------------------------------------------------------- shared options
 
-class Corpus(str, enum.Enum):
-    toy = "toy"
-    asvspoof5 = "asvspoof5"
-    asvspoof2021_la = "asvspoof2021_la"
-    asvspoof2021_df = "asvspoof2021_df"
-    asvspoof2019_la = "asvspoof2019_la"
+def _corpus_enum() -> type[enum.Enum]:
+    from cm_cli.data.manifest import CORPORA  # the one list of corpora (light module: no pandas at import)
+
+    return enum.Enum("Corpus", {name: name for name in CORPORA}, type=str, module=__name__)
+
+
+Corpus = _corpus_enum()
 
 
 def complete_preset(incomplete: str) -> list[str]:
@@ -379,14 +380,71 @@ def complete_corpus(incomplete: str) -> list[str]:
     return [c.value for c in Corpus if c.value.startswith(incomplete)]
 
 
-CODEC_NAMES = (
-    "mp3", "aac", "m4a", "opus", "vorbis", "speex", "amr-nb", "amr-wb", "g722", "gsm", "mulaw", "alaw",
-    "encodec",
-)
-
-
 def complete_codec(incomplete: str) -> list[str]:
-    return [c for c in CODEC_NAMES if c.startswith(incomplete)]
+    """Codec names for ``--codec``, from the degradation registry (codecs and neural codecs)."""
+    from cm_cli.degrade.registry import REGISTRY
+
+    return [name for name, deg in REGISTRY.items() if deg.kind in ("codec", "neural") and name.startswith(incomplete)]
+
+
+# --------------------------------------------------------------------------- the default manifest (DESIGN.md)
+
+
+def recorded_manifest(artifact: Path | None) -> Path | None:
+    """The manifest an upstream artifact was made from, as its ``cm.json`` (or a run's ``config.json``) records it."""
+    if artifact is None:
+        return None
+    from cm_cli.core.artifacts import read_json
+
+    folder = artifact if artifact.is_dir() else artifact.parent
+    for name in ("cm.json", "config.json"):
+        record = folder / name
+        if not record.is_file():
+            continue
+        try:
+            data = read_json(record)
+        except CmError:
+            continue
+        recorded = (data.get("options") or {}).get("manifest") if isinstance(data, dict) else None
+        recorded = recorded or (data.get("manifest") if isinstance(data, dict) else None)
+        if isinstance(recorded, str) and not recorded.startswith("<") and Path(recorded).exists():
+            return Path(recorded)
+    return None
+
+
+def resolve_manifest(ctx: Context, manifest: Path | None, *, upstream: Path | None = None, corpus: str | None = None,
+                     build: bool = True) -> Path:
+    """The one rule for the manifest a command uses (DESIGN.md, "Default manifest").
+
+    1. ``--manifest`` when given;
+    2. else the manifest recorded by the upstream artifact the command reads (``upstream``);
+    3. else the data root corpus's manifest ``<runs_dir>/manifests/<corpus>/manifest.parquet``,
+       built on first use, where ``<corpus>`` is the command's ``--corpus`` or, for a
+       command without one, the only corpus that has a manifest there or a folder under
+       the data root. None or several: a usage error asking for ``--manifest``.
+    """
+    from cm_cli.core.errors import UsageError
+    from cm_cli.data.manifest import CORPORA
+
+    if manifest is not None:
+        return Path(manifest)
+    recorded = recorded_manifest(upstream)
+    if recorded is not None:
+        return recorded
+    if corpus is None:
+        built = [name for name in CORPORA if ctx.default_manifest(name).is_file()]
+        present = built or [name for name in CORPORA if ctx.corpus_root(name).is_dir()]
+        if len(present) != 1:
+            found = f"several corpora ({', '.join(present)})" if present else "no corpus"
+            raise UsageError(f"no --manifest given, and {found} under the data root {ctx.data_root}",
+                             "pass --manifest PATH (e.g. runs/manifests/toy/manifest.parquet)")
+        corpus = present[0]
+    path = ctx.default_manifest(corpus)
+    if build and not path.is_file():
+        from cm_cli.data.manifests import default_manifest
+
+        return default_manifest(ctx, corpus)
+    return path
 
 
 OutDir = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory.", show_default=False)]

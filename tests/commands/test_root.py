@@ -173,3 +173,58 @@ def test_every_shipped_preset_passes_the_type_check():
             check_option_value(params[name], name, value, f"preset {preset.name}")
             checked += 1
     assert checked > 10
+
+
+# --------------------------------------------------------------------------- one default-manifest rule, one corpus list
+
+
+def test_default_manifest_rule(cm_env):
+    from pathlib import Path
+
+    from cm_cli.commands._common import resolve_manifest
+    from cm_cli.core.context import resolve_context
+    from cm_cli.core.errors import UsageError
+
+    ctx = resolve_context({}, cwd=cm_env)
+    given = cm_env / "given.parquet"
+    assert resolve_manifest(ctx, given) == given  # 1. --manifest
+    with pytest.raises(UsageError, match="no corpus under the data root"):
+        resolve_manifest(ctx, None, build=False)
+    (cm_env / "data" / "asvspoof2019_la").mkdir(parents=True)
+    assert resolve_manifest(ctx, None, build=False) == cm_env / "runs/manifests/asvspoof2019_la/manifest.parquet"
+    (cm_env / "data" / "toy").mkdir(parents=True)
+    with pytest.raises(UsageError, match=r"several corpora \(asvspoof2019_la, toy\)"):
+        resolve_manifest(ctx, None, build=False)
+    built = cm_env / "runs/manifests/toy/manifest.parquet"
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"x")
+    assert resolve_manifest(ctx, None, build=False) == built  # 3. the only corpus with a manifest
+    assert resolve_manifest(ctx, None, corpus="asvspoof2019_la", build=False).parent.name == "asvspoof2019_la"
+    upstream = cm_env / "emb"
+    upstream.mkdir()
+    (upstream / "cm.json").write_text(json.dumps({"options": {"manifest": str(given)}}))
+    given.write_bytes(b"m")
+    assert resolve_manifest(ctx, None, upstream=upstream) == given  # 2. recorded by the upstream artifact
+    assert resolve_manifest(ctx, Path("x.parquet"), upstream=upstream) == Path("x.parquet")
+
+
+def test_embed_does_not_assume_the_toy_corpus(cm_env, run_cm):
+    # issue 12: `cm embed` without --manifest used the toy manifest whatever the data root held
+    (cm_env / "data" / "asvspoof5").mkdir(parents=True)
+    payload = json.loads(run_cm("--json", "--dry-run", "embed", "--backbone", "lcnn", "--out", cm_env / "e").stdout)
+    assert payload["options"]["manifest"].endswith("runs/manifests/asvspoof5/manifest.parquet")
+    (cm_env / "data" / "toy").mkdir(parents=True)
+    result = run_cm("--dry-run", "embed", "--backbone", "lcnn", "--out", cm_env / "e")
+    assert result.exit_code == 2 and "several corpora" in result.stderr
+
+
+def test_one_corpus_list_feeds_enum_completion_and_builders():
+    from cm_cli.commands._common import Corpus, complete_codec, complete_corpus
+    from cm_cli.data.manifest import CORPORA
+    from cm_cli.data.manifests import CORPUS_PREPARERS
+    from cm_cli.degrade.registry import REGISTRY
+
+    assert [c.value for c in Corpus] == list(CORPORA) == complete_corpus("")
+    assert set(CORPUS_PREPARERS) == set(CORPORA)
+    assert complete_codec("") == [n for n, d in REGISTRY.items() if d.kind in ("codec", "neural")]
+    assert "mp3" in complete_codec("mp") and "telephony" not in complete_codec("")
