@@ -21,7 +21,7 @@ from cm_cli.core.context import Context
 from cm_cli.core.errors import CmError
 
 __all__ = [
-    "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options", "check_option_value",
+    "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options", "check_option_value", "apply_command_table",
     "option_type", "OptionType",
     "Corpus", "OutDir", "ManifestOpt", "PresetOpt", "ForceOpt", "ShardOpt", "SplitOpt",
     "complete_preset", "complete_corpus", "complete_codec", "resolve_manifest", "recorded_manifest", "print_dry_run", "rich_reporter",
@@ -161,14 +161,14 @@ def resolve_options(
     preset_source = f"preset {loaded.path or loaded.name}" if loaded else ""
     toml_options = {k.replace("-", "_"): v for k, v in ctx.command_defaults(command).items()}
     toml_source = f"{ctx.config_path or 'cm.toml'} [{command}]"
-    unknown = sorted(set(toml_options) - set(values))
+    params = {p.name: p for p in getattr(typer_ctx.command, "params", [])}
+    unknown = sorted(set(toml_options) - set(values) - set(params))
     if unknown:
         raise CmError(f"{toml_source} has unknown option(s) {', '.join(unknown)}",
-                      f"options of `cm {command}`: {', '.join(sorted(values))}")
+                      f"options of `cm {command}`: {', '.join(sorted(params or values))}")
     unknown = sorted(set(preset_options) - set(values))
     if unknown:
         raise CmError(f"preset {preset!r} sets unknown option(s) {', '.join(unknown)} for `cm {command}`")
-    params = {p.name: p for p in getattr(typer_ctx.command, "params", [])}
     resolved: dict[str, Any] = {}
     for name, value in values.items():
         source = typer_ctx.get_parameter_source(name)
@@ -303,6 +303,34 @@ def _convert_one(spec: OptionType, value: Any, bad: Callable[[], CmError]) -> An
             raise bad()
         return Path(value)
     return str(value)
+
+
+def apply_command_table(click_ctx: Any, ctx: Context) -> None:
+    """Make the ``[command]`` table of cm.toml the defaults of the command about to run, checked.
+
+    Called by the root callback, so every command honours its table (also those that
+    do not call ``resolve_options``); the values go through ``check_option_value`` and
+    reach the command as click's ``default_map``, below any explicit option.
+    """
+    name = click_ctx.invoked_subcommand
+    table = ctx.command_defaults(name) if name else {}
+    if not table:
+        return
+    command = click_ctx.command.get_command(click_ctx, name)
+    params = {p.name: p for p in getattr(command, "params", [])}
+    if not params:  # a group of subcommands (`cm presets`): nothing to default
+        return
+    source = f"{ctx.config_path or 'cm.toml'} [{name}]"
+    options = {k.replace("-", "_"): v for k, v in table.items()}
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise CmError(f"{source} has unknown option(s) {', '.join(unknown)}",
+                      f"options of `cm {name}`: {', '.join(sorted(params))}")
+    converted = {}
+    for key, value in options.items():
+        value = check_option_value(params[key], key, value, source)
+        converted[key] = value.value if isinstance(value, enum.Enum) else str(value) if isinstance(value, Path) else value
+    click_ctx.default_map = {**(click_ctx.default_map or {}), name: converted}
 
 
 def _like(default: Any, value: Any) -> Any:

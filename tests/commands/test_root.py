@@ -228,3 +228,18 @@ def test_one_corpus_list_feeds_enum_completion_and_builders():
     assert set(CORPUS_PREPARERS) == set(CORPORA)
     assert complete_codec("") == [n for n, d in REGISTRY.items() if d.kind in ("codec", "neural")]
     assert "mp3" in complete_codec("mp") and "telephony" not in complete_codec("")
+
+
+def test_every_command_honours_its_cm_toml_table(cm_env, run_cm):
+    # issue 12: an [eval] table was silently ignored (eval does not call resolve_options itself)
+    (cm_env / "cm.toml").write_text("[eval]\np_spoof = 0.5\nc_fa = 1\n")
+    payload = json.loads(run_cm("--json", "--dry-run", "eval", "--scores", "s.txt").stdout)
+    assert payload["options"]["p_spoof"] == 0.5 and payload["options"]["c_fa"] == 1.0
+    payload = json.loads(run_cm("--json", "--dry-run", "eval", "--scores", "s.txt", "--p-spoof", "0.2").stdout)
+    assert payload["options"]["p_spoof"] == 0.2  # the command line wins
+    (cm_env / "cm.toml").write_text('[eval]\np_spoof = "half"\n')
+    result = run_cm("--dry-run", "eval", "--scores", "s.txt")
+    assert result.exit_code == 1 and "cm.toml [eval]: p_spoof = 'half' is not a number" in result.stderr
+    (cm_env / "cm.toml").write_text("[eval]\nnonesuch = 1\n")
+    result = run_cm("--dry-run", "eval", "--scores", "s.txt")
+    assert result.exit_code == 1 and "unknown option(s) nonesuch" in result.stderr
