@@ -278,6 +278,7 @@ class GraphBackEnd(nn.Module):
         self.pool_hT2 = GraphPool(pool_ratios[2], gat_dims[1])
         self.drop_way = nn.Dropout(0.2)
         self.drop = nn.Dropout(0.5)
+        self.readout = nn.Identity()  # no parameters: the readout's patch site
         self.out_layer = nn.Linear(5 * gat_dims[1], 2)
         self.embedding_dim = 5 * gat_dims[1]
 
@@ -315,15 +316,17 @@ class GraphBackEnd(nn.Module):
         )
         t1, s1, m1, t2, s2, m2 = (self.drop_way(v) for v in (t1, s1, m1, t2, s2, m2))
         nodes_t, nodes_s, master = torch.maximum(t1, t2), torch.maximum(s1, s2), torch.maximum(m1, m2)
-        readout = torch.cat(
-            [
-                nodes_t.abs().max(dim=1).values,
-                nodes_t.mean(dim=1),
-                nodes_s.abs().max(dim=1).values,
-                nodes_s.mean(dim=1),
-                master.squeeze(1),
-            ],
-            dim=1,
+        readout = self.readout(
+            torch.cat(
+                [
+                    nodes_t.abs().max(dim=1).values,
+                    nodes_t.mean(dim=1),
+                    nodes_s.abs().max(dim=1).values,
+                    nodes_s.mean(dim=1),
+                    master.squeeze(1),
+                ],
+                dim=1,
+            )
         )
         if layers is not None:
             layers["readout"] = readout
@@ -352,8 +355,8 @@ class AASIST(GraphBackEnd):
         return len(self.layer_names)
 
     def layer_modules(self) -> list:
-        """The module whose output carries each layer: sinc filterbank, encoder blocks, the two GATs, readout dropout."""
-        return [self.conv_time, *self.encoder, self.GAT_layer_S, self.GAT_layer_T, self.drop]
+        """The module whose output carries each layer: sinc filterbank, encoder blocks, the two GATs, the readout."""
+        return [self.conv_time, *self.encoder, self.GAT_layer_S, self.GAT_layer_T, self.readout]
 
     def set_trainable(self, spec: str) -> None:
         """``all``, or ``frozen``: only the output layer trains."""
