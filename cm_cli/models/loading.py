@@ -22,7 +22,8 @@ from typing import Any
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["LOAD_KINDS", "LoadedModel", "RUN_CHECKPOINTS", "find_run_checkpoint", "read_torch_file", "load_model"]
+__all__ = ["LOAD_KINDS", "LoadedModel", "Weights", "RUN_CHECKPOINTS", "find_run_checkpoint", "read_torch_file",
+           "open_weights", "load_model"]
 
 LOAD_KINDS = ("run", "checkpoint", "aasist_official", "ssl_aasist")
 # where a run directory keeps its weights, in order of preference
@@ -48,6 +49,16 @@ class LoadedModel:
     init_seed: int | None = None  # seed the run's weights were initialised with, where known
 
 
+@dataclass
+class Weights:
+    """A weights file read but not yet built into a model: what ``open_weights`` found."""
+
+    source: Path
+    path: Path
+    payload: Any
+    kind: str
+
+
 def find_run_checkpoint(path: str | os.PathLike) -> Path:
     """The checkpoint a run directory is scored with (best, else last); a file is returned as is."""
     path = Path(path).expanduser()
@@ -58,7 +69,7 @@ def find_run_checkpoint(path: str | os.PathLike) -> Path:
         raise CmError(f"{path} holds no checkpoints/best.pt or last.pt",
                       "give a `cm train` run directory, a cm checkpoint file or an AASIST .pth")
     if not path.is_file():
-        raise CmError(f"{path}: no such run directory or checkpoint",
+        raise CmError(f"{path} not found: no such run directory or checkpoint",
                       "give a `cm train` run directory or a checkpoint file (.pt / .pth)")
     return path
 
@@ -92,7 +103,7 @@ def _official_aasist(state: dict, path: Path, overrides: dict):
     try:
         model.backbone.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise CmError(f"{path} is neither a cm checkpoint nor an AASIST state dict of this configuration: "
+        raise CmError(f"{path} is not an AASIST checkpoint of this configuration (nor a cm checkpoint): "
                       f"{str(exc).strip().splitlines()[0][:200]}",
                       "give a `cm train` run, a cm checkpoint, the official AASIST .pth or an SSL-AASIST checkpoint") from None
     config.backbone_id = str(path)  # recorded: where the weights came from
@@ -121,55 +132,69 @@ def _cm_checkpoint(payload: dict, path: Path, overrides: dict):
     return model, config
 
 
-def load_model(source: str | os.PathLike, *, device: Any = "cpu", overrides: dict | None = None) -> LoadedModel:
-    """Load ``source`` (run dir, cm checkpoint, official AASIST or SSL-AASIST weights) in eval mode on ``device``.
-
-    ``overrides`` replaces ``model_config`` entries before the model is built (e.g.
-    ``{"backbone_id": DIR}`` to read frozen SSL weights from elsewhere).
-    """
-    from cm_cli.core.artifacts import read_json, sha256_file
-    from cm_cli.data.datasets import SAMPLE_RATE
+def open_weights(source: str | os.PathLike) -> Weights:
+    """Read ``source`` once and tell its kind (``LOAD_KINDS``) before any model is built."""
     from cm_cli.models.checkpoint import CHECKPOINT_FORMAT
 
     source = Path(source).expanduser()
     path = find_run_checkpoint(source)
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     payload = read_torch_file(path)
-    metrics: dict = {}
-    train_config = None
     if isinstance(payload, dict) and "format" in payload:
         if payload.get("format") != CHECKPOINT_FORMAT:
             raise CmError(f"{path} has checkpoint format {payload.get('format')!r}, not {CHECKPOINT_FORMAT}",
                           "it was written by another version of cm")
-        model, config = _cm_checkpoint(payload, path, overrides)
         kind = "run" if source.is_dir() else "checkpoint"
-        metrics = dict(payload.get("metrics") or {})
-        train_config = payload.get("train_config")
     elif source.is_dir():
         raise CmError(f"{path} is not a cm checkpoint, so {source} is not a `cm train` run",
                       "give the weights file itself for official AASIST or SSL-AASIST checkpoints")
     elif _is_ssl_aasist_state(payload):
-        model, config = _ssl_aasist(payload, overrides)
         kind = "ssl_aasist"
     elif isinstance(payload, dict):
-        model, config = _official_aasist(payload, path, overrides)
         kind = "aasist_official"
     else:
         raise CmError(f"{path} holds a {type(payload).__name__}, not a checkpoint",
                       "give a `cm train` run, a cm checkpoint, the official AASIST .pth or an SSL-AASIST checkpoint")
-    del payload
-    run_dir = source if source.is_dir() else None
-    run_json = read_json(run_dir / "config.json") if run_dir is not None and (run_dir / "config.json").is_file() else None
-    seed = None
+    return Weights(source, path, payload, kind)
+
+
+def _seed(run_json: dict | None, train_config: dict | None) -> int | None:
     for candidate in ((run_json or {}).get("train"), train_config):
         if isinstance(candidate, dict) and candidate.get("seed") is not None:
-            seed = int(candidate["seed"])
-            break
+            return int(candidate["seed"])
+    return None
+
+
+def load_model(source: "str | os.PathLike | Weights", *, device: Any = "cpu", overrides: dict | None = None) -> LoadedModel:
+    """Load ``source`` (run dir, cm checkpoint, official AASIST or SSL-AASIST weights) in eval mode on ``device``.
+
+    ``source`` may also be what ``open_weights`` returned. ``overrides`` replaces
+    ``model_config`` entries before the model is built (e.g. ``{"backbone_id": DIR}`` to
+    read frozen SSL weights from elsewhere, or the XLS-R directory of an SSL-AASIST checkpoint).
+    """
+    from cm_cli.core.artifacts import read_json, sha256_file
+    from cm_cli.data.datasets import SAMPLE_RATE
+
+    weights = source if isinstance(source, Weights) else open_weights(source)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    payload, path = weights.payload, weights.path
+    metrics: dict = {}
+    train_config = None
+    if weights.kind in ("run", "checkpoint"):
+        model, config = _cm_checkpoint(payload, path, overrides)
+        metrics = dict(payload.get("metrics") or {})
+        train_config = payload.get("train_config")
+    elif weights.kind == "ssl_aasist":
+        model, config = _ssl_aasist(payload, overrides)
+    else:
+        model, config = _official_aasist(payload, path, overrides)
+    weights.payload = None  # the state dicts are in the model now
+    run_dir = weights.source if weights.kind == "run" else None
+    run_json = read_json(run_dir / "config.json") if run_dir is not None and (run_dir / "config.json").is_file() else None
     threshold = metrics.get("dev_eer_threshold")
     return LoadedModel(
         model=model.to(device).eval(), config=config, policy=config.length, sample_rate=SAMPLE_RATE,
-        source=source, kind=kind, checkpoint=path, checkpoint_sha256=sha256_file(path), run_dir=run_dir,
+        source=weights.source, kind=weights.kind, checkpoint=path, checkpoint_sha256=sha256_file(path), run_dir=run_dir,
         train_config=run_json if run_json is not None else ({"train": train_config} if train_config else None),
         dev_threshold=None if threshold is None else float(threshold), calibration=metrics.get("calibration"),
-        init_seed=seed,
+        init_seed=_seed(run_json, train_config),
     )
