@@ -220,7 +220,8 @@ def evaluate_model(
     from cm_cli.data.manifests import load_manifest
     from cm_cli.evaluation.settings import seen_domains_of_run
     from cm_cli.evaluation.writer import write_metrics_dir
-    from cm_cli.scoring import ScoringConfig, load_scoring_model, score_cache_key, score_frame
+    from cm_cli.models.loading import load_model as load_scoring_model
+    from cm_cli.scoring import ScoringConfig, score_cache_key, score_frame
 
     out_dir = Path(out_dir)
     manifest = Path(manifest)
