@@ -70,6 +70,10 @@ def _opus_extra(params: dict) -> list[str]:
     return ["-cutoff", "4000" if params.get("band", "wb") == "nb" else "8000", "-application", "voip"]
 
 
+def _sbc_extra(params: dict) -> list[str]:
+    return ["-msbc", "1"] if params.get("mode", "msbc") == "msbc" else []
+
+
 def _speex_extra(params: dict) -> list[str]:
     if "kbps" in params:
         return []
@@ -92,6 +96,8 @@ CODECS: dict[str, CodecDef] = {
                  _fixed(8000), 12.2, (4.75, 12.2)),
         CodecDef("amr-wb", ("libvo_amrwbenc",), "amr", "AMR wideband (16 kHz), modes 6.6-23.85 kbps",
                  _fixed(16000), 23.85, (6.6, 23.85)),
+        CodecDef("sbc", ("sbc",), "sbc", "Bluetooth SBC at 16 kHz mono: mode=msbc (HFP wideband speech, 60.8 kbps) or sbc (A2DP, kbps)",
+                 _fixed(16000), None, (16, 512), extra=_sbc_extra, decode_args=lambda rate: ["-f", "sbc"]),
         CodecDef("g722", ("g722",), "g722", "G.722 sub-band ADPCM, 64 kbps (16 kHz)", _fixed(16000),
                  decode_args=lambda rate: ["-f", "g722"]),
         CodecDef("gsm", ("libgsm",), "gsm", "GSM 06.10 full rate, 13 kbps (8 kHz)", _fixed(8000),
