@@ -18,7 +18,8 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.degrade.ffmpeg import find_encoder, run_codec_pipe
 
-__all__ = ["CodecDef", "CODECS", "codec_available", "codec_provider", "encode_decode", "codec_delay", "probe_signal"]
+__all__ = ["CodecDef", "CODECS", "codec_available", "codec_provider", "encode_decode", "codec_delay", "probe_signal",
+           "encoded_kbps"]
 
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 AMR_NB_KBPS = (4.75, 5.15, 5.9, 6.7, 7.4, 7.95, 10.2, 12.2)
@@ -242,3 +243,17 @@ def encode_decode(samples: np.ndarray, sr: int, name: str, params: dict | None =
     if kbps is not None:
         info["kbps"] = kbps
     return out.astype(np.float32), info
+
+
+def encoded_kbps(samples: np.ndarray, sr: int, name: str, params: dict | None = None) -> float:
+    """Bitrate actually produced: bytes of the encoded stream (container included) over the signal's duration."""
+    import subprocess
+
+    codec, (binary, encoder) = _require(name)
+    params = _check_params(codec, params or {})
+    cmd = [binary.path, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "f32le", "-ar", str(int(sr)), "-ac", "1",
+           "-i", "pipe:0", *_encode_args(codec, encoder, params, codec.rate(sr, params)), "pipe:1"]
+    done = subprocess.run(cmd, input=np.ascontiguousarray(samples, dtype="<f4").tobytes(), capture_output=True, timeout=120)
+    if done.returncode != 0:
+        raise CmError(f"{name}: encoding failed: {done.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+    return len(done.stdout) * 8 / (len(samples) / sr) / 1000.0
