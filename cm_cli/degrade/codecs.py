@@ -59,8 +59,22 @@ def _mp3_rate(sr: int, params: dict) -> int:
     return sr if sr in MP3_RATES else 16000
 
 
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def _aac_ceiling_kbps(rate: int) -> float:
+    """Most an AAC-LC mono frame may carry (6144 bits per 1024 samples), less a quarter that encoders keep in reserve."""
+    return 0.75 * 6144 * rate / 1024 / 1000
+
+
 def _aac_rate(sr: int, params: dict) -> int:
-    return sr if sr in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000) else 16000
+    # at 16 kHz AAC-LC mono cannot carry more than 96 kbps (ffmpeg's encoder stops near 78): a bitrate the
+    # input rate cannot carry is coded at the lowest standard rate that can, so the file has the bitrate asked for
+    rate = sr if sr in AAC_RATES else 16000
+    kbps = float(params.get("kbps", 64))
+    if kbps > _aac_ceiling_kbps(rate):
+        rate = next((r for r in AAC_RATES if r > rate and kbps <= _aac_ceiling_kbps(r)), AAC_RATES[-1])
+    return rate
 
 
 def _band_rate(params: dict) -> int:
