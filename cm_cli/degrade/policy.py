@@ -22,14 +22,15 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.core.specs import Spec, expand_sweep
 
-__all__ = ["PolicyEntry", "Policy", "parse_policy", "load_policy", "apply_policy", "draw", "default_cache_dir"]
+__all__ = ["PolicyEntry", "Policy", "parse_policy", "load_policy", "apply_policy", "draw", "default_cache_dir",
+           "held_out_conditions"]
 
 
 @dataclass(frozen=True)
 class PolicyEntry:
     text: str  # as written (spec sweep or condition id)
     probability: float
-    condition: str | None = None  # set for C01..C10 entries
+    condition: str | None = None  # set for C01..C11 entries
 
     def candidates(self) -> list[Spec]:
         if self.condition:
@@ -64,6 +65,16 @@ class Policy:
                 if label not in out:
                     out.append(label)
         return out
+
+
+def held_out_conditions(policy: "Policy | str") -> list[str]:
+    """ASVspoof 5 conditions a policy never trains on (the unseen side of an out-of-domain test)."""
+    from cm_cli.degrade.conditions import CONDITIONS
+
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy, check_available=False)
+    seen = {entry.condition for entry in policy.entries if entry.condition}
+    return [cid for cid in CONDITIONS if cid not in seen]
 
 
 def _label(spec: Spec) -> str:
