@@ -190,7 +190,8 @@ def default_cache_dir() -> Path:
 def _cache_key(samples: np.ndarray, sr: int, spec: Spec, seed: int, utt_id: str) -> str:
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(samples, dtype=np.float32).tobytes())
-    random_steps = any(s.name in ("noise", "reverb") for s in spec.steps)
+    # steps that draw from the per-utterance generator (noise file/offset, RIR, hum phases)
+    random_steps = any(s.name in ("noise", "reverb", "cable") for s in spec.steps)
     digest.update(f"|{sr}|{spec.canonical()}|{seed if random_steps else ''}|{utt_id if random_steps else ''}".encode())
     return digest.hexdigest()
 

@@ -102,3 +102,12 @@ def test_asvspoof5_presets_split_seen_from_unseen():
     assert device.labels() == ["clean", "C11"]
     drawn = {draw(device, np.random.default_rng(i))[0].canonical() for i in range(400)}
     assert {lv.parsed().canonical() for lv in CONDITIONS["C11"].levels} <= drawn  # every level reachable
+
+
+def test_cache_key_separates_utterances_for_steps_that_draw_randomness():
+    # the cable's hum phases are drawn per utterance: two utterances with equal audio must not share a cache entry
+    x = speechlike(16000, 0.5, seed=1)
+    spec = pol.parse_policy("cable:hum_db=-20:1").entries[0].candidates()[0]
+    assert pol._cache_key(x, 16000, spec, 1, "a") != pol._cache_key(x, 16000, spec, 1, "b")
+    coded = pol.parse_policy("mp3:kbps=32:1").entries[0].candidates()[0]
+    assert pol._cache_key(x, 16000, coded, 1, "a") == pol._cache_key(x, 16000, coded, 2, "b")
