@@ -19,12 +19,14 @@ from cm_cli.core.errors import CmError
 from cm_cli.degrade.ffmpeg import find_encoder, run_codec_pipe
 
 __all__ = ["CodecDef", "CODECS", "codec_available", "codec_provider", "encode_decode", "codec_delay", "probe_signal",
-           "encoded_kbps"]
+           "encoded_kbps", "MSBC_KBPS"]
 
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 AMR_NB_KBPS = (4.75, 5.15, 5.9, 6.7, 7.4, 7.95, 10.2, 12.2)
 AMR_WB_KBPS = (6.6, 8.85, 12.65, 14.25, 15.85, 18.25, 19.85, 23.05, 23.85)
 MAX_DELAY_S = 0.25
+# mSBC (Bluetooth HFP 1.6 wideband speech): one 57-byte frame per 120 samples at 16 kHz
+MSBC_KBPS = 57 * 8 * 16000 / 120 / 1000
 
 
 @dataclass(frozen=True)

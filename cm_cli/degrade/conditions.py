@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.specs import Spec, parse_spec
+from cm_cli.degrade.codecs import MSBC_KBPS
 
 __all__ = ["Level", "Condition", "CONDITIONS", "get_condition", "pick_condition", "pick_level", "is_condition",
            "spec_bitrate_kbps", "condition_fields"]
@@ -85,8 +86,8 @@ _C11 = (
     ("mic:model=headset", None, "headset microphone"),
     ("mic:model=laptop", None, "laptop microphone"),
     ("mic:model=smartphone+speaker:model=small", None, "loudspeaker playback re-recorded by a smartphone (MST)"),
-    ("bluetooth:mode=msbc", 60.8, "Bluetooth HFP wideband speech (mSBC, 16 kHz)"),
-    ("mic:model=headset+bluetooth:mode=msbc", 60.8, "Bluetooth headset: headset microphone, then mSBC"),
+    ("bluetooth:mode=msbc", MSBC_KBPS, "Bluetooth HFP wideband speech (mSBC, 16 kHz)"),
+    ("mic:model=headset+bluetooth:mode=msbc", MSBC_KBPS, "Bluetooth headset: headset microphone, then mSBC"),
     ("cable:hum_db=-30:hum_hz=50", None, "analogue line: 50 Hz mains hum at -30 dB"),
     ("cable:cutoff=4000:hum_db=-24:hum_hz=60", None, "long analogue line: 4 kHz roll-off, 60 Hz hum at -24 dB"),
 )

@@ -199,7 +199,9 @@ def step_bitrate_kbps(step) -> float | None:
         return None
     params = resolve_params(step)
     if deg.name == "bluetooth":
-        return 60.8 if params["mode"] == "msbc" else float(params["kbps"])
+        from cm_cli.degrade.codecs import MSBC_KBPS
+
+        return MSBC_KBPS if params["mode"] == "msbc" else float(params["kbps"])
     if deg.bitrate_param and params.get(deg.bitrate_param) is not None:
         return float(params[deg.bitrate_param])
     fixed = deg.extra.get("kbps")
