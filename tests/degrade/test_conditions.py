@@ -110,3 +110,18 @@ def test_degraded_manifest_columns(tmp_path):
     mp3 = adhoc[adhoc["degradation"] == "mp3:kbps=32"]
     assert set(mp3["codec"]) == {"mp3"} and set(mp3["codec_q"]) == {"32"} and set(mp3["bitrate_kbps"]) == {32.0}
     assert adhoc[adhoc["degradation"] == "telephony"]["bitrate_kbps"].isna().all()
+
+
+def test_policy_condition_entries_write_the_level(tmp_path):
+    from cm_cli.core.artifacts import read_table
+    from cm_cli.degrade.corpus import degrade_manifest
+
+    from .test_corpus import make_manifest
+
+    manifest = make_manifest(tmp_path / "src", n=4, bad=False)
+    table = read_table(degrade_manifest(manifest, tmp_path / "pol", policy="C09:1", variants=2, seed=1).manifest)
+    assert len(table) == 8 and set(table["codec"]) == {"C09"}
+    levels = {str(level.q): level for level in CONDITIONS["C09"].levels}
+    for _, row in table.iterrows():
+        level = levels[row["codec_q"]]
+        assert row["degradation"] == level.parsed().canonical() and row["bitrate_kbps"] == level.kbps
