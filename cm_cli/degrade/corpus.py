@@ -274,15 +274,18 @@ def _failure(job: Job, message: str) -> dict:
 
 
 def _output_row(job: Job, rate: int, frames: int) -> dict:
+    from cm_cli.degrade.conditions import condition_fields, spec_bitrate_kbps
     from cm_cli.degrade.registry import codec_fields
 
     row = dict(job.row)
     codec, codec_q = codec_fields(job.spec)
-    if job.label and job.label.upper().startswith("C") and job.label[1:].isdigit():
-        codec = job.label  # ASVspoof 5 condition id, as in the corpus's CODEC column
+    fields = condition_fields(job.label, job.spec)
+    if fields is not None:  # ASVspoof 5 condition: CODEC is its id, CODEC_Q its ordinal level, as in the corpus
+        codec, codec_q = fields
+    bitrate = spec_bitrate_kbps(job.spec)
     row.update(utt_id=job.utt_id, source_utt_id=str(job.row["utt_id"]), path=job.output, degradation=job.spec,
-               domain=job.label, codec=codec, codec_q=codec_q, duration=frames / rate if rate else None,
-               sample_rate=rate)
+               domain=job.label, codec=codec, codec_q=codec_q, bitrate_kbps=bitrate,
+               duration=frames / rate if rate else None, sample_rate=rate)
     return row
 
 
@@ -403,6 +406,8 @@ def degrade_manifest(
         for column in ("source_utt_id", "degradation"):
             if column not in table.columns:
                 table[column] = pd.Series(dtype="string")
+        table["bitrate_kbps"] = pd.to_numeric(table.get("bitrate_kbps", pd.Series(index=table.index, dtype="float64")),
+                                              errors="coerce").astype("Float64")
         write_parquet(table, out_dir / part_name)
         fail_path = out_dir / fail_name
         if failures:
