@@ -108,36 +108,33 @@ ASVSPOOF5 = CorpusSource(
 _LA21_RECORD = "4837263"
 _DF21_RECORD = "4835108"
 
-ASVSPOOF2021_LA = CorpusSource(
-    name="asvspoof2021_la",
-    title="ASVspoof 2021 logical access (evaluation data + full keys)",
-    licence=ODC_BY,
-    homepage="https://zenodo.org/records/4837263",
-    files=(
-        RemoteFile("LA-keys-full.tar.gz", "https://www.asvspoof.org/asvspoof2021/LA-keys-full.tar.gz", "protocols",
-                   md5="037592a0515971bbd0fa3bff2bad4abc"),
-        RemoteFile("ASVspoof2021_LA_eval.tar.gz", zenodo_file_url(_LA21_RECORD, "ASVspoof2021_LA_eval.tar.gz"), "dev",
-                   zenodo_record=_LA21_RECORD),
-    ),
-    layout="keys/LA/CM/trial_metadata.txt, keys/LA/ASV/ (ASV keys and ASVTorch_Kaldi scores for min t-DCF), ASVspoof2021_LA_eval/flac/",
-    subset_notes={"dev": "no dev split exists: keys + the one audio archive (same as full)"},
-)
 
-ASVSPOOF2021_DF = CorpusSource(
-    name="asvspoof2021_df",
+
+def _asvspoof2021(track: str, record: str, keys_md5: str, audio: tuple[str, ...], *, title: str, layout: str,
+                  dev_note: str) -> CorpusSource:
+    """One ASVspoof 2021 track: its key archive (asvspoof.org) and audio parts (Zenodo); the first part is ``dev``."""
+    keys = RemoteFile(f"{track}-keys-full.tar.gz", f"https://www.asvspoof.org/asvspoof2021/{track}-keys-full.tar.gz",
+                      "protocols", md5=keys_md5)
+    parts = tuple(RemoteFile(name, zenodo_file_url(record, name), "dev" if i == 0 else "full", zenodo_record=record)
+                  for i, name in enumerate(audio))
+    return CorpusSource(name=f"asvspoof2021_{track.lower()}", title=title, licence=ODC_BY,
+                        homepage=f"https://zenodo.org/records/{record}", files=(keys, *parts), layout=layout,
+                        subset_notes={"dev": dev_note})
+
+
+ASVSPOOF2021_LA = _asvspoof2021(
+    "LA", _LA21_RECORD, "037592a0515971bbd0fa3bff2bad4abc", ("ASVspoof2021_LA_eval.tar.gz",),
+    title="ASVspoof 2021 logical access (evaluation data + full keys)",
+    layout="keys/LA/CM/trial_metadata.txt, keys/LA/ASV/ (ASV keys and ASVTorch_Kaldi scores for min t-DCF), "
+           "ASVspoof2021_LA_eval/flac/",
+    dev_note="no dev split exists: keys + the one audio archive (same as full)")
+
+ASVSPOOF2021_DF = _asvspoof2021(
+    "DF", _DF21_RECORD, "dabbc5628de4fcef53036c99ac7ab93a",
+    tuple(f"ASVspoof2021_DF_eval_part0{i}.tar.gz" for i in range(4)),
     title="ASVspoof 2021 speech deepfake (evaluation data + full keys)",
-    licence=ODC_BY,
-    homepage="https://zenodo.org/records/4835108",
-    files=(
-        RemoteFile("DF-keys-full.tar.gz", "https://www.asvspoof.org/asvspoof2021/DF-keys-full.tar.gz", "protocols",
-                   md5="dabbc5628de4fcef53036c99ac7ab93a"),
-        *(RemoteFile(f"ASVspoof2021_DF_eval_part0{i}.tar.gz",
-                     zenodo_file_url(_DF21_RECORD, f"ASVspoof2021_DF_eval_part0{i}.tar.gz"),
-                     "dev" if i == 0 else "full", zenodo_record=_DF21_RECORD) for i in range(4)),
-    ),
     layout="keys/DF/CM/trial_metadata.txt, ASVspoof2021_DF_eval/flac/",
-    subset_notes={"dev": "no dev split exists: keys + the first audio part (part00) to try a pipeline on real audio"},
-)
+    dev_note="no dev split exists: keys + the first audio part (part00) to try a pipeline on real audio")
 
 # ---------------------------------------------------------------------------- ASVspoof 2019 LA
 ASVSPOOF2019_LA = CorpusSource(
