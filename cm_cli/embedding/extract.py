@@ -356,6 +356,29 @@ def _summary(plan: _Plan, tally: _Tally, result: EmbedResult, *, fail_name: str,
     }
 
 
+def _reused(result: EmbedResult, record: dict, fail_path: Path) -> EmbedResult:
+    """The result of a complete earlier run with the same options."""
+    result.skipped = True
+    result.summary = dict(record.get("summary", {}))
+    result.n_rows = int(result.summary.get("n_rows", 0))
+    result.n_failed = int(result.summary.get("n_failed", 0))
+    result.failures = fail_path if fail_path.is_file() else None
+    return result
+
+
+def _write_failures(failures: list, fail_path: Path) -> Path | None:
+    """``failures.parquet`` when rows failed; a stale one from an earlier attempt is removed."""
+    if not failures:
+        fail_path.unlink(missing_ok=True)
+        return None
+    import pandas as pd
+
+    from cm_cli.core.artifacts import write_parquet
+
+    write_parquet(pd.DataFrame(failures, columns=["utt_id", "path", "error"]), fail_path)
+    return fail_path
+
+
 def _check_args(pooling: str, batch_size: int, max_seconds: float | None, backbone: str | None, model) -> None:
     if pooling not in POOLINGS:
         raise UsageError(f"unknown pooling {pooling!r}", f"choose one of {', '.join(POOLINGS)}")
@@ -393,13 +416,12 @@ def embed_manifest(
 ) -> EmbedResult:
     """Embed every row of ``manifest`` (this shard's slice) into ``out_dir``; see the module docstring.
 
-    ``amp``: ``auto`` = bf16 (fp16 where bf16 is unsupported) autocast on CUDA, none on CPU.
-    Rows whose outputs are not finite under autocast are recomputed in fp32; rows still not
-    finite, and rows whose audio cannot be decoded, go to ``failures.parquet``.
+    ``amp``: ``auto`` = bf16 (fp16 where bf16 is unsupported) autocast on CUDA, none on CPU; rows not
+    finite under autocast are recomputed in fp32, rows still not finite or undecodable go to failures.
     """
     import torch
 
-    from cm_cli.core.artifacts import OutputDir, write_parquet
+    from cm_cli.core.artifacts import OutputDir
     from cm_cli.data.manifests import load_manifest
     from cm_cli.models.inference import minimum_samples
 
@@ -409,17 +431,16 @@ def embed_manifest(
     out_dir = Path(out_dir).expanduser().resolve()
     device = torch.device(device)
     frame = load_manifest(manifest, split=split)
-    lo, hi = shard.bounds(len(frame))
-    frame = frame.iloc[lo:hi].reset_index(drop=True)
+    frame = frame.iloc[slice(*shard.bounds(len(frame)))].reset_index(drop=True)
     value_type = "float32" if fp32 else "float16"
     name = "embeddings.parquet" if shard.is_whole else shard.part_name()
     fail_name = "failures.parquet" if shard.is_whole else shard.part_name("failures")
     target_path, fail_path = out_dir / name, out_dir / fail_name
     checkpoint_text = str(Path(checkpoint).expanduser().resolve()) if checkpoint else None
-    record_options = dict(options or {})
-    record_options.update(manifest=str(manifest.resolve()), backbone=backbone, backbone_id=backbone_id,
-                          checkpoint=checkpoint_text, layers=layers if isinstance(layers, str) or layers is None else list(layers),
-                          pooling=pooling, split=split, max_seconds=max_seconds, dtype=value_type)
+    record_options = {**(options or {}), "manifest": str(manifest.resolve()), "backbone": backbone,
+                      "backbone_id": backbone_id, "checkpoint": checkpoint_text,
+                      "layers": layers if isinstance(layers, str) or layers is None else list(layers),
+                      "pooling": pooling, "split": split, "max_seconds": max_seconds, "dtype": value_type}
     result = EmbedResult(out_dir, target_path)
     inputs = [manifest] + ([checkpoint_text] if checkpoint_text and Path(checkpoint_text).exists() else [])
     if model is None:
@@ -434,12 +455,7 @@ def embed_manifest(
     with OutputDir(out_dir, kind="embeddings", options=record_options, inputs=inputs, force=force, shard=shard,
                    device=str(device)) as target:
         if target.done and target_path.is_file():
-            result.skipped = True
-            result.summary = dict(target.record.get("summary", {}))
-            result.n_rows = int(result.summary.get("n_rows", 0))
-            result.n_failed = int(result.summary.get("n_failed", 0))
-            result.failures = fail_path if fail_path.is_file() else None
-            return result
+            return _reused(result, target.record, fail_path)
         remove_stale_temps(out_dir, [name, fail_name])
         writer = _Writer(target_path, value_type=value_type)
         t_start = time.perf_counter()
@@ -449,13 +465,7 @@ def embed_manifest(
         except BaseException:
             writer.abort()
             raise
-        if tally.failures:
-            import pandas as pd
-
-            write_parquet(pd.DataFrame(tally.failures, columns=["utt_id", "path", "error"]), fail_path)
-            result.failures = fail_path
-        elif fail_path.exists():
-            fail_path.unlink()
+        result.failures = _write_failures(tally.failures, fail_path)
         result.n_rows, result.n_failed = writer.n_rows, len(tally.failures)
         result.summary = _summary(plan, tally, result, fail_name=fail_path.name, max_seconds=max_seconds,
                                   batch_size=batch_size, shard=shard, seconds=time.perf_counter() - t_start)
