@@ -54,28 +54,32 @@ class EmbedModel:
     notes: list[str] = field(default_factory=list)
 
 
-def _receptive_field(model) -> int:
-    backbone = model.backbone
-    for candidate in (backbone, getattr(backbone, "ssl", None)):
-        value = getattr(candidate, "receptive_field", None) if candidate is not None else None
-        if isinstance(value, int) and value > 0:
-            return value
-    return 1
-
-
 def _same_architecture(given: str, saved: str | None) -> bool:
-    """Whether ``--backbone given`` names the architecture a checkpoint was trained with."""
+    """Whether ``--backbone given`` names the architecture (and pretrained weights) a checkpoint was made with."""
     from cm_cli.models.registry import get_backbone
-    from cm_cli.models.ssl import resolve_ssl_id
 
     if saved is None or given == saved:
         return given == saved
-    if get_backbone(given).family != get_backbone(saved).family:
+    a, b = get_backbone(given), get_backbone(saved)
+    if a.module != b.module:
         return False
-    if get_backbone(given).family != "ssl":
-        return True
-    a, b = resolve_ssl_id(given), resolve_ssl_id(saved)
-    return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    if a.default_id is None or b.default_id is None:
+        return a.default_id == b.default_id
+    return a.default_id == b.default_id or (
+        Path(a.default_id).expanduser().resolve() == Path(b.default_id).expanduser().resolve())
+
+
+def _frame_layers(net) -> bool:
+    """Whether the backbone's layers are frame sequences (pooled by ``--pooling``) rather than pooled blocks."""
+    import torch
+
+    from cm_cli.models.inference import model_inputs
+
+    group = model_inputs(net, [torch.zeros(net.receptive_field)])[0]
+    device = next(net.parameters()).device
+    with torch.inference_mode():
+        states = net.bundle.forward_layers(net, group.batch.to(device), group.lengths.to(device))
+    return states.frame_lengths is not None
 
 
 def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoint) -> EmbedModel:
@@ -95,7 +99,7 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
         if spec is None:
             raise UsageError(f"{weights.path} is not a cm checkpoint, so --backbone is needed to read it",
                              "e.g. --backbone aasist --checkpoint asvspoof5_aasist_baseline.pth")
-        if spec.family != "aasist":
+        if not _same_architecture(backbone, "aasist"):
             raise CmError(f"{weights.path} is not a cm checkpoint, and plain weight files are only read for --backbone aasist",
                           f"for {backbone} give the weights' model directory with --backbone-id, or a `cm train` run with --checkpoint")
         if backbone_id and Path(backbone_id).expanduser().resolve() != weights.path.resolve():
@@ -104,7 +108,7 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
     loaded = load_model(weights, overrides=overrides)
     config = loaded.config
     return EmbedModel(loaded.model, config.backbone, config.backbone_id, str(loaded.checkpoint.resolve()), True,
-                      config.family, _receptive_field(loaded.model))
+                      loaded.model.family, int(loaded.model.receptive_field))
 
 
 def resolve_embed_model(backbone: str | None, *, backbone_id: str | None = None,
@@ -124,20 +128,20 @@ def resolve_embed_model(backbone: str | None, *, backbone_id: str | None = None,
     from cm_cli.models.registry import get_backbone
 
     spec = get_backbone(backbone) if backbone else None  # unknown name -> CmError listing the registry
-    if checkpoint is None and spec is not None and spec.family == "aasist" and backbone_id:
-        checkpoint, backbone_id = backbone_id, None
+    if checkpoint is None and spec is not None and spec.default_id is None and backbone_id:
+        checkpoint, backbone_id = backbone_id, None  # --backbone aasist --backbone-id WEIGHTS.pth
     if checkpoint is not None:
         return _from_weights(backbone, spec, backbone_id, checkpoint)
     if spec is None:
         raise UsageError("no model to embed with", "give --backbone NAME, or --checkpoint with a `cm train` run")
-    if spec.family == "ssl_aasist":
-        raise CmError("ssl_aasist has a trained back end; embed it from a `cm train` run or its checkpoint with --checkpoint")
-    if spec.family in ("aasist", "lcnn"):
+    if spec.default_id is None:
         raise CmError(f"--backbone {backbone} has no pretrained weights of its own; random weights embed nothing useful",
                       "give --checkpoint (the official AASIST .pth, or a `cm train` run directory)")
+    if not spec.cm_head:
+        raise CmError(f"{backbone} has a trained back end; embed it from a `cm train` run or its checkpoint with --checkpoint")
     config = ModelConfig(backbone=backbone, backbone_id=backbone_id, trainable="frozen", layer="last", pooling="mean")
     model = build_model(config).eval()
-    return EmbedModel(model, backbone, config.backbone_id, None, False, spec.family, _receptive_field(model))
+    return EmbedModel(model, backbone, config.backbone_id, None, False, model.family, int(model.receptive_field))
 
 
 def parse_layers(text: str | Sequence[int] | None, n_layers: int) -> list[int]:
@@ -328,7 +332,7 @@ def _summary(plan: _Plan, tally: _Tally, result: EmbedResult, *, fail_name: str,
              shard: Shard, seconds: float) -> dict:
     model, net = plan.model, plan.net
     notes = list(model.notes)
-    if plan.pooling != "mean" and model.family not in ("ssl", "ssl_aasist"):
+    if plan.pooling != "mean" and not _frame_layers(net):
         notes.append(f"--pooling {plan.pooling} has no effect on {model.family}: its layers are pooled block outputs")
     if tally.padded:
         notes.append(f"{len(tally.padded)} utterance(s) shorter than the front end's receptive field "
