@@ -21,7 +21,6 @@ one speaker are not independent; a null key is a cluster of its own.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -66,39 +65,21 @@ class Site:
     target: str
 
 
-def _module_names(model) -> set[str]:
-    return {name for name, _ in model.named_modules()}
-
-
 def patch_sites(model) -> tuple[list[Site], list[str]]:
-    """The sites of a CountermeasureModel (DESIGN.md layer names, layer weighting, pooled, projection)."""
-    names = _module_names(model)
+    """The sites of a CountermeasureModel: its backbone bundle's (``layer_00`` …, ``pooled``, ``projection``),
+    plus the layer-weighting vector where the model has one."""
+    dotted = {id(module): name for name, module in model.named_modules()}
     sites: list[Site] = []
     notes: list[str] = []
-    family = getattr(model, "family", None)
-    layer_names = model.layer_names
-    if family in ("ssl", "ssl_aasist"):
-        ssl_prefix = "backbone.model" if family == "ssl" else "backbone.ssl.model"
-        for i, layer in enumerate(layer_names):
-            target = f"{ssl_prefix}.encoder.layers.{i - 1}" if i > 0 else None
-            if target and target in names:
-                sites.append(Site(layer, "module", target))
-            else:
-                notes.append(f"{layer}: no single module produces it; not patched")
-    else:
-        for layer, block in zip(layer_names, model.backbone.layer_names):
-            candidates = [block, re.sub(r"_(\d+)$", r".\1", block), re.sub(r"_(\d+)$", r"s.\1", block)]
-            found = next((f"backbone.{c}" for c in candidates if f"backbone.{c}" in names), None)
-            if found:
-                sites.append(Site(layer, "module", found))
-            else:
-                notes.append(f"{layer} ({block}): no module of that name; not patched")
-    if getattr(model, "layer_weighting", None) is not None:
+    for name, module in model.bundle.patch_sites(model).items():
+        if name == "pooled" and getattr(model, "layer_weighting", None) is not None:
+            sites.append(Site("layer_weighting", "param", "layer_weighting"))
+        if id(module) in dotted:
+            sites.append(Site(name, "module", dotted[id(module)]))
+        else:
+            notes.append(f"{name}: its module is not part of the model; not patched")
+    if getattr(model, "layer_weighting", None) is not None and "layer_weighting" not in {s.name for s in sites}:
         sites.append(Site("layer_weighting", "param", "layer_weighting"))
-    if "pooling" in names:
-        sites.append(Site("pooled", "module", "pooling"))
-    if "projection" in names:
-        sites.append(Site("projection", "module", "projection"))
     return sites, notes
 
 

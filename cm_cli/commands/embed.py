@@ -31,7 +31,7 @@ def embed(
     backbone: Annotated[Optional[str], typer.Option("--backbone", "-b", help="Registry name (wavlm, w2v2, xlsr, hubert, aasist, …), hub id or model directory; default: the checkpoint's own.", autocompletion=_complete_backbone)] = None,
     out: OutDir = None,
     backbone_id: Annotated[Optional[str], typer.Option("--backbone-id", help="Hub id or local directory of the SSL weights (AASIST: the official .pth).")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `cm train` run directory or checkpoint (adds pooled and pre_logit), or the official AASIST .pth.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `cm train` run directory or checkpoint (adds pooled and pre_logit), the official AASIST .pth, or an SSL-AASIST checkpoint (with --backbone-id: its XLS-R directory).")] = None,
     layers: Annotated[str, typer.Option("--layers", help="all, or layer numbers like 0,6,12.")] = "all",
     pooling: Annotated[Pooling, typer.Option("--pooling", help="Pool frames of SSL layers: mean, or meanstd (mean and standard deviation).")] = Pooling.mean,
     split: SplitOpt = None,

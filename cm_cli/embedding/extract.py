@@ -54,28 +54,32 @@ class EmbedModel:
     notes: list[str] = field(default_factory=list)
 
 
-def _receptive_field(model) -> int:
-    backbone = model.backbone
-    for candidate in (backbone, getattr(backbone, "ssl", None)):
-        value = getattr(candidate, "receptive_field", None) if candidate is not None else None
-        if isinstance(value, int) and value > 0:
-            return value
-    return 1
-
-
 def _same_architecture(given: str, saved: str | None) -> bool:
-    """Whether ``--backbone given`` names the architecture a checkpoint was trained with."""
+    """Whether ``--backbone given`` names the architecture (and pretrained weights) a checkpoint was made with."""
     from cm_cli.models.registry import get_backbone
-    from cm_cli.models.ssl import resolve_ssl_id
 
     if saved is None or given == saved:
         return given == saved
-    if get_backbone(given).family != get_backbone(saved).family:
+    a, b = get_backbone(given), get_backbone(saved)
+    if a.module != b.module:
         return False
-    if get_backbone(given).family != "ssl":
-        return True
-    a, b = resolve_ssl_id(given), resolve_ssl_id(saved)
-    return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    if a.default_id is None or b.default_id is None:
+        return a.default_id == b.default_id
+    return a.default_id == b.default_id or (
+        Path(a.default_id).expanduser().resolve() == Path(b.default_id).expanduser().resolve())
+
+
+def _frame_layers(net) -> bool:
+    """Whether the backbone's layers are frame sequences (pooled by ``--pooling``) rather than pooled blocks."""
+    import torch
+
+    from cm_cli.models.inference import model_inputs
+
+    group = model_inputs(net, [torch.zeros(net.receptive_field)])[0]
+    device = next(net.parameters()).device
+    with torch.inference_mode():
+        states = net.bundle.forward_layers(net, group.batch.to(device), group.lengths.to(device))
+    return states.frame_lengths is not None
 
 
 def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoint) -> EmbedModel:
@@ -95,7 +99,7 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
         if spec is None:
             raise UsageError(f"{weights.path} is not a cm checkpoint, so --backbone is needed to read it",
                              "e.g. --backbone aasist --checkpoint asvspoof5_aasist_baseline.pth")
-        if spec.family != "aasist":
+        if not _same_architecture(backbone, "aasist"):
             raise CmError(f"{weights.path} is not a cm checkpoint, and plain weight files are only read for --backbone aasist",
                           f"for {backbone} give the weights' model directory with --backbone-id, or a `cm train` run with --checkpoint")
         if backbone_id and Path(backbone_id).expanduser().resolve() != weights.path.resolve():
@@ -104,7 +108,7 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
     loaded = load_model(weights, overrides=overrides)
     config = loaded.config
     return EmbedModel(loaded.model, config.backbone, config.backbone_id, str(loaded.checkpoint.resolve()), True,
-                      config.family, _receptive_field(loaded.model))
+                      loaded.model.family, int(loaded.model.receptive_field))
 
 
 def resolve_embed_model(backbone: str | None, *, backbone_id: str | None = None,
@@ -124,20 +128,20 @@ def resolve_embed_model(backbone: str | None, *, backbone_id: str | None = None,
     from cm_cli.models.registry import get_backbone
 
     spec = get_backbone(backbone) if backbone else None  # unknown name -> CmError listing the registry
-    if checkpoint is None and spec is not None and spec.family == "aasist" and backbone_id:
-        checkpoint, backbone_id = backbone_id, None
+    if checkpoint is None and spec is not None and spec.default_id is None and backbone_id:
+        checkpoint, backbone_id = backbone_id, None  # --backbone aasist --backbone-id WEIGHTS.pth
     if checkpoint is not None:
         return _from_weights(backbone, spec, backbone_id, checkpoint)
     if spec is None:
         raise UsageError("no model to embed with", "give --backbone NAME, or --checkpoint with a `cm train` run")
-    if spec.family == "ssl_aasist":
-        raise CmError("ssl_aasist has a trained back end; embed it from a `cm train` run or its checkpoint with --checkpoint")
-    if spec.family in ("aasist", "lcnn"):
+    if spec.default_id is None:
         raise CmError(f"--backbone {backbone} has no pretrained weights of its own; random weights embed nothing useful",
                       "give --checkpoint (the official AASIST .pth, or a `cm train` run directory)")
+    if not spec.cm_head:
+        raise CmError(f"{backbone} has a trained back end; embed it from a `cm train` run or its checkpoint with --checkpoint")
     config = ModelConfig(backbone=backbone, backbone_id=backbone_id, trainable="frozen", layer="last", pooling="mean")
     model = build_model(config).eval()
-    return EmbedModel(model, backbone, config.backbone_id, None, False, spec.family, _receptive_field(model))
+    return EmbedModel(model, backbone, config.backbone_id, None, False, model.family, int(model.receptive_field))
 
 
 def parse_layers(text: str | Sequence[int] | None, n_layers: int) -> list[int]:
@@ -328,7 +332,7 @@ def _summary(plan: _Plan, tally: _Tally, result: EmbedResult, *, fail_name: str,
              shard: Shard, seconds: float) -> dict:
     model, net = plan.model, plan.net
     notes = list(model.notes)
-    if plan.pooling != "mean" and model.family not in ("ssl", "ssl_aasist"):
+    if plan.pooling != "mean" and not _frame_layers(net):
         notes.append(f"--pooling {plan.pooling} has no effect on {model.family}: its layers are pooled block outputs")
     if tally.padded:
         notes.append(f"{len(tally.padded)} utterance(s) shorter than the front end's receptive field "
@@ -354,6 +358,29 @@ def _summary(plan: _Plan, tally: _Tally, result: EmbedResult, *, fail_name: str,
         "utterances_per_second": round(result.n_rows / seconds, 3) if seconds > 0 else None,
         "notes": notes,
     }
+
+
+def _reused(result: EmbedResult, record: dict, fail_path: Path) -> EmbedResult:
+    """The result of a complete earlier run with the same options."""
+    result.skipped = True
+    result.summary = dict(record.get("summary", {}))
+    result.n_rows = int(result.summary.get("n_rows", 0))
+    result.n_failed = int(result.summary.get("n_failed", 0))
+    result.failures = fail_path if fail_path.is_file() else None
+    return result
+
+
+def _write_failures(failures: list, fail_path: Path) -> Path | None:
+    """``failures.parquet`` when rows failed; a stale one from an earlier attempt is removed."""
+    if not failures:
+        fail_path.unlink(missing_ok=True)
+        return None
+    import pandas as pd
+
+    from cm_cli.core.artifacts import write_parquet
+
+    write_parquet(pd.DataFrame(failures, columns=["utt_id", "path", "error"]), fail_path)
+    return fail_path
 
 
 def _check_args(pooling: str, batch_size: int, max_seconds: float | None, backbone: str | None, model) -> None:
@@ -393,13 +420,12 @@ def embed_manifest(
 ) -> EmbedResult:
     """Embed every row of ``manifest`` (this shard's slice) into ``out_dir``; see the module docstring.
 
-    ``amp``: ``auto`` = bf16 (fp16 where bf16 is unsupported) autocast on CUDA, none on CPU.
-    Rows whose outputs are not finite under autocast are recomputed in fp32; rows still not
-    finite, and rows whose audio cannot be decoded, go to ``failures.parquet``.
+    ``amp``: ``auto`` = bf16 (fp16 where bf16 is unsupported) autocast on CUDA, none on CPU; rows not
+    finite under autocast are recomputed in fp32, rows still not finite or undecodable go to failures.
     """
     import torch
 
-    from cm_cli.core.artifacts import OutputDir, write_parquet
+    from cm_cli.core.artifacts import OutputDir
     from cm_cli.data.manifests import load_manifest
     from cm_cli.models.inference import minimum_samples
 
@@ -409,17 +435,16 @@ def embed_manifest(
     out_dir = Path(out_dir).expanduser().resolve()
     device = torch.device(device)
     frame = load_manifest(manifest, split=split)
-    lo, hi = shard.bounds(len(frame))
-    frame = frame.iloc[lo:hi].reset_index(drop=True)
+    frame = frame.iloc[slice(*shard.bounds(len(frame)))].reset_index(drop=True)
     value_type = "float32" if fp32 else "float16"
     name = "embeddings.parquet" if shard.is_whole else shard.part_name()
     fail_name = "failures.parquet" if shard.is_whole else shard.part_name("failures")
     target_path, fail_path = out_dir / name, out_dir / fail_name
     checkpoint_text = str(Path(checkpoint).expanduser().resolve()) if checkpoint else None
-    record_options = dict(options or {})
-    record_options.update(manifest=str(manifest.resolve()), backbone=backbone, backbone_id=backbone_id,
-                          checkpoint=checkpoint_text, layers=layers if isinstance(layers, str) or layers is None else list(layers),
-                          pooling=pooling, split=split, max_seconds=max_seconds, dtype=value_type)
+    record_options = {**(options or {}), "manifest": str(manifest.resolve()), "backbone": backbone,
+                      "backbone_id": backbone_id, "checkpoint": checkpoint_text,
+                      "layers": layers if isinstance(layers, str) or layers is None else list(layers),
+                      "pooling": pooling, "split": split, "max_seconds": max_seconds, "dtype": value_type}
     result = EmbedResult(out_dir, target_path)
     inputs = [manifest] + ([checkpoint_text] if checkpoint_text and Path(checkpoint_text).exists() else [])
     if model is None:
@@ -434,12 +459,7 @@ def embed_manifest(
     with OutputDir(out_dir, kind="embeddings", options=record_options, inputs=inputs, force=force, shard=shard,
                    device=str(device)) as target:
         if target.done and target_path.is_file():
-            result.skipped = True
-            result.summary = dict(target.record.get("summary", {}))
-            result.n_rows = int(result.summary.get("n_rows", 0))
-            result.n_failed = int(result.summary.get("n_failed", 0))
-            result.failures = fail_path if fail_path.is_file() else None
-            return result
+            return _reused(result, target.record, fail_path)
         remove_stale_temps(out_dir, [name, fail_name])
         writer = _Writer(target_path, value_type=value_type)
         t_start = time.perf_counter()
@@ -449,13 +469,7 @@ def embed_manifest(
         except BaseException:
             writer.abort()
             raise
-        if tally.failures:
-            import pandas as pd
-
-            write_parquet(pd.DataFrame(tally.failures, columns=["utt_id", "path", "error"]), fail_path)
-            result.failures = fail_path
-        elif fail_path.exists():
-            fail_path.unlink()
+        result.failures = _write_failures(tally.failures, fail_path)
         result.n_rows, result.n_failed = writer.n_rows, len(tally.failures)
         result.summary = _summary(plan, tally, result, fail_name=fail_path.name, max_seconds=max_seconds,
                                   batch_size=batch_size, shard=shard, seconds=time.perf_counter() - t_start)

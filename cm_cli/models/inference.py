@@ -66,12 +66,8 @@ def inference_policy(model):
 
 
 def minimum_samples(model) -> int:
-    """Fewest samples the model's front end accepts: its receptive field, at least ``MIN_SAMPLES``."""
-    backbone = getattr(model, "backbone", None)
-    field_ = getattr(backbone, "receptive_field", None)
-    if not isinstance(field_, (int, float)):
-        field_ = getattr(getattr(backbone, "ssl", None), "receptive_field", None)
-    return max(MIN_SAMPLES, int(field_) if isinstance(field_, (int, float)) else 0)
+    """Fewest samples the model's front end accepts: its receptive field (from its bundle), at least ``MIN_SAMPLES``."""
+    return max(MIN_SAMPLES, int(model.bundle.receptive_field(model)))
 
 
 def fit_wave(wave, policy, *, minimum: int, keep_long: bool = False):
