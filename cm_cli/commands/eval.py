@@ -75,6 +75,11 @@ def eval(  # noqa: A001 - the command is named after its verb
     c_fa: Annotated[float, typer.Option("--c-fa", help="Cost of accepting spoof.")] = 10.0,
     min_trials: Annotated[int, typer.Option("--min-trials", min=1, help="Flag groups with fewer bona fide or spoof trials as small.")] = 20,
     drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Leave out trials with NaN/inf scores instead of failing.")] = False,
+    asv_scores: Annotated[Optional[Path], typer.Option("--asv-scores", help="ASV scores of the trials (key target/nontarget/spoof): adds min t-DCF (revised 2021 and legacy 2019); 2019/2021 LA files or their folder; --run reads the corpus's own from the manifest.")] = None,
+    asv_score_col: Annotated[Optional[str], typer.Option("--asv-score-col", help="Score column of --asv-scores (default: score, asv_score, asv-score).")] = None,
+    asv_key_col: Annotated[Optional[str], typer.Option("--asv-key-col", help="Key column of --asv-scores (default: key, asv_key, asv-label).")] = None,
+    sasv_scores: Annotated[Optional[Path], typer.Option("--sasv-scores", help="ASVspoof 5 Track 2 SASV score file (spk filename cm-score asv-score sasv-score): a-DCF, t-EER, min t-DCF.")] = None,
+    sasv_key: Annotated[Optional[Path], typer.Option("--sasv-key", help="Key of --sasv-scores (spk filename cm-label asv-label), unless the labels are in the score file.")] = None,
     run: Annotated[Optional[Path], typer.Option("--run", help="Score this `cm train` run directory (its best checkpoint).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")] = None,
     split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
@@ -116,6 +121,16 @@ def _settings(c, o: dict):
     from cm_cli.evaluation.readers import ScoreColumns
     from cm_cli.evaluation.settings import EvalSettings, seen_domains_of_run
 
+    blocks = []
+    asv = _path(o["asv_scores"])
+    if asv is None and (o["run"] or o["checkpoint"]) and o["manifest"] and o["split"] != "all":
+        from cm_cli.data.manifests import manifest_asv_scores
+
+        asv = manifest_asv_scores(Path(o["manifest"]), o["split"])
+    if asv is not None:
+        from cm_cli.evaluation.tandem import tdcf_block_maker
+
+        blocks.append(tdcf_block_maker(asv, score_col=o["asv_score_col"], key_col=o["asv_key_col"]))
     seen = _split_values(o["seen_domain"]) or None
     if o["seen_from"] is not None:
         seen = sorted({*(seen or []), *(seen_domains_of_run(Path(o["seen_from"])) or [])})
@@ -125,7 +140,8 @@ def _settings(c, o: dict):
         seen_domains=seen, compare=_path(o["compare"]), bootstrap=int(o["bootstrap"]), cluster_by=str(o["cluster_by"]),
         level=float(o["level"]), seed=c.seed, calibrate_on=_path(o["calibrate_on"]), score_kind=kind,
         p_spoof=float(o["p_spoof"]), c_miss=float(o["c_miss"]), c_fa=float(o["c_fa"]), min_trials=int(o["min_trials"]),
-        drop_invalid=bool(o["drop_invalid"]), dedupe=bool(o["dedupe"]),
+        drop_invalid=bool(o["drop_invalid"]), dedupe=bool(o["dedupe"]), blocks=tuple(blocks),
+        asv_scores=asv,
         columns=ScoreColumns(score_col=o["score_col"], label_col=o["label_col"], bonafide_value=o["bonafide_value"],
                              id_col=o["id_col"]),
     )
@@ -133,6 +149,9 @@ def _settings(c, o: dict):
 
 def _eval_scores(c, o: dict, settings) -> None:
     scores = _path(o["scores"])
+    if scores is None and o["sasv_scores"] is not None:
+        _eval_sasv(c, o)
+        return
     if scores is None:
         raise UsageError("give --scores FILE, or --run RUN_DIR / --checkpoint FILE to score a model",
                          "e.g. cm eval --run runs/dann --manifest runs/manifests/toy/manifest.parquet --out runs/dann/eval")
@@ -167,6 +186,37 @@ def _eval_scores(c, o: dict, settings) -> None:
             result = evaluate()
             target.finish(outputs=write_metrics_dir(result, out), summary=headline(result))
     emit(c, result, lambda: _print(result, out))
+
+
+def _eval_sasv(c, o: dict) -> None:
+    """ASVspoof 5 Track 2 from one SASV score file: a-DCF, t-EER and min t-DCF."""
+    from cm_cli.evaluation.tandem import sasv_metrics
+
+    path, key, out = Path(o["sasv_scores"]), _path(o["sasv_key"]), _path(o["out"])
+    options = {"sasv_scores": str(path), "sasv_key": str(key) if key else None, "out": str(out) if out else None}
+    if c.dry_run:
+        print_dry_run(c, "eval", options)
+        return
+    if out is None:
+        result = {"sasv": sasv_metrics(path, key=key)}
+    else:
+        from cm_cli.core.artifacts import OutputDir, read_json
+        from cm_cli.evaluation.writer import METRICS_FILE, write_metrics_dir
+
+        with OutputDir(out, "metrics", options, inputs=[p for p in (path, key) if p], force=bool(o["force"])) as target:
+            if target.done and (out / METRICS_FILE).is_file():
+                result = read_json(out / METRICS_FILE)
+            else:
+                result = {"sasv": sasv_metrics(path, key=key)}
+                target.finish(outputs=write_metrics_dir(result, out), summary=result["sasv"])
+
+    def human() -> None:
+        s = result["sasv"]
+        parts = [f"{name} {s[k]:.4f}" if "dcf" in k else f"{name} {100 * s[k]:.2f}%"
+                 for k, name in (("a_dcf", "a-DCF"), ("t_eer", "t-EER"), ("min_tdcf", "min t-DCF")) if k in s]
+        console().print(f"SASV ({s['n_trials']} trials): " + ", ".join(parts))
+
+    emit(c, result, human)
 
 
 def _eval_model(c, source: Path, o: dict, settings) -> None:
@@ -235,10 +285,9 @@ def _eval_audio(c, source: Path, paths: list[Path], o: dict) -> None:
     from cm_cli.evaluation.audio import load_model_for_audio, score_audio
 
     device = c.torch_device()
-    loaded, dev_threshold, calibration = load_model_for_audio(source, device=device)
+    loaded = load_model_for_audio(source, device=device)
     with use_reporter(rich_reporter(c)):
-        result = score_audio(loaded, files, threshold=o["threshold"], dev_threshold=dev_threshold,
-                             calibration=calibration, chunk_ms=chunk, overlap_ms=float(o["overlap_ms"]),
+        result = score_audio(loaded, files, threshold=o["threshold"], chunk_ms=chunk, overlap_ms=float(o["overlap_ms"]),
                              full_length=bool(o["full_length"]), batch_size=int(o["batch_size"]), device=device)
     result.failures = missing + result.failures
     payload = {**result.to_dict(), "run": str(source), "out": str(out) if out else None}
@@ -318,6 +367,11 @@ def _print(result: dict, out: Path | None) -> None:
     for name in SHOWN_KEYS:
         shown = format_metric(name, overall[name])
         table.add_row(name, shown + (" %" if name.startswith("eer") else ""))
+    for name, label in (("min_tdcf", "min t-DCF (2021)"), ("min_tdcf_legacy", "min t-DCF (2019)")):
+        if name in overall:
+            table.add_row(label, f"{overall[name]:.4f}")
+    if "t_eer" in overall:
+        table.add_row("t-EER", f"{100 * overall['t_eer']:.3f} %")
     if "ci" in result:
         ci = result["ci"]
         unit = f" ({ci.get('n_clusters')} {ci.get('unit', 'trial')} clusters)" if ci.get("cluster_by") else " (per trial)"

@@ -63,22 +63,16 @@ def find_audio(paths: Sequence[str | Path]) -> tuple[list[Path], list[dict]]:
 
 
 def load_model_for_audio(source: str | Path, *, device: Any = "cpu"):
-    """(loaded model, dev EER threshold or None, calibration dict or None); any failure is one line."""
-    from cm_cli.scoring import load_scoring_model
+    """The model through the one model path (run dir, cm checkpoint, official AASIST or
+    SSL-AASIST checkpoint); any failure is one line."""
+    from cm_cli.models.loading import load_model
 
     try:
-        loaded = load_scoring_model(source, device=device)
+        return load_model(source, device=device)
     except CmError as exc:
         raise CmError(f"cannot load a model from {source}: {exc.message}") from None
-    except Exception as exc:  # a checkpoint torch cannot rebuild
+    except Exception as exc:  # weights torch cannot rebuild
         raise CmError(f"cannot load a model from {source}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    if hasattr(loaded, "dev_threshold"):  # the one model path's LoadedModel carries them
-        return loaded, loaded.dev_threshold, getattr(loaded, "calibration", None)
-    from cm_cli.models.checkpoint import read_checkpoint
-
-    metrics = read_checkpoint(loaded.checkpoint).get("metrics") or {}
-    threshold = metrics.get("dev_eer_threshold")
-    return loaded, (float(threshold) if threshold is not None else None), metrics.get("calibration")
 
 
 def _p_bonafide(scores, calibration: dict):
@@ -98,21 +92,22 @@ def _windows(wave, rate: int, chunk_ms: float, overlap_ms: float) -> list[tuple[
             for s in window_starts(int(wave.shape[-1]), chunk, hop)]
 
 
-def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None, dev_threshold: float | None = None,
-                calibration: dict | None = None, chunk_ms: float | None = None, overlap_ms: float = 0.0,
-                full_length: bool = False, batch_size: int = 16, device: Any = "cpu") -> AudioScores:
-    """Score each file (and each window with ``chunk_ms``); see the module docstring."""
+def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None, chunk_ms: float | None = None,
+                overlap_ms: float = 0.0, full_length: bool = False, batch_size: int = 16,
+                device: Any = "cpu") -> AudioScores:
+    """Score each file (and each window with ``chunk_ms``) with a ``models.loading.LoadedModel``;
+    see the module docstring."""
     import numpy as np
     import pandas as pd
     import torch
 
     from cm_cli.core.progress import task
     from cm_cli.data.audio import load_audio
-    from cm_cli.scoring import _forward_scores  # the scoring path's padding rule
+    from cm_cli.models.inference import forward_scores
 
     if chunk_ms is not None and (chunk_ms <= 0 or not 0 <= overlap_ms < chunk_ms):
         raise CmError(f"--chunk-ms {chunk_ms:g} with --overlap-ms {overlap_ms:g}: need chunk > overlap >= 0")
-    rate = int(getattr(loaded, "sample_rate", 16000))
+    rate = int(loaded.sample_rate)
     rows: list[dict] = []
     window_rows: list[dict] = []
     failures: list[dict] = []
@@ -130,22 +125,23 @@ def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None
                     continue
                 batch.append((path, torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))))
             if batch:
-                values = _forward_scores(loaded.model, [w for _, w in batch], device=device, full_length=full_length,
-                                         streaming=False)
+                values = forward_scores(loaded.model, [w for _, w in batch], device=device, keep_long=full_length)
                 for (path, wave), value in zip(batch, values):
                     rows.append({"path": str(path), "duration": wave.shape[-1] / rate, "score": float(value)})
                     if chunk_ms is not None:
                         spans = _windows(wave, rate, chunk_ms, overlap_ms)
                         scores = np.concatenate([
-                            _forward_scores(loaded.model, [w for _, _, w in spans[i:i + batch_size]], device=device,
-                                            full_length=True, streaming=True)
+                            forward_scores(loaded.model, [w for _, _, w in spans[i:i + batch_size]], device=device,
+                                           keep_long=True)
                             for i in range(0, len(spans), batch_size)])
                         window_rows.extend({"path": str(path), "start_s": s, "end_s": e, "score": float(v)}
                                            for (s, e, _), v in zip(spans, scores))
             advance(min(batch_size, len(files) - start))
     table = pd.DataFrame(rows, columns=["path", "duration", "score"])
+    dev_threshold = loaded.dev_threshold
     used, source = (threshold, "option") if threshold is not None else (dev_threshold, "dev_eer" if dev_threshold is not None else None)
     table["decision"] = [None if used is None else ("bonafide" if s >= used else "spoof") for s in table["score"]]
+    calibration = loaded.calibration
     usable = calibration if isinstance(calibration, dict) and {"slope", "offset"} <= set(calibration) else None
     if usable is not None:
         table["p_bonafide"] = _p_bonafide(table["score"], usable)

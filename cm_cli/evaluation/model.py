@@ -320,7 +320,8 @@ def evaluate_model(
     from cm_cli.core.artifacts import OutputDir, write_parquet
     from cm_cli.core.shard import Shard
     from cm_cli.evaluation.settings import seen_domains_of_run
-    from cm_cli.scoring import ScoringConfig, load_scoring_model
+    from cm_cli.models.loading import load_model
+    from cm_cli.scoring import ScoringConfig
 
     source, out_dir, manifest = Path(source), Path(out_dir), Path(manifest)
     shard = shard or Shard()
@@ -329,7 +330,7 @@ def evaluate_model(
     frame = _manifest_rows(manifest, split, settings.by)
     conditions = _checked_conditions(degrade, chunk_ms, baseline)
     base = ScoringConfig(batch_size=batch_size, full_length=full_length, overlap_ms=overlap_ms, aggregate=aggregate)
-    loaded = load_scoring_model(source, device=torch_device)
+    loaded = load_model(source, device=torch_device)
     settings = settings.with_seen(seen_domains_of_run(source, required=False))
     manifest_sha = _manifest_sha(manifest)
     options = {

@@ -74,6 +74,7 @@ class EvalSettings:
     dedupe: bool = False
     columns: ScoreColumns = ScoreColumns()  # how to read --calibrate-on dev scores
     blocks: tuple[BlockMaker, ...] = field(default=(), compare=False)
+    asv_scores: Path | None = None  # the ASV system of the t-DCF block (recorded; the block is in ``blocks``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by", _tuple(self.by))
@@ -99,10 +100,11 @@ class EvalSettings:
             "calibrate_on": str(self.calibrate_on) if self.calibrate_on else None, "score_kind": self.score_kind,
             "p_spoof": self.p_spoof, "c_miss": self.c_miss, "c_fa": self.c_fa, "min_trials": self.min_trials,
             "drop_invalid": self.drop_invalid, "dedupe": self.dedupe,
+            "asv_scores": str(self.asv_scores) if self.asv_scores else None,
         }
 
     def inputs(self) -> list[Path]:
-        return [p for p in (self.compare, self.calibrate_on) if p is not None]
+        return [p for p in (self.compare, self.calibrate_on, self.asv_scores) if p is not None and Path(p).is_file()]
 
     def _calibration(self):
         from cm_cli.evaluation.readers import load_scores

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from cm_cli.core.errors import CmError
-from cm_cli.models.ssl import SSL_MODELS, resolve_ssl_id
+from cm_cli.models.registry import SSL_MODELS, resolve_ssl_id
 
 __all__ = ["download_model", "cached_model_path"]
 
