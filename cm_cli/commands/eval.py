@@ -91,6 +91,9 @@ def eval(  # noqa: A001 - the command is named after its verb
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Utterances per forward pass.")] = 16,
     shard: Annotated[Optional[str], typer.Option("--shard", help="Score shard I/N only (default from SLURM_ARRAY_TASK_*); merge with `cm eval --scores DIR`.")] = None,
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="With --degrade sweeps, also score the clean condition.")] = True,
+    audio: Annotated[Optional[list[Path]], typer.Option("--audio", help="Score these audio files or folders (recursively; wav/flac/mp3/m4a/ogg) with --run/--checkpoint; more paths may follow.")] = None,
+    audio_paths: Annotated[Optional[list[Path]], typer.Argument(help="More audio files or folders (after --audio).", show_default=False)] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="--audio: decision threshold (default: the run's dev EER threshold).")] = None,
     out: OutDir = None,
     force: ForceOpt = False,
 ) -> None:
@@ -99,6 +102,13 @@ def eval(  # noqa: A001 - the command is named after its verb
     values = {name: value for name, value in locals().items() if name not in ("ctx", "c")}
     o = resolve_options(ctx, "eval", values)
     source = _path(o["run"]) or _path(o["checkpoint"])
+    if o["audio_paths"] and not o["audio"]:
+        raise UsageError(f"unexpected argument {o['audio_paths'][0]}: audio paths follow --audio")
+    if o["audio"]:
+        if source is None:
+            raise UsageError("--audio needs --run RUN_DIR or --checkpoint FILE: the model to score with")
+        _eval_audio(c, source, [Path(p) for p in [*o["audio"], *(o["audio_paths"] or [])]], o)
+        return
     settings = _settings(c, o)
     if source is not None:
         _eval_model(c, source, o, settings)
@@ -245,6 +255,84 @@ def _eval_model(c, source: Path, o: dict, settings) -> None:
         emit(c, summary, lambda: _print(result.conditions[0].metrics, out_dir))
         return
     emit(c, summary, lambda: _print_conditions(result))
+
+
+def _eval_audio(c, source: Path, paths: list[Path], o: dict) -> None:
+    from cm_cli.evaluation.audio import find_audio
+
+    chunks = list(o["chunk_ms"] or [])
+    if len(chunks) > 1 or any("|" in str(v) for v in chunks):
+        raise UsageError("--audio takes one --chunk-ms value (no sweep)")
+    try:
+        chunk = float(chunks[0]) if chunks else None
+    except ValueError:
+        raise UsageError(f"--chunk-ms {chunks[0]!r} is not a number of milliseconds") from None
+    files, missing = find_audio(paths)
+    out = _path(o["out"])
+    options = {"run": str(source), "audio": [str(p) for p in paths], "threshold": o["threshold"], "chunk_ms": chunk,
+               "overlap_ms": o["overlap_ms"], "full_length": o["full_length"], "batch_size": o["batch_size"],
+               "out": str(out) if out else None}
+    if c.dry_run:
+        print_dry_run(c, "eval", {**options, "files": [str(f) for f in files]})
+        return
+    if not files and missing:
+        raise UsageError(f"no audio found: {missing[0]['path']}: {missing[0]['error']}")
+    if not files:
+        raise UsageError(f"no audio files ({', '.join(s[1:] for s in ('.wav', '.flac', '.mp3', '.m4a', '.ogg'))}) under "
+                         f"{', '.join(map(str, paths))}")
+    from cm_cli.commands._common import rich_reporter
+    from cm_cli.core.progress import use_reporter
+    from cm_cli.evaluation.audio import load_model_for_audio, score_audio
+
+    device = c.torch_device()
+    loaded = load_model_for_audio(source, device=device)
+    with use_reporter(rich_reporter(c)):
+        result = score_audio(loaded, files, threshold=o["threshold"], chunk_ms=chunk, overlap_ms=float(o["overlap_ms"]),
+                             full_length=bool(o["full_length"]), batch_size=int(o["batch_size"]), device=device)
+    result.failures = missing + result.failures
+    payload = {**result.to_dict(), "run": str(source), "out": str(out) if out else None}
+    if out is not None:
+        payload["files"] = _write_audio(result, out, options, loaded.checkpoint, bool(o["force"]))
+    emit(c, payload, lambda: _print_audio(result, out))
+
+
+def _write_audio(result, out: Path, options: dict, checkpoint: Path, force: bool) -> dict:
+    import pandas as pd
+
+    from cm_cli.core.artifacts import OutputDir, write_parquet
+    from cm_cli.evaluation.audio import plot_windows
+
+    files = [[p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in result.table["path"]]
+    with OutputDir(out, "scores", {**options, "files": files}, inputs=[checkpoint], force=force) as target:
+        written = {"scores": write_parquet(result.table, out / "scores.parquet").name}
+        if result.failures:
+            written["failures"] = write_parquet(pd.DataFrame(result.failures), out / "failures.parquet").name
+        if result.windows is not None:
+            written["windows"] = write_parquet(result.windows, out / "windows.parquet").name
+            if len(result.windows):
+                written["plot"] = plot_windows(result, out / "windows.png").name
+        if not target.done:
+            target.finish(outputs=written, summary={"n_scored": len(result.table), "n_failed": len(result.failures)})
+    return written
+
+
+def _print_audio(result, out: Optional[Path]) -> None:
+    from rich.table import Table
+
+    cons = console()
+    calibrated = "p_bonafide" in result.table.columns
+    table = Table("file", "duration s", "score", "decision", *(("P(bona fide)",) if calibrated else ()),
+                  title_justify="left",
+                  title=(f"threshold {result.threshold:.6g} ({'--threshold' if result.threshold_source == 'option' else 'dev EER'})"
+                         if result.threshold is not None else "no threshold: the run records no dev EER threshold; give --threshold"))
+    for rec in result.table.to_dict("records"):
+        table.add_row(rec["path"], f"{rec['duration']:.2f}", f"{rec['score']:.4f}", rec["decision"] or "-",
+                      *((f"{rec['p_bonafide']:.3f}",) if calibrated else ()))
+    cons.print(table)
+    for failure in result.failures:
+        cons.print(f"[yellow]unreadable:[/] {failure['path']}: {failure['error']}")
+    if out is not None:
+        cons.print(f"-> {out}/scores.parquet")
 
 
 def _print_conditions(result) -> None:

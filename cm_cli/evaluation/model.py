@@ -162,16 +162,24 @@ def _store_cache(cache_file: Path | None, scores, failures: list[dict]) -> None:
 
 
 def _remove_stale_conditions(out_dir: Path, previous: dict | None, keep: set[str]) -> None:
-    """With --force: condition folders of an earlier sweep that this run does not make."""
+    """With --force: condition folders (and the sweep table) of an earlier sweep that this run
+    does not make; ``keep`` empty means a single condition written into ``out_dir`` itself."""
     import shutil
 
-    listed = set(((previous or {}).get("outputs") or {}).get("conditions") or [])
-    found = {d.name for d in out_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
-             and any((d / n).exists() for n in ("metrics.json", "scores.parquet"))} if out_dir.is_dir() else set()
-    for name in sorted((listed | found) - keep):
+    previous = previous or {}
+    listed = set((previous.get("outputs") or {}).get("conditions") or [])
+    old = previous.get("options") or {}
+    try:  # an interrupted earlier run recorded no outputs: its options name its conditions
+        planned = plan_conditions(old.get("degrade") or [], old.get("chunk_ms") or [], baseline=old.get("baseline", True))
+        listed |= {c.slug for c in planned} if len(planned) > 1 else set()
+    except CmError:
+        pass
+    for name in sorted(listed - keep):
         target = out_dir / name
         if target.is_dir() and target.resolve().parent == out_dir.resolve():
             shutil.rmtree(target)
+    if not keep:
+        (out_dir / "sweep.parquet").unlink(missing_ok=True)
 
 
 def _sweep_row(condition: Condition, metrics: dict, table) -> dict:
@@ -182,6 +190,100 @@ def _sweep_row(condition: Condition, metrics: dict, table) -> dict:
            "chunk_ms": condition.chunk_ms, **{k: overall[k] for k in (*SHOWN_KEYS, "n_bonafide", "n_spoof")}}
     row.update(_per_attack_eer(table))
     return row
+
+
+@dataclass
+class _ConditionScorer:
+    """What every condition of one ``evaluate_model`` call shares: model, rows, settings, cache."""
+
+    source: Path
+    loaded: Any
+    part: Any  # the manifest rows of this shard
+    base: Any  # ScoringConfig without the condition's degradation / chunk length
+    settings: EvalSettings
+    cache_key: str  # manifest hash, split and shard
+    cache_dir: Path | None
+    data_root: str | Path | None
+    torch_device: Any
+    seed: int
+    shard: Any
+
+    def scores(self, condition: Condition):
+        """(scores, failures, cached) of one condition, from the cache when it has them."""
+        from cm_cli.scoring import score_cache_key, score_frame
+
+        config = replace(self.base, degrade=condition.degrade, chunk_ms=condition.chunk_ms)
+        key = score_cache_key(self.loaded.checkpoint_sha256, config, self.cache_key)
+        cache_file = self.cache_dir / "scores" / f"{key}.parquet" if self.cache_dir else None
+        hit = _cached_scores(cache_file)
+        if hit is not None:
+            return (*hit, True)
+        scored = score_frame(self.loaded, self.part, data_root=self.data_root, config=config, device=self.torch_device,
+                             seed=self.seed)
+        _store_cache(cache_file, scored.scores, scored.failures)
+        return scored.scores, scored.failures, False
+
+    def run(self, condition: Condition, cdir: Path) -> tuple[ConditionResult, Any]:
+        """Score, write scores/failures (and, for a whole set, the metrics directory)."""
+        import pandas as pd
+
+        from cm_cli.core.artifacts import write_parquet
+        from cm_cli.evaluation.writer import write_metrics_dir
+
+        scores, failures, cached = self.scores(condition)
+        table = _scored_table(scores, self.part)
+        whole = self.shard.is_whole
+        failures_file = cdir / ("failures.parquet" if whole else self.shard.part_name("failures"))
+        if failures:
+            write_parquet(pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)), failures_file)
+        else:
+            failures_file.unlink(missing_ok=True)
+        if not whole:
+            write_parquet(table, cdir / self.shard.part_name())
+            return ConditionResult(condition, cdir, None, len(table), len(failures), cached), table
+        write_parquet(table, cdir / "scores.parquet")
+        metrics = self.settings.evaluate(table, source=str(cdir / "scores.parquet"), run=self.source.resolve())
+        metrics["condition"] = {"label": condition.label, "degrade": condition.degrade,
+                                "chunk_ms": condition.chunk_ms, "n_failed": len(failures)}
+        write_metrics_dir(metrics, cdir)
+        return ConditionResult(condition, cdir, metrics, len(table), len(failures), cached), table
+
+
+def _reused(result: ModelEvalResult, conditions: list[Condition], n_rows: int, sweep: bool) -> ModelEvalResult:
+    """The result of a complete earlier evaluation with the same options."""
+    from cm_cli.core.artifacts import read_json
+
+    result.skipped = True
+    for condition in conditions:
+        cdir = result.out_dir / condition.slug if sweep else result.out_dir
+        metrics = read_json(cdir / "metrics.json") if (cdir / "metrics.json").is_file() else None
+        n_failed = int(((metrics or {}).get("condition") or {}).get("n_failed") or 0)
+        result.conditions.append(ConditionResult(condition, cdir, metrics, n_rows - n_failed, n_failed, cached=True))
+    sweep_file = result.out_dir / "sweep.parquet"
+    result.sweep = sweep_file if sweep_file.is_file() else None
+    return result
+
+
+def _manifest_rows(manifest: Path, split: str | None, by: Sequence[str]):
+    from cm_cli.data.manifests import load_manifest
+
+    frame = load_manifest(manifest, split=split)
+    missing = [c for c in by if c not in frame.columns]
+    if missing:
+        raise CmError(f"{manifest}: --by column(s) {', '.join(missing)} not in the manifest",
+                      f"columns: {', '.join(frame.columns)}")
+    return frame
+
+
+def _checked_conditions(degrade: Sequence[str], chunk_ms: Sequence[str], baseline: bool) -> list[Condition]:
+    """The planned conditions, every degradation spec (and encoder) validated before scoring."""
+    conditions = plan_conditions(degrade, chunk_ms, baseline=baseline)
+    for condition in conditions:
+        if condition.degrade:
+            from cm_cli.degrade.registry import validate_spec
+
+            validate_spec(condition.degrade)
+    return conditions
 
 
 def evaluate_model(
@@ -215,36 +317,24 @@ def evaluate_model(
     ``settings`` shapes the metrics (``by``/``in_domain``/``bootstrap``/``compare`` are a
     shorthand used when it is not given); the run's training domains fill
     ``settings.seen_domains`` unless set."""
-    from cm_cli.core.artifacts import OutputDir, read_json, write_parquet
+    from cm_cli.core.artifacts import OutputDir, write_parquet
     from cm_cli.core.shard import Shard
-    from cm_cli.data.manifests import load_manifest
     from cm_cli.evaluation.settings import seen_domains_of_run
-    from cm_cli.evaluation.writer import write_metrics_dir
-    from cm_cli.models.loading import load_model as load_scoring_model
-    from cm_cli.scoring import ScoringConfig, score_cache_key, score_frame
+    from cm_cli.models.loading import load_model
+    from cm_cli.scoring import ScoringConfig
 
-    out_dir = Path(out_dir)
-    manifest = Path(manifest)
+    source, out_dir, manifest = Path(source), Path(out_dir), Path(manifest)
     shard = shard or Shard()
     if settings is None:
         settings = EvalSettings(by=tuple(by), in_domain=tuple(in_domain), bootstrap=bootstrap, compare=compare, seed=seed)
-    frame = load_manifest(manifest, split=split)
-    missing = [c for c in settings.by if c not in frame.columns]
-    if missing:
-        raise CmError(f"{manifest}: --by column(s) {', '.join(missing)} not in the manifest",
-                      f"columns: {', '.join(frame.columns)}")
-    conditions = plan_conditions(degrade, chunk_ms, baseline=baseline)
-    for condition in conditions:  # validate every spec (and encoder) before scoring anything
-        if condition.degrade:
-            from cm_cli.degrade.registry import validate_spec
-
-            validate_spec(condition.degrade)
+    frame = _manifest_rows(manifest, split, settings.by)
+    conditions = _checked_conditions(degrade, chunk_ms, baseline)
     base = ScoringConfig(batch_size=batch_size, full_length=full_length, overlap_ms=overlap_ms, aggregate=aggregate)
-    loaded = load_scoring_model(source, device=torch_device)
+    loaded = load_model(source, device=torch_device)
     settings = settings.with_seen(seen_domains_of_run(source, required=False))
     manifest_sha = _manifest_sha(manifest)
     options = {
-        "run": str(Path(source).resolve()), "checkpoint_sha256": loaded.checkpoint_sha256,
+        "run": str(source.resolve()), "checkpoint_sha256": loaded.checkpoint_sha256,
         "manifest": str(manifest.resolve()), "manifest_sha256": manifest_sha, "split": split,
         "degrade": list(degrade), "chunk_ms": list(chunk_ms), "overlap_ms": overlap_ms, "aggregate": aggregate,
         "full_length": full_length, "batch_size": batch_size, "scoring_seed": seed, "baseline": baseline,
@@ -252,58 +342,21 @@ def evaluate_model(
     }
     sweep = len(conditions) > 1
     result = ModelEvalResult(out_dir)
-    rows = shard.select(list(range(len(frame))))
-    part = frame.iloc[rows].reset_index(drop=True)
+    part = frame.iloc[shard.select(list(range(len(frame))))].reset_index(drop=True)
+    scorer = _ConditionScorer(source, loaded, part, base, settings, f"{manifest_sha}:{split}:{shard}",
+                              Path(cache_dir) if cache_dir else None, data_root, torch_device, seed, shard)
     with OutputDir(out_dir, "scores", options=options, inputs=[manifest, loaded.checkpoint, *settings.inputs()],
                    shard=shard, device=device, force=force) as output:
         if output.done:
-            result.skipped = True
-            for condition in conditions:
-                cdir = out_dir / condition.slug if sweep else out_dir
-                metrics = read_json(cdir / "metrics.json") if (cdir / "metrics.json").is_file() else None
-                n_failed = int(((metrics or {}).get("condition") or {}).get("n_failed") or 0)
-                result.conditions.append(ConditionResult(condition, cdir, metrics, len(part) - n_failed, n_failed,
-                                                         cached=True))
-            result.sweep = out_dir / "sweep.parquet" if (out_dir / "sweep.parquet").is_file() else None
-            return result
+            return _reused(result, conditions, len(part), sweep)
         if force and shard.is_whole:
             _remove_stale_conditions(out_dir, output.previous, {c.slug for c in conditions} if sweep else set())
-            if not sweep:
-                (out_dir / "sweep.parquet").unlink(missing_ok=True)
         sweep_rows = []
         for condition in conditions:
-            cdir = out_dir / condition.slug if sweep else out_dir
-            config = replace(base, degrade=condition.degrade, chunk_ms=condition.chunk_ms)
-            key = score_cache_key(loaded.checkpoint_sha256, config, f"{manifest_sha}:{split}:{shard}")
-            cache_file = Path(cache_dir) / "scores" / f"{key}.parquet" if cache_dir else None
-            hit = _cached_scores(cache_file)
-            cached = hit is not None
-            if hit is not None:
-                scores, failures = hit
-            else:
-                scored = score_frame(loaded, part, data_root=data_root, config=config, device=torch_device, seed=seed)
-                scores, failures = scored.scores, scored.failures
-                _store_cache(cache_file, scores, failures)
-            table = _scored_table(scores, part)
-            failures_file = cdir / ("failures.parquet" if shard.is_whole else shard.part_name("failures"))
-            if failures:
-                import pandas as pd
-
-                write_parquet(pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)), failures_file)
-            else:
-                failures_file.unlink(missing_ok=True)
-            if not shard.is_whole:
-                write_parquet(table, cdir / shard.part_name())
-                result.conditions.append(ConditionResult(condition, cdir, None, len(table), len(failures), cached))
-                continue
-            write_parquet(table, cdir / "scores.parquet")
-            metrics = settings.evaluate(table, source=str(cdir / "scores.parquet"), run=Path(source).resolve())
-            metrics["condition"] = {"label": condition.label, "degrade": condition.degrade,
-                                    "chunk_ms": condition.chunk_ms, "n_failed": len(failures)}
-            write_metrics_dir(metrics, cdir)
-            result.conditions.append(ConditionResult(condition, cdir, metrics, len(table), len(failures), cached))
-            if sweep:
-                sweep_rows.append(_sweep_row(condition, metrics, table))
+            done, table = scorer.run(condition, out_dir / condition.slug if sweep else out_dir)
+            result.conditions.append(done)
+            if sweep and done.metrics is not None:
+                sweep_rows.append(_sweep_row(condition, done.metrics, table))
         if sweep_rows:
             import pandas as pd
 

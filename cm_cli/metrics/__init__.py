@@ -2,7 +2,8 @@
 
 Scores: higher = more bona fide. Pure numpy, float64, one sort per set of trials.
 Submodules: ``trials`` (sort once), ``det``, ``dcf``, ``hull`` (PAV/ROCCH), ``summary``
-(``Metrics``), ``kinds`` (score kinds), ``breakdown``, ``ood``, ``bootstrap``,
+(``Metrics``), ``kinds`` (score kinds), ``breakdown``, ``ood`` (gap, seen/unseen split),
+``clusters`` (bootstrap units), ``bootstrap``,
 ``calibration``, ``collapse``, ``report`` (``evaluate_scores``).
 """
 

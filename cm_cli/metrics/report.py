@@ -69,6 +69,15 @@ def _labels(df: "pd.DataFrame", source: str) -> np.ndarray:
     return (labels == "bonafide").to_numpy(dtype=bool)
 
 
+def _domain_column(df: "pd.DataFrame", domain_col: str | None, source: str) -> str:
+    column = domain_col or next((c for c in ("domain", "codec") if c in df.columns), None)
+    if column is None:
+        raise CmError(f"{source}: --in-domain needs a domain column ('domain' or 'codec')",
+                      f"name one with --domain-col; columns found: {', '.join(map(str, df.columns))}")
+    require_columns(df, [column], source=source)
+    return column
+
+
 def evaluate_scores(
     df: "pd.DataFrame",
     *,
@@ -116,11 +125,7 @@ def evaluate_scores(
             result["by"][column] = {g.value: g.to_dict() for g in groups}
             result["by_summary"][column] = summarise_groups(groups, overall)
     if in_domain:
-        column = domain_col or next((c for c in ("domain", "codec") if c in df.columns), None)
-        if column is None:
-            raise CmError(f"{source}: --in-domain needs a domain column ('domain' or 'codec')",
-                          f"name one with --domain-col; columns found: {', '.join(map(str, df.columns))}")
-        require_columns(df, [column], source=source)
+        column = _domain_column(df, domain_col, source)
         gap = ood_gap(trials, key_strings(df[column].to_numpy(dtype=object)), in_domain, column=column, params=params,
                       seen=seen_domains)
         if compare is not None:

@@ -130,3 +130,29 @@ def test_score_kind_posterior_and_the_deprecated_prob(cm_env, run_cm):
     raw = json.loads(run_cm("--json", "eval", "--scores", path).stdout)  # probabilities read as LLRs: collapse
     bayes = [w for w in raw["warnings"] if "actDCF (Bayes) threshold" in w]
     assert bayes and "--calibrate-on" in bayes[0] and "try --score-kind prob" not in bayes[0]
+
+
+def test_settings_blocks_corpus_and_the_one_writer(cm_env):
+    """A further block (t-DCF, SASV) joins metrics.json by one call; corpus/run are top-level."""
+    from cm_cli.core.errors import CmError
+    from cm_cli.evaluation.settings import EvalSettings
+    from cm_cli.evaluation.writer import add_block, write_metrics_dir
+
+    table = pd.DataFrame({"utt_id": list("abcdef"), "score": [2.0, 1.5, 0.2, -1.0, 0.1, -2.0],
+                          "label": ["bonafide", "bonafide", "spoof", "spoof", "bonafide", "spoof"],
+                          "corpus": ["asvspoof5", "asvspoof5", "toy", "toy", "toy", None], "codec": list("xxyyxy")})
+
+    def tdcf(df, result):
+        assert result["overall"]["n_spoof"] == 3  # makers see the document built so far
+        return {"overall": {"min_tdcf": 0.25}, "tdcf": {"formulation": "revised", "params": {}}}
+
+    result = EvalSettings(by=("codec",), blocks=(tdcf,)).evaluate(table, source="t")
+    assert result["corpus"] == ["asvspoof5", "toy"] and result["run"] is None
+    assert result["overall"]["min_tdcf"] == 0.25 and result["tdcf"]["formulation"] == "revised"
+    written = write_metrics_dir(result, cm_env / "m")
+    assert written == {"metrics": "metrics.json", "by_codec": "metrics_by_codec.parquet"}
+    assert json.loads((cm_env / "m" / "metrics.json").read_text())["tdcf"] == result["tdcf"]
+    with pytest.raises(CmError, match="already has a 'tdcf' block"):
+        add_block(result, "tdcf", {})
+    with pytest.raises(CmError, match="overwrite overall eer"):
+        add_block(result, "overall", {"eer": 0.0})

@@ -1,0 +1,172 @@
+"""``cm eval --run RUN --audio PATH...``: score audio files directly with a trained model.
+
+Files or folders (searched recursively for wav/flac/mp3/m4a/ogg), any sample rate,
+stereo mixed to mono and resampled to the model's rate. Each file gets a score
+(higher = more bona fide) and a decision against the run's dev EER threshold
+(checkpoint ``metrics["dev_eer_threshold"]``) or ``--threshold``; where the run has a
+calibration, ``p_bonafide`` is its LLR turned into a probability at equal priors.
+With ``chunk_ms`` each file also gets per-window scores. Unreadable files are listed,
+never fatal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from cm_cli.core.errors import CmError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["AUDIO_SUFFIXES", "AudioScores", "find_audio", "load_model_for_audio", "score_audio", "plot_windows"]
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
+
+
+@dataclass
+class AudioScores:
+    """Per-file scores (``path, duration, score, decision`` and ``p_bonafide`` when calibrated),
+    per-window scores (``path, start_s, end_s, score``) when chunked, and unreadable files."""
+
+    table: "pd.DataFrame"
+    failures: list[dict] = field(default_factory=list)  # {path, error}
+    windows: "pd.DataFrame | None" = None
+    threshold: float | None = None
+    threshold_source: str | None = None  # "option", "dev_eer" or None (no decision)
+    calibration: dict | None = None
+
+    def to_dict(self) -> dict:
+        per_file = self.table.to_dict("records")
+        if self.windows is not None:
+            grouped = {p: g[["start_s", "end_s", "score"]].to_dict("records") for p, g in self.windows.groupby("path")}
+            for rec in per_file:
+                rec["windows"] = grouped.get(rec["path"], [])
+        return {"scores": per_file, "failures": self.failures, "threshold": self.threshold,
+                "threshold_source": self.threshold_source, "calibrated": self.calibration is not None}
+
+
+def find_audio(paths: Sequence[str | Path]) -> tuple[list[Path], list[dict]]:
+    """Files named directly, and audio files under folders (recursively, sorted); missing paths
+    are returned as failures."""
+    files: list[Path] = []
+    missing: list[dict] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES))
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append({"path": str(path), "error": "no such file or directory"})
+    return list(dict.fromkeys(files)), missing
+
+
+def load_model_for_audio(source: str | Path, *, device: Any = "cpu"):
+    """The model through the one model path (run dir, cm checkpoint, official AASIST or
+    SSL-AASIST checkpoint); any failure is one line."""
+    from cm_cli.models.loading import load_model
+
+    try:
+        return load_model(source, device=device)
+    except CmError as exc:
+        raise CmError(f"cannot load a model from {source}: {exc.message}") from None
+    except Exception as exc:  # weights torch cannot rebuild
+        raise CmError(f"cannot load a model from {source}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _p_bonafide(scores, calibration: dict):
+    import numpy as np
+
+    llr = (float(calibration["slope"]) * np.asarray(scores, dtype=np.float64) + float(calibration["offset"])
+           - float(calibration.get("prior_log_odds", 0.0)))
+    return 1.0 / (1.0 + np.exp(-llr))
+
+
+def _windows(wave, rate: int, chunk_ms: float, overlap_ms: float) -> list[tuple[float, float, Any]]:
+    from cm_cli.scoring import window_starts
+
+    chunk = int(round(chunk_ms * rate / 1000))
+    hop = chunk - int(round(overlap_ms * rate / 1000))
+    return [(s / rate, min(s + chunk, int(wave.shape[-1])) / rate, wave[s:s + chunk])
+            for s in window_starts(int(wave.shape[-1]), chunk, hop)]
+
+
+def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None, chunk_ms: float | None = None,
+                overlap_ms: float = 0.0, full_length: bool = False, batch_size: int = 16,
+                device: Any = "cpu") -> AudioScores:
+    """Score each file (and each window with ``chunk_ms``) with a ``models.loading.LoadedModel``;
+    see the module docstring."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from cm_cli.core.progress import task
+    from cm_cli.data.audio import load_audio
+    from cm_cli.models.inference import forward_scores
+
+    if chunk_ms is not None and (chunk_ms <= 0 or not 0 <= overlap_ms < chunk_ms):
+        raise CmError(f"--chunk-ms {chunk_ms:g} with --overlap-ms {overlap_ms:g}: need chunk > overlap >= 0")
+    rate = int(loaded.sample_rate)
+    rows: list[dict] = []
+    window_rows: list[dict] = []
+    failures: list[dict] = []
+    with task(len(files), "scoring audio") as advance:
+        for start in range(0, len(files), batch_size):
+            batch: list[tuple[Path, Any]] = []
+            for path in files[start:start + batch_size]:
+                try:
+                    wave, _ = load_audio(path, sample_rate=rate, mono=True)
+                except CmError as exc:
+                    failures.append({"path": str(path), "error": exc.message})
+                    continue
+                except Exception as exc:  # a decoder crash on a corrupt file
+                    failures.append({"path": str(path), "error": f"{type(exc).__name__}: {exc}"[:300]})
+                    continue
+                batch.append((path, torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))))
+            if batch:
+                values = forward_scores(loaded.model, [w for _, w in batch], device=device, keep_long=full_length)
+                for (path, wave), value in zip(batch, values):
+                    rows.append({"path": str(path), "duration": wave.shape[-1] / rate, "score": float(value)})
+                    if chunk_ms is not None:
+                        spans = _windows(wave, rate, chunk_ms, overlap_ms)
+                        scores = np.concatenate([
+                            forward_scores(loaded.model, [w for _, _, w in spans[i:i + batch_size]], device=device,
+                                           keep_long=True)
+                            for i in range(0, len(spans), batch_size)])
+                        window_rows.extend({"path": str(path), "start_s": s, "end_s": e, "score": float(v)}
+                                           for (s, e, _), v in zip(spans, scores))
+            advance(min(batch_size, len(files) - start))
+    table = pd.DataFrame(rows, columns=["path", "duration", "score"])
+    dev_threshold = loaded.dev_threshold
+    used, source = (threshold, "option") if threshold is not None else (dev_threshold, "dev_eer" if dev_threshold is not None else None)
+    table["decision"] = [None if used is None else ("bonafide" if s >= used else "spoof") for s in table["score"]]
+    calibration = loaded.calibration
+    usable = calibration if isinstance(calibration, dict) and {"slope", "offset"} <= set(calibration) else None
+    if usable is not None:
+        table["p_bonafide"] = _p_bonafide(table["score"], usable)
+    windows = pd.DataFrame(window_rows, columns=["path", "start_s", "end_s", "score"]) if chunk_ms is not None else None
+    return AudioScores(table, failures, windows, used, source, usable)
+
+
+def plot_windows(result: AudioScores, path: str | Path) -> Path:
+    """Per-window scores over time, one line per file, with the decision threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for name, group in result.windows.groupby("path", sort=False):
+        ax.plot(0.5 * (group["start_s"] + group["end_s"]), group["score"], marker=".", label=Path(name).name)
+    if result.threshold is not None:
+        ax.axhline(result.threshold, color="k", linestyle="--", linewidth=1, label=f"threshold ({result.threshold_source})")
+    ax.set_xlabel("time (s, window centre)")
+    ax.set_ylabel("score (higher = bona fide)")
+    if len(ax.get_legend_handles_labels()[0]) <= 12:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
