@@ -86,6 +86,7 @@ def eval(  # noqa: A001 - the command is named after its verb
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".")] = None,
     chunk_ms: Annotated[Optional[list[str]], typer.Option("--chunk-ms", help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.")] = None,
     overlap_ms: Annotated[float, typer.Option("--overlap-ms", min=0, help="Streaming: overlap between windows.")] = 0.0,
+    causal_windows: Annotated[Optional[int], typer.Option("--causal-windows", min=1, help="Streaming, for latency studies: score only the first K windows of each utterance (needs --chunk-ms).")] = None,
     aggregate: Annotated[str, typer.Option("--aggregate", help="Streaming: mean, min, max or median of window scores.")] = "mean",
     full_length: Annotated[bool, typer.Option("--full-length", help="Score whole utterances instead of the run's length policy.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Utterances per forward pass.")] = 16,
@@ -233,7 +234,8 @@ def _eval_model(c, source: Path, o: dict, settings) -> None:
     out_dir = _path(o["out"]) or (source if source.is_dir() else source.parent) / "eval" / split
     degrade, chunk_ms = list(o["degrade"] or []), list(o["chunk_ms"] or [])
     options = {"run": str(source), "manifest": str(manifest), "split": split, "degrade": degrade, "chunk_ms": chunk_ms,
-               "overlap_ms": o["overlap_ms"], "aggregate": o["aggregate"], "full_length": o["full_length"],
+               "overlap_ms": o["overlap_ms"], "aggregate": o["aggregate"],
+               "causal_windows": o["causal_windows"], "full_length": o["full_length"],
                "batch_size": o["batch_size"], **settings.options(), "shard": str(part), "out": str(out_dir)}
     if c.dry_run:
         print_dry_run(c, "eval", options)
@@ -245,7 +247,8 @@ def _eval_model(c, source: Path, o: dict, settings) -> None:
     with use_reporter(rich_reporter(c)):
         result = evaluate_model(source, manifest, out_dir, settings=settings, split=None if split == "all" else split,
                                 degrade=degrade, chunk_ms=chunk_ms, overlap_ms=float(o["overlap_ms"]),
-                                aggregate=o["aggregate"], full_length=bool(o["full_length"]),
+                                aggregate=o["aggregate"], causal_windows=o["causal_windows"],
+                                full_length=bool(o["full_length"]),
                                 batch_size=int(o["batch_size"]), data_root=c.data_root, cache_dir=c.cache_dir,
                                 device=c.device, torch_device=c.torch_device(), seed=c.seed, shard=part,
                                 force=bool(o["force"]), baseline=bool(o["baseline"]))

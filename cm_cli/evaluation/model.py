@@ -207,12 +207,14 @@ class _ConditionScorer:
     torch_device: Any
     seed: int
     shard: Any
+    causal_windows: int | None = None  # streaming conditions only: score the first K windows
 
     def scores(self, condition: Condition):
         """(scores, failures, cached) of one condition, from the cache when it has them."""
         from cm_cli.scoring import score_cache_key, score_frame
 
-        config = replace(self.base, degrade=condition.degrade, chunk_ms=condition.chunk_ms)
+        config = replace(self.base, degrade=condition.degrade, chunk_ms=condition.chunk_ms,
+                         causal_windows=self.causal_windows if condition.chunk_ms else None)
         key = score_cache_key(self.loaded.checkpoint_sha256, config, self.cache_key)
         cache_file = self.cache_dir / "scores" / f"{key}.parquet" if self.cache_dir else None
         hit = _cached_scores(cache_file)
@@ -297,6 +299,7 @@ def evaluate_model(
     chunk_ms: Sequence[str] = (),
     overlap_ms: float = 0.0,
     aggregate: str = "mean",
+    causal_windows: int | None = None,
     full_length: bool = False,
     batch_size: int = 16,
     by: Sequence[str] = (),
@@ -329,6 +332,8 @@ def evaluate_model(
         settings = EvalSettings(by=tuple(by), in_domain=tuple(in_domain), bootstrap=bootstrap, compare=compare, seed=seed)
     frame = _manifest_rows(manifest, split, settings.by)
     conditions = _checked_conditions(degrade, chunk_ms, baseline)
+    if causal_windows is not None and not chunk_ms:
+        raise CmError("--causal-windows needs streaming windows: give --chunk-ms as well")
     base = ScoringConfig(batch_size=batch_size, full_length=full_length, overlap_ms=overlap_ms, aggregate=aggregate)
     loaded = load_model(source, device=torch_device)
     settings = settings.with_seen(seen_domains_of_run(source, required=False))
@@ -337,14 +342,15 @@ def evaluate_model(
         "run": str(source.resolve()), "checkpoint_sha256": loaded.checkpoint_sha256,
         "manifest": str(manifest.resolve()), "manifest_sha256": manifest_sha, "split": split,
         "degrade": list(degrade), "chunk_ms": list(chunk_ms), "overlap_ms": overlap_ms, "aggregate": aggregate,
-        "full_length": full_length, "batch_size": batch_size, "scoring_seed": seed, "baseline": baseline,
+        "causal_windows": causal_windows, "full_length": full_length, "batch_size": batch_size, "scoring_seed": seed, "baseline": baseline,
         **settings.options(),
     }
     sweep = len(conditions) > 1
     result = ModelEvalResult(out_dir)
     part = frame.iloc[shard.select(list(range(len(frame))))].reset_index(drop=True)
     scorer = _ConditionScorer(source, loaded, part, base, settings, f"{manifest_sha}:{split}:{shard}",
-                              Path(cache_dir) if cache_dir else None, data_root, torch_device, seed, shard)
+                              Path(cache_dir) if cache_dir else None, data_root, torch_device, seed, shard,
+                              causal_windows)
     with OutputDir(out_dir, "scores", options=options, inputs=[manifest, loaded.checkpoint, *settings.inputs()],
                    shard=shard, device=device, force=force) as output:
         if output.done:

@@ -206,3 +206,17 @@ def test_force_removes_the_old_conditions_of_a_sweep(scored_setup, run_cm, cm_en
     assert run_cm(*base, "--force").exit_code == 0
     assert sorted(d.name for d in out.iterdir() if d.is_dir()) == ["notes"]
     assert not (out / "sweep.parquet").exists() and (out / "metrics.json").is_file()
+
+
+def test_causal_windows_score_only_the_first_k_windows(scored_setup, run_cm, cm_env):
+    """--causal-windows K: each utterance is scored from its first K windows (a latency study), nothing more."""
+    root, manifest, run = scored_setup
+    out = cm_env / "causal"
+    result = run_cm("--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", out,
+                    "--chunk-ms", "250", "--causal-windows", "2")
+    assert result.exit_code == 0, result.output
+    windows = pd.read_parquet(out / "scores.parquet")["n_windows"]
+    assert (windows == 2).all()
+    refused = run_cm("--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", cm_env / "c2",
+                     "--causal-windows", "2")
+    assert refused.exit_code == 1 and "--chunk-ms" in refused.output
