@@ -145,3 +145,16 @@ def test_ssl_aasist_trainable_specs(tiny_dirs):
     assert all(p.requires_grad for p in model.backbone.backend.parameters())
     trainable_ssl = {n.split(".")[0] for n, p in model.backbone.ssl.model.encoder.layers.named_parameters() if p.requires_grad}
     assert trainable_ssl == {str(N_SSL_LAYERS - 1)}
+
+
+def test_same_architecture_and_weight_sources(tmp_path):
+    wavlm = get_backbone("wavlm")
+    assert wavlm.same_architecture(get_backbone("microsoft/wavlm-base-plus"))
+    assert not wavlm.same_architecture(get_backbone("w2v2"))
+    assert not wavlm.same_architecture(get_backbone("ssl_aasist"))
+    assert get_backbone("aasist").same_architecture(get_backbone("aasist"))
+    (tmp_path / "m").mkdir()
+    assert get_backbone(str(tmp_path / "m")).same_architecture(get_backbone(str(tmp_path / "x" / ".." / "m")))
+    assert {n: b.weights for n, b in BACKBONES.items()} == {
+        "aasist": "file", "lcnn": "run", "ssl_aasist": "run", "wavlm": "hub", "w2v2": "hub", "xlsr": "hub", "hubert": "hub"}
+    assert {n for n, b in BACKBONES.items() if b.frame_layers} == {"ssl_aasist", "wavlm", "w2v2", "xlsr", "hubert"}
