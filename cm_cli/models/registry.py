@@ -75,6 +75,11 @@ class Backbone:
     ``module`` implements the backbone (``build_backbone(config)``); ``cm_head`` says that
     the backbone returns hidden states only and cm adds its head stack; ``default_trainable``
     and ``trainable_specs`` document the freezing rules the net's ``set_trainable`` accepts.
+    ``weights`` says where usable weights come from: ``hub`` (the SSL model named by
+    ``backbone_id``, usable as is), ``file`` (a published state dict given as
+    ``backbone_id``; its head is trained) or ``run`` (only a ``cm train`` run).
+    ``frame_layers``: the layers are frame sequences ``[B, T', D]`` (pooled over real frames
+    when embedded) rather than pooled block outputs ``[B, D]``.
     """
 
     name: str
@@ -87,6 +92,17 @@ class Backbone:
     default_trainable: str = "all"
     trainable_specs: str = "all | frozen"
     cm_head: bool = False
+    weights: str = "run"
+    frame_layers: bool = False
+
+    def same_architecture(self, other: "Backbone") -> bool:
+        """Whether two entries build the same network (SSL entries: the same model id or directory)."""
+        if self.module != other.module:
+            return False
+        if self.weights != "hub":
+            return True
+        a, b = str(self.default_id), str(other.default_id)
+        return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
     def _impl(self):
         return importlib.import_module(self.module)
@@ -136,16 +152,16 @@ class Backbone:
 def _ssl(name: str, hub_id: str, description: str | None = None) -> Backbone:
     return Backbone(
         name, "ssl", "cm_cli.models.ssl", description or f"{hub_id} hidden states", default_id=hub_id,
-        default_trainable="frozen", trainable_specs=SSL_TRAINABLE_SPECS, cm_head=True,
+        default_trainable="frozen", trainable_specs=SSL_TRAINABLE_SPECS, cm_head=True, weights="hub", frame_layers=True,
     )
 
 
 BACKBONES: dict[str, Backbone] = {
     "aasist": Backbone("aasist", "aasist", "cm_cli.models.aasist", "AASIST on raw waveforms (use --checkpoint for the ASVspoof 5 baseline)",
-                       length_policy="repeat", target_samples=64600),
+                       length_policy="repeat", target_samples=64600, weights="file"),
     "lcnn": Backbone("lcnn", "lcnn", "cm_cli.models.lcnn", "LFCC-LCNN, trained from scratch, fast on CPU"),
     "ssl_aasist": Backbone("ssl_aasist", "ssl_aasist", "cm_cli.models.ssl_aasist", "AASIST back end on XLS-R features (SSL_Anti-spoofing)",
-                           default_id="facebook/wav2vec2-xls-r-300m", length_policy="repeat", target_samples=64600,
+                           default_id="facebook/wav2vec2-xls-r-300m", length_policy="repeat", target_samples=64600, frame_layers=True,
                            trainable_specs="all | frozen (back end's output layer only) | top:K | transformer (SSL part; back end trains)"),
     "wavlm": _ssl("wavlm", "microsoft/wavlm-base-plus"),
     "w2v2": _ssl("w2v2", "facebook/wav2vec2-base"),

@@ -137,15 +137,19 @@ def masked_group_norm(x, frame_lengths, weight=None, bias=None, eps: float = 1e-
     """Per-channel norm over each utterance's real frames: ``x [B, C, T]``, ``frame_lengths [B]`` -> ``[B, C, T]``.
 
     Frames past ``frame_lengths`` do not enter the statistics and come out as zeros.
+    Two passes (mean, then the centred sum of squares) in float32 whatever ``x``'s dtype.
     """
-    mask = (torch.arange(x.shape[-1], device=x.device) < frame_lengths.to(x.device).unsqueeze(1)).unsqueeze(1).to(x.dtype)
-    count = mask.sum(dim=-1, keepdim=True).clamp_min(1.0)
-    mean = (x * mask).sum(dim=-1, keepdim=True) / count
-    centred = (x - mean) * mask
-    y = centred * torch.rsqrt(centred.pow(2).sum(dim=-1, keepdim=True) / count + eps)
-    if weight is not None:
-        y = torch.addcmul(bias.view(1, -1, 1), y, weight.view(1, -1, 1)) * mask
-    return y
+    dtype, x = x.dtype, x.float()
+    n_frames = x.shape[-1]
+    pad = (torch.arange(n_frames, device=x.device) >= frame_lengths.to(x.device).unsqueeze(1)).unsqueeze(1)  # [B, 1, T]
+    count = (n_frames - pad.sum(dim=-1, keepdim=True)).clamp_min(1).to(x.dtype)
+    mean = x.masked_fill(pad, 0.0).sum(dim=-1, keepdim=True) / count
+    centred = (x - mean).masked_fill_(pad, 0.0)
+    rstd = torch.rsqrt(torch.linalg.vector_norm(centred, dim=-1, keepdim=True).square() / count + eps)
+    if weight is None:
+        return (centred * rstd).to(dtype)
+    y = torch.addcmul(bias.float().view(1, -1, 1), centred, rstd * weight.float().view(1, -1, 1))
+    return y.masked_fill_(pad, 0.0).to(dtype)
 
 
 class MaskedGroupNorm(nn.GroupNorm):

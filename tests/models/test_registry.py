@@ -145,3 +145,29 @@ def test_ssl_aasist_trainable_specs(tiny_dirs):
     assert all(p.requires_grad for p in model.backbone.backend.parameters())
     trainable_ssl = {n.split(".")[0] for n, p in model.backbone.ssl.model.encoder.layers.named_parameters() if p.requires_grad}
     assert trainable_ssl == {str(N_SSL_LAYERS - 1)}
+
+
+def test_same_architecture_and_weight_sources(tmp_path):
+    wavlm = get_backbone("wavlm")
+    assert wavlm.same_architecture(get_backbone("microsoft/wavlm-base-plus"))
+    assert not wavlm.same_architecture(get_backbone("w2v2"))
+    assert not wavlm.same_architecture(get_backbone("ssl_aasist"))
+    assert get_backbone("aasist").same_architecture(get_backbone("aasist"))
+    (tmp_path / "m").mkdir()
+    assert get_backbone(str(tmp_path / "m")).same_architecture(get_backbone(str(tmp_path / "x" / ".." / "m")))
+    assert {n: b.weights for n, b in BACKBONES.items()} == {
+        "aasist": "file", "lcnn": "run", "ssl_aasist": "run", "wavlm": "hub", "w2v2": "hub", "xlsr": "hub", "hubert": "hub"}
+    assert {n for n, b in BACKBONES.items() if b.frame_layers} == {"ssl_aasist", "wavlm", "w2v2", "xlsr", "hubert"}
+
+
+def test_no_family_if_chains_in_the_models_package():
+    """Backbone-specific behaviour lives in bundles: nothing in models/ outside the registry tests a family string."""
+    import re
+    from pathlib import Path
+
+    import cm_cli.models
+
+    chain = re.compile(r"family\s*(==|!=|\bin\b|\bnot in\b)")
+    offenders = [f"{path.name}:{i}" for path in Path(cm_cli.models.__file__).parent.glob("*.py") if path.name != "registry.py"
+                 for i, line in enumerate(path.read_text().splitlines(), 1) if chain.search(line)]
+    assert offenders == []

@@ -201,6 +201,9 @@ def test_masked_group_norm_matches_the_old_implementation():
     native = norm(x)
     torch.testing.assert_close(native, _old_masked_group_norm(norm, x, full), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(masked_group_norm(x, full, norm.weight, norm.bias, norm.eps), native, atol=1e-5, rtol=1e-5)
+    half = masked_group_norm(x.bfloat16(), padded, norm.weight, norm.bias, norm.eps)  # statistics in float32
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), out, atol=3e-2, rtol=2e-2)
 
 
 def test_unpadded_batches_take_the_native_group_norm(layerdrop_dirs):
