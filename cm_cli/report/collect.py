@@ -28,9 +28,11 @@ LOOKED_FOR = (
     "probes.parquet",
     "cka.parquet",
     "patching.parquet",
+    "loao_plan.json (the full-retraining LOAO recipe of `cm loao --plan`)",
 )
 _ANALYSIS_FILES = {"loao": "loao.parquet", "probes": "probes.parquet", "cka": "cka.parquet",
-                   "patching": "patching.parquet"}
+                   "patching": "patching.parquet", "loao_retrain": "loao_plan.json"}
+_OPTIONAL_KINDS = {"loao_retrain"}  # counted only when found
 # kinds whose directories hold bulk data (audio, embeddings): recorded, never descended into
 _BULK_KINDS = {"degraded", "embeddings", "manifest"}
 _SKIP_DIRS = {"checkpoints", "figures", "__pycache__", "tables"}
@@ -127,7 +129,8 @@ class Collection:
         main = [e for e in self.evals if not e.in_sweep]
         counts = {"runs": len(self.runs), "evaluations": sum(e.sweep is None for e in main),
                   "sweeps": sum(e.sweep is not None for e in main)}
-        counts.update({kind: len(self.analyses.get(kind, [])) for kind in _ANALYSIS_FILES})
+        counts.update({kind: len(self.analyses.get(kind, [])) for kind in _ANALYSIS_FILES
+                       if kind not in _OPTIONAL_KINDS or self.analyses.get(kind)})
         return counts
 
 
@@ -263,7 +266,8 @@ def _load_eval(path: Path, record: dict) -> EvalInfo:
 def _load_analysis(kind: str, path: Path) -> AnalysisInfo:
     tables = {p.stem: p for p in sorted(path.glob("*.parquet")) if not p.name.startswith(".")}
     summary: dict = {}
-    for candidate in (f"{kind}.json", "summary.json", *sorted(p.name for p in path.glob("*.json"))):
+    first = _ANALYSIS_FILES.get(kind, "") if _ANALYSIS_FILES.get(kind, "").endswith(".json") else f"{kind}.json"
+    for candidate in (first, "summary.json", *sorted(p.name for p in path.glob("*.json"))):
         if candidate.startswith("cm.") or not (path / candidate).is_file():
             continue
         summary = _read_json(path / candidate)
@@ -345,7 +349,8 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
                 if "sweep.parquet" in names:
                     sweep_dirs.append(resolved)
             for analysis_kind, file_name in _ANALYSIS_FILES.items():
-                if file_name in names or (kind == analysis_kind and any(n.endswith(".parquet") for n in names)):
+                if file_name in names or (kind == analysis_kind and file_name.endswith(".parquet")
+                                          and any(n.endswith(".parquet") for n in names)):
                     found.analyses[analysis_kind].append(_load_analysis(analysis_kind, path))
     for evaluation in found.evals:
         resolved = evaluation.path.resolve()
