@@ -214,3 +214,27 @@ def test_table_renderers_escape():
     assert "x\\|y" in md and "---:" in md
     tex = to_latex(table)
     assert "a\\_b" in tex and "Rates in \\% \\& more" in tex and "\\label{tab:t}" in tex
+
+
+def test_every_analysis_is_labelled_with_what_it_measures(built):
+    text = built.markdown.read_text()
+    analyses = text.split("## Analyses")[1].split("## Provenance")[0]
+    assert "**What this measures** (LOAO on frozen embeddings): linear separability of a held-out attack" in analyses
+    assert "the encoder that made the embeddings saw every attack" in analyses
+    assert "**What this measures** (Control task)" in analyses and "unit not recorded" in analyses
+    assert "**What this measures** (CKA estimator `linear`)" in analyses
+    assert "**What this measures** (Patching alignment): alignment not recorded" in analyses
+    assert "<strong>What this measures</strong>" in built.html.read_text()
+
+
+def test_label_texts():
+    from cm_cli.report.labels import cka_estimator_text, patching_alignment_text
+
+    assert "WARNING" in cka_estimator_text("biased-minibatch64") and "inflated" in cka_estimator_text("biased-minibatch64")
+    assert "unbiased HSIC" in cka_estimator_text("debiased-minibatch64") and "64 rows" in cka_estimator_text("debiased-minibatch64")
+    assert "all rows at once" in cka_estimator_text("biased")
+    assert patching_alignment_text({"aligned": True, "alignment": "same pretrained backbone"}).startswith(
+        "base and donor share their initialisation (same pretrained backbone)")
+    unaligned = patching_alignment_text({"alignment": {"aligned": False, "reason": "independent init seeds 0 and 1"},
+                                         "allow_unaligned": True})
+    assert unaligned.startswith("UNALIGNED") and "--allow-unaligned" in unaligned and "seeds 0 and 1" in unaligned
