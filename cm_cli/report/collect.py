@@ -9,6 +9,7 @@ time, by the figure and table code.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -33,6 +34,7 @@ LOOKED_FOR = (
 _ANALYSIS_FILES = {"loao": "loao.parquet", "probes": "probes.parquet", "cka": "cka.parquet",
                    "patching": "patching.parquet", "loao_retrain": "loao_plan.json"}
 _OPTIONAL_KINDS = {"loao_retrain"}  # counted only when found
+_SEED_DIR = re.compile(r"^seed[_-]?\d+$")
 # kinds whose directories hold bulk data (audio, embeddings): recorded, never descended into
 _BULK_KINDS = {"degraded", "embeddings", "manifest"}
 _SKIP_DIRS = {"checkpoints", "figures", "__pycache__", "tables"}
@@ -85,6 +87,14 @@ class EvalInfo:
     @property
     def seed(self) -> int | None:
         return self.run.seed if self.run else None
+
+    @property
+    def layout_group(self) -> str | None:
+        """``<method>`` of the ``<method>/seed_<s>`` layout (DESIGN.md, demo), from this directory or its run's."""
+        for path in (self.path, self.run.path if self.run else None):
+            if path is not None and _SEED_DIR.match(path.name):
+                return path.parent.name
+        return None
 
     @property
     def seedless_key(self) -> tuple:
@@ -376,7 +386,7 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
 def _assign_labels(evals: list[EvalInfo]) -> None:
     """Short, unique system names: method, then method + seed, then the directory name."""
     def base(e: EvalInfo) -> str:
-        return e.method or e.name
+        return e.layout_group or e.method or e.name
 
     def with_seed(e: EvalInfo) -> str:
         return f"{base(e)} s{e.seed}" if e.seed is not None else base(e)

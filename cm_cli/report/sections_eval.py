@@ -15,6 +15,7 @@ from cm_cli.report.collect import EvalInfo, RunInfo
 from cm_cli.report.evaldata import (
     breakdown, breakdown_columns, curve, metric_ci, normalise_sweep, ood_from_scores, overall_metrics, per_attack,
 )
+from cm_cli.report.sections_seeds import headline_values, paired_tests, seed_groups, seeds_table
 from cm_cli.report.tables import Table, fmt, fmt_ci, fmt_pct
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,19 +36,6 @@ HINTS = {
 # breakdown columns shown as per-condition bars; attacks get their own section
 _SKIP_BARS = {"attack", "attack_family", "label", "split", "corpus", "speaker", "utt_id"}
 _SHORT_REV = 10
-
-
-def _seed_groups(evals: Sequence[EvalInfo]) -> list[tuple[str, list[EvalInfo]]]:
-    """Evaluations grouped by identity up to the run's seed, labelled by method (unique)."""
-    groups: dict[tuple, list[EvalInfo]] = {}
-    for e in evals:
-        groups.setdefault(e.seedless_key, []).append(e)
-    labelled: list[tuple[str, list[EvalInfo]]] = []
-    names = [(g[0].method or g[0].name) for g in groups.values()]
-    for (key, members), name in zip(groups.items(), names):
-        label = name if names.count(name) == 1 else f"{name} ({members[0].name})"
-        labelled.append((label, members))
-    return labelled
 
 
 def run_table(runs: Sequence[RunInfo], name: str) -> Table:
@@ -87,20 +75,10 @@ def _overall(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
     blocks: list = [Table(fig.table_name(f"overall-{corpus}"),
                           f"Overall metrics on {corpus} (EER in %, DCF normalised, 95% bootstrap intervals where computed).",
                           pd.DataFrame(rows))]
-    agg_rows = []
-    for label, members in _seed_groups(evals):
-        ms = [values[e.label] for e in members if e.label in values]
-        if len(ms) < 2:
-            continue
-        row = {"System": label, "Seeds": ", ".join(str(e.seed) for e in members), "n": str(len(ms))}
-        for key, title, scale in (("eer", "EER (%)", 100), ("min_dcf", "minDCF", 1), ("act_dcf", "actDCF", 1),
-                                  ("cllr", "Cllr (bits)", 1)):
-            arr = np.array([float(m.get(key, np.nan)) for m in ms]) * scale
-            row[title] = f"{np.nanmean(arr):.{2 if scale == 100 else 3}f} ± {np.nanstd(arr, ddof=1):.{2 if scale == 100 else 3}f}"
-        agg_rows.append(row)
-    if agg_rows:
-        blocks.append(Table(fig.table_name(f"seeds-{corpus}"),
-                            f"Mean ± sd over runs on {corpus} that differ only in their seed.", pd.DataFrame(agg_rows)))
+    seeds = seeds_table(seed_groups(evals), {e.label: headline_values(e, values[e.label]) for e in evals
+                                             if e.label in values}, fig.table_name(f"seeds-{corpus}"), corpus)
+    if seeds is not None:
+        blocks.append(seeds)
     else:
         blocks.append("No seed replicates found (runs identical up to the seed), so no mean ± sd over seeds.")
     return blocks
@@ -114,7 +92,7 @@ def _long_breakdown(evals: Sequence[EvalInfo], column: str) -> "pd.DataFrame":
     import pandas as pd
 
     frames = []
-    for label, members in _seed_groups(evals):
+    for label, members in seed_groups(evals):
         parts = []
         for e in members:
             table = breakdown(e, column)
@@ -387,6 +365,9 @@ def corpus_section(corpus: str, runs: Sequence[RunInfo], evals: Sequence[EvalInf
     section = Section(f"Results on {corpus}")
     if main:
         section.add(Section("Overall metrics").add(*_overall(scored, corpus, fig)))
+        groups = seed_groups(scored)
+        if len(groups) > 1:
+            section.add(Section("Seeds and paired tests").add(*paired_tests(groups, corpus, fig)))
         section.add(Section("Per codec and domain").add(*_breakdowns(scored, corpus, fig)))
         section.add(Section("Out-of-domain gap").add(*_ood(scored, corpus, fig)))
         section.add(Section("DET, ROC and score distributions").add(*_curves(scored, corpus, fig)))

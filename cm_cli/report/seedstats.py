@@ -200,9 +200,12 @@ def compare_groups(groups: Mapping[str, Sequence["np.ndarray"]], is_bona: "np.nd
 def verdict(test: PairedTest, *, alpha: float = 0.05) -> str:
     """One plain sentence on what the evidence supports."""
     seeds = (f"{test.n_seeds_a} seed(s) of {test.a}, {test.n_seeds_b} of {test.b}")
+    def shown(p: float) -> str:
+        return f"< {1 / test.n_boot:.2g}" if p <= 1 / (test.n_boot + 1) + 1e-15 else f"= {p:.3g}"
+
     numbers = (f"{test.b} − {test.a} = {test.difference:+.2f} EER points "
-               f"({100 * test.level:.0f}% CI [{test.ci_low:+.2f}, {test.ci_high:+.2f}], p = {test.p_value:.3g}"
-               + (f", Holm-adjusted {test.p_holm:.3g}" if test.p_holm != test.p_value else "")
+               f"({100 * test.level:.0f}% CI [{test.ci_low:+.2f}, {test.ci_high:+.2f}], p {shown(test.p_value)}"
+               + (f", Holm-adjusted p {shown(test.p_holm)}" if test.p_holm != test.p_value else "")
                + f"; {seeds}, {test.n_trials} shared trials resampled by {test.unit})")
     one_seed = (" With a single seed on a side, seed-to-seed variation is not in the interval."
                 if test.n_seeds_a == 1 or test.n_seeds_b == 1 else "")

@@ -238,3 +238,28 @@ def test_label_texts():
     unaligned = patching_alignment_text({"alignment": {"aligned": False, "reason": "independent init seeds 0 and 1"},
                                          "allow_unaligned": True})
     assert unaligned.startswith("UNALIGNED") and "--allow-unaligned" in unaligned and "seeds 0 and 1" in unaligned
+
+
+def test_seed_groups_mean_sd_and_paired_tests_on_the_demo_layout(tmp_path):
+    """Issue 17: groups = the <method> directories; mean ± sd of EER, minDCF and the seen/unseen gaps;
+    a paired test for each pair with p and effect size, a figure, and a plain sentence."""
+    from tests.report.synth import write_demo_layout
+
+    study = write_demo_layout(tmp_path / "demo")
+    result = build_report([study], tmp_path / "out")
+    text = result.markdown.read_text()
+    seeds = text.split("Mean ± sd over runs on toy")[1].split("###")[0]
+    for label in ("| erm |", "| erm_aug |", "| dann |"):
+        assert label in seeds
+    assert "Seen-codec gap (points)" in seeds and "Unseen-codec gap (points)" in seeds
+    erm_row = next(line for line in seeds.splitlines() if line.startswith("| erm |"))
+    assert erm_row.count("±") >= 5
+    tests = text.split("### Seeds and paired tests")[1].split("### Per codec")[0]
+    rows = [line for line in tests.splitlines() if line.endswith(" 3/3 |")]
+    assert len(rows) == 3 and rows[0].startswith("| erm |")  # the baseline is A
+    assert "What the evidence supports:" in tests
+    sentences = [line for line in tests.splitlines() if line.startswith("- ")]
+    assert any("dann − erm" in s and "supports a real difference, dann has a lower EER than erm" in s
+               for s in sentences)
+    assert any("dann − erm_aug" in s and "does not support a difference" in s for s in sentences), sentences
+    assert "seeds-toy.png" in {p.name for p in result.figures}
