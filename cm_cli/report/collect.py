@@ -261,6 +261,9 @@ def _load_eval(path: Path, record: dict) -> EvalInfo:
     breakdowns = {p.stem[len("metrics_by_"):]: p for p in sorted(path.glob("metrics_by_*.parquet"))}
     sweep = path / "sweep.parquet"
     corpus = _first(options, ("corpus",))
+    if not corpus and metrics and metrics.get("corpus"):  # contract 4: the manifest's corpus values
+        recorded = metrics["corpus"]
+        corpus = "+".join(sorted(map(str, recorded))) if isinstance(recorded, (list, tuple)) else str(recorded)
     if not corpus and scores is not None:
         values = _column_values(scores, "corpus", name="scores")
         corpus = "+".join(values) if values else None

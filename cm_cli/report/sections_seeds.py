@@ -20,7 +20,7 @@ from cm_cli.report.tables import Table, fmt
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["seed_groups", "headline_values", "seeds_table", "paired_tests", "format_p", "HEADLINE", "MAX_BOOT_CELLS"]
+__all__ = ["seed_groups", "headline_values", "stored_or_computed_gap", "seeds_table", "paired_tests", "format_p", "HEADLINE", "MAX_BOOT_CELLS"]
 
 # (key, column title, scale to display, digits): EER and minDCF first, then the gaps of contract 4
 HEADLINE = (("eer", "EER (%)", 100, 2), ("min_dcf", "minDCF", 1, 3), ("act_dcf", "actDCF", 1, 3),
@@ -62,25 +62,32 @@ def _number(value: Any) -> float:
 def headline_values(e: EvalInfo, overall: Mapping[str, Any] | None) -> dict[str, float]:
     """EER/minDCF/actDCF/Cllr (fractions, from ``overall``) and the OOD gaps in points from metrics.json
     ``ood_gap`` (``gap_abs_points``; ``split.seen``/``split.unseen``), else the pooled gap from the scores."""
-    from cm_cli.report.evaldata import ood_from_scores
-
     values = {key: _number((overall or {}).get(key)) for key in ("eer", "min_dcf", "act_dcf", "cllr")}
-    gap = (e.metrics or {}).get("ood_gap")
+    gap = stored_or_computed_gap(e)[0]
     values.update(ood_gap=math.nan, seen_gap=math.nan, unseen_gap=math.nan)
-    if isinstance(gap, Mapping) and gap:
+    if gap:
         values["ood_gap"] = _number(gap.get("gap_abs_points"))
         split = gap.get("split") if isinstance(gap.get("split"), Mapping) else {}
         for side in ("seen", "unseen"):
             part = split.get(side)
             if isinstance(part, Mapping):
                 values[f"{side}_gap"] = _number(part.get("gap_abs_points"))
-    elif e.scores is not None:
-        for column in ("domain", "codec"):
-            computed = ood_from_scores(e, column)
-            if computed:
-                values["ood_gap"] = 100 * computed["gap"]
-                break
     return values
+
+
+def stored_or_computed_gap(e: EvalInfo) -> tuple[dict | None, str]:
+    """metrics.json ``ood_gap`` as cm eval wrote it, else the same record computed from the scores
+    (``domain``, then ``codec``), with where it came from."""
+    from cm_cli.report.evaldata import ood_from_scores
+
+    stored = (e.metrics or {}).get("ood_gap")
+    if isinstance(stored, Mapping) and stored:
+        return dict(stored), "metrics.json"
+    for column in ("domain", "codec"):
+        computed = ood_from_scores(e, column)
+        if computed:
+            return computed, f"scores ({column}: clean vs rest)"
+    return None, ""
 
 
 def seeds_table(groups: Sequence[tuple[str, list[EvalInfo]]], values: Mapping[str, dict], name: str,

@@ -263,3 +263,50 @@ def test_seed_groups_mean_sd_and_paired_tests_on_the_demo_layout(tmp_path):
                for s in sentences)
     assert any("dann − erm_aug" in s and "does not support a difference" in s for s in sentences), sentences
     assert "seeds-toy.png" in {p.name for p in result.figures}
+
+
+def test_report_reads_contract4_metrics_and_contract5_codecs(tmp_path):
+    """Issue 12 item 4: numbers come from metrics.json (by.attack, ood_gap with its seen/unseen split, ci
+    with its unit, min t-DCF first on 2019 LA, SASV a-DCF/t-EER, top-level corpus for cross-corpus), and
+    scores with codec = Cxx, codec_q and bitrate_kbps columns are read."""
+    import json
+
+    run = write_run(tmp_path / "runs" / "erm_s0", method="erm", seed=0, corpus="toy")
+    frame = _scores("toy", "erm", 0)
+    codec = frame["codec"].map({None: None, "mp3": "C05", "opus": "C01", "alaw": "C08"})
+    frame = frame.assign(codec=codec, codec_q=np.where(codec.notna(), "3", None),
+                         bitrate_kbps=np.where(codec.notna(), 16.0, np.nan), domain=codec.fillna("clean"))
+    in_corpus = tmp_path / "eval" / "toy"
+    write_eval(in_corpus, frame, run)
+    metrics = json.loads((in_corpus / "metrics.json").read_text())
+    metrics["by"]["attack"]["A01"]["eer"] = 0.4321  # planted: differs from what the scores give
+    metrics["ci"] = {"eer": [0.1, 0.2], "cluster_by": "speaker", "unit": "speaker", "n_clusters": 12}
+    metrics["ood_gap"] = {"column": "domain", "in_domain": ["clean"], "eer_in": 0.1, "eer_out": 0.2234,
+                          "gap_abs_points": 12.34, "gap_rel": 1.234, "seen_domains": ["C01", "clean"],
+                          "split": {"seen": {"eer": 0.15, "gap_abs_points": 5.0, "gap_rel": 0.5},
+                                    "unseen": {"eer": 0.2567, "gap_abs_points": 15.67, "gap_rel": 1.567}}}
+    metrics["corpus"] = ["toy"]
+    (in_corpus / "metrics.json").write_text(json.dumps(metrics))
+    cross = tmp_path / "eval" / "la"
+    write_eval(cross, _scores("asvspoof2019_la", "erm", 1), run)
+    metrics = json.loads((cross / "metrics.json").read_text())
+    metrics["overall"].update(min_tdcf=0.1234, min_tdcf_legacy=0.2345)
+    metrics["tdcf"] = {"formulation": "revised-2021", "params": {}}
+    metrics["sasv"] = {"a_dcf": 0.0567, "t_eer": 0.0432, "params": {}}
+    metrics["corpus"] = "asvspoof2019_la"
+    (cross / "metrics.json").write_text(json.dumps(metrics))
+
+    result = build_report([tmp_path], tmp_path / "out")
+    text = result.markdown.read_text()
+    toy = text.split("## Results on toy")[1].split("## Results on")[0]
+    assert "| 43.21 |" in toy.split("### Per attack")[1]  # by.attack from metrics.json
+    ood = toy.split("### Out-of-domain gap")[1].split("###")[0]
+    assert "12.34" in ood and "15.67" in ood and "25.67" in ood and "C01, clean" in ood
+    assert "speaker (speaker)" in toy.split("### Overall metrics")[1].split("###")[0]
+    assert "C05" in toy.split("### Per codec and domain")[1].split("###")[0]
+    la = text.split("## Results on asvspoof2019_la")[1].split("## Analyses")[0]
+    header = next(line for line in la.splitlines() if line.startswith("| System |"))
+    assert header.index("min t-DCF") < header.index("EER (%)") and "a-DCF" in header and "t-EER (%)" in header
+    assert "0.1234" in la and "0.2345" in la and "0.0567" in la and "revised-2021" in la
+    runs = text.split("## Runs")[1].split("## Results on")[0]
+    assert "cross-corpus" in runs and "in-corpus" in runs and "asvspoof2019_la" in runs
