@@ -37,13 +37,15 @@ def seed_groups(evals: Sequence[EvalInfo]) -> list[tuple[str, list[EvalInfo]]]:
         groups.setdefault(e.seedless_key, []).append(e)
     members = list(groups.values())
     namings = (lambda g: g[0].layout_group, lambda g: g[0].method,
-               lambda g: g[0].run.preset if g[0].run else None)
+               lambda g: g[0].run.preset if g[0].run else None,
+               lambda g: f"{g[0].method or g[0].name} ({g[0].run.name})" if g[0].run else None,
+               lambda g: f"{g[0].method or g[0].name} ({g[0].name})",
+               lambda g: str(g[0].path))
     for naming in namings:
         names = [naming(g) for g in members]
         if all(names) and len(set(names)) == len(names):
             return [(str(n), g) for n, g in zip(names, members)]
-    names = [(g[0].layout_group or g[0].method or g[0].name) for g in members]
-    return [(n if names.count(n) == 1 else f"{n} ({g[0].name})", g) for n, g in zip(names, members)]
+    return [(f"{g[0].label or g[0].name} #{i + 1}", g) for i, g in enumerate(members)]
 
 
 def format_p(p: float, n_boot: int) -> str:
@@ -127,7 +129,7 @@ def _aligned_scores(groups: Sequence[tuple[str, list[EvalInfo]]]) -> tuple[dict,
     first = None
     for label, members in groups:
         for e in members:
-            frame = load_scores(e, ["utt_id", "speaker"])
+            frame = load_scores(e, ["utt_id", "speaker", "domain", "codec"])
             if "utt_id" not in frame:
                 notes.append(f"{e.path}: scores without utt_id, so {label} cannot be paired")
                 return {}, None, notes
@@ -148,11 +150,68 @@ def _aligned_scores(groups: Sequence[tuple[str, list[EvalInfo]]]) -> tuple[dict,
     return scores, trials.assign(is_bona=is_bona), notes
 
 
-def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *,
-                 seed: int = 0) -> list:
-    """Table, figure and one sentence per pair of groups: paired bootstrap of the EER difference."""
+def _gap_masks(groups: Sequence[tuple[str, list[EvalInfo]]], trials: "pd.DataFrame"):
+    """(in_mask, out_mask, metric name, description) of the OOD gap compared between groups, or None.
+
+    In-domain: ``ood_gap.in_domain`` (else clean/none/null). Out: the other trials whose domain no
+    group's run trained on (the union of ``ood_gap.seen_domains``), so every group is compared on
+    codecs unseen by all of them; without recorded seen domains, every other trial (pooled gap)."""
+    import numpy as np
+
+    from cm_cli.metrics.breakdown import key_strings
+    from cm_cli.report.evaldata import CLEAN_VALUES
+
+    gaps = [(e.metrics or {}).get("ood_gap") for _, members in groups for e in members]
+    gaps = [g for g in gaps if isinstance(g, Mapping) and g]
+    column = next((str(g["column"]) for g in gaps if g.get("column")), None)
+    column = column or next((c for c in ("domain", "codec") if c in trials), None)
+    if column is None or column not in trials:
+        return None
+    keys = key_strings(trials[column].to_numpy(dtype=object))
+    recorded = next((g.get("in_domain") for g in gaps if g.get("in_domain")), None)
+    in_domain = {str(v) for v in recorded} if recorded else {k for k in set(keys) if k.lower() in CLEAN_VALUES}
+    seen = set().union(*[{str(v) for v in (g.get("seen_domains") or [])} for g in gaps]) - in_domain if gaps else set()
+    in_mask = np.isin(keys, list(in_domain))
+    out_mask = ~in_mask & ~np.isin(keys, list(seen))
+    if seen:
+        name = "unseen-codec gap"
+        what = (f"{column} values no group trained on ({', '.join(sorted(set(keys[out_mask]))) or 'none'}) against "
+                f"in-domain {', '.join(sorted(in_domain))}")
+    else:
+        name = "OOD gap"
+        what = (f"every {column} value but {', '.join(sorted(in_domain))} (no seen_domains recorded, so seen and "
+                "unseen codecs are pooled)")
+    return in_mask, out_mask, name, what
+
+
+def _tests_table(tests, n_boot: int, name: str, caption: str) -> tuple[Table, "pd.DataFrame"]:
     import pandas as pd
 
+    frame = pd.DataFrame([t.to_dict() for t in tests])
+    frame["p_label"] = [(v if v.startswith("<") else f"= {v}") for v in (format_p(p, n_boot) for p in frame["p_value"])]
+    metric = str(frame["metric"].iloc[0])
+    unit = "%" if metric == "EER" else "points"
+    table = Table(name, caption, pd.DataFrame({
+        "A": frame["a"], "B": frame["b"],
+        f"{metric} A ({unit})": [fmt(v, 2) for v in frame["eer_a"]],
+        f"{metric} B ({unit})": [fmt(v, 2) for v in frame["eer_b"]],
+        "Δ B − A (points)": [f"{v:+.2f}" for v in frame["difference"]],
+        "95% CI": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+        "p": [format_p(v, n_boot) for v in frame["p_value"]],
+        "p (Holm)": [format_p(v, n_boot) for v in frame["p_holm"]],
+        "Cohen's d": [fmt(v, 2) for v in frame["cohens_d"]],
+        "Seeds A/B": [f"{a}/{b}" for a, b in zip(frame["n_seeds_a"], frame["n_seeds_b"])],
+    }))
+    return table, frame
+
+
+def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *,
+                 seed: int = 0) -> list:
+    """Tables, a figure and one sentence per pair of groups: paired bootstrap of the difference of mean
+    EER, and of the unseen-codec (else pooled) OOD gap where the scores carry the domain."""
+    import pandas as pd
+
+    from cm_cli.core.errors import CmError
     from cm_cli.report.seedstats import compare_groups, verdict
 
     if len(groups) < 2:
@@ -174,25 +233,32 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
         "speaker" in trials and trials["speaker"].notna().all()) else (None, "trial")
     n_systems = sum(len(v) for v in scores.values())
     n_boot = int(max(200, min(N_BOOT, MAX_BOOT_CELLS // max(1, len(trials) * n_systems))))
-    tests = compare_groups(scores, trials["is_bona"].to_numpy(), clusters, unit=unit, n_boot=n_boot, seed=seed)
-    frame = pd.DataFrame([t.to_dict() for t in tests])
-    frame["p_label"] = [(v if v.startswith("<") else f"= {v}") for v in (format_p(p, n_boot) for p in frame["p_value"])]
-    blocks.append(Table(fig.table_name(f"paired-{corpus}"),
-                        f"Paired tests on {corpus}: difference of mean EER over seeds (B − A, points) on the "
-                        f"{len(trials)} trials every run scored; {n_boot} bootstrap replicates, each resampling "
-                        f"{unit}s (shared by all systems) and each group's seeds; two-sided p, Holm-adjusted over "
-                        "the pairs; Cohen's d over seeds.",
-                        pd.DataFrame({
-                            "A": frame["a"], "B": frame["b"],
-                            "EER A (%)": [fmt(v, 2) for v in frame["eer_a"]],
-                            "EER B (%)": [fmt(v, 2) for v in frame["eer_b"]],
-                            "Δ B − A (points)": [f"{v:+.2f}" for v in frame["difference"]],
-                            "95% CI": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
-                            "p": [format_p(v, n_boot) for v in frame["p_value"]],
-                            "p (Holm)": [format_p(v, n_boot) for v in frame["p_holm"]],
-                            "Cohen's d": [fmt(v, 2) for v in frame["cohens_d"]],
-                            "Seeds A/B": [f"{a}/{b}" for a, b in zip(frame["n_seeds_a"], frame["n_seeds_b"])],
-                        })))
+    is_bona = trials["is_bona"].to_numpy()
+    tests = compare_groups(scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed)
+    if not tests:
+        return blocks + [Note(f"Fewer than two groups with scores on {corpus}, so no paired test")]
+    how = (f"{n_boot} bootstrap replicates, each resampling {unit}s (shared by all systems) and each group's "
+           "seeds (a replicate with no bona fide or spoof trial on a side is dropped); two-sided p, Holm-adjusted over the pairs; Cohen's d over seeds")
+    table, frame = _tests_table(tests, n_boot, fig.table_name(f"paired-{corpus}"),
+                                f"Paired tests on {corpus}: difference of mean EER over seeds (B − A, points) on the "
+                                f"{len(trials)} trials every run scored; {how}.")
+    blocks.append(table)
+    gap_tests = []
+    masks = _gap_masks(with_scores, trials)
+    if masks is not None:
+        in_mask, out_mask, metric, what = masks
+        try:
+            gap_tests = compare_groups(scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed,
+                                       gap=(in_mask, out_mask), metric=metric)
+        except CmError as error:
+            notes.append(f"no paired test of the OOD gap: {error.message}")
+        if gap_tests:
+            gap_table, _ = _tests_table(gap_tests, n_boot, fig.table_name(f"paired-gap-{corpus}"),
+                                        f"Paired tests on {corpus} of the {metric} (EER on {what}, minus in-domain "
+                                        f"EER; points), same trials and resamples; {how}.")
+            blocks.append(gap_table)
+    else:
+        notes.append("the scores carry no domain/codec column, so the OOD gap is not tested")
     per_seed = pd.DataFrame([{"group": label, "eer": float(e.metrics["overall"]["eer"])}
                              for label, members in with_scores for e in members
                              if e.metrics and isinstance(e.metrics.get("overall"), Mapping)
@@ -203,7 +269,7 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
                              f"Left: EER of every seed per group on {corpus} (mean ± sd). Right: difference of mean "
                              "EER for each pair with its 95% paired-bootstrap interval and p-value."))
     blocks.append("What the evidence supports:")
-    blocks.append("\n".join(f"- {verdict(t)}" for t in tests))
+    blocks.append("\n".join(f"- {verdict(t)}" for t in [*tests, *gap_tests]))
     for note in notes:
         blocks.append(f"Note: {note}.")
     return blocks

@@ -255,14 +255,18 @@ def test_seed_groups_mean_sd_and_paired_tests_on_the_demo_layout(tmp_path):
     erm_row = next(line for line in seeds.splitlines() if line.startswith("| erm |"))
     assert erm_row.count("±") >= 5
     tests = text.split("### Seeds and paired tests")[1].split("### Per codec")[0]
-    rows = [line for line in tests.splitlines() if line.endswith(" 3/3 |")]
+    rows = [line for line in tests.split("Paired tests on toy of the")[0].splitlines() if line.endswith(" 3/3 |")]
     assert len(rows) == 3 and rows[0].startswith("| erm |")  # the baseline is A
+    assert "nan" not in tests
     assert "What the evidence supports:" in tests
     sentences = [line for line in tests.splitlines() if line.startswith("- ")]
     assert any("dann − erm" in s and "supports a real difference, dann has a lower EER than erm" in s
                for s in sentences)
     assert any("dann − erm_aug" in s and "does not support a difference" in s for s in sentences), sentences
     assert "seeds-toy.png" in {p.name for p in result.figures}
+    # the gap is compared on the codecs no group trained on (C01 is seen by erm_aug and dann)
+    assert "Paired tests on toy of the unseen-codec gap" in tests and "(alaw, mp3, opus)" in tests
+    assert len(sentences) == 6 and sum("points of unseen-codec gap" in s for s in sentences) == 3
 
 
 def test_report_reads_contract4_metrics_and_contract5_codecs(tmp_path):

@@ -73,3 +73,29 @@ def test_bootstrap_shares_resamples_across_systems():
     assert boot.shape == (50, 2) and np.array_equal(boot[:, 0], boot[:, 1]) and boot[:, 0].std() > 0
     test = paired_test([0.2], [0.1], boot[:, :1], boot[:, 1:] - 0.1, a="x", b="y")
     assert test.difference == pytest.approx(-10) and test.n_seeds_a == 1 and math.isnan(test.cohens_d)
+
+
+def test_planted_gap_difference_and_identical_gaps():
+    """The OOD-gap test: B loses far less on coded trials than A (planted), so B − A gap < 0 with a small p;
+    identical systems give p = 1."""
+    rng = np.random.default_rng(7)
+    n = 2400
+    is_bona = rng.random(n) < 0.5
+    coded = rng.random(n) < 0.5
+    speakers = rng.integers(0, 40, n).astype(str)
+
+    def system(coded_separation, seed):
+        r = np.random.default_rng(seed)
+        separation = np.where(coded, coded_separation, 2.5)
+        return np.where(is_bona, separation, 0.0) + r.normal(size=n)
+
+    fragile = [system(0.8, s) for s in range(3)]
+    robust = [system(2.2, 10 + s) for s in range(3)]
+    (test,) = compare_groups({"ERM": fragile, "DANN": robust}, is_bona, speakers, n_boot=300,
+                             gap=(~coded, coded), metric="unseen-codec gap")
+    assert test.metric == "unseen-codec gap" and test.eer_a > 15 and test.difference < -10
+    assert test.p_value < 0.01 and test.ci_high < 0
+    assert "DANN has a lower unseen-codec gap than ERM" in verdict(test)
+    (same,) = compare_groups({"A": fragile, "B": [f.copy() for f in fragile]}, is_bona, speakers, n_boot=200,
+                             gap=(~coded, coded))
+    assert same.difference == 0 and same.p_value == 1.0
