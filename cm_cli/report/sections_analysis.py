@@ -178,14 +178,16 @@ def _probes(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
             best = rows_tag.loc[rows_tag["selectivity"].astype(float).idxmax()]
             accuracy = best.get("balanced_accuracy", best.get("accuracy"))
             rows.append({"Target": target, "Tag": tag, "Most selective layer": str(best["layer"]),
-                         "Balanced acc. (%)": fmt(100 * float(accuracy), 1),
+                         "Accuracy (%)": fmt(100 * float(best.get("accuracy", float("nan"))), 1),
                          "95% CI": fmt_ci(best.get("ci_low"), best.get("ci_high"), scale=100, digits=1),
+                         "Balanced acc. (%)": fmt(100 * float(accuracy), 1),
                          "Control acc. (%)": fmt(100 * float(best.get("control_accuracy", float("nan"))), 1),
                          "Control unit": _control_unit(best),
                          "Selectivity (points)": fmt(100 * float(best["selectivity"]), 1),
                          "Majority chance (%)": fmt(100 * float(best.get("chance_majority", float("nan"))), 1),
                          "Uniform chance (%)": fmt(100 * float(best.get("chance_uniform", float("nan"))), 1)})
-    blocks.append(Table(fig.table_name(f"probes-{where}"), "Most selective layer per probe target and tag.",
+    blocks.append(Table(fig.table_name(f"probes-{where}"), "Most selective layer per probe target and tag (the CI "
+                        "is that of accuracy, clusters of the fold grouping resampled).",
                         pd.DataFrame(rows)))
     return blocks
 

@@ -175,12 +175,12 @@ def _gap_masks(groups: Sequence[tuple[str, list[EvalInfo]]], trials: "pd.DataFra
     out_mask = ~in_mask & ~np.isin(keys, list(seen))
     if seen:
         name = "unseen-codec gap"
-        what = (f"{column} values no group trained on ({', '.join(sorted(set(keys[out_mask]))) or 'none'}) against "
-                f"in-domain {', '.join(sorted(in_domain))}")
+        what = (f"the {column} values no group trained on ({', '.join(sorted(set(keys[out_mask]))) or 'none'}) minus "
+                f"EER on the in-domain ones ({', '.join(sorted(in_domain))})")
     else:
         name = "OOD gap"
-        what = (f"every {column} value but {', '.join(sorted(in_domain))} (no seen_domains recorded, so seen and "
-                "unseen codecs are pooled)")
+        what = (f"every {column} value but {', '.join(sorted(in_domain))} minus EER on those (no seen_domains "
+                "recorded, so seen and unseen codecs are pooled)")
     return in_mask, out_mask, name, what
 
 
@@ -203,6 +203,22 @@ def _tests_table(tests, n_boot: int, name: str, caption: str) -> tuple[Table, "p
         "Seeds A/B": [f"{a}/{b}" for a, b in zip(frame["n_seeds_a"], frame["n_seeds_b"])],
     }))
     return table, frame
+
+
+def _summary(tests, gap_tests, *, alpha: float = 0.05) -> str:
+    """One paragraph: the ranking by mean EER and which differences the evidence supports."""
+    means: dict[str, float] = {}
+    for t in tests:
+        means[t.a], means[t.b] = t.eer_a, t.eer_b
+    ranking = " < ".join(f"{k} {v:.2f} %" for k, v in sorted(means.items(), key=lambda kv: kv[1]))
+    parts = [f"Mean EER over seeds: {ranking}."]
+    for kind, group in (("EER", tests), (gap_tests[0].metric if gap_tests else "", gap_tests)):
+        if not group:
+            continue
+        supported = [f"{t.b} vs {t.a} ({t.difference:+.2f} points)" for t in group if t.p_holm < alpha]
+        parts.append(f"Differences in {kind} the evidence supports (Holm-adjusted p < {alpha}): "
+                     + (", ".join(supported) if supported else "none") + ".")
+    return " ".join(parts)
 
 
 def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *,
@@ -238,7 +254,8 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
     if not tests:
         return blocks + [Note(f"Fewer than two groups with scores on {corpus}, so no paired test")]
     how = (f"{n_boot} bootstrap replicates, each resampling {unit}s (shared by all systems) and each group's "
-           "seeds (a replicate with no bona fide or spoof trial on a side is dropped); two-sided p, Holm-adjusted over the pairs; Cohen's d over seeds")
+           "seeds (a replicate with no bona fide or spoof trial on a side is dropped); two-sided p, "
+           "Holm-adjusted over the pairs; Cohen's d over seeds")
     table, frame = _tests_table(tests, n_boot, fig.table_name(f"paired-{corpus}"),
                                 f"Paired tests on {corpus}: difference of mean EER over seeds (B − A, points) on the "
                                 f"{len(trials)} trials every run scored; {how}.")
@@ -254,8 +271,8 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
             notes.append(f"no paired test of the OOD gap: {error.message}")
         if gap_tests:
             gap_table, _ = _tests_table(gap_tests, n_boot, fig.table_name(f"paired-gap-{corpus}"),
-                                        f"Paired tests on {corpus} of the {metric} (EER on {what}, minus in-domain "
-                                        f"EER; points), same trials and resamples; {how}.")
+                                        f"Paired tests on {corpus} of the {metric} (EER on {what}; points), same "
+                                        f"trials and resamples; {how}.")
             blocks.append(gap_table)
     else:
         notes.append("the scores carry no domain/codec column, so the OOD gap is not tested")
@@ -268,7 +285,8 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
                                                      title=f"Seeds and paired differences ({corpus})"),
                              f"Left: EER of every seed per group on {corpus} (mean ± sd). Right: difference of mean "
                              "EER for each pair with its 95% paired-bootstrap interval and p-value."))
-    blocks.append("What the evidence supports:")
+    blocks.append(_summary(tests, gap_tests))
+    blocks.append("What the evidence supports, pair by pair:")
     blocks.append("\n".join(f"- {verdict(t)}" for t in [*tests, *gap_tests]))
     for note in notes:
         blocks.append(f"Note: {note}.")

@@ -258,7 +258,7 @@ def test_seed_groups_mean_sd_and_paired_tests_on_the_demo_layout(tmp_path):
     rows = [line for line in tests.split("Paired tests on toy of the")[0].splitlines() if line.endswith(" 3/3 |")]
     assert len(rows) == 3 and rows[0].startswith("| erm |")  # the baseline is A
     assert "nan" not in tests
-    assert "What the evidence supports:" in tests
+    assert "What the evidence supports, pair by pair:" in tests and "Mean EER over seeds: dann" in tests
     sentences = [line for line in tests.splitlines() if line.startswith("- ")]
     assert any("dann − erm" in s and "supports a real difference, dann has a lower EER than erm" in s
                for s in sentences)
