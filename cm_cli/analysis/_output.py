@@ -60,8 +60,10 @@ def previous_summary(out: str | Path, kind: str, options: Mapping[str, Any], *, 
 
 def write_outputs(out: str | Path, kind: str, options: Mapping[str, Any], *, tables: Mapping[str, Any],
                   summary: Mapping[str, Any], summary_name: str, inputs: Sequence[str | Path] = (),
-                  force: bool = False, argv: Sequence[str] | None = None) -> dict:
-    """Write ``tables`` (name -> DataFrame) and ``summary_name`` JSON under ``out`` with provenance."""
+                  force: bool = False, argv: Sequence[str] | None = None,
+                  metadata: Mapping[str, Mapping[str, str]] | None = None) -> dict:
+    """Write ``tables`` (name -> DataFrame, with optional Parquet key-value ``metadata`` per name) and
+    ``summary_name`` JSON under ``out`` with provenance."""
     from cm_cli.core.artifacts import OutputDir, write_json, write_parquet
 
     out = Path(out)
@@ -70,7 +72,7 @@ def write_outputs(out: str | Path, kind: str, options: Mapping[str, Any], *, tab
                    argv=argv) as directory:
         outputs: dict[str, str] = {}
         for name, table in tables.items():
-            outputs[name] = str(write_parquet(table, out / name))
+            outputs[name] = str(write_parquet(table, out / name, metadata=(metadata or {}).get(name)))
         outputs[summary_name] = str(write_json(dict(summary), out / summary_name))
         directory.finish(outputs=outputs, summary=summary)
     return dict(summary, outputs=outputs, skipped=False)

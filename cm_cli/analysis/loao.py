@@ -1,5 +1,10 @@
 """Leave-one-attack-out: how much worse a linear detector does on an attack it never saw.
 
+On frozen embeddings this measures linear separability of the held-out attack by a
+probe that never saw it, while the encoder that made the embeddings saw every
+attack; only the full-retraining recipe (``plan_loao``) holds the attack out of the
+encoder too.
+
 For each attack (or attack family) a scaler + logistic-regression detector is fit
 on a speaker-disjoint training part twice: on bona fide + every attack ("seen")
 and on bona fide + every other attack ("held out"). Both are scored on the test
@@ -25,10 +30,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "LOAO_COLUMNS", "LoaoConfig", "LoaoTables", "compute_loao", "per_attack_gaps", "summarise_loao", "probe_selectivity_correlations",
-    "compare_loao", "plan_loao", "run_loao", "speaker_test_split",
+    "compare_loao", "plan_loao", "retrained_gaps", "run_loao", "speaker_test_split", "FROZEN_MEASURES",
+    "RETRAIN_MEASURES", "PLAN_FILE",
 ]
 
 LOAO_COLUMNS = ["attack", "seed", "layer", "eer_seen", "eer_held_out", "gap", "n_bonafide", "n_spoof"]
+# what each protocol measures, written into loao.json, the Parquet metadata, the plan record and the report
+FROZEN_MEASURES = ("linear separability of a held-out attack by a probe that never saw it; the encoder that "
+                   "made the embeddings saw every attack")
+RETRAIN_MEASURES = ("detection of an attack the whole detector (encoder included) never saw: each run is "
+                    "retrained with that attack removed from train and dev")
 GROUP_COLUMNS = ("attack", "attack_family")
 
 
@@ -266,6 +277,8 @@ def summarise_loao(tables: LoaoTables, *, config: LoaoConfig = LoaoConfig()) -> 
         best = part.loc[part["gap_mean"].idxmax()]
         largest[layer] = {"attack": best["attack"], "gap_mean": float(best["gap_mean"])}
     return {
+        "protocol": "frozen embeddings",
+        "measures": FROZEN_MEASURES,
         "units": "EER and gap in percentage points; gap = eer_held_out - eer_seen",
         "group_by": config.group_by,
         "seeds": list(config.seeds),
@@ -339,40 +352,131 @@ def compare_loao(a: LoaoTables, b: LoaoTables, *, config: LoaoConfig = LoaoConfi
 
 # --------------------------------------------------------------------------- plan for full retraining
 
+PLAN_FILE = "loao_plan.json"
+TRAINING_SPLITS = ("train", "dev")
+
+
+def _slug(group: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in group)
+
+
+def _plan_groups(manifest: "pd.DataFrame", group_by: str, eval_split: str) -> tuple[list[str], dict[str, str], bool]:
+    """Groups to hold out (spoofed in train/dev and present in the evaluated split), the skipped ones with
+    the reason, and whether the manifest has train/dev splits at all."""
+    spoof = manifest["label"].astype(str) == "spoof"
+    split = manifest["split"].astype(str) if "split" in manifest.columns else None
+    values = manifest[group_by].astype("string")
+    everywhere = sorted(values[spoof].dropna().unique())
+    has_splits = split is not None and split.isin(TRAINING_SPLITS).any()
+    if not has_splits:
+        return list(everywhere), {}, False
+    trained = set(values[spoof & split.isin(TRAINING_SPLITS)].dropna())
+    evaluated = set(values[spoof & (split == eval_split)].dropna())
+    groups, skipped = [], {}
+    for group in everywhere:
+        if group not in trained:
+            skipped[group] = f"never in {'/'.join(TRAINING_SPLITS)}: already unseen by every run"
+        elif group not in evaluated:
+            skipped[group] = f"no spoofs in the {eval_split!r} split to measure it on"
+        else:
+            groups.append(group)
+    return groups, skipped, True
+
 
 def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str | Path, train_preset: str,
-              group_by: str = "attack") -> list[str]:
-    """One shell line per held-out group (plus the all-seen baseline): write its training manifest, then
-    ``cm train`` on it and ``cm eval`` on the full manifest with a per-attack breakdown.
+              group_by: str = "attack", eval_split: str = "eval", train_args: str = "") -> list[str]:
+    """One shell line per held-out group (plus the all-seen baseline): ``cm train`` on a manifest whose
+    train and dev splits lack that group's spoofs, then ``cm eval`` of the run on ``eval_split`` of the
+    full manifest with a per-attack breakdown.
 
-    The training manifests (manifest minus the held-out group's spoofs) are written
-    under ``OUT/manifests`` so each line runs on its own as a job-array task.
+    Writes the training manifests under ``OUT/manifests``, ``OUT/plan.sh`` (every line, in order) and
+    ``OUT/loao_plan.json``, the recipe record by which ``cm report`` finds the runs and reads each held-out
+    group's EER from ``by.<group_by>`` of their metrics.json.
     """
-    from cm_cli.core.artifacts import write_parquet
+    from cm_cli.core.artifacts import write_json, write_parquet
 
     if group_by not in manifest.columns:
         raise CmError(f"{manifest_path}: no column {group_by!r}")
-    spoof = manifest["label"].astype(str) == "spoof"
-    groups = sorted(manifest.loc[spoof, group_by].dropna().astype(str).unique())
-    if len(groups) < 2:
+    groups, skipped, has_splits = _plan_groups(manifest, group_by, eval_split)
+    if len(groups) < 1:
+        reasons = "; ".join(f"{g}: {r}" for g, r in skipped.items()) or "no spoofs with a value"
+        raise CmError(f"{manifest_path}: no {group_by} can be held out ({reasons})",
+                      "the held-out attack must be spoofed in train/dev and present in the evaluated split "
+                      "(--split)")
+    if not has_splits and len(groups) < 2:
         raise CmError(f"{manifest_path}: fewer than 2 {group_by} values among spoofs; nothing to hold out")
+    spoof = manifest["label"].astype(str) == "spoof"
     out = Path(out)
     q = shlex.quote
-    lines = []
+    extra = (" " + " ".join(q(a) for a in shlex.split(train_args))) if train_args else ""
+
+    def line(train_manifest: Path, run: Path) -> str:
+        return (f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}{extra}"
+                f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --split {q(eval_split)}"
+                f" --out {q(str(run / 'eval'))} --by {q(group_by)}")
+
     baseline = out / "runs" / "seen"
-    lines.append(f"cm train --preset {q(train_preset)} --manifest {q(str(manifest_path))} --out {q(str(baseline))}"
-                 f" && cm eval --run {q(str(baseline))} --manifest {q(str(manifest_path))} --out {q(str(baseline / 'eval'))}"
-                 f" --by {q(group_by)}")
+    lines = [line(Path(manifest_path), baseline)]
+    held_out = []
     for group in groups:
-        slug = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in group)
+        slug = _slug(group)
         train_manifest = out / "manifests" / f"without_{slug}" / "manifest.parquet"
+        # the group's spoofs leave every split of the training manifest (train and dev matter to cm train;
+        # the evaluation reads the full manifest)
         write_parquet(manifest.loc[~(spoof & (manifest[group_by].astype(str) == group))].reset_index(drop=True),
                       train_manifest)
         run = out / "runs" / f"heldout_{slug}"
-        lines.append(f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}"
-                     f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --out {q(str(run / 'eval'))}"
-                     f" --by {q(group_by)}")
+        lines.append(line(train_manifest, run))
+        held_out.append({"group": group, "train_manifest": str(train_manifest.resolve()), "run": str(run.resolve()),
+                         "eval": str((run / "eval").resolve())})
+    record = {
+        "kind": "loao_retrain", "protocol": "full retraining", "measures": RETRAIN_MEASURES,
+        "manifest": str(Path(manifest_path).resolve()), "group_by": group_by, "eval_split": eval_split,
+        "train_preset": train_preset, "train_args": train_args,
+        "held_out_from": list(TRAINING_SPLITS) if has_splits else "every split (the manifest has no train/dev split)",
+        "baseline": {"run": str(baseline.resolve()), "eval": str((baseline / "eval").resolve())},
+        "held_out": held_out, "skipped": skipped, "lines": lines,
+    }
+    write_json(record, out / PLAN_FILE)
+    script = out / "plan.sh"
+    script.write_text("#!/bin/sh\n# leave-one-attack-out with full retraining, written by `cm loao --plan`\n"
+                      "# each line is independent (a job-array task); run them all, then `cm report "
+                      f"{q(str(out))}`\nset -e\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    script.chmod(0o755)
     return lines
+
+
+def retrained_gaps(record: dict) -> tuple["pd.DataFrame", list[str]]:
+    """Per held-out group: EER of the all-seen baseline and of the run trained without it (points, from the
+    ``by.<group_by>`` breakdown of each run's metrics.json), the gap, and what is still missing."""
+    import pandas as pd
+
+    from cm_cli.core.artifacts import read_json
+
+    group_by = str(record.get("group_by", "attack"))
+    missing: list[str] = []
+
+    def eer_of(eval_dir: str, group: str) -> tuple[float, int | None]:
+        path = Path(eval_dir) / "metrics.json"
+        if not path.is_file():
+            missing.append(str(path))
+            return math.nan, None
+        entry = ((read_json(path).get("by") or {}).get(group_by) or {}).get(group) or {}
+        if entry.get("eer") is None:
+            missing.append(f"{path}: by.{group_by}.{group}")
+            return math.nan, None
+        return 100 * float(entry["eer"]), entry.get("n_spoof")
+
+    baseline = record.get("baseline") or {}
+    rows = []
+    for item in record.get("held_out") or []:
+        group = str(item["group"])
+        seen, n_spoof = eer_of(baseline.get("eval", ""), group)
+        held, _ = eer_of(item.get("eval", ""), group)
+        rows.append({"attack": group, "eer_seen": seen, "eer_held_out": held, "gap": held - seen,
+                     "n_spoof": n_spoof})
+    columns = ["attack", "eer_seen", "eer_held_out", "gap", "n_spoof"]
+    return pd.DataFrame(rows, columns=columns), list(dict.fromkeys(missing))
 
 
 # --------------------------------------------------------------------------- the whole step
@@ -407,5 +511,6 @@ def run_loao(embeddings: str | Path, *, manifest: str | Path, out: str | Path, c
         summary["compare"] = {"embeddings_b": str(compare), **compare_summary, "notes_b": tables_b.notes}
         out_tables["compare.parquet"] = joined
     inputs = [p for p in (embeddings, manifest, probe_results, compare) if p]
+    metadata = {"cm.protocol": "frozen embeddings", "cm.measures": FROZEN_MEASURES}
     return write_outputs(out, "loao", options, tables=out_tables, summary=summary, summary_name="loao.json",
-                         inputs=inputs, force=force, argv=argv)
+                         inputs=inputs, force=force, argv=argv, metadata={"loao.parquet": metadata})

@@ -5,6 +5,12 @@ and an interval, with folds that never put one speaker (or one source utterance
 and its coded copy) on both sides. Everything here is cross-validated out of fold
 with folds fixed per group, so every layer and both embedding sets of a
 comparison are scored on exactly the same splits (paired differences).
+
+The control task (Hewitt & Liang, 2019) gives every control unit (a speaker by
+default) one random label; it measures the probe's capacity to memorise, which
+needs the unit to recur between training and test. When the task folds keep each
+unit on one side (speaker-grouped folds with speaker units), the control is
+cross-validated on its own folds that spread each unit's rows over every fold.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "PROBE_COLUMNS", "CLASS_COLUMNS", "PROBE_CLASSES_FILE", "ProbeConfig", "ProbeData", "LayerProbe",
-    "prepare_probe_data", "assign_folds", "control_labels", "probe_layer", "compute_probes", "run_probes",
+    "prepare_probe_data", "assign_folds", "control_labels", "recurrent_folds", "unit_recurrence", "control_measures",
+    "probe_layer", "compute_probes", "run_probes",
     "load_class_selectivity", "set_name",
 ]
 
 PROBE_COLUMNS = ["tag", "layer", "target", "accuracy", "balanced_accuracy", "control_accuracy", "selectivity",
-                 "chance_majority", "chance_uniform", "n", "folds", "ci_low", "ci_high"]
+                 "chance_majority", "chance_uniform", "n", "folds", "ci_low", "ci_high",
+                 "control_unit", "control_folds", "control_recurrence"]
 CLASS_COLUMNS = ["tag", "layer", "target", "class", "n", "recall", "control_recall", "selectivity"]
 PROBE_CLASSES_FILE = "probe_classes.parquet"
 NULL_CLASS = "none"
@@ -71,6 +79,10 @@ class ProbeData:
     control: "np.ndarray"  # control-task class codes, (repeats, N)
     notes: list[str] = field(default_factory=list)
     control_by: str = "utt_id"  # the column the control labels were assigned by (utt_id: per row)
+    control_fold: "np.ndarray | None" = None  # folds of the control task (None: the task folds)
+    control_groups: "np.ndarray | None" = None  # groups of the control folds (inner C sweep)
+    control_folds: str = "task"  # "task" (same folds as the task) or "recurrent" (units spread over folds)
+    control_recurrence: float = float("nan")  # share of test rows whose control unit has training rows
 
 
 @dataclass
@@ -119,6 +131,51 @@ def control_labels(types: "np.ndarray", y: "np.ndarray", *, seed: int, repeats: 
     return per_type[:, inverse]
 
 
+def unit_recurrence(types: "np.ndarray", fold: "np.ndarray") -> float:
+    """Share of rows whose unit also has rows outside their fold (i.e. in that fold's training part)."""
+    import numpy as np
+
+    if not len(types):
+        return float("nan")
+    _, unit = np.unique(types.astype(str), return_inverse=True)
+    folds_of_unit = np.zeros((unit.max() + 1, int(fold.max()) + 1), dtype=np.int64)
+    np.add.at(folds_of_unit, (unit, fold), 1)
+    outside = folds_of_unit.sum(axis=1)[unit] - folds_of_unit[unit, fold]
+    return float((outside > 0).mean())
+
+
+def recurrent_folds(types: "np.ndarray", keys: "np.ndarray", *, folds: int, seed: int) -> "np.ndarray":
+    """Folds in which every unit with rows under 2+ keys recurs: each unit's keys (rows, or source
+    utterances so a coded copy stays with its source) are dealt round-robin over the folds."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 104729)
+    key_values, first, key_index = np.unique(keys.astype(str), return_index=True, return_inverse=True)
+    _, unit_of_key = np.unique(types.astype(str)[first], return_inverse=True)
+    order = np.lexsort((rng.random(len(key_values)), unit_of_key))  # keys grouped by unit, shuffled within
+    sorted_units = unit_of_key[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_units)) + 1]
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    offset = rng.integers(0, folds, size=int(unit_of_key.max()) + 1)
+    fold_of_key = np.empty(len(key_values), dtype=np.int64)
+    fold_of_key[order] = (rank + offset[sorted_units]) % folds
+    return fold_of_key[key_index]
+
+
+def _source_keys(rows: "pd.DataFrame") -> "np.ndarray":
+    """The source utterance of each row (source_utt_id / codec_seed where present, else its own utt_id)."""
+    import numpy as np
+
+    keys = np.array([str(u) for u in rows["utt_id"]], dtype=object)
+    for column in ("source_utt_id", "codec_seed"):
+        if column in rows.columns:
+            values = rows[column]
+            present = values.notna().to_numpy() & (values.astype("string").fillna("").str.len() > 0).to_numpy()
+            keys = np.where(present, "src:" + values.astype(str).to_numpy(dtype=object), keys)
+            break
+    return keys
+
+
 def prepare_probe_data(manifest: "pd.DataFrame", *, config: ProbeConfig, source: str = "manifest") -> ProbeData:
     """Target codes, groups, folds and control labels for manifest rows; checks classes against the folds."""
     import numpy as np
@@ -163,16 +220,36 @@ def prepare_probe_data(manifest: "pd.DataFrame", *, config: ProbeConfig, source:
                       "lower --folds or choose another --group-by")
     fold = assign_folds(y, groups, folds=config.folds, seed=config.seed)
     control_by = config.control_by
-    if control_by and control_by == config.group_by:
-        notes.append(f"control task per {control_by} is impossible with folds grouped by {control_by} (a test "
-                     "fold's types are never seen in training, which biases control accuracy below chance); "
-                     "control labels were assigned per utterance instead")
-        control_by = None
     types = _column(rows, control_by, source) if control_by else np.array(
         [str(u) for u in rows["utt_id"]], dtype=object)
     control = control_labels(types, y, seed=config.seed, repeats=config.control_repeats)
+    control_fold, control_groups, scheme = None, None, "task"
+    recurrence = unit_recurrence(types, fold)
+    if control_by and recurrence < 0.9:
+        keys = _source_keys(rows)
+        control_fold = recurrent_folds(types, keys, folds=config.folds, seed=config.seed)
+        control_groups, scheme = keys, "recurrent"
+        notes.append(f"control units ({control_by}) recur in only {recurrence:.0%} of the task folds' test rows "
+                     f"(folds grouped by {config.group_by or 'row'}), so the control task is cross-validated on its "
+                     f"own folds that spread each {control_by}'s utterances over every fold (a source utterance and "
+                     "its coded copies stay together): control accuracy measures memorisation of one random label "
+                     f"per {control_by} (Hewitt & Liang 2019)")
+        recurrence = unit_recurrence(types, control_fold)
+    elif not control_by:
+        notes.append("control labels per row never recur between training and test: control accuracy is chance "
+                     "by construction and selectivity is accuracy minus chance, not a capacity control")
     return ProbeData(rows=rows, classes=[str(c) for c in classes], y=y, groups=groups, fold=fold, control=control,
-                     notes=notes, control_by=control_by or "utt_id")
+                     notes=notes, control_by=control_by or "utt_id", control_fold=control_fold,
+                     control_groups=control_groups, control_folds=scheme, control_recurrence=recurrence)
+
+
+def control_measures(unit: str, recurrence: float) -> str:
+    """A plain sentence on what control accuracy measures, for summaries and the report."""
+    if recurrence > 0:
+        return (f"memorisation capacity: accuracy of the same probe on one random label per {unit}, each {unit} "
+                f"recurring between training and test ({recurrence:.0%} of test rows)")
+    return (f"nothing learnable: control units ({unit}) never recur between training and test, so control accuracy "
+            "is chance by construction")
 
 
 def _show(counts: dict) -> str:
@@ -240,7 +317,10 @@ def probe_layer(X: "np.ndarray", data: ProbeData, row_index: "np.ndarray", *, la
 
     y, fold, groups = data.y[row_index], data.fold[row_index], data.groups[row_index]
     predicted, chosen = _cross_validate(X, y, fold, groups, config=config)
-    control_predicted = np.stack([_cross_validate(X, labels[row_index], fold, groups, config=config)[0]
+    control_fold = fold if data.control_fold is None else data.control_fold[row_index]
+    control_groups = groups if data.control_groups is None else data.control_groups[row_index]
+    control_predicted = np.stack([_cross_validate(X, labels[row_index], control_fold, control_groups,
+                                                  config=config)[0]
                                   for labels in data.control])
     return LayerProbe(layer=layer, row_index=row_index, predicted=predicted, control_predicted=control_predicted,
                       chosen_c=chosen)
@@ -266,6 +346,8 @@ def layer_rows(result: LayerProbe, data: ProbeData, *, tag: str, config: ProbeCo
         "control_accuracy": control_accuracy, "selectivity": accuracy - control_accuracy,
         "chance_majority": float(frequencies.max()), "chance_uniform": 1.0 / int((frequencies > 0).sum()),
         "n": int(len(y)), "folds": int(config.folds), "ci_low": low, "ci_high": high,
+        "control_unit": data.control_by, "control_folds": data.control_folds,
+        "control_recurrence": float(data.control_recurrence),
     }
     per_class = []
     for i, name in enumerate(data.classes):
@@ -365,6 +447,9 @@ def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *
 
     summary: dict[str, Any] = {
         "target": config.target, "group_by": config.group_by, "control_by": data.control_by,
+        "control_unit": data.control_by, "control_folds": data.control_folds,
+        "control_recurrence": float(data.control_recurrence),
+        "control_measures": control_measures(data.control_by, data.control_recurrence),
         "control_repeats": int(data.control.shape[0]),
         "folds": config.folds, "tags": names, "embeddings": [str(s) for s in sets], "n_rows": int(len(data.rows)),
         "class_counts": {c: int((data.y == k).sum()) for k, c in enumerate(data.classes)},

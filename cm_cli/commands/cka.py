@@ -15,10 +15,10 @@ def cka(
     embeddings_a: Annotated[Path, typer.Argument(help="Embeddings (set A).", show_default=False)],
     embeddings_b: Annotated[Optional[Path], typer.Argument(help="Embeddings (set B; default A itself).", show_default=False)] = None,
     out: OutDir = None,
-    estimator: Annotated[str, typer.Option("--estimator", help="HSIC estimator: biased or debiased (unbiased HSIC).")] = "biased",
+    estimator: Annotated[Optional[str], typer.Option("--estimator", help="HSIC estimator: biased or debiased (unbiased HSIC). Default: biased for full batch, debiased with --batch-size (biased is refused there).", show_default=False)] = None,
     layers_a: Annotated[Optional[str], typer.Option("--layers-a", "--layer", help="Layers of A (index, name, comma list; default all).")] = None,
     layers_b: Annotated[Optional[str], typer.Option("--layers-b", help="Layers of B (default: as --layers-a).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Minibatch CKA: HSIC averaged over random batches of this size (large N).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Minibatch CKA: unbiased HSIC accumulated over random batches of this size (large N).")] = None,
     preset: PresetOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -31,7 +31,7 @@ def cka(
     values = {"estimator": estimator, "layers_a": layers_a, "layers_b": layers_b, "batch_size": batch_size,
               "out": out, "force": force}
     opts = resolve_options(ctx, "cka", values, preset=preset)
-    config = CkaConfig(estimator=str(opts["estimator"]), layers_a=opts["layers_a"], layers_b=opts["layers_b"],
+    config = CkaConfig(estimator=str(opts["estimator"]) if opts["estimator"] else None, layers_a=opts["layers_a"], layers_b=opts["layers_b"],
                        batch_size=opts["batch_size"], seed=c_.seed)
     name = set_name(embeddings_a) + (f"_vs_{set_name(embeddings_b)}" if embeddings_b else "")
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "cka" / name
@@ -51,6 +51,8 @@ def _print(out_dir: Path, summary: dict) -> None:
     if summary.get("skipped"):
         out.print(f"[dim]{out_dir}: already complete with these options (reused)[/]")
     table = Table(title=f"CKA diagonal ({summary['estimator']}, n={summary['n_rows']})", title_justify="left")
+    if summary.get("measures"):
+        out.print(f"[dim]{summary['measures']}[/]")
     table.add_column("layer")
     table.add_column("CKA", justify="right")
     for layer, value in summary["diagonal"].items():

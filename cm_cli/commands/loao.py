@@ -57,14 +57,16 @@ def loao(
     compare: Annotated[Optional[Path], typer.Option("--compare", help="A second embedding set (e.g. fine-tuned): per-attack changes and their correlation.")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print one `cm train` + `cm eval` line per held-out attack (job array) and exit.")] = False,
     train_preset: Annotated[Optional[str], typer.Option("--train-preset", help="Preset of the retraining runs for --plan.")] = None,
+    train_args: Annotated[Optional[str], typer.Option("--train-args", help="Extra `cm train` options for every --plan run, e.g. \"--epochs 1 --seed 3\".")] = None,
     preset: PresetOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Leave-one-attack-out: EER gap of a linear detector on an attack it never saw, and why (geometry, probes)."""
+    """Leave-one-attack-out. On embeddings: linear separability of a held-out attack by a probe that never saw it
+    (the encoder saw every attack). With --plan: the full-retraining recipe (each attack removed from train and dev)."""
     c_ = get_ctx(ctx)
     values = {"layer": layer, "group_by": group_by, "seeds": seeds, "split": split, "test_size": test_size, "c": c,
               "probe_results": probe_results, "probe_tag": probe_tag, "compare": compare, "plan": plan,
-              "train_preset": train_preset, "manifest": manifest, "out": out, "force": force}
+              "train_preset": train_preset, "train_args": train_args, "manifest": manifest, "out": out, "force": force}
     opts = resolve_options(ctx, "loao", values, preset=preset)
     manifest_path = manifest_for(embeddings, opts["manifest"])
     if opts["plan"]:
@@ -103,14 +105,17 @@ def _plan(c_, manifest_path: Path, opts: dict) -> None:
     if not opts["train_preset"]:
         raise UsageError("--plan needs --train-preset", "e.g. --plan --train-preset toy_lcnn_erm")
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "loao_plan"
-    frame = load_manifest(manifest_path, split=opts["split"])
+    eval_split = opts["split"] or "eval"  # with --plan, --split names the split the runs are evaluated on
+    frame = load_manifest(manifest_path)
     if c_.dry_run:
         print_dry_run(c_, "loao", {"plan": True, "manifest": str(manifest_path), "out": str(out_dir),
-                                   "train_preset": opts["train_preset"]})
+                                   "train_preset": opts["train_preset"], "train_args": opts["train_args"],
+                                   "eval_split": eval_split})
         return
-    lines = plan_loao(manifest_path, frame, out=out_dir, train_preset=opts["train_preset"], group_by=opts["group_by"])
+    lines = plan_loao(manifest_path, frame, out=out_dir, train_preset=opts["train_preset"], group_by=opts["group_by"],
+                      eval_split=eval_split, train_args=opts["train_args"] or "")
     if c_.json:
-        emit(c_, {"plan": lines, "out": str(out_dir)})
+        emit(c_, {"plan": lines, "out": str(out_dir), "script": str(out_dir / "plan.sh")})
         return
     sys.stdout.write("\n".join(lines) + "\n")
 
@@ -134,6 +139,8 @@ def _print(summary: dict, out_dir: Path) -> None:
         table.add_row(str(r["attack"]), _f(r["eer_seen_mean"]), _f(r["eer_held_out_mean"]), _f(r["gap_mean"]),
                       _f(r["gap_sd"]))
     out.print(table)
+    if summary.get("measures"):
+        out.print(f"[dim]measures: {summary['measures']}[/]")
     for note in summary.get("notes", []):
         out.print(f"[yellow]note:[/] {note}")
     out.print(f"wrote {out_dir}")

@@ -39,7 +39,7 @@ def probe(
     out: OutDir = None,
     layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layer index or name, comma list, or 'all' (default all).")] = None,
     group_by: Annotated[str, typer.Option("--group-by", help="Folds never split a value of this column (speaker, codec_seed, source_utt_id; 'none': rows).")] = "speaker",
-    control_by: Annotated[str, typer.Option("--control-by", help="Control task: one random label per value of this column ('none': per row).")] = "speaker",
+    control_by: Annotated[str, typer.Option("--control-by", help="Control task: one random label per value of this column; its values recur between training and test (own folds when --group-by keeps them apart). 'none': per row, not learnable.")] = "speaker",
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 5,
     split: SplitOpt = None,
     c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the logistic regression.")] = 1.0,
@@ -98,6 +98,9 @@ def _print(out_dir: Path, summary: dict) -> None:
         view.add_row(str(r.tag), str(r.layer), f"{r.accuracy:.3f}", f"{r.ci_low:.3f}–{r.ci_high:.3f}",
                      f"{r.balanced_accuracy:.3f}", f"{r.control_accuracy:.3f}", f"{r.selectivity:+.3f}")
     out.print(view)
+    if summary.get("control_measures"):
+        out.print(f"[dim]control ({summary.get('control_unit')}, {summary.get('control_folds')} folds): "
+                  f"{summary['control_measures']}[/]")
     comparison = summary.get("comparison")
     if comparison:
         diff = Table(title=f"accuracy {comparison['b']} - {comparison['a']} (paired cluster bootstrap)", title_justify="left")

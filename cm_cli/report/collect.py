@@ -9,6 +9,7 @@ time, by the figure and table code.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -28,9 +29,12 @@ LOOKED_FOR = (
     "probes.parquet",
     "cka.parquet",
     "patching.parquet",
+    "loao_plan.json (the full-retraining LOAO recipe of `cm loao --plan`)",
 )
 _ANALYSIS_FILES = {"loao": "loao.parquet", "probes": "probes.parquet", "cka": "cka.parquet",
-                   "patching": "patching.parquet"}
+                   "patching": "patching.parquet", "loao_retrain": "loao_plan.json"}
+_OPTIONAL_KINDS = {"loao_retrain"}  # counted only when found
+_SEED_DIR = re.compile(r"^seed[_-]?\d+$")
 # kinds whose directories hold bulk data (audio, embeddings): recorded, never descended into
 _BULK_KINDS = {"degraded", "embeddings", "manifest"}
 _SKIP_DIRS = {"checkpoints", "figures", "__pycache__", "tables"}
@@ -85,6 +89,14 @@ class EvalInfo:
         return self.run.seed if self.run else None
 
     @property
+    def layout_group(self) -> str | None:
+        """``<method>`` of the ``<method>/seed_<s>`` layout (DESIGN.md, demo), from this directory or its run's."""
+        for path in (self.path, self.run.path if self.run else None):
+            if path is not None and _SEED_DIR.match(path.name):
+                return path.parent.name
+        return None
+
+    @property
     def seedless_key(self) -> tuple:
         """Same evaluation of seed replicates of one run configuration."""
         ignore = {"run", "checkpoint", "out", "output", "seed", "scores", "workers", "shard", "force"}
@@ -127,7 +139,8 @@ class Collection:
         main = [e for e in self.evals if not e.in_sweep]
         counts = {"runs": len(self.runs), "evaluations": sum(e.sweep is None for e in main),
                   "sweeps": sum(e.sweep is not None for e in main)}
-        counts.update({kind: len(self.analyses.get(kind, [])) for kind in _ANALYSIS_FILES})
+        counts.update({kind: len(self.analyses.get(kind, [])) for kind in _ANALYSIS_FILES
+                       if kind not in _OPTIONAL_KINDS or self.analyses.get(kind)})
         return counts
 
 
@@ -248,6 +261,9 @@ def _load_eval(path: Path, record: dict) -> EvalInfo:
     breakdowns = {p.stem[len("metrics_by_"):]: p for p in sorted(path.glob("metrics_by_*.parquet"))}
     sweep = path / "sweep.parquet"
     corpus = _first(options, ("corpus",))
+    if not corpus and metrics and metrics.get("corpus"):  # contract 4: the manifest's corpus values
+        recorded = metrics["corpus"]
+        corpus = "+".join(sorted(map(str, recorded))) if isinstance(recorded, (list, tuple)) else str(recorded)
     if not corpus and scores is not None:
         values = _column_values(scores, "corpus", name="scores")
         corpus = "+".join(values) if values else None
@@ -263,7 +279,8 @@ def _load_eval(path: Path, record: dict) -> EvalInfo:
 def _load_analysis(kind: str, path: Path) -> AnalysisInfo:
     tables = {p.stem: p for p in sorted(path.glob("*.parquet")) if not p.name.startswith(".")}
     summary: dict = {}
-    for candidate in (f"{kind}.json", "summary.json", *sorted(p.name for p in path.glob("*.json"))):
+    first = _ANALYSIS_FILES.get(kind, "") if _ANALYSIS_FILES.get(kind, "").endswith(".json") else f"{kind}.json"
+    for candidate in (first, "summary.json", *sorted(p.name for p in path.glob("*.json"))):
         if candidate.startswith("cm.") or not (path / candidate).is_file():
             continue
         summary = _read_json(path / candidate)
@@ -345,7 +362,8 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
                 if "sweep.parquet" in names:
                     sweep_dirs.append(resolved)
             for analysis_kind, file_name in _ANALYSIS_FILES.items():
-                if file_name in names or (kind == analysis_kind and any(n.endswith(".parquet") for n in names)):
+                if file_name in names or (kind == analysis_kind and file_name.endswith(".parquet")
+                                          and any(n.endswith(".parquet") for n in names)):
                     found.analyses[analysis_kind].append(_load_analysis(analysis_kind, path))
     for evaluation in found.evals:
         resolved = evaluation.path.resolve()
@@ -371,7 +389,7 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
 def _assign_labels(evals: list[EvalInfo]) -> None:
     """Short, unique system names: method, then method + seed, then the directory name."""
     def base(e: EvalInfo) -> str:
-        return e.method or e.name
+        return e.layout_group or e.method or e.name
 
     def with_seed(e: EvalInfo) -> str:
         return f"{base(e)} s{e.seed}" if e.seed is not None else base(e)

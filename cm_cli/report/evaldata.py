@@ -7,6 +7,7 @@ write. Rates are fractions here; the sections show them in percent.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "CLEAN_VALUES", "Curve", "metric_ci", "overall_metrics", "breakdown", "breakdown_columns", "load_scores", "bona_mask", "curve",
-    "per_attack", "ood_from_scores", "normalise_sweep",
+    "per_attack", "ood_from_scores", "ci_unit", "normalise_sweep",
 ]
 
 CLEAN_VALUES = {"none", "clean", "", "nan", "null"}
@@ -152,42 +153,59 @@ def _eer(bona: "np.ndarray", spoof: "np.ndarray") -> float:
 
 
 def per_attack(e: EvalInfo) -> "pd.DataFrame | None":
-    """Per attack: family, EER (that attack's spoofs vs all bona fide) and, where the scores mix
-    clean and degraded trials, the EER on the clean trials only and the change from clean."""
+    """Per attack: family, EER (that attack's spoofs against all bona fide) and, where the scores mix
+    clean and degraded trials, the EER on the clean trials only and the change from clean.
+
+    The EER is read from metrics.json ``by.attack`` when ``cm eval --by attack`` wrote it;
+    only the clean-only EER (which metrics.json does not hold) is computed from the scores,
+    through ``cm_cli.metrics``.
+    """
     import numpy as np
     import pandas as pd
 
+    stored = breakdown(e, "attack")
+    if stored is not None and "eer" in stored:
+        stored = stored.rename(columns={"value": "attack"})
+        stored = stored[~stored["attack"].astype(str).str.lower().isin({"none", "bonafide", "nan", ""})]
+        stored = stored[stored["eer"].notna()]
+    else:
+        stored = None
+    frame = None
     if e.scores is not None:
         frame = load_scores(e, ["attack", "attack_family", "domain", "codec"])
-        if "attack" in frame:
-            mask = bona_mask(frame["label"])
-            scores = frame["score"].to_numpy(dtype="float64")
-            condition = "domain" if "domain" in frame else ("codec" if "codec" in frame else None)
-            clean = _is_clean(frame[condition]) if condition else np.ones(len(frame), bool)
-            mixed = condition is not None and clean.any() and not clean.all()
-            rows = []
-            spoof_rows = frame[~mask]
-            for attack, part in spoof_rows.groupby(spoof_rows["attack"].astype(str), sort=True):
-                index = part.index.to_numpy()
-                row = {"attack": attack,
-                       "attack_family": str(part["attack_family"].iloc[0]) if "attack_family" in part and part["attack_family"].notna().any() else "",
-                       "eer": _eer(scores[mask], scores[index])}
-                if mixed:
-                    row["eer_clean"] = _eer(scores[mask & clean], scores[index[clean[index]]])
-                    row["delta"] = row["eer"] - row["eer_clean"]
-                rows.append(row)
-            return pd.DataFrame(rows) if rows else None
-    table = breakdown(e, "attack")
-    if table is None:
-        return None
-    table = table.rename(columns={"value": "attack"})
-    table = table[~table["attack"].str.lower().isin({"none", "bonafide"})]
-    table["attack_family"] = ""
-    return table[["attack", "attack_family", "eer"]].reset_index(drop=True)
+        if "attack" not in frame:
+            frame = None
+    if frame is None:
+        if stored is None or stored.empty:
+            return None
+        return stored.assign(attack_family="")[["attack", "attack_family", "eer"]].reset_index(drop=True)
+    mask = bona_mask(frame["label"])
+    scores = frame["score"].to_numpy(dtype="float64")
+    condition = "domain" if "domain" in frame else ("codec" if "codec" in frame else None)
+    clean = _is_clean(frame[condition]) if condition else np.ones(len(frame), bool)
+    mixed = condition is not None and clean.any() and not clean.all()
+    from_metrics = {} if stored is None else dict(zip(stored["attack"].astype(str), stored["eer"].astype(float)))
+    rows = []
+    spoof_rows = frame[~mask]
+    for attack, part in spoof_rows.groupby(spoof_rows["attack"].astype(str), sort=True):
+        index = part.index.to_numpy()
+        row = {"attack": attack,
+               "attack_family": str(part["attack_family"].iloc[0]) if "attack_family" in part and part["attack_family"].notna().any() else "",
+               "eer": from_metrics.get(attack, math.nan) if from_metrics else _eer(scores[mask], scores[index]),
+               "source": "metrics.json" if from_metrics else "scores"}
+        if mixed:
+            row["eer_clean"] = _eer(scores[mask & clean], scores[index[clean[index]]])
+            row["delta"] = row["eer"] - row["eer_clean"]
+        rows.append(row)
+    return pd.DataFrame(rows) if rows else None
 
 
 def ood_from_scores(e: EvalInfo, column: str) -> dict | None:
-    """In-domain (clean) EER, pooled out-of-domain EER and the gap (fractions) from scores."""
+    """The ``ood_gap`` record cm eval would write (same keys, same ``cm_cli.metrics.ood`` code), from the
+    scores, with clean (``none``/``clean``/null) trials in-domain; split into seen and unseen when the run
+    records its ``seen_domains``. None when the scores lack the column or a side."""
+    import inspect
+
     if e.scores is None:
         return None
     frame = load_scores(e, [column])
@@ -196,17 +214,41 @@ def ood_from_scores(e: EvalInfo, column: str) -> dict | None:
     clean = _is_clean(frame[column])
     if not clean.any() or clean.all():
         return None
+    from cm_cli.metrics.breakdown import key_strings
+    from cm_cli.metrics.ood import ood_gap
+    from cm_cli.metrics.trials import sort_trials
+
+    keys = key_strings(frame[column].to_numpy(dtype=object))
+    in_domain = sorted({str(k) for k in keys[clean]})
     mask = bona_mask(frame["label"])
-    scores = frame["score"].to_numpy(dtype="float64")
-    eer_in = _eer(scores[mask & clean], scores[~mask & clean])
-    eer_out = _eer(scores[mask & ~clean], scores[~mask & ~clean])
-    return {"column": column, "eer_in": eer_in, "eer_out": eer_out, "gap": eer_out - eer_in,
-            "relative_gap": eer_out / eer_in - 1 if eer_in > 0 else float("nan")}
+    trials = sort_trials(frame["score"].to_numpy(dtype="float64"), mask)
+    seen = (e.run.config.get("seen_domains") if e.run is not None else None)
+    extra = {"seen": seen} if seen is not None and "seen" in inspect.signature(ood_gap).parameters else {}
+    try:
+        return ood_gap(trials, keys, in_domain, column=column, **extra)
+    except CmError:
+        return None
+
+
+def ci_unit(metrics: Mapping[str, Any] | None) -> str:
+    """What the bootstrap interval resampled (contract 4 ``ci.unit`` / ``ci.cluster_by``)."""
+    block = (metrics or {}).get("ci")
+    if not isinstance(block, Mapping):
+        return "–"
+    unit = block.get("unit")
+    cluster_by = block.get("cluster_by")
+    if unit and cluster_by:
+        return f"{unit} ({cluster_by})"
+    if unit:
+        return str(unit)
+    if "cluster_by" in block:
+        return "trial" if cluster_by is None else str(cluster_by)
+    return "not recorded"
 
 
 _PARAM_COLUMNS = ("parameter", "param", "severity_param", "severity_name", "severity_key")
 _SEVERITY_COLUMNS = ("severity", "value", "severity_value", "level")
-_DIRECT_PARAMS = ("kbps", "bitrate", "snr", "snr_db", "chunk_ms", "chunk_s", "rt60")
+_DIRECT_PARAMS = ("kbps", "bitrate_kbps", "bitrate", "snr", "snr_db", "chunk_ms", "chunk_s", "rt60")
 _ATTACK_EER = re.compile(r"^(?:eer_attack_|attack_eer_|eer_)(.+)$")
 _NOT_ATTACKS = {"threshold", "rocch", "mean", "sd", "std", "low", "high", "ci_low", "ci_high", "in", "out"}
 _KEY_VALUE = re.compile(r"([A-Za-z_]+)=(-?\d+(?:\.\d+)?)")

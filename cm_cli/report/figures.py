@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DET_TICKS", "grouped_bars", "det_curves", "roc_curves", "score_histograms", "sweep_lines", "heatmap",
     "training_curves", "loao_gaps", "geometry_scatter", "probe_curves", "cka_diagonal", "patching_effects",
-    "thin_curve",
+    "thin_curve", "seed_comparison",
 ]
 
 DET_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 90, 95, 98, 99)  # percent
@@ -445,4 +445,36 @@ def patching_effects(frame: "pd.DataFrame", path: Path, *, title: str) -> Path:
     ax.set_title(title)
     ax.grid(axis="x", visible=False)
     ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def seed_comparison(per_seed: "pd.DataFrame", tests: "pd.DataFrame", path: Path, *, title: str) -> Path:
+    """Left: EER (%) of every seed per group, mean ± sd; right: each pair's EER difference (points) with its CI."""
+    import numpy as np
+
+    fig, (left, right) = new_figure(ncols=2, width=10.0, height=max(3.0, 1.2 + 0.45 * max(len(tests), 3)))
+    groups = list(dict.fromkeys(per_seed["group"].astype(str)))
+    for i, group in enumerate(groups):
+        values = 100 * per_seed.loc[per_seed["group"].astype(str) == group, "eer"].astype(float).to_numpy()
+        style = series_style(i)
+        left.plot(np.full(len(values), i), values, linestyle="none", marker=style.get("marker", "o"),
+                  color=style.get("color"), alpha=0.7)
+        if len(values):
+            sd = values.std(ddof=1) if len(values) > 1 else 0.0
+            left.errorbar([i + 0.15], [values.mean()], yerr=[[sd], [sd]], fmt="s", color="black", capsize=3,
+                          markersize=4)
+    left.set_xticks(range(len(groups)), groups)
+    left.set_xlim(-0.5, len(groups) - 0.5)
+    left.set_ylabel("EER (%)")
+    left.set_xlabel("Group (dots: seeds; square: mean ± sd)")
+    y = np.arange(len(tests))[::-1]
+    diff = tests["difference"].astype(float).to_numpy()
+    low, high = tests["ci_low"].astype(float).to_numpy(), tests["ci_high"].astype(float).to_numpy()
+    right.errorbar(diff, y, xerr=[np.maximum(diff - low, 0), np.maximum(high - diff, 0)], fmt="o", color="black",
+                   capsize=3)
+    right.axvline(0, color="#808080", linewidth=0.8, linestyle="--")
+    shown = tests["p_label"] if "p_label" in tests else [f"= {p:.3g}" for p in tests["p_value"]]
+    right.set_yticks(y, [f"{b} − {a}\np {p}" for a, b, p in zip(tests["a"], tests["b"], shown)])
+    right.set_xlabel("EER difference (points), 95% CI")
+    fig.suptitle(title)
     return save(fig, path)

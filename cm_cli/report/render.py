@@ -193,7 +193,7 @@ def build_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, l
     from cm_cli.core.artifacts import atomic_path
     from cm_cli.report.collect import LOOKED_FOR, collect
     from cm_cli.report.sections_analysis import analysis_section, provenance_section
-    from cm_cli.report.sections_eval import HINTS, corpus_section, run_table
+    from cm_cli.report.sections_eval import HINTS, corpus_section, cross_corpus_table, run_table
 
     out = Path(out)
     collection = collect(dirs, exclude=[out])
@@ -216,6 +216,9 @@ def build_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, l
     if len(corpora) > 1:
         runs_section.add(f"Results come from {len(corpora)} corpora ({', '.join(corpora)}); each has its own section "
                          "and they are never pooled.")
+    across = cross_corpus_table(collection.evals, fig.table_name("cross-corpus"))
+    if across is not None:
+        runs_section.add(across)
     for corpus in corpora:
         sections.append(corpus_section(corpus, [r for r in collection.runs if r.corpus == corpus],
                                        [e for e in collection.evals if e.corpus == corpus], fig))

@@ -14,6 +14,7 @@ from cm_cli.report.blocks import Figure, FigureDir, Note, Section
 from cm_cli.report.collect import AnalysisInfo, Collection
 from cm_cli.report.style import layer_sort_key
 from cm_cli.report.tables import Table, fmt, fmt_ci
+from cm_cli.report.labels import FROZEN_MEASURES, cka_estimator_text, measures_line, patching_alignment_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -25,8 +26,11 @@ ANALYSIS_HINTS = {
     "probes": "`cm probe EMB --manifest M --target codec --out DIR`",
     "cka": "`cm cka EMB_A EMB_B --out DIR`",
     "patching": "`cm patch --base RUN --donor RUN --manifest M --out DIR`",
+    "loao_retrain": "`cm loao --plan --train-preset P --manifest M --out DIR` then `sh DIR/plan.sh`",
 }
-_TITLES = {"loao": "Leave one attack out", "probes": "Linear probes", "cka": "CKA", "patching": "Activation patching"}
+_TITLES = {"loao": "Leave one attack out", "probes": "Linear probes", "cka": "CKA", "patching": "Activation patching",
+           "loao_retrain": "Leave one attack out, full retraining"}
+_OPTIONAL = {"loao_retrain"}  # sections shown only when found (the frozen LOAO section points to them)
 _GEOMETRY = ("d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj")
 
 
@@ -98,10 +102,14 @@ def _loao(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     per_attack = grouped.agg(gap_mean=("gap", "mean"), gap_sd=("gap", "std"), n_seeds=("gap", "count"),
                              eer_seen=("eer_seen", "mean"), eer_held_out=("eer_held_out", "mean")).reset_index()
     layers = _focus_layers(per_attack)
-    blocks: list = [Figure(figures.loao_gaps(per_attack, fig.path(f"loao-gaps-{where}"), layers=layers,
+    blocks: list = [measures_line("LOAO on frozen embeddings", info.summary.get("measures") or FROZEN_MEASURES)
+                    + " It says how far an unseen attack lies from the seen ones in this representation, not how a "
+                    f"detector trained without it would fare (for that, the full-retraining recipe: "
+                    f"{ANALYSIS_HINTS['loao_retrain']})."]
+    blocks += [Figure(figures.loao_gaps(per_attack, fig.path(f"loao-gaps-{where}"), layers=layers,
                                              title=f"LOAO generalisation gap ({where})"),
-                           "Held-out minus seen EER per attack (points), mean over seeds with ± 1 sd; "
-                           f"layers shown: {', '.join(layers)}.")]
+                           "Held-out minus seen EER of a linear probe per attack (points), mean over seeds with "
+                           f"± 1 sd; layers shown: {', '.join(layers)}.")]
     focus = str(per_attack.groupby("layer")["gap_mean"].mean().idxmax())
     part = per_attack[per_attack["layer"].astype(str) == focus].sort_values("gap_mean", ascending=False)
     blocks.append(Table(fig.table_name(f"loao-{where}"),
@@ -151,6 +159,14 @@ def _probes(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     if probes is None or probes.empty:
         return [Note(f"{where}: probes.parquet is empty")]
     blocks: list = []
+    units = sorted(set(probes["control_unit"].dropna().astype(str))) if "control_unit" in probes else []
+    if info.summary.get("control_measures"):
+        blocks.append(measures_line("Control task", info.summary["control_measures"]))
+    elif not units:
+        blocks.append(measures_line("Control task", "unit not recorded (made by an older cm probe, which assigned "
+                                    "control labels per utterance when they equalled the fold grouping: control "
+                                    "accuracy is then chance by construction and selectivity is accuracy minus "
+                                    "chance)"))
     rows = []
     for target, part in probes.groupby(probes["target"].astype(str), sort=True):
         blocks.append(Figure(figures.probe_curves(part, fig.path(f"probe-{target}-{where}"),
@@ -162,13 +178,16 @@ def _probes(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
             best = rows_tag.loc[rows_tag["selectivity"].astype(float).idxmax()]
             accuracy = best.get("balanced_accuracy", best.get("accuracy"))
             rows.append({"Target": target, "Tag": tag, "Most selective layer": str(best["layer"]),
-                         "Balanced acc. (%)": fmt(100 * float(accuracy), 1),
+                         "Accuracy (%)": fmt(100 * float(best.get("accuracy", float("nan"))), 1),
                          "95% CI": fmt_ci(best.get("ci_low"), best.get("ci_high"), scale=100, digits=1),
+                         "Balanced acc. (%)": fmt(100 * float(accuracy), 1),
                          "Control acc. (%)": fmt(100 * float(best.get("control_accuracy", float("nan"))), 1),
+                         "Control unit": _control_unit(best),
                          "Selectivity (points)": fmt(100 * float(best["selectivity"]), 1),
                          "Majority chance (%)": fmt(100 * float(best.get("chance_majority", float("nan"))), 1),
                          "Uniform chance (%)": fmt(100 * float(best.get("chance_uniform", float("nan"))), 1)})
-    blocks.append(Table(fig.table_name(f"probes-{where}"), "Most selective layer per probe target and tag.",
+    blocks.append(Table(fig.table_name(f"probes-{where}"), "Most selective layer per probe target and tag (the CI "
+                        "is that of accuracy, clusters of the fold grouping resampled).",
                         pd.DataFrame(rows)))
     return blocks
 
@@ -183,6 +202,8 @@ def _cka(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     if "estimator" not in cka:
         cka = cka.assign(estimator="linear")
     blocks: list = []
+    for estimator in dict.fromkeys(cka["estimator"].astype(str)):
+        blocks.append(measures_line(f"CKA estimator `{estimator}`", cka_estimator_text(estimator, info.summary)))
     for estimator, part in cka.groupby(cka["estimator"].astype(str), sort=False):
         rows = sorted(part["layer_a"].astype(str).unique(), key=layer_sort_key)
         cols = sorted(part["layer_b"].astype(str).unique(), key=layer_sort_key)
@@ -218,7 +239,8 @@ def _patching(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     as_fraction = patching.copy()
     if points:  # stored in points: the figure expects fractions
         as_fraction[[c for c in rate_columns if c in patching]] /= 100
-    blocks: list = [Figure(figures.patching_effects(as_fraction, fig.path(f"patching-{where}"),
+    blocks: list = [measures_line("Patching alignment", patching_alignment_text(info.summary))]
+    blocks += [Figure(figures.patching_effects(as_fraction, fig.path(f"patching-{where}"),
                                                     title=f"Activation patching ({where})"),
                            "Change in EER from patching each site with the donor's activation, with paired "
                            "bootstrap 95% CIs; hollow dashed bars are no-ops (identical activations).")]
@@ -238,7 +260,43 @@ def _patching(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     return blocks
 
 
-_BUILDERS = {"loao": _loao, "probes": _probes, "cka": _cka, "patching": _patching}
+def _loao_retrain(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+    import pandas as pd
+
+    from cm_cli.analysis.loao import RETRAIN_MEASURES, retrained_gaps
+
+    record = info.summary
+    blocks: list = [measures_line("LOAO with full retraining", record.get("measures") or RETRAIN_MEASURES)
+                    + f" Held out from: {record.get('held_out_from', 'train and dev')}; evaluated on the "
+                    f"`{record.get('eval_split', 'eval')}` split; preset `{record.get('train_preset', '?')}`."]
+    gaps, missing = retrained_gaps(record)
+    if gaps.empty:
+        return blocks + [Note(f"{where}: the plan holds no held-out {record.get('group_by', 'attack')}")]
+    done = gaps.dropna(subset=["gap"])
+    if not done.empty:
+        blocks.append(Table(fig.table_name(f"loao-retrain-{where}"),
+                            "Per held-out attack: EER (%) of that attack's spoofs against all bona fide, for the run "
+                            "trained on every attack and for the run trained without it; gap in points.",
+                            pd.DataFrame({"Attack": done["attack"].astype(str),
+                                          "EER all seen (%)": [fmt(v, 2) for v in done["eer_seen"]],
+                                          "EER held out (%)": [fmt(v, 2) for v in done["eer_held_out"]],
+                                          "Gap (points)": [f"{v:+.2f}" for v in done["gap"]],
+                                          "Spoofs": [fmt(v) for v in done["n_spoof"]]})))
+    if missing:
+        blocks.append(Note(f"{where}: {len(missing)} result(s) of the recipe not found yet (e.g. {missing[0]}): "
+                           f"run the lines of {Path(str(info.path)) / 'plan.sh'}"))
+    return blocks
+
+
+def _control_unit(row) -> str:
+    unit = row.get("control_unit") if hasattr(row, "get") else None
+    if unit is None or (isinstance(unit, float) and unit != unit):
+        return "–"
+    folds = row.get("control_folds")
+    return f"{unit} ({folds} folds)" if isinstance(folds, str) else str(unit)
+
+
+_BUILDERS = {"loao": _loao, "probes": _probes, "cka": _cka, "patching": _patching, "loao_retrain": _loao_retrain}
 
 
 def analysis_section(collection: Collection, fig: FigureDir, *, base: Path | None = None) -> Section:
@@ -246,6 +304,8 @@ def analysis_section(collection: Collection, fig: FigureDir, *, base: Path | Non
     section = Section("Analyses")
     for kind, builder in _BUILDERS.items():
         found = collection.analyses.get(kind) or []
+        if not found and kind in _OPTIONAL:
+            continue
         sub = Section(_TITLES[kind])
         if not found:
             what = {"loao": "LOAO results", "probes": "probes", "cka": "CKA results", "patching": "patching results"}[kind]

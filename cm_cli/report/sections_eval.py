@@ -13,14 +13,15 @@ from cm_cli.report import figures
 from cm_cli.report.blocks import Figure, FigureDir, Note, Section
 from cm_cli.report.collect import EvalInfo, RunInfo
 from cm_cli.report.evaldata import (
-    breakdown, breakdown_columns, curve, metric_ci, normalise_sweep, ood_from_scores, overall_metrics, per_attack,
+    breakdown, breakdown_columns, ci_unit, curve, metric_ci, normalise_sweep, overall_metrics, per_attack,
 )
+from cm_cli.report.sections_seeds import headline_values, paired_tests, seed_groups, seeds_table, stored_or_computed_gap
 from cm_cli.report.tables import Table, fmt, fmt_ci, fmt_pct
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["run_table", "corpus_section", "HINTS"]
+__all__ = ["run_table", "corpus_section", "cross_corpus_table", "HINTS"]
 
 HINTS = {
     "run": "`cm train --preset toy_lcnn_dann --out RUN_DIR` (or `--method erm|dann --manifest M`)",
@@ -37,19 +38,6 @@ _SKIP_BARS = {"attack", "attack_family", "label", "split", "corpus", "speaker", 
 _SHORT_REV = 10
 
 
-def _seed_groups(evals: Sequence[EvalInfo]) -> list[tuple[str, list[EvalInfo]]]:
-    """Evaluations grouped by identity up to the run's seed, labelled by method (unique)."""
-    groups: dict[tuple, list[EvalInfo]] = {}
-    for e in evals:
-        groups.setdefault(e.seedless_key, []).append(e)
-    labelled: list[tuple[str, list[EvalInfo]]] = []
-    names = [(g[0].method or g[0].name) for g in groups.values()]
-    for (key, members), name in zip(groups.items(), names):
-        label = name if names.count(name) == 1 else f"{name} ({members[0].name})"
-        labelled.append((label, members))
-    return labelled
-
-
 def run_table(runs: Sequence[RunInfo], name: str) -> Table:
     import pandas as pd
 
@@ -61,46 +49,95 @@ def run_table(runs: Sequence[RunInfo], name: str) -> Table:
     return Table(name, "Training runs (git revision shortened to 10 characters).", pd.DataFrame(rows))
 
 
+def cross_corpus_table(evals: Sequence[EvalInfo], name: str) -> "Table | None":
+    """Each run's results on its own corpus beside those on other corpora; None without a cross-corpus one."""
+    import pandas as pd
+
+    scored = [e for e in evals if not e.in_sweep and e.run is not None and (e.metrics or e.scores is not None)]
+    if not any(e.corpus != e.run.corpus for e in scored):
+        return None
+    rows = []
+    for e in sorted(scored, key=lambda e: (str(e.run.path), e.corpus != e.run.corpus, e.corpus)):
+        m = overall_metrics(e) or {}
+        rows.append({"System": e.label, "Run": e.run.name, "Trained on": e.run.corpus, "Evaluated on": e.corpus,
+                     "": "in-corpus" if e.corpus == e.run.corpus else "cross-corpus",
+                     "EER (%)": fmt_pct(m.get("eer")), "minDCF": fmt(m.get("min_dcf")),
+                     "min t-DCF": fmt(m.get("min_tdcf"), 4)})
+    frame = pd.DataFrame(rows)
+    if (frame["min t-DCF"] == "–").all():
+        frame = frame.drop(columns=["min t-DCF"])
+    return Table(name, "In-corpus and cross-corpus results of each run side by side (corpus of the evaluation from "
+                       "metrics.json `corpus`, else the scores); each corpus also has its own section.", frame)
+
+
 # --------------------------------------------------------------------------- overall
 
 
+_TDCF_FIRST = ("asvspoof2019_la", "asvspoof2021_la")  # ranked by min t-DCF (2019 and 2021 evaluation plans)
+
+
+def _primary_order(corpus: str, columns: Sequence[str]) -> list[str]:
+    """Each corpus's primary metric first: min t-DCF for 2019/2021 LA, minDCF for ASVspoof 5 Track 1,
+    a-DCF/t-EER (Track 2) when SASV scores were given; EER first otherwise."""
+    name = corpus.lower()
+    lead = ["System", "Evaluation"]
+    sasv = [c for c in ("a-DCF", "t-EER (%)") if c in columns]
+    tdcf = [c for c in ("min t-DCF", "min t-DCF (2019 legacy)") if c in columns]
+    eer = ["EER (%)", "EER 95% CI"]
+    dcf = ["minDCF", "minDCF 95% CI"]
+    if any(name.startswith(c) for c in _TDCF_FIRST):
+        order = lead + tdcf + eer + dcf + sasv
+    elif name.startswith("asvspoof5"):
+        order = lead + sasv + dcf + eer + tdcf
+    else:
+        order = lead + eer + dcf + tdcf + sasv
+    return order + [c for c in columns if c not in order]
+
+
 def _overall(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
-    import numpy as np
     import pandas as pd
 
     rows, values = [], {}
+    formulations = set()
     for e in evals:
         m = overall_metrics(e)
         if m is None:
             continue
         values[e.label] = m
         eer_ci, dcf_ci = metric_ci(e.metrics, "eer"), metric_ci(e.metrics, "min_dcf")
-        rows.append({
+        row = {
             "System": e.label, "Evaluation": e.name, "EER (%)": fmt_pct(m.get("eer")),
             "EER 95% CI": fmt_ci(*eer_ci, scale=100) if eer_ci else "–",
             "minDCF": fmt(m.get("min_dcf")), "minDCF 95% CI": fmt_ci(*dcf_ci, digits=3) if dcf_ci else "–",
+            "CI resampled by": ci_unit(e.metrics) if (eer_ci or dcf_ci) else "–",
             "actDCF": fmt(m.get("act_dcf")), "Cllr (bits)": fmt(m.get("cllr")),
             "bona fide": fmt(m.get("n_bonafide")), "spoof": fmt(m.get("n_spoof")),
-        })
+        }
+        if m.get("min_tdcf") is not None or m.get("min_tdcf_legacy") is not None:
+            row["min t-DCF"] = fmt(m.get("min_tdcf"), 4)
+            row["min t-DCF (2019 legacy)"] = fmt(m.get("min_tdcf_legacy"), 4)
+            tdcf = (e.metrics or {}).get("tdcf")
+            if isinstance(tdcf, dict) and tdcf.get("formulation"):
+                formulations.add(str(tdcf["formulation"]))
+        sasv = (e.metrics or {}).get("sasv")
+        if isinstance(sasv, dict) and (sasv.get("a_dcf") is not None or sasv.get("t_eer") is not None):
+            row["a-DCF"] = fmt(sasv.get("a_dcf"), 4)
+            row["t-EER (%)"] = fmt_pct(sasv.get("t_eer"))
+        rows.append(row)
     if not rows:
         return [Note(f"No metrics.json or scores.parquet for {corpus}: run {HINTS['eval']}")]
-    blocks: list = [Table(fig.table_name(f"overall-{corpus}"),
-                          f"Overall metrics on {corpus} (EER in %, DCF normalised, 95% bootstrap intervals where computed).",
-                          pd.DataFrame(rows))]
-    agg_rows = []
-    for label, members in _seed_groups(evals):
-        ms = [values[e.label] for e in members if e.label in values]
-        if len(ms) < 2:
-            continue
-        row = {"System": label, "Seeds": ", ".join(str(e.seed) for e in members), "n": str(len(ms))}
-        for key, title, scale in (("eer", "EER (%)", 100), ("min_dcf", "minDCF", 1), ("act_dcf", "actDCF", 1),
-                                  ("cllr", "Cllr (bits)", 1)):
-            arr = np.array([float(m.get(key, np.nan)) for m in ms]) * scale
-            row[title] = f"{np.nanmean(arr):.{2 if scale == 100 else 3}f} ± {np.nanstd(arr, ddof=1):.{2 if scale == 100 else 3}f}"
-        agg_rows.append(row)
-    if agg_rows:
-        blocks.append(Table(fig.table_name(f"seeds-{corpus}"),
-                            f"Mean ± sd over runs on {corpus} that differ only in their seed.", pd.DataFrame(agg_rows)))
+    frame = pd.DataFrame(rows)
+    frame = frame[_primary_order(corpus, list(frame.columns))].fillna("–")
+    caption = (f"Overall metrics on {corpus}, primary metric first (EER in %, DCF normalised, 95% bootstrap "
+               "intervals where computed, with what they resampled"
+               + (f"; t-DCF: min t-DCF is the revised formulation (ASVspoof 2021), the legacy column the 2019 one; "
+                  f"recorded formulation(s): {', '.join(sorted(formulations))}" if formulations else "")
+               + ").")
+    blocks: list = [Table(fig.table_name(f"overall-{corpus}"), caption, frame)]
+    seeds = seeds_table(seed_groups(evals), {e.label: headline_values(e, values[e.label]) for e in evals
+                                             if e.label in values}, fig.table_name(f"seeds-{corpus}"), corpus)
+    if seeds is not None:
+        blocks.append(seeds)
     else:
         blocks.append("No seed replicates found (runs identical up to the seed), so no mean ± sd over seeds.")
     return blocks
@@ -114,7 +151,7 @@ def _long_breakdown(evals: Sequence[EvalInfo], column: str) -> "pd.DataFrame":
     import pandas as pd
 
     frames = []
-    for label, members in _seed_groups(evals):
+    for label, members in seed_groups(evals):
         parts = []
         for e in members:
             table = breakdown(e, column)
@@ -172,49 +209,67 @@ def _breakdowns(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
 # --------------------------------------------------------------------------- OOD gap
 
 
+def _gap_cells(gap: dict, prefix: str = "") -> dict:
+    def pct(value):
+        return 100 * float(value) if isinstance(value, (int, float)) else float("nan")
+
+    def num(value):
+        return float(value) if isinstance(value, (int, float)) else float("nan")
+
+    return {f"{prefix}EER (%)": pct(gap.get("eer")), f"{prefix}gap (points)": num(gap.get("gap_abs_points")),
+            f"{prefix}relative gap": num(gap.get("gap_rel"))}
+
+
 def _ood(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
-    """metrics.json ``ood_gap`` as stored, else clean-vs-rest EERs recomputed from the scores."""
+    """metrics.json ``ood_gap`` as cm eval wrote it (else the same record computed from the scores):
+    in-domain vs out-of-domain EER, and the split into codecs seen and unseen in training."""
     import pandas as pd
 
-    rows = []
+    rows, has_split = [], False
     for e in evals:
-        stored = (e.metrics or {}).get("ood_gap")
-        if isinstance(stored, dict) and stored:
-            row = {"System": e.label, "Source": "metrics.json"}
-            for key, value in stored.items():
-                if isinstance(value, list):
-                    value = ", ".join(map(str, value))
-                if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-                    row[key] = value
-            rows.append(row)
+        gap, source = stored_or_computed_gap(e)
+        if not gap:
             continue
-        for column in ("domain", "codec"):
-            computed = ood_from_scores(e, column)
-            if computed:
-                rows.append({"System": e.label, "Source": f"scores ({column}: clean vs rest)",
-                             "eer_in (%)": 100 * computed["eer_in"], "eer_out (%)": 100 * computed["eer_out"],
-                             "gap (points)": 100 * computed["gap"], "relative_gap": computed["relative_gap"]})
-                break
+        row = {"System": e.label, "Source": source, "In-domain": ", ".join(map(str, gap.get("in_domain") or [])) or "–",
+               "eer_in (%)": 100 * float(gap["eer_in"]) if gap.get("eer_in") is not None else float("nan"),
+               "eer_out (%)": 100 * float(gap["eer_out"]) if gap.get("eer_out") is not None else float("nan"),
+               "gap (points)": float(gap["gap_abs_points"]) if gap.get("gap_abs_points") is not None else float("nan"),
+               "relative_gap": float(gap["gap_rel"]) if gap.get("gap_rel") is not None else float("nan")}
+        split = gap.get("split") if isinstance(gap.get("split"), dict) else None
+        if split:
+            has_split = True
+            row["Seen in training"] = ", ".join(map(str, gap.get("seen_domains") or [])) or "–"
+            for side in ("seen", "unseen"):
+                if isinstance(split.get(side), dict):
+                    row.update(_gap_cells(split[side], prefix=f"{side} "))
+        rows.append(row)
     if not rows:
         return [Note(f"No OOD gap for {corpus}: run {HINTS['ood']} (or keep a clean condition in the scores)")]
-    gap_keys = ("gap (points)", "gap", "abs_gap", "gap_abs", "absolute_gap", "gap_points")
     blocks: list = []
-    has_reduction = any("reduction" in k for r in rows for k in r)
-    gap_key = next((k for k in gap_keys if all(isinstance(r.get(k), (int, float)) for r in rows)), None)
-    if gap_key and not has_reduction and len(rows) > 1:
+    if len(rows) > 1:
         reference = next((r for r in rows if str(r["System"]).upper().startswith("ERM")), rows[0])
-        ref = float(reference[gap_key])
-        name = f"gap reduction vs {reference['System']} (%)"
-        for r in rows:
-            r[name] = float("nan") if r is reference or ref == 0 else 100 * (1 - float(r[gap_key]) / ref)
+        for key, name in (("unseen gap (points)", "unseen-gap reduction vs {} (%)"),
+                          ("gap (points)", "gap reduction vs {} (%)")):
+            if not all(key in r for r in rows):
+                continue
+            ref = float(reference[key])
+            title = name.format(reference["System"])
+            for r in rows:
+                value = float(r[key])
+                r[title] = float("nan") if r is reference or ref == 0 or value != value else 100 * (1 - value / ref)
         blocks.append(f"Gap reduction = 1 - gap(system) / gap({reference['System']}): the share of "
-                      f"{reference['System']}'s out-of-domain penalty that the system removes.")
+                      f"{reference['System']}'s out-of-domain penalty that the system removes"
+                      + ("; the unseen-codec gap is the one augmentation cannot explain." if has_split else "."))
+    if not has_split:
+        blocks.append("No seen/unseen split: the gap pools codecs the training augmentation covered with ones it did "
+                      "not (evaluate a run whose config.json records seen_domains to split them).")
     frame = pd.DataFrame(rows)
-    table = pd.DataFrame({c: [v if isinstance(v, str) else fmt(v, 2 if "(%)" in c or "points" in c else 3)
-                              for v in frame[c]] for c in frame.columns})
+    table = pd.DataFrame({c: [v if isinstance(v, str) else fmt(v, 3 if "relative" in c else 2) for v in frame[c]]
+                          for c in frame.columns})
     blocks.insert(0, Table(fig.table_name(f"ood-{corpus}"),
-                           f"In-domain vs out-of-domain EER on {corpus}; gap = out - in (stored values are shown "
-                           "in the units cm eval wrote them).", table.fillna("–")))
+                           f"In-domain vs out-of-domain EER on {corpus} (EER in %, gaps in points = 100 × (out − in)); "
+                           "seen/unseen: out-of-domain trials whose codec the run's augmentation did or did not cover, "
+                           "each against the same in-domain trials.", table.fillna("–")))
     return blocks
 
 
@@ -387,6 +442,9 @@ def corpus_section(corpus: str, runs: Sequence[RunInfo], evals: Sequence[EvalInf
     section = Section(f"Results on {corpus}")
     if main:
         section.add(Section("Overall metrics").add(*_overall(scored, corpus, fig)))
+        groups = seed_groups(scored)
+        if len(groups) > 1:
+            section.add(Section("Seeds and paired tests").add(*paired_tests(groups, corpus, fig)))
         section.add(Section("Per codec and domain").add(*_breakdowns(scored, corpus, fig)))
         section.add(Section("Out-of-domain gap").add(*_ood(scored, corpus, fig)))
         section.add(Section("DET, ROC and score distributions").add(*_curves(scored, corpus, fig)))

@@ -39,8 +39,35 @@ def test_rotation_is_one_and_noise_near_zero(estimator):
     assert linear_cka(X, 2.5 * X @ Q + 4.0, estimator=estimator) == pytest.approx(1.0, abs=1e-9)
     noise = rng.normal(size=(3000, 12))
     assert linear_cka(X, noise, estimator=estimator) < 0.02
-    assert minibatch_cka(X, X @ Q, batch_size=300, estimator=estimator) == pytest.approx(1.0, abs=1e-9)
+    assert minibatch_cka(X, X @ Q, batch_size=300, estimator="debiased") == pytest.approx(1.0, abs=1e-9)
     assert minibatch_cka(X, noise, batch_size=300, estimator="debiased") < 0.02
+    # issue 13.1: the biased HSIC summed over minibatches is refused (it was 0.80 for noise at batch 64)
+    with pytest.raises(CmError, match="refused with minibatches"):
+        minibatch_cka(X, X @ Q, batch_size=300, estimator="biased")
+
+
+def _planted_pair(tmp_path):
+    rng = np.random.default_rng(13)
+    ids = [f"u{i}" for i in range(2048)]
+    X, Y = rng.normal(size=(2048, 256)), rng.normal(size=(2048, 256))
+    Q, _ = np.linalg.qr(rng.normal(size=(256, 256)))
+    a = write_embeddings(tmp_path / "a", ids, {"layer_00": X, "layer_01": X}, dtype=np.float32)
+    b = write_embeddings(tmp_path / "b", ids, {"layer_00": Y, "layer_01": X @ Q}, dtype=np.float32)
+    return a, b
+
+
+def test_minibatch_default_is_unbiased_hsic_on_planted_data(tmp_path):
+    """Independent 2048x256 Gaussians: |CKA| < 0.05 at batch 64 (biased minibatch gave 0.80); a rotation: > 0.95."""
+    a, b = _planted_pair(tmp_path)
+    table, summary = compute_cka(a, b, config=CkaConfig(batch_size=64, layers_a="layer_00,layer_01"))
+    assert set(table["estimator"]) == {"debiased-minibatch64"} and summary["hsic"] == "debiased"
+    assert "unbiased HSIC" in summary["measures"] and "minibatches of 64" in summary["measures"]
+    assert abs(summary["diagonal"]["layer_00"]) < 0.05
+    assert summary["diagonal"]["layer_01"] > 0.95
+    with pytest.raises(CmError, match="refused with minibatches"):
+        compute_cka(a, b, config=CkaConfig(estimator="biased", batch_size=64, layers_a="layer_00"))
+    _, full = compute_cka(a, b, config=CkaConfig(layers_a="layer_00"))
+    assert full["estimator"] == "biased" and "biased HSIC" in full["measures"]
 
 
 def test_matrix_diagonal_and_identical_layers(tmp_path):

@@ -106,3 +106,36 @@ def test_bad_inputs_leave_nothing(world, tmp_path):
     with pytest.raises(CmError, match="at least 2"):
         run_loao(emb, manifest=one_attack, out=out, config=FAST)
     assert not out.exists()
+
+
+def test_frozen_protocol_is_named_in_json_and_parquet_metadata(world, tmp_path):
+    """Issue 13.5: LOAO on embeddings says it measures linear separability with an encoder that saw every attack."""
+    import pyarrow.parquet as pq
+
+    from cm_cli.analysis.loao import FROZEN_MEASURES
+
+    emb, manifest, _ = world
+    out = tmp_path / "out"
+    summary = run_loao(emb, manifest=manifest, out=out, config=LoaoConfig(seeds=(0,), layers="1", n_boot=50,
+                                                                          n_perm=50))
+    assert summary["protocol"] == "frozen embeddings" and summary["measures"] == FROZEN_MEASURES
+    assert "linear separability" in FROZEN_MEASURES and "encoder" in FROZEN_MEASURES and "saw every attack" in FROZEN_MEASURES
+    assert json.loads((out / "loao.json").read_text())["measures"] == FROZEN_MEASURES
+    metadata = pq.read_schema(out / "loao.parquet").metadata
+    assert metadata[b"cm.measures"].decode() == FROZEN_MEASURES and metadata[b"cm.protocol"] == b"frozen embeddings"
+
+
+def test_plan_holds_out_only_attacks_seen_in_training_and_present_in_eval(tmp_path):
+    rows, _ = spoof_world(n_attacks=4)
+    split = {"A01": "train", "A02": "train", "A03": "eval", "A04": "train"}
+    rows["split"] = [split.get(a, "train") for a in rows["attack"]]
+    extra = rows[rows["attack"].isin(["A01", "A02"])].assign(split="eval", utt_id=lambda d: "E" + d["utt_id"])
+    bona_eval = rows[rows["label"] == "bonafide"].assign(split="eval", utt_id=lambda d: "E" + d["utt_id"])
+    manifest = write_manifest(tmp_path / "m.parquet", pd.concat([rows, extra, bona_eval], ignore_index=True))
+    lines = plan_loao(manifest, load_manifest(manifest), out=tmp_path / "plan", train_preset="p",
+                      train_args="--epochs 1")
+    record = json.loads((tmp_path / "plan" / "loao_plan.json").read_text())
+    assert [h["group"] for h in record["held_out"]] == ["A01", "A02"] and len(lines) == 3
+    assert "never in train/dev" in record["skipped"]["A03"] and "no spoofs in the 'eval'" in record["skipped"]["A04"]
+    assert record["measures"].startswith("detection of an attack the whole detector (encoder included) never saw")
+    assert all(line.split(" && ")[0].endswith("--epochs 1") for line in lines)

@@ -110,3 +110,48 @@ def test_bad_targets_error_with_counts(tmp_path):
     with pytest.raises(CmError):
         run_probes([emb_a], manifest=manifest, out=out, config=ProbeConfig(target="corpus"))
     assert not out.exists()
+
+
+def _speaker_only_world(tmp_path, *, n_speakers=24, per_speaker=10, dim=32, seed=3):
+    """A layer that encodes speaker identity and nothing else; `unrelated` is a random per-row target."""
+    rng = np.random.default_rng(seed)
+    n = n_speakers * per_speaker
+    speakers = np.repeat([f"S{s:02d}" for s in range(n_speakers)], per_speaker)
+    centroids = rng.normal(0, 3.0, size=(n_speakers, dim))
+    X = centroids[np.repeat(np.arange(n_speakers), per_speaker)] + rng.normal(0, 0.5, size=(n, dim))
+    rows = pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "speaker": speakers, "label": "bonafide",
+                         "unrelated": rng.choice(["p", "q"], n)})
+    emb = write_embeddings(tmp_path / "spk", rows.utt_id, {"layer_00": X}, dtype=np.float32)
+    return emb, write_manifest(tmp_path / "m.parquet", rows)
+
+
+def test_control_units_recur_so_a_speaker_layer_memorises_the_control(tmp_path):
+    """Issue 13.2: with speaker-grouped task folds the per-speaker control used to be unlearnable (chance);
+    now its units recur across the control folds, so a speaker-only layer solves it by memorisation,
+    while the task (an unrelated target) stays at chance."""
+    from cm_cli.data.manifests import load_manifest
+
+    emb, manifest = _speaker_only_world(tmp_path)
+    config = ProbeConfig(target="unrelated", group_by="speaker", control_by="speaker", c=10.0, n_boot=100,
+                         control_repeats=2)
+    table, _, summary = compute_probes([emb], load_manifest(manifest), config=config)
+    row = table.iloc[0]
+    assert row["control_unit"] == "speaker" and row["control_folds"] == "recurrent"
+    assert row["control_recurrence"] == pytest.approx(1.0)
+    assert row["control_accuracy"] > 0.85  # chance is ~0.5
+    assert abs(row["accuracy"] - 0.5) < 0.1
+    assert summary["control_unit"] == "speaker" and "memorisation" in summary["control_measures"]
+
+
+def test_recurrent_folds_spread_units_and_keep_sources_together():
+    from cm_cli.analysis.probes import recurrent_folds, unit_recurrence
+
+    types = np.repeat(["a", "b", "c"], 6)
+    keys = np.array([f"k{i // 2}" for i in range(18)])  # a source utterance and its coded copy
+    fold = recurrent_folds(types, keys, folds=3, seed=0)
+    for k in np.unique(keys):
+        assert len(set(fold[keys == k])) == 1
+    for t in "abc":
+        assert len(set(fold[types == t])) == 3
+    assert unit_recurrence(types, fold) == 1.0
+    assert unit_recurrence(types, np.repeat([0, 1, 2], 6)) == 0.0

@@ -43,3 +43,44 @@ def test_loao_errors(cm_env, run_cm):
     assert not (cm_env / "out").exists()
     result = run_cm("loao", "--plan", "--manifest", manifest)
     assert result.exit_code == 2 and "--train-preset" in result.stderr
+
+
+def test_retrain_recipe_runs_on_the_toy_corpus_and_the_report_reads_it(cm_env, run_cm):
+    """Issue 13.5: `cm loao --plan` is a runnable recipe (each attack removed from train and dev, the runs
+    evaluated on the eval split), and `cm report` recognises it. Tiny toy corpus: A01 and A04 are the attacks
+    seen in train/dev that eval also holds, so 2 held-out runs + the baseline, 1 epoch each."""
+    import shlex
+
+    from cm_cli.data.corpora.toy import build_toy_corpus
+    from cm_cli.data.manifests import load_manifest
+
+    build_toy_corpus(cm_env / "data" / "toy", size="tiny", seed=0, workers=2)
+    made = run_cm("--json", "manifest", "--corpus", "toy", "--out", cm_env / "m")
+    assert made.exit_code == 0, made.output
+    manifest = json.loads(made.stdout)["manifest"]
+    plan_dir = cm_env / "plan"
+    result = run_cm("--json", "loao", "--plan", "--train-preset", "toy_lcnn_erm", "--train-args", "--epochs 1",
+                    "--manifest", manifest, "--out", plan_dir)
+    assert result.exit_code == 0, result.output
+    lines = json.loads(result.stdout)["plan"]
+    assert len(lines) == 3 and all("--epochs 1" in line and "--split eval" in line for line in lines)
+    record = json.loads((plan_dir / "loao_plan.json").read_text())
+    assert [h["group"] for h in record["held_out"]] == ["A01", "A04"]
+    assert set(record["skipped"]) == {"A02", "A03", "A05", "A06"}
+    without = load_manifest(record["held_out"][0]["train_manifest"])
+    trained = without[without["split"].isin(["train", "dev"])]
+    assert "A01" not in set(trained["attack"].dropna()) and "A02" in set(trained["attack"].dropna())
+    assert (plan_dir / "plan.sh").read_text().count("cm train") == 3
+    for line in lines:  # run the recipe exactly as printed
+        for command in line.split(" && "):
+            argv = shlex.split(command)
+            assert argv[0] == "cm"
+            step = run_cm(*argv[1:])
+            assert step.exit_code == 0, (command, step.output)
+    report = run_cm("--json", "report", plan_dir, "--out", cm_env / "report")
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["counts"]["loao_retrain"] == 1
+    text = (cm_env / "report" / "report.md").read_text()
+    assert "Leave one attack out, full retraining" in text and "encoder included" in text
+    section = text.split("Leave one attack out, full retraining")[1]
+    assert "| A01 |" in section and "| A04 |" in section and "not found yet" not in section

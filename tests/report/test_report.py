@@ -214,3 +214,103 @@ def test_table_renderers_escape():
     assert "x\\|y" in md and "---:" in md
     tex = to_latex(table)
     assert "a\\_b" in tex and "Rates in \\% \\& more" in tex and "\\label{tab:t}" in tex
+
+
+def test_every_analysis_is_labelled_with_what_it_measures(built):
+    text = built.markdown.read_text()
+    analyses = text.split("## Analyses")[1].split("## Provenance")[0]
+    assert "**What this measures** (LOAO on frozen embeddings): linear separability of a held-out attack" in analyses
+    assert "the encoder that made the embeddings saw every attack" in analyses
+    assert "**What this measures** (Control task)" in analyses and "unit not recorded" in analyses
+    assert "**What this measures** (CKA estimator `linear`)" in analyses
+    assert "**What this measures** (Patching alignment): alignment not recorded" in analyses
+    assert "<strong>What this measures</strong>" in built.html.read_text()
+
+
+def test_label_texts():
+    from cm_cli.report.labels import cka_estimator_text, patching_alignment_text
+
+    assert "WARNING" in cka_estimator_text("biased-minibatch64") and "inflated" in cka_estimator_text("biased-minibatch64")
+    assert "unbiased HSIC" in cka_estimator_text("debiased-minibatch64") and "64 rows" in cka_estimator_text("debiased-minibatch64")
+    assert "all rows at once" in cka_estimator_text("biased")
+    assert patching_alignment_text({"aligned": True, "alignment": "same pretrained backbone"}).startswith(
+        "base and donor share their initialisation (same pretrained backbone)")
+    unaligned = patching_alignment_text({"alignment": {"aligned": False, "reason": "independent init seeds 0 and 1"},
+                                         "allow_unaligned": True})
+    assert unaligned.startswith("UNALIGNED") and "--allow-unaligned" in unaligned and "seeds 0 and 1" in unaligned
+
+
+def test_seed_groups_mean_sd_and_paired_tests_on_the_demo_layout(tmp_path):
+    """Issue 17: groups = the <method> directories; mean ± sd of EER, minDCF and the seen/unseen gaps;
+    a paired test for each pair with p and effect size, a figure, and a plain sentence."""
+    from tests.report.synth import write_demo_layout
+
+    study = write_demo_layout(tmp_path / "demo")
+    result = build_report([study], tmp_path / "out")
+    text = result.markdown.read_text()
+    seeds = text.split("Mean ± sd over runs on toy")[1].split("###")[0]
+    for label in ("| erm |", "| erm_aug |", "| dann |"):
+        assert label in seeds
+    assert "Seen-codec gap (points)" in seeds and "Unseen-codec gap (points)" in seeds
+    erm_row = next(line for line in seeds.splitlines() if line.startswith("| erm |"))
+    assert erm_row.count("±") >= 5
+    tests = text.split("### Seeds and paired tests")[1].split("### Per codec")[0]
+    rows = [line for line in tests.split("Paired tests on toy of the")[0].splitlines() if line.endswith(" 3/3 |")]
+    assert len(rows) == 3 and rows[0].startswith("| erm |")  # the baseline is A
+    assert "nan" not in tests
+    assert "What the evidence supports, pair by pair:" in tests and "Mean EER over seeds: dann" in tests
+    sentences = [line for line in tests.splitlines() if line.startswith("- ")]
+    assert any("dann − erm" in s and "supports a real difference, dann has a lower EER than erm" in s
+               for s in sentences)
+    assert any("dann − erm_aug" in s and "does not support a difference" in s for s in sentences), sentences
+    assert "seeds-toy.png" in {p.name for p in result.figures}
+    # the gap is compared on the codecs no group trained on (C01 is seen by erm_aug and dann)
+    assert "Paired tests on toy of the unseen-codec gap" in tests and "(alaw, mp3, opus)" in tests
+    assert len(sentences) == 6 and sum("points of unseen-codec gap" in s for s in sentences) == 3
+
+
+def test_report_reads_contract4_metrics_and_contract5_codecs(tmp_path):
+    """Issue 12 item 4: numbers come from metrics.json (by.attack, ood_gap with its seen/unseen split, ci
+    with its unit, min t-DCF first on 2019 LA, SASV a-DCF/t-EER, top-level corpus for cross-corpus), and
+    scores with codec = Cxx, codec_q and bitrate_kbps columns are read."""
+    import json
+
+    run = write_run(tmp_path / "runs" / "erm_s0", method="erm", seed=0, corpus="toy")
+    frame = _scores("toy", "erm", 0)
+    codec = frame["codec"].map({None: None, "mp3": "C05", "opus": "C01", "alaw": "C08"})
+    frame = frame.assign(codec=codec, codec_q=np.where(codec.notna(), "3", None),
+                         bitrate_kbps=np.where(codec.notna(), 16.0, np.nan), domain=codec.fillna("clean"))
+    in_corpus = tmp_path / "eval" / "toy"
+    write_eval(in_corpus, frame, run)
+    metrics = json.loads((in_corpus / "metrics.json").read_text())
+    metrics["by"]["attack"]["A01"]["eer"] = 0.4321  # planted: differs from what the scores give
+    metrics["ci"] = {"eer": [0.1, 0.2], "cluster_by": "speaker", "unit": "speaker", "n_clusters": 12}
+    metrics["ood_gap"] = {"column": "domain", "in_domain": ["clean"], "eer_in": 0.1, "eer_out": 0.2234,
+                          "gap_abs_points": 12.34, "gap_rel": 1.234, "seen_domains": ["C01", "clean"],
+                          "split": {"seen": {"eer": 0.15, "gap_abs_points": 5.0, "gap_rel": 0.5},
+                                    "unseen": {"eer": 0.2567, "gap_abs_points": 15.67, "gap_rel": 1.567}}}
+    metrics["corpus"] = ["toy"]
+    (in_corpus / "metrics.json").write_text(json.dumps(metrics))
+    cross = tmp_path / "eval" / "la"
+    write_eval(cross, _scores("asvspoof2019_la", "erm", 1), run)
+    metrics = json.loads((cross / "metrics.json").read_text())
+    metrics["overall"].update(min_tdcf=0.1234, min_tdcf_legacy=0.2345)
+    metrics["tdcf"] = {"formulation": "revised-2021", "params": {}}
+    metrics["sasv"] = {"a_dcf": 0.0567, "t_eer": 0.0432, "params": {}}
+    metrics["corpus"] = "asvspoof2019_la"
+    (cross / "metrics.json").write_text(json.dumps(metrics))
+
+    result = build_report([tmp_path], tmp_path / "out")
+    text = result.markdown.read_text()
+    toy = text.split("## Results on toy")[1].split("## Results on")[0]
+    assert "| 43.21 |" in toy.split("### Per attack")[1]  # by.attack from metrics.json
+    ood = toy.split("### Out-of-domain gap")[1].split("###")[0]
+    assert "12.34" in ood and "15.67" in ood and "25.67" in ood and "C01, clean" in ood
+    assert "speaker (speaker)" in toy.split("### Overall metrics")[1].split("###")[0]
+    assert "C05" in toy.split("### Per codec and domain")[1].split("###")[0]
+    la = text.split("## Results on asvspoof2019_la")[1].split("## Analyses")[0]
+    header = next(line for line in la.splitlines() if line.startswith("| System |"))
+    assert header.index("min t-DCF") < header.index("EER (%)") and "a-DCF" in header and "t-EER (%)" in header
+    assert "0.1234" in la and "0.2345" in la and "0.0567" in la and "revised-2021" in la
+    runs = text.split("## Runs")[1].split("## Results on")[0]
+    assert "cross-corpus" in runs and "in-corpus" in runs and "asvspoof2019_la" in runs

@@ -1,0 +1,101 @@
+"""Seed aggregation and paired tests: a planted EER difference gives a small p, identical groups p = 1."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cm_cli.metrics.summary import eer
+from cm_cli.report.seedstats import (
+    bootstrap_eers, compare_groups, holm, mean_sd, paired_test, verdict, weighted_eers,
+)
+
+
+def _trials(n_bona=600, n_spoof=600, seed=0):
+    rng = np.random.default_rng(seed)
+    is_bona = np.r_[np.ones(n_bona, bool), np.zeros(n_spoof, bool)]
+    speakers = rng.integers(0, 40, size=len(is_bona)).astype(str)
+    return is_bona, speakers
+
+
+def _system(is_bona, separation, seed):
+    rng = np.random.default_rng(seed)
+    return np.where(is_bona, separation, 0.0) + rng.normal(size=len(is_bona))
+
+
+def test_unit_weights_give_the_official_eer():
+    is_bona, _ = _trials(seed=1)
+    scores = _system(is_bona, 1.0, 5)
+    order = np.argsort(scores, kind="mergesort")
+    value = weighted_eers(is_bona[order], np.ones((1, len(scores))))[0]
+    assert value == pytest.approx(eer(scores[is_bona], scores[~is_bona]), abs=1e-12)
+
+
+def test_planted_difference_gives_a_small_p():
+    is_bona, speakers = _trials()
+    erm = [_system(is_bona, 1.0, s) for s in range(3)]   # EER ~ 31 %
+    better = [_system(is_bona, 2.0, 10 + s) for s in range(3)]  # EER ~ 16 %
+    (test,) = compare_groups({"ERM": erm, "DANN": better}, is_bona, speakers, unit="speaker", n_boot=400)
+    assert test.difference < -8 and test.ci_high < 0
+    assert test.p_value < 0.01 and test.cohens_d < -2
+    assert "supports a real difference, DANN has a lower EER than ERM" in verdict(test)
+
+
+def test_identical_groups_give_a_large_p():
+    is_bona, speakers = _trials(seed=2)
+    systems = [_system(is_bona, 1.0, s) for s in range(3)]
+    (test,) = compare_groups({"A": systems, "B": [s.copy() for s in systems]}, is_bona, speakers, n_boot=300)
+    assert test.difference == 0 and test.p_value == 1.0 and test.ci_low < 0 < test.ci_high  # seed spread
+    assert "does not support a difference" in verdict(test)
+
+
+def test_same_system_different_seeds_is_not_significant():
+    is_bona, speakers = _trials(seed=3)
+    a = [_system(is_bona, 1.5, s) for s in range(3)]
+    b = [_system(is_bona, 1.5, 20 + s) for s in range(3)]
+    (test,) = compare_groups({"A": a, "B": b}, is_bona, speakers, n_boot=400, seed=1)
+    assert test.p_value > 0.05 and test.ci_low < 0 < test.ci_high
+
+
+def test_mean_sd_and_holm():
+    assert mean_sd([1.0, 2.0, 3.0]) == (2.0, 1.0, 3)
+    mean, sd, n = mean_sd([4.0])
+    assert mean == 4.0 and math.isnan(sd) and n == 1
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_bootstrap_shares_resamples_across_systems():
+    is_bona, speakers = _trials(seed=4)
+    s = _system(is_bona, 1.0, 0)
+    boot = bootstrap_eers([s, s.copy()], is_bona, speakers, n_boot=50)
+    assert boot.shape == (50, 2) and np.array_equal(boot[:, 0], boot[:, 1]) and boot[:, 0].std() > 0
+    test = paired_test([0.2], [0.1], boot[:, :1], boot[:, 1:] - 0.1, a="x", b="y")
+    assert test.difference == pytest.approx(-10) and test.n_seeds_a == 1 and math.isnan(test.cohens_d)
+
+
+def test_planted_gap_difference_and_identical_gaps():
+    """The OOD-gap test: B loses far less on coded trials than A (planted), so B − A gap < 0 with a small p;
+    identical systems give p = 1."""
+    rng = np.random.default_rng(7)
+    n = 2400
+    is_bona = rng.random(n) < 0.5
+    coded = rng.random(n) < 0.5
+    speakers = rng.integers(0, 40, n).astype(str)
+
+    def system(coded_separation, seed):
+        r = np.random.default_rng(seed)
+        separation = np.where(coded, coded_separation, 2.5)
+        return np.where(is_bona, separation, 0.0) + r.normal(size=n)
+
+    fragile = [system(0.8, s) for s in range(3)]
+    robust = [system(2.2, 10 + s) for s in range(3)]
+    (test,) = compare_groups({"ERM": fragile, "DANN": robust}, is_bona, speakers, n_boot=300,
+                             gap=(~coded, coded), metric="unseen-codec gap")
+    assert test.metric == "unseen-codec gap" and test.eer_a > 15 and test.difference < -10
+    assert test.p_value < 0.01 and test.ci_high < 0
+    assert "DANN has a lower unseen-codec gap than ERM" in verdict(test)
+    (same,) = compare_groups({"A": fragile, "B": [f.copy() for f in fragile]}, is_bona, speakers, n_boot=200,
+                             gap=(~coded, coded))
+    assert same.difference == 0 and same.p_value == 1.0
