@@ -220,3 +220,25 @@ def test_causal_windows_score_only_the_first_k_windows(scored_setup, run_cm, cm_
     refused = run_cm("--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", cm_env / "c2",
                      "--causal-windows", "2")
     assert refused.exit_code == 1 and "--chunk-ms" in refused.output
+
+
+def test_run_reports_min_tdcf_from_the_asv_scores_the_manifest_records(scored_setup, run_cm, cm_env):
+    """A 2019/2021 LA manifest records its corpus's ASV scores; `cm eval --run` then reports min t-DCF unasked."""
+    import json
+    import shutil
+
+    root, manifest, run = scored_setup
+    copy = cm_env / "m19" / "manifest.parquet"
+    copy.parent.mkdir()
+    shutil.copy(manifest, copy)
+    rng = np.random.default_rng(5)
+    asv = cm_env / "ASVspoof2019.LA.asv.eval.gi.trl.scores.txt"
+    asv.write_text("".join(f"bonafide target {rng.normal(3, 1):.4f}\nbonafide nontarget {rng.normal(0, 1):.4f}\n"
+                           f"A0{1 + i % 2} spoof {rng.normal(1, 1):.4f}\n" for i in range(40)))
+    (copy.parent / "cm.json").write_text(json.dumps({"kind": "manifest", "summary": {"asv_scores": {"eval": str(asv)}}}))
+    out = cm_env / "tdcf"
+    result = run_cm("--json", "--data-root", root, "eval", "--run", run, "--manifest", copy, "--out", out)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["overall"]["min_tdcf"] <= 1.0 + 1e-12 and "min_tdcf_legacy" in metrics["overall"]
+    assert metrics["tdcf"]["asv_scores"] == str(asv)
