@@ -72,8 +72,13 @@ class CmGroup(TyperGroup):
         return list(self.commands)
 
     def invoke(self, ctx) -> Any:
+        from cm_cli.core.signals import stop_on_sigterm
+
+        protected = getattr(ctx, "_protected_args", None) or []
+        what = "cm " + str(protected[0]) if protected else "cm"
         try:
-            return super().invoke(ctx)
+            with stop_on_sigterm(what):  # SIGTERM in any command: unwind, clean up, one line, exit 143
+                return super().invoke(ctx)
         except CmError as exc:
             if ctx.params.get("debug"):
                 raise
