@@ -483,6 +483,6 @@ def resolve_manifest(ctx: Context, manifest: Path | None, *, upstream: Path | No
 OutDir = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory.", show_default=False)]
 ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Manifest Parquet (default: the data root corpus's manifest).")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or YAML path.", autocompletion=complete_preset)]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Redo work even if the output exists with other options.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo all the work (reuse nothing), also when the output exists with other options.")]
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="Process shard I/N (I from 0); default from SLURM_ARRAY_TASK_*.")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Use only this split (train, dev, eval).")]

@@ -474,6 +474,7 @@ class _Lease:
     def _write_tmp(self) -> Path:
         fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".new", dir=self.path.parent)
         with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), file_mode())  # colleagues can see who holds it
             json.dump(self._info(), handle)
         return Path(name)
 
@@ -555,6 +556,7 @@ class _Lease:
                 with contextlib.suppress(OSError):
                     fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".new", dir=self.path.parent)
                     with os.fdopen(fd, "w") as handle:
+                        os.fchmod(handle.fileno(), file_mode())
                         json.dump(info, handle)
                     os.replace(name, self.path)
 
