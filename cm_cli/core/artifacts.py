@@ -101,7 +101,6 @@ def _umask() -> int:
 
 def write_error(target: Path, exc: OSError) -> CmError:
     """One line for a failed write (disk full, quota, permissions), naming the file."""
-
     reason = exc.strerror or str(exc)
     hint = None
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
