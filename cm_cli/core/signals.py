@@ -12,6 +12,7 @@ Worker processes call ``raise_on_sigterm`` so they unwind the same way.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Iterator
@@ -36,7 +37,13 @@ class WorkerStop(SystemExit):
 
 
 def _handler(what: str):
+    owner = os.getpid()
+
     def handle(signum, frame) -> None:
+        if os.getpid() != owner:  # a forked child (a data-loader worker) inherited it: die as before
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         name = signal.Signals(signum).name
         raise Terminated(f"{what} stopped by {name}; finished items are kept",
                          "rerun the same command to continue where it stopped")

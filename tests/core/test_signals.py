@@ -50,3 +50,14 @@ def test_any_cm_command_exits_143_with_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert out.returncode == 143, out.stderr
     assert "cm sleeper stopped by SIGTERM" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_forked_child_dies_by_the_signal_as_before():
+    # data-loader workers fork from the main process and inherit the handler: they must not print a traceback
+    with stop_on_sigterm("cm test"):
+        pid = os.fork()
+        if pid == 0:  # child
+            os.kill(os.getpid(), signal.SIGTERM)
+            os._exit(0)  # not reached
+        _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
