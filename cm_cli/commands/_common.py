@@ -46,7 +46,7 @@ def err_console():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _report_error(exc: CmError, click_ctx) -> None:
+def _report_error(exc: Any, click_ctx) -> None:
     root = click_ctx.find_root()
     want_json = bool(root.params.get("json")) or (isinstance(root.obj, Context) and root.obj.json)
     stderr = err_console()
@@ -72,7 +72,7 @@ class CmGroup(TyperGroup):
         return list(self.commands)
 
     def invoke(self, ctx) -> Any:
-        from cm_cli.core.signals import stop_on_sigterm
+        from cm_cli.core.signals import Terminated, stop_on_sigterm
 
         protected = getattr(ctx, "_protected_args", None) or []
         what = "cm " + str(protected[0]) if protected else "cm"
@@ -80,6 +80,11 @@ class CmGroup(TyperGroup):
             with stop_on_sigterm(what):  # SIGTERM in any command: unwind, clean up, one line, exit 143
                 return super().invoke(ctx)
         except CmError as exc:
+            if ctx.params.get("debug"):
+                raise
+            _report_error(exc, ctx)
+            ctx.exit(exc.exit_code)
+        except Terminated as exc:  # a BaseException, so that no per-item handler swallows it
             if ctx.params.get("debug"):
                 raise
             _report_error(exc, ctx)

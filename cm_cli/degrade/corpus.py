@@ -26,7 +26,6 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.shard import Shard
-from cm_cli.core.signals import Terminated
 
 __all__ = ["FileResult", "CorpusResult", "degrade_file", "degrade_manifest", "Job", "plan_conditions",
            "item_key", "read_committed", "JOURNAL_GLOB"]
@@ -229,7 +228,7 @@ def _suppress():
 
 def _run_job(job: Job) -> dict:
     """Returns {'row': ..., 'commit': ...} on success or reuse, {'failure': ...} on error; never raises
-    except when the job is being stopped (SIGTERM)."""
+    (a SIGTERM's ``Terminated``/``WorkerStop`` are not ``Exception``s and pass through)."""
     import soundfile as sf
 
     from cm_cli.data.audio import load_audio
@@ -258,8 +257,6 @@ def _run_job(job: Job) -> dict:
             if source_hash is not None:
                 result["commit"] = {"output": os.path.relpath(output, _WORKER_STATE.get("out_dir") or "."),
                                     "key": key, "size": output.stat().st_size, "sha256": _sha256(output)}
-    except Terminated:
-        raise
     except CmError as exc:
         return {"failure": _failure(job, exc.message)}
     except Exception as exc:  # an unexpected decoder/library error on one file must not stop the corpus

@@ -25,11 +25,22 @@ def test_sigterm_raises_terminated_and_cleans_up(tmp_path):
                 with atomic_path(out / "table.parquet") as tmp:
                     tmp.write_bytes(b"half")
                     os.kill(os.getpid(), signal.SIGTERM)
-    assert isinstance(info.value, CmError) and info.value.exit_code == 143
+    assert not isinstance(info.value, Exception) and info.value.exit_code == 143
     assert "cm test stopped by SIGTERM" in info.value.message and "rerun" in info.value.hint
     assert sorted(p.name for p in out.iterdir()) == ["cm.json"]  # no lock, no temporary file
     assert read_json(out / "cm.json")["status"] == "failed"
     assert signal.getsignal(signal.SIGTERM) is not None  # restored
+
+
+def test_per_item_handlers_do_not_swallow_it():
+    # `except Exception` / `except CmError` around one file's decoding must not turn a SIGTERM into a failed item
+    with pytest.raises(Terminated):
+        with stop_on_sigterm("cm test"):
+            for _ in range(3):
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                except (CmError, Exception):
+                    pass
 
 
 def test_any_cm_command_exits_143_with_one_line(tmp_path):
