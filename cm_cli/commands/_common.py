@@ -46,7 +46,7 @@ def err_console():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _report_error(exc: CmError, click_ctx) -> None:
+def _report_error(exc: Any, click_ctx) -> None:
     root = click_ctx.find_root()
     want_json = bool(root.params.get("json")) or (isinstance(root.obj, Context) and root.obj.json)
     stderr = err_console()
@@ -72,9 +72,19 @@ class CmGroup(TyperGroup):
         return list(self.commands)
 
     def invoke(self, ctx) -> Any:
+        from cm_cli.core.signals import Terminated, stop_on_sigterm
+
+        protected = getattr(ctx, "_protected_args", None) or []
+        what = "cm " + str(protected[0]) if protected else "cm"
         try:
-            return super().invoke(ctx)
+            with stop_on_sigterm(what):  # SIGTERM in any command: unwind, clean up, one line, exit 143
+                return super().invoke(ctx)
         except CmError as exc:
+            if ctx.params.get("debug"):
+                raise
+            _report_error(exc, ctx)
+            ctx.exit(exc.exit_code)
+        except Terminated as exc:  # a BaseException, so that no per-item handler swallows it
             if ctx.params.get("debug"):
                 raise
             _report_error(exc, ctx)
@@ -478,6 +488,6 @@ def resolve_manifest(ctx: Context, manifest: Path | None, *, upstream: Path | No
 OutDir = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory.", show_default=False)]
 ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Manifest Parquet (default: the data root corpus's manifest).")]
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or YAML path.", autocompletion=complete_preset)]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Redo work even if the output exists with other options.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo all the work (reuse nothing), also when the output exists with other options.")]
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="Process shard I/N (I from 0); default from SLURM_ARRAY_TASK_*.")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Use only this split (train, dev, eval).")]

@@ -10,6 +10,7 @@ lock against two writers.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -100,8 +101,6 @@ def _umask() -> int:
 
 def write_error(target: Path, exc: OSError) -> CmError:
     """One line for a failed write (disk full, quota, permissions), naming the file."""
-    import errno
-
     reason = exc.strerror or str(exc)
     hint = None
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -474,6 +473,7 @@ class _Lease:
     def _write_tmp(self) -> Path:
         fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".new", dir=self.path.parent)
         with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), file_mode())  # colleagues can see who holds it
             json.dump(self._info(), handle)
         return Path(name)
 
@@ -514,8 +514,10 @@ class _Lease:
                 linked = True
             except FileExistsError:
                 linked = False
-            except OSError as exc:
-                raise write_error(self.path, exc) from None
+            except OSError as exc:  # a filesystem without hard links: exclusive create, then write
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise write_error(self.path, exc) from None
+                linked = self._create_exclusive()
             finally:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
@@ -541,6 +543,17 @@ class _Lease:
                     aside.unlink()
         raise CmError(f"could not take the lock {self.path}", "another process keeps taking it; retry")
 
+    def _create_exclusive(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode())
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self._info(), handle)
+        return True
+
     def _start_refresh(self) -> None:
         import threading
 
@@ -555,6 +568,7 @@ class _Lease:
                 with contextlib.suppress(OSError):
                     fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".new", dir=self.path.parent)
                     with os.fdopen(fd, "w") as handle:
+                        os.fchmod(handle.fileno(), file_mode())
                         json.dump(info, handle)
                     os.replace(name, self.path)
 

@@ -12,19 +12,34 @@ Worker processes call ``raise_on_sigterm`` so they unwind the same way.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from typing import Iterator
 
-from cm_cli.core.errors import CmError
-
 __all__ = ["Terminated", "WorkerStop", "stop_on_sigterm", "raise_on_sigterm"]
 
 
-class Terminated(CmError):
-    """The job was asked to stop (SIGTERM); exit code 143 like a process killed by it."""
+class Terminated(BaseException):
+    """The job was asked to stop (SIGTERM); exit code 143 like a process killed by it.
+
+    A ``BaseException``, not a ``CmError``: per-item handlers (``except Exception`` or
+    ``except CmError`` around decoding one file) must not swallow it as one failed item
+    and carry on. The root group prints it like a ``CmError``: one line and the hint.
+    """
 
     exit_code = 143
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict:
+        return {"error": self.message, "hint": self.hint, "exit_code": self.exit_code}
 
 
 class WorkerStop(SystemExit):
@@ -36,7 +51,13 @@ class WorkerStop(SystemExit):
 
 
 def _handler(what: str):
+    owner = os.getpid()
+
     def handle(signum, frame) -> None:
+        if os.getpid() != owner:  # a forked child (a data-loader worker) inherited it: die as before
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         name = signal.Signals(signum).name
         raise Terminated(f"{what} stopped by {name}; finished items are kept",
                          "rerun the same command to continue where it stopped")

@@ -238,10 +238,15 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
         try:
             with zipfile.ZipFile(archive) as zf:
                 infos = zf.infolist()
+                tree = _Tree(target)
                 for info in infos:  # check everything before writing anything
-                    _safe_zip_name(info.filename)
+                    rel = _safe_zip_name(info.filename)
                     if (info.external_attr >> 16) & 0o170000 == 0o120000:
                         raise CmError(f"{archive.name}: refusing symbolic link member {info.filename!r}")
+                    for depth in range(1, len(rel.parts) + 1):
+                        if tree.link_at(tuple(rel.parts[:depth])) is not None:
+                            raise CmError(f"{archive.name}: refusing member {info.filename!r} (it is written through "
+                                          f"the symbolic link {'/'.join(rel.parts[:depth])!r})", _REFUSE_HINT)
                 for info in infos:
                     rel = _safe_zip_name(info.filename)
                     if not rel.parts:

@@ -26,7 +26,6 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.shard import Shard
-from cm_cli.core.signals import Terminated
 
 __all__ = ["FileResult", "CorpusResult", "degrade_file", "degrade_manifest", "Job", "plan_conditions",
            "item_key", "read_committed", "JOURNAL_GLOB"]
@@ -229,7 +228,7 @@ def _suppress():
 
 def _run_job(job: Job) -> dict:
     """Returns {'row': ..., 'commit': ...} on success or reuse, {'failure': ...} on error; never raises
-    except when the job is being stopped (SIGTERM)."""
+    (a SIGTERM's ``Terminated``/``WorkerStop`` are not ``Exception``s and pass through)."""
     import soundfile as sf
 
     from cm_cli.data.audio import load_audio
@@ -258,8 +257,6 @@ def _run_job(job: Job) -> dict:
             if source_hash is not None:
                 result["commit"] = {"output": os.path.relpath(output, _WORKER_STATE.get("out_dir") or "."),
                                     "key": key, "size": output.stat().st_size, "sha256": _sha256(output)}
-    except Terminated:
-        raise
     except CmError as exc:
         return {"failure": _failure(job, exc.message)}
     except Exception as exc:  # an unexpected decoder/library error on one file must not stop the corpus
@@ -308,11 +305,7 @@ def degrade_manifest(
     options: dict | None = None,
 ) -> CorpusResult:
     """Degrade every row of ``manifest`` under each spec / the condition / ``variants`` policy draws."""
-    import multiprocessing
-
     from cm_cli.core.artifacts import OutputDir, write_parquet
-    from cm_cli.core.progress import track
-    from cm_cli.core.signals import stop_on_sigterm
     from cm_cli.data.manifests import load_manifest
     from cm_cli.degrade.policy import load_policy
 
@@ -346,57 +339,11 @@ def degrade_manifest(
                 return result
             target.done = False  # retry the failed files; finished ones are skipped below
         journal_name = ".committed.jsonl" if shard.is_whole else f".committed.part-{shard.index}-of-{shard.count}.jsonl"
-        journal_path = out_dir / journal_name
         committed = {} if force else read_committed(out_dir)
         jobs = _jobs(iter(rows), out_dir, specs=canonical, condition=condition, policy=policy_obj,
                      variants=variants, seed=seed, data_root=Path(data_root) if data_root else None)
-        out_rows: list[dict] = []
-        failures: list[dict] = []
-        commits: list[dict] = []
         init = (ffmpeg, sample_rate, seed, committed, str(out_dir))
-        if workers <= 1:
-            _init_worker(*init)
-            results = map(_run_job, jobs)
-            pool = None
-        else:
-            context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-            pool = context.Pool(workers, initializer=_init_worker, initargs=init + (True,), maxtasksperchild=2000)
-            results = pool.imap(_run_job, jobs, chunksize=2)
-        ok = False
-        try:
-            with stop_on_sigterm("cm degrade"), open(journal_path, "w" if force else "a", encoding="utf-8") as journal:
-                for item in track(results, total=n_jobs, description="degrade"):
-                    if "commit" in item:
-                        journal.write(json.dumps(item["commit"]) + "\n")
-                        journal.flush()
-                        commits.append(item["commit"])
-                    if "failure" in item:
-                        failures.append(item["failure"])
-                        continue
-                    out_rows.append(item["row"])
-                    if item["skipped"]:
-                        result.n_skipped += 1
-                    else:
-                        result.n_written += 1
-                    if item["clipped"]:
-                        result.n_clipped_files += 1
-                        result.n_clipped_samples += int(item["clipped"])
-                    for warning in item["warnings"]:
-                        key = warning.split(":", 1)[0] + ": " + warning.split(":", 1)[-1].strip()
-                        result.warnings[key] = result.warnings.get(key, 0) + 1
-            ok = True
-        except OSError as exc:
-            from cm_cli.core.artifacts import write_error
-
-            raise write_error(journal_path, exc) from None
-        finally:
-            if pool is not None:
-                if ok:
-                    pool.close()
-                else:
-                    pool.terminate()
-                pool.join()
-        _compact_journal(journal_path, out_rows, committed, commits, out_dir)
+        out_rows, failures = _run_jobs(jobs, n_jobs, init, workers, out_dir / journal_name, committed, force, result)
         result.n_failed = len(failures)
         import pandas as pd
 
@@ -420,6 +367,62 @@ def degrade_manifest(
                                "n_failed": result.n_failed, "clipped_files": result.n_clipped_files,
                                "warnings": result.warnings})
     return result
+
+
+def _run_jobs(jobs: Iterator[Job], n_jobs: int, init: tuple, workers: int, journal_path: Path, committed: dict,
+              force: bool, result: CorpusResult) -> tuple[list[dict], list[dict]]:
+    """Run the jobs (in a pool when ``workers`` > 1), committing each finished file to the journal as it comes."""
+    import multiprocessing
+
+    from cm_cli.core.artifacts import write_error
+    from cm_cli.core.progress import track
+    from cm_cli.core.signals import stop_on_sigterm
+
+    out_rows: list[dict] = []
+    failures: list[dict] = []
+    commits: list[dict] = []
+    if workers <= 1:
+        _init_worker(*init)
+        results, pool = map(_run_job, jobs), None
+    else:
+        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        pool = context.Pool(workers, initializer=_init_worker, initargs=init + (True,), maxtasksperchild=2000)
+        results = pool.imap(_run_job, jobs, chunksize=2)
+    ok = False
+    try:
+        with stop_on_sigterm("cm degrade"), open(journal_path, "w" if force else "a", encoding="utf-8") as journal:
+            for item in track(results, total=n_jobs, description="degrade"):
+                if "commit" in item:
+                    journal.write(json.dumps(item["commit"]) + "\n")
+                    journal.flush()
+                    commits.append(item["commit"])
+                if "failure" in item:
+                    failures.append(item["failure"])
+                    continue
+                out_rows.append(item["row"])
+                _count(result, item)
+        ok = True
+    except OSError as exc:
+        raise write_error(journal_path, exc) from None
+    finally:
+        if pool is not None:
+            pool.close() if ok else pool.terminate()
+            pool.join()
+    _compact_journal(journal_path, out_rows, committed, commits, result.out_dir)
+    return out_rows, failures
+
+
+def _count(result: CorpusResult, item: dict) -> None:
+    if item["skipped"]:
+        result.n_skipped += 1
+    else:
+        result.n_written += 1
+    if item["clipped"]:
+        result.n_clipped_files += 1
+        result.n_clipped_samples += int(item["clipped"])
+    for warning in item["warnings"]:
+        key = warning.split(":", 1)[0] + ": " + warning.split(":", 1)[-1].strip()
+        result.warnings[key] = result.warnings.get(key, 0) + 1
 
 
 def _compact_journal(path: Path, rows: list[dict], committed: dict, commits: list[dict], out_dir: Path) -> None:

@@ -283,3 +283,19 @@ def test_writers_keep_one_layout(tmp_path):
     with pytest.raises(CmError, match="sharded results"):
         with OutputDir(tmp_path, "degraded", options={}):
             pass
+
+
+def test_lock_without_hard_links_falls_back_to_exclusive_create(tmp_path, monkeypatch):
+    import errno
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "out"
+    with OutputDir(out, "scores", options={}):
+        assert json.loads((out / ".cm.lock").read_text())["pid"] == os.getpid()
+        with pytest.raises(CmError, match="another cm process"):
+            with OutputDir(out, "scores", options={}):
+                pass
+    assert not (out / ".cm.lock").exists()

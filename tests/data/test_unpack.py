@@ -114,3 +114,17 @@ def test_unpacked_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "out" / "f.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_zip_is_not_written_through_an_existing_symlink(tmp_path):
+    import zipfile
+
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "LA").symlink_to(tmp_path)
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("LA/owned.txt", b"x")
+    with pytest.raises(CmError, match="through the symbolic link 'LA'"):
+        unpack_archive(archive, target)
+    assert not (tmp_path / "owned.txt").exists()

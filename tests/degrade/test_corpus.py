@@ -268,3 +268,22 @@ def test_sigterm_stops_cleanly_and_the_rerun_equals_a_clean_run(tmp_path, worker
     assert a.utt_id.tolist() == b.utt_id.tolist() and len(a) == 48
     for x, y in zip(a.path, b.path):
         np.testing.assert_array_equal(sf.read(x)[0], sf.read(y)[0])
+
+
+def test_disk_full_while_writing_audio_is_a_failure_line_not_a_traceback(tmp_path, monkeypatch):
+    # item 13: ENOSPC while writing a file is reported per file, nothing half-written is kept
+    import errno
+
+    import cm_cli.data.audio as audio
+
+    def full(path, samples, rate):
+        Path(path).write_bytes(b"fLaC" + b"\0" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    manifest = make_manifest(tmp_path / "src", n=2, bad=False)
+    out = tmp_path / "deg"
+    monkeypatch.setattr(audio, "save_audio", full)
+    result = degrade_manifest(manifest, out, specs=["alaw"])
+    assert result.n_failed == 2
+    assert read_table(out / "failures.parquet").error.str.contains("No space left on device").all()
+    assert not [p for p in (out / "audio").rglob("*") if p.is_file()]
