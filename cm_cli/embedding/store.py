@@ -54,7 +54,10 @@ class EmbeddingWriter:
         fields = [pa.field("utt_id", pa.string(), nullable=False)]
         fields += [pa.field(name, pa.list_(value, dim)) for name, dim in columns.items()]
         self.schema = pa.schema(fields, metadata={k.encode(): v.encode() for k, v in metadata.items()})
+        from cm_cli.core.artifacts import file_mode
+
         fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        os.fchmod(fd, file_mode())  # colleagues on a shared project space can read it (mkstemp gives 0600)
         os.close(fd)
         self.tmp = Path(name)
         self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")

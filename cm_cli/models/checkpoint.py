@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 
 from cm_cli.core.errors import CmError
@@ -88,14 +87,10 @@ def save_checkpoint(
         "epoch": int(epoch),
         "metrics": dict(metrics or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    from cm_cli.core.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:  # umask-respecting mode; disk full -> CmError naming the file
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -63,3 +63,26 @@ def test_missing_corrupt_and_foreign_files(tmp_path):
     torch.save({"weight": torch.zeros(2)}, tmp_path / "raw.pt")
     with pytest.raises(CmError, match="not a cm-checkpoint/1"):
         read_checkpoint(tmp_path / "raw.pt")
+
+
+def test_checkpoints_and_embeddings_follow_the_umask(tmp_path):
+    """Colleagues on a shared project space can read what cm writes (mkstemp alone gives 0600)."""
+    import os
+    import stat
+
+    import numpy as np
+
+    from cm_cli.embedding.store import EmbeddingWriter
+    from cm_cli.models.checkpoint import save_checkpoint
+    from cm_cli.models.model import ModelConfig, build_model
+
+    old = os.umask(0o022)
+    try:
+        ckpt = save_checkpoint(tmp_path / "best.pt", build_model(ModelConfig(backbone="lcnn")))
+        writer = EmbeddingWriter(tmp_path / "embeddings.parquet", value_type="float16")
+        writer.write(["a", "b"], {"layer_00": np.zeros((2, 4), np.float32)}, {"backbone": "lcnn"})
+        writer.commit()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(ckpt).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "embeddings.parquet").st_mode) == 0o644
