@@ -246,10 +246,11 @@ def build_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, l
     with OutputDir(out, kind="report", options=options, inputs=[], force=True, argv=argv) as directory:
         markdown = out / "report.md"
         html_path = out / "report.html"
-        with atomic_path(markdown) as tmp:
-            tmp.write_text(render_markdown(title, intro, sections), encoding="utf-8")
-        with atomic_path(html_path) as tmp:
-            tmp.write_text(render_html(title, intro, sections), encoding="utf-8")
+        md_text, html_text = render_markdown(title, intro, sections), render_html(title, intro, sections)
+        # both written before either is renamed: a full disk leaves neither, not a report.md without its html
+        with atomic_path(markdown) as md_tmp, atomic_path(html_path) as html_tmp:
+            md_tmp.write_text(md_text, encoding="utf-8")
+            html_tmp.write_text(html_text, encoding="utf-8")
         tex_paths: list[Path] = []
         if latex:
             for table in tables:

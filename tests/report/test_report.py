@@ -314,3 +314,22 @@ def test_report_reads_contract4_metrics_and_contract5_codecs(tmp_path):
     assert "0.1234" in la and "0.2345" in la and "0.0567" in la and "revised-2021" in la
     runs = text.split("## Runs")[1].split("## Results on")[0]
     assert "cross-corpus" in runs and "in-corpus" in runs and "asvspoof2019_la" in runs
+
+
+def test_disk_full_leaves_no_half_written_report(study, tmp_path, monkeypatch):
+    """A write error on report.html is one CmError and leaves neither report.md nor report.html behind."""
+    import errno
+
+    real = Path.write_text
+
+    def full_disk(self, text, *args, **kwargs):
+        if ".report.html" in self.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    out = tmp_path / "report"
+    with pytest.raises(CmError, match="report.html"):
+        build_report([study], out, title="Toy study")
+    assert not (out / "report.md").exists() and not (out / "report.html").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".report")]
