@@ -277,8 +277,11 @@ def _manifest_rows(manifest: Path, split: str | None, by: Sequence[str]):
     return frame
 
 
-def _checked_conditions(degrade: Sequence[str], chunk_ms: Sequence[str], baseline: bool) -> list[Condition]:
+def _checked_conditions(degrade: Sequence[str], chunk_ms: Sequence[str], baseline: bool,
+                        causal_windows: int | None = None) -> list[Condition]:
     """The planned conditions, every degradation spec (and encoder) validated before scoring."""
+    if causal_windows is not None and not chunk_ms:
+        raise CmError("--causal-windows needs streaming windows: give --chunk-ms as well")
     conditions = plan_conditions(degrade, chunk_ms, baseline=baseline)
     for condition in conditions:
         if condition.degrade:
@@ -320,7 +323,7 @@ def evaluate_model(
     ``settings`` shapes the metrics (``by``/``in_domain``/``bootstrap``/``compare`` are a
     shorthand used when it is not given); the run's training domains fill
     ``settings.seen_domains`` unless set."""
-    from cm_cli.core.artifacts import OutputDir, write_parquet
+    from cm_cli.core.artifacts import OutputDir
     from cm_cli.core.shard import Shard
     from cm_cli.evaluation.settings import seen_domains_of_run
     from cm_cli.models.loading import load_model
@@ -331,9 +334,7 @@ def evaluate_model(
     if settings is None:
         settings = EvalSettings(by=tuple(by), in_domain=tuple(in_domain), bootstrap=bootstrap, compare=compare, seed=seed)
     frame = _manifest_rows(manifest, split, settings.by)
-    conditions = _checked_conditions(degrade, chunk_ms, baseline)
-    if causal_windows is not None and not chunk_ms:
-        raise CmError("--causal-windows needs streaming windows: give --chunk-ms as well")
+    conditions = _checked_conditions(degrade, chunk_ms, baseline, causal_windows)
     base = ScoringConfig(batch_size=batch_size, full_length=full_length, overlap_ms=overlap_ms, aggregate=aggregate)
     loaded = load_model(source, device=torch_device)
     settings = settings.with_seen(seen_domains_of_run(source, required=False))
@@ -342,7 +343,8 @@ def evaluate_model(
         "run": str(source.resolve()), "checkpoint_sha256": loaded.checkpoint_sha256,
         "manifest": str(manifest.resolve()), "manifest_sha256": manifest_sha, "split": split,
         "degrade": list(degrade), "chunk_ms": list(chunk_ms), "overlap_ms": overlap_ms, "aggregate": aggregate,
-        "causal_windows": causal_windows, "full_length": full_length, "batch_size": batch_size, "scoring_seed": seed, "baseline": baseline,
+        "causal_windows": causal_windows, "full_length": full_length, "batch_size": batch_size,
+        "scoring_seed": seed, "baseline": baseline,
         **settings.options(),
     }
     sweep = len(conditions) > 1
@@ -357,18 +359,26 @@ def evaluate_model(
             return _reused(result, conditions, len(part), sweep)
         if force and shard.is_whole:
             _remove_stale_conditions(out_dir, output.previous, {c.slug for c in conditions} if sweep else set())
-        sweep_rows = []
-        for condition in conditions:
-            done, table = scorer.run(condition, out_dir / condition.slug if sweep else out_dir)
-            result.conditions.append(done)
-            if sweep and done.metrics is not None:
-                sweep_rows.append(_sweep_row(condition, done.metrics, table))
-        if sweep_rows:
-            import pandas as pd
-
-            result.sweep = write_parquet(pd.DataFrame(sweep_rows), out_dir / "sweep.parquet")
+        _score_conditions(scorer, conditions, out_dir, result, sweep=sweep)
         output.finish(outputs={"conditions": [c.slug for c in conditions]}, summary=result.summary())
     return result
+
+
+def _score_conditions(scorer: "_ConditionScorer", conditions: Sequence[Condition], out_dir: Path,
+                      result: ModelEvalResult, *, sweep: bool) -> None:
+    """Score every condition into its folder (the output itself when there is one); the sweep table."""
+    from cm_cli.core.artifacts import write_parquet
+
+    sweep_rows = []
+    for condition in conditions:
+        done, table = scorer.run(condition, out_dir / condition.slug if sweep else out_dir)
+        result.conditions.append(done)
+        if sweep and done.metrics is not None:
+            sweep_rows.append(_sweep_row(condition, done.metrics, table))
+    if sweep_rows:
+        import pandas as pd
+
+        result.sweep = write_parquet(pd.DataFrame(sweep_rows), out_dir / "sweep.parquet")
 
 
 def _per_attack_eer(table) -> dict[str, float]:
