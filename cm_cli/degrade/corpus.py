@@ -20,12 +20,15 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.shard import Shard
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 __all__ = ["FileResult", "CorpusResult", "degrade_file", "degrade_manifest", "Job", "plan_conditions",
            "item_key", "read_committed", "JOURNAL_GLOB"]
@@ -345,28 +348,42 @@ def degrade_manifest(
         init = (ffmpeg, sample_rate, seed, committed, str(out_dir))
         out_rows, failures = _run_jobs(jobs, n_jobs, init, workers, out_dir / journal_name, committed, force, result)
         result.n_failed = len(failures)
-        import pandas as pd
-
-        from cm_cli.data.manifest import normalise_manifest
-
-        table = normalise_manifest(pd.DataFrame(out_rows)) if out_rows else normalise_manifest(pd.DataFrame(columns=["utt_id"]))
-        for column in ("source_utt_id", "degradation"):
-            if column not in table.columns:
-                table[column] = pd.Series(dtype="string")
-        table["bitrate_kbps"] = pd.to_numeric(table.get("bitrate_kbps", pd.Series(index=table.index, dtype="float64")),
-                                              errors="coerce").astype("Float64")
-        write_parquet(table, out_dir / part_name)
-        fail_path = out_dir / fail_name
-        if failures:
-            write_parquet(pd.DataFrame(failures), fail_path)
-            result.failures = fail_path
-        elif fail_path.exists():
-            fail_path.unlink()
+        write_parquet(_degraded_table(out_rows), out_dir / part_name)
+        fail_path = _write_failures(failures, out_dir / fail_name, result)
         target.finish(outputs={"manifest": str(out_dir / part_name), "failures": str(fail_path) if failures else None},
                       summary={"n_rows": len(out_rows), "n_written": result.n_written, "n_skipped": result.n_skipped,
                                "n_failed": result.n_failed, "clipped_files": result.n_clipped_files,
                                "warnings": result.warnings})
     return result
+
+
+def _degraded_table(out_rows: list[dict]) -> "pd.DataFrame":
+    """The degraded manifest: the schema, ``source_utt_id``/``degradation`` always, ``bitrate_kbps`` numeric."""
+    import pandas as pd
+
+    from cm_cli.data.manifest import normalise_manifest
+
+    table = normalise_manifest(pd.DataFrame(out_rows)) if out_rows else normalise_manifest(pd.DataFrame(columns=["utt_id"]))
+    for column in ("source_utt_id", "degradation"):
+        if column not in table.columns:
+            table[column] = pd.Series(dtype="string")
+    table["bitrate_kbps"] = pd.to_numeric(table.get("bitrate_kbps", pd.Series(index=table.index, dtype="float64")),
+                                          errors="coerce").astype("Float64")
+    return table
+
+
+def _write_failures(failures: list[dict], fail_path: Path, result: CorpusResult) -> Path:
+    """``failures.parquet`` when items failed; a stale one from an earlier run is removed."""
+    import pandas as pd
+
+    from cm_cli.core.artifacts import write_parquet
+
+    if failures:
+        write_parquet(pd.DataFrame(failures), fail_path)
+        result.failures = fail_path
+    elif fail_path.exists():
+        fail_path.unlink()
+    return fail_path
 
 
 def _run_jobs(jobs: Iterator[Job], n_jobs: int, init: tuple, workers: int, journal_path: Path, committed: dict,
