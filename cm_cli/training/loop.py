@@ -123,6 +123,7 @@ class _Run:
     batches: object
     loader: object
     per_epoch: int
+    tracker: object = None  # cm_cli.training.tracking.Trackers, on the main rank only
 
     @property
     def ckpt_dir(self) -> Path:
@@ -208,6 +209,8 @@ def _validate_and_save(run: _Run, state: TrainState, batch_offset: int, epoch: i
                       rank=run.dist.rank, world_size=run.dist.world_size)
     if result is None:
         return None
+    if run.tracker is not None:
+        run.tracker.dev(state.step, result)
     if state.history:
         record_dev(state.history[-1], result)
     _save_last(run, state, batch_offset, epoch)
@@ -234,6 +237,8 @@ def _train_batches(run: _Run, state: TrainState, stop_requested, on_step, advanc
             continue
         row = stepper.step(state)
         advance(1)
+        if run.tracker is not None:
+            run.tracker.step(row)
         if on_step is not None:
             on_step(row)
         if config.val_every and state.step % config.val_every == 0 and state.step < state.total_steps:
@@ -308,8 +313,12 @@ def fit(
     cache_dir: str | Path | None = None,
     dist: DistInfo | None = None,
     on_step: Callable[[dict], None] | None = None,
+    tracker=None,
 ) -> TrainResult:
-    """Train into ``run_dir/checkpoints``; ``resume`` is a loaded ``last.pt`` payload to continue from."""
+    """Train into ``run_dir/checkpoints``; ``resume`` is a loaded ``last.pt`` payload to continue from.
+
+    ``tracker`` (``cm_cli.training.tracking.Trackers``) receives every history row and validation.
+    """
     import shutil
 
     import torch
@@ -320,6 +329,7 @@ def fit(
     dist = dist or DistInfo()
     run, state = _setup(config, data, Path(run_dir), data_root=data_root, device=torch.device(device or "cpu"),
                         cache_dir=cache_dir, dist=dist, resume=resume)
+    run.tracker = tracker
     stop_requested = stop_requested or (lambda step: False)
     with task(state.total_steps, f"train {config.method} {config.backbone}") as advance:
         advance(state.step)

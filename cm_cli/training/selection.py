@@ -13,7 +13,7 @@ import numpy as np
 
 from cm_cli.training.state import TrainState
 
-__all__ = ["validate"]
+__all__ = ["validate", "dev_result"]
 
 
 def _gather(scores: np.ndarray, world_size: int) -> np.ndarray:
@@ -39,9 +39,6 @@ def _evaluate_dev(model, frame, *, data_root, device, batch_size: int, workers: 
     from torch.utils.data import DataLoader
 
     from cm_cli.data.datasets import ManifestAudio, bucket_batches, collate_audio
-    from cm_cli.metrics.dcf import CostParams, min_dcf_from_curve
-    from cm_cli.metrics.det import det_curve
-    from cm_cli.metrics.summary import eer_from_curve
     from cm_cli.scoring import _forward_scores
     from cm_cli.training.step import autocast as autocast_ctx
 
@@ -66,8 +63,16 @@ def _evaluate_dev(model, frame, *, data_root, device, batch_size: int, workers: 
     finally:
         model.train(was_training)
     scores = _gather(scores, world_size)
+    return dev_result(scores, frame["label"].astype(str).to_numpy() == "bonafide")
+
+
+def dev_result(scores: np.ndarray, is_bona: np.ndarray) -> dict:
+    """``dev_eer``, ``dev_min_dcf`` (p_spoof 0.05, c_miss 1, c_fa 10), ``dev_eer_threshold``, ``n``; NaN rows skipped."""
+    from cm_cli.metrics.dcf import CostParams, min_dcf_from_curve
+    from cm_cli.metrics.det import det_curve
+    from cm_cli.metrics.summary import eer_from_curve
+
     keep = ~np.isnan(scores)
-    is_bona = frame["label"].astype(str).to_numpy() == "bonafide"
     if is_bona[keep].all() or not is_bona[keep].any():
         return {"dev_eer": float("nan"), "dev_min_dcf": float("nan"), "dev_eer_threshold": float("nan"),
                 "n": int(keep.sum())}
