@@ -95,12 +95,6 @@ def train(
 ) -> None:
     """Train a countermeasure (ERM or DANN) and write a run directory: config, checkpoints, history."""
     values = {k: v for k, v in locals().items() if k not in _NOT_RESOLVED}
-    from cm_cli.core.errors import UsageError
-    from cm_cli.core.progress import use_reporter
-    from cm_cli.training.distributed import distributed
-    from cm_cli.training.loop import preemption_guard
-    from cm_cli.training.run import default_run_name, train_run, train_seeds
-
     c = get_ctx(ctx)
     o = resolve_options(ctx, "train", values, preset=preset)
     # the two augmentation sources exclude each other: one given on the command line
@@ -109,25 +103,34 @@ def train(
         o["augment"] = None
     elif augment is not None and augment_manifest is None:
         o["augment_manifest"] = None
+    _run(c, o, manifest=manifest, out=out, resume=resume, force=force, preset=preset)
+
+
+def _run(c, o: dict, *, manifest, out, resume: bool, force: bool, preset) -> None:
+    """Check the invocation, then train (one run, one per seed, or a feature-cache head) and print."""
+    from cm_cli.core.errors import UsageError
+    from cm_cli.core.progress import use_reporter
+    from cm_cli.training.distributed import distributed
+    from cm_cli.training.run import default_run_name, train_run, train_seeds
+    from cm_cli.training.signals import preemption_guard
+
     seed_list = _seeds(o["seeds"])
     config = _train_config(o, c)
     if resume and out is None:
         raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
     if resume and seed_list:
         raise UsageError("--resume continues one run; give --out RUN_DIR/seed_<s> instead of --seeds")
-    corpus_name = config.corpus
-    manifest_path = manifest
-    run_dir = out or c.runs_dir / (default_run_name(config) if not seed_list else
-                                   default_run_name(config).replace(f"-seed{config.seed}", "-seeds"))
-    options = {**config.to_dict(), "manifest": str(manifest_path) if manifest_path else f"<default {corpus_name}>",
+    name = default_run_name(config)
+    run_dir = out or c.runs_dir / (name if not seed_list else name.replace(f"-seed{config.seed}", "-seeds"))
+    options = {**config.to_dict(), "manifest": str(manifest) if manifest else f"<default {config.corpus}>",
                "out": str(run_dir), "seeds": seed_list, "preset": preset}
     if c.dry_run:
         print_dry_run(c, "train", options)
         return
-    if manifest_path is None:
+    if manifest is None:
         from cm_cli.data.manifests import default_manifest
 
-        manifest_path = default_manifest(c, corpus_name)
+        manifest = default_manifest(c, config.corpus)
     with distributed(c.device) as (dist, device):
         if dist.world_size == 1:
             device = str(c.torch_device())
@@ -136,18 +139,16 @@ def train(
         kwargs = dict(data_root=c.data_root, device=device, force=force, cache_dir=c.cache_dir, dist=dist, preset=preset)
         with preemption_guard() as stop, use_reporter(rich_reporter(c) if show else None):
             if config.features:
-                outcomes = _train_features(config, seed_list, manifest_path, run_dir, device, force, preset, resume)
+                outcomes = _train_features(config, seed_list, manifest, run_dir, device, force, preset, resume)
             elif seed_list:
-                outcomes = train_seeds(config, seed_list, manifest_path, run_dir, stop_requested=stop, **kwargs)
+                outcomes = train_seeds(config, seed_list, manifest, run_dir, stop_requested=stop, **kwargs)
             else:
-                outcomes = [train_run(config, manifest_path, run_dir, resume=resume, stop_requested=stop, **kwargs)]
+                outcomes = [train_run(config, manifest, run_dir, resume=resume, stop_requested=stop, **kwargs)]
     if not show:
         return
     payload = {"runs": [{"run_dir": str(o.run_dir), "status": o.status, "resumed": o.resumed, "skipped": o.skipped,
                          **o.summary} for o in outcomes]}
-    if len(outcomes) == 1:
-        payload = payload["runs"][0]
-    emit(c, payload, lambda: _print(outcomes, stop.signal))
+    emit(c, payload["runs"][0] if len(outcomes) == 1 else payload, lambda: _print(outcomes, stop.signal))
 
 
 def _train_features(config, seed_list, manifest_path, run_dir, device, force, preset, resume=False) -> list:
