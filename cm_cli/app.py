@@ -11,7 +11,7 @@ import typer
 
 from cm_cli import __version__
 from cm_cli.commands._common import (
-    PANEL_ANALYSIS, PANEL_DATA, PANEL_MODELLING, PANEL_OTHER, CmGroup, make_app,
+    PANEL_ANALYSIS, PANEL_DATA, PANEL_MODELLING, PANEL_OTHER, CmGroup, apply_command_table, make_app,
 )
 
 app = make_app(
@@ -71,6 +71,7 @@ def root(
             "quiet": quiet, "dry_run": dry_run, "debug": debug,
         }
     )
+    apply_command_table(ctx, ctx.obj)
     if ctx.obj.device not in ("auto", "cpu") and ctx.invoked_subcommand not in (None, "presets"):
         from cm_cli.core.context import check_device_available
 

@@ -1,10 +1,19 @@
-"""Scoring a trained countermeasure on a manifest: batch and streaming (sliding-window) inference.
+"""Scoring a trained countermeasure on a manifest: whole utterances, or sliding windows (streaming).
 
-Used by ``cm eval --run``, ``cm patch`` and ``cm demo`` so every number comes from the
-same code path. Scores are fp32 ``logit[bona fide] - logit[spoof]`` (higher = more
-bona fide, as in the ASVspoof evaluation packages). Audio is decoded at 16 kHz mono
-(stereo and 48 kHz audio downmixed and resampled); an optional degradation spec is
-applied on the fly, so stress sweeps need no rendered audio.
+Used by ``cm eval --run`` and ``cm demo``; batches and padding come from
+``cm_cli.models.inference`` (the model's own length policy), as in training validation,
+``cm embed`` and ``cm patch``. Scores are fp32 ``logit[bona fide] - logit[spoof]``
+(higher = more bona fide, as in the ASVspoof evaluation packages). Audio is decoded at
+16 kHz mono (stereo and 48 kHz audio downmixed and resampled); an optional degradation
+spec is applied on the fly, so stress sweeps need no rendered audio.
+
+Streaming (``chunk_ms``): each utterance is cut into windows of ``chunk_ms`` with
+``overlap_ms`` overlap (a tail window ends at the last sample; an utterance shorter
+than a window is one window of its own length); every window is fitted by the model's
+length policy exactly as a whole utterance of that length would be (a repeat-policy
+model tiles a 0.5 s window to its 64,600 samples) but never cropped, and the window
+scores are aggregated (mean, min, max, median). ``causal_windows = K`` scores only the
+first K windows, i.e. what a detector that decides after K windows has heard.
 """
 
 from __future__ import annotations
@@ -22,8 +31,8 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ScoringConfig", "LoadedModel", "ScoreResult", "load_scoring_model", "window_starts",
-           "aggregate_scores", "score_frame", "score_cache_key", "AGGREGATES"]
+__all__ = ["ScoringConfig", "ScoreResult", "window_starts", "aggregate_scores", "score_frame", "score_cache_key",
+           "AGGREGATES"]
 
 AGGREGATES = ("mean", "min", "max", "median")
 
@@ -39,6 +48,7 @@ class ScoringConfig:
     aggregate: str = "mean"
     degrade: str | None = None  # canonical degradation spec applied before scoring
     precision: str = "fp32"
+    causal_windows: int | None = None  # streaming: aggregate only the first K windows
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -50,15 +60,11 @@ class ScoringConfig:
                 raise CmError(f"--chunk-ms must be positive, got {self.chunk_ms}")
             if not 0 <= self.overlap_ms < self.chunk_ms:
                 raise CmError(f"--overlap-ms must be in [0, chunk-ms), got {self.overlap_ms}")
-
-
-@dataclass
-class LoadedModel:
-    model: Any
-    config: dict  # model_config of the checkpoint
-    checkpoint: Path
-    checkpoint_sha256: str
-    run_dir: Path | None = None
+        if self.causal_windows is not None:
+            if self.chunk_ms is None:
+                raise CmError("--causal-windows needs streaming windows: give --chunk-ms as well")
+            if self.causal_windows < 1:
+                raise CmError(f"causal windows must be at least 1, got {self.causal_windows}")
 
 
 @dataclass
@@ -66,24 +72,6 @@ class ScoreResult:
     scores: "pd.DataFrame"  # utt_id, score (+ n_windows in streaming mode)
     failures: list[dict] = field(default_factory=list)  # {utt_id, error}
     n_scored: int = 0
-
-
-def load_scoring_model(source: str | Path, *, device: Any = "cpu") -> LoadedModel:
-    """A model from a ``cm train`` run directory (its best checkpoint) or a checkpoint file."""
-    from cm_cli.core.artifacts import sha256_file
-    from cm_cli.models.checkpoint import load_weights, read_checkpoint
-    from cm_cli.models.model import ModelConfig, build_model
-
-    source = Path(source)
-    if not source.exists():
-        raise CmError(f"{source}: no such run directory or checkpoint", "give a `cm train` run dir or a .pt file")
-    payload = read_checkpoint(source)
-    path = Path(payload["path"])
-    model = build_model(ModelConfig.from_dict(dict(payload["model_config"])))
-    load_weights(model, payload)
-    model = model.to(device).eval()
-    run_dir = source if source.is_dir() else None
-    return LoadedModel(model, dict(payload["model_config"]), path, sha256_file(path), run_dir)
 
 
 def window_starts(n: int, chunk: int, hop: int) -> list[int]:
@@ -114,101 +102,79 @@ def score_cache_key(checkpoint_sha256: str, config: ScoringConfig, manifest_sha2
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _minimum_samples(model) -> int:
-    """Fewest samples the backbone's front end accepts (its receptive field, at least 25 ms)."""
-    backbone = getattr(model, "backbone", None)
-    field = getattr(backbone, "receptive_field", None)
-    return max(400, int(field) if isinstance(field, (int, float)) else 0)
+def _degrader(frame: "pd.DataFrame", spec_text: str | None, seed: int):
+    """The on-the-fly degradation as a dataset transform (seeded per utterance), or None."""
+    if not spec_text:
+        return None
+    from cm_cli.degrade.registry import apply_spec, validate_spec
+
+    spec = validate_spec(spec_text)
+    utt_ids = frame["utt_id"].astype(str).tolist()
+
+    def transform(wave: np.ndarray, index: int) -> np.ndarray:
+        out, _ = apply_spec(wave, 16000, spec, seed=seed, utt_id=utt_ids[index])
+        return out
+
+    return transform
 
 
-def _forward_scores(model, waves: list, *, device, full_length: bool, streaming: bool) -> np.ndarray:
-    import torch
+def _window_scores(model, batch, config: ScoringConfig, *, device) -> dict[int, list[float]]:
+    """Per row of ``batch``: the scores of its (first ``causal_windows``) sliding windows."""
+    from cm_cli.models.inference import forward_scores
 
-    from cm_cli.models.length import LengthPolicy, apply_length_policy
-
-    minimum = _minimum_samples(model)
-    if any(int(w.shape[-1]) < minimum for w in waves):
-        # shorter than the front end can analyse: zero-pad (never tile) to its receptive field
-        waves = [torch.nn.functional.pad(w, (0, max(0, minimum - int(w.shape[-1])))) for w in waves]
-    policy = model.config.length
-    if full_length or streaming:
-        # streaming windows and --full-length never tile audio: pad with zeros where a
-        # fixed input size is required, else score at the natural length
-        if policy.policy == "full" or policy.target is None:
-            policy = LengthPolicy("full")
-        else:
-            policy = LengthPolicy("zero", max(policy.target, max(int(w.shape[-1]) for w in waves)))
-        batch, lengths = apply_length_policy(waves, policy)
-    else:
-        batch, lengths = model.prepare_batch(waves)
-    with torch.inference_mode():
-        out = model(batch.to(device), lengths.to(device))
-    return out.score.float().cpu().numpy().astype(np.float64)
+    chunk = int(round(config.chunk_ms * 16))
+    hop = chunk - int(round(config.overlap_ms * 16))
+    owners, windows = [], []
+    for row, wave in zip(batch.indices, batch.waves):
+        starts = window_starts(int(wave.shape[-1]), chunk, hop)[: config.causal_windows]
+        for start in starts:
+            owners.append(row)
+            windows.append(wave[start:start + chunk])
+    values = np.concatenate([
+        forward_scores(model, windows[i:i + config.batch_size], device=device, keep_long=True)
+        for i in range(0, len(windows), config.batch_size)
+    ])
+    per_row: dict[int, list[float]] = {}
+    for row, value in zip(owners, values):
+        per_row.setdefault(row, []).append(value)
+    return per_row
 
 
 def score_frame(
-    loaded: LoadedModel,
+    loaded: Any,
     frame: "pd.DataFrame",
     *,
     data_root: str | Path | None,
     config: ScoringConfig = ScoringConfig(),
     device: Any = "cpu",
     seed: int = 0,
+    workers: int = 0,
 ) -> ScoreResult:
-    """Score every row of a manifest frame; undecodable rows are listed in ``failures``."""
+    """Score every row of a manifest frame with a ``LoadedModel`` (or a bare model); failures listed."""
     import pandas as pd
 
     from cm_cli.core.progress import task
-    from cm_cli.data.datasets import ManifestAudio, bucket_batches, collate_audio
+    from cm_cli.models.inference import forward_scores, iter_audio_batches
 
-    transform = None
-    if config.degrade:
-        from cm_cli.degrade.registry import apply_spec, validate_spec
-
-        spec = validate_spec(config.degrade)
-        utt_ids = frame["utt_id"].astype(str).tolist()
-
-        def transform(wave: np.ndarray, index: int) -> np.ndarray:
-            out, _ = apply_spec(wave, 16000, spec, seed=seed, utt_id=utt_ids[index])
-            return out
-
-    dataset = ManifestAudio(frame, data_root=data_root, transform=transform)
-    batches = bucket_batches(dataset.durations(), config.batch_size, shuffle=False)
+    model = getattr(loaded, "model", loaded)
     streaming = config.chunk_ms is not None
-    chunk = int(round((config.chunk_ms or 0) * 16))
-    hop = chunk - int(round(config.overlap_ms * 16)) if streaming else 0
-    scores = np.full(len(dataset), np.nan)
-    n_windows = np.zeros(len(dataset), dtype=np.int64)
+    scores = np.full(len(frame), np.nan)
+    n_windows = np.zeros(len(frame), dtype=np.int64)
     failures: list[dict] = []
-    model = loaded.model
-    with task(len(dataset), "scoring") as advance:
-        for indices in batches:
-            batch = collate_audio([dataset[i] for i in indices])
+    batches = iter_audio_batches(frame, data_root=data_root, batch_size=config.batch_size,
+                                 transform=_degrader(frame, config.degrade, seed), workers=workers)
+    with task(len(frame), "scoring") as advance:
+        for batch in batches:
             failures.extend({"utt_id": str(frame["utt_id"].iloc[i]), "error": msg} for i, msg in batch.failures)
-            if len(batch):
-                waves = [batch.waves[r, : int(batch.lengths[r])] for r in range(len(batch))]
-                if not streaming:
-                    values = _forward_scores(model, waves, device=device, full_length=config.full_length, streaming=False)
-                    scores[batch.indices.numpy()] = values
-                    n_windows[batch.indices.numpy()] = 1
-                else:
-                    owners, windows = [], []
-                    for row, wave in zip(batch.indices.tolist(), waves):
-                        for start in window_starts(int(wave.shape[-1]), chunk, hop):
-                            owners.append(row)
-                            windows.append(wave[start:start + chunk])
-                    values = np.concatenate([
-                        _forward_scores(model, windows[i:i + config.batch_size], device=device, full_length=True, streaming=True)
-                        for i in range(0, len(windows), config.batch_size)
-                    ])
-                    per_row: dict[int, list[float]] = {}
-                    for row, value in zip(owners, values):
-                        per_row.setdefault(row, []).append(value)
-                    for row, vals in per_row.items():
-                        scores[row] = aggregate_scores(vals, config.aggregate)
-                        n_windows[row] = len(vals)
-            advance(len(indices))
-    ok = ~np.isnan(scores)
+            if batch.indices and not streaming:
+                scores[batch.indices] = forward_scores(model, batch.waves, device=device, keep_long=config.full_length)
+                n_windows[batch.indices] = 1
+            elif batch.indices:
+                for row, vals in _window_scores(model, batch, config, device=device).items():
+                    scores[row] = aggregate_scores(vals, config.aggregate)
+                    n_windows[row] = len(vals)
+            advance(len(batch.indices) + len(batch.failures))
+    ok = n_windows > 0  # scored rows (a NaN score is the model's, reported below, not a failure)
     out = pd.DataFrame({"utt_id": frame["utt_id"].astype(str).to_numpy()[ok], "score": scores[ok].astype(np.float32)})
     if streaming:
         out["n_windows"] = n_windows[ok]

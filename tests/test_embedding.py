@@ -248,3 +248,26 @@ def test_aasist_official_checkpoint_embeds_its_readout(tmp_path, fixtures_dir):
         with torch.inference_mode():
             expected = model(batch, lengths).pooled[0].numpy()
         np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_several_batches_make_one_row_group(tmp_path, tiny):
+    import pyarrow.parquet as pq
+
+    from cm_cli.embedding import embed_manifest, load_layer
+    from cm_cli.embedding.store import EmbeddingWriter
+
+    m = make_manifest(tmp_path / "audio", lengths=(8000, 8100, 8200, 8300, 8400, 8500, 8600), bad=False)
+    result = embed_manifest(m, tmp_path / "rg", backbone=str(tiny), split="eval", batch_size=2)  # four batches
+    meta = pq.ParquetFile(result.path).metadata
+    assert meta.num_rows == 7 and meta.num_row_groups == 1
+    ids, X = load_layer(result.path, "layer_01")
+    assert len(set(ids)) == 7 and X.shape == (7, 32)
+    # the buffer is flushed when full: a tiny budget gives one row group per flush, rows all kept
+    import numpy as np
+
+    writer = EmbeddingWriter(tmp_path / "small.parquet", value_type="float32", row_group_bytes=1)
+    for k in range(3):
+        writer.write([f"r{k}a", f"r{k}b"], {"layer_00": np.full((2, 4), k, dtype=np.float32)}, {})
+    writer.commit()
+    assert pq.ParquetFile(tmp_path / "small.parquet").metadata.num_row_groups == 3
+    assert load_layer(tmp_path / "small.parquet", 0)[1][:, 0].tolist() == [0, 0, 1, 1, 2, 2]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cm_cli.core.errors import CmError
-from cm_cli.scores_io import ScoreColumns, join_key, load_scores, read_key, read_scores
+from cm_cli.evaluation.readers import ScoreColumns, join_key, load_scores, read_key, read_scores
 
 
 def test_fixture_tsv_with_integer_label_compared_as_text(fixtures_dir):

@@ -6,6 +6,16 @@ its place through a forward hook; the change in EER/minDCF and in how well a
 codec probe reads the final representation says what that site carries. A site
 where the two runs compute identical activations (a shared frozen layer) is a
 no-op, reported as such rather than as an effect.
+
+Patching is meaningful only between models whose representations are aligned, i.e.
+that share their initialisation: the same pretrained backbone, or the same init seed
+(the run's ``config.json``) from the same configuration. Two models trained from
+different random initialisations compute unrelated features at the same site, and
+putting one's activation into the other measures breakage (toy LCNN ERM -> DANN: +5 to
++7 EER points at every layer). Such pairs are refused unless ``allow_unaligned``, and
+then flagged ``aligned: false`` in ``patching.parquet`` and ``patching.json``. The EER
+change intervals are paired bootstraps over speakers (``cluster_by``), since trials of
+one speaker are not independent; a null key is a cluster of its own.
 """
 
 from __future__ import annotations
@@ -22,10 +32,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-__all__ = ["PATCH_COLUMNS", "PatchConfig", "Site", "patch_sites", "check_same_architecture", "compute_patching",
-           "run_patching"]
+__all__ = ["PATCH_COLUMNS", "PatchConfig", "Site", "patch_sites", "check_same_architecture", "alignment",
+           "cluster_draws", "compute_patching", "run_patching"]
 
-PATCH_COLUMNS = ["site", "eer", "min_dcf", "delta_eer", "ci_low", "ci_high", "probe_acc", "noop"]
+PATCH_COLUMNS = ["site", "eer", "min_dcf", "delta_eer", "ci_low", "ci_high", "probe_acc", "noop", "aligned"]
 ARCHITECTURE_KEYS = ("backbone", "backbone_options", "layer", "pooling", "head_dims")
 
 
@@ -40,6 +50,8 @@ class PatchConfig:
     n_boot: int = 500
     seed: int = 0
     max_rows: int | None = None
+    allow_unaligned: bool = False
+    cluster_by: str | None = "speaker"  # bootstrap unit of the EER-change intervals (None: trials)
 
     def options(self) -> dict:
         return asdict(self)
@@ -149,21 +161,6 @@ def _run(model, batch, lengths, *, capture: Sequence[Site] = (), replace: dict[s
     return out.score.float().cpu().numpy().astype("float64"), out.pre_logit.float().cpu().numpy(), captured
 
 
-def _load_audio(frame: "pd.DataFrame", data_root, batch_size: int):
-    from cm_cli.data.datasets import ManifestAudio
-
-    dataset = ManifestAudio(frame, data_root=data_root)
-    kept, failures, waves = [], [], []
-    for i in range(len(dataset)):
-        item = dataset[i]
-        if item.wave is None:
-            failures.append(item.error)
-        else:
-            kept.append(i)
-            waves.append(item.wave)
-    return kept, failures, [(kept[i:i + batch_size], waves[i:i + batch_size]) for i in range(0, len(kept), batch_size)]
-
-
 def _probe_accuracy(X: "np.ndarray", frame: "pd.DataFrame", config: PatchConfig) -> float:
     import numpy as np
 
@@ -176,23 +173,57 @@ def _probe_accuracy(X: "np.ndarray", frame: "pd.DataFrame", config: PatchConfig)
     return float((result.predicted == data.y).mean())
 
 
-def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame", *, data_root: str | Path | None,
-                     config: PatchConfig = PatchConfig()) -> tuple["pd.DataFrame", dict]:
-    """Score base, donor and base-with-donor-activation at every site; one PATCH_COLUMNS row each."""
+def alignment(base, donor) -> dict:
+    """Whether two ``LoadedModel``s share their initialisation, and on what grounds."""
+    if base.checkpoint_sha256 == donor.checkpoint_sha256:
+        return {"aligned": True, "basis": "same weights"}
+    a, b = base.config.backbone_id, donor.config.backbone_id
+    if a is not None and a == b:
+        return {"aligned": True, "basis": f"same pretrained backbone {a}"}
+    if base.init_seed is not None and base.init_seed == donor.init_seed:
+        return {"aligned": True, "basis": f"same init seed {base.init_seed}"}
+    seeds = [m.init_seed for m in (base, donor)]
+    if None in seeds:
+        why = "no pretrained backbone, and the init seed of " + (
+            "either run" if seeds == [None, None] else ("the base" if seeds[0] is None else "the donor")) + " is unknown"
+    else:
+        why = f"no pretrained backbone, and init seeds {seeds[0]} and {seeds[1]} differ"
+    return {"aligned": False, "basis": why}
+
+
+def cluster_draws(keys, n_boot: int, rng) -> list:
+    """Bootstrap resamples of row positions that draw whole clusters (``keys``; None/NaN = its own cluster)."""
     import numpy as np
     import pandas as pd
-    import torch
 
-    from cm_cli.metrics.summary import eer_and_min_dcf
-    from cm_cli.core.progress import track
-    from cm_cli.scoring import load_scoring_model
+    keys = pd.Series(keys, dtype=object).reset_index(drop=True)
+    null = keys.isna().to_numpy()
+    labels = np.empty(len(keys), dtype=np.int64)
+    codes, _ = pd.factorize(keys[~null].astype(str))
+    labels[~null] = codes
+    labels[null] = codes.max(initial=-1) + 1 + np.arange(int(null.sum()))
+    members = [np.flatnonzero(labels == c) for c in range(int(labels.max(initial=-1)) + 1)]
+    draws = []
+    for _ in range(n_boot):
+        picked = rng.integers(0, len(members), len(members))
+        draws.append(np.concatenate([members[c] for c in picked]) if len(members) else np.zeros(0, np.int64))
+    return draws
 
-    loaded_base = load_scoring_model(base)
-    loaded_donor = load_scoring_model(donor)
-    base_model, donor_model = loaded_base.model, loaded_donor.model
-    check_same_architecture(loaded_base.config, loaded_donor.config, base_model, donor_model, base=str(base),
-                            donor=str(donor))
-    sites, notes = patch_sites(base_model)
+
+def _load_pair(base, donor, config: PatchConfig, device):
+    """Both models on ``device``, checked for architecture and alignment; their sites and notes."""
+    from cm_cli.models.loading import load_model
+
+    loaded_base, loaded_donor = load_model(base, device=device), load_model(donor, device=device)
+    check_same_architecture(loaded_base.config.to_dict(), loaded_donor.config.to_dict(), loaded_base.model,
+                            loaded_donor.model, base=str(base), donor=str(donor))
+    aligned = alignment(loaded_base, loaded_donor)
+    if not aligned["aligned"] and not config.allow_unaligned:
+        raise CmError(f"{base} and {donor} do not share their initialisation ({aligned['basis']}), so their "
+                      "activations are not comparable site by site",
+                      "patch runs from the same pretrained backbone or the same --seed, "
+                      "or pass --allow-unaligned (the output is then flagged aligned: false)")
+    sites, notes = patch_sites(loaded_base.model)
     if config.sites:
         wanted = [s.strip() for s in config.sites.split(",") if s.strip()]
         unknown = [w for w in wanted if w not in {s.name for s in sites}]
@@ -200,6 +231,113 @@ def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame",
             raise CmError(f"no patch site(s) {', '.join(unknown)} in this model",
                           f"sites: {', '.join(s.name for s in sites)}")
         sites = [s for s in sites if s.name in wanted]
+    if not aligned["aligned"]:
+        notes.append(f"base and donor are not aligned ({aligned['basis']}): effects may measure breakage, not transfer")
+    return loaded_base.model, loaded_donor.model, sites, notes, aligned
+
+
+def _patched_runs(base_model, donor_model, sites, frame, *, data_root, batch_size: int, device):
+    """Scores and pre-logits of base, donor and each patched variant, by row; no-op flags; decoding failures."""
+    import numpy as np
+    import torch
+
+    from cm_cli.core.progress import task
+    from cm_cli.models.inference import iter_audio_batches, model_inputs
+
+    module_sites = [s for s in sites if s.kind == "module"]
+    param_sites = [s for s in sites if s.kind == "param"]
+    variants = ["base", "donor", *[s.name for s in sites]]
+    scores = {v: [] for v in variants}
+    pre_logits = {v: [] for v in variants}
+    order: list[int] = []
+    failures: list[str] = []
+    base_modules, donor_modules = dict(base_model.named_modules()), dict(donor_model.named_modules())
+    noop = {s.name: True for s in sites}
+    for s in param_sites:
+        noop[s.name] = all(torch.equal(p, q) for p, q in zip(base_modules[s.target].parameters(),
+                                                             donor_modules[s.target].parameters()))
+
+    def record(name, result):
+        scores[name].append(result[0])
+        pre_logits[name].append(result[1])
+
+    with task(len(frame), "patching") as advance:
+        for audio in iter_audio_batches(frame, data_root=data_root, batch_size=batch_size):
+            failures.extend(message for _, message in audio.failures)
+            for group in model_inputs(base_model, audio.waves):
+                batch, lengths = group.batch.to(device), group.lengths.to(device)
+                order.extend(audio.indices[p] for p in group.positions)
+                *base_out, act_base = _run(base_model, batch, lengths, capture=module_sites)
+                *donor_out, act_donor = _run(donor_model, batch, lengths, capture=module_sites)
+                record("base", base_out)
+                record("donor", donor_out)
+                for site in module_sites:
+                    if not _equal(act_base[site.name], act_donor[site.name]):
+                        noop[site.name] = False
+                    record(site.name, _run(base_model, batch, lengths, replace={site.target: act_donor[site.name]}))
+                for site in param_sites:
+                    module = base_modules[site.target]
+                    saved = {k: v.clone() for k, v in module.state_dict().items()}
+                    module.load_state_dict(donor_modules[site.target].state_dict())
+                    try:
+                        record(site.name, _run(base_model, batch, lengths))
+                    finally:
+                        module.load_state_dict(saved)
+            advance(len(audio.indices) + len(audio.failures))
+    rank = np.argsort(np.asarray(order, dtype=np.int64), kind="stable")
+    kept = np.asarray(order, dtype=np.int64)[rank]
+    scores = {v: np.concatenate(x)[rank] if x else np.zeros(0) for v, x in scores.items()}
+    pre_logits = {v: np.concatenate(x)[rank] if x else np.zeros((0, 0)) for v, x in pre_logits.items()}
+    return kept, scores, pre_logits, noop, failures
+
+
+def _site_rows(used, scores: dict, pre_logits: dict, noop: dict, config: PatchConfig, aligned: bool):
+    """One PATCH_COLUMNS row per variant, with paired (clustered) bootstrap intervals; bootstrap unit."""
+    import numpy as np
+
+    from cm_cli.metrics.summary import eer_and_min_dcf
+
+    is_bona = (used["label"].astype(str) == "bonafide").to_numpy()
+    rng = np.random.default_rng(config.seed)
+    unit, keys = "trial", np.arange(len(used)).astype(object)
+    if config.cluster_by and config.cluster_by in used.columns and used[config.cluster_by].notna().any():
+        unit, keys = config.cluster_by, used[config.cluster_by].to_numpy(dtype=object)
+    draws = [d for d in cluster_draws(keys, config.n_boot, rng) if is_bona[d].any() and (~is_bona[d]).any()]
+
+    def eer_of(values, index=None) -> float:
+        v, b = (values, is_bona) if index is None else (values[index], is_bona[index])
+        return eer_and_min_dcf(v[b], v[~b])[0]
+
+    base_eer = eer_of(scores["base"])
+    base_boot = np.array([eer_of(scores["base"], d) for d in draws])
+    rows, probe_note = [], None
+    for variant, values in scores.items():
+        eer, min_dcf = eer_and_min_dcf(values[is_bona], values[~is_bona])
+        if variant == "base" or noop.get(variant, False) or not draws:
+            low = high = 0.0 if variant == "base" or noop.get(variant, False) else float("nan")
+        else:
+            diffs = 100 * (np.array([eer_of(values, d) for d in draws]) - base_boot)
+            low, high = float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))
+        try:
+            probe_acc = _probe_accuracy(pre_logits[variant], used, config)
+        except CmError as exc:
+            probe_acc, probe_note = math.nan, f"codec probe not computed: {exc.message}"
+        rows.append({"site": variant, "eer": 100 * eer, "min_dcf": min_dcf, "delta_eer": 100 * (eer - base_eer),
+                     "ci_low": low, "ci_high": high, "probe_acc": probe_acc,
+                     "noop": bool(noop.get(variant, False)), "aligned": bool(aligned)})
+    n_clusters = len({str(k) for k in keys if k is not None and k == k}) + sum(1 for k in keys if k is None or k != k)
+    return rows, probe_note, {"cluster_by": unit if unit != "trial" else None, "unit": unit, "n_clusters": n_clusters,
+                              "n_resamples": len(draws)}
+
+
+def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame", *, data_root: str | Path | None,
+                     config: PatchConfig = PatchConfig(), device: Any = "cpu") -> tuple["pd.DataFrame", dict]:
+    """Score base, donor and base-with-donor-activation at every site on ``device``; one PATCH_COLUMNS row each."""
+    import pandas as pd
+    import torch
+
+    device = torch.device(device)
+    base_model, donor_model, sites, notes, aligned = _load_pair(base, donor, config, device)
     if config.max_rows and len(frame) > config.max_rows:
         frame = frame.sample(n=config.max_rows, random_state=config.seed).sort_index()
     frame = frame.reset_index(drop=True)
@@ -207,89 +345,30 @@ def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame",
     if (labels == "bonafide").sum() == 0 or (labels == "spoof").sum() == 0:
         raise CmError(f"patching needs bona fide and spoof rows (bona fide {int((labels == 'bonafide').sum())}, "
                       f"spoof {int((labels == 'spoof').sum())})", "use another --split")
-    kept, failures, batches = _load_audio(frame, data_root, config.batch_size)
+    kept, scores, pre_logits, noop, failures = _patched_runs(base_model, donor_model, sites, frame, data_root=data_root,
+                                                             batch_size=config.batch_size, device=device)
     if failures:
         notes.append(f"{len(failures)} utterance(s) could not be decoded and were skipped, e.g. {failures[0]}")
-    if not kept:
+    if not len(kept):
         raise CmError("no utterance of the manifest could be decoded", "check --data-root and the manifest paths")
-    module_sites = [s for s in sites if s.kind == "module"]
-    variants = ["base", "donor", *[s.name for s in sites]]
-    scores = {v: [] for v in variants}
-    pre_logits = {v: [] for v in variants}
-    noop = {s.name: True for s in sites}
-    param_sites = [s for s in sites if s.kind == "param"]
-    base_modules, donor_modules = dict(base_model.named_modules()), dict(donor_model.named_modules())
-    for s in param_sites:
-        noop[s.name] = all(torch.equal(p, q) for p, q in zip(base_modules[s.target].parameters(),
-                                                             donor_modules[s.target].parameters()))
-    for rows, waves in track(batches, description="patching"):
-        batch, lengths = base_model.prepare_batch([torch.from_numpy(w) for w in waves])
-        s_base, p_base, act_base = _run(base_model, batch, lengths, capture=module_sites)
-        s_donor, p_donor, act_donor = _run(donor_model, batch, lengths, capture=module_sites)
-        for name, s, p in (("base", s_base, p_base), ("donor", s_donor, p_donor)):
-            scores[name].append(s)
-            pre_logits[name].append(p)
-        for site in module_sites:
-            if not _equal(act_base[site.name], act_donor[site.name]):
-                noop[site.name] = False
-            s, p, _ = _run(base_model, batch, lengths, replace={site.target: act_donor[site.name]})
-            scores[site.name].append(s)
-            pre_logits[site.name].append(p)
-        for site in param_sites:
-            module = base_modules[site.target]
-            saved = {k: v.clone() for k, v in module.state_dict().items()}
-            module.load_state_dict(donor_modules[site.target].state_dict())
-            try:
-                s, p, _ = _run(base_model, batch, lengths)
-            finally:
-                module.load_state_dict(saved)
-            scores[site.name].append(s)
-            pre_logits[site.name].append(p)
     used = frame.iloc[kept].reset_index(drop=True)
-    is_bona = (used["label"].astype(str) == "bonafide").to_numpy()
-    all_scores = {v: np.concatenate(scores[v]) for v in variants}
-    probe_note = None
-    rng = np.random.default_rng(config.seed)
-    draws = [rng.integers(0, len(used), len(used)) for _ in range(config.n_boot)]
-    draws = [d for d in draws if is_bona[d].any() and (~is_bona[d]).any()]
-
-    def eer_of(values: "np.ndarray", index: "np.ndarray | None" = None) -> float:
-        v, b = (values, is_bona) if index is None else (values[index], is_bona[index])
-        return eer_and_min_dcf(v[b], v[~b])[0]
-
-    base_boot = np.array([eer_of(all_scores["base"], d) for d in draws])
-    rows_out = []
-    for variant in variants:
-        values = all_scores[variant]
-        eer, min_dcf = eer_and_min_dcf(values[is_bona], values[~is_bona])
-        delta = eer - eer_and_min_dcf(all_scores["base"][is_bona], all_scores["base"][~is_bona])[0]
-        if variant == "base" or noop.get(variant, False):
-            low = high = 0.0
-        else:
-            diffs = np.array([eer_of(values, d) for d in draws]) - base_boot
-            low, high = (float(np.quantile(100 * diffs, 0.025)), float(np.quantile(100 * diffs, 0.975)))
-        try:
-            probe_acc = _probe_accuracy(np.concatenate(pre_logits[variant]), used, config)
-        except CmError as exc:
-            probe_acc, probe_note = math.nan, f"codec probe not computed: {exc.message}"
-        rows_out.append({"site": variant, "eer": 100 * eer, "min_dcf": min_dcf, "delta_eer": 100 * delta,
-                         "ci_low": low, "ci_high": high, "probe_acc": probe_acc,
-                         "noop": bool(noop.get(variant, False))})
+    rows, probe_note, ci = _site_rows(used, scores, pre_logits, noop, config, aligned["aligned"])
     if probe_note:
         notes.append(probe_note)
-    table = pd.DataFrame(rows_out, columns=PATCH_COLUMNS)
+    is_bona = (used["label"].astype(str) == "bonafide").to_numpy()
     summary = {
         "base": str(base), "donor": str(donor), "units": "EER and delta_eer in percentage points; delta vs base",
+        "aligned": aligned["aligned"], "alignment": aligned["basis"], "ci": ci, "device": str(device),
         "n_utterances": int(len(used)), "n_bonafide": int(is_bona.sum()), "n_spoof": int((~is_bona).sum()),
         "sites": [s.name for s in sites], "noop_sites": [s.name for s in sites if noop[s.name]],
         "probe_target": config.probe_target, "notes": notes,
     }
-    return table, summary
+    return pd.DataFrame(rows, columns=PATCH_COLUMNS), summary
 
 
 def run_patching(base: str | Path, donor: str | Path, *, manifest: str | Path, out: str | Path,
                  data_root: str | Path | None, config: PatchConfig = PatchConfig(), force: bool = False,
-                 argv: Sequence[str] | None = None) -> dict:
+                 argv: Sequence[str] | None = None, device: Any = "cpu") -> dict:
     """Patch every site and write patching.parquet and patching.json under ``out``."""
     from cm_cli.analysis._output import previous_summary, write_outputs
     from cm_cli.data.manifests import load_manifest
@@ -299,6 +378,6 @@ def run_patching(base: str | Path, donor: str | Path, *, manifest: str | Path, o
     if done is not None:
         return done
     frame = load_manifest(manifest, split=config.split)
-    table, summary = compute_patching(base, donor, frame, data_root=data_root, config=config)
+    table, summary = compute_patching(base, donor, frame, data_root=data_root, config=config, device=device)
     return write_outputs(out, "patching", options, tables={"patching.parquet": table}, summary=summary,
                          summary_name="patching.json", inputs=[base, donor, manifest], force=force, argv=argv)

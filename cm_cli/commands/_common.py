@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Callable, Mapping, Optional
 
@@ -20,9 +21,10 @@ from cm_cli.core.context import Context
 from cm_cli.core.errors import CmError
 
 __all__ = [
-    "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options",
+    "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options", "check_option_value", "apply_command_table",
+    "option_type", "OptionType",
     "Corpus", "OutDir", "ManifestOpt", "PresetOpt", "ForceOpt", "ShardOpt", "SplitOpt",
-    "complete_preset", "complete_corpus", "complete_codec", "print_dry_run", "rich_reporter",
+    "complete_preset", "complete_corpus", "complete_codec", "resolve_manifest", "recorded_manifest", "print_dry_run", "rich_reporter",
     "PANEL_DATA", "PANEL_MODELLING", "PANEL_ANALYSIS", "PANEL_OTHER",
 ]
 
@@ -144,16 +146,26 @@ def resolve_options(
     *,
     preset: Optional[str] = None,
 ) -> dict[str, Any]:
-    """Explicit option > preset > ``[command]`` table of cm.toml > default, per option."""
+    """Explicit option > preset > ``[command]`` table of cm.toml > default, per option.
+
+    The one place where option values from presets and cm.toml are checked: each is
+    converted with the command-line option's own type (so ``epochs = "six"``,
+    ``lr = "fast"`` or a boolean spelt ``"no"`` mean what they would on the command
+    line, or fail naming the file, the option and the value).
+    """
     from cm_cli.core.presets import load_preset
 
     ctx = get_ctx(typer_ctx)
-    preset_options = load_preset(preset, command=command).options if preset else {}
+    loaded = load_preset(preset, command=command) if preset else None
+    preset_options = loaded.options if loaded else {}
+    preset_source = f"preset {loaded.path or loaded.name}" if loaded else ""
     toml_options = {k.replace("-", "_"): v for k, v in ctx.command_defaults(command).items()}
-    unknown = sorted(set(toml_options) - set(values))
+    toml_source = f"{ctx.config_path or 'cm.toml'} [{command}]"
+    params = {p.name: p for p in getattr(typer_ctx.command, "params", [])}
+    unknown = sorted(set(toml_options) - set(values) - set(params))
     if unknown:
-        raise CmError(f"cm.toml [{command}] has unknown option(s) {', '.join(unknown)}",
-                      f"options of `cm {command}`: {', '.join(sorted(values))}")
+        raise CmError(f"{toml_source} has unknown option(s) {', '.join(unknown)}",
+                      f"options of `cm {command}`: {', '.join(sorted(params or values))}")
     unknown = sorted(set(preset_options) - set(values))
     if unknown:
         raise CmError(f"preset {preset!r} sets unknown option(s) {', '.join(unknown)} for `cm {command}`")
@@ -165,17 +177,165 @@ def resolve_options(
         if explicit:
             resolved[name] = value
         elif name in preset_options:
-            resolved[name] = _like(value, preset_options[name])
+            resolved[name] = _like(value, check_option_value(params.get(name), name, preset_options[name], preset_source))
         elif name in toml_options:
-            resolved[name] = _like(value, toml_options[name])
+            resolved[name] = _like(value, check_option_value(params.get(name), name, toml_options[name], toml_source))
         else:
             resolved[name] = value
     return resolved
 
 
+_TRUE = {"true", "yes", "on", "1", "y", "t"}
+_FALSE = {"false", "no", "off", "0", "n", "f"}
+
+
+@dataclass(frozen=True)
+class OptionType:
+    """What a command-line option accepts, read from its Typer/click parameter."""
+
+    kind: type  # bool, int, float, str, Path, or an Enum subclass
+    multiple: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def describe(self) -> str:
+        if isinstance(self.kind, type) and issubclass(self.kind, enum.Enum):
+            return "one of " + ", ".join(str(m.value) for m in self.kind)
+        text = {bool: "a boolean (true/false)", int: "an integer", float: "a number", Path: "a path"}.get(self.kind, "text")
+        if self.minimum is not None and self.maximum is not None:
+            text += f" in [{self.minimum:g}, {self.maximum:g}]"
+        elif self.minimum is not None:
+            text += f" >= {self.minimum:g}"
+        elif self.maximum is not None:
+            text += f" <= {self.maximum:g}"
+        return text
+
+
+def option_type(param: Any) -> OptionType | None:
+    """The ``OptionType`` of a Typer parameter (Typer's own descriptor, or click's ``type`` on older Typer)."""
+    import typing
+
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is not None:
+        annotation = descriptor.annotation
+        multiple = typing.get_origin(annotation) in (list, tuple)
+        if multiple:
+            annotation = (typing.get_args(annotation) or (str,))[0]
+        info = descriptor.parameter_info
+        return OptionType(annotation if isinstance(annotation, type) else str, multiple,
+                          getattr(info, "min", None), getattr(info, "max", None))
+    kind = getattr(param, "type", None)
+    if kind is None:
+        return None
+    import click
+
+    mapping = [(click.types.BoolParamType, bool), (click.types.IntParamType, int), (click.types.FloatParamType, float),
+               (click.Path, Path)]
+    python = next((t for c, t in mapping if isinstance(kind, c)), str)
+    if isinstance(kind, click.Choice):
+        python = str
+    return OptionType(python, bool(getattr(param, "multiple", False)), getattr(kind, "min", None), getattr(kind, "max", None))
+
+
+def check_option_value(param: Any, name: str, value: Any, source: str) -> Any:
+    """Convert a preset/config ``value`` to the option's type; ``CmError`` naming ``source`` if it is wrong.
+
+    Strict: a boolean is a TOML/YAML boolean or one of true/false/yes/no/on/off/1/0
+    (so ``"false"`` is False); an integer is not a boolean nor a fraction; a number
+    is not a boolean; bounds (``min``/``max``) of the option apply. Structured values
+    (a policy table in its preset) pass to text options as they are, for the command
+    to check.
+    """
+    spec = option_type(param)
+    if spec is None or value is None:
+        return value
+    option = "--" + name.replace("_", "-")
+
+    def bad() -> CmError:
+        return CmError(f"{source}: {name} = {value!r} is not {spec.describe()} (option {option})",
+                       f"fix the value there, or give {option} on the command line")
+
+    if spec.multiple:
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        return [_convert_one(spec, item, bad) for item in items]
+    if isinstance(value, (list, tuple, dict)):
+        if spec.kind is str:
+            return value
+        raise bad()
+    return _convert_one(spec, value, bad)
+
+
+def _convert_one(spec: OptionType, value: Any, bad: Callable[[], CmError]) -> Any:
+    kind = spec.kind
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if isinstance(value, (str, int)) and text in _TRUE | _FALSE:
+            return text in _TRUE
+        raise bad()
+    if isinstance(value, bool) or isinstance(value, (list, tuple, dict)):
+        raise bad()  # a boolean or a table where a number, text, a choice or a path is expected
+    if kind in (int, float):
+        try:
+            number = float(str(value).strip()) if isinstance(value, str) else float(value)
+        except (TypeError, ValueError):
+            raise bad() from None
+        if kind is int:
+            if isinstance(value, str):
+                try:
+                    number = int(value.strip())
+                except ValueError:
+                    raise bad() from None
+            elif not float(number).is_integer():
+                raise bad()
+            number = int(number)
+        if (spec.minimum is not None and number < spec.minimum) or (spec.maximum is not None and number > spec.maximum):
+            raise bad()
+        return number
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        text = value.value if isinstance(value, enum.Enum) else str(value)
+        if text not in {str(m.value) for m in kind}:
+            raise bad()
+        return text
+    if kind is Path:
+        if not isinstance(value, (str, Path)):
+            raise bad()
+        return Path(value)
+    return str(value)
+
+
+def apply_command_table(click_ctx: Any, ctx: Context) -> None:
+    """Make the ``[command]`` table of cm.toml the defaults of the command about to run, checked.
+
+    Called by the root callback, so every command honours its table (also those that
+    do not call ``resolve_options``); the values go through ``check_option_value`` and
+    reach the command as click's ``default_map``, below any explicit option.
+    """
+    name = click_ctx.invoked_subcommand
+    table = ctx.command_defaults(name) if name else {}
+    if not table:
+        return
+    command = click_ctx.command.get_command(click_ctx, name)
+    params = {p.name: p for p in getattr(command, "params", [])}
+    if not params:  # a group of subcommands (`cm presets`): nothing to default
+        return
+    source = f"{ctx.config_path or 'cm.toml'} [{name}]"
+    options = {k.replace("-", "_"): v for k, v in table.items()}
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise CmError(f"{source} has unknown option(s) {', '.join(unknown)}",
+                      f"options of `cm {name}`: {', '.join(sorted(params))}")
+    converted = {}
+    for key, value in options.items():
+        value = check_option_value(params[key], key, value, source)
+        converted[key] = value.value if isinstance(value, enum.Enum) else str(value) if isinstance(value, Path) else value
+    click_ctx.default_map = {**(click_ctx.default_map or {}), name: converted}
+
+
 def _like(default: Any, value: Any) -> Any:
-    """Coerce a preset/config value to the option's type (enum, list) where that is clear."""
-    if isinstance(default, enum.Enum):
+    """Give a checked preset/config value the option's Python type (enum, list, path) where that is clear."""
+    if isinstance(default, enum.Enum) and not isinstance(value, enum.Enum):
         return type(default)(value)
     if isinstance(default, (list, tuple)) and not isinstance(value, (list, tuple)):
         return [value]
@@ -229,12 +389,13 @@ def rich_reporter(ctx: Context):
 
 # --------------------------------------------------------------------------- shared options
 
-class Corpus(str, enum.Enum):
-    toy = "toy"
-    asvspoof5 = "asvspoof5"
-    asvspoof2021_la = "asvspoof2021_la"
-    asvspoof2021_df = "asvspoof2021_df"
-    asvspoof2019_la = "asvspoof2019_la"
+def _corpus_enum() -> type[enum.Enum]:
+    from cm_cli.data.manifest import CORPORA  # the one list of corpora (light module: no pandas at import)
+
+    return enum.Enum("Corpus", {name: name for name in CORPORA}, type=str, module=__name__)
+
+
+Corpus = _corpus_enum()
 
 
 def complete_preset(incomplete: str) -> list[str]:
@@ -247,14 +408,71 @@ def complete_corpus(incomplete: str) -> list[str]:
     return [c.value for c in Corpus if c.value.startswith(incomplete)]
 
 
-CODEC_NAMES = (
-    "mp3", "aac", "m4a", "opus", "vorbis", "speex", "amr-nb", "amr-wb", "g722", "gsm", "mulaw", "alaw",
-    "encodec",
-)
-
-
 def complete_codec(incomplete: str) -> list[str]:
-    return [c for c in CODEC_NAMES if c.startswith(incomplete)]
+    """Codec names for ``--codec``, from the degradation registry (codecs and neural codecs)."""
+    from cm_cli.degrade.registry import REGISTRY
+
+    return [name for name, deg in REGISTRY.items() if deg.kind in ("codec", "neural") and name.startswith(incomplete)]
+
+
+# --------------------------------------------------------------------------- the default manifest (DESIGN.md)
+
+
+def recorded_manifest(artifact: Path | None) -> Path | None:
+    """The manifest an upstream artifact was made from, as its ``cm.json`` (or a run's ``config.json``) records it."""
+    if artifact is None:
+        return None
+    from cm_cli.core.artifacts import read_json
+
+    folder = artifact if artifact.is_dir() else artifact.parent
+    for name in ("cm.json", "config.json"):
+        record = folder / name
+        if not record.is_file():
+            continue
+        try:
+            data = read_json(record)
+        except CmError:
+            continue
+        recorded = (data.get("options") or {}).get("manifest") if isinstance(data, dict) else None
+        recorded = recorded or (data.get("manifest") if isinstance(data, dict) else None)
+        if isinstance(recorded, str) and not recorded.startswith("<") and Path(recorded).exists():
+            return Path(recorded)
+    return None
+
+
+def resolve_manifest(ctx: Context, manifest: Path | None, *, upstream: Path | None = None, corpus: str | None = None,
+                     build: bool = True) -> Path:
+    """The one rule for the manifest a command uses (DESIGN.md, "Default manifest").
+
+    1. ``--manifest`` when given;
+    2. else the manifest recorded by the upstream artifact the command reads (``upstream``);
+    3. else the data root corpus's manifest ``<runs_dir>/manifests/<corpus>/manifest.parquet``,
+       built on first use, where ``<corpus>`` is the command's ``--corpus`` or, for a
+       command without one, the only corpus that has a manifest there or a folder under
+       the data root. None or several: a usage error asking for ``--manifest``.
+    """
+    from cm_cli.core.errors import UsageError
+    from cm_cli.data.manifest import CORPORA
+
+    if manifest is not None:
+        return Path(manifest)
+    recorded = recorded_manifest(upstream)
+    if recorded is not None:
+        return recorded
+    if corpus is None:
+        built = [name for name in CORPORA if ctx.default_manifest(name).is_file()]
+        present = built or [name for name in CORPORA if ctx.corpus_root(name).is_dir()]
+        if len(present) != 1:
+            found = f"several corpora ({', '.join(present)})" if present else "no corpus"
+            raise UsageError(f"no --manifest given, and {found} under the data root {ctx.data_root}",
+                             "pass --manifest PATH (e.g. runs/manifests/toy/manifest.parquet)")
+        corpus = present[0]
+    path = ctx.default_manifest(corpus)
+    if build and not path.is_file():
+        from cm_cli.data.manifests import default_manifest
+
+        return default_manifest(ctx, corpus)
+    return path
 
 
 OutDir = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory.", show_default=False)]

@@ -39,7 +39,7 @@ def degrade(
     chain: Annotated[Optional[List[str]], typer.Option("--chain", help="Degradation spec, e.g. mp3:kbps=32+noise:snr=10 (repeatable; '|' sweeps).")] = None,
     snr: Annotated[Optional[float], typer.Option("--snr", help="Add noise at this SNR (dB, on active speech).")] = None,
     noise_dir: Annotated[Optional[Path], typer.Option("--noise-dir", help="Folder of noise recordings (MUSAN layout) for --snr.")] = None,
-    condition: Annotated[Optional[str], typer.Option("--condition", help="ASVspoof 5 codec condition C01-C10 (bitrate drawn per utterance).")] = None,
+    condition: Annotated[Optional[str], typer.Option("--condition", help="ASVspoof 5 condition C01-C11 (quality level drawn uniformly per utterance; see --list).")] = None,
     sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", help="Resample the input to this rate first (default: keep).", min=1000)] = None,
     manifest: ManifestOpt = None,
     out: OutDir = None,
@@ -55,8 +55,10 @@ def degrade(
 ) -> None:
     """Degrade audio with codecs, channels, noise or reverberation: one file (IN OUT) or a manifest (--manifest --out)."""
     from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
+    from cm_cli.degrade.neural import set_encodec_device
 
     c = get_ctx(ctx)
+    set_encodec_device(c.device)
     values = dict(codec=codec, kbps=kbps, chain=chain or [], snr=snr, noise_dir=noise_dir, condition=condition,
                   sample_rate=sample_rate, policy=policy, variants=variants, split=split)
     opts = resolve_options(ctx, "degrade", values, preset=preset)
@@ -91,10 +93,13 @@ def _one_file(c, input: Path, output: Path, specs: list[str], opts: dict) -> Non
 
     if len(specs) + bool(opts["condition"]) > 1:
         raise UsageError("one file takes one condition", "give one --chain (no '|' sweep), or use corpus mode")
+    level = None
     if opts["condition"]:
-        from cm_cli.degrade.conditions import pick_condition
+        from cm_cli.degrade.conditions import get_condition, pick_level
 
-        spec = pick_condition(opts["condition"], seed=c.seed, utt_id=input.stem).canonical()
+        condition = get_condition(opts["condition"])
+        level = pick_level(condition.id, seed=c.seed, utt_id=input.stem)
+        spec = level.parsed().canonical()
     else:
         spec = specs[0]
     if c.dry_run:
@@ -104,9 +109,14 @@ def _one_file(c, input: Path, output: Path, specs: list[str], opts: dict) -> Non
     if not c.json:
         for warning in result.warnings:
             err_console().print(f"[yellow]warning:[/] {warning}")
+    from cm_cli.degrade.conditions import spec_bitrate_kbps
+
     payload = {"output": str(result.output), "degradation": result.spec, "sample_rate": result.sample_rate,
-               "duration": round(result.duration, 4), "clipped_samples": result.clipped, "warnings": result.warnings}
-    emit(c, payload, f"{result.output}  [dim]{result.spec}, {result.sample_rate} Hz, {result.duration:.2f} s[/]")
+               "duration": round(result.duration, 4), "clipped_samples": result.clipped, "warnings": result.warnings,
+               "condition": condition.id if level else None, "codec_q": str(level.q) if level else None,
+               "bitrate_kbps": spec_bitrate_kbps(result.spec)}
+    where = f"{condition.id} level {level.q}: " if level else ""
+    emit(c, payload, f"{result.output}  [dim]{where}{result.spec}, {result.sample_rate} Hz, {result.duration:.2f} s[/]")
 
 
 def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers: int, shard_text, ffmpeg, force) -> None:
@@ -151,7 +161,7 @@ def _list(c) -> None:
         params = ", ".join(f"{p.name}={p.default}" if p.default is not None else p.name for p in deg.params)
         rows.append({"name": name, "kind": deg.kind, "params": params, "available": available, "provider": provider,
                      "description": deg.description})
-    conditions = [{"id": k, "description": v.description, "spec": v.sweep, "kbps": v.kbps_range} for k, v in CONDITIONS.items()]
+    conditions = [_condition_row(v, {r["name"]: r for r in rows}) for v in CONDITIONS.values()]
     binaries = [{"path": b.path, "origin": b.origin} for b in candidate_binaries()]
     payload = {"degradations": rows, "conditions": conditions, "ffmpeg": binaries}
 
@@ -166,12 +176,26 @@ def _list(c) -> None:
             table.add_row(row["name"], row["kind"], row["params"], row["provider"], style=style)
         out = console()
         out.print(table)
-        ctable = Table(title="ASVspoof 5 conditions (--condition)", title_justify="left")
-        for column in ("id", "description", "kbps", "spec"):
-            ctable.add_column(column)
+        ctable = Table(title="ASVspoof 5 conditions (--condition; CODEC_Q = level, drawn uniformly)", title_justify="left")
+        for column in ("id", "codec", "band", "rate", "levels (q: spec)", "source", "provided by"):
+            ctable.add_column(column, overflow="fold")
         for row in conditions:
-            ctable.add_row(row["id"], row["description"], row["kbps"], row["spec"])
+            levels = "\n".join(f"{lv['q']}: {lv['spec']}" for lv in row["levels"])
+            ctable.add_row(row["id"], f"{row['codec']}\n{row['description']}", row["bandwidth"], row["codec_rate"], levels,
+                           f"{row['source']}; levels: {row['level_source']}", row["provided_by"],
+                           style="" if row["available"] else "red")
         out.print(ctable)
         out.print("ffmpeg binaries, in order of preference: " + ", ".join(f"{b['path']} [{b['origin']}]" for b in binaries))
 
     emit(c, payload, human)
+
+
+def _condition_row(condition, degradations: dict) -> dict:
+    """One condition for --list: its levels, sources, and what provides each degradation it uses."""
+    providers = [degradations[name] for name in condition.provider if name in degradations]
+    return {"id": condition.id, "description": condition.description, "codec": condition.codec,
+            "bandwidth": condition.bandwidth, "codec_rate": condition.codec_rate, "kbps": condition.kbps_range,
+            "levels": [{"q": lv.q, "spec": lv.spec, "bitrate_kbps": lv.kbps, "note": lv.note} for lv in condition.levels],
+            "source": condition.source, "level_source": condition.level_source,
+            "available": all(p["available"] for p in providers),
+            "provided_by": "; ".join(f"{p['name']}: {p['provider']}" for p in providers)}

@@ -10,6 +10,11 @@ import typer
 from cm_cli.commands._common import ForceOpt, complete_corpus, console, emit, get_ctx, print_dry_run, rich_reporter
 
 
+class Source(str, enum.Enum):
+    zenodo = "zenodo"
+    huggingface = "huggingface"
+
+
 class Subset(str, enum.Enum):
     protocols = "protocols"
     dev = "dev"
@@ -23,7 +28,8 @@ def download(
     coded: Annotated[bool, typer.Option("--coded/--clean-only", help="toy only: add coded eval copies (mp3, opus, speex, gsm) as ASVspoof 5 does.")] = True,
     subset: Annotated[Subset, typer.Option("--subset", help="protocols (keys only), dev (plus development audio) or full.")] = Subset.full,
     list_: Annotated[bool, typer.Option("--list", help="List the downloadable corpora, their files, sizes and licences.")] = False,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror: files are fetched from BASE_URL/<file name> (env CM_MIRROR).", show_default=False)] = None,
+    source: Annotated[Source, typer.Option("--source", help="Where real corpora come from: zenodo (the release) or huggingface (the organisers' hub mirror, asvspoof5).")] = Source.zenodo,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror: files are fetched from BASE_URL/<file name> (env CM_MIRROR); with --source huggingface, the hub endpoint.", show_default=False)] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files downloaded in parallel.", min=1)] = 4,
     retries: Annotated[int, typer.Option("--retries", help="Retries per file (exponential backoff, Retry-After honoured).", min=0)] = 5,
     aria2: Annotated[bool, typer.Option("--aria2", help="Use aria2c for the transfers when it is on PATH.")] = False,
@@ -46,7 +52,7 @@ def download(
         raise UsageError("name a corpus to download", "e.g. `cm download toy`, or `cm download --list`")
     if corpus != "toy":
         _download_real(c, corpus, subset=subset.value, base_url=base_url, jobs=jobs, retries=retries,
-                       aria2=aria2, unpack=unpack)
+                       aria2=aria2, unpack=unpack, source=source.value)
         return
     target = c.corpus_root("toy")
     options = {"corpus": corpus, "size": size, "seed": c.seed, "target": str(target), "coded": coded}
@@ -70,16 +76,20 @@ def download(
 
 
 def _download_real(c, corpus: str, *, subset: str, base_url: Optional[str], jobs: int, retries: int,
-                   aria2: bool, unpack: bool) -> None:
+                   aria2: bool, unpack: bool, source: str = "zenodo") -> None:
     from cm_cli.core.errors import UsageError
     from cm_cli.core.progress import use_reporter
     from cm_cli.data.corpora.sources import CORPUS_SOURCES
 
     if corpus not in CORPUS_SOURCES:
         raise UsageError(f"unknown corpus {corpus!r}", f"available: toy, {', '.join(CORPUS_SOURCES)}")
-    mirror = base_url or c.env.get("CM_MIRROR")
+    mirror = base_url or (c.env.get("CM_MIRROR") if source == "zenodo" else None)
     root = c.corpus_root(corpus)
-    options = {"corpus": corpus, "subset": subset, "base_url": mirror, "target": str(root), "jobs": jobs,
+    if source == "huggingface":
+        from cm_cli.data.corpora.hub_mirror import hub_mirror
+
+        hub_mirror(corpus)
+    options = {"corpus": corpus, "subset": subset, "source": source, "base_url": mirror, "target": str(root), "jobs": jobs,
                "retries": retries, "aria2": aria2, "unpack": unpack}
     if c.dry_run:
         print_dry_run(c, "download", options)
@@ -88,7 +98,7 @@ def _download_real(c, corpus: str, *, subset: str, base_url: Optional[str], jobs
 
     with use_reporter(rich_reporter(c)):
         result = download_corpus(corpus, root, subset=subset, base_url=mirror, unpack=unpack, workers=jobs,
-                                 retries=retries, aria2=aria2)
+                                 retries=retries, aria2=aria2, source_name=source)
     payload = {"corpus": corpus, "subset": subset, "root": str(root), "changed": result.changed,
                "files": result.files, "unpacked": result.unpacked, "warnings": result.warnings}
 
@@ -125,10 +135,15 @@ def _download_model(c, name: str) -> None:
 def _list(c) -> None:
     from cm_cli.data.corpora.sources import CORPUS_SOURCES, SUBSETS
 
+    from cm_cli.data.corpora.hub_mirror import HUB_MIRRORS
+
     corpora = []
     for source in CORPUS_SOURCES.values():
+        mirror = HUB_MIRRORS.get(source.name)
         corpora.append({
             "corpus": source.name, "title": source.title, "licence": source.licence, "homepage": source.homepage,
+            "sources": ["zenodo" if any(f.zenodo_record for f in source.files) else "web"]
+            + ([f"huggingface ({mirror[0]})"] if mirror else []),
             "layout": source.layout, "subset_notes": source.subset_notes,
             "files": [{"name": f.name, "url": f.url, "subset": f.subset, "size": f.size,
                        "md5": f.md5, "zenodo_record": f.zenodo_record, "checksum": "published" if f.md5 else ("zenodo" if f.zenodo_record else "none")}
@@ -141,14 +156,14 @@ def _list(c) -> None:
         from rich.table import Table
 
         table = Table(title="downloadable corpora (subsets nest: protocols < dev < full)", title_justify="left")
-        for column in ("corpus", "file", "subset", "size", "md5", "licence"):
+        for column in ("corpus", "file", "subset", "size", "md5", "sources", "licence"):
             table.add_column(column, no_wrap=column in ("corpus", "file"))
-        table.add_row("toy", "(built locally, --size)", "", "", "", "generated")
+        table.add_row("toy", "(built locally, --size)", "", "", "", "", "generated")
         for entry in corpora:
             for i, f in enumerate(entry["files"]):
                 size = f"{f['size'] / 1e9:.1f} GB" if f["size"] else ("at download (Zenodo)" if f["zenodo_record"] else "?")
                 table.add_row(entry["corpus"] if i == 0 else "", f["name"], f["subset"], size, f["checksum"],
-                              entry["licence"] if i == 0 else "")
+                              ", ".join(entry["sources"]) if i == 0 else "", entry["licence"] if i == 0 else "")
         console().print(table)
 
     emit(c, payload, human)

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from cm_cli.commands._common import (
-    ForceOpt, ManifestOpt, OutDir, ShardOpt, SplitOpt, console, emit, get_ctx, print_dry_run, resolve_options,
-    rich_reporter,
+    ForceOpt, ManifestOpt, OutDir, ShardOpt, SplitOpt, console, emit, get_ctx, print_dry_run, resolve_manifest,
+    resolve_options, rich_reporter,
 )
 
 
@@ -46,7 +46,6 @@ def embed(
     from cm_cli.core.errors import UsageError
     from cm_cli.core.progress import use_reporter
     from cm_cli.core.shard import resolve_shard
-    from cm_cli.data.manifests import default_manifest
 
     c = get_ctx(ctx)
     values = dict(layers=layers, pooling=pooling, split=split, batch_size=batch_size, max_seconds=max_seconds, fp32=fp32)
@@ -55,7 +54,7 @@ def embed(
         raise UsageError("no model to embed with", "give --backbone NAME (e.g. wavlm), or --checkpoint RUN_DIR of `cm train`")
     if out is None:
         raise UsageError("--out is required", "e.g. --out runs/embeddings/wavlm")
-    manifest_path = manifest if manifest is not None else c.default_manifest("toy")
+    manifest_path = resolve_manifest(c, manifest, upstream=checkpoint, build=False)
     the_shard = resolve_shard(shard)
     pool = Pooling(opts["pooling"]).value
     options = {"layers": opts["layers"], "pooling": pool, "split": opts["split"], "max_seconds": opts["max_seconds"],
@@ -65,8 +64,7 @@ def embed(
     if c.dry_run:
         print_dry_run(c, "embed", options)
         return
-    if manifest is None:
-        manifest_path = default_manifest(c, "toy")
+    manifest_path = resolve_manifest(c, manifest, upstream=checkpoint)
     from cm_cli.embedding import embed_manifest
 
     with use_reporter(rich_reporter(c)):

@@ -1,10 +1,12 @@
 """`cm eval`: official ASVspoof metrics, breakdowns, OOD gap, intervals and calibration of scores.
 
 External-scores mode (``--scores FILE``) reads any score file through
-``cm_cli.scores_io`` and evaluates it with ``cm_cli.metrics.report.evaluate_scores``;
-model-scoring mode (``--run RUN_DIR`` or ``--checkpoint FILE``) scores a manifest
-through ``cm_cli.evaluation.evaluate_model``, which writes ``scores.parquet`` and
-reuses the same call, per degradation / chunk-length condition.
+``cm_cli.evaluation.readers``; model-scoring mode (``--run RUN_DIR`` or
+``--checkpoint FILE``) scores a manifest per degradation / chunk-length condition
+through ``cm_cli.evaluation.evaluate_model``; ``--audio PATH...`` scores audio files
+directly. Both metric modes evaluate under one ``EvalSettings`` and write the metrics
+directory through ``cm_cli.evaluation.writer``. Every option can come from the
+``[eval]`` table of cm.toml.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cm_cli.commands._common import ForceOpt, ManifestOpt, OutDir, console, emit, get_ctx, print_dry_run
+from cm_cli.commands._common import (ForceOpt, ManifestOpt, OutDir, console, emit, get_ctx, print_dry_run,
+                                     resolve_options)
 from cm_cli.core.errors import UsageError
 
 __all__ = ["eval"]
@@ -25,16 +28,25 @@ class ScoreKind(str, enum.Enum):
     """Mirrors ``cm_cli.metrics.kinds.ScoreKind`` without importing numpy for ``cm --help``."""
 
     raw = "raw"
+    posterior = "posterior"
     prob = "prob"
     logit = "logit"
 
 
-def _split_values(values: list[str] | None) -> list[str]:
+def _split_values(values: Any) -> list[str]:
     """Repeated and/or comma-separated option values, in order, without duplicates."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
     out: list[str] = []
-    for value in values or []:
-        out.extend(v.strip() for v in value.split(",") if v.strip())
+    for value in values:
+        out.extend(v.strip() for v in str(value).split(",") if v.strip())
     return list(dict.fromkeys(out))
+
+
+def _path(value: Any) -> Optional[Path]:
+    return Path(value) if value not in (None, "") else None
 
 
 def eval(  # noqa: A001 - the command is named after its verb
@@ -45,26 +57,34 @@ def eval(  # noqa: A001 - the command is named after its verb
     label_col: Annotated[Optional[str], typer.Option("--label-col", help="Label column (default: label, cm-label or key).")] = None,
     id_col: Annotated[Optional[str], typer.Option("--id-col", help="Trial id column (default: utt_id, filename, flac_file...).")] = None,
     bonafide_value: Annotated[Optional[str], typer.Option("--bonafide-value", help="Label value meaning bona fide, compared as text (e.g. 0); others are spoof.")] = None,
+    dedupe: Annotated[bool, typer.Option("--dedupe", help="Keep one row of a trial id listed more than once when every copy agrees (else an error).")] = False,
     manifest: ManifestOpt = None,
     by: Annotated[Optional[list[str]], typer.Option("--by", help="Break metrics down by this column (repeatable or comma-separated).")] = None,
     in_domain: Annotated[Optional[list[str]], typer.Option("--in-domain", help="Domain value(s) counted as in-domain for the OOD gap (e.g. none, clean).")] = None,
     domain_col: Annotated[Optional[str], typer.Option("--domain-col", help="Column holding the domain (default: domain, else codec).")] = None,
+    seen_domain: Annotated[Optional[list[str]], typer.Option("--seen-domain", help="Domain value seen in training (repeatable): splits the OOD gap into seen and unseen (--run: read from the run).")] = None,
+    seen_from: Annotated[Optional[Path], typer.Option("--seen-from", help="Read the seen domains from this `cm train` run's config.json.")] = None,
     compare: Annotated[Optional[Path], typer.Option("--compare", help="A baseline's metrics.json: report the OOD gap reduction against it.")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for percentile intervals of EER and minDCF (0: none).")] = 0,
-    cluster_by: Annotated[Optional[str], typer.Option("--cluster-by", help="Resample whole clusters of this column (speaker, codec_seed).")] = None,
+    cluster_by: Annotated[str, typer.Option("--cluster-by", help="Resample together: auto (source where the table has codec_seed/source_utt_id, else trial), source, speaker, none, or a column.")] = "auto",
     level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")] = 0.95,
-    calibrate_on: Annotated[Optional[Path], typer.Option("--calibrate-on", help="Dev scores (same columns) to fit logistic-regression calibration on.")] = None,
-    score_kind: Annotated[ScoreKind, typer.Option("--score-kind", help="raw: as given; prob: P(bona fide) -> log-odds; logit: already log-odds.")] = ScoreKind.raw,
+    calibrate_on: Annotated[Optional[Path], typer.Option("--calibrate-on", help="Dev scores (same columns) to fit logistic-regression calibration on: the way to LLRs.")] = None,
+    score_kind: Annotated[ScoreKind, typer.Option("--score-kind", help="raw: as given; posterior: P(bona fide) -> posterior log-odds (not LLRs; prob: deprecated name); logit: already log-odds.")] = ScoreKind.raw,
     p_spoof: Annotated[float, typer.Option("--p-spoof", help="Spoof prior of the DCF.")] = 0.05,
     c_miss: Annotated[float, typer.Option("--c-miss", help="Cost of rejecting bona fide.")] = 1.0,
     c_fa: Annotated[float, typer.Option("--c-fa", help="Cost of accepting spoof.")] = 10.0,
     min_trials: Annotated[int, typer.Option("--min-trials", min=1, help="Flag groups with fewer bona fide or spoof trials as small.")] = 20,
     drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Leave out trials with NaN/inf scores instead of failing.")] = False,
+    asv_scores: Annotated[Optional[Path], typer.Option("--asv-scores", help="ASV scores of the trials (key target/nontarget/spoof): adds min t-DCF (revised 2021 and legacy 2019); 2019/2021 LA files or their folder; --run reads the corpus's own from the manifest.")] = None,
+    asv_score_col: Annotated[Optional[str], typer.Option("--asv-score-col", help="Score column of --asv-scores (default: score, asv_score, asv-score).")] = None,
+    asv_key_col: Annotated[Optional[str], typer.Option("--asv-key-col", help="Key column of --asv-scores (default: key, asv_key, asv-label).")] = None,
+    sasv_scores: Annotated[Optional[Path], typer.Option("--sasv-scores", help="ASVspoof 5 Track 2 SASV score file (spk filename cm-score asv-score sasv-score): a-DCF, t-EER, min t-DCF.")] = None,
+    sasv_key: Annotated[Optional[Path], typer.Option("--sasv-key", help="Key of --sasv-scores (spk filename cm-label asv-label), unless the labels are in the score file.")] = None,
     run: Annotated[Optional[Path], typer.Option("--run", help="Score this `cm train` run directory (its best checkpoint).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")] = None,
     split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".")] = None,
-    chunk_ms: Annotated[Optional[list[str]], typer.Option("--chunk-ms", help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance.")] = None,
+    chunk_ms: Annotated[Optional[list[str]], typer.Option("--chunk-ms", help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.")] = None,
     overlap_ms: Annotated[float, typer.Option("--overlap-ms", min=0, help="Streaming: overlap between windows.")] = 0.0,
     aggregate: Annotated[str, typer.Option("--aggregate", help="Streaming: mean, min, max or median of window scores.")] = "mean",
     full_length: Annotated[bool, typer.Option("--full-length", help="Score whole utterances instead of the run's length policy.")] = False,
@@ -76,73 +96,135 @@ def eval(  # noqa: A001 - the command is named after its verb
 ) -> None:
     """Score a trained model or evaluate any score file with the official ASVspoof metrics, by group."""
     c = get_ctx(ctx)
-    if run is not None or checkpoint is not None:
-        _eval_model(c, run or checkpoint, manifest=manifest, split=split, degrade=degrade or [], chunk_ms=chunk_ms or [],
-                    overlap_ms=overlap_ms, aggregate=aggregate, full_length=full_length, batch_size=batch_size,
-                    by=_split_values(by), in_domain=_split_values(in_domain), bootstrap=bootstrap, compare=compare, shard=shard,
-                    baseline=baseline, out=out, force=force, scores=scores)
+    values = {name: value for name, value in locals().items() if name not in ("ctx", "c")}
+    o = resolve_options(ctx, "eval", values)
+    source = _path(o["run"]) or _path(o["checkpoint"])
+    settings = _settings(c, o)
+    if source is not None:
+        _eval_model(c, source, o, settings)
+        return
+    _eval_scores(c, o, settings)
+
+
+def _settings(c, o: dict):
+    """The one EvalSettings of this invocation (both modes)."""
+    from cm_cli.evaluation.readers import ScoreColumns
+    from cm_cli.evaluation.settings import EvalSettings, seen_domains_of_run
+
+    blocks = []
+    asv = _path(o["asv_scores"])
+    if asv is None and (o["run"] or o["checkpoint"]) and o["manifest"] and o["split"] != "all":
+        from cm_cli.data.manifests import manifest_asv_scores
+
+        asv = manifest_asv_scores(Path(o["manifest"]), o["split"])
+    if asv is not None:
+        from cm_cli.evaluation.tandem import tdcf_block_maker
+
+        blocks.append(tdcf_block_maker(asv, score_col=o["asv_score_col"], key_col=o["asv_key_col"]))
+    seen = _split_values(o["seen_domain"]) or None
+    if o["seen_from"] is not None:
+        seen = sorted({*(seen or []), *(seen_domains_of_run(Path(o["seen_from"])) or [])})
+    kind = o["score_kind"].value if isinstance(o["score_kind"], enum.Enum) else str(o["score_kind"])
+    return EvalSettings(
+        by=_split_values(o["by"]), in_domain=_split_values(o["in_domain"]), domain_col=o["domain_col"],
+        seen_domains=seen, compare=_path(o["compare"]), bootstrap=int(o["bootstrap"]), cluster_by=str(o["cluster_by"]),
+        level=float(o["level"]), seed=c.seed, calibrate_on=_path(o["calibrate_on"]), score_kind=kind,
+        p_spoof=float(o["p_spoof"]), c_miss=float(o["c_miss"]), c_fa=float(o["c_fa"]), min_trials=int(o["min_trials"]),
+        drop_invalid=bool(o["drop_invalid"]), dedupe=bool(o["dedupe"]), blocks=tuple(blocks),
+        asv_scores=asv,
+        columns=ScoreColumns(score_col=o["score_col"], label_col=o["label_col"], bonafide_value=o["bonafide_value"],
+                             id_col=o["id_col"]),
+    )
+
+
+def _eval_scores(c, o: dict, settings) -> None:
+    scores = _path(o["scores"])
+    if scores is None and o["sasv_scores"] is not None:
+        _eval_sasv(c, o)
         return
     if scores is None:
         raise UsageError("give --scores FILE, or --run RUN_DIR / --checkpoint FILE to score a model",
                          "e.g. cm eval --run runs/dann --manifest runs/manifests/toy/manifest.parquet --out runs/dann/eval")
-    by_cols = _split_values(by)
-    domains = _split_values(in_domain)
+    key, manifest, out = _path(o["key"]), _path(o["manifest"]), _path(o["out"])
     options: dict[str, Any] = {
         "scores": str(scores), "key": str(key) if key else None, "manifest": str(manifest) if manifest else None,
-        "score_col": score_col, "label_col": label_col, "id_col": id_col, "bonafide_value": bonafide_value,
-        "by": by_cols, "in_domain": domains, "domain_col": domain_col, "compare": str(compare) if compare else None,
-        "bootstrap": bootstrap, "cluster_by": cluster_by, "level": level, "seed": c.seed,
-        "calibrate_on": str(calibrate_on) if calibrate_on else None, "score_kind": score_kind.value,
-        "p_spoof": p_spoof, "c_miss": c_miss, "c_fa": c_fa, "min_trials": min_trials, "drop_invalid": drop_invalid,
-        "out": str(out) if out else None,
+        "score_col": o["score_col"], "label_col": o["label_col"], "id_col": o["id_col"],
+        "bonafide_value": o["bonafide_value"], **settings.options(), "out": str(out) if out else None,
     }
     if c.dry_run:
         print_dry_run(c, "eval", options)
         return
-    from cm_cli.metrics.report import evaluate_scores
 
-    inputs = [p for p in (scores, key, manifest, compare, calibrate_on) if p is not None]
+    def evaluate() -> dict:
+        from cm_cli.evaluation.readers import load_scores
+
+        table = load_scores(scores, settings.columns, key=key, manifest=manifest, dedupe=settings.dedupe)
+        return settings.evaluate(table, source=str(scores))
+
     if out is None:
-        result = evaluate_scores(_load(scores, key, manifest, score_col, label_col, id_col, bonafide_value),
-                                 **_settings(options, compare, calibrate_on, score_kind))
+        result = evaluate()
         emit(c, result, lambda: _print(result, None))
         return
-    from cm_cli.core.artifacts import OutputDir, read_json, write_json, write_parquet
-    from cm_cli.metrics.report import breakdown_tables
+    from cm_cli.core.artifacts import OutputDir, read_json
+    from cm_cli.evaluation.writer import METRICS_FILE, headline, write_metrics_dir
 
-    with OutputDir(out, "metrics", options, inputs=inputs, force=force) as target:
-        if target.done and (out / "metrics.json").is_file():
-            result = read_json(out / "metrics.json")
+    inputs = [p for p in (scores, key, manifest) if p is not None] + settings.inputs()
+    with OutputDir(out, "metrics", options, inputs=inputs, force=bool(o["force"])) as target:
+        if target.done and (out / METRICS_FILE).is_file():
+            result = read_json(out / METRICS_FILE)
         else:
-            result = evaluate_scores(_load(scores, key, manifest, score_col, label_col, id_col, bonafide_value),
-                                     **_settings(options, compare, calibrate_on, score_kind))
-            written = {"metrics": "metrics.json"}
-            for column, table in breakdown_tables(result).items():
-                name = f"metrics_by_{column}.parquet"
-                write_parquet(table, out / name)
-                written[f"by_{column}"] = name
-            write_json(result, out / "metrics.json")
-            target.finish(outputs=written, summary={k: result["overall"][k] for k in ("eer", "min_dcf", "act_dcf", "cllr")})
+            result = evaluate()
+            target.finish(outputs=write_metrics_dir(result, out), summary=headline(result))
     emit(c, result, lambda: _print(result, out))
 
 
-def _eval_model(c, source: Path, *, manifest: Optional[Path], split: str, degrade: list[str], chunk_ms: list[str],
-                overlap_ms: float, aggregate: str, full_length: bool, batch_size: int, by: list[str],
-                in_domain: list[str], bootstrap: int, compare: Optional[Path], shard: Optional[str], baseline: bool, out: Optional[Path],
-                force: bool, scores: Optional[Path]) -> None:
+def _eval_sasv(c, o: dict) -> None:
+    """ASVspoof 5 Track 2 from one SASV score file: a-DCF, t-EER and min t-DCF."""
+    from cm_cli.evaluation.tandem import sasv_metrics
+
+    path, key, out = Path(o["sasv_scores"]), _path(o["sasv_key"]), _path(o["out"])
+    options = {"sasv_scores": str(path), "sasv_key": str(key) if key else None, "out": str(out) if out else None}
+    if c.dry_run:
+        print_dry_run(c, "eval", options)
+        return
+    if out is None:
+        result = {"sasv": sasv_metrics(path, key=key)}
+    else:
+        from cm_cli.core.artifacts import OutputDir, read_json
+        from cm_cli.evaluation.writer import METRICS_FILE, write_metrics_dir
+
+        with OutputDir(out, "metrics", options, inputs=[p for p in (path, key) if p], force=bool(o["force"])) as target:
+            if target.done and (out / METRICS_FILE).is_file():
+                result = read_json(out / METRICS_FILE)
+            else:
+                result = {"sasv": sasv_metrics(path, key=key)}
+                target.finish(outputs=write_metrics_dir(result, out), summary=result["sasv"])
+
+    def human() -> None:
+        s = result["sasv"]
+        parts = [f"{name} {s[k]:.4f}" if "dcf" in k else f"{name} {100 * s[k]:.2f}%"
+                 for k, name in (("a_dcf", "a-DCF"), ("t_eer", "t-EER"), ("min_tdcf", "min t-DCF")) if k in s]
+        console().print(f"SASV ({s['n_trials']} trials): " + ", ".join(parts))
+
+    emit(c, result, human)
+
+
+def _eval_model(c, source: Path, o: dict, settings) -> None:
     from cm_cli.core.shard import resolve_shard
 
-    if scores is not None:
+    if o["scores"] is not None:
         raise UsageError("--scores evaluates a score file; --run/--checkpoint score a model: give one of them")
+    manifest = _path(o["manifest"])
     if manifest is None:
         raise UsageError("--run needs --manifest M (the utterances to score)",
                          "e.g. --manifest runs/manifests/toy/manifest.parquet")
-    part = resolve_shard(shard)
-    out_dir = out or (source if source.is_dir() else source.parent) / "eval" / split
+    part = resolve_shard(o["shard"])
+    split = o["split"]
+    out_dir = _path(o["out"]) or (source if source.is_dir() else source.parent) / "eval" / split
+    degrade, chunk_ms = list(o["degrade"] or []), list(o["chunk_ms"] or [])
     options = {"run": str(source), "manifest": str(manifest), "split": split, "degrade": degrade, "chunk_ms": chunk_ms,
-               "overlap_ms": overlap_ms, "aggregate": aggregate, "full_length": full_length, "batch_size": batch_size,
-               "by": by, "in_domain": in_domain, "bootstrap": bootstrap, "compare": str(compare) if compare else None,
-               "shard": str(part), "out": str(out_dir)}
+               "overlap_ms": o["overlap_ms"], "aggregate": o["aggregate"], "full_length": o["full_length"],
+               "batch_size": o["batch_size"], **settings.options(), "shard": str(part), "out": str(out_dir)}
     if c.dry_run:
         print_dry_run(c, "eval", options)
         return
@@ -151,11 +233,12 @@ def _eval_model(c, source: Path, *, manifest: Optional[Path], split: str, degrad
     from cm_cli.evaluation import evaluate_model
 
     with use_reporter(rich_reporter(c)):
-        result = evaluate_model(source, manifest, out_dir, split=None if split == "all" else split, degrade=degrade,
-                                chunk_ms=chunk_ms, overlap_ms=overlap_ms, aggregate=aggregate, full_length=full_length,
-                                batch_size=batch_size, by=by, in_domain=in_domain, bootstrap=bootstrap,
-                                compare=compare, data_root=c.data_root, cache_dir=c.cache_dir, device=c.device,
-                                torch_device=c.torch_device(), seed=c.seed, shard=part, force=force, baseline=baseline)
+        result = evaluate_model(source, manifest, out_dir, settings=settings, split=None if split == "all" else split,
+                                degrade=degrade, chunk_ms=chunk_ms, overlap_ms=float(o["overlap_ms"]),
+                                aggregate=o["aggregate"], full_length=bool(o["full_length"]),
+                                batch_size=int(o["batch_size"]), data_root=c.data_root, cache_dir=c.cache_dir,
+                                device=c.device, torch_device=c.torch_device(), seed=c.seed, shard=part,
+                                force=bool(o["force"]), baseline=bool(o["baseline"]))
     summary = result.summary()
     if len(result.conditions) == 1 and result.conditions[0].metrics is not None:
         summary = {**result.conditions[0].metrics, "out": str(out_dir), "skipped": result.skipped}
@@ -167,94 +250,81 @@ def _eval_model(c, source: Path, *, manifest: Optional[Path], split: str, degrad
 def _print_conditions(result) -> None:
     from rich.table import Table
 
-    table = Table("condition", "EER %", "minDCF", "actDCF", "scored", "failed", title=f"{result.out_dir}", title_justify="left")
+    from cm_cli.metrics.summary import HEADLINE_KEYS, format_metric, metric_label
+
+    table = Table("condition", *(metric_label(k) for k in HEADLINE_KEYS), "scored", "failed",
+                  title=f"{result.out_dir}", title_justify="left")
     for r in result.conditions:
         overall = (r.metrics or {}).get("overall")
         if overall is None:
-            table.add_row(r.condition.label, "(shard)", "", "", str(r.n_scored), str(r.n_failed))
+            table.add_row(r.condition.label, "(shard)", *[""] * (len(HEADLINE_KEYS) - 1), str(r.n_scored), str(r.n_failed))
         else:
-            table.add_row(r.condition.label, f"{100 * overall['eer']:.3f}", f"{overall['min_dcf']:.4f}",
-                          f"{overall['act_dcf']:.4f}", str(r.n_scored), str(r.n_failed))
+            table.add_row(r.condition.label, *(format_metric(k, overall.get(k)) for k in HEADLINE_KEYS),
+                          str(r.n_scored), str(r.n_failed))
     console().print(table)
     if result.sweep:
         console().print(f"sweep: {result.sweep}")
 
 
-def _load(scores, key, manifest, score_col, label_col, id_col, bonafide_value):
-    from cm_cli.scores_io import ScoreColumns, load_scores
-
-    return load_scores(scores, ScoreColumns(score_col=score_col, label_col=label_col, bonafide_value=bonafide_value,
-                                            id_col=id_col), key=key, manifest=manifest)
-
-
-def _settings(options: dict, compare: Path | None, calibrate_on: Path | None, score_kind: ScoreKind) -> dict:
-    from cm_cli.metrics.dcf import CostParams
-
-    settings: dict[str, Any] = dict(
-        by=options["by"], in_domain=options["in_domain"], domain_col=options["domain_col"],
-        params=CostParams(options["p_spoof"], options["c_miss"], options["c_fa"]), score_kind=score_kind.value,
-        bootstrap=options["bootstrap"], cluster_by=options["cluster_by"], seed=options["seed"], level=options["level"],
-        drop_invalid=options["drop_invalid"], min_trials=options["min_trials"], source=options["scores"],
-    )
-    if compare is not None:
-        from cm_cli.core.artifacts import read_json
-
-        settings["compare"] = read_json(compare)
-        settings["compare_source"] = str(compare)
-    if calibrate_on is not None:
-        from cm_cli.metrics.calibration import fit_calibration
-        from cm_cli.metrics.kinds import to_llr
-        from cm_cli.metrics.report import finite_scores
-
-        dev = _load(calibrate_on, None, None, options["score_col"], options["label_col"], options["id_col"],
-                    options["bonafide_value"])
-        dev, _ = finite_scores(dev, drop_invalid=options["drop_invalid"], source=str(calibrate_on))
-        settings["calibration"] = fit_calibration(to_llr(dev["score"].to_numpy(), score_kind.value),
-                                                  (dev["label"] == "bonafide").to_numpy())
-    return settings
-
-
 def _print(result: dict, out: Path | None) -> None:
     from rich.table import Table
+
+    from cm_cli.metrics.summary import HEADLINE_KEYS, SHOWN_KEYS, format_metric, metric_label
 
     cons = console()
     overall = result["overall"]
     cons.print(f"[bold]{overall['n_bonafide']}[/] bona fide, [bold]{overall['n_spoof']}[/] spoof trials"
                + (f"  ->  {out}/metrics.json" if out else ""))
     table = Table("metric", "value", title="overall", title_justify="left")
-    for name in ("eer", "eer_rocch", "min_dcf", "act_dcf", "cllr", "min_cllr", "auc"):
-        value = overall[name]
-        shown = f"{100 * value:.3f} %" if name.startswith("eer") else f"{value:.4f}"
-        table.add_row(name, shown)
+    for name in SHOWN_KEYS:
+        shown = format_metric(name, overall[name])
+        table.add_row(name, shown + (" %" if name.startswith("eer") else ""))
+    for name, label in (("min_tdcf", "min t-DCF (2021)"), ("min_tdcf_legacy", "min t-DCF (2019)")):
+        if name in overall:
+            table.add_row(label, f"{overall[name]:.4f}")
+    if "t_eer" in overall:
+        table.add_row("t-EER", f"{100 * overall['t_eer']:.3f} %")
     if "ci" in result:
         ci = result["ci"]
-        table.add_row(f"eer {int(100 * ci['level'])}% CI", f"[{100 * ci['eer'][0]:.3f}, {100 * ci['eer'][1]:.3f}] %")
+        unit = f" ({ci.get('n_clusters')} {ci.get('unit', 'trial')} clusters)" if ci.get("cluster_by") else " (per trial)"
+        table.add_row(f"eer {int(100 * ci['level'])}% CI", f"[{100 * ci['eer'][0]:.3f}, {100 * ci['eer'][1]:.3f}] %{unit}")
         table.add_row(f"min_dcf {int(100 * ci['level'])}% CI", f"[{ci['min_dcf'][0]:.4f}, {ci['min_dcf'][1]:.4f}]")
     cons.print(table)
     for column, groups in result.get("by", {}).items():
-        t = Table(column, "EER %", "minDCF", "actDCF", "Cllr", "bona", "spoof", "", title=f"by {column}", title_justify="left")
+        t = Table(column, *(metric_label(k) for k in HEADLINE_KEYS), "bona", "spoof", "", title=f"by {column}",
+                  title_justify="left")
         for value, rec in groups.items():
             if rec["eer"] is None:
-                t.add_row(value, "-", "-", "-", "-", str(rec["n_bonafide"]), str(rec["n_spoof"]), "no spoof")
+                t.add_row(value, *["-"] * len(HEADLINE_KEYS), str(rec["n_bonafide"]), str(rec["n_spoof"]), "no spoof")
                 continue
             flags = " ".join(f for f, on in (("small", rec["small"]), ("all-bona", rec["bonafide_pool"] == "all")) if on)
-            t.add_row(value, f"{100 * rec['eer']:.3f}", f"{rec['min_dcf']:.4f}", f"{rec['act_dcf']:.4f}", f"{rec['cllr']:.4f}",
+            t.add_row(value, *(format_metric(k, rec.get(k)) for k in HEADLINE_KEYS),
                       str(rec["n_bonafide"]), str(rec["n_spoof"]), flags)
         summary = result["by_summary"][column]
         if "averaged" in summary:
-            t.add_row("[dim]mean of groups[/]", f"{100 * summary['averaged']['eer']:.3f}", f"{summary['averaged']['min_dcf']:.4f}",
-                      f"{summary['averaged']['act_dcf']:.4f}", f"{summary['averaged']['cllr']:.4f}", "", "", "")
+            t.add_row("[dim]mean of groups[/]", *(format_metric(k, summary["averaged"].get(k)) for k in HEADLINE_KEYS),
+                      "", "", "")
         cons.print(t)
     if "ood_gap" in result:
-        gap = result["ood_gap"]
-        rel = f"{100 * gap['gap_rel']:.1f} %" if gap["gap_rel"] is not None else "n/a"
-        cons.print(f"OOD gap ({gap['column']} in {', '.join(gap['in_domain'])}): EER in {100 * gap['eer_in']:.3f} %, "
-                   f"out {100 * gap['eer_out']:.3f} %, gap {gap['gap_abs_points']:.3f} points ({rel} relative)")
-        if "compare" in gap and gap["compare"]["gap_reduction"] is not None:
-            cons.print(f"gap reduction vs {gap['compare']['baseline']}: {100 * gap['compare']['gap_reduction']:.1f} %")
+        _print_gap(result["ood_gap"])
     if "calibration" in result:
         cal = result["calibration"]
         cons.print(f"calibration: actDCF {cal['before']['act_dcf']:.4f} -> {cal['after']['act_dcf']:.4f}, "
                    f"Cllr {cal['before']['cllr']:.4f} -> {cal['after']['cllr']:.4f}")
     for warning in result.get("warnings", []):
         cons.print(f"[yellow]warning:[/] {warning}")
+
+
+def _print_gap(gap: dict) -> None:
+    cons = console()
+    rel = f"{100 * gap['gap_rel']:.1f} %" if gap["gap_rel"] is not None else "n/a"
+    cons.print(f"OOD gap ({gap['column']} in {', '.join(gap['in_domain'])}): EER in {100 * gap['eer_in']:.3f} %, "
+               f"out {100 * gap['eer_out']:.3f} %, gap {gap['gap_abs_points']:.3f} points ({rel} relative)")
+    for side, rec in (gap.get("split") or {}).items():
+        if rec["eer"] is None:
+            cons.print(f"  {side} in training: no spoof trials")
+            continue
+        cons.print(f"  {side} in training ({', '.join(rec['values'][:6])}{', ...' if len(rec['values']) > 6 else ''}): "
+                   f"EER {100 * rec['eer']:.3f} %, gap {rec['gap_abs_points']:.3f} points")
+    if "compare" in gap and gap["compare"]["gap_reduction"] is not None:
+        cons.print(f"gap reduction vs {gap['compare']['baseline']}: {100 * gap['compare']['gap_reduction']:.1f} %")

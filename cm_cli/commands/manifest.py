@@ -18,7 +18,7 @@ class Phase(str, enum.Enum):
     all = "all"
 
 
-_PROTOCOL_CORPORA = ("asvspoof2019_la", "asvspoof2021_la", "asvspoof2021_df")
+_PROTOCOL_CORPORA = ("asvspoof2019_la", "asvspoof2021_la", "asvspoof2021_df", "in_the_wild", "mlaad")
 
 
 def manifest(
@@ -27,8 +27,8 @@ def manifest(
     out: OutDir = None,
     validate: Annotated[bool, typer.Option("--validate", help="Check every audio file exists and probe duration and sample rate.")] = False,
     subset: Annotated[Optional[int], typer.Option("--subset", help="Keep N utterances, stratified by split, label, attack and codec.", min=1)] = None,
-    protocol: Annotated[Optional[List[Path]], typer.Option("--protocol", help="Protocol or key file(s) to read instead of the corpus layout's (2019 LA, 2021 LA/DF; .gz accepted).", show_default=False)] = None,
-    audio_dir: Annotated[Optional[Path], typer.Option("--audio-dir", help="Folder holding the .flac files named in the protocol.", show_default=False)] = None,
+    protocol: Annotated[Optional[List[Path]], typer.Option("--protocol", help="Protocol or key file(s) to read instead of the corpus layout's (2019 LA, 2021 LA/DF; .gz accepted; In-the-Wild: meta.csv; MLAAD: its root folder).", show_default=False)] = None,
+    audio_dir: Annotated[Optional[Path], typer.Option("--audio-dir", help="Folder holding the audio named in the protocol (MLAAD: the M-AILABS root).", show_default=False)] = None,
     phase: Annotated[Phase, typer.Option("--phase", help="ASVspoof 2021 only: evaluation phase to keep (eval, progress, hidden, all).")] = Phase.eval,
     force: ForceOpt = False,
 ) -> None:

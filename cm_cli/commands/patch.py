@@ -28,10 +28,16 @@ def patch(
     folds: Annotated[int, typer.Option("--folds", help="Probe cross-validation folds.")] = 3,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples for the EER-change CIs.")] = 500,
     max_rows: Annotated[Optional[int], typer.Option("--max-rows", help="Use a seeded random subset of this many utterances.")] = None,
+    allow_unaligned: Annotated[bool, typer.Option("--allow-unaligned", help="Patch runs that do not share their initialisation (no common pretrained backbone or init seed); the output is flagged aligned: false.")] = False,
+    cluster_by: Annotated[str, typer.Option("--cluster-by", help="Bootstrap unit of the EER-change intervals: a manifest column ('none': trials).")] = "speaker",
     preset: PresetOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Run the base model with the donor's activation at each site: EER, minDCF and codec-probe changes."""
+    """Run the base model with the donor's activation at each site: EER, minDCF and codec-probe changes.
+
+    Base and donor must share their initialisation (same pretrained backbone or same init seed) unless
+    --allow-unaligned. Runs on the global --device.
+    """
     from cm_cli.analysis.patching import PatchConfig, run_patching
     from cm_cli.core.progress import use_reporter
 
@@ -42,12 +48,14 @@ def patch(
         raise UsageError("--manifest is required", "the utterances both runs are scored on")
     values = {"sites": sites, "split": split, "batch_size": batch_size, "probe_target": probe_target,
               "probe_group_by": probe_group_by, "folds": folds, "bootstrap": bootstrap, "max_rows": max_rows,
-              "out": out, "force": force}
+              "allow_unaligned": allow_unaligned, "cluster_by": cluster_by, "out": out, "force": force}
     opts = resolve_options(ctx, "patch", values, preset=preset)
     group = None if str(opts["probe_group_by"]).lower() == "none" else str(opts["probe_group_by"])
+    unit = None if str(opts["cluster_by"]).lower() == "none" else str(opts["cluster_by"])
     config = PatchConfig(sites=opts["sites"], split=opts["split"], batch_size=int(opts["batch_size"]),
                          probe_target=str(opts["probe_target"]), probe_group_by=group, folds=int(opts["folds"]),
-                         n_boot=int(opts["bootstrap"]), seed=c_.seed, max_rows=opts["max_rows"])
+                         n_boot=int(opts["bootstrap"]), seed=c_.seed, max_rows=opts["max_rows"],
+                         allow_unaligned=bool(opts["allow_unaligned"]), cluster_by=unit)
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "patch" / f"{base.name}_from_{donor.name}"
     if c_.dry_run:
         print_dry_run(c_, "patch", {"base": str(base), "donor": str(donor), "manifest": str(manifest),
@@ -55,7 +63,7 @@ def patch(
         return
     with use_reporter(rich_reporter(c_)):
         summary = run_patching(base, donor, manifest=manifest, out=out_dir, data_root=c_.data_root, config=config,
-                               force=bool(opts["force"]))
+                               force=bool(opts["force"]), device=c_.torch_device())
     emit(c_, {"out": str(out_dir), **summary}, lambda: _print(out_dir, summary))
 
 
@@ -68,7 +76,8 @@ def _print(out_dir: Path, summary: dict) -> None:
     if summary.get("skipped"):
         out.print(f"[dim]{out_dir}: already complete with these options (reused)[/]")
     table = read_table(out_dir / "patching.parquet")
-    view = Table(title=f"patching {summary['donor']} -> {summary['base']} (EER in points)", title_justify="left")
+    aligned = "" if summary.get("aligned", True) else " [red]UNALIGNED[/]"
+    view = Table(title=f"patching {summary['donor']} -> {summary['base']} (EER in points){aligned}", title_justify="left")
     for column in ("site", "EER", "minDCF", "ΔEER", "95% CI", "probe acc", ""):
         view.add_column(column, justify="left" if column in ("site", "") else "right")
     for r in table.itertuples(index=False):
@@ -76,6 +85,10 @@ def _print(out_dir: Path, summary: dict) -> None:
                      f"{r.ci_low:+.2f}–{r.ci_high:+.2f}", "n/a" if r.probe_acc != r.probe_acc else f"{r.probe_acc:.3f}",
                      "no-op (identical)" if r.noop else "")
     out.print(view)
+    ci = summary.get("ci") or {}
+    if ci:
+        out.print(f"[dim]95% intervals: paired bootstrap over {ci.get('n_clusters')} {ci.get('unit')} cluster(s); "
+                  f"alignment: {summary.get('alignment')}[/]")
     for note in summary.get("notes", []):
         out.print(f"[yellow]note:[/] {note}")
     out.print(f"wrote {out_dir}")

@@ -48,6 +48,10 @@ __all__ = [
     "ensure_writable_dir",
     "sha256_file",
     "pid_alive",
+    "file_mode",
+    "write_error",
+    "inputs_digest",
+    "LEASE_SECONDS",
 ]
 
 ARTIFACT_KINDS = (
@@ -75,20 +79,62 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+def file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file under the current umask (0666 & ~umask)."""
+    mask = _umask()
+    return 0o666 & ~mask
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it by setting it (and put it back at once)
+    os.umask(mask)
+    return mask
+
+
+def write_error(target: Path, exc: OSError) -> CmError:
+    """One line for a failed write (disk full, quota, permissions), naming the file."""
+    import errno
+
+    reason = exc.strerror or str(exc)
+    hint = None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free space (or quota) on that filesystem, or choose another --out, then rerun: finished items are kept"
+    return CmError(f"cannot write {target}: {reason}", hint)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success move it into place, else remove it."""
+    """Yield a temporary path beside ``target``; on success move it into place, else remove it.
+
+    The file gets the mode the umask allows (not mkstemp's 0600), so colleagues on a
+    shared project space can read it. An ``OSError`` while writing (disk full, quota)
+    becomes a ``CmError`` naming ``target``, and nothing is left under either name.
+    """
     target = Path(target)
     ensure_writable_dir(target.parent)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
     except OSError as exc:
-        raise CmError(f"cannot write {target}: {exc.strerror or exc}") from None
-    os.close(fd)
+        raise write_error(target, exc) from None
     tmp = Path(tmp_name)
     try:
+        try:
+            os.fchmod(fd, file_mode())
+        finally:
+            os.close(fd)
         yield tmp
         os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise write_error(target, exc) from None
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -171,7 +217,57 @@ def find_parts(directory: str | os.PathLike) -> list[Path]:
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         raise CmError(f"{directory}: incomplete set of parts, missing {names}{more}",
                       f"run the missing shard(s) with --shard I/{count}")
+    check_parts_agree(directory, count)
     return [found[i] for i in range(count)]
+
+
+# options that legitimately differ between the shards of one run
+_PER_SHARD_OPTIONS = ("shard", "workers")
+
+
+def check_parts_agree(directory: Path, count: int) -> None:
+    """Refuse parts whose records show different resolved options or inputs, or an unfinished part.
+
+    Parts written without a record (by hand, by an older cm) are not checked.
+    """
+    records = {}
+    for index in range(count):
+        path = directory / f"cm.part-{index}-of-{count}.json"
+        if path.is_file():
+            try:
+                records[index] = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise CmError(f"{path}: unreadable record of part {index}/{count}",
+                              f"rerun that shard with --shard {index}/{count}") from None
+    if not records:
+        return
+    for index, record in records.items():
+        if record.get("status") != "complete":
+            raise CmError(f"{directory}: part {index}/{count} is not complete (status {record.get('status')!r})",
+                          f"rerun it with --shard {index}/{count}")
+    first_index, first = next(iter(records.items()))
+    base = {k: v for k, v in (first.get("options") or {}).items() if k not in _PER_SHARD_OPTIONS}
+    for index, record in records.items():
+        options = {k: v for k, v in (record.get("options") or {}).items() if k not in _PER_SHARD_OPTIONS}
+        if not _same(base, options):
+            changed = sorted(k for k in set(base) | set(options) if _norm(base.get(k)) != _norm(options.get(k)))
+            shown = "; ".join(f"{k}: {base.get(k)!r} vs {options.get(k)!r}" for k in changed[:6])
+            raise CmError(f"{directory}: parts {first_index}/{count} and {index}/{count} were made with "
+                          f"different options ({shown})",
+                          "rerun the odd shard(s) with the same options, each with --force")
+        digests = (_record_inputs_digest(first), _record_inputs_digest(record))
+        if None not in digests and digests[0] != digests[1]:
+            raise CmError(f"{directory}: parts {first_index}/{count} and {index}/{count} were made from "
+                          "different inputs (their content hashes differ)",
+                          "rerun the shards made from the old input, each with --force")
+
+
+def _record_inputs_digest(record: Mapping[str, Any]) -> str | None:
+    if record.get("inputs_digest"):
+        return str(record["inputs_digest"])
+    if isinstance(record.get("inputs"), list):
+        return inputs_digest(record["inputs"])
+    return None
 
 
 def _table_files(path: Path, name: str | None) -> list[Path]:
@@ -179,8 +275,13 @@ def _table_files(path: Path, name: str | None) -> list[Path]:
         return [path]
     if not path.exists():
         raise CmError(f"{path}: no such file or directory")
-    if name and (path / f"{name}.parquet").is_file():
-        return [path / f"{name}.parquet"]
+    whole = path / f"{name}.parquet" if name else None
+    has_parts = any(PART_RE.match(p.name) for p in path.iterdir())
+    if whole is not None and whole.is_file() and has_parts:
+        raise CmError(f"{path}: holds both a whole-run {whole.name} and part-*-of-*.parquet files",
+                      "one of them is stale: delete it (or rerun the step with --force) so only one layout remains")
+    if whole is not None and whole.is_file():
+        return [whole]
     parts = find_parts(path)
     if parts:
         return parts
@@ -255,6 +356,22 @@ def file_fingerprint(path: str | os.PathLike, *, hash_limit: int = HASH_LIMIT_BY
     return info
 
 
+def _content_key(fingerprint: Mapping[str, Any]) -> Any:
+    """What of a fingerprint identifies the content: the hash, else size and mtime; never the path."""
+    if fingerprint.get("missing"):
+        return None
+    if fingerprint.get("kind") == "directory":
+        return [fingerprint.get("n_files"), fingerprint.get("size"),
+                [_content_key(f) for f in fingerprint.get("files", [])]]
+    return fingerprint.get("sha256") or [fingerprint.get("size"), fingerprint.get("mtime")]
+
+
+def inputs_digest(fingerprints: Sequence[Mapping[str, Any]]) -> str:
+    """Digest of the inputs' contents (``file_fingerprint`` records), the key of skip-if-done."""
+    text = json.dumps([_content_key(f) for f in fingerprints], sort_keys=True, default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def options_digest(options: Mapping[str, Any]) -> str:
     text = json.dumps(options, sort_keys=True, default=_json_default)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -284,9 +401,12 @@ def _versions() -> dict[str, str | None]:
 
 
 def provenance_record(kind: str, *, options: Mapping[str, Any], inputs: Iterable[str | os.PathLike] = (),
-                      device: str | None = None, argv: Sequence[str] | None = None) -> dict:
+                      device: str | None = None, argv: Sequence[str] | None = None,
+                      fingerprints: Sequence[Mapping[str, Any]] | None = None) -> dict:
     if kind not in ARTIFACT_KINDS:
         raise ValueError(f"unknown artifact kind {kind!r}")
+    if fingerprints is None:
+        fingerprints = [file_fingerprint(p) for p in inputs]
     return {
         "kind": kind,
         "cm_version": __version__,
@@ -294,7 +414,8 @@ def provenance_record(kind: str, *, options: Mapping[str, Any], inputs: Iterable
         "argv": list(sys.argv if argv is None else argv),
         "options": dict(options),
         "options_digest": options_digest(options),
-        "inputs": [file_fingerprint(p) for p in inputs],
+        "inputs": list(fingerprints),
+        "inputs_digest": inputs_digest(fingerprints),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "finished": None,
         "status": "running",
@@ -318,15 +439,151 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+LEASE_SECONDS = 300.0  # a lock not refreshed for this long belongs to a dead job (env CM_LOCK_LEASE)
+
+
+def _lease_seconds() -> float:
+    try:
+        return max(1.0, float(os.environ.get("CM_LOCK_LEASE", LEASE_SECONDS)))
+    except ValueError:
+        return LEASE_SECONDS
+
+
+class _Lease:
+    """A lock file that is a lease: created whole (link of a written file), refreshed, taken over when stale.
+
+    Valid across hosts on a shared filesystem: the holder rewrites ``refreshed`` every
+    lease/4 seconds from a daemon thread; another host takes the lock over once it has
+    not been refreshed for a whole lease. On the holder's own host a dead pid frees it
+    at once. A lock file that is empty or unreadable (an older cm killed between
+    create and write) is stale.
+    """
+
+    def __init__(self, path: Path, lease: float):
+        self.path = path
+        self.lease = lease
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+        self._stop = None
+        self._thread = None
+
+    def _info(self) -> dict:
+        now = time.time()
+        return {"pid": os.getpid(), "host": socket.gethostname(), "since": now, "refreshed": now,
+                "lease_seconds": self.lease, "token": self.token}
+
+    def _write_tmp(self) -> Path:
+        fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".new", dir=self.path.parent)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(self._info(), handle)
+        return Path(name)
+
+    def holder(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {"missing": True}
+        except (OSError, ValueError):
+            return {}
+
+    def stale_reason(self, holder: Mapping[str, Any]) -> str | None:
+        if not holder.get("token") and not holder.get("pid"):
+            return "empty or unreadable lock file"
+        host = socket.gethostname()
+        if holder.get("host") == host:
+            try:
+                alive = pid_alive(int(holder.get("pid", -1)))
+            except (TypeError, ValueError):
+                alive = False
+            if not alive:
+                return f"pid {holder.get('pid')} on this host is gone"
+        refreshed = holder.get("refreshed", holder.get("since"))
+        lease = float(holder.get("lease_seconds") or self.lease)
+        try:
+            age = time.time() - float(refreshed)
+        except (TypeError, ValueError):
+            return "lock without a timestamp"
+        if age > lease:
+            return f"not refreshed for {age:.0f} s (lease {lease:.0f} s)"
+        return None
+
+    def acquire(self, owner: Path) -> None:
+        for _ in range(5):
+            tmp = self._write_tmp()
+            try:
+                os.link(tmp, self.path)  # atomic, also on NFS: the lock never exists half-written
+                linked = True
+            except FileExistsError:
+                linked = False
+            except OSError as exc:
+                raise write_error(self.path, exc) from None
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            if linked:
+                self._start_refresh()
+                return
+            holder = self.holder()
+            if holder.get("missing"):
+                continue
+            if self.stale_reason(holder) is None:
+                expires = float(holder.get("refreshed", holder.get("since", 0))) + float(holder.get("lease_seconds") or self.lease)
+                raise CmError(
+                    f"{owner} is being written by another cm process "
+                    f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, lease until "
+                    f"{time.strftime('%H:%M:%S', time.localtime(expires))})",
+                    "wait for it to finish; a lock of a killed job is taken over once its lease expires",
+                )
+            # take over: move the stale file aside under a unique name, then retry the link
+            aside = self.path.with_name(f"{self.path.name}.stale.{self.token.replace(':', '_')}")
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.path, aside)
+                with contextlib.suppress(OSError):
+                    aside.unlink()
+        raise CmError(f"could not take the lock {self.path}", "another process keeps taking it; retry")
+
+    def _start_refresh(self) -> None:
+        import threading
+
+        self._stop = threading.Event()
+
+        def refresh() -> None:
+            while not self._stop.wait(self.lease / 4):
+                holder = self.holder()
+                if holder.get("token") != self.token:
+                    return  # taken over (this process stalled for a whole lease); do not steal it back
+                info = {**holder, "refreshed": time.time()}
+                with contextlib.suppress(OSError):
+                    fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".new", dir=self.path.parent)
+                    with os.fdopen(fd, "w") as handle:
+                        json.dump(info, handle)
+                    os.replace(name, self.path)
+
+        self._thread = threading.Thread(target=refresh, name="cm-lock-lease", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+        if self.holder().get("token") == self.token:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+
 @dataclass
 class OutputDir:
     """An output directory owned by one step, used as a context manager.
 
-    On entry it creates the directory, takes the lock, and compares any existing
-    record: ``done`` is True when a complete record with the same options exists
-    (the caller then skips its work); different options raise ``CmError`` unless
-    ``force``. ``finish(...)`` marks the record complete. With a ``shard`` of
-    several parts, the record is ``cm.part-I-of-N.json`` and the lock is per shard.
+    On entry it creates the directory, takes the lock (a lease, see ``_Lease``), and
+    compares any existing record: ``done`` is True when a complete record with the same
+    resolved options *and the same input contents* (sha256 of each input, as the
+    provenance records them) exists, so the caller skips its work. Different inputs
+    (a manifest rewritten at the same path) make it redo the work and ``stale`` says
+    why; different options raise ``CmError`` unless ``force``. ``finish(...)`` marks the
+    record complete. With a ``shard`` of several parts, the record is
+    ``cm.part-I-of-N.json`` and the lock is per shard; a directory never holds both a
+    whole-run record and part records (``force`` removes the other layout).
     """
 
     path: Path
@@ -337,17 +594,24 @@ class OutputDir:
     shard: Shard | None = None
     device: str | None = None
     argv: Sequence[str] | None = None
+    lease: float | None = None
     done: bool = field(default=False, init=False)
+    stale: str | None = field(default=None, init=False)
     record: dict = field(default_factory=dict, init=False)
     previous: dict | None = field(default=None, init=False)
-    _lock: Path | None = field(default=None, init=False)
+    fingerprints: list = field(default_factory=list, init=False)
+    _lock: _Lease | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
 
     @property
+    def sharded(self) -> bool:
+        return self.shard is not None and not self.shard.is_whole
+
+    @property
     def record_path(self) -> Path:
-        if self.shard is not None and not self.shard.is_whole:
+        if self.sharded:
             return self.path / f"cm.part-{self.shard.index}-of-{self.shard.count}.json"
         return self.path / RECORD
 
@@ -355,16 +619,24 @@ class OutputDir:
     def lock_path(self) -> Path:
         return self.path / ("." + self.record_path.stem + ".lock")
 
+    @property
+    def inputs_digest(self) -> str:
+        return inputs_digest(self.fingerprints)
+
     def __enter__(self) -> "OutputDir":
         ensure_writable_dir(self.path)
         self._acquire()
         try:
+            self.fingerprints = [file_fingerprint(p) for p in self.inputs]
+            self._check_layout()
             self._check_previous()
             if not self.done:
-                self.record = provenance_record(self.kind, options=self.options, inputs=self.inputs,
-                                                device=self.device, argv=self.argv)
+                self.record = provenance_record(self.kind, options=self.options, device=self.device,
+                                                argv=self.argv, fingerprints=self.fingerprints)
                 if self.shard is not None:
                     self.record["shard"] = str(self.shard)
+                if self.stale:
+                    self.record["redone_because"] = self.stale
                 write_json(self.record, self.record_path)
             else:
                 self.record = dict(self.previous or {})
@@ -377,7 +649,7 @@ class OutputDir:
         try:
             if exc is not None and not self.done and self.record.get("status") == "running":
                 self.record["status"] = "failed"
-                self.record["error"] = str(exc)[:2000]
+                self.record["error"] = str(exc)[:2000] or type(exc).__name__
                 self.record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                 with contextlib.suppress(Exception):
                     write_json(self.record, self.record_path)
@@ -398,6 +670,38 @@ class OutputDir:
 
     # ---- internals
 
+    def _check_layout(self) -> None:
+        """A whole-run record and part records never share a directory (readers could not tell which holds)."""
+        if self.sharded:
+            others = [self.path / RECORD] if (self.path / RECORD).is_file() else []
+            what = "a whole-run result (cm.json)"
+        else:
+            others = sorted(self.path.glob("cm.part-*-of-*.json"))
+            what = f"sharded results ({len(others)} part record(s))"
+        if not others:
+            return
+        kinds = set()
+        for other in others:
+            with contextlib.suppress(CmError):
+                kinds.add(read_json(other).get("kind"))
+        if kinds and self.kind not in kinds:
+            return  # another kind of artifact: _check_previous-style refusal happens on the same record name only
+        if not self.force:
+            raise CmError(f"{self.path} already holds {what}; a directory holds either one result or its parts",
+                          "pass --force to replace it, or choose another --out")
+        for other in others:
+            with contextlib.suppress(CmError):
+                for value in (read_json(other).get("outputs") or {}).values():
+                    if isinstance(value, str) and Path(value).parent == self.path:
+                        with contextlib.suppress(FileNotFoundError):
+                            Path(value).unlink()
+            with contextlib.suppress(FileNotFoundError):
+                other.unlink()
+        if not self.sharded:
+            for part in self.path.glob("*-?????-of-?????.parquet"):
+                with contextlib.suppress(FileNotFoundError):
+                    part.unlink()
+
     def _check_previous(self) -> None:
         if not self.record_path.exists():
             return
@@ -415,7 +719,15 @@ class OutputDir:
             )
         old = previous.get("options") or {}
         if previous.get("options_digest") == options_digest(self.options) or _same(old, self.options):
-            self.done = previous.get("status") == "complete"
+            if previous.get("status") != "complete":
+                return
+            before = _record_inputs_digest(previous)
+            if before is not None and before != self.inputs_digest:
+                changed = [str(Path(p).name) for p, a, b in zip(self.inputs, previous.get("inputs") or [], self.fingerprints)
+                           if _content_key(a) != _content_key(b)] or ["the list of inputs"]
+                self.stale = f"input(s) changed since the last run: {', '.join(changed)}"
+                return
+            self.done = True
             return
         changed = sorted(k for k in set(old) | set(self.options) if _norm(old.get(k)) != _norm(self.options.get(k)))
         shown = "; ".join(f"{k}: {old.get(k)!r} -> {self.options.get(k)!r}" for k in changed[:6])
@@ -425,36 +737,13 @@ class OutputDir:
         )
 
     def _acquire(self) -> None:
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        for _ in range(2):
-            try:
-                fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = {}
-                with contextlib.suppress(Exception):
-                    holder = json.loads(self.lock_path.read_text())
-                stale = holder.get("host") == info["host"] and not pid_alive(int(holder.get("pid", -1)))
-                if stale:
-                    with contextlib.suppress(FileNotFoundError):
-                        self.lock_path.unlink()
-                    continue
-                raise CmError(
-                    f"{self.path} is being written by another cm process "
-                    f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')})",
-                    f"wait for it to finish, or delete {self.lock_path} if that process is gone",
-                ) from None
-            except OSError as exc:
-                raise CmError(f"cannot write in {self.path}: {exc.strerror or exc}") from None
-            with os.fdopen(fd, "w") as handle:
-                json.dump(info, handle)
-            self._lock = self.lock_path
-            return
-        raise CmError(f"could not take the lock {self.lock_path}")
+        lease = _Lease(self.lock_path, self.lease or _lease_seconds())
+        lease.acquire(self.path)
+        self._lock = lease
 
     def _release(self) -> None:
         if self._lock is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._lock.unlink()
+            self._lock.release()
             self._lock = None
 
 

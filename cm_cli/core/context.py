@@ -47,6 +47,7 @@ class Context:
     dry_run: bool = False
     debug: bool = False
     config: dict = field(default_factory=dict)  # cm.toml contents (command tables included)
+    config_path: Path | None = None  # the cm.toml read (None when there was none)
     env: dict = field(default_factory=dict)  # passthrough variables (HF_HOME, ASVSPOOF5_ROOT, …)
     sources: dict = field(default_factory=dict)  # field -> where its value came from
 
@@ -79,6 +80,7 @@ class Context:
     def summary(self) -> dict:
         data = asdict(self)
         data.pop("config")
+        data.pop("config_path")
         return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
 
 
@@ -217,5 +219,6 @@ def resolve_context(
     ctx.dry_run = bool(options.get("dry_run"))
     ctx.debug = bool(options.get("debug"))
     ctx.config = config
+    ctx.config_path = config_path if config_path.is_file() else None
     ctx.sources = sources
     return ctx

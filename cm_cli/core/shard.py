@@ -1,7 +1,9 @@
 """``--shard I/N`` parsing, defaulting to the SLURM array task when one is running.
 
-I counts from 0; under a SLURM array I = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN
-and N = SLURM_ARRAY_TASK_COUNT, so one job script serves every array size.
+I counts from 0; under a SLURM array I = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN)
+/ SLURM_ARRAY_TASK_STEP and N = SLURM_ARRAY_TASK_COUNT, so one job script serves every
+array size, stepped ones (``--array=0-4:2``) included. An irregular list
+(``--array=1,3,8``) has no arithmetic index and needs an explicit ``--shard``.
 """
 
 from __future__ import annotations
@@ -63,11 +65,22 @@ def resolve_shard(text: str | None, environ: Mapping[str, str] | None = None) ->
         return parse_shard(text)
     env = os.environ if environ is None else environ
     if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-        try:
-            task = int(env["SLURM_ARRAY_TASK_ID"])
-            low = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-            count = int(env["SLURM_ARRAY_TASK_COUNT"])
-        except ValueError:
-            raise UsageError("SLURM_ARRAY_TASK_* variables are not integers") from None
-        return parse_shard(f"{task - low}/{count}")
+        return _slurm_shard(env)
     return Shard()
+
+
+def _slurm_shard(env: Mapping[str, str]) -> Shard:
+    hint = "pass --shard I/N explicitly in the job script"
+    try:
+        task = int(env["SLURM_ARRAY_TASK_ID"])
+        count = int(env["SLURM_ARRAY_TASK_COUNT"])
+        low = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        step = int(env.get("SLURM_ARRAY_TASK_STEP") or "1")
+        high = int(env["SLURM_ARRAY_TASK_MAX"]) if env.get("SLURM_ARRAY_TASK_MAX") else low + step * (count - 1)
+    except ValueError:
+        raise UsageError("SLURM_ARRAY_TASK_* variables are not integers", hint) from None
+    if step < 1 or (task - low) % step or (high - low) % step or (high - low) // step + 1 != count:
+        raise UsageError(
+            f"SLURM array task {task} (min {low}, max {high}, step {step}, count {count}) is not an evenly "
+            "stepped range, so no shard index follows from it", hint)
+    return parse_shard(f"{(task - low) // step}/{count}")

@@ -45,7 +45,7 @@ MANIFEST_COLUMNS: dict[str, str] = {
 REQUIRED_COLUMNS = tuple(MANIFEST_COLUMNS)
 LABELS = ("bonafide", "spoof")
 SPLITS = ("train", "dev", "eval")
-CORPORA = ("asvspoof5", "asvspoof2021_la", "asvspoof2021_df", "asvspoof2019_la", "toy")
+CORPORA = ("asvspoof5", "asvspoof2021_la", "asvspoof2021_df", "asvspoof2019_la", "in_the_wild", "mlaad", "toy")
 
 
 def normalise_manifest(df: "pd.DataFrame") -> "pd.DataFrame":

@@ -15,7 +15,7 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ManifestResult", "CORPUS_PREPARERS", "prepare_corpus", "probe_manifest_audio",
+__all__ = ["ManifestResult", "CORPUS_PREPARERS", "asv_score_files", "manifest_asv_scores", "prepare_corpus", "probe_manifest_audio",
            "stratified_subset", "make_manifest", "load_manifest", "default_manifest"]
 
 
@@ -52,6 +52,18 @@ def _prepare_asvspoof2019_la(corpus_root: Path, *, data_root: Path, protocol=Non
                                    attack_families=attack_families("asvspoof2019_la"))
 
 
+def _prepare_in_the_wild(corpus_root: Path, **kwargs: Any) -> "pd.DataFrame":
+    from cm_cli.data.corpora.in_the_wild import prepare_in_the_wild
+
+    return prepare_in_the_wild(corpus_root, **kwargs)
+
+
+def _prepare_mlaad(corpus_root: Path, **kwargs: Any) -> "pd.DataFrame":
+    from cm_cli.data.corpora.mlaad import prepare_mlaad
+
+    return prepare_mlaad(corpus_root, **kwargs)
+
+
 # corpus name -> function(corpus_root, *, data_root, protocol=None, audio_dir=None, phase=None) -> DataFrame
 CORPUS_PREPARERS: dict[str, Callable[..., "pd.DataFrame"]] = {
     "asvspoof5": _prepare_asvspoof5_like("asvspoof5"),
@@ -59,6 +71,8 @@ CORPUS_PREPARERS: dict[str, Callable[..., "pd.DataFrame"]] = {
     "asvspoof2021_la": _prepare_asvspoof2021("asvspoof2021_la"),
     "asvspoof2021_df": _prepare_asvspoof2021("asvspoof2021_df"),
     "asvspoof2019_la": _prepare_asvspoof2019_la,
+    "in_the_wild": _prepare_in_the_wild,
+    "mlaad": _prepare_mlaad,
 }
 
 
@@ -82,37 +96,62 @@ def prepare_corpus(corpus: str, corpus_root: Path, *, data_root: Path, **kwargs:
     return validate_manifest(df, source=corpus_root)
 
 
+def _probe_header(path: str) -> tuple[int, int] | str:
+    """(frames, sample rate) from the file header, or the reason it cannot be read.
+
+    ``soundfile.SoundFile`` reads only the header; ``soundfile.info`` also asks libsndfile for
+    its "extra info" text, which costs more than the header itself. Formats libsndfile cannot
+    open (mp3 in old builds, m4a) go through the full audio reader.
+    """
+    import soundfile as sf
+
+    from cm_cli.data.audio import probe_audio
+
+    try:
+        with sf.SoundFile(path) as handle:
+            return int(handle.frames), int(handle.samplerate)
+    except FileNotFoundError:
+        return "missing"
+    except (RuntimeError, sf.LibsndfileError, TypeError):
+        if not Path(path).is_file():
+            return "missing"
+        try:
+            info = probe_audio(path)
+        except CmError as exc:
+            return exc.message
+        return int(info.frames), int(info.sample_rate)
+
+
 def probe_manifest_audio(df: "pd.DataFrame", *, data_root: Path, workers: int = 4) -> "pd.DataFrame":
     """Fill duration and sample_rate for every row; every missing or unreadable file is an error."""
+    import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from cm_cli.core.progress import track
-    from cm_cli.data.audio import probe_audio
-    from cm_cli.data.manifest import resolve_audio_path
+    import numpy as np
+    import pandas as pd
 
-    paths = [resolve_audio_path(p, data_root) for p in df["path"].astype(str)]
-    missing = [str(p) for p in paths if not p.is_file()]
+    from cm_cli.core.progress import track
+
+    root = str(Path(data_root))
+    paths = [p if os.path.isabs(p) else os.path.join(root, p) for p in df["path"].astype(str)]
+    chunk = 256  # one task per chunk of files: thread hand-offs cost more than a header read
+    batches = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = [r for batch in track(pool.map(lambda b: [_probe_header(p) for p in b], batches),
+                                        total=len(batches), description="probing audio") for r in batch]
+    missing = [p for p, r in zip(paths, results) if r == "missing"]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise CmError(f"{len(missing)} audio file(s) listed in the protocols are missing, e.g. {', '.join(missing[:3])}{more}",
                       "check --data-root, or finish the download/unpacking of the corpus")
-
-    def probe(path: Path):
-        try:
-            return probe_audio(path), None
-        except CmError as exc:
-            return None, exc.message
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(track(pool.map(probe, paths), total=len(paths), description="probing audio"))
-    bad = [msg for info, msg in results if info is None]
+    bad = [r for r in results if isinstance(r, str)]
     if bad:
         raise CmError(f"{len(bad)} audio file(s) cannot be read, e.g. {bad[0]}")
+    frames = np.fromiter((r[0] for r in results), dtype=np.float64, count=len(results))
+    rates = np.fromiter((r[1] for r in results), dtype=np.int64, count=len(results))
     df = df.copy()
-    df["duration"] = [r.duration for r, _ in results]
-    df["sample_rate"] = [r.sample_rate for r, _ in results]
-    df["duration"] = df["duration"].astype("float32")
-    df["sample_rate"] = df["sample_rate"].astype("Int32")
+    df["duration"] = (frames / rates).astype("float32")
+    df["sample_rate"] = pd.array(rates, dtype="Int32")
     return df
 
 
@@ -220,5 +259,30 @@ def make_manifest(
             df = probe_manifest_audio(df, data_root=Path(data_root), workers=workers)
         write_parquet(df, target)
         counts = manifest_counts(df)
+        asv = asv_score_files(corpus, corpus_root)
+        if asv:
+            counts["asv_scores"] = asv
         output.finish(outputs={"manifest": str(target)}, summary=counts)
     return ManifestResult(target, len(df), counts, probed=validate)
+
+
+def asv_score_files(corpus: str, corpus_root: str | Path) -> dict[str, str]:
+    """Split -> the ASV score file the corpus ships (2019/2021 LA), so `cm eval` finds min t-DCF's ASV system."""
+    from cm_cli.data.asv_scores import find_asv_scores
+
+    found = {split: find_asv_scores(corpus_root, corpus, split=split) for split in ("dev", "eval")}
+    return {split: str(Path(path).resolve()) for split, path in found.items() if path is not None}
+
+
+def manifest_asv_scores(manifest: str | Path, split: str) -> Path | None:
+    """The ASV score file recorded by `cm manifest` for ``split`` of this manifest, if any."""
+    from cm_cli.core.artifacts import read_json
+
+    record = Path(manifest).parent / "cm.json" if Path(manifest).is_file() else Path(manifest) / "cm.json"
+    if not record.is_file():
+        return None
+    try:
+        path = (read_json(record).get("summary") or {}).get("asv_scores", {}).get(split)
+    except (CmError, AttributeError):
+        return None
+    return Path(path) if path and Path(path).exists() else None

@@ -1,10 +1,16 @@
 """Safe, idempotent unpacking of corpus archives into ``<data_root>/<corpus>/``.
 
 Archives come from the network, so no member may land outside the target
-directory: tar members go through tarfile's ``data`` filter (absolute paths,
-``..``, links pointing outside and device files are refused), zip members are
-checked by name. The whole member list is checked before anything is written, so
-a refused archive leaves the target untouched. A member already on disk with the
+directory. tarfile's ``data`` filter alone is not enough on affected Pythons
+(CVE-2025-4517: a path too long for ``realpath`` hides a chain of links), so cm
+validates every tar member itself, resolving links as the filesystem would (link
+first, then ``..``) over the archive's own links and what is already on disk:
+no absolute or ``..`` names, no member written through a symbolic link, link
+targets (after every hop of a chain) under the target, hard links only to regular
+files of the archive, no devices or FIFOs. cm then writes the members itself
+(never ``tar.extract``), each file under a temporary name renamed into place.
+Zip members are checked by name and may not be links. The whole member list is
+checked before anything is written, so a refused archive leaves the target untouched. A member already on disk with the
 right size is kept, which finishes a partly unpacked archive on rerun; a marker
 JSON in ``.cm_unpacked/`` records what was unpacked so a rerun skips the archive.
 """
@@ -74,25 +80,144 @@ def _safe_zip_name(name: str) -> PurePosixPath:
     return path
 
 
-def _tar_members(tar: tarfile.TarFile, target: Path, archive: Path) -> list[tarfile.TarInfo]:
-    members = []
+_REFUSE_HINT = "the archive is corrupt or malicious; delete it and download again"
+_MAX_HOPS = 40  # like the kernel's limit on nested symbolic links
+
+
+class _Escape(Exception):
+    pass
+
+
+def _member_parts(name: str) -> tuple[str, ...]:
+    if name.startswith(("/", "\\")) or "\\" in name:
+        raise _Escape("absolute path")
+    parts = tuple(p for p in PurePosixPath(name).parts if p not in ("", "."))
+    if parts and ":" in parts[0]:
+        raise _Escape("absolute path")
+    if ".." in parts:
+        raise _Escape("'..' in the path")
+    return parts
+
+
+class _Tree:
+    """The target as it will be after extraction so far: the archive's links plus what is on disk."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.links: dict[tuple[str, ...], str | None] = {}  # None: a non-link member replaced whatever was there
+
+    def link_at(self, parts: tuple[str, ...]) -> str | None:
+        if parts in self.links:
+            return self.links[parts]
+        path = self.target.joinpath(*parts)
+        if path.is_symlink():
+            return os.readlink(path)
+        return None
+
+    def resolve(self, parts: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        """Follow links component by component (the link first, then '..'); raise _Escape on leaving."""
+        out: list[str] = []
+        pending = list(parts)
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not out:
+                    raise _Escape("it resolves outside the target directory")
+                out.pop()
+                continue
+            link = self.link_at(tuple(out) + (part,))
+            if link is None:
+                out.append(part)
+                continue
+            hops += 1
+            if hops > _MAX_HOPS:
+                raise _Escape("too many levels of symbolic links")
+            if link.startswith("/"):
+                raise _Escape(f"a link in its path points to the absolute path {link!r}")
+            pending = [p for p in link.split("/")] + pending
+        return tuple(out)
+
+
+def _check_tar_member(member: tarfile.TarInfo, tree: _Tree, files: set) -> tuple[str, ...]:
+    parts = _member_parts(member.name)
+    for depth in range(1, len(parts)):
+        if tree.link_at(parts[:depth]) is not None:
+            raise _Escape(f"it is written through the symbolic link {'/'.join(parts[:depth])!r}")
+    if member.issym():
+        if not member.linkname or member.linkname.startswith("/"):
+            raise _Escape(f"symbolic link to the absolute path {member.linkname!r}")
+        tree.links[parts] = member.linkname
+        tree.resolve(parts)  # the whole chain, with this link in place, must stay inside
+        return parts
+    if member.islnk():
+        link = _member_parts(member.linkname)
+        if tree.resolve(link) not in files:
+            raise _Escape(f"hard link to {member.linkname!r}, which is not a regular file of the archive")
+        tree.links[parts] = None
+        files.add(parts)
+        return parts
+    if member.isdir():
+        tree.links[parts] = None
+        return parts
+    if member.isreg():
+        tree.links[parts] = None
+        files.add(parts)
+        return parts
+    raise _Escape("special file (device, FIFO or other non-regular member)")
+
+
+def _tar_members(tar: tarfile.TarFile, target: Path, archive: Path) -> list[tuple[tarfile.TarInfo, tuple[str, ...]]]:
+    """Every member checked, in order, before anything is written."""
+    tree, files = _Tree(target), set()
+    checked = []
     for member in tar.getmembers():
-        first = PurePosixPath(member.name).parts[:1]
-        if member.name.startswith(("/", "\\")) or (first and ":" in first[0]):
-            raise CmError(f"{archive.name}: refusing member {member.name!r} (absolute path)",
-                          "the archive is corrupt or malicious; delete it and download again")
         try:
-            checked = tarfile.data_filter(member, str(target))
-        except tarfile.FilterError as exc:
-            raise CmError(f"{archive.name}: refusing member {member.name!r} ({exc})",
-                          "the archive is corrupt or malicious; delete it and download again") from None
-        if checked is not None:
-            members.append(checked)
-    return members
+            parts = _check_tar_member(member, tree, files)
+        except _Escape as exc:
+            raise CmError(f"{archive.name}: refusing member {member.name!r} ({exc})", _REFUSE_HINT) from None
+        if parts:
+            checked.append((member, parts))
+    for member, parts in checked:  # links replaced later in the archive are checked again in the final tree
+        if member.issym():
+            try:
+                tree.resolve(parts)
+            except _Escape as exc:
+                raise CmError(f"{archive.name}: refusing member {member.name!r} ({exc})", _REFUSE_HINT) from None
+    return checked
+
+
+def _write_member(source, dest: Path) -> None:
+    from cm_cli.core.artifacts import atomic_path
+
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+
+
+def _extract_tar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
+    if member.isdir():
+        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+            dest.unlink()
+        dest.mkdir(parents=True, exist_ok=True)
+    elif member.issym():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        os.symlink(member.linkname, dest)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        if source is None:
+            raise CmError(f"{member.name}: cannot read this member")
+        with source:
+            _write_member(source, dest)
 
 
 def _needs_write(path: Path, size: int) -> bool:
-    return not (path.is_file() and path.stat().st_size == size)
+    return not (not path.is_symlink() and path.is_file() and path.stat().st_size == size)
 
 
 def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, force: bool = False,
@@ -128,8 +253,8 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
                         continue
                     if _needs_write(dest, info.file_size):
                         dest.parent.mkdir(parents=True, exist_ok=True)
-                        with zf.open(info) as src, open(dest, "wb") as out:
-                            shutil.copyfileobj(src, out, 1 << 20)
+                        with zf.open(info) as src:
+                            _write_member(src, dest)
                         written += 1
                     advance(1)
                 n_members = len(infos)
@@ -139,19 +264,18 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
         try:
             with tarfile.open(archive, "r:*") as tar:
                 members = _tar_members(tar, target, archive)
-                for member in members:
-                    rel = PurePosixPath(member.name)
-                    if rel.parts:
-                        top.add(rel.parts[0])
-                    dest = target.joinpath(*rel.parts)
-                    if member.isfile() and not _needs_write(dest, member.size):
+                for member, parts in members:
+                    top.add(parts[0])
+                    dest = target.joinpath(*parts)
+                    size = member.size if member.isreg() else tar.getmember(member.linkname).size if member.islnk() else -1
+                    if size >= 0 and not _needs_write(dest, size):
                         advance(1)
                         continue
-                    tar.extract(member, target, filter="data")
-                    written += int(member.isfile())
+                    _extract_tar_member(tar, member, dest)
+                    written += int(member.isreg() or member.islnk())
                     advance(1)
                 n_members = len(members)
-        except (tarfile.ReadError, EOFError) as exc:
+        except (tarfile.TarError, EOFError) as exc:
             raise CmError(f"{archive}: not a readable tar archive ({exc})",
                           "the download may be incomplete or corrupt; delete it and download again") from None
     else:

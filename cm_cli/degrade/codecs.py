@@ -18,12 +18,15 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.degrade.ffmpeg import find_encoder, run_codec_pipe
 
-__all__ = ["CodecDef", "CODECS", "codec_available", "codec_provider", "encode_decode", "codec_delay", "probe_signal"]
+__all__ = ["CodecDef", "CODECS", "codec_available", "codec_provider", "encode_decode", "codec_delay", "probe_signal",
+           "encoded_kbps", "MSBC_KBPS"]
 
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 AMR_NB_KBPS = (4.75, 5.15, 5.9, 6.7, 7.4, 7.95, 10.2, 12.2)
 AMR_WB_KBPS = (6.6, 8.85, 12.65, 14.25, 15.85, 18.25, 19.85, 23.05, 23.85)
 MAX_DELAY_S = 0.25
+# mSBC (Bluetooth HFP 1.6 wideband speech): one 57-byte frame per 120 samples at 16 kHz
+MSBC_KBPS = 57 * 8 * 16000 / 120 / 1000
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,22 @@ def _mp3_rate(sr: int, params: dict) -> int:
     return sr if sr in MP3_RATES else 16000
 
 
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def _aac_ceiling_kbps(rate: int) -> float:
+    """Most an AAC-LC mono frame may carry (6144 bits per 1024 samples), less a quarter that encoders keep in reserve."""
+    return 0.75 * 6144 * rate / 1024 / 1000
+
+
 def _aac_rate(sr: int, params: dict) -> int:
-    return sr if sr in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000) else 16000
+    # at 16 kHz AAC-LC mono cannot carry more than 96 kbps (ffmpeg's encoder stops near 78): a bitrate the
+    # input rate cannot carry is coded at the lowest standard rate that can, so the file has the bitrate asked for
+    rate = sr if sr in AAC_RATES else 16000
+    kbps = float(params.get("kbps", 64))
+    if kbps > _aac_ceiling_kbps(rate):
+        rate = next((r for r in AAC_RATES if r > rate and kbps <= _aac_ceiling_kbps(r)), AAC_RATES[-1])
+    return rate
 
 
 def _band_rate(params: dict) -> int:
@@ -68,6 +85,10 @@ def _band_rate(params: dict) -> int:
 
 def _opus_extra(params: dict) -> list[str]:
     return ["-cutoff", "4000" if params.get("band", "wb") == "nb" else "8000", "-application", "voip"]
+
+
+def _sbc_extra(params: dict) -> list[str]:
+    return ["-msbc", "1"] if params.get("mode", "msbc") == "msbc" else []
 
 
 def _speex_extra(params: dict) -> list[str]:
@@ -92,6 +113,8 @@ CODECS: dict[str, CodecDef] = {
                  _fixed(8000), 12.2, (4.75, 12.2)),
         CodecDef("amr-wb", ("libvo_amrwbenc",), "amr", "AMR wideband (16 kHz), modes 6.6-23.85 kbps",
                  _fixed(16000), 23.85, (6.6, 23.85)),
+        CodecDef("sbc", ("sbc",), "sbc", "Bluetooth SBC at 16 kHz mono: mode=msbc (HFP wideband speech, 60.8 kbps) or sbc (A2DP, kbps)",
+                 _fixed(16000), None, (16, 512), extra=_sbc_extra, decode_args=lambda rate: ["-f", "sbc"]),
         CodecDef("g722", ("g722",), "g722", "G.722 sub-band ADPCM, 64 kbps (16 kHz)", _fixed(16000),
                  decode_args=lambda rate: ["-f", "g722"]),
         CodecDef("gsm", ("libgsm",), "gsm", "GSM 06.10 full rate, 13 kbps (8 kHz)", _fixed(8000),
@@ -236,3 +259,17 @@ def encode_decode(samples: np.ndarray, sr: int, name: str, params: dict | None =
     if kbps is not None:
         info["kbps"] = kbps
     return out.astype(np.float32), info
+
+
+def encoded_kbps(samples: np.ndarray, sr: int, name: str, params: dict | None = None) -> float:
+    """Bitrate actually produced: bytes of the encoded stream (container included) over the signal's duration."""
+    import subprocess
+
+    codec, (binary, encoder) = _require(name)
+    params = _check_params(codec, params or {})
+    cmd = [binary.path, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "f32le", "-ar", str(int(sr)), "-ac", "1",
+           "-i", "pipe:0", *_encode_args(codec, encoder, params, codec.rate(sr, params)), "pipe:1"]
+    done = subprocess.run(cmd, input=np.ascontiguousarray(samples, dtype="<f4").tobytes(), capture_output=True, timeout=120)
+    if done.returncode != 0:
+        raise CmError(f"{name}: encoding failed: {done.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+    return len(done.stdout) * 8 / (len(samples) / sr) / 1000.0

@@ -1,13 +1,22 @@
 """Degrading files and whole manifests: FLAC outputs, a degraded manifest, failures, shards, reruns.
 
 Rows are streamed through a process pool one job (utterance x condition) at a
-time, so memory does not grow with the manifest; each output is written
-atomically and a rerun skips files already there. A file that cannot be read or
-coded is recorded in ``failures.parquet`` and the rest of the corpus completes.
+time, so memory does not grow with the manifest. Each output is written under a
+temporary name, checked (its header must report the frames written, which a
+disk-full truncation breaks), then renamed into place, and only then *committed*:
+a line in the shard's journal ``.committed[.part-I-of-N].jsonl`` records its item
+key (the spec, seed, sample rate, source utterance and the sha256 of the source
+audio) and the output's size and sha256. A rerun reuses an item only when its
+key and its file both match the journal; ``--force`` reuses nothing. A file that
+cannot be read or coded is recorded in ``failures.parquet`` and the rest of the
+corpus completes. SIGTERM stops after removing the item in progress (see
+``cm_cli.core.signals``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +26,12 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.shard import Shard
+from cm_cli.core.signals import Terminated
 
-__all__ = ["FileResult", "CorpusResult", "degrade_file", "degrade_manifest", "Job", "plan_conditions"]
+__all__ = ["FileResult", "CorpusResult", "degrade_file", "degrade_manifest", "Job", "plan_conditions",
+           "item_key", "read_committed", "JOURNAL_GLOB"]
+
+JOURNAL_GLOB = ".committed*.jsonl"
 
 
 @dataclass
@@ -126,34 +139,127 @@ def _jobs(rows: Iterator[dict], out_dir: Path, *, specs: Sequence[str], conditio
 _WORKER_STATE: dict[str, Any] = {}
 
 
-def _init_worker(ffmpeg: str | None, sample_rate: int | None, seed: int) -> None:
+def _init_worker(ffmpeg: str | None, sample_rate: int | None, seed: int, committed: dict | None = None,
+                 out_dir: str | None = None, in_pool: bool = False) -> None:
     from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
 
+    if in_pool:
+        from cm_cli.core.signals import raise_on_sigterm
+
+        raise_on_sigterm()
     set_preferred_ffmpeg(ffmpeg)
-    _WORKER_STATE.update(sample_rate=sample_rate, seed=seed)
+    _WORKER_STATE.update(sample_rate=sample_rate, seed=seed, committed=committed or {}, out_dir=out_dir)
+
+
+def item_key(*, spec: str, seed: int, sample_rate: int | None, source_utt_id: str, source_sha256: str | None) -> str:
+    """What an output depends on; an item is reused only when this matches its journal line."""
+    text = json.dumps({"spec": spec, "seed": seed, "sample_rate": sample_rate, "source_utt_id": source_utt_id,
+                       "source_sha256": source_sha256}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _sha256(path: str | Path) -> str:
+    from cm_cli.core.artifacts import sha256_file
+
+    return sha256_file(Path(path))
+
+
+def read_committed(out_dir: Path) -> dict[str, dict]:
+    """Output path (relative to ``out_dir``) -> its last journal line, over every shard's journal."""
+    committed: dict[str, dict] = {}
+    for journal in sorted(out_dir.glob(JOURNAL_GLOB)):
+        try:
+            lines = journal.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a kill: that item is simply not committed
+            if isinstance(entry, dict) and "output" in entry and "key" in entry:
+                committed[str(entry["output"])] = entry
+    return committed
+
+
+def _reusable(output: Path, key: str) -> bool:
+    out_dir = _WORKER_STATE.get("out_dir")
+    if not out_dir or not output.is_file():
+        return False
+    entry = _WORKER_STATE.get("committed", {}).get(os.path.relpath(output, out_dir))
+    if not entry or entry.get("key") != key:
+        return False
+    return output.stat().st_size == entry.get("size") and _sha256(output) == entry.get("sha256")
+
+
+def _write_checked(output: Path, samples: "np.ndarray", rate: int) -> int:
+    """Write under a temporary name, check the header against what was written, then rename into place."""
+    import soundfile as sf
+
+    from cm_cli.core.artifacts import write_error
+    from cm_cli.data.audio import save_audio
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.stem}.partial-{os.getpid()}{output.suffix}")
+    try:
+        clipped = save_audio(tmp, samples, rate)
+        try:  # decode it back: a truncated file may keep a plausible header, its frames are what tell
+            back, back_rate = sf.read(str(tmp), dtype="float32", always_2d=True)
+            frames = len(back)
+        except Exception:  # libsndfile raises several types on a cut file
+            frames, back_rate = -1, rate
+        if frames != len(samples) or int(back_rate) != rate:
+            raise CmError(f"cannot write {output}: the file written is truncated ({max(frames, 0)} of "
+                          f"{len(samples)} frames decode back); is the disk full?")
+        os.replace(tmp, output)
+    except OSError as exc:
+        raise write_error(output, exc) from None
+    finally:
+        if tmp.exists():
+            with _suppress():
+                tmp.unlink()
+    return clipped
+
+
+def _suppress():
+    import contextlib
+
+    return contextlib.suppress(OSError)
 
 
 def _run_job(job: Job) -> dict:
-    """Returns {'row': ...} on success or skip, {'failure': ...} on error; never raises."""
+    """Returns {'row': ..., 'commit': ...} on success or reuse, {'failure': ...} on error; never raises
+    except when the job is being stopped (SIGTERM)."""
     import soundfile as sf
 
-    from cm_cli.data.audio import load_audio, save_audio
+    from cm_cli.data.audio import load_audio
     from cm_cli.degrade.registry import apply_spec
 
     output = Path(job.output)
     result: dict = {"warnings": [], "clipped": 0, "skipped": False}
+    source_id = str(job.row["utt_id"])
     try:
-        if output.is_file():
+        try:
+            source_hash = _sha256(job.source_path)
+        except OSError:
+            source_hash = None  # load_audio below says what is wrong with the source
+        key = item_key(spec=job.spec, seed=_WORKER_STATE.get("seed", 0), sample_rate=_WORKER_STATE.get("sample_rate"),
+                       source_utt_id=source_id, source_sha256=source_hash)
+        if source_hash is not None and _reusable(output, key):
             info = sf.info(str(output))
             rate, frames = int(info.samplerate), int(info.frames)
             result["skipped"] = True
         else:
             samples, rate = load_audio(job.source_path, sample_rate=_WORKER_STATE.get("sample_rate"))
-            source_id = str(job.row["utt_id"])
             out, info = apply_spec(samples, rate, job.spec, seed=_WORKER_STATE.get("seed", 0), utt_id=source_id)
-            result["clipped"] = save_audio(output, out, rate)
+            result["clipped"] = _write_checked(output, out, rate)
             result["warnings"] = list(info["warnings"])
             frames = len(out)
+            if source_hash is not None:
+                result["commit"] = {"output": os.path.relpath(output, _WORKER_STATE.get("out_dir") or "."),
+                                    "key": key, "size": output.stat().st_size, "sha256": _sha256(output)}
+    except Terminated:
+        raise
     except CmError as exc:
         return {"failure": _failure(job, exc.message)}
     except Exception as exc:  # an unexpected decoder/library error on one file must not stop the corpus
@@ -168,15 +274,18 @@ def _failure(job: Job, message: str) -> dict:
 
 
 def _output_row(job: Job, rate: int, frames: int) -> dict:
+    from cm_cli.degrade.conditions import condition_fields, spec_bitrate_kbps
     from cm_cli.degrade.registry import codec_fields
 
     row = dict(job.row)
     codec, codec_q = codec_fields(job.spec)
-    if job.label and job.label.upper().startswith("C") and job.label[1:].isdigit():
-        codec = job.label  # ASVspoof 5 condition id, as in the corpus's CODEC column
+    fields = condition_fields(job.label, job.spec)
+    if fields is not None:  # ASVspoof 5 condition: CODEC is its id, CODEC_Q its ordinal level, as in the corpus
+        codec, codec_q = fields
+    bitrate = spec_bitrate_kbps(job.spec)
     row.update(utt_id=job.utt_id, source_utt_id=str(job.row["utt_id"]), path=job.output, degradation=job.spec,
-               domain=job.label, codec=codec, codec_q=codec_q, duration=frames / rate if rate else None,
-               sample_rate=rate)
+               domain=job.label, codec=codec, codec_q=codec_q, bitrate_kbps=bitrate,
+               duration=frames / rate if rate else None, sample_rate=rate)
     return row
 
 
@@ -203,6 +312,7 @@ def degrade_manifest(
 
     from cm_cli.core.artifacts import OutputDir, write_parquet
     from cm_cli.core.progress import track
+    from cm_cli.core.signals import stop_on_sigterm
     from cm_cli.data.manifests import load_manifest
     from cm_cli.degrade.policy import load_policy
 
@@ -235,39 +345,58 @@ def degrade_manifest(
                 result.n_skipped = int(summary.get("n_rows", 0))
                 return result
             target.done = False  # retry the failed files; finished ones are skipped below
+        journal_name = ".committed.jsonl" if shard.is_whole else f".committed.part-{shard.index}-of-{shard.count}.jsonl"
+        journal_path = out_dir / journal_name
+        committed = {} if force else read_committed(out_dir)
         jobs = _jobs(iter(rows), out_dir, specs=canonical, condition=condition, policy=policy_obj,
                      variants=variants, seed=seed, data_root=Path(data_root) if data_root else None)
         out_rows: list[dict] = []
         failures: list[dict] = []
-        init = (ffmpeg, sample_rate, seed)
+        commits: list[dict] = []
+        init = (ffmpeg, sample_rate, seed, committed, str(out_dir))
         if workers <= 1:
             _init_worker(*init)
             results = map(_run_job, jobs)
             pool = None
         else:
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-            pool = context.Pool(workers, initializer=_init_worker, initargs=init, maxtasksperchild=2000)
+            pool = context.Pool(workers, initializer=_init_worker, initargs=init + (True,), maxtasksperchild=2000)
             results = pool.imap(_run_job, jobs, chunksize=2)
+        ok = False
         try:
-            for item in track(results, total=n_jobs, description="degrade"):
-                if "failure" in item:
-                    failures.append(item["failure"])
-                    continue
-                out_rows.append(item["row"])
-                if item["skipped"]:
-                    result.n_skipped += 1
-                else:
-                    result.n_written += 1
-                if item["clipped"]:
-                    result.n_clipped_files += 1
-                    result.n_clipped_samples += int(item["clipped"])
-                for warning in item["warnings"]:
-                    key = warning.split(":", 1)[0] + ": " + warning.split(":", 1)[-1].strip()
-                    result.warnings[key] = result.warnings.get(key, 0) + 1
+            with stop_on_sigterm("cm degrade"), open(journal_path, "w" if force else "a", encoding="utf-8") as journal:
+                for item in track(results, total=n_jobs, description="degrade"):
+                    if "commit" in item:
+                        journal.write(json.dumps(item["commit"]) + "\n")
+                        journal.flush()
+                        commits.append(item["commit"])
+                    if "failure" in item:
+                        failures.append(item["failure"])
+                        continue
+                    out_rows.append(item["row"])
+                    if item["skipped"]:
+                        result.n_skipped += 1
+                    else:
+                        result.n_written += 1
+                    if item["clipped"]:
+                        result.n_clipped_files += 1
+                        result.n_clipped_samples += int(item["clipped"])
+                    for warning in item["warnings"]:
+                        key = warning.split(":", 1)[0] + ": " + warning.split(":", 1)[-1].strip()
+                        result.warnings[key] = result.warnings.get(key, 0) + 1
+            ok = True
+        except OSError as exc:
+            from cm_cli.core.artifacts import write_error
+
+            raise write_error(journal_path, exc) from None
         finally:
             if pool is not None:
-                pool.close()
+                if ok:
+                    pool.close()
+                else:
+                    pool.terminate()
                 pool.join()
+        _compact_journal(journal_path, out_rows, committed, commits, out_dir)
         result.n_failed = len(failures)
         import pandas as pd
 
@@ -277,6 +406,8 @@ def degrade_manifest(
         for column in ("source_utt_id", "degradation"):
             if column not in table.columns:
                 table[column] = pd.Series(dtype="string")
+        table["bitrate_kbps"] = pd.to_numeric(table.get("bitrate_kbps", pd.Series(index=table.index, dtype="float64")),
+                                              errors="coerce").astype("Float64")
         write_parquet(table, out_dir / part_name)
         fail_path = out_dir / fail_name
         if failures:
@@ -289,3 +420,17 @@ def degrade_manifest(
                                "n_failed": result.n_failed, "clipped_files": result.n_clipped_files,
                                "warnings": result.warnings})
     return result
+
+
+def _compact_journal(path: Path, rows: list[dict], committed: dict, commits: list[dict], out_dir: Path) -> None:
+    """Rewrite the shard's journal with one line per output of this run (reused or new), atomically."""
+    from cm_cli.core.artifacts import atomic_path
+
+    latest = {**committed, **{c["output"]: c for c in commits}}
+    lines = []
+    for row in rows:
+        entry = latest.get(os.path.relpath(str(row["path"]), out_dir))
+        if entry is not None:
+            lines.append(json.dumps(entry))
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")

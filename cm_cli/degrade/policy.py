@@ -22,14 +22,15 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.core.specs import Spec, expand_sweep
 
-__all__ = ["PolicyEntry", "Policy", "parse_policy", "load_policy", "apply_policy", "draw", "default_cache_dir"]
+__all__ = ["PolicyEntry", "Policy", "parse_policy", "load_policy", "apply_policy", "draw", "default_cache_dir",
+           "held_out_conditions"]
 
 
 @dataclass(frozen=True)
 class PolicyEntry:
     text: str  # as written (spec sweep or condition id)
     probability: float
-    condition: str | None = None  # set for C01..C10 entries
+    condition: str | None = None  # set for C01..C11 entries
 
     def candidates(self) -> list[Spec]:
         if self.condition:
@@ -64,6 +65,16 @@ class Policy:
                 if label not in out:
                     out.append(label)
         return out
+
+
+def held_out_conditions(policy: "Policy | str") -> list[str]:
+    """ASVspoof 5 conditions a policy never trains on (the unseen side of an out-of-domain test)."""
+    from cm_cli.degrade.conditions import CONDITIONS
+
+    if not isinstance(policy, Policy):
+        policy = load_policy(policy, check_available=False)
+    seen = {entry.condition for entry in policy.entries if entry.condition}
+    return [cid for cid in CONDITIONS if cid not in seen]
 
 
 def _label(spec: Spec) -> str:
@@ -179,7 +190,8 @@ def default_cache_dir() -> Path:
 def _cache_key(samples: np.ndarray, sr: int, spec: Spec, seed: int, utt_id: str) -> str:
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(samples, dtype=np.float32).tobytes())
-    random_steps = any(s.name in ("noise", "reverb") for s in spec.steps)
+    # steps that draw from the per-utterance generator (noise file/offset, RIR, hum phases)
+    random_steps = any(s.name in ("noise", "reverb", "cable") for s in spec.steps)
     digest.update(f"|{sr}|{spec.canonical()}|{seed if random_steps else ''}|{utt_id if random_steps else ''}".encode())
     return digest.hexdigest()
 

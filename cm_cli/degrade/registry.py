@@ -25,6 +25,7 @@ __all__ = [
     "validate_spec",
     "apply_spec",
     "codec_fields",
+    "step_bitrate_kbps",
     "describe_provider",
     "as_spec",
 ]
@@ -137,9 +138,9 @@ def validate_spec(spec: "Spec | str", *, check_available: bool = True) -> Spec:
             if check_available:
                 _require(codec_name)
         if deg.kind == "neural" and check_available:
-            from cm_cli.degrade.neural import ENCODEC_MODEL, check_encodec_local
+            from cm_cli.degrade.neural import check_encodec_local
 
-            check_encodec_local(params.get("model") or ENCODEC_MODEL)
+            check_encodec_local(params.get("model"))
         if deg.name == "noise" and params.get("type") == "file" and "dir" not in params:
             raise CmError("noise: type=file needs dir=FOLDER", "or pass --noise-dir")
         if deg.name in ("noise", "reverb") and "dir" in params:
@@ -191,22 +192,34 @@ def codec_fields(spec: "Spec | str") -> tuple[str | None, str | None]:
     return None, None
 
 
+def step_bitrate_kbps(step) -> float | None:
+    """Bitrate (kbit/s) of the stream one step delivers: its bitrate parameter, a fixed codec rate, or None."""
+    deg = REGISTRY.get(step.name)
+    if deg is None:
+        return None
+    params = resolve_params(step)
+    if deg.name == "bluetooth":
+        from cm_cli.degrade.codecs import MSBC_KBPS
+
+        return MSBC_KBPS if params["mode"] == "msbc" else float(params["kbps"])
+    if deg.bitrate_param and params.get(deg.bitrate_param) is not None:
+        return float(params[deg.bitrate_param])
+    fixed = deg.extra.get("kbps")
+    if fixed is not None and not (deg.name in ("mulaw", "alaw") and params.get("rate") not in (8000, None)):
+        return float(fixed)
+    return None
+
+
 def describe_provider(deg: Degradation) -> tuple[bool, str]:
     """(available, text) for ``cm degrade --list``."""
     from cm_cli.degrade.codecs import CODECS, codec_provider
 
     if deg.kind == "neural":
-        from cm_cli.degrade.neural import ENCODEC_MODEL
+        from cm_cli.degrade.neural import ENCODEC_MODEL, find_encodec_weights
 
-        try:
-            from huggingface_hub import try_to_load_from_cache
-
-            cached = try_to_load_from_cache(ENCODEC_MODEL, "config.json")
-            have = isinstance(cached, str)
-        except Exception:
-            have = False
-        return have, (f"transformers, {ENCODEC_MODEL} in the local cache" if have
-                      else f"missing: weights of {ENCODEC_MODEL} are not in the local Hugging Face cache")
+        found = find_encodec_weights(None)
+        return found is not None, (f"transformers EncodecModel, {ENCODEC_MODEL} at {found}" if found
+                                   else f"missing: weights of {ENCODEC_MODEL} (run `cm download --model encodec`)")
     if deg.codec is None:
         if deg.name in ("mulaw", "alaw"):
             found = codec_provider(f"{deg.name}-ffmpeg")
@@ -250,10 +263,37 @@ def _g711_runner(law: str) -> Callable:
 
 
 def _encodec(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
-    from cm_cli.degrade.neural import ENCODEC_MODEL, encodec_roundtrip
+    from cm_cli.degrade.neural import encodec_batch
 
-    model = params.get("model") or ENCODEC_MODEL
-    return encodec_roundtrip(x, ctx.sr, kbps=params["kbps"], model=model), {"model": model}
+    (y,), info = encodec_batch([x], ctx.sr, kbps=params["kbps"], model=params.get("model"))
+    return y, info
+
+
+def _mic(x, ctx, params):
+    from cm_cli.degrade.device import MIC_MODELS, device_response
+
+    return device_response(x, ctx.sr, MIC_MODELS[params["model"]]), {"model": params["model"]}
+
+
+def _speaker(x, ctx, params):
+    from cm_cli.degrade.device import loudspeaker
+
+    return loudspeaker(x, ctx.sr, params["model"]), {"model": params["model"]}
+
+
+def _bluetooth(x, ctx, params):
+    from cm_cli.degrade.codecs import encode_decode
+
+    sbc = {"mode": params["mode"]}
+    if params["mode"] == "sbc":
+        sbc["kbps"] = params["kbps"]
+    return encode_decode(x, ctx.sr, "sbc", sbc)
+
+
+def _cable(x, ctx, params):
+    from cm_cli.degrade.device import cable
+
+    return cable(x, ctx.sr, hum_hz=params["hum_hz"], hum_db=params["hum_db"], cutoff=params.get("cutoff"), rng=ctx.rng())
 
 
 def _phase(params: dict) -> bool:
@@ -351,17 +391,35 @@ def _populate() -> None:
                            Param("quality", int, 8, "CBR quality 0-10", minimum=0, maximum=10),
                            Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb"))),
                           codec="speex", bitrate_param="kbps"))
-    for name in ("g722", "gsm"):
-        _register(Degradation(name, "codec", CODECS[name].description, _codec_runner(name), (), codec=name))
+    for name, fixed in (("g722", 64.0), ("gsm", 13.0)):
+        _register(Degradation(name, "codec", CODECS[name].description, _codec_runner(name), (), codec=name,
+                              extra={"kbps": fixed}))
     for law, label in (("mulaw", "mu-law"), ("alaw", "A-law")):
         _register(Degradation(law, "codec", f"G.711 {label} at 8 kHz (numpy, bit-exact; impl=ffmpeg uses pcm_{law})",
                               _g711_runner(law),
                               (Param("impl", str, "numpy", "numpy or ffmpeg", ("numpy", "ffmpeg")),
-                               Param("rate", int, 8000, "companding rate in Hz (0 = input rate; numpy only)", minimum=0))))
+                               Param("rate", int, 8000, "companding rate in Hz (0 = input rate; numpy only)", minimum=0)),
+                              extra={"kbps": 64.0}))
     _register(Degradation("encodec", "neural", "EnCodec 24 kHz neural codec (transformers; local weights only)", _encodec,
                           (Param("kbps", float, 6.0, "1.5, 3, 6, 12 or 24", (1.5, 3.0, 6.0, 12.0, 24.0)),
-                           Param("model", str, None, "model id or local path (default facebook/encodec_24khz)")),
+                           Param("model", str, None, "model id or local path (default: $CM_ENCODEC_MODEL, else facebook/encodec_24khz)")),
                           bitrate_param="kbps"))
+    from cm_cli.degrade.device import MIC_MODELS, SPEAKER_MODELS
+
+    _register(Degradation("mic", "channel", "microphone response (band edges + resonance, causal); C11",
+                          _mic, (Param("model", str, "smartphone", "device model", tuple(MIC_MODELS)),)))
+    _register(Degradation("speaker", "channel", "loudspeaker playback (band edges, resonance, soft saturation); C11",
+                          _speaker, (Param("model", str, "small", "loudspeaker model", tuple(SPEAKER_MODELS)),)))
+    _register(Degradation("bluetooth", "codec", "Bluetooth SBC through ffmpeg: mode=msbc (HFP wideband speech) or sbc (A2DP); C11",
+                          _bluetooth,
+                          (Param("mode", str, "msbc", "msbc (60.8 kbps, 16 kHz mono) or sbc (kbps)", ("msbc", "sbc")),
+                           Param("kbps", float, 128.0, "bitrate for mode=sbc, kbit/s", minimum=16, maximum=512)),
+                          codec="sbc"))
+    _register(Degradation("cable", "channel", "analogue line: mains hum below speech and an RC roll-off; C11", _cable,
+                          (Param("hum_hz", float, 50.0, "mains frequency, Hz", minimum=0, exclusive_minimum=True),
+                           Param("hum_db", float, -30.0, "hum level relative to active speech, dB"),
+                           Param("cutoff", float, None, "first-order roll-off, Hz (none by default)", minimum=0,
+                                 exclusive_minimum=True))))
     _register(Degradation("telephony", "channel", "telephone band-pass (Butterworth)", _telephony,
                           (Param("low", float, 300.0, "lower edge, Hz", minimum=0, exclusive_minimum=True),
                            Param("high", float, 3400.0, "upper edge, Hz", minimum=0, exclusive_minimum=True),

@@ -32,7 +32,8 @@ class BootstrapResult:
     n_resamples: int
     seed: int
     cluster_by: str | None
-    n_clusters: int | None
+    n_clusters: int
+    unit: str = "trial"
 
     def interval(self, values: np.ndarray) -> list[float]:
         alpha = (1.0 - self.level) / 2.0
@@ -50,6 +51,7 @@ class BootstrapResult:
             "n_resamples": self.n_resamples,
             "seed": self.seed,
             "cluster_by": self.cluster_by,
+            "unit": self.unit,
             "n_clusters": self.n_clusters,
         }
 
@@ -110,8 +112,9 @@ def _weighted_point(bona_cum: np.ndarray, spoof_cum: np.ndarray, runs: _Runs,
 
 def bootstrap_ci(trials: SortedTrials, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
                  clusters: np.ndarray | None = None, cluster_by: str | None = None,
-                 params: CostParams = CostParams()) -> BootstrapResult:
-    """Percentile bootstrap of EER and minDCF; ``clusters`` is aligned with the original trials."""
+                 params: CostParams = CostParams(), unit: str | None = None) -> BootstrapResult:
+    """Percentile bootstrap of EER and minDCF; ``clusters`` is aligned with the original trials
+    (None: bona fide and spoof trials resampled separately, the unit is the trial)."""
     if n_resamples < 1:
         raise CmError(f"--bootstrap needs at least 1 resample, got {n_resamples}")
     if not 0.0 < level < 1.0:
@@ -122,7 +125,7 @@ def bootstrap_ci(trials: SortedTrials, *, n_resamples: int = 1000, seed: int = 0
     runs = _Runs.of(is_bona)
     eers = np.empty(n_resamples)
     dcfs = np.empty(n_resamples)
-    n_clusters = None
+    n_clusters = trials.n_bonafide + trials.n_spoof
     n_bona, n_spoof = trials.n_bonafide, trials.n_spoof
     zero = np.zeros(1, dtype=np.int64)
     if clusters is None:
@@ -147,4 +150,6 @@ def bootstrap_ci(trials: SortedTrials, *, n_resamples: int = 1000, seed: int = 0
         if not valid.any():
             raise CmError("every bootstrap resample lost one class", "use more clusters or no --cluster-by")
         eers, dcfs = eers[valid], dcfs[valid]
-    return BootstrapResult(eers, dcfs, level, int(eers.size), seed, cluster_by, n_clusters)
+    unit = unit or ("trial" if clusters is None else (cluster_by or "cluster"))
+    return BootstrapResult(eers, dcfs, level, int(eers.size), seed, cluster_by if clusters is not None else None,
+                           n_clusters, unit)

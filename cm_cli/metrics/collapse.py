@@ -30,7 +30,9 @@ def collapse_warnings(scores: np.ndarray, *, eer_threshold: float, bayes_thresho
         return warnings
     bayes = _side_warning(scores, bayes_threshold, "actDCF (Bayes) threshold", side_share)
     if bayes:
-        warnings.append(bayes + ": actDCF/Cllr read scores as LLRs; try --score-kind prob or --calibrate-on DEV_SCORES")
+        warnings.append(bayes + ": actDCF/Cllr read scores as LLRs; fit a calibration on dev scores with "
+                        "--calibrate-on DEV_SCORES to get LLRs (--score-kind posterior only gives posterior "
+                        "log-odds, which still contain the training prior)")
     eer_side = _side_warning(scores, eer_threshold, "EER threshold", side_share)
     if eer_side:
         warnings.append(eer_side + ": the EER rests on a few extreme trials")

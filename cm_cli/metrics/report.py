@@ -18,9 +18,10 @@ from cm_cli.core.errors import CmError
 from cm_cli.metrics.bootstrap import bootstrap_ci
 from cm_cli.metrics.breakdown import breakdown, key_strings, summarise_groups
 from cm_cli.metrics.calibration import Calibration
+from cm_cli.metrics.clusters import AUTO, cluster_keys
 from cm_cli.metrics.collapse import collapse_warnings
 from cm_cli.metrics.dcf import CostParams
-from cm_cli.metrics.kinds import ScoreKind, to_llr
+from cm_cli.metrics.kinds import ScoreKind, canonical_kind, to_llr
 from cm_cli.metrics.ood import gap_reduction, ood_gap
 from cm_cli.metrics.summary import METRIC_KEYS, metrics_from_sorted
 from cm_cli.metrics.trials import sort_trials
@@ -74,10 +75,11 @@ def evaluate_scores(
     by: Sequence[str] = (),
     in_domain: Sequence[str] = (),
     domain_col: str | None = None,
+    seen_domains: Sequence[str] | None = None,
     params: CostParams = CostParams(),
     score_kind: ScoreKind | str = ScoreKind.raw,
     bootstrap: int = 0,
-    cluster_by: str | None = None,
+    cluster_by: str | None = AUTO,
     seed: int = 0,
     level: float = 0.95,
     calibration: Calibration | None = None,
@@ -87,13 +89,17 @@ def evaluate_scores(
     min_trials: int = 20,
     source: str = "scores",
 ) -> dict:
-    """The metrics.json document of a score table (see module docstring for the columns)."""
+    """The metrics.json document of a score table (see module docstring for the columns).
+
+    ``cluster_by``: see ``metrics.clusters.cluster_keys`` (default ``auto``: by source
+    utterance where the table has a source column). ``seen_domains``: the training
+    domains, which split the OOD gap into seen and unseen."""
     require_columns(df, ["score", "label"], source=source)
     if len(df) == 0:
         raise CmError(f"{source}: no trials", "the score table is empty")
-    kind = ScoreKind(score_kind)
-    wanted = list(dict.fromkeys([*by, *([cluster_by] if cluster_by else [])]))
-    require_columns(df, wanted, source=source)
+    given_kind = ScoreKind(score_kind)
+    kind = canonical_kind(given_kind)
+    require_columns(df, list(dict.fromkeys(by)), source=source)
     df, n_dropped = finite_scores(df, drop_invalid=drop_invalid, source=source)
     is_bona = _labels(df, source)
     llr = to_llr(df["score"].to_numpy(dtype=np.float64), kind)
@@ -115,7 +121,8 @@ def evaluate_scores(
             raise CmError(f"{source}: --in-domain needs a domain column ('domain' or 'codec')",
                           f"name one with --domain-col; columns found: {', '.join(map(str, df.columns))}")
         require_columns(df, [column], source=source)
-        gap = ood_gap(trials, key_strings(df[column].to_numpy(dtype=object)), in_domain, column=column, params=params)
+        gap = ood_gap(trials, key_strings(df[column].to_numpy(dtype=object)), in_domain, column=column, params=params,
+                      seen=seen_domains)
         if compare is not None:
             gap["compare"] = gap_reduction(gap, compare, baseline_source=compare_source)
         result["ood_gap"] = gap
@@ -123,9 +130,9 @@ def evaluate_scores(
         raise CmError("--compare needs --in-domain: the gap reduction compares OOD gaps")
     result["params"] = {**params.to_dict(), "score_kind": kind.value, "min_trials": min_trials}
     if bootstrap:
-        clusters = key_strings(df[cluster_by].to_numpy(dtype=object)) if cluster_by else None
-        result["ci"] = bootstrap_ci(trials, n_resamples=bootstrap, seed=seed, level=level, clusters=clusters,
-                                    cluster_by=cluster_by, params=params).to_dict()
+        spec = cluster_keys(df, cluster_by)
+        result["ci"] = bootstrap_ci(trials, n_resamples=bootstrap, seed=seed, level=level, clusters=spec.keys,
+                                    cluster_by=spec.cluster_by, params=params, unit=spec.unit).to_dict()
     if calibration is not None:
         calibrated = sort_trials(calibration.apply(llr), is_bona)
         after = metrics_from_sorted(calibrated, params)
@@ -137,6 +144,9 @@ def evaluate_scores(
     warnings = collapse_warnings(llr, eer_threshold=overall.eer_threshold, bayes_threshold=params.bayes_threshold)
     if n_dropped:
         warnings.insert(0, f"dropped {n_dropped} trials with NaN or infinite scores (--drop-invalid)")
+    if given_kind is not kind:
+        warnings.insert(0, f"--score-kind {given_kind.value} is deprecated: it means {kind.value} (posterior "
+                           "log-odds, not LLRs)")
     result["n_dropped"] = n_dropped
     result["warnings"] = warnings
     return result

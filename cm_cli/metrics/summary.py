@@ -17,7 +17,7 @@ from cm_cli.metrics.hull import auc_from_groups, eer_from_blocks, min_cllr_from_
 from cm_cli.metrics.trials import SortedTrials, from_pools
 
 __all__ = [
-    "Metrics", "METRIC_KEYS", "metrics_from_sorted", "compute_metrics",
+    "Metrics", "METRIC_KEYS", "SHOWN_KEYS", "HEADLINE_KEYS", "format_metric", "metric_label", "metrics_from_sorted", "compute_metrics",
     "eer", "eer_from_curve", "eer_and_min_dcf", "eer_rocch", "cllr", "min_cllr", "auc",
 ]
 
@@ -42,6 +42,24 @@ class Metrics:
 
 
 METRIC_KEYS = tuple(f.name for f in fields(Metrics))
+# what tables show: every rate/cost metric, and the headline four in compact tables;
+# printers and summaries iterate over these, so a new metric is added here only
+SHOWN_KEYS = tuple(k for k in METRIC_KEYS if k not in ("eer_threshold", "n_bonafide", "n_spoof"))
+HEADLINE_KEYS = ("eer", "min_dcf", "act_dcf", "cllr")
+_LABELS = {"eer": "EER %", "eer_rocch": "EER (ROCCH) %", "min_dcf": "minDCF", "act_dcf": "actDCF", "cllr": "Cllr",
+           "min_cllr": "minCllr", "auc": "AUC"}
+
+
+def metric_label(name: str) -> str:
+    """Column header of a metric in printed tables."""
+    return _LABELS.get(name, name)
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """A metric as printed: rates named ``eer*`` in percent (3 decimals), others to 4 decimals."""
+    if value is None:
+        return "-"
+    return f"{100 * value:.3f}" if name.startswith("eer") else f"{value:.4f}"
 
 
 def eer_from_curve(curve: DetCurve) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Checkpoints in the ``cm-checkpoint/1`` format of DESIGN.md: atomic save, safe load.
+"""Checkpoints in the ``cm-checkpoint/1`` format of DESIGN.md: atomic save, checked read (models: ``models.loading``).
 
 A checkpoint is a plain dict readable with ``torch.load(weights_only=True)``:
 ``format``, ``model_config`` (``ModelConfig.to_dict()``), ``state_dict`` (trainable
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["CHECKPOINT_FORMAT", "capture_rng", "restore_rng", "trainable_state_dict", "save_checkpoint", "read_checkpoint", "load_model", "load_weights"]
+__all__ = ["CHECKPOINT_FORMAT", "capture_rng", "restore_rng", "trainable_state_dict", "save_checkpoint", "check_payload", "read_checkpoint", "load_weights"]
 
 CHECKPOINT_FORMAT = "cm-checkpoint/1"
 
@@ -99,22 +99,8 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load and check a checkpoint dict (``weights_only=True``); bad or missing file -> ``CmError``."""
-    import torch
-
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt", path / "best.pt", path / "last.pt"):
-            if candidate.is_file():
-                path = candidate
-                break
-    if not path.is_file():
-        raise CmError(f"checkpoint {path} not found", hint="give a checkpoint file or a `cm train` run directory")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CmError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", hint="the file is corrupt or truncated; use another checkpoint (last.pt / best.pt)") from exc
+def check_payload(payload, path: Path) -> None:
+    """A loaded object must be a ``cm-checkpoint/1`` dict with a model config and weights."""
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CmError(
@@ -124,6 +110,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     for key in ("model_config", "state_dict"):
         if key not in payload:
             raise CmError(f"checkpoint {path} has no {key!r}", hint="the file was not written by cm")
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load and check a checkpoint dict (file or run directory); bad or missing file -> ``CmError``."""
+    from cm_cli.models.loading import find_run_checkpoint, read_torch_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = find_run_checkpoint(path)
+    payload = read_torch_file(path)
+    check_payload(payload, path)
     payload["path"] = str(path)
     return payload
 
@@ -151,15 +148,3 @@ def load_weights(model, payload: dict) -> None:
             hint="the checkpoint was made with another architecture or configuration",
         )
     model.load_state_dict(state, strict=False)
-
-
-def load_model(path: str | os.PathLike, *, overrides: dict | None = None):
-    """Rebuild a ``CountermeasureModel`` from a checkpoint (file or run directory), in eval mode."""
-    from cm_cli.models.model import ModelConfig, build_model
-
-    payload = read_checkpoint(path)
-    config_dict = dict(payload["model_config"])
-    config_dict.update(overrides or {})
-    model = build_model(ModelConfig.from_dict(config_dict))
-    load_weights(model, payload)
-    return model.eval()

@@ -18,6 +18,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
+from torch import nn
+
+from cm_cli.core.errors import CmError
+
 __all__ = ["GRL_SCHEDULES", "LambdaSchedule", "grad_reverse", "GradientReversal"]
 
 GRL_SCHEDULES = ("constant", "linear", "ganin")
@@ -35,12 +40,8 @@ class LambdaSchedule:
 
     def __post_init__(self):
         if self.kind not in GRL_SCHEDULES:
-            from cm_cli.core.errors import CmError
-
             raise CmError(f"unknown lambda schedule {self.kind!r}", hint=f"choose one of {', '.join(GRL_SCHEDULES)}")
         if self.total_steps <= 0:
-            from cm_cli.core.errors import CmError
-
             raise CmError(f"lambda schedule needs total_steps > 0, got {self.total_steps}")
 
     def progress(self, step: int) -> float:
@@ -55,50 +56,24 @@ class LambdaSchedule:
         return float(self.lo + (self.hi - self.lo) * (2.0 / (1.0 + math.exp(-self.gamma * p)) - 1.0))
 
 
-_FUNCTION: list = []
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, coeff: float):
+        ctx.coeff = float(coeff)
+        return x.view_as(x)
 
-
-def _function():
-    if not _FUNCTION:
-        import torch
-
-        class _GradReverse(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, x, coeff: float):
-                ctx.coeff = float(coeff)
-                return x.view_as(x)
-
-            @staticmethod
-            def backward(ctx, grad_output):
-                return grad_output.neg() * ctx.coeff, None
-
-        _FUNCTION.append(_GradReverse)
-    return _FUNCTION[0]
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output.neg() * ctx.coeff, None
 
 
 def grad_reverse(x, coeff: float = 1.0):
     """Identity on the forward pass; multiplies the incoming gradient by ``-coeff`` on the way back."""
-    return _function().apply(x, coeff)
+    return _GradReverse.apply(x, coeff)
 
 
-_LAYER: list = []
+class GradientReversal(nn.Module):
+    """Stateless layer: ``forward(x, coeff=1.0)`` applies ``grad_reverse``."""
 
-
-def _layer():
-    if not _LAYER:
-        from torch import nn
-
-        class GradientReversal(nn.Module):
-            """Stateless layer: ``forward(x, coeff=1.0)`` applies ``grad_reverse``."""
-
-            def forward(self, x, coeff: float = 1.0):
-                return grad_reverse(x, coeff)
-
-        _LAYER.append(GradientReversal)
-    return _LAYER[0]
-
-
-def __getattr__(name: str):
-    if name == "GradientReversal":
-        return _layer()
-    raise AttributeError(name)
+    def forward(self, x, coeff: float = 1.0):
+        return grad_reverse(x, coeff)

@@ -7,7 +7,7 @@ the ASVspoof metrics unchanged.
 
 from __future__ import annotations
 
-from cm_cli.models._lazy import LazyClasses
+from torch import nn
 
 __all__ = ["BONAFIDE_INDEX", "SPOOF_INDEX", "score_from_logits", "ProjectionHead", "Classifier"]
 
@@ -20,37 +20,30 @@ def score_from_logits(logits):
     return logits[..., BONAFIDE_INDEX] - logits[..., SPOOF_INDEX]
 
 
-def _modules():
-    from torch import nn
+class ProjectionHead(nn.Module):
+    """``[B, D_in] -> [B, D_out]``: linear layers with GELU and dropout; ``dims=()`` is the identity."""
 
-    class ProjectionHead(nn.Module):
-        """``[B, D_in] -> [B, D_out]``: linear layers with GELU and dropout; ``dims=()`` is the identity."""
+    def __init__(self, in_dim: int, dims: tuple = (256,), *, dropout: float = 0.1):
+        super().__init__()
+        layers = []
+        prev = in_dim
+        for d in dims:
+            layers += [nn.Linear(prev, d), nn.GELU(), nn.Dropout(dropout)]
+            prev = d
+        self.net = nn.Sequential(*layers) if layers else nn.Identity()
+        self.out_dim = prev
 
-        def __init__(self, in_dim: int, dims: tuple = (256,), *, dropout: float = 0.1):
-            super().__init__()
-            layers = []
-            prev = in_dim
-            for d in dims:
-                layers += [nn.Linear(prev, d), nn.GELU(), nn.Dropout(dropout)]
-                prev = d
-            self.net = nn.Sequential(*layers) if layers else nn.Identity()
-            self.out_dim = prev
+    def forward(self, x):
+        return self.net(x)
 
-        def forward(self, x):
-            return self.net(x)
+class Classifier(nn.Module):
+    """``[B, D] -> [B, 2]`` logits (index 1 = bona fide)."""
 
-    class Classifier(nn.Module):
-        """``[B, D] -> [B, 2]`` logits (index 1 = bona fide)."""
+    def __init__(self, in_dim: int, n_classes: int = 2):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, n_classes)
 
-        def __init__(self, in_dim: int, n_classes: int = 2):
-            super().__init__()
-            self.linear = nn.Linear(in_dim, n_classes)
-
-        def forward(self, x):
-            return self.linear(x)
-
-    return {"ProjectionHead": ProjectionHead, "Classifier": Classifier}
+    def forward(self, x):
+        return self.linear(x)
 
 
-_LAZY = LazyClasses(_modules, ("ProjectionHead", "Classifier"))
-__getattr__ = _LAZY.module_getattr

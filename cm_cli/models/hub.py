@@ -12,9 +12,16 @@ import os
 from pathlib import Path
 
 from cm_cli.core.errors import CmError
-from cm_cli.models.ssl import SSL_MODELS, resolve_ssl_id
+from cm_cli.models.registry import SSL_MODELS, resolve_ssl_id
 
-__all__ = ["download_model", "cached_model_path"]
+__all__ = ["download_model", "cached_model_path", "resolve_model_id"]
+
+# non-SSL models cm can fetch by a short name (`cm download --model encodec`: C04/C07 of cm degrade)
+EXTRA_MODELS = {"encodec": "facebook/encodec_24khz"}
+
+
+def resolve_model_id(name_or_id: str) -> str:
+    return EXTRA_MODELS.get(name_or_id) or resolve_ssl_id(name_or_id)
 
 # framework weights cm never loads (TensorFlow, Flax, ONNX, Rust)
 _IGNORE = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "tf_model*", "flax_model*", "rust_model*"]
@@ -25,7 +32,7 @@ def cached_model_path(name_or_id: str, *, cache_dir: str | os.PathLike | None = 
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    repo_id = resolve_ssl_id(name_or_id)
+    repo_id = resolve_model_id(name_or_id)
     try:
         path = Path(snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True, ignore_patterns=_IGNORE))
     except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
@@ -51,7 +58,7 @@ def download_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = Non
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
-    repo_id = resolve_ssl_id(name_or_id)
+    repo_id = resolve_model_id(name_or_id)
     try:
         path = snapshot_download(repo_id, cache_dir=cache_dir, revision=revision, ignore_patterns=_IGNORE)
     except (OfflineModeIsEnabled, LocalEntryNotFoundError) as exc:

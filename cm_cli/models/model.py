@@ -14,15 +14,16 @@ backbones: pooled block outputs ``[B, D_i]``) with ``frame_lengths`` for SSL.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, NamedTuple
 
+from torch import nn
+
 from cm_cli.core.errors import CmError
-from cm_cli.models._lazy import LazyClasses
+from cm_cli.models.aasist import load_aasist_weights  # re-exported: it lives with AASIST
+from cm_cli.models.heads import Classifier, ProjectionHead, score_from_logits
 from cm_cli.models.length import LengthPolicy
-from cm_cli.models.pooling import POOLING_MODES
+from cm_cli.models.pooling import POOLING_MODES, LayerWeighting, StatsPooling, frame_mask, masked_mean, masked_mean_std
 from cm_cli.models.registry import get_backbone
 
 __all__ = ["ModelConfig", "ModelOutput", "CountermeasureModel", "build_model", "load_aasist_weights"]
@@ -42,6 +43,10 @@ class ModelConfig:
       all), ``last``, or an index as a string (``"6"``).
     - ``length_policy`` / ``target_samples`` / ``crop_mode``: see ``cm_cli.models.length``
       (None = the backbone's default: AASIST repeat to 64,600 samples, others full).
+    - ``gradient_checkpointing``: recompute SSL transformer layers in backward instead of
+      keeping their activations (less memory, ~10-30% slower steps); only when something trains.
+    - ``backbone_options``: passed to the backbone's builder (AASIST/LCNN config fields;
+      SSL ``cache_dir`` and ``layerdrop``, 0 = off by default).
     """
 
     backbone: str = "lcnn"
@@ -54,7 +59,7 @@ class ModelConfig:
     length_policy: str | None = None
     target_samples: int | None = None
     crop_mode: str = "random"
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool = False
     backbone_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -62,7 +67,7 @@ class ModelConfig:
         if self.backbone_id is None:
             self.backbone_id = spec.default_id
         if self.trainable is None:
-            self.trainable = "frozen" if spec.family == "ssl" else "all"
+            self.trainable = spec.default_trainable
         if self.length_policy is None:
             self.length_policy = spec.length_policy
             if self.target_samples is None:
@@ -74,6 +79,7 @@ class ModelConfig:
 
     @property
     def family(self) -> str:
+        """The backbone's family label (metadata only)."""
         return get_backbone(self.backbone).family
 
     def to_dict(self) -> dict:
@@ -98,147 +104,91 @@ class ModelOutput(NamedTuple):
     frame_lengths: Any = None
 
 
-def load_aasist_weights(model, path: str | os.PathLike) -> None:
-    """Load an official-format AASIST state dict (e.g. the ASVspoof 5 baseline) strictly."""
-    import torch
+class CountermeasureModel(nn.Module):
+    """Backbone + (where the bundle says ``cm_head``) layer weighting, pooling, projection and classifier.
 
-    path = Path(path)
-    if not path.is_file():
-        raise CmError(f"AASIST weights {path} not found", hint="give the path of the .pth state dict")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CmError(f"cannot read AASIST weights {path}: {str(exc).splitlines()[0]}", hint="the file is corrupt or not a torch state dict") from exc
-    if isinstance(state, dict) and "format" in state and "state_dict" in state:
-        raise CmError(f"{path} is a cm checkpoint, not an AASIST state dict", hint="load it with `--checkpoint` of a cm run instead")
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    try:
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        raise CmError(f"{path} is not an AASIST checkpoint of this configuration: {str(exc).splitlines()[0]}", hint="check --backbone and the AASIST config") from exc
+    The backbone's bundle (``cm_cli.models.registry``) runs it and freezes it; this class
+    never looks at which backbone it holds.
+    """
 
+    def __init__(self, config: ModelConfig, backbone, *, bundle=None):
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.bundle = bundle or get_backbone(config.backbone)
+        self.family = self.bundle.family  # a label for metadata
+        self.bundle.set_trainable(self, config.trainable)
+        self.layer_weighting = None
+        if self.bundle.cm_head:
+            n_states, dim = backbone.n_layers, backbone.hidden_size
+            self.layer_weighting = LayerWeighting(n_states) if config.layer == "weighted" else None
+            if config.layer not in ("weighted", "last"):
+                try:
+                    index = int(config.layer)
+                except ValueError:
+                    index = n_states
+                if not -n_states <= index < n_states:
+                    raise CmError(f"layer {config.layer!r} out of range for {n_states} hidden states", hint="use weighted, last or 0..%d" % (n_states - 1))
+            self.pooling = StatsPooling(config.pooling, dim)
+            self.projection = ProjectionHead(self.pooling.out_dim, config.head_dims, dropout=config.dropout)
+            self.classifier = Classifier(self.projection.out_dim)
 
-def _build_backbone(config: ModelConfig):
-    from cm_cli.models import aasist, lcnn, ssl, ssl_aasist
+    @property
+    def layer_names(self) -> list[str]:
+        """Embedding layer names in order (``layer_00`` …)."""
+        return self.bundle.layer_names(self)
 
-    family = config.family
-    opts = dict(config.backbone_options or {})
-    if family == "aasist":
-        net = aasist.build_aasist(aasist.AASISTConfig.from_dict(opts))
-        if config.backbone_id:
-            load_aasist_weights(net, config.backbone_id)
-        return net
-    if family == "lcnn":
-        return lcnn.build_lcnn(lcnn.LCNNConfig.from_dict(opts))
-    hf = ssl.load_ssl_model(config.backbone_id, cache_dir=opts.get("cache_dir"))
-    backbone = ssl.SSLBackbone(hf, trainable=config.trainable, gradient_checkpointing=config.gradient_checkpointing)
-    if family == "ssl_aasist":
-        return ssl_aasist.build_ssl_aasist(backbone)
-    return backbone
+    @property
+    def receptive_field(self) -> int:
+        """Fewest input samples that give the backbone one output frame."""
+        return self.bundle.receptive_field(self)
 
+    def prepare_batch(self, waves: list, *, generator=None):
+        """Apply the config's length policy to a list of 1-D waveforms -> (``[B, T]``, lengths)."""
+        from cm_cli.models.length import apply_length_policy
 
-def _modules():
-    import torch
-    from torch import nn
+        policy = self.config.length
+        if policy.policy == "crop" and not self.training:
+            policy = LengthPolicy("crop", policy.target, "centre")
+        return apply_length_policy(waves, policy, generator=generator)
 
-    from cm_cli.models.heads import Classifier, ProjectionHead, score_from_logits
-    from cm_cli.models.pooling import LayerWeighting, StatsPooling, frame_mask, masked_mean, masked_mean_std
+    def _select(self, hidden_states):
+        if self.layer_weighting is not None:
+            return self.layer_weighting(hidden_states)
+        if self.config.layer == "last":
+            return hidden_states[-1]
+        return hidden_states[int(self.config.layer)]
 
-    class CountermeasureModel(nn.Module):
-        """Backbone + (SSL only) layer weighting, pooling, projection and classifier; see the module docstring."""
+    def forward(self, wave, lengths=None) -> ModelOutput:
+        states = self.bundle.forward_layers(self, wave, lengths)
+        if states.logits is not None:  # the backbone's own published head
+            return ModelOutput(states.logits, score_from_logits(states.logits), states.readout, states.readout,
+                               tuple(states.hidden_states), states.frame_lengths)
+        hidden_states, frames = states.hidden_states, states.frame_lengths
+        mask = frame_mask(frames, hidden_states[0].shape[1])
+        pooled = self.pooling(self._select(hidden_states), mask)
+        pre_logit = self.projection(pooled)
+        logits = self.classifier(pre_logit)
+        return ModelOutput(logits, score_from_logits(logits), pooled, pre_logit, tuple(hidden_states), frames)
 
-        def __init__(self, config: ModelConfig, backbone):
-            super().__init__()
-            self.config = config
-            self.backbone = backbone
-            self.family = config.family
-            if self.family == "ssl":
-                n_states, dim = backbone.n_hidden_states, backbone.hidden_size
-                self.layer_weighting = LayerWeighting(n_states) if config.layer == "weighted" else None
-                if config.layer not in ("weighted", "last"):
-                    try:
-                        index = int(config.layer)
-                    except ValueError:
-                        index = n_states
-                    if not -n_states <= index < n_states:
-                        raise CmError(f"layer {config.layer!r} out of range for {n_states} hidden states", hint="use weighted, last or 0..%d" % (n_states - 1))
-                self.pooling = StatsPooling(config.pooling, dim)
-                self.projection = ProjectionHead(self.pooling.out_dim, config.head_dims, dropout=config.dropout)
-                self.classifier = Classifier(self.projection.out_dim)
-            elif config.trainable == "frozen":
-                for name, p in backbone.named_parameters():
-                    p.requires_grad = name.startswith(("out_layer", "backend.out_layer"))
-            elif config.trainable not in ("all", None):
-                raise CmError(f"trainable {config.trainable!r} is not supported for {config.backbone}", hint="use all or frozen")
-
-        @property
-        def layer_names(self) -> list[str]:
-            """Embedding layer names in order (``layer_00`` …)."""
-            if self.family in ("ssl", "ssl_aasist"):
-                ssl_part = self.backbone if self.family == "ssl" else self.backbone.ssl
-                return [f"layer_{i:02d}" for i in range(ssl_part.n_hidden_states)]
-            return [f"layer_{i:02d}" for i in range(len(self.backbone.layer_names))]
-
-        def prepare_batch(self, waves: list, *, generator=None):
-            """Apply the config's length policy to a list of 1-D waveforms -> (``[B, T]``, lengths)."""
-            from cm_cli.models.length import apply_length_policy
-
-            policy = self.config.length
-            if policy.policy == "crop" and not self.training:
-                policy = LengthPolicy("crop", policy.target, "centre")
-            return apply_length_policy(waves, policy, generator=generator)
-
-        def _select(self, hidden_states):
-            if self.layer_weighting is not None:
-                return self.layer_weighting(hidden_states)
-            if self.config.layer == "last":
-                return hidden_states[-1]
-            return hidden_states[int(self.config.layer)]
-
-        def forward(self, wave, lengths=None) -> ModelOutput:
-            if self.family == "ssl":
-                hidden_states, frames = self.backbone(wave, lengths)
-                mask = frame_mask(frames, hidden_states[0].shape[1])
-                pooled = self.pooling(self._select(hidden_states), mask)
-                pre_logit = self.projection(pooled)
-                logits = self.classifier(pre_logit)
-                return ModelOutput(logits, score_from_logits(logits), pooled, pre_logit, hidden_states, frames)
-            if self.family == "ssl_aasist":
-                readout, logits, hidden_states, frames = self.backbone.forward_all(wave, lengths)
-                return ModelOutput(logits, score_from_logits(logits), readout, readout, hidden_states, frames)
-            if self.family == "aasist":
-                readout, logits, layers = self.backbone.forward_all(wave)
-            else:
-                readout, logits, layers = self.backbone.forward_all(wave, lengths)
-            states = tuple(layers[name] for name in self.backbone.layer_names)
-            return ModelOutput(logits, score_from_logits(logits), readout, readout, states, None)
-
-        def embed(self, wave, lengths=None, *, pooling: str = "mean", layers: list[int] | None = None) -> dict:
-            """``{layer_XX: [B, D], pooled: [B, P], pre_logit: [B, Q]}`` in fp32 (SSL states pooled over real frames)."""
-            out = self.forward(wave, lengths)
-            wanted = range(len(out.hidden_states)) if layers is None else layers
-            result = {}
-            for i in wanted:
-                state = out.hidden_states[i]
-                if state.dim() == 3:
-                    mask = frame_mask(out.frame_lengths, state.shape[1])
-                    state = masked_mean(state.float(), mask) if pooling == "mean" else masked_mean_std(state.float(), mask)
-                result[f"layer_{i:02d}"] = state.float()
-            result["pooled"] = out.pooled.float()
-            result["pre_logit"] = out.pre_logit.float()
-            return result
-
-    return {"CountermeasureModel": CountermeasureModel}
+    def embed(self, wave, lengths=None, *, pooling: str = "mean", layers: list[int] | None = None) -> dict:
+        """``{layer_XX: [B, D], pooled: [B, P], pre_logit: [B, Q]}`` in fp32 (SSL states pooled over real frames)."""
+        out = self.forward(wave, lengths)
+        wanted = range(len(out.hidden_states)) if layers is None else layers
+        result = {}
+        for i in wanted:
+            state = out.hidden_states[i]
+            if state.dim() == 3:
+                mask = frame_mask(out.frame_lengths, state.shape[1])
+                state = masked_mean(state.float(), mask) if pooling == "mean" else masked_mean_std(state.float(), mask)
+            result[f"layer_{i:02d}"] = state.float()
+        result["pooled"] = out.pooled.float()
+        result["pre_logit"] = out.pre_logit.float()
+        return result
 
 
-_LAZY = LazyClasses(_modules, ("CountermeasureModel",))
-__getattr__ = _LAZY.module_getattr
-
-
-def build_model(config: ModelConfig | dict):
+def build_model(config: ModelConfig | dict) -> CountermeasureModel:
     """A ``CountermeasureModel`` from its config (pretrained weights loaded as the config says)."""
     if isinstance(config, dict):
         config = ModelConfig.from_dict(config)
-    return _LAZY.get()["CountermeasureModel"](config, _build_backbone(config))
-
+    return get_backbone(config.backbone).build(config)

@@ -11,7 +11,8 @@ mask ``[B, T]`` (True = real frame), pooled ``[B, D]`` (mean) or ``[B, 2D]`` (me
 
 from __future__ import annotations
 
-from cm_cli.models._lazy import LazyClasses
+import torch
+from torch import nn
 
 __all__ = ["POOLING_MODES", "frame_mask", "pooled_dim", "masked_mean", "masked_mean_std", "LayerWeighting", "StatsPooling"]
 
@@ -58,59 +59,51 @@ def masked_mean_std(frames, mask=None):
     return torch.cat([mean, std], dim=-1)
 
 
-def _modules():
-    import torch
-    from torch import nn
+class LayerWeighting(nn.Module):
+    """Learned softmax weights over L hidden states: ``[L, B, T, D] -> [B, T, D]`` (SUPERB-style)."""
 
-    class LayerWeighting(nn.Module):
-        """Learned softmax weights over L hidden states: ``[L, B, T, D] -> [B, T, D]`` (SUPERB-style)."""
+    def __init__(self, n_layers: int):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(n_layers))
 
-        def __init__(self, n_layers: int):
-            super().__init__()
-            self.logits = nn.Parameter(torch.zeros(n_layers))
+    @property
+    def weights(self):
+        return torch.softmax(self.logits, dim=0)
 
-        @property
-        def weights(self):
-            return torch.softmax(self.logits, dim=0)
+    def forward(self, hidden_states):
+        stacked = torch.stack(list(hidden_states)) if not torch.is_tensor(hidden_states) else hidden_states
+        if stacked.shape[0] != self.logits.shape[0]:
+            raise ValueError(f"expected {self.logits.shape[0]} hidden states, got {stacked.shape[0]}")
+        w = self.weights.to(stacked.dtype).view(-1, *([1] * (stacked.dim() - 1)))
+        return (stacked * w).sum(dim=0)
 
-        def forward(self, hidden_states):
-            stacked = torch.stack(list(hidden_states)) if not torch.is_tensor(hidden_states) else hidden_states
-            if stacked.shape[0] != self.logits.shape[0]:
-                raise ValueError(f"expected {self.logits.shape[0]} hidden states, got {stacked.shape[0]}")
-            w = self.weights.to(stacked.dtype).view(-1, *([1] * (stacked.dim() - 1)))
-            return (stacked * w).sum(dim=0)
+class StatsPooling(nn.Module):
+    """Masked pooling over frames: ``mean``, ``meanstd`` or ``attentive`` statistics.
 
-    class StatsPooling(nn.Module):
-        """Masked pooling over frames: ``mean``, ``meanstd`` or ``attentive`` statistics.
+    Attentive statistics pooling (Okabe et al., 2018): a small MLP scores each frame,
+    softmax over real frames only, then the attention-weighted mean and std.
+    """
 
-        Attentive statistics pooling (Okabe et al., 2018): a small MLP scores each frame,
-        softmax over real frames only, then the attention-weighted mean and std.
-        """
+    def __init__(self, mode: str, dim: int, *, attention_hidden: int = 128):
+        super().__init__()
+        if mode not in POOLING_MODES:
+            raise ValueError(f"unknown pooling {mode!r}; choose one of {POOLING_MODES}")
+        self.mode = mode
+        self.dim = dim
+        self.out_dim = pooled_dim(mode, dim)
+        if mode == "attentive":
+            self.attention = nn.Sequential(nn.Linear(dim, attention_hidden), nn.Tanh(), nn.Linear(attention_hidden, 1))
 
-        def __init__(self, mode: str, dim: int, *, attention_hidden: int = 128):
-            super().__init__()
-            if mode not in POOLING_MODES:
-                raise ValueError(f"unknown pooling {mode!r}; choose one of {POOLING_MODES}")
-            self.mode = mode
-            self.dim = dim
-            self.out_dim = pooled_dim(mode, dim)
-            if mode == "attentive":
-                self.attention = nn.Sequential(nn.Linear(dim, attention_hidden), nn.Tanh(), nn.Linear(attention_hidden, 1))
-
-        def forward(self, frames, mask=None):
-            if self.mode == "mean":
-                return masked_mean(frames, mask)
-            if self.mode == "meanstd":
-                return masked_mean_std(frames, mask)
-            scores = self.attention(frames).squeeze(-1).float()
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            weights = torch.softmax(scores, dim=1).to(frames.dtype).unsqueeze(-1)
-            mean, std = _weighted_mean_std(frames, weights)
-            return torch.cat([mean, std], dim=-1)
-
-    return {"LayerWeighting": LayerWeighting, "StatsPooling": StatsPooling}
+    def forward(self, frames, mask=None):
+        if self.mode == "mean":
+            return masked_mean(frames, mask)
+        if self.mode == "meanstd":
+            return masked_mean_std(frames, mask)
+        scores = self.attention(frames).squeeze(-1).float()
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1).to(frames.dtype).unsqueeze(-1)
+        mean, std = _weighted_mean_std(frames, weights)
+        return torch.cat([mean, std], dim=-1)
 
 
-_LAZY = LazyClasses(_modules, ("LayerWeighting", "StatsPooling"))
-__getattr__ = _LAZY.module_getattr

@@ -16,15 +16,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
+from torch import nn
+
 from cm_cli.core.errors import CmError
-from cm_cli.models._lazy import LazyClasses
-from cm_cli.models.aasist import AASISTConfig
+from cm_cli.models.aasist import AASISTConfig, GraphBackEnd, freeze_but_output_layer
+from cm_cli.models.registry import LayerStates
+from cm_cli.models.ssl import SSLBackbone, load_ssl_model
 
 __all__ = [
     "SSL_AASIST_CONFIG",
     "fairseq_to_hf_key",
     "remap_fairseq_state_dict",
+    "SSLAASIST",
+    "SSLAASISTBackEnd",
     "build_ssl_aasist",
+    "build_backbone",
     "load_ssl_aasist_checkpoint",
 ]
 
@@ -86,74 +94,89 @@ def remap_fairseq_state_dict(state_dict: dict, *, prefix: str = "") -> tuple[dic
     return renamed, dropped
 
 
-def _modules():
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+class SSLAASISTBackEnd(GraphBackEnd):
+    """SSL features ``[B, T, D]`` -> (readout ``[B, 160]``, logits ``[B, 2]``)."""
 
-    from cm_cli.models.aasist import graph_back_end_class
+    def __init__(self, ssl_dim: int, config: AASISTConfig = SSL_AASIST_CONFIG):
+        proj_dim = config.filts[0]
+        super().__init__(config, n_spectral_nodes=proj_dim // 3, block_pool=False)
+        channels = config.filts[-1][-1]
+        self.LL = nn.Linear(ssl_dim, proj_dim)
+        self.first_bn1 = nn.BatchNorm2d(channels)
+        self.attention = nn.Sequential(
+            nn.Conv2d(channels, 2 * channels, kernel_size=1), nn.SELU(), nn.BatchNorm2d(2 * channels), nn.Conv2d(2 * channels, channels, kernel_size=1)
+        )
 
-    GraphBackEnd = graph_back_end_class()
+    def node_inputs(self, x):
+        x = F.selu(self.first_bn1(x))
+        w = self.attention(x)
+        spectral = (x * torch.softmax(w, dim=-1)).sum(dim=-1).transpose(1, 2)
+        temporal = (x * torch.softmax(w, dim=-2)).sum(dim=-2).transpose(1, 2)
+        return spectral, temporal
 
-    class SSLAASISTBackEnd(GraphBackEnd):
-        """SSL features ``[B, T, D]`` -> (readout ``[B, 160]``, logits ``[B, 2]``)."""
-
-        def __init__(self, ssl_dim: int, config: AASISTConfig = SSL_AASIST_CONFIG):
-            proj_dim = config.filts[0]
-            super().__init__(config, n_spectral_nodes=proj_dim // 3, block_pool=False)
-            channels = config.filts[-1][-1]
-            self.LL = nn.Linear(ssl_dim, proj_dim)
-            self.first_bn1 = nn.BatchNorm2d(channels)
-            self.attention = nn.Sequential(
-                nn.Conv2d(channels, 2 * channels, kernel_size=1), nn.SELU(), nn.BatchNorm2d(2 * channels), nn.Conv2d(2 * channels, channels, kernel_size=1)
-            )
-
-        def node_inputs(self, x):
-            x = F.selu(self.first_bn1(x))
-            w = self.attention(x)
-            spectral = (x * torch.softmax(w, dim=-1)).sum(dim=-1).transpose(1, 2)
-            temporal = (x * torch.softmax(w, dim=-2)).sum(dim=-2).transpose(1, 2)
-            return spectral, temporal
-
-        def forward(self, features, layers: dict | None = None):
-            x = self.LL(features).transpose(1, 2).unsqueeze(1)  # [B, 1, proj_dim, T]
-            return self.graph_forward(F.max_pool2d(x, (3, 3)), layers)
-
-    class SSLAASIST(nn.Module):
-        """SSL front end (``SSLBackbone``) + ``SSLAASISTBackEnd`` on its last hidden state."""
-
-        kind = "ssl_aasist"
-
-        def __init__(self, ssl_backbone, config: AASISTConfig = SSL_AASIST_CONFIG):
-            super().__init__()
-            self.ssl = ssl_backbone
-            self.backend = SSLAASISTBackEnd(ssl_backbone.hidden_size, config)
-            self.embedding_dim = self.backend.embedding_dim
-
-        @property
-        def receptive_field(self) -> int:
-            # the back end needs at least 3 frames for its (3, 3) pool
-            return self.ssl.receptive_field + 2 * 320
-
-        def forward_all(self, wave, lengths=None):
-            hidden_states, frames = self.ssl(wave, lengths)
-            layers: dict = {}
-            readout, logits = self.backend(hidden_states[-1], layers)
-            return readout, logits, hidden_states, frames
-
-        def forward(self, wave, lengths=None):
-            return self.forward_all(wave, lengths)[1]
-
-    return {"SSLAASISTBackEnd": SSLAASISTBackEnd, "SSLAASIST": SSLAASIST}
+    def forward(self, features, layers: dict | None = None):
+        x = self.LL(features).transpose(1, 2).unsqueeze(1)  # [B, 1, proj_dim, T]
+        return self.graph_forward(F.max_pool2d(x, (3, 3)), layers)
 
 
-_LAZY = LazyClasses(_modules, ("SSLAASISTBackEnd", "SSLAASIST"))
-__getattr__ = _LAZY.module_getattr
+class SSLAASIST(nn.Module):
+    """SSL front end (``SSLBackbone``) + ``SSLAASISTBackEnd`` on its last hidden state."""
+
+    kind = "ssl_aasist"
+
+    def __init__(self, ssl_backbone, config: AASISTConfig = SSL_AASIST_CONFIG):
+        super().__init__()
+        self.ssl = ssl_backbone
+        self.backend = SSLAASISTBackEnd(ssl_backbone.hidden_size, config)
+        self.embedding_dim = self.backend.embedding_dim
+
+    @property
+    def receptive_field(self) -> int:
+        # the back end needs at least 3 frames for its (3, 3) pool
+        return self.ssl.receptive_field + 2 * 320
+
+    @property
+    def n_layers(self) -> int:
+        return self.ssl.n_layers
+
+    def layer_modules(self) -> list:
+        """The SSL front end's hidden states are this backbone's layers."""
+        return self.ssl.layer_modules()
+
+    def set_trainable(self, spec: str) -> None:
+        """``all``; ``frozen`` (only the back end's output layer trains); ``top:K`` / ``transformer`` (SSL part, back end trains)."""
+        if spec in ("all", "frozen"):
+            self.ssl.set_trainable(spec)
+            freeze_but_output_layer(self, spec, ("backend.out_layer",))
+            return
+        self.ssl.set_trainable(spec)
+        for p in self.backend.parameters():
+            p.requires_grad = True
+
+    def forward_all(self, wave, lengths=None):
+        hidden_states, frames = self.ssl(wave, lengths)
+        layers: dict = {}
+        readout, logits = self.backend(hidden_states[-1], layers)
+        return readout, logits, hidden_states, frames
+
+    def forward_layers(self, wave, lengths=None) -> LayerStates:
+        readout, logits, hidden_states, frames = self.forward_all(wave, lengths)
+        return LayerStates(hidden_states, frames, readout, logits)
+
+    def forward(self, wave, lengths=None):
+        return self.forward_all(wave, lengths)[1]
 
 
-def build_ssl_aasist(ssl_backbone, config: AASISTConfig | None = None):
+def build_ssl_aasist(ssl_backbone, config: AASISTConfig | None = None) -> SSLAASIST:
     """SSL-AASIST around an ``SSLBackbone`` (random back-end weights)."""
-    return _LAZY.get()["SSLAASIST"](ssl_backbone, config or SSL_AASIST_CONFIG)
+    return SSLAASIST(ssl_backbone, config or SSL_AASIST_CONFIG)
+
+
+def build_backbone(config) -> SSLAASIST:
+    """SSL-AASIST for a ``ModelConfig``: the SSL model from ``backbone_id`` (``backbone_options``: ``cache_dir``, ``layerdrop``)."""
+    opts = dict(config.backbone_options or {})
+    hf = load_ssl_model(config.backbone_id, cache_dir=opts.get("cache_dir"), layerdrop=opts.get("layerdrop", 0.0))
+    return build_ssl_aasist(SSLBackbone(hf, gradient_checkpointing=config.gradient_checkpointing))
 
 
 @dataclass(frozen=True)

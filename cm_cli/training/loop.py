@@ -28,7 +28,7 @@ from cm_cli.training.signals import preemption_guard
 from cm_cli.training.state import TrainState
 
 __all__ = ["TrainResult", "DistInfo", "fit", "preemption_guard", "HISTORY_COLUMNS", "history_columns",
-           "build_model_config", "minimum_samples"]
+           "build_model_config"]
 
 
 @dataclass
@@ -88,12 +88,6 @@ def build_model_config(config: TrainConfig):
     return mc
 
 
-def minimum_samples(model) -> int:
-    """Fewest samples the model's front end accepts: its receptive field, at least 25 ms (as `cm eval`)."""
-    field_ = getattr(getattr(model, "backbone", None), "receptive_field", None)
-    return max(400, int(field_) if isinstance(field_, (int, float)) else 0)
-
-
 def _class_weight(train, device):
     import torch
 
@@ -151,6 +145,7 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
     import torch
 
     from cm_cli.data.datasets import BucketBatchSampler
+    from cm_cli.models.inference import minimum_samples
     from cm_cli.models.model import build_model
     from cm_cli.training.checkpointing import restore
     from cm_cli.training.data import EpochBatches, TrainAudio, train_loader

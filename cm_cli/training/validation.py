@@ -1,8 +1,11 @@
-"""Dev-set metrics used for model selection: EER and minDCF with the official definitions.
+"""Dev-set scoring and metrics for model selection: the same inputs and definitions as ``cm eval``.
 
-Both come from ``cm_cli.metrics`` (one DET curve, sorted once); scores are
-higher = more bona fide. A split without both classes cannot select a model:
-``usable_dev`` says why, and the loop then trains without early stopping.
+``evaluate_dev`` scores the dev rows through ``cm_cli.models.inference`` (the model's own
+length policy, as ``cm eval --run`` does), each rank its share ``rank::world_size``, and
+gathers the scores so every rank sees the same EER. EER, its threshold and minDCF come
+from one DET curve (``cm_cli.metrics``); scores are higher = more bona fide. A split
+without both classes cannot select a model: ``usable_dev`` says why, and the loop then
+trains without early stopping.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DevMetrics", "dev_metrics", "usable_dev"]
+__all__ = ["DevMetrics", "dev_metrics", "usable_dev", "evaluate_dev", "score_rows"]
 
 
 @dataclass(frozen=True)
@@ -20,17 +23,22 @@ class DevMetrics:
     min_dcf: float
     n_bonafide: int
     n_spoof: int
+    eer_threshold: float = float("nan")
 
 
 def dev_metrics(scores: np.ndarray, is_bonafide: np.ndarray) -> DevMetrics:
     """EER and minDCF (p_spoof 0.05, c_miss 1, c_fa 10) of scores against bona fide flags."""
-    from cm_cli.metrics.dcf import CostParams
-    from cm_cli.metrics.summary import eer_and_min_dcf
+    from cm_cli.metrics.dcf import CostParams, min_dcf_from_curve
+    from cm_cli.metrics.det import det_from_sorted
+    from cm_cli.metrics.summary import eer_from_curve
+    from cm_cli.metrics.trials import from_pools
 
     scores = np.asarray(scores, dtype=np.float64)
     is_bonafide = np.asarray(is_bonafide, dtype=bool)
-    eer, dcf = eer_and_min_dcf(scores[is_bonafide], scores[~is_bonafide], CostParams(0.05, 1.0, 10.0))
-    return DevMetrics(eer, dcf, int(is_bonafide.sum()), int((~is_bonafide).sum()))
+    curve = det_from_sorted(from_pools(scores[is_bonafide], scores[~is_bonafide]))
+    eer, threshold = eer_from_curve(curve)
+    dcf = float(min_dcf_from_curve(curve, CostParams(0.05, 1.0, 10.0))[0])
+    return DevMetrics(eer, dcf, int(is_bonafide.sum()), int((~is_bonafide).sum()), threshold)
 
 
 def usable_dev(labels) -> str | None:
@@ -41,3 +49,68 @@ def usable_dev(labels) -> str | None:
     if len(values & {"bonafide", "spoof"}) < 2:
         return f"the dev split has only {', '.join(sorted(values))} utterances"
     return None
+
+
+def score_rows(model, frame, *, data_root, device, batch_size: int, workers: int = 0,
+               autocast: bool = False) -> tuple[np.ndarray, int]:
+    """Scores of every row of ``frame`` (NaN where undecodable) and the number of undecodable rows."""
+    import torch
+
+    from cm_cli.models.inference import forward_scores, iter_audio_batches
+
+    device = torch.device(device)
+    dtype = torch.bfloat16 if autocast and device.type == "cuda" else None
+    scores = np.full(len(frame), np.nan)
+    failed = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in iter_audio_batches(frame, data_root=data_root, batch_size=batch_size, workers=workers):
+            failed += len(batch.failures)
+            if batch.indices:
+                scores[batch.indices] = forward_scores(model, batch.waves, device=device, autocast_dtype=dtype)
+    finally:
+        model.train(was_training)
+    return scores, failed
+
+
+def _gather(values: np.ndarray, positions: np.ndarray, failed: int, n: int, world_size: int):
+    """All ranks' (positions, scores) put back in row order; failures summed."""
+    if world_size <= 1:
+        out = np.full(n, np.nan)
+        out[positions] = values
+        return out, failed
+    import torch.distributed as tdist
+
+    parts: list = [None] * world_size
+    tdist.all_gather_object(parts, (positions.tolist(), values.tolist(), int(failed)))
+    out = np.full(n, np.nan)
+    for pos, vals, _ in parts:
+        out[np.asarray(pos, dtype=np.int64)] = np.asarray(vals, dtype=np.float64)
+    return out, sum(p[2] for p in parts)
+
+
+def evaluate_dev(model, frame, *, data_root, device, batch_size: int, workers: int = 0, autocast: bool = False,
+                 rank: int = 0, world_size: int = 1) -> dict:
+    """``dev_eer``, ``dev_min_dcf``, ``dev_eer_threshold``, ``n``, ``n_failed`` of ``model`` on ``frame``.
+
+    Each rank scores rows ``rank::world_size``; with ``world_size > 1`` the scores are
+    gathered over the initialised process group, so every rank returns the same numbers.
+    Metrics are NaN when the scored rows lack a class.
+    """
+    from cm_cli.models.inference import shard_rows
+
+    frame = frame.reset_index(drop=True)
+    positions = shard_rows(len(frame), rank, world_size)
+    mine, failed = score_rows(model, frame.iloc[positions].reset_index(drop=True), data_root=data_root,
+                              device=device, batch_size=batch_size, workers=workers, autocast=autocast)
+    scores, failed = _gather(mine, positions, failed, len(frame), world_size)
+    keep = ~np.isnan(scores)
+    is_bona = frame["label"].astype(str).to_numpy() == "bonafide"
+    out = {"dev_eer": float("nan"), "dev_min_dcf": float("nan"), "dev_eer_threshold": float("nan"),
+           "n": int(keep.sum()), "n_failed": int(failed)}
+    if is_bona[keep].all() or not is_bona[keep].any():
+        return out
+    m = dev_metrics(scores[keep], is_bona[keep])
+    out.update(dev_eer=m.eer, dev_min_dcf=m.min_dcf, dev_eer_threshold=m.eer_threshold)
+    return out

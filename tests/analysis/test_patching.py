@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ torch = pytest.importorskip("torch")
 soundfile = pytest.importorskip("soundfile")
 
 
-def make_runs(tmp_path: Path, *, donor_channels=(4, 8)):
+def make_runs(tmp_path: Path, *, donor_channels=(4, 8), seeds=None):
     from cm_cli.models.checkpoint import save_checkpoint
     from cm_cli.models.model import ModelConfig, build_model
 
@@ -37,6 +38,8 @@ def make_runs(tmp_path: Path, *, donor_channels=(4, 8)):
         model = build_model(ModelConfig(backbone="lcnn", backbone_options={"channels": list(channels), "emb_dim": 8}))
         save_checkpoint(tmp_path / name / "checkpoints" / "best.pt", model.eval())
         runs[name] = tmp_path / name
+        if seeds is not None:  # the run's config.json names its init seed, as `cm train` writes it
+            (tmp_path / name / "config.json").write_text(json.dumps({"train": {"seed": seeds[name]}}))
     return runs, manifest
 
 
@@ -53,7 +56,8 @@ def test_self_patching_changes_nothing_and_donor_does(tmp_path):
     assert len(sites) == 3 and sites["noop"].all()
     assert (table["delta_eer"] == 0).all() and (table["eer"] == table["eer"].iloc[0]).all()
     assert summary["noop_sites"] == summary["sites"]
-    table, _ = compute_patching(runs["erm"], runs["dann"], frame, data_root=None, config=config)
+    table, _ = compute_patching(runs["erm"], runs["dann"], frame, data_root=None,
+                                config=PatchConfig(n_boot=50, folds=2, allow_unaligned=True))  # issue 13.6
     assert not table.loc[table["site"] != "base", "noop"].any()
     assert (table.loc[table["site"] == "base", "delta_eer"] == 0).all()
 
@@ -65,3 +69,52 @@ def test_different_architectures_are_refused(tmp_path):
     with pytest.raises(CmError, match="different architectures"):
         run_patching(runs["erm"], runs["dann"], manifest=manifest, out=tmp_path / "never", data_root=None)
     assert not (tmp_path / "never").exists()
+
+
+def test_unaligned_pairs_are_refused_unless_allowed_and_then_flagged(tmp_path):
+    from cm_cli.analysis.patching import PatchConfig, compute_patching, run_patching
+    from cm_cli.data.manifests import load_manifest
+
+    runs, manifest = make_runs(tmp_path, seeds={"erm": 0, "dann": 1})
+    with pytest.raises(CmError, match="do not share their initialisation.*init seeds 0 and 1") as info:
+        run_patching(runs["erm"], runs["dann"], manifest=manifest, out=tmp_path / "never", data_root=None)
+    assert "--allow-unaligned" in info.value.hint and not (tmp_path / "never").exists()
+    config = PatchConfig(n_boot=20, folds=2, allow_unaligned=True)
+    summary = run_patching(runs["erm"], runs["dann"], manifest=manifest, out=tmp_path / "p", data_root=None,
+                           config=config)
+    assert summary["aligned"] is False and "init seeds 0 and 1" in summary["alignment"]
+    assert any("not aligned" in n for n in summary["notes"])
+    assert (pd.read_parquet(tmp_path / "p" / "patching.parquet")["aligned"] == False).all()  # noqa: E712
+    # the same init seed (and configuration) makes the pair aligned
+    same, _ = make_runs(tmp_path / "same", seeds={"erm": 3, "dann": 3})
+    table, summary = compute_patching(same["erm"], same["dann"], load_manifest(manifest), data_root=None,
+                                      config=PatchConfig(n_boot=20, folds=2))
+    assert summary["aligned"] is True and summary["alignment"] == "same init seed 3" and table["aligned"].all()
+
+
+def test_intervals_resample_whole_speakers():
+    from cm_cli.analysis.patching import cluster_draws
+
+    keys = np.array(["a", "a", "a", "b", "b", "c", None, None], dtype=object)
+    draws = cluster_draws(keys, 200, np.random.default_rng(0))
+    members = {"a": [0, 1, 2], "b": [3, 4], "c": [5]}
+    for draw in draws:
+        counts = np.bincount(draw, minlength=len(keys))
+        for rows in members.values():  # a speaker's rows always come together
+            assert len(set(counts[rows])) == 1
+        assert len(draw) == sum(len(members[k]) * (counts[members[k][0]]) for k in members) + counts[6] + counts[7]
+    # null keys are clusters of their own: the two null rows are drawn independently
+    assert any(np.bincount(d, minlength=8)[6] != np.bincount(d, minlength=8)[7] for d in draws)
+
+
+def test_patching_ci_unit_is_speaker_by_default(tmp_path):
+    from cm_cli.analysis.patching import PatchConfig, compute_patching
+    from cm_cli.data.manifests import load_manifest
+
+    runs, manifest = make_runs(tmp_path)
+    frame = load_manifest(manifest)
+    _, summary = compute_patching(runs["erm"], runs["erm"], frame, data_root=None, config=PatchConfig(n_boot=10, folds=2))
+    assert summary["ci"]["unit"] == "speaker" and summary["ci"]["n_clusters"] == 4
+    _, summary = compute_patching(runs["erm"], runs["erm"], frame, data_root=None,
+                                  config=PatchConfig(n_boot=10, folds=2, cluster_by=None))
+    assert summary["ci"]["unit"] == "trial" and summary["ci"]["n_clusters"] == 16

@@ -64,7 +64,10 @@ def test_list_shows_providers_and_missing(run_cm, cm_env):
 
     if not codec_available("amr-wb"):
         assert not rows["amr-wb"]["available"] and "libvo_amrwbenc" in rows["amr-wb"]["provider"]
-    assert {c["id"] for c in payload["conditions"]} == {f"C{i:02d}" for i in range(1, 11)}
+    # issue 16: C11 exists; every condition lists its levels, sources and providers
+    assert {c["id"] for c in payload["conditions"]} == {f"C{i:02d}" for i in range(1, 12)}
+    for c in payload["conditions"]:
+        assert len(c["levels"]) == (8 if c["id"] == "C11" else 5) and c["source"] and c["provided_by"]
     human = run_cm("degrade", "--list")
     assert "telephony" in human.stdout and "C05" in human.stdout
 
@@ -168,3 +171,48 @@ def test_usage_errors(run_cm, wav, cm_env):
     assert run_cm("degrade", wav, cm_env / "o.wav").exit_code == 2
     assert run_cm("degrade", wav, cm_env / "o.wav", "--kbps", "32").exit_code == 2
     assert run_cm("degrade", wav, "--codec", "mp3").exit_code == 2
+
+
+def test_condition_c11_one_file(run_cm, wav, cm_env):
+    result = run_cm("--json", "degrade", wav, cm_env / "c11.flac", "--condition", "C11")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["condition"] == "C11" and payload["codec_q"] in {str(q) for q in range(1, 9)}
+    info = sf.info(cm_env / "c11.flac")
+    assert info.frames == 16000 and info.samplerate == 16000
+
+
+def test_condition_c04_with_local_encodec_weights(run_cm, wav, cm_env, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    from tests.degrade.conftest import make_tiny_encodec
+
+    monkeypatch.delenv("CM_ENCODEC_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cm_env / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cm_env / "hf"))  # a machine with the real weights cached
+    missing = run_cm("degrade", wav, cm_env / "c04.flac", "--condition", "C04")
+    assert missing.exit_code == 1 and "cm download --model encodec" in missing.stderr
+    monkeypatch.setenv("CM_ENCODEC_MODEL", str(make_tiny_encodec(cm_env / "tiny_encodec")))
+    result = run_cm("--json", "degrade", wav, cm_env / "c04.flac", "--condition", "C04")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["degradation"].startswith("encodec:kbps=") and payload["bitrate_kbps"] in (1.5, 3, 6, 12, 24)
+    assert sf.info(cm_env / "c04.flac").frames == 16000
+
+
+def test_corpus_condition_columns(run_cm, cm_env):
+    audio = cm_env / "src"
+    audio.mkdir()
+    rows = []
+    for i in range(6):
+        sf.write(audio / f"U{i}.flac", _speech(seed=i), 16000)
+        rows.append(dict(utt_id=f"U{i}", path=str(audio / f"U{i}.flac"), label="bonafide", attack=None,
+                         attack_family=None, speaker="S", split="eval", corpus="toy", codec=None, codec_q=None,
+                         domain="clean", duration=None, sample_rate=None))
+    write_parquet(pd.DataFrame(rows), cm_env / "m.parquet")
+    result = run_cm("--json", "degrade", "--manifest", cm_env / "m.parquet", "--out", cm_env / "c08", "--condition", "C08")
+    assert result.exit_code == 0, result.output
+    df = read_table(cm_env / "c08" / "manifest.parquet")
+    assert set(df["codec"]) == {"C08"} and set(df["codec_q"]) <= {"1", "2", "3", "4", "5"}
+    kbps = {"1": 4.0, "2": 8.0, "3": 12.0, "4": 16.0, "5": 20.0}
+    assert all(kbps[q] == b for q, b in zip(df["codec_q"], df["bitrate_kbps"]))

@@ -103,3 +103,106 @@ def test_bad_inputs(scored_setup, run_cm, cm_env):
     assert r.exit_code == 1 and not (cm_env / "bad").exists()
     r = run_cm("eval", "--run", run, "--manifest", manifest, "--shard", "5/4")
     assert r.exit_code == 2 and "5/4" in r.stderr
+
+
+def test_run_honours_every_metric_option_like_scores(scored_setup, run_cm, cm_env):
+    """Issue 12: `--run` used to drop nine options (metrics.json said p_spoof 0.05, c_fa 10)."""
+    root, manifest, run = scored_setup
+    dev = cm_env / "dev.csv"
+    rng = np.random.default_rng(1)
+    dev.write_text("utt_id,score,label\n" + "".join(
+        f"d{i},{rng.normal(1 if i % 2 else -1, 1):.4f},{'bonafide' if i % 2 else 'spoof'}\n" for i in range(60)))
+    opts = ["--p-spoof", "0.5", "--c-miss", "2", "--c-fa", "1", "--score-kind", "logit", "--calibrate-on", dev,
+            "--bootstrap", "30", "--cluster-by", "speaker", "--level", "0.9", "--min-trials", "3", "--drop-invalid",
+            "--by", "attack"]
+    out = cm_env / "opts"
+    result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", out, *opts)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["params"] == {"p_spoof": 0.5, "c_miss": 2.0, "c_fa": 1.0, "score_kind": "logit", "min_trials": 3}
+    assert saved["ci"]["cluster_by"] == "speaker" and saved["ci"]["unit"] == "speaker"
+    assert saved["ci"]["n_clusters"] == 4 and saved["ci"]["level"] == 0.9
+    assert "calibration" in saved and saved["calibration"]["n_bonafide"] == 30
+    assert saved["by"]["attack"]["A01"]["small"] is False  # 4 bona fide, 4 spoof >= --min-trials 3
+    assert saved["run"] == str(run.resolve()) and saved["corpus"] == ["toy"]
+    record = json.loads((out / "cm.json").read_text())["options"]
+    assert record["drop_invalid"] is True and record["cluster_by"] == "speaker"
+    # the same settings over the written scores.parquet give the same document
+    again = json.loads(run_cm("--json", "eval", "--scores", out / "scores.parquet", *opts).stdout)
+    for block in ("overall", "params", "ci", "calibration", "by"):
+        assert again[block] == saved[block], block
+
+
+def test_eval_table_in_cm_toml_is_honoured(scored_setup, run_cm, cm_env):
+    root, manifest, run = scored_setup
+    (cm_env / "cm.toml").write_text('[eval]\np_spoof = 0.5\nc_fa = 1.0\n')
+    path = cm_env / "s.csv"
+    path.write_text("utt_id,score,label\na,1,bonafide\nb,0.2,spoof\nc,0.5,bonafide\nd,-1,spoof\n")
+    payload = json.loads(run_cm("--json", "eval", "--scores", path).stdout)
+    assert payload["params"]["p_spoof"] == 0.5 and payload["params"]["c_fa"] == 1.0
+    (cm_env / "cm.toml").write_text('[eval]\np_spoof = 0.5\nc_fa = 1.0\nby = "attack"\n')
+    out = cm_env / "toml_run"
+    result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", out,
+                    "--c-fa", "3")  # explicit beats the table
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["params"]["p_spoof"] == 0.5 and saved["params"]["c_fa"] == 3.0 and set(saved["by"]) == {"attack"}
+    (cm_env / "cm.toml").write_text("[eval]\nnot_an_option = 1\n")
+    bad = run_cm("eval", "--scores", path)
+    assert bad.exit_code == 1 and "not_an_option" in bad.stderr
+
+
+def test_run_splits_the_gap_by_the_runs_training_domains(scored_setup, run_cm, cm_env):
+    import shutil
+
+    root, manifest, run = scored_setup
+    frame = pd.read_parquet(manifest)
+    frame["domain"] = [("clean", "C01", "C02")[i // 4] for i in range(len(frame))]
+    domains = cm_env / "domains.parquet"
+    write_parquet(frame, domains)
+    own = cm_env / "run"
+    shutil.copytree(run, own)
+    (own / "config.json").write_text(json.dumps({"seen_domains": ["C01", "clean"], "augment_conditions": []}))
+    result = run_cm("--data-root", root, "--json", "eval", "--run", own, "--manifest", domains, "--out", cm_env / "e",
+                    "--in-domain", "clean")
+    assert result.exit_code == 0, result.output
+    gap = json.loads((cm_env / "e" / "metrics.json").read_text())["ood_gap"]
+    assert gap["seen_domains"] == ["C01", "clean"]
+    assert gap["split"]["seen"]["values"] == ["C01"] and gap["split"]["unseen"]["values"] == ["C02"]
+    assert gap["split"]["seen"]["n_spoof"] == 3 and gap["split"]["unseen"]["n_spoof"] == 3
+
+
+def test_cached_rerun_keeps_the_failures(scored_setup, run_cm, cm_env):
+    """Issue 19.6: a rerun on cached scores wrote no failures.parquet and n_failed 0."""
+    root, manifest, run = scored_setup
+    frame = pd.read_parquet(manifest)
+    (root / "broken.flac").write_bytes(b"not audio at all")
+    broken = frame.iloc[[0]].assign(utt_id="broken", path="broken.flac")
+    with_broken = cm_env / "broken.parquet"
+    write_parquet(pd.concat([frame, broken], ignore_index=True), with_broken)
+    runs = []
+    for name in ("first", "second"):
+        result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", with_broken,
+                        "--out", cm_env / name)
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads(result.stdout))
+        failures = pd.read_parquet(cm_env / name / "failures.parquet")
+        assert failures["utt_id"].tolist() == ["broken"]
+    assert runs[0]["condition"]["n_failed"] == runs[1]["condition"]["n_failed"] == 1
+    assert runs[1]["overall"] == runs[0]["overall"]
+    assert list((cm_env / "cache" / "scores").glob("*.failures.parquet"))
+
+
+def test_force_removes_the_old_conditions_of_a_sweep(scored_setup, run_cm, cm_env):
+    """Issue 19.7: --force left the old condition folders beside the new ones."""
+    root, manifest, run = scored_setup
+    out = cm_env / "sw"
+    base = ["--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", out]
+    assert run_cm(*base, "--degrade", "gain:db=-6|-20").exit_code == 0
+    (out / "notes").mkdir()  # not a condition: kept
+    assert run_cm(*base, "--degrade", "gain:db=-3", "--force").exit_code == 0
+    assert sorted(d.name for d in out.iterdir() if d.is_dir()) == ["clean", "gain_db--3", "notes"]
+    assert pd.read_parquet(out / "sweep.parquet")["condition"].tolist() == ["clean", "gain:db=-3"]
+    assert run_cm(*base, "--force").exit_code == 0
+    assert sorted(d.name for d in out.iterdir() if d.is_dir()) == ["notes"]
+    assert not (out / "sweep.parquet").exists() and (out / "metrics.json").is_file()

@@ -86,3 +86,47 @@ def test_drop_invalid_and_missing_scores_option(cm_env, run_cm):
     assert result.exit_code == 0
     assert json.loads(result.stdout)["n_dropped"] == 1
     assert run_cm("eval").exit_code == 2
+
+
+def test_conflicting_duplicate_ids_exit_1_with_one_line(cm_env, run_cm):
+    """Issue 13.9: id 'a' twice with both labels used to be evaluated without a word."""
+    path = cm_env / "dup.csv"
+    path.write_text("utt_id,score,label\na,1,bonafide\nb,0,spoof\na,1,spoof\n")
+    for extra in ([], ["--dedupe"]):
+        result = run_cm("eval", "--scores", path, *extra)
+        assert result.exit_code == 1
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "1 trial id(s) appear more than once (2 rows), first 'a'" in lines[0]
+        assert "conflicting" in lines[0]
+
+
+def test_agreeing_duplicates_need_dedupe(cm_env, run_cm):
+    path = cm_env / "dup.csv"
+    path.write_text("utt_id,score,label\na,1,bonafide\nb,0,spoof\na,1,bonafide\nb,0,spoof\nc,2,spoof\n")
+    refused = run_cm("eval", "--scores", path)
+    assert refused.exit_code == 1 and "2 trial id(s)" in refused.stderr and "--dedupe" in refused.stderr
+    kept = json.loads(run_cm("--json", "eval", "--scores", path, "--dedupe").stdout)
+    assert kept["overall"]["n_bonafide"] == 1 and kept["overall"]["n_spoof"] == 2
+    # with a key, the score file's duplicates are caught before the join
+    (cm_env / "key.txt").write_text("a bonafide\nb spoof\nc spoof\n")
+    (cm_env / "scores.txt").write_text("a 1\nb 0\na 3\nc 2\n")
+    keyed = run_cm("eval", "--scores", cm_env / "scores.txt", "--key", cm_env / "key.txt", "--dedupe")
+    assert keyed.exit_code == 1 and "first 'a'" in keyed.stderr and "conflicting score" in keyed.stderr
+
+
+def test_score_kind_posterior_and_the_deprecated_prob(cm_env, run_cm):
+    """Issue 13.8: posterior log-odds are not LLRs; the collapse warning points to --calibrate-on."""
+    rng = np.random.default_rng(3)
+    y = rng.random(400) < 0.5
+    p = 1 / (1 + np.exp(-(np.where(y, 4.0, -4.0) + rng.normal(0, 1, 400))))
+    path = cm_env / "p.csv"
+    pd.DataFrame({"utt_id": [f"t{i}" for i in range(400)], "score": p,
+                  "label": np.where(y, "bonafide", "spoof")}).to_csv(path, index=False)
+    posterior = json.loads(run_cm("--json", "eval", "--scores", path, "--score-kind", "posterior").stdout)
+    prob = json.loads(run_cm("--json", "eval", "--scores", path, "--score-kind", "prob").stdout)
+    assert posterior["params"]["score_kind"] == prob["params"]["score_kind"] == "posterior"
+    assert prob["overall"] == posterior["overall"]
+    assert any("deprecated" in w for w in prob["warnings"]) and not any("deprecated" in w for w in posterior["warnings"])
+    raw = json.loads(run_cm("--json", "eval", "--scores", path).stdout)  # probabilities read as LLRs: collapse
+    bayes = [w for w in raw["warnings"] if "actDCF (Bayes) threshold" in w]
+    assert bayes and "--calibrate-on" in bayes[0] and "try --score-kind prob" not in bayes[0]

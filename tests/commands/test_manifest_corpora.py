@@ -86,3 +86,19 @@ def test_missing_keys_give_a_download_hint(cm_env, run_cm):
     result = run_cm("manifest", "--corpus", "asvspoof2021_df", "--out", cm_env / "o")
     assert result.exit_code == 1
     assert "keys/DF/CM/trial_metadata.txt" in result.stderr and "cm download asvspoof2021_df" in result.stderr
+
+
+def test_2019_la_manifest_records_the_asv_score_files(cm_env, run_cm):
+    """`cm manifest` says where the corpus's ASV scores are, so `cm eval` can report min t-DCF unasked."""
+    from cm_cli.data.manifests import manifest_asv_scores
+
+    la = cm_env / "data" / "asvspoof2019_la" / "LA"
+    for name, rows in LA19.items():
+        write(la / "ASVspoof2019_LA_cm_protocols" / name, rows)
+    asv = write(la / "ASVspoof2019_LA_asv_scores" / "ASVspoof2019.LA.asv.eval.gi.trl.scores.txt",
+                ["bonafide target 3.1", "bonafide nontarget -1.2", "A07 spoof 0.4"])
+    result = run_cm("--json", "manifest", "--corpus", "asvspoof2019_la", "--out", cm_env / "m19")
+    assert result.exit_code == 0, result.output
+    found = manifest_asv_scores(cm_env / "m19" / "manifest.parquet", "eval")
+    assert found is not None and found.resolve() == asv.resolve()
+    assert manifest_asv_scores(cm_env / "m19" / "manifest.parquet", "dev") is None

@@ -118,3 +118,128 @@ def test_presets_list_and_show(cm_env, run_cm):
     shown = json.loads(run_cm("--json", "presets", "show", "toy_manifest_subset").stdout)
     assert shown["options"] == {"subset": 200}
     assert run_cm("presets", "show", "nope").exit_code == 1
+
+
+# --------------------------------------------------------------------------- one option resolver (issues 12, 19)
+
+
+@pytest.mark.parametrize("table, message", [
+    ('epochs = "six"', "epochs = 'six' is not an integer"),
+    ('lr = "fast"', "lr = 'fast' is not a number"),
+    ('clip_grad = "off"', "clip_grad = 'off' is not a number"),
+    ("epochs = 2.5", "epochs = 2.5 is not an integer"),
+    ("epochs = true", "epochs = True is not an integer"),
+    ('bf16 = "maybe"', "bf16 = 'maybe' is not a boolean"),
+    ('method = "magic"', "method = 'magic' is not one of"),
+])
+def test_wrong_types_in_cm_toml_are_one_line_naming_file_and_value(cm_env, run_cm, table, message):
+    (cm_env / "cm.toml").write_text(f"[train]\n{table}\n")
+    result = run_cm("--dry-run", "train")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cm.toml [train]" in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize("text, expected", [('"false"', False), ('"no"', False), ('"off"', False), ("false", False),
+                                            ('"true"', True), ('"yes"', True), ("true", True)])
+def test_booleans_in_cm_toml_are_parsed_strictly(cm_env, run_cm, text, expected):
+    # issue 19 item 14: "false"/"no" became True
+    (cm_env / "cm.toml").write_text(f"[train]\nclass_weighting = {text}\nbf16 = {text}\n")
+    payload = json.loads(run_cm("--json", "--dry-run", "train").stdout)
+    assert payload["options"]["class_weighting"] is expected and payload["options"]["bf16"] is expected
+
+
+def test_wrong_types_in_a_preset_name_the_preset(cm_env, run_cm):
+    (cm_env / "bad.yaml").write_text("command: degrade\noptions:\n  variants: x\n")
+    result = run_cm("degrade", "--preset", str(cm_env / "bad.yaml"), "--manifest", "m.parquet", "--out", "o",
+                    "--chain", "alaw")
+    assert result.exit_code == 1 and "bad.yaml" in result.stderr and "variants = 'x' is not an integer" in result.stderr
+    (cm_env / "bool.yaml").write_text("command: train\noptions:\n  class_weighting: 'no'\n  epochs: '3'\n")
+    payload = json.loads(run_cm("--json", "--dry-run", "train", "--preset", str(cm_env / "bool.yaml")).stdout)
+    assert payload["options"]["class_weighting"] is False and payload["options"]["epochs"] == 3
+
+
+def test_every_shipped_preset_passes_the_type_check():
+    import typer.main
+
+    from cm_cli.app import app
+    from cm_cli.commands._common import check_option_value
+    from cm_cli.core.presets import list_presets
+
+    commands = typer.main.get_command(app).commands
+    checked = 0
+    for preset in list_presets():
+        params = {p.name: p for p in commands[preset.command].params}
+        for name, value in preset.options.items():
+            check_option_value(params[name], name, value, f"preset {preset.name}")
+            checked += 1
+    assert checked > 10
+
+
+# --------------------------------------------------------------------------- one default-manifest rule, one corpus list
+
+
+def test_default_manifest_rule(cm_env):
+    from pathlib import Path
+
+    from cm_cli.commands._common import resolve_manifest
+    from cm_cli.core.context import resolve_context
+    from cm_cli.core.errors import UsageError
+
+    ctx = resolve_context({}, cwd=cm_env)
+    given = cm_env / "given.parquet"
+    assert resolve_manifest(ctx, given) == given  # 1. --manifest
+    with pytest.raises(UsageError, match="no corpus under the data root"):
+        resolve_manifest(ctx, None, build=False)
+    (cm_env / "data" / "asvspoof2019_la").mkdir(parents=True)
+    assert resolve_manifest(ctx, None, build=False) == cm_env / "runs/manifests/asvspoof2019_la/manifest.parquet"
+    (cm_env / "data" / "toy").mkdir(parents=True)
+    with pytest.raises(UsageError, match=r"several corpora \(asvspoof2019_la, toy\)"):
+        resolve_manifest(ctx, None, build=False)
+    built = cm_env / "runs/manifests/toy/manifest.parquet"
+    built.parent.mkdir(parents=True)
+    built.write_bytes(b"x")
+    assert resolve_manifest(ctx, None, build=False) == built  # 3. the only corpus with a manifest
+    assert resolve_manifest(ctx, None, corpus="asvspoof2019_la", build=False).parent.name == "asvspoof2019_la"
+    upstream = cm_env / "emb"
+    upstream.mkdir()
+    (upstream / "cm.json").write_text(json.dumps({"options": {"manifest": str(given)}}))
+    given.write_bytes(b"m")
+    assert resolve_manifest(ctx, None, upstream=upstream) == given  # 2. recorded by the upstream artifact
+    assert resolve_manifest(ctx, Path("x.parquet"), upstream=upstream) == Path("x.parquet")
+
+
+def test_embed_does_not_assume_the_toy_corpus(cm_env, run_cm):
+    # issue 12: `cm embed` without --manifest used the toy manifest whatever the data root held
+    (cm_env / "data" / "asvspoof5").mkdir(parents=True)
+    payload = json.loads(run_cm("--json", "--dry-run", "embed", "--backbone", "lcnn", "--out", cm_env / "e").stdout)
+    assert payload["options"]["manifest"].endswith("runs/manifests/asvspoof5/manifest.parquet")
+    (cm_env / "data" / "toy").mkdir(parents=True)
+    result = run_cm("--dry-run", "embed", "--backbone", "lcnn", "--out", cm_env / "e")
+    assert result.exit_code == 2 and "several corpora" in result.stderr
+
+
+def test_one_corpus_list_feeds_enum_completion_and_builders():
+    from cm_cli.commands._common import Corpus, complete_codec, complete_corpus
+    from cm_cli.data.manifest import CORPORA
+    from cm_cli.data.manifests import CORPUS_PREPARERS
+    from cm_cli.degrade.registry import REGISTRY
+
+    assert [c.value for c in Corpus] == list(CORPORA) == complete_corpus("")
+    assert set(CORPUS_PREPARERS) == set(CORPORA)
+    assert complete_codec("") == [n for n, d in REGISTRY.items() if d.kind in ("codec", "neural")]
+    assert "mp3" in complete_codec("mp") and "telephony" not in complete_codec("")
+
+
+def test_every_command_honours_its_cm_toml_table(cm_env, run_cm):
+    # issue 12: an [eval] table was silently ignored (eval does not call resolve_options itself)
+    (cm_env / "cm.toml").write_text("[eval]\np_spoof = 0.5\nc_fa = 1\n")
+    payload = json.loads(run_cm("--json", "--dry-run", "eval", "--scores", "s.txt").stdout)
+    assert payload["options"]["p_spoof"] == 0.5 and payload["options"]["c_fa"] == 1.0
+    payload = json.loads(run_cm("--json", "--dry-run", "eval", "--scores", "s.txt", "--p-spoof", "0.2").stdout)
+    assert payload["options"]["p_spoof"] == 0.2  # the command line wins
+    (cm_env / "cm.toml").write_text('[eval]\np_spoof = "half"\n')
+    result = run_cm("--dry-run", "eval", "--scores", "s.txt")
+    assert result.exit_code == 1 and "cm.toml [eval]: p_spoof = 'half' is not a number" in result.stderr
+    (cm_env / "cm.toml").write_text("[eval]\nnonesuch = 1\n")
+    result = run_cm("--dry-run", "eval", "--scores", "s.txt")
+    assert result.exit_code == 1 and "unknown option(s) nonesuch" in result.stderr

@@ -120,3 +120,166 @@ def test_output_under_a_file_is_a_clear_error(tmp_path):
     with pytest.raises(CmError, match="cannot create output directory"):
         with OutputDir(blocker / "out", "metrics", options={}):
             pass
+
+
+# --------------------------------------------------------------------------- issue 19
+
+
+def test_outputs_respect_the_umask(tmp_path):
+    # item 11: mkstemp's 0600 made every artifact unreadable to colleagues
+    old = os.umask(0o022)
+    try:
+        write_json({"a": 1}, tmp_path / "a.json")
+        write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+        with atomic_path(tmp_path / "x.bin") as tmp:
+            tmp.write_bytes(b"x")
+        os.umask(0o077)
+        write_json({"a": 1}, tmp_path / "private.json")
+    finally:
+        os.umask(old)
+    for name in ("a.json", "t.parquet", "x.bin"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_disk_full_is_one_cm_error_and_leaves_nothing(tmp_path, monkeypatch):
+    # item 13: ENOSPC in any artifact write is a CmError naming the file, no temp file left
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    with pytest.raises(CmError, match=r"cannot write .*t\.parquet: No space left on device") as info:
+        write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet")
+    assert "free space" in info.value.hint
+    with pytest.raises(CmError, match="No space left"):
+        with atomic_path(tmp_path / "b.json") as tmp:
+            tmp.write_text("half")
+            full()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rewritten_input_at_the_same_path_is_not_already_complete(tmp_path):
+    # item 1: skip-if-done keyed on the inputs' content, not their path
+    manifest = tmp_path / "manifest.parquet"
+    manifest.write_bytes(b"first manifest")
+    out = tmp_path / "out"
+    with OutputDir(out, "embeddings", options={"x": 1}, inputs=[manifest]) as o:
+        o.finish()
+    with OutputDir(out, "embeddings", options={"x": 1}, inputs=[manifest]) as o:
+        assert o.done and o.stale is None
+    manifest.write_bytes(b"a different manifest")
+    with OutputDir(out, "embeddings", options={"x": 1}, inputs=[manifest]) as o:
+        assert not o.done
+        assert "manifest.parquet" in o.stale
+        o.finish()
+    assert read_json(out / "cm.json")["inputs_digest"] == o.inputs_digest
+    with OutputDir(out, "embeddings", options={"x": 1}, inputs=[manifest]) as o:
+        assert o.done
+
+
+def test_empty_lock_file_does_not_block_a_rerun(tmp_path):
+    # item 8: a kill between create and write left an empty lock that blocked every rerun
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".cm.lock").write_text("")
+    with OutputDir(out, "scores", options={}) as o:
+        o.finish()
+    assert not (out / ".cm.lock").exists()
+
+
+def test_lock_of_another_host_blocks_until_its_lease_expires(tmp_path):
+    # item 8: a lock left by a job killed on another node is taken over once its lease expired
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fresh = {"pid": 1, "host": "other-node", "since": time.time(), "refreshed": time.time(), "lease_seconds": 300,
+             "token": "other-node:1:1"}
+    (out / ".cm.lock").write_text(json.dumps(fresh))
+    with pytest.raises(CmError, match="another cm process .*other-node"):
+        with OutputDir(out, "scores", options={}):
+            pass
+    expired = {**fresh, "refreshed": time.time() - 301}
+    (out / ".cm.lock").write_text(json.dumps(expired))
+    with OutputDir(out, "scores", options={}) as o:
+        held = json.loads((out / ".cm.lock").read_text())
+        assert held["host"] != "other-node" or held["pid"] != 1
+        o.finish()
+    assert not (out / ".cm.lock").exists()
+
+
+def test_lease_is_refreshed_while_working(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("CM_LOCK_LEASE", "1.2")
+    out = tmp_path / "out"
+    with OutputDir(out, "scores", options={}):
+        first = json.loads((out / ".cm.lock").read_text())["refreshed"]
+        time.sleep(1.0)
+        second = json.loads((out / ".cm.lock").read_text())["refreshed"]
+        assert second > first
+        with pytest.raises(CmError, match="another cm process"):  # still held: refreshed within the lease
+            with OutputDir(out, "scores", options={}):
+                pass
+
+
+def test_parts_with_different_options_never_merge(tmp_path):
+    # item 4: shard 0/2 with mp3:kbps=32 and shard 1/2 with noise:snr=5 merged into one "complete" set
+    for index, options in ((0, {"specs": ["mp3:kbps=32"], "seed": 0}), (1, {"specs": ["noise:snr=5"], "seed": 7})):
+        with OutputDir(tmp_path, "degraded", options={**options, "shard": f"{index}/2"}, shard=Shard(index, 2)) as o:
+            write_parquet(pd.DataFrame({"utt_id": [f"u{index}"]}), tmp_path / Shard(index, 2).part_name())
+            o.finish()
+    with pytest.raises(CmError, match="different options .*seed: 0 vs 7"):
+        read_table(tmp_path, name="manifest")
+
+
+def test_parts_made_from_different_inputs_never_merge(tmp_path):
+    source = tmp_path / "in.parquet"
+    out = tmp_path / "out"
+    for index in range(2):
+        source.write_bytes(b"input %d" % index)
+        with OutputDir(out, "embeddings", options={"shard": f"{index}/2"}, inputs=[source], shard=Shard(index, 2)) as o:
+            write_parquet(pd.DataFrame({"utt_id": [f"u{index}"]}), out / Shard(index, 2).part_name())
+            o.finish()
+    with pytest.raises(CmError, match="different inputs"):
+        read_table(out, name="embeddings")
+
+
+def test_unfinished_part_is_refused(tmp_path):
+    with OutputDir(tmp_path, "degraded", options={}, shard=Shard(0, 2)) as o:
+        o.finish()
+    write_parquet(pd.DataFrame({"utt_id": ["a"]}), tmp_path / Shard(0, 2).part_name())
+    with pytest.raises(ValueError):
+        with OutputDir(tmp_path, "degraded", options={}, shard=Shard(1, 2)):
+            write_parquet(pd.DataFrame({"utt_id": ["b"]}), tmp_path / Shard(1, 2).part_name())
+            raise ValueError("killed")
+    with pytest.raises(CmError, match="part 1/2 is not complete"):
+        read_table(tmp_path, name="manifest")
+
+
+def test_whole_table_and_parts_never_share_a_directory(tmp_path):
+    # item 4: an old whole-run manifest.parquet silently took precedence over a complete set of parts
+    write_parquet(pd.DataFrame({"utt_id": ["old"]}), tmp_path / "manifest.parquet")
+    for index in range(2):
+        write_parquet(pd.DataFrame({"utt_id": [f"u{index}"]}), tmp_path / Shard(index, 2).part_name())
+    with pytest.raises(CmError, match="both a whole-run manifest.parquet and part"):
+        read_table(tmp_path, name="manifest")
+
+
+def test_writers_keep_one_layout(tmp_path):
+    with OutputDir(tmp_path, "degraded", options={}) as o:
+        write_parquet(pd.DataFrame({"utt_id": ["old"]}), tmp_path / "manifest.parquet")
+        o.finish(outputs={"manifest": str(tmp_path / "manifest.parquet")})
+    with pytest.raises(CmError, match="whole-run result"):
+        with OutputDir(tmp_path, "degraded", options={}, shard=Shard(0, 2)):
+            pass
+    with OutputDir(tmp_path, "degraded", options={}, shard=Shard(0, 2), force=True) as o:
+        o.finish()
+    assert not (tmp_path / "manifest.parquet").exists() and not (tmp_path / "cm.json").exists()
+    with pytest.raises(CmError, match="sharded results"):
+        with OutputDir(tmp_path, "degraded", options={}):
+            pass

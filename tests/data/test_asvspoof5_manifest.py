@@ -110,3 +110,25 @@ def test_stratified_subset_keeps_strata_and_is_seeded():
     assert sub.groupby(["split", "label", "attack"], dropna=False).size().tolist() == [5] * 6
     assert sub["utt_id"].tolist() == stratified_subset(df, 30, seed=1)["utt_id"].tolist()
     assert sub["utt_id"].tolist() != stratified_subset(df, 30, seed=2)["utt_id"].tolist()
+
+
+def test_vectorised_protocol_parse_equals_the_row_reader(tmp_path):
+    """The pandas C parse (corpus scale) gives the very fields of the file:line row reader."""
+    from cm_cli.data.corpora.asvspoof5 import read_protocol, read_protocol_table
+
+    path = tmp_path / "ASVspoof5.eval.track_1.tsv"
+    lines = []
+    for i in range(500):
+        codec = "-" if i % 3 == 0 else f"C{1 + i % 11:02d}"
+        lines.append(f"E_{i % 17:04d} E_{i:010d} {'F' if i % 2 else 'M'} {codec} {0 if codec == '-' else 1 + i % 5} "
+                     f"{'-' if codec == '-' else f'E_{i // 3:010d}'} AC{1 + i % 3} {'bonafide' if i % 5 == 0 else f'A{17 + i % 16}'} "
+                     f"{'bonafide' if i % 5 == 0 else 'spoof'} -")
+    path.write_text("\r\n".join(lines) + "\r\n")
+    table = read_protocol_table(path)
+    assert table.values.tolist() == read_protocol(path)
+    path.write_text("\n".join(lines[:3] + [lines[3] + " extra"] + lines[4:]) + "\n")
+    with pytest.raises(CmError, match=r":4: expected 10 columns, found 11"):
+        read_protocol_table(path)
+    path.write_text("\n".join(lines[:7] + [" ".join(lines[7].split()[:9])] + lines[8:]) + "\n")
+    with pytest.raises(CmError, match=r":8: expected 10 columns, found 9"):
+        read_protocol_table(path)

@@ -20,3 +20,27 @@ def speechlike(sr: int = 16000, seconds: float = 2.0, seed: int = 0, silence: fl
 @pytest.fixture
 def speech() -> np.ndarray:
     return speechlike(seed=11)
+
+
+def make_tiny_encodec(folder):
+    """Save a tiny random-initialised EncodecModel (24 kHz, the real model's five bandwidths) with save_pretrained."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.EncodecConfig(hidden_size=8, num_filters=2, num_residual_layers=1, num_lstm_layers=1,
+                                        codebook_size=1024, codebook_dim=8, upsampling_ratios=[8, 5, 4, 2],
+                                        target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0], sampling_rate=24000)
+    torch.manual_seed(0)
+    transformers.EncodecModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encodec_dir(tmp_path_factory):
+    return make_tiny_encodec(tmp_path_factory.mktemp("tiny_encodec"))
+
+
+@pytest.fixture
+def tiny_encodec(tiny_encodec_dir, monkeypatch):
+    """Point cm at the tiny model the way a user points it at local weights (CM_ENCODEC_MODEL)."""
+    monkeypatch.setenv("CM_ENCODEC_MODEL", str(tiny_encodec_dir))
+    return tiny_encodec_dir

@@ -118,3 +118,153 @@ def test_degrade_file_reports_clipping_and_converts_format(tmp_path):
     assert result.clipped > 0 and "clipped" in result.warnings[-1]
     info = sf.info(tmp_path / "out.flac")
     assert info.channels == 1 and info.samplerate == 8000 and info.format == "FLAC"
+
+
+# --------------------------------------------------------------------------- issue 19
+
+
+def test_new_manifest_into_the_same_directory_is_not_already_complete(tmp_path):
+    # item 1: a directory built from another manifest printed "already complete" and kept the old rows
+    first = make_manifest(tmp_path / "a", n=2, bad=False)
+    out = tmp_path / "deg"
+    degrade_manifest(first, out, specs=["alaw"])
+    second = make_manifest(tmp_path / "b", n=3, bad=False)
+    frame = read_table(second)
+    frame["utt_id"] = [f"NEW_{i}" for i in range(len(frame))]
+    write_parquet(frame, second)
+    result = degrade_manifest(second, out, specs=["alaw"])
+    assert not result.already_done and result.n_written == 3
+    assert sorted(read_table(out / "manifest.parquet").source_utt_id) == ["NEW_0", "NEW_1", "NEW_2"]
+    # the same manifest rewritten at the same path (fewer rows) is also redone
+    write_parquet(frame.iloc[:1], second)
+    result = degrade_manifest(second, out, specs=["alaw"])
+    assert not result.already_done and (result.n_written, result.n_skipped) == (0, 1)
+    assert read_table(out / "manifest.parquet").source_utt_id.tolist() == ["NEW_0"]
+
+
+def test_force_redoes_the_work_with_the_new_options(tmp_path):
+    # item 2: --force kept the seed-0 audio ("0 written, N skipped") and the 16 kHz files after --sample-rate 8000
+    manifest = make_manifest(tmp_path / "src", n=2, bad=False)
+    out = tmp_path / "deg"
+    degrade_manifest(manifest, out, specs=["noise:snr=10"], seed=0)
+    path = out / "audio" / "noise_snr-10" / "U_0000.flac"
+    before, _ = sf.read(path)
+    forced = degrade_manifest(manifest, out, specs=["noise:snr=10"], seed=1, force=True)
+    assert (forced.n_written, forced.n_skipped) == (2, 0)
+    after, _ = sf.read(path)
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, sf.read(degrade_manifest(manifest, tmp_path / "clean1", specs=["noise:snr=10"],
+                                                                  seed=1).out_dir / path.relative_to(out))[0])
+    forced = degrade_manifest(manifest, out, specs=["noise:snr=10"], seed=1, sample_rate=8000, force=True)
+    assert forced.n_written == 2 and sf.info(path).samplerate == 8000
+    assert read_json(out / "cm.json")["options"]["sample_rate"] == 8000
+
+
+def test_force_with_the_same_options_rewrites_every_file(tmp_path):
+    manifest = make_manifest(tmp_path / "src", n=2, bad=False)
+    out = tmp_path / "deg"
+    degrade_manifest(manifest, out, specs=["alaw"])
+    assert degrade_manifest(manifest, out, specs=["alaw"], force=True).n_written == 2
+
+
+def test_a_truncated_output_is_not_reused(tmp_path):
+    # item 3: a FLAC truncated by a full disk was accepted as "skipped" on the rerun
+    manifest = make_manifest(tmp_path / "src", n=2, bad=False)
+    out = tmp_path / "deg"
+    degrade_manifest(manifest, out, specs=["telephony"])
+    path = out / "audio" / "telephony" / "U_0001.flac"
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) * 3 // 4])
+    (out / "cm.json").write_text((out / "cm.json").read_text().replace('"complete"', '"failed"'))
+    result = degrade_manifest(manifest, out, specs=["telephony"])
+    assert (result.n_written, result.n_skipped) == (1, 1)
+    assert path.read_bytes() == good
+
+
+def test_a_write_cut_short_is_a_failure_not_an_output(tmp_path, monkeypatch):
+    # item 3: with the disk full the writer produced a truncated FLAC without raising
+    import cm_cli.data.audio as audio
+
+    real = audio.save_audio
+
+    def truncating(path, samples, rate):
+        clipped = real(path, samples, rate)
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) * 3 // 4])
+        return clipped
+
+    manifest = make_manifest(tmp_path / "src", n=2, bad=False)
+    out = tmp_path / "deg"
+    monkeypatch.setattr(audio, "save_audio", truncating)
+    result = degrade_manifest(manifest, out, specs=["telephony"])
+    assert result.n_failed == 2 and result.n_written == 0
+    assert read_table(out / "failures.parquet").error.str.contains("truncated").all()
+    assert not list((out / "audio").rglob("*.flac")) and not list(out.rglob(".*partial*"))
+    monkeypatch.setattr(audio, "save_audio", real)
+    assert degrade_manifest(manifest, out, specs=["telephony"]).n_written == 2
+
+
+def test_shards_with_different_options_do_not_merge(tmp_path):
+    # item 4: shard 0/2 with mp3:kbps=32 and shard 1/2 with --seed 7 noise:snr=5 merged into one set
+    from cm_cli.core.errors import CmError
+
+    manifest = make_manifest(tmp_path / "src", n=4, bad=False)
+    out = tmp_path / "deg"
+    degrade_manifest(manifest, out, specs=["alaw"], shard=Shard(0, 2))
+    degrade_manifest(manifest, out, specs=["noise:snr=5"], seed=7, shard=Shard(1, 2))
+    with pytest.raises(CmError, match="different options"):
+        read_table(out, name="manifest")
+
+
+def test_outputs_are_readable_by_the_group(tmp_path):
+    # item 11: audio and tables were written 0600 whatever the umask
+    import os
+
+    manifest = make_manifest(tmp_path / "src", n=1, bad=False)
+    old = os.umask(0o022)
+    try:
+        degrade_manifest(manifest, tmp_path / "deg", specs=["alaw"])
+    finally:
+        os.umask(old)
+    for path in [tmp_path / "deg" / "manifest.parquet", tmp_path / "deg" / "cm.json",
+                 *(tmp_path / "deg" / "audio").rglob("*.flac")]:
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_sigterm_stops_cleanly_and_the_rerun_equals_a_clean_run(tmp_path, workers=2):
+    # item 9: SIGTERM exited -15 leaving the lock and temporary files
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    manifest = make_manifest(tmp_path / "src", n=24, bad=False)
+    out = tmp_path / "deg"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CM_DATA_ROOT": str(tmp_path)}
+    cmd = [sys.executable, "-m", "cm_cli", "degrade", "--manifest", str(manifest), "--out", str(out),
+           "--chain", "mp3:kbps=32|64", "-j", str(workers)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = out / ".committed.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if journal.is_file() and journal.read_text().count("\n") >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr
+    time.sleep(0.5)  # pool workers finish unwinding
+    assert not list(out.glob(".*.lock")), "lock left behind"
+    assert not [p for p in out.rglob(".*") if p.is_file() and not p.name.startswith(".committed")], "temp files left"
+    assert read_json(out / "cm.json")["status"] == "failed"
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    clean = degrade_manifest(manifest, tmp_path / "clean", specs=["mp3:kbps=32|64"])
+    a = read_table(out / "manifest.parquet").sort_values("utt_id").reset_index(drop=True)
+    b = read_table(clean.manifest).sort_values("utt_id").reset_index(drop=True)
+    assert a.utt_id.tolist() == b.utt_id.tolist() and len(a) == 48
+    for x, y in zip(a.path, b.path):
+        np.testing.assert_array_equal(sf.read(x)[0], sf.read(y)[0])

@@ -86,3 +86,28 @@ def test_cache_key_depends_on_content_and_spec():
     assert k1 != pol._cache_key(x * 0.5, 16000, parse_spec("mp3:kbps=32"), 1, "a")
     n = parse_spec("noise:snr=5")
     assert pol._cache_key(x, 16000, n, 1, "a") != pol._cache_key(x, 16000, n, 2, "a")
+
+
+def test_asvspoof5_presets_split_seen_from_unseen():
+    from cm_cli.degrade.conditions import CONDITIONS
+    from cm_cli.degrade.policy import held_out_conditions
+
+    ood = load_policy("aug_codec_asvspoof5_ood", check_available=False)
+    assert ood.name == "aug_codec_asvspoof5"
+    assert [l for l in ood.labels() if l != "clean"] == ["C01", "C05", "C06", "C08", "C09"]
+    assert held_out_conditions(ood) == ["C02", "C03", "C04", "C07", "C10", "C11"]
+    everything = load_policy("aug_codec_asvspoof5_all", check_available=False)
+    assert held_out_conditions(everything) == [] and set(everything.labels()) == {"clean", *CONDITIONS}
+    device = load_policy("aug_device_asvspoof5")
+    assert device.labels() == ["clean", "C11"]
+    drawn = {draw(device, np.random.default_rng(i))[0].canonical() for i in range(400)}
+    assert {lv.parsed().canonical() for lv in CONDITIONS["C11"].levels} <= drawn  # every level reachable
+
+
+def test_cache_key_separates_utterances_for_steps_that_draw_randomness():
+    # the cable's hum phases are drawn per utterance: two utterances with equal audio must not share a cache entry
+    x = speechlike(16000, 0.5, seed=1)
+    spec = pol.parse_policy("cable:hum_db=-20:1").entries[0].candidates()[0]
+    assert pol._cache_key(x, 16000, spec, 1, "a") != pol._cache_key(x, 16000, spec, 1, "b")
+    coded = pol.parse_policy("mp3:kbps=32:1").entries[0].candidates()[0]
+    assert pol._cache_key(x, 16000, coded, 1, "a") == pol._cache_key(x, 16000, coded, 2, "b")

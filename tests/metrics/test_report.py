@@ -173,4 +173,6 @@ def test_score_kind_prob_changes_costs_not_eer():
     prob = evaluate_scores(probs, score_kind="prob")
     assert prob["overall"]["eer"] == pytest.approx(raw["overall"]["eer"])
     assert prob["overall"]["cllr"] == pytest.approx(evaluate_scores(df)["overall"]["cllr"], abs=1e-9)
-    assert prob["params"]["score_kind"] == "prob"
+    # issue 13.8: "prob" is the deprecated name of "posterior" (posterior log-odds, not LLRs)
+    assert prob["params"]["score_kind"] == "posterior"
+    assert any("--score-kind prob is deprecated" in w for w in prob["warnings"])

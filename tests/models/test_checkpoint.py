@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from cm_cli.core.errors import CmError
-from cm_cli.models.checkpoint import CHECKPOINT_FORMAT, load_model, load_weights, read_checkpoint, save_checkpoint
+from cm_cli.models.checkpoint import CHECKPOINT_FORMAT, load_weights, read_checkpoint, save_checkpoint
+from cm_cli.models.loading import load_model
 from cm_cli.models.model import ModelConfig, build_model
 from cm_cli.models.ssl import save_tiny_ssl
 
@@ -22,7 +23,7 @@ def test_checkpoint_round_trip(tmp_path):
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert raw["format"] == CHECKPOINT_FORMAT and raw["step"] == 7 and raw["epoch"] == 2
     assert raw["model_config"]["backbone"] == "lcnn" and raw["optimizer"]["state"]
-    again = load_model(tmp_path / "run")  # run directory -> checkpoints/last.pt
+    again = load_model(tmp_path / "run").model  # run directory -> checkpoints/last.pt
     wave = torch.randn(2, 8000)
     with torch.no_grad():
         torch.testing.assert_close(again(wave).logits, model(wave).logits)
@@ -36,7 +37,7 @@ def test_frozen_ssl_weights_are_not_saved(tmp_path):
     assert state and not any(k.startswith("backbone.model.") for k in state)
     full = read_checkpoint(save_checkpoint(tmp_path / "f.pt", model, save_frozen=True))["state_dict"]
     assert any(k.startswith("backbone.model.") for k in full)
-    reloaded = load_model(path)
+    reloaded = load_model(path).model
     wave = torch.randn(1, 3000)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(wave).logits, model(wave).logits)

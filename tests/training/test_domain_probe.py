@@ -30,9 +30,9 @@ def _probe_accuracy(run_dir, samples) -> float:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from cm_cli.models.checkpoint import load_model
+    from cm_cli.models.loading import load_model
 
-    model = load_model(run_dir)
+    model = load_model(run_dir).model
     with torch.no_grad():
         feats = [model(torch.from_numpy(w)[None], torch.tensor([len(w)])).pre_logit[0].numpy() for w, _ in samples]
     labels = np.array([c for _, c in samples])

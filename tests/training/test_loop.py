@@ -36,7 +36,7 @@ def test_dann_run_directory_matches_the_design(toy_tiny, tmp_path):
     import torch
 
     from cm_cli.core.artifacts import read_json
-    from cm_cli.models.checkpoint import load_model
+    from cm_cli.models.loading import load_model
 
     out = tmp_path / "run"
     outcome = _run(_dann(epochs=2), toy_tiny, out)
@@ -61,7 +61,7 @@ def test_dann_run_directory_matches_the_design(toy_tiny, tmp_path):
     assert set(rates) <= {"clean", "alaw", "telephony"} and len(rates) == 3
     payload = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert payload["format"] == "cm-checkpoint/1" and payload["step"] == len(history)
-    model = load_model(out)
+    model = load_model(out).model
     assert model.config.backbone == "lcnn"
 
 

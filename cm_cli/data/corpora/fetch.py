@@ -74,6 +74,7 @@ def download_corpus(
     timeout: float = 60.0,
     aria2: bool = False,
     zenodo_api: str | None = None,
+    source_name: str = "zenodo",
 ) -> CorpusDownload:
     """Download (and unpack) ``corpus``'s files for ``subset`` under ``corpus_root``; safe to rerun."""
     import shutil
@@ -87,13 +88,25 @@ def download_corpus(
     root = Path(corpus_root)
     result = CorpusDownload(corpus, subset, root)
     files = source.files_for(subset)
-    items = resolve_checksums(files, zenodo_api=zenodo_api or ZENODO_API, timeout=timeout, warnings=result.warnings)
+    if source_name == "huggingface":  # the hub supplies sizes and sha256; published md5s are checked too
+        from cm_cli.data.download import DownloadItem
+
+        items = [DownloadItem(f.name, f.url, md5=f.md5, size=f.size) for f in files]
+    else:
+        items = resolve_checksums(files, zenodo_api=zenodo_api or ZENODO_API, timeout=timeout, warnings=result.warnings)
     if aria2 and shutil.which("aria2c") is None:
         result.warnings.append("--aria2 asked for but aria2c is not on PATH; used the built-in downloader")
     settings = DownloadSettings(retries=retries, backoff=backoff, timeout=timeout, workers=workers, aria2=aria2)
     extra = sum(i.size for i in items if i.size is not None) if unpack else 0
-    fetched = download_files(items, root / DOWNLOAD_DIR, base_url=base_url, settings=settings, extra_space=extra,
-                             description=f"downloading {corpus}")
+    if source_name == "huggingface":
+        from cm_cli.data.corpora.hub_mirror import download_from_hub
+
+        fetched = download_from_hub(items, root / DOWNLOAD_DIR, corpus=corpus, endpoint=base_url, workers=workers)
+    elif source_name == "zenodo":
+        fetched = download_files(items, root / DOWNLOAD_DIR, base_url=base_url, settings=settings, extra_space=extra,
+                                 description=f"downloading {corpus}")
+    else:
+        raise CmError(f"unknown download source {source_name!r}", "use zenodo or huggingface")
     result.files = [{"name": r.name, "path": str(r.path), "size": r.size, "status": r.status,
                      "verified": r.verified, "md5": r.md5, "attempts": r.attempts} for r in fetched]
     if unpack:

@@ -119,7 +119,7 @@ ASVSPOOF2021_LA = CorpusSource(
         RemoteFile("ASVspoof2021_LA_eval.tar.gz", zenodo_file_url(_LA21_RECORD, "ASVspoof2021_LA_eval.tar.gz"), "dev",
                    zenodo_record=_LA21_RECORD),
     ),
-    layout="keys/LA/CM/trial_metadata.txt, ASVspoof2021_LA_eval/flac/",
+    layout="keys/LA/CM/trial_metadata.txt, keys/LA/ASV/ (ASV keys and ASVTorch_Kaldi scores for min t-DCF), ASVspoof2021_LA_eval/flac/",
     subset_notes={"dev": "no dev split exists: keys + the one audio archive (same as full)"},
 )
 
@@ -149,7 +149,7 @@ ASVSPOOF2019_LA = CorpusSource(
         RemoteFile("LA.zip", "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip", "protocols",
                    note="no checksum is published: verified by size only"),
     ),
-    layout="LA/ASVspoof2019_LA_cm_protocols/, LA/ASVspoof2019_LA_{train,dev,eval}/flac/",
+    layout="LA/ASVspoof2019_LA_cm_protocols/, LA/ASVspoof2019_LA_asv_scores/ (ASV scores for min t-DCF), LA/ASVspoof2019_LA_{train,dev,eval}/flac/",
     subset_notes={"protocols": "the corpus ships as one archive: every subset fetches LA.zip"},
 )
 
@@ -162,3 +162,38 @@ def corpus_source(name: str) -> CorpusSource:
     if name not in CORPUS_SOURCES:
         raise CmError(f"unknown corpus {name!r}", f"downloadable corpora: toy, {', '.join(CORPUS_SOURCES)}")
     return CORPUS_SOURCES[name]
+
+
+# ---------------------------------------------------------------------------- cross-corpus test sets
+# In-the-Wild: the authors' release (Müller et al., Interspeech 2022, deepfake-total.com/in_the_wild);
+# no checksum is published. MLAAD: the authors' Hugging Face dataset; bona fide speech from
+# M-AILABS, as MLAAD's paper pairs them (one archive per language; English shown, others by
+# --base-url or by adding files). Neither host has been contacted from this project's tests.
+IN_THE_WILD = CorpusSource(
+    name="in_the_wild",
+    title="In-the-Wild audio deepfakes (Müller et al., Interspeech 2022): cross-corpus test set",
+    licence="as stated on deepfake-total.com/in_the_wild (read it before use)",
+    homepage="https://deepfake-total.com/in_the_wild",
+    files=(
+        RemoteFile("release_in_the_wild.zip", "https://owncloud.fraunhofer.de/index.php/s/JZgXh0JEAF0elxa/download",
+                   "protocols", note="no checksum is published: verified by size only"),
+    ),
+    layout="release_in_the_wild/meta.csv (file,speaker,label) and release_in_the_wild/*.wav",
+    subset_notes={"protocols": "one archive holds meta.csv and the audio: every subset fetches it"},
+)
+
+MLAAD = CorpusSource(
+    name="mlaad",
+    title="MLAAD multi-language TTS spoofs (Müller et al., 2024) with M-AILABS bona fide speech",
+    licence="as stated on the MLAAD dataset card and the M-AILABS page (read both before use)",
+    homepage="https://deepfake-total.com/mlaad",
+    files=(
+        RemoteFile("mlaad_v5.zip", "https://huggingface.co/datasets/mueller91/MLAAD/resolve/main/mlaad_v5.zip",
+                   "full", note="no checksum is published: verified by size only"),
+        RemoteFile("en_US.tgz", "https://www.caito.de/data/Training/stt_tts/en_US.tgz", "full",
+                   note="M-AILABS English; other languages: same URL with their ll_CC code"),
+    ),
+    layout="MLAAD/fake/<language>/<model>/meta.csv and *.wav; M-AILABS/<ll_CC>/by_book/<gender>/<speaker>/<book>/wavs/",
+)
+
+CORPUS_SOURCES.update({s.name: s for s in (IN_THE_WILD, MLAAD)})

@@ -3,10 +3,11 @@
 One condition is the manifest as it is; ``--degrade`` specs (with ``|`` sweeps) and
 ``--chunk-ms`` lengths (streaming inference, also sweepable) add conditions that are
 applied on the fly, so no audio is written. Each condition gets ``scores.parquet``
-(utt_id, score, every manifest column) and ``metrics.json`` from the same
-``evaluate_scores`` as external score files; a sweep adds ``sweep.parquet``.
-Scores are cached under the cache dir keyed by checkpoint hash, preprocessing,
-precision and manifest hash, so stale scores are never reused.
+(utt_id, score, every manifest column) and the metrics directory written by
+``writer.write_metrics_dir`` under the same ``EvalSettings`` as external score files;
+a sweep adds ``sweep.parquet``. Scores (and the utterances that failed) are cached
+under the cache dir keyed by checkpoint hash, preprocessing, precision and manifest
+hash, so stale scores are never reused and a cached rerun reports the same failures.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.evaluation.settings import EvalSettings
 
 __all__ = ["Condition", "ConditionResult", "ModelEvalResult", "plan_conditions", "evaluate_model"]
 
@@ -48,12 +50,12 @@ class ModelEvalResult:
     skipped: bool = False
 
     def summary(self) -> dict:
+        from cm_cli.evaluation.writer import headline
+
         rows = []
         for r in self.conditions:
-            overall = (r.metrics or {}).get("overall", {})
             rows.append({"condition": r.condition.label, "dir": str(r.out_dir), "n_scored": r.n_scored,
-                         "n_failed": r.n_failed, "cached": r.cached,
-                         **{k: overall.get(k) for k in ("eer", "min_dcf", "act_dcf", "cllr")}})
+                         "n_failed": r.n_failed, "cached": r.cached, **headline(r.metrics or {})})
         return {"out": str(self.out_dir), "conditions": rows, "sweep": str(self.sweep) if self.sweep else None}
 
 
@@ -132,11 +134,62 @@ def _scored_table(scores, frame):
     return scores.merge(extra, on="utt_id", how="left", validate="one_to_one")
 
 
+FAILURE_COLUMNS = ("utt_id", "error")
+
+
+def _cached_scores(cache_file: Path | None):
+    """(scores, failures) from the cache, or None when absent (or cached before failures were kept)."""
+    if cache_file is None or not cache_file.is_file():
+        return None
+    failures_file = cache_file.with_suffix(".failures.parquet")
+    if not failures_file.is_file():
+        return None
+    import pandas as pd
+
+    return pd.read_parquet(cache_file), pd.read_parquet(failures_file).to_dict("records")
+
+
+def _store_cache(cache_file: Path | None, scores, failures: list[dict]) -> None:
+    if cache_file is None:
+        return
+    import pandas as pd
+
+    from cm_cli.core.artifacts import write_parquet
+
+    write_parquet(pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)).astype(str),
+                  cache_file.with_suffix(".failures.parquet"))
+    write_parquet(scores, cache_file)
+
+
+def _remove_stale_conditions(out_dir: Path, previous: dict | None, keep: set[str]) -> None:
+    """With --force: condition folders of an earlier sweep that this run does not make."""
+    import shutil
+
+    listed = set(((previous or {}).get("outputs") or {}).get("conditions") or [])
+    found = {d.name for d in out_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
+             and any((d / n).exists() for n in ("metrics.json", "scores.parquet"))} if out_dir.is_dir() else set()
+    for name in sorted((listed | found) - keep):
+        target = out_dir / name
+        if target.is_dir() and target.resolve().parent == out_dir.resolve():
+            shutil.rmtree(target)
+
+
+def _sweep_row(condition: Condition, metrics: dict, table) -> dict:
+    from cm_cli.metrics.summary import SHOWN_KEYS
+
+    overall = metrics["overall"]
+    row = {"condition": condition.label, "parameter": condition.parameter, "severity": condition.severity,
+           "chunk_ms": condition.chunk_ms, **{k: overall[k] for k in (*SHOWN_KEYS, "n_bonafide", "n_spoof")}}
+    row.update(_per_attack_eer(table))
+    return row
+
+
 def evaluate_model(
     source: str | Path,
     manifest: str | Path,
     out_dir: str | Path,
     *,
+    settings: EvalSettings | None = None,
     split: str | None = "eval",
     degrade: Sequence[str] = (),
     chunk_ms: Sequence[str] = (),
@@ -157,18 +210,26 @@ def evaluate_model(
     force: bool = False,
     baseline: bool = True,
 ) -> ModelEvalResult:
-    """Score ``source`` (run dir or checkpoint) on ``manifest`` under each condition; write artifacts."""
-    from cm_cli.core.artifacts import OutputDir, read_json, write_json, write_parquet
+    """Score ``source`` (run dir or checkpoint) on ``manifest`` under each condition; write artifacts.
+
+    ``settings`` shapes the metrics (``by``/``in_domain``/``bootstrap``/``compare`` are a
+    shorthand used when it is not given); the run's training domains fill
+    ``settings.seen_domains`` unless set."""
+    from cm_cli.core.artifacts import OutputDir, read_json, write_parquet
     from cm_cli.core.shard import Shard
     from cm_cli.data.manifests import load_manifest
-    from cm_cli.metrics.report import breakdown_tables, evaluate_scores
-    from cm_cli.scoring import ScoringConfig, load_scoring_model, score_cache_key, score_frame
+    from cm_cli.evaluation.settings import seen_domains_of_run
+    from cm_cli.evaluation.writer import write_metrics_dir
+    from cm_cli.models.loading import load_model as load_scoring_model
+    from cm_cli.scoring import ScoringConfig, score_cache_key, score_frame
 
     out_dir = Path(out_dir)
     manifest = Path(manifest)
     shard = shard or Shard()
+    if settings is None:
+        settings = EvalSettings(by=tuple(by), in_domain=tuple(in_domain), bootstrap=bootstrap, compare=compare, seed=seed)
     frame = load_manifest(manifest, split=split)
-    missing = [c for c in by if c not in frame.columns]
+    missing = [c for c in settings.by if c not in frame.columns]
     if missing:
         raise CmError(f"{manifest}: --by column(s) {', '.join(missing)} not in the manifest",
                       f"columns: {', '.join(frame.columns)}")
@@ -180,72 +241,69 @@ def evaluate_model(
             validate_spec(condition.degrade)
     base = ScoringConfig(batch_size=batch_size, full_length=full_length, overlap_ms=overlap_ms, aggregate=aggregate)
     loaded = load_scoring_model(source, device=torch_device)
+    settings = settings.with_seen(seen_domains_of_run(source, required=False))
     manifest_sha = _manifest_sha(manifest)
     options = {
         "run": str(Path(source).resolve()), "checkpoint_sha256": loaded.checkpoint_sha256,
         "manifest": str(manifest.resolve()), "manifest_sha256": manifest_sha, "split": split,
         "degrade": list(degrade), "chunk_ms": list(chunk_ms), "overlap_ms": overlap_ms, "aggregate": aggregate,
-        "full_length": full_length, "batch_size": batch_size, "by": list(by), "in_domain": list(in_domain),
-        "bootstrap": bootstrap, "seed": seed, "baseline": baseline, "compare": str(compare) if compare else None,
+        "full_length": full_length, "batch_size": batch_size, "scoring_seed": seed, "baseline": baseline,
+        **settings.options(),
     }
-    compare_doc = read_json(compare) if compare else None
     sweep = len(conditions) > 1
     result = ModelEvalResult(out_dir)
     rows = shard.select(list(range(len(frame))))
     part = frame.iloc[rows].reset_index(drop=True)
-    with OutputDir(out_dir, "scores", options=options, inputs=[manifest, loaded.checkpoint], shard=shard,
-                   device=device, force=force) as output:
+    with OutputDir(out_dir, "scores", options=options, inputs=[manifest, loaded.checkpoint, *settings.inputs()],
+                   shard=shard, device=device, force=force) as output:
         if output.done:
             result.skipped = True
             for condition in conditions:
                 cdir = out_dir / condition.slug if sweep else out_dir
                 metrics = read_json(cdir / "metrics.json") if (cdir / "metrics.json").is_file() else None
-                result.conditions.append(ConditionResult(condition, cdir, metrics, len(part), 0, cached=True))
+                n_failed = int(((metrics or {}).get("condition") or {}).get("n_failed") or 0)
+                result.conditions.append(ConditionResult(condition, cdir, metrics, len(part) - n_failed, n_failed,
+                                                         cached=True))
             result.sweep = out_dir / "sweep.parquet" if (out_dir / "sweep.parquet").is_file() else None
             return result
+        if force and shard.is_whole:
+            _remove_stale_conditions(out_dir, output.previous, {c.slug for c in conditions} if sweep else set())
+            if not sweep:
+                (out_dir / "sweep.parquet").unlink(missing_ok=True)
         sweep_rows = []
         for condition in conditions:
             cdir = out_dir / condition.slug if sweep else out_dir
             config = replace(base, degrade=condition.degrade, chunk_ms=condition.chunk_ms)
             key = score_cache_key(loaded.checkpoint_sha256, config, f"{manifest_sha}:{split}:{shard}")
             cache_file = Path(cache_dir) / "scores" / f"{key}.parquet" if cache_dir else None
-            cached = cache_file is not None and cache_file.is_file()
-            if cached:
-                import pandas as pd
-
-                scores = pd.read_parquet(cache_file)
-                failures: list[dict] = []
+            hit = _cached_scores(cache_file)
+            cached = hit is not None
+            if hit is not None:
+                scores, failures = hit
             else:
                 scored = score_frame(loaded, part, data_root=data_root, config=config, device=torch_device, seed=seed)
                 scores, failures = scored.scores, scored.failures
-                if cache_file is not None:
-                    write_parquet(scores, cache_file)
+                _store_cache(cache_file, scores, failures)
             table = _scored_table(scores, part)
+            failures_file = cdir / ("failures.parquet" if shard.is_whole else shard.part_name("failures"))
             if failures:
                 import pandas as pd
 
-                write_parquet(pd.DataFrame(failures), cdir / ("failures.parquet" if shard.is_whole else shard.part_name("failures")))
+                write_parquet(pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)), failures_file)
+            else:
+                failures_file.unlink(missing_ok=True)
             if not shard.is_whole:
                 write_parquet(table, cdir / shard.part_name())
                 result.conditions.append(ConditionResult(condition, cdir, None, len(table), len(failures), cached))
                 continue
             write_parquet(table, cdir / "scores.parquet")
-            metrics = evaluate_scores(table, by=by, in_domain=in_domain, bootstrap=bootstrap, seed=seed,
-                                      compare=compare_doc if in_domain else None, compare_source=str(compare),
-                                      source=str(cdir / "scores.parquet"))
+            metrics = settings.evaluate(table, source=str(cdir / "scores.parquet"), run=Path(source).resolve())
             metrics["condition"] = {"label": condition.label, "degrade": condition.degrade,
                                     "chunk_ms": condition.chunk_ms, "n_failed": len(failures)}
-            for column, tab in breakdown_tables(metrics).items():
-                write_parquet(tab, cdir / f"metrics_by_{column}.parquet")
-            write_json(metrics, cdir / "metrics.json")
+            write_metrics_dir(metrics, cdir)
             result.conditions.append(ConditionResult(condition, cdir, metrics, len(table), len(failures), cached))
             if sweep:
-                overall = metrics["overall"]
-                row = {"condition": condition.label, "parameter": condition.parameter, "severity": condition.severity,
-                       "chunk_ms": condition.chunk_ms,
-                       **{k: overall[k] for k in ("eer", "min_dcf", "act_dcf", "cllr", "auc", "n_bonafide", "n_spoof")}}
-                row.update(_per_attack_eer(table))
-                sweep_rows.append(row)
+                sweep_rows.append(_sweep_row(condition, metrics, table))
         if sweep_rows:
             import pandas as pd
 

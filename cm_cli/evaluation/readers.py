@@ -6,7 +6,9 @@ parts), CSV/TSV with a header (separator detected), official ASVspoof score file
 files (``filename cm-label``) and the ASVspoof 5 / 2021 LA / 2021 DF / 2019 LA protocol
 files (recognised by their column count and a bonafide/spoof column). The result has
 ``utt_id``, ``score`` (float64), ``label`` (``bonafide``/``spoof``) and every other
-column carried through. Kept apart from the metrics so they stay free of I/O.
+column carried through. A trial id listed twice is an error (count and first id)
+unless every copy agrees and ``dedupe`` is asked for. Kept apart from the metrics so
+they stay free of I/O.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ID_COLUMNS", "SCORE_COLUMNS", "LABEL_COLUMNS", "PROTOCOL_LAYOUTS", "ScoreColumns",
     "read_any_table", "label_values", "read_scores", "read_key", "join_key", "join_manifest", "load_scores",
+    "drop_duplicate_trials",
 ]
 
 ID_COLUMNS = ("utt_id", "filename", "flac_file", "FLAC_FILE_NAME", "file", "trial", "utt")
@@ -276,20 +279,43 @@ def join_manifest(df: "pd.DataFrame", manifest: "pd.DataFrame", *, source: str =
     return df.merge(manifest[extra], on="utt_id", how="left", validate="one_to_one")
 
 
+def drop_duplicate_trials(df: "pd.DataFrame", *, dedupe: bool = False, source: str = "scores") -> "pd.DataFrame":
+    """The table with each trial id once. Any repeated id is a one-line ``CmError`` naming the
+    count and the first id, unless ``dedupe`` and every copy has the same score and label."""
+    if "utt_id" not in df.columns:
+        return df
+    repeated = df["utt_id"].duplicated(keep=False)
+    if not repeated.any():
+        return df
+    ids = df.loc[repeated, "utt_id"]
+    first = ids.iloc[0]
+    n_ids = int(ids.nunique())
+    compared = [c for c in ("utt_id", "score", "label") if c in df.columns]
+    conflicting = int(df.loc[repeated, compared].astype(str).drop_duplicates()["utt_id"].duplicated().sum())
+    what = f"{source}: {n_ids} trial id(s) appear more than once ({int(repeated.sum())} rows), first {first!r}"
+    if conflicting:
+        raise CmError(f"{what}, with conflicting {' or '.join(c for c in compared if c != 'utt_id')} values; "
+                      "each trial must appear once")
+    if not dedupe:
+        raise CmError(f"{what}; every copy agrees: pass --dedupe to keep one row per trial")
+    return df.loc[~df["utt_id"].duplicated(keep="first")].reset_index(drop=True)
+
+
 def _has_label_column(path: str | Path) -> bool:
     return any(c in LABEL_COLUMNS for c in read_any_table(path, name="scores").columns)
 
 
 def load_scores(path: str | Path, columns: ScoreColumns = ScoreColumns(), *, key: str | Path | None = None,
-                manifest: str | Path | None = None) -> "pd.DataFrame":
+                manifest: str | Path | None = None, dedupe: bool = False) -> "pd.DataFrame":
     """Scores joined with an optional key and manifest: ``utt_id?``, ``score``, ``label``, extras."""
     if key is not None:  # labels come from the key; --label-col/--bonafide-value apply to it
         df = read_scores(path, ScoreColumns(score_col=columns.score_col, id_col=columns.id_col), labels=False)
+        df = drop_duplicate_trials(df, dedupe=dedupe, source=str(path))
         key_df = read_key(key, ScoreColumns(label_col=columns.label_col, bonafide_value=columns.bonafide_value))
         df = join_key(df.drop(columns=["label"], errors="ignore"), key_df, scores_source=str(path), key_source=str(key))
     else:
         has_labels = columns.label_col is not None or manifest is None or _has_label_column(path)
-        df = read_scores(path, columns, labels=has_labels)
+        df = drop_duplicate_trials(read_scores(path, columns, labels=has_labels), dedupe=dedupe, source=str(path))
     if manifest is not None:
         from cm_cli.core.artifacts import read_table
 
