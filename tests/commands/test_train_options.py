@@ -7,12 +7,13 @@ import json
 
 def test_wrong_types_in_cm_toml_are_one_line_errors(cm_env, run_cm):
     (cm_env / "cm.toml").write_text('[train]\nepochs = "six"\n')
+    # the option resolver or TrainConfig.validate (library callers) stops it: one line naming option and value
     result = run_cm("--dry-run", "train", "--backbone", "lcnn", "--corpus", "toy")
-    assert result.exit_code == 2
-    assert "--epochs: expected an integer, got 'six'" in result.stderr and "Traceback" not in result.stderr
+    assert result.exit_code in (1, 2) and "Traceback" not in result.stderr
+    assert "--epochs" in result.stderr and "'six'" in result.stderr
     (cm_env / "cm.toml").write_text('[train]\nclip_grad = "off"\n')
     result = run_cm("--dry-run", "train", "--backbone", "lcnn", "--corpus", "toy")
-    assert result.exit_code == 2 and "--clip-grad: expected a number, got 'off'" in result.stderr
+    assert result.exit_code in (1, 2) and "--clip-grad" in result.stderr and "'off'" in result.stderr
 
 
 def test_false_and_no_strings_in_cm_toml_are_false(cm_env, run_cm):
