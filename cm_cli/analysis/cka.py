@@ -145,14 +145,120 @@ def _identical(a: "np.ndarray", b: "np.ndarray") -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
+def _shared_ids(path_a: Path, path_b: Path) -> tuple["np.ndarray", "np.ndarray", list[str]]:
+    """Both sets' utt_ids and the sorted ids they share; sets with nothing in common are refused."""
+    from cm_cli.analysis._layers import read_utt_ids
+
+    ids_a, ids_b = read_utt_ids(path_a), read_utt_ids(path_b)
+    common = sorted(set(ids_a.tolist()) & set(ids_b.tolist()))
+    if not common:
+        raise CmError(f"{path_a} and {path_b} share no utt_id ({len(ids_a)} and {len(ids_b)} rows, e.g. "
+                      f"{', '.join(ids_a[:2])} vs {', '.join(ids_b[:2])})",
+                      "compare embeddings of the same utterances (same manifest and split)")
+    return ids_a, ids_b, common
+
+
+def _load_layers(path: Path, layers: list[str], tag: str,
+                 notes: list[str]) -> dict[str, tuple["np.ndarray", "np.ndarray"]]:
+    """Each layer's finite rows (utt_ids, X); dropped NaN/inf rows are noted, not silent."""
+    from cm_cli.analysis._layers import read_layer
+
+    loaded = {}
+    for layer in layers:
+        data = read_layer(path, layer)
+        if data.n_nonfinite:
+            notes.append(f"{tag} {layer}: {data.n_nonfinite} row(s) with NaN/inf dropped")
+        loaded[layer] = (data.utt_ids, data.X)
+    return loaded
+
+
+def _compared_rows(loaded_sets: Sequence[dict], common: list[str], n_a: int, n_b: int, notes: list[str]) -> list[str]:
+    """The shared utt_ids finite in every compared layer: CKA needs the same rows in every matrix."""
+    keep = set(common)
+    for loaded in loaded_sets:
+        for ids, _ in loaded.values():
+            keep &= set(ids.tolist())
+    rows = sorted(keep)
+    if len(rows) < 4:
+        raise CmError(f"only {len(rows)} utterance(s) have finite embeddings in every compared layer; CKA needs more")
+    if len(rows) < len(common):
+        notes.append(f"{len(common) - len(rows)} shared utterance(s) dropped for NaN/inf in some layer")
+    if len(common) < max(n_a, n_b):
+        notes.append(f"{n_a - len(common)} row(s) of A and {n_b - len(common)} of B are not in both "
+                     "sets (ignored)")
+    return rows
+
+
+def _matrices(loaded: dict[str, tuple["np.ndarray", "np.ndarray"]], rows: list[str]) -> dict[str, "np.ndarray"]:
+    """Each layer's float64 matrix with its rows in the order of ``rows``, so A and B rows pair up."""
+    import numpy as np
+
+    matrices = {}
+    for layer, (ids, X) in loaded.items():
+        position = {u: i for i, u in enumerate(ids.tolist())}
+        matrices[layer] = X[[position[u] for u in rows]].astype(np.float64)
+    return matrices
+
+
+def _summed_hsic(M: "np.ndarray", N: "np.ndarray", *, estimator: str, config: CkaConfig) -> float:
+    """HSIC on all rows, or summed over the fixed minibatches (the same batches for every term)."""
+    if config.batch_size:
+        return sum(hsic(M[r], N[r], estimator=estimator)
+                   for r in _batches(M.shape[0], config.batch_size, config.seed))
+    return hsic(M, N, estimator=estimator)
+
+
+def _pair_table(A: dict, B: dict, layers_a: list[str], layers_b: list[str], *, estimator: str, estimator_name: str,
+                config: CkaConfig) -> "pd.DataFrame":
+    """CKA of every (layer of A, layer of B); with one set the symmetric matrix is computed once per pair."""
+    import pandas as pd
+
+    from cm_cli.core.progress import task
+
+    norm_a = {layer: _summed_hsic(M, M, estimator=estimator, config=config) for layer, M in A.items()}
+    norm_b = norm_a if B is A else {layer: _summed_hsic(M, M, estimator=estimator, config=config)
+                                    for layer, M in B.items()}
+    records = []
+    cache: dict[tuple[str, str], float] = {}
+    with task(len(layers_a) * len(layers_b), "cka pairs") as advance:
+        for la in layers_a:
+            for lb in layers_b:
+                key = tuple(sorted((la, lb))) if B is A else (la, lb)  # one set: the matrix is symmetric
+                if key not in cache:
+                    cache[key] = _ratio(_summed_hsic(A[la], B[lb], estimator=estimator, config=config),
+                                        norm_a[la], norm_b[lb])
+                records.append({"layer_a": la, "layer_b": lb, "cka": float(cache[key]), "estimator": estimator_name})
+                advance(1)
+    return pd.DataFrame(records, columns=CKA_COLUMNS)
+
+
+def _diagonal(table: "pd.DataFrame", A: dict, B: dict, layers_a: list[str]) -> tuple[dict[str, float], list[str]]:
+    """CKA of each layer with its namesake, and the layers whose values are identical (CKA 1 by construction)."""
+    diagonal = {}
+    identical_pairs: list[str] = []
+    for layer in layers_a:
+        if layer in B:
+            diagonal[layer] = float(table.loc[(table["layer_a"] == layer) & (table["layer_b"] == layer), "cka"].iloc[0])
+            if _identical(A[layer], B[layer]):
+                identical_pairs.append(layer)
+    return diagonal, identical_pairs
+
+
+def _construction_note(same_input: bool, identical_pairs: list[str]) -> str | None:
+    """Why some CKA values are 1 by construction rather than a finding, if any are."""
+    if same_input:
+        return ("A and B are the same embeddings: the diagonal is 1 by construction; "
+                "the off-diagonal compares layers within one model")
+    if identical_pairs:
+        return (f"layer(s) {', '.join(identical_pairs)} hold identical values in A and B "
+                "(e.g. frozen backbone layers): their CKA is 1 by construction, not a finding")
+    return None
+
+
 def compute_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None, *,
                 config: CkaConfig = CkaConfig()) -> tuple["pd.DataFrame", dict]:
     """CKA of every (layer of A, layer of B) pair on the utterances both sets hold (B defaults to A)."""
-    import numpy as np
-    import pandas as pd
-
-    from cm_cli.analysis._layers import read_layer, read_utt_ids, resolve_layers
-    from cm_cli.core.progress import task
+    from cm_cli.analysis._layers import resolve_layers
 
     if config.batch_size is not None and config.batch_size < 8:
         raise CmError(f"--batch-size must be at least 8, got {config.batch_size}")
@@ -162,79 +268,16 @@ def compute_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None
     same_input = path_a.resolve() == path_b.resolve()
     layers_a = resolve_layers(path_a, config.layers_a)
     layers_b = resolve_layers(path_b, config.layers_b if config.layers_b is not None else config.layers_a)
-    ids_a, ids_b = read_utt_ids(path_a), read_utt_ids(path_b)
-    common = sorted(set(ids_a.tolist()) & set(ids_b.tolist()))
-    if not common:
-        raise CmError(f"{path_a} and {path_b} share no utt_id ({len(ids_a)} and {len(ids_b)} rows, e.g. "
-                      f"{', '.join(ids_a[:2])} vs {', '.join(ids_b[:2])})",
-                      "compare embeddings of the same utterances (same manifest and split)")
+    ids_a, ids_b, common = _shared_ids(path_a, path_b)
     notes: list[str] = []
-
-    def load(path: Path, layers: list[str], tag: str) -> dict[str, tuple["np.ndarray", "np.ndarray"]]:
-        loaded = {}
-        for layer in layers:
-            data = read_layer(path, layer)
-            if data.n_nonfinite:
-                notes.append(f"{tag} {layer}: {data.n_nonfinite} row(s) with NaN/inf dropped")
-            loaded[layer] = (data.utt_ids, data.X)
-        return loaded
-
-    a = load(path_a, layers_a, "A")
-    b = a if same_input and layers_b == layers_a else load(path_b, layers_b, "B")
-    keep = set(common)
-    for loaded in (a, b):
-        for ids, _ in loaded.values():
-            keep &= set(ids.tolist())
-    rows = sorted(keep)
-    if len(rows) < 4:
-        raise CmError(f"only {len(rows)} utterance(s) have finite embeddings in every compared layer; CKA needs more")
-    if len(rows) < len(common):
-        notes.append(f"{len(common) - len(rows)} shared utterance(s) dropped for NaN/inf in some layer")
-    if len(common) < max(len(ids_a), len(ids_b)):
-        notes.append(f"{len(ids_a) - len(common)} row(s) of A and {len(ids_b) - len(common)} of B are not in both "
-                     "sets (ignored)")
-
-    def matrix(loaded, layer) -> "np.ndarray":
-        ids, X = loaded[layer]
-        position = {u: i for i, u in enumerate(ids.tolist())}
-        return X[[position[u] for u in rows]].astype(np.float64)
-
-    A = {layer: matrix(a, layer) for layer in layers_a}
-    B = A if b is a else {layer: matrix(b, layer) for layer in layers_b}
+    a = _load_layers(path_a, layers_a, "A", notes)
+    b = a if same_input and layers_b == layers_a else _load_layers(path_b, layers_b, "B", notes)
+    rows = _compared_rows((a, b), common, len(ids_a), len(ids_b), notes)
+    A = _matrices(a, rows)
+    B = A if b is a else _matrices(b, rows)
     estimator_name = estimator + (f"-minibatch{config.batch_size}" if config.batch_size else "")
-
-    def self_hsic(M: "np.ndarray") -> float:
-        if config.batch_size:
-            return sum(hsic(M[r], M[r], estimator=estimator)
-                       for r in _batches(len(rows), config.batch_size, config.seed))
-        return hsic(M, M, estimator=estimator)
-
-    def cross_hsic(M: "np.ndarray", N: "np.ndarray") -> float:
-        if config.batch_size:
-            return sum(hsic(M[r], N[r], estimator=estimator)
-                       for r in _batches(len(rows), config.batch_size, config.seed))
-        return hsic(M, N, estimator=estimator)
-
-    norm_a = {layer: self_hsic(M) for layer, M in A.items()}
-    norm_b = norm_a if B is A else {layer: self_hsic(M) for layer, M in B.items()}
-    records = []
-    identical_pairs: list[str] = []
-    cache: dict[tuple[str, str], float] = {}
-    with task(len(layers_a) * len(layers_b), "cka pairs") as advance:
-        for la in layers_a:
-            for lb in layers_b:
-                key = tuple(sorted((la, lb))) if B is A else (la, lb)  # one set: the matrix is symmetric
-                if key not in cache:
-                    cache[key] = _ratio(cross_hsic(A[la], B[lb]), norm_a[la], norm_b[lb])
-                records.append({"layer_a": la, "layer_b": lb, "cka": float(cache[key]), "estimator": estimator_name})
-                advance(1)
-    table = pd.DataFrame(records, columns=CKA_COLUMNS)
-    diagonal = {}
-    for layer in layers_a:
-        if layer in B:
-            diagonal[layer] = float(table.loc[(table["layer_a"] == layer) & (table["layer_b"] == layer), "cka"].iloc[0])
-            if _identical(A[layer], B[layer]):
-                identical_pairs.append(layer)
+    table = _pair_table(A, B, layers_a, layers_b, estimator=estimator, estimator_name=estimator_name, config=config)
+    diagonal, identical_pairs = _diagonal(table, A, B, layers_a)
     summary = {
         "embeddings_a": str(path_a), "embeddings_b": str(path_b), "estimator": estimator_name,
         "hsic": estimator, "batch_size": config.batch_size,
@@ -243,12 +286,9 @@ def compute_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None
         "diagonal": diagonal, "identical_inputs": same_input, "identical_layers": identical_pairs,
         "notes": notes,
     }
-    if same_input:
-        summary["notes"].append("A and B are the same embeddings: the diagonal is 1 by construction; "
-                                "the off-diagonal compares layers within one model")
-    elif identical_pairs:
-        summary["notes"].append(f"layer(s) {', '.join(identical_pairs)} hold identical values in A and B "
-                                "(e.g. frozen backbone layers): their CKA is 1 by construction, not a finding")
+    note = _construction_note(same_input, identical_pairs)
+    if note is not None:
+        summary["notes"].append(note)
     return table, summary
 
 

@@ -382,21 +382,8 @@ def _finite_positions(utt_ids: "np.ndarray", position: dict[str, int]) -> tuple[
     return rows, matrix_rows
 
 
-def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *, config: ProbeConfig = ProbeConfig(),
-                   tags: Sequence[str] | None = None, source: str = "manifest") -> tuple["pd.DataFrame", "pd.DataFrame", dict]:
-    """Probe every layer of one or two embedding sets on shared rows and folds.
-
-    Returns (probes table, per-class table, summary). With two sets the summary
-    holds, per shared layer, the paired cluster-bootstrap CI of accuracy(B) - accuracy(A).
-    """
-    import numpy as np
-    import pandas as pd
-
-    from cm_cli.analysis._layers import align_rows, embedding_layers, read_layer, read_utt_ids, resolve_layers
-    from cm_cli.analysis._stats import paired_cluster_bootstrap
-    from cm_cli.core.progress import track
-
-    sets = [Path(p) for p in embeddings]
+def _set_tags(sets: list[Path], tags: Sequence[str] | None) -> list[str]:
+    """One distinct tag per embedding set: the given ones, or the sets' names."""
     if not 1 <= len(sets) <= 2:
         raise CmError(f"probe takes one or two embedding sets, got {len(sets)}")
     names = list(tags) if tags else [set_name(p) for p in sets]
@@ -404,14 +391,14 @@ def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *
         raise CmError(f"--tags gives {len(names)} name(s) for {len(sets)} embedding set(s)")
     if len(names) == 2 and names[0] == names[1]:
         names = [f"{names[0]}_a", f"{names[1]}_b"]
-    layers = resolve_layers(sets[0], config.layers)
-    notes: list[str] = []
-    if len(sets) == 2:
-        other = set(embedding_layers(sets[1]))
-        missing = [layer for layer in layers if layer not in other]
-        if missing:
-            notes.append(f"layer(s) {', '.join(missing)} absent from {sets[1]}: probed in {names[0]} only")
-    # rows: manifest rows embedded in every set (checked on the first layer), folds fixed once per group
+    return names
+
+
+def _embedded_rows(sets: list[Path], names: list[str], manifest: "pd.DataFrame", *, source: str,
+                   notes: list[str]) -> "pd.DataFrame":
+    """Manifest rows embedded in every set (checked on the first layer), so both sets share rows and folds."""
+    from cm_cli.analysis._layers import align_rows, read_utt_ids
+
     ids = [read_utt_ids(s) for s in sets]
     aligned = align_rows(ids[0], manifest, source=str(sets[0]), manifest_source=source)
     rows = aligned.manifest
@@ -420,10 +407,16 @@ def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *
         if len(rows) < len(aligned.manifest):
             notes.append(f"{len(aligned.manifest) - len(rows)} row(s) embedded in {names[0]} only (ignored)")
     notes.extend(aligned.notes)
-    data = prepare_probe_data(rows, config=config, source=f"{source} joined with the embeddings")
-    notes.extend(data.notes)
-    position = {str(u): i for i, u in enumerate(data.rows["utt_id"].astype(str))}
+    return rows
 
+
+def _probe_all_layers(sets: list[Path], names: list[str], layers: list[str], data: ProbeData, *,
+                      config: ProbeConfig, notes: list[str]) -> tuple[dict, list[dict], list[dict], dict]:
+    """Probe each (set, layer) on its finite rows: results, table rows, per-class rows and the chosen C."""
+    from cm_cli.analysis._layers import embedding_layers, read_layer
+    from cm_cli.core.progress import track
+
+    position = {str(u): i for i, u in enumerate(data.rows["utt_id"].astype(str))}
     probe_rows: list[dict] = []
     class_rows: list[dict] = []
     results: dict[tuple[int, str], LayerProbe] = {}
@@ -442,8 +435,37 @@ def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *
         class_rows.extend(per_class)
         if config.c_sweep:
             chosen.setdefault(names[i], {})[layer] = result.chosen_c
-    table = pd.DataFrame(probe_rows, columns=PROBE_COLUMNS)
-    classes = pd.DataFrame(class_rows, columns=CLASS_COLUMNS)
+    return results, probe_rows, class_rows, chosen
+
+
+def _compare_layer(a: LayerProbe, b: LayerProbe, data: ProbeData, *, config: ProbeConfig) -> dict:
+    """Accuracy(B) - accuracy(A) on the rows both probed, with a paired cluster-bootstrap CI."""
+    import numpy as np
+
+    from cm_cli.analysis._stats import paired_cluster_bootstrap
+
+    common = np.intersect1d(a.row_index, b.row_index)
+    pa_ = {r: k for k, r in enumerate(a.row_index)}
+    pb_ = {r: k for k, r in enumerate(b.row_index)}
+    ia = np.array([pa_[r] for r in common], dtype=np.int64)
+    ib = np.array([pb_[r] for r in common], dtype=np.int64)
+    y = data.y[common]
+    correct_a = (a.predicted[ia] == y).astype(float)
+    correct_b = (b.predicted[ib] == y).astype(float)
+    sel_a = correct_a.mean() - (a.control_predicted[:, ia] == data.control[:, common]).mean()
+    sel_b = correct_b.mean() - (b.control_predicted[:, ib] == data.control[:, common]).mean()
+    low, high, _ = paired_cluster_bootstrap(correct_a, correct_b, data.groups[common], n_boot=config.n_boot,
+                                            seed=config.seed)
+    return {"layer": b.layer, "accuracy_a": float(correct_a.mean()),
+            "accuracy_b": float(correct_b.mean()),
+            "difference": float(correct_b.mean() - correct_a.mean()), "ci_low": low, "ci_high": high,
+            "selectivity_difference": float(sel_b - sel_a), "n": int(len(common))}
+
+
+def _probe_summary(table: "pd.DataFrame", data: ProbeData, sets: list[Path], names: list[str], *,
+                   config: ProbeConfig, notes: list[str]) -> dict[str, Any]:
+    """What was probed, its chance levels and control, and each set's most selective layer."""
+    import numpy as np
 
     summary: dict[str, Any] = {
         "target": config.target, "group_by": config.group_by, "control_by": data.control_by,
@@ -461,30 +483,41 @@ def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *
         best = part.loc[part["selectivity"].idxmax()]
         summary["best_layer"][tag] = {"layer": best["layer"], "accuracy": float(best["accuracy"]),
                                       "selectivity": float(best["selectivity"])}
+    return summary
+
+
+def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *, config: ProbeConfig = ProbeConfig(),
+                   tags: Sequence[str] | None = None, source: str = "manifest") -> tuple["pd.DataFrame", "pd.DataFrame", dict]:
+    """Probe every layer of one or two embedding sets on shared rows and folds.
+
+    Returns (probes table, per-class table, summary). With two sets the summary
+    holds, per shared layer, the paired cluster-bootstrap CI of accuracy(B) - accuracy(A).
+    """
+    import pandas as pd
+
+    from cm_cli.analysis._layers import embedding_layers, resolve_layers
+
+    sets = [Path(p) for p in embeddings]
+    names = _set_tags(sets, tags)
+    layers = resolve_layers(sets[0], config.layers)
+    notes: list[str] = []
+    if len(sets) == 2:
+        other = set(embedding_layers(sets[1]))
+        missing = [layer for layer in layers if layer not in other]
+        if missing:
+            notes.append(f"layer(s) {', '.join(missing)} absent from {sets[1]}: probed in {names[0]} only")
+    rows = _embedded_rows(sets, names, manifest, source=source, notes=notes)
+    data = prepare_probe_data(rows, config=config, source=f"{source} joined with the embeddings")
+    notes.extend(data.notes)
+    results, probe_rows, class_rows, chosen = _probe_all_layers(sets, names, layers, data, config=config, notes=notes)
+    table = pd.DataFrame(probe_rows, columns=PROBE_COLUMNS)
+    classes = pd.DataFrame(class_rows, columns=CLASS_COLUMNS)
+    summary = _probe_summary(table, data, sets, names, config=config, notes=notes)
     if config.c_sweep:
         summary["c_sweep"] = {"values": list(config.c_sweep), "chosen_per_fold": chosen}
     if len(sets) == 2:
-        comparison = []
-        for layer in layers:
-            if (1, layer) not in results:
-                continue
-            a, b = results[(0, layer)], results[(1, layer)]
-            common = np.intersect1d(a.row_index, b.row_index)
-            pa_ = {r: k for k, r in enumerate(a.row_index)}
-            pb_ = {r: k for k, r in enumerate(b.row_index)}
-            ia = np.array([pa_[r] for r in common], dtype=np.int64)
-            ib = np.array([pb_[r] for r in common], dtype=np.int64)
-            y = data.y[common]
-            correct_a = (a.predicted[ia] == y).astype(float)
-            correct_b = (b.predicted[ib] == y).astype(float)
-            sel_a = correct_a.mean() - (a.control_predicted[:, ia] == data.control[:, common]).mean()
-            sel_b = correct_b.mean() - (b.control_predicted[:, ib] == data.control[:, common]).mean()
-            low, high, _ = paired_cluster_bootstrap(correct_a, correct_b, data.groups[common], n_boot=config.n_boot,
-                                                    seed=config.seed)
-            comparison.append({"layer": layer, "accuracy_a": float(correct_a.mean()),
-                               "accuracy_b": float(correct_b.mean()),
-                               "difference": float(correct_b.mean() - correct_a.mean()), "ci_low": low, "ci_high": high,
-                               "selectivity_difference": float(sel_b - sel_a), "n": int(len(common))})
+        comparison = [_compare_layer(results[(0, layer)], results[(1, layer)], data, config=config)
+                      for layer in layers if (1, layer) in results]
         summary["comparison"] = {"a": names[0], "b": names[1], "difference": "b - a (accuracy)",
                                  "layers": comparison}
     return table, classes, summary

@@ -183,55 +183,62 @@ def _prepare_out(out: Path) -> None:
             stale.unlink()
 
 
-def build_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, latex: bool = False,
-                 title: str = "Countermeasure report", argv: Sequence[str] | None = None) -> ReportResult:
-    """Collect the artifacts under ``dirs`` and write the report into ``out``.
-
-    Raises ``CmError`` listing what was looked for when nothing is found.
-    """
-    from cm_cli.core.artifacts import OutputDir
-    from cm_cli.core.artifacts import atomic_path
+def _collect(dirs: Sequence[str | os.PathLike], out: Path):
+    """The artifacts under ``dirs``, never the report's own ``out``; none found is an error naming what was sought."""
     from cm_cli.report.collect import LOOKED_FOR, collect
-    from cm_cli.report.sections_analysis import analysis_section, provenance_section
-    from cm_cli.report.sections_eval import HINTS, corpus_section, cross_corpus_table, run_table
 
-    out = Path(out)
     collection = collect(dirs, exclude=[out])
     if collection.empty:
         looked = "; ".join(LOOKED_FOR)
         raise CmError(f"no cm artifacts found under {', '.join(str(d) for d in dirs)} (looked for: {looked})",
                       "give the output directories of cm train, cm eval, cm loao, cm probe, cm cka or cm patch")
-    _prepare_out(out)
-    fig = FigureDir(out / "figures")
-    base = _common_base(collection.roots)
-    corpora = collection.corpora()
+    return collection
 
-    sections: list[Section] = []
+
+def _runs_section(collection, fig: FigureDir, corpora: list[str]) -> Section:
+    """The runs table and the cross-corpus table; corpora are named so nobody reads them as pooled."""
+    from cm_cli.report.sections_eval import HINTS, cross_corpus_table, run_table
+
     runs_section = Section("Runs")
     if collection.runs:
         runs_section.add(run_table(collection.runs, fig.table_name("runs")))
     else:
         runs_section.add(Note(f"No training runs found: run {HINTS['run']}"))
-    sections.append(runs_section)
     if len(corpora) > 1:
         runs_section.add(f"Results come from {len(corpora)} corpora ({', '.join(corpora)}); each has its own section "
                          "and they are never pooled.")
     across = cross_corpus_table(collection.evals, fig.table_name("cross-corpus"))
     if across is not None:
         runs_section.add(across)
+    return runs_section
+
+
+def _sections(collection, fig: FigureDir, corpora: list[str]) -> list[Section]:
+    """Runs, one section per corpus, analysis and provenance, in reading order."""
+    from cm_cli.report.sections_analysis import analysis_section, provenance_section
+    from cm_cli.report.sections_eval import corpus_section
+
+    base = _common_base(collection.roots)
+    sections = [_runs_section(collection, fig, corpora)]
     for corpus in corpora:
         sections.append(corpus_section(corpus, [r for r in collection.runs if r.corpus == corpus],
                                        [e for e in collection.evals if e.corpus == corpus], fig))
     sections.append(analysis_section(collection, fig, base=base))
     sections.append(provenance_section(collection, fig, base=base))
+    return sections
 
-    counts = collection.counts()
+
+def _intro(dirs: Sequence[str | os.PathLike], counts: dict) -> list[str]:
+    """What was found and the units and conventions every number below uses."""
     found = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    intro = [f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `cm report` from "
-             f"{', '.join(f'`{d}`' for d in dirs)}: {found}. EER and error rates in %, "
-             "DCF normalised (p_spoof 0.05, C_miss 1, C_fa 10 unless the evaluation says otherwise), "
-             "scores higher = more bona fide."]
+    return [f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `cm report` from "
+            f"{', '.join(f'`{d}`' for d in dirs)}: {found}. EER and error rates in %, "
+            "DCF normalised (p_spoof 0.05, C_miss 1, C_fa 10 unless the evaluation says otherwise), "
+            "scores higher = more bona fide."]
 
+
+def _inventory(sections: Sequence[Section]) -> tuple[list[Table], list[Path], list[str]]:
+    """Tables, figure paths and skip notes of all sections, for LaTeX export and the result record."""
     tables, figures_written, skipped = [], [], []
     for section in sections:
         for _, block in _walk(section):
@@ -241,28 +248,63 @@ def build_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, l
                 figures_written.append(block.path)
             elif isinstance(block, Note):
                 skipped.append(block.text)
+    return tables, figures_written, skipped
+
+
+def _write_pages(out: Path, title: str, intro: list[str], sections: Sequence[Section]) -> tuple[Path, Path]:
+    """report.md and report.html, both written before either is renamed into place."""
+    from cm_cli.core.artifacts import atomic_path
+
+    markdown = out / "report.md"
+    html_path = out / "report.html"
+    md_text, html_text = render_markdown(title, intro, sections), render_html(title, intro, sections)
+    # both written before either is renamed: a full disk leaves neither, not a report.md without its html
+    with atomic_path(markdown) as md_tmp, atomic_path(html_path) as html_tmp:
+        md_tmp.write_text(md_text, encoding="utf-8")
+        html_tmp.write_text(html_text, encoding="utf-8")
+    return markdown, html_path
+
+
+def _write_latex(out: Path, tables: Sequence[Table]) -> list[Path]:
+    """One .tex per table and an index that \\inputs them all, for pasting into a paper."""
+    from cm_cli.core.artifacts import atomic_path
+
+    tex_paths: list[Path] = []
+    for table in tables:
+        path = out / "tables" / f"{table.name}.tex"
+        with atomic_path(path) as tmp:
+            tmp.write_text(to_latex(table), encoding="utf-8")
+        tex_paths.append(path)
+    index = out / "tables" / "all_tables.tex"
+    with atomic_path(index) as tmp:
+        tmp.write_text("% \\usepackage{booktabs}\n" + "".join(f"\\input{{tables/{p.stem}}}\n" for p in tex_paths),
+                       encoding="utf-8")
+    tex_paths.append(index)
+    return tex_paths
+
+
+def build_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, latex: bool = False,
+                 title: str = "Countermeasure report", argv: Sequence[str] | None = None) -> ReportResult:
+    """Collect the artifacts under ``dirs`` and write the report into ``out``.
+
+    Raises ``CmError`` listing what was looked for when nothing is found.
+    """
+    from cm_cli.core.artifacts import OutputDir
+
+    out = Path(out)
+    collection = _collect(dirs, out)
+    _prepare_out(out)
+    fig = FigureDir(out / "figures")
+    corpora = collection.corpora()
+    sections = _sections(collection, fig, corpora)
+    counts = collection.counts()
+    intro = _intro(dirs, counts)
+    tables, figures_written, skipped = _inventory(sections)
 
     options = {"dirs": [str(Path(d).resolve()) for d in dirs], "latex": latex, "title": title}
     with OutputDir(out, kind="report", options=options, inputs=[], force=True, argv=argv) as directory:
-        markdown = out / "report.md"
-        html_path = out / "report.html"
-        md_text, html_text = render_markdown(title, intro, sections), render_html(title, intro, sections)
-        # both written before either is renamed: a full disk leaves neither, not a report.md without its html
-        with atomic_path(markdown) as md_tmp, atomic_path(html_path) as html_tmp:
-            md_tmp.write_text(md_text, encoding="utf-8")
-            html_tmp.write_text(html_text, encoding="utf-8")
-        tex_paths: list[Path] = []
-        if latex:
-            for table in tables:
-                path = out / "tables" / f"{table.name}.tex"
-                with atomic_path(path) as tmp:
-                    tmp.write_text(to_latex(table), encoding="utf-8")
-                tex_paths.append(path)
-            index = out / "tables" / "all_tables.tex"
-            with atomic_path(index) as tmp:
-                tmp.write_text("% \\usepackage{booktabs}\n" + "".join(f"\\input{{tables/{p.stem}}}\n" for p in tex_paths),
-                               encoding="utf-8")
-            tex_paths.append(index)
+        markdown, html_path = _write_pages(out, title, intro, sections)
+        tex_paths = _write_latex(out, tables) if latex else []
         result = ReportResult(out=out, markdown=markdown, html=html_path, figures=figures_written, tables=tex_paths,
                               counts=counts, corpora=corpora, skipped=skipped)
         directory.finish(outputs={"report_md": str(markdown), "report_html": str(html_path)},
