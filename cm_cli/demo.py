@@ -195,7 +195,7 @@ def _verdict(methods: dict[str, dict]) -> str:
         n = min(sa["unseen"]["n"], sb["unseen"]["n"])
         if n < 2:
             return (f"{names[b]} vs {names[a]} on never-seen codecs: {diff:+.1f} EER points from one seed each; "
-                    f"one seed cannot separate {what} from seed noise.")
+                    f"one seed cannot tell whether {what}.")
         if abs(diff) <= 2 * spread:
             return (f"{names[b]} vs {names[a]} on never-seen codecs: {diff:+.1f} EER points, within twice the "
                     f"seed spread ({spread:.1f}); the evidence does not show that {what}.")
@@ -317,7 +317,7 @@ def run_demo(
 
     def summarise():
         summary = study_summary(evals)
-        write_json(out / DEMO_SUMMARY, summary)
+        write_json(summary, out / DEMO_SUMMARY)
         (out / "summary.md").write_text("# What the demo study shows\n\n" + summary["text"].replace("\n", "\n\n") + "\n",
                                         encoding="utf-8")
         result.summary = summary
