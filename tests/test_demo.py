@@ -78,7 +78,7 @@ def test_demo_runs_the_whole_chain_and_reruns_from_cache(cm_env, run_cm):
     names = [s["name"] for s in payload["steps"]]
     assert names[0] == "toy corpus" and names[-1] == "report"
     for expected in ("train ERM seed 0", "train ERM-aug seed 0", "train DANN seed 0", "eval ERM seed 0",
-                     "eval DANN seed 0", "study summary", "stress sweep DANN", "embed DANN", "loao", "probe codec",
+                     "eval DANN seed 0", "study summary", "stress sweep DANN", "embed DANN", "loao", "probe codec ERM-aug vs DANN",
                      "cka ERM-aug vs DANN", "patch ERM-aug <- DANN"):
         assert expected in names
     html = out / "report" / "report.html"
