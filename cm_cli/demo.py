@@ -304,9 +304,10 @@ def run_demo(
             def evaluate(method=method, s=s):
                 from cm_cli.evaluation import evaluate_model
 
-                compare = evals["erm"][s] / "metrics.json" if method != "erm" else None
+                # no per-run `compare`: it names a seed-specific file, which would keep `cm report` from
+                # grouping seed replicates; the methods are compared over seeds in the summary and report
                 done = evaluate_model(runs[method][s], manifest_path, evals[method][s], split="eval",
-                                      by=["codec", "attack"], in_domain=["clean"], bootstrap=200, compare=compare,
+                                      by=["codec", "attack"], in_domain=["clean"], bootstrap=200,
                                       data_root=data_root, cache_dir=cache_dir, device=device,
                                       torch_device=torch_device, seed=settings.seed, force=settings.force)
                 overall = done.conditions[0].metrics["overall"]

@@ -89,7 +89,6 @@ def test_demo_runs_the_whole_chain_and_reruns_from_cache(cm_env, run_cm):
         assert (out / "runs" / method / "seed_0" / "config.json").is_file()
         metrics = json.loads((out / "eval" / method / "seed_0" / "metrics.json").read_text())
         assert set(metrics["by"]["codec"]) >= {"none", "C05", "C08"}
-    assert "compare" in json.loads((out / "eval" / "dann" / "seed_0" / "metrics.json").read_text())["ood_gap"]
     erm_config = json.loads((out / "runs" / "erm" / "seed_0" / "config.json").read_text())
     assert not erm_config["train"].get("augment_manifest")  # ERM really trains without augmentation
     summary = json.loads((out / "summary.json").read_text())
