@@ -384,9 +384,9 @@ def run_demo(
 
         # same training seed -> same initial weights (the model is built right after seeding;
         # DANN's heads come afterwards), so the two representations share their initialisation
+        config = PatchConfig(split="eval", n_boot=300, seed=settings.seed, max_rows=300)
         summary = run_patching(runs["erm_aug"][first], runs["dann"][first], manifest=manifest_path, out=out / "patch",
-                               data_root=data_root, config=PatchConfig(split="eval", n_boot=300, seed=settings.seed, max_rows=300),
-                               force=settings.force)
+                               data_root=data_root, config=config, force=settings.force)
         return {"patching": out / "patch"}, bool(summary.get("skipped")), ""
 
     step("patch ERM-aug <- DANN", patch)
