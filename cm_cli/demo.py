@@ -1,10 +1,18 @@
-"""``cm demo``: the whole study on the embedded toy corpus, through the same library calls as the commands.
+"""``cm demo``: a small study on the embedded toy corpus, through the same library calls as the commands.
 
-toy corpus (with coded eval conditions) -> manifest -> pre-rendered augmentation ->
-ERM and DANN training (LFCC-LCNN) -> per-codec evaluation and a noise stress sweep ->
-embeddings of both runs -> loao, probe, cka, patch -> report. Every step writes its
-usual artifacts under ``out`` and skips work that is already complete, so a rerun
-(or a pre-empted job run again) only finishes what is missing.
+Why a study and not a single run: one seed per method cannot tell a method's effect
+from seed noise, and pooling every coded condition as "out of domain" mixes codecs
+the augmentation covered with codecs it never saw. The demo therefore trains ERM
+(no augmentation), ERM-aug (codec augmentation) and DANN (the same augmentation,
+the augmentation conditions as domains) with several seeds each, and evaluates on
+clean eval trials, coded copies under conditions the augmentation policy covers
+(``DEMO_SEEN``) and coded copies under conditions it does not (``DEMO_UNSEEN``).
+
+toy corpus (+ coded eval copies) -> manifest -> pre-rendered augmentation ->
+training (method x seed) -> per-codec evaluation -> stress sweep, embeddings, codec
+probe, CKA, LOAO and patching on the first seed's runs -> study summary -> report.
+Layout (DESIGN.md contract 6): ``runs/<method>/seed_<s>/``, ``eval/<method>/seed_<s>/``.
+Every step skips work that is already complete, so a rerun only finishes what is missing.
 """
 
 from __future__ import annotations
@@ -12,27 +20,41 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["DemoSettings", "DemoStep", "DemoResult", "run_demo", "DEMO_AUGMENT_POLICY", "DEMO_SWEEP"]
+__all__ = ["DemoSettings", "DemoStep", "DemoResult", "run_demo", "DEMO_METHODS", "DEMO_PRESETS",
+           "DEMO_AUGMENT_POLICY", "DEMO_EVAL_CONDITIONS", "DEMO_SEEN", "DEMO_UNSEEN", "DEMO_SWEEP",
+           "group_of", "study_summary"]
 
-# Training-time domains: clean plus channel/codec conditions rendered before training.
-# The toy eval set adds C05 (mp3), C08 (opus nb), C10 (speex nb) and gsm, of which only
-# mp3 appears here: opus, speex and gsm are out-of-domain codecs for both runs.
-DEMO_AUGMENT_POLICY = "clean:0.25, mp3:kbps=16|32:0.25, alaw:0.25, telephony:0.25"
-DEMO_SWEEP = "noise:type=white:snr=20|10|5"
+DEMO_METHODS = ("erm", "erm_aug", "dann")
+DEMO_PRESETS = {"erm": "toy_lcnn_erm", "erm_aug": "toy_lcnn_erm_aug", "dann": "toy_lcnn_dann"}
+# Training-time augmentation (ERM-aug and DANN): clean plus two of the eval conditions.
+# Its labels (clean, C05, C08) are the DANN domains and the run's seen_domains.
+DEMO_AUGMENT_POLICY = "clean:0.4, C05:0.3, C08:0.3"
+# Coded eval copies: C05 (mp3) and C08 (opus narrowband) are covered by the policy;
+# C10 (speex narrowband) and GSM are not (stand-ins where an encoder is missing:
+# cm_cli.degrade.toy_conditions.SUBSTITUTES).
+DEMO_EVAL_CONDITIONS = ("C05", "C08", "C10", "gsm")
+DEMO_SEEN = ("C05", "C08")
+DEMO_SUMMARY = "summary.json"
+DEMO_SWEEP = "noise:type=white:snr=20|5"
 
 
 @dataclass
 class DemoSettings:
     size: str = "small"
-    seed: int = 0
+    seed: int = 0  # corpus seed; training seeds are seed, seed + 1, ...
+    seeds: int = 3
     workers: int = 2
     epochs: int | None = None  # None: the presets' epochs
     variants: int = 1
     force: bool = False
+
+    @property
+    def train_seeds(self) -> list[int]:
+        return [self.seed + i for i in range(max(1, int(self.seeds)))]
 
 
 @dataclass
@@ -48,6 +70,7 @@ class DemoStep:
 class DemoResult:
     out: Path
     steps: list[DemoStep] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
 
     @property
     def report_html(self) -> Path:
@@ -61,16 +84,21 @@ class DemoResult:
             "seconds": round(sum(s.seconds for s in self.steps), 1),
             "steps": [{"name": s.name, "seconds": round(s.seconds, 2), "skipped": s.skipped, "paths": s.paths,
                        **({"note": s.note} if s.note else {})} for s in self.steps],
+            "summary": self.summary,
         }
 
 
-def _train_config(preset: str, *, seed: int, augment_manifest: Path, epochs: int | None):
+def _train_config(preset: str, *, seed: int, augment_manifest: Path | None, epochs: int | None):
     from cm_cli.core.presets import load_preset
     from cm_cli.training.config import TrainConfig
 
     options = dict(load_preset(preset, command="train").options)
-    options.pop("augment", None)  # the demo trains on pre-rendered variants instead
-    options.update(seed=seed, augment_manifest=str(augment_manifest))
+    had_augment = options.pop("augment", None) is not None  # the demo trains on pre-rendered variants instead
+    options["seed"] = seed
+    if had_augment:
+        if augment_manifest is None:
+            raise CmError(f"preset {preset!r} augments, but the demo has no augmented manifest for it")
+        options["augment_manifest"] = str(augment_manifest)
     if "domain_column" in options:
         options["domain_columns"] = list(options.pop("domain_column"))
     if epochs is not None:
@@ -80,6 +108,106 @@ def _train_config(preset: str, *, seed: int, augment_manifest: Path, epochs: int
     if unknown:
         raise CmError(f"preset {preset!r} has options the training library does not know: {', '.join(unknown)}")
     return TrainConfig(**options)
+
+
+def group_of(domain: str, seen: Sequence[str] = DEMO_SEEN) -> str:
+    """Study group of an eval trial's domain: ``clean``, ``seen`` (policy-covered codec) or ``unseen``."""
+    if domain in ("clean", "none", "-", ""):
+        return "clean"
+    return "seen" if domain in seen else "unseen"
+
+
+def _group_eers(scores_path: Path, seen: Sequence[str]) -> dict[str, float]:
+    """Pooled EER (%) of each study group from a scores.parquet (higher score = bona fide)."""
+    import pandas as pd
+
+    from cm_cli.metrics.summary import eer
+
+    frame = pd.read_parquet(scores_path, columns=["score", "label", "domain"])
+    groups = frame["domain"].astype(str).map(lambda d: group_of(d, seen))
+    out: dict[str, float] = {}
+    for name in ("clean", "seen", "unseen"):
+        part = frame[groups == name]
+        bona = part.loc[part["label"] == "bonafide", "score"].to_numpy(float)
+        spoof = part.loc[part["label"] == "spoof", "score"].to_numpy(float)
+        if len(bona) and len(spoof):
+            out[name] = 100.0 * float(eer(bona, spoof))
+    return out
+
+
+def study_summary(eval_dirs: dict[str, dict[int, Path]], *, seen: Sequence[str] = DEMO_SEEN) -> dict:
+    """Per method: clean/seen/unseen EER and relative gaps per seed, their mean and sd, and a plain paragraph.
+
+    The verdict compares mean unseen gaps only when the difference exceeds the spread
+    of the seeds; otherwise it says the evidence does not separate the methods.
+    """
+    import numpy as np
+
+    methods: dict[str, dict] = {}
+    for method, by_seed in eval_dirs.items():
+        per_seed = {}
+        for s, d in sorted(by_seed.items()):
+            path = d / "scores.parquet"
+            if not path.is_file():
+                candidates = sorted(d.glob("*/scores.parquet"))
+                path = candidates[0] if candidates else path
+            if not path.is_file():
+                continue
+            eers = _group_eers(path, seen)
+            if "clean" in eers:
+                for g in ("seen", "unseen"):
+                    if g in eers and eers["clean"] > 0:
+                        eers[f"gap_{g}_rel"] = 100.0 * (eers[g] - eers["clean"]) / eers["clean"]
+            per_seed[str(s)] = {k: round(v, 2) for k, v in eers.items()}
+        stats = {}
+        for key in ("clean", "seen", "unseen", "gap_seen_rel", "gap_unseen_rel"):
+            values = [v[key] for v in per_seed.values() if key in v]
+            if values:
+                stats[key] = {"mean": round(float(np.mean(values)), 2),
+                              "sd": round(float(np.std(values, ddof=1)), 2) if len(values) > 1 else None,
+                              "n": len(values)}
+        methods[method] = {"per_seed": per_seed, "stats": stats}
+    return {"seen_conditions": list(seen), "methods": methods, "text": _verdict(methods)}
+
+
+def _fmt(stat: dict | None, unit: str = "%") -> str:
+    if not stat:
+        return "n/a"
+    sd = f" ± {stat['sd']:.1f}" if stat.get("sd") is not None else ""
+    return f"{stat['mean']:.1f}{sd}{unit}"
+
+
+def _verdict(methods: dict[str, dict]) -> str:
+    names = {"erm": "ERM", "erm_aug": "ERM-aug", "dann": "DANN"}
+    lines = []
+    for m, info in methods.items():
+        s = info["stats"]
+        lines.append(f"{names.get(m, m)}: EER clean {_fmt(s.get('clean'))}, policy-covered codecs "
+                     f"{_fmt(s.get('seen'))}, never-seen codecs {_fmt(s.get('unseen'))} "
+                     f"(relative gap {_fmt(s.get('gap_unseen_rel'), ' %')} on never-seen codecs).")
+
+    def compare(a: str, b: str, what: str) -> str | None:
+        sa, sb = methods.get(a, {}).get("stats", {}), methods.get(b, {}).get("stats", {})
+        if "unseen" not in sa or "unseen" not in sb:
+            return None
+        diff = sb["unseen"]["mean"] - sa["unseen"]["mean"]
+        spread = max((x["unseen"].get("sd") or 0.0) for x in (sa, sb))
+        n = min(sa["unseen"]["n"], sb["unseen"]["n"])
+        if n < 2:
+            return (f"{names[b]} vs {names[a]} on never-seen codecs: {diff:+.1f} EER points from one seed each; "
+                    f"one seed cannot tell whether {what}.")
+        if abs(diff) <= 2 * spread:
+            return (f"{names[b]} vs {names[a]} on never-seen codecs: {diff:+.1f} EER points, within twice the "
+                    f"seed spread ({spread:.1f}); the evidence does not show that {what}.")
+        direction = "lowers" if diff < 0 else "raises"
+        return (f"{names[b]} {direction} the never-seen-codec EER by {abs(diff):.1f} points against {names[a]} "
+                f"(more than twice the seed spread of {spread:.1f}); see the report's paired tests.")
+
+    for a, b, what in (("erm", "erm_aug", "codec augmentation helps"), ("erm_aug", "dann", "DANN adds to augmentation")):
+        line = compare(a, b, what)
+        if line:
+            lines.append(line)
+    return "\n".join(lines)
 
 
 def run_demo(
@@ -93,7 +221,7 @@ def run_demo(
     on_step: Callable[[DemoStep], None] | None = None,
 ) -> DemoResult:
     """Run (or finish) the demo study into ``out``; ``on_step`` is called after each step."""
-    from cm_cli.core.artifacts import ensure_writable_dir
+    from cm_cli.core.artifacts import ensure_writable_dir, write_json
 
     out = Path(out).resolve()
     data_root = Path(data_root).resolve()
@@ -101,6 +229,8 @@ def run_demo(
     ensure_writable_dir(data_root)
     result = DemoResult(out)
     workers = max(1, settings.workers)
+    seeds = settings.train_seeds
+    first = seeds[0]
 
     def step(name: str, fn: Callable[[], tuple[dict, bool, str]]) -> None:
         start = time.perf_counter()
@@ -114,11 +244,12 @@ def run_demo(
 
     def corpus():
         from cm_cli.data.corpora.toy import build_toy_corpus
-        from cm_cli.degrade.toy_conditions import add_coded_eval_conditions
+        from cm_cli.degrade.toy_conditions import add_coded_eval_conditions, toy_eval_conditions
 
         info = build_toy_corpus(toy_root, size=settings.size, seed=settings.seed, force=settings.force,
                                 workers=workers)
-        added = add_coded_eval_conditions(toy_root, seed=settings.seed, workers=workers)
+        added = add_coded_eval_conditions(toy_root, toy_eval_conditions(DEMO_EVAL_CONDITIONS), seed=settings.seed,
+                                          workers=workers)
         n_added = sum(added.values())
         note = f"{info.n_files} files" + (f", {n_added} coded eval copies added" if n_added else "")
         return {"corpus": toy_root}, not info.built and n_added == 0, note
@@ -150,59 +281,73 @@ def run_demo(
 
     step("augmentation", augment)
 
-    runs = {"erm": out / "runs" / "erm", "dann": out / "runs" / "dann"}
-    presets = {"erm": "toy_lcnn_erm", "dann": "toy_lcnn_dann"}
-    for method, run_dir in runs.items():
-        def train(method=method, run_dir=run_dir):
-            from cm_cli.training.run import train_run
+    runs = {m: {s: out / "runs" / m / f"seed_{s}" for s in seeds} for m in DEMO_METHODS}
+    evals = {m: {s: out / "eval" / m / f"seed_{s}" for s in seeds} for m in DEMO_METHODS}
+    label = {"erm": "ERM", "erm_aug": "ERM-aug", "dann": "DANN"}
+    for method in DEMO_METHODS:
+        for s in seeds:
+            def train(method=method, s=s):
+                from cm_cli.training.run import train_run
 
-            config = _train_config(presets[method], seed=settings.seed, augment_manifest=augment_dir / "manifest.parquet",
-                                   epochs=settings.epochs)
-            outcome = train_run(config, manifest_path, run_dir, data_root=data_root, device=torch_device,
-                                cache_dir=cache_dir, force=settings.force, preset=presets[method])
-            dev_eer = outcome.summary.get("best_dev_eer", outcome.summary.get("dev_eer"))
-            note = f"{outcome.status}" + (f", best dev EER {100 * dev_eer:.2f}%" if isinstance(dev_eer, float) else "")
-            return {"run": run_dir}, outcome.skipped, note
+                config = _train_config(DEMO_PRESETS[method], seed=s, augment_manifest=augment_dir / "manifest.parquet",
+                                       epochs=settings.epochs)
+                outcome = train_run(config, manifest_path, runs[method][s], data_root=data_root, device=torch_device,
+                                    cache_dir=cache_dir, force=settings.force, preset=DEMO_PRESETS[method])
+                dev_eer = outcome.summary.get("best_dev_eer", outcome.summary.get("dev_eer"))
+                note = f"{outcome.status}" + (f", best dev EER {100 * dev_eer:.2f}%" if isinstance(dev_eer, float) else "")
+                return {"run": runs[method][s]}, outcome.skipped, note
 
-        step(f"train {method.upper()}", train)
+            step(f"train {label[method]} seed {s}", train)
 
-    evals = {m: out / "eval" / m for m in runs}
-    for method, run_dir in runs.items():
-        def evaluate(method=method, run_dir=run_dir):
+    for method in DEMO_METHODS:
+        for s in seeds:
+            def evaluate(method=method, s=s):
+                from cm_cli.evaluation import evaluate_model
+
+                # no per-run `compare`: it names a seed-specific file, which would keep `cm report` from
+                # grouping seed replicates; the methods are compared over seeds in the summary and report
+                done = evaluate_model(runs[method][s], manifest_path, evals[method][s], split="eval",
+                                      by=["codec", "attack"], in_domain=["clean"], bootstrap=200,
+                                      data_root=data_root, cache_dir=cache_dir, device=device,
+                                      torch_device=torch_device, seed=settings.seed, force=settings.force)
+                overall = done.conditions[0].metrics["overall"]
+                return ({"eval": evals[method][s]}, done.skipped,
+                        f"EER {100 * overall['eer']:.2f}%, minDCF {overall['min_dcf']:.3f}")
+
+            step(f"eval {label[method]} seed {s}", evaluate)
+
+    def summarise():
+        summary = study_summary(evals)
+        write_json(summary, out / DEMO_SUMMARY)
+        (out / "summary.md").write_text("# What the demo study shows\n\n" + summary["text"].replace("\n", "\n\n") + "\n",
+                                        encoding="utf-8")
+        result.summary = summary
+        return {"summary": out / DEMO_SUMMARY}, False, ""
+
+    step("study summary", summarise)
+
+    for method in DEMO_METHODS:
+        def sweep(method=method):
             from cm_cli.evaluation import evaluate_model
 
-            compare = evals["erm"] / "metrics.json" if method == "dann" else None
-            done = evaluate_model(run_dir, manifest_path, evals[method], split="eval", by=["codec", "attack"],
-                                  in_domain=["clean"], bootstrap=200, compare=compare, data_root=data_root,
-                                  cache_dir=cache_dir, device=device, torch_device=torch_device, seed=settings.seed,
-                                  force=settings.force)
-            overall = done.conditions[0].metrics["overall"]
-            return {"eval": evals[method]}, done.skipped, f"EER {100 * overall['eer']:.2f}%, minDCF {overall['min_dcf']:.3f}"
-
-        step(f"eval {method.upper()} per codec", evaluate)
-
-    for method, run_dir in runs.items():
-        def sweep(method=method, run_dir=run_dir):
-            from cm_cli.evaluation import evaluate_model
-
-            target = out / "sweep" / method
-            done = evaluate_model(run_dir, manifest_path, target, split="eval", degrade=[DEMO_SWEEP], by=["attack"],
-                                  data_root=data_root, cache_dir=cache_dir, device=device, torch_device=torch_device,
-                                  seed=settings.seed, force=settings.force)
+            target = out / "sweep" / method / f"seed_{first}"
+            done = evaluate_model(runs[method][first], manifest_path, target, split="eval", degrade=[DEMO_SWEEP],
+                                  by=["attack"], data_root=data_root, cache_dir=cache_dir, device=device,
+                                  torch_device=torch_device, seed=settings.seed, force=settings.force)
             return {"sweep": done.sweep or target}, done.skipped, f"{len(done.conditions)} conditions"
 
-        step(f"stress sweep {method.upper()}", sweep)
+        step(f"stress sweep {label[method]}", sweep)
 
-    embeddings = {m: out / "embed" / m for m in runs}
-    for method, run_dir in runs.items():
-        def embed(method=method, run_dir=run_dir):
+    embeddings = {m: out / "embed" / m / f"seed_{first}" for m in DEMO_METHODS}
+    for method in DEMO_METHODS:
+        def embed(method=method):
             from cm_cli.embedding import embed_manifest
 
-            done = embed_manifest(manifest_path, embeddings[method], checkpoint=run_dir, split="eval",
+            done = embed_manifest(manifest_path, embeddings[method], checkpoint=runs[method][first], split="eval",
                                   layers="all", data_root=data_root, device=torch_device, force=settings.force)
             return {"embeddings": done.path}, done.skipped, f"{done.n_rows} utterances"
 
-        step(f"embed {method.upper()}", embed)
+        step(f"embed {label[method]}", embed)
 
     def loao():
         from cm_cli.analysis.loao import LoaoConfig, run_loao
@@ -216,36 +361,40 @@ def run_demo(
     def probe():
         from cm_cli.analysis.probes import ProbeConfig, run_probes
 
-        summary = run_probes([embeddings["erm"], embeddings["dann"]], manifest=manifest_path, out=out / "probe",
+        # the same augmentation with and without the adversary: is there less codec information left?
+        summary = run_probes([embeddings["erm_aug"], embeddings["dann"]], manifest=manifest_path, out=out / "probe",
                              config=ProbeConfig(target="codec", folds=3, n_boot=300, max_iter=200,
                                                 control_repeats=1, seed=settings.seed),
-                             tags=["erm", "dann"], force=settings.force)
+                             tags=["erm_aug", "dann"], force=settings.force)
         return {"probes": out / "probe"}, bool(summary.get("skipped")), ""
 
-    step("probe codec", probe)
+    step("probe codec ERM-aug vs DANN", probe)
 
     def cka():
         from cm_cli.analysis.cka import CkaConfig, run_cka
 
-        summary = run_cka(embeddings["erm"], embeddings["dann"], out=out / "cka", config=CkaConfig(seed=settings.seed),
-                          force=settings.force)
+        summary = run_cka(embeddings["erm_aug"], embeddings["dann"], out=out / "cka",
+                          config=CkaConfig(seed=settings.seed), force=settings.force)
         return {"cka": out / "cka"}, bool(summary.get("skipped")), ""
 
-    step("cka", cka)
+    step("cka ERM-aug vs DANN", cka)
 
     def patch():
         from cm_cli.analysis.patching import PatchConfig, run_patching
 
-        summary = run_patching(runs["erm"], runs["dann"], manifest=manifest_path, out=out / "patch", data_root=data_root,
-                               config=PatchConfig(split="eval", n_boot=300, seed=settings.seed), force=settings.force)
+        # same training seed -> same initial weights (the model is built right after seeding;
+        # DANN's heads come afterwards), so the two representations share their initialisation
+        config = PatchConfig(split="eval", n_boot=300, seed=settings.seed, max_rows=300)
+        summary = run_patching(runs["erm_aug"][first], runs["dann"][first], manifest=manifest_path, out=out / "patch",
+                               data_root=data_root, config=config, force=settings.force)
         return {"patching": out / "patch"}, bool(summary.get("skipped")), ""
 
-    step("patch ERM <- DANN", patch)
+    step("patch ERM-aug <- DANN", patch)
 
     def report():
         from cm_cli.report.render import build_report
 
-        built = build_report([out], out / "report", title="cm demo: ERM vs DANN on the toy corpus")
+        built = build_report([out], out / "report", title="cm demo: ERM vs ERM-aug vs DANN on the toy corpus")
         return {"report_html": built.html, "report_md": built.markdown}, False, f"{len(built.figures)} figures"
 
     step("report", report)

@@ -162,13 +162,13 @@ def test_manifest_and_taxonomy_agree_with_the_corpus(tiny: Path) -> None:
 # --- the behaviour that matters: a simple detector finds the task neither trivial nor hopeless
 
 
-def lfcc_stats(x: np.ndarray, n_fft: int = 512, hop: int = 160, n_filters: int = 20) -> np.ndarray:
-    """Mean and std of 20 linear-filterbank cepstra and their deltas (a minimal LFCC front end)."""
+def lfcc_stats(x: np.ndarray, n_fft: int = 512, hop: int = 160, n_filters: int = 20, fmax: float = 8000.0) -> np.ndarray:
+    """Mean and std of 20 linear-filterbank cepstra and their deltas (a minimal LFCC front end) over 0..fmax Hz."""
     from scipy.fft import dct
 
     idx = np.arange(n_fft)[None, :] + hop * np.arange(1 + (len(x) - n_fft) // hop)[:, None]
     power = np.abs(np.fft.rfft(x[idx] * np.hamming(n_fft), axis=1)) ** 2
-    edges = np.linspace(0, n_fft // 2, n_filters + 2)
+    edges = np.linspace(0, round(fmax / 8000.0 * (n_fft // 2)), n_filters + 2)
     bins = np.arange(n_fft // 2 + 1)
     fb = np.maximum(0, np.minimum((bins - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
                                   (edges[2:, None] - bins) / (edges[2:, None] - edges[1:-1, None])))
@@ -211,3 +211,75 @@ def test_linear_lfcc_detector_finds_the_task_hard_but_learnable(toy_root: Path) 
     assert max(per_attack, key=per_attack.get) == "A06", per_attack
     assert per_attack["A06"] > max(v for a, v in per_attack.items() if a != "A06") + 0.15, per_attack
     assert min(per_attack.values()) < 0.15, per_attack
+
+
+# --- the planted codec shift (docs/toy.md): the easy cues live above 4 kHz, where narrowband codecs cut
+
+
+LOW_BAND_HZ = 3400.0  # what a narrowband codec passes
+
+
+def test_planted_cues_live_where_docs_toy_says() -> None:
+    """A05 adds noise above 4 kHz and A06 rebuilds only the phase above 4 kHz: below 3.4 kHz A06 is the source."""
+    from cm_cli.data.synth.vocoders import VOCODERS
+    from cm_cli.data.synth.voice import plan_utterance, synthesise
+
+    speaker = plan_toy_corpus("tiny", seed=3)["train"][0].speaker_params
+    rng = np.random.default_rng(0)
+    x = synthesise(rng, speaker, plan_utterance(rng, speaker, 1.5))
+    freqs = np.fft.rfftfreq(len(x), 1 / 16000)
+    low = freqs < LOW_BAND_HZ
+    a06 = VOCODERS["high_band_phase"](x, np.random.default_rng(1))
+    spec_x, spec_y = np.fft.rfft(x), np.fft.rfft(a06)
+    low_error = np.linalg.norm((spec_y - spec_x)[low]) / np.linalg.norm(spec_x[low])
+    high_error = np.linalg.norm((spec_y - spec_x)[~low]) / np.linalg.norm(spec_x[~low])
+    print(f"A06 spectral error below {LOW_BAND_HZ:.0f} Hz {low_error:.3f}, above {high_error:.3f}")
+    assert low_error < 0.15 < high_error, (low_error, high_error)
+
+
+@pytest.mark.slow
+def test_unseen_codecs_hurt_a_clean_trained_detector_and_spare_a_low_band_one(toy_root: Path) -> None:
+    """Issue 17: trained on clean toy data, a detector loses >= +50 % relative EER on never-seen
+    narrowband codecs (C10 speex, GSM); the same detector fed only 0-3.4 kHz loses far less."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from cm_cli.degrade.registry import apply_spec
+    from cm_cli.degrade.toy_conditions import _condition_spec, toy_eval_conditions
+
+    root = toy_root / "toy"
+    conditions = toy_eval_conditions(("C10", "gsm"))
+    train = rows(root, "train")
+    table = rows(root, "eval")
+    bona = [r for r in table if r[8] == "bonafide"][:60]
+    spoof = [r for r in table if r[8] == "spoof"][:120]
+    chosen = bona + spoof
+    y_train = np.array([r[8] == "bonafide" for r in train])
+    y_eval = np.array([r[8] == "bonafide" for r in chosen])
+    x_train = {fmax: [] for fmax in (8000.0, LOW_BAND_HZ)}
+    clean = {fmax: [] for fmax in x_train}
+    coded = {fmax: [] for fmax in x_train}
+    for r in train:
+        x = sf.read(root / AUDIO["train"] / f"{r[1]}.flac", dtype="float64")[0]
+        for fmax in x_train:
+            x_train[fmax].append(lfcc_stats(x, fmax=fmax))
+    for i, r in enumerate(chosen):
+        x = sf.read(root / AUDIO["eval"] / f"{r[1]}.flac", dtype="float64")[0]
+        _, _, spec = _condition_spec(conditions[i % len(conditions)], seed=0, utt_id=r[1])
+        y = apply_spec(x.astype(np.float32), 16000, spec, seed=0, utt_id=r[1])[0].astype(np.float64)
+        for fmax in x_train:
+            clean[fmax].append(lfcc_stats(x, fmax=fmax))
+            coded[fmax].append(lfcc_stats(y, fmax=fmax))
+    gaps = {}
+    for fmax in x_train:
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(np.stack(x_train[fmax]), y_train)
+        s_clean = model.decision_function(np.stack(clean[fmax]))
+        s_coded = model.decision_function(np.stack(coded[fmax]))
+        e_clean = eer(s_clean[y_eval], s_clean[~y_eval])
+        e_coded = eer(s_coded[y_eval], s_coded[~y_eval])
+        gaps[fmax] = (e_clean, e_coded, (e_coded - e_clean) / e_clean)
+    full, low = gaps[8000.0], gaps[LOW_BAND_HZ]
+    print({k: tuple(round(v, 3) for v in g) for k, g in gaps.items()})
+    assert full[2] >= 0.5, gaps
+    assert low[2] < 0.5 * full[2] and low[2] < 0.25, gaps
