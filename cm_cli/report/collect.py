@@ -99,7 +99,8 @@ class EvalInfo:
     @property
     def seedless_key(self) -> tuple:
         """Same evaluation of seed replicates of one run configuration."""
-        ignore = {"run", "checkpoint", "out", "output", "seed", "scores", "workers", "shard", "force"}
+        ignore = {"run", "checkpoint", "checkpoint_sha256", "out", "output", "seed", "scores", "workers", "shard",
+                  "force"}
         options = tuple(sorted((k, repr(v)) for k, v in self.options.items() if k not in ignore))
         run_key = self.run.seedless_key if self.run else (self.name,)
         return (self.corpus, run_key, options)
