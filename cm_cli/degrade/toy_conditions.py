@@ -54,13 +54,12 @@ def toy_eval_conditions(conditions: Sequence[str] = DEFAULT_TOY_CONDITIONS) -> l
 def _condition_spec(name: str, *, seed: int, utt_id: str) -> tuple[str, str, str]:
     """(CODEC, CODEC_Q, canonical spec) for a condition id or a plain spec."""
     from cm_cli.core.specs import parse_spec
-    from cm_cli.degrade.conditions import is_condition, pick_condition
+    from cm_cli.degrade.conditions import is_condition, pick_level
     from cm_cli.degrade.registry import codec_fields
 
-    if is_condition(name):
-        spec = pick_condition(name, seed=seed, utt_id=utt_id)
-        _, q = codec_fields(spec)
-        return name.upper(), q or "-", spec.canonical()
+    if is_condition(name):  # CODEC_Q is the condition's ordinal level, as in the ASVspoof 5 protocol
+        level = pick_level(name, seed=seed, utt_id=utt_id)
+        return name.upper(), str(level.q), level.parsed().canonical()
     spec = parse_spec(name)
     codec, q = codec_fields(spec)
     return (codec or spec.slug()), q or "-", spec.canonical()
