@@ -27,7 +27,7 @@ def _scores(path, eers: dict, n: int = 200, seed: int = 0):
 
 
 def test_study_summary_splits_seen_and_unseen_and_reads_seed_spread(tmp_path):
-    from cm_cli.demo import group_of, study_summary
+    from cm_cli.recipes.demo import group_of, study_summary
 
     assert [group_of(d) for d in ("clean", "none", "C05", "C08", "C10", "gsm")] == \
         ["clean", "clean", "seen", "seen", "unseen", "unseen"]
@@ -49,7 +49,7 @@ def test_study_summary_splits_seen_and_unseen_and_reads_seed_spread(tmp_path):
 
 
 def test_study_summary_with_one_seed_says_so(tmp_path):
-    from cm_cli.demo import study_summary
+    from cm_cli.recipes.demo import study_summary
 
     _scores(tmp_path / "a", {"clean": 0.1, "seen": 0.2, "unseen": 0.4})
     _scores(tmp_path / "b", {"clean": 0.1, "seen": 0.1, "unseen": 0.1})
@@ -60,7 +60,7 @@ def test_study_summary_with_one_seed_says_so(tmp_path):
 def test_demo_presets_augment_with_the_demo_policy():
     from cm_cli.core.presets import load_preset
     from cm_cli.degrade.policy import parse_policy
-    from cm_cli.demo import DEMO_AUGMENT_POLICY, DEMO_EVAL_CONDITIONS, DEMO_PRESETS, DEMO_SEEN
+    from cm_cli.recipes.demo import DEMO_AUGMENT_POLICY, DEMO_EVAL_CONDITIONS, DEMO_PRESETS, DEMO_SEEN
 
     assert "augment" not in load_preset(DEMO_PRESETS["erm"], command="train").options
     for method in ("erm_aug", "dann"):

@@ -21,7 +21,7 @@ def demo(
 ) -> None:
     """Run the study on the toy corpus: data, ERM / ERM-aug / DANN training over seeds, evaluation, analysis, report."""
     from cm_cli.core.progress import use_reporter
-    from cm_cli.demo import DemoSettings, run_demo
+    from cm_cli.recipes.demo import DemoSettings, run_demo
 
     c = get_ctx(ctx)
     opts = resolve_options(ctx, "demo", {"out": out, "size": size, "seeds": seeds, "epochs": epochs, "force": force})

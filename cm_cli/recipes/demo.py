@@ -38,6 +38,7 @@ DEMO_AUGMENT_POLICY = "clean:0.4, C05:0.3, C08:0.3"
 # cm_cli.degrade.toy_conditions.SUBSTITUTES).
 DEMO_EVAL_CONDITIONS = ("C05", "C08", "C10", "gsm")
 DEMO_SEEN = ("C05", "C08")
+DEMO_UNSEEN = tuple(c for c in DEMO_EVAL_CONDITIONS if c not in DEMO_SEEN)
 DEMO_SUMMARY = "summary.json"
 DEMO_SWEEP = "noise:type=white:snr=20|5"
 
@@ -210,6 +211,166 @@ def _verdict(methods: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class _Study:
+    """One demo study: where it writes, what it runs on, and one method per step (each skips finished work)."""
+
+    out: Path
+    data_root: Path
+    settings: DemoSettings
+    device: str
+    torch_device: Any
+    cache_dir: str | Path | None
+    on_step: Callable[[DemoStep], None] | None
+    result: DemoResult = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.result = DemoResult(self.out)
+        self.workers = max(1, self.settings.workers)
+        self.seeds = self.settings.train_seeds
+        self.first = self.seeds[0]
+        self.toy_root = self.data_root / "toy"
+        self.manifest_path = self.out / "manifest" / "manifest.parquet"
+        self.augment_dir = self.out / "augment"
+        self.runs = {m: {s: self.out / "runs" / m / f"seed_{s}" for s in self.seeds} for m in DEMO_METHODS}
+        self.evals = {m: {s: self.out / "eval" / m / f"seed_{s}" for s in self.seeds} for m in DEMO_METHODS}
+        self.embeddings = {m: self.out / "embed" / m / f"seed_{self.first}" for m in DEMO_METHODS}
+
+    def step(self, name: str, fn: Callable[[], tuple[dict, bool, str]]) -> None:
+        start = time.perf_counter()
+        paths, skipped, note = fn()
+        done = DemoStep(name, time.perf_counter() - start, {k: str(v) for k, v in paths.items()}, skipped, note)
+        self.result.steps.append(done)
+        if self.on_step is not None:
+            self.on_step(done)
+
+    def corpus(self):
+        from cm_cli.data.corpora.toy import build_toy_corpus
+        from cm_cli.degrade.toy_conditions import add_coded_eval_conditions, toy_eval_conditions
+
+        s = self.settings
+        info = build_toy_corpus(self.toy_root, size=s.size, seed=s.seed, force=s.force, workers=self.workers)
+        added = add_coded_eval_conditions(self.toy_root, toy_eval_conditions(DEMO_EVAL_CONDITIONS), seed=s.seed,
+                                          workers=self.workers)
+        n_added = sum(added.values())
+        note = f"{info.n_files} files" + (f", {n_added} coded eval copies added" if n_added else "")
+        return {"corpus": self.toy_root}, not info.built and n_added == 0, note
+
+    def manifest(self):
+        from cm_cli.data.manifests import make_manifest
+
+        made = make_manifest("toy", self.manifest_path.parent, data_root=self.data_root, corpus_root=self.toy_root,
+                             validate=True, seed=self.settings.seed, workers=self.workers, force=self.settings.force,
+                             extra_options={"toy_size": self.settings.size})
+        return {"manifest": made.path}, made.skipped, f"{made.n_rows} utterances"
+
+    def augment(self):
+        from cm_cli.degrade.corpus import degrade_manifest
+
+        s = self.settings
+        done = degrade_manifest(self.manifest_path, self.augment_dir, policy=DEMO_AUGMENT_POLICY, variants=s.variants,
+                                seed=s.seed, workers=self.workers, split="train", data_root=self.data_root,
+                                force=s.force)
+        note = f"{done.n_written} variants rendered"
+        return {"manifest": self.augment_dir / "manifest.parquet"}, done.already_done, note
+
+    def train(self, method: str, seed: int):
+        from cm_cli.training.run import train_run
+
+        config = _train_config(DEMO_PRESETS[method], seed=seed, augment_manifest=self.augment_dir / "manifest.parquet",
+                               epochs=self.settings.epochs)
+        outcome = train_run(config, self.manifest_path, self.runs[method][seed], data_root=self.data_root,
+                            device=self.torch_device, cache_dir=self.cache_dir, force=self.settings.force,
+                            preset=DEMO_PRESETS[method])
+        dev_eer = outcome.summary.get("best_dev_eer", outcome.summary.get("dev_eer"))
+        note = f"{outcome.status}" + (f", best dev EER {100 * dev_eer:.2f}%" if isinstance(dev_eer, float) else "")
+        return {"run": self.runs[method][seed]}, outcome.skipped, note
+
+    def evaluate(self, method: str, seed: int):
+        from cm_cli.evaluation import evaluate_model
+
+        # no per-run `compare`: it names a seed-specific file, which would keep `cm report` from
+        # grouping seed replicates; the methods are compared over seeds in the summary and report
+        done = evaluate_model(self.runs[method][seed], self.manifest_path, self.evals[method][seed], split="eval",
+                              by=["codec", "attack"], in_domain=["clean"], bootstrap=200, data_root=self.data_root,
+                              cache_dir=self.cache_dir, device=self.device, torch_device=self.torch_device,
+                              seed=self.settings.seed, force=self.settings.force)
+        overall = done.conditions[0].metrics["overall"]
+        return ({"eval": self.evals[method][seed]}, done.skipped,
+                f"EER {100 * overall['eer']:.2f}%, minDCF {overall['min_dcf']:.3f}")
+
+    def summarise(self):
+        from cm_cli.core.artifacts import atomic_path, write_json
+
+        summary = study_summary(self.evals)
+        write_json(summary, self.out / DEMO_SUMMARY)
+        with atomic_path(self.out / "summary.md") as tmp:
+            tmp.write_text("# What the demo study shows\n\n" + summary["text"].replace("\n", "\n\n") + "\n",
+                           encoding="utf-8")
+        self.result.summary = summary
+        return {"summary": self.out / DEMO_SUMMARY}, False, ""
+
+    def sweep(self, method: str):
+        from cm_cli.evaluation import evaluate_model
+
+        target = self.out / "sweep" / method / f"seed_{self.first}"
+        done = evaluate_model(self.runs[method][self.first], self.manifest_path, target, split="eval",
+                              degrade=[DEMO_SWEEP], by=["attack"], data_root=self.data_root, cache_dir=self.cache_dir,
+                              device=self.device, torch_device=self.torch_device, seed=self.settings.seed,
+                              force=self.settings.force)
+        return {"sweep": done.sweep or target}, done.skipped, f"{len(done.conditions)} conditions"
+
+    def embed(self, method: str):
+        from cm_cli.embedding import embed_manifest
+
+        done = embed_manifest(self.manifest_path, self.embeddings[method], checkpoint=self.runs[method][self.first],
+                              split="eval", layers="all", data_root=self.data_root, device=self.torch_device,
+                              force=self.settings.force)
+        return {"embeddings": done.path}, done.skipped, f"{done.n_rows} utterances"
+
+    def loao(self):
+        from cm_cli.analysis.loao import LoaoConfig, run_loao
+
+        summary = run_loao(self.embeddings["erm"], manifest=self.manifest_path, out=self.out / "loao",
+                           config=LoaoConfig(seeds=(0, 1), n_boot=500, n_perm=1000), force=self.settings.force)
+        return {"loao": self.out / "loao"}, bool(summary.get("skipped")), ""
+
+    def probe(self):
+        from cm_cli.analysis.probes import ProbeConfig, run_probes
+
+        # the same augmentation with and without the adversary: is there less codec information left?
+        summary = run_probes([self.embeddings["erm_aug"], self.embeddings["dann"]], manifest=self.manifest_path,
+                             out=self.out / "probe",
+                             config=ProbeConfig(target="codec", folds=3, n_boot=300, max_iter=200,
+                                                control_repeats=1, seed=self.settings.seed),
+                             tags=["erm_aug", "dann"], force=self.settings.force)
+        return {"probes": self.out / "probe"}, bool(summary.get("skipped")), ""
+
+    def cka(self):
+        from cm_cli.analysis.cka import CkaConfig, run_cka
+
+        summary = run_cka(self.embeddings["erm_aug"], self.embeddings["dann"], out=self.out / "cka",
+                          config=CkaConfig(seed=self.settings.seed), force=self.settings.force)
+        return {"cka": self.out / "cka"}, bool(summary.get("skipped")), ""
+
+    def patch(self):
+        from cm_cli.analysis.patching import PatchConfig, run_patching
+
+        # same training seed -> same initial weights (the model is built right after seeding;
+        # DANN's heads come afterwards), so the two representations share their initialisation
+        config = PatchConfig(split="eval", n_boot=300, seed=self.settings.seed, max_rows=300)
+        summary = run_patching(self.runs["erm_aug"][self.first], self.runs["dann"][self.first],
+                               manifest=self.manifest_path, out=self.out / "patch",
+                               data_root=self.data_root, config=config, force=self.settings.force)
+        return {"patching": self.out / "patch"}, bool(summary.get("skipped")), ""
+
+    def report(self):
+        from cm_cli.report.render import build_report
+
+        built = build_report([self.out], self.out / "report", title="cm demo: ERM vs ERM-aug vs DANN on the toy corpus")
+        return {"report_html": built.html, "report_md": built.markdown}, False, f"{len(built.figures)} figures"
+
+
 def run_demo(
     out: str | Path,
     *,
@@ -221,181 +382,28 @@ def run_demo(
     on_step: Callable[[DemoStep], None] | None = None,
 ) -> DemoResult:
     """Run (or finish) the demo study into ``out``; ``on_step`` is called after each step."""
-    from cm_cli.core.artifacts import ensure_writable_dir, write_json
+    from cm_cli.core.artifacts import ensure_writable_dir
 
-    out = Path(out).resolve()
-    data_root = Path(data_root).resolve()
+    out, data_root = Path(out).resolve(), Path(data_root).resolve()
     ensure_writable_dir(out)
     ensure_writable_dir(data_root)
-    result = DemoResult(out)
-    workers = max(1, settings.workers)
-    seeds = settings.train_seeds
-    first = seeds[0]
-
-    def step(name: str, fn: Callable[[], tuple[dict, bool, str]]) -> None:
-        start = time.perf_counter()
-        paths, skipped, note = fn()
-        done = DemoStep(name, time.perf_counter() - start, {k: str(v) for k, v in paths.items()}, skipped, note)
-        result.steps.append(done)
-        if on_step is not None:
-            on_step(done)
-
-    toy_root = data_root / "toy"
-
-    def corpus():
-        from cm_cli.data.corpora.toy import build_toy_corpus
-        from cm_cli.degrade.toy_conditions import add_coded_eval_conditions, toy_eval_conditions
-
-        info = build_toy_corpus(toy_root, size=settings.size, seed=settings.seed, force=settings.force,
-                                workers=workers)
-        added = add_coded_eval_conditions(toy_root, toy_eval_conditions(DEMO_EVAL_CONDITIONS), seed=settings.seed,
-                                          workers=workers)
-        n_added = sum(added.values())
-        note = f"{info.n_files} files" + (f", {n_added} coded eval copies added" if n_added else "")
-        return {"corpus": toy_root}, not info.built and n_added == 0, note
-
-    step("toy corpus", corpus)
-
-    manifest_dir = out / "manifest"
-
-    def manifest():
-        from cm_cli.data.manifests import make_manifest
-
-        made = make_manifest("toy", manifest_dir, data_root=data_root, corpus_root=toy_root, validate=True,
-                             seed=settings.seed, workers=workers, force=settings.force,
-                             extra_options={"toy_size": settings.size})
-        return {"manifest": made.path}, made.skipped, f"{made.n_rows} utterances"
-
-    step("manifest", manifest)
-    manifest_path = manifest_dir / "manifest.parquet"
-
-    augment_dir = out / "augment"
-
-    def augment():
-        from cm_cli.degrade.corpus import degrade_manifest
-
-        done = degrade_manifest(manifest_path, augment_dir, policy=DEMO_AUGMENT_POLICY, variants=settings.variants,
-                                seed=settings.seed, workers=workers, split="train", data_root=data_root,
-                                force=settings.force)
-        return {"manifest": augment_dir / "manifest.parquet"}, done.already_done, f"{done.n_written} variants rendered"
-
-    step("augmentation", augment)
-
-    runs = {m: {s: out / "runs" / m / f"seed_{s}" for s in seeds} for m in DEMO_METHODS}
-    evals = {m: {s: out / "eval" / m / f"seed_{s}" for s in seeds} for m in DEMO_METHODS}
+    study = _Study(out, data_root, settings, device, torch_device, cache_dir, on_step)
     label = {"erm": "ERM", "erm_aug": "ERM-aug", "dann": "DANN"}
+    study.step("toy corpus", study.corpus)
+    study.step("manifest", study.manifest)
+    study.step("augmentation", study.augment)
+    for kind, fn in (("train", study.train), ("eval", study.evaluate)):
+        for method in DEMO_METHODS:
+            for seed in study.seeds:
+                study.step(f"{kind} {label[method]} seed {seed}", lambda fn=fn, m=method, s=seed: fn(m, s))
+    study.step("study summary", study.summarise)
     for method in DEMO_METHODS:
-        for s in seeds:
-            def train(method=method, s=s):
-                from cm_cli.training.run import train_run
-
-                config = _train_config(DEMO_PRESETS[method], seed=s, augment_manifest=augment_dir / "manifest.parquet",
-                                       epochs=settings.epochs)
-                outcome = train_run(config, manifest_path, runs[method][s], data_root=data_root, device=torch_device,
-                                    cache_dir=cache_dir, force=settings.force, preset=DEMO_PRESETS[method])
-                dev_eer = outcome.summary.get("best_dev_eer", outcome.summary.get("dev_eer"))
-                note = f"{outcome.status}" + (f", best dev EER {100 * dev_eer:.2f}%" if isinstance(dev_eer, float) else "")
-                return {"run": runs[method][s]}, outcome.skipped, note
-
-            step(f"train {label[method]} seed {s}", train)
-
+        study.step(f"stress sweep {label[method]}", lambda m=method: study.sweep(m))
     for method in DEMO_METHODS:
-        for s in seeds:
-            def evaluate(method=method, s=s):
-                from cm_cli.evaluation import evaluate_model
-
-                # no per-run `compare`: it names a seed-specific file, which would keep `cm report` from
-                # grouping seed replicates; the methods are compared over seeds in the summary and report
-                done = evaluate_model(runs[method][s], manifest_path, evals[method][s], split="eval",
-                                      by=["codec", "attack"], in_domain=["clean"], bootstrap=200,
-                                      data_root=data_root, cache_dir=cache_dir, device=device,
-                                      torch_device=torch_device, seed=settings.seed, force=settings.force)
-                overall = done.conditions[0].metrics["overall"]
-                return ({"eval": evals[method][s]}, done.skipped,
-                        f"EER {100 * overall['eer']:.2f}%, minDCF {overall['min_dcf']:.3f}")
-
-            step(f"eval {label[method]} seed {s}", evaluate)
-
-    def summarise():
-        summary = study_summary(evals)
-        write_json(summary, out / DEMO_SUMMARY)
-        (out / "summary.md").write_text("# What the demo study shows\n\n" + summary["text"].replace("\n", "\n\n") + "\n",
-                                        encoding="utf-8")
-        result.summary = summary
-        return {"summary": out / DEMO_SUMMARY}, False, ""
-
-    step("study summary", summarise)
-
-    for method in DEMO_METHODS:
-        def sweep(method=method):
-            from cm_cli.evaluation import evaluate_model
-
-            target = out / "sweep" / method / f"seed_{first}"
-            done = evaluate_model(runs[method][first], manifest_path, target, split="eval", degrade=[DEMO_SWEEP],
-                                  by=["attack"], data_root=data_root, cache_dir=cache_dir, device=device,
-                                  torch_device=torch_device, seed=settings.seed, force=settings.force)
-            return {"sweep": done.sweep or target}, done.skipped, f"{len(done.conditions)} conditions"
-
-        step(f"stress sweep {label[method]}", sweep)
-
-    embeddings = {m: out / "embed" / m / f"seed_{first}" for m in DEMO_METHODS}
-    for method in DEMO_METHODS:
-        def embed(method=method):
-            from cm_cli.embedding import embed_manifest
-
-            done = embed_manifest(manifest_path, embeddings[method], checkpoint=runs[method][first], split="eval",
-                                  layers="all", data_root=data_root, device=torch_device, force=settings.force)
-            return {"embeddings": done.path}, done.skipped, f"{done.n_rows} utterances"
-
-        step(f"embed {label[method]}", embed)
-
-    def loao():
-        from cm_cli.analysis.loao import LoaoConfig, run_loao
-
-        summary = run_loao(embeddings["erm"], manifest=manifest_path, out=out / "loao",
-                           config=LoaoConfig(seeds=(0, 1), n_boot=500, n_perm=1000), force=settings.force)
-        return {"loao": out / "loao"}, bool(summary.get("skipped")), ""
-
-    step("loao", loao)
-
-    def probe():
-        from cm_cli.analysis.probes import ProbeConfig, run_probes
-
-        # the same augmentation with and without the adversary: is there less codec information left?
-        summary = run_probes([embeddings["erm_aug"], embeddings["dann"]], manifest=manifest_path, out=out / "probe",
-                             config=ProbeConfig(target="codec", folds=3, n_boot=300, max_iter=200,
-                                                control_repeats=1, seed=settings.seed),
-                             tags=["erm_aug", "dann"], force=settings.force)
-        return {"probes": out / "probe"}, bool(summary.get("skipped")), ""
-
-    step("probe codec ERM-aug vs DANN", probe)
-
-    def cka():
-        from cm_cli.analysis.cka import CkaConfig, run_cka
-
-        summary = run_cka(embeddings["erm_aug"], embeddings["dann"], out=out / "cka",
-                          config=CkaConfig(seed=settings.seed), force=settings.force)
-        return {"cka": out / "cka"}, bool(summary.get("skipped")), ""
-
-    step("cka ERM-aug vs DANN", cka)
-
-    def patch():
-        from cm_cli.analysis.patching import PatchConfig, run_patching
-
-        # same training seed -> same initial weights (the model is built right after seeding;
-        # DANN's heads come afterwards), so the two representations share their initialisation
-        config = PatchConfig(split="eval", n_boot=300, seed=settings.seed, max_rows=300)
-        summary = run_patching(runs["erm_aug"][first], runs["dann"][first], manifest=manifest_path, out=out / "patch",
-                               data_root=data_root, config=config, force=settings.force)
-        return {"patching": out / "patch"}, bool(summary.get("skipped")), ""
-
-    step("patch ERM-aug <- DANN", patch)
-
-    def report():
-        from cm_cli.report.render import build_report
-
-        built = build_report([out], out / "report", title="cm demo: ERM vs ERM-aug vs DANN on the toy corpus")
-        return {"report_html": built.html, "report_md": built.markdown}, False, f"{len(built.figures)} figures"
-
-    step("report", report)
-    return result
+        study.step(f"embed {label[method]}", lambda m=method: study.embed(m))
+    study.step("loao", study.loao)
+    study.step("probe codec ERM-aug vs DANN", study.probe)
+    study.step("cka ERM-aug vs DANN", study.cka)
+    study.step("patch ERM-aug <- DANN", study.patch)
+    study.step("report", study.report)
+    return study.result
