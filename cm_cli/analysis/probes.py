@@ -169,9 +169,9 @@ def _source_keys(rows: "pd.DataFrame") -> "np.ndarray":
     keys = np.array([str(u) for u in rows["utt_id"]], dtype=object)
     for column in ("source_utt_id", "codec_seed"):
         if column in rows.columns:
-            values = rows[column]
-            present = values.notna().to_numpy() & (values.astype("string").fillna("").str.len() > 0).to_numpy()
-            keys = np.where(present, "src:" + values.astype(str).to_numpy(dtype=object), keys)
+            text = rows[column].astype("string").fillna("")  # nulls (uncoded rows) stay their own source
+            present = (text.str.len() > 0).to_numpy()
+            keys = np.where(present, np.array(["src:" + v for v in text.to_numpy(dtype=object)], dtype=object), keys)
             break
     return keys
 
