@@ -87,6 +87,7 @@ def train(
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds: one run per seed in OUT/seed_<s>.", show_default=False)] = None,
     save_frozen: Annotated[bool, typer.Option("--save-frozen", help="Also store frozen pretrained weights in checkpoints.")] = False,
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bf16 autocast on CUDA.")] = True,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Data-loading worker processes (default: the global --workers when set, else 0 = in process); any number gives the same weights.", min=0, show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from checkpoints/last.pt.")] = False,
     force: ForceOpt = False,
 ) -> None:
@@ -94,7 +95,6 @@ def train(
     values = {k: v for k, v in locals().items() if k not in _NOT_RESOLVED}
     from cm_cli.core.errors import UsageError
     from cm_cli.core.progress import use_reporter
-    from cm_cli.training.config import TrainConfig
     from cm_cli.training.distributed import distributed
     from cm_cli.training.loop import preemption_guard
     from cm_cli.training.run import default_run_name, train_run, train_seeds
@@ -107,25 +107,8 @@ def train(
         o["augment"] = None
     elif augment is not None and augment_manifest is None:
         o["augment_manifest"] = None
-    enum_value = lambda v: v.value if isinstance(v, enum.Enum) else v  # noqa: E731
     seed_list = _seeds(o["seeds"])
-    config = TrainConfig(
-        method=enum_value(o["method"]), backbone=o["backbone"], backbone_id=o["backbone_id"],
-        corpus=enum_value(o["corpus"]), train_split=o["train_split"], dev_split=o["dev_split"],
-        trainable=o["trainable"], pooling=o["pooling"], head=o["head"], length_policy=o["length_policy"],
-        max_len=float(o["max_len"]), epochs=int(o["epochs"]), max_steps=o["max_steps"], batch_size=int(o["batch_size"]),
-        grad_accum=int(o["grad_accum"]), lr=float(o["lr"]), weight_decay=float(o["weight_decay"]),
-        warmup_steps=int(o["warmup_steps"]), clip_grad=float(o["clip_grad"]) or None,
-        class_weighting=bool(o["class_weighting"]), augment=o["augment"],
-        augment_manifest=str(Path(o["augment_manifest"]).resolve()) if o["augment_manifest"] else None,
-        domain_columns=list(o["domain_column"] or []), lambda_schedule=enum_value(o["lambda_schedule"]),
-        lambda_max=float(o["lambda_max"]), lambda_warmup=int(o["lambda_warmup"]),
-        domain_loss_weight=float(o["domain_loss_weight"]), domain_lr_mult=float(o["domain_lr_mult"]),
-        domain_hidden=int(o["domain_hidden"]),
-        val_every=int(o["val_every"]), patience=o["patience"],
-        coded_dev_manifest=str(Path(o["coded_dev_manifest"]).resolve()) if o["coded_dev_manifest"] else None,
-        seed=c.seed, save_frozen=bool(o["save_frozen"]), bf16=bool(o["bf16"]), workers=0,
-    ).validate()
+    config = _train_config(o, c)
     if resume and out is None:
         raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
     if resume and seed_list:
@@ -160,6 +143,27 @@ def train(
     if len(outcomes) == 1:
         payload = payload["runs"][0]
     emit(c, payload, lambda: _print(outcomes, stop.signal))
+
+
+def _train_config(o: dict, c):
+    """The run's ``TrainConfig`` from resolved options; types are checked there (presets, cm.toml)."""
+    from cm_cli.training.config import TrainConfig
+
+    enum_value = lambda v: v.value if isinstance(v, enum.Enum) else v  # noqa: E731
+    path = lambda v: str(Path(v).resolve()) if v else None  # noqa: E731
+    workers = o["workers"]
+    if workers is None:  # the global --workers / CM_WORKERS / cm.toml, only where one was given
+        workers = c.workers if c.sources.get("workers", "default") != "default" else 0
+    same = ("backbone", "backbone_id", "train_split", "dev_split", "trainable", "pooling", "head", "length_policy",
+            "max_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
+            "clip_grad", "class_weighting", "augment", "lambda_max", "lambda_warmup", "domain_loss_weight",
+            "domain_lr_mult", "domain_hidden", "val_every", "patience", "save_frozen", "bf16")
+    return TrainConfig(
+        method=enum_value(o["method"]), corpus=enum_value(o["corpus"]),
+        lambda_schedule=enum_value(o["lambda_schedule"]), domain_columns=list(o["domain_column"] or []),
+        augment_manifest=path(o["augment_manifest"]), coded_dev_manifest=path(o["coded_dev_manifest"]),
+        seed=c.seed, workers=workers, **{k: o[k] for k in same},
+    ).validate()
 
 
 def _print(outcomes, signal_name) -> None:

@@ -15,7 +15,21 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["AudioInfo", "probe_audio", "load_audio", "resample", "to_mono", "save_audio"]
+__all__ = ["AudioInfo", "probe_audio", "load_audio", "load_audio_window", "native_frames", "resample", "to_mono", "save_audio",
+           "looks_like_audio"]
+
+# leading bytes of the containers cm reads through ffmpeg (soundfile reads WAV/FLAC/OGG itself)
+_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b".snd", b"caff", b"wvpk", b"MAC ",
+          b"\x1aE\xdf\xa3", b"#!AMR", b"0&\xb2u")
+
+
+def looks_like_audio(path: str | Path) -> bool:
+    """True if the file starts like an audio container or an MPEG/AAC frame (a cheap sniff, not a decode)."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if head.startswith(_MAGIC) or head[4:8] == b"ftyp":
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG audio / ADTS frame sync
 
 
 @dataclass(frozen=True)
@@ -57,12 +71,17 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def _read_with_pydub(path: Path) -> tuple[np.ndarray, int]:
+    if not looks_like_audio(path):
+        raise CmError(f"{path}: not audio (no known audio format; the file may be damaged or something else)")
     try:
         from pydub import AudioSegment
     except ImportError:  # pragma: no cover - pydub is a dependency
         raise CmError(f"{path}: soundfile cannot read it and pydub is not installed") from None
     try:
         segment = AudioSegment.from_file(str(path))
+    except FileNotFoundError as exc:  # pydub could not start ffprobe / ffmpeg
+        raise CmError(f"{path}: decoding {path.suffix or 'this format'} needs ffmpeg ({exc.filename or exc})",
+                      "install ffmpeg, or convert the file to WAV or FLAC") from None
     except Exception as exc:
         raise CmError(f"{path}: cannot decode audio ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     data = np.array(segment.get_array_of_samples(), dtype=np.float32)
@@ -94,6 +113,38 @@ def load_audio(path: str | Path, *, sample_rate: int | None = None, mono: bool =
         samples = resample(samples, int(rate), int(sample_rate))
         rate = sample_rate
     return np.ascontiguousarray(samples, dtype=np.float32), int(rate)
+
+
+def native_frames(path: str | Path, sample_rate: int) -> int | None:
+    """Frames in ``path`` if soundfile reads it at ``sample_rate`` natively (so a window can be seeked), else None."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        return None
+    return int(info.frames) if int(info.samplerate) == int(sample_rate) and info.frames > 0 else None
+
+
+def load_audio_window(path: str | Path, start: int, frames: int, *, sample_rate: int) -> np.ndarray:
+    """``load_audio(path, sample_rate=...)[0][start:start + frames]``, reading only that window when it can.
+
+    FLAC and WAV at the target rate are seeked (soundfile ``start``/``frames``), which
+    gives the same samples as decoding everything and slicing; anything else is
+    decoded whole and sliced.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if native_frames(path, sample_rate) is not None:
+        try:
+            data, _ = sf.read(str(path), start=int(start), frames=int(frames), dtype="float32", always_2d=True)
+        except Exception:
+            data = None
+        if data is not None and len(data) > 0:
+            return np.ascontiguousarray(to_mono(data.T), dtype=np.float32)
+    wave, _ = load_audio(path, sample_rate=sample_rate)
+    return wave[int(start):int(start) + int(frames)]
 
 
 def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> int:

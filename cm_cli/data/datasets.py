@@ -52,15 +52,26 @@ class ManifestAudio:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> AudioItem:
-        from cm_cli.data.audio import load_audio
+    def read(self, index: int, window: tuple[int, int] | None = None) -> AudioItem:
+        """Decode row ``index`` (only ``(start, frames)`` of it when given); failures become markers."""
+        from cm_cli.data.audio import load_audio, load_audio_window
 
         try:
-            wave, _ = load_audio(self.paths[index], sample_rate=self.sample_rate)
+            if window is None:
+                wave, _ = load_audio(self.paths[index], sample_rate=self.sample_rate)
+            else:
+                wave = load_audio_window(self.paths[index], *window, sample_rate=self.sample_rate)
         except CmError as exc:
             return AudioItem(index, None, exc.message)
         except Exception as exc:  # decoder crash on a corrupt file
             return AudioItem(index, None, f"{self.paths[index]}: {type(exc).__name__}: {exc}")
+        return AudioItem(index, wave)
+
+    def __getitem__(self, index: int) -> AudioItem:
+        item = self.read(index)
+        if item.wave is None:
+            return item
+        wave = item.wave
         if self.transform is not None:
             wave = self.transform(wave, index)
         return AudioItem(index, np.ascontiguousarray(wave, dtype=np.float32))
@@ -78,9 +89,15 @@ class Batch:
     lengths: "torch.Tensor"  # (B,) int64, valid samples per row
     indices: "torch.Tensor"  # (B,) int64 row positions in the manifest frame
     failures: list[tuple[int, str]]  # (row index, message) of rows that could not be decoded
+    conditions: list | None = None  # training: augmentation label per kept row (None: clean)
 
     def __len__(self) -> int:
         return int(self.indices.numel())
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copies of the tensors (called by a DataLoader with ``pin_memory=True``)."""
+        return Batch(self.waves.pin_memory(), self.lengths.pin_memory(), self.indices.pin_memory(),
+                     self.failures, self.conditions)
 
 
 def collate_audio(items: Sequence[AudioItem]) -> Batch:

@@ -13,13 +13,78 @@ from typing import Any, Mapping
 
 from cm_cli.core.errors import CmError, UsageError
 
-__all__ = ["METHODS", "LAMBDA_SCHEDULES", "SCHEDULE_ALIASES", "TrainConfig", "config_diff", "RUNTIME_KEYS"]
+__all__ = ["METHODS", "LAMBDA_SCHEDULES", "SCHEDULE_ALIASES", "TrainConfig", "config_diff", "RUNTIME_KEYS",
+           "parse_bool"]
 
 METHODS = ("erm", "dann")
 LAMBDA_SCHEDULES = ("constant", "linear", "ganin")
 SCHEDULE_ALIASES = {"exponential": "ganin"}
 # settings that may differ between a run and its resumption without changing the result
-RUNTIME_KEYS = frozenset({"workers", "bf16", "log_every"})
+RUNTIME_KEYS = frozenset({"workers", "bf16", "log_every", "log_to"})
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def parse_bool(value: Any, name: str) -> bool:
+    """A boolean from a bool, 0/1 or a word (true/false, yes/no, on/off); anything else is an error."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise UsageError(f"{_option(name)}: expected true or false, got {value!r}",
+                     "check the value in the preset or cm.toml (true/false, yes/no, on/off)")
+
+
+def _number(value: Any, name: str, kind: type):
+    """An int or float from a number or its text; booleans and words are errors naming the option."""
+    if isinstance(value, bool):
+        raise UsageError(f"{_option(name)}: expected a number, got {value!r}")
+    try:
+        number = float(value) if isinstance(value, str) else value
+        if not isinstance(number, (int, float)):
+            raise TypeError
+        if kind is int:
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
+        return float(number)
+    except (TypeError, ValueError, OverflowError):
+        what = "an integer" if kind is int else "a number"
+        hint = "0 turns gradient clipping off" if name == "clip_grad" else "check the preset or cm.toml"
+        raise UsageError(f"{_option(name)}: expected {what}, got {value!r}", hint) from None
+
+
+def _coerce(name: str, value: Any, annotation: str) -> Any:
+    """``value`` as the field's declared type (``int``, ``float | None``, ``bool``, ``str | None``, …)."""
+    kinds = [k.strip() for k in annotation.split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise UsageError(f"{_option(name)} needs a value")
+    kind = kinds[0]
+    if kind == "bool":
+        return parse_bool(value, name)
+    if kind in ("int", "float"):
+        return _number(value, name, int if kind == "int" else float)
+    if kind == "str":
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise UsageError(f"{_option(name)}: expected text, got {value!r}")
+        return str(value)
+    if kind == "list":
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{_option(name)}: expected a list, got {value!r}")
+        return list(value)
+    if kind == "dict" and not isinstance(value, dict):
+        raise UsageError(f"{_option(name)}: expected a table, got {value!r}")
+    return value
 
 
 @dataclass
@@ -74,13 +139,25 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.method = str(self.method).lower()
         self.lambda_schedule = SCHEDULE_ALIASES.get(str(self.lambda_schedule), str(self.lambda_schedule))
-        self.domain_columns = [str(c) for c in (self.domain_columns or [])]
-        self.model_options = dict(self.model_options or {})
+        if isinstance(self.domain_columns, (list, tuple)) or self.domain_columns is None:
+            self.domain_columns = [str(c) for c in (self.domain_columns or [])]
+        if isinstance(self.model_options, dict) or self.model_options is None:
+            self.model_options = dict(self.model_options or {})
 
     # ------------------------------------------------------------------ checks
 
+    def check_types(self) -> "TrainConfig":
+        """Coerce every field to its declared type (text from presets and cm.toml); wrong types are errors."""
+        for f in fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), str(f.type)))
+        if self.clip_grad == 0:
+            self.clip_grad = None
+        self.__post_init__()
+        return self
+
     def validate(self) -> "TrainConfig":
-        """Raise ``UsageError`` naming the first impossible setting."""
+        """Raise ``UsageError`` naming the first impossible setting (wrong types included)."""
+        self.check_types()
         if self.method not in METHODS:
             raise UsageError(f"unknown method {self.method!r}", f"choose one of {', '.join(METHODS)}")
         if self.lambda_schedule not in LAMBDA_SCHEDULES:

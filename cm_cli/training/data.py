@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["TrainData", "load_training_data", "TrainAudio", "collate_train", "UNKNOWN", "domain_targets",
-           "AugmentationLog"]
+           "AugmentationLog", "EpochBatches", "train_loader"]
 
 UNKNOWN = -100  # ignore_index of the domain losses: unknown domain values are masked out
 _MISSING = {"", "none", "nan", "null", "unknown"}
@@ -37,6 +37,23 @@ class TrainData:
     domains: dict[str, list[str]] = field(default_factory=dict)  # column -> values (class index order)
     policy: object | None = None  # cm_cli.degrade.policy.Policy for on-the-fly augmentation
     coded_dev: "pd.DataFrame | None" = None
+    augmented: bool = False  # rows include pre-rendered variants (--augment-manifest)
+
+    def augment_conditions(self) -> list[str]:
+        """Condition labels of the augmentation source: the policy's, or the variants' domains; [] for none."""
+        if self.policy is not None:
+            return list(self.policy.labels())
+        if self.augmented:
+            return sorted({str(v) for v in self.train["domain"].dropna()})
+        return []
+
+    def seen_domains(self) -> list[str]:
+        """Sorted domain values the training rows have after augmentation (``clean`` for plain rows)."""
+        if self.policy is not None:
+            return sorted(set(self.policy.labels()))
+        if "domain" in self.train:
+            return sorted({str(v) for v in self.train["domain"].fillna("clean")})
+        return ["clean"]
 
     def summary(self) -> dict:
         counts = self.train["label"].value_counts().to_dict()
@@ -122,7 +139,7 @@ def load_training_data(manifest: str | Path, config, *, check_available: bool = 
     if config.method == "dann":
         for column in config.domain_columns:
             domains[column] = _domain_values(train, column, policy, str(manifest))
-    return TrainData(train, dev, note, domains, policy, coded)
+    return TrainData(train, dev, note, domains, policy, coded, augmented=bool(config.augment_manifest))
 
 
 def _domain_values(train: "pd.DataFrame", column: str, policy, source: str) -> list[str]:
@@ -161,40 +178,94 @@ def _stable(*parts: int) -> np.random.Generator:
 class TrainAudio(ManifestAudio):
     """Training rows: decode, augment with the policy (label kept as ``item.condition``), random-crop.
 
-    ``epoch`` is set by the loop before each epoch; randomness is seeded from
-    (seed, epoch, row) so any process reproduces it.
+    Items are addressed by ``(epoch, row)`` (what ``EpochBatches`` yields) so that
+    worker processes, which keep their own copy of the dataset, draw exactly what
+    the main process would; a plain ``row`` uses ``self.epoch``. Randomness is
+    seeded from (seed, epoch, row) only. A crop shorter than ``min_samples`` (the
+    front end's window) is zero-padded to it, as ``cm eval`` pads short audio.
     """
 
     def __init__(self, frame: "pd.DataFrame", *, data_root, policy=None, seed: int = 0, crop: int | None = None,
-                 cache_dir: str | Path | None = None):
+                 cache_dir: str | Path | None = None, min_samples: int = 0):
         super().__init__(frame, data_root=data_root)
         self.policy = policy
         self.seed = int(seed)
         self.crop = crop
         self.epoch = 0
         self.cache_dir = cache_dir
+        self.min_samples = int(min_samples)
         self.utt_ids = self.frame["utt_id"].astype(str).tolist()
 
-    def __getitem__(self, index: int) -> AudioItem:
-        item = super().__getitem__(index)
+    def _crop_start(self, epoch: int, index: int, n: int) -> int:
+        return int(_stable(self.seed, epoch, index, 11).integers(0, n - self.crop + 1))
+
+    def _read_crop(self, epoch: int, index: int) -> tuple[AudioItem, bool]:
+        """The row's training crop, reading only that window where the file allows; (item, already cropped)."""
+        from cm_cli.data.audio import native_frames
+
+        n = native_frames(self.paths[index], self.sample_rate) if self.crop is not None else None
+        if n is None:
+            return self.read(index), False
+        if n <= self.crop:
+            return self.read(index), True
+        return self.read(index, (self._crop_start(epoch, index, n), self.crop)), True
+
+    def __getitem__(self, key) -> AudioItem:
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        item, cropped = self._read_crop(epoch, index)
         if item.wave is None:
             return item
         wave, condition = item.wave, None
-        if self.policy is not None:
+        if self.policy is not None:  # applied to the crop: codecs cost what the model sees
             from cm_cli.degrade.policy import apply_policy
 
             try:
                 wave, condition = apply_policy(wave, self.sample_rate, self.policy,
-                                               rng=_stable(self.seed, self.epoch, index, 7),
+                                               rng=_stable(self.seed, epoch, index, 7),
                                                utt_id=self.utt_ids[index], cache_dir=self.cache_dir)
             except CmError as exc:
                 return AudioItem(index, None, f"augmentation of {self.utt_ids[index]}: {exc.message}")
         if self.crop is not None and len(wave) > self.crop:
-            start = int(_stable(self.seed, self.epoch, index, 11).integers(0, len(wave) - self.crop + 1))
+            start = 0 if cropped else self._crop_start(epoch, index, len(wave))
             wave = wave[start:start + self.crop]
+        if len(wave) < self.min_samples:
+            wave = np.pad(wave, (0, self.min_samples - len(wave)))
         out = AudioItem(index, np.ascontiguousarray(wave, dtype=np.float32))
         out.condition = condition  # type: ignore[attr-defined]
         return out
+
+
+class EpochBatches:
+    """A batch sampler that yields ``[(epoch, row), ...]``; ``set`` chooses the epoch and its batches.
+
+    It is iterated in the main process at the start of every pass, so one loader
+    with persistent workers serves every epoch.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.batches: list[list[int]] = []
+
+    def set(self, epoch: int, batches: list[list[int]]) -> None:
+        self.epoch, self.batches = int(epoch), [list(b) for b in batches]
+
+    def __iter__(self):
+        return iter([[(self.epoch, int(i)) for i in b] for b in self.batches])
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def train_loader(dataset: TrainAudio, sampler: EpochBatches, *, workers: int, seed: int, device_type: str = "cpu"):
+    """One loader for the whole run: persistent workers, pinned memory and prefetch on CUDA."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    extra = {"persistent_workers": True, "prefetch_factor": 4} if workers > 0 else {}
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_train, num_workers=int(workers),
+                      generator=generator, pin_memory=device_type == "cuda", **extra)
 
 
 def collate_train(items: Sequence[AudioItem]):

@@ -1,21 +1,19 @@
-"""The training loop: ERM or DANN, resumable to the bit on CPU, pre-emptible, optionally distributed.
+"""The training driver: ERM or DANN, resumable to the bit on CPU, pre-emptible, optionally distributed.
 
 ``fit`` trains one model into a run directory's ``checkpoints/`` and returns a
-``TrainResult``; it never prints. The state needed to continue exactly where a run
-stopped (weights, domain heads, optimiser, step, epoch, batch offset in the epoch,
-RNG states, best dev metrics, patience counter, history) is in every ``last.pt``.
+``TrainResult``; it never prints. Each concern has its own module: the step
+(``step``), model selection (``selection``), checkpoints and resumption
+(``checkpointing``, ``state``), signals (``signals``) and the history schema
+(``history``); this module only wires them together over one ``TrainState``.
 Data-side randomness is seeded per (seed, epoch, row) (``cm_cli.training.data``), and
 the data loader draws its seeds from a private generator, so the global RNG only
-drives the model (dropout) and is restored on resume.
+drives the model (dropout) and is restored on resume; any number of loader
+workers gives the same batches.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import shutil
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +21,14 @@ from typing import Callable
 
 import numpy as np
 
-from cm_cli.core.errors import CmError
 from cm_cli.training.config import TrainConfig
 from cm_cli.training.data import TrainData
+from cm_cli.training.history import HISTORY_COLUMNS, history_columns, record_dev, write_history
+from cm_cli.training.signals import preemption_guard
+from cm_cli.training.state import TrainState
 
-__all__ = ["TrainResult", "DistInfo", "fit", "preemption_guard", "HISTORY_COLUMNS", "build_model_config"]
-
-HISTORY_COLUMNS = ("step", "epoch", "lr", "lambda", "loss_task", "loss_domain", "adv_grad_norm", "dev_eer",
-                   "dev_min_dcf")
+__all__ = ["TrainResult", "DistInfo", "fit", "preemption_guard", "HISTORY_COLUMNS", "history_columns",
+           "build_model_config", "minimum_samples"]
 
 
 @dataclass
@@ -57,48 +55,18 @@ class TrainResult:
     adversary: dict
     notes: list = field(default_factory=list)
     seconds: float = 0.0
+    last_dev: dict = field(default_factory=dict)  # the most recent validation's dev_* values
 
     def summary(self) -> dict:
+        """What `cm train` prints and `cm.json` records; ``best_dev_*`` / ``dev_*`` for the demo and report."""
+        best = self.best or {}
         return {"run_dir": str(self.run_dir), "status": self.status, "step": self.step, "epoch": self.epoch,
                 "best": self.best, "last": self.last, "n_failed_audio": self.n_failed,
                 "failed_examples": self.failed_examples, "augmentation": self.augmentation,
-                "adversary": self.adversary, "notes": self.notes, "seconds": round(self.seconds, 2)}
-
-
-# ---------------------------------------------------------------------------- pre-emption
-
-
-class _StopFlag:
-    def __init__(self) -> None:
-        self.signal: str | None = None
-
-    def __call__(self, step: int) -> bool:
-        return self.signal is not None
-
-
-@contextlib.contextmanager
-def preemption_guard():
-    """SIGTERM / SIGUSR1 set a flag (yielded) instead of killing the process; handlers restored after."""
-    flag = _StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = {}
-
-    def handler(signum, frame):  # noqa: ARG001
-        flag.signal = signal.Signals(signum).name
-
-    for sig in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)):
-        if sig is not None:
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield flag
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-# ---------------------------------------------------------------------------- building blocks
+                "adversary": self.adversary, "notes": self.notes, "seconds": round(self.seconds, 2),
+                "best_dev_eer": best.get("eer"), "best_dev_min_dcf": best.get("min_dcf"),
+                "dev_eer_threshold": best.get("eer_threshold"),
+                "dev_eer": self.last_dev.get("dev_eer"), "dev_min_dcf": self.last_dev.get("dev_min_dcf")}
 
 
 def build_model_config(config: TrainConfig):
@@ -120,43 +88,10 @@ def build_model_config(config: TrainConfig):
     return mc
 
 
-def _train_module(model, heads, class_weight):
-    """Model and domain heads as one module, so DDP sees every trainable parameter in one forward."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    from cm_cli.training.dann import GradTap, domain_losses
-
-    class TrainModule(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-            self.heads = heads
-            self.tap = GradTap()
-            self.register_buffer("class_weight", class_weight if class_weight is not None else torch.ones(2),
-                                 persistent=False)
-
-        def forward(self, wave, lengths, labels, targets, coeff: float):
-            out = self.model(wave, lengths)
-            task = F.cross_entropy(out.logits.float(), labels, weight=self.class_weight)
-            dom = None
-            if self.heads is not None:
-                rep = out.pre_logit if out.pre_logit is not None else out.pooled
-                dom = domain_losses(rep, self.heads, targets, coeff, tap=self.tap)
-            return out, task, dom
-
-    return TrainModule()
-
-
-def _loader(dataset, batches: list, collate, workers: int, seed: int):
-    import torch
-    from torch.utils.data import DataLoader
-
-    generator = torch.Generator()
-    generator.manual_seed(int(seed))
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=workers,
-                      generator=generator, persistent_workers=False)
+def minimum_samples(model) -> int:
+    """Fewest samples the model's front end accepts: its receptive field, at least 25 ms (as `cm eval`)."""
+    field_ = getattr(getattr(model, "backbone", None), "receptive_field", None)
+    return max(400, int(field_) if isinstance(field_, (int, float)) else 0)
 
 
 def _class_weight(train, device):
@@ -169,87 +104,196 @@ def _class_weight(train, device):
     return torch.tensor([total / (2 * n_spoof), total / (2 * n_bona)], dtype=torch.float32, device=device)
 
 
-def _autocast(device, enabled: bool):
+@dataclass
+class _Run:
+    """The fixed parts of one training run (the mutable ones are in ``TrainState``)."""
+
+    config: TrainConfig
+    data: TrainData
+    run_dir: Path
+    data_root: object
+    device: object
+    dist: DistInfo
+    model: object
+    heads: object
+    optimizer: object
+    stepper: object
+    dataset: object
+    sampler: object
+    batches: object
+    loader: object
+    per_epoch: int
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+
+def _domain_heads(model, data: TrainData, config: TrainConfig, device):
     import torch
 
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    from cm_cli.training.dann import build_domain_heads
+
+    with torch.no_grad():
+        model.eval()
+        probe = model(torch.zeros(1, 16000, device=device), torch.tensor([16000], device=device))
+        model.train()
+    rep_dim = int((probe.pre_logit if probe.pre_logit is not None else probe.pooled).shape[-1])
+    return build_domain_heads(rep_dim, data.domains, hidden=config.domain_hidden).to(device)
 
 
-def _is_oom(exc: BaseException) -> bool:
+def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, device, cache_dir, dist: DistInfo,
+           resume: dict | None) -> tuple[_Run, TrainState]:
+    """Build model, heads, optimiser, data pipeline and the state (fresh or from ``resume``)."""
+    import random
+
     import torch
 
-    oom = getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower() and "CUDA" in str(exc)
+    from cm_cli.data.datasets import BucketBatchSampler
+    from cm_cli.models.model import build_model
+    from cm_cli.training.checkpointing import restore
+    from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
+    from cm_cli.training.step import Stepper, build_optimizer, train_module
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    model = build_model(build_model_config(config)).to(device)
+    dataset = TrainAudio(data.train, data_root=data_root, policy=data.policy, seed=config.seed,
+                         crop=config.max_samples, cache_dir=cache_dir, min_samples=minimum_samples(model))
+    sampler = BucketBatchSampler(dataset.durations(), config.batch_size, shuffle=True, seed=config.seed,
+                                 rank=dist.rank, world_size=dist.world_size)
+    per_epoch = len(sampler)
+    total_steps = config.max_steps or config.epochs * max(1, math.ceil(per_epoch / config.grad_accum))
+    heads = _domain_heads(model, data, config, device) if config.method == "dann" else None
+    weight = _class_weight(data.train, device) if config.class_weighting else None
+    module = train_module(model, heads, weight).to(device)
+    optimizer = build_optimizer(module, config)
+    state = TrainState(total_steps=total_steps, world_size=dist.world_size)
+    if resume is not None:
+        state = restore(resume, model, heads, optimizer, total_steps=total_steps, world_size=dist.world_size)
+    net = module
+    if dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    stepper = Stepper(config, data, model=model, heads=heads, module=module, net=net, optimizer=optimizer,
+                      device=device, world_size=dist.world_size, total_steps=total_steps)
+    batches = EpochBatches()
+    loader = train_loader(dataset, batches, workers=config.workers, seed=config.seed * 1009,
+                          device_type=device.type)
+    run = _Run(config, data, run_dir, data_root, device, dist, model, heads, optimizer, stepper, dataset, sampler,
+               batches, loader, per_epoch)
+    return run, state
 
 
-# ---------------------------------------------------------------------------- validation
+def _save_last(run: _Run, state: TrainState, batch_offset: int, epoch: int) -> None:
+    from cm_cli.training.checkpointing import save_state
+
+    if run.dist.is_main:
+        save_state(run.ckpt_dir / "last.pt", run.model, run.heads, run.optimizer, state, config=run.config,
+                   batch_offset=batch_offset, epoch=epoch)
+        write_history(state.history, run.data.domains, run.run_dir / "history.parquet")
 
 
-def evaluate(model, frame, *, data_root, device, batch_size: int, workers: int = 0, autocast: bool = False) -> dict:
-    """Dev EER and minDCF of ``model`` on ``frame`` with the model's fixed length policy (no augmentation)."""
-    import torch
+def _validate_and_save(run: _Run, state: TrainState, batch_offset: int, epoch: int) -> bool | None:
+    """Validate, record into the last history row, save (and promote to best).
 
-    from cm_cli.data.datasets import BucketBatchSampler, ManifestAudio, collate_audio
-    from cm_cli.training.validation import dev_metrics
+    True when out of patience, False otherwise, None (nothing saved) without a dev split.
+    """
+    from cm_cli.training.checkpointing import promote_best
+    from cm_cli.training.selection import validate
 
-    dataset = ManifestAudio(frame, data_root=data_root)
-    sampler = BucketBatchSampler(dataset.durations(), batch_size, shuffle=False)
-    scores = np.full(len(frame), np.nan)
-    failed = 0
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in _loader(dataset, list(sampler), collate_audio, workers, 0):
-                failed += len(batch.failures)
-                if len(batch) == 0:
-                    continue
-                waves, lengths = batch.waves, batch.lengths
-                if model.config.length.policy != "full":
-                    waves, lengths = model.prepare_batch([w[:n] for w, n in zip(waves, lengths.tolist())])
-                with _autocast(device, autocast):
-                    out = model(waves.to(device), lengths.to(device))
-                scores[batch.indices.numpy()] = out.score.float().cpu().numpy()
-    finally:
-        model.train(was_training)
-    keep = ~np.isnan(scores)
-    is_bona = frame["label"].astype(str).to_numpy() == "bonafide"
-    if is_bona[keep].all() or not is_bona[keep].any():
-        return {"eer": float("nan"), "min_dcf": float("nan"), "n_failed": failed}
-    m = dev_metrics(scores[keep], is_bona[keep])
-    return {"eer": m.eer, "min_dcf": m.min_dcf, "n_failed": failed, "n": int(keep.sum())}
+    result = validate(run.model, run.data, state, config=run.config, data_root=run.data_root, device=run.device,
+                      rank=run.dist.rank, world_size=run.dist.world_size)
+    if result is None:
+        return None
+    if state.history:
+        record_dev(state.history[-1], result)
+    _save_last(run, state, batch_offset, epoch)
+    if result["improved"] and run.dist.is_main:
+        promote_best(run.ckpt_dir)
+    return state.out_of_patience(run.config.patience)
 
 
-# ---------------------------------------------------------------------------- checkpoints
+def _train_batches(run: _Run, state: TrainState, stop_requested, on_step, advance) -> int:
+    """One pass over the rest of ``state.epoch``; returns the position reached (batches consumed)."""
+    config, stepper = run.config, run.stepper
+    position = state.offset
+    stepper.accumulated = 0
+    for batch in run.loader:
+        position += 1
+        if batch.failures:
+            state.add_failures(batch.failures)
+        if len(batch) > 0:
+            conditions = stepper.conditions(batch)
+            state.augment_log.add(conditions)
+            last_micro = stepper.accumulated + 1 == config.grad_accum or position == run.per_epoch
+            stepper.backward(batch, conditions, state, last_micro=last_micro, position=position)
+        if stepper.accumulated == 0 or (stepper.accumulated < config.grad_accum and position < run.per_epoch):
+            continue
+        row = stepper.step(state)
+        advance(1)
+        if on_step is not None:
+            on_step(row)
+        if config.val_every and state.step % config.val_every == 0 and state.step < state.total_steps:
+            if _validate_and_save(run, state, position, state.epoch):
+                state.status = "early_stopped"
+                break
+        if state.step >= state.total_steps:
+            break
+        if stop_requested(state.step):
+            _save_last(run, state, position, state.epoch)
+            state.status = "interrupted"
+            break
+    return position
 
 
-def _save(path: Path, model, heads, optimizer, *, step, epoch, metrics, config: TrainConfig, training: dict) -> None:
-    import torch
+def _run_epoch(run: _Run, state: TrainState, stop_requested, on_step, advance) -> None:
+    """Train the rest of the current epoch, then validate or checkpoint at its end."""
+    from cm_cli.core.errors import CmError
 
-    from cm_cli.core.artifacts import atomic_path
-    from cm_cli.models.checkpoint import CHECKPOINT_FORMAT, capture_rng, trainable_state_dict
+    config = run.config
+    if state.offset and state.offset >= run.per_epoch:
+        # stopped (pre-empted) after the epoch's last batch: finish that epoch's
+        # bookkeeping instead of starting an empty pass over it
+        state.epoch, state.offset = state.epoch + 1, 0
+        if not config.val_every and _validate_and_save(run, state, state.offset, state.epoch):
+            state.status = "early_stopped"
+        return
+    run.sampler.set_epoch(state.epoch)
+    run.dataset.epoch = state.epoch
+    run.batches.set(state.epoch, list(run.sampler)[state.offset:])
+    steps_before = state.step
+    run.stepper.module.train()
+    position = _train_batches(run, state, stop_requested, on_step, advance)
+    if state.status == "interrupted":
+        return
+    if state.step == steps_before and state.status == "complete" and state.step < state.total_steps:
+        raise CmError(f"epoch {state.epoch}: no training utterance could be read ({state.n_failed} failures, e.g. "
+                      f"{'; '.join(state.failed_examples[:3])})", "check the audio paths and --data-root")
+    if position >= run.per_epoch:
+        state.epoch, state.offset = state.epoch + 1, 0
+    else:
+        state.offset = position
+    if state.status == "early_stopped":
+        return
+    stop = None
+    if not config.val_every or state.step >= state.total_steps:
+        stop = _validate_and_save(run, state, state.offset, state.epoch)
+    if stop is None:
+        _save_last(run, state, state.offset, state.epoch)
+    elif stop:
+        state.status = "early_stopped"
+        return
+    if stop_requested(state.step) and state.step < state.total_steps:
+        state.status = "interrupted"
 
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "model_config": model.config.to_dict(),
-        "state_dict": trainable_state_dict(model, save_frozen=config.save_frozen),
-        "save_frozen": bool(config.save_frozen),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": {"kind": "cosine_warmup", "step": int(step), "warmup_steps": config.warmup_steps},
-        "rng": capture_rng(),
-        "step": int(step),
-        "epoch": int(epoch),
-        "metrics": dict(metrics),
-        "train_config": config.to_dict(),
-        "training": dict(training, heads=None if heads is None else {k: v.detach().cpu() for k, v in heads.state_dict().items()}),
-    }
-    with atomic_path(path, suffix=".pt.tmp") as tmp:
-        torch.save(payload, tmp)
 
-
-# ---------------------------------------------------------------------------- the loop
+def _more_epochs(config: TrainConfig, state: TrainState) -> bool:
+    if state.done:
+        return False
+    return config.max_steps is not None or state.epoch < config.epochs
 
 
 def fit(
@@ -266,343 +310,34 @@ def fit(
     on_step: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train into ``run_dir/checkpoints``; ``resume`` is a loaded ``last.pt`` payload to continue from."""
-    import random
+    import shutil
 
     import torch
-    import torch.nn.functional as F  # noqa: F401
 
     from cm_cli.core.progress import task
-    from cm_cli.data.datasets import BucketBatchSampler
-    from cm_cli.models.checkpoint import load_weights, restore_rng
-    from cm_cli.models.model import build_model
-    from cm_cli.training.dann import build_domain_heads, group_grad_norms, upstream_groups
-    from cm_cli.training.data import AugmentationLog, TrainAudio, collate_train, domain_targets
-    from cm_cli.training.schedules import GrlSchedule, cosine_with_warmup
 
     started = time.time()
     dist = dist or DistInfo()
-    device = torch.device(device or "cpu")
-    run_dir = Path(run_dir)
-    ckpt_dir = run_dir / "checkpoints"
+    run, state = _setup(config, data, Path(run_dir), data_root=data_root, device=torch.device(device or "cpu"),
+                        cache_dir=cache_dir, dist=dist, resume=resume)
     stop_requested = stop_requested or (lambda step: False)
-    notes: list[str] = [data.dev_note] if data.dev_note else []
-
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    np.random.seed(config.seed % 2**32)
-    model = build_model(build_model_config(config)).to(device)
-    dann = config.method == "dann"
-
-    # ---- data
-    dataset = TrainAudio(data.train, data_root=data_root, policy=data.policy, seed=config.seed,
-                         crop=config.max_samples, cache_dir=cache_dir)
-    sampler = BucketBatchSampler(dataset.durations(), config.batch_size, shuffle=True, seed=config.seed,
-                                 rank=dist.rank, world_size=dist.world_size)
-    per_epoch = len(sampler)
-    steps_per_epoch = max(1, math.ceil(per_epoch / config.grad_accum))
-    total_steps = config.max_steps or config.epochs * steps_per_epoch
-    targets_by_row = domain_targets(data.train, data.domains, data.policy) if dann else {}
-    labels_by_row = torch.from_numpy((data.train["label"].astype(str).to_numpy() == "bonafide").astype(np.int64))
-    manifest_domains = data.train["domain"].astype(str).tolist() if (config.augment_manifest and "domain" in data.train) else None
-    lookup = {c: {v: i for i, v in enumerate(vals)} for c, vals in data.domains.items()}
-
-    # ---- model parts
-    heads = None
-    if dann:
-        with torch.no_grad():
-            model.eval()
-            probe = model(torch.zeros(1, 16000, device=device), torch.tensor([16000], device=device))
-            model.train()
-        rep_dim = int((probe.pre_logit if probe.pre_logit is not None else probe.pooled).shape[-1])
-        heads = build_domain_heads(rep_dim, data.domains, hidden=config.domain_hidden).to(device)
-    weight = _class_weight(data.train, device) if config.class_weighting else None
-    module = _train_module(model, heads, weight).to(device)
-    decay, no_decay, head_params = [], [], []
-    for name, p in module.named_parameters():
-        if p.requires_grad:
-            (head_params if name.startswith("heads.") else decay if p.dim() >= 2 else no_decay).append(p)
-    if not decay and not no_decay:
-        raise CmError("the model has no trainable parameters", "unfreeze layers with --trainable")
-    groups = [{"params": decay, "weight_decay": config.weight_decay, "lr_mult": 1.0},
-              {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0}]
-    if head_params:
-        groups.append({"params": head_params, "weight_decay": 0.0, "lr_mult": config.domain_lr_mult})
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    grl = GrlSchedule(config.lambda_schedule, config.lambda_max, total_steps, config.lambda_warmup)
-
-    # ---- state
-    step, epoch, offset = 0, 0, 0
-    best = {"eer": float("inf"), "min_dcf": float("inf"), "step": None}
-    bad_validations = 0
-    history: list[dict] = []
-    augment_log = AugmentationLog()
-    n_failed, failed_examples = 0, []
-    adversary: dict = {}
-    if resume is not None:
-        load_weights(model, resume)
-        training = resume.get("training") or {}
-        if heads is not None:
-            if not training.get("heads"):
-                raise CmError(f"{resume.get('path')}: the run being resumed has no domain heads",
-                              "resume with the method it was trained with, or start a new run")
-            heads.load_state_dict(training["heads"])
-        try:
-            optimizer.load_state_dict(resume["optimizer"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CmError(f"{resume.get('path')}: optimiser state does not fit this model ({exc})",
-                          "resume with the configuration the run was made with, or start a new run") from None
-        step, epoch, offset = int(resume["step"]), int(resume["epoch"]), int(training.get("batch_offset", 0))
-        best = dict(training.get("best", best))
-        bad_validations = int(training.get("bad_validations", 0))
-        history = [dict(r) for r in training.get("history", [])]
-        augment_log.counts.update(training.get("augmentation", {}))
-        n_failed = int(training.get("n_failed", 0))
-        failed_examples = list(training.get("failed_examples", []))
-        adversary = dict(training.get("adversary", {}))
-        restore_rng(resume["rng"])
-
-    net = module
-    if dist.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-
-    def state(batch_offset: int) -> dict:
-        return {"batch_offset": batch_offset, "best": best, "bad_validations": bad_validations,
-                "history": history, "augmentation": dict(augment_log.counts), "n_failed": n_failed,
-                "failed_examples": failed_examples, "adversary": adversary}
-
-    def save_last(batch_offset: int, at_epoch: int) -> None:
-        if dist.is_main:
-            _save(ckpt_dir / "last.pt", model, heads, optimizer, step=step, epoch=at_epoch,
-                  metrics=history[-1] if history else {}, config=config, training=state(batch_offset))
-            _write_history(history, data.domains, run_dir / "history.parquet")
-
-    def validate() -> dict | None:
-        nonlocal best, bad_validations
-        if data.dev is None:
-            return None
-        result = evaluate(model, data.dev, data_root=data_root, device=device, batch_size=config.batch_size,
-                          workers=config.workers, autocast=config.bf16)
-        if data.coded_dev is not None:
-            coded = evaluate(model, data.coded_dev, data_root=data_root, device=device,
-                             batch_size=config.batch_size, workers=config.workers, autocast=config.bf16)
-            result["coded_eer"], result["coded_min_dcf"] = coded["eer"], coded["min_dcf"]
-        improved = (result["eer"], result["min_dcf"]) < (best["eer"], best["min_dcf"])
-        if improved:
-            best = {"eer": result["eer"], "min_dcf": result["min_dcf"], "step": step, "epoch": epoch}
-            bad_validations = 0
-        else:
-            bad_validations += 1
-        result["improved"] = improved
-        return result
-
-    def record_validation(result: dict, batch_offset: int, at_epoch: int) -> None:
-        if history:
-            history[-1]["dev_eer"] = result["eer"]
-            history[-1]["dev_min_dcf"] = result["min_dcf"]
-            if "coded_eer" in result:
-                history[-1]["dev_coded_eer"] = result["coded_eer"]
-                history[-1]["dev_coded_min_dcf"] = result["coded_min_dcf"]
-        save_last(batch_offset, at_epoch)
-        if result["improved"] and dist.is_main:
-            shutil.copyfile(ckpt_dir / "last.pt", ckpt_dir / ".best.pt.tmp")
-            (ckpt_dir / ".best.pt.tmp").replace(ckpt_dir / "best.pt")
-
-    status = "complete"
-    micro = {"task": [], "dom": [], "cols": {}, "acc": {}, "adv": []}
-    autocast = config.bf16
-    done = step >= total_steps
-    with task(total_steps, f"train {config.method} {config.backbone}") as advance:
-        advance(step)
-        while not done and epoch < config.epochs if config.max_steps is None else not done:
-            if offset and offset >= per_epoch:
-                # stopped (pre-empted) after the epoch's last batch: finish that epoch's
-                # bookkeeping instead of starting an empty pass over it
-                epoch, offset = epoch + 1, 0
-                result = validate() if not config.val_every else None
-                if result is not None:
-                    record_validation(result, offset, epoch)
-                    if config.patience and bad_validations >= config.patience:
-                        status = "early_stopped"
-                        break
-                continue
-            sampler.set_epoch(epoch)
-            dataset.epoch = epoch
-            batches = list(sampler)[offset:]
-            position = offset
-            accumulated = 0
-            steps_at_epoch_start = step
-            module.train()
-            for batch in _loader(dataset, batches, collate_train, config.workers, config.seed * 1009 + epoch):
-                position += 1
-                if batch.failures:
-                    n_failed += len(batch.failures)
-                    failed_examples.extend(m for _, m in batch.failures[: max(0, 10 - len(failed_examples))])
-                if len(batch) > 0:
-                    indices = batch.indices
-                    conditions = batch.conditions if data.policy is not None else (
-                        [manifest_domains[i] for i in indices.tolist()] if manifest_domains else [None] * len(batch))
-                    augment_log.add(conditions)
-                    coeff = grl(step) if dann else 0.0
-                    targets = {}
-                    for column in data.domains:
-                        if column == "domain" and data.policy is not None:
-                            values = [lookup[column].get("clean" if c is None else c, -100) for c in conditions]
-                            targets[column] = torch.tensor(values, dtype=torch.long, device=device)
-                        else:
-                            targets[column] = torch.from_numpy(targets_by_row[column][indices.numpy()]).to(device)
-                    waves, lengths = batch.waves.to(device), batch.lengths.to(device)
-                    labels = labels_by_row[indices].to(device)
-                    if dann and not adversary:
-                        adversary = _check_adversary(model, heads, waves, lengths, targets, upstream_groups,
-                                                     group_grad_norms)
-                    last_micro = accumulated + 1 == config.grad_accum or position == per_epoch
-                    sync = net.no_sync() if (dist.world_size > 1 and not last_micro) else contextlib.nullcontext()
-                    try:
-                        with sync:
-                            with _autocast(device, autocast):
-                                out, task_loss, dom = net(waves, lengths, labels, targets, coeff)
-                            loss = task_loss + (config.domain_loss_weight * dom.total if dom is not None else 0.0)
-                            if not bool(torch.isfinite(loss.detach())):
-                                ids = data.train["utt_id"].iloc[indices.numpy()].astype(str).tolist()
-                                raise CmError(
-                                    f"loss became {float(loss.detach())} at step {step} (epoch {epoch}, batch "
-                                    f"{position - 1}; utterances {', '.join(ids[:8])}{' …' if len(ids) > 8 else ''})",
-                                    "training stopped; checkpoints/last.pt is the last good state. Lower --lr, "
-                                    "check these files, or raise --clip-grad")
-                            (loss / config.grad_accum).backward()
-                    except RuntimeError as exc:
-                        if _is_oom(exc):
-                            raise CmError(f"CUDA out of memory at step {step} with batch size {config.batch_size} "
-                                          f"(longest utterance {int(lengths.max())} samples)",
-                                          "lower --batch-size and raise --grad-accum to keep the effective batch, "
-                                          "or lower --max-len") from None
-                        raise
-                    micro["task"].append(float(task_loss.detach()))
-                    if dom is not None:
-                        micro["dom"].append(float(dom.total.detach()))
-                        micro["adv"].append(module.tap.norm)
-                        for column in data.domains:
-                            micro["cols"].setdefault(column, []).append(dom.losses[column])
-                            micro["acc"].setdefault(column, []).append(dom.accuracies[column])
-                    accumulated += 1
-                if accumulated < config.grad_accum and position < per_epoch:
-                    continue
-                if accumulated == 0:
-                    continue
-                # ---- optimiser step
-                lr = config.lr * cosine_with_warmup(step, warmup_steps=config.warmup_steps, total_steps=total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_mult", 1.0)
-                if config.clip_grad:
-                    torch.nn.utils.clip_grad_norm_([p for p in module.parameters() if p.requires_grad], config.clip_grad)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                row = _row(step + 1, epoch, lr, grl(step) if dann else float("nan"), micro, data.domains)
-                history.append(row)
-                micro = {"task": [], "dom": [], "cols": {}, "acc": {}, "adv": []}
-                accumulated = 0
-                step += 1  # history's `step` counts optimiser steps done (1-based)
-                advance(1)
-                if on_step is not None:
-                    on_step(row)
-                if config.val_every and step % config.val_every == 0 and step < total_steps:
-                    result = validate()
-                    if result is not None:
-                        record_validation(result, position, epoch)
-                        if config.patience and bad_validations >= config.patience:
-                            status, done = "early_stopped", True
-                            break
-                if step >= total_steps:
-                    done = True
-                    break
-                if stop_requested(step):
-                    save_last(position, epoch)
-                    status, done = "interrupted", True
-                    break
-            if status == "interrupted":
-                break
-            if step == steps_at_epoch_start and status == "complete" and not done:
-                raise CmError(f"epoch {epoch}: no training utterance could be read ({n_failed} failures, e.g. "
-                              f"{'; '.join(failed_examples[:3])})", "check the audio paths and --data-root")
-            finished_epoch = position >= per_epoch
-            if finished_epoch:
-                epoch, offset = epoch + 1, 0
-            else:
-                offset = position
-            if status == "early_stopped":
-                break
-            result = validate() if (not config.val_every or step >= total_steps) else None
-            if result is not None:
-                record_validation(result, offset, epoch)
-                if config.patience and bad_validations >= config.patience:
-                    status = "early_stopped"
-                    break
-            else:
-                save_last(offset, epoch)
-            if stop_requested(step) and step < total_steps:
-                status = "interrupted"
-                break
-    if status != "interrupted" and dist.is_main:
-        save_last(offset, epoch)
-        if data.dev is None or not (ckpt_dir / "best.pt").exists():
-            shutil.copyfile(ckpt_dir / "last.pt", ckpt_dir / "best.pt")
-    if n_failed:
-        notes.append(f"{n_failed} training utterance(s) could not be read and were skipped")
-    last = {k: v for k, v in (history[-1] if history else {}).items()}
-    best_out = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in best.items()}
-    return TrainResult(run_dir, status, step, epoch, best_out, last, n_failed, failed_examples,
-                       augment_log.to_dict(), adversary, notes, time.time() - started)
+    with task(state.total_steps, f"train {config.method} {config.backbone}") as advance:
+        advance(state.step)
+        while _more_epochs(config, state):
+            _run_epoch(run, state, stop_requested, on_step, advance)
+    if state.status != "interrupted" and dist.is_main:
+        _save_last(run, state, state.offset, state.epoch)
+        if data.dev is None or not (run.ckpt_dir / "best.pt").exists():
+            shutil.copyfile(run.ckpt_dir / "last.pt", run.ckpt_dir / "best.pt")
+    return _result(run, state, time.time() - started)
 
 
-def _check_adversary(model, heads, waves, lengths, targets, upstream_groups, group_grad_norms) -> dict:
-    """Which trainable groups the reversed gradient reaches, and its norm per unit lambda (eval-mode probe)."""
-    from cm_cli.training.dann import domain_losses
-
-    was = model.training
-    model.eval()
-    try:
-        out = model(waves, lengths)
-        rep = out.pre_logit if out.pre_logit is not None else out.pooled
-        groups = upstream_groups(model, rep)
-        dom = domain_losses(rep, heads, targets, 1.0)
-        norms = group_grad_norms(groups, dom.total)
-    finally:
-        model.train(was)
-    return {"groups": sorted(groups), "grad_norm_per_unit_lambda": norms,
-            "n_params": int(sum(p.numel() for ps in groups.values() for p in ps))}
-
-
-def _mean(values) -> float:
-    values = [v for v in values if not (isinstance(v, float) and math.isnan(v))]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def _row(step, epoch, lr, lam, micro, domains) -> dict:
-    row = {"step": step, "epoch": epoch, "lr": lr, "lambda": lam, "loss_task": _mean(micro["task"]),
-           "loss_domain": _mean(micro["dom"]), "adv_grad_norm": _mean(micro["adv"]),
-           "dev_eer": float("nan"), "dev_min_dcf": float("nan")}
-    for column in domains:
-        row[f"loss_domain_{column}"] = _mean(micro["cols"].get(column, []))
-        row[f"domain_acc_{column}"] = _mean(micro["acc"].get(column, []))
-    return row
-
-
-def _write_history(history: list[dict], domains: dict, path: Path) -> None:
-    import pandas as pd
-
-    from cm_cli.core.artifacts import write_parquet
-
-    columns = ["step", "epoch", "lr", "lambda", "loss_task", "loss_domain"]
-    columns += [f"loss_domain_{c}" for c in domains] + [f"domain_acc_{c}" for c in domains]
-    columns += ["adv_grad_norm", "dev_eer", "dev_min_dcf"]
-    frame = pd.DataFrame(history, columns=None if history else columns)
-    for column in columns:
-        if column not in frame:
-            frame[column] = float("nan")
-    extra = [c for c in frame.columns if c not in columns]
-    frame = frame[columns + extra]
-    frame["step"] = frame["step"].astype("int64")
-    frame["epoch"] = frame["epoch"].astype("int64")
-    write_parquet(frame, path)
+def _result(run: _Run, state: TrainState, seconds: float) -> TrainResult:
+    notes: list[str] = [run.data.dev_note] if run.data.dev_note else []
+    if state.n_failed:
+        notes.append(f"{state.n_failed} training utterance(s) could not be read and were skipped")
+    validated = [r for r in state.history if not math.isnan(r.get("dev_eer", float("nan")))]
+    last_dev = {k: v for k, v in validated[-1].items() if k.startswith("dev_")} if validated else {}
+    return TrainResult(run.run_dir, state.status, state.step, state.epoch, state.best_summary(),
+                       dict(state.history[-1]) if state.history else {}, state.n_failed, state.failed_examples,
+                       state.augment_log.to_dict(), state.adversary, notes, seconds, last_dev)

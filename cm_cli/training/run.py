@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from cm_cli.core.errors import CmError
 from cm_cli.training.config import TrainConfig, config_diff
 
-__all__ = ["train_run", "train_seeds", "default_run_name", "RunOutcome"]
+__all__ = ["train_run", "train_seeds", "default_run_name", "RunOutcome", "input_fingerprint"]
 
 from dataclasses import dataclass, field
 
@@ -37,7 +37,34 @@ def default_run_name(config: TrainConfig, *, now: float | None = None) -> str:
     return f"{config.method}-{config.backbone}-seed{config.seed}-{stamp}"
 
 
-def _load_resume(run_dir: Path, config: TrainConfig, *, force: bool) -> dict:
+def input_fingerprint(manifest: Path, config: TrainConfig, data) -> dict:
+    """Content hashes and row counts of every table the run reads (recorded in config.json)."""
+    from cm_cli.core.artifacts import sha256_file
+
+    out = {"manifest": {"path": str(manifest.resolve()), "sha256": sha256_file(manifest),
+                        "n_train": len(data.train), "n_dev": 0 if data.dev is None else len(data.dev)}}
+    for key in ("augment_manifest", "coded_dev_manifest"):
+        path = getattr(config, key)
+        if path:
+            out[key] = {"path": str(path), "sha256": sha256_file(Path(path))}
+    return out
+
+
+def _input_differences(saved: dict, current: dict) -> list[str]:
+    lines = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key) or {}, current.get(key) or {}
+        if old.get("sha256") == new.get("sha256"):
+            continue
+        line = f"{key} content differs ({old.get('path')} sha256 {str(old.get('sha256'))[:12]} -> " \
+               f"{new.get('path')} sha256 {str(new.get('sha256'))[:12]}"
+        if "n_train" in old or "n_train" in new:
+            line += f"; train rows {old.get('n_train')} -> {new.get('n_train')}"
+        lines.append(line + ")")
+    return lines
+
+
+def _load_resume(run_dir: Path, config: TrainConfig, *, force: bool, inputs: dict | None = None) -> dict:
     from cm_cli.core.artifacts import read_json
     from cm_cli.models.checkpoint import read_checkpoint
 
@@ -49,11 +76,15 @@ def _load_resume(run_dir: Path, config: TrainConfig, *, force: bool) -> dict:
         raise CmError(f"{last} is a cm checkpoint but not a resumable `cm train` state",
                       "resume only runs made by `cm train`")
     saved = payload["train_config"]
+    recorded: dict = {}
     if (run_dir / "config.json").is_file():
-        saved = read_json(run_dir / "config.json").get("train", saved)
+        recorded = read_json(run_dir / "config.json")
+        saved = recorded.get("train", saved)
     diff = config_diff(saved, config.to_dict())
+    if inputs is not None and recorded.get("inputs"):
+        diff += _input_differences(recorded["inputs"], inputs)
     if diff and not force:
-        raise CmError(f"{run_dir} was trained with a different configuration: " + "; ".join(diff),
+        raise CmError(f"{run_dir} was trained with a different configuration or input: " + "; ".join(diff),
                       "resume with the original options, or pass --force to continue with the new ones")
     return payload
 
@@ -87,14 +118,15 @@ def train_run(
         raise CmError(f"manifest {manifest} does not exist", "build one with `cm manifest`, or pass --manifest")
     data = load_training_data(manifest, config)
     model_config = build_model_config(config)  # a bad backbone / pooling fails here, before any write
+    inputs = input_fingerprint(manifest, config, data)
 
     last = run_dir / "checkpoints" / "last.pt"
     payload = None
     if resume:
-        payload = _load_resume(run_dir, config, force=force)
+        payload = _load_resume(run_dir, config, force=force, inputs=inputs)
     elif last.is_file() and not force:
         try:
-            payload = _load_resume(run_dir, config, force=False)
+            payload = _load_resume(run_dir, config, force=False, inputs=inputs)
         except CmError as exc:
             raise CmError(f"{run_dir} already holds a run: {exc.message}",
                           "use another --out, --resume to continue it, or --force to start it over") from None
@@ -112,7 +144,9 @@ def train_run(
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             (run_dir / "history.parquet").unlink(missing_ok=True)
         write_json({"train": config.to_dict(), "model": model_config.to_dict(), "manifest": str(manifest.resolve()),
-                    "preset": preset, "data": data.summary()}, run_dir / "config.json")
+                    "preset": preset, "data": data.summary(), "inputs": inputs,
+                    "seen_domains": data.seen_domains(), "augment_conditions": data.augment_conditions()},
+                   run_dir / "config.json")
         result = fit(config, data, run_dir, data_root=data_root, device=device, resume=payload,
                      stop_requested=stop_requested, cache_dir=cache_dir, dist=dist, on_step=on_step)
         summary = result.summary()

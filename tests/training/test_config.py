@@ -30,3 +30,26 @@ def test_round_trip_and_diff():
     assert config_diff(config.to_dict(), changed.to_dict()) == ["lr: 0.0003 -> 0.001"]
     with pytest.raises(CmError, match="unknown training setting"):
         TrainConfig.from_dict({"nope": 1})
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"epochs": "six"}, r"--epochs: expected an integer, got 'six'"),
+    ({"lr": "fast"}, r"--lr: expected a number, got 'fast'"),
+    ({"clip_grad": "off"}, r"--clip-grad: expected a number, got 'off'"),
+    ({"batch_size": 2.5}, r"--batch-size: expected an integer"),
+    ({"class_weighting": "maybe"}, r"--class-weighting: expected true or false, got 'maybe'"),
+    ({"bf16": 2}, r"--bf16: expected true or false"),
+    ({"epochs": True}, r"--epochs: expected a number"),
+    ({"domain_columns": 5}, r"--domain-columns: expected a list"),
+])
+def test_wrong_option_types_are_usage_errors_naming_the_option(kwargs, words):
+    with pytest.raises(UsageError, match=words):
+        TrainConfig(**kwargs).validate()
+
+
+def test_text_values_from_presets_are_parsed_strictly():
+    config = TrainConfig(epochs="6", lr="3e-4", class_weighting="false", bf16="no", save_frozen="yes",
+                         max_steps="12", clip_grad=0).validate()
+    assert config.epochs == 6 and config.lr == 3e-4 and config.max_steps == 12
+    assert config.class_weighting is False and config.bf16 is False and config.save_frozen is True
+    assert config.clip_grad is None  # 0 turns clipping off
