@@ -10,10 +10,13 @@ model ``build_model(build_model_config(TrainConfig(...)))`` builds for
 1. Step throughput: one batch of 4 s crops already in (pinned) memory, utterances/s and
    ``torch.cuda.max_memory_allocated`` per (method, trainable, batch size), then the
    ratios DANN/ERM and top:2/frozen of the step times measured in this run.
-2. The loader's share: FLAC files rendered once (2-8 s, longer than the crop), read
-   through cm's training pipeline (``TrainAudio`` crops by seeking, ``BucketBatchSampler``,
-   ``EpochBatches``, ``train_loader`` with persistent workers and pinned memory); first the
-   loader alone, then the training step fed from it, timing the wait for each batch.
+2. The loader's share: FLAC files rendered once (2-8 s, most longer than the crop; 32
+   batches per rank by default), read through cm's training pipeline (``TrainAudio`` crops
+   by seeking, ``BucketBatchSampler``, ``EpochBatches``, ``train_loader`` with persistent
+   workers and pinned memory on CUDA): one epoch of the loader alone, then one epoch of
+   training steps (``--loader-method``/``--loader-trainable``, default frozen DANN) fed
+   from it, timing the wait for each batch. The files sit in the page cache, as a corpus
+   on a local SSD read for the second time would.
 
 Several GPUs: run it under torchrun; each rank takes its own batches (cm's sampler and DDP
 as in ``cm train``) and utterances/s are for all ranks together:
@@ -57,18 +60,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
     parser.add_argument("--model-dir", type=Path, default=None,
                         help="a saved transformers WavLM to use instead of a random WavLMConfig() (e.g. WavLM Base+)")
-    parser.add_argument("--loader-files", type=int, default=2048, help="FLAC files rendered for the loader (0: skip)")
+    parser.add_argument("--loader-files", type=int, default=None,
+                        help="FLAC files rendered for the loader (default: 32 batches per rank; 0: skip)")
     parser.add_argument("--loader-batch", type=int, default=128)
-    parser.add_argument("--loader-steps", type=int, default=20)
     parser.add_argument("--loader-method", default="dann")
     parser.add_argument("--loader-trainable", default="frozen")
     parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="loader worker processes")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--smoke", action="store_true", help="tiny WavLM on CPU, batch 2, one step: checks it runs")
+    parser.add_argument("--tiny", action="store_true", help="a tiny random WavLM instead of WavLM Base (CPU checks)")
+    parser.add_argument("--smoke", action="store_true", help="--tiny on CPU, batch 2, one step: checks it runs")
     args = parser.parse_args(argv)
     if args.smoke:
+        args.tiny = True
         args.batch_sizes, args.seconds, args.steps, args.warmup, args.device = "2", 1.0, 1, 0, "cpu"
-        args.loader_files, args.loader_batch, args.loader_steps, args.workers = 4, 2, 1, 0
+        args.loader_files, args.loader_batch, args.workers = 4, 2, 0
     args.batch_sizes = [int(b) for b in str(args.batch_sizes).split(",") if b.strip()]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     args.trainable = [t.strip() for t in args.trainable.split(",") if t.strip()]
@@ -78,17 +83,22 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------- setup
 
 
-def save_random_wavlm(directory: Path, *, smoke: bool) -> Path:
-    """Random-init WavLM saved with ``save_pretrained``: ``WavLMConfig()`` (Base shape), or a tiny one for --smoke."""
+def save_random_wavlm(directory: Path, *, tiny: bool) -> Path:
+    """Random-init WavLM saved with ``save_pretrained``: ``WavLMConfig()`` (Base shape), or a tiny one."""
     import torch
 
-    from cm_cli.models.ssl import import_transformers_quiet, save_tiny_ssl
+    from cm_cli.models.ssl import import_transformers_quiet, tiny_ssl_config
 
-    if smoke:
-        return save_tiny_ssl("wavlm", directory)
     transformers = import_transformers_quiet()
+    config = transformers.WavLMConfig()
+    if tiny:  # cm's tiny test WavLM with Base's front-end geometry (320x downsampling: 50 frames/s)
+        geometry = {k: getattr(config, k) for k in ("conv_kernel", "conv_stride")}
+        config = tiny_ssl_config("wavlm")
+        config.conv_kernel, config.conv_stride = geometry["conv_kernel"], geometry["conv_stride"]
+        config.conv_dim = (16,) * len(geometry["conv_kernel"])
+        config.num_feat_extract_layers = len(geometry["conv_kernel"])
     torch.manual_seed(0)
-    transformers.AutoModel.from_config(transformers.WavLMConfig()).save_pretrained(directory)
+    transformers.AutoModel.from_config(config).save_pretrained(directory)
     return directory
 
 
@@ -101,20 +111,31 @@ def synthetic_frame(n: int):
                          "domain": [DOMAINS[i % len(DOMAINS)] for i in range(n)], "split": "train"})
 
 
-def render_flac(root: Path, n: int, *, seed: int = 0):
-    """``n`` speech-band FLAC files of 2-8 s at 16 kHz and their manifest rows (durations known, as after `cm manifest`)."""
+def _render_one(task: tuple[Path, int, int]) -> float:
+    """Write one speech-band FLAC file (2-8 s, amplitude-modulated tone and noise); returns its seconds."""
     import soundfile as sf
 
+    path, seed, index = task
+    rng = np.random.default_rng([seed, index])
+    length = int(SAMPLE_RATE * rng.uniform(2.0, 8.0))
+    t = np.arange(length) / SAMPLE_RATE
+    wave = 0.1 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    wave += 0.01 * rng.standard_normal(length)
+    sf.write(path, wave.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
+    return length / SAMPLE_RATE
+
+
+def render_flac(root: Path, n: int, *, seed: int = 0):
+    """``n`` FLAC files at 16 kHz and their manifest rows (durations known, as after `cm manifest`)."""
+    from concurrent.futures import ProcessPoolExecutor
+
     frame = synthetic_frame(n)
-    rng = np.random.default_rng(seed)
-    durations = []
-    for i, name in enumerate(frame["path"]):
-        length = int(SAMPLE_RATE * rng.uniform(2.0, 8.0))
-        t = np.arange(length) / SAMPLE_RATE
-        wave = 0.1 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) * (1 + np.sin(2 * np.pi * 3 * t))
-        wave += 0.01 * rng.standard_normal(length)
-        sf.write(root / name, wave.astype(np.float32), SAMPLE_RATE, subtype="PCM_16")
-        durations.append(length / SAMPLE_RATE)
+    tasks = [(root / name, seed, i) for i, name in enumerate(frame["path"])]
+    if n < 64:
+        durations = [_render_one(t) for t in tasks]
+    else:
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            durations = list(pool.map(_render_one, tasks, chunksize=64))
     frame["duration"] = durations
     return frame
 
@@ -249,19 +270,21 @@ def measure_step(parts: Parts, batch_size: int, args, device, world_size: int) -
     return out
 
 
-def batch_stream(dataset, sampler, batches, loader):
-    """Batches from cm's training loader, epoch after epoch (one loader, persistent workers)."""
-    epoch = 0
-    while True:
-        sampler.set_epoch(epoch)
-        dataset.epoch = epoch
-        batches.set(epoch, list(sampler))
-        yield from loader
-        epoch += 1
+def epoch_iterator(dataset, sampler, batches, loader, epoch: int):
+    """A pass of cm's training loader over one epoch (one loader, persistent workers, as ``cm train``)."""
+    sampler.set_epoch(epoch)
+    dataset.epoch = epoch
+    batches.set(epoch, list(sampler))
+    return iter(loader), len(batches)
 
 
 def measure_loader(parts: Parts, frame, root: Path, args, device, rank: int, world_size: int) -> dict:
-    """The loader alone, then the training step fed from it: utterances/s and the share of time spent waiting."""
+    """One epoch of the loader alone, then one epoch of training steps fed from it.
+
+    The first ``max(--warmup, --workers)`` batches of each epoch are not timed: the workers'
+    first round arrives together. Utterances/s are for all ranks; the loader's share is the
+    time spent waiting for batches over the whole step time (slowest rank).
+    """
     from cm_cli.data.datasets import BucketBatchSampler
     from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
     from cm_cli.training.loop import minimum_samples
@@ -273,34 +296,35 @@ def measure_loader(parts: Parts, frame, root: Path, args, device, rank: int, wor
                                  rank=rank, world_size=world_size)
     batches = EpochBatches()
     loader = train_loader(dataset, batches, workers=config.workers, seed=config.seed * 1009, device_type=device.type)
-    stream = batch_stream(dataset, sampler, batches, loader)
-    warmup = args.warmup
-    n, start = 0, None
-    for i in range(warmup + args.steps):  # the loader alone (first batches include starting the workers)
-        if i == warmup:
+    it, n_batches = epoch_iterator(dataset, sampler, batches, loader, 0)
+    if n_batches < 2:
+        raise SystemExit(f"--loader-files {len(frame)}: fewer than two batches of {config.batch_size} per rank")
+    skip = min(max(args.warmup, config.workers), n_batches - 2)
+    n, start = 0, time.perf_counter()
+    for i, batch in enumerate(it):  # the loader alone: utterances after batch `skip` over the time since it came
+        if i == skip:
             start = time.perf_counter()
-        batch = next(stream)
-        if i >= warmup:
+        elif i > skip:
             n += len(batch)
-    alone = n / (time.perf_counter() - start) if n else float("nan")
+    alone = slowest_rank((time.perf_counter() - start) / n, world_size, device)
+    it, n_batches = epoch_iterator(dataset, sampler, batches, loader, 1)
     wait = compute = 0.0
     n = 0
-    for i in range(warmup + args.steps):  # the training step fed from the loader
+    for i in range(n_batches):  # the training step fed from the loader
         t0 = time.perf_counter()
-        batch = next(stream)
+        batch = next(it)
         t1 = time.perf_counter()
         parts.step(batch)
         sync(device)
         t2 = time.perf_counter()
-        if i >= warmup:
+        if i >= skip:
             wait, compute, n = wait + t1 - t0, compute + t2 - t1, n + len(batch)
-    stream.close()
     wait = slowest_rank(wait, world_size, device)
     compute = slowest_rank(compute, world_size, device)
     return {"method": config.method, "trainable": config.trainable, "batch": config.batch_size,
-            "workers": config.workers, "files": len(frame), "loader_alone_utt_per_s": alone * world_size,
-            "fed_utt_per_s": n * world_size / (wait + compute), "compute_utt_per_s": n * world_size / compute,
-            "loader_share": wait / (wait + compute)}
+            "workers": config.workers, "files": len(frame), "timed_batches": n_batches - skip,
+            "loader_alone_utt_per_s": world_size / alone, "fed_utt_per_s": n * world_size / (wait + compute),
+            "compute_utt_per_s": n * world_size / compute, "loader_share": wait / (wait + compute)}
 
 
 # ---------------------------------------------------------------------------- report
@@ -355,8 +379,10 @@ def run(args, workdir: Path, dist, device) -> dict:
     if model_dir is None:
         model_dir = workdir / "wavlm"
         if dist.is_main:
-            save_random_wavlm(model_dir, smoke=args.smoke)
+            save_random_wavlm(model_dir, tiny=args.tiny)
     audio = workdir / "audio"
+    if args.loader_files is None:
+        args.loader_files = 32 * args.loader_batch * world
     audio_frame = None
     if args.loader_files and dist.is_main:
         audio.mkdir(exist_ok=True)
@@ -387,7 +413,7 @@ def run(args, workdir: Path, dist, device) -> dict:
         del parts
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores visible)"
     return {"device": name, "world_size": world, "torch": torch.__version__, "bf16": device.type == "cuda",
-            "model": "tiny (smoke)" if args.smoke else ("WavLMConfig() random" if args.model_dir is None else str(args.model_dir)),
+            "model": "tiny random" if args.tiny else ("WavLMConfig() random" if args.model_dir is None else str(args.model_dir)),
             "backbone_params": n_params, "seconds": args.seconds, "steps": rows, "ratios": ratios(rows),
             "loader": loader}
 
