@@ -35,7 +35,8 @@ def _step_time(method: str, batch, steps: int, warmup: int = 3) -> float:
 
     from cm_cli.training.config import TrainConfig
     from cm_cli.training.dann import build_domain_heads
-    from cm_cli.training.loop import _train_module, build_model_config
+    from cm_cli.training.loop import build_model_config
+    from cm_cli.training.step import train_module as _train_module
     from cm_cli.models.model import build_model
 
     torch.manual_seed(0)

@@ -8,8 +8,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from cm_cli.commands._common import (Corpus, ForceOpt, ManifestOpt, OutDir, PresetOpt, console, emit, get_ctx,
-                                     print_dry_run, resolve_options, rich_reporter)
+from cm_cli.commands._common import (Corpus, ForceOpt, ManifestOpt, OutDir, PresetOpt, console, emit, err_console,
+                                     get_ctx, print_dry_run, resolve_options, rich_reporter)
 
 
 class Method(str, enum.Enum):
@@ -72,6 +72,7 @@ def train(
     class_weighting: Annotated[bool, typer.Option("--class-weighting/--no-class-weighting", help="Weight the cross-entropy by inverse class frequency.")] = False,
     augment: Annotated[Optional[str], typer.Option("--augment", help="On-the-fly augmentation policy: inline ('clean:0.3, mp3:kbps=32:0.7'), YAML file or degrade preset.", show_default=False)] = None,
     augment_manifest: Annotated[Optional[Path], typer.Option("--augment-manifest", help="Pre-rendered variants from `cm degrade --variants` (domain column = condition).", show_default=False)] = None,
+    features: Annotated[Optional[Path], typer.Option("--features", help="Train a head on a `cm embed --pooling meanstd` directory (no audio, no backbone).", show_default=False)] = None,
     domain_column: Annotated[Optional[List[str]], typer.Option("--domain-column", help="DANN: manifest column of domain labels (repeatable: one head each).", show_default=False)] = None,
     lambda_schedule: Annotated[Schedule, typer.Option("--lambda-schedule", help="GRL coefficient: constant, linear, ganin (alias exponential).")] = Schedule.ganin,
     lambda_max: Annotated[float, typer.Option("--lambda-max", help="Largest GRL coefficient.", min=0.0)] = 1.0,
@@ -87,18 +88,13 @@ def train(
     seeds: Annotated[Optional[str], typer.Option("--seeds", help="Comma-separated seeds: one run per seed in OUT/seed_<s>.", show_default=False)] = None,
     save_frozen: Annotated[bool, typer.Option("--save-frozen", help="Also store frozen pretrained weights in checkpoints.")] = False,
     bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bf16 autocast on CUDA.")] = True,
+    log_to: Annotated[Optional[List[str]], typer.Option("--log-to", help="Also log to an experiment tracker: tensorboard, wandb, mlflow (repeatable; pip install 'cm-cli[NAME]').", show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Data-loading worker processes (default: the global --workers when set, else 0 = in process); any number gives the same weights.", min=0, show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from checkpoints/last.pt.")] = False,
     force: ForceOpt = False,
 ) -> None:
     """Train a countermeasure (ERM or DANN) and write a run directory: config, checkpoints, history."""
     values = {k: v for k, v in locals().items() if k not in _NOT_RESOLVED}
-    from cm_cli.core.errors import UsageError
-    from cm_cli.core.progress import use_reporter
-    from cm_cli.training.distributed import distributed
-    from cm_cli.training.loop import preemption_guard
-    from cm_cli.training.run import default_run_name, train_run, train_seeds
-
     c = get_ctx(ctx)
     o = resolve_options(ctx, "train", values, preset=preset)
     # the two augmentation sources exclude each other: one given on the command line
@@ -107,42 +103,77 @@ def train(
         o["augment"] = None
     elif augment is not None and augment_manifest is None:
         o["augment_manifest"] = None
+    _run(c, o, manifest=manifest, out=out, resume=resume, force=force, preset=preset)
+
+
+def _run(c, o: dict, *, manifest, out, resume: bool, force: bool, preset) -> None:
+    """Check the invocation, then train (one run, one per seed, or a feature-cache head) and print."""
+    from cm_cli.core.errors import UsageError
+    from cm_cli.core.progress import use_reporter
+    from cm_cli.training.distributed import distributed
+    from cm_cli.training.run import default_run_name, train_run, train_seeds
+    from cm_cli.training.signals import preemption_guard
+
     seed_list = _seeds(o["seeds"])
     config = _train_config(o, c)
     if resume and out is None:
         raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
     if resume and seed_list:
         raise UsageError("--resume continues one run; give --out RUN_DIR/seed_<s> instead of --seeds")
-    corpus_name = config.corpus
-    manifest_path = manifest
-    run_dir = out or c.runs_dir / (default_run_name(config) if not seed_list else
-                                   default_run_name(config).replace(f"-seed{config.seed}", "-seeds"))
-    options = {**config.to_dict(), "manifest": str(manifest_path) if manifest_path else f"<default {corpus_name}>",
+    name = default_run_name(config)
+    run_dir = out or c.runs_dir / (name if not seed_list else name.replace(f"-seed{config.seed}", "-seeds"))
+    options = {**config.to_dict(), "manifest": str(manifest) if manifest else f"<default {config.corpus}>",
                "out": str(run_dir), "seeds": seed_list, "preset": preset}
     if c.dry_run:
         print_dry_run(c, "train", options)
         return
-    if manifest_path is None:
+    if manifest is None:
         from cm_cli.data.manifests import default_manifest
 
-        manifest_path = default_manifest(c, corpus_name)
+        manifest = default_manifest(c, config.corpus)
     with distributed(c.device) as (dist, device):
         if dist.world_size == 1:
             device = str(c.torch_device())
         show = dist.is_main
+        _warn_codecs(config, device, show)
         kwargs = dict(data_root=c.data_root, device=device, force=force, cache_dir=c.cache_dir, dist=dist, preset=preset)
         with preemption_guard() as stop, use_reporter(rich_reporter(c) if show else None):
-            if seed_list:
-                outcomes = train_seeds(config, seed_list, manifest_path, run_dir, stop_requested=stop, **kwargs)
+            if config.features:
+                outcomes = _train_features(config, seed_list, manifest, run_dir, device, force, preset, resume)
+            elif seed_list:
+                outcomes = train_seeds(config, seed_list, manifest, run_dir, stop_requested=stop, **kwargs)
             else:
-                outcomes = [train_run(config, manifest_path, run_dir, resume=resume, stop_requested=stop, **kwargs)]
+                outcomes = [train_run(config, manifest, run_dir, resume=resume, stop_requested=stop, **kwargs)]
     if not show:
         return
     payload = {"runs": [{"run_dir": str(o.run_dir), "status": o.status, "resumed": o.resumed, "skipped": o.skipped,
                          **o.summary} for o in outcomes]}
-    if len(outcomes) == 1:
-        payload = payload["runs"][0]
-    emit(c, payload, lambda: _print(outcomes, stop.signal))
+    emit(c, payload["runs"][0] if len(outcomes) == 1 else payload, lambda: _print(outcomes, stop.signal))
+
+
+def _train_features(config, seed_list, manifest_path, run_dir, device, force, preset, resume=False) -> list:
+    from dataclasses import replace
+
+    from cm_cli.core.errors import UsageError
+    from cm_cli.training.features import train_features_run
+
+    if resume:
+        raise UsageError("--resume is not used with --features: a feature-head run is short; run it again with --force")
+    if config.coded_dev_manifest:
+        raise UsageError("--coded-dev-manifest is not used with --features", "embed the coded dev set and score it")
+    if not seed_list:
+        return [train_features_run(config, config.features, manifest_path, run_dir, device=device, force=force,
+                                   preset=preset)]
+    return [train_features_run(replace(config, seed=s), config.features, manifest_path, run_dir / f"seed_{s}",
+                               device=device, force=force, preset=preset) for s in seed_list]
+
+
+def _warn_codecs(config, device: str, show: bool) -> None:
+    from cm_cli.training.data import on_the_fly_codec_warning
+
+    warning = on_the_fly_codec_warning(config, device)
+    if warning and show:
+        err_console().print(f"[yellow]warning:[/] {warning}")
 
 
 def _train_config(o: dict, c):
@@ -162,6 +193,7 @@ def _train_config(o: dict, c):
         method=enum_value(o["method"]), corpus=enum_value(o["corpus"]),
         lambda_schedule=enum_value(o["lambda_schedule"]), domain_columns=list(o["domain_column"] or []),
         augment_manifest=path(o["augment_manifest"]), coded_dev_manifest=path(o["coded_dev_manifest"]),
+        features=path(o["features"]), log_to=list(o["log_to"] or []),
         seed=c.seed, workers=workers, **{k: o[k] for k in same},
     ).validate()
 

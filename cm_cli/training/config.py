@@ -117,6 +117,7 @@ class TrainConfig:
     # augmentation
     augment: str | None = None  # on-the-fly policy (inline text, YAML file or degrade preset)
     augment_manifest: str | None = None  # pre-rendered variants from `cm degrade --variants`
+    features: str | None = None  # train a head on a `cm embed --pooling meanstd` cache instead of audio
     # domain-adversarial training
     domain_columns: list = field(default_factory=list)
     lambda_schedule: str = "ganin"
@@ -135,12 +136,15 @@ class TrainConfig:
     bf16: bool = True  # autocast on CUDA only
     workers: int = 0
     log_every: int = 1
+    log_to: list = field(default_factory=list)  # experiment trackers: tensorboard, wandb, mlflow
 
     def __post_init__(self) -> None:
         self.method = str(self.method).lower()
         self.lambda_schedule = SCHEDULE_ALIASES.get(str(self.lambda_schedule), str(self.lambda_schedule))
         if isinstance(self.domain_columns, (list, tuple)) or self.domain_columns is None:
             self.domain_columns = [str(c) for c in (self.domain_columns or [])]
+        if isinstance(self.log_to, (list, tuple)) or self.log_to is None:
+            self.log_to = [str(t).lower() for t in (self.log_to or [])]
         if isinstance(self.model_options, dict) or self.model_options is None:
             self.model_options = dict(self.model_options or {})
 
@@ -184,11 +188,20 @@ class TrainConfig:
         if self.augment and self.augment_manifest:
             raise UsageError("--augment and --augment-manifest are exclusive",
                              "augment on the fly with a policy, or train on pre-rendered variants, not both")
+        if self.features and self.augment:
+            raise UsageError("--features trains on cached embeddings, so --augment cannot change the audio",
+                             "pre-render variants (`cm degrade --policy P --variants K`), embed them with "
+                             "`cm embed --pooling meanstd`, and pass --augment-manifest")
         if self.method == "dann" and not self.domain_columns:
             raise UsageError("--method dann needs at least one --domain-column",
                              "e.g. --domain-column domain (the augmentation condition, `clean` included)")
         if self.method == "erm" and self.domain_columns:
             raise UsageError("--domain-column is only used with --method dann")
+        from cm_cli.training.tracking import TRACKERS
+
+        unknown = [t for t in self.log_to if str(t).lower() not in TRACKERS]
+        if unknown:
+            raise UsageError(f"--log-to: unknown tracker {unknown[0]!r}", f"choose from {', '.join(TRACKERS)}")
         if len(set(self.domain_columns)) != len(self.domain_columns):
             raise UsageError(f"--domain-column repeated: {', '.join(self.domain_columns)}")
         return self

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["TrainData", "load_training_data", "TrainAudio", "collate_train", "UNKNOWN", "domain_targets",
-           "AugmentationLog", "EpochBatches", "train_loader"]
+           "AugmentationLog", "EpochBatches", "train_loader", "codec_conditions", "on_the_fly_codec_warning"]
 
 UNKNOWN = -100  # ignore_index of the domain losses: unknown domain values are masked out
 _MISSING = {"", "none", "nan", "null", "unknown"}
@@ -169,6 +169,32 @@ def domain_targets(train: "pd.DataFrame", domains: dict[str, list[str]], policy)
         raw = train[column].astype(object).where(train[column].notna(), None)
         out[column] = np.array([lookup.get(str(v), UNKNOWN) if v is not None else UNKNOWN for v in raw], dtype=np.int64)
     return out
+
+
+def codec_conditions(policy) -> list[str]:
+    """Labels of the policy's entries that run a codec (ffmpeg processes per utterance on the fly)."""
+    from cm_cli.degrade.registry import codec_fields
+
+    out = []
+    for entry in policy.entries:
+        specs = entry.candidates()
+        if any(codec_fields(spec)[0] is not None for spec in specs):
+            out.append(entry.condition or entry.text)
+    return out
+
+
+def on_the_fly_codec_warning(config, device: str) -> str | None:
+    """A warning when a GPU run would encode codecs on the fly (CPU-bound), else None."""
+    if not config.augment or not str(device).startswith("cuda"):
+        return None
+    from cm_cli.degrade.policy import load_policy
+
+    codecs = codec_conditions(load_policy(config.augment, check_available=False))
+    if not codecs:
+        return None
+    return (f"on-the-fly codec augmentation ({', '.join(codecs)}) encodes every training crop on the CPU "
+            "and will starve the GPU; pre-render variants once with `cm degrade --manifest M --policy "
+            f"{config.augment!r} --variants K` and train with `--augment-manifest` instead")
 
 
 def _stable(*parts: int) -> np.random.Generator:

@@ -28,7 +28,7 @@ from cm_cli.training.signals import preemption_guard
 from cm_cli.training.state import TrainState
 
 __all__ = ["TrainResult", "DistInfo", "fit", "preemption_guard", "HISTORY_COLUMNS", "history_columns",
-           "build_model_config", "minimum_samples"]
+           "build_model_config"]
 
 
 @dataclass
@@ -88,12 +88,6 @@ def build_model_config(config: TrainConfig):
     return mc
 
 
-def minimum_samples(model) -> int:
-    """Fewest samples the model's front end accepts: its receptive field, at least 25 ms (as `cm eval`)."""
-    field_ = getattr(getattr(model, "backbone", None), "receptive_field", None)
-    return max(400, int(field_) if isinstance(field_, (int, float)) else 0)
-
-
 def _class_weight(train, device):
     import torch
 
@@ -123,6 +117,7 @@ class _Run:
     batches: object
     loader: object
     per_epoch: int
+    tracker: object = None  # cm_cli.training.tracking.Trackers, on the main rank only
 
     @property
     def ckpt_dir(self) -> Path:
@@ -150,6 +145,7 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
     import torch
 
     from cm_cli.data.datasets import BucketBatchSampler
+    from cm_cli.models.inference import minimum_samples
     from cm_cli.models.model import build_model
     from cm_cli.training.checkpointing import restore
     from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
@@ -208,6 +204,8 @@ def _validate_and_save(run: _Run, state: TrainState, batch_offset: int, epoch: i
                       rank=run.dist.rank, world_size=run.dist.world_size)
     if result is None:
         return None
+    if run.tracker is not None:
+        run.tracker.dev(state.step, result)
     if state.history:
         record_dev(state.history[-1], result)
     _save_last(run, state, batch_offset, epoch)
@@ -234,6 +232,8 @@ def _train_batches(run: _Run, state: TrainState, stop_requested, on_step, advanc
             continue
         row = stepper.step(state)
         advance(1)
+        if run.tracker is not None:
+            run.tracker.step(row)
         if on_step is not None:
             on_step(row)
         if config.val_every and state.step % config.val_every == 0 and state.step < state.total_steps:
@@ -308,8 +308,12 @@ def fit(
     cache_dir: str | Path | None = None,
     dist: DistInfo | None = None,
     on_step: Callable[[dict], None] | None = None,
+    tracker=None,
 ) -> TrainResult:
-    """Train into ``run_dir/checkpoints``; ``resume`` is a loaded ``last.pt`` payload to continue from."""
+    """Train into ``run_dir/checkpoints``; ``resume`` is a loaded ``last.pt`` payload to continue from.
+
+    ``tracker`` (``cm_cli.training.tracking.Trackers``) receives every history row and validation.
+    """
     import shutil
 
     import torch
@@ -320,6 +324,7 @@ def fit(
     dist = dist or DistInfo()
     run, state = _setup(config, data, Path(run_dir), data_root=data_root, device=torch.device(device or "cpu"),
                         cache_dir=cache_dir, dist=dist, resume=resume)
+    run.tracker = tracker
     stop_requested = stop_requested or (lambda step: False)
     with task(state.total_steps, f"train {config.method} {config.backbone}") as advance:
         advance(state.step)

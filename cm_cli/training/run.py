@@ -119,6 +119,10 @@ def train_run(
     data = load_training_data(manifest, config)
     model_config = build_model_config(config)  # a bad backbone / pooling fails here, before any write
     inputs = input_fingerprint(manifest, config, data)
+    if config.log_to:
+        from cm_cli.training.tracking import check_trackers
+
+        check_trackers(config.log_to)  # a tracker that is not installed fails before anything is written
 
     last = run_dir / "checkpoints" / "last.pt"
     payload = None
@@ -131,7 +135,7 @@ def train_run(
             raise CmError(f"{run_dir} already holds a run: {exc.message}",
                           "use another --out, --resume to continue it, or --force to start it over") from None
     options = {"train": config.to_dict(), "manifest": str(manifest.resolve())}
-    options["train"] = {k: v for k, v in options["train"].items() if k not in ("workers", "log_every", "bf16")}
+    options["train"] = {k: v for k, v in options["train"].items() if k not in ("workers", "log_every", "bf16", "log_to")}
     if not dist.is_main:
         result = fit(config, data, run_dir, data_root=data_root, device=device, resume=payload,
                      stop_requested=stop_requested, cache_dir=cache_dir, dist=dist)
@@ -147,8 +151,9 @@ def train_run(
                     "preset": preset, "data": data.summary(), "inputs": inputs,
                     "seen_domains": data.seen_domains(), "augment_conditions": data.augment_conditions()},
                    run_dir / "config.json")
-        result = fit(config, data, run_dir, data_root=data_root, device=device, resume=payload,
-                     stop_requested=stop_requested, cache_dir=cache_dir, dist=dist, on_step=on_step)
+        result = _fit_tracked(config, data, run_dir, output.record, model_config, data_root=data_root, device=device,
+                              resume=payload, stop_requested=stop_requested, cache_dir=cache_dir, dist=dist,
+                              on_step=on_step)
         summary = result.summary()
         summary["resumed"] = payload is not None
         write_json(result.augmentation, run_dir / "augmentation.json")
@@ -161,6 +166,25 @@ def train_run(
         else:
             output.finish(outputs=outputs, summary=summary)
     return RunOutcome(run_dir, result.status, summary, resumed=payload is not None)
+
+
+def _fit_tracked(config: TrainConfig, data, run_dir: Path, record: dict, model_config, **kwargs):
+    """``fit`` with the run's experiment trackers (``--log-to``) open around it."""
+    from cm_cli.training.loop import fit
+    from cm_cli.training.tracking import open_trackers
+
+    if not config.log_to:
+        return fit(config, data, run_dir, **kwargs)
+    trackers = open_trackers(config.log_to, run_dir, revision=record.get("git_revision"),
+                             config={**config.to_dict(), "model": model_config.to_dict(),
+                                     "manifest": record.get("options", {}).get("manifest")})
+    summary: dict = {"status": "failed"}
+    try:
+        result = fit(config, data, run_dir, tracker=trackers, **kwargs)
+        summary = result.summary()
+        return result
+    finally:
+        trackers.close(summary)
 
 
 def train_seeds(config: TrainConfig, seeds: Sequence[int], manifest, out_dir, **kwargs) -> list[RunOutcome]:

@@ -86,3 +86,15 @@ def test_random_bytes_are_reported_as_not_audio(tmp_path, suffix):
     path.write_bytes(b"\x00" + data)  # a leading zero byte: no chance of an MPEG frame sync
     with pytest.raises(CmError, match="not audio"):
         load_audio(path)
+
+
+def test_on_the_fly_codecs_on_a_gpu_warn_and_recommend_pre_rendered_variants():
+    from cm_cli.training.config import TrainConfig
+    from cm_cli.training.data import on_the_fly_codec_warning
+
+    codec = TrainConfig(augment="clean:0.5, mp3:kbps=32:0.5")
+    warning = on_the_fly_codec_warning(codec, "cuda:0")
+    assert "mp3:kbps=32" in warning and "--variants K" in warning and "--augment-manifest" in warning
+    assert on_the_fly_codec_warning(codec, "cpu") is None
+    assert on_the_fly_codec_warning(TrainConfig(augment="clean:0.5, noise:snr=10:0.5"), "cuda") is None
+    assert on_the_fly_codec_warning(TrainConfig(), "cuda") is None

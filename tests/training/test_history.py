@@ -43,6 +43,14 @@ def test_erm_and_dann_runs_write_exactly_the_schema_and_summary_has_dev_eer(toy_
     metrics = torch.load(tmp_path / "erm/checkpoints/best.pt", weights_only=True)["metrics"]
     assert {"dev_eer", "dev_min_dcf", "dev_eer_threshold"} <= set(metrics)
     assert metrics["dev_eer_threshold"] == summary["dev_eer_threshold"]
+    # the dev EER that selected the checkpoint is the one the shared model path computes from it
+    from cm_cli.models.loading import load_model
+    from cm_cli.training.validation import evaluate_dev
+
+    frame = pd.read_parquet(manifest)
+    again = evaluate_dev(load_model(tmp_path / "erm").model, frame[frame.split == "dev"], data_root=root,
+                         device="cpu", batch_size=8)
+    assert again["dev_eer"] == summary["best_dev_eer"] and again["dev_eer_threshold"] == summary["dev_eer_threshold"]
 
     dann = _config(method="dann", augment="clean:0.5, alaw:0.5", domain_columns=["domain"], max_steps=2)
     train_run(dann, manifest, tmp_path / "dann", data_root=root, cache_dir=tmp_path / "c")

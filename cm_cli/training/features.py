@@ -1,0 +1,329 @@
+"""Heads trained on cached pooled features (``cm train --features DIR``): no audio, no backbone.
+
+With a frozen backbone every training step is a backbone forward, recomputed every
+epoch. ``cm embed --pooling meanstd`` computes each utterance's per-layer mean and
+standard deviation once; this module trains an ERM or DANN head on that cache:
+a softmax-weighted sum of the layers' pooled statistics (one learned weight per
+layer), a layer norm, a projection and the bona fide/spoof classifier, with the DANN
+domain heads on the projection through the gradient reversal layer. Unlike the
+frame-level heads of ``cm train`` (pooling learnt over frames of one chosen layer),
+the temporal pooling here is fixed (mean and std) and happens before the layer
+mixing. See docs/training.md for the arithmetic of the cache.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cm_cli.core.errors import CmError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "train_features_run", "load_feature_head",
+           "score_features"]
+
+FEATURE_HEAD_FORMAT = "cm-feature-head/1"
+
+
+@dataclass
+class FeatureSet:
+    """Pooled per-layer features: ``values[i, l]`` is row ``ids[i]``'s vector at ``layers[l]``."""
+
+    ids: np.ndarray  # (N,) str
+    values: np.ndarray  # (N, L, D) float32
+    layers: list[str]
+    pooling: str | None
+
+    def rows(self, utt_ids) -> np.ndarray:
+        """Row positions of ``utt_ids``; ids without features are an error naming how many and one of them."""
+        index = {u: i for i, u in enumerate(self.ids.tolist())}
+        positions = np.array([index.get(str(u), -1) for u in utt_ids], dtype=np.int64)
+        missing = [str(u) for u, p in zip(utt_ids, positions) if p < 0]
+        if missing:
+            raise CmError(f"{len(missing)} manifest row(s) have no features in the cache, e.g. {missing[0]}",
+                          "embed the same manifest (and --augment-manifest variants) with "
+                          "`cm embed --pooling meanstd`")
+        return positions
+
+
+def load_features(path: str | Path) -> FeatureSet:
+    """Every ``layer_NN`` column of a ``cm embed`` output as one (N, L, D) float32 array."""
+    from cm_cli.core.artifacts import read_json
+    from cm_cli.embedding import list_layers, load_layer
+
+    path = Path(path)
+    layers = [c for c in list_layers(path) if c.startswith("layer_")]
+    if not layers:
+        raise CmError(f"{path}: no layer_NN columns", "give the output directory of `cm embed --pooling meanstd`")
+    ids, blocks = None, []
+    for layer in layers:
+        layer_ids, matrix = load_layer(path, layer)
+        if ids is not None and not np.array_equal(ids, layer_ids):
+            raise CmError(f"{path}: layers list different utterances", "re-run `cm embed` into an empty directory")
+        ids = layer_ids
+        blocks.append(matrix.astype(np.float32, copy=False))
+    widths = {layer: block.shape[1] for layer, block in zip(layers, blocks)}
+    if len(set(widths.values())) > 1:
+        raise CmError(f"{path}: layer widths differ ({', '.join(f'{k} {v}' for k, v in widths.items())}); the "
+                      "layer-weighted sum needs one width", "embed an SSL backbone, or choose equal-width --layers")
+    record = path / "cm.json" if path.is_dir() else path.parent / "cm.json"
+    pooling = (read_json(record).get("options") or {}).get("pooling") if record.is_file() else None
+    return FeatureSet(np.asarray(ids).astype(str), np.stack(blocks, axis=1), layers, pooling)
+
+
+def _head_module(n_layers: int, dim: int, hidden: int, dropout: float):
+    import torch
+    from torch import nn
+
+    from cm_cli.models.heads import score_from_logits
+
+    class FeatureHead(nn.Module):
+        """(B, L, D) pooled statistics -> softmax layer mix -> norm -> projection -> 2 logits."""
+
+        def __init__(self):
+            super().__init__()
+            self.layer_logits = nn.Parameter(torch.zeros(n_layers))
+            self.norm = nn.LayerNorm(dim)
+            self.projection = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout))
+            self.classifier = nn.Linear(hidden, 2)
+
+        def forward(self, x):
+            weights = torch.softmax(self.layer_logits, dim=0)
+            mixed = (x * weights[None, :, None]).sum(dim=1)
+            pre_logit = self.projection(self.norm(mixed))
+            logits = self.classifier(pre_logit)
+            return logits, score_from_logits(logits), pre_logit
+
+    return FeatureHead()
+
+
+def _hidden(config) -> int:
+    head = str(config.head or "256").split(",")[0].strip()
+    return 256 if head in ("", "none") else int(head)
+
+
+def _frames(config, manifest: Path, features: FeatureSet):
+    """(train rows, train positions, dev rows or None, dev positions, data) joined to the feature cache."""
+    from cm_cli.training.data import load_training_data
+
+    data = load_training_data(manifest, config, check_available=False)
+    train_pos = features.rows(data.train["utt_id"].astype(str).tolist())
+    dev_pos = None if data.dev is None else features.rows(data.dev["utt_id"].astype(str).tolist())
+    return data, train_pos, dev_pos
+
+
+def _score(head, values: np.ndarray, device, batch: int = 1024) -> np.ndarray:
+    import torch
+
+    was = head.training
+    head.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(values), batch):
+            x = torch.from_numpy(values[start:start + batch]).to(device)
+            out.append(head(x)[1].float().cpu().numpy())
+    head.train(was)
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+class _FeatureTrainer:
+    """Minibatch AdamW over cached features, with the same schedules and selection as ``fit``."""
+
+    def __init__(self, config, data, features: FeatureSet, train_pos, dev_pos, device):
+        import torch
+
+        from cm_cli.training.dann import build_domain_heads
+        from cm_cli.training.data import domain_targets
+        from cm_cli.training.schedules import GrlSchedule
+        from cm_cli.training.state import TrainState
+        from cm_cli.training.step import build_optimizer, train_module
+
+        torch.manual_seed(config.seed)
+        self.config, self.data, self.device = config, data, device
+        self.x_train, self.x_dev = features.values[train_pos], None if dev_pos is None else features.values[dev_pos]
+        n_layers, dim = features.values.shape[1:]
+        hidden = _hidden(config)
+        self.head = _head_module(n_layers, dim, hidden, float(config.model_options.get("dropout", 0.1))).to(device)
+        self.heads = None
+        if config.method == "dann":
+            self.heads = build_domain_heads(hidden, data.domains, hidden=config.domain_hidden).to(device)
+        self.module = train_module(self.head, self.heads, None).to(device)
+        self.optimizer = build_optimizer(self.module, config)
+        self.labels = torch.from_numpy((data.train["label"].astype(str).to_numpy() == "bonafide").astype(np.int64))
+        self.targets = domain_targets(data.train, data.domains, None) if self.heads is not None else {}
+        per_epoch = max(1, math.ceil(len(train_pos) / config.batch_size))
+        self.per_epoch = per_epoch
+        self.state = TrainState(total_steps=config.max_steps or config.epochs * per_epoch)
+        self.grl = GrlSchedule(config.lambda_schedule, config.lambda_max, self.state.total_steps,
+                               config.lambda_warmup)
+
+    def _step(self, rows: np.ndarray) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        from cm_cli.training.dann import domain_losses
+        from cm_cli.training.history import MicroStats, history_row
+        from cm_cli.training.schedules import cosine_with_warmup
+
+        config, state = self.config, self.state
+        lr = config.lr * cosine_with_warmup(state.step, warmup_steps=config.warmup_steps,
+                                            total_steps=state.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_mult", 1.0)
+        logits, _, pre_logit = self.head(torch.from_numpy(self.x_train[rows]).to(self.device))
+        task = F.cross_entropy(logits.float(), self.labels[rows].to(self.device))
+        micro, dom, lam = MicroStats(), None, float("nan")
+        if self.heads is not None:
+            lam = self.grl(state.step)
+            targets = {c: torch.from_numpy(t[rows]).to(self.device) for c, t in self.targets.items()}
+            dom = domain_losses(pre_logit, self.heads, targets, lam, tap=self.module.tap)
+        loss = task + (config.domain_loss_weight * dom.total if dom is not None else 0.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.clip_grad:
+            torch.nn.utils.clip_grad_norm_([p for p in self.module.parameters() if p.requires_grad],
+                                           config.clip_grad)
+        self.optimizer.step()
+        micro.add(float(task.detach()), dom, self.module.tap.norm if dom is not None else None)
+        state.history.append(history_row(state.step + 1, state.epoch, lr, lam, micro, self.data.domains))
+        state.step += 1
+
+    def validate(self) -> dict | None:
+        from cm_cli.training.history import record_dev
+        from cm_cli.training.selection import dev_result
+
+        if self.x_dev is None:
+            return None
+        is_bona = self.data.dev["label"].astype(str).to_numpy() == "bonafide"
+        result = dev_result(_score(self.head, self.x_dev, self.device), is_bona)
+        result["improved"] = self.state.select(result)
+        record_dev(self.state.history[-1], result)
+        return result
+
+    def run(self, save) -> None:
+        """Epochs of shuffled minibatches; validate and ``save(improved)`` after each epoch."""
+        config, state = self.config, self.state
+        while state.step < state.total_steps and state.status == "complete":
+            order = np.random.default_rng([config.seed, state.epoch]).permutation(len(self.x_train))
+            for start in range(0, len(order), config.batch_size):
+                self._step(order[start:start + config.batch_size])
+                if state.step >= state.total_steps:
+                    break
+            state.epoch += 1
+            result = self.validate()
+            save(bool(result and result["improved"]))
+            if state.out_of_patience(config.patience):
+                state.status = "early_stopped"
+            if config.max_steps is None and state.epoch >= config.epochs:
+                break
+
+
+def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_dir: Path) -> None:
+    import torch
+
+    from cm_cli.core.artifacts import atomic_path
+
+    state = trainer.state
+    payload = {"format": FEATURE_HEAD_FORMAT, "layers": features.layers, "dim": int(features.values.shape[2]),
+               "hidden": _hidden(trainer.config), "pooling": features.pooling, "features": str(features_dir),
+               "state_dict": {k: v.detach().cpu() for k, v in trainer.head.state_dict().items()},
+               "heads": None if trainer.heads is None else trainer.heads.state_dict(),
+               "step": state.step, "epoch": state.epoch, "train_config": trainer.config.to_dict(),
+               "metrics": dict(state.history[-1]) if state.history else {}}
+    with atomic_path(path, suffix=".pt.tmp") as tmp:
+        torch.save(payload, tmp)
+
+
+def train_features_run(config, features_dir: str | Path, manifest: str | Path, run_dir: str | Path, *,
+                       device: str = "cpu", force: bool = False, argv=None, preset: str | None = None):
+    """Train a head on a feature cache into ``run_dir`` (config.json, history.parquet, checkpoints/)."""
+    import shutil
+
+    import torch
+
+    from cm_cli.core.artifacts import OutputDir, write_json
+    from cm_cli.training.history import write_history
+    from cm_cli.training.run import RunOutcome, input_fingerprint
+
+    config.validate()
+    run_dir, manifest, features_dir = Path(run_dir), Path(manifest), Path(features_dir)
+    if not manifest.exists():
+        raise CmError(f"manifest {manifest} does not exist", "build one with `cm manifest`, or pass --manifest")
+    features = load_features(features_dir)
+    data, train_pos, dev_pos = _frames(config, manifest, features)
+    options = {"train": config.to_dict(), "manifest": str(manifest.resolve()), "features": str(features_dir.resolve())}
+    started = time.time()
+    with OutputDir(run_dir, "run", options=options, inputs=[manifest], force=force, device=str(device),
+                   argv=argv) as output:
+        if output.done and (run_dir / "checkpoints" / "best.pt").is_file():
+            return RunOutcome(run_dir, "complete", dict(output.record.get("summary", {})), skipped=True)
+        write_json({"train": config.to_dict(), "model": {"kind": "feature_head", "layers": features.layers,
+                                                         "pooling": features.pooling},
+                    "manifest": str(manifest.resolve()), "features": str(features_dir.resolve()), "preset": preset,
+                    "data": data.summary(), "inputs": input_fingerprint(manifest, config, data),
+                    "seen_domains": data.seen_domains(), "augment_conditions": data.augment_conditions()},
+                   run_dir / "config.json")
+        trainer = _FeatureTrainer(config, data, features, train_pos, dev_pos, torch.device(device))
+        ckpt = run_dir / "checkpoints"
+        ckpt.mkdir(parents=True, exist_ok=True)
+
+        def save(improved: bool) -> None:
+            _save(trainer, ckpt / "last.pt", features, features_dir)
+            write_history(trainer.state.history, data.domains, run_dir / "history.parquet")
+            if improved or not (ckpt / "best.pt").is_file():
+                shutil.copyfile(ckpt / "last.pt", ckpt / "best.pt")
+
+        trainer.run(save)
+        summary = _summary(trainer, run_dir, time.time() - started)
+        output.finish(outputs={"config": str(run_dir / "config.json"), "history": str(run_dir / "history.parquet"),
+                               "best": str(ckpt / "best.pt"), "last": str(ckpt / "last.pt")}, summary=summary)
+    return RunOutcome(run_dir, trainer.state.status, summary)
+
+
+def _summary(trainer: _FeatureTrainer, run_dir: Path, seconds: float) -> dict:
+    from cm_cli.training.loop import TrainResult
+
+    state = trainer.state
+    validated = [r for r in state.history if not math.isnan(r.get("dev_eer", float("nan")))]
+    last_dev = {k: v for k, v in validated[-1].items() if k.startswith("dev_")} if validated else {}
+    notes = [trainer.data.dev_note] if trainer.data.dev_note else []
+    result = TrainResult(run_dir, state.status, state.step, state.epoch, state.best_summary(),
+                         dict(state.history[-1]) if state.history else {}, 0, [], {}, {}, notes, seconds, last_dev)
+    return {**result.summary(), "features": True}
+
+
+def load_feature_head(run: str | Path, *, device: str = "cpu"):
+    """(head module in eval mode, checkpoint payload) of a ``--features`` run directory or checkpoint."""
+    import torch
+
+    path = Path(run)
+    if path.is_dir():
+        path = path / "checkpoints" / "best.pt"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        raise CmError(f"cannot read checkpoint {path} ({type(exc).__name__})") from None
+    if payload.get("format") != FEATURE_HEAD_FORMAT:
+        raise CmError(f"{path} is not a feature-head checkpoint", "train one with `cm train --features DIR`")
+    head = _head_module(len(payload["layers"]), payload["dim"], payload["hidden"], 0.0)
+    head.load_state_dict(payload["state_dict"])
+    return head.to(device).eval(), payload
+
+
+def score_features(run: str | Path, features_dir: str | Path, *, device: str = "cpu") -> "pd.DataFrame":
+    """``utt_id``, ``score`` (higher = more bona fide) for every row of a feature cache."""
+    import pandas as pd
+
+    head, payload = load_feature_head(run, device=device)
+    features = load_features(features_dir)
+    if features.layers != list(payload["layers"]):
+        raise CmError(f"{features_dir}: layers {features.layers[:3]}… differ from the head's {payload['layers'][:3]}…",
+                      "embed with the backbone and layers the head was trained on")
+    return pd.DataFrame({"utt_id": features.ids, "score": _score(head, features.values, device)})
