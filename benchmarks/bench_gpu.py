@@ -287,7 +287,7 @@ def measure_loader(parts: Parts, frame, root: Path, args, device, rank: int, wor
     """
     from cm_cli.data.datasets import BucketBatchSampler
     from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
-    from cm_cli.training.loop import minimum_samples
+    from cm_cli.models.inference import minimum_samples
 
     config = parts.config
     dataset = TrainAudio(frame, data_root=root, policy=None, seed=config.seed, crop=config.max_samples,
