@@ -257,7 +257,7 @@ def measure_step(parts: Parts, batch_size: int, args, device, world_size: int) -
 
         parts.stepper.micro, parts.stepper.accumulated = MicroStats(), 0
     out = {"method": parts.config.method, "trainable": parts.config.trainable, "batch": batch_size, "oom": oom,
-           "step_s": None, "utt_per_s": None, "peak_gib": None}
+           "trainable_params": parts.n_trainable, "step_s": None, "utt_per_s": None, "peak_gib": None}
     if device.type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     if not oom:
@@ -345,14 +345,15 @@ def ratios(rows: list[dict]) -> dict:
 def print_report(result: dict) -> None:
     print(f"device: {result['device']} x{result['world_size']} (torch {result['torch']}, "
           f"{'bf16 autocast' if result['bf16'] else 'fp32'}); WavLM {result['model']} "
-          f"({result['backbone_params'] / 1e6:.1f}M backbone parameters), {result['seconds']:.1f} s crops")
-    print(f"{'method':6} {'trainable':9} {'batch':>5} {'step ms':>9} {'utt/s':>9} {'peak GiB':>9}")
+          f"({result['backbone_params'] / 1e6:.2f}M backbone parameters), {result['seconds']:.1f} s crops")
+    print(f"{'method':6} {'trainable':9} {'batch':>5} {'step ms':>9} {'utt/s':>9} {'peak GiB':>9} {'trained M':>9}")
     for r in result["steps"]:
         if r["oom"]:
-            print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {'out of memory':>29}")
+            print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {'out of memory':>29} {r['trainable_params'] / 1e6:9.2f}")
             continue
         peak = f"{r['peak_gib']:9.2f}" if r["peak_gib"] is not None else f"{'-':>9}"
-        print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {1e3 * r['step_s']:9.1f} {r['utt_per_s']:9.1f} {peak}")
+        print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {1e3 * r['step_s']:9.1f} {r['utt_per_s']:9.1f} {peak} "
+              f"{r['trainable_params'] / 1e6:9.2f}")
     for name, title in (("dann_over_erm", "DANN/ERM step time"), ("over_frozen", "step time over frozen")):
         values = result["ratios"][name]
         if values:

@@ -40,6 +40,9 @@ def test_bench_gpu_smoke_measures_every_configuration_through_cm(tmp_path):
     result = _run("bench_gpu.py", tmp_path)
     got = {(r["method"], r["trainable"], r["batch"]) for r in result["steps"]}
     assert got == {("erm", "frozen", 2), ("dann", "frozen", 2), ("erm", "top:2", 2), ("dann", "top:2", 2)}
+    trained = {(r["method"], r["trainable"]): r["trainable_params"] for r in result["steps"]}
+    assert trained[("erm", "frozen")] < trained[("erm", "top:2")]  # top:2 unfreezes two transformer layers
+    assert trained[("erm", "frozen")] < trained[("dann", "frozen")]  # plus the domain heads
     for row in result["steps"]:
         assert not row["oom"]
         assert row["step_s"] > 0 and math.isclose(row["utt_per_s"], 2 / row["step_s"])
