@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.smoke:
         args.tiny = True
         args.batch_sizes, args.seconds, args.steps, args.warmup, args.device = "2", 1.0, 1, 0, "cpu"
-        args.loader_files, args.loader_batch, args.workers = 4, 2, 0
+        args.loader_files, args.loader_batch, args.workers = None, 2, 0
     args.batch_sizes = [int(b) for b in str(args.batch_sizes).split(",") if b.strip()]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     args.trainable = [t.strip() for t in args.trainable.split(",") if t.strip()]
@@ -364,6 +364,9 @@ def print_report(result: dict) -> None:
               f"{lo['loader_alone_utt_per_s']:.1f} utt/s; {lo['method']} {lo['trainable']} fed from it "
               f"{lo['fed_utt_per_s']:.1f} utt/s (compute alone {lo['compute_utt_per_s']:.1f}), "
               f"loader share of step time {100 * lo['loader_share']:.1f} %")
+    if result["world_size"] == 1 and result.get("gpus_visible", 0) > 1:
+        print(f"{result['gpus_visible']} GPUs visible: for DDP run torchrun --standalone --nproc-per-node "
+              f"{result['gpus_visible']} benchmarks/bench_gpu.py ...")
     dann = [r for r in result["steps"] if r["method"] == "dann" and r["trainable"] == "frozen" and r["utt_per_s"]]
     if dann:
         best = max(dann, key=lambda r: r["utt_per_s"])
@@ -382,8 +385,8 @@ def run(args, workdir: Path, dist, device) -> dict:
         if dist.is_main:
             save_random_wavlm(model_dir, tiny=args.tiny)
     audio = workdir / "audio"
-    if args.loader_files is None:
-        args.loader_files = 32 * args.loader_batch * world
+    if args.loader_files is None:  # whole epochs of 32 batches per rank (2 for --smoke)
+        args.loader_files = (2 if args.smoke else 32) * args.loader_batch * world
     audio_frame = None
     if args.loader_files and dist.is_main:
         audio.mkdir(exist_ok=True)
@@ -413,7 +416,7 @@ def run(args, workdir: Path, dist, device) -> dict:
         loader = measure_loader(parts, audio_frame, audio, args, device, rank, world)
         del parts
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores visible)"
-    return {"device": name, "world_size": world, "torch": torch.__version__, "bf16": device.type == "cuda",
+    return {"device": name, "world_size": world, "gpus_visible": torch.cuda.device_count(), "torch": torch.__version__, "bf16": device.type == "cuda",
             "model": "tiny random" if args.tiny else ("WavLMConfig() random" if args.model_dir is None else str(args.model_dir)),
             "backbone_params": n_params, "seconds": args.seconds, "steps": rows, "ratios": ratios(rows),
             "loader": loader}
