@@ -104,12 +104,14 @@ def main(argv=None) -> list[dict]:
             print(f"{n:9d} {w['file_bytes'] / 1e6:9.1f} {w['file_bytes'] / n:7.0f} {w['row_groups']:6d} "
                   f"{w['footer_bytes'] / 1e3:9.1f} {w['write_s']:8.2f} {w['peak_rss_mib']:9.0f} {r['read_s']:7.2f} "
                   f"{r['peak_rss_mib']:9.0f}   (imports {w['base_rss_mib']:.0f} / {r['base_rss_mib']:.0f} MiB)")
+    def above(row: dict, stage: str) -> float:
+        return max(row[f"{stage}_peak_rss_mib"] - row[f"{stage}_base_rss_mib"], 1.0)
+
     for a, c in zip(rows, rows[1:]):
         print(f"growth {a['rows']} -> {c['rows']} rows ({c['rows'] / a['rows']:.1f}x): write time "
-              f"{c['write_s'] / a['write_s']:.1f}x, write peak above imports "
-              f"{(c['write_peak_rss_mib'] - c['write_base_rss_mib']) / max(a['write_peak_rss_mib'] - a['write_base_rss_mib'], 1.0):.1f}x, "
+              f"{c['write_s'] / a['write_s']:.1f}x, write peak above imports {above(c, 'write') / above(a, 'write'):.1f}x, "
               f"read time {c['read_s'] / a['read_s']:.1f}x, read peak above imports "
-              f"{(c['read_peak_rss_mib'] - c['read_base_rss_mib']) / max(a['read_peak_rss_mib'] - a['read_base_rss_mib'], 1.0):.1f}x")
+              f"{above(c, 'read') / above(a, 'read'):.1f}x")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows

@@ -116,7 +116,8 @@ def main(argv=None) -> list[dict]:
                 r.update(trials=n, bootstrap=b)
                 rows.append(r)
                 print(f"{n:9d} {b:9d} {r['read_s']:7.2f} {r['evaluate_s']:8.2f} {r['write_s']:7.2f} "
-                      f"{r['total_s']:8.2f} {r['peak_rss_mib']:9.0f} {r['peak_rss_mib'] - r['base_rss_mib']:9.0f} {r['n_clusters'] or '-':>9}")
+                      f"{r['total_s']:8.2f} {r['peak_rss_mib']:9.0f} {r['peak_rss_mib'] - r['base_rss_mib']:9.0f} "
+                      f"{r['n_clusters'] or '-':>9}")
             path.unlink()
     for b in settings:
         chain = [r for r in rows if r["bootstrap"] == b]

@@ -349,10 +349,12 @@ def print_report(result: dict) -> None:
     print(f"{'method':6} {'trainable':9} {'batch':>5} {'step ms':>9} {'utt/s':>9} {'peak GiB':>9} {'trained M':>9}")
     for r in result["steps"]:
         if r["oom"]:
-            print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {'out of memory':>29} {r['trainable_params'] / 1e6:9.2f}")
+            print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {'out of memory':>29} "
+                  f"{r['trainable_params'] / 1e6:9.2f}")
             continue
         peak = f"{r['peak_gib']:9.2f}" if r["peak_gib"] is not None else f"{'-':>9}"
-        print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {1e3 * r['step_s']:9.1f} {r['utt_per_s']:9.1f} {peak} "
+        print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {1e3 * r['step_s']:9.1f} {r['utt_per_s']:9.1f} "
+              f"{peak} "
               f"{r['trainable_params'] / 1e6:9.2f}")
     for name, title in (("dann_over_erm", "DANN/ERM step time"), ("over_frozen", "step time over frozen")):
         values = result["ratios"][name]
@@ -372,7 +374,8 @@ def print_report(result: dict) -> None:
         best = max(dann, key=lambda r: r["utt_per_s"])
         print(f"issue 18 goals (for one H100-class GPU): frozen DANN {best['utt_per_s']:.0f} utt/s at batch "
               f"{best['batch']} (goal >= {GOAL_DANN_UTT_S:.0f}); DANN/ERM worst "
-              f"{max(result['ratios']['dann_over_erm'].values(), default=float('nan')):.3f}x (goal <= {GOAL_DANN_ERM_RATIO})")
+              f"{max(result['ratios']['dann_over_erm'].values(), default=float('nan')):.3f}x "
+              f"(goal <= {GOAL_DANN_ERM_RATIO})")
 
 
 def run(args, workdir: Path, dist, device) -> dict:
@@ -416,8 +419,9 @@ def run(args, workdir: Path, dist, device) -> dict:
         loader = measure_loader(parts, audio_frame, audio, args, device, rank, world)
         del parts
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores visible)"
-    return {"device": name, "world_size": world, "gpus_visible": torch.cuda.device_count(), "torch": torch.__version__, "bf16": device.type == "cuda",
-            "model": "tiny random" if args.tiny else ("WavLMConfig() random" if args.model_dir is None else str(args.model_dir)),
+    model = "tiny random" if args.tiny else ("WavLMConfig() random" if args.model_dir is None else str(args.model_dir))
+    return {"device": name, "world_size": world, "gpus_visible": torch.cuda.device_count(), "torch": torch.__version__,
+            "bf16": device.type == "cuda", "model": model,
             "backbone_params": n_params, "seconds": args.seconds, "steps": rows, "ratios": ratios(rows),
             "loader": loader}
 
