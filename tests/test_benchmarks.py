@@ -21,9 +21,10 @@ BENCH = REPO / "benchmarks"
 
 
 def _run(script: str, tmp_path: Path, *args: str, timeout: int = 600) -> dict | list:
+    """``script --json OUT *args`` (``--smoke`` unless args are given) in a subprocess; the JSON it wrote."""
     out = tmp_path / f"{Path(script).stem}.json"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, str(BENCH / script), "--smoke", "--json", str(out), *args],
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--json", str(out), *(args or ("--smoke",))],
                           capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text())
@@ -36,6 +37,7 @@ def _load(script: str):
     return module
 
 
+@pytest.mark.slow
 def test_bench_gpu_smoke_measures_every_configuration_through_cm(tmp_path):
     result = _run("bench_gpu.py", tmp_path)
     got = {(r["method"], r["trainable"], r["batch"]) for r in result["steps"]}
@@ -55,6 +57,21 @@ def test_bench_gpu_smoke_measures_every_configuration_through_cm(tmp_path):
     assert loader["fed_utt_per_s"] <= loader["compute_utt_per_s"]
 
 
+@pytest.mark.gpu
+def test_bench_gpu_on_cuda_records_bf16_and_peak_memory(tmp_path):
+    """A short real-size run on a CUDA GPU: every configuration steps in bf16 and reports its peak memory."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    result = _run("bench_gpu.py", tmp_path, "--batch-sizes", "16", "--steps", "2", "--warmup", "1",
+                  "--loader-batch", "16", "--workers", "2")
+    assert result["bf16"] and result["world_size"] == 1
+    assert 90e6 < result["backbone_params"] < 100e6  # WavLM Base: 94.4M
+    for row in result["steps"]:
+        assert not row["oom"] and row["peak_gib"] > 0 and row["utt_per_s"] > 0
+    assert 0.0 <= result["loader"]["loader_share"] <= 1.0
+
+
 def test_bench_gpu_ratios_are_step_time_quotients_of_the_same_run():
     ratios = _load("bench_gpu.py").ratios
     rows = [{"method": m, "trainable": t, "batch": b, "step_s": s} for m, t, b, s in [
@@ -65,6 +82,7 @@ def test_bench_gpu_ratios_are_step_time_quotients_of_the_same_run():
     assert out["over_frozen"] == pytest.approx({"erm top:2 b32": 2.0, "dann top:2 b32": 30 / 11})
 
 
+@pytest.mark.slow
 def test_bench_eval_smoke_times_plain_and_clustered_bootstrap(tmp_path):
     rows = _run("bench_eval.py", tmp_path)
     assert [(r["trials"], r["bootstrap"]) for r in rows] == [(1000, 0), (1000, 20)]
@@ -88,6 +106,7 @@ def test_bench_eval_synthetic_table_has_asvspoof5_source_structure():
     assert {"bonafide", "spoof"} == set(frame["label"])
 
 
+@pytest.mark.slow
 def test_bench_embed_scale_smoke_writes_one_row_group_and_reads_one_layer(tmp_path):
     (row,) = _run("bench_embed_scale.py", tmp_path)
     assert row["rows"] == row["rows_read"] == 200 and row["dim"] == 768
