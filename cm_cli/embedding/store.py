@@ -60,7 +60,9 @@ class EmbeddingWriter:
         os.fchmod(fd, file_mode())  # colleagues on a shared project space can read it (mkstemp gives 0600)
         os.close(fd)
         self.tmp = Path(name)
-        self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
+        # no dictionary or statistics on float lists: neither helps a layer read, both cost (4.6x slower writes)
+        self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd", use_dictionary=False,
+                                       write_statistics=False)
 
     def write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str]) -> None:
         import numpy as np
