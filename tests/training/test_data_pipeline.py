@@ -98,3 +98,18 @@ def test_on_the_fly_codecs_on_a_gpu_warn_and_recommend_pre_rendered_variants():
     assert on_the_fly_codec_warning(codec, "cpu") is None
     assert on_the_fly_codec_warning(TrainConfig(augment="clean:0.5, noise:snr=10:0.5"), "cuda") is None
     assert on_the_fly_codec_warning(TrainConfig(), "cuda") is None
+
+
+def test_scoring_loader_never_draws_from_the_global_rng(toy_tiny):
+    # dev scoring runs between training steps: it must not shift the model's dropout stream
+    import torch
+
+    from cm_cli.data.datasets import BucketBatchSampler, ManifestAudio, make_loader
+
+    root, train = _train_rows(toy_tiny)
+    dataset = ManifestAudio(train.head(6), data_root=root)
+    torch.manual_seed(11)
+    before = torch.get_rng_state().clone()
+    for _ in make_loader(dataset, BucketBatchSampler(dataset.durations(), 4, shuffle=False)):
+        pass
+    assert torch.equal(torch.get_rng_state(), before)
