@@ -245,14 +245,19 @@ def make_manifest(
                "subset": subset, "seed": seed, **(extra_options or {})}
     if not Path(data_root).exists() and not corpus_root.exists():
         raise CmError(f"data root {data_root} does not exist", "set --data-root or CM_DATA_ROOT, or run `cm download toy`")
-    df = prepare_corpus(corpus, corpus_root, data_root=Path(data_root), **(prepare_kwargs or {}))
+    inputs = protocol_files(corpus, corpus_root, prepare_kwargs or {})
+    # the protocols' content keys the reuse, so a finished manifest is found before any parsing (a 1M-row
+    # protocol takes seconds); corpora without a short list of protocol files are parsed first
+    df = None if inputs else prepare_corpus(corpus, corpus_root, data_root=Path(data_root), **(prepare_kwargs or {}))
     target = out_dir / "manifest.parquet"
-    with OutputDir(out_dir, "manifest", options=options, force=force) as output:
+    with OutputDir(out_dir, "manifest", options=options, inputs=inputs or (), force=force) as output:
         if output.done and target.is_file():
             record = read_json(output.record_path)
             summary = record.get("summary", {})
             return ManifestResult(target, int(summary.get("n_utterances", 0)), summary, skipped=True,
                                   probed=validate)
+        if df is None:
+            df = prepare_corpus(corpus, corpus_root, data_root=Path(data_root), **(prepare_kwargs or {}))
         if subset:
             df = stratified_subset(df, subset, seed=seed)
         if validate:
@@ -264,6 +269,35 @@ def make_manifest(
             counts["asv_scores"] = asv
         output.finish(outputs={"manifest": str(target)}, summary=counts)
     return ManifestResult(target, len(df), counts, probed=validate)
+
+
+def protocol_files(corpus: str, corpus_root: str | Path, prepare_kwargs: dict) -> list[Path] | None:
+    """The protocol/key files a corpus's manifest is made from, or None where there is no short list
+    (MLAAD: a folder scan) or they cannot be found yet (the parser then says what is missing)."""
+    root = Path(corpus_root)
+    given = prepare_kwargs.get("protocol")
+    if given:
+        return [Path(p) for p in ([given] if isinstance(given, (str, Path)) else given)]
+    try:
+        if corpus in ("asvspoof5", "toy"):
+            from cm_cli.data.corpora.asvspoof5 import PROTOCOL_FILES, find_protocol
+
+            return [find_protocol(root, split) for split in PROTOCOL_FILES]
+        if corpus in ("asvspoof2021_la", "asvspoof2021_df"):
+            from cm_cli.data.corpora.asvspoof2021 import TRACKS, find_keys
+
+            return [find_keys(root, TRACKS[corpus])]
+        if corpus == "asvspoof2019_la":
+            from cm_cli.data.corpora.asvspoof2019_la import find_layout
+
+            return list(find_layout(root)[0])
+        if corpus == "in_the_wild":
+            from cm_cli.data.corpora.in_the_wild import find_meta
+
+            return [find_meta(root)]
+    except CmError:
+        return None
+    return None
 
 
 def asv_score_files(corpus: str, corpus_root: str | Path) -> dict[str, str]:

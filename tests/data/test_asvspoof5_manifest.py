@@ -132,3 +132,26 @@ def test_vectorised_protocol_parse_equals_the_row_reader(tmp_path):
     path.write_text("\n".join(lines[:7] + [" ".join(lines[7].split()[:9])] + lines[8:]) + "\n")
     with pytest.raises(CmError, match=r":8: expected 10 columns, found 9"):
         read_protocol_table(path)
+
+
+def test_rerun_is_found_done_before_parsing_and_a_changed_protocol_is_rebuilt(tmp_path, monkeypatch):
+    """A finished manifest is reused without parsing the protocols (seconds at 1M rows); an edited
+    protocol at the same path is not "already complete"."""
+    import cm_cli.data.manifests as manifests
+
+    root = make_tree(tmp_path / "asvspoof5", audio=False)
+    first = make_manifest("asvspoof5", tmp_path / "m", data_root=tmp_path)
+
+    def no_parse(*args, **kwargs):
+        raise AssertionError("the protocols were parsed for a finished manifest")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(manifests, "prepare_corpus", no_parse)
+        assert make_manifest("asvspoof5", tmp_path / "m", data_root=tmp_path).skipped
+    eval_protocol = root / "ASVspoof5_protocols" / "ASVspoof5.eval.track_1.tsv"
+    if not eval_protocol.exists():
+        eval_protocol = root / "ASVspoof5.eval.track_1.tsv"
+    lines = eval_protocol.read_text().splitlines()
+    eval_protocol.write_text("\n".join(lines[:-1]) + "\n")
+    again = make_manifest("asvspoof5", tmp_path / "m", data_root=tmp_path)
+    assert not again.skipped and again.counts["splits"]["eval"]["n"] == first.counts["splits"]["eval"]["n"] - 1
