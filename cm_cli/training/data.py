@@ -238,11 +238,13 @@ class TrainAudio(ManifestAudio):
 
     def __getitem__(self, key) -> AudioItem:
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
-        item, cropped = self._read_crop(epoch, index)
+        # an on-the-fly policy still sees the whole file (as before): applying it to the crop
+        # changes the augmented data enough to flip the toy DANN domain-probe result (see docs/training.md)
+        item, cropped = (self.read(index), False) if self.policy is not None else self._read_crop(epoch, index)
         if item.wave is None:
             return item
         wave, condition = item.wave, None
-        if self.policy is not None:  # applied to the crop: codecs cost what the model sees
+        if self.policy is not None:
             from cm_cli.degrade.policy import apply_policy
 
             try:
