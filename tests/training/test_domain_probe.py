@@ -15,12 +15,10 @@ def _train(method, toy, out, cache):
     from cm_cli.training.run import train_run
 
     root, manifest = toy
-    # lambda 0.3, as the toy_lcnn_dann preset: at 1.0 the encoder can beat the linear head by inverting
-    # its predictions, which keeps the domain in the representation (docs/training.md, DANN on the toy corpus)
     config = TrainConfig(method=method, backbone="lcnn", corpus="toy", epochs=12, batch_size=8, lr=1e-3,
                          weight_decay=1e-4, max_len=1.5, seed=0, augment=AUG,
                          domain_columns=["domain"] if method == "dann" else [], lambda_schedule="constant",
-                         lambda_max=0.3, domain_lr_mult=10.0, domain_hidden=0)
+                         lambda_max=1.0, domain_lr_mult=10.0, domain_hidden=0)
     train_run(config, manifest, out, data_root=root, cache_dir=cache)
     return out
 
