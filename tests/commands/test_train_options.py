@@ -31,3 +31,14 @@ def test_workers_option_and_global_workers(cm_env, run_cm):
     assert json.loads(default.stdout)["options"]["workers"] == 0  # in process unless asked
     global_ = run_cm("--json", "--workers", "2", "--dry-run", "train", "--backbone", "lcnn", "--corpus", "toy")
     assert json.loads(global_.stdout)["options"]["workers"] == 2
+
+
+def test_grad_checkpointing_is_an_option_off_by_default(cm_env, run_cm):
+    """Gradient checkpointing costs step time, so it is asked for, not always on (issue 18)."""
+    import json
+
+    off = json.loads(run_cm("--json", "--dry-run", "train", "--preset", "toy_lcnn_erm", "--out", cm_env / "r").stdout)
+    on = json.loads(run_cm("--json", "--dry-run", "train", "--preset", "toy_lcnn_erm", "--grad-checkpointing",
+                           "--out", cm_env / "r").stdout)
+    find = lambda d: (d.get("options") or d).get("model_options")  # noqa: E731
+    assert find(off) == {} and find(on) == {"gradient_checkpointing": True}
