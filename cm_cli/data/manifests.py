@@ -15,7 +15,7 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ManifestResult", "CORPUS_PREPARERS", "asv_score_files", "manifest_asv_scores", "prepare_corpus", "probe_manifest_audio",
+__all__ = ["ManifestResult", "CORPUS_PREPARERS", "asv_score_files", "find_asv_scores", "manifest_asv_scores", "prepare_corpus", "probe_manifest_audio",
            "stratified_subset", "make_manifest", "load_manifest", "default_manifest"]
 
 
@@ -300,10 +300,24 @@ def protocol_files(corpus: str, corpus_root: str | Path, prepare_kwargs: dict) -
     return None
 
 
+def find_asv_scores(corpus_root: str | Path, corpus: str, *, split: str = "eval") -> Path | None:
+    """The ASV score file a corpus distribution ships for ``split``, if it is unpacked under ``corpus_root``."""
+    root = Path(corpus_root)
+    if corpus == "asvspoof2019_la":
+        for base in (root / "LA", root):
+            hit = base / "ASVspoof2019_LA_asv_scores" / f"ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt"
+            if hit.is_file():
+                return hit
+    if corpus == "asvspoof2021_la" and split == "eval":
+        for hit in (root / "keys" / "LA" / "ASV", root / "LA-keys-full" / "keys" / "LA" / "ASV",
+                    root / "LA-keys-stage-1" / "keys" / "ASV"):
+            if (hit / "trial_metadata.txt").is_file() and any(hit.glob("*/score.txt")):
+                return hit
+    return None
+
+
 def asv_score_files(corpus: str, corpus_root: str | Path) -> dict[str, str]:
     """Split -> the ASV score file the corpus ships (2019/2021 LA), so `cm eval` finds min t-DCF's ASV system."""
-    from cm_cli.data.asv_scores import find_asv_scores
-
     found = {split: find_asv_scores(corpus_root, corpus, split=split) for split in ("dev", "eval")}
     return {split: str(Path(path).resolve()) for split, path in found.items() if path is not None}
 

@@ -22,7 +22,7 @@ def tdcf_block_maker(asv_path: str | Path, *, score_col: str | None = None, key_
                      id_col: str | None = None):
     """A block maker adding ``overall.min_tdcf``, ``overall.min_tdcf_legacy`` (and ``t_eer`` where the
     ASV trials pair with CM trials by id), the ``tdcf`` block, and t-DCF columns to each breakdown."""
-    from cm_cli.data.asv_scores import read_asv_scores
+    from cm_cli.evaluation.asv_scores import read_asv_scores
 
     asv = read_asv_scores(asv_path, score_col=score_col, key_col=key_col, id_col=id_col)
 
@@ -57,7 +57,7 @@ def sasv_metrics(path: str | Path, *, key: str | Path | None = None) -> dict:
     """ASVspoof 5 Track 2 metrics of a SASV score file: a-DCF, and with CM and ASV scores, t-EER and min t-DCF."""
     import numpy as np
 
-    from cm_cli.data.asv_scores import read_sasv_scores
+    from cm_cli.evaluation.asv_scores import read_sasv_scores
     from cm_cli.metrics.sasv import a_dcf, t_eer
     from cm_cli.metrics.tdcf import min_tdcf
 

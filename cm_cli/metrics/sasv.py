@@ -25,6 +25,7 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.metrics.det import det_curve
+from cm_cli.metrics.trials import check_scores
 
 __all__ = ["ADcfCosts", "ADcfResult", "a_dcf", "sasv_curves", "t_eer"]
 
@@ -51,16 +52,8 @@ class ADcfResult:
         return {"min_a_dcf": self.min_a_dcf, "threshold": self.threshold, "costs": asdict(self.costs)}
 
 
-def _finite(values, what: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64).ravel()
-    if not np.all(np.isfinite(array)):
-        raise CmError(f"{what}: {int(np.count_nonzero(~np.isfinite(array)))} of {array.size} scores are NaN or infinite",
-                      "fix or drop those trials first")
-    return array
-
-
 def _three(target, nontarget, spoof, what: str):
-    tar, non, spf = (_finite(v, f"{what} {k} scores") for v, k in
+    tar, non, spf = (check_scores(v, what=f"{what} {k} scores") for v, k in
                      ((target, "target"), (nontarget, "non-target"), (spoof, "spoof")))
     missing = [k for k, v in (("target", tar), ("nontarget", non), ("spoof", spf)) if v.size == 0]
     if missing:
@@ -126,8 +119,8 @@ def _cm_index(p_miss_cm: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
 
 def t_eer(cm_scores, asv_scores, keys) -> float:
     """Concurrent t-EER (a fraction) of a CM and an ASV system scored on the same trials."""
-    cm = _finite(cm_scores, "CM scores")
-    asv = _finite(asv_scores, "ASV scores")
+    cm = check_scores(cm_scores, what="CM scores")
+    asv = check_scores(asv_scores, what="ASV scores")
     keys = np.asarray(keys).astype(str)
     if not (cm.size == asv.size == keys.size):
         raise CmError(f"t-EER needs one CM and one ASV score per trial ({cm.size} CM, {asv.size} ASV, {keys.size} keys)")

@@ -27,6 +27,8 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.metrics.det import det_curve
+from cm_cli.metrics.summary import eer_from_curve
+from cm_cli.metrics.trials import check_scores
 
 __all__ = [
     "AsvRates", "LegacyCosts", "RevisedCosts", "TdcfResult", "ASVSPOOF5_ASV_RATES",
@@ -100,19 +102,11 @@ class TdcfResult:
                 "c0": self.c0, "c1": self.c1, "c2": self.c2, "asv": asdict(self.asv), "costs": dict(self.costs)}
 
 
-def _scores(values, what: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64).ravel()
-    if not np.all(np.isfinite(array)):
-        bad = int(np.count_nonzero(~np.isfinite(array)))
-        raise CmError(f"{what}: {bad} of {array.size} scores are NaN or infinite", "fix or drop those trials first")
-    return array
-
-
 def asv_error_rates(target, nontarget, spoof, *, threshold: float | None = None) -> AsvRates:
     """ASV rates at ``threshold`` (default: the ASV EER threshold), as the official packages compute them."""
-    tar = _scores(target, "ASV target scores")
-    non = _scores(nontarget, "ASV non-target scores")
-    spf = _scores(spoof, "ASV spoof scores")
+    tar = check_scores(target, what="ASV target scores")
+    non = check_scores(nontarget, what="ASV non-target scores")
+    spf = check_scores(spoof, what="ASV spoof scores")
     if tar.size == 0 or non.size == 0:
         raise CmError(f"ASV scores: {tar.size} target and {non.size} non-target trials; the ASV operating point "
                       "needs both", "check the ASV key column (target, nontarget, spoof)")
@@ -121,10 +115,7 @@ def asv_error_rates(target, nontarget, spoof, *, threshold: float | None = None)
                       "use the ASV score file of the corpus (it keys spoof trials as 'spoof')")
     eer = None
     if threshold is None:
-        curve = det_curve(tar, non)
-        index = int(np.argmin(np.abs(curve.frr - curve.far)))
-        eer = float(np.mean((curve.frr[index], curve.far[index])))
-        threshold = float(curve.thresholds[index])
+        eer, threshold = eer_from_curve(det_curve(tar, non))
     return AsvRates(
         p_fa=float(np.count_nonzero(non >= threshold) / non.size),
         p_miss=float(np.count_nonzero(tar < threshold) / tar.size),
@@ -165,8 +156,8 @@ def _weights(asv: AsvRates, formulation: str, costs) -> tuple[float, float, floa
 
 def tdcf_curve(bonafide, spoof, asv: AsvRates, *, formulation: str = "revised", costs=None):
     """Normalised t-DCF at every CM threshold of the official DET curve: (curve, thresholds, (C0, C1, C2))."""
-    bona = _scores(bonafide, "CM bona fide scores")
-    spf = _scores(spoof, "CM spoof scores")
+    bona = check_scores(bonafide, what="CM bona fide scores")
+    spf = check_scores(spoof, what="CM spoof scores")
     if bona.size == 0 or spf.size == 0:
         raise CmError(f"t-DCF needs bona fide and spoof CM trials ({bona.size} bona fide, {spf.size} spoof)")
     if np.unique(np.concatenate([bona, spf])).size < 3:

@@ -10,7 +10,6 @@ one, against that md5 too. ``HF_HOME``/``HF_TOKEN`` are honoured by huggingface_
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -27,14 +26,6 @@ def hub_mirror(corpus: str) -> tuple[str, str]:
     if corpus not in HUB_MIRRORS:
         raise CmError(f"{corpus} has no Hugging Face mirror", f"mirrored corpora: {', '.join(HUB_MIRRORS)}; use --source zenodo")
     return HUB_MIRRORS[corpus]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _hub_info(api, repo_id: str, repo_type: str, revision: str | None, names: Sequence[str]) -> dict:
@@ -58,6 +49,7 @@ def download_from_hub(items, dest_dir: str | os.PathLike, *, corpus: str, endpoi
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
 
+    from cm_cli.core.artifacts import sha256_file
     from cm_cli.core.progress import task
     from cm_cli.data.download import FileResult, md5sum
 
@@ -76,7 +68,7 @@ def download_from_hub(items, dest_dir: str | os.PathLike, *, corpus: str, endpoi
         sha = info.lfs.sha256 if getattr(info, "lfs", None) else None
         size = info.lfs.size if getattr(info, "lfs", None) else info.size
         target = dest / item.name
-        present = target.is_file() and target.stat().st_size == size and (sha is None or _sha256(target) == sha)
+        present = target.is_file() and target.stat().st_size == size and (sha is None or sha256_file(target) == sha)
         if not present:
             try:
                 path = Path(hf_hub_download(repo_id, item.name, repo_type=repo_type, revision=revision,
@@ -86,7 +78,7 @@ def download_from_hub(items, dest_dir: str | os.PathLike, *, corpus: str, endpoi
                               "rerun to resume, or use --source zenodo") from None
             if path.resolve() != target.resolve():
                 os.replace(path, target)
-        if sha is not None and _sha256(target) != sha:
+        if sha is not None and sha256_file(target) != sha:
             target.unlink()
             raise CmError(f"{item.name}: sha256 differs from the hub's; the file was removed", "rerun to fetch it again")
         md5 = md5sum(target) if item.md5 else None

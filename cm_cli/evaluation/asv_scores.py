@@ -1,4 +1,4 @@
-"""ASV and SASV score files as the corpora ship them -> one table (key, score, ...).
+"""ASV and SASV score files as the corpora ship them -> one table (key, score, ...): cm eval's t-DCF and SASV inputs.
 
 The t-DCF scores a countermeasure in tandem with a fixed ASV system, so it needs that
 system's scores with keys ``target`` / ``nontarget`` / ``spoof``. Layouts read:
@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.evaluation.readers import _first_line, _is_number
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ASV_KEYS", "read_asv_scores", "read_sasv_scores", "find_asv_scores"]
+__all__ = ["ASV_KEYS", "read_asv_scores", "read_sasv_scores"]
 
 ASV_KEYS = ("target", "nontarget", "spoof")
 KEY_COLUMNS = ("key", "asv_key", "asv-label", "asv_label", "asv-key")
@@ -34,31 +35,19 @@ ID_COLUMNS = ("utt_id", "filename", "trial", "trial_anon", "flac_file")
 PHASES_2021 = ("progress", "eval", "hidden_track")
 
 
-def _first_fields(path: Path) -> list[str]:
-    try:
-        with path.open("r", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.strip():
-                    return line.split("\t") if "\t" in line else line.split(",") if "," in line else line.split()
-    except OSError as exc:
-        raise CmError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    raise CmError(f"{path}: empty file", "an ASV score file needs one line per trial")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _first_fields(path: Path) -> tuple[list[str], str]:
+    """Fields of the first non-empty line and the separator the table is read with."""
+    line = _first_line(path)
+    if line is None:
+        raise CmError(f"{path}: empty file", "an ASV score file needs one line per trial")
+    sep = "\t" if "\t" in line else "," if "," in line else r"\s+"
+    return (line.split() if sep == r"\s+" else line.split(sep)), sep
 
 
 def _read_text(path: Path, *, header: bool) -> "pd.DataFrame":
     import pandas as pd
 
-    first = _first_fields(path)
-    raw = open(path, encoding="utf-8", errors="replace").readline()
-    sep = "\t" if "\t" in raw else "," if "," in raw else r"\s+"
+    first, sep = _first_fields(path)
     try:
         return pd.read_csv(path, sep=sep, header=0 if header else None, dtype=str, keep_default_na=False,
                            engine="python" if sep == r"\s+" else "c")
@@ -144,7 +133,7 @@ def read_asv_scores(path: str | Path, *, score_col: str | None = None, key_col: 
 
         df = read_table(path)
     else:
-        fields = [f.strip() for f in _first_fields(path)]
+        fields = [f.strip() for f in _first_fields(path)[0]]
         headerless = any(f.lower() in ASV_KEYS for f in fields) or any(_is_number(f) for f in fields)
         if headerless:
             df = _read_text(path, header=False)
@@ -208,19 +197,3 @@ def read_sasv_scores(path: str | Path, *, key: str | Path | None = None) -> "pd.
             out[column] = values
     out["score"] = out["sasv_score"] if "sasv_score" in out.columns else out["asv_score"]
     return _finish(out, str(path))
-
-
-def find_asv_scores(corpus_root: str | Path, corpus: str, *, split: str = "eval") -> Path | None:
-    """The ASV score file a corpus distribution ships for ``split``, if it is unpacked under ``corpus_root``."""
-    root = Path(corpus_root)
-    if corpus == "asvspoof2019_la":
-        for base in (root / "LA", root):
-            hit = base / "ASVspoof2019_LA_asv_scores" / f"ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt"
-            if hit.is_file():
-                return hit
-    if corpus == "asvspoof2021_la" and split == "eval":
-        for hit in (root / "keys" / "LA" / "ASV", root / "LA-keys-full" / "keys" / "LA" / "ASV",
-                    root / "LA-keys-stage-1" / "keys" / "ASV"):
-            if (hit / "trial_metadata.txt").is_file() and any(hit.glob("*/score.txt")):
-                return hit
-    return None

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cm_cli.core.errors import CmError
-from cm_cli.data.asv_scores import find_asv_scores, read_asv_scores, read_sasv_scores
+from cm_cli.data.manifests import find_asv_scores
+from cm_cli.evaluation.asv_scores import read_asv_scores, read_sasv_scores
 from cm_cli.metrics.tandem import tandem_metrics
 from cm_cli.metrics.tdcf import asv_error_rates, min_tdcf
 
