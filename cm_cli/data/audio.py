@@ -147,6 +147,16 @@ def load_audio_window(path: str | Path, start: int, frames: int, *, sample_rate:
     return wave[int(start):int(start) + int(frames)]
 
 
+def pcm16(samples: np.ndarray) -> np.ndarray:
+    """``samples`` as the 16-bit integers ``save_audio`` writes to FLAC/WAV (clipped, scaled by 2**15, rounded).
+
+    Reading those back with soundfile gives ``pcm16(x) / 32768``, so audio rounded
+    this way in memory is bit-identical to audio written and read again.
+    """
+    scaled = np.rint(np.asarray(samples, dtype=np.float32) * np.float32(32768.0))
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
 def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int, *, subtype: str | None = None) -> int:
     """Write atomically in the format implied by the suffix; returns the number of clipped samples."""
     import soundfile as sf

@@ -187,13 +187,39 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CM_CACHE_DIR") or Path.home() / ".cache" / "cm")
 
 
+_CACHE_VERSION = "pcm16-flac-1"  # bump when what a cache entry holds changes
+
+
 def _cache_key(samples: np.ndarray, sr: int, spec: Spec, seed: int, utt_id: str) -> str:
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(samples, dtype=np.float32).tobytes())
     # steps that draw from the per-utterance generator (noise file/offset, RIR, hum phases)
     random_steps = any(s.name in ("noise", "reverb", "cable") for s in spec.steps)
-    digest.update(f"|{sr}|{spec.canonical()}|{seed if random_steps else ''}|{utt_id if random_steps else ''}".encode())
+    digest.update(f"|{_CACHE_VERSION}|{sr}|{spec.canonical()}|{seed if random_steps else ''}|"
+                  f"{utt_id if random_steps else ''}".encode())
     return digest.hexdigest()
+
+
+def _read_cached(path: Path) -> np.ndarray | None:
+    import soundfile as sf
+
+    try:
+        data, _ = sf.read(str(path), dtype="int16")
+    except Exception:  # noqa: BLE001 - a damaged entry is recomputed and replaced
+        return None
+    return data
+
+
+def _write_cached(path: Path, pcm: np.ndarray, sr: int) -> None:
+    import soundfile as sf
+
+    from cm_cli.core.artifacts import atomic_path
+
+    try:
+        with atomic_path(path, suffix=".flac") as tmp:
+            sf.write(str(tmp), pcm, int(sr), format="FLAC", subtype="PCM_16")
+    except (CmError, OSError):
+        pass  # an unwritable cache only costs speed
 
 
 def apply_policy(samples: np.ndarray, sr: int, policy: "Policy | str", *, rng: np.random.Generator | None = None,
@@ -202,9 +228,13 @@ def apply_policy(samples: np.ndarray, sr: int, policy: "Policy | str", *, rng: n
     """Degrade one utterance with a condition drawn from ``policy``; returns (audio, condition label).
 
     Pass ``rng`` for fresh draws every call (training epochs), or ``seed`` (with
-    ``utt_id``) for a reproducible draw. Results of codec steps are cached under
-    ``cache_dir/degrade`` (default ``$CM_CACHE_DIR``) keyed by content and spec.
+    ``utt_id``) for a reproducible draw. Degraded audio is rounded to 16-bit PCM, as
+    `cm degrade` writes it, so on-the-fly and pre-rendered variants are the same data
+    and a cached result is bit-identical to a fresh one. Codec results are cached as
+    16-bit FLAC under ``cache_dir/degrade`` (default ``$CM_CACHE_DIR``), keyed by the
+    input's content, the spec and (for random steps) the seed.
     """
+    from cm_cli.data.audio import pcm16
     from cm_cli.degrade.noise import stable_rng
     from cm_cli.degrade.registry import apply_spec
 
@@ -220,20 +250,12 @@ def apply_policy(samples: np.ndarray, sr: int, policy: "Policy | str", *, rng: n
     path = None
     if use_cache:
         key = _cache_key(samples, sr, spec, step_seed, utt_id)
-        path = Path(cache_dir or default_cache_dir()) / "degrade" / key[:2] / f"{key}.npy"
-        if path.is_file():
-            try:
-                return np.load(path).astype(np.float32), label
-            except (OSError, ValueError):
-                pass  # a damaged entry is recomputed and replaced
+        path = Path(cache_dir or default_cache_dir()) / "degrade" / key[:2] / f"{key}.flac"
+        pcm = _read_cached(path) if path.is_file() else None
+        if pcm is not None:
+            return pcm.astype(np.float32) / np.float32(32768.0), label
     out, _ = apply_spec(samples, sr, spec, seed=step_seed, utt_id=utt_id)
+    pcm = pcm16(out)
     if path is not None:
-        from cm_cli.core.artifacts import atomic_path
-
-        try:
-            with atomic_path(path, suffix=".npy") as tmp:
-                with open(tmp, "wb") as handle:
-                    np.save(handle, out)
-        except CmError:
-            pass  # an unwritable cache only costs speed
-    return out, label
+        _write_cached(path, pcm, sr)
+    return pcm.astype(np.float32) / np.float32(32768.0), label

@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["TrainData", "load_training_data", "TrainAudio", "collate_train", "UNKNOWN", "domain_targets",
-           "AugmentationLog", "EpochBatches", "train_loader", "codec_conditions", "on_the_fly_codec_warning"]
+           "AugmentationLog", "EpochBatches", "train_loader", "codec_conditions", "on_the_fly_codec_warning",
+           "policy_window", "POLICY_MARGIN_SECONDS", "POLICY_GRID_SECONDS", "WHOLE_FILE_COVERAGE"]
 
 UNKNOWN = -100  # ignore_index of the domain losses: unknown domain values are masked out
 _MISSING = {"", "none", "nan", "null", "unknown"}
@@ -201,14 +202,41 @@ def _stable(*parts: int) -> np.random.Generator:
     return np.random.default_rng([int(p) & 0xFFFFFFFF for p in parts])
 
 
+# An on-the-fly policy processes the crop plus this much audio on each side, then the
+# margins are cut off: the filters', resamplers' and codecs' start-up transients fall in
+# the margins, so the crop holds what degrading the whole file would have put there
+# (docs/training.md measures it: 0.1 s already suffices for the toy and ASVspoof 5 policies).
+POLICY_MARGIN_SECONDS = 0.25
+# The window starts on this grid of the file (20 ms: whole 8 kHz samples and whole 20 ms
+# frames of Opus, AMR and G.711 at 8 kHz, counted from the file's start), so resamplers and
+# frame-based coders meet the samples at the alignment the whole file gives them.
+POLICY_GRID_SECONDS = 0.02
+# Where crop plus margins would cover this much of the file, the whole file is processed:
+# little is saved, and a whole-file result is what the cache can reuse in later epochs.
+WHOLE_FILE_COVERAGE = 0.75
+
+
+def policy_window(start: int, crop: int, n: int, margin: int, grid: int = 1) -> tuple[int, int]:
+    """``[a, b)``: the samples an on-the-fly policy processes for the crop ``[start, start + crop)`` of ``n``."""
+    a = max(0, (start - margin) // max(grid, 1) * max(grid, 1))
+    b = min(n, start + crop + margin)
+    if b - a >= WHOLE_FILE_COVERAGE * n:
+        return 0, n
+    return a, b
+
+
 class TrainAudio(ManifestAudio):
-    """Training rows: decode, augment with the policy (label kept as ``item.condition``), random-crop.
+    """Training rows: decode, random-crop, augment with the policy (label kept as ``item.condition``).
 
     Items are addressed by ``(epoch, row)`` (what ``EpochBatches`` yields) so that
     worker processes, which keep their own copy of the dataset, draw exactly what
     the main process would; a plain ``row`` uses ``self.epoch``. Randomness is
-    seeded from (seed, epoch, row) only. A crop shorter than ``min_samples`` (the
-    front end's window) is zero-padded to it, as ``cm eval`` pads short audio.
+    seeded from (seed, epoch, row) only. Only the crop is read where the file allows
+    (plus ``POLICY_MARGIN_SECONDS`` each side under an on-the-fly policy, which is
+    applied to that window and trimmed back to the crop; see ``policy_window``).
+    Whole-file results are cached, windows are not (a new window every epoch would
+    only fill the disk). A crop shorter than ``min_samples`` (the front end's window)
+    is zero-padded to it, as ``cm eval`` pads short audio.
     """
 
     def __init__(self, frame: "pd.DataFrame", *, data_root, policy=None, seed: int = 0, crop: int | None = None,
@@ -225,22 +253,38 @@ class TrainAudio(ManifestAudio):
     def _crop_start(self, epoch: int, index: int, n: int) -> int:
         return int(_stable(self.seed, epoch, index, 11).integers(0, n - self.crop + 1))
 
-    def _read_crop(self, epoch: int, index: int) -> tuple[AudioItem, bool]:
-        """The row's training crop, reading only that window where the file allows; (item, already cropped)."""
+    def _read_window(self, epoch: int, index: int, margin: int) -> tuple[AudioItem, int, bool]:
+        """(audio to process, offset of the crop in it, whether it is the whole file).
+
+        Only the window is decoded where the file can be seeked; other files are
+        decoded whole and sliced, which gives the same samples.
+        """
         from cm_cli.data.audio import native_frames
 
-        n = native_frames(self.paths[index], self.sample_rate) if self.crop is not None else None
+        if self.crop is None:
+            return self.read(index), 0, True
+        n = native_frames(self.paths[index], self.sample_rate)
+        whole = None
         if n is None:
-            return self.read(index), False
+            whole = self.read(index)
+            if whole.wave is None:
+                return whole, 0, True
+            n = len(whole.wave)
         if n <= self.crop:
-            return self.read(index), True
-        return self.read(index, (self._crop_start(epoch, index, n), self.crop)), True
+            return (whole or self.read(index)), 0, True
+        start = self._crop_start(epoch, index, n)
+        grid = int(round(POLICY_GRID_SECONDS * self.sample_rate))
+        a, b = policy_window(start, self.crop, n, margin, grid) if margin else (start, start + self.crop)
+        if (a, b) == (0, n):
+            return (whole or self.read(index)), start, True
+        if whole is not None:
+            return AudioItem(index, whole.wave[a:b]), start - a, False
+        return self.read(index, (a, b - a)), start - a, False
 
     def __getitem__(self, key) -> AudioItem:
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
-        # an on-the-fly policy still sees the whole file (as before): applying it to the crop
-        # changes the augmented data enough to flip the toy DANN domain-probe result (see docs/training.md)
-        item, cropped = (self.read(index), False) if self.policy is not None else self._read_crop(epoch, index)
+        margin = int(round(POLICY_MARGIN_SECONDS * self.sample_rate)) if self.policy is not None else 0
+        item, offset, whole_file = self._read_window(epoch, index, margin)
         if item.wave is None:
             return item
         wave, condition = item.wave, None
@@ -249,13 +293,12 @@ class TrainAudio(ManifestAudio):
 
             try:
                 wave, condition = apply_policy(wave, self.sample_rate, self.policy,
-                                               rng=_stable(self.seed, epoch, index, 7),
-                                               utt_id=self.utt_ids[index], cache_dir=self.cache_dir)
+                                               rng=_stable(self.seed, epoch, index, 7), utt_id=self.utt_ids[index],
+                                               cache=whole_file, cache_dir=self.cache_dir)
             except CmError as exc:
                 return AudioItem(index, None, f"augmentation of {self.utt_ids[index]}: {exc.message}")
-        if self.crop is not None and len(wave) > self.crop:
-            start = 0 if cropped else self._crop_start(epoch, index, len(wave))
-            wave = wave[start:start + self.crop]
+        if self.crop is not None:
+            wave = wave[offset:offset + self.crop]
         if len(wave) < self.min_samples:
             wave = np.pad(wave, (0, self.min_samples - len(wave)))
         out = AudioItem(index, np.ascontiguousarray(wave, dtype=np.float32))

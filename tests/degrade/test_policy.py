@@ -61,12 +61,37 @@ def test_apply_policy_reproducible_by_seed_and_cached(tmp_path, monkeypatch):
     p = parse_policy("mp3:kbps=32:1")
     y1, label = apply_policy(x, 16000, p, seed=3, utt_id="u", cache_dir=tmp_path)
     assert label == "mp3:kbps=32" and len(y1) == len(x)
-    files = list((tmp_path / "degrade").rglob("*.npy"))
+    files = list((tmp_path / "degrade").rglob("*.flac"))
     assert len(files) == 1
+    import soundfile as sf
+
+    info = sf.info(str(files[0]))
+    assert (info.format, info.subtype, info.frames) == ("FLAC", "PCM_16", len(x))
+    assert files[0].stat().st_size < 2 * len(x)  # compact: smaller than raw 16-bit PCM (float32 .npy was 4 bytes per sample)
     # a second call must come from the cache: make the coder unusable and check nothing breaks
     monkeypatch.setattr("cm_cli.degrade.registry.apply_spec", lambda *a, **k: (_ for _ in ()).throw(AssertionError("not cached")))
     y2, _ = apply_policy(x, 16000, p, seed=3, utt_id="u", cache_dir=tmp_path)
     np.testing.assert_array_equal(y1, y2)
+
+
+def test_apply_policy_output_is_what_cm_degrade_writes(tmp_path):
+    """On-the-fly audio equals the coder's output written as 16-bit FLAC and read back, cache or not."""
+    from cm_cli.core.specs import expand_sweep
+    from cm_cli.data.audio import load_audio, save_audio
+    from cm_cli.degrade.noise import stable_rng
+    from cm_cli.degrade.registry import apply_spec
+
+    x = speechlike(16000, 1.0, seed=4)
+    x = 4.0 * x / np.abs(x).max()  # the band-passed output exceeds full scale: clipped as a file would be
+    p = parse_policy("telephony:1")
+    fresh, _ = apply_policy(x, 16000, p, seed=5, utt_id="u", cache=False)
+    rng = stable_rng(5, "u", "policy")
+    spec, _ = draw(p, rng)
+    direct, _ = apply_spec(x, 16000, spec, seed=int(rng.integers(2**31)), utt_id="u")
+    save_audio(tmp_path / "v.flac", direct, 16000)
+    written, _ = load_audio(tmp_path / "v.flac", sample_rate=16000)
+    np.testing.assert_array_equal(fresh, written)
+    assert np.abs(direct).max() > 1.0 and np.abs(fresh).max() <= 1.0
 
 
 def test_apply_policy_with_rng_labels_clean_identity():
