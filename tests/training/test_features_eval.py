@@ -182,3 +182,13 @@ def test_rows_missing_from_the_cache(head_run, run_cm, cm_env):
     assert failures["utt_id"].tolist() == [dropped] and "undecodable" in failures["error"].iloc[0]
     expected = _independent(run, emb, manifest)
     assert metrics["overall"]["eer"] == pytest.approx(_eer(expected[expected.utt_id != dropped]), abs=1e-12)
+
+
+def test_an_unreadable_head_is_one_line(head_run, run_cm, cm_env):
+    manifest, emb, run = head_run
+    broken = cm_env / "broken"
+    shutil.copytree(run, broken)
+    (broken / "checkpoints" / "best.pt").write_bytes(b"not a checkpoint")
+    result = run_cm("eval", "--run", broken, "--features", emb, "--manifest", manifest, "--out", cm_env / "o")
+    assert result.exit_code == 1 and "cannot read checkpoint" in result.stderr
+    assert "Traceback" not in result.output
