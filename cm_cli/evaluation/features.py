@@ -53,9 +53,10 @@ class _FeatureScores(ConditionWriter):
 def _score_rows(source: Path, features_dir: Path, part, head, torch_device):
     """(scores, failures): rows the cache lacks because `cm embed` failed on them are failures,
     any other missing row is an error naming how many and the first."""
-    from cm_cli.training.features import load_features, score_features
+    from cm_cli.training.features import check_head_matches, load_features, score_features
 
     features = load_features(features_dir)
+    check_head_matches(head[1], features, features_dir)
     present = set(features.ids.tolist())
     ids = part["utt_id"].astype(str).tolist()
     absent = [u for u in ids if u not in present]

@@ -360,17 +360,19 @@ def check_head_matches(payload: dict, features: FeatureSet, features_dir: str | 
                           f"of {trained.get(k)!r}", hint)
 
 
-def score_features(run: str | Path, features: "str | Path | FeatureSet", *, utt_ids=None,
+def score_features(run: str | Path, features_dir: "str | Path | FeatureSet", *, utt_ids=None,
                    device: str = "cpu", head=None) -> "pd.DataFrame":
-    """``utt_id``, ``score`` (higher = more bona fide) for every row of a feature cache, or for
-    ``utt_ids`` in their order (ids without features are an error). ``head``: what
-    ``load_feature_head(run)`` returned, to avoid reading the checkpoint again."""
+    """``utt_id``, ``score`` (higher = more bona fide) for every row of a feature cache (a
+    directory, or a ``FeatureSet`` already loaded), or for ``utt_ids`` in their order (ids
+    without features are an error). ``head``: what ``load_feature_head(run)`` returned."""
     import pandas as pd
 
     head, payload = head or load_feature_head(run, device=device)
-    features_dir = features if not isinstance(features, FeatureSet) else "the feature cache"
-    features = features if isinstance(features, FeatureSet) else load_features(features)
-    check_head_matches(payload, features, features_dir)
+    if isinstance(features_dir, FeatureSet):
+        features, where = features_dir, "the feature cache"
+    else:
+        features, where = load_features(features_dir), features_dir
+    check_head_matches(payload, features, where)
     if utt_ids is None:
         ids, values = features.ids, features.values
     else:

@@ -145,7 +145,7 @@ def test_a_cache_of_other_layers_or_backbone_is_refused(head_run, run_cm, cm_env
     fewer.mkdir()
     pq.write_table(table.select(["utt_id", "layer_00", "layer_01"]), fewer / "embeddings.parquet")
     result = run_cm("eval", "--run", run, "--features", fewer, "--manifest", manifest, "--out", cm_env / "o")
-    assert result.exit_code == 1 and "differ from the head's" in result.stderr
+    assert result.exit_code == 1 and "differ from the head's" in result.stderr and str(fewer) in result.stderr
 
     other = cm_env / "other"
     shutil.copytree(emb, other)
