@@ -3,7 +3,9 @@
 External-scores mode (``--scores FILE``) reads any score file through
 ``cm_cli.evaluation.readers``; model-scoring mode (``--run RUN_DIR`` or
 ``--checkpoint FILE``) scores a manifest per degradation / chunk-length condition
-through ``cm_cli.evaluation.evaluate_model``; ``--audio PATH...`` scores audio files
+through ``cm_cli.evaluation.evaluate_model``, or, for a ``cm train --features`` head,
+the rows of a ``cm embed`` cache (``--features DIR``) through
+``cm_cli.evaluation.evaluate_features``; ``--audio PATH...`` scores audio files
 directly. Both metric modes evaluate under one ``EvalSettings`` and write the metrics
 directory through ``cm_cli.evaluation.writer``. Every option can come from the
 ``[eval]`` table of cm.toml.
@@ -82,6 +84,7 @@ def eval(  # noqa: A001 - the command is named after its verb
     sasv_key: Annotated[Optional[Path], typer.Option("--sasv-key", help="Key of --sasv-scores (spk filename cm-label asv-label), unless the labels are in the score file.")] = None,
     run: Annotated[Optional[Path], typer.Option("--run", help="Score this `cm train` run directory (its best checkpoint).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")] = None,
+    features: Annotated[Optional[Path], typer.Option("--features", help="With --run of a `cm train --features` head: the `cm embed --pooling meanstd` cache to score (no audio).")] = None,
     split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".")] = None,
     chunk_ms: Annotated[Optional[list[str]], typer.Option("--chunk-ms", help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.")] = None,
@@ -105,6 +108,14 @@ def eval(  # noqa: A001 - the command is named after its verb
     source = _path(o["run"]) or _path(o["checkpoint"])
     if o["audio_paths"] and not o["audio"]:
         raise UsageError(f"unexpected argument {o['audio_paths'][0]}: audio paths follow --audio")
+    if o["features"] is not None:
+        if source is None:
+            raise UsageError("--features needs --run RUN_DIR: the `cm train --features` head that scores the cache")
+        _check_feature_options(source, o)
+        _eval_features(c, source, o, _settings(c, o))
+        return
+    if source is not None:
+        _refuse_feature_run(source)
     if o["audio"]:
         if source is None:
             raise UsageError("--audio needs --run RUN_DIR or --checkpoint FILE: the model to score with")
@@ -252,12 +263,70 @@ def _eval_model(c, source: Path, o: dict, settings) -> None:
                                 batch_size=int(o["batch_size"]), data_root=c.data_root, cache_dir=c.cache_dir,
                                 device=c.device, torch_device=c.torch_device(), seed=c.seed, shard=part,
                                 force=bool(o["force"]), baseline=bool(o["baseline"]))
+    _emit_model_result(c, result, out_dir)
+
+
+def _emit_model_result(c, result, out_dir: Path) -> None:
+    """One condition: its metrics document (as --scores prints it); several: the conditions table."""
     summary = result.summary()
     if len(result.conditions) == 1 and result.conditions[0].metrics is not None:
         summary = {**result.conditions[0].metrics, "out": str(out_dir), "skipped": result.skipped}
         emit(c, summary, lambda: _print(result.conditions[0].metrics, out_dir))
         return
     emit(c, summary, lambda: _print_conditions(result))
+
+
+# options that change the audio a model hears: a feature head scores a fixed cache
+_AUDIO_ONLY = (("audio", "--audio"), ("degrade", "--degrade"), ("chunk_ms", "--chunk-ms"),
+               ("causal_windows", "--causal-windows"), ("full_length", "--full-length"))
+
+
+def _check_feature_options(source: Path, o: dict) -> None:
+    """--features goes with a feature-head run and none of the options that need audio."""
+    from cm_cli.training.features import is_feature_run
+
+    for name, flag in _AUDIO_ONLY:
+        if o[name]:
+            raise UsageError(f"{flag} needs audio; a feature head scores the fixed `cm embed` cache given by "
+                             f"--features: drop {flag}")
+    if o["scores"] is not None:
+        raise UsageError("--scores evaluates a score file; --run with --features scores a feature head: give one")
+    if is_feature_run(source) is False:
+        raise UsageError(f"{source} is a model trained on audio, not a `cm train --features` head: drop --features "
+                         "to score it on the manifest's audio")
+
+
+def _refuse_feature_run(source: Path) -> None:
+    from cm_cli.training.features import is_feature_run
+
+    if is_feature_run(source):
+        raise UsageError(f"{source} is a `cm train --features` head: it scores `cm embed` features, not audio; "
+                         f"give --features EMB_DIR (e.g. the cache it was trained on, embedded for this split)")
+
+
+def _eval_features(c, source: Path, o: dict, settings) -> None:
+    """A feature head on a `cm embed` cache: one condition, the same metrics directory as _eval_model."""
+    from cm_cli.core.shard import resolve_shard
+
+    manifest = _path(o["manifest"])
+    if manifest is None:
+        raise UsageError("--run with --features needs --manifest M (the labels and columns of the cached rows)",
+                         "e.g. --manifest runs/manifests/toy/manifest.parquet")
+    part = resolve_shard(o["shard"])
+    split = o["split"]
+    features = Path(o["features"])
+    out_dir = _path(o["out"]) or (source if source.is_dir() else source.parent) / "eval" / split
+    options = {"run": str(source), "features": str(features), "manifest": str(manifest), "split": split,
+               **settings.options(), "shard": str(part), "out": str(out_dir)}
+    if c.dry_run:
+        print_dry_run(c, "eval", options)
+        return
+    from cm_cli.evaluation import evaluate_features
+
+    result = evaluate_features(source, features, manifest, out_dir, settings=settings,
+                               split=None if split == "all" else split, device=c.device,
+                               torch_device=c.torch_device(), shard=part, force=bool(o["force"]))
+    _emit_model_result(c, result, out_dir)
 
 
 def _eval_audio(c, source: Path, paths: list[Path], o: dict) -> None:

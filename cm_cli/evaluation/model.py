@@ -19,7 +19,8 @@ from typing import Any, Sequence
 from cm_cli.core.errors import CmError
 from cm_cli.evaluation.settings import EvalSettings
 
-__all__ = ["Condition", "ConditionResult", "ModelEvalResult", "plan_conditions", "evaluate_model"]
+__all__ = ["Condition", "ConditionResult", "ConditionWriter", "ModelEvalResult", "plan_conditions", "evaluate_model",
+           "write_conditions"]
 
 
 @dataclass(frozen=True)
@@ -193,37 +194,18 @@ def _sweep_row(condition: Condition, metrics: dict, table) -> dict:
 
 
 @dataclass
-class _ConditionScorer:
-    """What every condition of one ``evaluate_model`` call shares: model, rows, settings, cache."""
+class ConditionWriter:
+    """Scores of one condition -> scores.parquet, failures.parquet and (for a whole set) the
+    metrics directory; ``scores(condition)`` is what a kind of model supplies."""
 
     source: Path
-    loaded: Any
     part: Any  # the manifest rows of this shard
-    base: Any  # ScoringConfig without the condition's degradation / chunk length
     settings: EvalSettings
-    cache_key: str  # manifest hash, split and shard
-    cache_dir: Path | None
-    data_root: str | Path | None
-    torch_device: Any
-    seed: int
     shard: Any
-    causal_windows: int | None = None  # streaming conditions only: score the first K windows
 
-    def scores(self, condition: Condition):
-        """(scores, failures, cached) of one condition, from the cache when it has them."""
-        from cm_cli.scoring import score_cache_key, score_frame
-
-        config = replace(self.base, degrade=condition.degrade, chunk_ms=condition.chunk_ms,
-                         causal_windows=self.causal_windows if condition.chunk_ms else None)
-        key = score_cache_key(self.loaded.checkpoint_sha256, config, self.cache_key)
-        cache_file = self.cache_dir / "scores" / f"{key}.parquet" if self.cache_dir else None
-        hit = _cached_scores(cache_file)
-        if hit is not None:
-            return (*hit, True)
-        scored = score_frame(self.loaded, self.part, data_root=self.data_root, config=config, device=self.torch_device,
-                             seed=self.seed)
-        _store_cache(cache_file, scored.scores, scored.failures)
-        return scored.scores, scored.failures, False
+    def scores(self, condition: Condition):  # pragma: no cover - every subclass scores
+        """(scores with utt_id and score, failures as {utt_id, error} records, came from a cache)."""
+        raise NotImplementedError
 
     def run(self, condition: Condition, cdir: Path) -> tuple[ConditionResult, Any]:
         """Score, write scores/failures (and, for a whole set, the metrics directory)."""
@@ -249,6 +231,36 @@ class _ConditionScorer:
                                 "chunk_ms": condition.chunk_ms, "n_failed": len(failures)}
         write_metrics_dir(metrics, cdir)
         return ConditionResult(condition, cdir, metrics, len(table), len(failures), cached), table
+
+
+@dataclass
+class _ConditionScorer(ConditionWriter):
+    """What every condition of one ``evaluate_model`` call shares: model, rows, settings, cache."""
+
+    loaded: Any = None
+    base: Any = None  # ScoringConfig without the condition's degradation / chunk length
+    cache_key: str = ""  # manifest hash, split and shard
+    cache_dir: Path | None = None
+    data_root: str | Path | None = None
+    torch_device: Any = "cpu"
+    seed: int = 0
+    causal_windows: int | None = None  # streaming conditions only: score the first K windows
+
+    def scores(self, condition: Condition):
+        """(scores, failures, cached) of one condition, from the cache when it has them."""
+        from cm_cli.scoring import score_cache_key, score_frame
+
+        config = replace(self.base, degrade=condition.degrade, chunk_ms=condition.chunk_ms,
+                         causal_windows=self.causal_windows if condition.chunk_ms else None)
+        key = score_cache_key(self.loaded.checkpoint_sha256, config, self.cache_key)
+        cache_file = self.cache_dir / "scores" / f"{key}.parquet" if self.cache_dir else None
+        hit = _cached_scores(cache_file)
+        if hit is not None:
+            return (*hit, True)
+        scored = score_frame(self.loaded, self.part, data_root=self.data_root, config=config, device=self.torch_device,
+                             seed=self.seed)
+        _store_cache(cache_file, scored.scores, scored.failures)
+        return scored.scores, scored.failures, False
 
 
 def _reused(result: ModelEvalResult, conditions: list[Condition], n_rows: int, sweep: bool) -> ModelEvalResult:
@@ -323,7 +335,6 @@ def evaluate_model(
     ``settings`` shapes the metrics (``by``/``in_domain``/``bootstrap``/``compare`` are a
     shorthand used when it is not given); the run's training domains fill
     ``settings.seen_domains`` unless set."""
-    from cm_cli.core.artifacts import OutputDir
     from cm_cli.core.shard import Shard
     from cm_cli.evaluation.settings import seen_domains_of_run
     from cm_cli.models.loading import load_model
@@ -347,16 +358,29 @@ def evaluate_model(
         "scoring_seed": seed, "baseline": baseline,
         **settings.options(),
     }
+    part = frame.iloc[shard.select(list(range(len(frame))))].reset_index(drop=True)
+    scorer = _ConditionScorer(source=source, part=part, settings=settings, shard=shard, loaded=loaded, base=base,
+                              cache_key=f"{manifest_sha}:{split}:{shard}",
+                              cache_dir=Path(cache_dir) if cache_dir else None, data_root=data_root,
+                              torch_device=torch_device, seed=seed, causal_windows=causal_windows)
+    return write_conditions(scorer, conditions, out_dir, options=options,
+                            inputs=[manifest, loaded.checkpoint, *settings.inputs()], device=device, force=force)
+
+
+def write_conditions(scorer: ConditionWriter, conditions: Sequence[Condition], out_dir: str | Path, *,
+                     options: dict, inputs: Sequence[Path], device: str = "cpu", force: bool = False,
+                     ) -> ModelEvalResult:
+    """The evaluation directory of ``scorer`` under ``conditions``: skipped when an identical
+    complete one exists, else every condition scored and evaluated, and ``cm.json`` finished."""
+    from cm_cli.core.artifacts import OutputDir
+
+    out_dir, shard = Path(out_dir), scorer.shard
     sweep = len(conditions) > 1
     result = ModelEvalResult(out_dir)
-    part = frame.iloc[shard.select(list(range(len(frame))))].reset_index(drop=True)
-    scorer = _ConditionScorer(source, loaded, part, base, settings, f"{manifest_sha}:{split}:{shard}",
-                              Path(cache_dir) if cache_dir else None, data_root, torch_device, seed, shard,
-                              causal_windows)
-    with OutputDir(out_dir, "scores", options=options, inputs=[manifest, loaded.checkpoint, *settings.inputs()],
-                   shard=shard, device=device, force=force) as output:
+    with OutputDir(out_dir, "scores", options=options, inputs=list(inputs), shard=shard, device=device,
+                   force=force) as output:
         if output.done:
-            return _reused(result, conditions, len(part), sweep)
+            return _reused(result, conditions, len(scorer.part), sweep)
         if force and shard.is_whole:
             _remove_stale_conditions(out_dir, output.previous, {c.slug for c in conditions} if sweep else set())
         _score_conditions(scorer, conditions, out_dir, result, sweep=sweep)
@@ -364,7 +388,7 @@ def evaluate_model(
     return result
 
 
-def _score_conditions(scorer: "_ConditionScorer", conditions: Sequence[Condition], out_dir: Path,
+def _score_conditions(scorer: ConditionWriter, conditions: Sequence[Condition], out_dir: Path,
                       result: ModelEvalResult, *, sweep: bool) -> None:
     """Score every condition into its folder (the output itself when there is one); the sweep table."""
     from cm_cli.core.artifacts import write_parquet

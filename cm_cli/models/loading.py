@@ -11,6 +11,10 @@ bad file, the choice of checkpoint inside a run directory and the provenance rec
 - ``aasist_official``: the ASVspoof 5 AASIST baseline state dict (``.pth``);
 - ``ssl_aasist``: the SSL_Anti-spoofing XLS-R + AASIST state dict (``ssl_model.model.*`` keys;
   ``backbone_id`` names the transformers XLS-R model it is read into).
+
+A ``cm train --features`` head has no audio front end: ``open_weights`` refuses it with
+the command that scores it, and ``cm_cli.training.features.load_feature_head`` reads it
+through the same ``find_run_checkpoint`` and ``read_torch_file``.
 """
 
 from __future__ import annotations
@@ -140,6 +144,11 @@ def open_weights(source: str | os.PathLike) -> Weights:
     path = find_run_checkpoint(source)
     payload = read_torch_file(path)
     if isinstance(payload, dict) and "format" in payload:
+        from cm_cli.training.features import FEATURE_HEAD_FORMAT
+
+        if payload.get("format") == FEATURE_HEAD_FORMAT:
+            raise CmError(f"{source} is a feature-head run (`cm train --features`): it scores `cm embed` features, "
+                          "not audio", f"evaluate it with `cm eval --run {source} --features EMB_DIR --manifest M`")
         if payload.get("format") != CHECKPOINT_FORMAT:
             raise CmError(f"{path} has checkpoint format {payload.get('format')!r}, not {CHECKPOINT_FORMAT}",
                           "it was written by another version of cm")

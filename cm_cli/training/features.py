@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "train_features_run", "load_feature_head",
-           "score_features"]
+           "check_head_matches", "is_feature_run", "score_features"]
 
 FEATURE_HEAD_FORMAT = "cm-feature-head/1"
 
@@ -40,6 +40,7 @@ class FeatureSet:
     values: np.ndarray  # (N, L, D) float32
     layers: list[str]
     pooling: str | None
+    backbone: dict | None = None  # the cache's cm.json backbone, backbone_id and checkpoint, where recorded
 
     def rows(self, utt_ids) -> np.ndarray:
         """Row positions of ``utt_ids``; ids without features are an error naming how many and one of them."""
@@ -74,8 +75,13 @@ def load_features(path: str | Path) -> FeatureSet:
         raise CmError(f"{path}: layer widths differ ({', '.join(f'{k} {v}' for k, v in widths.items())}); the "
                       "layer-weighted sum needs one width", "embed an SSL backbone, or choose equal-width --layers")
     record = path / "cm.json" if path.is_dir() else path.parent / "cm.json"
-    pooling = (read_json(record).get("options") or {}).get("pooling") if record.is_file() else None
-    return FeatureSet(np.asarray(ids).astype(str), np.stack(blocks, axis=1), layers, pooling)
+    options = (read_json(record).get("options") or {}) if record.is_file() else {}
+    backbone = {k: options.get(k) for k in _BACKBONE_KEYS} if record.is_file() else None
+    return FeatureSet(np.asarray(ids).astype(str), np.stack(blocks, axis=1), layers, options.get("pooling"), backbone)
+
+
+# what of a cache's cm.json names the network its features came from
+_BACKBONE_KEYS = ("backbone", "backbone_id", "checkpoint")
 
 
 def _head_module(n_layers: int, dim: int, hidden: int, dropout: float):
@@ -233,6 +239,7 @@ def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_d
     state = trainer.state
     payload = {"format": FEATURE_HEAD_FORMAT, "layers": features.layers, "dim": int(features.values.shape[2]),
                "hidden": _hidden(trainer.config), "pooling": features.pooling, "features": str(features_dir),
+               "backbone": features.backbone,
                "state_dict": {k: v.detach().cpu() for k, v in trainer.head.state_dict().items()},
                "heads": None if trainer.heads is None else trainer.heads.state_dict(),
                "step": state.step, "epoch": state.epoch, "train_config": trainer.config.to_dict(),
@@ -299,31 +306,76 @@ def _summary(trainer: _FeatureTrainer, run_dir: Path, seconds: float) -> dict:
     return {**result.summary(), "features": True}
 
 
+def is_feature_run(source: str | Path) -> bool | None:
+    """Whether ``source`` (a run directory or a checkpoint inside one) is a ``cm train --features`` run,
+    from the run's config.json (no checkpoint is read); None when no run config is found."""
+    from cm_cli.core.artifacts import read_json
+
+    path = Path(source).expanduser()
+    candidates = [path / "config.json"] if path.is_dir() else [path.parent / "config.json",
+                                                                 path.parent.parent / "config.json"]
+    config_path = next((p for p in candidates if p.is_file()), None)
+    if config_path is None:
+        return None
+    try:
+        config = read_json(config_path)
+    except CmError:
+        return None
+    if "train" not in config and "model" not in config:
+        return None  # some other config.json
+    model = config.get("model")
+    return isinstance(model, dict) and model.get("kind") == "feature_head"
+
+
 def load_feature_head(run: str | Path, *, device: str = "cpu"):
     """(head module in eval mode, checkpoint payload) of a ``--features`` run directory or checkpoint."""
-    import torch
+    from cm_cli.models.loading import find_run_checkpoint, read_torch_file
 
-    path = Path(run)
-    if path.is_dir():
-        path = path / "checkpoints" / "best.pt"
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-        raise CmError(f"cannot read checkpoint {path} ({type(exc).__name__})") from None
-    if payload.get("format") != FEATURE_HEAD_FORMAT:
-        raise CmError(f"{path} is not a feature-head checkpoint", "train one with `cm train --features DIR`")
+    path = find_run_checkpoint(run)
+    payload = read_torch_file(path)
+    if not isinstance(payload, dict) or payload.get("format") != FEATURE_HEAD_FORMAT:
+        raise CmError(f"{path} is not a feature-head checkpoint (it scores audio, not `cm embed` features)",
+                      "score it without --features; heads for --features come from `cm train --features DIR`")
     head = _head_module(len(payload["layers"]), payload["dim"], payload["hidden"], 0.0)
     head.load_state_dict(payload["state_dict"])
+    payload["path"] = str(path)
     return head.to(device).eval(), payload
 
 
-def score_features(run: str | Path, features_dir: str | Path, *, device: str = "cpu") -> "pd.DataFrame":
-    """``utt_id``, ``score`` (higher = more bona fide) for every row of a feature cache."""
-    import pandas as pd
-
-    head, payload = load_feature_head(run, device=device)
-    features = load_features(features_dir)
+def check_head_matches(payload: dict, features: FeatureSet, features_dir: str | Path) -> None:
+    """The cache holds the layers, width and backbone the head was trained on, else a one-line error."""
+    hint = "embed with the backbone and layers the head was trained on"
     if features.layers != list(payload["layers"]):
         raise CmError(f"{features_dir}: layers {features.layers[:3]}… differ from the head's {payload['layers'][:3]}…",
-                      "embed with the backbone and layers the head was trained on")
-    return pd.DataFrame({"utt_id": features.ids, "score": _score(head, features.values, device)})
+                      hint)
+    width = int(features.values.shape[2])
+    if width != int(payload["dim"]):
+        raise CmError(f"{features_dir}: features are {width} wide, the head was trained on {payload['dim']}", hint)
+    trained, given = payload.get("backbone"), features.backbone
+    if trained and given:
+        differ = [k for k in _BACKBONE_KEYS if trained.get(k) != given.get(k)]
+        if differ:
+            k = differ[0]
+            raise CmError(f"{features_dir}: embedded with {k} {given.get(k)!r}, the head was trained on features "
+                          f"of {trained.get(k)!r}", hint)
+
+
+def score_features(run: str | Path, features_dir: "str | Path | FeatureSet", *, utt_ids=None,
+                   device: str = "cpu", head=None) -> "pd.DataFrame":
+    """``utt_id``, ``score`` (higher = more bona fide) for every row of a feature cache (a
+    directory, or a ``FeatureSet`` already loaded), or for ``utt_ids`` in their order (ids
+    without features are an error). ``head``: what ``load_feature_head(run)`` returned."""
+    import pandas as pd
+
+    head, payload = head or load_feature_head(run, device=device)
+    if isinstance(features_dir, FeatureSet):
+        features, where = features_dir, "the feature cache"
+    else:
+        features, where = load_features(features_dir), features_dir
+    check_head_matches(payload, features, where)
+    if utt_ids is None:
+        ids, values = features.ids, features.values
+    else:
+        ids = np.asarray([str(u) for u in utt_ids], dtype=str)
+        values = features.values[features.rows(ids.tolist())]
+    return pd.DataFrame({"utt_id": ids, "score": _score(head, values, device)})
