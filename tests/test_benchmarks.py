@@ -31,6 +31,8 @@ def _run(script: str, tmp_path: Path, *args: str, timeout: int = 600) -> dict | 
 
 
 def _load(script: str):
+    if str(BENCH) not in sys.path:  # the scripts import their shared helper, benchmarks/_measure.py
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{Path(script).stem}", BENCH / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
