@@ -77,15 +77,17 @@ def measure_command(cmd: list[str], env: dict | None = None, timeout: float | No
     return measure(run_command, list(cmd), env=env, timeout=timeout)
 
 
-def growth(rows: Sequence[dict], size: str, stages: Sequence[tuple[str, str, str, str]], unit: str = "") -> list[str]:
+def growth(rows: Sequence[dict], size: str, stages: Sequence, unit: str = "") -> list[str]:
     """One line per consecutive pair of rows: how much ``size`` grew, and each stage's time and memory above imports.
 
-    ``stages``: ``(label, seconds key, peak RSS key, base RSS key)`` per stage of a row.
+    A stage is a name ``S`` (the row's keys ``S_s``, ``S_peak_rss_mib``, ``S_base_rss_mib``) or a tuple
+    ``(label, seconds key, peak RSS key, base RSS key)``.
     """
     lines = []
+    keys = [(s, f"{s}_s", f"{s}_peak_rss_mib", f"{s}_base_rss_mib") if isinstance(s, str) else s for s in stages]
     for a, c in zip(rows, rows[1:]):
         parts = []
-        for label, seconds, peak, base in stages:
+        for label, seconds, peak, base in keys:
             a_mem, c_mem = max(a[peak] - a[base], 1.0), max(c[peak] - c[base], 1.0)
             parts.append(f"{label + ' ' if label else ''}time {c[seconds] / max(a[seconds], 1e-9):.1f}x, "
                          f"memory above imports {c_mem / a_mem:.1f}x")

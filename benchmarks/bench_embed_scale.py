@@ -101,9 +101,7 @@ def main(argv=None) -> list[dict]:
             print(f"{n:9d} {w['file_bytes'] / 1e6:9.1f} {w['file_bytes'] / n:7.0f} {w['row_groups']:6d} "
                   f"{w['footer_bytes'] / 1e3:9.1f} {w['write_s']:8.2f} {w['peak_rss_mib']:9.0f} {r['read_s']:7.2f} "
                   f"{r['peak_rss_mib']:9.0f}   (imports {w['base_rss_mib']:.0f} / {r['base_rss_mib']:.0f} MiB)")
-    for line in growth(rows, "rows", [(stage, f"{stage}_s", f"{stage}_peak_rss_mib", f"{stage}_base_rss_mib")
-                                      for stage in ("write", "read")], "rows"):
-        print(line)
+    print("\n".join(growth(rows, "rows", ("write", "read"), "rows")))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows

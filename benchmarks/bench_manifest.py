@@ -105,9 +105,7 @@ def main(argv=None) -> list[dict]:
         print(f"{r['rows']} rows: cm parse / bare pandas {r['parse_s'] / r['pandas_s']:.2f}x time, "
               f"{r['parse_peak_rss_mib'] / r['pandas_peak_rss_mib']:.2f}x memory; rerun {r['rerun_s']:.2f} s "
               f"= {r['rerun_s'] / r['build_s']:.2f}x the first build")
-    for line in growth(rows, "rows", [(s, f"{s}_s", f"{s}_peak_rss_mib", f"{s}_base_rss_mib")
-                                      for s in ("parse", "build", "rerun")], "rows"):
-        print(line)
+    print("\n".join(growth(rows, "rows", ("parse", "build", "rerun"), "rows")))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows
