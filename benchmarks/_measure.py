@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["measure", "measure_command", "rss_mib", "run_command", "growth"]
+__all__ = ["measure", "measure_command", "rss_mib", "run_command", "growth", "parse_sized"]
 
 _MARK = "__cm_bench_measure__ "
 
@@ -94,6 +94,18 @@ def growth(rows: Sequence[dict], size: str, stages: Sequence, unit: str = "") ->
         lines.append(f"growth {a[size]} -> {c[size]}{' ' + unit if unit else ''} ({c[size] / a[size]:.1f}x): "
                      + "; ".join(parts))
     return lines
+
+
+def parse_sized(parser, argv, *, sizes: str, smoke: str, unit: str):
+    """Add the options every per-size script shares (``--sizes``, ``--json``, ``--smoke``), parse ``argv``;
+    (the parsed options, the sizes as integers: ``smoke``'s under ``--smoke``)."""
+    parser.add_argument("--sizes", default=sizes, help=f"comma-separated numbers of {unit}")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--smoke", action="store_true", help=f"{smoke} {unit} only: checks it runs")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.sizes = smoke
+    return args, [int(s) for s in args.sizes.split(",") if s.strip()]
 
 
 def _child(source: str, name: str, args_json: str, imports_json: str) -> None:

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _measure import growth, measure
+from _measure import growth, measure, parse_sized
 
 N_LAYERS = 13
 DIM = 768
@@ -76,16 +76,10 @@ def child(fn, *args) -> dict:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--batch", type=int, default=64, help="rows per writer call (cm embed --batch-size)")
     parser.add_argument("--layer", default="layer_06", help="the layer read back")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary directory)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--smoke", action="store_true", help="200 rows: checks it runs")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.sizes = "200"
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args, sizes = parse_sized(parser, argv, sizes="1000,10000,100000", smoke="200", unit="rows")
     rows: list[dict] = []
     print(f"{'rows':>9} {'file MB':>9} {'B/row':>7} {'groups':>6} {'footer kB':>9} {'write s':>8} {'write MiB':>9} "
           f"{'read s':>7} {'read MiB':>9}  (MiB: peak RSS of the process)")

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _measure import growth, measure
+from _measure import growth, measure, parse_sized
 
 ASVSPOOF5_EVAL_TRIALS = 680_774
 CODECS = [f"C{i:02d}" for i in range(1, 12)]
@@ -83,14 +83,11 @@ def run_child(scores: Path, out: Path, bootstrap: int) -> dict:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=f"1000,10000,100000,{ASVSPOOF5_EVAL_TRIALS}")
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples of the clustered run (0: skip it)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--smoke", action="store_true", help="1,000 trials and 20 resamples: checks it runs")
-    args = parser.parse_args(argv)
+    args, sizes = parse_sized(parser, argv, sizes=f"1000,10000,100000,{ASVSPOOF5_EVAL_TRIALS}", smoke="1000",
+                              unit="trials")
     if args.smoke:
-        args.sizes, args.bootstrap = "1000", 20
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+        args.bootstrap = 20
     settings = [0] + ([args.bootstrap] if args.bootstrap else [])
     rows: list[dict] = []
     print(f"{'trials':>9} {'bootstrap':>9} {'read s':>7} {'eval s':>8} {'write s':>7} {'total s':>8} "

@@ -20,7 +20,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from _measure import growth, measure
+from _measure import growth, measure, parse_sized
 
 EVAL = "ASVspoof5.eval.track_1.tsv"
 STAGES = ("parse", "build", "rerun", "pandas")
@@ -87,16 +87,11 @@ def run_size(root: Path, n: int) -> dict:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,100000,1004081")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--smoke", action="store_true", help="1,000 rows: checks it runs")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.sizes = "1000"
+    args, sizes = parse_sized(parser, argv, sizes="1000,100000,1004081", smoke="1000", unit="rows")
     rows = []
     print(f"{'rows':>9} " + " ".join(f"{s + ' s':>9} {s + ' MiB':>10}" for s in STAGES)
           + "  (MiB: peak RSS of the process; parse = prepare_asvspoof5, build/rerun = make_manifest)")
-    for n in (int(s) for s in args.sizes.split(",") if s.strip()):
+    for n in sizes:
         with tempfile.TemporaryDirectory(prefix="cm_bench_manifest_") as tmp:
             r = run_size(Path(tmp), n)
         rows.append(r)

@@ -19,7 +19,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from _measure import growth, measure
+from _measure import growth, measure, parse_sized
 
 IMPORTS = ("numpy", "pandas", "soundfile", "cm_cli.data.manifests")
 METHODS = ("bare", "workers1", "workers2")
@@ -69,14 +69,8 @@ def run_size(root: Path, n: int) -> dict:
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,30000")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here (default: a temporary folder)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--smoke", action="store_true", help="200 files: checks it runs")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.sizes = "200"
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args, sizes = parse_sized(parser, argv, sizes="1000,10000,30000", smoke="200", unit="files")
     rows = []
     with tempfile.TemporaryDirectory(prefix="cm_bench_validate_") as tmp:
         root = (args.workdir or Path(tmp)) / "flac"
