@@ -208,6 +208,7 @@ def _augmentation(args, manifest: Path, crop: int, work: Path) -> dict:
     n, runs = args.aug_n, {}
     aug = work / f"aug-{time.time_ns()}"
     cache = aug / "cache"
+    aug.mkdir(parents=True)
     runs["clean"] = measure(augment_pass, str(manifest), n, crop, None, str(aug / "unused"), env=env, imports=AUDIO_IMPORTS)
     runs["on_the_fly_cold"] = measure(augment_pass, str(manifest), n, crop, args.policy, str(cache), env=env,
                                       imports=AUDIO_IMPORTS)
