@@ -63,17 +63,15 @@ def measure(fn: Callable, *args, imports: Sequence[str] = (), env: dict | None =
     return json.loads(lines[-1][len(_MARK):])
 
 
-def run_command(cmd: list[str], env: dict | None = None) -> int:
-    """Run ``cmd`` to completion (its output discarded unless it fails); its exit status."""
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-2000:])
-    return proc.returncode
+def run_command(cmd: list[str]) -> dict:
+    """Run ``cmd`` to completion, its output discarded; its exit status and, when it failed, its stderr's tail."""
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return {"returncode": proc.returncode, "stderr": proc.stderr[-2000:] if proc.returncode else ""}
 
 
 def measure_command(cmd: list[str], env: dict | None = None, timeout: float | None = None) -> dict:
-    """``measure`` of an external command: ``result`` is its exit status, ``children_peak_rss_mib`` its
-    largest process, ``cpu_s`` the CPU of the whole tree."""
+    """``measure`` of an external command (run with ``env``): ``result`` holds its ``returncode`` (and
+    ``stderr`` when it failed), ``children_peak_rss_mib`` is its largest process, ``cpu_s`` the whole tree's CPU."""
     return measure(run_command, list(cmd), env=env, timeout=timeout)
 
 

@@ -61,8 +61,8 @@ def measured(cmd: list[str], env: dict | None = None, *, label: str = "") -> tup
     which bounds what --workers 2 can gain over it on a 2-core machine.
     """
     m = measure_command(cmd, env)
-    if m["result"] != 0:
-        raise SystemExit(f"command failed: {' '.join(cmd)}")
+    if m["result"]["returncode"] != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}\n{m['result']['stderr']}")
     if label:
         CPU_USED[label] = m["cpu_s"] / max(m["seconds"], 1e-9)
     return m["seconds"], int(m["children_peak_rss_mib"])

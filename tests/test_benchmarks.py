@@ -140,7 +140,9 @@ def test_measure_reports_a_fresh_process_peak_and_its_children(tmp_path):
     assert m["peak_rss_mib"] - m["base_rss_mib"] >= 190
     assert m["seconds"] > 0 and m["cpu_s"] > 0
     c = measure.measure_command([sys.executable, "-c", "sum(range(3_000_000))"])
-    assert c["result"] == 0 and c["children_peak_rss_mib"] > 0 and c["cpu_s"] > 0
+    assert c["result"]["returncode"] == 0 and c["children_peak_rss_mib"] > 0 and c["cpu_s"] > 0
+    failed = measure.measure_command([sys.executable, "-c", "import sys; sys.exit('planted failure')"])
+    assert failed["result"] == {"returncode": 1, "stderr": "planted failure\n"}
     rows = [{"n": 10, "a_s": 1.0, "a_peak_rss_mib": 110.0, "a_base_rss_mib": 100.0},
             {"n": 100, "a_s": 5.0, "a_peak_rss_mib": 130.0, "a_base_rss_mib": 100.0}]
     assert measure.growth(rows, "n", ("a",), "rows") == [
