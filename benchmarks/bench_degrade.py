@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _measure import measure_command
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,17 +60,12 @@ def measured(cmd: list[str], env: dict | None = None, *, label: str = "") -> tup
     decoder run concurrently in a pipe, so it already keeps more than one core busy,
     which bounds what --workers 2 can gain over it on a 2-core machine.
     """
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "rc = subprocess.run(sys.argv[1:]).returncode; dt = time.perf_counter() - t; "
-             "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
-             "print(dt, u.ru_maxrss, rc, u.ru_utime + u.ru_stime)")
-    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, env=env)
-    fields = out.stdout.strip().splitlines()[-1].split()
-    if int(fields[2]) != 0:
-        raise SystemExit(f"command failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
+    m = measure_command(cmd, env)
+    if m["result"]["returncode"] != 0:
+        raise SystemExit(f"command failed: {' '.join(cmd)}\n{m['result']['stderr']}")
     if label:
-        CPU_USED[label] = float(fields[3]) / max(float(fields[0]), 1e-9)
-    return float(fields[0]), int(fields[1]) // 1024
+        CPU_USED[label] = m["cpu_s"] / max(m["seconds"], 1e-9)
+    return m["seconds"], int(m["children_peak_rss_mib"])
 
 
 def main() -> None:

@@ -16,21 +16,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from _measure import measure, rss_mib
 
 
 class PeakRSS:
     """Samples the resident set every 20 ms; ``peak - start`` is the run's extra memory."""
 
     def __enter__(self):
-        self.start = self.peak = _rss_mb()
+        self.start = self.peak = rss_mib()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
@@ -38,12 +31,12 @@ class PeakRSS:
 
     def _poll(self):
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss_mb())
+            self.peak = max(self.peak, rss_mib())
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss_mb())
+        self.peak = max(self.peak, rss_mib())
 
 
 def make_corpus(root: Path, n: int, *, seconds: tuple[float, float], seed: int = 0) -> Path:
@@ -95,17 +88,10 @@ def run(manifest: Path, out: Path, model, *, batch_size: int, device: str, **kw)
 
 def _fresh_maxrss(n: int, batch_size: int) -> float:
     """Peak RSS (MB) of a fresh process that embeds ``n`` utterances: flat in n when memory is bounded by the batch."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, __file__, "--mem-probe", str(n), "--batch-size", str(batch_size)],
-                         capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return measure(_mem_probe, n, batch_size)["peak_rss_mib"]
 
 
 def _mem_probe(n: int, batch_size: int) -> None:
-    import resource
-
     from cm_cli.embedding import resolve_embed_model
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,7 +99,6 @@ def _mem_probe(n: int, batch_size: int) -> None:
         manifest = make_corpus(root, n, seconds=(1.0, 2.5))
         model = resolve_embed_model(str(save_random("w2v2", root / "m")))
         run(manifest, root / "out", model, batch_size=batch_size, device="cpu")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def main() -> None:
@@ -126,11 +111,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--gpu-n", type=int, default=512)
     parser.add_argument("--skip-cpu", action="store_true")
-    parser.add_argument("--mem-probe", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.mem_probe:
-        _mem_probe(args.mem_probe, args.batch_size)
-        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if not args.skip_cpu:

@@ -17,33 +17,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
+from _measure import growth, measure, parse_sized
 
 N_LAYERS = 13
 DIM = 768
 
-CHILD = r"""
-import json, resource, sys, time
-from pathlib import Path
+STORE_IMPORTS = ("numpy", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "cm_cli.core.artifacts",
+                 "cm_cli.embedding.store")  # imported before the baseline RSS
 
-def rss_mib():
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
-mode, path = sys.argv[1], Path(sys.argv[2])
-import numpy as np
-import pyarrow as pa, pyarrow.compute, pyarrow.parquet as pq  # noqa: E401  (imported before the baseline)
-import cm_cli.core.artifacts  # noqa: F401
-from cm_cli.embedding.store import EmbeddingWriter, read_layer
-base = rss_mib()
-if mode == "write":
-    n, batch, layers, dim = (int(v) for v in sys.argv[3:7])
+def write_table(path: str, n: int, batch: int, layers: int, dim: int) -> dict:
+    """N rows through ``EmbeddingWriter`` in batches, timing only the writer's calls (run in a fresh process)."""
+    import time
+
+    import pyarrow.parquet as pq
+
+    from cm_cli.embedding.store import EmbeddingWriter
+
+    path = Path(path)
     rng = np.random.default_rng(0)
     writer = EmbeddingWriter(path, value_type="float16")
     meta = {"cm.backbone": "wavlm", "cm.pooling": "mean", "cm.dtype": "float16"}
@@ -58,45 +53,41 @@ if mode == "write":
     t0 = time.perf_counter()
     writer.commit()
     timed += time.perf_counter() - t0
-    meta = pq.ParquetFile(path).metadata
-    out = {"write_s": timed, "row_groups": meta.num_row_groups, "footer_bytes": meta.serialized_size,
-           "file_bytes": path.stat().st_size}
-else:
+    info = pq.ParquetFile(path).metadata
+    return {"write_s": timed, "row_groups": info.num_row_groups, "footer_bytes": info.serialized_size,
+            "file_bytes": path.stat().st_size}
+
+
+def read_one_layer(path: str, layer: str) -> dict:
+    """One layer back through ``read_layer`` (run in a fresh process)."""
+    import time
+
+    from cm_cli.embedding.store import read_layer
+
     t0 = time.perf_counter()
-    data = read_layer(path, sys.argv[3])
-    out = {"read_s": time.perf_counter() - t0, "rows_read": int(data.X.shape[0]), "dim": int(data.X.shape[1])}
-out.update(base_rss_mib=base, peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-print(json.dumps(out))
-"""
+    data = read_layer(Path(path), layer)
+    return {"read_s": time.perf_counter() - t0, "rows_read": int(data.X.shape[0]), "dim": int(data.X.shape[1])}
 
 
-def child(*argv: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, *argv], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"child {argv[0]} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def child(fn, *args) -> dict:
+    m = measure(fn, *args, imports=STORE_IMPORTS)
+    return {**m["result"], "base_rss_mib": m["base_rss_mib"], "peak_rss_mib": m["peak_rss_mib"]}
 
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--batch", type=int, default=64, help="rows per writer call (cm embed --batch-size)")
     parser.add_argument("--layer", default="layer_06", help="the layer read back")
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary directory)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--smoke", action="store_true", help="200 rows: checks it runs")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        args.sizes = "200"
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args, sizes = parse_sized(parser, argv, sizes="1000,10000,100000", smoke="200", unit="rows")
     rows: list[dict] = []
     print(f"{'rows':>9} {'file MB':>9} {'B/row':>7} {'groups':>6} {'footer kB':>9} {'write s':>8} {'write MiB':>9} "
           f"{'read s':>7} {'read MiB':>9}  (MiB: peak RSS of the process)")
     with tempfile.TemporaryDirectory(prefix="cm_bench_embed_", dir=args.dir) as tmp:
         for n in sizes:
             path = Path(tmp) / f"embeddings_{n}.parquet"
-            w = child("write", str(path), str(n), str(args.batch), str(N_LAYERS), str(DIM))
-            r = child("read", str(path), args.layer)
+            w = child(write_table, str(path), n, args.batch, N_LAYERS, DIM)
+            r = child(read_one_layer, str(path), args.layer)
             path.unlink()
             row = {"rows": n, **{f"write_{k}" if "rss" in k else k: v for k, v in w.items()},
                    **{f"read_{k}" if "rss" in k else k: v for k, v in r.items()}}
@@ -104,14 +95,7 @@ def main(argv=None) -> list[dict]:
             print(f"{n:9d} {w['file_bytes'] / 1e6:9.1f} {w['file_bytes'] / n:7.0f} {w['row_groups']:6d} "
                   f"{w['footer_bytes'] / 1e3:9.1f} {w['write_s']:8.2f} {w['peak_rss_mib']:9.0f} {r['read_s']:7.2f} "
                   f"{r['peak_rss_mib']:9.0f}   (imports {w['base_rss_mib']:.0f} / {r['base_rss_mib']:.0f} MiB)")
-    def above(row: dict, stage: str) -> float:
-        return max(row[f"{stage}_peak_rss_mib"] - row[f"{stage}_base_rss_mib"], 1.0)
-
-    for a, c in zip(rows, rows[1:]):
-        print(f"growth {a['rows']} -> {c['rows']} rows ({c['rows'] / a['rows']:.1f}x): write time "
-              f"{c['write_s'] / a['write_s']:.1f}x, write peak above imports {above(c, 'write') / above(a, 'write'):.1f}x, "
-              f"read time {c['read_s'] / a['read_s']:.1f}x, read peak above imports "
-              f"{above(c, 'read') / above(a, 'read'):.1f}x")
+    print("\n".join(growth(rows, "rows", ("write", "read"), "rows")))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows

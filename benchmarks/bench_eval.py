@@ -18,48 +18,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _measure import growth, measure, parse_sized
 
 ASVSPOOF5_EVAL_TRIALS = 680_774
 CODECS = [f"C{i:02d}" for i in range(1, 12)]
 COPIES = 4  # per source utterance: the uncoded original and three coded copies
 
-CHILD = r"""
-import json, resource, sys, time
-from pathlib import Path
+EVAL_IMPORTS = ("cm_cli.evaluation.readers", "cm_cli.evaluation.settings", "cm_cli.evaluation.writer",
+                "cm_cli.metrics.report", "pandas", "pyarrow.parquet")  # imported before the baseline RSS
 
-def rss_mib():
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
-scores, out, bootstrap = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-from cm_cli.evaluation.readers import ScoreColumns, load_scores
-from cm_cli.evaluation.settings import EvalSettings
-from cm_cli.evaluation.writer import write_metrics_dir
-import cm_cli.metrics.report, pandas, pyarrow.parquet  # noqa: F401  (imported before the baseline RSS)
-base = rss_mib()
-settings = EvalSettings(by=("codec",), bootstrap=bootstrap, cluster_by="source" if bootstrap else "auto", seed=0)
-t0 = time.perf_counter()
-table = load_scores(scores, ScoreColumns())
-t1 = time.perf_counter()
-result = settings.evaluate(table, source=str(scores))
-t2 = time.perf_counter()
-out.mkdir(parents=True, exist_ok=True)
-write_metrics_dir(result, out)
-t3 = time.perf_counter()
-ci = result.get("ci") or {}
-print(json.dumps({"n": len(table), "read_s": t1 - t0, "evaluate_s": t2 - t1, "write_s": t3 - t2, "total_s": t3 - t0,
-                  "base_rss_mib": base, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "eer": result["overall"]["eer"], "n_clusters": ci.get("n_clusters"), "unit": ci.get("unit")}))
-"""
+def evaluate_once(scores: str, out: str, bootstrap: int) -> dict:
+    """What ``cm eval --scores FILE --by codec --out DIR`` runs, stage by stage (called in a fresh process)."""
+    import time
+
+    from cm_cli.evaluation.readers import ScoreColumns, load_scores
+    from cm_cli.evaluation.settings import EvalSettings
+    from cm_cli.evaluation.writer import write_metrics_dir
+
+    settings = EvalSettings(by=("codec",), bootstrap=bootstrap, cluster_by="source" if bootstrap else "auto", seed=0)
+    t0 = time.perf_counter()
+    table = load_scores(Path(scores), ScoreColumns())
+    t1 = time.perf_counter()
+    result = settings.evaluate(table, source=str(scores))
+    t2 = time.perf_counter()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_metrics_dir(result, Path(out))
+    t3 = time.perf_counter()
+    ci = result.get("ci") or {}
+    return {"n": len(table), "read_s": t1 - t0, "evaluate_s": t2 - t1, "write_s": t3 - t2, "total_s": t3 - t0,
+            "eer": result["overall"]["eer"], "n_clusters": ci.get("n_clusters"), "unit": ci.get("unit")}
 
 
 def synthetic_scores(n: int, seed: int = 0):
@@ -85,23 +77,17 @@ def synthetic_scores(n: int, seed: int = 0):
 
 
 def run_child(scores: Path, out: Path, bootstrap: int) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(scores), str(out), str(bootstrap)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"child failed (n={scores.name}, bootstrap={bootstrap}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    m = measure(evaluate_once, str(scores), str(out), bootstrap, imports=EVAL_IMPORTS)
+    return {**m["result"], "base_rss_mib": m["base_rss_mib"], "peak_rss_mib": m["peak_rss_mib"]}
 
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=f"1000,10000,100000,{ASVSPOOF5_EVAL_TRIALS}")
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples of the clustered run (0: skip it)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument("--smoke", action="store_true", help="1,000 trials and 20 resamples: checks it runs")
-    args = parser.parse_args(argv)
+    args, sizes = parse_sized(parser, argv, sizes=f"1000,10000,100000,{ASVSPOOF5_EVAL_TRIALS}", smoke="1000",
+                              unit="trials")
     if args.smoke:
-        args.sizes, args.bootstrap = "1000", 20
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+        args.bootstrap = 20
     settings = [0] + ([args.bootstrap] if args.bootstrap else [])
     rows: list[dict] = []
     print(f"{'trials':>9} {'bootstrap':>9} {'read s':>7} {'eval s':>8} {'write s':>7} {'total s':>8} "
@@ -121,10 +107,8 @@ def main(argv=None) -> list[dict]:
             path.unlink()
     for b in settings:
         chain = [r for r in rows if r["bootstrap"] == b]
-        for a, c in zip(chain, chain[1:]):
-            print(f"growth, bootstrap {b}: {a['trials']} -> {c['trials']} trials ({c['trials'] / a['trials']:.1f}x): "
-                  f"time {c['total_s'] / a['total_s']:.1f}x, memory above imports "
-                  f"{(c['peak_rss_mib'] - c['base_rss_mib']) / max(a['peak_rss_mib'] - a['base_rss_mib'], 1.0):.1f}x")
+        for line in growth(chain, "trials", [("", "total_s", "peak_rss_mib", "base_rss_mib")], "trials"):
+            print(f"bootstrap {b}: {line}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows

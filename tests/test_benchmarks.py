@@ -31,6 +31,8 @@ def _run(script: str, tmp_path: Path, *args: str, timeout: int = 600) -> dict | 
 
 
 def _load(script: str):
+    if str(BENCH) not in sys.path:  # the scripts import their shared helper, benchmarks/_measure.py
+        sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{Path(script).stem}", BENCH / script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -112,3 +114,84 @@ def test_bench_embed_scale_smoke_writes_one_row_group_and_reads_one_layer(tmp_pa
     assert row["rows"] == row["rows_read"] == 200 and row["dim"] == 768
     assert row["row_groups"] == 1
     assert row["file_bytes"] > 200 * 13 * 768  # float16 random values barely compress
+
+
+def _run_printed(script: str, tmp_path: Path, *args: str) -> tuple[dict | list, str]:
+    """``_run`` that also returns what the script printed."""
+    out = tmp_path / f"{Path(script).stem}.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--json", str(out), *args], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_measure_reports_a_fresh_process_peak_and_its_children(tmp_path):
+    """A child that allocates 200 MiB peaks at least that far above its post-import RSS; a command's CPU counts."""
+    measure = _load("_measure.py")
+    script = tmp_path / "probe.py"
+    script.write_text("import numpy as np\n\ndef grow(mib):\n    a = np.ones(mib * 2**20, dtype=np.uint8)\n"
+                      "    return int(a.sum() // 2**20)\n")
+    spec = importlib.util.spec_from_file_location("probe", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    m = measure.measure(module.grow, 200, imports=("numpy",))
+    assert m["result"] == 200
+    assert m["peak_rss_mib"] - m["base_rss_mib"] >= 190
+    assert m["seconds"] > 0 and m["cpu_s"] > 0
+    c = measure.measure_command([sys.executable, "-c", "sum(range(3_000_000))"])
+    assert c["result"]["returncode"] == 0 and c["children_peak_rss_mib"] > 0 and c["cpu_s"] > 0
+    failed = measure.measure_command([sys.executable, "-c", "import sys; sys.exit('planted failure')"])
+    assert failed["result"] == {"returncode": 1, "stderr": "planted failure\n"}
+    rows = [{"n": 10, "a_s": 1.0, "a_peak_rss_mib": 110.0, "a_base_rss_mib": 100.0},
+            {"n": 100, "a_s": 5.0, "a_peak_rss_mib": 130.0, "a_base_rss_mib": 100.0}]
+    assert measure.growth(rows, "n", ("a",), "rows") == [
+        "growth 10 -> 100 rows (10.0x): a time 5.0x, memory above imports 3.0x"]
+
+
+@pytest.mark.slow
+def test_bench_manifest_smoke_times_parse_build_rerun_and_pandas(tmp_path):
+    rows, printed = _run_printed("bench_manifest.py", tmp_path, "--sizes", "500,1000")
+    assert [r["rows"] for r in rows] == [500, 1000]
+    for r in rows:
+        for stage in ("parse", "build", "rerun", "pandas"):
+            assert r[f"{stage}_s"] > 0 and r[f"{stage}_peak_rss_mib"] >= r[f"{stage}_base_rss_mib"] > 0
+    lines = printed.splitlines()
+    assert lines[0].split()[:3] == ["rows", "parse", "s"]
+    assert any(line.startswith("1000 rows: cm parse / bare pandas") and "rerun" in line for line in lines)
+    assert any(line.startswith("growth 500 -> 1000 rows (2.0x): parse time") for line in lines)
+
+
+@pytest.mark.slow
+def test_bench_validate_smoke_probes_per_size_and_method(tmp_path):
+    rows, printed = _run_printed("bench_validate.py", tmp_path, "--sizes", "50,100", "--workdir", str(tmp_path / "w"))
+    assert [r["files"] for r in rows] == [50, 100]
+    assert len(list((tmp_path / "w" / "flac").glob("*.flac"))) == 100  # written once, for the largest size
+    for r in rows:
+        for method in ("bare", "workers1", "workers2"):
+            assert r[f"{method}_s"] > 0 and r[f"{method}_peak_rss_mib"] >= r[f"{method}_base_rss_mib"] > 0
+    assert "100 files: --workers 1" in printed
+    assert "growth 50 -> 100 files (2.0x): bare time" in printed
+
+
+@pytest.mark.slow
+def test_bench_loader_smoke_covers_sizes_seek_overlap_and_augmentation(tmp_path):
+    result, printed = _run_printed("bench_loader.py", tmp_path, "--smoke")
+    assert [(r["rows"], r["seen"]) for r in result["sizes"]] == [(24, 24), (48, 48)]  # every row reaches a batch
+    assert all(r["loader_peak_rss_mib"] >= r["loader_base_rss_mib"] > 0 for r in result["sizes"])
+    assert "growth 24 -> 48 rows (2.0x): loader time" in printed
+    assert result["seek"]["files"] == 12
+    assert set(result["overlap"]) == {"workers_0_utt_per_s", "workers_2_utt_per_s"}
+    aug = result["augmentation"]
+    modes = ("clean", "on_the_fly_cold", "on_the_fly_warm", "pre_rendered")
+    for mode in modes:
+        assert aug[mode]["utt"] == 4 and aug[mode]["failed"] == 0 and aug[mode]["cpu_s"] > 0
+        assert sum(aug[mode]["conditions"].values()) == 4
+    assert aug["clean"]["over_clean"] == 1.0 and aug["clean"]["conditions"] == {"clean": 4}
+    assert aug["on_the_fly_cold"]["conditions"] == aug["on_the_fly_warm"]["conditions"]  # same epoch, same draws
+    assert aug["render_failed"] == 0 and aug["render_cpu_s_per_variant"] > 0
+    assert aug["cache_bytes_per_utt"] >= 0 and aug["cache_files"] >= 0  # what is cached is the training code's choice
+    header = next(line for line in printed.splitlines() if line.split()[:2] == ["mode", "utt"])
+    assert header.split()[2:6] == ["CPU", "s", "wall", "s"]
+    for mode in modes:
+        assert any(line.split()[:1] == [mode] for line in printed.splitlines())
