@@ -156,7 +156,8 @@ class Parts:
 
         from cm_cli.models.model import build_model
         from cm_cli.training.data import TrainData
-        from cm_cli.training.loop import _domain_heads, build_model_config
+        from cm_cli.training.dann import model_domain_heads
+        from cm_cli.training.loop import build_model_config
         from cm_cli.training.state import TrainState
         from cm_cli.training.step import Stepper, build_optimizer, train_module
 
@@ -164,7 +165,7 @@ class Parts:
         self.config = config
         self.data = TrainData(frame, None, None, {"domain": DOMAINS} if config.method == "dann" else {}, None)
         self.model = build_model(build_model_config(config)).to(device)
-        self.heads = _domain_heads(self.model, self.data, config, device) if config.method == "dann" else None
+        self.heads = model_domain_heads(self.model, self.data, config, device) if config.method == "dann" else None
         self.module = train_module(self.model, self.heads, None).to(device)
         self.optimizer = build_optimizer(self.module, config)
         net = self.module

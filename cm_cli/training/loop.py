@@ -125,19 +125,6 @@ class _Run:
         return self.run_dir / "checkpoints"
 
 
-def _domain_heads(model, data: TrainData, config: TrainConfig, device):
-    import torch
-
-    from cm_cli.training.dann import build_domain_heads
-
-    with torch.no_grad():
-        model.eval()
-        probe = model(torch.zeros(1, 16000, device=device), torch.tensor([16000], device=device))
-        model.train()
-    rep_dim = int((probe.pre_logit if probe.pre_logit is not None else probe.pooled).shape[-1])
-    return build_domain_heads(rep_dim, data.domains, hidden=config.domain_hidden).to(device)
-
-
 def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, device, cache_dir, dist: DistInfo,
            resume: dict | None) -> tuple[_Run, TrainState]:
     """Build model, heads, optimiser, data pipeline and the state (fresh or from ``resume``)."""
@@ -149,6 +136,7 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
     from cm_cli.models.inference import minimum_samples
     from cm_cli.models.model import build_model
     from cm_cli.training.checkpointing import restore
+    from cm_cli.training.dann import model_domain_heads
     from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
     from cm_cli.training.selection import Validator
     from cm_cli.training.step import Stepper, build_optimizer, train_module
@@ -163,7 +151,7 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
                                  rank=dist.rank, world_size=dist.world_size)
     per_epoch = len(sampler)
     total_steps = config.max_steps or config.epochs * max(1, math.ceil(per_epoch / config.grad_accum))
-    heads = _domain_heads(model, data, config, device) if config.method == "dann" else None
+    heads = model_domain_heads(model, data, config, device) if config.method == "dann" else None
     weight = _class_weight(data.train, device) if config.class_weighting else None
     module = train_module(model, heads, weight).to(device)
     optimizer = build_optimizer(module, config)
