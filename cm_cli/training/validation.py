@@ -55,7 +55,7 @@ def usable_dev(labels) -> str | None:
 
 
 def score_batches(model, batches, n: int, *, device, autocast: bool = False) -> tuple[np.ndarray, int]:
-    """Scores of the ``n`` rows ``batches`` (``AudioBatches``) decode (NaN where undecodable), and how many failed."""
+    """Scores of the ``n`` rows ``batches`` (``AudioBatches``) decode (NaN: undecodable), and how many failed."""
     import torch
 
     from cm_cli.models.inference import forward_scores
