@@ -100,3 +100,31 @@ def test_training_builds_the_dev_loader_once(toy_tiny, tmp_path, monkeypatch):
     assert history["dev_eer"].notna().sum() == 3  # three validations ...
     assert len(built) == 1  # ... from one dev loader
     assert built[0]["workers"] == 2 and built[0]["persistent"] is True and built[0]["pin_memory"] is False
+
+
+@pytest.mark.gpu
+def test_cuda_validation_pins_its_batches_and_scores_every_row_each_time(toy_tiny):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU")
+    from cm_cli.models.model import build_model
+    from cm_cli.training.config import TrainConfig
+    from cm_cli.training.data import load_training_data
+    from cm_cli.training.loop import build_model_config
+    from cm_cli.training.selection import Validator
+    from cm_cli.training.state import TrainState
+
+    root, manifest = toy_tiny
+    config = TrainConfig(method="erm", backbone="lcnn", corpus="toy", epochs=1, batch_size=4, max_len=1.0, seed=0,
+                         workers=2)
+    data = load_training_data(manifest, config)
+    torch.manual_seed(0)
+    model = build_model(build_model_config(config))
+    results = {}
+    for device in ("cpu", "cuda"):
+        validator = Validator(data, config, data_root=root, device=device)
+        assert validator.shards["dev_"].batches.loader.pin_memory is (device == "cuda")
+        results[device] = [validator.validate(model.to(device), TrainState(total_steps=1)) for _ in range(2)]
+        validator.close()
+    first, second = results["cuda"]
+    assert first["n"] == second["n"] == results["cpu"][0]["n"] == len(data.dev)
+    assert 0 <= first["dev_eer"] <= 1 and first["dev_eer"] == second["dev_eer"]
