@@ -57,6 +57,10 @@ def test_bench_gpu_smoke_measures_every_configuration_through_cm(tmp_path):
     assert loader["files"] == 4 and loader["method"] == "dann"
     assert 0.0 <= loader["loader_share"] <= 1.0
     assert loader["fed_utt_per_s"] <= loader["compute_utt_per_s"]
+    # the feature-cache path (cm train --features head step) beside the audio path
+    assert {(r["method"], r["batch"], r["layers"], r["dim"]) for r in result["features"]} == \
+        {("erm", 2, 13, 1536), ("dann", 2, 13, 1536)}
+    assert all(math.isclose(r["utt_per_s"], 2 / r["step_s"]) for r in result["features"])
 
 
 @pytest.mark.gpu

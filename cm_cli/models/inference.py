@@ -17,6 +17,11 @@ at least 400 samples = 25 ms) is zero-padded to it unless the policy already til
 Rows are batched only with rows of the same fitted length when the policy fixes the
 length (the fixed-length models do not mask padding), so a row scores the same alone
 or in any batch; ``full``-policy models take right-padded batches with true lengths.
+
+Decoding is ``AudioBatches``: one loader over one frame, iterated once by ``cm eval``,
+``cm embed`` and ``cm patch`` (``iter_audio_batches``) and once per validation by
+``cm train``, which keeps its worker processes alive for the whole run so a validation
+never pays for starting them again.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["MIN_SAMPLES", "AudioBatch", "InputGroup", "inference_policy", "minimum_samples", "fit_wave",
-           "model_inputs", "forward_scores", "iter_audio_batches", "shard_rows"]
+           "model_inputs", "forward_scores", "AudioBatches", "iter_audio_batches", "shard_rows"]
 
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: one analysis frame of every front end cm ships
 
@@ -100,8 +105,12 @@ def fit_wave(wave, policy, *, minimum: int, keep_long: bool = False):
     return out, n
 
 
-def model_inputs(model, waves: Sequence, *, keep_long: bool = False) -> list[InputGroup]:
-    """Fit ``waves`` by the model's policy and group them into forward passes (see the module docstring)."""
+def model_inputs(model, waves: Sequence, *, keep_long: bool = False, pin_memory: bool = False) -> list[InputGroup]:
+    """Fit ``waves`` by the model's policy and group them into forward passes (see the module docstring).
+
+    ``pin_memory`` builds each batch in page-locked memory (CUDA only), so the copy to the
+    GPU need not be staged through a pageable buffer.
+    """
     import torch
 
     policy = inference_policy(model)
@@ -116,7 +125,8 @@ def model_inputs(model, waves: Sequence, *, keep_long: bool = False) -> list[Inp
     out = []
     for positions in groups.values():
         longest = max(int(fitted[i][0].shape[-1]) for i in positions)
-        batch = fitted[positions[0]][0].new_zeros(len(positions), longest)
+        first = fitted[positions[0]][0]
+        batch = torch.zeros(len(positions), longest, dtype=first.dtype, pin_memory=pin_memory)
         for row, i in enumerate(positions):
             batch[row, : fitted[i][0].shape[-1]] = fitted[i][0]
         lengths = torch.tensor([fitted[i][1] for i in positions], dtype=torch.long)
@@ -130,11 +140,12 @@ def forward_scores(model, waves: Sequence, *, device: Any = "cpu", keep_long: bo
     import torch
 
     device = torch.device(device)
+    pinned = device.type == "cuda"
     scores = np.full(len(waves), np.nan)
     with torch.inference_mode():
-        for group in model_inputs(model, waves, keep_long=keep_long):
+        for group in model_inputs(model, waves, keep_long=keep_long, pin_memory=pinned):
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                out = model(group.batch.to(device), group.lengths.to(device))
+                out = model(group.batch.to(device, non_blocking=pinned), group.lengths.to(device))
             scores[group.positions] = out.score.float().cpu().numpy().astype(np.float64)
     return scores
 
@@ -144,13 +155,48 @@ def shard_rows(n: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
     return np.arange(n)[rank::max(1, world_size)]
 
 
+class AudioBatches:
+    """Decoded length-bucketed batches (longest first) of one manifest frame, as often as it is iterated.
+
+    One ``DataLoader`` over the frame; its worker seeds come from a private generator, so
+    iterating never draws from the global torch RNG (dev scoring leaves training's
+    randomness alone). ``persistent=True`` starts the ``workers`` processes at the first
+    pass and reuses them for every later one, until ``close``; ``pin_memory`` page-locks
+    the decoded batches (CUDA). Undecodable rows come back in ``AudioBatch.failures``.
+    """
+
+    def __init__(self, frame: "pd.DataFrame", *, data_root: str | Path | None, batch_size: int,
+                 transform: Callable | None = None, workers: int = 0, persistent: bool = False,
+                 pin_memory: bool = False):
+        import torch
+        from torch.utils.data import DataLoader
+
+        from cm_cli.data.datasets import BucketBatchSampler, ManifestAudio, collate_audio
+
+        dataset = ManifestAudio(frame, data_root=data_root, transform=transform)
+        sampler = BucketBatchSampler(dataset.durations(), batch_size, shuffle=False)
+        generator = torch.Generator()
+        generator.manual_seed(0)
+        extra = {"persistent_workers": True} if persistent and workers > 0 else {}
+        self.loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_audio, num_workers=int(workers),
+                                 pin_memory=bool(pin_memory), generator=generator, **extra)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[AudioBatch]:
+        if self.loader is None:
+            raise RuntimeError("AudioBatches used after close()")
+        for batch in self.loader:
+            waves = [batch.waves[r, : int(batch.lengths[r])] for r in range(len(batch))]
+            yield AudioBatch(batch.indices.tolist(), waves, list(batch.failures))
+
+    def close(self) -> None:
+        """Stop persistent worker processes now (dropping the loader ends them); the object is spent."""
+        self.loader = None
+
+
 def iter_audio_batches(frame: "pd.DataFrame", *, data_root: str | Path | None, batch_size: int,
                        transform: Callable | None = None, workers: int = 0) -> Iterator[AudioBatch]:
-    """Decoded length-bucketed batches (longest first) of a manifest frame; undecodable rows in ``failures``."""
-    from cm_cli.data.datasets import BucketBatchSampler, ManifestAudio, make_loader
-
-    dataset = ManifestAudio(frame, data_root=data_root, transform=transform)
-    sampler = BucketBatchSampler(dataset.durations(), batch_size, shuffle=False)
-    for batch in make_loader(dataset, sampler, workers=workers):
-        waves = [batch.waves[r, : int(batch.lengths[r])] for r in range(len(batch))]
-        yield AudioBatch(batch.indices.tolist(), waves, list(batch.failures))
+    """One pass of ``AudioBatches`` over ``frame`` (its workers end with the pass)."""
+    yield from AudioBatches(frame, data_root=data_root, batch_size=batch_size, transform=transform, workers=workers)

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["DomainLosses", "build_domain_heads", "upstream_groups", "group_grad_norms", "domain_losses", "GradTap"]
+__all__ = ["DomainLosses", "build_domain_heads", "model_domain_heads", "upstream_groups", "group_grad_norms",
+           "domain_losses", "GradTap"]
 
 
 @dataclass
@@ -39,6 +40,25 @@ def build_domain_heads(in_dim: int, domains: dict[str, list[str]], *, hidden: in
             [nn.Linear(in_dim, len(values))]
         heads[_key(column)] = nn.Sequential(*layers)
     return heads
+
+
+def model_domain_heads(model, data, config, device):
+    """The domain heads ``cm train --method dann`` puts on ``model``: sized by its representation, on ``device``.
+
+    Public so that whatever measures or reuses a DANN step (``benchmarks/bench_gpu.py``)
+    builds the very heads the training loop builds. The representation width is read
+    from one forward pass of a 1 s zero signal (``pre_logit``, else ``pooled``), the
+    vocabularies from ``data.domains`` and the hidden width from ``config.domain_hidden``.
+    """
+    import torch
+
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()
+        probe = model(torch.zeros(1, 16000, device=device), torch.tensor([16000], device=device))
+    model.train(was_training)
+    rep_dim = int((probe.pre_logit if probe.pre_logit is not None else probe.pooled).shape[-1])
+    return build_domain_heads(rep_dim, data.domains, hidden=config.domain_hidden).to(device)
 
 
 def _key(column: str) -> str:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "train_features_run", "load_feature_head",
-           "check_head_matches", "is_feature_run", "score_features"]
+           "check_head_matches", "is_feature_run", "score_features", "feature_head_step"]
 
 FEATURE_HEAD_FORMAT = "cm-feature-head/1"
 
@@ -229,6 +229,14 @@ class _FeatureTrainer:
                 state.status = "early_stopped"
             if config.max_steps is None and state.epoch >= config.epochs:
                 break
+
+
+def feature_head_step(config, data, features: FeatureSet, *, device="cpu"):
+    """``step(rows)``: one ``cm train --features`` optimiser step on ``features.values[rows]`` (training rows =
+    ``data.train``, in order), the very step a run takes, so a benchmark can time it without a run directory."""
+    import torch
+
+    return _FeatureTrainer(config, data, features, np.arange(len(features.ids)), None, torch.device(device))._step
 
 
 def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_dir: Path) -> None:

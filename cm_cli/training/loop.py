@@ -117,24 +117,12 @@ class _Run:
     batches: object
     loader: object
     per_epoch: int
+    validator: object  # cm_cli.training.selection.Validator: dev loaders built once per run
     tracker: object = None  # cm_cli.training.tracking.Trackers, on the main rank only
 
     @property
     def ckpt_dir(self) -> Path:
         return self.run_dir / "checkpoints"
-
-
-def _domain_heads(model, data: TrainData, config: TrainConfig, device):
-    import torch
-
-    from cm_cli.training.dann import build_domain_heads
-
-    with torch.no_grad():
-        model.eval()
-        probe = model(torch.zeros(1, 16000, device=device), torch.tensor([16000], device=device))
-        model.train()
-    rep_dim = int((probe.pre_logit if probe.pre_logit is not None else probe.pooled).shape[-1])
-    return build_domain_heads(rep_dim, data.domains, hidden=config.domain_hidden).to(device)
 
 
 def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, device, cache_dir, dist: DistInfo,
@@ -148,7 +136,9 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
     from cm_cli.models.inference import minimum_samples
     from cm_cli.models.model import build_model
     from cm_cli.training.checkpointing import restore
+    from cm_cli.training.dann import model_domain_heads
     from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
+    from cm_cli.training.selection import Validator
     from cm_cli.training.step import Stepper, build_optimizer, train_module
 
     torch.manual_seed(config.seed)
@@ -161,7 +151,7 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
                                  rank=dist.rank, world_size=dist.world_size)
     per_epoch = len(sampler)
     total_steps = config.max_steps or config.epochs * max(1, math.ceil(per_epoch / config.grad_accum))
-    heads = _domain_heads(model, data, config, device) if config.method == "dann" else None
+    heads = model_domain_heads(model, data, config, device) if config.method == "dann" else None
     weight = _class_weight(data.train, device) if config.class_weighting else None
     module = train_module(model, heads, weight).to(device)
     optimizer = build_optimizer(module, config)
@@ -178,8 +168,10 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
     batches = EpochBatches()
     loader = train_loader(dataset, batches, workers=config.workers, seed=config.seed * 1009,
                           device_type=device.type)
+    validator = Validator(data, config, data_root=data_root, device=device, rank=dist.rank,
+                          world_size=dist.world_size)
     run = _Run(config, data, run_dir, data_root, device, dist, model, heads, optimizer, stepper, dataset, sampler,
-               batches, loader, per_epoch)
+               batches, loader, per_epoch, validator)
     return run, state
 
 
@@ -198,10 +190,8 @@ def _validate_and_save(run: _Run, state: TrainState, batch_offset: int, epoch: i
     True when out of patience, False otherwise, None (nothing saved) without a dev split.
     """
     from cm_cli.training.checkpointing import promote_best
-    from cm_cli.training.selection import validate
 
-    result = validate(run.model, run.data, state, config=run.config, data_root=run.data_root, device=run.device,
-                      rank=run.dist.rank, world_size=run.dist.world_size)
+    result = run.validator.validate(run.model, state)
     if result is None:
         return None
     if run.tracker is not None:
@@ -326,10 +316,13 @@ def fit(
                         cache_dir=cache_dir, dist=dist, resume=resume)
     run.tracker = tracker
     stop_requested = stop_requested or (lambda step: False)
-    with task(state.total_steps, f"train {config.method} {config.backbone}") as advance:
-        advance(state.step)
-        while _more_epochs(config, state):
-            _run_epoch(run, state, stop_requested, on_step, advance)
+    try:
+        with task(state.total_steps, f"train {config.method} {config.backbone}") as advance:
+            advance(state.step)
+            while _more_epochs(config, state):
+                _run_epoch(run, state, stop_requested, on_step, advance)
+    finally:
+        run.validator.close()
     if state.status != "interrupted" and dist.is_main:
         _save_last(run, state, state.offset, state.epoch)
         if data.dev is None or not (run.ckpt_dir / "best.pt").exists():

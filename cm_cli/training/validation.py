@@ -2,7 +2,9 @@
 
 ``evaluate_dev`` scores the dev rows through ``cm_cli.models.inference`` (the model's own
 length policy, as ``cm eval --run`` does), each rank its share ``rank::world_size``, and
-gathers the scores so every rank sees the same EER. EER, its threshold and minDCF come
+gathers the scores so every rank sees the same EER. A ``DevShard`` holds one rank's share
+and its loader: ``cm train`` builds one per dev frame and run (``persistent=True``), so its
+``--workers`` decoding processes start once and serve every validation. EER, its threshold and minDCF come
 from one DET curve (``cm_cli.metrics``); scores are higher = more bona fide. A split
 without both classes cannot select a model: ``usable_dev`` says why, and the loop then
 trains without early stopping.
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DevMetrics", "dev_metrics", "usable_dev", "evaluate_dev", "score_rows"]
+__all__ = ["DevMetrics", "dev_metrics", "usable_dev", "DevShard", "dev_shard", "score_shard", "evaluate_dev",
+           "score_batches"]
 
 
 @dataclass(frozen=True)
@@ -51,27 +54,52 @@ def usable_dev(labels) -> str | None:
     return None
 
 
-def score_rows(model, frame, *, data_root, device, batch_size: int, workers: int = 0,
-               autocast: bool = False) -> tuple[np.ndarray, int]:
-    """Scores of every row of ``frame`` (NaN where undecodable) and the number of undecodable rows."""
+def score_batches(model, batches, n: int, *, device, autocast: bool = False) -> tuple[np.ndarray, int]:
+    """Scores of the ``n`` rows ``batches`` (``AudioBatches``) decode (NaN: undecodable), and how many failed."""
     import torch
 
-    from cm_cli.models.inference import forward_scores, iter_audio_batches
+    from cm_cli.models.inference import forward_scores
 
     device = torch.device(device)
     dtype = torch.bfloat16 if autocast and device.type == "cuda" else None
-    scores = np.full(len(frame), np.nan)
+    scores = np.full(n, np.nan)
     failed = 0
     was_training = model.training
     model.eval()
     try:
-        for batch in iter_audio_batches(frame, data_root=data_root, batch_size=batch_size, workers=workers):
+        for batch in batches:
             failed += len(batch.failures)
             if batch.indices:
                 scores[batch.indices] = forward_scores(model, batch.waves, device=device, autocast_dtype=dtype)
     finally:
         model.train(was_training)
     return scores, failed
+
+
+@dataclass
+class DevShard:
+    """One rank's rows (``positions``, ``rank::world_size``) of a dev frame of ``n`` rows, and their loader."""
+
+    n: int
+    positions: np.ndarray
+    is_bonafide: np.ndarray  # per row of the whole frame
+    batches: object  # cm_cli.models.inference.AudioBatches over the rank's rows
+    world_size: int = 1
+
+    def close(self) -> None:
+        self.batches.close()
+
+
+def dev_shard(frame, *, data_root, batch_size: int, workers: int = 0, rank: int = 0, world_size: int = 1,
+              persistent: bool = False, pin_memory: bool = False) -> DevShard:
+    """This rank's share of ``frame`` with its loader (``persistent``: workers kept between validations)."""
+    from cm_cli.models.inference import AudioBatches, shard_rows
+
+    frame = frame.reset_index(drop=True)
+    positions = shard_rows(len(frame), rank, world_size)
+    batches = AudioBatches(frame.iloc[positions].reset_index(drop=True), data_root=data_root, batch_size=batch_size,
+                           workers=workers, persistent=persistent, pin_memory=pin_memory)
+    return DevShard(len(frame), positions, frame["label"].astype(str).to_numpy() == "bonafide", batches, world_size)
 
 
 def _gather(values: np.ndarray, positions: np.ndarray, failed: int, n: int, world_size: int):
@@ -90,23 +118,17 @@ def _gather(values: np.ndarray, positions: np.ndarray, failed: int, n: int, worl
     return out, sum(p[2] for p in parts)
 
 
-def evaluate_dev(model, frame, *, data_root, device, batch_size: int, workers: int = 0, autocast: bool = False,
-                 rank: int = 0, world_size: int = 1) -> dict:
-    """``dev_eer``, ``dev_min_dcf``, ``dev_eer_threshold``, ``n``, ``n_failed`` of ``model`` on ``frame``.
+def score_shard(model, shard: DevShard, *, device, autocast: bool = False) -> dict:
+    """``dev_eer``, ``dev_min_dcf``, ``dev_eer_threshold``, ``n``, ``n_failed`` of ``model`` over every rank's shard.
 
-    Each rank scores rows ``rank::world_size``; with ``world_size > 1`` the scores are
-    gathered over the initialised process group, so every rank returns the same numbers.
-    Metrics are NaN when the scored rows lack a class.
+    With ``shard.world_size > 1`` the scores are gathered over the initialised process
+    group, so every rank returns the same numbers. Metrics are NaN when the scored rows
+    lack a class.
     """
-    from cm_cli.models.inference import shard_rows
-
-    frame = frame.reset_index(drop=True)
-    positions = shard_rows(len(frame), rank, world_size)
-    mine, failed = score_rows(model, frame.iloc[positions].reset_index(drop=True), data_root=data_root,
-                              device=device, batch_size=batch_size, workers=workers, autocast=autocast)
-    scores, failed = _gather(mine, positions, failed, len(frame), world_size)
+    mine, failed = score_batches(model, shard.batches, len(shard.positions), device=device, autocast=autocast)
+    scores, failed = _gather(mine, shard.positions, failed, shard.n, shard.world_size)
     keep = ~np.isnan(scores)
-    is_bona = frame["label"].astype(str).to_numpy() == "bonafide"
+    is_bona = shard.is_bonafide
     out = {"dev_eer": float("nan"), "dev_min_dcf": float("nan"), "dev_eer_threshold": float("nan"),
            "n": int(keep.sum()), "n_failed": int(failed)}
     if is_bona[keep].all() or not is_bona[keep].any():
@@ -114,3 +136,14 @@ def evaluate_dev(model, frame, *, data_root, device, batch_size: int, workers: i
     m = dev_metrics(scores[keep], is_bona[keep])
     out.update(dev_eer=m.eer, dev_min_dcf=m.min_dcf, dev_eer_threshold=m.eer_threshold)
     return out
+
+
+def evaluate_dev(model, frame, *, data_root, device, batch_size: int, workers: int = 0, autocast: bool = False,
+                 rank: int = 0, world_size: int = 1) -> dict:
+    """``score_shard`` of a one-off shard of ``frame`` (rows ``rank::world_size``; its workers end with it)."""
+    shard = dev_shard(frame, data_root=data_root, batch_size=batch_size, workers=workers, rank=rank,
+                      world_size=world_size)
+    try:
+        return score_shard(model, shard, device=device, autocast=autocast)
+    finally:
+        shard.close()

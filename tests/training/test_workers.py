@@ -1,4 +1,4 @@
-"""Loader workers change speed, never results: --workers 0 and 2 give the same weights and history."""
+"""Loader workers change speed, never results: --workers 0 and 2 give the same weights, history and dev metrics."""
 
 from __future__ import annotations
 
@@ -31,5 +31,11 @@ def test_workers_0_and_2_give_bit_identical_weights(toy_tiny, tmp_path):
         assert np.array_equal(a["state_dict"][key].numpy(), b["state_dict"][key].numpy()), key
     for key in a["training"]["heads"]:
         assert torch.equal(a["training"]["heads"][key], b["training"]["heads"][key]), key
-    pd.testing.assert_frame_equal(pd.read_parquet(runs[0] / "history.parquet"),
-                                  pd.read_parquet(runs[2] / "history.parquet"))
+    h0, h2 = pd.read_parquet(runs[0] / "history.parquet"), pd.read_parquet(runs[2] / "history.parquet")
+    pd.testing.assert_frame_equal(h0, h2)
+    # the validation pass (its own persistent workers with --workers 2) scores the same dev set the same way
+    validated = h0["dev_eer"].notna()
+    assert validated.sum() == 2  # once per epoch
+    for column in ("dev_eer", "dev_min_dcf", "dev_eer_threshold"):
+        assert h2.loc[validated, column].notna().all(), column
+        assert np.array_equal(h0.loc[validated, column].to_numpy(), h2.loc[validated, column].to_numpy()), column
