@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = ["SAMPLE_RATE", "AudioItem", "ManifestAudio", "Batch", "collate_audio", "BucketBatchSampler",
-           "bucket_batches", "make_loader"]
+           "bucket_batches"]
 
 SAMPLE_RATE = 16000
 
@@ -174,15 +174,3 @@ class BucketBatchSampler:
 
     def __len__(self) -> int:
         return len(self._batches())
-
-
-def make_loader(dataset: ManifestAudio, sampler: BucketBatchSampler, *, workers: int = 0):
-    """A loader whose worker seeds come from a private generator: iterating it never draws from the
-    global torch RNG, so scoring dev data during training leaves the training's randomness untouched."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    generator = torch.Generator()
-    generator.manual_seed(0)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_audio, num_workers=workers,
-                      persistent_workers=False, pin_memory=False, generator=generator)

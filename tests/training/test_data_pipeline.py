@@ -104,12 +104,12 @@ def test_scoring_loader_never_draws_from_the_global_rng(toy_tiny):
     # dev scoring runs between training steps: it must not shift the model's dropout stream
     import torch
 
-    from cm_cli.data.datasets import BucketBatchSampler, ManifestAudio, make_loader
+    from cm_cli.models.inference import AudioBatches
 
     root, train = _train_rows(toy_tiny)
-    dataset = ManifestAudio(train.head(6), data_root=root)
     torch.manual_seed(11)
     before = torch.get_rng_state().clone()
-    for _ in make_loader(dataset, BucketBatchSampler(dataset.durations(), 4, shuffle=False)):
-        pass
+    for workers in (0, 1):
+        for _ in AudioBatches(train.head(6), data_root=root, batch_size=4, workers=workers):
+            pass
     assert torch.equal(torch.get_rng_state(), before)
