@@ -40,6 +40,19 @@ def test_float16_values_round_trip_exactly_across_row_groups_and_batches(tmp_pat
     assert data.utt_ids.tolist() == ids
 
 
+@pytest.mark.parametrize("value", [pa.float16(), pa.float32(), pa.float64()])
+def test_a_sliced_batch_fills_its_own_rows(value):
+    # batches can be slices of a larger array: the values start at the slice's offset
+    flat = np.arange(20, dtype=np.float64)
+    array = pa.FixedSizeListArray.from_arrays(pa.array(flat, type=value), 2).slice(3, 4)
+    out = np.full((4, 2), -1, dtype=np.float32)
+    store._fill_rows(array, out, "layer_00", "f")
+    np.testing.assert_array_equal(out, flat[6:14].reshape(4, 2))
+    with_null = pa.array([[1, 2], None, [5, 6], [7, 8]], type=pa.list_(value, 2)).slice(1, 3)
+    store._fill_rows(with_null, out[:3], "layer_00", "f")
+    assert np.isnan(out[0]).all() and out[1:3].tolist() == [[5, 6], [7, 8]]
+
+
 def test_parts_are_read_in_order(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
