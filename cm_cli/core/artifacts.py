@@ -42,6 +42,7 @@ __all__ = [
     "read_table",
     "read_arrow",
     "find_parts",
+    "table_files",
     "file_fingerprint",
     "options_digest",
     "provenance_record",
@@ -269,7 +270,9 @@ def _record_inputs_digest(record: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _table_files(path: Path, name: str | None) -> list[Path]:
+def table_files(path: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """The Parquet file(s) ``read_arrow`` reads: the file itself, ``{name}.parquet`` in a directory, or its parts."""
+    path = Path(path)
     if path.is_file():
         return [path]
     if not path.exists():
@@ -297,7 +300,7 @@ def read_arrow(path: str | os.PathLike, *, name: str | None = None, columns: Seq
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    files = _table_files(Path(path), name)
+    files = table_files(path, name)
     tables = []
     for file in files:
         try:
@@ -451,11 +454,15 @@ def _lease_seconds() -> float:
 class _Lease:
     """A lock file that is a lease: created whole (link of a written file), refreshed, taken over when stale.
 
-    Valid across hosts on a shared filesystem: the holder rewrites ``refreshed`` every
-    lease/4 seconds from a daemon thread; another host takes the lock over once it has
-    not been refreshed for a whole lease. On the holder's own host a dead pid frees it
-    at once. A lock file that is empty or unreadable (an older cm killed between
-    create and write) is stale.
+    Valid across hosts on a shared filesystem: the holder rewrites the file every lease/4
+    seconds from a daemon thread; another host takes the lock over once it has not been
+    refreshed for a whole lease. The lock's age is measured on the filesystem's own
+    clock, never a compute node's: the lock file's mtime against the mtime of a probe
+    file written in the same directory just now (both stamped by the file server), so
+    clock skew between nodes neither frees a live lock nor keeps a dead one. The
+    ``refreshed`` time inside the file is for people reading it. On the holder's own host
+    a dead pid frees it at once. A lock file that is empty or unreadable (an older cm
+    killed between create and write) is stale.
     """
 
     def __init__(self, path: Path, lease: float):
@@ -496,15 +503,38 @@ class _Lease:
                 alive = False
             if not alive:
                 return f"pid {holder.get('pid')} on this host is gone"
-        refreshed = holder.get("refreshed", holder.get("since"))
-        lease = float(holder.get("lease_seconds") or self.lease)
-        try:
-            age = time.time() - float(refreshed)
-        except (TypeError, ValueError):
-            return "lock without a timestamp"
+        lease = self._holder_lease(holder)
+        age = self.age()
+        if age is None:
+            return None  # gone meanwhile: the caller retries the link
         if age > lease:
-            return f"not refreshed for {age:.0f} s (lease {lease:.0f} s)"
+            return f"not refreshed for {age:.0f} s of filesystem time (lease {lease:.0f} s)"
         return None
+
+    def _holder_lease(self, holder: Mapping[str, Any]) -> float:
+        try:
+            return float(holder.get("lease_seconds") or self.lease)
+        except (TypeError, ValueError):
+            return self.lease
+
+    def filesystem_now(self) -> float:
+        """The file server's current time: the mtime of a probe file written in the lock's directory."""
+        fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".clock", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write("t")
+            return os.stat(name).st_mtime
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+    def age(self) -> float | None:
+        """Seconds since the lock file was last written, on the filesystem's clock (``None``: no lock file)."""
+        try:
+            written = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return self.filesystem_now() - written
 
     def acquire(self, owner: Path) -> None:
         for _ in range(5):
@@ -528,7 +558,7 @@ class _Lease:
             if holder.get("missing"):
                 continue
             if self.stale_reason(holder) is None:
-                expires = float(holder.get("refreshed", holder.get("since", 0))) + float(holder.get("lease_seconds") or self.lease)
+                expires = time.time() + self._holder_lease(holder) - (self.age() or 0.0)  # on this host's clock
                 raise CmError(
                     f"{owner} is being written by another cm process "
                     f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, lease until "

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.labels import LABELS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -43,7 +44,6 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "sample_rate": "Int32",
 }
 REQUIRED_COLUMNS = tuple(MANIFEST_COLUMNS)
-LABELS = ("bonafide", "spoof")
 SPLITS = ("train", "dev", "eval")
 CORPORA = ("asvspoof5", "asvspoof2021_la", "asvspoof2021_df", "asvspoof2019_la", "in_the_wild", "mlaad", "toy")
 

@@ -3,7 +3,9 @@
 Probes, CKA, LOAO and patching all read layers of an ``embeddings.parquet`` (or a
 directory of parts); reading them here, one column at a time, keeps the checks the same
 everywhere (unknown layers, parts missing, null or non-finite rows) and never decodes
-layers an analysis does not ask for. The writer buffers batches into large row groups
+layers an analysis does not ask for; a layer is decoded batch by batch straight into its
+float32 result, so reading costs about the result's memory, not several copies of the
+column (issue 18). The writer buffers batches into large row groups
 (about ``ROW_GROUP_BYTES`` of values each, never one per batch): small row groups made
 files 44% larger, footers of ~69 MB at 680k rows and layer reads 2.5x slower (issue 18).
 """
@@ -23,7 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 __all__ = ["FLOAT16_MAX", "ROW_GROUP_BYTES", "LayerData", "EmbeddingWriter", "remove_stale_temps",
-           "embedding_files", "list_layers", "layer_column", "read_utt_ids", "read_layer", "load_layer"]
+           "embedding_files", "list_layers", "layer_column", "read_utt_ids", "read_layer", "read_layers",
+           "load_layer"]
 
 FLOAT16_MAX = 65504.0
 ROW_GROUP_BYTES = 128 << 20  # values buffered per row group (uncompressed)
@@ -182,33 +185,121 @@ def layer_column(value: str | int, available: Sequence[str]) -> str:
     raise CmError(f"no layer {text!r} in the embeddings", f"layers found: {', '.join(available)}")
 
 
-def _to_matrix(column, name: str, file: str) -> "np.ndarray":
-    """A list column -> float32 (N, D); null rows become NaN rows."""
+_BATCH_BYTES = 1 << 20  # float32 bytes decoded per Parquet batch while reading a layer (arrow sizes its builders by it)
+
+
+_FLOAT_TYPES = {"halffloat": "float16", "float": "float32", "double": "float64"}
+
+
+def _width_of(array, name: str, file: str) -> int | None:
+    """The vector length of a list array's non-null rows (``None`` when every row is null)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if isinstance(array, pa.ChunkedArray):  # empty tables combine to a chunked array in some versions
-        array = pa.concat_arrays(array.chunks) if array.num_chunks else pa.array([], type=array.type)
-    n = len(array)
     if pa.types.is_fixed_size_list(array.type):
-        width = array.type.list_size
+        return int(array.type.list_size)
+    lengths = pc.list_value_length(array).drop_null().to_numpy(zero_copy_only=False)
+    widths = np.unique(lengths.astype(np.int64))
+    if len(widths) > 1:
+        raise CmError(f"{file}: column {name} holds vectors of different lengths ({', '.join(map(str, widths[:5]))})")
+    return int(widths[0]) if len(widths) else None
+
+
+def _fill_rows(array, out: "np.ndarray", name: str, file: str) -> None:
+    """Write one batch of a list column into ``out`` (float32, shape (len(array), D)); null rows become NaN.
+
+    The flat values go straight into ``out`` (float16 -> float32 by numpy on assignment), so no
+    copy of the column, in either precision, is made beyond the batch being decoded.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    width = out.shape[1]
+    valid = None
+    if array.null_count:
+        valid = array.is_valid().to_numpy(zero_copy_only=False)
+        array = array.drop_null()
+    values = array.flatten()  # skips null rows and honours slice offsets
+    dtype = _FLOAT_TYPES.get(str(values.type))
+    if dtype is not None and not values.null_count:
+        # a view of the Arrow buffer (Array.to_numpy would import pandas: +0.4 s on a first read)
+        flat = np.frombuffer(values.buffers()[1], dtype=dtype, count=len(values),
+                             offset=values.offset * np.dtype(dtype).itemsize)
+    else:  # other value types, or a null element inside a vector (NaN, as float arrays convert it)
+        flat = values.cast(pa.float32()).to_numpy(zero_copy_only=False)
+    if flat.size != len(array) * width:
+        raise CmError(f"{file}: column {name} has {flat.size} values for {len(array)} rows of width {width}")
+    if valid is None:
+        out[...] = flat.reshape(-1, width)
     else:
-        lengths = pc.list_value_length(array).to_numpy(zero_copy_only=False)
-        known = lengths[~np.isnan(lengths.astype(float))]
-        widths = np.unique(known.astype(np.int64))
-        if len(widths) > 1:
-            raise CmError(f"{file}: column {name} holds vectors of different lengths ({', '.join(map(str, widths[:5]))})")
-        width = int(widths[0]) if len(widths) else 0
-    matrix = np.full((n, width), np.nan, dtype=np.float32)
-    valid = ~array.is_null().to_numpy(zero_copy_only=False) if array.null_count else np.ones(n, dtype=bool)
-    present = array.filter(pa.array(valid)) if array.null_count else array
-    values = present.flatten().to_numpy(zero_copy_only=False)
-    if values.size != int(valid.sum()) * width:
-        raise CmError(f"{file}: column {name} has {values.size} values for {int(valid.sum())} rows of width {width}")
-    matrix[valid] = np.asarray(values, dtype=np.float32).reshape(-1, width)
-    return matrix
+        out[~valid] = np.nan
+        out[valid] = flat.reshape(-1, width)
+
+
+def _scan_layer(path: Path, name: str, out: "np.ndarray | None" = None):
+    """Read ``utt_id`` and column ``name`` batch by batch, each into its rows of a preallocated float32 matrix.
+
+    Returns ``(utt_ids, X)``. ``out`` (optional) is a preallocated (N, D) float32 array to fill
+    instead of a new one (the (N, L, D) reader passes one slice per layer). Peak memory above the result
+    is one decoded batch (about ``_BATCH_BYTES``) plus one compressed column chunk.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cm_cli.core.artifacts import table_files
+
+    files = table_files(path, "embeddings")
+    handles = []
+    for file in files:
+        try:
+            handle = pq.ParquetFile(file, pre_buffer=False)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise CmError(f"{file}: not a readable Parquet file ({exc})") from None
+        names = handle.schema_arrow.names
+        missing = [c for c in ("utt_id", name) if c not in names]
+        if missing:
+            raise CmError(f"{file}: no column(s) {', '.join(missing)}", f"columns found: {', '.join(names)}")
+        handles.append((file, handle))
+    n_total = sum(handle.metadata.num_rows for _, handle in handles)
+    width = None if out is None else int(out.shape[1])
+    for file, handle in handles:  # a fixed-size list states its width in the schema
+        field = handle.schema_arrow.field(name)
+        if pa.types.is_fixed_size_list(field.type):
+            if width is not None and width != field.type.list_size:
+                raise CmError(f"{file}: column {name} holds vectors of different lengths ({width}, {field.type.list_size})")
+            width = int(field.type.list_size)
+    if out is not None and out.shape[0] != n_total:
+        raise CmError(f"{path}: {n_total} rows, the output array has {out.shape[0]}")
+    utt_ids = np.empty(n_total, dtype=object)
+    X = out if out is not None else (np.empty((n_total, width), dtype=np.float32) if width is not None else None)
+    start, pending_null = 0, []  # rows read before the width of a variable-list column is known (all null)
+    for file, handle in handles:
+        rows_per_batch = max(64, _BATCH_BYTES // (4 * max(1, width or 256)))
+        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=["utt_id", name], use_threads=False):
+            n = batch.num_rows
+            utt_ids[start:start + n] = [str(u) for u in batch.column(0).to_pylist()]
+            column = batch.column(1)
+            found = _width_of(column, name, str(file))
+            if found is not None and width is not None and found != width:
+                raise CmError(f"{file}: column {name} holds vectors of different lengths ({width}, {found})")
+            if width is None and found is not None:
+                width = found
+                X = np.empty((n_total, width), dtype=np.float32)
+            if X is None:
+                pending_null.append((start, n))
+            else:
+                _fill_rows(column, X[start:start + n], name, str(file))
+            start += n
+            del batch, column  # before the reader decodes the next batch
+    if X is None:  # no row holds a vector
+        X = np.empty((n_total, 0), dtype=np.float32)
+    for first, n in pending_null:
+        X[first:first + n] = np.nan
+    if start != n_total:
+        raise CmError(f"{path}: read {start} rows of {name}, the Parquet metadata says {n_total}")
+    return utt_ids, X
 
 
 def _layers_present(path: Path) -> list[str]:
@@ -229,24 +320,62 @@ def read_utt_ids(path: str | os.PathLike) -> "np.ndarray":
     return np.asarray([str(u) for u in table.column("utt_id").to_pylist()], dtype=object)
 
 
+def _schema_width(path: Path, name: str) -> int | None:
+    """The vector length a fixed-size list column states in the schema (``None`` for variable lists)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cm_cli.core.artifacts import table_files
+
+    widths = set()
+    for file in table_files(path, "embeddings"):
+        field = pq.read_schema(file).field(name)
+        if not pa.types.is_fixed_size_list(field.type):
+            return None
+        widths.add(int(field.type.list_size))
+    if len(widths) > 1:
+        raise CmError(f"{path}: column {name} holds vectors of different lengths ({', '.join(map(str, sorted(widths)))})")
+    return widths.pop() if widths else None
+
+
+def _finite_rows(X: "np.ndarray", chunk: int = 4096) -> "np.ndarray":
+    """Rows of ``X`` whose values are all finite, tested a block of rows at a time (no (N, D) mask)."""
+    import numpy as np
+
+    finite = np.empty(X.shape[0], dtype=bool)
+    for start in range(0, X.shape[0], chunk):
+        finite[start:start + chunk] = np.isfinite(X[start:start + chunk]).all(axis=1)
+    return finite
+
+
+def _compact_rows(X: "np.ndarray", keep: "np.ndarray", chunk: int = 4096) -> "np.ndarray":
+    """``X[keep]`` without a second (N, D) array: kept rows move down in place, a block at a time.
+
+    Safe because the ``j``-th kept row sits at position ``keep[j] >= j``: each block is copied
+    out before being written to rows no later block still has to read. Returns a view of the
+    first ``len(keep)`` rows.
+    """
+    for start in range(0, len(keep), chunk):
+        block = keep[start:start + chunk]
+        X[start:start + len(block)] = X[block]
+    return X[:len(keep)]
+
+
 def read_layer(path: str | os.PathLike, layer: str | int, *, drop_nonfinite: bool | None = True) -> LayerData:
     """Read ``utt_id`` and one layer column only, as float32 (N, D).
 
     Rows that are null or hold NaN/inf: ``drop_nonfinite=True`` drops and counts them,
-    ``False`` raises naming the first, ``None`` keeps them as they are (counted).
+    ``False`` raises naming the first, ``None`` keeps them as they are (counted). The
+    column is decoded batch by batch straight into the float32 result, so the peak memory
+    is about the result and its ids, not several copies of the column (issue 18).
     """
     import numpy as np
 
-    from cm_cli.core.artifacts import read_arrow
-
     path = Path(path)
     name = layer_column(layer, _layers_present(path))
-    table = read_arrow(path, name="embeddings", columns=["utt_id", name])
-    utt_ids = np.asarray([str(u) for u in table.column("utt_id").to_pylist()], dtype=object)
-    X = _to_matrix(table.column(name), name, str(path))
-    if len(set(utt_ids.tolist())) != len(utt_ids):
-        raise CmError(f"{path}: duplicate utt_id values in the embeddings", "each utterance must be embedded once")
-    finite = np.isfinite(X).all(axis=1)
+    utt_ids, X = _scan_layer(path, name)
+    _check_unique(path, utt_ids)
+    finite = _finite_rows(X)
     n_bad = int((~finite).sum())
     if n_bad and drop_nonfinite is not None:
         if not drop_nonfinite:
@@ -255,8 +384,51 @@ def read_layer(path: str | os.PathLike, layer: str | int, *, drop_nonfinite: boo
                           "re-embed those utterances (fp16 overflow?) or allow dropping them")
         if n_bad == len(X):
             raise CmError(f"{path}: every row of {name} holds NaN or inf", "re-embed with --fp32")
-        utt_ids, X = utt_ids[finite], X[finite]
+        keep = np.flatnonzero(finite)
+        utt_ids, X = utt_ids[keep], _compact_rows(X, keep)
     return LayerData(layer=name, utt_ids=utt_ids, X=X, n_nonfinite=n_bad)
+
+
+def _check_unique(path: Path, utt_ids: "np.ndarray") -> None:
+    if len(set(utt_ids.tolist())) != len(utt_ids):
+        raise CmError(f"{path}: duplicate utt_id values in the embeddings", "each utterance must be embedded once")
+
+
+def read_layers(path: str | os.PathLike, layers: Sequence[str | int]) -> tuple["np.ndarray", "np.ndarray"]:
+    """``(utt_ids, X)`` of several equal-width layers, ``X`` float32 ``(N, L, D)``, every row kept.
+
+    Each layer is decoded straight into its slice of one preallocated array (no per-layer
+    matrices to stack afterwards), so the peak is about the result: what a feature cache of
+    pooled statistics (``cm train --features``) needs at corpus scale.
+    """
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from cm_cli.core.artifacts import table_files
+
+    path = Path(path)
+    available = _layers_present(path)
+    names = [layer_column(layer, available) for layer in layers]
+    if not names:
+        raise CmError(f"{path}: no layers asked for")
+    widths = {name: _schema_width(path, name) for name in names}
+    if None in widths.values():  # variable-length list columns (not written by cm embed): read the first to learn it
+        ids, first = _scan_layer(path, names[0])
+        widths = {name: first.shape[1] for name in names}
+        del first
+    if len(set(widths.values())) > 1:
+        raise CmError(f"{path}: layer widths differ ({', '.join(f'{k} {v}' for k, v in widths.items())}); "
+                      "layers stacked into one (N, L, D) array need one width", "choose equal-width layers")
+    files = table_files(path, "embeddings")
+    n_total = sum(pq.ParquetFile(file).metadata.num_rows for file in files)
+    X = np.empty((n_total, len(names), widths[names[0]]), dtype=np.float32)
+    first_ids = None
+    for index, name in enumerate(names):
+        ids, _ = _scan_layer(path, name, out=X[:, index])
+        if first_ids is None:
+            _check_unique(path, ids)
+            first_ids = ids
+    return first_ids, X
 
 
 def load_layer(path: str | os.PathLike, layer: str | int) -> tuple["np.ndarray", "np.ndarray"]:

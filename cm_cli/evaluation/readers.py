@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.labels import SCORE_FILE_LABELS, label_classes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -32,7 +33,7 @@ __all__ = [
 ID_COLUMNS = ("utt_id", "filename", "flac_file", "FLAC_FILE_NAME", "file", "trial", "utt")
 SCORE_COLUMNS = ("score", "cm-score", "cm_score", "scores")
 LABEL_COLUMNS = ("label", "cm-label", "cm_label", "key", "KEY")
-LABEL_TOKENS = {"bonafide", "spoof"}
+LABEL_TOKENS = set(SCORE_FILE_LABELS)  # label spellings that mark a column of a headerless file as the label
 
 # headerless protocol/key layouts by column count: names of the columns in order
 PROTOCOL_LAYOUTS: dict[int, tuple[str, ...]] = {
@@ -167,25 +168,10 @@ def label_values(series: "pd.Series") -> "pd.Series":
 
 
 def _normalise_labels(df: "pd.DataFrame", label_col: str, bonafide_value: str | None, source: str) -> "pd.Series":
-    text = label_values(df[label_col])
-    if bonafide_value is not None:
-        wanted = str(bonafide_value).strip()
-        is_bona = text == wanted
-        if not is_bona.fillna(False).any():
-            found = ", ".join(sorted(map(str, text.dropna().unique()))[:10])
-            raise CmError(f"{source}: no row has {label_col} == {wanted!r}: only one class",
-                          f"values found in {label_col}: {found}")
-        if text.isna().any():
-            row = int(text.isna().to_numpy().argmax())
-            raise CmError(f"{source}: {int(text.isna().sum())} missing value(s) in label column {label_col!r} (first at row {row})")
-        return is_bona.map({True: "bonafide", False: "spoof"}).astype(object)
-    lowered = text.str.lower()
-    unknown = sorted(set(lowered.dropna().unique()) - LABEL_TOKENS)
-    if unknown or lowered.isna().any():
-        shown = ", ".join(repr(v) for v in unknown[:8]) or "missing values"
-        raise CmError(f"{source}: unknown label value(s) {shown} in column {label_col!r}",
-                      "labels must be 'bonafide' or 'spoof'; otherwise name the bona fide value with --bonafide-value")
-    return lowered.astype(object)
+    import pandas as pd
+
+    classes = label_classes(label_values(df[label_col]), source=source, column=label_col, bonafide_value=bonafide_value)
+    return pd.Series(classes, index=df.index, dtype=object)
 
 
 def _standardise(df: "pd.DataFrame", columns: ScoreColumns, source: str, *, want_score: bool,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.labels import LABELS, is_bonafide
 from cm_cli.metrics.bootstrap import bootstrap_ci
 from cm_cli.metrics.breakdown import breakdown, key_strings, summarise_groups
 from cm_cli.metrics.calibration import Calibration
@@ -30,8 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["LABELS", "evaluate_scores", "breakdown_tables", "require_columns", "finite_scores"]
-
-LABELS = ("bonafide", "spoof")
 
 
 def require_columns(df: "pd.DataFrame", columns: Sequence[str], *, source: str = "scores") -> None:
@@ -60,13 +59,7 @@ def finite_scores(df: "pd.DataFrame", *, drop_invalid: bool = False, source: str
 
 
 def _labels(df: "pd.DataFrame", source: str) -> np.ndarray:
-    labels = df["label"].astype("string").str.strip().str.lower()
-    unknown = sorted(set(labels.dropna().unique()) - set(LABELS))
-    if unknown or labels.isna().any():
-        shown = ", ".join(repr(v) for v in unknown[:8]) or "missing values"
-        raise CmError(f"{source}: unknown label value(s) {shown} in column 'label'",
-                      "labels must be 'bonafide' or 'spoof'; name the bona fide value with --bonafide-value")
-    return (labels == "bonafide").to_numpy(dtype=bool)
+    return is_bonafide(df["label"], source=source)
 
 
 def _domain_column(df: "pd.DataFrame", domain_col: str | None, source: str) -> str:

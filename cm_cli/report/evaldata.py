@@ -64,9 +64,10 @@ def load_scores(e: EvalInfo, columns: Iterable[str] = ()) -> "pd.DataFrame":
 
 
 def bona_mask(labels: "pd.Series") -> "np.ndarray":
-    """True where the label means bona fide (``bonafide``/``bona-fide``/``bona fide`` or 1/True)."""
-    text = labels.astype(str).str.lower().str.replace(r"[\s_-]", "", regex=True)
-    return text.isin(["bonafide", "1", "true", "genuine"]).to_numpy()
+    """True where the label means bona fide (``cm_cli.core.labels``: an unknown label is an error, never spoof)."""
+    from cm_cli.core.labels import is_bonafide
+
+    return is_bonafide(labels, source="scores")
 
 
 def _metrics_from(bona: "np.ndarray", spoof: "np.ndarray") -> dict:

@@ -205,6 +205,7 @@ def test_lock_of_another_host_blocks_until_its_lease_expires(tmp_path):
             pass
     expired = {**fresh, "refreshed": time.time() - 301}
     (out / ".cm.lock").write_text(json.dumps(expired))
+    os.utime(out / ".cm.lock", (time.time() - 301, time.time() - 301))  # expiry is judged by the file's mtime
     with OutputDir(out, "scores", options={}) as o:
         held = json.loads((out / ".cm.lock").read_text())
         assert held["host"] != "other-node" or held["pid"] != 1
@@ -299,3 +300,54 @@ def test_lock_without_hard_links_falls_back_to_exclusive_create(tmp_path, monkey
             with OutputDir(out, "scores", options={}):
                 pass
     assert not (out / ".cm.lock").exists()
+
+
+def _foreign_lock(out, *, content_time: float, mtime: float) -> None:
+    """A lock of a live job on another node whose clock says ``content_time``; the file server stamped ``mtime``."""
+    out.mkdir(exist_ok=True)
+    holder = {"pid": 1, "host": "other-node", "since": content_time, "refreshed": content_time, "lease_seconds": 300,
+              "token": "other-node:1:1"}
+    (out / ".cm.lock").write_text(json.dumps(holder))
+    os.utime(out / ".cm.lock", (mtime, mtime))
+
+
+def test_lease_expiry_uses_the_filesystem_clock_not_the_holders_clock(tmp_path):
+    # issue 18: a holder whose clock runs hours behind wrote a "refreshed" time 3 h old, but the
+    # file server stamped its last write 10 s ago: the lease is live, the lock is not taken over
+    import time
+
+    out = tmp_path / "behind"
+    _foreign_lock(out, content_time=time.time() - 3 * 3600, mtime=time.time() - 10)
+    with pytest.raises(CmError, match="another cm process .*other-node"):
+        with OutputDir(out, "scores", options={}):
+            pass
+    assert json.loads((out / ".cm.lock").read_text())["host"] == "other-node"
+
+
+def test_lease_of_a_holder_with_a_clock_ahead_expires_on_filesystem_time(tmp_path):
+    # issue 18: a dead holder whose clock ran hours ahead wrote a "refreshed" time in the future;
+    # its file was last written 301 s ago by the server's clock, so its 300 s lease is over
+    import time
+
+    out = tmp_path / "ahead"
+    _foreign_lock(out, content_time=time.time() + 3 * 3600, mtime=time.time() - 301)
+    with OutputDir(out, "scores", options={}) as o:
+        assert json.loads((out / ".cm.lock").read_text())["host"] != "other-node"
+        o.finish()
+    assert not (out / ".cm.lock").exists()
+
+
+def test_lease_age_is_the_probe_mtime_minus_the_lock_mtime(tmp_path, monkeypatch):
+    # the filesystem's "now" is what it stamps on a fresh file, whatever this host's clock says
+    import time
+
+    from cm_cli.core.artifacts import _Lease
+
+    out = tmp_path / "skew"
+    _foreign_lock(out, content_time=0.0, mtime=1_000_000.0)
+    lease = _Lease(out / ".cm.lock", 300.0)
+    monkeypatch.setattr(time, "time", lambda: 5_000_000_000.0)  # this node's clock is far off
+    now = lease.filesystem_now()
+    assert abs(now - os.stat(out).st_mtime) < 5  # the probe was written (and removed) in that directory just now
+    assert abs(lease.age() - (now - 1_000_000.0)) < 5
+    assert sorted(p.name for p in out.iterdir()) == [".cm.lock"]

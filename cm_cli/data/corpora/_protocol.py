@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Iterator
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.labels import ASVSPOOF_KEYS, label_class
 
 __all__ = ["iter_rows", "audio_prefix", "none_if", "check_key"]
 
-KEYS = ("bonafide", "spoof")
+KEYS = tuple(ASVSPOOF_KEYS)
 
 
 def iter_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
@@ -35,7 +36,7 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, list[str]]]:
 
 
 def check_key(path: Path, number: int, key: str) -> str:
-    if key not in KEYS:
+    if label_class(key, ASVSPOOF_KEYS, exact=True) is None:
         raise CmError(f"{path}:{number}: unknown key {key!r}", "the key column must be 'bonafide' or 'spoof'")
     return key
 

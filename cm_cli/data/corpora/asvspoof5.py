@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.labels import ASVSPOOF_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -26,7 +27,7 @@ PROTOCOL_FILES = {
     "eval": "ASVspoof5.eval.track_1.tsv",
 }
 AUDIO_DIRS = {"train": "flac_T", "dev": "flac_D", "eval": "flac_E_eval"}
-KEYS = ("bonafide", "spoof")
+KEYS = tuple(ASVSPOOF_KEYS)
 
 
 def open_text(path: Path):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.labels import IN_THE_WILD_LABELS, label_class
 from cm_cli.data.corpora._protocol import audio_prefix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CORPUS", "LABELS", "find_meta", "read_meta", "prepare_in_the_wild"]
 
 CORPUS = "in_the_wild"
-LABELS = {"bona-fide": "bonafide", "bonafide": "bonafide", "spoof": "spoof"}
+LABELS = IN_THE_WILD_LABELS
 
 
 def find_meta(corpus_root: str | Path) -> Path:
@@ -52,7 +53,7 @@ def read_meta(path: str | Path) -> list[dict]:
                 continue
             if len(fields) < 3:
                 raise CmError(f"{path}:{number}: expected 3 columns, found {len(fields)}")
-            label = LABELS.get(fields[2].strip().lower())
+            label = label_class(fields[2], LABELS)
             if label is None:
                 raise CmError(f"{path}:{number}: label {fields[2]!r} is neither bona-fide nor spoof")
             rows.append({"file": fields[0].strip(), "speaker": fields[1].strip(), "label": label})
