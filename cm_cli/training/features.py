@@ -57,27 +57,17 @@ class FeatureSet:
 def load_features(path: str | Path) -> FeatureSet:
     """Every ``layer_NN`` column of a ``cm embed`` output as one (N, L, D) float32 array."""
     from cm_cli.core.artifacts import read_json
-    from cm_cli.embedding import list_layers, load_layer
+    from cm_cli.embedding import list_layers, read_layers
 
     path = Path(path)
     layers = [c for c in list_layers(path) if c.startswith("layer_")]
     if not layers:
         raise CmError(f"{path}: no layer_NN columns", "give the output directory of `cm embed --pooling meanstd`")
-    ids, blocks = None, []
-    for layer in layers:
-        layer_ids, matrix = load_layer(path, layer)
-        if ids is not None and not np.array_equal(ids, layer_ids):
-            raise CmError(f"{path}: layers list different utterances", "re-run `cm embed` into an empty directory")
-        ids = layer_ids
-        blocks.append(matrix.astype(np.float32, copy=False))
-    widths = {layer: block.shape[1] for layer, block in zip(layers, blocks)}
-    if len(set(widths.values())) > 1:
-        raise CmError(f"{path}: layer widths differ ({', '.join(f'{k} {v}' for k, v in widths.items())}); the "
-                      "layer-weighted sum needs one width", "embed an SSL backbone, or choose equal-width --layers")
+    ids, values = read_layers(path, layers)  # straight into one (N, L, D) float32 array: peak ~ the result
     record = path / "cm.json" if path.is_dir() else path.parent / "cm.json"
     options = (read_json(record).get("options") or {}) if record.is_file() else {}
     backbone = {k: options.get(k) for k in _BACKBONE_KEYS} if record.is_file() else None
-    return FeatureSet(np.asarray(ids).astype(str), np.stack(blocks, axis=1), layers, options.get("pooling"), backbone)
+    return FeatureSet(np.asarray(ids).astype(str), values, layers, options.get("pooling"), backbone)
 
 
 # what of a cache's cm.json names the network its features came from
