@@ -153,11 +153,27 @@ def _init_worker(ffmpeg: str | None, sample_rate: int | None, seed: int, committ
     _WORKER_STATE.update(sample_rate=sample_rate, seed=seed, committed=committed or {}, out_dir=out_dir)
 
 
-def item_key(*, spec: str, seed: int, sample_rate: int | None, source_utt_id: str, source_sha256: str | None) -> str:
-    """What an output depends on; an item is reused only when this matches its journal line."""
-    text = json.dumps({"spec": spec, "seed": seed, "sample_rate": sample_rate, "source_utt_id": source_utt_id,
-                       "source_sha256": source_sha256}, sort_keys=True)
+def item_key(*, spec: str, seed: int, sample_rate: int | None, source_utt_id: str, source_sha256: str | None,
+             providers: str = "") -> str:
+    """What an output depends on; an item is reused only when this matches its journal line.
+
+    ``providers`` (registry.spec_providers) names the FFmpeg build coding each codec step, so switching
+    between PyAV and a binary recomputes instead of reusing; it is left out of the key when empty."""
+    fields = {"spec": spec, "seed": seed, "sample_rate": sample_rate, "source_utt_id": source_utt_id,
+              "source_sha256": source_sha256}
+    if providers:
+        fields["providers"] = providers
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _providers(spec: str) -> str:
+    from cm_cli.degrade.registry import spec_providers
+
+    try:
+        return spec_providers(spec)
+    except CmError:
+        return ""  # an invalid spec fails below, where its error is reported for the item
 
 
 def _sha256(path: str | Path) -> str:
@@ -246,7 +262,7 @@ def _run_job(job: Job) -> dict:
         except OSError:
             source_hash = None  # load_audio below says what is wrong with the source
         key = item_key(spec=job.spec, seed=_WORKER_STATE.get("seed", 0), sample_rate=_WORKER_STATE.get("sample_rate"),
-                       source_utt_id=source_id, source_sha256=source_hash)
+                       source_utt_id=source_id, source_sha256=source_hash, providers=_providers(job.spec))
         if source_hash is not None and _reusable(output, key):
             info = sf.info(str(output))
             rate, frames = int(info.samplerate), int(info.frames)
