@@ -50,12 +50,14 @@ class DecodePlan:
 
 @functools.lru_cache(maxsize=1)
 def _av():
-    """The av module, or None where it is missing or broken (cm then uses ffmpeg binaries)."""
+    """The av module, or None where it is missing, broken or older than 18.1 (cm then uses ffmpeg binaries)."""
     try:
         import av
+        from av.codec.context import CodecContext
     except Exception:  # noqa: BLE001 - not installed, or a wheel whose libraries fail to load
         return None
-    return av
+    # PyAV 18.1 added supported_options, which routes each AVOption to the codec or the muxer as ffmpeg does
+    return av if hasattr(CodecContext, "supported_options") else None
 
 
 @functools.lru_cache(maxsize=1)
