@@ -176,6 +176,19 @@ def _providers(spec: str) -> str:
         return ""  # an invalid spec fails below, where its error is reported for the item
 
 
+def _run_providers(specs: Sequence[str], condition: str | None, policy) -> list[str]:
+    """Provider and encoder of every codec step a run may draw (specs, condition levels, policy entries)."""
+    from cm_cli.degrade.conditions import get_condition
+    from cm_cli.degrade.registry import spec_providers
+
+    candidates = list(specs)
+    if condition:
+        candidates += [s.canonical() for s in get_condition(condition).specs()]
+    if policy is not None:
+        candidates += [s.canonical() for entry in policy.entries for s in entry.candidates()]
+    return sorted({part for spec in candidates for part in _providers(spec).split(";") if part})
+
+
 def _sha256(path: str | Path) -> str:
     from cm_cli.core.artifacts import sha256_file
 
@@ -346,6 +359,13 @@ def degrade_manifest(
     opts = dict(options or {})
     opts.update(specs=canonical, condition=condition, policy=policy_obj.canonical() if policy_obj else None,
                 variants=variants if policy_obj else None, seed=seed, sample_rate=sample_rate, split=split)
+    if ffmpeg:
+        from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
+
+        set_preferred_ffmpeg(ffmpeg)  # the providers recorded below are the ones the workers will use
+    providers = _run_providers(canonical, condition, policy_obj)
+    if providers:  # an output directory is never completed by a different FFmpeg build than it was begun with
+        opts["codec_providers"] = providers
     part_name = "manifest.parquet" if shard.is_whole else shard.part_name()
     fail_name = "failures.parquet" if shard.is_whole else shard.part_name("failures")
     result = CorpusResult(out_dir, out_dir / part_name, conditions=canonical + ([condition.upper()] if condition else []))

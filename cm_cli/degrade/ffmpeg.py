@@ -29,6 +29,7 @@ __all__ = [
     "encoders_of",
     "find_encoder",
     "pyav_provider",
+    "providers",
     "set_preferred_ffmpeg",
     "run_codec_pipe",
 ]
@@ -119,17 +120,21 @@ def pyav_provider() -> FfmpegBinary | None:
     return FfmpegBinary(label, PYAV_ORIGIN) if label else None
 
 
+def providers() -> list[FfmpegBinary]:
+    """Every codec provider in order of preference: pinned binaries, PyAV, then the other binaries."""
+    binaries = candidate_binaries()
+    in_process = pyav_provider()
+    return [*(b for b in binaries if b.origin in PINNED_ORIGINS), *([in_process] if in_process else []),
+            *(b for b in binaries if b.origin not in PINNED_ORIGINS)]
+
+
 def find_encoder(encoders: Sequence[str]) -> tuple[FfmpegBinary, str] | None:
     """The first provider that has any of ``encoders`` (in the codec's order of preference).
 
     A pinned binary (``--ffmpeg``, ``CM_FFMPEG``) is asked first: an explicit choice wins over
     PyAV; PyAV comes before the binaries found on PATH or bundled by imageio-ffmpeg.
     """
-    binaries = candidate_binaries()
-    pinned = [b for b in binaries if b.origin in PINNED_ORIGINS]
-    in_process = pyav_provider()
-    order = [*pinned, *([in_process] if in_process else []), *(b for b in binaries if b.origin not in PINNED_ORIGINS)]
-    for provider in order:
+    for provider in providers():
         if provider.in_process:
             from cm_cli.degrade.pyav import pyav_encoders
 

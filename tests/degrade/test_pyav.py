@@ -151,6 +151,7 @@ def test_pinned_binary_wins_over_pyav(monkeypatch):
     assert codec_provider("mp3")[0].origin == "pyav"
     monkeypatch.setenv("CM_FFMPEG", system)
     assert codec_provider("mp3")[0] == ffmpeg.FfmpegBinary(system, "CM_FFMPEG")
+    assert [p.origin for p in ffmpeg.providers()][:2] == ["CM_FFMPEG", "pyav"]  # what `cm degrade --list` prints
     _, info = encode_decode(speechlike(SR, seconds=0.5, seed=1), SR, "mp3", {"kbps": 32})
     assert info["binary"] == system and info["provider"] == "CM_FFMPEG"
     monkeypatch.delenv("CM_FFMPEG")
@@ -198,3 +199,27 @@ def test_without_av_the_binaries_serve(without_av, monkeypatch):
     assert len(y) == len(x) and info["provider"] != "pyav" and not info["binary"].startswith("pyav")
     with pytest.raises(CmError, match="not importable"):
         pyav.encode_inprocess(x, SR, pyav.EncodePlan("pcm_mulaw", 8000, 1, "mulaw"))
+
+
+@needs_pyav
+def test_a_corpus_begun_with_one_provider_is_not_completed_with_another(tmp_path, monkeypatch):
+    """cm.json records the providers; a rerun under another FFmpeg build is refused (or redone with --force)."""
+    from cm_cli.core.artifacts import read_json
+    from cm_cli.degrade.corpus import degrade_manifest
+
+    from .test_corpus import make_manifest
+
+    if not _binary_has("mp3", monkeypatch):
+        pytest.skip("no ffmpeg binary here has libmp3lame")
+    manifest = make_manifest(tmp_path / "src", n=2, bad=False)
+    out = tmp_path / "deg"
+    degrade_manifest(manifest, out, specs=["mp3:kbps=32", "telephony"], seed=0)
+    recorded = read_json(out / "cm.json")["options"]["codec_providers"]
+    assert recorded == [spec_providers("mp3:kbps=32")] and recorded[0].startswith("mp3=pyav:")
+    assert degrade_manifest(manifest, out, specs=["mp3:kbps=32", "telephony"], seed=0).already_done
+    monkeypatch.setattr(ffmpeg, "pyav_provider", lambda: None)
+    with pytest.raises(CmError, match="codec_providers"):
+        degrade_manifest(manifest, out, specs=["mp3:kbps=32", "telephony"], seed=0)
+    redone = degrade_manifest(manifest, out, specs=["mp3:kbps=32", "telephony"], seed=0, force=True)
+    assert redone.n_written == 4
+    assert not read_json(out / "cm.json")["options"]["codec_providers"][0].startswith("mp3=pyav:")
