@@ -152,7 +152,7 @@ def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers:
 
 def _list(c) -> None:
     from cm_cli.degrade.conditions import CONDITIONS
-    from cm_cli.degrade.ffmpeg import candidate_binaries
+    from cm_cli.degrade.ffmpeg import providers
     from cm_cli.degrade.registry import REGISTRY, describe_provider
 
     rows = []
@@ -162,7 +162,7 @@ def _list(c) -> None:
         rows.append({"name": name, "kind": deg.kind, "params": params, "available": available, "provider": provider,
                      "description": deg.description})
     conditions = [_condition_row(v, {r["name"]: r for r in rows}) for v in CONDITIONS.values()]
-    binaries = [{"path": b.path, "origin": b.origin} for b in candidate_binaries()]
+    binaries = [{"path": b.path, "origin": b.origin} for b in providers()]
     payload = {"degradations": rows, "conditions": conditions, "ffmpeg": binaries}
 
     def human() -> None:
@@ -185,7 +185,8 @@ def _list(c) -> None:
                            f"{row['source']}; levels: {row['level_source']}", row["provided_by"],
                            style="" if row["available"] else "red")
         out.print(ctable)
-        out.print("ffmpeg binaries, in order of preference: " + ", ".join(f"{b['path']} [{b['origin']}]" for b in binaries))
+        out.print("codec providers (ffmpeg binaries, PyAV in-process), in order of preference: " + ", ".join(
+            f"{b['path']} (in-process)" if b["origin"] == "pyav" else f"{b['path']} [{b['origin']}]" for b in binaries))
 
     emit(c, payload, human)
 

@@ -1,8 +1,9 @@
 """Transmission codecs through ffmpeg, aligned sample-for-sample with their input.
 
 Each codec encodes at its native rate (ffmpeg resamples in and out) and is decoded
-back to the input rate. Encoders and decoders add delay (priming, filter
-latency); it is measured once per binary, codec, parameters and rate by
+back to the input rate, by an ffmpeg binary or in-process by PyAV (ffmpeg.find_encoder
+picks the provider). Encoders and decoders add delay (priming, filter
+latency); it is measured once per provider, codec, parameters and rate by
 cross-correlating a probe signal with its coded copy, cached, and removed, then the
 output is trimmed or zero-padded to exactly the input length.
 """
@@ -16,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from cm_cli.core.errors import CmError
-from cm_cli.degrade.ffmpeg import find_encoder, run_codec_pipe
+from cm_cli.degrade.ffmpeg import FfmpegBinary, find_encoder, run_codec_pipe
 
 __all__ = ["CodecDef", "CODECS", "codec_available", "codec_provider", "encode_decode", "codec_delay", "probe_signal",
            "encoded_kbps", "MSBC_KBPS"]
@@ -127,8 +128,8 @@ CODECS: dict[str, CodecDef] = {
 }
 
 
-def codec_provider(name: str):
-    """(binary, encoder) serving a codec, or None."""
+def codec_provider(name: str) -> tuple[FfmpegBinary, str] | None:
+    """(provider, encoder) serving a codec, or None; the provider is a binary or PyAV (``provider.in_process``)."""
     return find_encoder(CODECS[name].encoders)
 
 
@@ -142,7 +143,10 @@ def _require(name: str):
     if found is None:
         from cm_cli.degrade.ffmpeg import candidate_binaries
 
-        binaries = ", ".join(b.path for b in candidate_binaries()) or "none found"
+        from cm_cli.degrade.ffmpeg import pyav_provider
+
+        checked = [b.path for b in candidate_binaries()] + [p.path for p in [pyav_provider()] if p]
+        binaries = ", ".join(checked) or "none found"
         raise CmError(
             f"codec {name!r} needs the ffmpeg encoder {codec.encoder_hint}, which no ffmpeg here has (checked: {binaries})",
             "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm degrade --list` shows what each binary provides",
@@ -214,20 +218,27 @@ def xcorr_lag(reference: np.ndarray, delayed: np.ndarray, max_lag: int) -> float
     return k - max_lag + offset
 
 
-def _raw_pipe(codec: CodecDef, binary: str, encoder: str, samples: np.ndarray, sr: int, params: dict) -> np.ndarray:
+def _raw_pipe(codec: CodecDef, provider: FfmpegBinary, encoder: str, samples: np.ndarray, sr: int,
+              params: dict) -> np.ndarray:
     rate = codec.rate(sr, params)
-    return run_codec_pipe(binary, samples, sr, encode_args=_encode_args(codec, encoder, params, rate),
-                          decode_input_args=codec.decode_args(rate))
+    args = {"encode_args": _encode_args(codec, encoder, params, rate), "decode_input_args": codec.decode_args(rate)}
+    if provider.in_process:
+        from cm_cli.degrade.pyav import run_codec_inprocess
+
+        return run_codec_inprocess(samples, sr, **args)
+    return run_codec_pipe(provider.path, samples, sr, **args)
 
 
 @functools.lru_cache(maxsize=256)
-def _delay_cached(name: str, binary: str, encoder: str, params_key: tuple, sr: int) -> int:
+def _delay_cached(name: str, provider: FfmpegBinary, encoder: str, params_key: tuple, sr: int) -> int:
+    """Delay of one provider's coding path: builds differ (PyAV's in-memory mp3 is gapless, a pipe's is not)."""
     codec = CODECS[name]
     probe = probe_signal(sr)
     pad = int(MAX_DELAY_S * sr)
-    decoded = _raw_pipe(codec, binary, encoder, np.concatenate([probe, np.zeros(pad, np.float32)]), sr, dict(params_key))
+    decoded = _raw_pipe(codec, provider, encoder, np.concatenate([probe, np.zeros(pad, np.float32)]), sr,
+                        dict(params_key))
     if len(decoded) == 0:
-        raise CmError(f"{name}: ffmpeg returned no audio for the alignment probe")
+        raise CmError(f"{name}: {provider.path} returned no audio for the alignment probe")
     return int(round(xcorr_lag(probe, decoded[: len(probe) + pad], pad)))
 
 
@@ -235,25 +246,25 @@ def codec_delay(name: str, sr: int, params: dict | None = None) -> int:
     """Samples (at ``sr``) by which the coded signal lags its input; measured once and cached."""
     codec, (binary, encoder) = _require(name)
     params = _check_params(codec, params or {})
-    return _delay_cached(name, binary.path, encoder, tuple(sorted(params.items())), int(sr))
+    return _delay_cached(name, binary, encoder, tuple(sorted(params.items())), int(sr))
 
 
 def encode_decode(samples: np.ndarray, sr: int, name: str, params: dict | None = None) -> tuple[np.ndarray, dict]:
     """Code ``samples`` with codec ``name``; same length and rate out. Returns (audio, info)."""
     codec, (binary, encoder) = _require(name)
     params = _check_params(codec, params or {})
-    delay = _delay_cached(name, binary.path, encoder, tuple(sorted(params.items())), int(sr))
+    delay = _delay_cached(name, binary, encoder, tuple(sorted(params.items())), int(sr))
     n = len(samples)
     # pad the tail so the codec's look-ahead and final frame do not cut the end off
     tail = max(delay, 0) + int(0.05 * sr)
-    decoded = _raw_pipe(codec, binary.path, encoder, np.concatenate([samples, np.zeros(tail, np.float32)]), sr, params)
+    decoded = _raw_pipe(codec, binary, encoder, np.concatenate([samples, np.zeros(tail, np.float32)]), sr, params)
     if delay >= 0:
         out = decoded[delay: delay + n]
     else:
         out = np.concatenate([np.zeros(-delay, np.float32), decoded[: n + delay]])
     if len(out) < n:
         out = np.concatenate([out, np.zeros(n - len(out), np.float32)])
-    info = {"codec": name, "binary": binary.path, "encoder": encoder, "codec_rate": codec.rate(sr, params),
+    info = {"codec": name, "binary": binary.path, "provider": binary.origin, "encoder": encoder, "codec_rate": codec.rate(sr, params),
             "delay_samples": delay}
     kbps = params.get("kbps", codec.default_kbps)
     if kbps is not None:
@@ -262,13 +273,19 @@ def encode_decode(samples: np.ndarray, sr: int, name: str, params: dict | None =
 
 
 def encoded_kbps(samples: np.ndarray, sr: int, name: str, params: dict | None = None) -> float:
-    """Bitrate actually produced: bytes of the encoded stream (container included) over the signal's duration."""
+    """Bitrate actually produced: bytes of the encoded stream (container included) over the signal's duration,
+    through the same provider as ``encode_decode``."""
     import subprocess
 
     codec, (binary, encoder) = _require(name)
     params = _check_params(codec, params or {})
+    args = _encode_args(codec, encoder, params, codec.rate(sr, params))
+    if binary.in_process:
+        from cm_cli.degrade.pyav import encode_inprocess, translate_encode
+
+        return len(encode_inprocess(samples, sr, translate_encode(args))) * 8 / (len(samples) / sr) / 1000.0
     cmd = [binary.path, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "f32le", "-ar", str(int(sr)), "-ac", "1",
-           "-i", "pipe:0", *_encode_args(codec, encoder, params, codec.rate(sr, params)), "pipe:1"]
+           "-i", "pipe:0", *args, "pipe:1"]
     done = subprocess.run(cmd, input=np.ascontiguousarray(samples, dtype="<f4").tobytes(), capture_output=True, timeout=120)
     if done.returncode != 0:
         raise CmError(f"{name}: encoding failed: {done.stderr.decode('utf-8', 'replace').strip()[-300:]}")

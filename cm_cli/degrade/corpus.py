@@ -153,11 +153,40 @@ def _init_worker(ffmpeg: str | None, sample_rate: int | None, seed: int, committ
     _WORKER_STATE.update(sample_rate=sample_rate, seed=seed, committed=committed or {}, out_dir=out_dir)
 
 
-def item_key(*, spec: str, seed: int, sample_rate: int | None, source_utt_id: str, source_sha256: str | None) -> str:
-    """What an output depends on; an item is reused only when this matches its journal line."""
-    text = json.dumps({"spec": spec, "seed": seed, "sample_rate": sample_rate, "source_utt_id": source_utt_id,
-                       "source_sha256": source_sha256}, sort_keys=True)
+def item_key(*, spec: str, seed: int, sample_rate: int | None, source_utt_id: str, source_sha256: str | None,
+             providers: str = "") -> str:
+    """What an output depends on; an item is reused only when this matches its journal line.
+
+    ``providers`` (registry.spec_providers) names the FFmpeg build coding each codec step, so switching
+    between PyAV and a binary recomputes instead of reusing; it is left out of the key when empty."""
+    fields = {"spec": spec, "seed": seed, "sample_rate": sample_rate, "source_utt_id": source_utt_id,
+              "source_sha256": source_sha256}
+    if providers:
+        fields["providers"] = providers
+    text = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _providers(spec: str) -> str:
+    from cm_cli.degrade.registry import spec_providers
+
+    try:
+        return spec_providers(spec)
+    except CmError:
+        return ""  # an invalid spec fails below, where its error is reported for the item
+
+
+def _run_providers(specs: Sequence[str], condition: str | None, policy) -> list[str]:
+    """Provider and encoder of every codec step a run may draw (specs, condition levels, policy entries)."""
+    from cm_cli.degrade.conditions import get_condition
+    from cm_cli.degrade.registry import spec_providers
+
+    candidates = list(specs)
+    if condition:
+        candidates += [s.canonical() for s in get_condition(condition).specs()]
+    if policy is not None:
+        candidates += [s.canonical() for entry in policy.entries for s in entry.candidates()]
+    return sorted({part for spec in candidates for part in _providers(spec).split(";") if part})
 
 
 def _sha256(path: str | Path) -> str:
@@ -246,7 +275,7 @@ def _run_job(job: Job) -> dict:
         except OSError:
             source_hash = None  # load_audio below says what is wrong with the source
         key = item_key(spec=job.spec, seed=_WORKER_STATE.get("seed", 0), sample_rate=_WORKER_STATE.get("sample_rate"),
-                       source_utt_id=source_id, source_sha256=source_hash)
+                       source_utt_id=source_id, source_sha256=source_hash, providers=_providers(job.spec))
         if source_hash is not None and _reusable(output, key):
             info = sf.info(str(output))
             rate, frames = int(info.samplerate), int(info.frames)
@@ -330,6 +359,13 @@ def degrade_manifest(
     opts = dict(options or {})
     opts.update(specs=canonical, condition=condition, policy=policy_obj.canonical() if policy_obj else None,
                 variants=variants if policy_obj else None, seed=seed, sample_rate=sample_rate, split=split)
+    if ffmpeg:
+        from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
+
+        set_preferred_ffmpeg(ffmpeg)  # the providers recorded below are the ones the workers will use
+    providers = _run_providers(canonical, condition, policy_obj)
+    if providers:  # an output directory is never completed by a different FFmpeg build than it was begun with
+        opts["codec_providers"] = providers
     part_name = "manifest.parquet" if shard.is_whole else shard.part_name()
     fail_name = "failures.parquet" if shard.is_whole else shard.part_name("failures")
     result = CorpusResult(out_dir, out_dir / part_name, conditions=canonical + ([condition.upper()] if condition else []))

@@ -1,9 +1,11 @@
-"""Finding ffmpeg binaries, knowing which encoders each has, and running encode|decode pipes.
+"""Finding codec providers (ffmpeg binaries, or PyAV in-process), their encoders, and running encode|decode pipes.
 
 Two ffmpeg builds usually coexist (the system one and the one bundled by
 imageio-ffmpeg) and neither has every speech codec, so a codec is served by the
-first binary whose ``-encoders`` list names its encoder. Audio crosses the pipes as
-raw little-endian float32, so no temporary files are written.
+first provider whose encoder list names its encoder: a binary the user pinned
+(``--ffmpeg``, ``CM_FFMPEG``), then PyAV's bundled libavcodec (no process start-up),
+then the binaries on PATH and imageio-ffmpeg's. Audio crosses the pipes as raw
+little-endian float32, so no temporary files are written.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = [
     "candidate_binaries",
     "encoders_of",
     "find_encoder",
+    "pyav_provider",
+    "providers",
     "set_preferred_ffmpeg",
     "run_codec_pipe",
 ]
@@ -33,10 +37,19 @@ __all__ = [
 _PREFERRED: list[str] = []
 
 
+PINNED_ORIGINS = ("--ffmpeg", "CM_FFMPEG")
+
+
 @dataclass(frozen=True)
 class FfmpegBinary:
+    """One provider of ffmpeg codecs; for PyAV ``path`` is its label, e.g. 'pyav 18.1.0 (FFmpeg 8.1.2)'."""
+
     path: str
-    origin: str  # "--ffmpeg", "CM_FFMPEG", "PATH", "imageio-ffmpeg"
+    origin: str  # "--ffmpeg", "CM_FFMPEG", "pyav", "PATH", "imageio-ffmpeg"
+
+    @property
+    def in_process(self) -> bool:
+        return self.origin == "pyav"
 
 
 def set_preferred_ffmpeg(path: str | os.PathLike | None) -> None:
@@ -99,13 +112,38 @@ def encoders_of(path: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def pyav_provider() -> FfmpegBinary | None:
+    """PyAV as a provider when ``av`` imports (its label names the FFmpeg it bundles)."""
+    from cm_cli.degrade.pyav import PYAV_ORIGIN, pyav_label
+
+    label = pyav_label()
+    return FfmpegBinary(label, PYAV_ORIGIN) if label else None
+
+
+def providers() -> list[FfmpegBinary]:
+    """Every codec provider in order of preference: pinned binaries, PyAV, then the other binaries."""
+    binaries = candidate_binaries()
+    in_process = pyav_provider()
+    return [*(b for b in binaries if b.origin in PINNED_ORIGINS), *([in_process] if in_process else []),
+            *(b for b in binaries if b.origin not in PINNED_ORIGINS)]
+
+
 def find_encoder(encoders: Sequence[str]) -> tuple[FfmpegBinary, str] | None:
-    """The first binary that has any of ``encoders`` (in the codec's order of preference)."""
-    for binary in candidate_binaries():
-        available = encoders_of(binary.path)
+    """The first provider that has any of ``encoders`` (in the codec's order of preference).
+
+    A pinned binary (``--ffmpeg``, ``CM_FFMPEG``) is asked first: an explicit choice wins over
+    PyAV; PyAV comes before the binaries found on PATH or bundled by imageio-ffmpeg.
+    """
+    for provider in providers():
+        if provider.in_process:
+            from cm_cli.degrade.pyav import pyav_encoders
+
+            available = pyav_encoders()
+        else:
+            available = encoders_of(provider.path)
         for encoder in encoders:
             if encoder in available:
-                return binary, encoder
+                return provider, encoder
     return None
 
 

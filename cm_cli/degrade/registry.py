@@ -27,6 +27,7 @@ __all__ = [
     "codec_fields",
     "step_bitrate_kbps",
     "describe_provider",
+    "spec_providers",
     "as_spec",
 ]
 
@@ -223,14 +224,33 @@ def describe_provider(deg: Degradation) -> tuple[bool, str]:
     if deg.codec is None:
         if deg.name in ("mulaw", "alaw"):
             found = codec_provider(f"{deg.name}-ffmpeg")
-            extra = f"; impl=ffmpeg via {found[0].path} ({found[1]})" if found else "; impl=ffmpeg unavailable"
+            extra = f"; impl=ffmpeg via {_provider_text(*found)}" if found else "; impl=ffmpeg unavailable"
             return True, "numpy (bit-exact G.711)" + extra
         return True, "numpy/scipy"
     found = codec_provider(deg.codec)
     if found is None:
         return False, f"missing: no ffmpeg has the encoder {CODECS[deg.codec].encoder_hint}"
-    binary, encoder = found
-    return True, f"{binary.path} [{binary.origin}] ({encoder})"
+    return True, _provider_text(*found)
+
+
+def _provider_text(binary, encoder: str) -> str:
+    if binary.in_process:
+        return f"{binary.path}, in-process ({encoder})"
+    return f"{binary.path} [{binary.origin}] ({encoder})"
+
+
+def spec_providers(spec: "Spec | str") -> str:
+    """Which provider and encoder code each ffmpeg step of ``spec`` ('' when none does): part of every
+    reuse and cache key, so output coded by one FFmpeg build is never served for another's."""
+    from cm_cli.degrade.codecs import codec_provider
+
+    names = []
+    for step in as_spec(spec).steps:
+        codec_name = _codec_for(get_degradation(step.name), resolve_params(step))
+        if codec_name is not None:
+            found = codec_provider(codec_name)
+            names.append(f"{codec_name}={found[0].origin}:{found[0].path}/{found[1]}" if found else f"{codec_name}=none")
+    return ";".join(names)
 
 
 # --------------------------------------------------------------------------- implementations
