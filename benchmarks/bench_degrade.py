@@ -73,9 +73,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
-    from cm_cli.degrade.codecs import codec_provider
+    from cm_cli.degrade.ffmpeg import candidate_binaries, encoders_of
 
-    binary = codec_provider("mp3")[0].path
+    # the shell-loop baseline needs an ffmpeg binary (cm itself may code in-process through PyAV)
+    binary = next(b.path for b in candidate_binaries() if "libmp3lame" in encoders_of(b.path))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_degrade."))
     manifest = make_corpus(work, args.n)
     small = make_corpus(work, max(1, args.n // 4))

@@ -191,11 +191,13 @@ _CACHE_VERSION = "pcm16-flac-1"  # bump when what a cache entry holds changes
 
 
 def _cache_key(samples: np.ndarray, sr: int, spec: Spec, seed: int, utt_id: str) -> str:
+    from cm_cli.degrade.registry import spec_providers
+
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(samples, dtype=np.float32).tobytes())
     # steps that draw from the per-utterance generator (noise file/offset, RIR, hum phases)
     random_steps = any(s.name in ("noise", "reverb", "cable") for s in spec.steps)
-    digest.update(f"|{_CACHE_VERSION}|{sr}|{spec.canonical()}|{seed if random_steps else ''}|"
+    digest.update(f"|{_CACHE_VERSION}|{sr}|{spec.canonical()}|{spec_providers(spec)}|{seed if random_steps else ''}|"
                   f"{utt_id if random_steps else ''}".encode())
     return digest.hexdigest()
 

@@ -136,3 +136,16 @@ def test_cache_key_separates_utterances_for_steps_that_draw_randomness():
     assert pol._cache_key(x, 16000, spec, 1, "a") != pol._cache_key(x, 16000, spec, 1, "b")
     coded = pol.parse_policy("mp3:kbps=32:1").entries[0].candidates()[0]
     assert pol._cache_key(x, 16000, coded, 1, "a") == pol._cache_key(x, 16000, coded, 2, "b")
+
+
+def test_apply_policy_cache_is_keyed_by_the_codec_provider(tmp_path, monkeypatch):
+    """Audio coded by one FFmpeg build (PyAV in-process) is never served for another's (a binary)."""
+    pytest.importorskip("av")
+    from cm_cli.degrade import ffmpeg
+
+    x = speechlike(16000, 0.5, seed=2)
+    p = parse_policy("mp3:kbps=32:1")
+    apply_policy(x, 16000, p, seed=3, utt_id="u", cache_dir=tmp_path)
+    monkeypatch.setattr(ffmpeg, "pyav_provider", lambda: None)
+    apply_policy(x, 16000, p, seed=3, utt_id="u", cache_dir=tmp_path)
+    assert len(list((tmp_path / "degrade").rglob("*.flac"))) == 2
