@@ -150,4 +150,25 @@ def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str]
             text += "\n"
         with atomic_path(protocol) as tmp:
             tmp.write_text(text + "\n".join(new_lines) + "\n", encoding="utf-8")
+        _record_coders(corpus_root, {name: spec for name, spec in zip(conditions, _first_specs(conditions, seed))
+                                     if added.get(name)})
     return added
+
+
+CODED_BY = "coded_conditions.json"  # which provider coded each condition's copies (FFmpeg builds differ slightly)
+
+
+def _first_specs(conditions: Sequence[str], seed: int) -> list[str]:
+    return [_condition_spec(name, seed=seed, utt_id="")[2] for name in conditions]
+
+
+def _record_coders(corpus_root: Path, specs: dict[str, str]) -> None:
+    """Add ``{condition: provider and encoder}`` to the corpus's ``coded_conditions.json``."""
+    from cm_cli.core.artifacts import read_json, write_json
+    from cm_cli.degrade.registry import spec_providers
+
+    path = corpus_root / CODED_BY
+    record = read_json(path) if path.is_file() else {}
+    for name, spec in specs.items():
+        record[name] = spec_providers(spec) or "cm (no ffmpeg step)"
+    write_json(record, path)

@@ -41,6 +41,14 @@ def test_adds_coded_copies_with_protocol_fields(tmp_path):
     assert sr == 16000 and len(y) == len(x) and not np.allclose(x, y, atol=1e-3)
     assert add_coded_eval_conditions(root, ["C05"], seed=0, copies=None) == {"C05": 0}  # idempotent
     assert len(read_protocol(root / "ASVspoof5_protocols" / "ASVspoof5.eval.track_1.tsv")) == 12
+    import json
+
+    from cm_cli.degrade.registry import spec_providers
+
+    coded_by = json.loads((root / "coded_conditions.json").read_text())  # which FFmpeg build coded each condition
+    assert set(coded_by) == {"C05", "gsm", "mulaw"}
+    assert coded_by["C05"].startswith("mp3=") and coded_by["C05"] == spec_providers("mp3:kbps=128")
+    assert coded_by["gsm"].startswith("gsm=")
 
 
 def test_one_copy_per_utterance_rotates_conditions_and_reruns_add_nothing(tmp_path):
