@@ -231,18 +231,22 @@ def _eval_sasv(c, o: dict) -> None:
     emit(c, result, human)
 
 
-def _eval_model(c, source: Path, o: dict, settings) -> None:
+def _run_target(source: Path, o: dict, missing_manifest: str):
+    """(manifest, shard, split, output directory) of scoring a run; the default out is RUN/eval/<split>."""
     from cm_cli.core.shard import resolve_shard
 
-    if o["scores"] is not None:
-        raise UsageError("--scores evaluates a score file; --run/--checkpoint score a model: give one of them")
     manifest = _path(o["manifest"])
     if manifest is None:
-        raise UsageError("--run needs --manifest M (the utterances to score)",
-                         "e.g. --manifest runs/manifests/toy/manifest.parquet")
-    part = resolve_shard(o["shard"])
+        raise UsageError(missing_manifest, "e.g. --manifest runs/manifests/toy/manifest.parquet")
     split = o["split"]
     out_dir = _path(o["out"]) or (source if source.is_dir() else source.parent) / "eval" / split
+    return manifest, resolve_shard(o["shard"]), split, out_dir
+
+
+def _eval_model(c, source: Path, o: dict, settings) -> None:
+    if o["scores"] is not None:
+        raise UsageError("--scores evaluates a score file; --run/--checkpoint score a model: give one of them")
+    manifest, part, split, out_dir = _run_target(source, o, "--run needs --manifest M (the utterances to score)")
     degrade, chunk_ms = list(o["degrade"] or []), list(o["chunk_ms"] or [])
     options = {"run": str(source), "manifest": str(manifest), "split": split, "degrade": degrade, "chunk_ms": chunk_ms,
                "overlap_ms": o["overlap_ms"], "aggregate": o["aggregate"],
@@ -306,16 +310,9 @@ def _refuse_feature_run(source: Path) -> None:
 
 def _eval_features(c, source: Path, o: dict, settings) -> None:
     """A feature head on a `cm embed` cache: one condition, the same metrics directory as _eval_model."""
-    from cm_cli.core.shard import resolve_shard
-
-    manifest = _path(o["manifest"])
-    if manifest is None:
-        raise UsageError("--run with --features needs --manifest M (the labels and columns of the cached rows)",
-                         "e.g. --manifest runs/manifests/toy/manifest.parquet")
-    part = resolve_shard(o["shard"])
-    split = o["split"]
+    manifest, part, split, out_dir = _run_target(
+        source, o, "--run with --features needs --manifest M (the labels and columns of the cached rows)")
     features = Path(o["features"])
-    out_dir = _path(o["out"]) or (source if source.is_dir() else source.parent) / "eval" / split
     options = {"run": str(source), "features": str(features), "manifest": str(manifest), "split": split,
                **settings.options(), "shard": str(part), "out": str(out_dir)}
     if c.dry_run:

@@ -179,7 +179,6 @@ def _providers(spec: str) -> str:
 def _run_providers(specs: Sequence[str], condition: str | None, policy) -> list[str]:
     """Provider and encoder of every codec step a run may draw (specs, condition levels, policy entries)."""
     from cm_cli.degrade.conditions import get_condition
-    from cm_cli.degrade.registry import spec_providers
 
     candidates = list(specs)
     if condition:
