@@ -199,3 +199,16 @@ def test_bench_loader_smoke_covers_sizes_seek_overlap_and_augmentation(tmp_path)
     assert header.split()[2:6] == ["CPU", "s", "wall", "s"]
     for mode in modes:
         assert any(line.split()[:1] == [mode] for line in printed.splitlines())
+
+
+def test_gpu_session_script_records_the_machine_and_runs_the_benchmark(tmp_path):
+    """The prepared device-machine run (benchmarks/gpu_session.sh); without CUDA it takes bench_gpu's smoke path."""
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable)
+    done = subprocess.run(["bash", str(repo / "benchmarks" / "gpu_session.sh")], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    machine = (tmp_path / "out" / "machine.txt").read_text()
+    assert "torch" in machine and "cuda" in machine
+    result = json.loads((tmp_path / "out" / "gpu.json").read_text())
+    assert result["steps"] and all(row["utt_per_s"] > 0 for row in result["steps"])
