@@ -6,14 +6,14 @@ hint) and exit code 1, so library code never prints or exits.
 
 from __future__ import annotations
 
-__all__ = ["CmError", "UsageError"]
+__all__ = ["Reported", "CmError", "UsageError"]
 
 
-class CmError(Exception):
-    """An expected failure: bad input, missing file, unavailable feature.
+class Reported:
+    """What the root handler prints of an exception: ``message``, ``hint`` and ``exit_code``.
 
-    ``message`` names what is wrong (the file and line, or the value at fault);
-    ``hint`` says what to do about it.
+    A mixin, so ``CmError`` (an ``Exception``) and ``signals.Terminated`` (a
+    ``BaseException`` that per-item handlers must not catch) report the same way.
     """
 
     exit_code = 1
@@ -28,6 +28,14 @@ class CmError(Exception):
 
     def to_dict(self) -> dict:
         return {"error": self.message, "hint": self.hint, "exit_code": self.exit_code}
+
+
+class CmError(Reported, Exception):
+    """An expected failure: bad input, missing file, unavailable feature.
+
+    ``message`` names what is wrong (the file and line, or the value at fault);
+    ``hint`` says what to do about it.
+    """
 
 
 class UsageError(CmError):

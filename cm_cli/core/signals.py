@@ -17,10 +17,12 @@ import signal
 import threading
 from typing import Iterator
 
+from cm_cli.core.errors import Reported
+
 __all__ = ["Terminated", "WorkerStop", "stop_on_sigterm", "raise_on_sigterm"]
 
 
-class Terminated(BaseException):
+class Terminated(Reported, BaseException):
     """The job was asked to stop (SIGTERM); exit code 143 like a process killed by it.
 
     A ``BaseException``, not a ``CmError``: per-item handlers (``except Exception`` or
@@ -29,17 +31,6 @@ class Terminated(BaseException):
     """
 
     exit_code = 143
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return self.message
-
-    def to_dict(self) -> dict:
-        return {"error": self.message, "hint": self.hint, "exit_code": self.exit_code}
 
 
 class WorkerStop(SystemExit):
