@@ -136,13 +136,12 @@ def load_audio_window(path: str | Path, start: int, frames: int, *, sample_rate:
     import soundfile as sf
 
     path = Path(path)
-    if native_frames(path, sample_rate) is not None:
-        try:
-            data, _ = sf.read(str(path), start=int(start), frames=int(frames), dtype="float32", always_2d=True)
-        except Exception:
-            data = None
-        if data is not None and len(data) > 0:
-            return np.ascontiguousarray(to_mono(data.T), dtype=np.float32)
+    try:  # one open, no separate header probe: a window at another rate is discarded below
+        data, rate = sf.read(str(path), start=int(start), frames=int(frames), dtype="float32", always_2d=True)
+    except Exception:
+        data, rate = None, None
+    if data is not None and len(data) > 0 and int(rate) == int(sample_rate):
+        return np.ascontiguousarray(to_mono(data.T), dtype=np.float32)
     wave, _ = load_audio(path, sample_rate=sample_rate)
     return wave[int(start):int(start) + int(frames)]
 
