@@ -150,16 +150,12 @@ def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str]
             text += "\n"
         with atomic_path(protocol) as tmp:
             tmp.write_text(text + "\n".join(new_lines) + "\n", encoding="utf-8")
-        _record_coders(corpus_root, {name: spec for name, spec in zip(conditions, _first_specs(conditions, seed))
-                                     if added.get(name)})
+        _record_coders(corpus_root, {name: _condition_spec(name, seed=seed, utt_id="")[2]
+                                     for name in conditions if added.get(name)})
     return added
 
 
 CODED_BY = "coded_conditions.json"  # which provider coded each condition's copies (FFmpeg builds differ slightly)
-
-
-def _first_specs(conditions: Sequence[str], seed: int) -> list[str]:
-    return [_condition_spec(name, seed=seed, utt_id="")[2] for name in conditions]
 
 
 def _record_coders(corpus_root: Path, specs: dict[str, str]) -> None:
