@@ -237,11 +237,12 @@ def _fill_rows(array, out: "np.ndarray", name: str, file: str) -> None:
         out[valid] = flat.reshape(-1, width)
 
 
-def _scan_layer(path: Path, name: str, out: "np.ndarray | None" = None):
+def _scan_layer(path: Path, name: str, out: "np.ndarray | None" = None, *, with_ids: bool = True):
     """Read ``utt_id`` and column ``name`` batch by batch, each into its rows of a preallocated float32 matrix.
 
-    Returns ``(utt_ids, X)``. ``out`` (optional) is a preallocated (N, D) float32 array to fill
-    instead of a new one (the (N, L, D) reader passes one slice per layer). Peak memory above the result
+    Returns ``(utt_ids, X)`` (``utt_ids`` None when ``with_ids`` is false: the column is then
+    not decoded). ``out`` (optional) is a preallocated (N, D) float32 array to fill instead of a
+    new one (the (N, L, D) reader passes one slice per layer and decodes the ids once). Peak memory above the result
     is one decoded batch (about ``_BATCH_BYTES``) plus one compressed column chunk.
     """
     import numpy as np
@@ -272,15 +273,17 @@ def _scan_layer(path: Path, name: str, out: "np.ndarray | None" = None):
             width = int(field.type.list_size)
     if out is not None and out.shape[0] != n_total:
         raise CmError(f"{path}: {n_total} rows, the output array has {out.shape[0]}")
-    utt_ids = np.empty(n_total, dtype=object)
+    utt_ids = np.empty(n_total, dtype=object) if with_ids else None
+    columns = ["utt_id", name] if with_ids else [name]
     X = out if out is not None else (np.empty((n_total, width), dtype=np.float32) if width is not None else None)
     start, pending_null = 0, []  # rows read before the width of a variable-list column is known (all null)
     for file, handle in handles:
         rows_per_batch = max(64, _BATCH_BYTES // (4 * max(1, width or 256)))
-        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=["utt_id", name], use_threads=False):
+        for batch in handle.iter_batches(batch_size=rows_per_batch, columns=columns, use_threads=False):
             n = batch.num_rows
-            utt_ids[start:start + n] = [str(u) for u in batch.column(0).to_pylist()]
-            column = batch.column(1)
+            if with_ids:
+                utt_ids[start:start + n] = [str(u) for u in batch.column("utt_id").to_pylist()]
+            column = batch.column(name)
             found = _width_of(column, name, str(file))
             if found is not None and width is not None and found != width:
                 raise CmError(f"{file}: column {name} holds vectors of different lengths ({width}, {found})")
@@ -422,13 +425,11 @@ def read_layers(path: str | os.PathLike, layers: Sequence[str | int]) -> tuple["
     files = table_files(path, "embeddings")
     n_total = sum(pq.ParquetFile(file).metadata.num_rows for file in files)
     X = np.empty((n_total, len(names), widths[names[0]]), dtype=np.float32)
-    first_ids = None
-    for index, name in enumerate(names):
-        ids, _ = _scan_layer(path, name, out=X[:, index])
-        if first_ids is None:
-            _check_unique(path, ids)
-            first_ids = ids
-    return first_ids, X
+    ids, _ = _scan_layer(path, names[0], out=X[:, 0])
+    _check_unique(path, ids)
+    for index, name in enumerate(names[1:], start=1):  # same rows, same order: the ids are decoded once
+        _scan_layer(path, name, out=X[:, index], with_ids=False)
+    return ids, X
 
 
 def load_layer(path: str | os.PathLike, layer: str | int) -> tuple["np.ndarray", "np.ndarray"]:
