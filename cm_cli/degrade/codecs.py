@@ -141,12 +141,9 @@ def _require(name: str):
     codec = CODECS[name]
     found = find_encoder(codec.encoders)
     if found is None:
-        from cm_cli.degrade.ffmpeg import candidate_binaries
+        from cm_cli.degrade.ffmpeg import providers
 
-        from cm_cli.degrade.ffmpeg import pyav_provider
-
-        checked = [b.path for b in candidate_binaries()] + [p.path for p in [pyav_provider()] if p]
-        binaries = ", ".join(checked) or "none found"
+        binaries = ", ".join(p.path for p in providers()) or "none found"
         raise CmError(
             f"codec {name!r} needs the ffmpeg encoder {codec.encoder_hint}, which no ffmpeg here has (checked: {binaries})",
             "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm degrade --list` shows what each binary provides",
@@ -264,8 +261,8 @@ def encode_decode(samples: np.ndarray, sr: int, name: str, params: dict | None =
         out = np.concatenate([np.zeros(-delay, np.float32), decoded[: n + delay]])
     if len(out) < n:
         out = np.concatenate([out, np.zeros(n - len(out), np.float32)])
-    info = {"codec": name, "binary": binary.path, "provider": binary.origin, "encoder": encoder, "codec_rate": codec.rate(sr, params),
-            "delay_samples": delay}
+    info = {"codec": name, "binary": binary.path, "provider": binary.origin, "encoder": encoder,
+            "codec_rate": codec.rate(sr, params), "delay_samples": delay}
     kbps = params.get("kbps", codec.default_kbps)
     if kbps is not None:
         info["kbps"] = kbps
