@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.kinds import register_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -27,6 +28,10 @@ __all__ = ["CKA_COLUMNS", "ESTIMATORS", "CkaConfig", "hsic", "linear_cka", "mini
 
 CKA_COLUMNS = ["layer_a", "layer_b", "cka", "estimator"]
 ESTIMATORS = ("biased", "debiased")
+
+# the artifact kind this module makes, with its report section (cm_cli.core.kinds)
+register_kind("cka", title="CKA", command="`cm cka EMB_A EMB_B --out DIR`", marker="cka.parquet", tables=("cka",),
+              missing="CKA results", section="cm_cli.report.sections_analysis:cka_blocks", order=30)
 
 
 @dataclass

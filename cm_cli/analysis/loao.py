@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.kinds import register_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -41,6 +42,16 @@ FROZEN_MEASURES = ("linear separability of a held-out attack by a probe that nev
 RETRAIN_MEASURES = ("detection of an attack the whole detector (encoder included) never saw: each run is "
                     "retrained with that attack removed from train and dev")
 GROUP_COLUMNS = ("attack", "attack_family")
+
+# the artifact kinds this module makes, with their report sections (cm_cli.core.kinds)
+register_kind("loao", title="Leave one attack out", command="`cm loao EMBEDDINGS --manifest M --out DIR`",
+              marker="loao.parquet", tables=("loao", "geometry"),
+              looked_for="loao.parquet / geometry.parquet / loao.json", missing="LOAO results",
+              section="cm_cli.report.sections_analysis:loao_blocks", order=10)
+register_kind("loao_retrain", title="Leave one attack out, full retraining",
+              command="`cm loao --plan --train-preset P --manifest M --out DIR` then `sh DIR/plan.sh`",
+              marker="loao_plan.json", looked_for="loao_plan.json (the full-retraining LOAO recipe of `cm loao --plan`)",
+              section="cm_cli.report.sections_analysis:loao_retrain_blocks", optional=True, order=50)
 
 
 @dataclass

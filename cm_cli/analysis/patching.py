@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.kinds import register_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -36,6 +37,12 @@ __all__ = ["PATCH_COLUMNS", "PatchConfig", "Site", "patch_sites", "check_same_ar
 
 PATCH_COLUMNS = ["site", "eer", "min_dcf", "delta_eer", "ci_low", "ci_high", "probe_acc", "noop", "aligned"]
 ARCHITECTURE_KEYS = ("backbone", "backbone_options", "layer", "pooling", "head_dims")
+
+# the artifact kind this module makes, with its report section (cm_cli.core.kinds)
+register_kind("patching", title="Activation patching",
+              command="`cm patch --base RUN --donor RUN --manifest M --out DIR`", marker="patching.parquet",
+              tables=("patching",), missing="patching results",
+              section="cm_cli.report.sections_analysis:patching_blocks", order=40)
 
 
 @dataclass

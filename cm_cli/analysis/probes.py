@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.kinds import register_kind
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -40,6 +41,11 @@ PROBE_COLUMNS = ["tag", "layer", "target", "accuracy", "balanced_accuracy", "con
 CLASS_COLUMNS = ["tag", "layer", "target", "class", "n", "recall", "control_recall", "selectivity"]
 PROBE_CLASSES_FILE = "probe_classes.parquet"
 NULL_CLASS = "none"
+
+# the artifact kind this module makes, with its report section (cm_cli.core.kinds)
+register_kind("probes", title="Linear probes", command="`cm probe EMB --manifest M --target codec --out DIR`",
+              marker="probes.parquet", tables=("probes", "probe_classes"), missing="probes",
+              section="cm_cli.report.sections_analysis:probes_blocks", order=20)
 
 
 @dataclass

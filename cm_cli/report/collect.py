@@ -1,7 +1,10 @@
 """Find the artifacts of earlier steps under some directories and describe them as typed records.
 
 Discovery goes by each directory's ``cm.json`` ``kind`` and by the file names of
-DESIGN.md, so hand-made or older output directories are found too. Nothing here
+DESIGN.md, so hand-made or older output directories are found too. Analysis kinds
+are not listed here: each is declared once by the module that makes it
+(``cm_cli.core.kinds.register_kind``: its marker file, tables and summary), and
+this module finds every declared kind. Nothing here
 reads a big table: scores, histories and analysis tables are read later, one at a
 time, by the figure and table code.
 """
@@ -17,26 +20,16 @@ from typing import Any, Iterable, Mapping
 from cm_cli.core.errors import CmError
 
 __all__ = [
-    "RunInfo", "EvalInfo", "AnalysisInfo", "Collection", "collect", "LOOKED_FOR", "UNKNOWN_CORPUS",
+    "RunInfo", "EvalInfo", "AnalysisInfo", "Collection", "collect", "looked_for", "UNKNOWN_CORPUS",
 ]
 
 UNKNOWN_CORPUS = "unknown corpus"
-# what discovery recognises, as listed in the "nothing found" error
-LOOKED_FOR = (
+# what the collector's own readers recognise (runs, evaluations), before the declared analysis kinds
+_LOOKED_FOR_CHAIN = (
     "run directories (cm.json kind 'run', config.json, history.parquet)",
     "evaluation directories (metrics.json, scores.parquet, metrics_by_<col>.parquet, sweep.parquet)",
-    "loao.parquet / geometry.parquet / loao.json",
-    "probes.parquet",
-    "cka.parquet",
-    "patching.parquet",
-    "loao_plan.json (the full-retraining LOAO recipe of `cm loao --plan`)",
 )
-_ANALYSIS_FILES = {"loao": "loao.parquet", "probes": "probes.parquet", "cka": "cka.parquet",
-                   "patching": "patching.parquet", "loao_retrain": "loao_plan.json"}
-_OPTIONAL_KINDS = {"loao_retrain"}  # counted only when found
 _SEED_DIR = re.compile(r"^seed[_-]?\d+$")
-# kinds whose directories hold bulk data (audio, embeddings): recorded, never descended into
-_BULK_KINDS = {"degraded", "embeddings", "manifest"}
 _SKIP_DIRS = {"checkpoints", "figures", "__pycache__", "tables"}
 
 
@@ -140,9 +133,32 @@ class Collection:
         main = [e for e in self.evals if not e.in_sweep]
         counts = {"runs": len(self.runs), "evaluations": sum(e.sweep is None for e in main),
                   "sweeps": sum(e.sweep is not None for e in main)}
-        counts.update({kind: len(self.analyses.get(kind, [])) for kind in _ANALYSIS_FILES
-                       if kind not in _OPTIONAL_KINDS or self.analyses.get(kind)})
+        from cm_cli.core.kinds import analysis_kinds
+
+        counts.update({k.name: len(self.analyses.get(k.name, [])) for k in analysis_kinds()
+                       if not k.optional or self.analyses.get(k.name)})
         return counts
+
+
+def looked_for() -> tuple[str, ...]:
+    """What discovery recognises, as listed in the "nothing found" error: runs, evaluations, every analysis kind."""
+    from cm_cli.core.kinds import analysis_kinds
+
+    return _LOOKED_FOR_CHAIN + tuple(k.looked_for_text for k in analysis_kinds())
+
+
+def __getattr__(name: str):
+    if name == "LOOKED_FOR":  # computed on use: the analysis kinds are discovered, not listed here
+        return looked_for()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _is_analysis(kind, record_kind: str | None, names: set[str]) -> bool:
+    """A directory of a declared analysis kind: its marker file, or its ``cm.json`` kind with a table beside it."""
+    if kind.marker is None:
+        return record_kind == kind.name
+    return kind.marker in names or (record_kind == kind.name and kind.marker.endswith(".parquet")
+                                    and any(n.endswith(".parquet") for n in names))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -278,9 +294,12 @@ def _load_eval(path: Path, record: dict) -> EvalInfo:
 
 
 def _load_analysis(kind: str, path: Path) -> AnalysisInfo:
+    from cm_cli.core.kinds import get_kind
+
     tables = {p.stem: p for p in sorted(path.glob("*.parquet")) if not p.name.startswith(".")}
     summary: dict = {}
-    first = _ANALYSIS_FILES.get(kind, "") if _ANALYSIS_FILES.get(kind, "").endswith(".json") else f"{kind}.json"
+    declared = get_kind(kind)
+    first = declared.summary_file if declared is not None else f"{kind}.json"
     for candidate in (first, "summary.json", *sorted(p.name for p in path.glob("*.json"))):
         if candidate.startswith("cm.") or not (path / candidate).is_file():
             continue
@@ -332,8 +351,12 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
             raise CmError(f"{root}: no such directory", "give the output directories of cm train/eval/loao/probe/cka/patch")
         if not root.is_dir():
             raise CmError(f"{root}: not a directory", "cm report takes directories and searches them recursively")
+    from cm_cli.core.kinds import analysis_kinds, kinds
+
+    analyses = analysis_kinds()
+    bulk = {k.name for k in kinds() if k.bulk}  # bulk data (audio, embeddings): recorded, never descended into
     excluded = {Path(p).resolve() for p in exclude}
-    found = Collection(roots=roots, analyses={kind: [] for kind in _ANALYSIS_FILES})
+    found = Collection(roots=roots, analyses={k.name: [] for k in analyses})
     visited: set[Path] = set()
     sweep_dirs: list[Path] = []
     for root in roots:
@@ -353,7 +376,7 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
             if record:
                 found.records.append((path, record))
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
-            if kind in _BULK_KINDS:
+            if kind in bulk:
                 dirnames[:] = []
                 continue
             if _is_run(path, kind, names):
@@ -362,10 +385,9 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
                 found.evals.append(_load_eval(path, record))
                 if "sweep.parquet" in names:
                     sweep_dirs.append(resolved)
-            for analysis_kind, file_name in _ANALYSIS_FILES.items():
-                if file_name in names or (kind == analysis_kind and file_name.endswith(".parquet")
-                                          and any(n.endswith(".parquet") for n in names)):
-                    found.analyses[analysis_kind].append(_load_analysis(analysis_kind, path))
+            for analysis in analyses:
+                if _is_analysis(analysis, kind, names):
+                    found.analyses[analysis.name].append(_load_analysis(analysis.name, path))
     for evaluation in found.evals:
         resolved = evaluation.path.resolve()
         evaluation.in_sweep = any(d in resolved.parents for d in sweep_dirs)

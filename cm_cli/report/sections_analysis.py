@@ -1,7 +1,10 @@
 """Report sections for the analyses (LOAO, probes, CKA, patching) and for provenance.
 
 Each analysis directory gets its own subsection titled by its path, so two probe
-runs (say, ERM and DANN embeddings) are shown side by side, never pooled.
+runs (say, ERM and DANN embeddings) are shown side by side, never pooled. Which
+analyses exist, their titles and the commands that make them are declared by the
+producing modules (``cm_cli.core.kinds``); a kind without a builder of its own gets
+``generic_blocks``, which tables what it declares.
 """
 
 from __future__ import annotations
@@ -19,19 +22,27 @@ from cm_cli.report.labels import FROZEN_MEASURES, cka_estimator_text, measures_l
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["analysis_section", "provenance_section", "ANALYSIS_HINTS"]
+__all__ = ["analysis_section", "provenance_section", "generic_blocks", "loao_blocks", "loao_retrain_blocks",
+           "probes_blocks", "cka_blocks", "patching_blocks", "ANALYSIS_HINTS"]
 
-ANALYSIS_HINTS = {
-    "loao": "`cm loao EMBEDDINGS --manifest M --out DIR`",
-    "probes": "`cm probe EMB --manifest M --target codec --out DIR`",
-    "cka": "`cm cka EMB_A EMB_B --out DIR`",
-    "patching": "`cm patch --base RUN --donor RUN --manifest M --out DIR`",
-    "loao_retrain": "`cm loao --plan --train-preset P --manifest M --out DIR` then `sh DIR/plan.sh`",
-}
-_TITLES = {"loao": "Leave one attack out", "probes": "Linear probes", "cka": "CKA", "patching": "Activation patching",
-           "loao_retrain": "Leave one attack out, full retraining"}
-_OPTIONAL = {"loao_retrain"}  # sections shown only when found (the frozen LOAO section points to them)
+_GENERIC_ROWS = 50  # rows of each table a generic section shows
 _GEOMETRY = ("d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj")
+
+
+def _hint(kind: str) -> str:
+    """The command that makes ``kind``, as its producing module declares it."""
+    from cm_cli.core.kinds import get_kind
+
+    declared = get_kind(kind)
+    return (declared.command if declared is not None else None) or f"the command that makes `{kind}`"
+
+
+def __getattr__(name: str):
+    if name == "ANALYSIS_HINTS":  # kind -> command, read from the declarations
+        from cm_cli.core.kinds import analysis_kinds
+
+        return {k.name: _hint(k.name) for k in analysis_kinds()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _read(info: AnalysisInfo, name: str) -> "pd.DataFrame | None":
@@ -90,7 +101,7 @@ def _focus_layers(per_attack: "pd.DataFrame", limit: int = 4) -> list[str]:
     return sorted(chosen, key=layer_sort_key)
 
 
-def _loao(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+def loao_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     import pandas as pd
 
     loao = _read(info, "loao")
@@ -105,7 +116,7 @@ def _loao(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     blocks: list = [measures_line("LOAO on frozen embeddings", info.summary.get("measures") or FROZEN_MEASURES)
                     + " It says how far an unseen attack lies from the seen ones in this representation, not how a "
                     f"detector trained without it would fare (for that, the full-retraining recipe: "
-                    f"{ANALYSIS_HINTS['loao_retrain']})."]
+                    f"{_hint('loao_retrain')})."]
     blocks += [Figure(figures.loao_gaps(per_attack, fig.path(f"loao-gaps-{where}"), layers=layers,
                                              title=f"LOAO generalisation gap ({where})"),
                            "Held-out minus seen EER of a linear probe per attack (points), mean over seeds with "
@@ -135,7 +146,7 @@ def _loao(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
                                  "Per-attack gap against embedding geometry; titles give Spearman ρ and its "
                                  "permutation p-value from loao.json."))
     else:
-        blocks.append(Note(f"{where}: no geometry.parquet: rerun {ANALYSIS_HINTS['loao']}"))
+        blocks.append(Note(f"{where}: no geometry.parquet: rerun {_hint('loao')}"))
     rows = _correlation_rows(info.summary.get("geometry_correlations") or [])
     selectivity = info.summary.get("probe_selectivity") or {}
     rows += _correlation_rows(selectivity.get("correlations") or []) if isinstance(selectivity, dict) else []
@@ -145,14 +156,14 @@ def _loao(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
                             "(bootstrap 95% CI, permutation p).", pd.DataFrame(rows)))
     if not selectivity:
         blocks.append(Note(f"{where}: no probe-selectivity correlation: rerun `cm loao` with the output of "
-                           f"{ANALYSIS_HINTS['probes'].replace('codec', 'attack')}"))
+                           f"{_hint('probes').replace('codec', 'attack')}"))
     return blocks
 
 
 # --------------------------------------------------------------------------- probes
 
 
-def _probes(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+def probes_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     import pandas as pd
 
     probes = _read(info, "probes")
@@ -195,7 +206,7 @@ def _probes(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
 # --------------------------------------------------------------------------- cka
 
 
-def _cka(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+def cka_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     cka = _read(info, "cka")
     if cka is None or cka.empty:
         return [Note(f"{where}: cka.parquet is empty")]
@@ -227,7 +238,7 @@ def _cka(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
 # --------------------------------------------------------------------------- patching
 
 
-def _patching(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+def patching_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     import pandas as pd
 
     patching = _read(info, "patching")
@@ -260,7 +271,7 @@ def _patching(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     return blocks
 
 
-def _loao_retrain(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+def loao_retrain_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     import pandas as pd
 
     from cm_cli.analysis.loao import RETRAIN_MEASURES, retrained_gaps
@@ -296,20 +307,54 @@ def _control_unit(row) -> str:
     return f"{unit} ({folds} folds)" if isinstance(folds, str) else str(unit)
 
 
-_BUILDERS = {"loao": _loao, "probes": _probes, "cka": _cka, "patching": _patching, "loao_retrain": _loao_retrain}
+def generic_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
+    """A section for a kind without a builder of its own: what it measures, then each declared table."""
+    import pandas as pd
+
+    from cm_cli.core.kinds import get_kind
+
+    declared = get_kind(info.kind)
+    title = declared.title if declared is not None and declared.title else info.kind
+    blocks: list = []
+    if info.summary.get("measures"):
+        blocks.append(measures_line(title, str(info.summary["measures"])))
+    names = list(declared.tables) if declared is not None and declared.tables else sorted(info.tables)
+    for name in names:
+        frame = _read(info, name)
+        if frame is None:
+            blocks.append(Note(f"{where}: no {name}.parquet"))
+            continue
+        shown = frame.head(_GENERIC_ROWS)
+        more = f", the first {_GENERIC_ROWS} shown" if len(frame) > _GENERIC_ROWS else ""
+        cells = pd.DataFrame({str(c): [fmt(v) for v in shown[c]] for c in shown.columns})
+        blocks.append(Table(fig.table_name(f"{info.kind}-{name}-{where}"), f"{name}.parquet ({len(frame)} rows{more}).",
+                            cells))
+    return blocks
+
+
+def _builder(kind):
+    """The section builder a kind declares (``module:function``, imported now), else ``generic_blocks``."""
+    if not kind.section:
+        return generic_blocks
+    import importlib
+
+    module, _, function = kind.section.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def analysis_section(collection: Collection, fig: FigureDir, *, base: Path | None = None) -> Section:
     """One subsection per analysis kind, one sub-subsection per directory; a Note for each kind missing."""
+    from cm_cli.core.kinds import analysis_kinds
+
     section = Section("Analyses")
-    for kind, builder in _BUILDERS.items():
-        found = collection.analyses.get(kind) or []
-        if not found and kind in _OPTIONAL:
+    for kind in analysis_kinds():
+        found = collection.analyses.get(kind.name) or []
+        if not found and kind.optional:
             continue
-        sub = Section(_TITLES[kind])
+        builder = _builder(kind)
+        sub = Section(kind.title)
         if not found:
-            what = {"loao": "LOAO results", "probes": "probes", "cka": "CKA results", "patching": "patching results"}[kind]
-            sub.add(Note(f"No {what} found: run {ANALYSIS_HINTS[kind]}"))
+            sub.add(Note(f"No {kind.missing_text} found: run {_hint(kind.name)}"))
         for info in found:
             where = _where(info, base)
             blocks = builder(info, fig, where)

@@ -333,3 +333,35 @@ def test_disk_full_leaves_no_half_written_report(study, tmp_path, monkeypatch):
         build_report([study], out, title="Toy study")
     assert not (out / "report.md").exists() and not (out / "report.html").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".report")]
+
+
+def test_a_kind_declared_in_one_place_is_collected_and_rendered(study, tmp_path):
+    """A dummy analysis kind: one register_kind call, no report code; the report finds, counts and tables it."""
+    from cm_cli.analysis._output import write_outputs
+    from cm_cli.core.kinds import register_kind, unregister_kind
+    from cm_cli.report.collect import looked_for
+
+    register_kind("dummy_profile", title="Dummy profile", command="`cm profile EMB --out DIR`",
+                  marker="profile.parquet", tables=("profile",), order=45)
+    try:
+        planted = pd.DataFrame({"layer": ["layer_00", "layer_01"], "loudness": [0.125, 0.875]})
+        write_outputs(tmp_path / "prof", "dummy_profile", {"target": "loudness"}, tables={"profile.parquet": planted},
+                      summary={"measures": "how loud each layer is"}, summary_name="dummy_profile.json")
+        assert "profile.parquet" in looked_for()
+        found = collect([tmp_path / "prof"])
+        assert [a.name for a in found.analyses["dummy_profile"]] == ["prof"]
+        assert found.counts()["dummy_profile"] == 1
+        result = build_report([tmp_path / "prof"], tmp_path / "out")
+        text = result.markdown.read_text()
+        section = text[text.index("### Dummy profile"):text.index("## Provenance")]
+        assert "**What this measures** (Dummy profile): how loud each layer is." in section
+        assert "| layer_01 | 0.875 |" in section and "| layer_00 | 0.125 |" in section
+        assert "dummy_profile" in result.counts
+        # its section sits between patching (order 40) and the optional retraining section, its hint when missing
+        without = build_report([study], tmp_path / "out2").markdown.read_text()
+        assert without.index("### Activation patching") < without.index("### Dummy profile")
+        assert "No Dummy profile results found: run `cm profile EMB --out DIR`" in without
+    finally:
+        unregister_kind("dummy_profile")
+    with pytest.raises(ValueError, match="unknown artifact kind"):
+        write_outputs(tmp_path / "prof2", "dummy_profile", {}, tables={}, summary={}, summary_name="x.json")
