@@ -1,4 +1,6 @@
-"""Checkpoints in the ``cm-checkpoint/1`` format of DESIGN.md: atomic save, checked read (models: ``models.loading``).
+"""Checkpoint formats of DESIGN.md: ``cm-checkpoint/1`` (atomic save, checked read) and the files that hold them.
+
+Models are built from them in ``models.loading``; this module sits below both that and training.
 
 A checkpoint is a plain dict readable with ``torch.load(weights_only=True)``:
 ``format``, ``model_config`` (``ModelConfig.to_dict()``), ``state_dict`` (trainable
@@ -13,12 +15,20 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["CHECKPOINT_FORMAT", "capture_rng", "restore_rng", "trainable_state_dict", "save_checkpoint", "check_payload", "read_checkpoint", "load_weights"]
+__all__ = ["CHECKPOINT_FORMAT", "FEATURE_HEAD_FORMAT", "RUN_CHECKPOINTS", "capture_rng", "restore_rng",
+           "trainable_state_dict", "save_checkpoint", "check_payload", "find_run_checkpoint", "read_torch_file",
+           "read_checkpoint", "load_weights"]
 
 CHECKPOINT_FORMAT = "cm-checkpoint/1"
+# a `cm train --features` head over `cm embed` statistics (written by cm_cli.training.features); it lives here,
+# below training and loading, so that models.loading can refuse it without importing training
+FEATURE_HEAD_FORMAT = "cm-feature-head/1"
+# where a run directory keeps its weights, in order of preference
+RUN_CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/last.pt", "best.pt", "last.pt")
 
 
 def capture_rng() -> dict:
@@ -107,10 +117,38 @@ def check_payload(payload, path: Path) -> None:
             raise CmError(f"checkpoint {path} has no {key!r}", hint="the file was not written by cm")
 
 
+def find_run_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint a run directory is scored with (best, else last); a file is returned as is."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for name in RUN_CHECKPOINTS:
+            if (path / name).is_file():
+                return path / name
+        raise CmError(f"{path} holds no checkpoints/best.pt or last.pt",
+                      "give a `cm train` run directory, a cm checkpoint file or an AASIST .pth")
+    if not path.is_file():
+        raise CmError(f"{path} not found: no such run directory or checkpoint",
+                      "give a `cm train` run directory or a checkpoint file (.pt / .pth)")
+    return path
+
+
+def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
+    """``torch.load(weights_only=True)`` on CPU; an unreadable file -> one-line ``CmError``."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CmError(f"{what} {path} not found", "give a checkpoint file or a `cm train` run directory")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise CmError(f"cannot read {what} {path}: {first}",
+                      "the file is corrupt, truncated or not a torch checkpoint; use another one (last.pt / best.pt)") from None
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load and check a checkpoint dict (file or run directory); bad or missing file -> ``CmError``."""
-    from cm_cli.models.loading import find_run_checkpoint, read_torch_file
-
     path = Path(path)
     if path.is_dir():
         path = find_run_checkpoint(path)

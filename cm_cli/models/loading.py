@@ -14,7 +14,8 @@ bad file, the choice of checkpoint inside a run directory and the provenance rec
 
 A ``cm train --features`` head has no audio front end: ``open_weights`` refuses it with
 the command that scores it, and ``cm_cli.training.features.load_feature_head`` reads it
-through the same ``find_run_checkpoint`` and ``read_torch_file``.
+through the same ``find_run_checkpoint`` and ``read_torch_file`` (both live with the
+checkpoint formats in ``cm_cli.models.checkpoint``, below training and loading alike).
 """
 
 from __future__ import annotations
@@ -25,13 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from cm_cli.core.errors import CmError
+from cm_cli.models.checkpoint import (
+    CHECKPOINT_FORMAT,
+    FEATURE_HEAD_FORMAT,
+    RUN_CHECKPOINTS,
+    find_run_checkpoint,
+    read_torch_file,
+)
 
 __all__ = ["LOAD_KINDS", "LoadedModel", "Weights", "RUN_CHECKPOINTS", "find_run_checkpoint", "read_torch_file",
            "open_weights", "load_model"]
 
 LOAD_KINDS = ("run", "checkpoint", "aasist_official", "ssl_aasist")
-# where a run directory keeps its weights, in order of preference
-RUN_CHECKPOINTS = ("checkpoints/best.pt", "checkpoints/last.pt", "best.pt", "last.pt")
 
 
 @dataclass
@@ -61,36 +67,6 @@ class Weights:
     path: Path
     payload: Any
     kind: str
-
-
-def find_run_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint a run directory is scored with (best, else last); a file is returned as is."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        for name in RUN_CHECKPOINTS:
-            if (path / name).is_file():
-                return path / name
-        raise CmError(f"{path} holds no checkpoints/best.pt or last.pt",
-                      "give a `cm train` run directory, a cm checkpoint file or an AASIST .pth")
-    if not path.is_file():
-        raise CmError(f"{path} not found: no such run directory or checkpoint",
-                      "give a `cm train` run directory or a checkpoint file (.pt / .pth)")
-    return path
-
-
-def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
-    """``torch.load(weights_only=True)`` on CPU; an unreadable file -> one-line ``CmError``."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise CmError(f"{what} {path} not found", "give a checkpoint file or a `cm train` run directory")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise CmError(f"cannot read {what} {path}: {first}",
-                      "the file is corrupt, truncated or not a torch checkpoint; use another one (last.pt / best.pt)") from None
 
 
 def _is_ssl_aasist_state(state: Any) -> bool:
@@ -138,14 +114,10 @@ def _cm_checkpoint(payload: dict, path: Path, overrides: dict):
 
 def open_weights(source: str | os.PathLike) -> Weights:
     """Read ``source`` once and tell its kind (``LOAD_KINDS``) before any model is built."""
-    from cm_cli.models.checkpoint import CHECKPOINT_FORMAT
-
     source = Path(source).expanduser()
     path = find_run_checkpoint(source)
     payload = read_torch_file(path)
     if isinstance(payload, dict) and "format" in payload:
-        from cm_cli.training.features import FEATURE_HEAD_FORMAT
-
         if payload.get("format") == FEATURE_HEAD_FORMAT:
             raise CmError(f"{source} is a feature-head run (`cm train --features`): it scores `cm embed` features, "
                           "not audio", f"evaluate it with `cm eval --run {source} --features EMB_DIR --manifest M`")

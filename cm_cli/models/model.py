@@ -191,4 +191,5 @@ def build_model(config: ModelConfig | dict) -> CountermeasureModel:
     """A ``CountermeasureModel`` from its config (pretrained weights loaded as the config says)."""
     if isinstance(config, dict):
         config = ModelConfig.from_dict(config)
-    return get_backbone(config.backbone).build(config)
+    bundle = get_backbone(config.backbone)
+    return CountermeasureModel(config, bundle.build_backbone(config), bundle=bundle)

@@ -61,10 +61,11 @@ class LayerStates(NamedTuple):
 
 
 def _net(model):
-    """The backbone net of a ``CountermeasureModel`` (or the net itself)."""
-    from cm_cli.models.model import CountermeasureModel
+    """The backbone net of a ``CountermeasureModel`` (one that carries its ``bundle``), or the net itself.
 
-    return model.backbone if isinstance(model, CountermeasureModel) else model
+    Told apart by attribute, not by class, so the registry never imports the model it describes.
+    """
+    return model.backbone if hasattr(model, "bundle") and hasattr(model, "backbone") else model
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,6 @@ class Backbone:
     def build_backbone(self, config):
         """The bare backbone net for a ``ModelConfig`` (pretrained weights loaded as the config says)."""
         return self._impl().build_backbone(config)
-
-    def build(self, config):
-        """A ``CountermeasureModel`` (backbone + head) for a ``ModelConfig`` or its dict."""
-        from cm_cli.models.model import CountermeasureModel, ModelConfig
-
-        if isinstance(config, dict):
-            config = ModelConfig.from_dict(config)
-        return CountermeasureModel(config, self.build_backbone(config), bundle=self)
 
     def layer_names(self, model) -> list[str]:
         """Layer names as in embedding files: ``layer_00`` … ``layer_NN``."""

@@ -15,15 +15,20 @@ from typing import TYPE_CHECKING, Sequence
 from cm_cli.report import figures
 from cm_cli.report.blocks import Figure, FigureDir, Note, Section
 from cm_cli.report.collect import AnalysisInfo, Collection
+from cm_cli.report.labels import (
+    FROZEN_MEASURES,
+    cka_estimator_text,
+    measures_line,
+    patching_alignment_text,
+)
 from cm_cli.report.style import layer_sort_key
 from cm_cli.report.tables import Table, fmt, fmt_ci
-from cm_cli.report.labels import FROZEN_MEASURES, cka_estimator_text, measures_line, patching_alignment_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["analysis_section", "provenance_section", "generic_blocks", "loao_blocks", "loao_retrain_blocks",
-           "probes_blocks", "cka_blocks", "patching_blocks", "ANALYSIS_HINTS"]
+           "probes_blocks", "cka_blocks", "patching_blocks"]
 
 _GENERIC_ROWS = 50  # rows of each table a generic section shows
 _GEOMETRY = ("d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj")

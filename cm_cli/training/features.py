@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cm_cli.core.errors import CmError
+from cm_cli.models.checkpoint import FEATURE_HEAD_FORMAT
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "train_features_run", "load_feature_head",
            "check_head_matches", "is_feature_run", "score_features", "feature_head_step"]
 
-FEATURE_HEAD_FORMAT = "cm-feature-head/1"
 
 
 @dataclass

@@ -40,7 +40,7 @@ def test_registry_covers_every_backbone_and_ssl_family():
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_bundle_builds_and_its_layers_match_the_forward(name, tiny_dirs):
     bundle = get_backbone(name)
-    model = bundle.build(_config(name, tiny_dirs)).eval()
+    model = build_model(_config(name, tiny_dirs)).eval()
     assert isinstance(model, CountermeasureModel) and model.bundle is bundle
     assert model.config.trainable == bundle.default_trainable
     wave = torch.randn(2, 8000)
@@ -62,7 +62,7 @@ def test_bundle_builds_and_its_layers_match_the_forward(name, tiny_dirs):
 def test_patch_sites_are_the_layers(name, tiny_dirs):
     """Replacing a site's output changes that layer's state and leaves every earlier layer as it was."""
     bundle = get_backbone(name)
-    model = bundle.build(_config(name, tiny_dirs)).eval()
+    model = build_model(_config(name, tiny_dirs)).eval()
     sites = bundle.patch_sites(model)
     names = bundle.layer_names(model)
     assert list(sites)[: len(names)] == names
@@ -93,7 +93,7 @@ def test_patch_sites_are_the_layers(name, tiny_dirs):
 @pytest.mark.parametrize("kind", ["wavlm", "w2v2", "xlsr", "hubert"])
 def test_ssl_patch_sites_output_exactly_the_hidden_states(kind, tiny_dirs):
     bundle = get_backbone(kind)
-    model = bundle.build(_config(kind, tiny_dirs)).eval()
+    model = build_model(_config(kind, tiny_dirs)).eval()
     seen = {}
     handles = [m.register_forward_hook(lambda mod, i, o, _n=n: seen.__setitem__(_n, o[0] if isinstance(o, tuple) else o))
                for n, m in bundle.patch_sites(model).items() if n.startswith("layer_")]
@@ -129,7 +129,7 @@ def test_ssl_receptive_field_is_the_fewest_samples_for_one_frame(tiny_dirs):
 @pytest.mark.parametrize("name", ["aasist", "lcnn"])
 def test_own_head_backbones_freeze_all_but_their_output_layer(name):
     bundle = get_backbone(name)
-    model = bundle.build(ModelConfig(backbone=name, trainable="frozen"))
+    model = build_model(ModelConfig(backbone=name, trainable="frozen"))
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["backbone.out_layer.weight", "backbone.out_layer.bias"]
     bundle.set_trainable(model, "all")
     assert all(p.requires_grad for p in model.parameters())
@@ -139,7 +139,7 @@ def test_own_head_backbones_freeze_all_but_their_output_layer(name):
 
 def test_ssl_aasist_trainable_specs(tiny_dirs):
     bundle = get_backbone("ssl_aasist")
-    model = bundle.build(ModelConfig(backbone="ssl_aasist", backbone_id=str(tiny_dirs["xlsr"]), trainable="frozen"))
+    model = build_model(ModelConfig(backbone="ssl_aasist", backbone_id=str(tiny_dirs["xlsr"]), trainable="frozen"))
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["backbone.backend.out_layer.weight", "backbone.backend.out_layer.bias"]
     bundle.set_trainable(model, "top:1")
     assert all(p.requires_grad for p in model.backbone.backend.parameters())
