@@ -224,7 +224,7 @@ def _load_pair(base, donor, config: PatchConfig, device):
     return loaded_base.model, loaded_donor.model, sites, notes, aligned
 
 
-def _patched_runs(base_model, donor_model, sites, frame, *, data_root, batch_size: int, device):
+def _patched_runs(base_model, donor_model, sites, frame, *, data_root, batch_size: int, device, workers: int = 0):
     """Scores and pre-logits of base, donor and each patched variant, by row; no-op flags; decoding failures."""
     import numpy as np
     import torch
@@ -250,7 +250,7 @@ def _patched_runs(base_model, donor_model, sites, frame, *, data_root, batch_siz
         pre_logits[name].append(result[1])
 
     with task(len(frame), "patching") as advance:
-        for audio in iter_audio_batches(frame, data_root=data_root, batch_size=batch_size):
+        for audio in iter_audio_batches(frame, data_root=data_root, batch_size=batch_size, workers=workers):
             failures.extend(message for _, message in audio.failures)
             for group in model_inputs(base_model, audio.waves):
                 batch, lengths = group.batch.to(device), group.lengths.to(device)
@@ -319,7 +319,8 @@ def _site_rows(used, scores: dict, pre_logits: dict, noop: dict, config: PatchCo
 
 
 def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame", *, data_root: str | Path | None,
-                     config: PatchConfig = PatchConfig(), device: Any = "cpu") -> tuple["pd.DataFrame", dict]:
+                     config: PatchConfig = PatchConfig(), device: Any = "cpu",
+                     workers: int = 0) -> tuple["pd.DataFrame", dict]:
     """Score base, donor and base-with-donor-activation at every site on ``device``; one PATCH_COLUMNS row each."""
     import pandas as pd
     import torch
@@ -334,7 +335,8 @@ def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame",
         raise CmError(f"patching needs bona fide and spoof rows (bona fide {int((labels == 'bonafide').sum())}, "
                       f"spoof {int((labels == 'spoof').sum())})", "use another --split")
     kept, scores, pre_logits, noop, failures = _patched_runs(base_model, donor_model, sites, frame, data_root=data_root,
-                                                             batch_size=config.batch_size, device=device)
+                                                             batch_size=config.batch_size, device=device,
+                                                             workers=workers)
     if failures:
         notes.append(f"{len(failures)} utterance(s) could not be decoded and were skipped, e.g. {failures[0]}")
     if not len(kept):
@@ -356,7 +358,7 @@ def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame",
 
 def run_patching(base: str | Path, donor: str | Path, *, manifest: str | Path, out: str | Path,
                  data_root: str | Path | None, config: PatchConfig = PatchConfig(), force: bool = False,
-                 argv: Sequence[str] | None = None, device: Any = "cpu") -> dict:
+                 argv: Sequence[str] | None = None, device: Any = "cpu", workers: int = 0) -> dict:
     """Patch every site and write patching.parquet and patching.json under ``out``."""
     from cm_cli.analysis._output import previous_summary, write_outputs
     from cm_cli.data.manifests import load_manifest
@@ -366,6 +368,7 @@ def run_patching(base: str | Path, donor: str | Path, *, manifest: str | Path, o
     if done is not None:
         return done
     frame = load_manifest(manifest, split=config.split)
-    table, summary = compute_patching(base, donor, frame, data_root=data_root, config=config, device=device)
+    table, summary = compute_patching(base, donor, frame, data_root=data_root, config=config, device=device,
+                                      workers=workers)
     return write_outputs(out, "patching", options, tables={"patching.parquet": table}, summary=summary,
                          summary_name="patching.json", inputs=[base, donor, manifest], force=force, argv=argv)

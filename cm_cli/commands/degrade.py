@@ -79,7 +79,7 @@ def degrade(
             raise UsageError("give either IN OUT (one file) or --manifest and --out (a corpus), not both")
         if manifest is None or out is None:
             raise UsageError("corpus mode needs both --manifest and --out")
-        _corpus(c, manifest, out, specs, opts, workers or c.workers, shard, ffmpeg, force)
+        _corpus(c, manifest, out, specs, opts, c.data_workers(workers), shard, ffmpeg, force)
         return
     if input is None or output is None:
         raise UsageError("ad hoc mode needs IN and OUT", "e.g. cm degrade in.wav out.wav --codec mp3 --kbps 32")

@@ -72,7 +72,7 @@ def embed(
             manifest_path, out, backbone=backbone, backbone_id=backbone_id, checkpoint=checkpoint,
             layers=opts["layers"], pooling=pool, split=opts["split"], batch_size=int(opts["batch_size"]),
             max_seconds=opts["max_seconds"], fp32=bool(opts["fp32"]), shard=the_shard, data_root=c.data_root,
-            device=c.torch_device(), workers=c.workers if workers is None else workers, force=force,
+            device=c.torch_device(), workers=c.data_workers(workers), force=force,
         )
     payload = {"embeddings": str(result.path), "skipped": result.skipped, "n_rows": result.n_rows,
                "n_failed": result.n_failed, "failures": str(result.failures) if result.failures else None,

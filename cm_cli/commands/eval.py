@@ -266,7 +266,7 @@ def _eval_model(c, source: Path, o: dict, settings) -> None:
                                 full_length=bool(o["full_length"]),
                                 batch_size=int(o["batch_size"]), data_root=c.data_root, cache_dir=c.cache_dir,
                                 device=c.device, torch_device=c.torch_device(), seed=c.seed, shard=part,
-                                force=bool(o["force"]), baseline=bool(o["baseline"]))
+                                force=bool(o["force"]), baseline=bool(o["baseline"]), workers=c.data_workers(unset=0))
     _emit_model_result(c, result, out_dir)
 
 

@@ -36,7 +36,7 @@ def patch(
     """Run the base model with the donor's activation at each site: EER, minDCF and codec-probe changes.
 
     Base and donor must share their initialisation (same pretrained backbone or same init seed) unless
-    --allow-unaligned. Runs on the global --device.
+    --allow-unaligned. Runs on the global --device, decoding audio with the global --workers.
     """
     from cm_cli.analysis.patching import PatchConfig, run_patching
     from cm_cli.core.progress import use_reporter
@@ -63,7 +63,7 @@ def patch(
         return
     with use_reporter(rich_reporter(c_)):
         summary = run_patching(base, donor, manifest=manifest, out=out_dir, data_root=c_.data_root, config=config,
-                               force=bool(opts["force"]), device=c_.torch_device())
+                               force=bool(opts["force"]), device=c_.torch_device(), workers=c_.data_workers(unset=0))
     emit(c_, {"out": str(out_dir), **summary}, lambda: _print(out_dir, summary))
 
 

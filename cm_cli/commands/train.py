@@ -10,6 +10,7 @@ import typer
 
 from cm_cli.commands._common import (Corpus, ForceOpt, ManifestOpt, OutDir, PresetOpt, console, emit, err_console,
                                      get_ctx, print_dry_run, resolve_options, rich_reporter)
+from cm_cli.models.registry import DEFAULT_BACKBONE
 
 
 class Method(str, enum.Enum):
@@ -50,7 +51,7 @@ _NOT_RESOLVED = ("ctx", "preset", "manifest", "out", "resume", "force")
 def train(
     ctx: typer.Context,
     method: Annotated[Method, typer.Option("--method", help="erm (cross-entropy) or dann (domain-adversarial).")] = Method.erm,
-    backbone: Annotated[str, typer.Option("--backbone", "-b", help="lcnn, aasist, ssl_aasist, wavlm, w2v2, xlsr, hubert, or a hub id.", autocompletion=_complete_backbone)] = "wavlm",
+    backbone: Annotated[str, typer.Option("--backbone", "-b", help="lcnn, aasist, ssl_aasist, wavlm, w2v2, xlsr, hubert, or a hub id.", autocompletion=_complete_backbone)] = DEFAULT_BACKBONE,
     preset: PresetOpt = None,
     manifest: ManifestOpt = None,
     corpus: Annotated[Corpus, typer.Option("--corpus", "-c", help="Corpus whose default manifest is used when --manifest is not given.")] = Corpus.asvspoof5,
@@ -183,9 +184,7 @@ def _train_config(o: dict, c):
 
     enum_value = lambda v: v.value if isinstance(v, enum.Enum) else v  # noqa: E731
     path = lambda v: str(Path(v).resolve()) if v else None  # noqa: E731
-    workers = o["workers"]
-    if workers is None:  # the global --workers / CM_WORKERS / cm.toml, only where one was given
-        workers = c.workers if c.sources.get("workers", "default") != "default" else 0
+    workers = c.data_workers(o["workers"], unset=0)  # the global --workers only where one was given
     same = ("backbone", "backbone_id", "train_split", "dev_split", "trainable", "pooling", "head", "length_policy",
             "max_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
             "clip_grad", "class_weighting", "augment", "lambda_max", "lambda_warmup", "domain_loss_weight",

@@ -60,6 +60,21 @@ class Context:
     def default_manifest(self, corpus: str) -> Path:
         return self.runs_dir / "manifests" / corpus / "manifest.parquet"
 
+    def data_workers(self, option: int | None = None, *, unset: int | None = None) -> int:
+        """Worker processes for a command that loads data or scores audio, decided here for every command.
+
+        The command's own ``--workers`` when given; else the global one (``--workers``,
+        ``CM_WORKERS``, ``.env``, ``cm.toml``) when any of those set it; else ``unset``, the
+        command's default when nobody asked (``0`` = in process, for training and scoring,
+        where starting processes costs more than it saves on small sets), or, when ``unset``
+        is None, the global default (``min(8, CPUs)``, for bulk decoding and embedding).
+        """
+        if option is not None:
+            return int(option)
+        if unset is None or self.sources.get("workers", "default") != "default":
+            return int(self.workers)
+        return int(unset)
+
     def command_defaults(self, command: str) -> dict:
         table = self.config.get(command, {})
         return dict(table) if isinstance(table, dict) else {}

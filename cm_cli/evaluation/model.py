@@ -245,6 +245,7 @@ class _ConditionScorer(ConditionWriter):
     torch_device: Any = "cpu"
     seed: int = 0
     causal_windows: int | None = None  # streaming conditions only: score the first K windows
+    workers: int = 0  # audio decoding processes (scores do not depend on it)
 
     def scores(self, condition: Condition):
         """(scores, failures, cached) of one condition, from the cache when it has them."""
@@ -258,7 +259,7 @@ class _ConditionScorer(ConditionWriter):
         if hit is not None:
             return (*hit, True)
         scored = score_frame(self.loaded, self.part, data_root=self.data_root, config=config, device=self.torch_device,
-                             seed=self.seed)
+                             seed=self.seed, workers=self.workers)
         _store_cache(cache_file, scored.scores, scored.failures)
         return scored.scores, scored.failures, False
 
@@ -329,6 +330,7 @@ def evaluate_model(
     shard: Any = None,
     force: bool = False,
     baseline: bool = True,
+    workers: int = 0,
 ) -> ModelEvalResult:
     """Score ``source`` (run dir or checkpoint) on ``manifest`` under each condition; write artifacts.
 
@@ -362,7 +364,7 @@ def evaluate_model(
     scorer = _ConditionScorer(source=source, part=part, settings=settings, shard=shard, loaded=loaded, base=base,
                               cache_key=f"{manifest_sha}:{split}:{shard}",
                               cache_dir=Path(cache_dir) if cache_dir else None, data_root=data_root,
-                              torch_device=torch_device, seed=seed, causal_windows=causal_windows)
+                              torch_device=torch_device, seed=seed, causal_windows=causal_windows, workers=workers)
     return write_conditions(scorer, conditions, out_dir, options=options,
                             inputs=[manifest, loaded.checkpoint, *settings.inputs()], device=device, force=force)
 

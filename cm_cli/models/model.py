@@ -24,7 +24,7 @@ from cm_cli.models.aasist import load_aasist_weights  # re-exported: it lives wi
 from cm_cli.models.heads import Classifier, ProjectionHead, score_from_logits
 from cm_cli.models.length import LengthPolicy
 from cm_cli.models.pooling import POOLING_MODES, LayerWeighting, StatsPooling, frame_mask, masked_mean, masked_mean_std
-from cm_cli.models.registry import get_backbone
+from cm_cli.models.registry import DEFAULT_BACKBONE, get_backbone
 
 __all__ = ["ModelConfig", "ModelOutput", "CountermeasureModel", "build_model", "load_aasist_weights"]
 
@@ -49,7 +49,7 @@ class ModelConfig:
       SSL ``cache_dir`` and ``layerdrop``, 0 = off by default).
     """
 
-    backbone: str = "lcnn"
+    backbone: str = DEFAULT_BACKBONE
     backbone_id: str | None = None
     trainable: str | None = None
     layer: str = "weighted"

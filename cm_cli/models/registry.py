@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 from cm_cli.core.errors import CmError
 
 __all__ = [
+    "DEFAULT_BACKBONE",
     "Backbone",
     "LayerStates",
     "BACKBONES",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 SSL_TRAINABLE_SPECS = "frozen | top:K | transformer | all"
+# the one default of `cm train --backbone` and ModelConfig/TrainConfig: LFCC-LCNN needs no download and trains on a
+# CPU, so a default run works wherever cm installs (pip only, offline); SSL backbones are chosen by name or preset
+DEFAULT_BACKBONE = "lcnn"
 
 
 class LayerStates(NamedTuple):

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from cm_cli.core.errors import CmError, UsageError
+from cm_cli.models.registry import DEFAULT_BACKBONE
 
 __all__ = ["METHODS", "LAMBDA_SCHEDULES", "SCHEDULE_ALIASES", "TrainConfig", "config_diff", "RUNTIME_KEYS",
            "parse_bool"]
@@ -92,7 +93,7 @@ class TrainConfig:
     """Every option of ``cm train`` that shapes the trained weights (see docs/training.md)."""
 
     method: str = "erm"
-    backbone: str = "lcnn"
+    backbone: str = DEFAULT_BACKBONE
     backbone_id: str | None = None
     corpus: str = "asvspoof5"
     train_split: str = "train"

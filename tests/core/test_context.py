@@ -48,3 +48,29 @@ def test_command_tables_are_kept(tmp_path):
     (tmp_path / "cm.toml").write_text("[train]\nepochs = 3\n")
     ctx = resolve_context({}, environ={}, cwd=tmp_path)
     assert ctx.command_defaults("train") == {"epochs": 3}
+
+
+def test_data_workers_are_decided_once_here(tmp_path):
+    """The command's option, else the global one when anybody set it, else the command's own default."""
+    unset = resolve_context({}, environ={}, cwd=tmp_path)
+    assert unset.data_workers(3, unset=0) == 3  # the command's --workers wins
+    assert unset.data_workers(None, unset=0) == 0  # train, eval, patch: in process unless asked
+    assert unset.data_workers(None) == unset.workers == max(1, min(8, __import__("os").cpu_count() or 1))
+    for ctx in (resolve_context({"workers": 5}, environ={}, cwd=tmp_path),
+                resolve_context({}, environ={"CM_WORKERS": "5"}, cwd=tmp_path)):
+        assert ctx.data_workers(None, unset=0) == 5 and ctx.data_workers(None) == 5 and ctx.data_workers(2) == 2
+    (tmp_path / "cm.toml").write_text("[cm]\nworkers = 4\n")
+    assert resolve_context({}, environ={}, cwd=tmp_path).data_workers(None, unset=0) == 4
+
+
+def test_one_default_backbone_for_the_cli_and_the_library():
+    import inspect
+
+    from cm_cli.commands.train import train
+    from cm_cli.models.model import ModelConfig
+    from cm_cli.models.registry import DEFAULT_BACKBONE, get_backbone
+    from cm_cli.training.config import TrainConfig
+
+    option = inspect.signature(train).parameters["backbone"].default
+    assert option == ModelConfig().backbone == TrainConfig().backbone == DEFAULT_BACKBONE
+    assert get_backbone(DEFAULT_BACKBONE).weights == "run"  # needs no download: trains from scratch
