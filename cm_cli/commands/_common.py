@@ -46,7 +46,18 @@ def err_console():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def with_flags(exc: Any) -> Any:
+    """Add the command-line flag(s) of the library parameter(s) an error's hint is about (``out`` -> ``--out``)."""
+    options = getattr(exc, "option", ())
+    if options:
+        flags = ", ".join("--" + str(name).replace("_", "-") for name in options)
+        exc.hint = f"{exc.hint} ({flags})" if exc.hint else f"see {flags}"
+        exc.option = ()
+    return exc
+
+
 def _report_error(exc: Any, click_ctx) -> None:
+    with_flags(exc)
     root = click_ctx.find_root()
     want_json = bool(root.params.get("json")) or (isinstance(root.obj, Context) and root.obj.json)
     stderr = err_console()

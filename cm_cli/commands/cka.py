@@ -7,7 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from cm_cli.commands._common import ForceOpt, OutDir, PresetOpt, console, emit, get_ctx, print_dry_run, resolve_options, rich_reporter
+from cm_cli.commands._common import (
+    ForceOpt,
+    OutDir,
+    PresetOpt,
+    console,
+    emit,
+    get_ctx,
+    print_dry_run,
+    resolve_options,
+    rich_reporter,
+)
 
 
 def cka(

@@ -8,7 +8,16 @@ from typing import Annotated, Optional
 import typer
 
 from cm_cli.commands._common import (
-    ForceOpt, ManifestOpt, OutDir, PresetOpt, SplitOpt, console, emit, get_ctx, print_dry_run, resolve_options,
+    ForceOpt,
+    ManifestOpt,
+    OutDir,
+    PresetOpt,
+    SplitOpt,
+    console,
+    emit,
+    get_ctx,
+    print_dry_run,
+    resolve_options,
     rich_reporter,
 )
 from cm_cli.core.errors import UsageError

@@ -31,9 +31,9 @@ def ensure_writable_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CmError(f"cannot create output directory {path}: {exc.strerror or exc}",
-                      "choose a writable location with --out") from None
+                      "choose a writable output directory", option="out") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise CmError(f"output directory {path} is not writable", "choose a writable location with --out")
+        raise CmError(f"output directory {path} is not writable", "choose a writable output directory", option="out")
     return path
 
 
@@ -59,10 +59,10 @@ def _umask() -> int:
 def write_error(target: Path, exc: OSError) -> CmError:
     """One line for a failed write (disk full, quota, permissions), naming the file."""
     reason = exc.strerror or str(exc)
-    hint = None
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        hint = "free space (or quota) on that filesystem, or choose another --out, then rerun: finished items are kept"
-    return CmError(f"cannot write {target}: {reason}", hint)
+        return CmError(f"cannot write {target}: {reason}", "free space (or quota) on that filesystem, or write to "
+                       "another output directory, then rerun: finished items are kept", option="out")
+    return CmError(f"cannot write {target}: {reason}")
 
 
 @contextlib.contextmanager

@@ -115,13 +115,13 @@ def check_device_available(device: str) -> None:
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise CmError(f"device {device!r} requested but no CUDA GPU is available",
-                          "use --device cpu (or auto), or run on a GPU node")
+                          "use device cpu (or auto), or run on a GPU node", option="device")
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise CmError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
     elif device == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise CmError("device 'mps' requested but MPS is not available", "use --device cpu")
+            raise CmError("device 'mps' requested but MPS is not available", "use device cpu", option="device")
 
 
 def load_dotenv(path: Path) -> dict[str, str]:

@@ -18,10 +18,13 @@ class Reported:
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, option: str | tuple[str, ...] | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # the library parameter(s) the hint is about (``out``, ``force``, ``shard``): the library speaks of files and
+        # values, and the command layer names the flag(s) (``commands._common.with_flags``)
+        self.option = (option,) if isinstance(option, str) else tuple(option or ())
 
     def __str__(self) -> str:
         return self.message

@@ -148,7 +148,7 @@ class OutputDir:
             return  # another kind of artifact: _check_previous-style refusal happens on the same record name only
         if not self.force:
             raise CmError(f"{self.path} already holds {what}; a directory holds either one result or its parts",
-                          "pass --force to replace it, or choose another --out")
+                          "replace it (forced), or write to another output directory", option=("force", "out"))
         for other in others:
             with contextlib.suppress(CmError):
                 for value in (read_json(other).get("outputs") or {}).values():
@@ -175,7 +175,8 @@ class OutputDir:
         if previous.get("kind") not in (None, self.kind):
             raise CmError(
                 f"{self.path} already holds a '{previous.get('kind')}' artifact, not '{self.kind}'",
-                "choose another --out, or pass --force to overwrite",
+                "write to another output directory, or overwrite it (forced)",
+                option=("out", "force"),
             )
         old = previous.get("options") or {}
         if previous.get("options_digest") == options_digest(self.options) or same_options(old, self.options):
@@ -195,7 +196,8 @@ class OutputDir:
         shown = "; ".join(f"{k}: {old.get(k)!r} -> {self.options.get(k)!r}" for k in changed[:6])
         raise CmError(
             f"{self.path} was made with different options ({shown})",
-            "pass --force to redo it with the new options, or choose another --out",
+            "redo it with the new options (forced), or write to another output directory",
+            option=("force", "out"),
         )
 
     def _acquire(self) -> None:

@@ -49,7 +49,7 @@ def find_parts(directory: str | os.PathLike) -> list[Path]:
         names = ", ".join(f"part-{i:05d}-of-{count:05d}" for i in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         raise CmError(f"{directory}: incomplete set of parts, missing {names}{more}",
-                      f"run the missing shard(s) with --shard I/{count}")
+                      f"run the missing shard(s) I/{count}", option="shard")
     check_parts_agree(directory, count)
     return [found[i] for i in range(count)]
 
@@ -71,13 +71,13 @@ def check_parts_agree(directory: Path, count: int) -> None:
                 records[index] = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 raise CmError(f"{path}: unreadable record of part {index}/{count}",
-                              f"rerun that shard with --shard {index}/{count}") from None
+                              f"rerun shard {index}/{count}", option="shard") from None
     if not records:
         return
     for index, record in records.items():
         if record.get("status") != "complete":
             raise CmError(f"{directory}: part {index}/{count} is not complete (status {record.get('status')!r})",
-                          f"rerun it with --shard {index}/{count}")
+                          f"rerun shard {index}/{count}", option="shard")
     first_index, first = next(iter(records.items()))
     base = {k: v for k, v in (first.get("options") or {}).items() if k not in _PER_SHARD_OPTIONS}
     for index, record in records.items():
@@ -88,12 +88,12 @@ def check_parts_agree(directory: Path, count: int) -> None:
             shown = "; ".join(f"{k}: {base.get(k)!r} vs {options.get(k)!r}" for k in changed[:6])
             raise CmError(f"{directory}: parts {first_index}/{count} and {index}/{count} were made with "
                           f"different options ({shown})",
-                          "rerun the odd shard(s) with the same options, each with --force")
+                          "rerun the odd shard(s) with the same options, each forced", option="force")
         digests = (record_inputs_digest(first), record_inputs_digest(record))
         if None not in digests and digests[0] != digests[1]:
             raise CmError(f"{directory}: parts {first_index}/{count} and {index}/{count} were made from "
                           "different inputs (their content hashes differ)",
-                          "rerun the shards made from the old input, each with --force")
+                          "rerun the shards made from the old input, each forced", option="force")
 
 
 def table_files(path: str | os.PathLike, name: str | None = None) -> list[Path]:
@@ -107,7 +107,8 @@ def table_files(path: str | os.PathLike, name: str | None = None) -> list[Path]:
     has_parts = any(PART_RE.match(p.name) for p in path.iterdir())
     if whole is not None and whole.is_file() and has_parts:
         raise CmError(f"{path}: holds both a whole-run {whole.name} and part-*-of-*.parquet files",
-                      "one of them is stale: delete it (or rerun the step with --force) so only one layout remains")
+                      "one of them is stale: delete it (or redo the step, forced) so only one layout remains",
+                      option="force")
     if whole is not None and whole.is_file():
         return [whole]
     parts = find_parts(path)

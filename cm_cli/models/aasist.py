@@ -412,19 +412,30 @@ def load_aasist_weights(model, path: str | os.PathLike) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CmError(f"cannot read AASIST weights {path}: {str(exc).splitlines()[0]}", hint="the file is corrupt or not a torch state dict") from exc
+        raise CmError(f"cannot read AASIST weights {path}: {str(exc).splitlines()[0]}",
+                      hint="the file is corrupt or not a torch state dict") from exc
     if isinstance(state, dict) and "format" in state and "state_dict" in state:
-        raise CmError(f"{path} is a cm checkpoint, not an AASIST state dict", hint="load it with `--checkpoint` of a cm run instead")
+        raise CmError(
+            f"{path} is a cm checkpoint, not an AASIST state dict",
+            hint="load it as a cm checkpoint (cm_cli.models.loading.load_model) instead",
+            option="checkpoint",
+        )
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise CmError(f"{path} is not an AASIST checkpoint of this configuration: {str(exc).splitlines()[0]}", hint="check --backbone and the AASIST config") from exc
+        raise CmError(
+            f"{path} is not an AASIST checkpoint of this configuration: {str(exc).splitlines()[0]}",
+            hint="check the backbone and its AASIST configuration",
+            option="backbone",
+        ) from exc
 
 
 def build_backbone(config) -> AASIST:
-    """AASIST for a ``ModelConfig``: ``backbone_options`` are ``AASISTConfig`` fields; ``backbone_id`` a state dict to start from."""
+    """AASIST for a ``ModelConfig``: ``backbone_options`` are ``AASISTConfig`` fields.
+
+    ``backbone_id`` is a state dict to start from."""
     net = build_aasist(AASISTConfig.from_dict(dict(config.backbone_options or {})))
     if config.backbone_id:
         load_aasist_weights(net, config.backbone_id)

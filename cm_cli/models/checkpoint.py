@@ -40,7 +40,12 @@ def capture_rng() -> dict:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     out = {
         "python": [py_version, list(py_state), py_gauss],
-        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -110,7 +115,8 @@ def check_payload(payload, path: Path) -> None:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CmError(
             f"{path} is not a {CHECKPOINT_FORMAT} checkpoint (format: {found!r})",
-            hint="for the official AASIST weights use `--backbone aasist --checkpoint` with the .pth file",
+            hint="the official AASIST weights (.pth) load as backbone 'aasist' from that file",
+            option=("backbone", "checkpoint"),
         )
     for key in ("model_config", "state_dict"):
         if key not in payload:
@@ -124,11 +130,15 @@ def find_run_checkpoint(path: str | os.PathLike) -> Path:
         for name in RUN_CHECKPOINTS:
             if (path / name).is_file():
                 return path / name
-        raise CmError(f"{path} holds no checkpoints/best.pt or last.pt",
-                      "give a `cm train` run directory, a cm checkpoint file or an AASIST .pth")
+        raise CmError(
+            f"{path} holds no checkpoints/best.pt or last.pt",
+            "give a `cm train` run directory, a cm checkpoint file or an AASIST .pth",
+        )
     if not path.is_file():
-        raise CmError(f"{path} not found: no such run directory or checkpoint",
-                      "give a `cm train` run directory or a checkpoint file (.pt / .pth)")
+        raise CmError(
+            f"{path} not found: no such run directory or checkpoint",
+            "give a `cm train` run directory or a checkpoint file (.pt / .pth)",
+        )
     return path
 
 
@@ -143,8 +153,10 @@ def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint") -> Any
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise CmError(f"cannot read {what} {path}: {first}",
-                      "the file is corrupt, truncated or not a torch checkpoint; use another one (last.pt / best.pt)") from None
+        raise CmError(
+            f"cannot read {what} {path}: {first}",
+            "the file is corrupt, truncated or not a torch checkpoint; use another one (last.pt / best.pt)",
+        ) from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -165,7 +177,8 @@ def load_weights(model, payload: dict) -> None:
     if saved != model.config.backbone:
         raise CmError(
             f"{source} holds a {saved!r} model, not {model.config.backbone!r}",
-            hint=f"use --backbone {saved} (or let the checkpoint's own config build the model)",
+            hint=f"build a {saved!r} model (or let the checkpoint's own config build it)",
+            option="backbone",
         )
     state = payload["state_dict"]
     own = model.state_dict()

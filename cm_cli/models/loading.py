@@ -83,9 +83,11 @@ def _official_aasist(state: dict, path: Path, overrides: dict):
     try:
         model.backbone.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise CmError(f"{path} is not an AASIST checkpoint of this configuration (nor a cm checkpoint): "
-                      f"{str(exc).strip().splitlines()[0][:200]}",
-                      "give a `cm train` run, a cm checkpoint, the official AASIST .pth or an SSL-AASIST checkpoint") from None
+        raise CmError(
+            f"{path} is not an AASIST checkpoint of this configuration (nor a cm checkpoint): "
+            f"{str(exc).strip().splitlines()[0][:200]}",
+            "give a `cm train` run, a cm checkpoint, the official AASIST .pth or an SSL-AASIST checkpoint",
+        ) from None
     config.backbone_id = str(path)  # recorded: where the weights came from
     return model, config
 
@@ -119,22 +121,30 @@ def open_weights(source: str | os.PathLike) -> Weights:
     payload = read_torch_file(path)
     if isinstance(payload, dict) and "format" in payload:
         if payload.get("format") == FEATURE_HEAD_FORMAT:
-            raise CmError(f"{source} is a feature-head run (`cm train --features`): it scores `cm embed` features, "
-                          "not audio", f"evaluate it with `cm eval --run {source} --features EMB_DIR --manifest M`")
+            raise CmError(
+                f"{source} is a feature-head run (`cm train --features`): it scores `cm embed` features, not audio",
+                f"evaluate it with `cm eval --run {source} --features EMB_DIR --manifest M`",
+            )
         if payload.get("format") != CHECKPOINT_FORMAT:
-            raise CmError(f"{path} has checkpoint format {payload.get('format')!r}, not {CHECKPOINT_FORMAT}",
-                          "it was written by another version of cm")
+            raise CmError(
+                f"{path} has checkpoint format {payload.get('format')!r}, not {CHECKPOINT_FORMAT}",
+                "it was written by another version of cm",
+            )
         kind = "run" if source.is_dir() else "checkpoint"
     elif source.is_dir():
-        raise CmError(f"{path} is not a cm checkpoint, so {source} is not a `cm train` run",
-                      "give the weights file itself for official AASIST or SSL-AASIST checkpoints")
+        raise CmError(
+            f"{path} is not a cm checkpoint, so {source} is not a `cm train` run",
+            "give the weights file itself for official AASIST or SSL-AASIST checkpoints",
+        )
     elif _is_ssl_aasist_state(payload):
         kind = "ssl_aasist"
     elif isinstance(payload, dict):
         kind = "aasist_official"
     else:
-        raise CmError(f"{path} holds a {type(payload).__name__}, not a checkpoint",
-                      "give a `cm train` run, a cm checkpoint, the official AASIST .pth or an SSL-AASIST checkpoint")
+        raise CmError(
+            f"{path} holds a {type(payload).__name__}, not a checkpoint",
+            "give a `cm train` run, a cm checkpoint, the official AASIST .pth or an SSL-AASIST checkpoint",
+        )
     return Weights(source, path, payload, kind)
 
 
@@ -145,7 +155,9 @@ def _seed(run_json: dict | None, train_config: dict | None) -> int | None:
     return None
 
 
-def load_model(source: "str | os.PathLike | Weights", *, device: Any = "cpu", overrides: dict | None = None) -> LoadedModel:
+def load_model(
+    source: "str | os.PathLike | Weights", *, device: Any = "cpu", overrides: dict | None = None
+) -> LoadedModel:
     """Load ``source`` (run dir, cm checkpoint, official AASIST or SSL-AASIST weights) in eval mode on ``device``.
 
     ``source`` may also be what ``open_weights`` returned. ``overrides`` replaces
@@ -170,12 +182,22 @@ def load_model(source: "str | os.PathLike | Weights", *, device: Any = "cpu", ov
         model, config = _official_aasist(payload, path, overrides)
     weights.payload = None  # the state dicts are in the model now
     run_dir = weights.source if weights.kind == "run" else None
-    run_json = read_json(run_dir / "config.json") if run_dir is not None and (run_dir / "config.json").is_file() else None
+    run_json = (
+        read_json(run_dir / "config.json") if run_dir is not None and (run_dir / "config.json").is_file() else None
+    )
     threshold = metrics.get("dev_eer_threshold")
     return LoadedModel(
-        model=model.to(device).eval(), config=config, policy=config.length, sample_rate=SAMPLE_RATE,
-        source=weights.source, kind=weights.kind, checkpoint=path, checkpoint_sha256=sha256_file(path), run_dir=run_dir,
+        model=model.to(device).eval(),
+        config=config,
+        policy=config.length,
+        sample_rate=SAMPLE_RATE,
+        source=weights.source,
+        kind=weights.kind,
+        checkpoint=path,
+        checkpoint_sha256=sha256_file(path),
+        run_dir=run_dir,
         train_config=run_json if run_json is not None else ({"train": train_config} if train_config else None),
-        dev_threshold=None if threshold is None else float(threshold), calibration=metrics.get("calibration"),
+        dev_threshold=None if threshold is None else float(threshold),
+        calibration=metrics.get("calibration"),
         init_seed=_seed(run_json, train_config),
     )

@@ -75,7 +75,9 @@ class ModelConfig:
         if self.pooling not in POOLING_MODES:
             raise CmError(f"unknown pooling {self.pooling!r}", hint="choose one of " + ", ".join(POOLING_MODES))
         self.head_dims = tuple(int(d) for d in self.head_dims)
-        self.length = LengthPolicy(self.length_policy, self.target_samples, "centre" if self.crop_mode == "center" else self.crop_mode)
+        self.length = LengthPolicy(
+            self.length_policy, self.target_samples, "centre" if self.crop_mode == "center" else self.crop_mode
+        )
 
     @property
     def family(self) -> str:
@@ -128,7 +130,10 @@ class CountermeasureModel(nn.Module):
                 except ValueError:
                     index = n_states
                 if not -n_states <= index < n_states:
-                    raise CmError(f"layer {config.layer!r} out of range for {n_states} hidden states", hint="use weighted, last or 0..%d" % (n_states - 1))
+                    raise CmError(
+                        f"layer {config.layer!r} out of range for {n_states} hidden states",
+                        hint="use weighted, last or 0..%d" % (n_states - 1),
+                    )
             self.pooling = StatsPooling(config.pooling, dim)
             self.projection = ProjectionHead(self.pooling.out_dim, config.head_dims, dropout=config.dropout)
             self.classifier = Classifier(self.projection.out_dim)
@@ -162,8 +167,14 @@ class CountermeasureModel(nn.Module):
     def forward(self, wave, lengths=None) -> ModelOutput:
         states = self.bundle.forward_layers(self, wave, lengths)
         if states.logits is not None:  # the backbone's own published head
-            return ModelOutput(states.logits, score_from_logits(states.logits), states.readout, states.readout,
-                               tuple(states.hidden_states), states.frame_lengths)
+            return ModelOutput(
+                states.logits,
+                score_from_logits(states.logits),
+                states.readout,
+                states.readout,
+                tuple(states.hidden_states),
+                states.frame_lengths,
+            )
         hidden_states, frames = states.hidden_states, states.frame_lengths
         mask = frame_mask(frames, hidden_states[0].shape[1])
         pooled = self.pooling(self._select(hidden_states), mask)

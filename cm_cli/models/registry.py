@@ -154,12 +154,27 @@ def _ssl(name: str, hub_id: str, description: str | None = None) -> Backbone:
 
 
 BACKBONES: dict[str, Backbone] = {
-    "aasist": Backbone("aasist", "aasist", "cm_cli.models.aasist", "AASIST on raw waveforms (use --checkpoint for the ASVspoof 5 baseline)",
-                       length_policy="repeat", target_samples=64600, weights="file"),
+    "aasist": Backbone(
+        "aasist",
+        "aasist",
+        "cm_cli.models.aasist",
+        "AASIST on raw waveforms (use --checkpoint for the ASVspoof 5 baseline)",
+        length_policy="repeat",
+        target_samples=64600,
+        weights="file",
+    ),
     "lcnn": Backbone("lcnn", "lcnn", "cm_cli.models.lcnn", "LFCC-LCNN, trained from scratch, fast on CPU"),
-    "ssl_aasist": Backbone("ssl_aasist", "ssl_aasist", "cm_cli.models.ssl_aasist", "AASIST back end on XLS-R features (SSL_Anti-spoofing)",
-                           default_id="facebook/wav2vec2-xls-r-300m", length_policy="repeat", target_samples=64600, frame_layers=True,
-                           trainable_specs="all | frozen (back end's output layer only) | top:K | transformer (SSL part; back end trains)"),
+    "ssl_aasist": Backbone(
+        "ssl_aasist",
+        "ssl_aasist",
+        "cm_cli.models.ssl_aasist",
+        "AASIST back end on XLS-R features (SSL_Anti-spoofing)",
+        default_id="facebook/wav2vec2-xls-r-300m",
+        length_policy="repeat",
+        target_samples=64600,
+        frame_layers=True,
+        trainable_specs="all | frozen (back end's output layer only) | top:K | transformer (SSL part; back end trains)",
+    ),
     "wavlm": _ssl("wavlm", "microsoft/wavlm-base-plus"),
     "w2v2": _ssl("w2v2", "facebook/wav2vec2-base"),
     "xlsr": _ssl("xlsr", "facebook/wav2vec2-xls-r-300m"),

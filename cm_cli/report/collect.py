@@ -220,7 +220,8 @@ def _describe_data(options: Mapping[str, Any], config: Mapping[str, Any]) -> str
     augment = _first(config, ("augment", "augment_manifest")) or _first(options, ("augment", "augment_manifest"))
     if augment:
         aug_path = Path(str(augment))
-        shown = (aug_path.parent.name if aug_path.name == "manifest.parquet" else aug_path.name) if os.sep in str(augment) else augment
+        named = aug_path.parent.name if aug_path.name == "manifest.parquet" else aug_path.name
+        shown = named if os.sep in str(augment) else augment
         parts.append(f"aug: {shown}")
     return ", ".join(parts) or None
 
@@ -275,7 +276,7 @@ def _load_eval(path: Path, record: dict) -> EvalInfo:
         options = {}
     metrics = _read_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
     scores = _scores_path(path, record.get("kind"))
-    breakdowns = {p.stem[len("metrics_by_"):]: p for p in sorted(path.glob("metrics_by_*.parquet"))}
+    breakdowns = {p.stem[len("metrics_by_") :]: p for p in sorted(path.glob("metrics_by_*.parquet"))}
     sweep = path / "sweep.parquet"
     corpus = _first(options, ("corpus",))
     if not corpus and metrics and metrics.get("corpus"):  # contract 4: the manifest's corpus values
@@ -288,8 +289,14 @@ def _load_eval(path: Path, record: dict) -> EvalInfo:
         by_corpus = (metrics.get("by") or {}).get("corpus") or {}
         corpus = "+".join(sorted(by_corpus)) if by_corpus else None
     return EvalInfo(
-        path=path, name=path.name, corpus=str(corpus) if corpus else UNKNOWN_CORPUS, options=options,
-        metrics=metrics, scores=scores, breakdowns=breakdowns, sweep=sweep if sweep.is_file() else None,
+        path=path,
+        name=path.name,
+        corpus=str(corpus) if corpus else UNKNOWN_CORPUS,
+        options=options,
+        metrics=metrics,
+        scores=scores,
+        breakdowns=breakdowns,
+        sweep=sweep if sweep.is_file() else None,
     )
 
 
@@ -317,7 +324,8 @@ def _is_eval(kind: str | None, names: set[str]) -> bool:
     if kind in ("scores", "metrics"):
         return True
     return bool({"metrics.json", "scores.parquet", "sweep.parquet"} & names) or any(
-        n.startswith("metrics_by_") and n.endswith(".parquet") for n in names)
+        n.startswith("metrics_by_") and n.endswith(".parquet") for n in names
+    )
 
 
 def _run_of(evaluation: EvalInfo, runs: list[RunInfo]) -> RunInfo | None:
@@ -348,7 +356,9 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
     roots = [Path(d) for d in dirs]
     for root in roots:
         if not root.exists():
-            raise CmError(f"{root}: no such directory", "give the output directories of cm train/eval/loao/probe/cka/patch")
+            raise CmError(
+                f"{root}: no such directory", "give the output directories of cm train/eval/loao/probe/cka/patch"
+            )
         if not root.is_dir():
             raise CmError(f"{root}: not a directory", "cm report takes directories and searches them recursively")
     from cm_cli.core.kinds import analysis_kinds, kinds
@@ -411,6 +421,7 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
 
 def _assign_labels(evals: list[EvalInfo]) -> None:
     """Short, unique system names: method, then method + seed, then the directory name."""
+
     def base(e: EvalInfo) -> str:
         return e.layout_group or e.method or e.name
 
@@ -419,8 +430,13 @@ def _assign_labels(evals: list[EvalInfo]) -> None:
 
     for corpus in {e.corpus for e in evals}:
         group = [e for e in evals if e.corpus == corpus]
-        for naming in (base, with_seed, lambda e: f"{with_seed(e)} ({e.name})",
-                       lambda e: f"{with_seed(e)} ({e.path.parent.name}/{e.name})", lambda e: str(e.path)):
+        for naming in (
+            base,
+            with_seed,
+            lambda e: f"{with_seed(e)} ({e.name})",
+            lambda e: f"{with_seed(e)} ({e.path.parent.name}/{e.name})",
+            lambda e: str(e.path),
+        ):
             labels = [naming(e) for e in group]
             if len(set(labels)) == len(labels):
                 break

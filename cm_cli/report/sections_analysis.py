@@ -260,19 +260,38 @@ def patching_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
                                                     title=f"Activation patching ({where})"),
                            "Change in EER from patching each site with the donor's activation, with paired "
                            "bootstrap 95% CIs; hollow dashed bars are no-ops (identical activations).")]
-    noop = as_fraction["noop"].fillna(False).astype(bool) if "noop" in as_fraction else pd.Series(False, index=as_fraction.index)
-    blocks.append(Table(fig.table_name(f"patching-{where}"), "Patching effects per site (EER and ΔEER in points).",
-                        pd.DataFrame({
-                            "Site": as_fraction["site"].astype(str),
-                            "EER (%)": [fmt(100 * v, 2) for v in as_fraction["eer"]],
-                            "minDCF": [fmt(v) for v in as_fraction.get("min_dcf", pd.Series(float("nan"), index=as_fraction.index))],
-                            "ΔEER (points)": [f"{100 * v + 0.0:+.2f}" if pd.notna(v) else "–" for v in as_fraction["delta_eer"]],
-                            "95% CI": [fmt_ci(lo, hi, scale=100) for lo, hi in
-                                       zip(as_fraction.get("ci_low", [None] * len(as_fraction)),
-                                           as_fraction.get("ci_high", [None] * len(as_fraction)))],
-                            "Probe acc. (%)": [fmt(100 * v, 1) for v in as_fraction.get("probe_acc", pd.Series(float("nan"), index=as_fraction.index))],
-                            "No-op": ["yes" if n else "" for n in noop],
-                        })))
+    noop = (as_fraction["noop"].fillna(False).astype(bool) if "noop" in as_fraction
+            else pd.Series(False, index=as_fraction.index))
+    blocks.append(
+        Table(
+            fig.table_name(f"patching-{where}"),
+            "Patching effects per site (EER and ΔEER in points).",
+            pd.DataFrame(
+                {
+                    "Site": as_fraction["site"].astype(str),
+                    "EER (%)": [fmt(100 * v, 2) for v in as_fraction["eer"]],
+                    "minDCF": [
+                        fmt(v) for v in as_fraction.get("min_dcf", pd.Series(float("nan"), index=as_fraction.index))
+                    ],
+                    "ΔEER (points)": [
+                        f"{100 * v + 0.0:+.2f}" if pd.notna(v) else "–" for v in as_fraction["delta_eer"]
+                    ],
+                    "95% CI": [
+                        fmt_ci(lo, hi, scale=100)
+                        for lo, hi in zip(
+                            as_fraction.get("ci_low", [None] * len(as_fraction)),
+                            as_fraction.get("ci_high", [None] * len(as_fraction)),
+                        )
+                    ],
+                    "Probe acc. (%)": [
+                        fmt(100 * v, 1)
+                        for v in as_fraction.get("probe_acc", pd.Series(float("nan"), index=as_fraction.index))
+                    ],
+                    "No-op": ["yes" if n else "" for n in noop],
+                }
+            ),
+        )
+    )
     return blocks
 
 
@@ -282,25 +301,39 @@ def loao_retrain_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     from cm_cli.analysis.loao import RETRAIN_MEASURES, retrained_gaps
 
     record = info.summary
-    blocks: list = [measures_line("LOAO with full retraining", record.get("measures") or RETRAIN_MEASURES)
-                    + f" Held out from: {record.get('held_out_from', 'train and dev')}; evaluated on the "
-                    f"`{record.get('eval_split', 'eval')}` split; preset `{record.get('train_preset', '?')}`."]
+    blocks: list = [
+        measures_line("LOAO with full retraining", record.get("measures") or RETRAIN_MEASURES)
+        + f" Held out from: {record.get('held_out_from', 'train and dev')}; evaluated on the "
+        f"`{record.get('eval_split', 'eval')}` split; preset `{record.get('train_preset', '?')}`."
+    ]
     gaps, missing = retrained_gaps(record)
     if gaps.empty:
         return blocks + [Note(f"{where}: the plan holds no held-out {record.get('group_by', 'attack')}")]
     done = gaps.dropna(subset=["gap"])
     if not done.empty:
-        blocks.append(Table(fig.table_name(f"loao-retrain-{where}"),
-                            "Per held-out attack: EER (%) of that attack's spoofs against all bona fide, for the run "
-                            "trained on every attack and for the run trained without it; gap in points.",
-                            pd.DataFrame({"Attack": done["attack"].astype(str),
-                                          "EER all seen (%)": [fmt(v, 2) for v in done["eer_seen"]],
-                                          "EER held out (%)": [fmt(v, 2) for v in done["eer_held_out"]],
-                                          "Gap (points)": [f"{v:+.2f}" for v in done["gap"]],
-                                          "Spoofs": [fmt(v) for v in done["n_spoof"]]})))
+        blocks.append(
+            Table(
+                fig.table_name(f"loao-retrain-{where}"),
+                "Per held-out attack: EER (%) of that attack's spoofs against all bona fide, for the run "
+                "trained on every attack and for the run trained without it; gap in points.",
+                pd.DataFrame(
+                    {
+                        "Attack": done["attack"].astype(str),
+                        "EER all seen (%)": [fmt(v, 2) for v in done["eer_seen"]],
+                        "EER held out (%)": [fmt(v, 2) for v in done["eer_held_out"]],
+                        "Gap (points)": [f"{v:+.2f}" for v in done["gap"]],
+                        "Spoofs": [fmt(v) for v in done["n_spoof"]],
+                    }
+                ),
+            )
+        )
     if missing:
-        blocks.append(Note(f"{where}: {len(missing)} result(s) of the recipe not found yet (e.g. {missing[0]}): "
-                           f"run the lines of {Path(str(info.path)) / 'plan.sh'}"))
+        blocks.append(
+            Note(
+                f"{where}: {len(missing)} result(s) of the recipe not found yet (e.g. {missing[0]}): "
+                f"run the lines of {Path(str(info.path)) / 'plan.sh'}"
+            )
+        )
     return blocks
 
 
@@ -332,8 +365,9 @@ def generic_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
         shown = frame.head(_GENERIC_ROWS)
         more = f", the first {_GENERIC_ROWS} shown" if len(frame) > _GENERIC_ROWS else ""
         cells = pd.DataFrame({str(c): [fmt(v) for v in shown[c]] for c in shown.columns})
-        blocks.append(Table(fig.table_name(f"{info.kind}-{name}-{where}"), f"{name}.parquet ({len(frame)} rows{more}).",
-                            cells))
+        blocks.append(
+            Table(fig.table_name(f"{info.kind}-{name}-{where}"), f"{name}.parquet ({len(frame)} rows{more}).", cells)
+        )
     return blocks
 
 
@@ -385,10 +419,19 @@ def provenance_section(collection: Collection, fig: FigureDir, *, base: Path | N
     for path, record in collection.records:
         where = _where(AnalysisInfo("", path, path.name), base)
         versions = record.get("versions") or {}
-        rows.append({"Directory": where, "Kind": str(record.get("kind", "–")), "Status": str(record.get("status", "–")),
-                     "cm": str(record.get("cm_version", "–")), "Git revision": str(record.get("git_revision") or "–")[:10],
-                     "Finished": str(record.get("finished") or "–"), "Host": str(record.get("host") or "–"),
-                     "torch": str(versions.get("torch") or "–"), "numpy": str(versions.get("numpy") or "–")})
+        rows.append(
+            {
+                "Directory": where,
+                "Kind": str(record.get("kind", "–")),
+                "Status": str(record.get("status", "–")),
+                "cm": str(record.get("cm_version", "–")),
+                "Git revision": str(record.get("git_revision") or "–")[:10],
+                "Finished": str(record.get("finished") or "–"),
+                "Host": str(record.get("host") or "–"),
+                "torch": str(versions.get("torch") or "–"),
+                "numpy": str(versions.get("numpy") or "–"),
+            }
+        )
         argv = record.get("argv") or []
         if argv:
             commands.append(f"{where}: " + " ".join(str(a) for a in argv))
@@ -396,14 +439,30 @@ def provenance_section(collection: Collection, fig: FigureDir, *, base: Path | N
             if isinstance(item, dict):
                 files = item.get("files") if item.get("kind") == "directory" else [item]
                 for f in files or []:
-                    inputs.append({"Artifact": where, "Input": str(f.get("path", "–")),
-                                   "Size (bytes)": fmt(f.get("size")), "SHA-256": str(f.get("sha256") or "–")[:16]})
-    section.add(Table(fig.table_name("provenance"), "Provenance records (cm.json) of every artifact in the report.",
-                      pd.DataFrame(rows)))
+                    inputs.append(
+                        {
+                            "Artifact": where,
+                            "Input": str(f.get("path", "–")),
+                            "Size (bytes)": fmt(f.get("size")),
+                            "SHA-256": str(f.get("sha256") or "–")[:16],
+                        }
+                    )
+    section.add(
+        Table(
+            fig.table_name("provenance"),
+            "Provenance records (cm.json) of every artifact in the report.",
+            pd.DataFrame(rows),
+        )
+    )
     if commands:
         section.add("Commands that produced the artifacts:", "```\n" + "\n".join(commands) + "\n```")
     if inputs:
-        section.add(Table(fig.table_name("inputs"), "Inputs of each artifact with their content hashes "
-                                                    "(SHA-256, first 16 hex digits; files over 64 MB are not hashed).",
-                          pd.DataFrame(inputs[:400])))
+        section.add(
+            Table(
+                fig.table_name("inputs"),
+                "Inputs of each artifact with their content hashes "
+                "(SHA-256, first 16 hex digits; files over 64 MB are not hashed).",
+                pd.DataFrame(inputs[:400]),
+            )
+        )
     return section

@@ -106,20 +106,38 @@ def to_html(table: Table) -> str:
     """A ``<table>`` with caption; numeric columns right-aligned via a class."""
     header, rows = _cells(table)
     aligns = _align(header, rows)
-    parts = [f'<table id="tab-{html.escape(table.name)}"><caption>{html.escape(table.caption)}</caption>', "<thead><tr>"]
+    parts = [
+        f'<table id="tab-{html.escape(table.name)}"><caption>{html.escape(table.caption)}</caption>',
+        "<thead><tr>",
+    ]
     parts += [f'<th class="{"num" if a == "r" else ""}">{html.escape(h)}</th>' for h, a in zip(header, aligns)]
     parts.append("</tr></thead><tbody>")
     for row in rows:
-        parts.append("<tr>" + "".join(f'<td class="{"num" if a == "r" else ""}">{html.escape(c)}</td>'
-                                      for c, a in zip(row, aligns)) + "</tr>")
+        parts.append(
+            "<tr>"
+            + "".join(f'<td class="{"num" if a == "r" else ""}">{html.escape(c)}</td>' for c, a in zip(row, aligns))
+            + "</tr>"
+        )
     parts.append("</tbody></table>")
     return "".join(parts)
 
 
 _LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "–": "--", "−": "$-$", "Δ": r"$\Delta$", "λ": r"$\lambda$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "–": "--",
+    "−": "$-$",
+    "Δ": r"$\Delta$",
+    "λ": r"$\lambda$",
 }
 
 

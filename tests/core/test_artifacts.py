@@ -4,8 +4,7 @@ import os
 import pandas as pd
 import pytest
 
-from cm_cli.core.artifacts import (OutputDir, atomic_path, find_parts, read_json, read_table, write_json,
-                                   write_parquet)
+from cm_cli.core.artifacts import OutputDir, atomic_path, find_parts, read_json, read_table, write_json, write_parquet
 from cm_cli.core.errors import CmError
 from cm_cli.core.shard import Shard
 

@@ -12,10 +12,12 @@ from cm_cli.core.kinds import get_kind, register_kind, unregister_kind
 
 
 def test_discovery_finds_the_analysis_kinds_without_heavy_imports():
-    code = ("import json, sys\nfrom cm_cli.core import kinds\n"
-            "names = [k.name for k in kinds.analysis_kinds()]\n"
-            "heavy = sorted(m for m in ('torch', 'transformers', 'sklearn', 'scipy', 'matplotlib') if m in sys.modules)\n"
-            "print(json.dumps({'names': names, 'heavy': heavy, 'bulk': sorted(k.name for k in kinds.kinds() if k.bulk)}))")
+    code = (
+        "import json, sys\nfrom cm_cli.core import kinds\n"
+        "names = [k.name for k in kinds.analysis_kinds()]\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'sklearn', 'scipy', 'matplotlib') if m in sys.modules)\n"
+        "print(json.dumps({'names': names, 'heavy': heavy, 'bulk': sorted(k.name for k in kinds.kinds() if k.bulk)}))"
+    )
     out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert out["names"] == ["loao", "probes", "cka", "patching", "loao_retrain"]
     assert out["heavy"] == []

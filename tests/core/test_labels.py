@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cm_cli.core.errors import CmError
-from cm_cli.core.labels import (ASVSPOOF_KEYS, IN_THE_WILD_LABELS, is_bonafide, label_class, label_classes)
+from cm_cli.core.labels import ASVSPOOF_KEYS, IN_THE_WILD_LABELS, is_bonafide, label_class, label_classes
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -58,7 +58,9 @@ def test_any_cm_command_exits_143_with_one_line(tmp_path):
         app(args=["sleeper"], prog_name="cm")
     """)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+    )
     assert out.returncode == 143, out.stderr
     assert "cm sleeper stopped by SIGTERM" in out.stderr and "Traceback" not in out.stderr
 

@@ -18,7 +18,14 @@ def test_checkpoint_round_trip(tmp_path):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.randn(2, 8000)).logits.sum().backward()
     optimizer.step()
-    path = save_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", model, optimizer=optimizer, step=7, epoch=2, metrics={"dev_eer": 0.1})
+    path = save_checkpoint(
+        tmp_path / "run" / "checkpoints" / "last.pt",
+        model,
+        optimizer=optimizer,
+        step=7,
+        epoch=2,
+        metrics={"dev_eer": 0.1},
+    )
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert raw["format"] == CHECKPOINT_FORMAT and raw["step"] == 7 and raw["epoch"] == 2

@@ -57,7 +57,9 @@ def test_ssl_aasist_checkpoint(tmp_path):
     save_tiny_ssl("xlsr", tmp_path / "src", seed=1)
     save_tiny_ssl("xlsr", tmp_path / "dst", seed=2)
     source = build_model(ModelConfig(backbone="ssl_aasist", backbone_id=str(tmp_path / "src"))).eval()
-    published = {"module.ssl_model.model." + _to_fairseq(k): v for k, v in source.backbone.ssl.model.state_dict().items()}
+    published = {
+        "module.ssl_model.model." + _to_fairseq(k): v for k, v in source.backbone.ssl.model.state_dict().items()
+    }
     published.update({"module." + k: v for k, v in source.backbone.backend.state_dict().items()})
     torch.save(published, tmp_path / "LA_model.pth")
     loaded = load_model(tmp_path / "LA_model.pth", overrides={"backbone_id": str(tmp_path / "dst")})

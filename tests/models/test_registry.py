@@ -1,4 +1,4 @@
-"""Backbone bundles: every registry entry builds, names its layers, freezes, and exposes patch sites that are its layers."""
+"""Backbone bundles: every registry entry builds, names its layers, freezes, and exposes patch sites (its layers)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from cm_cli.core.errors import CmError
 from cm_cli.models.model import CountermeasureModel, ModelConfig, build_model
-from cm_cli.models.registry import BACKBONES, LayerStates, SSL_MODELS, get_backbone
+from cm_cli.models.registry import BACKBONES, SSL_MODELS, LayerStates, get_backbone
 from cm_cli.models.ssl import save_tiny_ssl
 
 N_SSL_LAYERS = 3
@@ -16,7 +16,10 @@ N_SSL_LAYERS = 3
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ssl")
-    return {kind: save_tiny_ssl(kind, root / kind, num_hidden_layers=N_SSL_LAYERS) for kind in ("wavlm", "w2v2", "xlsr", "hubert")}
+    return {
+        kind: save_tiny_ssl(kind, root / kind, num_hidden_layers=N_SSL_LAYERS)
+        for kind in ("wavlm", "w2v2", "xlsr", "hubert")
+    }
 
 
 def _config(name: str, tiny_dirs) -> ModelConfig:
@@ -71,6 +74,7 @@ def test_patch_sites_are_the_layers(name, tiny_dirs):
     with torch.no_grad():
         clean = model(wave, lengths)
     for i, site in enumerate(names):
+
         def bump(module, inputs, output):
             return (output[0] + 1.0, *output[1:]) if isinstance(output, tuple) else output + 1.0
 
@@ -95,8 +99,11 @@ def test_ssl_patch_sites_output_exactly_the_hidden_states(kind, tiny_dirs):
     bundle = get_backbone(kind)
     model = build_model(_config(kind, tiny_dirs)).eval()
     seen = {}
-    handles = [m.register_forward_hook(lambda mod, i, o, _n=n: seen.__setitem__(_n, o[0] if isinstance(o, tuple) else o))
-               for n, m in bundle.patch_sites(model).items() if n.startswith("layer_")]
+    handles = [
+        m.register_forward_hook(lambda mod, i, o, _n=n: seen.__setitem__(_n, o[0] if isinstance(o, tuple) else o))
+        for n, m in bundle.patch_sites(model).items()
+        if n.startswith("layer_")
+    ]
     with torch.no_grad():
         out = model(torch.randn(2, 6000), torch.tensor([6000, 4000]))
     for handle in handles:
@@ -130,7 +137,10 @@ def test_ssl_receptive_field_is_the_fewest_samples_for_one_frame(tiny_dirs):
 def test_own_head_backbones_freeze_all_but_their_output_layer(name):
     bundle = get_backbone(name)
     model = build_model(ModelConfig(backbone=name, trainable="frozen"))
-    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["backbone.out_layer.weight", "backbone.out_layer.bias"]
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        "backbone.out_layer.weight",
+        "backbone.out_layer.bias",
+    ]
     bundle.set_trainable(model, "all")
     assert all(p.requires_grad for p in model.parameters())
     with pytest.raises(CmError, match="not supported"):
@@ -140,10 +150,15 @@ def test_own_head_backbones_freeze_all_but_their_output_layer(name):
 def test_ssl_aasist_trainable_specs(tiny_dirs):
     bundle = get_backbone("ssl_aasist")
     model = build_model(ModelConfig(backbone="ssl_aasist", backbone_id=str(tiny_dirs["xlsr"]), trainable="frozen"))
-    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["backbone.backend.out_layer.weight", "backbone.backend.out_layer.bias"]
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        "backbone.backend.out_layer.weight",
+        "backbone.backend.out_layer.bias",
+    ]
     bundle.set_trainable(model, "top:1")
     assert all(p.requires_grad for p in model.backbone.backend.parameters())
-    trainable_ssl = {n.split(".")[0] for n, p in model.backbone.ssl.model.encoder.layers.named_parameters() if p.requires_grad}
+    trainable_ssl = {
+        n.split(".")[0] for n, p in model.backbone.ssl.model.encoder.layers.named_parameters() if p.requires_grad
+    }
     assert trainable_ssl == {str(N_SSL_LAYERS - 1)}
 
 
@@ -156,7 +171,14 @@ def test_same_architecture_and_weight_sources(tmp_path):
     (tmp_path / "m").mkdir()
     assert get_backbone(str(tmp_path / "m")).same_architecture(get_backbone(str(tmp_path / "x" / ".." / "m")))
     assert {n: b.weights for n, b in BACKBONES.items()} == {
-        "aasist": "file", "lcnn": "run", "ssl_aasist": "run", "wavlm": "hub", "w2v2": "hub", "xlsr": "hub", "hubert": "hub"}
+        "aasist": "file",
+        "lcnn": "run",
+        "ssl_aasist": "run",
+        "wavlm": "hub",
+        "w2v2": "hub",
+        "xlsr": "hub",
+        "hubert": "hub",
+    }
     assert {n for n, b in BACKBONES.items() if b.frame_layers} == {"ssl_aasist", "wavlm", "w2v2", "xlsr", "hubert"}
 
 
@@ -168,6 +190,11 @@ def test_no_family_if_chains_in_the_models_package():
     import cm_cli.models
 
     chain = re.compile(r"family\s*(==|!=|\bin\b|\bnot in\b)")
-    offenders = [f"{path.name}:{i}" for path in Path(cm_cli.models.__file__).parent.glob("*.py") if path.name != "registry.py"
-                 for i, line in enumerate(path.read_text().splitlines(), 1) if chain.search(line)]
+    offenders = [
+        f"{path.name}:{i}"
+        for path in Path(cm_cli.models.__file__).parent.glob("*.py")
+        if path.name != "registry.py"
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if chain.search(line)
+    ]
     assert offenders == []

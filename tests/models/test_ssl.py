@@ -10,7 +10,10 @@ from cm_cli.models.model import ModelConfig, build_model
 from cm_cli.models.ssl import SSLBackbone, load_ssl_model, save_tiny_ssl, set_trainable
 
 
-@pytest.mark.parametrize("kind,cls", [("wavlm", "WavLMModel"), ("w2v2", "Wav2Vec2Model"), ("hubert", "HubertModel"), ("xlsr", "Wav2Vec2Model")])
+@pytest.mark.parametrize(
+    "kind,cls",
+    [("wavlm", "WavLMModel"), ("w2v2", "Wav2Vec2Model"), ("hubert", "HubertModel"), ("xlsr", "Wav2Vec2Model")],
+)
 def test_tiny_ssl_roundtrip_gives_all_hidden_states(tmp_path, kind, cls):
     save_tiny_ssl(kind, tmp_path / kind, num_hidden_layers=3)
     model = load_ssl_model(str(tmp_path / kind))
@@ -46,7 +49,9 @@ def test_group_norm_masking_matters(tmp_path):
     padded = torch.cat([short, torch.zeros(1, 3700)], dim=1)
     with torch.no_grad():
         a = model(short).last_hidden_state
-        b = model(padded, attention_mask=(torch.arange(6000) < 2300).long().unsqueeze(0)).last_hidden_state[:, : a.shape[1]]
+        b = model(padded, attention_mask=(torch.arange(6000) < 2300).long().unsqueeze(0)).last_hidden_state[
+            :, : a.shape[1]
+        ]
     assert (a - b).abs().max() > 1e-3
 
 

@@ -53,8 +53,14 @@ def test_fairseq_checkpoint_loads_into_transformers_model(tmp_path):
 
 
 def test_group_norm_extractor_and_unknown_keys():
-    assert fairseq_to_hf_key("feature_extractor.conv_layers.0.2.weight") == "feature_extractor.conv_layers.0.layer_norm.weight"
-    assert fairseq_to_hf_key("encoder.pos_conv.0.weight_g") == "encoder.pos_conv_embed.conv.parametrizations.weight.original0"
+    assert (
+        fairseq_to_hf_key("feature_extractor.conv_layers.0.2.weight")
+        == "feature_extractor.conv_layers.0.layer_norm.weight"
+    )
+    assert (
+        fairseq_to_hf_key("encoder.pos_conv.0.weight_g")
+        == "encoder.pos_conv_embed.conv.parametrizations.weight.original0"
+    )
     with pytest.raises(CmError):
         fairseq_to_hf_key("decoder.embed_tokens.weight")
     with pytest.raises(CmError, match="not an SSL_Anti-spoofing"):

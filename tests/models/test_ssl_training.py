@@ -74,7 +74,9 @@ def test_fine_tuning_every_family_from_a_layerdrop_checkpoint(layerdrop_dirs, ki
 @pytest.mark.parametrize("kind", FAMILIES)
 def test_configured_layerdrop_keeps_every_layer_slot(layerdrop_dirs, kind):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(backbone=str(layerdrop_dirs[kind]), trainable="all", backbone_options={"layerdrop": 0.5}))
+    model = build_model(
+        ModelConfig(backbone=str(layerdrop_dirs[kind]), trainable="all", backbone_options={"layerdrop": 0.5})
+    )
     assert model.backbone.model.config.layerdrop == 0.5
     model.train()
     skipped = 0
@@ -114,7 +116,9 @@ def _tensors(value):
 def test_top_k_records_no_autograd_for_frozen_modules(layerdrop_dirs, kind, checkpointing):
     """With top:K only the top K layers are on the tape: no frozen module's output requires grad."""
     spec = "top:2"
-    model = build_model(ModelConfig(backbone=str(layerdrop_dirs[kind]), trainable=spec, gradient_checkpointing=checkpointing))
+    model = build_model(
+        ModelConfig(backbone=str(layerdrop_dirs[kind]), trainable=spec, gradient_checkpointing=checkpointing)
+    )
     hf = model.backbone.model
     roots = _trainable_roots(hf, spec)
     recorded: list[str] = []
@@ -127,6 +131,7 @@ def test_top_k_records_no_autograd_for_frozen_modules(layerdrop_dirs, kind, chec
         def check(mod, args, output, _name=name):
             if any(t.requires_grad for t in _tensors(output)):
                 recorded.append(_name)
+
         handles.append(module.register_forward_hook(check))
     first = hf.encoder.layers[N_LAYERS - 2]
     inputs_need_grad = []
@@ -163,7 +168,9 @@ def test_gradient_checkpointing_is_an_option_off_by_default(layerdrop_dirs):
     directory = str(layerdrop_dirs["wavlm"])
     assert ModelConfig(backbone=directory).gradient_checkpointing is False
     assert not _checkpointed(build_model(ModelConfig(backbone=directory, trainable="top:1")).backbone.model)
-    assert not _checkpointed(build_model(ModelConfig(backbone=directory, trainable="frozen", gradient_checkpointing=True)).backbone.model)
+    assert not _checkpointed(
+        build_model(ModelConfig(backbone=directory, trainable="frozen", gradient_checkpointing=True)).backbone.model
+    )
     model = build_model(ModelConfig(backbone=directory, trainable="top:1", gradient_checkpointing=True, dropout=0.0))
     assert _checkpointed(model.backbone.model)
     assert _train_steps(model, 2) == [N_LAYERS + 1] * 2
@@ -200,7 +207,9 @@ def test_masked_group_norm_matches_the_old_implementation():
     full = torch.full((3,), 50)
     native = norm(x)
     torch.testing.assert_close(native, _old_masked_group_norm(norm, x, full), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(masked_group_norm(x, full, norm.weight, norm.bias, norm.eps), native, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        masked_group_norm(x, full, norm.weight, norm.bias, norm.eps), native, atol=1e-5, rtol=1e-5
+    )
     half = masked_group_norm(x.bfloat16(), padded, norm.weight, norm.bias, norm.eps)  # statistics in float32
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), out, atol=3e-2, rtol=2e-2)

@@ -16,7 +16,7 @@ from cm_cli.report.collect import collect
 from cm_cli.report.evaldata import curve, normalise_sweep
 from cm_cli.report.render import build_report
 from cm_cli.report.tables import Table, to_latex, to_markdown
-from tests.report.synth import make_study, write_eval, write_run, _scores
+from tests.report.synth import _scores, make_study, write_eval, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -78,8 +78,9 @@ def test_figures_exist_and_html_embeds_them(built):
     assert "<title>Toy study</title>" in html and "figures/" not in re.sub(r"<figcaption>.*?</figcaption>", "", html)
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) == len(built.figures)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     for data in images:
         raw = base64.b64decode(data, validate=True)
@@ -230,13 +231,18 @@ def test_every_analysis_is_labelled_with_what_it_measures(built):
 def test_label_texts():
     from cm_cli.report.labels import cka_estimator_text, patching_alignment_text
 
-    assert "WARNING" in cka_estimator_text("biased-minibatch64") and "inflated" in cka_estimator_text("biased-minibatch64")
-    assert "unbiased HSIC" in cka_estimator_text("debiased-minibatch64") and "64 rows" in cka_estimator_text("debiased-minibatch64")
+    biased = cka_estimator_text("biased-minibatch64")
+    assert "WARNING" in biased and "inflated" in biased
+    assert "unbiased HSIC" in cka_estimator_text("debiased-minibatch64") and "64 rows" in cka_estimator_text(
+        "debiased-minibatch64"
+    )
     assert "all rows at once" in cka_estimator_text("biased")
     assert patching_alignment_text({"aligned": True, "alignment": "same pretrained backbone"}).startswith(
-        "base and donor share their initialisation (same pretrained backbone)")
-    unaligned = patching_alignment_text({"alignment": {"aligned": False, "reason": "independent init seeds 0 and 1"},
-                                         "allow_unaligned": True})
+        "base and donor share their initialisation (same pretrained backbone)"
+    )
+    unaligned = patching_alignment_text(
+        {"alignment": {"aligned": False, "reason": "independent init seeds 0 and 1"}, "allow_unaligned": True}
+    )
     assert unaligned.startswith("UNALIGNED") and "--allow-unaligned" in unaligned and "seeds 0 and 1" in unaligned
 
 
@@ -260,8 +266,9 @@ def test_seed_groups_mean_sd_and_paired_tests_on_the_demo_layout(tmp_path):
     assert "nan" not in tests
     assert "What the evidence supports, pair by pair:" in tests and "Mean EER over seeds: dann" in tests
     sentences = [line for line in tests.splitlines() if line.startswith("- ")]
-    assert any("dann − erm" in s and "supports a real difference, dann has a lower EER than erm" in s
-               for s in sentences)
+    assert any(
+        "dann − erm" in s and "supports a real difference, dann has a lower EER than erm" in s for s in sentences
+    )
     assert any("dann − erm_aug" in s and "does not support a difference" in s for s in sentences), sentences
     assert "seeds-toy.png" in {p.name for p in result.figures}
     # the gap is compared on the codecs no group trained on (C01 is seen by erm_aug and dann)
@@ -278,17 +285,30 @@ def test_report_reads_contract4_metrics_and_contract5_codecs(tmp_path):
     run = write_run(tmp_path / "runs" / "erm_s0", method="erm", seed=0, corpus="toy")
     frame = _scores("toy", "erm", 0)
     codec = frame["codec"].map({None: None, "mp3": "C05", "opus": "C01", "alaw": "C08"})
-    frame = frame.assign(codec=codec, codec_q=np.where(codec.notna(), "3", None),
-                         bitrate_kbps=np.where(codec.notna(), 16.0, np.nan), domain=codec.fillna("clean"))
+    frame = frame.assign(
+        codec=codec,
+        codec_q=np.where(codec.notna(), "3", None),
+        bitrate_kbps=np.where(codec.notna(), 16.0, np.nan),
+        domain=codec.fillna("clean"),
+    )
     in_corpus = tmp_path / "eval" / "toy"
     write_eval(in_corpus, frame, run)
     metrics = json.loads((in_corpus / "metrics.json").read_text())
     metrics["by"]["attack"]["A01"]["eer"] = 0.4321  # planted: differs from what the scores give
     metrics["ci"] = {"eer": [0.1, 0.2], "cluster_by": "speaker", "unit": "speaker", "n_clusters": 12}
-    metrics["ood_gap"] = {"column": "domain", "in_domain": ["clean"], "eer_in": 0.1, "eer_out": 0.2234,
-                          "gap_abs_points": 12.34, "gap_rel": 1.234, "seen_domains": ["C01", "clean"],
-                          "split": {"seen": {"eer": 0.15, "gap_abs_points": 5.0, "gap_rel": 0.5},
-                                    "unseen": {"eer": 0.2567, "gap_abs_points": 15.67, "gap_rel": 1.567}}}
+    metrics["ood_gap"] = {
+        "column": "domain",
+        "in_domain": ["clean"],
+        "eer_in": 0.1,
+        "eer_out": 0.2234,
+        "gap_abs_points": 12.34,
+        "gap_rel": 1.234,
+        "seen_domains": ["C01", "clean"],
+        "split": {
+            "seen": {"eer": 0.15, "gap_abs_points": 5.0, "gap_rel": 0.5},
+            "unseen": {"eer": 0.2567, "gap_abs_points": 15.67, "gap_rel": 1.567},
+        },
+    }
     metrics["corpus"] = ["toy"]
     (in_corpus / "metrics.json").write_text(json.dumps(metrics))
     cross = tmp_path / "eval" / "la"
@@ -341,19 +361,31 @@ def test_a_kind_declared_in_one_place_is_collected_and_rendered(study, tmp_path)
     from cm_cli.core.kinds import register_kind, unregister_kind
     from cm_cli.report.collect import looked_for
 
-    register_kind("dummy_profile", title="Dummy profile", command="`cm profile EMB --out DIR`",
-                  marker="profile.parquet", tables=("profile",), order=45)
+    register_kind(
+        "dummy_profile",
+        title="Dummy profile",
+        command="`cm profile EMB --out DIR`",
+        marker="profile.parquet",
+        tables=("profile",),
+        order=45,
+    )
     try:
         planted = pd.DataFrame({"layer": ["layer_00", "layer_01"], "loudness": [0.125, 0.875]})
-        write_outputs(tmp_path / "prof", "dummy_profile", {"target": "loudness"}, tables={"profile.parquet": planted},
-                      summary={"measures": "how loud each layer is"}, summary_name="dummy_profile.json")
+        write_outputs(
+            tmp_path / "prof",
+            "dummy_profile",
+            {"target": "loudness"},
+            tables={"profile.parquet": planted},
+            summary={"measures": "how loud each layer is"},
+            summary_name="dummy_profile.json",
+        )
         assert "profile.parquet" in looked_for()
         found = collect([tmp_path / "prof"])
         assert [a.name for a in found.analyses["dummy_profile"]] == ["prof"]
         assert found.counts()["dummy_profile"] == 1
         result = build_report([tmp_path / "prof"], tmp_path / "out")
         text = result.markdown.read_text()
-        section = text[text.index("### Dummy profile"):text.index("## Provenance")]
+        section = text[text.index("### Dummy profile") : text.index("## Provenance")]
         assert "**What this measures** (Dummy profile): how loud each layer is." in section
         assert "| layer_01 | 0.875 |" in section and "| layer_00 | 0.125 |" in section
         assert "dummy_profile" in result.counts
