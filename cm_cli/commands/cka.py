@@ -18,19 +18,27 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
+
+# each option once: its flag, type, default and help, the preset/cm.toml key, and the CkaConfig field it sets
+OPTIONS = Options(
+    Opt("out", annotation=OutDir, field=None),
+    Opt("estimator", str, None, "HSIC estimator: biased or debiased (unbiased HSIC). Default: biased for full batch, debiased with --batch-size (biased is refused there).", show_default=False,
+        convert=lambda value: str(value) if value else None),
+    Opt("layers_a", str, None, "Layers of A (index, name, comma list; default all).", flags=("--layer",)),
+    Opt("layers_b", str, None, "Layers of B (default: as --layers-a)."),
+    Opt("batch_size", int, None, "Minibatch CKA: unbiased HSIC accumulated over random batches of this size (large N)."),
+    Opt("preset", annotation=PresetOpt, field=None, resolved=False),
+    Opt("force", annotation=ForceOpt, default=False, field=None),
+)
 
 
+@OPTIONS.command
 def cka(
     ctx: typer.Context,
     embeddings_a: Annotated[Path, typer.Argument(help="Embeddings (set A).", show_default=False)],
     embeddings_b: Annotated[Optional[Path], typer.Argument(help="Embeddings (set B; default A itself).", show_default=False)] = None,
-    out: OutDir = None,
-    estimator: Annotated[Optional[str], typer.Option("--estimator", help="HSIC estimator: biased or debiased (unbiased HSIC). Default: biased for full batch, debiased with --batch-size (biased is refused there).", show_default=False)] = None,
-    layers_a: Annotated[Optional[str], typer.Option("--layers-a", "--layer", help="Layers of A (index, name, comma list; default all).")] = None,
-    layers_b: Annotated[Optional[str], typer.Option("--layers-b", help="Layers of B (default: as --layers-a).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Minibatch CKA: unbiased HSIC accumulated over random batches of this size (large N).")] = None,
-    preset: PresetOpt = None,
-    force: ForceOpt = False,
+    **options,
 ) -> None:
     """CKA matrix and diagonal between layers; identical inputs are flagged (CKA 1 by construction)."""
     from cm_cli.analysis.cka import CkaConfig, run_cka
@@ -38,11 +46,8 @@ def cka(
     from cm_cli.core.progress import use_reporter
 
     c_ = get_ctx(ctx)
-    values = {"estimator": estimator, "layers_a": layers_a, "layers_b": layers_b, "batch_size": batch_size,
-              "out": out, "force": force}
-    opts = resolve_options(ctx, "cka", values, preset=preset)
-    config = CkaConfig(estimator=str(opts["estimator"]) if opts["estimator"] else None, layers_a=opts["layers_a"], layers_b=opts["layers_b"],
-                       batch_size=opts["batch_size"], seed=c_.seed)
+    opts = resolve_options(ctx, "cka", OPTIONS.values(options), preset=options["preset"])
+    config = OPTIONS.config(CkaConfig, opts, seed=c_.seed)
     name = set_name(embeddings_a) + (f"_vs_{set_name(embeddings_b)}" if embeddings_b else "")
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "cka" / name
     if c_.dry_run:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 
@@ -20,28 +19,37 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
 from cm_cli.core.errors import UsageError
 
 
-def patch(
-    ctx: typer.Context,
-    base: Annotated[Optional[Path], typer.Option("--base", help="Base run directory (e.g. ERM) or checkpoint.", show_default=False)] = None,
-    donor: Annotated[Optional[Path], typer.Option("--donor", help="Donor run directory (e.g. DANN) or checkpoint.", show_default=False)] = None,
-    manifest: ManifestOpt = None,
-    out: OutDir = None,
-    sites: Annotated[Optional[str], typer.Option("--sites", help="Comma list of sites (default every site: layer_XX, layer_weighting, pooled, projection).")] = None,
-    split: SplitOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Utterances per forward pass.")] = 16,
-    probe_target: Annotated[str, typer.Option("--probe-target", help="Manifest column probed on the final representation.")] = "codec",
-    probe_group_by: Annotated[str, typer.Option("--probe-group-by", help="Probe folds grouped by this column ('none': rows).")] = "speaker",
-    folds: Annotated[int, typer.Option("--folds", help="Probe cross-validation folds.")] = 3,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Paired bootstrap resamples for the EER-change CIs.")] = 500,
-    max_rows: Annotated[Optional[int], typer.Option("--max-rows", help="Use a seeded random subset of this many utterances.")] = None,
-    allow_unaligned: Annotated[bool, typer.Option("--allow-unaligned", help="Patch runs that do not share their initialisation (no common pretrained backbone or init seed); the output is flagged aligned: false.")] = False,
-    cluster_by: Annotated[str, typer.Option("--cluster-by", help="Bootstrap unit of the EER-change intervals: a manifest column ('none': trials).")] = "speaker",
-    preset: PresetOpt = None,
-    force: ForceOpt = False,
-) -> None:
+def _none(value):
+    return None if str(value).lower() == "none" else str(value)
+
+
+# each option once: its flag, type, default and help, the preset/cm.toml key, and the PatchConfig field it sets
+OPTIONS = Options(
+    Opt("base", Path, None, "Base run directory (e.g. ERM) or checkpoint.", show_default=False, field=None, resolved=False),
+    Opt("donor", Path, None, "Donor run directory (e.g. DANN) or checkpoint.", show_default=False, field=None, resolved=False),
+    Opt("manifest", annotation=ManifestOpt, field=None, resolved=False),
+    Opt("out", annotation=OutDir, field=None),
+    Opt("sites", str, None, "Comma list of sites (default every site: layer_XX, layer_weighting, pooled, projection)."),
+    Opt("split", annotation=SplitOpt),
+    Opt("batch_size", int, 16, "Utterances per forward pass.", convert=int),
+    Opt("probe_target", str, "codec", "Manifest column probed on the final representation.", convert=str),
+    Opt("probe_group_by", str, "speaker", "Probe folds grouped by this column ('none': rows).", convert=_none),
+    Opt("folds", int, 3, "Probe cross-validation folds.", convert=int),
+    Opt("bootstrap", int, 500, "Paired bootstrap resamples for the EER-change CIs.", field="n_boot", convert=int),
+    Opt("max_rows", int, None, "Use a seeded random subset of this many utterances."),
+    Opt("allow_unaligned", bool, False, "Patch runs that do not share their initialisation (no common pretrained backbone or init seed); the output is flagged aligned: false.", convert=bool),
+    Opt("cluster_by", str, "speaker", "Bootstrap unit of the EER-change intervals: a manifest column ('none': trials).", convert=_none),
+    Opt("preset", annotation=PresetOpt, field=None, resolved=False),
+    Opt("force", annotation=ForceOpt, default=False, field=None),
+)
+
+
+@OPTIONS.command
+def patch(ctx: typer.Context, **options) -> None:
     """Run the base model with the donor's activation at each site: EER, minDCF and codec-probe changes.
 
     Base and donor must share their initialisation (same pretrained backbone or same init seed) unless
@@ -51,20 +59,13 @@ def patch(
     from cm_cli.core.progress import use_reporter
 
     c_ = get_ctx(ctx)
+    base, donor, manifest = options["base"], options["donor"], options["manifest"]
     if base is None or donor is None:
         raise UsageError("--base and --donor are both required", "e.g. cm patch --base runs/erm --donor runs/dann --manifest M")
     if manifest is None:
         raise UsageError("--manifest is required", "the utterances both runs are scored on")
-    values = {"sites": sites, "split": split, "batch_size": batch_size, "probe_target": probe_target,
-              "probe_group_by": probe_group_by, "folds": folds, "bootstrap": bootstrap, "max_rows": max_rows,
-              "allow_unaligned": allow_unaligned, "cluster_by": cluster_by, "out": out, "force": force}
-    opts = resolve_options(ctx, "patch", values, preset=preset)
-    group = None if str(opts["probe_group_by"]).lower() == "none" else str(opts["probe_group_by"])
-    unit = None if str(opts["cluster_by"]).lower() == "none" else str(opts["cluster_by"])
-    config = PatchConfig(sites=opts["sites"], split=opts["split"], batch_size=int(opts["batch_size"]),
-                         probe_target=str(opts["probe_target"]), probe_group_by=group, folds=int(opts["folds"]),
-                         n_boot=int(opts["bootstrap"]), seed=c_.seed, max_rows=opts["max_rows"],
-                         allow_unaligned=bool(opts["allow_unaligned"]), cluster_by=unit)
+    opts = resolve_options(ctx, "patch", OPTIONS.values(options), preset=options["preset"])
+    config = OPTIONS.config(PatchConfig, opts, seed=c_.seed)
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "patch" / f"{base.name}_from_{donor.name}"
     if c_.dry_run:
         print_dry_run(c_, "patch", {"base": str(base), "donor": str(donor), "manifest": str(manifest),

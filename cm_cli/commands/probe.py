@@ -20,6 +20,7 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
 from cm_cli.core.errors import UsageError
 
 
@@ -39,26 +40,33 @@ def _none(value: Optional[str]) -> Optional[str]:
     return None if value is None or str(value).lower() in ("none", "") else str(value)
 
 
+# each option once: its flag, type, default and help, the preset/cm.toml key, and the ProbeConfig field it sets
+OPTIONS = Options(
+    Opt("manifest", annotation=ManifestOpt, field=None),
+    Opt("target", str, "codec", "Manifest column to decode (codec, domain, attack, speaker, label, …).", flags=("-t",), convert=str),
+    Opt("out", annotation=OutDir, field=None),
+    Opt("layer", str, None, "Layer index or name, comma list, or 'all' (default all).", flags=("-l",), field="layers"),
+    Opt("group_by", str, "speaker", "Folds never split a value of this column (speaker, codec_seed, source_utt_id; 'none': rows).", convert=_none),
+    Opt("control_by", str, "speaker", "Control task: one random label per value of this column; its values recur between training and test (own folds when --group-by keeps them apart). 'none': per row, not learnable.", convert=_none),
+    Opt("folds", int, 5, "Cross-validation folds.", convert=int),
+    Opt("split", annotation=SplitOpt),
+    Opt("c", float, 1.0, "Inverse L2 strength of the logistic regression.", convert=float),
+    Opt("c_sweep", str, None, "Choose C per fold by inner grouped CV among these values, e.g. 0.01,0.1,1,10.", convert=_floats),
+    Opt("drop_null_target", bool, False, "Drop rows whose target is null (default: they form the class 'none').", convert=bool),
+    Opt("min_class_size", int, 0, "Drop classes with fewer rows than this (default 0: too-small classes are an error).", convert=int),
+    Opt("bootstrap", int, 1000, "Cluster-bootstrap resamples for the CIs.", field="n_boot", convert=int),
+    Opt("tags", str, None, "Names of the sets in the tables, e.g. erm,dann (default: directory names).", field=None),
+    Opt("preset", annotation=PresetOpt, field=None, resolved=False),
+    Opt("force", annotation=ForceOpt, default=False, field=None),
+)
+
+
+@OPTIONS.command
 def probe(
     ctx: typer.Context,
     embeddings: Annotated[Path, typer.Argument(help="embeddings.parquet or `cm embed` output directory (set A).", show_default=False)],
     embeddings_b: Annotated[Optional[Path], typer.Argument(help="Optional second set (B) compared layer by layer.", show_default=False)] = None,
-    manifest: ManifestOpt = None,
-    target: Annotated[str, typer.Option("--target", "-t", help="Manifest column to decode (codec, domain, attack, speaker, label, …).")] = "codec",
-    out: OutDir = None,
-    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layer index or name, comma list, or 'all' (default all).")] = None,
-    group_by: Annotated[str, typer.Option("--group-by", help="Folds never split a value of this column (speaker, codec_seed, source_utt_id; 'none': rows).")] = "speaker",
-    control_by: Annotated[str, typer.Option("--control-by", help="Control task: one random label per value of this column; its values recur between training and test (own folds when --group-by keeps them apart). 'none': per row, not learnable.")] = "speaker",
-    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 5,
-    split: SplitOpt = None,
-    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the logistic regression.")] = 1.0,
-    c_sweep: Annotated[Optional[str], typer.Option("--c-sweep", help="Choose C per fold by inner grouped CV among these values, e.g. 0.01,0.1,1,10.")] = None,
-    drop_null_target: Annotated[bool, typer.Option("--drop-null-target", help="Drop rows whose target is null (default: they form the class 'none').")] = False,
-    min_class_size: Annotated[int, typer.Option("--min-class-size", help="Drop classes with fewer rows than this (default 0: too-small classes are an error).")] = 0,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Cluster-bootstrap resamples for the CIs.")] = 1000,
-    tags: Annotated[Optional[str], typer.Option("--tags", help="Names of the sets in the tables, e.g. erm,dann (default: directory names).")] = None,
-    preset: PresetOpt = None,
-    force: ForceOpt = False,
+    **options,
 ) -> None:
     """Linear probes per layer: accuracy, balanced accuracy, chance levels, control task, selectivity, CIs."""
     from cm_cli.analysis.probes import ProbeConfig, run_probes, set_name
@@ -66,17 +74,9 @@ def probe(
     from cm_cli.core.progress import use_reporter
 
     c_ = get_ctx(ctx)
-    values = {"target": target, "layer": layer, "group_by": group_by, "control_by": control_by, "folds": folds,
-              "split": split, "c": c, "c_sweep": c_sweep, "drop_null_target": drop_null_target,
-              "min_class_size": min_class_size, "bootstrap": bootstrap, "tags": tags, "manifest": manifest, "out": out,
-              "force": force}
-    opts = resolve_options(ctx, "probe", values, preset=preset)
+    opts = resolve_options(ctx, "probe", OPTIONS.values(options), preset=options["preset"])
     manifest_path = manifest_for(embeddings, opts["manifest"])
-    config = ProbeConfig(target=str(opts["target"]), layers=opts["layer"], group_by=_none(opts["group_by"]),
-                         control_by=_none(opts["control_by"]), folds=int(opts["folds"]), split=opts["split"],
-                         c=float(opts["c"]), c_sweep=_floats(opts["c_sweep"]), n_boot=int(opts["bootstrap"]),
-                         seed=c_.seed, drop_null_target=bool(opts["drop_null_target"]),
-                         min_class_size=int(opts["min_class_size"]))
+    config = OPTIONS.config(ProbeConfig, opts, seed=c_.seed)
     sets = [embeddings] + ([embeddings_b] if embeddings_b else [])
     names = [t.strip() for t in str(opts["tags"]).split(",")] if opts["tags"] else None
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "probes" / f"{set_name(embeddings)}_{config.target}"
