@@ -55,3 +55,11 @@ __all__ = [
     "RECORD",
     "_Lease",
 ]
+
+
+def __getattr__(name: str):
+    if name == "ARTIFACT_KINDS":  # the former closed list, now the declared kinds (cm_cli.core.kinds.register_kind)
+        from cm_cli.core.kinds import kinds
+
+        return tuple(k.name for k in kinds())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
