@@ -18,6 +18,8 @@ def patch(
     ctx: typer.Context,
     base: Annotated[Optional[Path], typer.Option("--base", help="Base run directory (e.g. ERM) or checkpoint.", show_default=False)] = None,
     donor: Annotated[Optional[Path], typer.Option("--donor", help="Donor run directory (e.g. DANN) or checkpoint.", show_default=False)] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Base as a zoo model name, `cm export` folder or hub id (instead of --base).", show_default=False)] = None,
+    donor_model: Annotated[Optional[str], typer.Option("--donor-model", help="Donor as a zoo model name, `cm export` folder or hub id (instead of --donor).", show_default=False)] = None,
     manifest: ManifestOpt = None,
     out: OutDir = None,
     sites: Annotated[Optional[str], typer.Option("--sites", help="Comma list of sites (default every site: layer_XX, layer_weighting, pooled, projection).")] = None,
@@ -42,6 +44,11 @@ def patch(
     from cm_cli.core.progress import use_reporter
 
     c_ = get_ctx(ctx)
+    if base_model is not None or donor_model is not None:
+        from cm_cli.models.zoo import resolve_model_option
+
+        base = resolve_model_option(base_model, base, cache_dir=c_.cache_dir, flag="--base")
+        donor = resolve_model_option(donor_model, donor, cache_dir=c_.cache_dir, flag="--donor")
     if base is None or donor is None:
         raise UsageError("--base and --donor are both required", "e.g. cm patch --base runs/erm --donor runs/dann --manifest M")
     if manifest is None:

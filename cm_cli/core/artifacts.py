@@ -59,6 +59,7 @@ __all__ = [
 ARTIFACT_KINDS = (
     "manifest", "degraded", "embeddings", "run", "scores", "metrics",
     "loao", "probes", "cka", "patching", "report",
+    "model",  # `cm export`: a Hugging Face-style model folder
 )
 HASH_LIMIT_BYTES = 64 * 1024 * 1024
 PART_RE = re.compile(r"^part-(\d{5})-of-(\d{5})\.parquet$")
