@@ -219,6 +219,9 @@ def push_export(folder: str | os.PathLike, repo: str, *, token: str | None = Non
     except HfHubHTTPError as exc:
         raise CmError(f"cannot push to {repo}: {str(exc).splitlines()[0][:200]}",
                       "check the repository name and that your token may write to it") from None
+    except ValueError as exc:  # e.g. the Hub refused the card's metadata
+        raise CmError(f"cannot push to {repo}: {str(exc).splitlines()[0][:200]}",
+                      "check the repository name, the endpoint and README.md's metadata block") from None
     except OSError as exc:
         raise CmError(f"cannot push to {repo}: {exc}", "check network access to the Hub endpoint") from None
     return str(url)
