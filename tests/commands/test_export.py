@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -164,6 +165,43 @@ class StandInHub:
                 self.send_response(404)
                 self.end_headers()
 
+            def _resolve(self):  # /<org>/<name>/resolve/<revision>/<file>
+                parts = unquote(urlparse(self.path).path).strip("/").split("/")
+                if len(parts) >= 5 and parts[2] == "resolve" and "/".join(parts[4:]) in hub.files:
+                    return "/".join(parts[4:])
+                return None
+
+            def _file_headers(self, name: str) -> None:
+                body = hub.files[name]
+                self.send_header("X-Repo-Commit", "c" * 40)
+                self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+                self.send_header("Content-Length", str(len(body)))
+
+            def do_HEAD(self) -> None:
+                name = self._resolve()
+                self.send_response(200 if name else 404)
+                if name:
+                    self._file_headers(name)
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                path = unquote(urlparse(self.path).path)
+                if path.startswith("/api/models/") and "/tree/" in path:  # the file listing of a revision
+                    return self._reply([{"type": "file", "path": f, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                                        for f, b in hub.files.items()])
+                if path.startswith("/api/models/"):  # model info: the commit and its files
+                    repo = path[len("/api/models/"):].split("/revision/")[0]
+                    return self._reply({"id": repo, "sha": "c" * 40, "siblings": [{"rfilename": f} for f in hub.files]})
+                name = self._resolve()
+                if name is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self._file_headers(name)
+                self.end_headers()
+                self.wfile.write(hub.files[name])
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -176,19 +214,29 @@ class StandInHub:
         self.server.server_close()
 
 
-def test_push_uploads_the_folder_with_the_configured_token(setup, run_cm, cm_env, monkeypatch):
-    _, run, _ = setup
+def test_push_uploads_the_folder_and_a_hub_id_loads_it_back(setup, run_cm, cm_env, monkeypatch):
+    from huggingface_hub import constants
+
+    root, run, _ = setup
     monkeypatch.setenv("HF_HOME", str(cm_env / "hf"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     out = cm_env / "pushed"
+    wav = root / "u03.wav"
+    original = json.loads(run_cm("--json", "eval", "--run", run, "--audio", wav).stdout)["scores"][0]["score"]
     with StandInHub() as hub:
         refused = run_cm("export", run, "--out", out, "--push", "lab/toy-cm", "--endpoint", hub.url)
         assert refused.exit_code == 1 and "no Hugging Face token" in refused.stderr and not hub.repos
         monkeypatch.setenv("HF_TOKEN", "hf_local_test_token")
         result = run_cm("--json", "export", run, "--out", out, "--push", "lab/toy-cm", "--endpoint", hub.url)
         assert result.exit_code == 0, result.output
-    assert hub.repos == ["lab/toy-cm"] and all(a == "Bearer hf_local_test_token" for a in hub.auth)
-    assert set(hub.files) == {"model.safetensors", "config.json", "README.md", "cm.json"}
-    assert hub.files["README.md"] == (out / "README.md").read_bytes()
-    assert hub.files["model.safetensors"] == (out / "model.safetensors").read_bytes()
-    assert hub.cards and "model-index" in hub.cards[0]
+        assert hub.repos == ["lab/toy-cm"] and all(a == "Bearer hf_local_test_token" for a in hub.auth)
+        assert set(hub.files) == {"model.safetensors", "config.json", "README.md", "cm.json"}
+        assert hub.files["README.md"] == (out / "README.md").read_bytes()
+        assert hub.files["model.safetensors"] == (out / "model.safetensors").read_bytes()
+        assert hub.cards and "model-index" in hub.cards[0]
+        # `--model ORG/NAME` fetches the pushed folder into the cache and scores with it
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        result = run_cm("--json", "eval", "--model", "lab/toy-cm", "--audio", wav)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["scores"][0]["score"] == original
