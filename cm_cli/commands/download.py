@@ -128,13 +128,12 @@ def _download_model(c, name: str, *, base_url: Optional[str] = None, retries: in
     if name in ZOO:
         _download_zoo(c, name, base_url=base_url, retries=retries, force=force)
         return
-    _check_model_name(name)
-
     try:
         from cm_cli.models.hub import download_model
     except ImportError:
         raise CmError("model downloads are not available in this installation (cm_cli.models.hub is missing)",
                       "update cm, or fetch the model with huggingface_hub directly") from None
+    _check_model_name(name)
     if c.dry_run:
         print_dry_run(c, "download", {"model": name, "cache_dir": str(c.cache_dir)})
         return
