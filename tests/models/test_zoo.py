@@ -247,3 +247,39 @@ def test_hub_classifier_without_a_bonafide_label_needs_one(cm_env, run_cm, tmp_p
     [score] = _score(run_cm, "--model", folder, "--bonafide-label", "real", "--audio", wav)
     others = np.logaddexp(logits[0], logits[2])
     assert score == pytest.approx(logits[1] - others, abs=1e-4)
+
+
+# ------------------------------------------------------------------ --model in the other commands
+
+
+def test_model_option_in_embed_eval_manifest_and_patch(cm_env, run_cm, tmp_path):
+    import pandas as pd
+
+    from cm_cli.core.artifacts import write_parquet
+    from cm_cli.data.manifest import normalise_manifest
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(6):
+        label = "bonafide" if i % 2 else "spoof"
+        sf.write(tmp_path / f"u{i}.wav", (0.2 * rng.standard_normal(12000)).astype(np.float32), 16000)
+        rows.append({"utt_id": f"u{i}", "path": str(tmp_path / f"u{i}.wav"), "label": label,
+                     "attack": None if label == "bonafide" else "A01", "speaker": "s", "split": "eval",
+                     "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"})
+    manifest = tmp_path / "m.parquet"
+    write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
+    result = run_cm("--json", "embed", "--model", "toy", "--manifest", manifest, "--split", "eval",
+                    "--out", tmp_path / "emb")
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(tmp_path / "emb" / "embeddings.parquet")
+    assert len(table) == 6 and {"pooled", "pre_logit"} <= set(table.columns)
+    result = run_cm("--json", "eval", "--model", "toy", "--manifest", manifest, "--out", tmp_path / "ev")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["overall"]["n_bonafide"] == 3
+    scored = pd.read_parquet(tmp_path / "ev" / "scores.parquet")
+    [direct] = _score(run_cm, "--model", "toy", "--audio", tmp_path / "u0.wav")
+    assert float(scored.set_index("utt_id").loc["u0", "score"]) == pytest.approx(direct, abs=1e-5)
+    planned = run_cm("--json", "--dry-run", "patch", "--base-model", "toy", "--donor-model", "toy",
+                     "--manifest", manifest, "--out", tmp_path / "patch")
+    assert planned.exit_code == 0, planned.output
+    assert str(zoo.toy_dir()) in planned.stdout
