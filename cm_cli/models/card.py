@@ -58,7 +58,8 @@ def _scored_this(record: dict, loaded) -> bool:
     if options.get("checkpoint_sha256"):
         return options["checkpoint_sha256"] == loaded.checkpoint_sha256
     run = options.get("run")
-    return bool(run) and Path(run).expanduser().resolve() in {Path(loaded.source).resolve(), loaded.checkpoint.resolve()}
+    mine = {Path(loaded.source).resolve(), loaded.checkpoint.resolve()}
+    return bool(run) and Path(run).expanduser().resolve() in mine
 
 
 def find_evaluations(loaded, roots: Sequence[str | os.PathLike]) -> list[dict]:
@@ -190,6 +191,6 @@ def model_card(config: dict, evaluations: Sequence[dict], *, name: str, licence:
     lines += ["## Use", "", "```", "cm eval --run THIS_FOLDER --audio FILE.wav --out OUT", "```", "",
               "## Provenance", "",
               f"- checkpoint sha256: {(config.get('source') or {}).get('checkpoint_sha256')}",
-              f"- metric definitions: the ASVspoof 5 evaluation package (EER, minDCF, actDCF, Cllr); "
+              "- metric definitions: the ASVspoof 5 evaluation package (EER, minDCF, actDCF, Cllr); "
               "EER and minDCF are fractions in `model-index`", ""]
     return "\n".join(lines)

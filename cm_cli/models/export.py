@@ -77,7 +77,6 @@ def _inputs_without_paths(inputs: Any) -> Any:
 def export_config(loaded, *, name: str | None = None) -> dict:
     """The exported ``config.json`` of a ``LoadedModel`` (see the module docstring)."""
     from cm_cli import __version__
-
     from cm_cli.models.registry import get_backbone
 
     if loaded.kind == "hf_classifier":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from cm_cli.core.errors import CmError
 from cm_cli.models.registry import Backbone, LayerStates

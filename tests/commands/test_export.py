@@ -43,7 +43,8 @@ def setup(tmp_path_factory):
     for i in range(12):
         label = "bonafide" if i % 3 == 0 else "spoof"
         t = np.arange(int(16000 * rng.uniform(0.6, 1.0))) / 16000
-        wave = 0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t) if label == "bonafide" else 0.2 * rng.standard_normal(len(t))
+        tone = 0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t)
+        wave = tone if label == "bonafide" else 0.2 * rng.standard_normal(len(t))
         sf.write(root / f"u{i:02d}.wav", wave.astype(np.float32), 16000)
         rows.append({"utt_id": f"u{i:02d}", "path": f"u{i:02d}.wav", "label": label,
                      "attack": None if label == "bonafide" else ("A01" if i % 2 else "A02"), "speaker": f"s{i % 4}",
@@ -236,7 +237,8 @@ def test_push_uploads_the_folder_and_a_hub_id_loads_it_back(setup, run_cm, cm_en
         assert hub.cards and "model-index" in hub.cards[0]
         # `--model ORG/NAME` fetches the pushed folder into the cache and scores with it
         monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+        template = hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
         result = run_cm("--json", "eval", "--model", "lab/toy-cm", "--audio", wav)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["scores"][0]["score"] == original
