@@ -37,13 +37,14 @@ def export(
     if c.dry_run:
         print_dry_run(c, "export", options)
         return
-    from cm_cli.models.export import export_run, push_export
+    from cm_cli.models.export import export_run, hub_token, push_export
 
+    token = hub_token(push) if push else None  # refused before anything is written
     result = export_run(run, out, search=roots, name=name, licence=licence, notes=notes, force=force)
     payload = {"out": str(result.out), "files": result.files, "skipped": result.done,
                "evaluations": [e["path"] for e in result.evaluations], "pushed": None}
     if push:
-        payload["pushed"] = push_export(result.out, push, endpoint=endpoint, private=private)
+        payload["pushed"] = push_export(result.out, push, token=token, endpoint=endpoint, private=private)
 
     def human() -> None:
         cons = console()

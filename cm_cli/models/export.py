@@ -29,7 +29,8 @@ from typing import Any, Sequence
 from cm_cli.core.errors import CmError
 
 __all__ = ["EXPORT_FORMAT", "WEIGHTS_FILE", "CONFIG_FILE", "CARD_FILE", "ExportResult", "is_export_dir",
-           "read_export_config", "export_config", "write_export", "export_run", "load_export", "push_export"]
+           "read_export_config", "export_config", "write_export", "export_run", "load_export", "hub_token",
+           "push_export"]
 
 EXPORT_FORMAT = "cm-export/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -193,23 +194,31 @@ def load_export(path: str | os.PathLike, *, overrides: dict | None = None):
     return model, model_config, config
 
 
+def hub_token(repo: str) -> str:
+    """The configured Hugging Face token (``hf auth login`` or ``HF_TOKEN``); none -> one-line ``CmError``."""
+    from huggingface_hub import get_token
+
+    token = get_token()
+    if not token:
+        raise CmError(f"cannot push to {repo}: no Hugging Face token is configured",
+                      "run `hf auth login` or set HF_TOKEN, then push again")
+    return token
+
+
 def push_export(folder: str | os.PathLike, repo: str, *, token: str | None = None, endpoint: str | None = None,
                 private: bool = False, revision: str | None = None) -> str:
     """Upload an exported folder to a Hub model repository (created when absent); returns the repo URL.
 
-    Needs a configured token (``hf auth login`` or ``HF_TOKEN``); ``endpoint`` is the Hub
+    Needs a token (default: the configured one, ``hub_token``); ``endpoint`` is the Hub
     API (default ``HF_ENDPOINT`` or huggingface.co).
     """
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     folder = Path(folder)
     if not is_export_dir(folder):
         raise CmError(f"{folder} is not a `cm export` folder", "run `cm export RUN --out DIR` first")
-    token = token or get_token()
-    if not token:
-        raise CmError(f"cannot push to {repo}: no Hugging Face token is configured",
-                      "run `hf auth login` or set HF_TOKEN, then push again")
+    token = token or hub_token(repo)
     api = HfApi(endpoint=endpoint, token=token)
     try:
         url = api.create_repo(repo, repo_type="model", private=private, exist_ok=True)

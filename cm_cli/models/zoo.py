@@ -236,6 +236,8 @@ def download_zoo_model(name: str, *, cache_dir: str | os.PathLike, base_url: str
     if entry.sha256 is not None and digest != entry.sha256 or entry.size is not None and fetched.size != entry.size:
         fetched.path.unlink(missing_ok=True)
         fetched.path.with_name(f".{fetched.path.name}.ok").unlink(missing_ok=True)
+        if not any(folder.iterdir()):
+            folder.rmdir()
         raise CmError(f"{name}: sha256 mismatch for {entry.filename} from {source} (expected {entry.sha256}, "
                       f"got {digest}); the file was removed",
                       "the source or mirror serves another file: check --base-url, or report it")

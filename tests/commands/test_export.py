@@ -227,6 +227,7 @@ def test_push_uploads_the_folder_and_a_hub_id_loads_it_back(setup, run_cm, cm_en
     with StandInHub() as hub:
         refused = run_cm("export", run, "--out", out, "--push", "lab/toy-cm", "--endpoint", hub.url)
         assert refused.exit_code == 1 and "no Hugging Face token" in refused.stderr and not hub.repos
+        assert not out.exists()  # refused before the export is written
         monkeypatch.setenv("HF_TOKEN", "hf_local_test_token")
         result = run_cm("--json", "export", run, "--out", out, "--push", "lab/toy-cm", "--endpoint", hub.url)
         assert result.exit_code == 0, result.output
