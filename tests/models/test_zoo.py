@@ -176,18 +176,38 @@ def test_aasist_l_entry_builds_its_own_architecture(cm_env, run_cm, serve, tmp_p
     assert score == pytest.approx(expected, abs=1e-4)
 
 
-def test_unpinned_entry_says_how_to_get_it_and_records_the_checksum(cm_env, run_cm, tmp_path):
+def test_unpinned_ssl_aasist_entry_records_its_checksum_and_loads_without_fairseq(cm_env, run_cm, tmp_path,
+                                                                                    monkeypatch):
+    """A tiny XLS-R + AASIST in the published (fairseq-named) layout, placed by hand: recorded, converted, scored."""
+    import torch
+
+    from cm_cli.models.ssl import SSLBackbone, load_ssl_model, save_tiny_ssl
+    from cm_cli.models.ssl_aasist import build_ssl_aasist
+    from tests.models.test_ssl_aasist import _to_fairseq
+
     entry = zoo.ZOO["xlsr_aasist_la"]
     assert entry.sha256 is None and "verified offline" in entry.sha256_note
     result = run_cm("download", "--model", "xlsr_aasist_la")
     assert result.exit_code == 1 and "drive.google.com" in result.output and "--base-url" in result.output
+    save_tiny_ssl("xlsr", tmp_path / "src", seed=1)
+    save_tiny_ssl("xlsr", tmp_path / "dst", seed=2)  # the XLS-R the published weights are read into
+    torch.manual_seed(0)
+    source = build_ssl_aasist(SSLBackbone(load_ssl_model(str(tmp_path / "src")))).eval()
+    published = {"ssl_model.model." + _to_fairseq(k): v for k, v in source.ssl.model.state_dict().items()}
+    published.update(source.backend.state_dict())
     manual = tmp_path / "manual"
     manual.mkdir()
-    (manual / entry.filename).write_bytes(b"stand-in bytes")
+    torch.save(published, manual / entry.filename)
+    monkeypatch.setitem(zoo.ZOO, "xlsr_aasist_la", dataclasses.replace(
+        entry, model_config={"backbone_id": str(tmp_path / "dst")}))
     result = run_cm("--json", "download", "--model", "xlsr_aasist_la", "--base-url", manual)
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert record["verified"] is False and record["sha256"] == hashlib.sha256(b"stand-in bytes").hexdigest()
+    assert record["verified"] is False and record["sha256"] == _sha(manual / entry.filename)
+    with torch.inference_mode():
+        logits = source(torch.from_numpy(zoo.reference_input())[None])
+    [score] = _score(run_cm, "--model", "xlsr_aasist_la", "--audio", _reference_wav(tmp_path / "ref.wav"))
+    assert score == pytest.approx(float(logits[0, 1] - logits[0, 0]), abs=1e-4)
 
 
 @pytest.mark.network
