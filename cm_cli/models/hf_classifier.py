@@ -19,8 +19,7 @@ from pathlib import Path
 from cm_cli.core.errors import CmError
 from cm_cli.models.registry import Backbone, LayerStates
 
-__all__ = ["HF_CLASSIFIER", "is_audio_classifier", "read_labels", "check_bonafide_label", "HFClassifierNet",
-           "build_classifier"]
+__all__ = ["HF_CLASSIFIER", "is_audio_classifier", "read_labels", "check_bonafide_label", "build_classifier"]
 
 HF_CLASSIFIER = Backbone("hf_classifier", "hf_classifier", "cm_cli.models.hf_classifier",
                          "transformers audio-classification checkpoint (scored as the log-odds of its bona fide label)",
@@ -78,15 +77,14 @@ def _receptive_field(config) -> int:
     return int(field)
 
 
-class HFClassifierNet:
-    """Marker base replaced at build time by an ``nn.Module`` subclass (keeps torch out of module import)."""
-
-
 def _net_class():
+    """The backbone net class (defined on first use, so importing this module does not import torch)."""
     import torch
     from torch import nn
 
-    class _Net(nn.Module, HFClassifierNet):
+    class HFClassifierNet(nn.Module):
+        """A transformers classifier behind cm's backbone protocol (``forward_layers`` and friends)."""
+
         def __init__(self, model, bona_index: int, normalize: bool, use_mask: bool):
             super().__init__()
             self.model = model
@@ -127,7 +125,7 @@ def _net_class():
                 frames = self.model._get_feat_extract_output_lengths(lengths).long()
             return LayerStates(states, frames, logits, pair)
 
-    return _Net
+    return HFClassifierNet
 
 
 def build_classifier(folder: str | os.PathLike, bonafide_label: str | None):
