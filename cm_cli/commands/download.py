@@ -178,17 +178,20 @@ def _list_models(c) -> None:
     models = list_models(cache_dir=c.cache_dir)
 
     def human() -> None:
-        from rich.table import Table
+        from rich.markup import escape
 
-        table = Table(title="model zoo (`cm download --model NAME`, then `--model NAME` in eval/embed/patch)",
-                      title_justify="left")
-        for column in ("name", "model", "trained on", "input", "licence", "paper", "sha256", "here"):
-            table.add_column(column, no_wrap=column == "name")
+        out = console()
+        out.print("model zoo: `cm download --model NAME`, then `--model NAME` in cm eval / embed / patch")
         for m in models:
-            pinned = "shipped" if m["kind"] == "packaged" else (m["sha256"][:12] + "…" if m["sha256"] else "not pinned")
-            table.add_row(m["name"], m["title"], m["trained_on"], f"{m['sample_rate']} Hz, {m['length_policy']}",
-                          m["licence"], m["paper"], pinned, "yes" if m["cached"] else "no")
-        console().print(table)
+            pinned = "shipped in the package" if m["kind"] == "packaged" else (m["sha256"] or "not pinned: "
+                                                                              + str(m["sha256_note"]))
+            here = "[green]ready[/]" if m["cached"] else "not downloaded"
+            out.print(f"\n[bold]{m['name']}[/]  {escape(m['title'])}  ({here})")
+            expected = f"{m['sample_rate']} Hz, {m['length_policy']}"
+            for label, value in (("trained on", m["trained_on"]), ("input", expected), ("score", m["score"]),
+                                 ("licence", m["licence"]), ("paper", m["paper"]), ("source", m["source"]),
+                                 ("sha256", pinned)):
+                out.print(f"  {label}: {escape(str(value))}", soft_wrap=True)
 
     emit(c, {"models": models}, human)
 
