@@ -252,6 +252,11 @@ def test_hub_classifier_with_a_bonafide_label_scores_its_log_odds(cm_env, run_cm
     assert score == pytest.approx(logits[1] - logits[0], abs=1e-4)
     [same] = _score(run_cm, "--model", folder, "--audio", wav)
     assert same == pytest.approx(score, abs=1e-6)
+    short = tmp_path / "short.wav"  # batched with a longer file (right-padded, masked): scores as it does alone
+    sf.write(short, zoo.reference_input()[:9000], 16000, subtype="FLOAT")
+    together = _score(run_cm, "--run", folder, "--audio", wav, short, "--batch-size", "2")
+    [alone] = _score(run_cm, "--run", folder, "--audio", short)
+    assert sorted(together) == pytest.approx(sorted([score, alone]), abs=1e-4)
 
 
 def test_hub_classifier_without_a_bonafide_label_needs_one(cm_env, run_cm, tmp_path):
