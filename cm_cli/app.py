@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("embed", "embed", PANEL_MODELLING),
     ("train", "train", PANEL_MODELLING),
     ("eval", "eval", PANEL_MODELLING),
+    ("export", "export", PANEL_MODELLING),
     ("loao", "loao", PANEL_ANALYSIS),
     ("probe", "probe", PANEL_ANALYSIS),
     ("cka", "cka", PANEL_ANALYSIS),

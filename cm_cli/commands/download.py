@@ -34,7 +34,8 @@ def download(
     retries: Annotated[int, typer.Option("--retries", help="Retries per file (exponential backoff, Retry-After honoured).", min=0)] = 5,
     aria2: Annotated[bool, typer.Option("--aria2", help="Use aria2c for the transfers when it is on PATH.")] = False,
     unpack: Annotated[bool, typer.Option("--unpack/--no-unpack", help="Unpack the archives into the corpus folder.")] = True,
-    model: Annotated[Optional[str], typer.Option("--model", help="Download a pretrained model into the cache instead of a corpus.", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Download a pretrained model into the cache instead of a corpus: a zoo name (--list-models) or a hub id.", show_default=False)] = None,
+    list_models: Annotated[bool, typer.Option("--list-models", help="List the zoo's published detectors: source, licence, paper, expected input.")] = False,
     force: ForceOpt = False,
 ) -> None:
     """Download a corpus into the data root (``toy``: build the synthetic corpus)."""
@@ -45,8 +46,11 @@ def download(
     if list_:
         _list(c)
         return
+    if list_models:
+        _list_models(c)
+        return
     if model is not None:
-        _download_model(c, model)
+        _download_model(c, model, base_url=base_url, retries=retries, force=force)
         return
     if corpus is None:
         raise UsageError("name a corpus to download", "e.g. `cm download toy`, or `cm download --list`")
@@ -117,19 +121,79 @@ def _download_real(c, corpus: str, *, subset: str, base_url: Optional[str], jobs
     emit(c, payload, human)
 
 
-def _download_model(c, name: str) -> None:
+def _download_model(c, name: str, *, base_url: Optional[str] = None, retries: int = 5, force: bool = False) -> None:
     from cm_cli.core.errors import CmError
+    from cm_cli.models.zoo import ZOO
 
+    if name in ZOO:
+        _download_zoo(c, name, base_url=base_url, retries=retries, force=force)
+        return
     try:
         from cm_cli.models.hub import download_model
     except ImportError:
         raise CmError("model downloads are not available in this installation (cm_cli.models.hub is missing)",
                       "update cm, or fetch the model with huggingface_hub directly") from None
+    _check_model_name(name)
     if c.dry_run:
         print_dry_run(c, "download", {"model": name, "cache_dir": str(c.cache_dir)})
         return
     path = download_model(name, cache_dir=c.cache_dir)
     emit(c, {"model": name, "path": str(path)}, f"model {name} at {path}")
+
+
+def _check_model_name(name: str) -> None:
+    """A bare name must be a zoo, backbone or extra model name (a hub id has an org/)."""
+    from pathlib import Path
+
+    from cm_cli.core.errors import CmError
+    from cm_cli.models.hub import EXTRA_MODELS
+    from cm_cli.models.registry import SSL_MODELS
+    from cm_cli.models.zoo import ZOO
+
+    if "/" in name or name in SSL_MODELS or name in EXTRA_MODELS or Path(name).expanduser().is_dir():
+        return
+    raise CmError(f"unknown model {name!r}; zoo: {', '.join(ZOO)}; backbones: {', '.join(SSL_MODELS)}; "
+                  f"other: {', '.join(EXTRA_MODELS)}", "or give a Hugging Face hub id (org/name)")
+
+
+def _download_zoo(c, name: str, *, base_url: Optional[str], retries: int, force: bool) -> None:
+    from cm_cli.models.zoo import download_zoo_model
+
+    if c.dry_run:
+        print_dry_run(c, "download", {"model": name, "cache_dir": str(c.cache_dir), "base_url": base_url})
+        return
+    record = download_zoo_model(name, cache_dir=c.cache_dir, base_url=base_url, retries=retries, force=force)
+
+    def human() -> None:
+        check = {True: "sha256 verified", False: "sha256 NOT pinned: recorded " + str(record.get("sha256"))}
+        verified = check.get(record.get("verified"), "")
+        console().print(f"model {name} {record['status']} at {record['path']}" + (f" ({verified})" if verified else ""))
+
+    emit(c, record, human)
+
+
+def _list_models(c) -> None:
+    from cm_cli.models.zoo import list_models
+
+    models = list_models(cache_dir=c.cache_dir)
+
+    def human() -> None:
+        from rich.markup import escape
+
+        out = console()
+        out.print("model zoo: `cm download --model NAME`, then `--model NAME` in cm eval / embed / patch")
+        for m in models:
+            pinned = "shipped in the package" if m["kind"] == "packaged" else (m["sha256"] or "not pinned: "
+                                                                              + str(m["sha256_note"]))
+            here = "[green]ready[/]" if m["cached"] else "not downloaded"
+            out.print(f"\n[bold]{m['name']}[/]  {escape(m['title'])}  ({here})")
+            expected = f"{m['sample_rate']} Hz, {m['length_policy']}"
+            for label, value in (("trained on", m["trained_on"]), ("input", expected), ("score", m["score"]),
+                                 ("licence", m["licence"]), ("paper", m["paper"]), ("source", m["source"]),
+                                 ("sha256", pinned)):
+                out.print(f"  {label}: {escape(str(value))}", soft_wrap=True)
+
+    emit(c, {"models": models}, human)
 
 
 def _list(c) -> None:

@@ -32,6 +32,7 @@ def embed(
     out: OutDir = None,
     backbone_id: Annotated[Optional[str], typer.Option("--backbone-id", help="Hub id or local directory of the SSL weights (AASIST: the official .pth).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `cm train` run directory or checkpoint (adds pooled and pre_logit), the official AASIST .pth, or an SSL-AASIST checkpoint (with --backbone-id: its XLS-R directory).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Embed with a zoo model (`cm download --list-models`), a `cm export` folder or a hub id, instead of --checkpoint.", show_default=False)] = None,
     layers: Annotated[str, typer.Option("--layers", help="all, or layer numbers like 0,6,12.")] = "all",
     pooling: Annotated[Pooling, typer.Option("--pooling", help="Pool frames of SSL layers: mean, or meanstd (mean and standard deviation).")] = Pooling.mean,
     split: SplitOpt = None,
@@ -50,6 +51,10 @@ def embed(
     c = get_ctx(ctx)
     values = dict(layers=layers, pooling=pooling, split=split, batch_size=batch_size, max_seconds=max_seconds, fp32=fp32)
     opts = resolve_options(ctx, "embed", values)
+    if model is not None:
+        from cm_cli.models.zoo import resolve_model_option
+
+        checkpoint = resolve_model_option(model, checkpoint, cache_dir=c.cache_dir, flag="--checkpoint")
     if backbone is None and checkpoint is None:
         raise UsageError("no model to embed with", "give --backbone NAME (e.g. wavlm), or --checkpoint RUN_DIR of `cm train`")
     if out is None:

@@ -84,6 +84,8 @@ def eval(  # noqa: A001 - the command is named after its verb
     sasv_key: Annotated[Optional[Path], typer.Option("--sasv-key", help="Key of --sasv-scores (spk filename cm-label asv-label), unless the labels are in the score file.")] = None,
     run: Annotated[Optional[Path], typer.Option("--run", help="Score this `cm train` run directory (its best checkpoint).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Score with a zoo model (toy, aasist, ...: `cm download --list-models`), a `cm export` folder or a hub id.", show_default=False)] = None,
+    bonafide_label: Annotated[Optional[str], typer.Option("--bonafide-label", help="Transformers audio classifiers: the label that means bona fide.", show_default=False)] = None,
     features: Annotated[Optional[Path], typer.Option("--features", help="With --run of a `cm train --features` head: the `cm embed --pooling meanstd` cache to score (no audio).")] = None,
     split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
     degrade: Annotated[Optional[list[str]], typer.Option("--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".")] = None,
@@ -106,6 +108,10 @@ def eval(  # noqa: A001 - the command is named after its verb
     values = {name: value for name, value in locals().items() if name not in ("ctx", "c")}
     o = resolve_options(ctx, "eval", values)
     source = _path(o["run"]) or _path(o["checkpoint"])
+    if o["model"] is not None or o["bonafide_label"] is not None:
+        from cm_cli.models.zoo import resolve_model_option
+
+        source = resolve_model_option(o["model"], source, bonafide_label=o["bonafide_label"], cache_dir=c.cache_dir)
     if o["audio_paths"] and not o["audio"]:
         raise UsageError(f"unexpected argument {o['audio_paths'][0]}: audio paths follow --audio")
     if o["features"] is not None:
@@ -118,7 +124,7 @@ def eval(  # noqa: A001 - the command is named after its verb
         _refuse_feature_run(source)
     if o["audio"]:
         if source is None:
-            raise UsageError("--audio needs --run RUN_DIR or --checkpoint FILE: the model to score with")
+            raise UsageError("--audio needs --run RUN_DIR, --checkpoint FILE or --model NAME: the model to score with")
         _eval_audio(c, source, [Path(p) for p in [*o["audio"], *(o["audio_paths"] or [])]], o)
         return
     settings = _settings(c, o)
@@ -135,7 +141,7 @@ def _settings(c, o: dict):
 
     blocks = []
     asv = _path(o["asv_scores"])
-    if asv is None and (o["run"] or o["checkpoint"]) and o["manifest"] and o["split"] != "all":
+    if asv is None and (o["run"] or o["checkpoint"] or o["model"]) and o["manifest"] and o["split"] != "all":
         from cm_cli.data.manifests import manifest_asv_scores
 
         asv = manifest_asv_scores(Path(o["manifest"]), o["split"])

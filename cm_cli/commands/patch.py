@@ -31,6 +31,10 @@ def _none(value):
 OPTIONS = Options(
     Opt("base", Path, None, "Base run directory (e.g. ERM) or checkpoint.", show_default=False, field=None, resolved=False),
     Opt("donor", Path, None, "Donor run directory (e.g. DANN) or checkpoint.", show_default=False, field=None, resolved=False),
+    Opt("base_model", str, None, "Base as a zoo model name, `cm export` folder or hub id (instead of --base).",
+        show_default=False, field=None, resolved=False),
+    Opt("donor_model", str, None, "Donor as a zoo model name, `cm export` folder or hub id (instead of --donor).",
+        show_default=False, field=None, resolved=False),
     Opt("manifest", annotation=ManifestOpt, field=None, resolved=False),
     Opt("out", annotation=OutDir, field=None),
     Opt("sites", str, None, "Comma list of sites (default every site: layer_XX, layer_weighting, pooled, projection)."),
@@ -60,6 +64,11 @@ def patch(ctx: typer.Context, **options) -> None:
 
     c_ = get_ctx(ctx)
     base, donor, manifest = options["base"], options["donor"], options["manifest"]
+    if options["base_model"] is not None or options["donor_model"] is not None:
+        from cm_cli.models.zoo import resolve_model_option
+
+        base = resolve_model_option(options["base_model"], base, cache_dir=c_.cache_dir, flag="--base")
+        donor = resolve_model_option(options["donor_model"], donor, cache_dir=c_.cache_dir, flag="--donor")
     if base is None or donor is None:
         raise UsageError("--base and --donor are both required", "e.g. cm patch --base runs/erm --donor runs/dann --manifest M")
     if manifest is None:

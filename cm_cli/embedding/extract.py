@@ -95,6 +95,8 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
         overrides = {"backbone_id": backbone_id}
     elif weights.kind == "ssl_aasist":
         overrides = {"backbone_id": backbone_id}  # the XLS-R the fairseq weights are read into
+    elif weights.kind in ("exported", "zoo", "hf_classifier"):  # folders that say how to build their model
+        overrides = {}
     else:  # a plain state dict: the official AASIST weights
         if spec is None:
             raise UsageError(f"{weights.path} is not a cm checkpoint, so --backbone is needed to read it",

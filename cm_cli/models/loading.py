@@ -10,7 +10,9 @@ bad file, the choice of checkpoint inside a run directory and the provenance rec
 - ``checkpoint``: a ``cm-checkpoint/1`` file;
 - ``aasist_official``: the ASVspoof 5 AASIST baseline state dict (``.pth``);
 - ``ssl_aasist``: the SSL_Anti-spoofing XLS-R + AASIST state dict (``ssl_model.model.*`` keys;
-  ``backbone_id`` names the transformers XLS-R model it is read into).
+  ``backbone_id`` names the transformers XLS-R model it is read into);
+- ``exported`` / ``zoo`` / ``hf_classifier``: a ``cm export`` folder, a ``cm download --model``
+  zoo folder, a transformers audio-classification folder (``cm_cli.models.zoo.open_packaged``).
 
 A ``cm train --features`` head has no audio front end: ``open_weights`` refuses it with
 the command that scores it, and ``cm_cli.training.features.load_feature_head`` reads it
@@ -37,7 +39,7 @@ from cm_cli.models.checkpoint import (
 __all__ = ["LOAD_KINDS", "LoadedModel", "Weights", "RUN_CHECKPOINTS", "find_run_checkpoint", "read_torch_file",
            "open_weights", "load_model"]
 
-LOAD_KINDS = ("run", "checkpoint", "aasist_official", "ssl_aasist")
+LOAD_KINDS = ("run", "checkpoint", "aasist_official", "ssl_aasist", "exported", "zoo", "hf_classifier")
 
 
 @dataclass
@@ -116,6 +118,11 @@ def _cm_checkpoint(payload: dict, path: Path, overrides: dict):
 
 def open_weights(source: str | os.PathLike) -> Weights:
     """Read ``source`` once and tell its kind (``LOAD_KINDS``) before any model is built."""
+    from cm_cli.models.zoo import open_packaged  # zoo, `cm export` and transformers classifier folders
+
+    packaged = open_packaged(source)
+    if packaged is not None:
+        return packaged
     source = Path(source).expanduser()
     path = find_run_checkpoint(source)
     payload = read_torch_file(path)
@@ -168,6 +175,10 @@ def load_model(
     from cm_cli.data.datasets import SAMPLE_RATE
 
     weights = source if isinstance(source, Weights) else open_weights(source)
+    if weights.kind in ("exported", "zoo", "hf_classifier"):
+        from cm_cli.models.zoo import load_packaged
+
+        return load_packaged(weights, device=device, overrides=overrides)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     payload, path = weights.payload, weights.path
     metrics: dict = {}
