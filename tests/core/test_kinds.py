@@ -21,7 +21,7 @@ def test_discovery_finds_the_analysis_kinds_without_heavy_imports():
     out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert out["names"] == ["loao", "probes", "cka", "patching", "loao_retrain"]
     assert out["heavy"] == []
-    assert out["bulk"] == ["degraded", "embeddings", "manifest"]
+    assert out["bulk"] == ["degraded", "embeddings", "manifest", "model"]
 
 
 def test_kind_fields_and_owner_conflicts():
