@@ -27,7 +27,8 @@ import numpy as np
 from cm_cli.core.errors import CmError
 
 __all__ = ["AudioInfo", "probe_audio", "load_audio", "load_audio_window", "native_frames", "resample", "to_mono", "save_audio",
-           "looks_like_audio", "check_finite", "wav_truncation", "require_min_samples"]
+           "looks_like_audio", "check_finite", "wav_truncation", "require_min_samples", "audio_duration",
+           "iter_audio_windows"]
 
 # leading bytes of the containers cm reads through ffmpeg (soundfile reads WAV/FLAC/OGG itself)
 _MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b".snd", b"caff", b"wvpk", b"MAC ",
@@ -252,6 +253,105 @@ def load_audio_window(path: str | Path, start: int, frames: int, *, sample_rate:
         return np.ascontiguousarray(to_mono(check_finite(data.T, path)), dtype=np.float32)
     wave, _ = load_audio(path, sample_rate=sample_rate)
     return wave[int(start):int(start) + int(frames)]
+
+
+def audio_duration(path: str | Path) -> float | None:
+    """Seconds in ``path`` from its header (soundfile, else PyAV's container), without decoding; None if unknown."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+        return info.frames / info.samplerate if info.samplerate else None
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import av
+
+        with av.open(str(path), mode="r") as container:
+            if container.duration is not None:
+                return float(container.duration) / 1_000_000  # AV_TIME_BASE
+            stream = container.streams.audio[0] if container.streams.audio else None
+            if stream is not None and stream.duration is not None and stream.time_base is not None:
+                return float(stream.duration * stream.time_base)
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def _stream_blocks(path: Path, sample_rate: int, block: int):
+    """Mono float32 blocks at ``sample_rate``: soundfile when the file is at that rate (exact samples), else
+    PyAV decoding and resampling as it goes (memory bounded by a block, whatever the duration)."""
+    import soundfile as sf
+
+    try:
+        handle = sf.SoundFile(str(path))
+    except Exception:  # noqa: BLE001
+        handle = None
+    if handle is not None and int(handle.samplerate) != int(sample_rate):
+        handle.close()
+        handle = None
+    if handle is not None:
+        problem = wav_truncation(path)
+        if problem:
+            handle.close()
+            raise CmError(f"{path}: {problem}", "the copy or download was cut short; fetch the file again")
+        with handle:
+            while True:
+                data = handle.read(block, dtype="float32", always_2d=True)
+                if not len(data):
+                    return
+                yield to_mono(check_finite(data.T, path))
+    try:
+        import av
+    except ImportError:
+        raise CmError(f"{path}: cannot stream this file (not {sample_rate} Hz WAV/FLAC and PyAV is missing)") from None
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not container.streams.audio:
+                raise CmError(f"{path}: no audio stream in this file")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=int(sample_rate))
+            for frame in container.decode(container.streams.audio[0]):
+                frame.pts = None
+                for out in resampler.resample(frame):
+                    yield check_finite(out.to_ndarray().reshape(-1), path)
+            for out in resampler.resample(None):
+                yield check_finite(out.to_ndarray().reshape(-1), path)
+    except CmError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CmError(f"{path}: not audio, or a damaged audio file (PyAV: {_first_line(exc)})") from None
+
+
+def iter_audio_windows(path: str | Path, *, sample_rate: int, window: int, hop: int, block: int = 1 << 16):
+    """(start sample, window) pairs over a file decoded as a stream, memory independent of its duration.
+
+    Windows follow ``cm_cli.scoring.window_starts``: ``window`` samples every ``hop``, one more
+    ending at the last sample when the stride leaves a tail, a file shorter than a window
+    being one window of its own length. Non-finite samples anywhere refuse the file.
+    """
+    if not 0 < hop <= window:
+        raise CmError(f"window of {window} samples with hop {hop}: need 0 < hop <= window")
+    path = Path(path)
+    buffer = np.zeros(0, np.float32)
+    offset = 0  # absolute position of buffer[0]
+    next_start = 0
+    last_end = 0
+    for chunk in _stream_blocks(path, int(sample_rate), int(block)):
+        buffer = np.concatenate([buffer, np.asarray(chunk, np.float32)])
+        while next_start + window <= offset + len(buffer):
+            i = next_start - offset
+            yield next_start, buffer[i:i + window].copy()
+            last_end = next_start + window
+            next_start += hop
+        keep_from = min(next_start - offset, max(0, len(buffer) - window))  # enough for the next or the tail window
+        buffer, offset = buffer[keep_from:], offset + keep_from
+    total = offset + len(buffer)
+    if total == 0:
+        raise CmError(f"{path}: audio file has no samples")
+    if last_end == 0:
+        yield 0, buffer.copy()  # shorter than one window: one window of its own length
+    elif last_end < total:
+        yield total - window, buffer[len(buffer) - window:].copy()
 
 
 def pcm16(samples: np.ndarray) -> np.ndarray:
