@@ -351,7 +351,9 @@ def _eval_audio(c, source: Path, paths: list[Path], o: dict) -> None:
     if not files and missing:
         raise UsageError(f"no audio found: {missing[0]['path']}: {missing[0]['error']}")
     if not files:
-        raise UsageError(f"no audio files ({', '.join(s[1:] for s in ('.wav', '.flac', '.mp3', '.m4a', '.ogg'))}) under "
+        from cm_cli.evaluation.audio import AUDIO_SUFFIXES
+
+        raise UsageError(f"no audio files ({', '.join(s[1:] for s in AUDIO_SUFFIXES)}) under "
                          f"{', '.join(map(str, paths))}")
     from cm_cli.commands._common import rich_reporter
     from cm_cli.core.progress import use_reporter

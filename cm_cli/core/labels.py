@@ -83,7 +83,7 @@ def label_classes(values, *, source: str, column: str = "label", bonafide_value:
 def label_notes() -> Iterator[list[str]]:
     """Collect, for the caller to report, a note per label column whose values were normalised.
 
-    Decision (docs/metrics.md): score and key files made by anyone are read case- and
+    Decision (docs/hostile-input.md): score and key files made by anyone are read case- and
     space-insensitively (``Bonafide``, `` SPOOF ``), but the official ASVspoof scorers
     compare ``== 'bonafide'`` exactly and would count none of those rows, so every such
     column is reported with its count rather than accepted silently.

@@ -1,6 +1,6 @@
 """``cm eval --run RUN --audio PATH...``: score audio files directly with a trained model.
 
-Files or folders (searched recursively for wav/flac/mp3/m4a/ogg), any sample rate,
+Files or folders (searched recursively for ``AUDIO_SUFFIXES``), any container PyAV decodes, any sample rate,
 stereo mixed to mono and resampled to the model's rate. Each file gets a score
 (higher = more bona fide) and a decision against the run's dev EER threshold
 (checkpoint ``metrics["dev_eer_threshold"]``) or ``--threshold``; where the run has a
@@ -19,7 +19,8 @@ window is the model's fixed input length (its length policy's target, e.g. 64,60
 samples for AASIST) or ``FULL_POLICY_WINDOW_S`` seconds for a ``full``-policy model, or
 the ``chunk_ms`` window when given; the last window ends at the last sample. The file's
 score is the mean of its window scores (the streaming ``mean`` aggregation), and
-``windows`` counts them. Shorter files are scored whole, as a manifest row is.
+``windows_scored`` counts them. Windows are batched up to ``batch_size`` windows or
+``batch_size x BATCH_SECONDS`` of audio, so the model's activations are bounded too. Shorter files are scored whole, as a manifest row is.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["AUDIO_SUFFIXES", "AudioScores", "find_audio", "load_model_for_audio", "score_audio", "plot_windows"]
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".webm", ".mp4", ".aac", ".amr")  # PyAV decodes all
 WHOLE_FILE_MAX_S = 60.0  # longer files are scored in windows (module docstring)
 FULL_POLICY_WINDOW_S = 20.0  # window for models that take any length (SSL front ends)
+BATCH_SECONDS = 4.0  # a long file's forward passes hold at most batch_size x this much audio
 
 
 @dataclass
@@ -135,11 +137,12 @@ def _score_long(loaded, path: Path, *, rate: int, window: int, hop: int, batch_s
                     for (s, w), v in zip(spans, values))
         spans.clear()
 
+    budget = batch_size * int(round(BATCH_SECONDS * rate))  # samples per forward pass, whatever the window
     for start, wave in iter_audio_windows(path, sample_rate=rate, window=window, hop=hop):
         require_min_samples(len(wave), minimum, rate, path)
         spans.append((start, torch.from_numpy(np.ascontiguousarray(wave))))
         end = max(end, start + len(wave))
-        if len(spans) >= batch_size:
+        if len(spans) >= batch_size or sum(int(w.shape[-1]) for _, w in spans) >= budget:
             flush()
     if spans:
         flush()

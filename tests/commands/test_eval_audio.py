@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -207,7 +208,19 @@ def test_long_audio_is_scored_in_windows_as_the_mean_of_window_scores(audio_setu
     long = cm_env / "long.flac"
     n = int(2.6 * 16000)
     sf.write(long, (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
-    result = score_audio(loaded, [long], whole_file_max_s=1.0)
+    import cm_cli.data.audio as intake
+
+    real_load = intake.load_audio
+
+    def no_whole_decode(path, **kwargs):  # a long file must be streamed, never decoded whole
+        assert Path(path) != long, "long file decoded whole"
+        return real_load(path, **kwargs)
+
+    intake.load_audio = no_whole_decode
+    try:
+        result = score_audio(loaded, [long], whole_file_max_s=1.0)
+    finally:
+        intake.load_audio = real_load
     wave = torch.from_numpy(load_audio(long, sample_rate=16000)[0])
     window = target if target else int(20 * 16000)
     from cm_cli.scoring import window_starts
