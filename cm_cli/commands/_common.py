@@ -224,7 +224,8 @@ def _require_finite(param: Any, name: str, value: Any, source: str) -> None:
     for item in (value if isinstance(value, (list, tuple)) else [value]):
         if isinstance(item, (int, float)) and not isinstance(item, bool) and not math.isfinite(item):
             option = "--" + name.replace("_", "-")
-            raise UsageError(f"{option} {item!r} (from {source}) is not a finite number", f"give {option} a finite value")
+            raise UsageError(f"{option} {item!r} (from {source}) is not a finite number",
+                             f"give {option} a finite value")
 
 
 _TRUE = {"true", "yes", "on", "1", "y", "t"}

@@ -52,7 +52,8 @@ def degrade(
     list_: Annotated[bool, typer.Option("--list", help="List degradations, their parameters and which ffmpeg provides them.")] = False,
     preset: PresetOpt = None,
     force: ForceOpt = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Corpus rerun: re-check finished outputs by sha256 (size is always checked).")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Corpus rerun: re-check finished outputs by sha256 (size is always checked).")] = False,
 ) -> None:
     """Degrade audio with codecs, channels, noise or reverberation: one file (IN OUT) or a manifest (--manifest --out)."""
     from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
@@ -139,8 +140,8 @@ def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers:
     if not c.json:
         stderr = err_console()
         if result.redone:
-            stderr.print(f"[yellow]warning:[/] {len(result.redone)} finished output(s) were missing or changed and were "
-                         f"redone (first: {result.redone[0]})")
+            stderr.print(f"[yellow]warning:[/] {len(result.redone)} finished output(s) were missing or changed "
+                         f"and were redone (first: {result.redone[0]})")
         if result.n_clipped_files:
             stderr.print(f"[yellow]warning:[/] {result.n_clipped_samples} sample(s) clipped in {result.n_clipped_files} file(s)")
         for text, count in result.warnings.items():
@@ -149,8 +150,8 @@ def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers:
             stderr.print(f"[yellow]warning:[/] {result.n_failed} file(s) failed, listed in {result.failures}")
     payload = {"manifest": str(result.manifest), "out": str(result.out_dir), "written": result.n_written,
                "skipped": result.n_skipped, "failed": result.n_failed, "failures": str(result.failures) if result.failures else None,
-               "clipped_files": result.n_clipped_files, "conditions": result.conditions, "already_done": result.already_done,
-               "redone": result.redone}
+               "clipped_files": result.n_clipped_files, "conditions": result.conditions,
+               "already_done": result.already_done, "redone": result.redone}
     human = (f"{result.manifest}  [dim]{result.n_written} written, {result.n_skipped} skipped, {result.n_failed} failed"
              + ("; already complete" if result.already_done else "") + "[/]")
     emit(c, payload, human)

@@ -57,7 +57,8 @@ def check_finite(samples: np.ndarray, path: str | Path) -> np.ndarray:
     finite = np.isfinite(samples)
     if not finite.all():
         bad = int(samples.size - np.count_nonzero(finite))
-        raise CmError(f"{path}: audio has {bad} non-finite sample(s) (NaN/Inf); refusing to use it (re-export the file)")
+        raise CmError(f"{path}: audio has {bad} non-finite sample(s) (NaN/Inf); "
+                      "refusing to use it (re-export the file)")
     return samples
 
 

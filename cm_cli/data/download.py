@@ -288,8 +288,9 @@ def _transfer(item: DownloadItem, url: str, part: Path, settings: DownloadSettin
                                       f"({out.tell()} bytes so far)", "rerun later or from a faster mirror: it resumes")
                     if now - window_start >= settings.stall_seconds:
                         if window_bytes < settings.min_rate * (now - window_start):
-                            raise _Retryable(f"{item.name}: stalled ({window_bytes} bytes in {now - window_start:.0f} s,"
-                                             f" under {settings.min_rate:g} B/s); will resume")
+                            rate = f"{window_bytes} bytes in {now - window_start:.0f} s"
+                            raise _Retryable(f"{item.name}: stalled ({rate}, under {settings.min_rate:g} B/s); "
+                                             "will resume")
                         window_start, window_bytes = now, 0
         except (socket.timeout, ConnectionError, http.client.HTTPException, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC

@@ -72,7 +72,8 @@ class UnpackLimits:
                 raise CmError(f"{name}={text!r} must be a finite positive number")
             return value
 
-        return cls(number("CM_UNPACK_MAX_BYTES", cls.max_bytes, int), number("CM_UNPACK_MAX_RATIO", cls.max_ratio, float))
+        return cls(number("CM_UNPACK_MAX_BYTES", cls.max_bytes, int),
+                   number("CM_UNPACK_MAX_RATIO", cls.max_ratio, float))
 
 
 def _check_bounds(archive: Path, target: Path, sizes: list[tuple[Path, int]], limits: UnpackLimits) -> None:

@@ -452,7 +452,7 @@ def _write_failures(failures: list[dict], fail_path: Path, result: CorpusResult)
 
 def _run_jobs(jobs: Iterator[Job], n_jobs: int, init: tuple, workers: int, journal_path: Path, committed: dict,
               force: bool, result: CorpusResult) -> tuple[list[dict], list[dict]]:
-    """Run the jobs (in worker processes when ``workers`` > 1), committing each finished file to the journal as it comes."""
+    """Run the jobs (in worker processes when ``workers`` > 1), committing each finished file to the journal."""
     from cm_cli.core.artifacts import write_error
     from cm_cli.core.progress import track
     from cm_cli.core.signals import stop_on_sigterm
@@ -590,8 +590,8 @@ def _run_isolated(job: Job, init: tuple, context) -> dict:
     if result is not None:
         return result
     code = process.exitcode
-    how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 and -code in signal.valid_signals()
-           else f"exit code {code}")
+    signalled = code is not None and code < 0 and -code in signal.valid_signals()
+    how = f"killed by {signal.Signals(-code).name}" if signalled else f"exit code {code}"
     _remove_partials(job)
     return {"failure": _failure(job, f"the process coding this item died ({how}): a crash inside a decoder or codec")}
 

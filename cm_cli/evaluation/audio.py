@@ -20,7 +20,8 @@ samples for AASIST) or ``FULL_POLICY_WINDOW_S`` seconds for a ``full``-policy mo
 the ``chunk_ms`` window when given; the last window ends at the last sample. The file's
 score is the mean of its window scores (the streaming ``mean`` aggregation), and
 ``windows_scored`` counts them. Windows are batched up to ``batch_size`` windows or
-``batch_size x BATCH_SECONDS`` of audio, so the model's activations are bounded too. Shorter files are scored whole, as a manifest row is.
+``batch_size x BATCH_SECONDS`` of audio, so the model's activations are bounded too.
+Shorter files are scored whole, as a manifest row is.
 """
 
 from __future__ import annotations

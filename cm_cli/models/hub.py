@@ -93,5 +93,6 @@ def download_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = Non
     except Exception as exc:  # noqa: BLE001 - a malformed hub/mirror reply (KeyError, TypeError, JSON, bad file names)
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise CmError(f"cannot download {repo_id!r}: the hub's reply could not be used ({type(exc).__name__}: {text})",
-                      hint="check the model id and HF_ENDPOINT: a mirror may be broken or not a Hugging Face hub") from None
+                      hint="check the model id and HF_ENDPOINT: a mirror may be broken or not a Hugging Face hub"
+                      ) from None
     return Path(path)

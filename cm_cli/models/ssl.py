@@ -130,7 +130,8 @@ def load_ssl_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = Non
     except (OSError, ValueError) as exc:
         if "local_files_only" in kwargs and kwargs["local_files_only"] and not local.is_dir():
             where = cache_dir or f"HF_HOME, nor {_cm_cache()}"
-            raise CmError(f"SSL model {target!r} is not in the model cache ({where})", hint=_download_hint(name_or_id)) from exc
+            raise CmError(f"SSL model {target!r} is not in the model cache ({where})",
+                          hint=_download_hint(name_or_id)) from exc
         raise CmError(f"cannot load SSL model {target!r}: {str(exc).splitlines()[0]}", hint=_download_hint(name_or_id)) from exc
     try:  # waveform normalisation the checkpoint expects (preprocessor_config.json)
         extractor = transformers.AutoFeatureExtractor.from_pretrained(source, **kwargs)

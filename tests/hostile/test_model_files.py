@@ -1,4 +1,4 @@
-"""Model files a user can give: one model cache for download and loaders, pickle-bearing weights (issue 29 items 4, 6)."""
+"""Model files a user gives: one model cache for download and loaders, pickle-bearing weights (issue 29)."""
 
 from __future__ import annotations
 
