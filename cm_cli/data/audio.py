@@ -284,6 +284,11 @@ def _stream_blocks(path: Path, sample_rate: int, block: int):
     PyAV decoding and resampling as it goes (memory bounded by a block, whatever the duration)."""
     import soundfile as sf
 
+    if not path.is_file():
+        raise CmError(f"{path}: audio file not found")
+    problem = wav_truncation(path)
+    if problem:
+        raise CmError(f"{path}: {problem}", "the copy or download was cut short; fetch the file again")
     try:
         handle = sf.SoundFile(str(path))
     except Exception:  # noqa: BLE001
@@ -292,10 +297,6 @@ def _stream_blocks(path: Path, sample_rate: int, block: int):
         handle.close()
         handle = None
     if handle is not None:
-        problem = wav_truncation(path)
-        if problem:
-            handle.close()
-            raise CmError(f"{path}: {problem}", "the copy or download was cut short; fetch the file again")
         with handle:
             while True:
                 data = handle.read(block, dtype="float32", always_2d=True)
