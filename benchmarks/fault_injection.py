@@ -21,6 +21,17 @@ Small toy sizes, CPU only::
     python benchmarks/fault_injection.py --commands degrade embed --keep /tmp/fi
 
 Exit status 1 when any trial's rerun differs from the clean run (the report says which).
+
+``--hostile`` runs the hostile-input check instead (issue 29): the same utterances plus
+files no result should come from (NaN samples, Inf samples, a WAV whose data chunk was
+cut, a WAV cut inside its header, a 10 ms clip) go through ``cm degrade`` (mp3, two
+workers: LAME aborts on NaN), ``cm embed``, ``cm eval --run`` on a manifest and
+``cm eval --run --audio`` on a folder. Each command must end (exit below 128) with the
+hostile rows listed as failures (the 10 ms clip may be coded, and scored where the
+model's length policy pads it in manifest mode; ``eval --audio`` refuses it), and the good rows must equal a run
+on the clean corpus: same degraded samples, embeddings and scores::
+
+    python benchmarks/fault_injection.py --hostile --utterances 8
 """
 
 from __future__ import annotations
@@ -52,7 +63,7 @@ def _cm(*args: str) -> list[str]:
     return [sys.executable, "-m", "cm_cli", *args]
 
 
-def setup(work: Path, n_utts: int) -> dict:
+def setup(work: Path, n_utts: int, *, toy: bool = True) -> dict:
     """Synthetic utterances and their manifest, a random-initialised LCNN run, and the toy corpus."""
     import numpy as np
     import pandas as pd
@@ -82,10 +93,11 @@ def setup(work: Path, n_utts: int) -> dict:
     torch.manual_seed(0)
     run = work / "run"
     save_checkpoint(run / "checkpoints" / "best.pt", build_model(ModelConfig(backbone="lcnn")))
-    out = subprocess.run(_cm("download", "toy", "--size", "small", "--clean-only"), env=_env(work),
-                         capture_output=True, text=True, timeout=1800)
-    if out.returncode != 0:
-        raise SystemExit(f"toy corpus: {out.stderr.strip()}")
+    if toy:  # only `cm manifest` needs the toy corpus
+        out = subprocess.run(_cm("download", "toy", "--size", "small", "--clean-only"), env=_env(work),
+                             capture_output=True, text=True, timeout=1800)
+        if out.returncode != 0:
+            raise SystemExit(f"toy corpus: {out.stderr.strip()}")
     return {"manifest": manifest, "run": run}
 
 
@@ -184,6 +196,124 @@ def trial(name: str, inputs: dict, work: Path, out: Path, delay: float, sig: int
             "rerun_exit": again.returncode, "rerun_stderr": again.stderr.strip().splitlines()[-1:], "reruns": reruns}
 
 
+HOSTILE = ("nan", "inf", "cut", "header", "tiny")
+
+
+def hostile_files(folder: Path) -> dict[str, Path]:
+    """The hostile files of ``HOSTILE``, written into ``folder``."""
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tone = (0.3 * np.sin(2 * np.pi * 200 * np.arange(16000) / 16000)).astype(np.float32)
+    out = {}
+    for name, value in (("nan", np.nan), ("inf", np.inf)):
+        wave = tone.copy()
+        wave[500] = value
+        sf.write(folder / f"h_{name}.wav", wave, 16000, subtype="FLOAT")
+        out[name] = folder / f"h_{name}.wav"
+    sf.write(folder / "h_cut.wav", tone, 16000)
+    data = (folder / "h_cut.wav").read_bytes()
+    (folder / "h_cut.wav").write_bytes(data[: len(data) // 2])
+    (folder / "h_header.wav").write_bytes(data[:30])
+    sf.write(folder / "h_tiny.wav", tone[:160], 16000)
+    out.update(cut=folder / "h_cut.wav", header=folder / "h_header.wav", tiny=folder / "h_tiny.wav")
+    return out
+
+
+def hostile_check(work: Path, inputs: dict) -> list[str]:
+    """Problems found running the commands over the corpus plus hostile files (module docstring); [] when none."""
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO))
+    from cm_cli.core.artifacts import write_parquet
+    from cm_cli.data.manifest import normalise_manifest
+
+    clean_manifest = pd.read_parquet(inputs["manifest"])
+    files = hostile_files(work / "hostile")
+    rows = [{**clean_manifest.iloc[0].to_dict(), "utt_id": f"h_{name}", "path": str(path), "duration": None,
+             "sample_rate": None} for name, path in files.items()]
+    dirty = work / "dirty.parquet"
+    write_parquet(normalise_manifest(pd.concat([clean_manifest, pd.DataFrame(rows)], ignore_index=True)), dirty)
+    folder_clean, folder_dirty = work / "folder_clean", work / "folder_dirty"
+    for folder in (folder_clean, folder_dirty):
+        folder.mkdir(exist_ok=True)
+        for path in clean_manifest["path"]:
+            shutil.copy(path, folder / Path(path).name)
+    for path in files.values():
+        shutil.copy(path, folder_dirty / path.name)
+    hostile_ids = {f"h_{name}" for name in HOSTILE}
+    problems: list[str] = []
+
+    def run(name: str, args: list[str]) -> subprocess.CompletedProcess:
+        done = subprocess.run(_cm(*args), env=_env(work), capture_output=True, text=True, timeout=1800)
+        if not 0 <= done.returncode < 128 or "Traceback" in done.stderr:
+            problems.append(f"{name}: exit {done.returncode}: {done.stderr.strip()[-300:]}")
+        return done
+
+    for name, make in (("degrade", lambda m, o: ["degrade", "--manifest", str(m), "--out", str(o), "--chain",
+                                                   "mp3:kbps=32", "-j", "2"]),
+                       ("embed", lambda m, o: ["embed", "--manifest", str(m), "--checkpoint", str(inputs["run"]),
+                                               "--out", str(o), "--fp32", "--workers", "0"]),
+                       ("eval", lambda m, o: ["eval", "--run", str(inputs["run"]), "--manifest", str(m), "--split",
+                                              "eval", "--out", str(o)])):
+        outs = {}
+        for kind, manifest in (("clean", inputs["manifest"]), ("dirty", dirty)):
+            outs[kind] = work / "hostile_runs" / name / kind
+            run(f"{name} ({kind})", make(manifest, outs[kind]))
+        failed = set()
+        for path in outs["dirty"].rglob("failures*.parquet"):
+            table = pd.read_parquet(path)
+            failed |= set(table.get("source_utt_id", table.get("utt_id", pd.Series(dtype=str))).astype(str))
+        missing = hostile_ids - failed - {"h_tiny"}  # a 10 ms clip can be coded, and is padded in manifest mode
+        if missing:
+            problems.append(f"{name}: hostile rows not listed as failures: {sorted(missing)}")
+        clean, dirty_snap = snapshot(outs["clean"]), snapshot(outs["dirty"])
+        for table_name, frame in clean["tables"].items():
+            if "failures" in table_name or "utt_id" not in frame.columns:
+                continue
+            other = dirty_snap["tables"].get(table_name)
+            if other is None:
+                problems.append(f"{name}: {table_name} missing from the hostile run")
+                continue
+            key = "source_utt_id" if "source_utt_id" in other.columns else "utt_id"
+            good = other[~other[key].astype(str).isin(hostile_ids)].reset_index(drop=True)
+            drop = [c for c in good.columns if c in ("path",)]  # degraded paths sit under another --out
+            left, right = frame.drop(columns=drop, errors="ignore").reset_index(drop=True), good.drop(columns=drop,
+                                                                                                   errors="ignore")
+            # vectors (embeddings) compared to float32 rounding: a batch of other composition may move the last bit
+            vectors = [c for c in left.columns if len(left) and hasattr(left[c].iloc[0], "__len__")
+                       and not isinstance(left[c].iloc[0], str)]
+            for column in vectors:
+                if column not in right or len(right) != len(left) or not clean["np"].allclose(
+                        clean["np"].stack(left[column].to_numpy()), clean["np"].stack(right[column].to_numpy()),
+                        rtol=1e-5, atol=1e-6):
+                    problems.append(f"{name}: good rows of {table_name} differ in {column}")
+            try:
+                pd.testing.assert_frame_equal(left.drop(columns=vectors), right.drop(columns=vectors, errors="ignore"),
+                                              check_like=True, check_dtype=False, check_categorical=False,
+                                              check_exact=False, rtol=1e-5, atol=1e-6)
+            except AssertionError as exc:
+                problems.append(f"{name}: good rows of {table_name} differ: {str(exc).splitlines()[0]}")
+        for audio_name, wave in clean["audio"].items():
+            if not clean["np"].array_equal(wave, dirty_snap["audio"].get(audio_name, clean["np"].zeros(0))):
+                problems.append(f"{name}: {audio_name} differs from the clean run")
+    scored = {}
+    for kind, folder in (("clean", folder_clean), ("dirty", folder_dirty)):
+        done = run(f"eval --audio ({kind})", ["--json", "eval", "--run", str(inputs["run"]), "--audio", str(folder)])
+        payload = json.loads(done.stdout or "{}")
+        scored[kind] = {Path(r["path"]).name: r["score"] for r in payload.get("scores", [])}
+        if kind == "dirty":
+            failed = {Path(f["path"]).name for f in payload.get("failures", [])}
+            if failed != {p.name for p in files.values()}:
+                problems.append(f"eval --audio: failures {sorted(failed)}, expected every hostile file")
+            if "NaN" in done.stdout.replace("NaN/Inf", ""):
+                problems.append("eval --audio: a NaN reached the output")
+    if scored.get("clean") != scored.get("dirty"):
+        problems.append("eval --audio: the good files' scores differ from the clean folder's")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commands", nargs="+", choices=COMMANDS, default=list(COMMANDS))
@@ -191,11 +321,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments and signals")
     parser.add_argument("--utterances", type=int, default=24)
     parser.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temporary one)")
+    parser.add_argument("--hostile", action="store_true",
+                        help="feed NaN, Inf, cut, headerless and 10 ms files instead of killing (module docstring)")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     work = args.keep or Path(tempfile.mkdtemp(prefix="cm-fault-"))
     work.mkdir(parents=True, exist_ok=True)
-    inputs = setup(work, args.utterances)
+    inputs = setup(work, args.utterances, toy=not args.hostile)
+    if args.hostile:
+        problems = hostile_check(work, inputs)
+        for line in problems:
+            print(line)
+        print("hostile input: every command ended, hostile rows were failures, good rows equal the clean run"
+              if not problems else f"hostile input: {len(problems)} problem(s)")
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return 1 if problems else 0
     failures = 0
     report = []
     for name in args.commands:

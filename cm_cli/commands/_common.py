@@ -180,8 +180,8 @@ def resolve_options(
     loaded = load_preset(preset, command=command) if preset else None
     preset_options = loaded.options if loaded else {}
     preset_source = f"preset {loaded.path or loaded.name}" if loaded else ""
-    toml_options = {k.replace("-", "_"): v for k, v in ctx.command_defaults(command).items()}
     toml_source = f"{ctx.config_path or 'cm.toml'} [{command}]"
+    toml_options = _table_options(ctx.command_defaults(command), toml_source)
     params = {p.name: p for p in getattr(typer_ctx.command, "params", [])}
     unknown = sorted(set(toml_options) - set(values) - set(params))
     if unknown:
@@ -203,7 +203,40 @@ def resolve_options(
             resolved[name] = _like(value, check_option_value(params.get(name), name, toml_options[name], toml_source))
         else:
             resolved[name] = value
+        _require_finite(params.get(name), name, resolved[name],
+                        "the command line" if explicit else preset_source if name in preset_options
+                        else toml_source if name in toml_options else "the default")
     return resolved
+
+
+def _table_options(table: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A cm.toml command table keyed by option name; ``max-len`` and ``max_len`` both given is refused
+    (TOML itself refuses a key given twice)."""
+    options: dict[str, Any] = {}
+    for key, value in table.items():
+        name = key.replace("-", "_")
+        if name in options:
+            raise CmError(f"{source}: option {name!r} is given twice (spelt with - and _)",
+                          "keep one; cm never lets the last value win silently")
+        options[name] = value
+    return options
+
+
+def _require_finite(param: Any, name: str, value: Any, source: str) -> None:
+    """A number option (``float``-typed) never takes NaN or +-Inf, from any source: ``--lr inf`` would train
+    to a run marked complete with a NaN dev EER, ``--max-len nan`` fail deep inside with a traceback."""
+    import math
+
+    from cm_cli.core.errors import UsageError
+
+    spec = option_type(param) if param is not None else None
+    if spec is None or spec.kind is not float or value is None:
+        return
+    for item in (value if isinstance(value, (list, tuple)) else [value]):
+        if isinstance(item, (int, float)) and not isinstance(item, bool) and not math.isfinite(item):
+            option = "--" + name.replace("_", "-")
+            raise UsageError(f"{option} {item!r} (from {source}) is not a finite number",
+                             f"give {option} a finite value")
 
 
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
@@ -342,7 +375,7 @@ def apply_command_table(click_ctx: Any, ctx: Context) -> None:
     if not params:  # a group of subcommands (`cm presets`): nothing to default
         return
     source = f"{ctx.config_path or 'cm.toml'} [{name}]"
-    options = {k.replace("-", "_"): v for k, v in table.items()}
+    options = _table_options(table, source)
     unknown = sorted(set(options) - set(params))
     if unknown:
         raise CmError(f"{source} has unknown option(s) {', '.join(unknown)}",
@@ -350,6 +383,7 @@ def apply_command_table(click_ctx: Any, ctx: Context) -> None:
     converted = {}
     for key, value in options.items():
         value = check_option_value(params[key], key, value, source)
+        _require_finite(params[key], key, value, source)
         converted[key] = value.value if isinstance(value, enum.Enum) else str(value) if isinstance(value, Path) else value
     click_ctx.default_map = {**(click_ctx.default_map or {}), name: converted}
 

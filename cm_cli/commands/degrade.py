@@ -52,6 +52,8 @@ def degrade(
     list_: Annotated[bool, typer.Option("--list", help="List degradations, their parameters and which ffmpeg provides them.")] = False,
     preset: PresetOpt = None,
     force: ForceOpt = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Corpus rerun: re-check finished outputs by sha256 (size is always checked).")] = False,
 ) -> None:
     """Degrade audio with codecs, channels, noise or reverberation: one file (IN OUT) or a manifest (--manifest --out)."""
     from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
@@ -79,7 +81,7 @@ def degrade(
             raise UsageError("give either IN OUT (one file) or --manifest and --out (a corpus), not both")
         if manifest is None or out is None:
             raise UsageError("corpus mode needs both --manifest and --out")
-        _corpus(c, manifest, out, specs, opts, c.data_workers(workers), shard, ffmpeg, force)
+        _corpus(c, manifest, out, specs, opts, c.data_workers(workers), shard, ffmpeg, force, verify)
         return
     if input is None or output is None:
         raise UsageError("ad hoc mode needs IN and OUT", "e.g. cm degrade in.wav out.wav --codec mp3 --kbps 32")
@@ -119,7 +121,8 @@ def _one_file(c, input: Path, output: Path, specs: list[str], opts: dict) -> Non
     emit(c, payload, f"{result.output}  [dim]{where}{result.spec}, {result.sample_rate} Hz, {result.duration:.2f} s[/]")
 
 
-def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers: int, shard_text, ffmpeg, force) -> None:
+def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers: int, shard_text, ffmpeg, force,
+            verify: bool = False) -> None:
     from cm_cli.core.progress import use_reporter
     from cm_cli.core.shard import resolve_shard
     from cm_cli.degrade.corpus import degrade_manifest
@@ -133,9 +136,12 @@ def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers:
         result = degrade_manifest(manifest, out, specs=specs, condition=opts["condition"], policy=opts["policy"],
                                   variants=opts["variants"], seed=c.seed, workers=workers, shard=shard,
                                   split=opts["split"], data_root=c.data_root, sample_rate=opts["sample_rate"],
-                                  ffmpeg=ffmpeg, force=force)
+                                  ffmpeg=ffmpeg, force=force, verify=verify)
     if not c.json:
         stderr = err_console()
+        if result.redone:
+            stderr.print(f"[yellow]warning:[/] {len(result.redone)} finished output(s) were missing or changed "
+                         f"and were redone (first: {result.redone[0]})")
         if result.n_clipped_files:
             stderr.print(f"[yellow]warning:[/] {result.n_clipped_samples} sample(s) clipped in {result.n_clipped_files} file(s)")
         for text, count in result.warnings.items():
@@ -144,7 +150,8 @@ def _corpus(c, manifest: Path, out: Path, specs: list[str], opts: dict, workers:
             stderr.print(f"[yellow]warning:[/] {result.n_failed} file(s) failed, listed in {result.failures}")
     payload = {"manifest": str(result.manifest), "out": str(result.out_dir), "written": result.n_written,
                "skipped": result.n_skipped, "failed": result.n_failed, "failures": str(result.failures) if result.failures else None,
-               "clipped_files": result.n_clipped_files, "conditions": result.conditions, "already_done": result.already_done}
+               "clipped_files": result.n_clipped_files, "conditions": result.conditions,
+               "already_done": result.already_done, "redone": result.redone}
     human = (f"{result.manifest}  [dim]{result.n_written} written, {result.n_skipped} skipped, {result.n_failed} failed"
              + ("; already complete" if result.already_done else "") + "[/]")
     emit(c, payload, human)

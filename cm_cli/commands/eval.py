@@ -184,10 +184,14 @@ def _eval_scores(c, o: dict, settings) -> None:
         return
 
     def evaluate() -> dict:
+        from cm_cli.core.labels import label_notes
         from cm_cli.evaluation.readers import load_scores
 
-        table = load_scores(scores, settings.columns, key=key, manifest=manifest, dedupe=settings.dedupe)
-        return settings.evaluate(table, source=str(scores))
+        with label_notes() as notes:  # labels normalised from another spelling are reported, with their count
+            table = load_scores(scores, settings.columns, key=key, manifest=manifest, dedupe=settings.dedupe)
+        result = settings.evaluate(table, source=str(scores))
+        result["warnings"] = notes + list(result.get("warnings") or [])
+        return result
 
     if out is None:
         result = evaluate()
@@ -353,7 +357,9 @@ def _eval_audio(c, source: Path, paths: list[Path], o: dict) -> None:
     if not files and missing:
         raise UsageError(f"no audio found: {missing[0]['path']}: {missing[0]['error']}")
     if not files:
-        raise UsageError(f"no audio files ({', '.join(s[1:] for s in ('.wav', '.flac', '.mp3', '.m4a', '.ogg'))}) under "
+        from cm_cli.evaluation.audio import AUDIO_SUFFIXES
+
+        raise UsageError(f"no audio files ({', '.join(s[1:] for s in AUDIO_SUFFIXES)}) under "
                          f"{', '.join(map(str, paths))}")
     from cm_cli.commands._common import rich_reporter
     from cm_cli.core.progress import use_reporter
@@ -476,6 +482,11 @@ def _print(result: dict, out: Path | None) -> None:
                    f"Cllr {cal['before']['cllr']:.4f} -> {cal['after']['cllr']:.4f}")
     for warning in result.get("warnings", []):
         cons.print(f"[yellow]warning:[/] {warning}")
+    tdcf = result.get("tdcf") or {}
+    if tdcf.get("t_eer_unpaired_asv_trials"):  # the human form warns whatever the JSON notes
+        used, unpaired = tdcf.get("t_eer_trials", 0), tdcf["t_eer_unpaired_asv_trials"]
+        cons.print(f"[yellow]warning:[/] t-EER uses {used} of {used + unpaired} ASV trials: {unpaired} have no CM "
+                   "score with the same id")
 
 
 def _print_gap(gap: dict) -> None:

@@ -9,7 +9,9 @@ toolkits and spoof in others, so a numeric label column needs its bona fide valu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+import contextlib
+import contextvars
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from cm_cli.core.errors import CmError
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 __all__ = ["BONAFIDE", "SPOOF", "LABELS", "ASVSPOOF_KEYS", "IN_THE_WILD_LABELS", "SCORE_FILE_LABELS", "label_class",
-           "label_classes", "is_bonafide"]
+           "label_classes", "is_bonafide", "label_notes"]
 
 BONAFIDE, SPOOF = "bonafide", "spoof"
 LABELS = (BONAFIDE, SPOOF)  # the values of every ``label`` column cm writes
@@ -29,6 +31,8 @@ ASVSPOOF_KEYS: Mapping[str, str] = {"bonafide": BONAFIDE, "spoof": SPOOF}
 IN_THE_WILD_LABELS: Mapping[str, str] = {"bona-fide": BONAFIDE, "bonafide": BONAFIDE, "spoof": SPOOF}
 # Score and key files made by anyone: any corpus's spelling, compared stripped and case-insensitively.
 SCORE_FILE_LABELS: Mapping[str, str] = {**ASVSPOOF_KEYS, **IN_THE_WILD_LABELS}
+
+_NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("cm_label_notes", default=None)
 
 _HINT = "labels must be 'bonafide' (or 'bona-fide') or 'spoof'; otherwise name the bona fide value with --bonafide-value"
 
@@ -71,7 +75,38 @@ def label_classes(values, *, source: str, column: str = "label", bonafide_value:
         unknown = sorted(set(text[classes.isna() & text.notna()].unique()))
         shown = ", ".join(repr(str(v)) for v in unknown[:8]) or "missing values"
         raise CmError(f"{source}: unknown label value(s) {shown} in column {column!r}", _HINT)
+    _note_normalised(pd.Series(values, dtype="object").astype("string"), vocabulary, source=source, column=column)
     return classes.to_numpy(dtype=object)
+
+
+@contextlib.contextmanager
+def label_notes() -> Iterator[list[str]]:
+    """Collect, for the caller to report, a note per label column whose values were normalised.
+
+    Decision (docs/hostile-input.md): score and key files made by anyone are read case- and
+    space-insensitively (``Bonafide``, `` SPOOF ``), but the official ASVspoof scorers
+    compare ``== 'bonafide'`` exactly and would count none of those rows, so every such
+    column is reported with its count rather than accepted silently.
+    """
+    notes: list[str] = []
+    token = _NOTES.set(notes)
+    try:
+        yield notes
+    finally:
+        _NOTES.reset(token)
+
+
+def _note_normalised(raw, vocabulary: Mapping[str, str], *, source: str, column: str) -> None:
+    notes = _NOTES.get()
+    if notes is None:
+        return
+    inexact = raw[raw.notna() & ~raw.isin(list(vocabulary))]
+    if not len(inexact):
+        return
+    counts = inexact.value_counts()
+    shown = ", ".join(f"{str(v)!r} x{int(n)}" for v, n in counts.head(5).items())
+    notes.append(f"{source}: {len(inexact)} label(s) in column {column!r} normalised to the official spelling "
+                 f"({shown}); the official ASVspoof scorers compare labels exactly and would not count them")
 
 
 def is_bonafide(values, *, source: str, column: str = "label", bonafide_value: str | None = None) -> "np.ndarray":

@@ -18,7 +18,7 @@ from typing import Any
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["Preset", "PRESET_DIRS", "list_presets", "load_preset", "preset_names", "FORBIDDEN_KEYS"]
+__all__ = ["Preset", "PRESET_DIRS", "list_presets", "load_preset", "preset_names", "FORBIDDEN_KEYS", "strict_yaml"]
 
 PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 PRESET_DIRS = (PACKAGE_PRESETS,)
@@ -36,11 +36,37 @@ class Preset:
     path: Path | None = None
 
 
+def strict_yaml(text: str, source: str | Path):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        loader.flatten_mapping(node)
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: let the normal constructor report it
+                continue
+            if first != line:
+                raise CmError(f"{source}:{line}: key {key!r} is given twice (first on line {first})",
+                              "keep one; cm never lets the last value win silently")
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _parse(path: Path) -> Preset:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = strict_yaml(path.read_text(encoding="utf-8"), path)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
@@ -49,7 +75,13 @@ def _parse(path: Path) -> Preset:
         raise CmError(f"{path}: cannot read preset ({exc.strerror})") from None
     if not isinstance(data, dict) or "command" not in data or not isinstance(data.get("options", {}), dict):
         raise CmError(f"{path}: a preset needs 'command' and an 'options' mapping")
-    options = {str(k).replace("-", "_"): v for k, v in (data.get("options") or {}).items()}
+    options: dict = {}
+    for key, value in (data.get("options") or {}).items():
+        name = str(key).replace("-", "_")
+        if name in options:
+            raise CmError(f"{path}: option {name!r} is given twice (as {key!r} and another spelling)",
+                          "keep one; cm never lets the last value win silently")
+        options[name] = value
     bad = sorted(FORBIDDEN_KEYS & set(options))
     if bad:
         raise CmError(f"{path}: presets hold command options only, not {', '.join(bad)}",

@@ -7,6 +7,15 @@ ignores Range restarts that file), failures retry with exponential backoff that
 honours ``Retry-After``, a finished file is checked against its md5 (a mismatch
 removes that file only and names it), and a ``.<name>.ok`` record lets a rerun
 skip verified files without rehashing them.
+
+A transfer is complete only when something vouches for it: the md5, else the known
+size (the item's or the response's Content-Length). A response without either (a
+server that closes early looks like a finished one) is checked as an archive (zip
+CRCs, the whole tar/gzip/bz2/xz stream read to its end) and resumed when that fails;
+a file that is neither is kept but never recorded as verified (no ``.ok``), so a
+rerun checks it again. A trickling server is cut off: fewer than ``min_rate`` bytes/s
+over ``stall_seconds`` is a stall (retried like a dropped connection), and
+``deadline`` bounds the total seconds one file may take over all its attempts.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from cm_cli.core.errors import CmError
 
 __all__ = [
     "DownloadItem", "FileResult", "DownloadSettings", "mirror_url", "md5sum", "check_free_space",
-    "zenodo_metadata", "fetch_file", "download_files", "USER_AGENT",
+    "zenodo_metadata", "fetch_file", "download_files", "USER_AGENT", "archive_problem",
 ]
 
 USER_AGENT = "cm-cli (speech anti-spoofing research toolkit)"
@@ -60,6 +69,8 @@ class FileResult:
     verified: bool = False
     attempts: int = 0
     restarts: int = 0  # times a server ignored Range and the file restarted from byte 0
+    checked_by: str = "none"  # md5 | size | archive | none: what vouches that the file is whole
+    length_known: bool = False
 
 
 @dataclass
@@ -72,7 +83,11 @@ class DownloadSettings:
     workers: int = 4
     aria2: bool = False
     check_space: bool = True
+    stall_seconds: float = 60.0  # window over which min_rate must be reached
+    min_rate: float = 1024.0  # bytes per second; less over stall_seconds is a stall
+    deadline: float | None = None  # seconds one file may take over all its attempts (None: no limit)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
 
 class _Retryable(Exception):
@@ -177,8 +192,41 @@ def _retry_after(value: str | None) -> float | None:
     return None
 
 
+def archive_problem(path: Path, name: str) -> str | None:
+    """Why ``path`` (an archive by ``name``) is incomplete or corrupt, reading it through; None if it is whole.
+    Non-archives return None: nothing in them can be checked."""
+    import bz2
+    import gzip
+    import lzma
+    import tarfile
+    import zipfile
+
+    lower = name.lower()
+    try:
+        if lower.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            return f"member {bad} fails its CRC" if bad else None
+        opener = {".gz": gzip.open, ".tgz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(
+            next((s for s in (".tgz", ".gz", ".bz2", ".xz") if lower.endswith(s)), ""))
+        if opener is not None:
+            with opener(path, "rb") as stream:  # reading to the end checks the stream's own CRC and length
+                while stream.read(CHUNK):
+                    pass
+        if lower.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+            with tarfile.open(path, "r:*") as tar:
+                for member in tar:
+                    if member.isreg():
+                        source = tar.extractfile(member)
+                        while source is not None and source.read(CHUNK):
+                            pass
+    except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError, ValueError) as exc:
+        return f"the archive is incomplete or corrupt ({exc})"
+    return None
+
+
 def _transfer(item: DownloadItem, url: str, part: Path, settings: DownloadSettings,
-              advance: Callable[[int], None], result: FileResult) -> None:
+              advance: Callable[[int], None], result: FileResult, deadline: float | None = None) -> None:
     """One attempt: continue ``part`` from its current size; raise ``_Retryable`` on transient failure."""
     offset = part.stat().st_size if part.exists() else 0
     if item.size is not None and offset > item.size:  # stale or foreign bytes
@@ -222,14 +270,28 @@ def _transfer(item: DownloadItem, url: str, part: Path, settings: DownloadSettin
         length = response.headers.get("Content-Length")
         if length and length.isdigit():
             expected_total = offset + int(length)
+        result.length_known = expected_total is not None or item.size is not None
+        read = getattr(response, "read1", response.read)  # what has arrived, not a full CHUNK (a trickle)
         try:
             with open(part, mode) as out:
+                window_start, window_bytes = settings.clock(), 0
                 while True:
-                    block = response.read(CHUNK)
+                    block = read(CHUNK)
                     if not block:
                         break
                     out.write(block)
                     advance(len(block))
+                    window_bytes += len(block)
+                    now = settings.clock()
+                    if deadline is not None and now > deadline:
+                        raise CmError(f"{item.name}: not finished within the {settings.deadline:g} s deadline "
+                                      f"({out.tell()} bytes so far)", "rerun later or from a faster mirror: it resumes")
+                    if now - window_start >= settings.stall_seconds:
+                        if window_bytes < settings.min_rate * (now - window_start):
+                            rate = f"{window_bytes} bytes in {now - window_start:.0f} s"
+                            raise _Retryable(f"{item.name}: stalled ({rate}, under {settings.min_rate:g} B/s); "
+                                             "will resume")
+                        window_start, window_bytes = now, 0
         except (socket.timeout, ConnectionError, http.client.HTTPException, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC
                 raise CmError(f"disk full while writing {part}", "free some space and rerun: the transfer resumes") from None
@@ -277,6 +339,7 @@ def fetch_file(item: DownloadItem, dest_dir: str | os.PathLike, *, base_url: str
     url = mirror_url(item.url, item.name, base_url)
     use_aria2 = settings.aria2 and shutil.which("aria2c") is not None
     last_error = ""
+    deadline = settings.clock() + settings.deadline if settings.deadline is not None else None
     for attempt in range(settings.retries + 1):
         result.attempts = attempt + 1
         try:
@@ -284,12 +347,21 @@ def fetch_file(item: DownloadItem, dest_dir: str | os.PathLike, *, base_url: str
                 before = part.stat().st_size if part.exists() else 0
                 _aria2(item, url, part, settings)
                 advance(part.stat().st_size - before)
+                result.length_known = item.size is not None
             else:
-                _transfer(item, url, part, settings, advance, result)
+                _transfer(item, url, part, settings, advance, result, deadline)
+            if item.md5 is None and not result.length_known:  # nothing says the transfer is whole: the archive must
+                problem = archive_problem(part, item.name)
+                if problem:
+                    raise _Retryable(f"{item.name}: no Content-Length and {problem}; will resume")
             break
         except _Retryable as exc:
             last_error = str(exc)
             if attempt == settings.retries:
+                if item.md5 is None and not result.length_known and part.exists():
+                    size = part.stat().st_size  # resuming cannot repair it: fetch it whole next time
+                    part.unlink()
+                    advance(-size)
                 raise CmError(f"{item.name}: giving up after {attempt + 1} attempts: {last_error}",
                               "rerun later: the transfer resumes from the .part file") from None
             wait = min(settings.max_backoff, settings.backoff * (2 ** attempt))
@@ -305,8 +377,13 @@ def fetch_file(item: DownloadItem, dest_dir: str | os.PathLike, *, base_url: str
             raise CmError(f"{item.name}: md5 mismatch (expected {item.md5}, got {actual}); the bad file was removed",
                           "rerun to download it again; if it keeps failing, the source or mirror is corrupt")
         result.verified = True
+    from cm_cli.data.unpack import is_archive
+
+    result.checked_by = ("md5" if item.md5 is not None else "size" if result.length_known
+                         else "archive" if is_archive(item.name) else "none")
     os.replace(part, path)
-    _write_ok(path, item.md5)
+    if result.checked_by != "none":  # an unverifiable file is kept but checked again on the next run
+        _write_ok(path, item.md5)
     result.size = path.stat().st_size
     result.status = "downloaded"
     return result

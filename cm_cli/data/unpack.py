@@ -10,7 +10,12 @@ targets (after every hop of a chain) under the target, hard links only to regula
 files of the archive, no devices or FIFOs. cm then writes the members itself
 (never ``tar.extract``), each file under a temporary name renamed into place.
 Zip members are checked by name and may not be links. The whole member list is
-checked before anything is written, so a refused archive leaves the target untouched. A member already on disk with the
+checked before anything is written, so a refused archive leaves the target untouched. Archive bombs are
+refused the same way, before writing: the members' total unpacked size is capped (``UnpackLimits.max_bytes``,
+env ``CM_UNPACK_MAX_BYTES``, default 2 TiB, above the largest ASVspoof release) and so is its ratio to the
+archive's size (``max_ratio``, env ``CM_UNPACK_MAX_RATIO``, default 100: speech audio compresses about 1-3x,
+a zip bomb 1000x and more); the free-space check counts the unpacked bytes still to write, and a member
+that yields more bytes than its header declares is stopped at the declared size. A member already on disk with the
 right size is kept, which finishes a partly unpacked archive on rerun; a marker
 JSON in ``.cm_unpacked/`` records what was unpacked so a rerun skips the archive.
 """
@@ -29,7 +34,7 @@ from typing import Callable
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["UnpackResult", "MARKER_DIR", "marker_path", "unpack_archive", "is_archive"]
+__all__ = ["UnpackResult", "UnpackLimits", "MARKER_DIR", "marker_path", "unpack_archive", "is_archive"]
 
 MARKER_DIR = ".cm_unpacked"
 _ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
@@ -43,6 +48,49 @@ class UnpackResult:
     n_written: int
     skipped: bool
     top_level: list[str]
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """Bounds on what one archive may unpack to (see the module docstring)."""
+
+    max_bytes: int = 2 << 40
+    max_ratio: float = 100.0
+    check_space: bool = True
+
+    @classmethod
+    def from_env(cls) -> "UnpackLimits":
+        def number(name: str, default, kind):
+            text = os.environ.get(name)
+            if not text:
+                return default
+            try:
+                value = kind(text)
+            except ValueError:
+                raise CmError(f"{name}={text!r} is not a number") from None
+            if not value > 0 or value != value or value == float("inf"):
+                raise CmError(f"{name}={text!r} must be a finite positive number")
+            return value
+
+        return cls(number("CM_UNPACK_MAX_BYTES", cls.max_bytes, int),
+                   number("CM_UNPACK_MAX_RATIO", cls.max_ratio, float))
+
+
+def _check_bounds(archive: Path, target: Path, sizes: list[tuple[Path, int]], limits: UnpackLimits) -> None:
+    """Refuse before writing: total unpacked size and ratio over the limits, or not enough free space."""
+    from cm_cli.data.download import _human, check_free_space
+
+    total = sum(size for _, size in sizes)
+    packed = max(1, archive.stat().st_size)
+    if total > limits.max_bytes:
+        raise CmError(f"{archive.name}: refusing to unpack {_human(total)}, over the {_human(limits.max_bytes)} cap",
+                      "if the archive is genuine, raise CM_UNPACK_MAX_BYTES")
+    if total / packed > limits.max_ratio:
+        raise CmError(f"{archive.name}: refusing to unpack: {_human(packed)} would expand to {_human(total)} "
+                      f"({total / packed:.0f}x, over the {limits.max_ratio:g}x cap): an archive bomb?",
+                      "if the archive is genuine, raise CM_UNPACK_MAX_RATIO")
+    if limits.check_space:
+        check_free_space(target, sum(size for dest, size in sizes if _needs_write(dest, size)))
 
 
 def is_archive(name: str) -> bool:
@@ -189,12 +237,25 @@ def _tar_members(tar: tarfile.TarFile, target: Path, archive: Path) -> list[tupl
     return checked
 
 
-def _write_member(source, dest: Path) -> None:
+def _write_member(source, dest: Path, size: int | None = None) -> None:
+    """Copy a member under a temporary name; never more than its declared ``size`` bytes (a lying header)."""
     from cm_cli.core.artifacts import atomic_path
 
     with atomic_path(dest) as tmp:
         with open(tmp, "wb") as out:
-            shutil.copyfileobj(source, out, 1 << 20)
+            if size is None:
+                shutil.copyfileobj(source, out, 1 << 20)
+                return
+            left = size
+            while True:
+                block = source.read(min(1 << 20, left + 1))
+                if not block:
+                    break
+                if len(block) > left:
+                    raise CmError(f"{dest.name}: the archive member holds more than the {size} bytes its header "
+                                  "declares; refusing it", _REFUSE_HINT)
+                out.write(block)
+                left -= len(block)
 
 
 def _extract_tar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
@@ -213,7 +274,7 @@ def _extract_tar_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Pat
         if source is None:
             raise CmError(f"{member.name}: cannot read this member")
         with source:
-            _write_member(source, dest)
+            _write_member(source, dest, member.size if member.isreg() else None)  # a link: its target's checked size
 
 
 def _needs_write(path: Path, size: int) -> bool:
@@ -221,9 +282,10 @@ def _needs_write(path: Path, size: int) -> bool:
 
 
 def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, force: bool = False,
-                   advance: Callable[[int], None] | None = None) -> UnpackResult:
+                   advance: Callable[[int], None] | None = None, limits: UnpackLimits | None = None) -> UnpackResult:
     """Unpack ``archive`` into ``target`` safely; skip it when its marker says it is already unpacked."""
     archive, target = Path(archive), Path(target)
+    limits = limits or UnpackLimits.from_env()
     advance = advance or (lambda n: None)
     if not archive.is_file():
         raise CmError(f"{archive}: archive not found")
@@ -247,6 +309,8 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
                         if tree.link_at(tuple(rel.parts[:depth])) is not None:
                             raise CmError(f"{archive.name}: refusing member {info.filename!r} (it is written through "
                                           f"the symbolic link {'/'.join(rel.parts[:depth])!r})", _REFUSE_HINT)
+                _check_bounds(archive, target, [(target.joinpath(*_safe_zip_name(i.filename).parts), int(i.file_size))
+                                                for i in infos if not i.is_dir()], limits)
                 for info in infos:
                     rel = _safe_zip_name(info.filename)
                     if not rel.parts:
@@ -259,7 +323,7 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
                     if _needs_write(dest, info.file_size):
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         with zf.open(info) as src:
-                            _write_member(src, dest)
+                            _write_member(src, dest, int(info.file_size))
                         written += 1
                     advance(1)
                 n_members = len(infos)
@@ -269,6 +333,11 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
         try:
             with tarfile.open(archive, "r:*") as tar:
                 members = _tar_members(tar, target, archive)
+                regular = {m.name: int(m.size) for m, _ in members if m.isreg()}
+                _check_bounds(archive, target,  # a hard link is written as a copy of its target: its size counts
+                              [(target.joinpath(*parts), int(member.size) if member.isreg()
+                                else regular.get(member.linkname, 0)) for member, parts in members
+                               if member.isreg() or member.islnk()], limits)
                 for member, parts in members:
                     top.add(parts[0])
                     dest = target.joinpath(*parts)

@@ -90,6 +90,7 @@ class CorpusResult:
     failures: Path | None = None
     already_done: bool = False
     conditions: list = field(default_factory=list)
+    redone: list = field(default_factory=list)  # outputs of a finished run found missing or changed, redone
 
 
 def plan_conditions(specs: Sequence[str] = (), condition: str | None = None) -> list[str]:
@@ -333,9 +334,14 @@ def degrade_manifest(
     sample_rate: int | None = None,
     ffmpeg: str | None = None,
     force: bool = False,
+    verify: bool = False,
     options: dict | None = None,
 ) -> CorpusResult:
-    """Degrade every row of ``manifest`` under each spec / the condition / ``variants`` policy draws."""
+    """Degrade every row of ``manifest`` under each spec / the condition / ``variants`` policy draws.
+
+    A rerun of a finished job first re-checks its committed outputs against the journal:
+    existence and size always, the sha256 too with ``verify``; an output deleted or
+    changed since is redone (``CorpusResult.redone``) instead of "already complete"."""
     from cm_cli.core.artifacts import OutputDir, write_parquet
     from cm_cli.data.manifests import load_manifest
     from cm_cli.degrade.policy import load_policy
@@ -371,7 +377,8 @@ def degrade_manifest(
     with OutputDir(out_dir, kind="degraded", options=opts, inputs=[manifest], force=force, shard=shard) as target:
         if target.done and (out_dir / part_name).is_file():
             summary = target.record.get("summary", {})
-            if not summary.get("n_failed"):
+            result.redone = _damaged_outputs(out_dir, out_dir / part_name, checksum=verify)
+            if not summary.get("n_failed") and not result.redone:
                 result.already_done = True
                 result.n_skipped = int(summary.get("n_rows", 0))
                 return result
@@ -390,6 +397,28 @@ def degrade_manifest(
                                "n_failed": result.n_failed, "clipped_files": result.n_clipped_files,
                                "warnings": result.warnings})
     return result
+
+
+def _damaged_outputs(out_dir: Path, table_path: Path, *, checksum: bool) -> list[str]:
+    """Outputs listed in a finished table that are missing, or differ in size (or sha256) from their journal line."""
+    import pandas as pd
+
+    try:
+        paths = pd.read_parquet(table_path, columns=["path"])["path"].astype(str).tolist()
+    except Exception:  # noqa: BLE001 - an unreadable table: everything is redone
+        return [str(table_path)]
+    committed = read_committed(out_dir)
+    damaged = []
+    for path in paths:
+        rel = os.path.relpath(path, out_dir)
+        entry = committed.get(rel)
+        target = Path(path)
+        if not target.is_file():
+            damaged.append(rel)
+        elif entry is not None and (target.stat().st_size != entry.get("size")
+                                    or (checksum and _sha256(target) != entry.get("sha256"))):
+            damaged.append(rel)
+    return damaged
 
 
 def _degraded_table(out_rows: list[dict]) -> "pd.DataFrame":
@@ -423,9 +452,7 @@ def _write_failures(failures: list[dict], fail_path: Path, result: CorpusResult)
 
 def _run_jobs(jobs: Iterator[Job], n_jobs: int, init: tuple, workers: int, journal_path: Path, committed: dict,
               force: bool, result: CorpusResult) -> tuple[list[dict], list[dict]]:
-    """Run the jobs (in a pool when ``workers`` > 1), committing each finished file to the journal as it comes."""
-    import multiprocessing
-
+    """Run the jobs (in worker processes when ``workers`` > 1), committing each finished file to the journal."""
     from cm_cli.core.artifacts import write_error
     from cm_cli.core.progress import track
     from cm_cli.core.signals import stop_on_sigterm
@@ -435,12 +462,9 @@ def _run_jobs(jobs: Iterator[Job], n_jobs: int, init: tuple, workers: int, journ
     commits: list[dict] = []
     if workers <= 1:
         _init_worker(*init)
-        results, pool = map(_run_job, jobs), None
+        results = map(_run_job, jobs)
     else:
-        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-        pool = context.Pool(workers, initializer=_init_worker, initargs=init + (True,), maxtasksperchild=2000)
-        results = pool.imap(_run_job, jobs, chunksize=2)
-    ok = False
+        results = _pool_results(jobs, init, workers)
     try:
         with stop_on_sigterm("cm degrade"), open(journal_path, "w" if force else "a", encoding="utf-8") as journal:
             for item in track(results, total=n_jobs, description="degrade"):
@@ -453,15 +477,123 @@ def _run_jobs(jobs: Iterator[Job], n_jobs: int, init: tuple, workers: int, journ
                     continue
                 out_rows.append(item["row"])
                 _count(result, item)
-        ok = True
     except OSError as exc:
         raise write_error(journal_path, exc) from None
     finally:
-        if pool is not None:
-            pool.close() if ok else pool.terminate()
-            pool.join()
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # a pool generator stopped early terminates its workers
     _compact_journal(journal_path, out_rows, committed, commits, result.out_dir)
     return out_rows, failures
+
+
+def _pool_results(jobs: Iterator[Job], init: tuple, workers: int) -> Iterator[dict]:
+    """``_run_job`` results in job order from ``workers`` processes, surviving a worker that dies.
+
+    ``multiprocessing.Pool.imap`` waits forever for the result of a worker killed by a
+    native abort (LAME's assertion on NaN input exits 134). A ``ProcessPoolExecutor``
+    instead breaks (``BrokenProcessPool``): the jobs then in flight are each rerun alone
+    in a process of their own, so the one that kills its process becomes a failure
+    entry and the others their results; a fresh pool takes the rest.
+    """
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+
+    def start() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init + (True,))
+
+    pool = start()
+    pending: deque = deque()
+    source = iter(jobs)
+    finished = False
+    try:
+        while True:
+            while len(pending) < 4 * workers:
+                job = next(source, None)
+                if job is None:
+                    break
+                try:
+                    pending.append((job, pool.submit(_run_job, job)))
+                except BrokenProcessPool:
+                    pending.append((job, None))
+                    break
+            if not pending:
+                finished = True
+                return
+            job, future = pending.popleft()
+            try:
+                if future is None:
+                    raise BrokenProcessPool("pool broken before submission")
+                yield future.result()
+                continue
+            except (BrokenProcessPool, SystemExit):  # a worker died (or was stopped) under one of these jobs
+                suspects = [(job, None)] + list(pending)
+                pending.clear()
+            _stop_pool(pool)
+            for suspect, _ in suspects:
+                _remove_partials(suspect)  # what a dead worker was writing
+            pool = start()
+            for suspect, done in suspects:
+                if done is not None and done.done() and not done.cancelled() and done.exception() is None:
+                    yield done.result()
+                else:
+                    yield _run_isolated(suspect, init, context)
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            _stop_pool(pool)
+
+
+def _stop_pool(pool) -> None:
+    """Terminate a pool's workers (SIGTERM: each removes its temporary file) and reap them."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with _suppress():
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _remove_partials(job: Job) -> None:
+    output = Path(job.output)
+    for leftover in output.parent.glob(f".{output.stem}.partial-*{output.suffix}"):
+        with _suppress():
+            leftover.unlink()
+
+
+def _isolated_main(conn, job: Job, init: tuple) -> None:
+    _init_worker(*init, True)
+    try:
+        conn.send(_run_job(job))
+    finally:
+        conn.close()
+
+
+def _run_isolated(job: Job, init: tuple, context) -> dict:
+    """``_run_job(job)`` in a process of its own; its death (a native abort) is a failure entry for this job."""
+    import signal
+
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_isolated_main, args=(send, job, init), daemon=True)
+    process.start()
+    send.close()
+    try:
+        result = receive.recv()
+    except EOFError:
+        result = None
+    finally:
+        receive.close()
+        process.join()
+    if result is not None:
+        return result
+    code = process.exitcode
+    signalled = code is not None and code < 0 and -code in signal.valid_signals()
+    how = f"killed by {signal.Signals(-code).name}" if signalled else f"exit code {code}"
+    _remove_partials(job)
+    return {"failure": _failure(job, f"the process coding this item died ({how}): a crash inside a decoder or codec")}
 
 
 def _count(result: CorpusResult, item: dict) -> None:

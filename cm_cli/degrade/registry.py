@@ -163,6 +163,8 @@ def apply_spec(samples: np.ndarray, sr: int, spec: "Spec | str", *, seed: int = 
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim != 1:
         raise CmError(f"apply_spec needs mono audio, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):  # input check before the chain: LAME aborts the process on NaN, mulaw hides it
+        raise CmError(f"{spec.canonical()}: the input audio has non-finite samples (NaN/Inf); refusing to code it")
     info: dict = {"spec": spec.canonical(), "steps": [], "warnings": []}
     for index, step in enumerate(spec.steps):
         deg = get_degradation(step.name)
@@ -173,11 +175,11 @@ def apply_spec(samples: np.ndarray, sr: int, spec: "Spec | str", *, seed: int = 
         x = np.asarray(x, dtype=np.float32)
         if not deg.changes_length and len(x) != n:  # defensive: the contract is same length out
             raise CmError(f"{step.name} returned {len(x)} samples for {n} (internal error)")
+        if not np.all(np.isfinite(x)):  # checked per step, so no later step (a codec) is fed NaN
+            raise CmError(f"{spec.canonical()}: step {step.canonical()} produced non-finite samples")
         if step_info.get("warning"):
             info["warnings"].append(f"{step.name}: {step_info.pop('warning')}")
         info["steps"].append({"step": step.canonical(), **step_info})
-    if not np.all(np.isfinite(x)):
-        raise CmError(f"{spec.canonical()}: produced non-finite samples")
     return x, info
 
 

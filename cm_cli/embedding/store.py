@@ -67,7 +67,24 @@ class EmbeddingWriter:
         self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd", use_dictionary=False,
                                        write_statistics=False)
 
+    def _failed(self, exc: OSError):
+        """A write that failed (disk full, quota): the temporary file removed, one line naming the table."""
+        import errno as errno_codes
+
+        from cm_cli.core.artifacts import write_error
+
+        self.abort()
+        if exc.errno is None and "No space left" in str(exc):  # Arrow's C++ writer reports ENOSPC in its text only
+            exc = OSError(errno_codes.ENOSPC, "No space left on device")
+        return write_error(self.target, exc)
+
     def write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str]) -> None:
+        try:
+            self._write(utt_ids, arrays, metadata)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str]) -> None:
         import numpy as np
         import pyarrow as pa
 
@@ -95,10 +112,13 @@ class EmbeddingWriter:
         self._pending, self._pending_bytes = [], 0
 
     def commit(self) -> None:
-        self._flush()
-        self.writer.close()
-        self.writer = None
-        os.replace(self.tmp, self.target)
+        try:
+            self._flush()
+            self.writer.close()
+            self.writer = None
+            os.replace(self.tmp, self.target)
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.tmp = None
 
     def abort(self) -> None:

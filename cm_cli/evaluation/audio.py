@@ -1,12 +1,27 @@
 """``cm eval --run RUN --audio PATH...``: score audio files directly with a trained model.
 
-Files or folders (searched recursively for wav/flac/mp3/m4a/ogg), any sample rate,
+Files or folders (searched recursively for ``AUDIO_SUFFIXES``), any container PyAV decodes, any sample rate,
 stereo mixed to mono and resampled to the model's rate. Each file gets a score
 (higher = more bona fide) and a decision against the run's dev EER threshold
 (checkpoint ``metrics["dev_eer_threshold"]``) or ``--threshold``; where the run has a
 calibration, ``p_bonafide`` is its LLR turned into a probability at equal priors.
-With ``chunk_ms`` each file also gets per-window scores. Unreadable files are listed,
-never fatal.
+With ``chunk_ms`` each file also gets per-window scores.
+
+Refused, each as a ``failures`` entry and never a score: files the one audio intake
+refuses (NaN/Inf samples, a truncated WAV, not audio), files shorter than the model's
+receptive field (``models.inference.minimum_samples``, at least 25 ms: a score on
+them would mostly measure padding, whatever the length policy), and any file whose
+score comes out non-finite. When no file could be scored the call raises instead.
+
+Long files (over ``WHOLE_FILE_MAX_S`` seconds, from the header) are decoded as a
+stream and scored in consecutive windows, so memory does not grow with duration: a
+window is the model's fixed input length (its length policy's target, e.g. 64,600
+samples for AASIST) or ``FULL_POLICY_WINDOW_S`` seconds for a ``full``-policy model, or
+the ``chunk_ms`` window when given; the last window ends at the last sample. The file's
+score is the mean of its window scores (the streaming ``mean`` aggregation), and
+``windows_scored`` counts them. Windows are batched up to ``batch_size`` windows or
+``batch_size x BATCH_SECONDS`` of audio, so the model's activations are bounded too.
+Shorter files are scored whole, as a manifest row is.
 """
 
 from __future__ import annotations
@@ -22,7 +37,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["AUDIO_SUFFIXES", "AudioScores", "find_audio", "load_model_for_audio", "score_audio", "plot_windows"]
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".webm", ".mp4", ".aac", ".amr")  # PyAV decodes all
+WHOLE_FILE_MAX_S = 60.0  # longer files are scored in windows (module docstring)
+FULL_POLICY_WINDOW_S = 20.0  # window for models that take any length (SSL front ends)
+BATCH_SECONDS = 4.0  # a long file's forward passes hold at most batch_size x this much audio
 
 
 @dataclass
@@ -92,52 +110,126 @@ def _windows(wave, rate: int, chunk_ms: float, overlap_ms: float) -> list[tuple[
             for s in window_starts(int(wave.shape[-1]), chunk, hop)]
 
 
+def _long_window(loaded, rate: int) -> int:
+    from cm_cli.models.inference import inference_policy
+
+    policy = inference_policy(loaded.model)
+    if policy.policy != "full" and policy.target:
+        return int(policy.target)
+    return int(round(FULL_POLICY_WINDOW_S * rate))
+
+
+def _score_long(loaded, path: Path, *, rate: int, window: int, hop: int, batch_size: int, device: Any,
+                minimum: int) -> tuple[float, float, list[dict]]:
+    """Mean window score, duration and window rows of a long file, decoded as a stream (bounded memory)."""
+    import numpy as np
+    import torch
+
+    from cm_cli.data.audio import iter_audio_windows, require_min_samples
+    from cm_cli.models.inference import forward_scores
+
+    spans: list[tuple[int, Any]] = []
+    rows: list[dict] = []
+    end = 0
+
+    def flush() -> None:
+        values = forward_scores(loaded.model, [w for _, w in spans], device=device, keep_long=True)
+        rows.extend({"path": str(path), "start_s": s / rate, "end_s": (s + int(w.shape[-1])) / rate, "score": float(v)}
+                    for (s, w), v in zip(spans, values))
+        spans.clear()
+
+    budget = batch_size * int(round(BATCH_SECONDS * rate))  # samples per forward pass, whatever the window
+    for start, wave in iter_audio_windows(path, sample_rate=rate, window=window, hop=hop):
+        require_min_samples(len(wave), minimum, rate, path)
+        spans.append((start, torch.from_numpy(np.ascontiguousarray(wave))))
+        end = max(end, start + len(wave))
+        if len(spans) >= batch_size or sum(int(w.shape[-1]) for _, w in spans) >= budget:
+            flush()
+    if spans:
+        flush()
+    scores = np.array([r["score"] for r in rows], dtype=np.float64)
+    return float(scores.mean()), end / rate, rows
+
+
 def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None, chunk_ms: float | None = None,
                 overlap_ms: float = 0.0, full_length: bool = False, batch_size: int = 16,
-                device: Any = "cpu") -> AudioScores:
+                device: Any = "cpu", whole_file_max_s: float = WHOLE_FILE_MAX_S) -> AudioScores:
     """Score each file (and each window with ``chunk_ms``) with a ``models.loading.LoadedModel``;
     see the module docstring."""
+    import math
+
     import numpy as np
     import pandas as pd
     import torch
 
     from cm_cli.core.progress import task
-    from cm_cli.data.audio import load_audio
-    from cm_cli.models.inference import forward_scores
+    from cm_cli.data.audio import audio_duration, load_audio, require_min_samples
+    from cm_cli.models.inference import forward_scores, minimum_samples
 
     if chunk_ms is not None and (chunk_ms <= 0 or not 0 <= overlap_ms < chunk_ms):
         raise CmError(f"--chunk-ms {chunk_ms:g} with --overlap-ms {overlap_ms:g}: need chunk > overlap >= 0")
     rate = int(loaded.sample_rate)
+    minimum = minimum_samples(loaded.model)
     rows: list[dict] = []
     window_rows: list[dict] = []
     failures: list[dict] = []
+
+    def fail(path: Path, exc: BaseException) -> None:
+        message = exc.message if isinstance(exc, CmError) else f"{type(exc).__name__}: {exc}"[:300]
+        failures.append({"path": str(path), "error": message})
+
+    def add(path: Path, duration: float, value: float, windows: list[dict], n_windows: int | None) -> None:
+        if not math.isfinite(value) or any(not math.isfinite(w["score"]) for w in windows):
+            failures.append({"path": str(path), "error": "the model gave a non-finite score; not reported"})
+            return
+        rows.append({"path": str(path), "duration": duration, "score": value,
+                     **({"windows_scored": n_windows} if n_windows is not None else {})})
+        window_rows.extend(windows)
+
     with task(len(files), "scoring audio") as advance:
         for start in range(0, len(files), batch_size):
             batch: list[tuple[Path, Any]] = []
             for path in files[start:start + batch_size]:
                 try:
+                    seconds = audio_duration(path)
+                    if seconds is not None and seconds > whole_file_max_s:
+                        if chunk_ms is not None:
+                            window = int(round(chunk_ms * rate / 1000))
+                            hop = window - int(round(overlap_ms * rate / 1000))
+                        else:
+                            window = hop = _long_window(loaded, rate)
+                        value, duration, spans = _score_long(loaded, path, rate=rate, window=window, hop=hop,
+                                                             batch_size=batch_size, device=device, minimum=minimum)
+                        add(path, duration, value, spans if chunk_ms is not None else [], len(spans))
+                        continue
                     wave, _ = load_audio(path, sample_rate=rate, mono=True)
-                except CmError as exc:
-                    failures.append({"path": str(path), "error": exc.message})
-                    continue
-                except Exception as exc:  # a decoder crash on a corrupt file
-                    failures.append({"path": str(path), "error": f"{type(exc).__name__}: {exc}"[:300]})
+                    require_min_samples(len(wave), minimum, rate, path)
+                except Exception as exc:  # CmError, or a decoder crash on a corrupt file
+                    fail(path, exc)
                     continue
                 batch.append((path, torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))))
             if batch:
                 values = forward_scores(loaded.model, [w for _, w in batch], device=device, keep_long=full_length)
                 for (path, wave), value in zip(batch, values):
-                    rows.append({"path": str(path), "duration": wave.shape[-1] / rate, "score": float(value)})
+                    spans = []
                     if chunk_ms is not None:
-                        spans = _windows(wave, rate, chunk_ms, overlap_ms)
+                        pieces = _windows(wave, rate, chunk_ms, overlap_ms)
                         scores = np.concatenate([
-                            forward_scores(loaded.model, [w for _, _, w in spans[i:i + batch_size]], device=device,
+                            forward_scores(loaded.model, [w for _, _, w in pieces[i:i + batch_size]], device=device,
                                            keep_long=True)
-                            for i in range(0, len(spans), batch_size)])
-                        window_rows.extend({"path": str(path), "start_s": s, "end_s": e, "score": float(v)}
-                                           for (s, e, _), v in zip(spans, scores))
+                            for i in range(0, len(pieces), batch_size)])
+                        spans = [{"path": str(path), "start_s": s, "end_s": e, "score": float(v)}
+                                 for (s, e, _), v in zip(pieces, scores)]
+                    add(path, wave.shape[-1] / rate, float(value), spans, None)
             advance(min(batch_size, len(files) - start))
-    table = pd.DataFrame(rows, columns=["path", "duration", "score"])
+    if not rows and failures:
+        first = failures[0]
+        raise CmError(f"no file could be scored ({len(failures)} refused; first: {first['error']})",
+                      "every file was unreadable, too short, or had NaN/Inf samples")
+    columns = ["path", "duration", "score"] + (["windows_scored"] if any("windows_scored" in r for r in rows) else [])
+    table = pd.DataFrame(rows, columns=columns)
+    if "windows_scored" in table:  # None for files scored whole (object dtype: no NaN in JSON)
+        table["windows_scored"] = pd.Series([r.get("windows_scored") for r in rows], dtype=object)
     dev_threshold = loaded.dev_threshold
     used, source = (threshold, "option") if threshold is not None else (dev_threshold, "dev_eer" if dev_threshold is not None else None)
     table["decision"] = [None if used is None else ("bonafide" if s >= used else "spoof") for s in table["score"]]

@@ -75,7 +75,13 @@ class SSLLoadOptions:
 
 
 def _download_hint(name_or_id: str) -> str:
-    return f"run `cm download --model {name_or_id}` on a machine with network access (it fills the Hugging Face cache, HF_HOME)"
+    return f"run `cm download --model {name_or_id}` on a machine with network access, sharing CM_CACHE_DIR or HF_HOME"
+
+
+def _cm_cache() -> str:
+    from cm_cli.models.hub import cm_cache_dir
+
+    return str(cm_cache_dir())
 
 
 def load_ssl_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = None, allow_download: bool = False,
@@ -100,14 +106,32 @@ def load_ssl_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = Non
     elif target.startswith((".", "/", "~")) or target.count("/") > 1:
         raise CmError(f"SSL model directory {target} does not exist", hint="check the path, or give a registry name: " + ", ".join(SSL_MODELS))
     else:
+        from cm_cli.models.hub import cached_model_path
+
         source = target
         kwargs = {"local_files_only": not allow_download, "cache_dir": str(cache_dir) if cache_dir else None}
+        try:  # the one lookup: HF cache, then cm's cache where `cm download --model` puts models
+            hit = cached_model_path(target, cache_dir=cache_dir)
+        except CmError:
+            hit = None
+        if hit is not None:
+            source, kwargs = str(hit), {"local_files_only": True}
+    import pickle
+
     try:
         config = transformers.AutoConfig.from_pretrained(source, **kwargs)
         model = transformers.AutoModel.from_pretrained(source, config=config, **kwargs)
+    except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) met a pickled object, not only tensors
+        blocked = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "global" in line), "")
+        raise CmError(f"refusing the weights of SSL model {target!r}: its pytorch_model.bin holds pickled Python "
+                      f"objects, not only tensors{f' ({blocked})' if blocked else ''}",
+                      "loading it could run arbitrary code; use a safetensors copy of the model from a trusted "
+                      "source") from None
     except (OSError, ValueError) as exc:
         if "local_files_only" in kwargs and kwargs["local_files_only"] and not local.is_dir():
-            raise CmError(f"SSL model {target!r} is not in the Hugging Face cache ({cache_dir or 'HF_HOME'})", hint=_download_hint(name_or_id)) from exc
+            where = cache_dir or f"HF_HOME, nor {_cm_cache()}"
+            raise CmError(f"SSL model {target!r} is not in the model cache ({where})",
+                          hint=_download_hint(name_or_id)) from exc
         raise CmError(f"cannot load SSL model {target!r}: {str(exc).splitlines()[0]}", hint=_download_hint(name_or_id)) from exc
     try:  # waveform normalisation the checkpoint expects (preprocessor_config.json)
         extractor = transformers.AutoFeatureExtractor.from_pretrained(source, **kwargs)

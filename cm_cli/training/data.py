@@ -70,9 +70,12 @@ def _split(df: "pd.DataFrame", split: str) -> "pd.DataFrame":
 
 
 def _read(path: str | Path) -> "pd.DataFrame":
+    """A manifest, validated as every command that reads one validates it (columns, unique utt_id, labels, splits):
+    a duplicated utt_id would be trained on twice and break every join on utt_id afterwards."""
     from cm_cli.core.artifacts import read_table
+    from cm_cli.data.manifest import validate_manifest
 
-    return read_table(Path(path), name="manifest")
+    return validate_manifest(read_table(Path(path), name="manifest"), source=path)
 
 
 def _check_labels(train: "pd.DataFrame", source: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -117,3 +118,119 @@ def test_bad_model_and_bad_paths(audio_setup, run_cm, cm_env):
     assert run_cm("eval", "--run", run, "--audio", empty).exit_code == 2
     assert run_cm("eval", "--audio", folder).exit_code == 2  # no model
     assert run_cm("eval", "--run", run, "--audio", folder, "--chunk-ms", "250|500").exit_code == 2
+
+
+# --- hostile audio (issue 29 items 1-2, issue 31 item 3) ---------------------------------------------------------
+
+def test_m4a_written_by_pyav_scores_without_a_system_ffmpeg(audio_setup, run_cm, cm_env, monkeypatch):
+    from tests.hostile.media import tone, write_with_pyav
+
+    _, run, _, folder, _ = audio_setup
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # as on a pip-only install
+    clip = write_with_pyav(cm_env / "call.m4a", tone(1.0), 16000, "aac", "mp4")
+    result = run_cm("--json", "eval", "--run", run, "--audio", clip)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["failures"] == [] and len(payload["scores"]) == 1
+    score = payload["scores"][0]["score"]
+    assert np.isfinite(score) and payload["scores"][0]["duration"] == pytest.approx(1.0, abs=0.1)
+    # lossy AAC of the same tone scores close to the lossless original
+    clean = json.loads(run_cm("--json", "eval", "--run", run, "--audio", folder / "mono.flac").stdout)
+    assert abs(score - clean["scores"][0]["score"]) < abs(clean["scores"][0]["score"]) + 1.0
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nonfinite_file_is_a_failure_never_a_score(audio_setup, run_cm, cm_env, value):
+    from tests.hostile.media import write_nonfinite
+
+    _, run, _, folder, _ = audio_setup
+    bad = write_nonfinite(cm_env / "bad.wav", value)
+    result = run_cm("--json", "eval", "--run", run, "--audio", bad, folder / "mono.flac")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [r["path"].split("/")[-1] for r in payload["scores"]] == ["mono.flac"]
+    assert payload["failures"][0]["path"] == str(bad) and "non-finite" in payload["failures"][0]["error"]
+    assert "NaN" not in result.stdout.replace("NaN/Inf", "")
+
+
+def test_all_nan_folder_exits_nonzero_without_a_nan_score(audio_setup, run_cm, cm_env):
+    from tests.hostile.media import write_nonfinite
+
+    _, run, _, _, _ = audio_setup
+    folder = cm_env / "nan_folder"
+    folder.mkdir()
+    write_nonfinite(folder / "a.wav", np.nan)
+    write_nonfinite(folder / "b.wav", np.inf)
+    out = cm_env / "out"
+    result = run_cm("--json", "eval", "--run", run, "--audio", folder, "--out", out)
+    assert result.exit_code == 1
+    payload = json.loads(result.stdout)
+    assert "no file could be scored" in payload["error"] and "score" not in payload
+    assert "NaN" not in result.stdout.replace("NaN/Inf", "")
+    assert not out.exists()  # nothing written on refusal
+    human = run_cm("eval", "--run", run, "--audio", folder)
+    assert human.exit_code == 1 and "Traceback" not in human.output
+
+
+def test_tiny_cut_and_headerless_files_are_refused_with_a_reason(audio_setup, run_cm, cm_env):
+    from tests.hostile.media import tone, write_cut, write_header_only
+
+    _, run, _, folder, _ = audio_setup
+    tiny = cm_env / "tiny.wav"
+    sf.write(tiny, tone(0.01), 16000)  # 160 samples, under the 400-sample receptive field
+    cut = write_cut(cm_env / "cut.wav")
+    header = write_header_only(cm_env / "header.wav")
+    result = run_cm("--json", "eval", "--run", run, "--audio", tiny, cut, header, folder / "mono.flac")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [r["path"].split("/")[-1] for r in payload["scores"]] == ["mono.flac"]
+    errors = {f["path"].split("/")[-1]: f["error"] for f in payload["failures"]}
+    from cm_cli.evaluation.audio import load_model_for_audio
+    from cm_cli.models.inference import minimum_samples
+
+    needed = minimum_samples(load_model_for_audio(run).model)  # the receptive field, >= 400
+    assert "too short" in errors["tiny.wav"] and f"{needed} samples" in errors["tiny.wav"] and needed >= 400
+    assert "truncated" in errors["cut.wav"]
+    assert "not audio" in errors["header.wav"] and "ffprobe" not in errors["header.wav"]
+
+
+def test_long_audio_is_scored_in_windows_as_the_mean_of_window_scores(audio_setup, cm_env):
+    import torch
+
+    from cm_cli.data.audio import load_audio
+    from cm_cli.evaluation.audio import load_model_for_audio, score_audio
+    from cm_cli.models.inference import forward_scores, inference_policy
+
+    _, run, _, _, _ = audio_setup
+    loaded = load_model_for_audio(run)
+    target = int(inference_policy(loaded.model).target or 0)
+    rng = np.random.default_rng(3)
+    long = cm_env / "long.flac"
+    n = int(2.6 * 16000)
+    sf.write(long, (0.1 * rng.standard_normal(n)).astype(np.float32), 16000)
+    import cm_cli.data.audio as intake
+
+    real_load = intake.load_audio
+
+    def no_whole_decode(path, **kwargs):  # a long file must be streamed, never decoded whole
+        assert Path(path) != long, "long file decoded whole"
+        return real_load(path, **kwargs)
+
+    intake.load_audio = no_whole_decode
+    try:
+        result = score_audio(loaded, [long], whole_file_max_s=1.0)
+    finally:
+        intake.load_audio = real_load
+    wave = torch.from_numpy(load_audio(long, sample_rate=16000)[0])
+    window = target if target else int(20 * 16000)
+    from cm_cli.scoring import window_starts
+
+    starts = window_starts(n, min(window, n), min(window, n))
+    expected = forward_scores(loaded.model, [wave[s:s + window] for s in starts], keep_long=True).mean()
+    row = result.table.iloc[0]
+    assert row["score"] == pytest.approx(float(expected), abs=1e-5)
+    assert row["windows_scored"] == len(starts) and row["duration"] == pytest.approx(n / 16000)
+    # with --chunk-ms the chunk is the window, and the windows are reported
+    chunked = score_audio(loaded, [long], chunk_ms=500, whole_file_max_s=1.0)
+    assert len(chunked.windows) == len(window_starts(n, 8000, 8000)) == chunked.table.iloc[0]["windows_scored"]
+    assert chunked.table.iloc[0]["score"] == pytest.approx(chunked.windows["score"].mean())

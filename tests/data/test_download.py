@@ -69,6 +69,33 @@ class FileServer:
                     status = 206
                 else:
                     body, headers, status = data, {}, 200
+                if fault in ("nolength", "nolength_drop"):  # no Content-Length: the end of the body is the close
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body if fault == "nolength" else body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if fault == "trickle":  # one byte every 50 ms, at most 200 bytes (a bounded loop)
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    import time as _time
+
+                    try:
+                        for i in range(min(len(body), 200)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            _time.sleep(0.05)
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return
                 if fault == "drop":
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(body)))
@@ -356,3 +383,55 @@ def test_corrupt_archive_is_a_clear_error(tmp_path):
     archive.write_bytes(b"not a tarball at all")
     with pytest.raises(CmError, match="not a readable tar archive"):
         unpack_archive(archive, tmp_path / "out")
+
+
+
+# --- bounds (issue 29 item 4) ---------------------------------------------------------------------------------------
+
+def test_a_cut_transfer_without_content_length_is_resumed_until_the_archive_is_whole(server, tmp_path):
+    archive = make_tar({"corpus/a.txt": b"a" * 5000, "corpus/b.txt": bytes(range(256)) * 40}, gz=True)
+    server.files["c.tar.gz"] = archive
+    server.faults["c.tar.gz"] = ["nolength_drop"]  # half the bytes, then a close that looks like the end
+    item = DownloadItem("c.tar.gz", server.url + "/c.tar.gz")
+    result = fetch_file(item, tmp_path, settings=FAST)
+    # the first response had no length: the archive check found it cut; the resumed 206 carries the length
+    assert (tmp_path / "c.tar.gz").read_bytes() == archive and result.checked_by == "size"
+    assert len(server.requests_for("c.tar.gz")) == 2 and server.requests_for("c.tar.gz")[1] is not None  # resumed
+    assert dl._already_done(item, tmp_path / "c.tar.gz")
+
+
+def test_an_unknown_length_archive_that_stays_broken_is_not_recorded_complete(server, tmp_path):
+    archive = make_zip({"a.txt": b"x" * 4000})
+    server.files["z.zip"] = archive[: len(archive) // 2]  # the server's copy itself is cut
+    server.faults["z.zip"] = ["nolength"] * 10
+    item = DownloadItem("z.zip", server.url + "/z.zip")
+    with pytest.raises(CmError, match="incomplete or corrupt"):
+        fetch_file(item, tmp_path, settings=DownloadSettings(retries=2, backoff=0.001, timeout=5))
+    assert not (tmp_path / "z.zip").exists() and not (tmp_path / "z.zip.part").exists()
+    assert not dl._already_done(item, tmp_path / "z.zip")
+
+
+def test_an_unknown_length_file_that_cannot_be_checked_is_kept_but_not_marked_verified(server, tmp_path):
+    server.files["notes.txt"] = b"hello" * 100
+    server.faults["notes.txt"] = ["nolength"]
+    item = DownloadItem("notes.txt", server.url + "/notes.txt")
+    result = fetch_file(item, tmp_path, settings=FAST)
+    assert result.checked_by == "none" and not result.verified
+    assert not dl._already_done(item, tmp_path / "notes.txt")  # a rerun checks it again
+
+
+def test_a_trickling_server_is_a_stall_then_one_line(server, tmp_path):
+    server.files["slow.bin"] = bytes(5000)
+    server.faults["slow.bin"] = ["trickle"] * 3
+    settings = DownloadSettings(retries=1, backoff=0.001, timeout=5, stall_seconds=0.3, min_rate=1000.0)
+    with pytest.raises(CmError, match=r"giving up after 2 attempts: .*stalled"):
+        fetch_file(DownloadItem("slow.bin", server.url + "/slow.bin", size=5000), tmp_path, settings=settings)
+
+
+def test_a_file_past_its_deadline_is_one_line(server, tmp_path):
+    server.files["slow.bin"] = bytes(5000)
+    server.faults["slow.bin"] = ["trickle"] * 3
+    settings = DownloadSettings(retries=3, backoff=0.001, timeout=5, min_rate=0.0, deadline=0.3)
+    with pytest.raises(CmError, match=r"not finished within the 0.3 s deadline"):
+        fetch_file(DownloadItem("slow.bin", server.url + "/slow.bin", size=5000), tmp_path, settings=settings)
+    assert (tmp_path / "slow.bin.part").exists()  # kept: a rerun resumes

@@ -128,3 +128,90 @@ def test_zip_is_not_written_through_an_existing_symlink(tmp_path):
     with pytest.raises(CmError, match="through the symbolic link 'LA'"):
         unpack_archive(archive, target)
     assert not (tmp_path / "owned.txt").exists()
+
+
+# --- bounds (issue 29 item 4): archive bombs are refused before anything is written --------------------------------
+
+def _zeros_zip(path, size):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        with zf.open("big.bin", "w", force_zip64=True) as member:
+            block = bytes(1 << 20)
+            for _ in range(size >> 20):
+                member.write(block)
+    return path
+
+
+def _zeros_tgz(path, size):
+    import io
+    import tarfile
+
+    class Zeros(io.RawIOBase):
+        def __init__(self, n):
+            self.left = n
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            n = min(len(buffer), self.left)
+            buffer[:n] = bytes(n)
+            self.left -= n
+            return n
+
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("corpus/big.bin")
+        info.size = size
+        tar.addfile(info, io.BufferedReader(Zeros(size)))
+    return path
+
+
+@pytest.mark.parametrize("make", [_zeros_zip, _zeros_tgz])
+def test_an_archive_bomb_is_refused_by_its_ratio_before_writing(tmp_path, make):
+    from cm_cli.core.errors import CmError
+    from cm_cli.data.unpack import UnpackLimits, unpack_archive
+
+    archive = make(tmp_path / ("bomb.zip" if make is _zeros_zip else "bomb.tar.gz"), 64 << 20)
+    ratio = (64 << 20) / archive.stat().st_size
+    assert ratio > 100  # zeros compress ~1000x
+    target = tmp_path / "out"
+    with pytest.raises(CmError, match=r"archive bomb\?") as info:
+        unpack_archive(archive, target)
+    assert "CM_UNPACK_MAX_RATIO" in info.value.hint
+    assert not [p for p in target.rglob("*") if p.is_file()]  # nothing written
+    # a limit above the ratio lets it through; a byte cap below the size refuses it again
+    unpack_archive(archive, tmp_path / "ok", limits=UnpackLimits(max_ratio=ratio * 2))
+    assert sum(p.stat().st_size for p in (tmp_path / "ok").rglob("*.bin")) == 64 << 20
+    with pytest.raises(CmError, match="over the 32.0 MB cap"):
+        unpack_archive(archive, tmp_path / "capped", limits=UnpackLimits(max_bytes=32 << 20, max_ratio=1e9))
+    assert not list((tmp_path / "capped").rglob("*.bin"))
+
+
+def test_limits_from_the_environment(monkeypatch):
+    from cm_cli.core.errors import CmError
+    from cm_cli.data.unpack import UnpackLimits
+
+    monkeypatch.setenv("CM_UNPACK_MAX_RATIO", "7.5")
+    monkeypatch.setenv("CM_UNPACK_MAX_BYTES", "1000")
+    assert UnpackLimits.from_env() == UnpackLimits(max_bytes=1000, max_ratio=7.5)
+    for bad in ("inf", "nan", "-1", "lots"):
+        monkeypatch.setenv("CM_UNPACK_MAX_RATIO", bad)
+        with pytest.raises(CmError, match="CM_UNPACK_MAX_RATIO"):
+            UnpackLimits.from_env()
+
+
+def test_the_free_space_check_counts_the_unpacked_size(tmp_path, monkeypatch):
+    import shutil as sh
+    from collections import namedtuple
+
+    from cm_cli.core.errors import CmError
+    from cm_cli.data.unpack import UnpackLimits, unpack_archive
+
+    archive = _zeros_zip(tmp_path / "z.zip", 8 << 20)
+    usage = namedtuple("usage", "total used free")
+    # more room than the archive, less than what it unpacks to
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(1 << 40, 0, archive.stat().st_size * 10))
+    with pytest.raises(CmError, match="not enough free space.*need 8.0 MB"):
+        unpack_archive(archive, tmp_path / "out", limits=UnpackLimits(max_ratio=1e9))
+    assert not list((tmp_path / "out").rglob("*.bin"))

@@ -56,7 +56,8 @@ def resolve_checksums(files, *, zenodo_api: str, timeout: float, warnings: list[
             if f.md5 and meta.get("md5") and meta["md5"] != f.md5:
                 warnings.append(f"{f.name}: Zenodo lists md5 {meta['md5']}, the corpus README {f.md5}; using the README's")
         if md5 is None:
-            warnings.append(f"{f.name}: no published checksum; verified by size only")
+            warnings.append(f"{f.name}: no published checksum; verified by size only" if size is not None else
+                            f"{f.name}: no published checksum or size; verified by archive integrity only")
         items.append(DownloadItem(f.name, f.url, md5=md5, size=size))
     return items
 
