@@ -112,3 +112,32 @@ def test_manifest_is_byte_identical_to_the_if_chain_code(corpus, tmp_path):
     found = asv_score_files(corpus, tmp_path / corpus)
     assert {k: Path(v).relative_to((tmp_path / corpus).resolve()).as_posix() for k, v in found.items()} == \
         _ASV.get(corpus, {})
+
+
+def test_every_registered_corpus_is_pinned_or_tested_here():
+    from cm_cli.data.corpora.registry import CORPORA, corpus_specs
+    from cm_cli.data.manifest import CORPORA as SCHEMA_CORPORA
+
+    assert CORPORA == SCHEMA_CORPORA
+    assert set(CORPORA) == set(BEFORE) | {"codecfake"}  # codecfake: tests/data/test_codecfake.py
+    for spec in corpus_specs():
+        assert spec.protocol_files is not None or spec.scanned, spec.name
+        assert spec.labels and spec.splits and spec.title
+
+
+def test_a_corpus_that_forgets_its_protocol_files_is_refused():
+    from cm_cli.core.errors import CmError
+    from cm_cli.data.corpora.registry import CorpusSpec
+
+    with pytest.raises(CmError, match="declares no protocol files"):
+        CorpusSpec(name="forgetful", title="t", prepare=lambda root, **_: None)
+    assert CorpusSpec(name="scan", title="t", prepare=lambda root, **_: None, scanned=True).scanned
+
+
+def test_unknown_corpus_is_one_line():
+    from cm_cli.core.errors import CmError
+    from cm_cli.data.manifests import prepare_corpus
+
+    with pytest.raises(CmError, match="unknown corpus 'nope'") as info:
+        prepare_corpus("nope", Path("."), data_root=Path("."))
+    assert "codecfake" in info.value.hint
