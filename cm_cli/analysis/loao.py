@@ -40,7 +40,37 @@ FROZEN_MEASURES = ("linear separability of a held-out attack by a probe that nev
                    "made the embeddings saw every attack")
 RETRAIN_MEASURES = ("detection of an attack the whole detector (encoder included) never saw: each run is "
                     "retrained with that attack removed from train and dev")
-GROUP_COLUMNS = ("attack", "attack_family")
+GROUP_COLUMNS = ("attack", "attack_family", "codec", "codec_family")
+# a codec is a property of every row (bona fide coded too): holding one out removes all of its rows
+CODEC_GROUPS = ("codec", "codec_family")
+
+
+def codec_family(value: object) -> str | None:
+    """The codec behind a codec value: an ASVspoof 5 condition id -> its first coding step (C05 -> mp3), a
+    registered degradation -> itself, anything else (Codecfake's C1..C7) -> unchanged."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) in ("", "<NA>"):
+        return None
+    text = str(value)
+    from cm_cli.degrade.conditions import CONDITIONS
+    from cm_cli.degrade.registry import codec_fields
+
+    if text in CONDITIONS:
+        name, _ = codec_fields(CONDITIONS[text].specs()[0])
+        return name or text
+    return text
+
+
+def with_codec_groups(manifest: "pd.DataFrame", group_by: str, source: str) -> "pd.DataFrame":
+    """``codec_family`` filled from ``codec`` when absent; one line when the manifest has no codec values."""
+    if group_by not in CODEC_GROUPS:
+        return manifest
+    if "codec" not in manifest.columns or manifest["codec"].isna().all():
+        raise CmError(f"{source}: --group-by {group_by} needs codec values, and the manifest has none",
+                      "use a manifest with coded rows (e.g. the toy corpus's coded eval copies, `cm degrade` output)")
+    if group_by == "codec_family" and "codec_family" not in manifest.columns:
+        manifest = manifest.copy()
+        manifest["codec_family"] = manifest["codec"].map(codec_family).astype("string")
+    return manifest
 
 
 @dataclass
@@ -90,7 +120,7 @@ def _prepare(manifest: "pd.DataFrame", group_by: str, source: str) -> tuple["pd.
         if column not in manifest.columns:
             raise CmError(f"{source}: no column {column!r}", f"columns found: {', '.join(map(str, manifest.columns))}")
     is_spoof = manifest["label"].astype(str) == "spoof"
-    unknown = is_spoof & manifest[group_by].isna()
+    unknown = is_spoof & manifest[group_by].isna() & (group_by not in CODEC_GROUPS)  # uncoded rows stay (clean)
     if unknown.any():
         notes.append(f"{int(unknown.sum())} spoof row(s) without {group_by} dropped")
         manifest = manifest.loc[~unknown].reset_index(drop=True)
@@ -105,7 +135,9 @@ def _check_classes(rows: "pd.DataFrame", group_by: str, source: str) -> None:
     labels = rows["label"].astype(str)
     n_bona = int((labels == "bonafide").sum())
     attacks = rows.loc[labels == "spoof", group_by].astype(str).value_counts().sort_index()
-    if n_bona == 0 or len(attacks) < 2:
+    if group_by in CODEC_GROUPS:
+        attacks = rows[group_by].dropna().astype(str).value_counts().sort_index()
+    if n_bona == 0 or len(attacks) < (1 if group_by in CODEC_GROUPS else 2):
         shown = ", ".join(f"{k}: {v}" for k, v in attacks.items()) or "none"
         raise CmError(f"{source}: leave-one-attack-out needs bona fide rows and at least 2 spoof {group_by} values "
                       f"(bona fide: {n_bona}; {group_by}: {shown})",
@@ -158,9 +190,10 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
     from cm_cli.metrics.summary import eer_and_min_dcf
 
     is_bona = (rows["label"].astype(str) == "bonafide").to_numpy()
-    group = _group_values(rows, config.group_by, is_bona)
+    by_codec = config.group_by in CODEC_GROUPS
+    group = _group_values(rows, config.group_by, np.zeros(len(rows), bool) if by_codec else is_bona)
     speakers = rows["speaker"].astype(str).to_numpy()
-    attacks = sorted({str(a) for a in group[~is_bona]})
+    attacks = sorted({str(a) for a in group[~is_bona]} - {""})
     y = is_bona.astype(int)
     out: list[dict] = []
     for seed in config.seeds:
@@ -173,9 +206,15 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
         test_bona = test & is_bona
         seen_scores = None
         for attack in attacks:
-            in_attack = (~is_bona) & (group == attack)
-            target = test_bona | (test & in_attack)
-            n_bona, n_spoof = int(test_bona.sum()), int((test & in_attack).sum())
+            if by_codec:  # the held-out codec's rows, both classes: trained without them, tested on them
+                in_attack = group == attack
+                target = test & in_attack
+                if not (target & is_bona).any():  # codec-generated spoofs (Codecfake): uncoded bona fide opposite
+                    target = target | (test_bona & (group == ""))
+            else:
+                in_attack = (~is_bona) & (group == attack)
+                target = test_bona | (test & in_attack)
+            n_bona, n_spoof = int((target & is_bona).sum()), int((target & ~is_bona).sum())
             row = {"attack": attack, "seed": int(seed), "layer": layer, "eer_seen": math.nan, "eer_held_out": math.nan,
                    "gap": math.nan, "n_bonafide": n_bona, "n_spoof": n_spoof}
             if n_bona and n_spoof:
@@ -206,6 +245,7 @@ def compute_loao(embeddings: str | Path, manifest: "pd.DataFrame", *, config: Lo
     if config.group_by not in GROUP_COLUMNS and config.group_by not in manifest.columns:
         raise CmError(f"cannot group by {config.group_by!r}: not a manifest column",
                       f"use {' or '.join(GROUP_COLUMNS)}")
+    manifest = with_codec_groups(manifest, config.group_by, source)
     rows_all, notes = _prepare(manifest, config.group_by, source)
     layers = resolve_layers(embeddings, config.layers)
     gap_rows: list[dict] = []
@@ -383,6 +423,46 @@ def _plan_groups(manifest: "pd.DataFrame", group_by: str, eval_split: str) -> tu
     return groups, skipped, True
 
 
+def _plan_codecs(manifest: "pd.DataFrame", group_by: str, eval_split: str) -> tuple[list[str], dict[str, str], bool]:
+    """Codec groups to hold out: every codec value present in the evaluated split (seen in training through its
+    rows or through augmentation; the plan removes both)."""
+    split = manifest["split"].astype(str) if "split" in manifest.columns else None
+    has_splits = split is not None and split.isin(TRAINING_SPLITS).any()
+    values = manifest[group_by].astype("string")
+    evaluated = values[split == eval_split] if has_splits else values
+    return sorted(evaluated.dropna().unique()), {}, bool(has_splits)
+
+
+def _preset_augment(train_preset: str) -> str | None:
+    from cm_cli.core.presets import load_preset
+
+    try:
+        options = load_preset(train_preset, command="train").options
+    except CmError:
+        return None
+    value = options.get("augment")
+    return str(value) if value else None
+
+
+def _without_codec(augment: str, group: str, group_by: str) -> tuple[str, list[str]]:
+    """The augmentation policy with every entry that codes with ``group`` removed, and the removed entries."""
+    from cm_cli.degrade.policy import load_policy
+    from cm_cli.degrade.registry import codec_fields
+
+    policy = load_policy(augment, check_available=False)
+    kept, removed = [], []
+    for entry, p in zip(policy.entries, policy.probabilities):
+        names = {entry.condition} if entry.condition else set()
+        for spec in entry.candidates():
+            names.add(codec_fields(spec)[0])
+        if group_by == "codec_family":
+            names = {codec_family(n) for n in names if n}
+        (removed if group in names else kept).append(f"{entry.condition or entry.text}:{p:.6g}")
+    if not kept:
+        kept = ["clean:1"]
+    return ", ".join(kept), removed
+
+
 def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str | Path, train_preset: str,
               group_by: str = "attack", eval_split: str = "eval", train_args: str = "") -> list[str]:
     """One shell line per held-out group (plus the all-seen baseline): ``cm train`` on a manifest whose
@@ -395,9 +475,12 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
     """
     from cm_cli.core.artifacts import write_json, write_parquet
 
+    manifest = with_codec_groups(manifest, group_by, str(manifest_path))
     if group_by not in manifest.columns:
         raise CmError(f"{manifest_path}: no column {group_by!r}")
-    groups, skipped, has_splits = _plan_groups(manifest, group_by, eval_split)
+    by_codec = group_by in CODEC_GROUPS
+    groups, skipped, has_splits = (_plan_codecs(manifest, group_by, eval_split) if by_codec
+                                   else _plan_groups(manifest, group_by, eval_split))
     if len(groups) < 1:
         reasons = "; ".join(f"{g}: {r}" for g, r in skipped.items()) or "no spoofs with a value"
         raise CmError(f"{manifest_path}: no {group_by} can be held out ({reasons})",
@@ -410,8 +493,11 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
     q = shlex.quote
     extra = (" " + " ".join(q(a) for a in shlex.split(train_args))) if train_args else ""
 
-    def line(train_manifest: Path, run: Path) -> str:
-        return (f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}{extra}"
+    augment = _preset_augment(train_preset) if by_codec else None
+
+    def line(train_manifest: Path, run: Path, policy: str | None = None) -> str:
+        aug = f" --augment {q(policy)}" if policy is not None else ""
+        return (f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}{aug}{extra}"
                 f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --split {q(eval_split)}"
                 f" --out {q(str(run / 'eval'))} --by {q(group_by)}")
 
@@ -423,12 +509,15 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
         train_manifest = out / "manifests" / f"without_{slug}" / "manifest.parquet"
         # the group's spoofs leave every split of the training manifest (train and dev matter to cm train;
         # the evaluation reads the full manifest)
-        write_parquet(manifest.loc[~(spoof & (manifest[group_by].astype(str) == group))].reset_index(drop=True),
-                      train_manifest)
+        in_group = manifest[group_by].astype(str) == group
+        dropped = in_group if by_codec else spoof & in_group  # a codec: its rows of both classes
+        write_parquet(manifest.loc[~dropped].reset_index(drop=True), train_manifest)
         run = out / "runs" / f"heldout_{slug}"
-        lines.append(line(train_manifest, run))
+        policy, removed = _without_codec(augment, group, group_by) if augment else (None, [])
+        lines.append(line(train_manifest, run, policy if removed else None))
         held_out.append({"group": group, "train_manifest": str(train_manifest.resolve()), "run": str(run.resolve()),
-                         "eval": str((run / "eval").resolve())})
+                         "eval": str((run / "eval").resolve()), "rows_removed": int(dropped.sum()),
+                         **({"augment_removed": removed, "augment": policy} if removed else {})})
     record = {
         "kind": "loao_retrain", "protocol": "full retraining", "measures": RETRAIN_MEASURES,
         "manifest": str(Path(manifest_path).resolve()), "group_by": group_by, "eval_split": eval_split,
