@@ -54,3 +54,21 @@ def test_eval_on_the_training_split_reports_full_overlap_and_eval_split_none(tmp
     none = json.loads((cm_env / "ev2" / "metrics.json").read_text())["overlap"]
     assert (none["speakers"], none["sources"], none["utterances"]) == (0, 0, 0)
     assert "train/test overlap" not in clean.stdout
+
+
+def test_report_shows_the_overlap_metrics_json_holds(cm_env, run_cm):
+    from tests.report.synth import make_study
+
+    study = make_study(cm_env / "study", analyses=False, seeds=(0,))
+    metrics_files = sorted(study.rglob("metrics.json"))
+    assert metrics_files
+    leaky = metrics_files[0]
+    data = json.loads(leaky.read_text())
+    data["overlap"] = {"speakers": 7, "sources": 5, "utterances": 3, "n_scored": 9, "n_train": 40}
+    leaky.write_text(json.dumps(data))
+    result = run_cm("report", study, "--out", cm_env / "rep")
+    assert result.exit_code == 0, result.output
+    text = (cm_env / "rep" / "report.md").read_text()
+    assert "Train/test overlap" in text and "Not held out" in text
+    row = next(line for line in text.splitlines() if "| 7 " in line or "| 7|" in line)
+    assert "5" in row and "3" in row and "40" in row
