@@ -139,3 +139,53 @@ def test_plan_holds_out_only_attacks_seen_in_training_and_present_in_eval(tmp_pa
     assert "never in train/dev" in record["skipped"]["A03"] and "no spoofs in the 'eval'" in record["skipped"]["A04"]
     assert record["measures"].startswith("detection of an attack the whole detector (encoder included) never saw")
     assert all(line.split(" && ")[0].endswith("--epochs 1") for line in lines)
+
+
+def codec_world(seed: int = 0, distinct: str = "K4"):
+    """Every codec shifts both classes; under K1-K3 spoofs differ from bona fide along one shared direction,
+    under ``distinct`` along its own orthogonal one (planted leave-one-codec-out effect)."""
+    rng = np.random.default_rng(seed)
+    records, vectors = [], []
+    for s in range(12):
+        for codec in ("K1", "K2", "K3", "K4"):
+            for i in range(4):
+                bona = i % 2 == 0
+                x = rng.standard_normal(8)
+                x[3 + int(codec[1])] += 2.0  # the codec's own offset, both classes
+                if not bona:
+                    x[1 if codec == distinct else 0] += 3.0
+                records.append({"utt_id": f"S{s}_{codec}_{i}", "label": "bonafide" if bona else "spoof",
+                                "attack": None if bona else "A01", "speaker": f"S{s}", "codec": codec,
+                                "domain": codec})
+                vectors.append(x)
+    return pd.DataFrame(records), {"layer_00": np.array(vectors)}
+
+
+def test_leave_one_codec_out_finds_the_planted_codec(tmp_path):
+    rows, layers = codec_world()
+    emb = write_embeddings(tmp_path / "emb", rows.utt_id, layers)
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    config = LoaoConfig(seeds=(0, 1), n_boot=100, n_perm=100, group_by="codec")
+    tables = compute_loao(emb, load_manifest(manifest), config=config)
+    gaps = tables.loao.groupby("attack")["gap"].mean()
+    assert sorted(gaps.index) == ["K1", "K2", "K3", "K4"]
+    assert gaps.idxmax() == "K4" and gaps["K4"] > 15 and (gaps.drop("K4") < 8).all()
+    # both classes of the held-out codec are tested: its bona fide rows are the test's bona fide
+    assert (tables.loao["n_bonafide"] > 0).all() and (tables.loao["n_spoof"] > 0).all()
+    family = compute_loao(emb, load_manifest(manifest), config=LoaoConfig(seeds=(0,), group_by="codec_family"))
+    assert set(family.loao["attack"]) == {"K1", "K2", "K3", "K4"}  # unknown codecs are their own family
+
+
+def test_codec_grouping_without_codec_values_is_one_line(tmp_path):
+    rows, layers = codec_world()
+    emb = write_embeddings(tmp_path / "emb", rows.utt_id, layers)
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows.assign(codec=None))
+    with pytest.raises(CmError, match="needs codec values"):
+        compute_loao(emb, load_manifest(manifest), config=LoaoConfig(seeds=(0,), group_by="codec"))
+
+
+def test_codec_family_maps_conditions_to_their_codec():
+    from cm_cli.analysis.loao import codec_family
+
+    assert codec_family("C05") == "mp3" and codec_family("C08") == "opus" and codec_family("gsm") == "gsm"
+    assert codec_family("C7") == "C7" and codec_family(None) is None
