@@ -491,9 +491,21 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
     spoof = manifest["label"].astype(str) == "spoof"
     out = Path(out)
     q = shlex.quote
-    extra = (" " + " ".join(q(a) for a in shlex.split(train_args))) if train_args else ""
+    args = shlex.split(train_args) if train_args else []
+    given_augment = None
+    if by_codec:  # an --augment among the train args is the policy each held-out run must filter, not repeat
+        for i, arg in enumerate(args):
+            if arg == "--augment" and i + 1 < len(args):
+                given_augment = args[i + 1]
+                args = args[:i] + args[i + 2:]
+                break
+            if arg.startswith("--augment="):
+                given_augment = arg.split("=", 1)[1]
+                args = args[:i] + args[i + 1:]
+                break
+    extra = (" " + " ".join(q(a) for a in args)) if args else ""
 
-    augment = _preset_augment(train_preset) if by_codec else None
+    augment = (given_augment or _preset_augment(train_preset)) if by_codec else None
 
     def line(train_manifest: Path, run: Path, policy: str | None = None) -> str:
         aug = f" --augment {q(policy)}" if policy is not None else ""
@@ -502,7 +514,7 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
                 f" --out {q(str(run / 'eval'))} --by {q(group_by)}")
 
     baseline = out / "runs" / "seen"
-    lines = [line(Path(manifest_path), baseline)]
+    lines = [line(Path(manifest_path), baseline, given_augment)]
     held_out = []
     for group in groups:
         slug = _slug(group)
@@ -514,7 +526,7 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
         write_parquet(manifest.loc[~dropped].reset_index(drop=True), train_manifest)
         run = out / "runs" / f"heldout_{slug}"
         policy, removed = _without_codec(augment, group, group_by) if augment else (None, [])
-        lines.append(line(train_manifest, run, policy if removed else None))
+        lines.append(line(train_manifest, run, policy if removed else given_augment))
         held_out.append({"group": group, "train_manifest": str(train_manifest.resolve()), "run": str(run.resolve()),
                          "eval": str((run / "eval").resolve()), "rows_removed": int(dropped.sum()),
                          **({"augment_removed": removed, "augment": policy} if removed else {})})

@@ -189,3 +189,22 @@ def test_codec_family_maps_conditions_to_their_codec():
 
     assert codec_family("C05") == "mp3" and codec_family("C08") == "opus" and codec_family("gsm") == "gsm"
     assert codec_family("C7") == "C7" and codec_family(None) is None
+
+
+def test_plan_by_codec_filters_an_augment_given_in_train_args(tmp_path):
+    """An --augment in --train-args is the policy each held-out run filters (not repeated after it)."""
+    rows, _ = codec_world()
+    rows["codec"] = rows["codec"].map({"K1": "C05", "K2": "mp3", "K3": "C08", "K4": "mimi"})
+    rows["split"] = np.where(rows["speaker"].isin(["S0", "S1", "S2", "S3"]), "eval", "train")
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    frame = load_manifest(manifest)
+    lines = plan_loao(manifest, frame, out=tmp_path / "plan", train_preset="toy_lcnn_erm", group_by="codec_family",
+                      train_args="--epochs 1 --augment 'clean:0.4, C05:0.2, mimi:0.2, telephony:0.2'")
+    record = json.loads((tmp_path / "plan" / "loao_plan.json").read_text())
+    held = {h["group"]: h for h in record["held_out"]}
+    assert sorted(held) == ["mimi", "mp3", "opus"]  # codec families: C05 and mp3 are one family
+    assert held["mp3"]["augment_removed"] == ["C05:0.2"] and held["mimi"]["augment_removed"] == ["mimi:0.2"]
+    assert "augment_removed" not in held["opus"]
+    assert held["mp3"]["rows_removed"] == int(rows["codec"].isin(["C05", "mp3"]).sum())
+    assert all(line.count("--augment") == 1 and "--epochs 1" in line for line in lines)
+    assert "C05" in lines[0] and "mimi:0.2" in lines[0]  # the all-seen baseline keeps the whole policy
