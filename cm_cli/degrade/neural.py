@@ -122,7 +122,7 @@ def check_local(name: str, model: str | None = None, *, variant: str | None = No
     if found is None:
         codec = _codec(name)
         wanted = _wanted(name, model, variant)
-        fetch = DOWNLOAD_NAMES.get(wanted, wanted)
+        fetch = DOWNLOAD_NAMES.get(wanted) or (name if os.sep in wanted or wanted.startswith(".") else wanted)
         raise CmError(
             f"{name}: weights of {wanted!r} are not available locally (no folder, Hugging Face cache or cm cache has them)",
             f"fetch them once with `cm download --model {fetch}` (or set {codec.env} / {name}:model= to a folder)")
