@@ -87,7 +87,6 @@ def neural_case(name: str, size: str, n: int, seconds: float, device: str, folde
     """Real-time factors of one utterance per call vs one batch, and corpus mode batched vs chunks of one."""
     import time
 
-    import numpy as np
     import pandas as pd
     import soundfile as sf
     import torch

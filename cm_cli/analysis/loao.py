@@ -509,7 +509,8 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
 
     def line(train_manifest: Path, run: Path, policy: str | None = None) -> str:
         aug = f" --augment {q(policy)}" if policy is not None else ""
-        return (f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}{aug}{extra}"
+        return (f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}"
+                f"{aug}{extra}"
                 f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --split {q(eval_split)}"
                 f" --out {q(str(run / 'eval'))} --by {q(group_by)}")
 

@@ -124,7 +124,8 @@ def check_local(name: str, model: str | None = None, *, variant: str | None = No
         wanted = _wanted(name, model, variant)
         fetch = DOWNLOAD_NAMES.get(wanted) or (name if os.sep in wanted or wanted.startswith(".") else wanted)
         raise CmError(
-            f"{name}: weights of {wanted!r} are not available locally (no folder, Hugging Face cache or cm cache has them)",
+            f"{name}: weights of {wanted!r} are not available locally "
+            "(no folder, Hugging Face cache or cm cache has them)",
             f"fetch them once with `cm download --model {fetch}` (or set {codec.env} / {name}:model= to a folder)")
     return found
 
@@ -183,7 +184,7 @@ class LoadedCodec:
         self.hop = int(np.prod(config.downsampling_ratios)) if name == "dac" else 1
 
     def default_level(self) -> float:
-        """EnCodec 6 kbps (C04's middle level); DAC all codebooks; Mimi 8 codebooks, Moshi's setting, when it has them."""
+        """EnCodec 6 kbps (C04's middle level); DAC all codebooks; Mimi 8 codebooks (Moshi's setting) if it has 8."""
         if self.name == "encodec":
             return 6.0
         if self.name == "mimi":
@@ -195,10 +196,12 @@ class LoadedCodec:
         if level not in self.levels:
             unit = "kbps" if self.name == "encodec" else "codebooks"
             shown = ", ".join(f"{v:g}" for v in self.levels) if self.name == "encodec" else f"1-{self.levels[-1]:g}"
-            raise CmError(f"{self.name}: the model in {self.folder} has no level {level:g} ({unit})", f"its levels: {shown}")
+            raise CmError(f"{self.name}: the model in {self.folder} has no level {level:g} ({unit})",
+                          f"its levels: {shown}")
         return level
 
-    def code_batch(self, signals: list[np.ndarray], sr: int, level: float | None = None) -> tuple[list[np.ndarray], dict]:
+    def code_batch(self, signals: list[np.ndarray], sr: int,
+                   level: float | None = None) -> tuple[list[np.ndarray], dict]:
         """Code several utterances in one padded batch; each comes back at its own length and at ``sr``."""
         import torch
 

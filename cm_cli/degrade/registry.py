@@ -447,15 +447,18 @@ def _populate() -> None:
                           (Param("kbps", float, 6.0, "1.5, 3, 6, 12 or 24", (1.5, 3.0, 6.0, 12.0, 24.0)),
                            Param("model", str, None, "model id or local path (default: $CM_ENCODEC_MODEL, else facebook/encodec_24khz)")),
                           bitrate_param="kbps"))
-    _register(Degradation("dac", "neural", "DAC neural codec, 16/24/44 kHz models (transformers DacModel; local weights only)",
+    _register(Degradation("dac", "neural",
+                          "DAC neural codec, 16/24/44 kHz models (transformers DacModel; local weights only)",
                           _neural_runner("dac"),
                           (Param("codebooks", int, None, "codebooks used (default: all the model has)", minimum=1),
                            Param("rate", int, 16, "model: 16, 24 or 44 kHz (descript/dac_<rate>khz)", (16, 24, 44)),
                            Param("model", str, None, "model id or local path (default: $CM_DAC_MODEL, else by rate)"))))
-    _register(Degradation("mimi", "neural", "Mimi neural codec, 24 kHz, 12.5 Hz frames (transformers MimiModel; local weights only)",
+    _register(Degradation("mimi", "neural",
+                          "Mimi neural codec, 24 kHz, 12.5 Hz frames (transformers MimiModel; local weights only)",
                           _neural_runner("mimi"),
                           (Param("codebooks", int, None, "codebooks used (default 8, as Moshi)", minimum=1),
-                           Param("model", str, None, "model id or local path (default: $CM_MIMI_MODEL, else kyutai/mimi)"))))
+                           Param("model", str, None,
+                                 "model id or local path (default: $CM_MIMI_MODEL, else kyutai/mimi)"))))
     from cm_cli.degrade.device import MIC_MODELS, SPEAKER_MODELS
 
     _register(Degradation("mic", "channel", "microphone response (band edges + resonance, causal); C11",

@@ -56,7 +56,8 @@ def _mlaad(root: Path) -> dict:
     model_dir.mkdir(parents=True)
     (model_dir / "meta.csv").write_text(
         "path|original_file|language|is_original_language|duration|training_data|model_name|architecture|transcript\n"
-        "./fake/de/tts_models_de_thorsten_vits/a1.wav|x.wav|de|True|0.2|thorsten|tts_models/de/thorsten/vits|vits|Hallo\n")
+        "./fake/de/tts_models_de_thorsten_vits/a1.wav|x.wav|de|True|0.2|thorsten|tts_models/de/thorsten/vits|vits|"
+        "Hallo\n")
     wavs = root / "de_DE" / "by_book" / "female" / "eva_k" / "grune_haus" / "wavs"
     wavs.mkdir(parents=True)
     (wavs / "grune_haus_01_f000001.wav").write_bytes(b"")

@@ -3,8 +3,9 @@
 Each corpus module declares its own ``CorpusSource`` with these types. Checksums are only
 the ones the corpus documentation publishes (the ASVspoof 5 README, the ASVspoof 2021
 evaluation-package README). Files hosted on Zenodo without a published sum get theirs
-from the Zenodo record's metadata at download time; a file with neither is downloaded with a size check only and reported as
-unverified. Sizes are left unknown (``None``) unless published; Zenodo fills them in.
+from the Zenodo record's metadata at download time; a file with neither is downloaded
+with a size check only and reported as unverified. Sizes are left unknown (``None``)
+unless published; Zenodo fills them in.
 """
 
 from __future__ import annotations
