@@ -4,8 +4,8 @@
 # The toy eval holds coded copies (mp3 C05, opus-nb C08, speex-nb C10, GSM); this adds a copy of
 # every clean eval utterance through a neural codec (Mimi by default), trains with an augmentation
 # policy that covers C05, C08 and the neural codec, and plans one retraining per codec in which that
-# codec's rows AND its augmentation entry are removed (`cm loao --plan --group-by codec`), for
-# SEEDS seeds. The report then shows, per held-out codec, the EER of the run that never saw it
+# codec's rows AND its augmentation entry are removed (`cm loao --plan --group-by codec`), each
+# trained with SEEDS seeds (`--train-seeds`). The report then shows, per held-out codec, the EER of the run that never saw it
 # against the all-seen run, with mean and sd over the seeds. Every step reuses finished work.
 #
 #   bash examples/codec_study.sh [OUT]      OUT=runs/codec_study; SEEDS=3 EPOCHS=4 NEURAL=mimi|dac|encodec
@@ -36,10 +36,9 @@ pd.concat([base, coded[base.columns]], ignore_index=True).to_parquet(sys.argv[3]
 PY
 
 POLICY="clean:0.4, C05:0.2, C08:0.2, $NEURAL:0.2"
-for ((s = 0; s < SEEDS; s++)); do
-  cm loao --plan --group-by codec --manifest "$STUDY" --train-preset toy_lcnn_erm_aug \
-      --train-args "--epochs $EPOCHS --augment '$POLICY'" --out "$OUT/loco/seed_$s" \
-      2> "$OUT/loco_seed_$s.removed.txt"
-  CM_SEED=$s bash "$OUT/loco/seed_$s/plan.sh"          # each line is one job-array task on a cluster
-done
-cm report "$OUT" --out "$OUT/report"
+SEED_LIST=$(seq -s, 0 $((SEEDS - 1)))
+# one line per (held-out codec, seed) plus the all-seen baseline per seed; what each removed -> removed.txt
+cm loao --plan --group-by codec --manifest "$STUDY" --train-preset toy_lcnn_erm_aug --train-seeds "$SEED_LIST" \
+    --train-args "--epochs $EPOCHS --augment '$POLICY'" --out "$OUT/loco" 2> "$OUT/removed.txt"
+bash "$OUT/loco/plan.sh"                     # on a cluster: each line is one job-array task
+cm report "$OUT" --out "$OUT/report"         # per held-out codec: EER seen vs held out, gap mean ± sd over seeds

@@ -464,7 +464,8 @@ def _without_codec(augment: str, group: str, group_by: str) -> tuple[str, list[s
 
 
 def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str | Path, train_preset: str,
-              group_by: str = "attack", eval_split: str = "eval", train_args: str = "") -> list[str]:
+              group_by: str = "attack", eval_split: str = "eval", train_args: str = "",
+              seeds: Sequence[int] | None = None) -> list[str]:
     """One shell line per held-out group (plus the all-seen baseline): ``cm train`` on a manifest whose
     train and dev splits lack that group's spoofs, then ``cm eval`` of the run on ``eval_split`` of the
     full manifest with a per-attack breakdown.
@@ -507,15 +508,30 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
 
     augment = (given_augment or _preset_augment(train_preset)) if by_codec else None
 
-    def line(train_manifest: Path, run: Path, policy: str | None = None) -> str:
+    def one(train_manifest: Path, run: Path, policy: str | None, seed: int | None) -> str:
         aug = f" --augment {q(policy)}" if policy is not None else ""
-        return (f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}"
+        cm = "cm" if seed is None else f"cm --seed {int(seed)}"
+        return (f"{cm} train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}"
                 f"{aug}{extra}"
                 f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --split {q(eval_split)}"
                 f" --out {q(str(run / 'eval'))} --by {q(group_by)}")
 
+    def runs_of(run: Path) -> list[tuple[Path, int | None]]:
+        """The run directories of one recipe line: RUN, or RUN/seed_<s> per seed (the report's seed layout)."""
+        return [(run, None)] if not seeds else [(run / f"seed_{int(s)}", int(s)) for s in seeds]
+
+    def line(train_manifest: Path, run: Path, policy: str | None = None) -> list[str]:
+        return [one(train_manifest, r, policy, s) for r, s in runs_of(run)]
+
+    def where(run: Path) -> dict:
+        found = runs_of(run)
+        entry = {"run": str(found[0][0].resolve()), "eval": str((found[0][0] / "eval").resolve())}
+        if seeds:
+            entry.update(seeds=[int(s) for s in seeds], evals=[str((r / "eval").resolve()) for r, _ in found])
+        return entry
+
     baseline = out / "runs" / "seen"
-    lines = [line(Path(manifest_path), baseline, given_augment)]
+    lines = line(Path(manifest_path), baseline, given_augment)
     held_out = []
     for group in groups:
         slug = _slug(group)
@@ -527,16 +543,16 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
         write_parquet(manifest.loc[~dropped].reset_index(drop=True), train_manifest)
         run = out / "runs" / f"heldout_{slug}"
         policy, removed = _without_codec(augment, group, group_by) if augment else (None, [])
-        lines.append(line(train_manifest, run, policy if removed else given_augment))
-        held_out.append({"group": group, "train_manifest": str(train_manifest.resolve()), "run": str(run.resolve()),
-                         "eval": str((run / "eval").resolve()), "rows_removed": int(dropped.sum()),
+        lines.extend(line(train_manifest, run, policy if removed else given_augment))
+        held_out.append({"group": group, "train_manifest": str(train_manifest.resolve()), **where(run),
+                         "rows_removed": int(dropped.sum()),
                          **({"augment_removed": removed, "augment": policy} if removed else {})})
     record = {
         "kind": "loao_retrain", "protocol": "full retraining", "measures": RETRAIN_MEASURES,
         "manifest": str(Path(manifest_path).resolve()), "group_by": group_by, "eval_split": eval_split,
         "train_preset": train_preset, "train_args": train_args,
         "held_out_from": list(TRAINING_SPLITS) if has_splits else "every split (the manifest has no train/dev split)",
-        "baseline": {"run": str(baseline.resolve()), "eval": str((baseline / "eval").resolve())},
+        "baseline": where(baseline), "seeds": [int(s) for s in seeds] if seeds else None,
         "held_out": held_out, "skipped": skipped, "lines": lines,
     }
     write_json(record, out / PLAN_FILE)
@@ -546,6 +562,19 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
                       f"{q(str(out))}`\nset -e\n" + "\n".join(lines) + "\n", encoding="utf-8")
     script.chmod(0o755)
     return lines
+
+
+def _nanmean(values: list[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def _sd(values: list[float]) -> float:
+    """Sample standard deviation (n - 1), NaN below two values."""
+    if len(values) < 2:
+        return math.nan
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def retrained_gaps(record: dict) -> tuple["pd.DataFrame", list[str]]:
@@ -573,11 +602,21 @@ def retrained_gaps(record: dict) -> tuple["pd.DataFrame", list[str]]:
     rows = []
     for item in record.get("held_out") or []:
         group = str(item["group"])
-        seen, n_spoof = eer_of(baseline.get("eval", ""), group)
-        held, _ = eer_of(item.get("eval", ""), group)
-        rows.append({"attack": group, "eer_seen": seen, "eer_held_out": held, "gap": held - seen,
-                     "n_spoof": n_spoof})
-    columns = ["attack", "eer_seen", "eer_held_out", "gap", "n_spoof"]
+        # per seed (a plan with --train-seeds pairs baseline and held-out runs of the same seed)
+        pairs = list(zip(baseline.get("evals") or [baseline.get("eval", "")],
+                         item.get("evals") or [item.get("eval", "")]))
+        seen_eers, held_eers, n_spoof = [], [], None
+        for seen_dir, held_dir in pairs:
+            seen, n = eer_of(seen_dir, group)
+            held, _ = eer_of(held_dir, group)
+            seen_eers.append(seen)
+            held_eers.append(held)
+            n_spoof = n if n_spoof is None else n_spoof
+        gaps = [h - s for s, h in zip(seen_eers, held_eers) if not (math.isnan(s) or math.isnan(h))]
+        rows.append({"attack": group, "eer_seen": _nanmean(seen_eers), "eer_held_out": _nanmean(held_eers),
+                     "gap": sum(gaps) / len(gaps) if gaps else math.nan,
+                     "gap_sd": _sd(gaps), "n_seeds": len(gaps), "n_spoof": n_spoof})
+    columns = ["attack", "eer_seen", "eer_held_out", "gap", "n_spoof", "gap_sd", "n_seeds"]
     return pd.DataFrame(rows, columns=columns), list(dict.fromkeys(missing))
 
 

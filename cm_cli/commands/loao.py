@@ -57,6 +57,7 @@ def loao(
     compare: Annotated[Optional[Path], typer.Option("--compare", help="A second embedding set (e.g. fine-tuned): per-attack changes and their correlation.")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="Print one `cm train` + `cm eval` line per held-out attack or codec (job array) and exit.")] = False,
     train_preset: Annotated[Optional[str], typer.Option("--train-preset", help="Preset of the retraining runs for --plan.")] = None,
+    train_seeds: Annotated[Optional[str], typer.Option("--train-seeds", help="--plan: retrain every line once per seed (`cm --seed S train`, runs in RUN/seed_<s>); the report gives mean and sd of each gap.", show_default=False)] = None,
     train_args: Annotated[Optional[str], typer.Option("--train-args", help="Extra `cm train` options for every --plan run, e.g. \"--epochs 1 --seed 3\".")] = None,
     preset: PresetOpt = None,
     force: ForceOpt = False,
@@ -66,7 +67,8 @@ def loao(
     c_ = get_ctx(ctx)
     values = {"layer": layer, "group_by": group_by, "seeds": seeds, "split": split, "test_size": test_size, "c": c,
               "probe_results": probe_results, "probe_tag": probe_tag, "compare": compare, "plan": plan,
-              "train_preset": train_preset, "train_args": train_args, "manifest": manifest, "out": out, "force": force}
+              "train_preset": train_preset, "train_args": train_args, "train_seeds": train_seeds, "manifest": manifest,
+              "out": out, "force": force}
     opts = resolve_options(ctx, "loao", values, preset=preset)
     manifest_path = manifest_for(embeddings, opts["manifest"])
     if opts["plan"]:
@@ -110,10 +112,11 @@ def _plan(c_, manifest_path: Path, opts: dict) -> None:
     if c_.dry_run:
         print_dry_run(c_, "loao", {"plan": True, "manifest": str(manifest_path), "out": str(out_dir),
                                    "train_preset": opts["train_preset"], "train_args": opts["train_args"],
-                                   "eval_split": eval_split})
+                                   "eval_split": eval_split, "train_seeds": opts.get("train_seeds")})
         return
     lines = plan_loao(manifest_path, frame, out=out_dir, train_preset=opts["train_preset"], group_by=opts["group_by"],
-                      eval_split=eval_split, train_args=opts["train_args"] or "")
+                      eval_split=eval_split, train_args=opts["train_args"] or "",
+                      seeds=_seeds(str(opts["train_seeds"])) if opts.get("train_seeds") else None)
     from cm_cli.analysis.loao import PLAN_FILE
     from cm_cli.core.artifacts import read_json
 

@@ -208,3 +208,25 @@ def test_plan_by_codec_filters_an_augment_given_in_train_args(tmp_path):
     assert held["mp3"]["rows_removed"] == int(rows["codec"].isin(["C05", "mp3"]).sum())
     assert all(line.count("--augment") == 1 and "--epochs 1" in line for line in lines)
     assert "C05" in lines[0] and "mimi:0.2" in lines[0]  # the all-seen baseline keeps the whole policy
+
+
+def test_plan_with_train_seeds_pairs_runs_per_seed_and_averages_the_gaps(tmp_path):
+    from cm_cli.analysis.loao import retrained_gaps
+
+    rows, _ = codec_world()
+    rows["split"] = np.where(rows["speaker"].isin(["S0", "S1", "S2", "S3"]), "eval", "train")
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    lines = plan_loao(manifest, load_manifest(manifest), out=tmp_path / "plan", train_preset="toy_lcnn_erm",
+                      group_by="codec", seeds=(0, 1))
+    assert len(lines) == 2 * 5 and lines[0].startswith("cm --seed 0 train") and "/runs/seen/seed_1 " in lines[1]
+    record = json.loads((tmp_path / "plan" / "loao_plan.json").read_text())
+    planted = {("seen", 0): 10.0, ("seen", 1): 20.0, ("heldout_K4", 0): 40.0, ("heldout_K4", 1): 30.0}
+    for (name, seed), eer in planted.items():
+        folder = tmp_path / "plan" / "runs" / name / f"seed_{seed}" / "eval"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"by": {"codec": {"K4": {"eer": eer / 100, "n_spoof": 6}}}}))
+    gaps, missing = retrained_gaps(record)
+    k4 = gaps.set_index("attack").loc["K4"]
+    assert k4["eer_seen"] == pytest.approx(15) and k4["eer_held_out"] == pytest.approx(35)
+    assert k4["gap"] == pytest.approx(20) and k4["gap_sd"] == pytest.approx(np.std([30, 10], ddof=1))
+    assert k4["n_seeds"] == 2 and any("heldout_K1" in m for m in missing)
