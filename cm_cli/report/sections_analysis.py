@@ -264,7 +264,8 @@ def _gap_cells(done) -> list[str]:
     """Gap in points, with sd over seeds when the recipe was retrained per seed (`cm loao --plan --train-seeds`)."""
     sds = done["gap_sd"] if "gap_sd" in done else [float("nan")] * len(done)
     ns = done["n_seeds"] if "n_seeds" in done else [1] * len(done)
-    return [f"{v:+.2f}" + (f" ± {sd:.2f} sd, {int(n)} seeds" if sd == sd else "") for v, sd, n in zip(done["gap"], sds, ns)]
+    return [f"{v:+.2f}" + (f" ± {sd:.2f} sd, {int(n)} seeds" if sd == sd else "")
+            for v, sd, n in zip(done["gap"], sds, ns)]
 
 
 def _loao_retrain(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
