@@ -125,3 +125,15 @@ def test_list_shows_codecfake_and_its_licence(cm_env, run_cm):
     assert {"C7.zip", "train_split.zip", "train_split.z19"} <= {f["name"] for f in entry["files"]}
     human = run_cm("download", "--list")
     assert "codecfake" in human.stdout
+
+
+def test_protocol_and_audio_dir_point_at_a_copy_anywhere(tmp_path):
+    root = make_copy(tmp_path / "elsewhere")
+    label = root / "Codecfake" / "label" / "C7.txt"
+    for audio_dir in (root / "Codecfake", root / "Codecfake" / "test" / "C7"):
+        df = prepare_corpus("codecfake", tmp_path / "nowhere", data_root=tmp_path / "data", protocol=[label],
+                            audio_dir=audio_dir)
+        assert list(df["utt_id"]) == ["CF_C7_p228_004", "CF_C7_p228_004_c7"] and set(df["codec"].dropna()) == {"C7"}
+        assert df["path"].str.startswith(str((root / "Codecfake" / "test" / "C7").resolve())).all()
+    df = prepare_corpus("codecfake", tmp_path / "nowhere", data_root=tmp_path, protocol=[label])
+    assert len(df) == 2  # the audio found beside the label folder

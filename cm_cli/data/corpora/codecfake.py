@@ -79,8 +79,10 @@ def read_labels(path: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _audio_dir(base: Path, subset: str) -> Path:
+def _audio_dir(base: Path, subset: str, *, given: bool = False) -> Path:
     candidates = [base / subset] if subset in ("train", "dev") else [base / "test" / subset, base / subset]
+    if given:  # --audio-dir may also be the set's own folder
+        candidates.append(base)
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
@@ -110,14 +112,14 @@ def prepare_codecfake(corpus_root: str | Path, *, data_root: str | Path | None =
     """Manifest rows for every label file present (or the given ``protocol`` label files)."""
     import pandas as pd
 
-    base = find_base(audio_dir or corpus_root) if audio_dir or not protocol else None
+    base = Path(audio_dir) if audio_dir else (None if protocol else find_base(corpus_root))
     files = [Path(p) for p in protocol] if protocol else label_files(corpus_root)
     records = []
     for label_file in files:
         subset = label_file.stem
         if subset not in SUBSETS:
             raise CmError(f"{label_file}: not a Codecfake label file name", f"expected one of {', '.join(SUBSETS)}.txt")
-        folder = _audio_dir(base if base is not None else label_file.parent.parent, subset)
+        folder = _audio_dir(base if base is not None else label_file.parent.parent, subset, given=bool(audio_dir))
         rows = read_labels(label_file)
         _check_listed(folder, [r[0] for r in rows], label_file)
         prefix = audio_prefix(folder, data_root)
