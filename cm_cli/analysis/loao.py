@@ -433,6 +433,23 @@ def _plan_codecs(manifest: "pd.DataFrame", group_by: str, eval_split: str) -> tu
     return sorted(evaluated.dropna().unique()), {}, bool(has_splits)
 
 
+def _seen_codecs(manifest: "pd.DataFrame", group_by: str, groups: list[str], skipped: dict[str, str],
+                 augment: str | None, has_splits: bool) -> tuple[list[str], dict[str, str]]:
+    """Keep the codecs training sees, through train/dev rows or the augmentation policy; skip the rest."""
+    if not has_splits:
+        return groups, skipped
+    split = manifest["split"].astype(str)
+    in_rows = set(manifest.loc[split.isin(TRAINING_SPLITS), group_by].dropna().astype(str))
+    kept, skipped = [], dict(skipped)
+    for group in groups:
+        if group in in_rows or (augment and _without_codec(augment, group, group_by)[1]):
+            kept.append(group)
+        else:
+            skipped[group] = (f"never in {'/'.join(TRAINING_SPLITS)} nor in the augmentation policy: already unseen "
+                              "by every run")
+    return kept, skipped
+
+
 def _preset_augment(train_preset: str) -> str | None:
     from cm_cli.core.presets import load_preset
 
@@ -507,6 +524,13 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
     extra = (" " + " ".join(q(a) for a in args)) if args else ""
 
     augment = (given_augment or _preset_augment(train_preset)) if by_codec else None
+    if by_codec:  # a codec no run trains on (no train/dev rows, no augmentation entry) is unseen already
+        groups, skipped = _seen_codecs(manifest, group_by, groups, skipped, augment, has_splits)
+        if not groups:
+            reasons = "; ".join(f"{g}: {r}" for g, r in skipped.items())
+            raise CmError(f"{manifest_path}: no {group_by} can be held out ({reasons})",
+                          "a codec must be seen in training (train/dev rows or the augmentation policy) and present "
+                          "in the evaluated split (--split)")
 
     def one(train_manifest: Path, run: Path, policy: str | None, seed: int | None) -> str:
         aug = f" --augment {q(policy)}" if policy is not None else ""
