@@ -157,7 +157,7 @@ _SPLIT_NOTE = "part of a split zip: cm keeps the parts; join them with `zip -s 0
 CODECFAKE = CorpusSource(
     name=CORPUS,
     title="Codecfake (Xie et al., 2024): neural-codec and ALM deepfakes, codec test sets C1-C7 (C7 unseen)",
-    licence="non-commercial, no derivatives (CC BY-NC-ND, as the Zenodo records state; read them before use)",
+    licence="non-commercial, no derivatives (read the licence on the Zenodo records before use)",
     homepage="https://github.com/xieyuankun/Codecfake",
     files=(
         *(_zenodo("11169781", f"{name}.zip", "dev") for name in (*CODEC_SETS[:6], *ALM_SETS)),
