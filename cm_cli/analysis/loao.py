@@ -41,7 +41,37 @@ FROZEN_MEASURES = ("linear separability of a held-out attack by a probe that nev
                    "made the embeddings saw every attack")
 RETRAIN_MEASURES = ("detection of an attack the whole detector (encoder included) never saw: each run is "
                     "retrained with that attack removed from train and dev")
-GROUP_COLUMNS = ("attack", "attack_family")
+GROUP_COLUMNS = ("attack", "attack_family", "codec", "codec_family")
+# a codec is a property of every row (bona fide coded too): holding one out removes all of its rows
+CODEC_GROUPS = ("codec", "codec_family")
+
+
+def codec_family(value: object) -> str | None:
+    """The codec behind a codec value: an ASVspoof 5 condition id -> its first coding step (C05 -> mp3), a
+    registered degradation -> itself, anything else (Codecfake's C1..C7) -> unchanged."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) in ("", "<NA>"):
+        return None
+    text = str(value)
+    from cm_cli.degrade.conditions import CONDITIONS
+    from cm_cli.degrade.registry import codec_fields
+
+    if text in CONDITIONS:
+        name, _ = codec_fields(CONDITIONS[text].specs()[0])
+        return name or text
+    return text
+
+
+def with_codec_groups(manifest: "pd.DataFrame", group_by: str, source: str) -> "pd.DataFrame":
+    """``codec_family`` filled from ``codec`` when absent; one line when the manifest has no codec values."""
+    if group_by not in CODEC_GROUPS:
+        return manifest
+    if "codec" not in manifest.columns or manifest["codec"].isna().all():
+        raise CmError(f"{source}: --group-by {group_by} needs codec values, and the manifest has none",
+                      "use a manifest with coded rows (e.g. the toy corpus's coded eval copies, `cm degrade` output)")
+    if group_by == "codec_family" and "codec_family" not in manifest.columns:
+        manifest = manifest.copy()
+        manifest["codec_family"] = manifest["codec"].map(codec_family).astype("string")
+    return manifest
 
 # the artifact kinds this module makes, with their report sections (cm_cli.core.kinds)
 register_kind("loao", title="Leave one attack out", command="`cm loao EMBEDDINGS --manifest M --out DIR`",
@@ -101,7 +131,7 @@ def _prepare(manifest: "pd.DataFrame", group_by: str, source: str) -> tuple["pd.
         if column not in manifest.columns:
             raise CmError(f"{source}: no column {column!r}", f"columns found: {', '.join(map(str, manifest.columns))}")
     is_spoof = manifest["label"].astype(str) == "spoof"
-    unknown = is_spoof & manifest[group_by].isna()
+    unknown = is_spoof & manifest[group_by].isna() & (group_by not in CODEC_GROUPS)  # uncoded rows stay (clean)
     if unknown.any():
         notes.append(f"{int(unknown.sum())} spoof row(s) without {group_by} dropped")
         manifest = manifest.loc[~unknown].reset_index(drop=True)
@@ -116,7 +146,9 @@ def _check_classes(rows: "pd.DataFrame", group_by: str, source: str) -> None:
     labels = rows["label"].astype(str)
     n_bona = int((labels == "bonafide").sum())
     attacks = rows.loc[labels == "spoof", group_by].astype(str).value_counts().sort_index()
-    if n_bona == 0 or len(attacks) < 2:
+    if group_by in CODEC_GROUPS:
+        attacks = rows[group_by].dropna().astype(str).value_counts().sort_index()
+    if n_bona == 0 or len(attacks) < (1 if group_by in CODEC_GROUPS else 2):
         shown = ", ".join(f"{k}: {v}" for k, v in attacks.items()) or "none"
         raise CmError(f"{source}: leave-one-attack-out needs bona fide rows and at least 2 spoof {group_by} values "
                       f"(bona fide: {n_bona}; {group_by}: {shown})",
@@ -169,9 +201,10 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
     from cm_cli.metrics.summary import eer_and_min_dcf
 
     is_bona = (rows["label"].astype(str) == "bonafide").to_numpy()
-    group = _group_values(rows, config.group_by, is_bona)
+    by_codec = config.group_by in CODEC_GROUPS
+    group = _group_values(rows, config.group_by, np.zeros(len(rows), bool) if by_codec else is_bona)
     speakers = rows["speaker"].astype(str).to_numpy()
-    attacks = sorted({str(a) for a in group[~is_bona]})
+    attacks = sorted({str(a) for a in group[~is_bona]} - {""})
     y = is_bona.astype(int)
     out: list[dict] = []
     for seed in config.seeds:
@@ -184,9 +217,15 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
         test_bona = test & is_bona
         seen_scores = None
         for attack in attacks:
-            in_attack = (~is_bona) & (group == attack)
-            target = test_bona | (test & in_attack)
-            n_bona, n_spoof = int(test_bona.sum()), int((test & in_attack).sum())
+            if by_codec:  # the held-out codec's rows, both classes: trained without them, tested on them
+                in_attack = group == attack
+                target = test & in_attack
+                if not (target & is_bona).any():  # codec-generated spoofs (Codecfake): uncoded bona fide opposite
+                    target = target | (test_bona & (group == ""))
+            else:
+                in_attack = (~is_bona) & (group == attack)
+                target = test_bona | (test & in_attack)
+            n_bona, n_spoof = int((target & is_bona).sum()), int((target & ~is_bona).sum())
             row = {"attack": attack, "seed": int(seed), "layer": layer, "eer_seen": math.nan, "eer_held_out": math.nan,
                    "gap": math.nan, "n_bonafide": n_bona, "n_spoof": n_spoof}
             if n_bona and n_spoof:
@@ -217,6 +256,7 @@ def compute_loao(embeddings: str | Path, manifest: "pd.DataFrame", *, config: Lo
     if config.group_by not in GROUP_COLUMNS and config.group_by not in manifest.columns:
         raise CmError(f"cannot group by {config.group_by!r}: not a manifest column",
                       f"use {' or '.join(GROUP_COLUMNS)}")
+    manifest = with_codec_groups(manifest, config.group_by, source)
     rows_all, notes = _prepare(manifest, config.group_by, source)
     layers = resolve_layers(embeddings, config.layers)
     gap_rows: list[dict] = []
@@ -394,8 +434,66 @@ def _plan_groups(manifest: "pd.DataFrame", group_by: str, eval_split: str) -> tu
     return groups, skipped, True
 
 
+def _plan_codecs(manifest: "pd.DataFrame", group_by: str, eval_split: str) -> tuple[list[str], dict[str, str], bool]:
+    """Codec groups to hold out: every codec value present in the evaluated split (seen in training through its
+    rows or through augmentation; the plan removes both)."""
+    split = manifest["split"].astype(str) if "split" in manifest.columns else None
+    has_splits = split is not None and split.isin(TRAINING_SPLITS).any()
+    values = manifest[group_by].astype("string")
+    evaluated = values[split == eval_split] if has_splits else values
+    return sorted(evaluated.dropna().unique()), {}, bool(has_splits)
+
+
+def _seen_codecs(manifest: "pd.DataFrame", group_by: str, groups: list[str], skipped: dict[str, str],
+                 augment: str | None, has_splits: bool) -> tuple[list[str], dict[str, str]]:
+    """Keep the codecs training sees, through train/dev rows or the augmentation policy; skip the rest."""
+    if not has_splits:
+        return groups, skipped
+    split = manifest["split"].astype(str)
+    in_rows = set(manifest.loc[split.isin(TRAINING_SPLITS), group_by].dropna().astype(str))
+    kept, skipped = [], dict(skipped)
+    for group in groups:
+        if group in in_rows or (augment and _without_codec(augment, group, group_by)[1]):
+            kept.append(group)
+        else:
+            skipped[group] = (f"never in {'/'.join(TRAINING_SPLITS)} nor in the augmentation policy: already unseen "
+                              "by every run")
+    return kept, skipped
+
+
+def _preset_augment(train_preset: str) -> str | None:
+    from cm_cli.core.presets import load_preset
+
+    try:
+        options = load_preset(train_preset, command="train").options
+    except CmError:
+        return None
+    value = options.get("augment")
+    return str(value) if value else None
+
+
+def _without_codec(augment: str, group: str, group_by: str) -> tuple[str, list[str]]:
+    """The augmentation policy with every entry that codes with ``group`` removed, and the removed entries."""
+    from cm_cli.degrade.policy import load_policy
+    from cm_cli.degrade.registry import codec_fields
+
+    policy = load_policy(augment, check_available=False)
+    kept, removed = [], []
+    for entry, p in zip(policy.entries, policy.probabilities):
+        names = {entry.condition} if entry.condition else set()
+        for spec in entry.candidates():
+            names.add(codec_fields(spec)[0])
+        if group_by == "codec_family":
+            names = {codec_family(n) for n in names if n}
+        (removed if group in names else kept).append(f"{entry.condition or entry.text}:{p:.6g}")
+    if not kept:
+        kept = ["clean:1"]
+    return ", ".join(kept), removed
+
+
 def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str | Path, train_preset: str,
-              group_by: str = "attack", eval_split: str = "eval", train_args: str = "") -> list[str]:
+              group_by: str = "attack", eval_split: str = "eval", train_args: str = "",
+              seeds: Sequence[int] | None = None) -> list[str]:
     """One shell line per held-out group (plus the all-seen baseline): ``cm train`` on a manifest whose
     train and dev splits lack that group's spoofs, then ``cm eval`` of the run on ``eval_split`` of the
     full manifest with a per-attack breakdown.
@@ -406,9 +504,12 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
     """
     from cm_cli.core.artifacts import write_json, write_parquet
 
+    manifest = with_codec_groups(manifest, group_by, str(manifest_path))
     if group_by not in manifest.columns:
         raise CmError(f"{manifest_path}: no column {group_by!r}")
-    groups, skipped, has_splits = _plan_groups(manifest, group_by, eval_split)
+    by_codec = group_by in CODEC_GROUPS
+    groups, skipped, has_splits = (_plan_codecs(manifest, group_by, eval_split) if by_codec
+                                   else _plan_groups(manifest, group_by, eval_split))
     if len(groups) < 1:
         reasons = "; ".join(f"{g}: {r}" for g, r in skipped.items()) or "no spoofs with a value"
         raise CmError(f"{manifest_path}: no {group_by} can be held out ({reasons})",
@@ -419,33 +520,74 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
     spoof = manifest["label"].astype(str) == "spoof"
     out = Path(out)
     q = shlex.quote
-    extra = (" " + " ".join(q(a) for a in shlex.split(train_args))) if train_args else ""
+    args = shlex.split(train_args) if train_args else []
+    given_augment = None
+    if by_codec:  # an --augment among the train args is the policy each held-out run must filter, not repeat
+        for i, arg in enumerate(args):
+            if arg == "--augment" and i + 1 < len(args):
+                given_augment = args[i + 1]
+                args = args[:i] + args[i + 2:]
+                break
+            if arg.startswith("--augment="):
+                given_augment = arg.split("=", 1)[1]
+                args = args[:i] + args[i + 1:]
+                break
+    extra = (" " + " ".join(q(a) for a in args)) if args else ""
 
-    def line(train_manifest: Path, run: Path) -> str:
-        return (f"cm train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}{extra}"
+    augment = (given_augment or _preset_augment(train_preset)) if by_codec else None
+    if by_codec:  # a codec no run trains on (no train/dev rows, no augmentation entry) is unseen already
+        groups, skipped = _seen_codecs(manifest, group_by, groups, skipped, augment, has_splits)
+        if not groups:
+            reasons = "; ".join(f"{g}: {r}" for g, r in skipped.items())
+            raise CmError(f"{manifest_path}: no {group_by} can be held out ({reasons})",
+                          "a codec must be seen in training (train/dev rows or the augmentation policy) and present "
+                          "in the evaluated split (--split)")
+
+    def one(train_manifest: Path, run: Path, policy: str | None, seed: int | None) -> str:
+        aug = f" --augment {q(policy)}" if policy is not None else ""
+        cm = "cm" if seed is None else f"cm --seed {int(seed)}"
+        return (f"{cm} train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}"
+                f"{aug}{extra}"
                 f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --split {q(eval_split)}"
                 f" --out {q(str(run / 'eval'))} --by {q(group_by)}")
 
+    def runs_of(run: Path) -> list[tuple[Path, int | None]]:
+        """The run directories of one recipe line: RUN, or RUN/seed_<s> per seed (the report's seed layout)."""
+        return [(run, None)] if not seeds else [(run / f"seed_{int(s)}", int(s)) for s in seeds]
+
+    def line(train_manifest: Path, run: Path, policy: str | None = None) -> list[str]:
+        return [one(train_manifest, r, policy, s) for r, s in runs_of(run)]
+
+    def where(run: Path) -> dict:
+        found = runs_of(run)
+        entry = {"run": str(found[0][0].resolve()), "eval": str((found[0][0] / "eval").resolve())}
+        if seeds:
+            entry.update(seeds=[int(s) for s in seeds], evals=[str((r / "eval").resolve()) for r, _ in found])
+        return entry
+
     baseline = out / "runs" / "seen"
-    lines = [line(Path(manifest_path), baseline)]
+    lines = line(Path(manifest_path), baseline, given_augment)
     held_out = []
     for group in groups:
         slug = _slug(group)
         train_manifest = out / "manifests" / f"without_{slug}" / "manifest.parquet"
         # the group's spoofs leave every split of the training manifest (train and dev matter to cm train;
         # the evaluation reads the full manifest)
-        write_parquet(manifest.loc[~(spoof & (manifest[group_by].astype(str) == group))].reset_index(drop=True),
-                      train_manifest)
+        in_group = manifest[group_by].astype(str) == group
+        dropped = in_group if by_codec else spoof & in_group  # a codec: its rows of both classes
+        write_parquet(manifest.loc[~dropped].reset_index(drop=True), train_manifest)
         run = out / "runs" / f"heldout_{slug}"
-        lines.append(line(train_manifest, run))
-        held_out.append({"group": group, "train_manifest": str(train_manifest.resolve()), "run": str(run.resolve()),
-                         "eval": str((run / "eval").resolve())})
+        policy, removed = _without_codec(augment, group, group_by) if augment else (None, [])
+        lines.extend(line(train_manifest, run, policy if removed else given_augment))
+        held_out.append({"group": group, "train_manifest": str(train_manifest.resolve()), **where(run),
+                         "rows_removed": int(dropped.sum()),
+                         **({"augment_removed": removed, "augment": policy} if removed else {})})
     record = {
         "kind": "loao_retrain", "protocol": "full retraining", "measures": RETRAIN_MEASURES,
         "manifest": str(Path(manifest_path).resolve()), "group_by": group_by, "eval_split": eval_split,
         "train_preset": train_preset, "train_args": train_args,
         "held_out_from": list(TRAINING_SPLITS) if has_splits else "every split (the manifest has no train/dev split)",
-        "baseline": {"run": str(baseline.resolve()), "eval": str((baseline / "eval").resolve())},
+        "baseline": where(baseline), "seeds": [int(s) for s in seeds] if seeds else None,
         "held_out": held_out, "skipped": skipped, "lines": lines,
     }
     write_json(record, out / PLAN_FILE)
@@ -455,6 +597,19 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
                       f"{q(str(out))}`\nset -e\n" + "\n".join(lines) + "\n", encoding="utf-8")
     script.chmod(0o755)
     return lines
+
+
+def _nanmean(values: list[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def _sd(values: list[float]) -> float:
+    """Sample standard deviation (n - 1), NaN below two values."""
+    if len(values) < 2:
+        return math.nan
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def retrained_gaps(record: dict) -> tuple["pd.DataFrame", list[str]]:
@@ -482,11 +637,21 @@ def retrained_gaps(record: dict) -> tuple["pd.DataFrame", list[str]]:
     rows = []
     for item in record.get("held_out") or []:
         group = str(item["group"])
-        seen, n_spoof = eer_of(baseline.get("eval", ""), group)
-        held, _ = eer_of(item.get("eval", ""), group)
-        rows.append({"attack": group, "eer_seen": seen, "eer_held_out": held, "gap": held - seen,
-                     "n_spoof": n_spoof})
-    columns = ["attack", "eer_seen", "eer_held_out", "gap", "n_spoof"]
+        # per seed (a plan with --train-seeds pairs baseline and held-out runs of the same seed)
+        pairs = list(zip(baseline.get("evals") or [baseline.get("eval", "")],
+                         item.get("evals") or [item.get("eval", "")]))
+        seen_eers, held_eers, n_spoof = [], [], None
+        for seen_dir, held_dir in pairs:
+            seen, n = eer_of(seen_dir, group)
+            held, _ = eer_of(held_dir, group)
+            seen_eers.append(seen)
+            held_eers.append(held)
+            n_spoof = n if n_spoof is None else n_spoof
+        gaps = [h - s for s, h in zip(seen_eers, held_eers) if not (math.isnan(s) or math.isnan(h))]
+        rows.append({"attack": group, "eer_seen": _nanmean(seen_eers), "eer_held_out": _nanmean(held_eers),
+                     "gap": sum(gaps) / len(gaps) if gaps else math.nan,
+                     "gap_sd": _sd(gaps), "n_seeds": len(gaps), "n_spoof": n_spoof})
+    columns = ["attack", "eer_seen", "eer_held_out", "gap", "n_spoof", "gap_sd", "n_seeds"]
     return pd.DataFrame(rows, columns=columns), list(dict.fromkeys(missing))
 
 

@@ -47,7 +47,7 @@ def loao(
     manifest: ManifestOpt = None,
     out: OutDir = None,
     layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layer index or name, comma list, or 'all' (default all).")] = None,
-    group_by: Annotated[str, typer.Option("--group-by", help="Hold out each value of: attack or attack_family.")] = "attack",
+    group_by: Annotated[str, typer.Option("--group-by", help="Hold out each value of: attack, attack_family, codec or codec_family (a codec: its rows of both classes, and its augmentation with --plan).")] = "attack",
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds of the speaker-disjoint train/test split (mean and sd over them).")] = "0,1,2",
     split: SplitOpt = None,
     test_size: Annotated[float, typer.Option("--test-size", help="Fraction of speakers held out for testing.")] = 0.3,
@@ -55,8 +55,9 @@ def loao(
     probe_results: Annotated[Optional[Path], typer.Option("--probe-results", help="`cm probe --target attack` output to correlate per-attack selectivity with gaps.")] = None,
     probe_tag: Annotated[Optional[str], typer.Option("--probe-tag", help="Which embedding set of the probe results (default the first).")] = None,
     compare: Annotated[Optional[Path], typer.Option("--compare", help="A second embedding set (e.g. fine-tuned): per-attack changes and their correlation.")] = None,
-    plan: Annotated[bool, typer.Option("--plan", help="Print one `cm train` + `cm eval` line per held-out attack (job array) and exit.")] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Print one `cm train` + `cm eval` line per held-out attack or codec (job array) and exit.")] = False,
     train_preset: Annotated[Optional[str], typer.Option("--train-preset", help="Preset of the retraining runs for --plan.")] = None,
+    train_seeds: Annotated[Optional[str], typer.Option("--train-seeds", help="--plan: retrain every line once per seed (`cm --seed S train`, runs in RUN/seed_<s>); the report gives mean and sd of each gap.", show_default=False)] = None,
     train_args: Annotated[Optional[str], typer.Option("--train-args", help="Extra `cm train` options for every --plan run, e.g. \"--epochs 1 --seed 3\".")] = None,
     preset: PresetOpt = None,
     force: ForceOpt = False,
@@ -66,7 +67,8 @@ def loao(
     c_ = get_ctx(ctx)
     values = {"layer": layer, "group_by": group_by, "seeds": seeds, "split": split, "test_size": test_size, "c": c,
               "probe_results": probe_results, "probe_tag": probe_tag, "compare": compare, "plan": plan,
-              "train_preset": train_preset, "train_args": train_args, "manifest": manifest, "out": out, "force": force}
+              "train_preset": train_preset, "train_args": train_args, "train_seeds": train_seeds, "manifest": manifest,
+              "out": out, "force": force}
     opts = resolve_options(ctx, "loao", values, preset=preset)
     manifest_path = manifest_for(embeddings, opts["manifest"])
     if opts["plan"]:
@@ -110,14 +112,23 @@ def _plan(c_, manifest_path: Path, opts: dict) -> None:
     if c_.dry_run:
         print_dry_run(c_, "loao", {"plan": True, "manifest": str(manifest_path), "out": str(out_dir),
                                    "train_preset": opts["train_preset"], "train_args": opts["train_args"],
-                                   "eval_split": eval_split})
+                                   "eval_split": eval_split, "train_seeds": opts.get("train_seeds")})
         return
     lines = plan_loao(manifest_path, frame, out=out_dir, train_preset=opts["train_preset"], group_by=opts["group_by"],
-                      eval_split=eval_split, train_args=opts["train_args"] or "")
+                      eval_split=eval_split, train_args=opts["train_args"] or "",
+                      seeds=_seeds(str(opts["train_seeds"])) if opts.get("train_seeds") else None)
+    from cm_cli.analysis.loao import PLAN_FILE
+    from cm_cli.core.artifacts import read_json
+
+    held_out = read_json(out_dir / PLAN_FILE).get("held_out", [])
     if c_.json:
-        emit(c_, {"plan": lines, "out": str(out_dir), "script": str(out_dir / "plan.sh")})
+        emit(c_, {"plan": lines, "out": str(out_dir), "script": str(out_dir / "plan.sh"), "held_out": held_out})
         return
     sys.stdout.write("\n".join(lines) + "\n")
+    for entry in held_out:  # what each run lost, on stderr so stdout stays one command per line
+        removed = entry.get("augment_removed")
+        note = f"; augmentation entries removed: {', '.join(removed)}" if removed else ""
+        sys.stderr.write(f"# held out {entry['group']}: {entry.get('rows_removed', 0)} rows removed{note}\n")
 
 
 def _print(summary: dict, out_dir: Path) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.labels import LABELS
+from cm_cli.data.corpora.registry import CORPORA as _REGISTERED_CORPORA
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -45,7 +46,8 @@ MANIFEST_COLUMNS: dict[str, str] = {
 }
 REQUIRED_COLUMNS = tuple(MANIFEST_COLUMNS)
 SPLITS = ("train", "dev", "eval")
-CORPORA = ("asvspoof5", "asvspoof2021_la", "asvspoof2021_df", "asvspoof2019_la", "in_the_wild", "mlaad", "toy")
+# the corpus names, from the corpus registry (one line per corpus; names only, no corpus module is imported)
+CORPORA = _REGISTERED_CORPORA
 
 
 def normalise_manifest(df: "pd.DataFrame") -> "pd.DataFrame":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 from cm_cli.core.errors import CmError
@@ -19,61 +20,29 @@ __all__ = ["ManifestResult", "CORPUS_PREPARERS", "asv_score_files", "find_asv_sc
            "stratified_subset", "make_manifest", "load_manifest", "default_manifest"]
 
 
-def _prepare_asvspoof5_like(corpus: str) -> Callable[..., "pd.DataFrame"]:
-    def prepare(corpus_root: Path, *, data_root: Path, **_: Any) -> "pd.DataFrame":
-        from cm_cli.data.corpora.asvspoof5 import prepare_asvspoof5
-        from cm_cli.data.taxonomy import attack_families
+class _Preparers(Mapping):
+    """corpus name -> its registered builder, read from the corpus registry (no copy of the list)."""
 
-        return prepare_asvspoof5(corpus_root, corpus=corpus, data_root=data_root,
-                                 attack_families=attack_families(corpus))
+    def __getitem__(self, name: str) -> Callable[..., "pd.DataFrame"]:
+        from cm_cli.data.corpora.registry import CORPORA, corpus_spec
 
-    return prepare
+        if name not in CORPORA:
+            raise KeyError(name)
+        return corpus_spec(name).prepare
 
+    def __iter__(self) -> Iterator[str]:
+        from cm_cli.data.corpora.registry import CORPORA
 
-def _prepare_asvspoof2021(corpus: str) -> Callable[..., "pd.DataFrame"]:
-    def prepare(corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None, phase=None,
-                **_: Any) -> "pd.DataFrame":
-        from cm_cli.data.corpora.asvspoof2021 import prepare_asvspoof2021
-        from cm_cli.data.taxonomy import attack_families
+        return iter(CORPORA)
 
-        return prepare_asvspoof2021(corpus_root, corpus=corpus, data_root=data_root, protocol=protocol,
-                                    audio_dir=audio_dir, phase=phase or "eval",
-                                    attack_families=attack_families(corpus))
+    def __len__(self) -> int:
+        from cm_cli.data.corpora.registry import CORPORA
 
-    return prepare
-
-
-def _prepare_asvspoof2019_la(corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None,
-                             **_: Any) -> "pd.DataFrame":
-    from cm_cli.data.corpora.asvspoof2019_la import prepare_asvspoof2019_la
-    from cm_cli.data.taxonomy import attack_families
-
-    return prepare_asvspoof2019_la(corpus_root, data_root=data_root, protocol=protocol, audio_dir=audio_dir,
-                                   attack_families=attack_families("asvspoof2019_la"))
-
-
-def _prepare_in_the_wild(corpus_root: Path, **kwargs: Any) -> "pd.DataFrame":
-    from cm_cli.data.corpora.in_the_wild import prepare_in_the_wild
-
-    return prepare_in_the_wild(corpus_root, **kwargs)
-
-
-def _prepare_mlaad(corpus_root: Path, **kwargs: Any) -> "pd.DataFrame":
-    from cm_cli.data.corpora.mlaad import prepare_mlaad
-
-    return prepare_mlaad(corpus_root, **kwargs)
+        return len(CORPORA)
 
 
 # corpus name -> function(corpus_root, *, data_root, protocol=None, audio_dir=None, phase=None) -> DataFrame
-CORPUS_PREPARERS: dict[str, Callable[..., "pd.DataFrame"]] = {
-    "asvspoof5": _prepare_asvspoof5_like("asvspoof5"),
-    "toy": _prepare_asvspoof5_like("toy"),
-    "asvspoof2021_la": _prepare_asvspoof2021("asvspoof2021_la"),
-    "asvspoof2021_df": _prepare_asvspoof2021("asvspoof2021_df"),
-    "asvspoof2019_la": _prepare_asvspoof2019_la,
-    "in_the_wild": _prepare_in_the_wild,
-    "mlaad": _prepare_mlaad,
-}
+CORPUS_PREPARERS: Mapping[str, Callable[..., "pd.DataFrame"]] = _Preparers()
 
 
 @dataclass
@@ -87,11 +56,10 @@ class ManifestResult:
 
 
 def prepare_corpus(corpus: str, corpus_root: Path, *, data_root: Path, **kwargs: Any) -> "pd.DataFrame":
+    from cm_cli.data.corpora.registry import corpus_spec
     from cm_cli.data.manifest import normalise_manifest, validate_manifest
 
-    if corpus not in CORPUS_PREPARERS:
-        raise CmError(f"no manifest builder for corpus {corpus!r}", f"known: {', '.join(CORPUS_PREPARERS)}")
-    df = CORPUS_PREPARERS[corpus](corpus_root, data_root=data_root, **kwargs)
+    df = corpus_spec(corpus).build(corpus_root, data_root=data_root, **kwargs)
     df = normalise_manifest(df)
     return validate_manifest(df, source=corpus_root)
 
@@ -272,48 +240,28 @@ def make_manifest(
 
 
 def protocol_files(corpus: str, corpus_root: str | Path, prepare_kwargs: dict) -> list[Path] | None:
-    """The protocol/key files a corpus's manifest is made from, or None where there is no short list
-    (MLAAD: a folder scan) or they cannot be found yet (the parser then says what is missing)."""
-    root = Path(corpus_root)
+    """The protocol/key files a corpus's manifest is made from (its registry entry says which), or None where
+    the corpus is a folder scan (MLAAD) or they cannot be found yet (the parser then says what is missing)."""
+    from cm_cli.data.corpora.registry import corpus_spec
+
     given = prepare_kwargs.get("protocol")
     if given:
         return [Path(p) for p in ([given] if isinstance(given, (str, Path)) else given)]
+    spec = corpus_spec(corpus)
+    if spec.protocol_files is None:
+        return None
     try:
-        if corpus in ("asvspoof5", "toy"):
-            from cm_cli.data.corpora.asvspoof5 import PROTOCOL_FILES, find_protocol
-
-            return [find_protocol(root, split) for split in PROTOCOL_FILES]
-        if corpus in ("asvspoof2021_la", "asvspoof2021_df"):
-            from cm_cli.data.corpora.asvspoof2021 import TRACKS, find_keys
-
-            return [find_keys(root, TRACKS[corpus])]
-        if corpus == "asvspoof2019_la":
-            from cm_cli.data.corpora.asvspoof2019_la import find_layout
-
-            return list(find_layout(root)[0])
-        if corpus == "in_the_wild":
-            from cm_cli.data.corpora.in_the_wild import find_meta
-
-            return [find_meta(root)]
+        return list(spec.protocol_files(Path(corpus_root)))
     except CmError:
         return None
-    return None
 
 
 def find_asv_scores(corpus_root: str | Path, corpus: str, *, split: str = "eval") -> Path | None:
     """The ASV score file a corpus distribution ships for ``split``, if it is unpacked under ``corpus_root``."""
-    root = Path(corpus_root)
-    if corpus == "asvspoof2019_la":
-        for base in (root / "LA", root):
-            hit = base / "ASVspoof2019_LA_asv_scores" / f"ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt"
-            if hit.is_file():
-                return hit
-    if corpus == "asvspoof2021_la" and split == "eval":
-        for hit in (root / "keys" / "LA" / "ASV", root / "LA-keys-full" / "keys" / "LA" / "ASV",
-                    root / "LA-keys-stage-1" / "keys" / "ASV"):
-            if (hit / "trial_metadata.txt").is_file() and any(hit.glob("*/score.txt")):
-                return hit
-    return None
+    from cm_cli.data.corpora.registry import corpus_spec
+
+    spec = corpus_spec(corpus)
+    return spec.asv_scores(Path(corpus_root), split) if spec.asv_scores else None
 
 
 def asv_score_files(corpus: str, corpus_root: str | Path) -> dict[str, str]:

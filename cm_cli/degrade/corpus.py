@@ -177,8 +177,8 @@ def _providers(spec: str) -> str:
         return ""  # an invalid spec fails below, where its error is reported for the item
 
 
-def _run_providers(specs: Sequence[str], condition: str | None, policy) -> list[str]:
-    """Provider and encoder of every codec step a run may draw (specs, condition levels, policy entries)."""
+def _candidates(specs: Sequence[str], condition: str | None, policy) -> list[str]:
+    """Every spec a run may draw (specs, condition levels, policy entries)."""
     from cm_cli.degrade.conditions import get_condition
 
     candidates = list(specs)
@@ -186,6 +186,12 @@ def _run_providers(specs: Sequence[str], condition: str | None, policy) -> list[
         candidates += [s.canonical() for s in get_condition(condition).specs()]
     if policy is not None:
         candidates += [s.canonical() for entry in policy.entries for s in entry.candidates()]
+    return candidates
+
+
+def _run_providers(specs: Sequence[str], condition: str | None, policy) -> list[str]:
+    """Provider and encoder of every codec step a run may draw (specs, condition levels, policy entries)."""
+    candidates = _candidates(specs, condition, policy)
     return sorted({part for spec in candidates for part in _providers(spec).split(";") if part})
 
 
@@ -388,6 +394,10 @@ def degrade_manifest(
         jobs = _jobs(iter(rows), out_dir, specs=canonical, condition=condition, policy=policy_obj,
                      variants=variants, seed=seed, data_root=Path(data_root) if data_root else None)
         init = (ffmpeg, sample_rate, seed, committed, str(out_dir))
+        from cm_cli.degrade.neural_batch import has_neural_step
+
+        if workers > 1 and has_neural_step(_candidates(canonical, condition, policy_obj)):
+            workers = 1  # neural codecs: one process batching on --device (neural_batch), not N model copies
         out_rows, failures = _run_jobs(jobs, n_jobs, init, workers, out_dir / journal_name, committed, force, result)
         result.n_failed = len(failures)
         write_parquet(_degraded_table(out_rows), out_dir / part_name)
@@ -461,8 +471,10 @@ def _run_jobs(jobs: Iterator[Job], n_jobs: int, init: tuple, workers: int, journ
     failures: list[dict] = []
     commits: list[dict] = []
     if workers <= 1:
+        from cm_cli.degrade.neural_batch import prefetched_jobs
+
         _init_worker(*init)
-        results = map(_run_job, jobs)
+        results = prefetched_jobs(jobs, _run_job, sample_rate=init[1], seed=init[2])
     else:
         results = _pool_results(jobs, init, workers)
     try:

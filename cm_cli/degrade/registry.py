@@ -139,9 +139,9 @@ def validate_spec(spec: "Spec | str", *, check_available: bool = True) -> Spec:
             if check_available:
                 _require(codec_name)
         if deg.kind == "neural" and check_available:
-            from cm_cli.degrade.neural import check_encodec_local
+            from cm_cli.degrade.neural import check_local
 
-            check_encodec_local(params.get("model"))
+            check_local(deg.name, params.get("model"), variant=None if "rate" not in params else str(params["rate"]))
         if deg.name == "noise" and params.get("type") == "file" and "dir" not in params:
             raise CmError("noise: type=file needs dir=FOLDER", "or pass --noise-dir")
         if deg.name in ("noise", "reverb") and "dir" in params:
@@ -218,11 +218,13 @@ def describe_provider(deg: Degradation) -> tuple[bool, str]:
     from cm_cli.degrade.codecs import CODECS, codec_provider
 
     if deg.kind == "neural":
-        from cm_cli.degrade.neural import ENCODEC_MODEL, find_encodec_weights
+        from cm_cli.degrade.neural import CODECS, find_weights
 
-        found = find_encodec_weights(None)
-        return found is not None, (f"transformers EncodecModel, {ENCODEC_MODEL} at {found}" if found
-                                   else f"missing: weights of {ENCODEC_MODEL} (run `cm download --model encodec`)")
+        codec = CODECS[deg.name]
+        found = find_weights(deg.name)
+        return found is not None, (f"transformers {codec.model_class}, {codec.hub_id()} at {found}" if found
+                                   else f"missing: weights of {codec.hub_id()} (run `cm download --model {deg.name}` "
+                                        f"or set {codec.env})")
     if deg.codec is None:
         if deg.name in ("mulaw", "alaw"):
             found = codec_provider(f"{deg.name}-ffmpeg")
@@ -285,10 +287,31 @@ def _g711_runner(law: str) -> Callable:
 
 
 def _encodec(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
-    from cm_cli.degrade.neural import encodec_batch
+    from cm_cli.degrade.neural import cached_output, encodec_batch
 
+    y = cached_output("encodec", x, ctx.sr, level=params["kbps"], model=params.get("model"))
+    if y is not None:  # coded in corpus mode's batch (neural.prefetch)
+        return y, {"kbps": params["kbps"], "batched": True}
     (y,), info = encodec_batch([x], ctx.sr, kbps=params["kbps"], model=params.get("model"))
     return y, info
+
+
+def _neural_runner(name: str) -> Callable:
+    """DAC / Mimi: the number of codebooks as the level, resampled to the model's rate and back."""
+
+    def run(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
+        from cm_cli.degrade.neural import cached_output, default_device, load_codec
+
+        variant = None if "rate" not in params else str(params["rate"])
+        level = params.get("codebooks")
+        y = cached_output(name, x, ctx.sr, level=level, model=params.get("model"), variant=variant)
+        if y is not None:
+            return y, {"codebooks": level, "batched": True}
+        codec = load_codec(name, params.get("model"), default_device(), variant=variant)
+        (y,), info = codec.code_batch([x], ctx.sr, level)
+        return y, info
+
+    return run
 
 
 def _mic(x, ctx, params):
@@ -426,6 +449,18 @@ def _populate() -> None:
                           (Param("kbps", float, 6.0, "1.5, 3, 6, 12 or 24", (1.5, 3.0, 6.0, 12.0, 24.0)),
                            Param("model", str, None, "model id or local path (default: $CM_ENCODEC_MODEL, else facebook/encodec_24khz)")),
                           bitrate_param="kbps"))
+    _register(Degradation("dac", "neural",
+                          "DAC neural codec, 16/24/44 kHz models (transformers DacModel; local weights only)",
+                          _neural_runner("dac"),
+                          (Param("codebooks", int, None, "codebooks used (default: all the model has)", minimum=1),
+                           Param("rate", int, 16, "model: 16, 24 or 44 kHz (descript/dac_<rate>khz)", (16, 24, 44)),
+                           Param("model", str, None, "model id or local path (default: $CM_DAC_MODEL, else by rate)"))))
+    _register(Degradation("mimi", "neural",
+                          "Mimi neural codec, 24 kHz, 12.5 Hz frames (transformers MimiModel; local weights only)",
+                          _neural_runner("mimi"),
+                          (Param("codebooks", int, None, "codebooks used (default 8, as Moshi)", minimum=1),
+                           Param("model", str, None,
+                                 "model id or local path (default: $CM_MIMI_MODEL, else kyutai/mimi)"))))
     from cm_cli.degrade.device import MIC_MODELS, SPEAKER_MODELS
 
     _register(Degradation("mic", "channel", "microphone response (band edges + resonance, causal); C11",

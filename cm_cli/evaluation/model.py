@@ -229,6 +229,13 @@ class ConditionWriter:
         metrics = self.settings.evaluate(table, source=str(cdir / "scores.parquet"), run=self.source.resolve())
         metrics["condition"] = {"label": condition.label, "degrade": condition.degrade,
                                 "chunk_ms": condition.chunk_ms, "n_failed": len(failures)}
+        from cm_cli.evaluation.overlap import overlap_warning, run_overlap
+
+        overlap = run_overlap(self.source, table)  # scored rows sharing speakers/sources/utterances with training
+        if overlap is not None:
+            metrics["overlap"] = overlap
+            if overlap_warning(overlap):
+                metrics.setdefault("warnings", []).append(overlap_warning(overlap))
         write_metrics_dir(metrics, cdir)
         return ConditionResult(condition, cdir, metrics, len(table), len(failures), cached), table
 

@@ -23,7 +23,8 @@ from cm_cli.models.registry import SSL_MODELS, resolve_ssl_id
 __all__ = ["download_model", "cached_model_path", "resolve_model_id", "model_cache_dirs", "cm_cache_dir"]
 
 # non-SSL models cm can fetch by a short name (`cm download --model encodec`: C04/C07 of cm degrade)
-EXTRA_MODELS = {"encodec": "facebook/encodec_24khz"}
+EXTRA_MODELS = {"encodec": "facebook/encodec_24khz", "dac": "descript/dac_16khz", "dac_24khz": "descript/dac_24khz",
+                "dac_44khz": "descript/dac_44khz", "mimi": "kyutai/mimi"}  # dac, mimi: cm degrade's neural codecs
 
 
 def resolve_model_id(name_or_id: str) -> str:

@@ -295,6 +295,14 @@ def patching_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     return blocks
 
 
+def _gap_cells(done) -> list[str]:
+    """Gap in points, with sd over seeds when the recipe was retrained per seed (`cm loao --plan --train-seeds`)."""
+    sds = done["gap_sd"] if "gap_sd" in done else [float("nan")] * len(done)
+    ns = done["n_seeds"] if "n_seeds" in done else [1] * len(done)
+    return [f"{v:+.2f}" + (f" ± {sd:.2f} sd, {int(n)} seeds" if sd == sd else "")
+            for v, sd, n in zip(done["gap"], sds, ns)]
+
+
 def loao_retrain_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     import pandas as pd
 
@@ -321,7 +329,7 @@ def loao_retrain_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
                         "Attack": done["attack"].astype(str),
                         "EER all seen (%)": [fmt(v, 2) for v in done["eer_seen"]],
                         "EER held out (%)": [fmt(v, 2) for v in done["eer_held_out"]],
-                        "Gap (points)": [f"{v:+.2f}" for v in done["gap"]],
+                        "Gap (points)": _gap_cells(done),
                         "Spoofs": [fmt(v) for v in done["n_spoof"]],
                     }
                 ),

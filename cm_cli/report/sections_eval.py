@@ -15,6 +15,7 @@ from cm_cli.report.collect import EvalInfo, RunInfo
 from cm_cli.report.evaldata import (
     breakdown, breakdown_columns, ci_unit, curve, metric_ci, normalise_sweep, overall_metrics, per_attack,
 )
+from cm_cli.report.sections_overlap import overlap_blocks
 from cm_cli.report.sections_seeds import headline_values, paired_tests, seed_groups, seeds_table, stored_or_computed_gap
 from cm_cli.report.tables import Table, fmt, fmt_ci, fmt_pct
 
@@ -447,6 +448,7 @@ def corpus_section(corpus: str, runs: Sequence[RunInfo], evals: Sequence[EvalInf
             section.add(Section("Seeds and paired tests").add(*paired_tests(groups, corpus, fig)))
         section.add(Section("Per codec and domain").add(*_breakdowns(scored, corpus, fig)))
         section.add(Section("Out-of-domain gap").add(*_ood(scored, corpus, fig)))
+        section.add(Section("Train/test overlap").add(*overlap_blocks(scored, corpus, fig)))
         section.add(Section("DET, ROC and score distributions").add(*_curves(scored, corpus, fig)))
         section.add(Section("Per attack").add(*_attacks(scored, corpus, fig)))
         section.add(Section("Degradation sweeps").add(*_sweeps(main, corpus, fig)))

@@ -139,3 +139,94 @@ def test_plan_holds_out_only_attacks_seen_in_training_and_present_in_eval(tmp_pa
     assert "never in train/dev" in record["skipped"]["A03"] and "no spoofs in the 'eval'" in record["skipped"]["A04"]
     assert record["measures"].startswith("detection of an attack the whole detector (encoder included) never saw")
     assert all(line.split(" && ")[0].endswith("--epochs 1") for line in lines)
+
+
+def codec_world(seed: int = 0, distinct: str = "K4"):
+    """Every codec shifts both classes; under K1-K3 spoofs differ from bona fide along one shared direction,
+    under ``distinct`` along its own orthogonal one (planted leave-one-codec-out effect)."""
+    rng = np.random.default_rng(seed)
+    records, vectors = [], []
+    for s in range(12):
+        for codec in ("K1", "K2", "K3", "K4"):
+            for i in range(4):
+                bona = i % 2 == 0
+                x = rng.standard_normal(8)
+                x[3 + int(codec[1])] += 2.0  # the codec's own offset, both classes
+                if not bona:
+                    x[1 if codec == distinct else 0] += 3.0
+                records.append({"utt_id": f"S{s}_{codec}_{i}", "label": "bonafide" if bona else "spoof",
+                                "attack": None if bona else "A01", "speaker": f"S{s}", "codec": codec,
+                                "domain": codec})
+                vectors.append(x)
+    return pd.DataFrame(records), {"layer_00": np.array(vectors)}
+
+
+def test_leave_one_codec_out_finds_the_planted_codec(tmp_path):
+    rows, layers = codec_world()
+    emb = write_embeddings(tmp_path / "emb", rows.utt_id, layers)
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    config = LoaoConfig(seeds=(0, 1), n_boot=100, n_perm=100, group_by="codec")
+    tables = compute_loao(emb, load_manifest(manifest), config=config)
+    gaps = tables.loao.groupby("attack")["gap"].mean()
+    assert sorted(gaps.index) == ["K1", "K2", "K3", "K4"]
+    assert gaps.idxmax() == "K4" and gaps["K4"] > 15 and (gaps.drop("K4") < 8).all()
+    # both classes of the held-out codec are tested: its bona fide rows are the test's bona fide
+    assert (tables.loao["n_bonafide"] > 0).all() and (tables.loao["n_spoof"] > 0).all()
+    family = compute_loao(emb, load_manifest(manifest), config=LoaoConfig(seeds=(0,), group_by="codec_family"))
+    assert set(family.loao["attack"]) == {"K1", "K2", "K3", "K4"}  # unknown codecs are their own family
+
+
+def test_codec_grouping_without_codec_values_is_one_line(tmp_path):
+    rows, layers = codec_world()
+    emb = write_embeddings(tmp_path / "emb", rows.utt_id, layers)
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows.assign(codec=None))
+    with pytest.raises(CmError, match="needs codec values"):
+        compute_loao(emb, load_manifest(manifest), config=LoaoConfig(seeds=(0,), group_by="codec"))
+
+
+def test_codec_family_maps_conditions_to_their_codec():
+    from cm_cli.analysis.loao import codec_family
+
+    assert codec_family("C05") == "mp3" and codec_family("C08") == "opus" and codec_family("gsm") == "gsm"
+    assert codec_family("C7") == "C7" and codec_family(None) is None
+
+
+def test_plan_by_codec_filters_an_augment_given_in_train_args(tmp_path):
+    """An --augment in --train-args is the policy each held-out run filters (not repeated after it)."""
+    rows, _ = codec_world()
+    rows["codec"] = rows["codec"].map({"K1": "C05", "K2": "mp3", "K3": "C08", "K4": "mimi"})
+    rows["split"] = np.where(rows["speaker"].isin(["S0", "S1", "S2", "S3"]), "eval", "train")
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    frame = load_manifest(manifest)
+    lines = plan_loao(manifest, frame, out=tmp_path / "plan", train_preset="toy_lcnn_erm", group_by="codec_family",
+                      train_args="--epochs 1 --augment 'clean:0.4, C05:0.2, mimi:0.2, telephony:0.2'")
+    record = json.loads((tmp_path / "plan" / "loao_plan.json").read_text())
+    held = {h["group"]: h for h in record["held_out"]}
+    assert sorted(held) == ["mimi", "mp3", "opus"]  # codec families: C05 and mp3 are one family
+    assert held["mp3"]["augment_removed"] == ["C05:0.2"] and held["mimi"]["augment_removed"] == ["mimi:0.2"]
+    assert "augment_removed" not in held["opus"]
+    assert held["mp3"]["rows_removed"] == int(rows["codec"].isin(["C05", "mp3"]).sum())
+    assert all(line.count("--augment") == 1 and "--epochs 1" in line for line in lines)
+    assert "C05" in lines[0] and "mimi:0.2" in lines[0]  # the all-seen baseline keeps the whole policy
+
+
+def test_plan_with_train_seeds_pairs_runs_per_seed_and_averages_the_gaps(tmp_path):
+    from cm_cli.analysis.loao import retrained_gaps
+
+    rows, _ = codec_world()
+    rows["split"] = np.where(rows["speaker"].isin(["S0", "S1", "S2", "S3"]), "eval", "train")
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    lines = plan_loao(manifest, load_manifest(manifest), out=tmp_path / "plan", train_preset="toy_lcnn_erm",
+                      group_by="codec", seeds=(0, 1))
+    assert len(lines) == 2 * 5 and lines[0].startswith("cm --seed 0 train") and "/runs/seen/seed_1 " in lines[1]
+    record = json.loads((tmp_path / "plan" / "loao_plan.json").read_text())
+    planted = {("seen", 0): 10.0, ("seen", 1): 20.0, ("heldout_K4", 0): 40.0, ("heldout_K4", 1): 30.0}
+    for (name, seed), eer in planted.items():
+        folder = tmp_path / "plan" / "runs" / name / f"seed_{seed}" / "eval"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"by": {"codec": {"K4": {"eer": eer / 100, "n_spoof": 6}}}}))
+    gaps, missing = retrained_gaps(record)
+    k4 = gaps.set_index("attack").loc["K4"]
+    assert k4["eer_seen"] == pytest.approx(15) and k4["eer_held_out"] == pytest.approx(35)
+    assert k4["gap"] == pytest.approx(20) and k4["gap_sd"] == pytest.approx(np.std([30, 10], ddof=1))
+    assert k4["n_seeds"] == 2 and any("heldout_K1" in m for m in missing)

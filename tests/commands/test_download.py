@@ -39,7 +39,8 @@ def test_list_shows_corpora_files_sizes_and_licences(cm_env, run_cm):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     names = [c["corpus"] for c in payload["corpora"]]
-    assert names == ["toy", "asvspoof5", "asvspoof2021_la", "asvspoof2021_df", "asvspoof2019_la", "in_the_wild", "mlaad"]
+    assert names == ["toy", "asvspoof5", "asvspoof2021_la", "asvspoof2021_df", "asvspoof2019_la", "in_the_wild",
+                     "mlaad", "codecfake"]
     as5 = payload["corpora"][1]
     assert len(as5["files"]) == 19 and all(f["checksum"] == "published" for f in as5["files"])
     assert "ODC-By" in as5["licence"]

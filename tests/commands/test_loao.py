@@ -84,3 +84,45 @@ def test_retrain_recipe_runs_on_the_toy_corpus_and_the_report_reads_it(cm_env, r
     assert "Leave one attack out, full retraining" in text and "encoder included" in text
     section = text.split("Leave one attack out, full retraining")[1]
     assert "| A01 |" in section and "| A04 |" in section and "not found yet" not in section
+
+
+def test_plan_by_codec_on_the_toy_manifest_removes_codec_rows_and_its_augmentation(cm_env, run_cm):
+    """Issue 25: one `cm train` line per held-out codec; its rows leave training and its policy entry leaves
+    the augmentation (otherwise the "unseen" codec was seen through augmentation)."""
+    import pandas as pd
+
+    from cm_cli.data.corpora.toy import build_toy_corpus
+    from cm_cli.degrade.toy_conditions import add_coded_eval_conditions
+
+    build_toy_corpus(cm_env / "data" / "toy", size="tiny", seed=0, workers=1)
+    add_coded_eval_conditions(cm_env / "data" / "toy", seed=0, workers=1)
+    made = run_cm("--json", "manifest", "--corpus", "toy", "--out", cm_env / "m")
+    assert made.exit_code == 0, made.output
+    manifest = cm_env / "m" / "manifest.parquet"
+    help_text = run_cm("loao", "--help").stdout
+    assert "codec" in help_text
+    result = run_cm("loao", "--plan", "--group-by", "codec", "--manifest", manifest, "--train-preset",
+                    "toy_lcnn_erm_aug", "--out", cm_env / "plan")
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("cm train")]
+    codecs = sorted(pd.read_parquet(manifest).query("split == 'eval'")["codec"].dropna().unique())
+    # C05 and C08 are seen through the preset's augmentation; the other eval codecs no run trains on
+    assert len(lines) == 3 and {"C05", "C08"} < set(codecs)  # + the all-seen baseline
+    record = json.loads((cm_env / "plan" / "loao_plan.json").read_text())
+    by_group = {h["group"]: h for h in record["held_out"]}
+    assert sorted(by_group) == ["C05", "C08"]
+    assert set(record["skipped"]) == set(codecs) - {"C05", "C08"}
+    assert all("already unseen" in reason for reason in record["skipped"].values())
+    c05 = by_group["C05"]
+    assert c05["augment_removed"] == ["C05:0.3"] and "C05" not in c05["augment"] and "C08" in c05["augment"]
+    kept = pd.read_parquet(c05["train_manifest"])
+    assert not (kept["codec"] == "C05").any() and len(kept) == len(pd.read_parquet(manifest)) - c05["rows_removed"]
+    c05_line = next(ln for ln in lines if "heldout_C05" in ln)
+    assert "--augment" in c05_line and "C05:" not in c05_line.split("--augment", 1)[1].split(" --out")[0]
+    assert "augmentation entries removed: C05:0.3" in result.stderr
+
+    none = cm_env / "clean.parquet"
+    pd.read_parquet(manifest).assign(codec=None).to_parquet(none)
+    refused = run_cm("loao", "--plan", "--group-by", "codec", "--manifest", none, "--train-preset",
+                     "toy_lcnn_erm_aug", "--out", cm_env / "plan2")
+    assert refused.exit_code == 1 and "needs codec values" in refused.stderr and "Traceback" not in refused.stderr

@@ -82,3 +82,117 @@ def test_encodec_spec_and_c07_chain_run(tiny_encodec, speech):
     assert len(y) == len(speech) and info["steps"][0]["codebooks"] == 4
     y, info = apply_spec(speech, 16000, "mp3:kbps=48+encodec:kbps=1.5")
     assert len(y) == len(speech) and np.all(np.isfinite(y))
+
+
+# --------------------------------------------------------------------------- DAC and Mimi (issue 25)
+@pytest.mark.parametrize("name", ["dac", "mimi"])
+def test_missing_weights_name_the_download_and_the_env_var(name, tmp_path, monkeypatch):
+    _no_weights(tmp_path, monkeypatch)
+    monkeypatch.delenv(f"CM_{name.upper()}_MODEL", raising=False)
+    with pytest.raises(CmError, match="not available locally") as err:
+        validate_spec(f"{name}:codebooks=2")
+    assert f"cm download --model {name}" in err.value.hint and f"CM_{name.upper()}_MODEL" in err.value.hint
+    if name == "dac":
+        with pytest.raises(CmError) as err:
+            validate_spec("dac:rate=44")
+        assert "cm download --model dac_44khz" in err.value.hint
+
+
+def test_download_aliases_name_the_authors_models():
+    from cm_cli.models.hub import resolve_model_id
+
+    assert resolve_model_id("dac") == "descript/dac_16khz" and resolve_model_id("dac_44khz") == "descript/dac_44khz"
+    assert resolve_model_id("mimi") == "kyutai/mimi"
+
+
+@pytest.mark.parametrize("fixture, level", [("tiny_dac_dir", 2), ("tiny_mimi_dir", 3)])
+def test_load_codec_reconstructs_any_shape_at_the_input_rate_and_length(fixture, level, request):
+    from cm_cli.degrade.neural import load_codec
+
+    folder = request.getfixturevalue(fixture)
+    name = "dac" if "dac" in fixture else "mimi"
+    codec = load_codec(name, model=str(folder))
+    assert codec.sample_rate == (16000 if name == "dac" else 24000)
+    rng = np.random.default_rng(1)
+    one = (0.1 * rng.standard_normal(12345)).astype(np.float32)
+    y = codec.reconstruct(one, 22050, level)
+    assert y.shape == one.shape and y.dtype == np.float32 and np.all(np.isfinite(y))
+    two = codec.reconstruct(np.stack([one, one[::-1].copy()]), 22050, level)
+    assert two.shape == (2, 12345)
+    listed = codec.reconstruct([one, one[:777]], 22050, level)
+    assert [len(v) for v in listed] == [12345, 777]
+    assert np.array_equal(codec.reconstruct(one, 22050, level), y)  # deterministic
+
+
+def test_codebooks_are_the_level(tiny_dac_dir, speech):
+    """More codebooks = a finer residual quantisation: the reconstruction error does not grow with the level."""
+    from cm_cli.degrade.neural import load_codec
+
+    codec = load_codec("dac", model=str(tiny_dac_dir))
+    coarse = codec.reconstruct(speech, 16000, 1)
+    fine = codec.reconstruct(speech, 16000, 4)
+    assert not np.array_equal(coarse, fine)
+    with pytest.raises(CmError, match="no level 5"):
+        codec.reconstruct(speech, 16000, 5)
+
+
+def test_dac_and_mimi_specs_run_and_keep_length(tiny_dac_dir, tiny_mimi_dir, speech):
+    for spec in (f"dac:codebooks=2:model={tiny_dac_dir}", f"mimi:model={tiny_mimi_dir}",
+                 f"mp3:kbps=32+mimi:codebooks=4:model={tiny_mimi_dir}"):
+        y, info = apply_spec(speech, 16000, spec, seed=0, utt_id="u")
+        assert len(y) == len(speech) and np.all(np.isfinite(y)), spec
+    assert info["steps"][-1]["codebooks"] == 4
+
+
+def test_corpus_mode_batches_and_matches_one_file_at_a_time(tiny_dac_dir, tmp_path, monkeypatch):
+    """Corpus mode codes a chunk in one call (neural.prefetch) and writes what the one-utterance path writes."""
+    import soundfile as sf
+
+    from cm_cli.core.artifacts import read_table
+    from cm_cli.degrade import neural
+    from cm_cli.degrade.corpus import degrade_manifest
+
+    from .test_corpus import make_manifest
+
+    calls = []
+    original = neural.LoadedCodec.code_batch
+
+    def counting(self, signals, sr, level=None):
+        calls.append(len(signals))
+        return original(self, signals, sr, level)
+
+    monkeypatch.setattr(neural.LoadedCodec, "code_batch", counting)
+    manifest = make_manifest(tmp_path / "src", n=5, bad=False)
+    spec = f"dac:codebooks=3:model={tiny_dac_dir}"
+    degrade_manifest(manifest, tmp_path / "deg", specs=[spec], seed=0, workers=2)
+    assert calls == [5]  # one batch for the five files, none per file (and workers=2 ran in one process)
+    df = read_table(tmp_path / "deg" / "manifest.parquet")
+    for row in df.itertuples():
+        source, rate = sf.read(str(tmp_path / "src" / "audio" / f"{row.source_utt_id}.flac"), dtype="float32")
+        alone, _ = apply_spec(source, rate, spec, seed=0, utt_id=row.source_utt_id)
+        written, _ = sf.read(row.path, dtype="float32")
+        assert len(written) == len(source)
+        assert np.max(np.abs(written - alone)) < 2e-3  # batch padding vs alone, plus 16-bit FLAC rounding
+
+
+def test_cli_degrade_dac_keeps_samples_and_rate_and_list_shows_providers(tiny_dac_dir, cm_env, run_cm, monkeypatch):
+    import json
+
+    import soundfile as sf
+
+    from .conftest import speechlike
+
+    source = cm_env / "in.wav"
+    sf.write(source, speechlike(22050, 0.7, seed=3), 22050)
+    result = run_cm("degrade", source, cm_env / "out.flac", "--chain", f"dac:model={tiny_dac_dir}")
+    assert result.exit_code == 0, result.output
+    info_in, info_out = sf.info(str(source)), sf.info(str(cm_env / "out.flac"))
+    assert (info_out.frames, info_out.samplerate) == (info_in.frames, 22050)
+    monkeypatch.setenv("CM_MIMI_MODEL", str(cm_env / "nowhere"))
+    listed = {r["name"]: r for r in json.loads(run_cm("--json", "degrade", "--list").stdout)["degradations"]}
+    assert {"dac", "mimi", "encodec"} <= set(listed)
+    assert "DacModel" in listed["dac"]["provider"] or "cm download --model dac" in listed["dac"]["provider"]
+    assert not listed["mimi"]["available"] and "CM_MIMI_MODEL" in listed["mimi"]["provider"]
+    failed = run_cm("degrade", source, cm_env / "x.flac", "--chain", "mimi:codebooks=2")
+    assert failed.exit_code == 1 and "cm download --model" in failed.stderr and "Traceback" not in failed.stderr
+    assert not (cm_env / "x.flac").exists()

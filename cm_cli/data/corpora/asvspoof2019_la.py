@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.labels import ASVSPOOF_KEYS
 from cm_cli.data.corpora._protocol import audio_prefix, check_key, iter_rows, none_if
+from cm_cli.data.corpora.registry import CorpusSpec
+from cm_cli.data.corpora.remote import ODC_BY, CorpusSource, RemoteFile
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -128,3 +131,47 @@ def prepare_asvspoof2019_la(
     if attack_families:
         df["attack_family"] = df["attack"].map(attack_families)
     return df
+
+
+# ---------------------------------------------------------------------------- ASVspoof 2019 LA
+ASVSPOOF2019_LA = CorpusSource(
+    name="asvspoof2019_la",
+    title="ASVspoof 2019 logical access (train, dev, eval in one archive)",
+    licence=ODC_BY,
+    homepage="https://datashare.ed.ac.uk/handle/10283/3336",
+    files=(
+        RemoteFile("LA.zip", "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip", "protocols",
+                   note="no checksum is published: verified by size only"),
+    ),
+    layout="LA/ASVspoof2019_LA_cm_protocols/, LA/ASVspoof2019_LA_asv_scores/ (ASV scores for min t-DCF), LA/ASVspoof2019_LA_{train,dev,eval}/flac/",
+    subset_notes={"protocols": "the corpus ships as one archive: every subset fetches LA.zip"},
+)
+
+
+def find_asv_scores(corpus_root: Path, split: str) -> Path | None:
+    """``LA/ASVspoof2019_LA_asv_scores/ASVspoof2019.LA.asv.<split>.gi.trl.scores.txt`` (min t-DCF's ASV system)."""
+    root = Path(corpus_root)
+    for base in (root / "LA", root):
+        hit = base / "ASVspoof2019_LA_asv_scores" / f"ASVspoof2019.LA.asv.{split}.gi.trl.scores.txt"
+        if hit.is_file():
+            return hit
+    return None
+
+
+def _prepare(corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None, **_: object) -> "pd.DataFrame":
+    from cm_cli.data.taxonomy import attack_families
+
+    return prepare_asvspoof2019_la(corpus_root, data_root=data_root, protocol=protocol, audio_dir=audio_dir,
+                                   attack_families=attack_families(CORPUS))
+
+
+def _families() -> dict[str, str]:
+    from cm_cli.data.taxonomy import attack_families
+
+    return attack_families(CORPUS)
+
+
+SPEC = CorpusSpec(
+    name=CORPUS, title=ASVSPOOF2019_LA.title, prepare=_prepare, protocol_files=lambda root: list(find_layout(root)[0]),
+    source=ASVSPOOF2019_LA, labels=ASVSPOOF_KEYS, attack_families=_families, asv_scores=find_asv_scores,
+    accepts_protocol=True, layout=ASVSPOOF2019_LA.layout)

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.core.labels import ASVSPOOF_KEYS
 from cm_cli.data.corpora._protocol import audio_prefix, check_key, iter_rows, none_if
+from cm_cli.data.corpora.registry import CorpusSpec
+from cm_cli.data.corpora.remote import ODC_BY, CorpusSource, RemoteFile, zenodo_file_url
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -142,3 +145,74 @@ def prepare_asvspoof2021(
     if attack_families:
         df["attack_family"] = df["attack"].map(attack_families)
     return df
+
+
+# ---------------------------------------------------------------------------- ASVspoof 2021
+# Key archives and their md5 sums: asvspoof-challenge/2021 eval-package README.
+_LA21_RECORD = "4837263"
+_DF21_RECORD = "4835108"
+
+
+def _asvspoof2021(track: str, record: str, keys_md5: str, audio: tuple[str, ...], *, title: str, layout: str,
+                  dev_note: str) -> CorpusSource:
+    """One ASVspoof 2021 track: its key archive (asvspoof.org) and audio parts (Zenodo); the first part is ``dev``."""
+    keys = RemoteFile(f"{track}-keys-full.tar.gz", f"https://www.asvspoof.org/asvspoof2021/{track}-keys-full.tar.gz",
+                      "protocols", md5=keys_md5)
+    parts = tuple(RemoteFile(name, zenodo_file_url(record, name), "dev" if i == 0 else "full", zenodo_record=record)
+                  for i, name in enumerate(audio))
+    return CorpusSource(name=f"asvspoof2021_{track.lower()}", title=title, licence=ODC_BY,
+                        homepage=f"https://zenodo.org/records/{record}", files=(keys, *parts), layout=layout,
+                        subset_notes={"dev": dev_note})
+
+
+ASVSPOOF2021_LA = _asvspoof2021(
+    "LA", _LA21_RECORD, "037592a0515971bbd0fa3bff2bad4abc", ("ASVspoof2021_LA_eval.tar.gz",),
+    title="ASVspoof 2021 logical access (evaluation data + full keys)",
+    layout="keys/LA/CM/trial_metadata.txt, keys/LA/ASV/ (ASV keys and ASVTorch_Kaldi scores for min t-DCF), "
+           "ASVspoof2021_LA_eval/flac/",
+    dev_note="no dev split exists: keys + the one audio archive (same as full)")
+
+ASVSPOOF2021_DF = _asvspoof2021(
+    "DF", _DF21_RECORD, "dabbc5628de4fcef53036c99ac7ab93a",
+    tuple(f"ASVspoof2021_DF_eval_part0{i}.tar.gz" for i in range(4)),
+    title="ASVspoof 2021 speech deepfake (evaluation data + full keys)",
+    layout="keys/DF/CM/trial_metadata.txt, ASVspoof2021_DF_eval/flac/",
+    dev_note="no dev split exists: keys + the first audio part (part00) to try a pipeline on real audio")
+
+
+def find_asv_scores(corpus_root: Path, split: str) -> Path | None:
+    """The ASV score folder the LA keys ship (``keys/LA/ASV``: trial metadata and ASVTorch_Kaldi scores)."""
+    root = Path(corpus_root)
+    if split != "eval":
+        return None
+    for hit in (root / "keys" / "LA" / "ASV", root / "LA-keys-full" / "keys" / "LA" / "ASV",
+                root / "LA-keys-stage-1" / "keys" / "ASV"):
+        if (hit / "trial_metadata.txt").is_file() and any(hit.glob("*/score.txt")):
+            return hit
+    return None
+
+
+def _spec(corpus: str, source: CorpusSource, asv_scores=None) -> CorpusSpec:
+    track = TRACKS[corpus]
+
+    def prepare(corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None, phase=None,
+                **_: object) -> "pd.DataFrame":
+        from cm_cli.data.taxonomy import attack_families
+
+        return prepare_asvspoof2021(corpus_root, corpus=corpus, data_root=data_root, protocol=protocol,
+                                    audio_dir=audio_dir, phase=phase or "eval",
+                                    attack_families=attack_families(corpus))
+
+    def families() -> dict[str, str]:
+        from cm_cli.data.taxonomy import attack_families
+
+        return attack_families(corpus)
+
+    return CorpusSpec(name=corpus, title=source.title, prepare=prepare,
+                      protocol_files=lambda root: [find_keys(root, track)], source=source, labels=ASVSPOOF_KEYS,
+                      attack_families=families, splits=("eval",), asv_scores=asv_scores, accepts_protocol=True,
+                      phases=PHASES, layout=source.layout)
+
+
+LA_SPEC = _spec("asvspoof2021_la", ASVSPOOF2021_LA, asv_scores=find_asv_scores)
+DF_SPEC = _spec("asvspoof2021_df", ASVSPOOF2021_DF)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Iterable
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.labels import ASVSPOOF_KEYS
+from cm_cli.data.corpora.registry import CorpusSpec
+from cm_cli.data.corpora.remote import ODC_BY, CorpusSource, RemoteFile, zenodo_file_url
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -153,3 +155,82 @@ def prepare_asvspoof5(
     if attack_families:
         df["attack_family"] = df["attack"].map(attack_families)
     return df
+
+
+# ---------------------------------------------------------------------------- ASVspoof 5
+# md5 sums from section 2 of the corpus README (Zenodo record 14498691).
+_AS5_RECORD = "14498691"
+_AS5_MD5 = {
+    "flac_T_aa.tar": "b0cc86b14826a7701b52aad4f53daf9c",
+    "flac_T_ab.tar": "d05be3f4be7a343fdbdd0ed29fdff2e1",
+    "flac_T_ac.tar": "70d1ba4ad75a20aef3dae541fbd321e3",
+    "flac_T_ad.tar": "c9bb56af2cc410d98338d74babcb95c9",
+    "flac_T_ae.tar": "a3969816982f3e52300d6147ad796df7",
+    "flac_D_aa.tar": "df0be44957623991028cce59792beb17",
+    "flac_D_ab.tar": "1e8cd685d89b64502692f1bcf1a13db3",
+    "flac_D_ac.tar": "5e0031f08c30e4bdbf0c59f91b2d662b",
+    "flac_E_aa.tar": "a8c800766f3d4ef87971e2b4f29663e2",
+    "flac_E_ab.tar": "c35064188f54f07c87aba58de22534a0",
+    "flac_E_ac.tar": "ed7cbcd1b2847998b72472ddf6b445e3",
+    "flac_E_ad.tar": "626a080e994b05df49c577d7b3dede8d",
+    "flac_E_ae.tar": "05f19a5e64fa556714ae1b38eb2ea70b",
+    "flac_E_af.tar": "2ca2f52a3bbf827f7ec155ecb47e85d6",
+    "flac_E_ag.tar": "671200b5de2fc1e74a563b07b057af8f",
+    "flac_E_ah.tar": "eaf885b1299a61eb07f71e82e96dba37",
+    "flac_E_ai.tar": "b2625683bf440abae2af901a45542ad9",
+    "flac_E_aj.tar": "c50281c8233af6f3b0899604d21ade44",
+    "ASVspoof5_protocols.tar.gz": "865d0e894ea9f686f0f37e5ae3ae3616",
+}
+
+
+def _as5_file(name: str, subset: str) -> RemoteFile:
+    return RemoteFile(name, zenodo_file_url(_AS5_RECORD, name), subset, md5=_AS5_MD5[name],
+                      zenodo_record=_AS5_RECORD)
+
+
+ASVSPOOF5 = CorpusSource(
+    name="asvspoof5",
+    title="ASVspoof 5 (train, dev, eval; Track 1 protocols)",
+    licence=ODC_BY + " (bona fide: CC BY 4.0)",
+    homepage="https://zenodo.org/records/14498691",
+    files=(
+        _as5_file("ASVspoof5_protocols.tar.gz", "protocols"),
+        *(_as5_file(f"flac_D_a{c}.tar", "dev") for c in "abc"),
+        *(_as5_file(f"flac_T_a{c}.tar", "full") for c in "abcde"),
+        *(_as5_file(f"flac_E_a{c}.tar", "full") for c in "abcdefghij"),
+    ),
+    layout="ASVspoof5_protocols/ (or the .tsv files at the root), flac_T/, flac_D/, flac_E_eval/",
+    subset_notes={"dev": "protocols + development audio (flac_D_*)"},
+)
+
+
+def protocol_files(corpus_root: Path) -> list[Path]:
+    return [find_protocol(Path(corpus_root), split) for split in PROTOCOL_FILES]
+
+
+def _prepare(corpus: str):
+    def prepare(corpus_root: Path, *, data_root: Path, **_: object) -> "pd.DataFrame":
+        from cm_cli.data.taxonomy import attack_families
+
+        return prepare_asvspoof5(corpus_root, corpus=corpus, data_root=data_root,
+                                 attack_families=attack_families(corpus))
+
+    return prepare
+
+
+def _families(corpus: str):
+    def families() -> dict[str, str]:
+        from cm_cli.data.taxonomy import attack_families
+
+        return attack_families(corpus)
+
+    return families
+
+
+SPEC = CorpusSpec(
+    name="asvspoof5", title=ASVSPOOF5.title, prepare=_prepare("asvspoof5"), protocol_files=protocol_files,
+    source=ASVSPOOF5, labels=ASVSPOOF_KEYS, attack_families=_families("asvspoof5"), layout=ASVSPOOF5.layout)
+# the toy corpus (cm_cli/data/corpora/toy.py builds it) copies the ASVspoof 5 layout and protocols
+TOY_SPEC = CorpusSpec(
+    name="toy", title="embedded synthetic corpus", prepare=_prepare("toy"), protocol_files=protocol_files,
+    source=None, labels=ASVSPOOF_KEYS, attack_families=_families("toy"), layout=ASVSPOOF5.layout)

@@ -111,7 +111,12 @@ def download_corpus(
     result.files = [{"name": r.name, "path": str(r.path), "size": r.size, "status": r.status,
                      "verified": r.verified, "md5": r.md5, "attempts": r.attempts} for r in fetched]
     if unpack:
-        archives = [r.path for r in fetched if is_archive(r.name)]
+        names = {r.name for r in fetched}
+        split = {r.name for r in fetched if r.name.endswith(".zip") and r.name[:-4] + ".z01" in names}
+        for name in sorted(split):  # a split zip (Codecfake) cannot be unpacked member by member
+            result.warnings.append(f"{name} is a split zip: join its parts with `zip -s 0 {name} --out joined.zip` "
+                                   "and unpack that")
+        archives = [r.path for r in fetched if is_archive(r.name) and r.name not in split]
         for archive in archives:
             with task(None, f"unpacking {archive.name}") as advance:
                 info = unpack_archive(archive, root, advance=advance)

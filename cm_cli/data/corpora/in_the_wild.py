@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from cm_cli.core.errors import CmError
 from cm_cli.core.labels import IN_THE_WILD_LABELS, label_class
 from cm_cli.data.corpora._protocol import audio_prefix
+from cm_cli.data.corpora.registry import CorpusSpec
+from cm_cli.data.corpora.remote import CorpusSource, RemoteFile
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -83,3 +85,23 @@ def prepare_in_the_wild(corpus_root: str | Path, *, data_root: str | Path | None
     if duplicated.any():
         raise CmError(f"{meta}: {int(duplicated.sum())} duplicate files (first: {df['utt_id'][duplicated].iloc[0]})")
     return df
+
+
+# In-the-Wild: the authors' release (Müller et al., Interspeech 2022, deepfake-total.com/in_the_wild);
+# no checksum is published.
+IN_THE_WILD = CorpusSource(
+    name="in_the_wild",
+    title="In-the-Wild audio deepfakes (Müller et al., Interspeech 2022): cross-corpus test set",
+    licence="as stated on deepfake-total.com/in_the_wild (read it before use)",
+    homepage="https://deepfake-total.com/in_the_wild",
+    files=(
+        RemoteFile("release_in_the_wild.zip", "https://owncloud.fraunhofer.de/index.php/s/JZgXh0JEAF0elxa/download",
+                   "protocols", note="no checksum is published: verified by size only"),
+    ),
+    layout="release_in_the_wild/meta.csv (file,speaker,label) and release_in_the_wild/*.wav",
+    subset_notes={"protocols": "one archive holds meta.csv and the audio: every subset fetches it"},
+)
+
+SPEC = CorpusSpec(
+    name=CORPUS, title=IN_THE_WILD.title, prepare=prepare_in_the_wild, protocol_files=lambda root: [find_meta(root)],
+    source=IN_THE_WILD, labels=LABELS, splits=("eval",), accepts_protocol=True, layout=IN_THE_WILD.layout)

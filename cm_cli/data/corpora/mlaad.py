@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from cm_cli.core.errors import CmError
 from cm_cli.data.corpora._protocol import audio_prefix
+from cm_cli.data.corpora.registry import CorpusSpec
+from cm_cli.data.corpora.remote import CorpusSource, RemoteFile
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -116,3 +118,25 @@ def prepare_mlaad(corpus_root: str | Path, *, data_root: str | Path | None = Non
     if duplicated.any():
         raise CmError(f"{mlaad}: {int(duplicated.sum())} duplicate utterance ids (first: {df['utt_id'][duplicated].iloc[0]})")
     return df
+
+
+# The authors' Hugging Face dataset; bona fide speech from M-AILABS, as MLAAD's paper pairs them (one archive
+# per language; English shown, others by --base-url or by adding files). No checksum is published.
+MLAAD = CorpusSource(
+    name="mlaad",
+    title="MLAAD multi-language TTS spoofs (Müller et al., 2024) with M-AILABS bona fide speech",
+    licence="as stated on the MLAAD dataset card and the M-AILABS page (read both before use)",
+    homepage="https://deepfake-total.com/mlaad",
+    files=(
+        RemoteFile("mlaad_v5.zip", "https://huggingface.co/datasets/mueller91/MLAAD/resolve/main/mlaad_v5.zip",
+                   "full", note="no checksum is published: verified by size only"),
+        RemoteFile("en_US.tgz", "https://www.caito.de/data/Training/stt_tts/en_US.tgz", "full",
+                   note="M-AILABS English; other languages: same URL with their ll_CC code"),
+    ),
+    layout="MLAAD/fake/<language>/<model>/meta.csv and *.wav; M-AILABS/<ll_CC>/by_book/<gender>/<speaker>/<book>/wavs/",
+)
+
+# no short list of protocol files: the spoofs are one meta.csv per TTS model, the bona fide side a folder scan
+SPEC = CorpusSpec(
+    name=CORPUS, title=MLAAD.title, prepare=prepare_mlaad, scanned=True, source=MLAAD,
+    labels={"bonafide": "bonafide", "spoof": "spoof"}, splits=("eval",), accepts_protocol=True, layout=MLAAD.layout)

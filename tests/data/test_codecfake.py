@@ -1,0 +1,139 @@
+"""Codecfake on a synthetic copy in the authors' layout: manifest, label/audio disagreement, download, --list."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from cm_cli.core.errors import CmError
+from cm_cli.data.manifests import prepare_corpus
+
+LABELS = {
+    "train": ["p225_001.wav real 0", "p225_001_C2.wav fake C2", "SSB00050001_C3.wav fake C3"],
+    "dev": ["p226_002.wav real 0", "p226_002_C1.wav fake C1"],
+    "C1": ["p227_003.wav real 0", "p227_003_C1.wav fake 1"],
+    "C7": ["p228_004.wav real 0", "p228_004_c7.wav fake 7"],
+    "A1": ["a1_0001.wav fake 0"],
+}
+
+
+def wav_bytes(seconds: float = 0.1) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.1 * np.sin(np.arange(int(16000 * seconds)) / 5.0), 16000, format="WAV")
+    return buffer.getvalue()
+
+
+def members(labels=LABELS) -> dict[str, bytes]:
+    out = {}
+    for subset, rows in labels.items():
+        out[f"Codecfake/label/{subset}.txt"] = ("\n".join(rows) + "\n").encode()
+        folder = f"Codecfake/{subset}" if subset in ("train", "dev") else f"Codecfake/test/{subset}"
+        for row in rows:
+            out[f"{folder}/{row.split()[0]}"] = wav_bytes()
+    return out
+
+
+def make_copy(root: Path, labels=LABELS) -> Path:
+    for name, data in members(labels).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_manifest_columns_from_the_label_files(tmp_path):
+    root = make_copy(tmp_path / "codecfake")
+    df = prepare_corpus("codecfake", root, data_root=tmp_path).set_index("utt_id")
+    assert len(df) == 10 and set(df["corpus"]) == {"codecfake"}
+    assert df["split"].value_counts().to_dict() == {"eval": 5, "train": 3, "dev": 2}
+    c7 = df.loc["CF_C7_p228_004_c7"]
+    assert (c7["label"], c7["codec"], c7["attack"], c7["subset"], c7["split"]) == ("spoof", "C7", "C7", "C7", "eval")
+    assert c7["domain"] == "C7" and c7["attack_family"] == "neural_codec" and c7["codec_type"] == "7"
+    real = df.loc["CF_C7_p228_004"]
+    assert real["label"] == "bonafide" and pd.isna(real["codec"]) and real["domain"] == "clean"
+    assert real["speaker"] == "p228" and real["source"] == "vctk" and real["language"] == "en"
+    assert real["path"] == "codecfake/Codecfake/test/C7/p228_004.wav"
+    train = df.loc["CF_train_SSB00050001_C3"]
+    assert train["codec"] == "C3" and train["speaker"] == "SSB0005" and train["source"] == "aishell3"
+    alm = df.loc["CF_A1_a1_0001"]
+    assert alm["attack"] == "A1" and pd.isna(alm["codec"]) and alm["attack_family"] == "audio_language_model"
+    assert pd.isna(alm["speaker"])
+
+
+def test_label_file_naming_a_missing_file_is_one_line(tmp_path):
+    root = make_copy(tmp_path / "codecfake")
+    (root / "Codecfake/test/C1/p227_003.wav").unlink()
+    with pytest.raises(CmError, match=r"C1.txt: lists p227_003.wav, which is not in .*test/C1$"):
+        prepare_corpus("codecfake", root, data_root=tmp_path)
+
+
+def test_bad_label_value(tmp_path):
+    root = make_copy(tmp_path / "codecfake", {"dev": ["a.wav genuine 0"]})
+    with pytest.raises(CmError, match=r"dev.txt:1: label 'genuine' is neither real nor fake"):
+        prepare_corpus("codecfake", root, data_root=tmp_path)
+
+
+def test_cli_manifest_and_missing_file_without_traceback(cm_env, run_cm):
+    root = make_copy(cm_env / "data" / "codecfake")
+    result = run_cm("--json", "manifest", "--corpus", "codecfake", "--out", cm_env / "m", "--validate")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["n_utterances"] == 10 and payload["splits"]["eval"]["codecs"] == {"C1": 1, "C7": 1, "none": 3}
+    record = json.loads((cm_env / "m" / "cm.json").read_text())
+    fingerprinted = sorted(Path(i["path"]).name for i in record["inputs"])
+    assert fingerprinted == ["A1.txt", "C1.txt", "C7.txt", "dev.txt", "train.txt"]
+    (root / "Codecfake/dev/p226_002_C1.wav").unlink()
+    failed = run_cm("manifest", "--corpus", "codecfake", "--out", cm_env / "m2")
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    assert "lists p226_002_C1.wav" in failed.stderr and not (cm_env / "m2" / "manifest.parquet").exists()
+
+
+def test_download_from_a_local_mirror_then_manifest(cm_env, run_cm, monkeypatch):
+    """The test-set archives served from 127.0.0.1 (Zenodo metadata too) unpack into the layout cm manifest reads."""
+    from cm_cli.data.corpora.codecfake import ALM_SETS, CODEC_SETS
+    from tests.data.test_download import FileServer, make_zip, md5
+
+    files = members()
+    archives = {}
+    for subset in (*CODEC_SETS, *ALM_SETS):
+        part = {k: v for k, v in files.items() if f"/{subset}/" in k or k.endswith(f"label/{subset}.txt")}
+        archives[f"{subset}.zip"] = make_zip(part or {f"Codecfake/label/.{subset}": b""})
+    with FileServer() as server:
+        server.files.update(archives)
+        for record, names in (("11169781", [n for n in archives if n != "C7.zip"]), ("11125029", ["C7.zip"])):
+            server.json[f"/api/records/{record}"] = {"files": [
+                {"key": n, "checksum": "md5:" + md5(archives[n]), "size": len(archives[n])} for n in names]}
+        monkeypatch.setattr("cm_cli.data.corpora.fetch.ZENODO_API", server.url + "/api/records")
+        result = run_cm("--json", "download", "codecfake", "--subset", "dev", "--base-url", server.url)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["files"]) == 10 and all(f["verified"] for f in payload["files"])
+    made = run_cm("--json", "manifest", "--corpus", "codecfake", "--out", cm_env / "m")
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["n_utterances"] == 5
+
+
+def test_list_shows_codecfake_and_its_licence(cm_env, run_cm):
+    result = run_cm("--json", "download", "--list")
+    entry = next(c for c in json.loads(result.stdout)["corpora"] if c["corpus"] == "codecfake")
+    assert "non-commercial" in entry["licence"] and "no derivatives" in entry["licence"]
+    assert {"C7.zip", "train_split.zip", "train_split.z19"} <= {f["name"] for f in entry["files"]}
+    human = run_cm("download", "--list")
+    assert "codecfake" in human.stdout
+
+
+def test_protocol_and_audio_dir_point_at_a_copy_anywhere(tmp_path):
+    root = make_copy(tmp_path / "elsewhere")
+    label = root / "Codecfake" / "label" / "C7.txt"
+    for audio_dir in (root / "Codecfake", root / "Codecfake" / "test" / "C7"):
+        df = prepare_corpus("codecfake", tmp_path / "nowhere", data_root=tmp_path / "data", protocol=[label],
+                            audio_dir=audio_dir)
+        assert list(df["utt_id"]) == ["CF_C7_p228_004", "CF_C7_p228_004_c7"] and set(df["codec"].dropna()) == {"C7"}
+        assert df["path"].str.startswith(str((root / "Codecfake" / "test" / "C7").resolve())).all()
+    df = prepare_corpus("codecfake", tmp_path / "nowhere", data_root=tmp_path, protocol=[label])
+    assert len(df) == 2  # the audio found beside the label folder
