@@ -1,0 +1,417 @@
+"""The one statistics engine: cluster resampling, the bootstrap EER/minDCF, intervals and tests.
+
+Why one module: cm's numbers go into papers, so every interval and test (``cm eval
+--bootstrap``, the report's seed comparisons, patching, probes, LOAO correlations)
+must resample the same unit (``metrics.clusters.cluster_codes``: one definition of a
+cluster, nulls each their own) and compute the EER the same way as ``cm eval``
+(trials sorted once, ties bona fide first, every resampled copy its own DET point).
+
+Scores: higher = more bona fide. A resample is a vector of non-negative weights (how
+often each trial, or each cluster, was drawn); ``weighted_eer_dcf`` gives the EER and
+minDCF of the official DET curve of the expanded resample without expanding it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from cm_cli.core.errors import CmError
+from cm_cli.metrics.clusters import cluster_codes
+from cm_cli.metrics.dcf import CostParams
+from cm_cli.metrics.trials import SortedTrials, sort_trials
+
+__all__ = [
+    "BootstrapResult", "Correlation", "SeedTest",
+    "bootstrap_ci", "bootstrap_eers", "cluster_bootstrap_mean", "draw_counts", "hedges_g", "holm",
+    "percentile_interval", "seed_test", "spearman", "spearman_test", "weighted_eer_dcf",
+]
+
+MAX_CELLS = 4_000_000  # resamples x trials held in memory at once
+
+
+# --------------------------------------------------------------------------- resampling
+
+def draw_counts(n_units: int, n_boot: int, rng: np.random.Generator, *, chunk: int = 0) -> Iterator[np.ndarray]:
+    """(b, n_units) draw counts, ``n_boot`` rows in all: each row draws ``n_units`` units with replacement.
+
+    One ``rng.integers(0, K, K)`` call per replicate, so a seed gives the same resamples
+    whatever the chunk size.
+    """
+    chunk = chunk or max(1, MAX_CELLS // max(n_units, 1))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        picks = np.stack([rng.integers(0, n_units, n_units) for _ in range(b)])
+        yield np.bincount((picks + n_units * np.arange(b)[:, None]).ravel(),
+                          minlength=b * n_units).reshape(b, n_units)
+
+
+def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the finite draws (NaN, NaN when there are none)."""
+    draws = np.asarray(draws, dtype=np.float64)
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        return math.nan, math.nan
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(draws, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+# --------------------------------------------------------------------------- the EER engine
+
+def _runs(is_bona: np.ndarray) -> np.ndarray:
+    """Start index of every maximal run of one class along the last axis of a 1-D label vector."""
+    return np.concatenate([[0], np.flatnonzero(is_bona[1:] != is_bona[:-1]) + 1])
+
+
+def weighted_eer_dcf(is_bona: np.ndarray, weights: np.ndarray,
+                     params: CostParams | None = CostParams()) -> tuple[np.ndarray, np.ndarray | None]:
+    """EER and normalised minDCF of weighted trials, batched over leading axes.
+
+    ``is_bona``: classes in sorted order (ascending score, ties bona fide first), (N,)
+    shared by every row or (..., N); ``weights``: (..., N) trial multiplicities. The
+    result equals the official DET curve of the expanded trials (each copy one point;
+    argmin |FRR - FAR|, first on ties; EER = mean of the two there). Within a run of one
+    class FRR - FAR only grows, so only run ends are needed plus the copies of the one
+    run where it crosses zero. NaN where a row has no bona fide or no spoof weight.
+    ``params=None`` skips minDCF.
+    """
+    is_bona = np.asarray(is_bona, dtype=bool)
+    weights = np.asarray(weights, dtype=np.float64)
+    if is_bona.ndim == 1:
+        starts = _runs(is_bona)
+        run_bona = is_bona[starts]
+        w = np.add.reduceat(weights, starts, axis=-1) if starts.size < is_bona.size else weights
+    else:
+        run_bona, w = is_bona, weights
+    zero = np.zeros(w.shape[:-1] + (1,))
+    cb = np.concatenate([zero, np.cumsum(w * run_bona, axis=-1)], axis=-1)
+    cs = np.concatenate([zero, np.cumsum(w * ~run_bona, axis=-1)], axis=-1)
+    nb, ns = cb[..., -1:], cs[..., -1:]
+    valid = (nb[..., 0] > 0) & (ns[..., 0] > 0)
+    nb_safe, ns_safe = np.where(nb > 0, nb, 1.0), np.where(ns > 0, ns, 1.0)
+    frr = cb / nb_safe
+    far = (ns - cs) / ns_safe
+    q = np.argmax(frr - far >= 0, axis=-1)[..., None]  # first run end at or past the crossing (never 0)
+    p = np.maximum(q - 1, 0)
+    cb_p, cs_p = np.take_along_axis(cb, p, -1), np.take_along_axis(cs, p, -1)
+    w_q = np.take_along_axis(w, p, -1)
+    bona_q = np.broadcast_to(run_bona, w.shape)
+    bona_q = np.take_along_axis(bona_q, p, -1)
+    # copies j = 0..w_q of the crossing run: the crossing copy is near x (exact in real numbers)
+    x = np.where(bona_q, (ns - cs_p) / ns_safe * nb - cb_p, ns - cs_p - cb_p / nb_safe * ns)
+    j = np.clip(np.floor(x) + np.arange(-1, 3), 0, w_q)  # (..., 4) candidates, ascending
+    cand_frr = np.where(bona_q, (cb_p + j) / nb_safe, cb_p / nb_safe)
+    cand_far = np.where(bona_q, (ns - cs_p) / ns_safe, (ns - cs_p - j) / ns_safe)
+    k = np.argmin(np.abs(cand_frr - cand_far), axis=-1)[..., None]
+    eer = np.mean(np.concatenate([np.take_along_axis(cand_frr, k, -1), np.take_along_axis(cand_far, k, -1)],
+                                 axis=-1), axis=-1)
+    eer = np.where(valid, eer, np.nan)
+    if params is None:
+        return eer, None
+    p_bona = 1 - params.p_spoof
+    cost = params.c_miss * frr * p_bona + params.c_fa * far * (1 - p_bona)
+    dcf = np.where(valid, cost.min(axis=-1) / params.normaliser, np.nan)
+    return eer, dcf
+
+
+# --------------------------------------------------------------------------- cm eval --bootstrap
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Percentile intervals and the resampled values (eer, min_dcf: (n_resamples,))."""
+
+    eer: np.ndarray
+    min_dcf: np.ndarray
+    level: float
+    n_resamples: int
+    seed: int
+    cluster_by: str | None
+    n_clusters: int
+    unit: str = "trial"
+
+    def interval(self, values: np.ndarray) -> list[float]:
+        return list(percentile_interval(values, self.level))
+
+    def to_dict(self) -> dict:
+        return {
+            "eer": self.interval(self.eer),
+            "min_dcf": self.interval(self.min_dcf),
+            "eer_std": float(np.std(self.eer, ddof=1)) if self.n_resamples > 1 else None,
+            "min_dcf_std": float(np.std(self.min_dcf, ddof=1)) if self.n_resamples > 1 else None,
+            "level": self.level,
+            "method": "percentile",
+            "n_resamples": self.n_resamples,
+            "seed": self.seed,
+            "cluster_by": self.cluster_by,
+            "unit": self.unit,
+            "n_clusters": self.n_clusters,
+        }
+
+
+def _stratified_counts(n_bona: int, n_spoof: int, n_boot: int, rng: np.random.Generator) -> Iterator[tuple]:
+    """Per-trial resamples with class sizes fixed: (bona counts, spoof counts) per replicate."""
+    for _ in range(n_boot):
+        yield (np.bincount(rng.integers(0, n_bona, n_bona), minlength=n_bona),
+               np.bincount(rng.integers(0, n_spoof, n_spoof), minlength=n_spoof))
+
+
+def bootstrap_ci(trials: SortedTrials, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                 clusters: np.ndarray | None = None, cluster_by: str | None = None,
+                 params: CostParams = CostParams(), unit: str | None = None) -> BootstrapResult:
+    """Percentile bootstrap of EER and minDCF; ``clusters`` is aligned with the original trials
+    (None: bona fide and spoof trials resampled separately, the unit is the trial)."""
+    if n_resamples < 1:
+        raise CmError(f"--bootstrap needs at least 1 resample, got {n_resamples}")
+    if not 0.0 < level < 1.0:
+        raise CmError(f"confidence level must be in (0, 1), got {level}")
+    trials.require_both_classes()
+    rng = np.random.default_rng(seed)
+    is_bona = trials.is_bona
+    n = is_bona.size
+    chunk = max(1, MAX_CELLS // max(n, 1))
+    eers, dcfs = [], []
+    if clusters is None:
+        n_clusters = n
+        bona_pos, spoof_pos = np.flatnonzero(is_bona), np.flatnonzero(~is_bona)
+        draws = _stratified_counts(trials.n_bonafide, trials.n_spoof, n_resamples, rng)
+        for start in range(0, n_resamples, chunk):
+            b = min(chunk, n_resamples - start)
+            weights = np.zeros((b, n))
+            for r in range(b):
+                bona_counts, spoof_counts = next(draws)
+                weights[r, bona_pos], weights[r, spoof_pos] = bona_counts, spoof_counts
+            e, d = weighted_eer_dcf(is_bona, weights, params)
+            eers.append(e)
+            dcfs.append(d)
+    else:
+        codes, n_clusters = cluster_codes(np.asarray(clusters, dtype=object)[trials.order])
+        if n_clusters < 2:
+            raise CmError(f"--cluster-by {cluster_by}: only one cluster; a clustered bootstrap needs several")
+        for counts in draw_counts(n_clusters, n_resamples, rng, chunk=chunk):
+            e, d = weighted_eer_dcf(is_bona, counts[:, codes], params)
+            eers.append(e)
+            dcfs.append(d)
+    eer, dcf = np.concatenate(eers), np.concatenate(dcfs)
+    valid = np.isfinite(eer)
+    if not valid.all():
+        if not valid.any():
+            raise CmError("every bootstrap resample lost one class", "use more clusters or no --cluster-by")
+        eer, dcf = eer[valid], dcf[valid]
+    unit = unit or ("trial" if clusters is None else (cluster_by or "cluster"))
+    return BootstrapResult(eer, dcf, level, int(eer.size), seed, cluster_by if clusters is not None else None,
+                           int(n_clusters), unit)
+
+
+# --------------------------------------------------------------------------- paired resamples of many systems
+
+def bootstrap_eers(score_sets: Sequence[np.ndarray], is_bona: np.ndarray, clusters: np.ndarray | None, *,
+                   n_boot: int = 1000, seed: int = 0, subsets: Sequence[np.ndarray] | None = None,
+                   max_cells: int = MAX_CELLS) -> np.ndarray:
+    """EER of every score set (all on the same N trials) under the same ``n_boot`` cluster resamples: (B, S),
+    or (B, S, M) with ``subsets`` (M boolean masks: the EER of each subset, same resamples).
+
+    A resample draws K clusters with replacement out of K (``clusters`` None: each trial
+    its own cluster); a trial's weight is how often its cluster was drawn. Each score set
+    is sorted once with the tie order of ``cm eval``.
+    """
+    is_bona = np.asarray(is_bona, dtype=bool)
+    n = len(is_bona)
+    if n == 0 or is_bona.all() or not is_bona.any():
+        raise CmError("a paired bootstrap needs bona fide and spoof trials in common")
+    codes, k = cluster_codes(clusters) if clusters is not None else (np.arange(n), n)
+    sorted_sets = [sort_trials(np.asarray(s, dtype=np.float64), is_bona) for s in score_sets]
+    masks = [np.ones(n, dtype=bool)] if subsets is None else [np.asarray(m, dtype=bool) for m in subsets]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, len(sorted_sets), len(masks)))
+    start = 0
+    for counts in draw_counts(k, n_boot, rng, chunk=max(1, max_cells // max(n, 1))):
+        b = counts.shape[0]
+        weights = counts[:, codes].astype(np.float64)
+        for j, trials in enumerate(sorted_sets):
+            w_sorted = weights[:, trials.order]
+            for m, mask in enumerate(masks):
+                out[start:start + b, j, m] = weighted_eer_dcf(trials.is_bona, w_sorted * mask[trials.order],
+                                                              None)[0]
+        start += b
+    return out[:, :, 0] if subsets is None else out
+
+
+def cluster_bootstrap_mean(values: np.ndarray, clusters: np.ndarray, *, other: np.ndarray | None = None,
+                           n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, np.ndarray]:
+    """Percentile CI of mean(values), or of mean(other) - mean(values) (paired), resampling whole clusters;
+    also the draws."""
+    values = np.asarray(values, dtype=np.float64)
+    codes, k = cluster_codes(clusters)
+    size = np.bincount(codes, minlength=k).astype(np.float64)
+    sum_a = np.bincount(codes, weights=values, minlength=k)
+    sum_b = None if other is None else np.bincount(codes, weights=np.asarray(other, np.float64), minlength=k)
+    draws = []
+    for counts in draw_counts(k, n_boot, np.random.default_rng(seed)):
+        counts = counts.astype(np.float64)
+        total = counts @ size
+        mean = (counts @ sum_a) / total
+        draws.append(mean if sum_b is None else (counts @ sum_b) / total - mean)
+    draws = np.concatenate(draws)
+    low, high = percentile_interval(draws, level)
+    return low, high, draws
+
+
+# --------------------------------------------------------------------------- tests and effect sizes
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (same order as given): one family per call."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def hedges_g(a: Sequence[float], b: Sequence[float]) -> float:
+    """Hedges' g of mean(b) - mean(a): Cohen's d over the pooled sd times J = 1 - 3 / (4 (n_a + n_b) - 9)
+    (Hedges 1981), which removes d's upward bias at a handful of seeds. NaN with < 2 values on a side."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n_a, n_b = a.size, b.size
+    if n_a < 2 or n_b < 2:
+        return math.nan
+    pooled = math.sqrt(((n_a - 1) * a.var(ddof=1) + (n_b - 1) * b.var(ddof=1)) / (n_a + n_b - 2))
+    if pooled == 0:
+        return math.nan
+    return float((b.mean() - a.mean()) / pooled * (1 - 3 / (4 * (n_a + n_b) - 9)))
+
+
+@dataclass(frozen=True)
+class SeedTest:
+    """mean(B) - mean(A) over seeds: its standard error split into seed and trial parts, df, CI and p."""
+
+    difference: float
+    se: float
+    se_seeds: float
+    se_trials: float
+    df: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _mean_offdiag(cov: np.ndarray) -> float:
+    k = cov.shape[0]
+    return float((cov.sum() - np.trace(cov)) / (k * (k - 1)))
+
+
+def seed_test(points_a: Sequence[float], points_b: Sequence[float], boot_a: np.ndarray, boot_b: np.ndarray, *,
+              n_clusters: int, level: float = 0.95) -> SeedTest:
+    """t test of mean(B) - mean(A) over seeds that adds the trial-sampling variance the seeds share.
+
+    Var = s_a²/k_a + s_b²/k_b (seeds, on these trials: includes each seed's own trial noise)
+    + V_trials, the variance of the part of the trial-sampling error that all seeds of a
+    method share, estimated from the bootstrap covariances *between* different seeds
+    (``boot_*``: (B, k) per-seed values under the same cluster resamples): V_trials =
+    C_aa + C_bb - 2 C_ab, C = mean cross-seed covariance (a side's bootstrap variance
+    when it has one seed, whose seed part is then unknown), clipped at 0. Satterthwaite
+    df over the three terms (k_a - 1, k_b - 1, n_clusters - 1). p: two-sided t.
+    """
+    from scipy import stats as st
+
+    a, b = np.asarray(points_a, np.float64), np.asarray(points_b, np.float64)
+    boot_a, boot_b = np.asarray(boot_a, np.float64), np.asarray(boot_b, np.float64)
+    ok = np.isfinite(boot_a).all(axis=1) & np.isfinite(boot_b).all(axis=1)
+    boot_a, boot_b = boot_a[ok], boot_b[ok]
+    k_a, k_b = a.size, b.size
+    diff = float(b.mean() - a.mean())
+    seed_terms = [(float(v.var(ddof=1)) / k, k - 1.0) for v, k in ((a, k_a), (b, k_b)) if k > 1]
+    trial_terms = []
+    if boot_a.shape[0] > 2:
+        cov = np.cov(np.concatenate([boot_a, boot_b], axis=1), rowvar=False).reshape(k_a + k_b, k_a + k_b)
+        c_aa = _mean_offdiag(cov[:k_a, :k_a]) if k_a > 1 else float(cov[0, 0])
+        c_bb = _mean_offdiag(cov[k_a:, k_a:]) if k_b > 1 else float(cov[k_a, k_a])
+        c_ab = float(cov[:k_a, k_a:].mean())
+        trial_terms.append((max(0.0, c_aa + c_bb - 2 * c_ab), max(1.0, n_clusters - 1.0)))
+    terms = seed_terms + trial_terms
+    var = sum(v for v, _ in terms)
+    se_seeds = math.sqrt(sum(v for v, _ in seed_terms))
+    se_trials = math.sqrt(sum(v for v, _ in trial_terms))
+    if var <= 0:
+        p = 1.0 if diff == 0 else 0.0
+        return SeedTest(diff, 0.0, se_seeds, se_trials, math.inf, diff, diff, p)
+    df = var ** 2 / sum(v ** 2 / d for v, d in terms if v > 0)
+    se = math.sqrt(var)
+    t_crit = float(st.t.ppf(0.5 + level / 2, df))
+    p = float(2 * st.t.sf(abs(diff) / se, df))
+    return SeedTest(diff, se, se_seeds, se_trials, float(df), diff - t_crit * se, diff + t_crit * se, p)
+
+
+# --------------------------------------------------------------------------- correlations across attacks
+
+@dataclass
+class Correlation:
+    """Spearman rho with a percentile bootstrap CI and a two-sided permutation p-value."""
+
+    rho: float
+    ci_low: float
+    ci_high: float
+    p_permutation: float
+    n: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(values, axis=-1)
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rho (average ranks for ties); NaN when either side is constant."""
+    rx, ry = _ranks(np.asarray(x, float)), _ranks(np.asarray(y, float))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    return float((rx * ry).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def _rows_spearman(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    rx = rx - rx.mean(axis=1, keepdims=True)
+    ry = ry - ry.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, (rx * ry).sum(axis=1) / denominator, np.nan)
+
+
+def spearman_test(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, n_perm: int = 5000,
+                  seed: int = 0, level: float = 0.95) -> Correlation:
+    """Spearman rho of paired values, NaN pairs removed; CI by resampling pairs, p by permuting y.
+
+    Correlations across attacks rest on a handful of points, so each is reported with
+    its interval and p-value, never alone.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = int(x.size)
+    nan = float("nan")
+    if n < 3:
+        return Correlation(nan, nan, nan, nan, n)
+    rho = spearman(x, y)
+    if not np.isfinite(rho):
+        return Correlation(rho, nan, nan, nan, n)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, n, size=(n_boot, n))
+    boot = _rows_spearman(_ranks(x[picks]), _ranks(y[picks]))
+    low, high = percentile_interval(boot, level)
+    ry = _ranks(y)
+    permuted = np.argsort(rng.random((n_perm, n)), axis=1)
+    null = _rows_spearman(np.broadcast_to(_ranks(x), (n_perm, n)).copy(), ry[permuted])
+    p = (1 + int((np.abs(null) >= abs(rho) - 1e-12).sum())) / (n_perm + 1)
+    return Correlation(float(rho), float(low), float(high), float(p), n)
