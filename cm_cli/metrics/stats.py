@@ -27,7 +27,7 @@ from cm_cli.metrics.trials import SortedTrials, sort_trials
 __all__ = [
     "BootstrapResult", "Correlation", "SeedTest",
     "bootstrap_ci", "bootstrap_eers", "cluster_bootstrap_mean", "draw_counts", "hedges_g", "holm",
-    "percentile_interval", "seed_test", "spearman", "spearman_test", "weighted_eer_dcf",
+    "percentile_interval", "seed_test", "seed_test_batch", "spearman", "spearman_test", "weighted_eer_dcf",
 ]
 
 MAX_CELLS = 4_000_000  # resamples x trials held in memory at once
@@ -87,21 +87,20 @@ def weighted_eer_dcf(is_bona: np.ndarray, weights: np.ndarray,
         w = np.add.reduceat(weights, starts, axis=-1) if starts.size < is_bona.size else weights
     else:
         run_bona, w = is_bona, weights
-    zero = np.zeros(w.shape[:-1] + (1,))
-    cb = np.concatenate([zero, np.cumsum(w * run_bona, axis=-1)], axis=-1)
-    cs = np.concatenate([zero, np.cumsum(w * ~run_bona, axis=-1)], axis=-1)
+    # cumulative weights after each run end (the start point, 0 and 0, is implicit)
+    cb = np.cumsum(w * run_bona, axis=-1)
+    cs = np.cumsum(w, axis=-1)
+    cs -= cb
     nb, ns = cb[..., -1:], cs[..., -1:]
     valid = (nb[..., 0] > 0) & (ns[..., 0] > 0)
     nb_safe, ns_safe = np.where(nb > 0, nb, 1.0), np.where(ns > 0, ns, 1.0)
-    frr = cb / nb_safe
-    far = (ns - cs) / ns_safe
-    q = np.argmax(frr - far >= 0, axis=-1)[..., None]  # first run end at or past the crossing (never 0)
-    p = np.maximum(q - 1, 0)
-    cb_p, cs_p = np.take_along_axis(cb, p, -1), np.take_along_axis(cs, p, -1)
+    # first run end with FRR - FAR >= 0, i.e. cb ns + cs nb >= nb ns (exact in integers); the run it closes
+    p = np.argmax(cb * ns_safe + cs * nb_safe >= nb_safe * ns_safe, axis=-1)[..., None]
+    cb_p = np.where(p > 0, np.take_along_axis(cb, np.maximum(p - 1, 0), -1), 0.0)
+    cs_p = np.where(p > 0, np.take_along_axis(cs, np.maximum(p - 1, 0), -1), 0.0)
     w_q = np.take_along_axis(w, p, -1)
-    bona_q = np.broadcast_to(run_bona, w.shape)
-    bona_q = np.take_along_axis(bona_q, p, -1)
-    # copies j = 0..w_q of the crossing run: the crossing copy is near x (exact in real numbers)
+    bona_q = np.take_along_axis(np.broadcast_to(run_bona, w.shape), p, -1)
+    # copies j = 0..w_q of that run; the crossing copy is near x (exact in real numbers)
     x = np.where(bona_q, (ns - cs_p) / ns_safe * nb - cb_p, ns - cs_p - cb_p / nb_safe * ns)
     j = np.clip(np.floor(x) + np.arange(-1, 3), 0, w_q)  # (..., 4) candidates, ascending
     cand_frr = np.where(bona_q, (cb_p + j) / nb_safe, cb_p / nb_safe)
@@ -113,8 +112,9 @@ def weighted_eer_dcf(is_bona: np.ndarray, weights: np.ndarray,
     if params is None:
         return eer, None
     p_bona = 1 - params.p_spoof
-    cost = params.c_miss * frr * p_bona + params.c_fa * far * (1 - p_bona)
-    dcf = np.where(valid, cost.min(axis=-1) / params.normaliser, np.nan)
+    a_miss, a_fa = params.c_miss * p_bona / nb_safe, params.c_fa * (1 - p_bona) / ns_safe
+    cost = np.minimum((a_miss * cb + a_fa * (ns - cs)).min(axis=-1), params.c_fa * (1 - p_bona))  # with start
+    dcf = np.where(valid, cost / params.normaliser, np.nan)
     return eer, dcf
 
 
@@ -304,51 +304,77 @@ class SeedTest:
         return asdict(self)
 
 
-def _mean_offdiag(cov: np.ndarray) -> float:
-    k = cov.shape[0]
-    return float((cov.sum() - np.trace(cov)) / (k * (k - 1)))
+def _cross_cov(x: np.ndarray, y: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Bootstrap covariance of every column of x (..., B, p) with every column of y (..., B, q) over valid rows."""
+    m = valid[..., None].astype(np.float64)
+    n = m.sum(axis=-2, keepdims=True)
+    xc = np.where(valid[..., None], x - (m * np.nan_to_num(x)).sum(axis=-2, keepdims=True) / n, 0.0)
+    yc = np.where(valid[..., None], y - (m * np.nan_to_num(y)).sum(axis=-2, keepdims=True) / n, 0.0)
+    return np.einsum("...bp,...bq->...pq", xc, yc) / (n[..., 0, :, None] - 1)
+
+
+def _shared_cov(cov: np.ndarray) -> np.ndarray:
+    """Mean off-diagonal entry of (..., k, k) covariances (the variance seeds share); the variance when k = 1."""
+    k = cov.shape[-1]
+    if k == 1:
+        return cov[..., 0, 0]
+    return (cov.sum(axis=(-2, -1)) - np.trace(cov, axis1=-2, axis2=-1)) / (k * (k - 1))
+
+
+def seed_test_batch(points_a: np.ndarray, points_b: np.ndarray, boot_a: np.ndarray, boot_b: np.ndarray, *,
+                    n_clusters: int, level: float = 0.95) -> dict:
+    """``seed_test`` over leading batch axes: points (..., k), bootstrap values (..., B, k); a dict of arrays."""
+    from scipy import stats as st
+
+    a, b = np.asarray(points_a, np.float64), np.asarray(points_b, np.float64)
+    boot_a, boot_b = np.asarray(boot_a, np.float64), np.asarray(boot_b, np.float64)
+    k_a, k_b = a.shape[-1], b.shape[-1]
+    diff = b.mean(axis=-1) - a.mean(axis=-1)
+    zero = np.zeros_like(diff)
+    if k_a == k_b > 1:  # pooled seed variance (Student): the same statistic as Welch's, exact df
+        pooled = (a.var(axis=-1, ddof=1) + b.var(axis=-1, ddof=1)) / 2
+        seed_terms = [(pooled * 2 / k_a, 2.0 * k_a - 2)]
+    else:  # unequal seed counts: Welch with Satterthwaite df (a side with one seed adds no seed term)
+        seed_terms = [(v.var(axis=-1, ddof=1) / k, k - 1.0) for v, k in ((a, k_a), (b, k_b)) if k > 1]
+    valid = np.isfinite(boot_a).all(axis=-1) & np.isfinite(boot_b).all(axis=-1)
+    usable = valid.sum(axis=-1) > 2
+    if usable.any():
+        c_aa = _shared_cov(_cross_cov(boot_a, boot_a, valid))
+        c_bb = _shared_cov(_cross_cov(boot_b, boot_b, valid))
+        c_ab = _cross_cov(boot_a, boot_b, valid).mean(axis=(-2, -1))
+        trial = np.where(usable, np.maximum(0.0, np.nan_to_num(c_aa + c_bb - 2 * c_ab)), 0.0)
+    else:
+        trial = zero
+    terms = seed_terms + [(trial, max(1.0, n_clusters - 1.0))]
+    var = sum(v for v, _ in terms)
+    denominator = sum(v ** 2 / d for v, d in terms)
+    positive = var > 0
+    df = np.where(positive, var ** 2 / np.where(denominator > 0, denominator, 1.0), np.inf)
+    se = np.sqrt(var)
+    t_crit = np.where(positive, st.t.ppf(0.5 + level / 2, np.where(positive, df, 1.0)), 0.0)
+    p = np.where(positive, 2 * st.t.sf(np.abs(diff) / np.where(positive, se, 1.0), np.where(positive, df, 1.0)),
+                 np.where(diff == 0, 1.0, 0.0))
+    return {"difference": diff, "se": se, "se_seeds": np.sqrt(sum((v for v, _ in seed_terms), zero)),
+            "se_trials": np.sqrt(trial), "df": df, "ci_low": diff - t_crit * se, "ci_high": diff + t_crit * se,
+            "p_value": p}
 
 
 def seed_test(points_a: Sequence[float], points_b: Sequence[float], boot_a: np.ndarray, boot_b: np.ndarray, *,
               n_clusters: int, level: float = 0.95) -> SeedTest:
     """t test of mean(B) - mean(A) over seeds that adds the trial-sampling variance the seeds share.
 
-    Var = s_a²/k_a + s_b²/k_b (seeds, on these trials: includes each seed's own trial noise)
-    + V_trials, the variance of the part of the trial-sampling error that all seeds of a
-    method share, estimated from the bootstrap covariances *between* different seeds
-    (``boot_*``: (B, k) per-seed values under the same cluster resamples): V_trials =
-    C_aa + C_bb - 2 C_ab, C = mean cross-seed covariance (a side's bootstrap variance
-    when it has one seed, whose seed part is then unknown), clipped at 0. Satterthwaite
-    df over the three terms (k_a - 1, k_b - 1, n_clusters - 1). p: two-sided t.
+    Var = s_a²/k_a + s_b²/k_b (the seeds, on these trials: it already holds each seed's own
+    trial noise; with equal seed counts the two sds are pooled, df k_a + k_b - 2, which is
+    exact for normal seed effects of equal spread, where Welch's df is conservative at
+    3 seeds) + V_trials, the variance of the part of the trial-sampling error that
+    every seed of a method shares, from the bootstrap covariances *between* different
+    seeds (``boot_*``: (B, k) per-seed values under the same cluster resamples):
+    V_trials = C_aa + C_bb - 2 C_ab, C = mean cross-seed covariance (a side's bootstrap
+    variance when it has one seed, whose seed part is then unknown), clipped at 0.
+    Satterthwaite df over the terms (seeds as above, V_trials n_clusters - 1); two-sided t p-value.
     """
-    from scipy import stats as st
-
-    a, b = np.asarray(points_a, np.float64), np.asarray(points_b, np.float64)
-    boot_a, boot_b = np.asarray(boot_a, np.float64), np.asarray(boot_b, np.float64)
-    ok = np.isfinite(boot_a).all(axis=1) & np.isfinite(boot_b).all(axis=1)
-    boot_a, boot_b = boot_a[ok], boot_b[ok]
-    k_a, k_b = a.size, b.size
-    diff = float(b.mean() - a.mean())
-    seed_terms = [(float(v.var(ddof=1)) / k, k - 1.0) for v, k in ((a, k_a), (b, k_b)) if k > 1]
-    trial_terms = []
-    if boot_a.shape[0] > 2:
-        cov = np.cov(np.concatenate([boot_a, boot_b], axis=1), rowvar=False).reshape(k_a + k_b, k_a + k_b)
-        c_aa = _mean_offdiag(cov[:k_a, :k_a]) if k_a > 1 else float(cov[0, 0])
-        c_bb = _mean_offdiag(cov[k_a:, k_a:]) if k_b > 1 else float(cov[k_a, k_a])
-        c_ab = float(cov[:k_a, k_a:].mean())
-        trial_terms.append((max(0.0, c_aa + c_bb - 2 * c_ab), max(1.0, n_clusters - 1.0)))
-    terms = seed_terms + trial_terms
-    var = sum(v for v, _ in terms)
-    se_seeds = math.sqrt(sum(v for v, _ in seed_terms))
-    se_trials = math.sqrt(sum(v for v, _ in trial_terms))
-    if var <= 0:
-        p = 1.0 if diff == 0 else 0.0
-        return SeedTest(diff, 0.0, se_seeds, se_trials, math.inf, diff, diff, p)
-    df = var ** 2 / sum(v ** 2 / d for v, d in terms if v > 0)
-    se = math.sqrt(var)
-    t_crit = float(st.t.ppf(0.5 + level / 2, df))
-    p = float(2 * st.t.sf(abs(diff) / se, df))
-    return SeedTest(diff, se, se_seeds, se_trials, float(df), diff - t_crit * se, diff + t_crit * se, p)
+    out = seed_test_batch(points_a, points_b, boot_a, boot_b, n_clusters=n_clusters, level=level)
+    return SeedTest(**{key: float(value) for key, value in out.items()})
 
 
 # --------------------------------------------------------------------------- correlations across attacks
