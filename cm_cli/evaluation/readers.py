@@ -291,6 +291,24 @@ def _has_label_column(path: str | Path) -> bool:
     return any(c in LABEL_COLUMNS for c in read_any_table(path, name="scores").columns)
 
 
+PHASES_2021 = ("progress", "eval", "hidden_track")  # the subset column of the ASVspoof 2021 keys
+
+
+def _keep_eval_phase(scores: "pd.DataFrame", key: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFrame", dict | None]:
+    """With an ASVspoof 2021 key of several phases, the ``eval`` phase only, as the official eval-package's
+    ``--subset eval`` (and cm's ASV reader) keep it; a record of what was left out."""
+    if "subset" not in key.columns or "utt_id" not in scores.columns:
+        return scores, key, None
+    phases = key["subset"].astype(str)
+    present = set(phases.unique())
+    if not present <= set(PHASES_2021) or "eval" not in present or len(present) == 1:
+        return scores, key, None
+    other = set(key.loc[phases != "eval", "utt_id"])
+    drop = scores["utt_id"].isin(other).to_numpy()
+    record = {"subset": "eval", "phases_in_key": sorted(present), "scored_trials_left_out": int(drop.sum())}
+    return scores[~drop].reset_index(drop=True), key[(phases == "eval").to_numpy()].reset_index(drop=True), record
+
+
 def load_scores(path: str | Path, columns: ScoreColumns = ScoreColumns(), *, key: str | Path | None = None,
                 manifest: str | Path | None = None, dedupe: bool = False) -> "pd.DataFrame":
     """Scores joined with an optional key and manifest: ``utt_id?``, ``score``, ``label``, extras."""
@@ -298,7 +316,10 @@ def load_scores(path: str | Path, columns: ScoreColumns = ScoreColumns(), *, key
         df = read_scores(path, ScoreColumns(score_col=columns.score_col, id_col=columns.id_col), labels=False)
         df = drop_duplicate_trials(df, dedupe=dedupe, source=str(path))
         key_df = read_key(key, ScoreColumns(label_col=columns.label_col, bonafide_value=columns.bonafide_value))
+        df, key_df, subset = _keep_eval_phase(df, key_df)
         df = join_key(df.drop(columns=["label"], errors="ignore"), key_df, scores_source=str(path), key_source=str(key))
+        if subset:
+            df.attrs["subset"] = subset
     else:
         has_labels = columns.label_col is not None or manifest is None or _has_label_column(path)
         df = drop_duplicate_trials(read_scores(path, columns, labels=has_labels), dedupe=dedupe, source=str(path))

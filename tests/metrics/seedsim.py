@@ -53,7 +53,9 @@ def simulate(n_studies: int, k: int, seed_sd: float, *, effect: float = 0.0, int
         s = min(chunk, n_studies - start)
         sep = separation + rng.normal(0, seed_sd, (s, 2, k)) if seed_sd > 0 else np.full((s, 2, k), separation)
         sep = sep[..., None] + np.zeros(n)
-        sep[:, 1] += effect + rng.normal(0, interaction_sd, (s, 1, n_speakers))[..., speaker] if interaction_sd else effect
+        sep[:, 1] += effect
+        if interaction_sd:
+            sep[:, 1] += rng.normal(0, interaction_sd, (s, 1, n_speakers))[..., speaker]
         offsets = rng.normal(0, speaker_sd, (s, 1, 1, n_speakers))[..., speaker]
         scores = (is_bona * sep + offsets + rng.normal(0, 1, (s, 2, k, n))).reshape(s, 2 * k, n)
         points = _eers(scores, is_bona, np.ones((s, 1, n)))[..., 0]  # (s, 2k)
