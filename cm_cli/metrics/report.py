@@ -59,6 +59,12 @@ def finite_scores(df: "pd.DataFrame", *, drop_invalid: bool = False, source: str
 
 
 def _labels(df: "pd.DataFrame", source: str) -> np.ndarray:
+    """Bona fide mask; labels already normalised by the readers (``bonafide``/``spoof``) skip the text rules."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(df["label"].astype(object), use_na_sentinel=True)
+    if (codes >= 0).all():
+        return is_bonafide(pd.Series(uniques, dtype=object), source=source)[codes]
     return is_bonafide(df["label"], source=source)
 
 
