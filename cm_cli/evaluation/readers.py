@@ -22,6 +22,7 @@ from cm_cli.core.errors import CmError
 from cm_cli.core.labels import SCORE_FILE_LABELS, label_classes
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import pandas as pd
 
 __all__ = [
@@ -226,8 +227,6 @@ def _to_float(column: "pd.Series") -> "pd.Series":
 
 def _standardise(df: "pd.DataFrame", columns: ScoreColumns, source: str, *, want_score: bool,
                  want_label: bool) -> "pd.DataFrame":
-    import pandas as pd
-
     out = df.copy()
     id_col = _pick(df, columns.id_col, ID_COLUMNS, "id", source, required=False)
     if id_col is not None:
