@@ -128,7 +128,7 @@ def _read_delimited(path: Path, sep: str, n_fields: int, *, header: bool) -> "pd
     names = None if header else [str(i) for i in range(n_fields)]
     try:
         if header:
-            names = (_first_line(path) or "").split(sep)
+            names = (_first_line(path) or "").lstrip("\ufeff").split(sep)
             read = csv.ReadOptions(column_names=names, skip_rows=1)
         else:
             read = csv.ReadOptions(column_names=names)
