@@ -226,8 +226,9 @@ def _summary(tests, gap_tests, *, alpha: float = 0.05) -> str:
 
 def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *,
                  seed: int = 0) -> list:
-    """Tables, a figure and one sentence per pair of groups: paired bootstrap of the difference of mean
-    EER, and of the unseen-codec (else pooled) OOD gap where the scores carry the domain."""
+    """Tables, a figure and one sentence per pair of groups: the seed test (``metrics.stats.seed_test``) of the
+    difference of mean EER, and of the unseen-codec (else pooled) OOD gap where the scores carry the domain;
+    one Holm family over all of them."""
     import pandas as pd
 
     from cm_cli.core.errors import CmError
@@ -290,7 +291,8 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
         blocks.append(Figure(figures.seed_comparison(per_seed, frame, fig.path(f"seeds-{corpus}"),
                                                      title=f"Seeds and paired differences ({corpus})"),
                              f"Left: EER of every seed per group on {corpus} (mean ± sd). Right: difference of mean "
-                             "EER for each pair with its 95% paired-bootstrap interval and p-value."))
+                             "EER for each pair with its 95% interval and p-value (t test on seed means with the shared "
+                             "trial-sampling variance)."))
     blocks.append(_summary(tests, gap_tests))
     blocks.append("What the evidence supports, pair by pair:")
     blocks.append("\n".join(f"- {verdict(t)}" for t in [*tests, *gap_tests]))
