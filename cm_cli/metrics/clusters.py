@@ -66,18 +66,23 @@ def _keys_from(df: "pd.DataFrame", columns: tuple[str, ...], fallback: np.ndarra
 def cluster_codes(keys) -> tuple[np.ndarray, int]:
     """The one definition of a cluster, used by every resampler: (code per row, number of clusters).
 
-    Rows with the same key (compared as text) form one cluster, codes in sorted key order;
-    a null key (None, NaN, "", "-") is a cluster of its own, numbered after the others.
+    Rows with the same key (compared as text, stripped) form one cluster, codes in sorted
+    key order; a null key (None, NaN, "", "-") is a cluster of its own, numbered after the
+    others. The rows are hashed once; the text rules apply to the distinct keys only.
     """
     import pandas as pd
 
-    series = pd.Series(np.asarray(keys, dtype=object).ravel(), dtype=object)
-    null = _nulls(series)
-    codes = np.empty(len(series), dtype=np.int64)
-    uniques, found = np.unique(series[~null].astype(str).to_numpy(dtype=str), return_inverse=True)
-    codes[~null] = found.ravel()
-    codes[null] = len(uniques) + np.arange(int(null.sum()))
-    return codes, int(len(uniques) + null.sum())
+    values = np.asarray(keys, dtype=object).ravel()
+    first, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip()
+    null_unique = text.isin(NULL_TEXT).to_numpy(dtype=bool)
+    named, named_code = np.unique(text[~null_unique].to_numpy(dtype=str), return_inverse=True)
+    code_of_unique = np.full(len(uniques), -1, dtype=np.int64)
+    code_of_unique[~null_unique] = named_code.ravel()
+    codes = np.where(first >= 0, code_of_unique[np.maximum(first, 0)], -1)
+    null = codes < 0
+    codes[null] = len(named) + np.arange(int(null.sum()))
+    return codes.astype(np.int64), int(len(named) + null.sum())
 
 
 def _has_values(df: "pd.DataFrame", columns: tuple[str, ...]) -> bool:

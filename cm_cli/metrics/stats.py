@@ -87,6 +87,11 @@ def weighted_eer_dcf(is_bona: np.ndarray, weights: np.ndarray,
         w = np.add.reduceat(weights, starts, axis=-1) if starts.size < is_bona.size else weights
     else:
         run_bona, w = is_bona, weights
+    return _runs_eer_dcf(run_bona, w, params)
+
+
+def _runs_eer_dcf(run_bona: np.ndarray, w: np.ndarray, params: CostParams | None):
+    """``weighted_eer_dcf`` on weights already summed per run of one class (``run_bona``: class of each run)."""
     # cumulative weights after each run end (the start point, 0 and 0, is implicit)
     cb = np.cumsum(w * run_bona, axis=-1)
     cs = np.cumsum(w, axis=-1)
@@ -172,27 +177,37 @@ def bootstrap_ci(trials: SortedTrials, *, n_resamples: int = 1000, seed: int = 0
     rng = np.random.default_rng(seed)
     is_bona = trials.is_bona
     n = is_bona.size
-    chunk = max(1, MAX_CELLS // max(n, 1))
+    starts = _runs(is_bona)
+    run_bona = is_bona[starts]
+    run_of = np.cumsum(np.isin(np.arange(n), starts)) - 1  # run index of every sorted trial
+    chunk = max(1, MAX_CELLS // max(starts.size, 1))
     eers, dcfs = [], []
     if clusters is None:
         n_clusters = n
-        bona_pos, spoof_pos = np.flatnonzero(is_bona), np.flatnonzero(~is_bona)
+        # each class's trials in sorted order, cut at its runs: a run's weight is one reduceat per class
+        bona_cuts = np.flatnonzero(np.diff(np.concatenate([[-1], run_of[is_bona]])))
+        spoof_cuts = np.flatnonzero(np.diff(np.concatenate([[-1], run_of[~is_bona]])))
         draws = _stratified_counts(trials.n_bonafide, trials.n_spoof, n_resamples, rng)
         for start in range(0, n_resamples, chunk):
             b = min(chunk, n_resamples - start)
-            weights = np.zeros((b, n))
+            w = np.empty((b, starts.size))
             for r in range(b):
                 bona_counts, spoof_counts = next(draws)
-                weights[r, bona_pos], weights[r, spoof_pos] = bona_counts, spoof_counts
-            e, d = weighted_eer_dcf(is_bona, weights, params)
+                w[r, run_bona] = np.add.reduceat(bona_counts, bona_cuts)
+                w[r, ~run_bona] = np.add.reduceat(spoof_counts, spoof_cuts)
+            e, d = _runs_eer_dcf(run_bona, w, params)
             eers.append(e)
             dcfs.append(d)
     else:
+        from scipy import sparse
+
         codes, n_clusters = cluster_codes(np.asarray(clusters, dtype=object)[trials.order])
         if n_clusters < 2:
             raise CmError(f"--cluster-by {cluster_by}: only one cluster; a clustered bootstrap needs several")
+        # trials of each cluster in each run: a resample's run weights are one sparse product
+        members = sparse.csr_matrix((np.ones(n), (run_of, codes)), shape=(starts.size, n_clusters))
         for counts in draw_counts(n_clusters, n_resamples, rng, chunk=chunk):
-            e, d = weighted_eer_dcf(is_bona, counts[:, codes], params)
+            e, d = _runs_eer_dcf(run_bona, np.asarray((members @ counts.T.astype(np.float64)).T), params)
             eers.append(e)
             dcfs.append(d)
     eer, dcf = np.concatenate(eers), np.concatenate(dcfs)
