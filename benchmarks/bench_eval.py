@@ -12,6 +12,18 @@ costs). Sizes default to 1k, 10k, 100k and ASVspoof 5 eval (680,774 trials).
 
 Usage: ``python benchmarks/bench_eval.py [--sizes 1000,10000,100000,680774] [--bootstrap 200]``
 (``--smoke``: 1,000 trials, 20 resamples). Prints numbers; asserts nothing.
+
+``--vs-official [N]`` instead times, in fresh processes, the whole command
+``cm --json eval --scores s.tsv --key k.tsv --out DIR`` against the official ASVspoof 5
+``evaluation.py --m t1 --cm s.tsv --cm_keys k.tsv`` on the same N trials (default 680,774;
+ASVspoof 5 TSVs ``filename<TAB>cm-score`` and ``filename<TAB>cm-label``, key rows shuffled),
+median of ``--repeats`` (3) runs each, interleaved, and prints the ratio. The official package
+cannot be downloaded here: set ``CM_OFFICIAL_EVAL`` to its ``evaluation.py`` to time it, else
+the baseline is ``OFFICIAL_T1`` below, a line-by-line re-statement of what ``evaluation.py --m
+t1`` runs (``util.load_cm_scores_keys``: pandas ``read_csv``, set comparison, join;
+``calculate_metrics.calculate_minDCF_EER_CLLR_actDCF`` with ``calculate_modules.compute_eer``,
+``compute_mindcf``, ``compute_actDCF``, ``calculate_CLLR``; the result file and its ``cat``),
+labelled ``official (re-stated)`` in the output.
 """
 
 from __future__ import annotations
@@ -81,11 +93,147 @@ def run_child(scores: Path, out: Path, bootstrap: int) -> dict:
     return {**m["result"], "base_rss_mib": m["base_rss_mib"], "peak_rss_mib": m["peak_rss_mib"]}
 
 
+OFFICIAL_T1 = r'''
+# Re-statement of asvspoof-challenge/asvspoof5 evaluation-package/evaluation.py --m t1 (util.py,
+# calculate_metrics.py, calculate_modules.py), for timing only: same libraries, same steps.
+import os, sys
+import numpy as np
+import pandas as pd
+
+def load_tsv(filepath, sep="\t"):
+    return pd.read_csv(filepath, sep=sep, header=0).rename(
+        columns={"tar_spk_anon": "spk", "trial_anon": "filename", "asv-label": "asv_label", "cm-label": "cm_label"})
+
+def compute_det_curve(target_scores, nontarget_scores):
+    n_scores = target_scores.size + nontarget_scores.size
+    all_scores = np.concatenate((target_scores, nontarget_scores))
+    labels = np.concatenate((np.ones(target_scores.size), np.zeros(nontarget_scores.size)))
+    indices = np.argsort(all_scores, kind="mergesort")
+    labels = labels[indices]
+    tar_trial_sums = np.cumsum(labels)
+    nontarget_trial_sums = nontarget_scores.size - (np.arange(1, n_scores + 1) - tar_trial_sums)
+    frr = np.concatenate((np.atleast_1d(0), tar_trial_sums / target_scores.size))
+    far = np.concatenate((np.atleast_1d(1), nontarget_trial_sums / nontarget_scores.size))
+    thresholds = np.concatenate((np.atleast_1d(all_scores[indices[0]] - 0.001), all_scores[indices]))
+    return frr, far, thresholds
+
+def compute_eer(target_scores, nontarget_scores):
+    frr, far, thresholds = compute_det_curve(target_scores, nontarget_scores)
+    abs_diffs = np.abs(frr - far)
+    min_index = np.argmin(abs_diffs)
+    eer = np.mean((frr[min_index], far[min_index]))
+    return eer, frr, far, thresholds, thresholds[min_index]
+
+def compute_mindcf(frr, far, thresholds, Pspoof, Cmiss, Cfa):
+    min_c_det = float("inf")
+    min_c_det_threshold = thresholds
+    p_target = 1 - Pspoof
+    for i in range(0, len(frr)):
+        c_det = Cmiss * frr[i] * p_target + Cfa * far[i] * (1 - p_target)
+        if c_det < min_c_det:
+            min_c_det = c_det
+            min_c_det_threshold = thresholds[i]
+    c_def = min(Cmiss * p_target, Cfa * (1 - p_target))
+    return min_c_det / c_def, min_c_det_threshold
+
+def compute_actDCF(bonafide_scores, spoof_scores, Pspoof, Cmiss, Cfa):
+    beta = Cmiss * (1 - Pspoof) / (Cfa * Pspoof)
+    threshold = -np.log(beta)
+    rate_miss = np.sum(bonafide_scores < threshold) / bonafide_scores.size
+    rate_fa = np.sum(spoof_scores >= threshold) / spoof_scores.size
+    act_dcf = Cmiss * (1 - Pspoof) * rate_miss + Cfa * Pspoof * rate_fa
+    return act_dcf / np.min([Cfa * Pspoof, Cmiss * (1 - Pspoof)]), threshold
+
+def calculate_CLLR(target_llrs, nontarget_llrs):
+    def negative_log_sigmoid(lodds):
+        return np.log1p(np.exp(-lodds))
+    target_llrs = np.array(target_llrs)
+    nontarget_llrs = np.array(nontarget_llrs)
+    return 0.5 * (np.mean(negative_log_sigmoid(target_llrs)) + np.mean(negative_log_sigmoid(-nontarget_llrs))) / np.log(2)
+
+scores_pd = load_tsv(sys.argv[1]).set_index("filename")
+keys_pd = load_tsv(sys.argv[2]).set_index("filename")
+assert set(scores_pd.index) == set(keys_pd.index), "Error: CM score and key incompatible"
+cm_pd = scores_pd.join(keys_pd)
+cm_scores, cm_keys = cm_pd["cm-score"].to_numpy(), cm_pd["cm_label"].to_numpy()
+bona_cm = cm_scores[cm_keys == "bonafide"]
+spoof_cm = cm_scores[cm_keys == "spoof"]
+eer_cm, frr, far, thresholds, eer_threshold = compute_eer(bona_cm, spoof_cm)
+cllr_cm = calculate_CLLR(bona_cm, spoof_cm)
+minDCF_cm, _ = compute_mindcf(frr, far, thresholds, 0.05, 1, 10)
+actDCF, _ = compute_actDCF(bona_cm, spoof_cm, 0.05, 1, 10)
+with open("./track1_result.txt", "w") as f_res:
+    f_res.write(f"\nCM SYSTEM\n\tmin DCF \t\t= {minDCF_cm}\n\tEER\t\t= {eer_cm * 100:8.9f} %\n"
+                f"\tCLLR\t\t= {cllr_cm:8.9f} bits\n\tactDCF\t\t= {actDCF}\n")
+os.system("cat ./track1_result.txt")
+print(f"-eval_mindcf: {minDCF_cm:.5f}\n-eval_eer (%): {eer_cm * 100:.3f}")
+'''
+
+
+def asvspoof5_tsvs(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """ASVspoof 5 Track 1 score and key TSVs of ``n`` trials (the key's rows shuffled)."""
+    rng = np.random.default_rng(seed)
+    ids = np.char.add("E_", np.char.zfill(np.arange(n).astype(str), 10))
+    bona = rng.random(n) < 0.2
+    score = np.where(bona, rng.normal(2.0, 1.0, n), rng.normal(-1.0, 1.5, n))
+    perm = rng.permutation(n)
+    scores, key = folder / "s.tsv", folder / "k.tsv"
+    scores.write_text("filename\tcm-score\n" + "".join(f"{i}\t{v:.6f}\n" for i, v in zip(ids, score)))
+    key.write_text("filename\tcm-label\n"
+                   + "".join(f"{ids[j]}\t{'bonafide' if bona[j] else 'spoof'}\n" for j in perm))
+    return scores, key
+
+
+def vs_official(n: int, repeats: int) -> dict:
+    """Median wall time of the cm command and of the official (or re-stated) t1 evaluation, interleaved."""
+    import os
+    import statistics
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    official = os.environ.get("CM_OFFICIAL_EVAL")
+    times: dict[str, list[float]] = {"cm": [], "official": []}
+    with tempfile.TemporaryDirectory(prefix="cm_bench_vs_official_") as tmp:
+        root = Path(tmp)
+        scores, key = asvspoof5_tsvs(n, root)
+        if official:
+            baseline = [sys.executable, official, "--m", "t1", "--cm", str(scores), "--cm_keys", str(key)]
+            label = f"official ({official})"
+        else:
+            script = root / "official_t1_restated.py"
+            script.write_text(OFFICIAL_T1)
+            baseline = [sys.executable, str(script), str(scores), str(key)]
+            label = "official (re-stated)"
+        for r in range(repeats):
+            for name, cmd in (("official", baseline),
+                              ("cm", [sys.executable, "-m", "cm_cli.app", "--json", "eval", "--scores", str(scores),
+                                      "--key", str(key), "--out", str(root / f"out{r}")])):
+                start = time.perf_counter()
+                subprocess.run(cmd, check=True, cwd=root, env=env, stdout=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - start)
+    cm_s, official_s = statistics.median(times["cm"]), statistics.median(times["official"])
+    return {"trials": n, "repeats": repeats, "cm_s": cm_s, "official_s": official_s, "baseline": label,
+            "ratio_cm_over_official": cm_s / official_s, "all": times}
+
+
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples of the clustered run (0: skip it)")
+    parser.add_argument("--vs-official", type=int, nargs="?", const=ASVSPOOF5_EVAL_TRIALS, default=None,
+                        metavar="N", help="time cm eval against the official t1 evaluation on N trials instead")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side for --vs-official (median)")
     args, sizes = parse_sized(parser, argv, sizes=f"1000,10000,100000,{ASVSPOOF5_EVAL_TRIALS}", smoke="1000",
                               unit="trials")
+    if args.vs_official is not None:
+        row = vs_official(1000 if args.smoke else args.vs_official, 1 if args.smoke else args.repeats)
+        print(f"{row['trials']} trials, median of {row['repeats']}: cm eval {row['cm_s']:.2f} s, "
+              f"{row['baseline']} {row['official_s']:.2f} s, ratio cm/official {row['ratio_cm_over_official']:.2f}")
+        if args.json:
+            args.json.write_text(json.dumps([row], indent=2))
+        return [row]
     if args.smoke:
         args.bootstrap = 20
     settings = [0] + ([args.bootstrap] if args.bootstrap else [])

@@ -106,7 +106,7 @@ def main() -> None:
     print(f"overall + breakdowns   reference {t_ref:.3f} s   cm {t_cm:.3f} s   cm/reference {t_cm / t_ref:.2f}   "
           f"max |difference| {worst:.2e}")
 
-    from cm_cli.metrics.bootstrap import bootstrap_ci
+    from cm_cli.metrics.stats import bootstrap_ci
     from cm_cli.metrics.trials import sort_trials
 
     trials = sort_trials(scores, is_bona)

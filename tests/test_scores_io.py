@@ -91,3 +91,23 @@ def test_file_errors(tmp_path):
         read_scores(tmp_path / "y.csv", ScoreColumns(bonafide_value="genuine"))
     with pytest.raises(CmError, match="no such file"):
         read_scores(tmp_path / "missing.csv")
+
+
+def test_fast_reader_keeps_text_ids_bom_crlf_and_gzip(tmp_path):
+    """The pyarrow CSV path reads what the pandas path read: ids as text (leading zeros kept), a BOM and
+    CRLF line ends, gzip; a ragged file falls back to pandas and its one-line error."""
+    import gzip
+
+    from cm_cli.evaluation.readers import read_any_table, read_scores
+
+    path = tmp_path / "s.tsv"
+    path.write_bytes(b"\xef\xbb\xbffilename\tcm-score\r\n007\t0.5\r\n010\t-1e-3\r\n")
+    df = read_scores(path, labels=False)
+    assert list(df["utt_id"]) == ["007", "010"] and list(df["score"]) == [0.5, -0.001]
+    packed = tmp_path / "s.tsv.gz"
+    packed.write_bytes(gzip.compress(b"filename\tcm-score\nE_1\t1.25\n"))
+    assert read_scores(packed, labels=False)["score"].tolist() == [1.25]
+    ragged = tmp_path / "r.tsv"
+    ragged.write_text("filename\tcm-score\nE_1\t1.0\nE_2\t2.0\textra\n")
+    with pytest.raises(CmError, match="not a readable score/key table"):
+        read_any_table(ragged)

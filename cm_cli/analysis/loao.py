@@ -306,7 +306,7 @@ def per_attack_gaps(loao: "pd.DataFrame") -> "pd.DataFrame":
 
 
 def _correlate(frame: "pd.DataFrame", columns: Sequence[str], target: str, config: LoaoConfig) -> list[dict]:
-    from cm_cli.analysis._stats import spearman_test
+    from cm_cli.metrics.stats import spearman_test
 
     out = []
     for layer, part in frame.groupby("layer", sort=True):
@@ -372,7 +372,7 @@ def probe_selectivity_correlations(loao: "pd.DataFrame", probe_results: str | Pa
 
 def compare_loao(a: LoaoTables, b: LoaoTables, *, config: LoaoConfig = LoaoConfig()) -> tuple["pd.DataFrame", dict]:
     """Per-attack changes (B - A) of gap and geometry on shared layers, and how they co-vary."""
-    from cm_cli.analysis._stats import spearman_test
+    from cm_cli.metrics.stats import spearman_test
     from cm_cli.analysis.geometry import GEOMETRY_METRICS
 
     def table(t: LoaoTables):

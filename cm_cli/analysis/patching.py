@@ -180,22 +180,16 @@ def alignment(base, donor) -> dict:
 
 
 def cluster_draws(keys, n_boot: int, rng) -> list:
-    """Bootstrap resamples of row positions that draw whole clusters (``keys``; None/NaN = its own cluster)."""
+    """Bootstrap resamples as row positions (each drawn cluster's rows once per draw): the row view of
+    ``metrics.stats.draw_counts`` over ``metrics.clusters.cluster_codes`` (a null key is its own cluster)."""
     import numpy as np
-    import pandas as pd
 
-    keys = pd.Series(keys, dtype=object).reset_index(drop=True)
-    null = keys.isna().to_numpy()
-    labels = np.empty(len(keys), dtype=np.int64)
-    codes, _ = pd.factorize(keys[~null].astype(str))
-    labels[~null] = codes
-    labels[null] = codes.max(initial=-1) + 1 + np.arange(int(null.sum()))
-    members = [np.flatnonzero(labels == c) for c in range(int(labels.max(initial=-1)) + 1)]
-    draws = []
-    for _ in range(n_boot):
-        picked = rng.integers(0, len(members), len(members))
-        draws.append(np.concatenate([members[c] for c in picked]) if len(members) else np.zeros(0, np.int64))
-    return draws
+    from cm_cli.metrics.clusters import cluster_codes
+    from cm_cli.metrics.stats import draw_counts
+
+    codes, k = cluster_codes(keys)
+    rows = np.arange(len(codes))
+    return [np.repeat(rows, c[codes]) for counts in draw_counts(k, n_boot, rng) for c in counts]
 
 
 def _load_pair(base, donor, config: PatchConfig, device):
@@ -283,29 +277,25 @@ def _site_rows(used, scores: dict, pre_logits: dict, noop: dict, config: PatchCo
     """One PATCH_COLUMNS row per variant, with paired (clustered) bootstrap intervals; bootstrap unit."""
     import numpy as np
 
+    from cm_cli.metrics.clusters import cluster_codes
+    from cm_cli.metrics.stats import bootstrap_eers, percentile_interval
     from cm_cli.metrics.summary import eer_and_min_dcf
 
     is_bona = (used["label"].astype(str) == "bonafide").to_numpy()
-    rng = np.random.default_rng(config.seed)
-    unit, keys = "trial", np.arange(len(used)).astype(object)
+    unit, keys = "trial", None
     if config.cluster_by and config.cluster_by in used.columns and used[config.cluster_by].notna().any():
         unit, keys = config.cluster_by, used[config.cluster_by].to_numpy(dtype=object)
-    draws = [d for d in cluster_draws(keys, config.n_boot, rng) if is_bona[d].any() and (~is_bona[d]).any()]
-
-    def eer_of(values, index=None) -> float:
-        v, b = (values, is_bona) if index is None else (values[index], is_bona[index])
-        return eer_and_min_dcf(v[b], v[~b])[0]
-
-    base_eer = eer_of(scores["base"])
-    base_boot = np.array([eer_of(scores["base"], d) for d in draws])
+    variants = list(scores)
+    boot = bootstrap_eers([scores[v] for v in variants], is_bona, keys, n_boot=config.n_boot, seed=config.seed)
+    boot = 100 * boot[np.isfinite(boot).all(axis=1)]  # a resample without bona fide or spoof has no EER
+    base_eer = eer_and_min_dcf(scores["base"][is_bona], scores["base"][~is_bona])[0]
     rows, probe_note = [], None
-    for variant, values in scores.items():
+    for column, (variant, values) in enumerate(scores.items()):
         eer, min_dcf = eer_and_min_dcf(values[is_bona], values[~is_bona])
-        if variant == "base" or noop.get(variant, False) or not draws:
+        if variant == "base" or noop.get(variant, False) or not len(boot):
             low = high = 0.0 if variant == "base" or noop.get(variant, False) else float("nan")
         else:
-            diffs = 100 * (np.array([eer_of(values, d) for d in draws]) - base_boot)
-            low, high = float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))
+            low, high = percentile_interval(boot[:, column] - boot[:, variants.index("base")], 0.95)
         try:
             probe_acc = _probe_accuracy(pre_logits[variant], used, config)
         except CmError as exc:
@@ -313,9 +303,9 @@ def _site_rows(used, scores: dict, pre_logits: dict, noop: dict, config: PatchCo
         rows.append({"site": variant, "eer": 100 * eer, "min_dcf": min_dcf, "delta_eer": 100 * (eer - base_eer),
                      "ci_low": low, "ci_high": high, "probe_acc": probe_acc,
                      "noop": bool(noop.get(variant, False)), "aligned": bool(aligned)})
-    n_clusters = len({str(k) for k in keys if k is not None and k == k}) + sum(1 for k in keys if k is None or k != k)
+    n_clusters = cluster_codes(keys)[1] if keys is not None else len(used)
     return rows, probe_note, {"cluster_by": unit if unit != "trial" else None, "unit": unit, "n_clusters": n_clusters,
-                              "n_resamples": len(draws)}
+                              "n_resamples": int(len(boot))}
 
 
 def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame", *, data_root: str | Path | None,

@@ -337,14 +337,15 @@ def layer_rows(result: LayerProbe, data: ProbeData, *, tag: str, config: ProbeCo
     import numpy as np
     from sklearn.metrics import balanced_accuracy_score
 
-    from cm_cli.analysis._stats import cluster_bootstrap_mean
+    from cm_cli.metrics.stats import cluster_bootstrap_mean
 
     y = data.y[result.row_index]
     control = data.control[:, result.row_index]
     correct = (result.predicted == y).astype(float)
     control_correct = (result.control_predicted == control).astype(float)  # (repeats, n)
     frequencies = np.bincount(y, minlength=len(data.classes)) / len(y)
-    low, high = cluster_bootstrap_mean(correct, data.groups[result.row_index], n_boot=config.n_boot, seed=config.seed)
+    low, high, _ = cluster_bootstrap_mean(correct, data.groups[result.row_index], n_boot=config.n_boot,
+                                          seed=config.seed)
     accuracy, control_accuracy = float(correct.mean()), float(control_correct.mean())
     row = {
         "tag": tag, "layer": result.layer, "target": config.target, "accuracy": accuracy,
@@ -448,7 +449,7 @@ def _compare_layer(a: LayerProbe, b: LayerProbe, data: ProbeData, *, config: Pro
     """Accuracy(B) - accuracy(A) on the rows both probed, with a paired cluster-bootstrap CI."""
     import numpy as np
 
-    from cm_cli.analysis._stats import paired_cluster_bootstrap
+    from cm_cli.metrics.stats import cluster_bootstrap_mean
 
     common = np.intersect1d(a.row_index, b.row_index)
     pa_ = {r: k for k, r in enumerate(a.row_index)}
@@ -460,7 +461,7 @@ def _compare_layer(a: LayerProbe, b: LayerProbe, data: ProbeData, *, config: Pro
     correct_b = (b.predicted[ib] == y).astype(float)
     sel_a = correct_a.mean() - (a.control_predicted[:, ia] == data.control[:, common]).mean()
     sel_b = correct_b.mean() - (b.control_predicted[:, ib] == data.control[:, common]).mean()
-    low, high, _ = paired_cluster_bootstrap(correct_a, correct_b, data.groups[common], n_boot=config.n_boot,
+    low, high, _ = cluster_bootstrap_mean(correct_a, data.groups[common], other=correct_b, n_boot=config.n_boot,
                                             seed=config.seed)
     return {"layer": b.layer, "accuracy_a": float(correct_a.mean()),
             "accuracy_b": float(correct_b.mean()),

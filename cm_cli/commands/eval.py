@@ -68,7 +68,7 @@ def eval(  # noqa: A001 - the command is named after its verb
     seen_from: Annotated[Optional[Path], typer.Option("--seen-from", help="Read the seen domains from this `cm train` run's config.json.")] = None,
     compare: Annotated[Optional[Path], typer.Option("--compare", help="A baseline's metrics.json: report the OOD gap reduction against it.")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for percentile intervals of EER and minDCF (0: none).")] = 0,
-    cluster_by: Annotated[str, typer.Option("--cluster-by", help="Resample together: auto (source where the table has codec_seed/source_utt_id, else trial), source, speaker, none, or a column.")] = "auto",
+    cluster_by: Annotated[str, typer.Option("--cluster-by", help="Resample together: auto (speaker where the table has speakers, else source utterance, else trial), source, speaker, none, or a column.")] = "auto",
     level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")] = 0.95,
     calibrate_on: Annotated[Optional[Path], typer.Option("--calibrate-on", help="Dev scores (same columns) to fit logistic-regression calibration on: the way to LLRs.")] = None,
     score_kind: Annotated[ScoreKind, typer.Option("--score-kind", help="raw: as given; posterior: P(bona fide) -> posterior log-odds (not LLRs; prob: deprecated name); logit: already log-odds.")] = ScoreKind.raw,
@@ -100,6 +100,7 @@ def eval(  # noqa: A001 - the command is named after its verb
     audio: Annotated[Optional[list[Path]], typer.Option("--audio", help="Score these audio files or folders (recursively; wav/flac/mp3/m4a/ogg) with --run/--checkpoint; more paths may follow.")] = None,
     audio_paths: Annotated[Optional[list[Path]], typer.Argument(help="More audio files or folders (after --audio).", show_default=False)] = None,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="--audio: decision threshold (default: the run's dev EER threshold).")] = None,
+    export: Annotated[Optional[tuple[str, str]], typer.Option("--export", metavar="FORMAT FILE", help="--scores: also write the scored trials as an official submission score file: asvspoof5, asvspoof2021 or asvspoof2019, then the file.")] = None,
     out: OutDir = None,
     force: ForceOpt = False,
 ) -> None:
@@ -112,6 +113,9 @@ def eval(  # noqa: A001 - the command is named after its verb
         from cm_cli.models.zoo import resolve_model_option
 
         source = resolve_model_option(o["model"], source, bonafide_label=o["bonafide_label"], cache_dir=c.cache_dir)
+    if _export_target(o.get("export")) is not None and (source is not None or o["scores"] is None):
+        raise UsageError("--export writes the trials of a score file: give --scores",
+                         "score the model first, then: cm eval --scores RUN/eval/<split>/scores.parquet --export ...")
     if o["audio_paths"] and not o["audio"]:
         raise UsageError(f"unexpected argument {o['audio_paths'][0]}: audio paths follow --audio")
     if o["features"] is not None:
@@ -174,6 +178,7 @@ def _eval_scores(c, o: dict, settings) -> None:
         raise UsageError("give --scores FILE, or --run RUN_DIR / --checkpoint FILE to score a model",
                          "e.g. cm eval --run runs/dann --manifest runs/manifests/toy/manifest.parquet --out runs/dann/eval")
     key, manifest, out = _path(o["key"]), _path(o["manifest"]), _path(o["out"])
+    export = _export_target(o.get("export"))
     options: dict[str, Any] = {
         "scores": str(scores), "key": str(key) if key else None, "manifest": str(manifest) if manifest else None,
         "score_col": o["score_col"], "label_col": o["label_col"], "id_col": o["id_col"],
@@ -183,14 +188,25 @@ def _eval_scores(c, o: dict, settings) -> None:
         print_dry_run(c, "eval", options)
         return
 
-    def evaluate() -> dict:
+    def load():
         from cm_cli.core.labels import label_notes
         from cm_cli.evaluation.readers import load_scores
 
         with label_notes() as notes:  # labels normalised from another spelling are reported, with their count
             table = load_scores(scores, settings.columns, key=key, manifest=manifest, dedupe=settings.dedupe)
+        return table, notes
+
+    def exported(table) -> None:
+        if export is not None:
+            from cm_cli.evaluation.export import export_scores
+
+            export_scores(table, export[0], export[1], source=str(scores))
+
+    def evaluate() -> dict:
+        table, notes = load()
         result = settings.evaluate(table, source=str(scores))
         result["warnings"] = notes + list(result.get("warnings") or [])
+        exported(table)  # after the metrics: nothing is written for a table they refuse
         return result
 
     if out is None:
@@ -204,10 +220,25 @@ def _eval_scores(c, o: dict, settings) -> None:
     with OutputDir(out, "metrics", options, inputs=inputs, force=bool(o["force"])) as target:
         if target.done and (out / METRICS_FILE).is_file():
             result = read_json(out / METRICS_FILE)
+            exported(load()[0] if export is not None else None)
         else:
             result = evaluate()
             target.finish(outputs=write_metrics_dir(result, out), summary=headline(result))
     emit(c, result, lambda: _print(result, out))
+
+
+def _export_target(value) -> tuple[str, Path] | None:
+    """``--export FORMAT FILE`` checked before anything is read: (format, file) or None."""
+    if not value or value[0] in (None, ""):
+        return None
+    from cm_cli.evaluation.export import EXPORT_FORMATS
+
+    fmt, file = str(value[0]).strip().lower(), value[1]
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"--export {value[0]!r}: unknown format", f"use one of {', '.join(EXPORT_FORMATS)}, then the file")
+    if file in (None, ""):
+        raise UsageError("--export needs the format and the file, e.g. --export asvspoof5 scores.tsv")
+    return fmt, Path(file)
 
 
 def _eval_sasv(c, o: dict) -> None:

@@ -126,6 +126,11 @@ def read_asv_scores(path: str | Path, *, score_col: str | None = None, key_col: 
         return _read_2021(path / "trial_metadata.txt", found[0], phase)
     if path.name == "score.txt" and (path.parent.parent / "trial_metadata.txt").is_file():
         return _read_2021(path.parent.parent / "trial_metadata.txt", path, phase)
+    if path.is_file() and path.name == "trial_metadata.txt" and len(_first_fields(path)[0]) == 8:
+        beside = sorted(path.parent.glob("*/score.txt"))
+        raise CmError(f"{path}: this is the ASVspoof 2021 ASV key, which holds no ASV scores; pass its folder "
+                      f"{path.parent} instead (it holds trial_metadata.txt and "
+                      f"{beside[0].relative_to(path.parent) if beside else 'ASVTorch_Kaldi/score.txt'})")
     if not path.exists():
         raise CmError(f"{path}: no such ASV score file")
     if path.is_dir() or path.suffix == ".parquet":

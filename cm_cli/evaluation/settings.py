@@ -138,6 +138,8 @@ class EvalSettings:
             bootstrap=self.bootstrap, cluster_by=self.cluster_by, seed=self.seed, level=self.level,
             drop_invalid=self.drop_invalid, min_trials=self.min_trials, source=source, **extra)
         result["corpus"] = corpus_values(df)
+        if df.attrs.get("subset"):  # an ASVspoof 2021 key of several phases: the eval phase was kept
+            result["subset"] = df.attrs["subset"]
         result["run"] = str(run) if run is not None else None
         for make in self.blocks:
             for name, block in make(df, result).items():

@@ -3,7 +3,7 @@
 Scores: higher = more bona fide. Pure numpy, float64, one sort per set of trials.
 Submodules: ``trials`` (sort once), ``det``, ``dcf``, ``hull`` (PAV/ROCCH), ``summary``
 (``Metrics``), ``kinds`` (score kinds), ``breakdown``, ``ood`` (gap, seen/unseen split),
-``clusters`` (bootstrap units), ``bootstrap``,
+``clusters`` (bootstrap units), ``stats`` (the one resampling engine: bootstrap, seed tests),
 ``calibration``, ``collapse``, ``report`` (``evaluate_scores``).
 """
 

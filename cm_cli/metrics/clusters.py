@@ -2,7 +2,8 @@
 
 Scores: higher = more bona fide. Trials that share a source utterance (a coded copy and
 its uncoded original) or a speaker are not independent; resampling them one by one
-understates the interval. Null keys never merge: a trial without a key is its own
+understates the interval; ``auto`` takes the coarsest unit the table has (a speaker's
+trials include every copy of its utterances). Null keys never merge: a trial without a key is its own
 cluster (in ASVspoof 5 ``codec_seed`` is null for uncoded rows, whose own id is the
 ``codec_seed`` of their coded copies).
 """
@@ -19,7 +20,7 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["AUTO", "NO_CLUSTERS", "SOURCE_COLUMNS", "SPEAKER_COLUMNS", "ClusterSpec", "cluster_keys"]
+__all__ = ["AUTO", "NO_CLUSTERS", "SOURCE_COLUMNS", "SPEAKER_COLUMNS", "ClusterSpec", "cluster_codes", "cluster_keys"]
 
 AUTO = "auto"
 NO_CLUSTERS = ("none", "trial")
@@ -62,12 +63,40 @@ def _keys_from(df: "pd.DataFrame", columns: tuple[str, ...], fallback: np.ndarra
     return keys
 
 
+def cluster_codes(keys) -> tuple[np.ndarray, int]:
+    """The one definition of a cluster, used by every resampler: (code per row, number of clusters).
+
+    Rows with the same key (compared as text, stripped) form one cluster, codes in sorted
+    key order; a null key (None, NaN, "", "-") is a cluster of its own, numbered after the
+    others. The rows are hashed once; the text rules apply to the distinct keys only.
+    """
+    import pandas as pd
+
+    values = np.asarray(keys, dtype=object).ravel()
+    first, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip()
+    null_unique = text.isin(NULL_TEXT).to_numpy(dtype=bool)
+    named, named_code = np.unique(text[~null_unique].to_numpy(dtype=str), return_inverse=True)
+    code_of_unique = np.full(len(uniques), -1, dtype=np.int64)
+    code_of_unique[~null_unique] = named_code.ravel()
+    codes = np.where(first >= 0, code_of_unique[np.maximum(first, 0)], -1)
+    null = codes < 0
+    codes[null] = len(named) + np.arange(int(null.sum()))
+    return codes.astype(np.int64), int(len(named) + null.sum())
+
+
+def _has_values(df: "pd.DataFrame", columns: tuple[str, ...]) -> bool:
+    return any(c in df.columns and not _nulls(df[c]).all() for c in columns)
+
+
 def cluster_keys(df: "pd.DataFrame", cluster_by: str | None) -> ClusterSpec:
-    """Cluster keys for ``--cluster-by``: ``auto`` (source where a source column exists, else
-    per trial), ``source``, ``speaker``, ``none``/``trial``, or any column name."""
+    """Cluster keys for ``--cluster-by``: ``auto`` (speaker where a speaker column has values, else
+    source utterance where a source column has values, else per trial), ``source``, ``speaker``,
+    ``none``/``trial``, or any column name."""
     value = AUTO if cluster_by is None else str(cluster_by)
     if value == AUTO:
-        value = "source" if any(c in df.columns for c in SOURCE_COLUMNS) else "none"
+        value = ("speaker" if _has_values(df, SPEAKER_COLUMNS)
+                 else "source" if _has_values(df, SOURCE_COLUMNS) else "none")
     if value in NO_CLUSTERS:
         return ClusterSpec(None, None, "trial")
     if value == "source":

@@ -30,8 +30,37 @@ def pav_blocks(bona_counts: np.ndarray, spoof_counts: np.ndarray) -> PavBlocks:
     """Merge adjacent tie groups until the bona fide fraction strictly increases.
 
     Ratios are compared by exact integer cross-multiplication; equal ratios are
-    merged (collinear hull points collapse into one segment).
+    merged (collinear hull points collapse into one segment). The blocks are the
+    segments of the lower convex hull of the cumulative points (trials, bona fide),
+    found by vectorised passes that drop every point on or above the segment of its
+    neighbours (such a point is never a hull vertex); a pathological input that needs
+    many passes falls back to the sequential stack.
     """
+    b = np.asarray(bona_counts, dtype=np.int64)
+    s = np.asarray(spoof_counts, dtype=np.int64)
+    x = np.concatenate([[0], np.cumsum(b + s)])
+    y = np.concatenate([[0], np.cumsum(b)])
+    keep = np.arange(x.size)
+    for _ in range(_MAX_PASSES):
+        if keep.size < 3:
+            break
+        xs, ys = x[keep], y[keep]
+        # cross product of (P[i] - P[i-1]) x (P[i+1] - P[i]) > 0: a strict left turn, convex from below
+        turn = (xs[1:-1] - xs[:-2]) * (ys[2:] - ys[1:-1]) - (ys[1:-1] - ys[:-2]) * (xs[2:] - xs[1:-1])
+        bad = turn <= 0
+        if not bad.any():
+            break
+        keep = np.concatenate([keep[:1], keep[1:-1][~bad], keep[-1:]])
+    else:
+        return _pav_stack(b, s)
+    return PavBlocks(np.diff(y[keep]), np.diff(x[keep] - y[keep]), keep[1:].astype(np.int64))
+
+
+_MAX_PASSES = 200
+
+
+def _pav_stack(bona_counts: np.ndarray, spoof_counts: np.ndarray) -> PavBlocks:
+    """The sequential pool-adjacent-violators stack (same blocks; O(n) but a Python loop)."""
     sum_b: list[int] = []
     sum_s: list[int] = []
     ends: list[int] = []

@@ -16,7 +16,7 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.labels import LABELS, is_bonafide
-from cm_cli.metrics.bootstrap import bootstrap_ci
+from cm_cli.metrics.stats import bootstrap_ci
 from cm_cli.metrics.breakdown import breakdown, key_strings, summarise_groups
 from cm_cli.metrics.calibration import Calibration
 from cm_cli.metrics.clusters import AUTO, cluster_keys
@@ -59,6 +59,12 @@ def finite_scores(df: "pd.DataFrame", *, drop_invalid: bool = False, source: str
 
 
 def _labels(df: "pd.DataFrame", source: str) -> np.ndarray:
+    """Bona fide mask; labels already normalised by the readers (``bonafide``/``spoof``) skip the text rules."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(df["label"].astype(object), use_na_sentinel=True)
+    if (codes >= 0).all():
+        return is_bonafide(pd.Series(uniques, dtype=object), source=source)[codes]
     return is_bonafide(df["label"], source=source)
 
 
@@ -93,8 +99,8 @@ def evaluate_scores(
 ) -> dict:
     """The metrics.json document of a score table (see module docstring for the columns).
 
-    ``cluster_by``: see ``metrics.clusters.cluster_keys`` (default ``auto``: by source
-    utterance where the table has a source column). ``seen_domains``: the training
+    ``cluster_by``: see ``metrics.clusters.cluster_keys`` (default ``auto``: by speaker, else
+    source utterance, else trial, whichever the table's columns allow). ``seen_domains``: the training
     domains, which split the OOD gap into seen and unseen."""
     require_columns(df, ["score", "label"], source=source)
     if len(df) == 0:

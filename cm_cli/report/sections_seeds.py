@@ -48,9 +48,11 @@ def seed_groups(evals: Sequence[EvalInfo]) -> list[tuple[str, list[EvalInfo]]]:
     return [(f"{g[0].label or g[0].name} #{i + 1}", g) for i, g in enumerate(members)]
 
 
-def format_p(p: float, n_boot: int) -> str:
-    """A bootstrap p-value; at the resolution limit 1/(B+1) it is shown as an upper bound."""
-    return f"< {1 / n_boot:.2g}" if p <= 1 / (n_boot + 1) + 1e-15 else f"{p:.3g}"
+def format_p(p: float, n_boot: int | None = None) -> str:
+    """A seed-test p-value as shown (``n_boot`` is no longer used: the p-value is a t test's)."""
+    from cm_cli.report.seedstats import format_p as shown
+
+    return shown(p)
 
 
 def _number(value: Any) -> float:
@@ -188,7 +190,7 @@ def _tests_table(tests, n_boot: int, name: str, caption: str) -> tuple[Table, "p
     import pandas as pd
 
     frame = pd.DataFrame([t.to_dict() for t in tests])
-    frame["p_label"] = [(v if v.startswith("<") else f"= {v}") for v in (format_p(p, n_boot) for p in frame["p_value"])]
+    frame["p_label"] = [(v if v.startswith("<") else f"= {v}") for v in (format_p(p) for p in frame["p_value"])]
     metric = str(frame["metric"].iloc[0])
     unit = "%" if metric == "EER" else "points"
     table = Table(name, caption, pd.DataFrame({
@@ -197,9 +199,10 @@ def _tests_table(tests, n_boot: int, name: str, caption: str) -> tuple[Table, "p
         f"{metric} B ({unit})": [fmt(v, 2) for v in frame["eer_b"]],
         "Δ B − A (points)": [f"{v:+.2f}" for v in frame["difference"]],
         "95% CI": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
-        "p": [format_p(v, n_boot) for v in frame["p_value"]],
-        "p (Holm)": [format_p(v, n_boot) for v in frame["p_holm"]],
-        "Cohen's d": [fmt(v, 2) for v in frame["cohens_d"]],
+        "df": [fmt(v, 1) for v in frame["df"]],
+        "p": [format_p(v) for v in frame["p_value"]],
+        "p (Holm)": [format_p(v) for v in frame["p_holm"]],
+        "Hedges' g": [fmt(v, 2) for v in frame["hedges_g"]],
         "Seeds A/B": [f"{a}/{b}" for a, b in zip(frame["n_seeds_a"], frame["n_seeds_b"])],
     }))
     return table, frame
@@ -216,19 +219,20 @@ def _summary(tests, gap_tests, *, alpha: float = 0.05) -> str:
         if not group:
             continue
         supported = [f"{t.b} vs {t.a} ({t.difference:+.2f} points)" for t in group if t.p_holm < alpha]
-        parts.append(f"Differences in {kind} the evidence supports (Holm-adjusted p < {alpha}): "
-                     + (", ".join(supported) if supported else "none") + ".")
+        parts.append(f"Differences in {kind} the evidence supports (Holm-adjusted p < {alpha} over "
+                     f"{group[0].family}, one family): " + (", ".join(supported) if supported else "none") + ".")
     return " ".join(parts)
 
 
 def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *,
                  seed: int = 0) -> list:
-    """Tables, a figure and one sentence per pair of groups: paired bootstrap of the difference of mean
-    EER, and of the unseen-codec (else pooled) OOD gap where the scores carry the domain."""
+    """Tables, a figure and one sentence per pair of groups: the seed test (``metrics.stats.seed_test``) of the
+    difference of mean EER, and of the unseen-codec (else pooled) OOD gap where the scores carry the domain;
+    one Holm family over all of them."""
     import pandas as pd
 
     from cm_cli.core.errors import CmError
-    from cm_cli.report.seedstats import compare_groups, verdict
+    from cm_cli.report.seedstats import adjust_holm, compare_groups, verdict
 
     if len(groups) < 2:
         return ["One group of runs only, so no paired test between systems."]
@@ -253,14 +257,11 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
     tests = compare_groups(scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed)
     if not tests:
         return blocks + [Note(f"Fewer than two groups with scores on {corpus}, so no paired test")]
-    how = (f"{n_boot} bootstrap replicates, each resampling {unit}s (shared by all systems) and each group's "
-           "seeds (a replicate with no bona fide or spoof trial on a side is dropped); two-sided p, "
-           "Holm-adjusted over the pairs; Cohen's d over seeds")
-    table, frame = _tests_table(tests, n_boot, fig.table_name(f"paired-{corpus}"),
-                                f"Paired tests on {corpus}: difference of mean EER over seeds (B − A, points) on the "
-                                f"{len(trials)} trials every run scored; {how}.")
-    blocks.append(table)
-    gap_tests = []
+    how = (f"two-sided t test on the seed means, its variance the seed variance plus the trial-sampling variance "
+           f"the seeds share (from {n_boot} bootstrap replicates resampling {unit}s, shared by all systems), "
+           "Satterthwaite df; Holm-adjusted over every test of this section (EER and gap pairs together, "
+           "one family); Hedges' g over seeds")
+    gap_tests, gap_caption = [], ""
     masks = _gap_masks(with_scores, trials)
     if masks is not None:
         in_mask, out_mask, metric, what = masks
@@ -269,13 +270,19 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
                                        gap=(in_mask, out_mask), metric=metric)
         except CmError as error:
             notes.append(f"no paired test of the OOD gap: {error.message}")
-        if gap_tests:
-            gap_table, _ = _tests_table(gap_tests, n_boot, fig.table_name(f"paired-gap-{corpus}"),
-                                        f"Paired tests on {corpus} of the {metric} (EER on {what}; points), same "
-                                        f"trials and resamples; {how}.")
-            blocks.append(gap_table)
+        gap_caption = (f"Paired tests on {corpus} of the {metric} (EER on {what}; points), same "
+                       f"trials and resamples; {how}.")
     else:
         notes.append("the scores carry no domain/codec column, so the OOD gap is not tested")
+    # one Holm family: every comparison this section tests
+    adjust_holm([*tests, *gap_tests], f"the {len(tests) + len(gap_tests)} tests of this section"
+                + (f" ({len(tests)} EER and {len(gap_tests)} gap comparisons)" if gap_tests else ""))
+    table, frame = _tests_table(tests, n_boot, fig.table_name(f"paired-{corpus}"),
+                                f"Paired tests on {corpus}: difference of mean EER over seeds (B − A, points) on the "
+                                f"{len(trials)} trials every run scored; {how}.")
+    blocks.append(table)
+    if gap_tests:
+        blocks.append(_tests_table(gap_tests, n_boot, fig.table_name(f"paired-gap-{corpus}"), gap_caption)[0])
     per_seed = pd.DataFrame([{"group": label, "eer": float(e.metrics["overall"]["eer"])}
                              for label, members in with_scores for e in members
                              if e.metrics and isinstance(e.metrics.get("overall"), Mapping)
@@ -284,7 +291,8 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
         blocks.append(Figure(figures.seed_comparison(per_seed, frame, fig.path(f"seeds-{corpus}"),
                                                      title=f"Seeds and paired differences ({corpus})"),
                              f"Left: EER of every seed per group on {corpus} (mean ± sd). Right: difference of mean "
-                             "EER for each pair with its 95% paired-bootstrap interval and p-value."))
+                             "EER for each pair with its 95% interval and p-value (t test on seed means with the shared "
+                             "trial-sampling variance)."))
     blocks.append(_summary(tests, gap_tests))
     blocks.append("What the evidence supports, pair by pair:")
     blocks.append("\n".join(f"- {verdict(t)}" for t in [*tests, *gap_tests]))

@@ -1,12 +1,12 @@
 """Seed aggregation and paired tests between systems evaluated on the same trials.
 
 One seed of a method says little: the report shows mean ± sd over seed replicates
-and, for each pair of methods, a paired bootstrap of the difference of their mean
-EERs on the trials both scored. Each bootstrap replicate draws the trials (whole
-clusters, e.g. speakers) once for both methods, so the comparison is paired, and
-draws each method's seeds with replacement, so seed-to-seed spread enters the
-interval too. The p-value tests "no difference" by the shifted bootstrap
-distribution. Everything here is pure: arrays in, numbers out.
+and, for each pair of methods, a test of the difference of their mean EERs on the
+trials both scored (``metrics.stats.seed_test``: a t test on the seed means whose
+variance adds the trial-sampling part the seeds share, from one cluster bootstrap
+drawn once for every system, with Satterthwaite df; docs/metrics.md shows its
+calibration). Everything here is pure: arrays in, numbers out; the resampling and
+the EER are those of ``cm_cli.metrics.stats``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.metrics.stats import bootstrap_eers, holm
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["mean_sd", "weighted_eers", "bootstrap_eers", "side_mask", "PairedTest", "paired_test", "holm", "compare_groups",
+__all__ = ["mean_sd", "side_mask", "PairedTest", "paired_test", "holm", "adjust_holm", "compare_groups", "format_p",
            "verdict"]
 
 
@@ -35,62 +36,6 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float, int]:
     return mean, sd, n
 
 
-def weighted_eers(sorted_bona: "np.ndarray", weights: "np.ndarray") -> "np.ndarray":
-    """EER per row of ``weights`` (B, N) over trials sorted by score (``sorted_bona``: class of each).
-
-    Weights are trial multiplicities (bootstrap counts); with unit weights this is the
-    official DET-curve EER (FRR = cumulative bona fide share, FAR = remaining spoof share,
-    EER = mean of the two where they are closest).
-    """
-    import numpy as np
-
-    bona = sorted_bona.astype(bool)
-    wb = np.cumsum(weights * bona, axis=1)
-    ws = np.cumsum(weights * ~bona, axis=1)
-    nb, ns = wb[:, -1:], ws[:, -1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frr = np.concatenate([np.zeros_like(nb), wb / nb], axis=1)
-        far = np.concatenate([np.ones_like(ns), 1.0 - ws / ns], axis=1)
-    index = np.argmin(np.abs(frr - far), axis=1)
-    rows = np.arange(len(index))
-    return (frr[rows, index] + far[rows, index]) / 2
-
-
-def bootstrap_eers(score_sets: Sequence["np.ndarray"], is_bona: "np.ndarray", clusters: "np.ndarray | None", *,
-                   n_boot: int = 1000, seed: int = 0, max_cells: int = 4_000_000,
-                   subsets: Sequence["np.ndarray"] | None = None) -> "np.ndarray":
-    """EER of every score set (all on the same N trials) under the same ``n_boot`` cluster resamples: (B, S),
-    or (B, S, M) with ``subsets`` (M boolean masks: the EER of each subset of the trials, same resamples).
-
-    A resample draws K clusters with replacement out of K (each trial its own cluster when
-    ``clusters`` is None); a trial's weight is how often its cluster was drawn.
-    """
-    import numpy as np
-
-    is_bona = np.asarray(is_bona, dtype=bool)
-    n = len(is_bona)
-    if n == 0 or is_bona.all() or not is_bona.any():
-        raise CmError("a paired bootstrap needs bona fide and spoof trials in common")
-    if clusters is None:
-        cluster_index, k = np.arange(n), n
-    else:
-        _, cluster_index = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
-        k = int(cluster_index.max()) + 1
-    orders = [np.argsort(np.asarray(s, dtype=np.float64), kind="mergesort") for s in score_sets]
-    masks = [np.ones(n, dtype=bool)] if subsets is None else [np.asarray(m, dtype=bool) for m in subsets]
-    rng = np.random.default_rng(seed)
-    out = np.empty((n_boot, len(score_sets), len(masks)))
-    chunk = max(1, max_cells // max(n, 1))
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        counts = np.stack([np.bincount(rng.integers(0, k, size=k), minlength=k) for _ in range(b)]).astype(np.float64)
-        weights = counts[:, cluster_index]
-        for j, order in enumerate(orders):
-            for m, mask in enumerate(masks):
-                out[start:start + b, j, m] = weighted_eers(is_bona[order], weights[:, order] * mask[order])
-    return out[:, :, 0] if subsets is None else out
-
-
 def side_mask(mask: "np.ndarray", is_bona: "np.ndarray") -> "np.ndarray":
     """The trials of one side of an OOD gap: the side's own bona fide if it has any, else all bona fide
     (the rule of ``cm_cli.metrics.ood``)."""
@@ -102,7 +47,7 @@ def side_mask(mask: "np.ndarray", is_bona: "np.ndarray") -> "np.ndarray":
 
 @dataclass
 class PairedTest:
-    """B − A on the same trials: difference of mean EERs (points), its CI, p-value and effect sizes."""
+    """B − A on the same trials: difference of mean metric over seeds (points), its CI, p-value and effect size."""
 
     a: str
     b: str
@@ -112,95 +57,66 @@ class PairedTest:
     n_seeds_a: int
     n_seeds_b: int
     n_trials: int
-    unit: str  # what was resampled
+    unit: str  # what was resampled for the trial-sampling term
     difference: float  # eer_b - eer_a, points
     ci_low: float
     ci_high: float
     p_value: float
     p_holm: float
     relative: float  # difference / eer_a
-    cohens_d: float  # difference / pooled seed sd (NaN with fewer than 2 seeds on either side)
+    hedges_g: float  # difference / pooled seed sd, small-sample corrected (NaN with < 2 seeds on a side)
+    se_seeds: float  # the two parts of the standard error (points)
+    se_trials: float
+    df: float  # Satterthwaite degrees of freedom
     n_boot: int
     level: float
+    family: str = ""  # the Holm family p_holm was adjusted over
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def paired_test(eers_a: Sequence[float], eers_b: Sequence[float], boot_a: "np.ndarray", boot_b: "np.ndarray", *,
-                a: str = "A", b: str = "B", n_trials: int = 0, unit: str = "trial", seed: int = 0,
+                a: str = "A", b: str = "B", n_trials: int = 0, unit: str = "trial", n_clusters: int | None = None,
                 level: float = 0.95, metric: str = "EER", scale: float = 100.0) -> PairedTest:
-    """Bootstrap test of mean(EER_B) − mean(EER_A) (fractions in, points out; any lower-is-better
-    ``metric`` with its ``scale`` to points, e.g. an OOD gap already in points with scale 1).
+    """Test of mean(EER_B) − mean(EER_A) (fractions in, points out; any lower-is-better ``metric`` with its
+    ``scale`` to points, e.g. an OOD gap already in points with scale 1).
 
-    ``boot_a`` (B, k_a) and ``boot_b`` (B, k_b) hold each seed's EER under the same trial
-    resamples; each replicate also draws k seeds with replacement per side. CI: percentile;
-    p: two-sided, share of replicates whose centred difference is at least as far from 0
-    as the observed one (+1 smoothing), so identical systems get p = 1.
+    ``boot_a`` (B, k_a) and ``boot_b`` (B, k_b) hold each seed's value under the same trial
+    resamples (``metrics.stats.bootstrap_eers``); see ``metrics.stats.seed_test``.
     """
     import numpy as np
 
-    eers_a, eers_b = np.asarray(eers_a, float), np.asarray(eers_b, float)
-    boot_a, boot_b = np.asarray(boot_a, float), np.asarray(boot_b, float)
-    n_boot = boot_a.shape[0]
-    rng = np.random.default_rng(seed + 7)
+    from cm_cli.metrics.stats import hedges_g, seed_test
 
-    def seed_means(boot: "np.ndarray") -> "np.ndarray":
-        k = boot.shape[1]
-        if k == 1:
-            return boot[:, 0]
-        picks = rng.integers(0, k, size=(n_boot, k))
-        return np.take_along_axis(boot, picks, axis=1).mean(axis=1)
-
-    observed = scale * (eers_b.mean() - eers_a.mean())
-    draws = scale * (seed_means(boot_b) - seed_means(boot_a))
-    draws = draws[np.isfinite(draws)]  # a resample without bona fide or spoof trials on a side has no EER
-    if draws.size == 0:
+    eers_a, eers_b = scale * np.asarray(eers_a, float), scale * np.asarray(eers_b, float)
+    boot_a, boot_b = scale * np.asarray(boot_a, float), scale * np.asarray(boot_b, float)
+    finite = np.isfinite(boot_a).all(axis=1) & np.isfinite(boot_b).all(axis=1)
+    if boot_a.shape[0] and not finite.any():
         raise CmError(f"no bootstrap replicate of {metric} had both classes on every side")
-    n_boot = int(draws.size)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(draws, [alpha, 1 - alpha])
-    extreme = int(np.count_nonzero(np.abs(draws - observed) >= abs(observed) - 1e-12))
-    p = min(1.0, (1 + extreme) / (n_boot + 1))
-    _, sd_a, _ = mean_sd(scale * eers_a)
-    _, sd_b, _ = mean_sd(scale * eers_b)
-    if len(eers_a) > 1 and len(eers_b) > 1:
-        pooled = math.sqrt(((len(eers_a) - 1) * sd_a ** 2 + (len(eers_b) - 1) * sd_b ** 2)
-                           / (len(eers_a) + len(eers_b) - 2))
-        d = observed / pooled if pooled > 0 else math.nan
-    else:
-        d = math.nan
-    mean_a = scale * float(eers_a.mean())
-    return PairedTest(a=a, b=b, metric=metric, eer_a=mean_a, eer_b=scale * float(eers_b.mean()), n_seeds_a=len(eers_a),
-                      n_seeds_b=len(eers_b), n_trials=int(n_trials), unit=unit, difference=float(observed),
-                      ci_low=float(low), ci_high=float(high), p_value=float(p), p_holm=float(p),
-                      relative=float(observed / abs(mean_a)) if mean_a != 0 else math.nan, cohens_d=float(d),
-                      n_boot=int(n_boot), level=level)
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm–Bonferroni adjusted p-values (same order as given)."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+    result = seed_test(eers_a, eers_b, boot_a, boot_b, n_clusters=n_clusters or max(n_trials, 2), level=level)
+    mean_a = float(eers_a.mean())
+    return PairedTest(a=a, b=b, metric=metric, eer_a=mean_a, eer_b=float(eers_b.mean()), n_seeds_a=len(eers_a),
+                      n_seeds_b=len(eers_b), n_trials=int(n_trials), unit=unit, difference=result.difference,
+                      ci_low=result.ci_low, ci_high=result.ci_high, p_value=result.p_value, p_holm=result.p_value,
+                      relative=result.difference / abs(mean_a) if mean_a != 0 else math.nan,
+                      hedges_g=hedges_g(eers_a, eers_b), se_seeds=result.se_seeds, se_trials=result.se_trials,
+                      df=result.df, n_boot=int(finite.sum()), level=level)
 
 
 def compare_groups(groups: Mapping[str, Sequence["np.ndarray"]], is_bona: "np.ndarray",
                    clusters: "np.ndarray | None" = None, *, unit: str = "trial", n_boot: int = 1000, seed: int = 0,
                    level: float = 0.95, gap: tuple["np.ndarray", "np.ndarray"] | None = None,
                    metric: str | None = None) -> list[PairedTest]:
-    """Every pair of groups (label -> one score array per seed, all on the same trials), Holm-adjusted.
+    """Every pair of groups (label -> one score array per seed, all on the same trials), Holm-adjusted as one
+    family (``adjust_holm`` re-adjusts a larger family, e.g. every test of a report section).
 
     Compares EER, or with ``gap = (in_mask, out_mask)`` the OOD gap 100 (EER(out) − EER(in)) in points,
     each side by ``side_mask``.
     """
     import numpy as np
 
+    from cm_cli.metrics.clusters import cluster_codes
     from cm_cli.metrics.summary import eer
 
     labels = list(groups)
@@ -228,22 +144,35 @@ def compare_groups(groups: Mapping[str, Sequence["np.ndarray"]], is_bona: "np.nd
 
         point = {label: [gap_of(flat[j][1]) for j in columns[label]] for label in labels}
         scale, name = 1.0, metric or "OOD gap"
+    n_clusters = cluster_codes(clusters)[1] if clusters is not None else len(is_bona)
     tests = []
     for i, a in enumerate(labels):
         for b in labels[i + 1:]:
             tests.append(paired_test(point[a], point[b], boot[:, columns[a]], boot[:, columns[b]], a=a, b=b,
-                                     n_trials=len(is_bona), unit=unit, seed=seed, level=level, metric=name,
-                                     scale=scale))
+                                     n_trials=len(is_bona), unit=unit, n_clusters=n_clusters, level=level,
+                                     metric=name, scale=scale))
+    return adjust_holm(tests, f"the {len(tests)} {name} comparisons")
+
+
+def adjust_holm(tests: Sequence[PairedTest], family: str) -> list[PairedTest]:
+    """Holm-adjust ``tests`` as one family, named in each test's ``family``."""
     for test, adjusted in zip(tests, holm([t.p_value for t in tests])):
-        test.p_holm = adjusted
-    return tests
+        test.p_holm, test.family = adjusted, family
+    return list(tests)
+
+
+def format_p(p: float) -> str:
+    """A t-test p-value as shown: three significant digits, or an upper bound below 0.001."""
+    return "< 0.001" if p < 0.001 else f"{p:.3g}"
 
 
 def verdict(test: PairedTest, *, alpha: float = 0.05) -> str:
     """One plain sentence on what the evidence supports."""
     seeds = (f"{test.n_seeds_a} seed(s) of {test.a}, {test.n_seeds_b} of {test.b}")
+
     def shown(p: float) -> str:
-        return f"< {1 / test.n_boot:.2g}" if p <= 1 / (test.n_boot + 1) + 1e-15 else f"= {p:.3g}"
+        text = format_p(p)
+        return text if text.startswith("<") else f"= {text}"
 
     numbers = (f"{test.b} − {test.a} = {test.difference:+.2f} points of {test.metric} "
                f"({100 * test.level:.0f}% CI [{test.ci_low:+.2f}, {test.ci_high:+.2f}], p {shown(test.p_value)}"

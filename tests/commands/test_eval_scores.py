@@ -156,3 +156,72 @@ def test_settings_blocks_corpus_and_the_one_writer(cm_env):
         add_block(result, "tdcf", {})
     with pytest.raises(CmError, match="overwrite overall eer"):
         add_block(result, "overall", {"eer": 0.0})
+
+
+# ---------- cm eval --export: official submission score files, read back as the official readers parse them ----------
+
+def _scored_trials(tmp, n=400, seed=3):
+    rng = np.random.default_rng(seed)
+    ids = [f"E_{i:010d}" for i in range(n)]
+    bona = rng.random(n) < 0.3
+    scores = np.where(bona, rng.normal(1.5, 1, n), rng.normal(-1, 1, n)) * 1.000001  # full float64 digits
+    attack = np.where(bona, "-", np.array(["A17", "A18"])[rng.integers(0, 2, n)])
+    (tmp / "s.tsv").write_text("filename\tcm-score\n" + "".join(f"{i}\t{float(v)!r}\n" for i, v in zip(ids, scores)))
+    rows = [f"E_{i % 7:04d} {u} - {a} {'bonafide' if b else 'spoof'}" for i, (u, a, b) in enumerate(zip(ids, attack, bona))]
+    (tmp / "key.txt").write_text("\n".join(rows) + "\n")  # the 2019 LA protocol layout (five fields)
+    return np.array(ids), scores, bona, attack
+
+
+def _official_eer(bona, spoof):  # asvspoof5 calculate_modules.compute_det_curve / compute_eer, restated
+    scores = np.concatenate((bona, spoof))
+    labels = np.concatenate((np.ones(bona.size), np.zeros(spoof.size)))[np.argsort(scores, kind="mergesort")]
+    tar = np.cumsum(labels)
+    non = spoof.size - (np.arange(1, scores.size + 1) - tar)
+    frr = np.concatenate((np.atleast_1d(0), tar / bona.size))
+    far = np.concatenate((np.atleast_1d(1), non / spoof.size))
+    i = np.argmin(np.abs(frr - far))
+    return np.mean((frr[i], far[i]))
+
+
+def test_export_writes_each_challenges_official_score_file(cm_env, run_cm):
+    """Issue 26 item 7 / issue 30 item 4: the files parse with the official readers' own calls."""
+    ids, scores, bona, attack = _scored_trials(cm_env)
+    written = {}
+    for fmt in ("asvspoof5", "asvspoof2021", "asvspoof2019"):
+        target = cm_env / f"{fmt}.txt"
+        result = run_cm("--json", "eval", "--scores", cm_env / "s.tsv", "--key", cm_env / "key.txt",
+                        "--export", fmt, target, "--out", cm_env / f"m_{fmt}")
+        assert result.exit_code == 0, result.output
+        written[fmt] = target
+    eer = json.loads((cm_env / "m_asvspoof5" / "metrics.json").read_text())["overall"]["eer"]
+    # ASVspoof 5 util.load_tsv + load_cm_scores_keys: tab-separated with a header
+    t1 = pd.read_csv(written["asvspoof5"], sep="\t", header=0).set_index("filename")
+    assert list(t1.columns) == ["cm-score"] and list(t1.index) == list(ids)
+    assert np.array_equal(t1["cm-score"].to_numpy(), scores)  # every digit survives
+    assert _official_eer(t1["cm-score"].to_numpy()[bona], t1["cm-score"].to_numpy()[~bona]) == pytest.approx(eer,
+                                                                                                             abs=1e-12)
+    # ASVspoof 2021 pd_tools.load_score: space-separated, no header, names [trial, score]
+    t21 = pd.read_csv(written["asvspoof2021"], sep=" ", names=["trial", "score"], skipinitialspace=True)
+    assert list(t21["trial"]) == list(ids) and np.array_equal(t21["score"].to_numpy(), scores)
+    # ASVspoof 2019 evaluate_tDCF_asvspoof19: np.genfromtxt(dtype=str), id / source / key / score
+    cm_data = np.genfromtxt(written["asvspoof2019"], dtype=str)
+    assert cm_data.shape == (len(ids), 4) and list(cm_data[:, 0]) == list(ids)
+    assert list(cm_data[:, 1]) == list(attack) and set(cm_data[bona, 1]) == {"-"}
+    assert list(cm_data[:, 2]) == ["bonafide" if b else "spoof" for b in bona]
+    assert np.array_equal(cm_data[:, 3].astype(float), scores)
+
+
+def test_export_refusals_are_one_line_and_write_nothing(cm_env, run_cm):
+    _scored_trials(cm_env)
+    target = cm_env / "out.txt"
+    result = run_cm("eval", "--scores", cm_env / "s.tsv", "--key", cm_env / "key.txt", "--export", "asvspoof2017",
+                    target)
+    assert result.exit_code != 0 and "asvspoof5, asvspoof2021, asvspoof2019" in result.output
+    assert "Traceback" not in result.output and not target.exists()
+    (cm_env / "bad.tsv").write_text("filename\tcm-score\nE_1\t0.5\nE_2\tnan\nE_3\t0.1\nE_4\t0.3\n")
+    (cm_env / "bad_key.tsv").write_text("filename\tcm-label\nE_1\tbonafide\nE_2\tspoof\nE_3\tspoof\nE_4\tbonafide\n")
+    result = run_cm("eval", "--scores", cm_env / "bad.tsv", "--key", cm_env / "bad_key.tsv", "--drop-invalid",
+                    "--export", "asvspoof5", target)
+    assert result.exit_code == 1 and "NaN" in result.output and not target.exists()
+    result = run_cm("eval", "--run", cm_env, "--export", "asvspoof5", target)
+    assert result.exit_code != 0 and "--scores" in result.output and not target.exists()

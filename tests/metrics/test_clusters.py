@@ -76,3 +76,24 @@ def test_fixture_source_interval(fixtures_dir, run_cm, cm_env):
     assert ci["cluster_by"] == "source" and ci["unit"] == "source utterance"
     assert ci["n_clusters"] == len(set(expected))
     assert 0.5 < 100 * (ci["eer"][1] - ci["eer"][0]) < 1.2
+
+
+def test_auto_prefers_speaker_then_source_then_trial_and_says_which():
+    """Issue 26 item 4: auto = speaker when the table has speakers, else source utterance, else trial."""
+    df = _copies()
+    df["speaker"] = [f"spk{i % 30}" for i in range(len(df))]
+    spec = cluster_keys(df, "auto")
+    assert spec.cluster_by == "speaker" and spec.unit == "speaker" and pd.Series(spec.keys).nunique() == 30
+    ci = evaluate_scores(df, bootstrap=50)["ci"]
+    assert ci["cluster_by"] == "speaker" and ci["unit"] == "speaker" and ci["n_clusters"] == 30
+    assert cluster_keys(df.assign(speaker=None), "auto").cluster_by == "source"  # an all-null column is no unit
+    assert cluster_keys(df.drop(columns=["codec_seed"]).assign(speaker="-"), "auto").keys is None
+
+
+def test_cluster_codes_one_definition():
+    from cm_cli.metrics.clusters import cluster_codes
+
+    codes, n = cluster_codes(np.array(["b", "a", None, "b", "", "-", float("nan"), "a"], dtype=object))
+    assert n == 2 + 4  # a, b, and four null keys each their own cluster
+    assert codes[0] == codes[3] and codes[1] == codes[7] and codes[0] != codes[1]
+    assert len({codes[2], codes[4], codes[5], codes[6]}) == 4 and min(codes[[2, 4, 5, 6]]) >= 2

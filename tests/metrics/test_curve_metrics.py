@@ -145,3 +145,20 @@ def test_score_kinds():
     assert to_llr(np.array([3.0]), "logit")[0] == 3.0
     with pytest.raises(CmError, match="probabilities"):
         to_llr(np.array([1.5]), "prob")
+
+
+def test_vectorised_pav_equals_the_sequential_stack():
+    """The lower-hull passes give exactly the blocks of the pool-adjacent-violators stack (ties, pure groups,
+    collinear runs), and the stack is still what a pathological input falls back to."""
+    from cm_cli.metrics import hull
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        k = int(rng.integers(1, 80))
+        b, s = rng.integers(0, 4, k), rng.integers(0, 4, k)
+        b[(b + s) == 0] = 1
+        fast, slow = hull.pav_blocks(b, s), hull._pav_stack(b, s)
+        for field in ("bona", "spoof", "ends"):
+            assert np.array_equal(getattr(fast, field), getattr(slow, field))
+    collinear = hull.pav_blocks(np.array([1, 1, 1, 1]), np.array([1, 1, 1, 1]))  # one segment
+    assert collinear.ends.tolist() == [4] and collinear.bona.tolist() == [4]

@@ -8,7 +8,7 @@ import pytest
 
 from cm_cli.core.errors import CmError
 from cm_cli.metrics import compute_metrics
-from cm_cli.metrics.bootstrap import bootstrap_ci
+from cm_cli.metrics.stats import bootstrap_ci
 from cm_cli.metrics.calibration import fit_calibration
 from cm_cli.metrics.report import breakdown_tables, evaluate_scores
 from cm_cli.metrics.trials import sort_trials

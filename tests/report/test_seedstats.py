@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from cm_cli.metrics.stats import bootstrap_eers, holm, weighted_eer_dcf
 from cm_cli.metrics.summary import eer
-from cm_cli.report.seedstats import (
-    bootstrap_eers, compare_groups, holm, mean_sd, paired_test, verdict, weighted_eers,
-)
+from cm_cli.metrics.trials import sort_trials
+from cm_cli.report.seedstats import compare_groups, mean_sd, paired_test, verdict
 
 
 def _trials(n_bona=600, n_spoof=600, seed=0):
@@ -28,8 +28,8 @@ def _system(is_bona, separation, seed):
 def test_unit_weights_give_the_official_eer():
     is_bona, _ = _trials(seed=1)
     scores = _system(is_bona, 1.0, 5)
-    order = np.argsort(scores, kind="mergesort")
-    value = weighted_eers(is_bona[order], np.ones((1, len(scores))))[0]
+    trials = sort_trials(scores, is_bona)
+    value = weighted_eer_dcf(trials.is_bona, np.ones((1, len(scores))))[0][0]
     assert value == pytest.approx(eer(scores[is_bona], scores[~is_bona]), abs=1e-12)
 
 
@@ -39,7 +39,7 @@ def test_planted_difference_gives_a_small_p():
     better = [_system(is_bona, 2.0, 10 + s) for s in range(3)]  # EER ~ 16 %
     (test,) = compare_groups({"ERM": erm, "DANN": better}, is_bona, speakers, unit="speaker", n_boot=400)
     assert test.difference < -8 and test.ci_high < 0
-    assert test.p_value < 0.01 and test.cohens_d < -2
+    assert test.p_value < 0.01 and test.hedges_g < -2
     assert "supports a real difference, DANN has a lower EER than ERM" in verdict(test)
 
 
@@ -72,7 +72,7 @@ def test_bootstrap_shares_resamples_across_systems():
     boot = bootstrap_eers([s, s.copy()], is_bona, speakers, n_boot=50)
     assert boot.shape == (50, 2) and np.array_equal(boot[:, 0], boot[:, 1]) and boot[:, 0].std() > 0
     test = paired_test([0.2], [0.1], boot[:, :1], boot[:, 1:] - 0.1, a="x", b="y")
-    assert test.difference == pytest.approx(-10) and test.n_seeds_a == 1 and math.isnan(test.cohens_d)
+    assert test.difference == pytest.approx(-10) and test.n_seeds_a == 1 and math.isnan(test.hedges_g)
 
 
 def test_planted_gap_difference_and_identical_gaps():
