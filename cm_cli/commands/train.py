@@ -1,4 +1,4 @@
-"""`cm train`: train a countermeasure (ERM or domain-adversarial) into a run directory."""
+"""`cm train`: train a countermeasure with any registered method into a run directory."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ from cm_cli.commands._common import (Corpus, ForceOpt, ManifestOpt, OutDir, Pres
                                      get_ctx, print_dry_run, resolve_options, rich_reporter)
 
 
-class Method(str, enum.Enum):
-    erm = "erm"
-    dann = "dann"
+def _method_enum():
+    """``--method`` choices: the training-method registry (cm_cli.training.methods), no torch import."""
+    from cm_cli.training.methods import LOSSES, method_names
+
+    names = method_names()
+    return enum.Enum("Method", {n: n for n in names}, type=str), enum.Enum("Loss", {n: n for n in LOSSES}, type=str)
+
+
+Method, Loss = _method_enum()
 
 
 class Schedule(str, enum.Enum):
@@ -49,7 +55,11 @@ _NOT_RESOLVED = ("ctx", "preset", "manifest", "out", "resume", "force")
 
 def train(
     ctx: typer.Context,
-    method: Annotated[Method, typer.Option("--method", help="erm (cross-entropy) or dann (domain-adversarial).")] = Method.erm,
+    method: Annotated[Method, typer.Option("--method", help="Training method (docs/training.md): " + ", ".join(m.value for m in Method) + ".")] = Method("erm"),
+    loss: Annotated[Loss, typer.Option("--loss", help="Task loss: ce (cross-entropy) or ocsoftmax (one-class softmax; score = cosine to the bona fide direction).")] = Loss("ce"),
+    method_option: Annotated[Optional[List[str]], typer.Option("--method-option", help="A method's option NAME=VALUE (repeatable): coral/mmd weight, groupdro step.", show_default=False)] = None,
+    sam_rho: Annotated[Optional[float], typer.Option("--sam-rho", help="SAM radius (sam 0.05, asam 0.5 by default); with another method, wraps it in SAM.", min=0.0, show_default=False)] = None,
+    sam_adaptive: Annotated[bool, typer.Option("--sam-adaptive/--no-sam-adaptive", help="With --sam-rho: ASAM's adaptive radius instead of SAM's.")] = False,
     backbone: Annotated[str, typer.Option("--backbone", "-b", help="lcnn, aasist, ssl_aasist, wavlm, w2v2, xlsr, hubert, or a hub id.", autocompletion=_complete_backbone)] = "wavlm",
     preset: PresetOpt = None,
     manifest: ManifestOpt = None,
@@ -94,7 +104,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from checkpoints/last.pt.")] = False,
     force: ForceOpt = False,
 ) -> None:
-    """Train a countermeasure (ERM or DANN) and write a run directory: config, checkpoints, history."""
+    """Train a countermeasure (ERM, DANN, SAM, ASAM, CORAL, MMD, GroupDRO) and write a run directory."""
     values = {k: v for k, v in locals().items() if k not in _NOT_RESOLVED}
     c = get_ctx(ctx)
     o = resolve_options(ctx, "train", values, preset=preset)
@@ -189,15 +199,32 @@ def _train_config(o: dict, c):
     same = ("backbone", "backbone_id", "train_split", "dev_split", "trainable", "pooling", "head", "length_policy",
             "max_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
             "clip_grad", "class_weighting", "augment", "lambda_max", "lambda_warmup", "domain_loss_weight",
-            "domain_lr_mult", "domain_hidden", "val_every", "patience", "save_frozen", "bf16")
+            "domain_lr_mult", "domain_hidden", "val_every", "patience", "save_frozen", "bf16", "sam_rho",
+            "sam_adaptive")
     return TrainConfig(
-        method=enum_value(o["method"]), corpus=enum_value(o["corpus"]),
+        method=enum_value(o["method"]), corpus=enum_value(o["corpus"]), loss=enum_value(o["loss"]),
+        method_options=_method_options(o["method_option"]),
         lambda_schedule=enum_value(o["lambda_schedule"]), domain_columns=list(o["domain_column"] or []),
         augment_manifest=path(o["augment_manifest"]), coded_dev_manifest=path(o["coded_dev_manifest"]),
         features=path(o["features"]), log_to=list(o["log_to"] or []),
         model_options={"gradient_checkpointing": True} if o["grad_checkpointing"] else {},
         seed=c.seed, workers=workers, **{k: o[k] for k in same},
     ).validate()
+
+
+def _method_options(items) -> dict:
+    """``--method-option NAME=VALUE`` (repeatable; a preset's ``method_option`` list or table) as a dict."""
+    from cm_cli.core.errors import UsageError
+
+    if isinstance(items, dict):
+        return dict(items)
+    out = {}
+    for item in items or []:
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--method-option: expected NAME=VALUE, got {item!r}", "e.g. --method-option weight=0.5")
+        out[name.strip()] = value.strip()
+    return out
 
 
 def _print(outcomes, signal_name) -> None:

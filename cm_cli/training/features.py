@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -74,11 +74,20 @@ def load_features(path: str | Path) -> FeatureSet:
 _BACKBONE_KEYS = ("backbone", "backbone_id", "checkpoint")
 
 
-def _head_module(n_layers: int, dim: int, hidden: int, dropout: float):
+class FeatureOutput(NamedTuple):
+    """A feature head's output, laid out like ``ModelOutput``'s first four fields (``[1]`` is the score)."""
+
+    logits: Any
+    score: Any
+    pooled: Any
+    pre_logit: Any
+
+
+def _head_module(n_layers: int, dim: int, hidden: int, dropout: float, score_head: str = "linear"):
     import torch
     from torch import nn
 
-    from cm_cli.models.heads import score_from_logits
+    from cm_cli.models.heads import CosineScore, score_from_logits
 
     class FeatureHead(nn.Module):
         """(B, L, D) pooled statistics -> softmax layer mix -> norm -> projection -> 2 logits."""
@@ -88,14 +97,14 @@ def _head_module(n_layers: int, dim: int, hidden: int, dropout: float):
             self.layer_logits = nn.Parameter(torch.zeros(n_layers))
             self.norm = nn.LayerNorm(dim)
             self.projection = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout))
-            self.classifier = nn.Linear(hidden, 2)
+            self.classifier = CosineScore(hidden) if score_head == "cosine" else nn.Linear(hidden, 2)
 
         def forward(self, x):
             weights = torch.softmax(self.layer_logits, dim=0)
             mixed = (x * weights[None, :, None]).sum(dim=1)
             pre_logit = self.projection(self.norm(mixed))
             logits = self.classifier(pre_logit)
-            return logits, score_from_logits(logits), pre_logit
+            return FeatureOutput(logits, score_from_logits(logits), mixed, pre_logit)
 
     return FeatureHead()
 
@@ -129,67 +138,56 @@ def _score(head, values: np.ndarray, device, batch: int = 1024) -> np.ndarray:
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
+class _RowBatch:
+    """A minibatch of cached rows: what the Stepper reads of a batch (``indices``, ``len``)."""
+
+    def __init__(self, rows: np.ndarray):
+        import torch
+
+        self.indices = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.indices.numel())
+
+
 class _FeatureTrainer:
-    """Minibatch AdamW over cached features, with the same schedules and selection as ``fit``."""
+    """Shuffled minibatches of cached features through the run's ``Stepper``, with ``fit``'s selection."""
 
     def __init__(self, config, data, features: FeatureSet, train_pos, dev_pos, device):
         import torch
 
-        from cm_cli.training.dann import build_domain_heads
-        from cm_cli.training.data import domain_targets
-        from cm_cli.training.schedules import GrlSchedule
+        from cm_cli.training.methods.losses import criterion, score_head
         from cm_cli.training.state import TrainState
-        from cm_cli.training.step import build_optimizer, train_module
+        from cm_cli.training.step import Stepper, build_method, build_optimizer, method_modules, train_module
 
         torch.manual_seed(config.seed)
         self.config, self.data, self.device = config, data, device
         self.x_train, self.x_dev = features.values[train_pos], None if dev_pos is None else features.values[dev_pos]
         n_layers, dim = features.values.shape[1:]
         hidden = _hidden(config)
-        self.head = _head_module(n_layers, dim, hidden, float(config.model_options.get("dropout", 0.1))).to(device)
-        self.heads = None
-        if config.method == "dann":
-            self.heads = build_domain_heads(hidden, data.domains, hidden=config.domain_hidden).to(device)
-        self.module = train_module(self.head, self.heads, None).to(device)
+        self.head = _head_module(n_layers, dim, hidden, float(config.model_options.get("dropout", 0.1)),
+                                 score_head(config.loss)).to(device)
+        self.per_epoch = max(1, math.ceil(len(train_pos) / config.batch_size))
+        total_steps = config.max_steps or config.epochs * max(1, math.ceil(self.per_epoch / config.grad_accum))
+        self.state = TrainState(total_steps=total_steps)
+        method = build_method(config, data.domains, total_steps)
+        self.heads = method_modules(method, self.head, device, rep_dim=hidden)
+        self.module = train_module(self.head, self.heads, None, method, criterion(config.loss)).to(device)
         self.optimizer = build_optimizer(self.module, config)
-        self.labels = torch.from_numpy((data.train["label"].astype(str).to_numpy() == "bonafide").astype(np.int64))
-        self.targets = domain_targets(data.train, data.domains, None) if self.heads is not None else {}
-        per_epoch = max(1, math.ceil(len(train_pos) / config.batch_size))
-        self.per_epoch = per_epoch
-        self.state = TrainState(total_steps=config.max_steps or config.epochs * per_epoch)
-        self.grl = GrlSchedule(config.lambda_schedule, config.lambda_max, self.state.total_steps,
-                               config.lambda_warmup)
+        x_train = self.x_train
+        self.stepper = Stepper(config, data, model=self.head, heads=self.heads, module=self.module, net=self.module,
+                               optimizer=self.optimizer, device=device, world_size=1, total_steps=total_steps,
+                               method=method, inputs=lambda batch: (torch.from_numpy(x_train[batch.indices.numpy()])
+                                                                    .to(device),))
 
-    def _step(self, rows: np.ndarray) -> None:
-        import torch
-        import torch.nn.functional as F
-
-        from cm_cli.training.dann import domain_losses
-        from cm_cli.training.history import MicroStats, history_row
-        from cm_cli.training.schedules import cosine_with_warmup
-
-        config, state = self.config, self.state
-        lr = config.lr * cosine_with_warmup(state.step, warmup_steps=config.warmup_steps,
-                                            total_steps=state.total_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_mult", 1.0)
-        logits, _, pre_logit = self.head(torch.from_numpy(self.x_train[rows]).to(self.device))
-        task = F.cross_entropy(logits.float(), self.labels[rows].to(self.device))
-        micro, dom, lam = MicroStats(), None, float("nan")
-        if self.heads is not None:
-            lam = self.grl(state.step)
-            targets = {c: torch.from_numpy(t[rows]).to(self.device) for c, t in self.targets.items()}
-            dom = domain_losses(pre_logit, self.heads, targets, lam, tap=self.module.tap)
-        loss = task + (config.domain_loss_weight * dom.total if dom is not None else 0.0)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.clip_grad:
-            torch.nn.utils.clip_grad_norm_([p for p in self.module.parameters() if p.requires_grad],
-                                           config.clip_grad)
-        self.optimizer.step()
-        micro.add(float(task.detach()), dom, self.module.tap.norm if dom is not None else None)
-        state.history.append(history_row(state.step + 1, state.epoch, lr, lam, micro, self.data.domains))
-        state.step += 1
+    def _step(self, rows: np.ndarray, *, last: bool = True) -> None:
+        """One micro-batch of ``rows``; the optimiser steps after ``--grad-accum`` of them or at ``last``."""
+        batch = _RowBatch(rows)
+        stepper, state = self.stepper, self.state
+        stepper.backward(batch, stepper.conditions(batch), state, last_micro=last, position=state.offset + 1)
+        state.offset += 1
+        if stepper.accumulated >= self.config.grad_accum or last:
+            stepper.step(state)
 
     def validate(self) -> dict | None:
         from cm_cli.training.history import record_dev
@@ -206,10 +204,13 @@ class _FeatureTrainer:
     def run(self, save) -> None:
         """Epochs of shuffled minibatches; validate and ``save(improved)`` after each epoch."""
         config, state = self.config, self.state
+        self.module.train()
         while state.step < state.total_steps and state.status == "complete":
             order = np.random.default_rng([config.seed, state.epoch]).permutation(len(self.x_train))
-            for start in range(0, len(order), config.batch_size):
-                self._step(order[start:start + config.batch_size])
+            starts = range(0, len(order), config.batch_size)
+            state.offset = 0
+            for start in starts:
+                self._step(order[start:start + config.batch_size], last=start + config.batch_size >= len(order))
                 if state.step >= state.total_steps:
                     break
             state.epoch += 1
@@ -233,6 +234,7 @@ def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_d
     import torch
 
     from cm_cli.core.artifacts import atomic_path
+    from cm_cli.training.methods.losses import score_head
 
     state = trainer.state
     payload = {"format": FEATURE_HEAD_FORMAT, "layers": features.layers, "dim": int(features.values.shape[2]),
@@ -240,6 +242,7 @@ def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_d
                "backbone": features.backbone,
                "state_dict": {k: v.detach().cpu() for k, v in trainer.head.state_dict().items()},
                "heads": None if trainer.heads is None else trainer.heads.state_dict(),
+               "score_head": score_head(trainer.config.loss),
                "step": state.step, "epoch": state.epoch, "train_config": trainer.config.to_dict(),
                "metrics": dict(state.history[-1]) if state.history else {}}
     with atomic_path(path, suffix=".pt.tmp") as tmp:
@@ -281,7 +284,8 @@ def train_features_run(config, features_dir: str | Path, manifest: str | Path, r
 
         def save(improved: bool) -> None:
             _save(trainer, ckpt / "last.pt", features, features_dir)
-            write_history(trainer.state.history, data.domains, run_dir / "history.parquet")
+            write_history(trainer.state.history, data.domains, run_dir / "history.parquet",
+                          trainer.stepper.extra_columns)
             if improved or not (ckpt / "best.pt").is_file():
                 shutil.copyfile(ckpt / "last.pt", ckpt / "best.pt")
 
@@ -298,7 +302,7 @@ def _summary(trainer: _FeatureTrainer, run_dir: Path, seconds: float) -> dict:
     state = trainer.state
     validated = [r for r in state.history if not math.isnan(r.get("dev_eer", float("nan")))]
     last_dev = {k: v for k, v in validated[-1].items() if k.startswith("dev_")} if validated else {}
-    notes = [trainer.data.dev_note] if trainer.data.dev_note else []
+    notes = list(trainer.config.notes) + ([trainer.data.dev_note] if trainer.data.dev_note else [])
     result = TrainResult(run_dir, state.status, state.step, state.epoch, state.best_summary(),
                          dict(state.history[-1]) if state.history else {}, 0, [], {}, {}, notes, seconds, last_dev)
     return {**result.summary(), "features": True}
@@ -334,7 +338,8 @@ def load_feature_head(run: str | Path, *, device: str = "cpu"):
     if not isinstance(payload, dict) or payload.get("format") != FEATURE_HEAD_FORMAT:
         raise CmError(f"{path} is not a feature-head checkpoint (it scores audio, not `cm embed` features)",
                       "score it without --features; heads for --features come from `cm train --features DIR`")
-    head = _head_module(len(payload["layers"]), payload["dim"], payload["hidden"], 0.0)
+    head = _head_module(len(payload["layers"]), payload["dim"], payload["hidden"], 0.0,
+                        payload.get("score_head", "linear"))
     head.load_state_dict(payload["state_dict"])
     payload["path"] = str(path)
     return head.to(device).eval(), payload
