@@ -213,18 +213,9 @@ def _train_config(o: dict, c):
 
 
 def _method_options(items) -> dict:
-    """``--method-option NAME=VALUE`` (repeatable; a preset's ``method_option`` list or table) as a dict."""
-    from cm_cli.core.errors import UsageError
+    from cm_cli.training.methods.base import parse_method_options
 
-    if isinstance(items, dict):
-        return dict(items)
-    out = {}
-    for item in items or []:
-        name, sep, value = str(item).partition("=")
-        if not sep or not name.strip():
-            raise UsageError(f"--method-option: expected NAME=VALUE, got {item!r}", "e.g. --method-option weight=0.5")
-        out[name.strip()] = value.strip()
-    return out
+    return parse_method_options(items)
 
 
 def _print(outcomes, signal_name) -> None:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from cm_cli.core.errors import UsageError
 
-__all__ = ["Option", "Terms", "Method", "resolve_options", "group_onehot"]
+__all__ = ["Option", "Terms", "Method", "resolve_options", "parse_method_options", "group_onehot"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,19 @@ def resolve_options(method_cls, given: dict) -> dict:
         if not value >= option.minimum:
             raise UsageError(f"--method-option {name} must be >= {option.minimum}, got {value}")
         out[name] = value
+    return out
+
+
+def parse_method_options(items) -> dict:
+    """``NAME=VALUE`` texts (``--method-option``, a preset's ``method_option`` list) or a table, as a dict."""
+    if isinstance(items, dict):
+        return dict(items)
+    out = {}
+    for item in [items] if isinstance(items, str) else (items or []):
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--method-option: expected NAME=VALUE, got {item!r}", "e.g. --method-option weight=0.5")
+        out[name.strip()] = value.strip()
     return out
 
 
