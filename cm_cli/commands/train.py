@@ -82,7 +82,7 @@ def train(
     class_weighting: Annotated[bool, typer.Option("--class-weighting/--no-class-weighting", help="Weight the cross-entropy by inverse class frequency.")] = False,
     augment: Annotated[Optional[str], typer.Option("--augment", help="On-the-fly augmentation policy: inline ('clean:0.3, mp3:kbps=32:0.7'), YAML file or degrade preset.", show_default=False)] = None,
     augment_manifest: Annotated[Optional[Path], typer.Option("--augment-manifest", help="Pre-rendered variants from `cm degrade --variants` (domain column = condition).", show_default=False)] = None,
-    features: Annotated[Optional[Path], typer.Option("--features", help="Train a head on a `cm embed --pooling meanstd` directory (no audio, no backbone).", show_default=False)] = None,
+    features: Annotated[Optional[List[Path]], typer.Option("--features", help="Train a head on `cm embed --pooling meanstd` directories (no audio, no backbone); repeat it to fuse several tables, joined on utt_id.", show_default=False)] = None,
     domain_column: Annotated[Optional[List[str]], typer.Option("--domain-column", help="DANN: manifest column of domain labels (repeatable: one head each).", show_default=False)] = None,
     lambda_schedule: Annotated[Schedule, typer.Option("--lambda-schedule", help="GRL coefficient: constant, linear, ganin (alias exponential).")] = Schedule.ganin,
     lambda_max: Annotated[float, typer.Option("--lambda-max", help="Largest GRL coefficient.", min=0.0)] = 1.0,
@@ -206,10 +206,18 @@ def _train_config(o: dict, c):
         method_options=_method_options(o["method_option"]),
         lambda_schedule=enum_value(o["lambda_schedule"]), domain_columns=list(o["domain_column"] or []),
         augment_manifest=path(o["augment_manifest"]), coded_dev_manifest=path(o["coded_dev_manifest"]),
-        features=path(o["features"]), log_to=list(o["log_to"] or []),
+        features=_features(o["features"]), log_to=list(o["log_to"] or []),
         model_options={"gradient_checkpointing": True} if o["grad_checkpointing"] else {},
         seed=c.seed, workers=workers, **{k: o[k] for k in same},
     ).validate()
+
+
+def _features(value) -> str | None:
+    """``--features`` (repeatable; a preset may give one path or a list) as resolved paths joined by ","."""
+    if not value:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return ",".join(str(Path(v).resolve()) for v in items)
 
 
 def _method_options(items) -> dict:

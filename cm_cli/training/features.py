@@ -26,7 +26,8 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "train_features_run", "load_feature_head",
+__all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "load_feature_tables", "feature_paths",
+           "train_features_run", "load_feature_head",
            "check_head_matches", "is_feature_run", "score_features", "feature_head_step"]
 
 FEATURE_HEAD_FORMAT = "cm-feature-head/1"
@@ -41,12 +42,21 @@ class FeatureSet:
     layers: list[str]
     pooling: str | None
     backbone: dict | None = None  # the cache's cm.json backbone, backbone_id and checkpoint, where recorded
+    # several tables joined on utt_id (load_feature_tables): (layers, width) of each, values (N, 1, sum L*D)
+    groups: list | None = None
+    absent_from: dict | None = None  # utt_id -> the table that lacks it (ids not in every table)
 
     def rows(self, utt_ids) -> np.ndarray:
         """Row positions of ``utt_ids``; ids without features are an error naming how many and one of them."""
         index = {u: i for i, u in enumerate(self.ids.tolist())}
         positions = np.array([index.get(str(u), -1) for u in utt_ids], dtype=np.int64)
         missing = [str(u) for u, p in zip(utt_ids, positions) if p < 0]
+        if missing and self.absent_from:
+            lacking = [u for u in missing if u in self.absent_from]
+            if lacking:
+                raise CmError(f"{len(lacking)} manifest row(s) are missing from one of the feature tables, e.g. "
+                              f"{lacking[0]} from {self.absent_from[lacking[0]]}",
+                              "embed the same manifest into every table given to --features")
         if missing:
             raise CmError(f"{len(missing)} manifest row(s) have no features in the cache, e.g. {missing[0]}",
                           "embed the same manifest (and --augment-manifest variants) with "
@@ -70,6 +80,40 @@ def load_features(path: str | Path) -> FeatureSet:
     return FeatureSet(np.asarray(ids).astype(str), values, layers, options.get("pooling"), backbone)
 
 
+def feature_paths(spec) -> list[Path]:
+    """The tables of a ``--features`` value: one path, several joined by ``,``, or a list."""
+    items = spec if isinstance(spec, (list, tuple)) else str(spec).split(",")
+    return [Path(str(p).strip()) for p in items if str(p).strip()]
+
+
+def load_feature_tables(spec) -> FeatureSet:
+    """One table (``load_features``) or several joined on ``utt_id`` (inner join, in the first table's order)
+    and concatenated: each table keeps its layers (mixed by its own learned weights in the head)."""
+    paths = feature_paths(spec)
+    if len(paths) == 1:
+        return load_features(paths[0])
+    tables = [load_features(p) for p in paths]
+    common = set(tables[0].ids.tolist())
+    for t in tables[1:]:
+        common &= set(t.ids.tolist())
+    ids = np.array([u for u in tables[0].ids.tolist() if u in common], dtype=str)
+    absent = {}
+    for path, t in zip(paths, tables):
+        for u in set().union(*(set(o.ids.tolist()) for o in tables)) - set(t.ids.tolist()):
+            absent.setdefault(u, str(path))
+    parts, layers, groups = [], [], []
+    for i, t in enumerate(tables):
+        index = {u: k for k, u in enumerate(t.ids.tolist())}
+        values = t.values[np.array([index[u] for u in ids], dtype=np.int64)]
+        parts.append(values.reshape(len(ids), -1))
+        layers += [f"t{i}/{name}" for name in t.layers]
+        groups.append((int(values.shape[1]), int(values.shape[2])))
+    values = np.concatenate(parts, axis=1)[:, None, :].astype(np.float32)
+    backbone = {k: "+".join(str((t.backbone or {}).get(k)) for t in tables) for k in _BACKBONE_KEYS}
+    pooling = "+".join(str(t.pooling) for t in tables)
+    return FeatureSet(ids, values, layers, pooling, backbone, groups, absent)
+
+
 # what of a cache's cm.json names the network its features came from
 _BACKBONE_KEYS = ("backbone", "backbone_id", "checkpoint")
 
@@ -83,11 +127,14 @@ class FeatureOutput(NamedTuple):
     pre_logit: Any
 
 
-def _head_module(n_layers: int, dim: int, hidden: int, dropout: float, score_head: str = "linear"):
+def _head_module(n_layers: int, dim: int, hidden: int, dropout: float, score_head: str = "linear", groups=None):
     import torch
     from torch import nn
 
     from cm_cli.models.heads import CosineScore, score_from_logits
+
+    if groups:
+        return _fused_head_module(groups, hidden, dropout, score_head)
 
     class FeatureHead(nn.Module):
         """(B, L, D) pooled statistics -> softmax layer mix -> norm -> projection -> 2 logits."""
@@ -107,6 +154,40 @@ def _head_module(n_layers: int, dim: int, hidden: int, dropout: float, score_hea
             return FeatureOutput(logits, score_from_logits(logits), mixed, pre_logit)
 
     return FeatureHead()
+
+
+def _fused_head_module(groups, hidden: int, dropout: float, score_head: str):
+    import torch
+    from torch import nn
+
+    from cm_cli.models.heads import CosineScore, score_from_logits
+
+    groups = [(int(n), int(d)) for n, d in groups]
+
+    class FusedFeatureHead(nn.Module):
+        """(B, 1, sum L_i D_i) of several tables -> each table's own layer mix and norm -> concatenated -> as above."""
+
+        def __init__(self):
+            super().__init__()
+            self.layer_logits = nn.ParameterList([nn.Parameter(torch.zeros(n)) for n, _ in groups])
+            self.norms = nn.ModuleList([nn.LayerNorm(d) for _, d in groups])
+            total = sum(d for _, d in groups)
+            self.projection = nn.Sequential(nn.Linear(total, hidden), nn.ReLU(), nn.Dropout(dropout))
+            self.classifier = CosineScore(hidden) if score_head == "cosine" else nn.Linear(hidden, 2)
+
+        def forward(self, x):
+            x = x.reshape(x.shape[0], -1)
+            mixed, start = [], 0
+            for (n, d), logits, norm in zip(groups, self.layer_logits, self.norms):
+                part = x[:, start:start + n * d].reshape(-1, n, d)
+                start += n * d
+                mixed.append(norm((part * torch.softmax(logits, dim=0)[None, :, None]).sum(dim=1)))
+            fused = torch.cat(mixed, dim=-1)
+            pre_logit = self.projection(fused)
+            logits = self.classifier(pre_logit)
+            return FeatureOutput(logits, score_from_logits(logits), fused, pre_logit)
+
+    return FusedFeatureHead()
 
 
 def _hidden(config) -> int:
@@ -166,7 +247,7 @@ class _FeatureTrainer:
         n_layers, dim = features.values.shape[1:]
         hidden = _hidden(config)
         self.head = _head_module(n_layers, dim, hidden, float(config.model_options.get("dropout", 0.1)),
-                                 score_head(config.loss)).to(device)
+                                 score_head(config.loss), features.groups).to(device)
         self.per_epoch = max(1, math.ceil(len(train_pos) / config.batch_size))
         total_steps = config.max_steps or config.epochs * max(1, math.ceil(self.per_epoch / config.grad_accum))
         self.state = TrainState(total_steps=total_steps)
@@ -239,6 +320,7 @@ def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_d
     state = trainer.state
     payload = {"format": FEATURE_HEAD_FORMAT, "layers": features.layers, "dim": int(features.values.shape[2]),
                "hidden": _hidden(trainer.config), "pooling": features.pooling, "features": str(features_dir),
+               "groups": features.groups,
                "backbone": features.backbone,
                "state_dict": {k: v.detach().cpu() for k, v in trainer.head.state_dict().items()},
                "heads": None if trainer.heads is None else trainer.heads.state_dict(),
@@ -261,12 +343,17 @@ def train_features_run(config, features_dir: str | Path, manifest: str | Path, r
     from cm_cli.training.run import RunOutcome, input_fingerprint
 
     config.validate()
-    run_dir, manifest, features_dir = Path(run_dir), Path(manifest), Path(features_dir)
+    paths = feature_paths(features_dir)
+    run_dir, manifest = Path(run_dir), Path(manifest)
+    features_dir = ",".join(str(p.resolve()) for p in paths)
     if not manifest.exists():
         raise CmError(f"manifest {manifest} does not exist", "build one with `cm manifest`, or pass --manifest")
-    features = load_features(features_dir)
+    for path in paths:
+        if not path.exists():
+            raise CmError(f"--features {path} does not exist", "give the output directory of `cm embed`")
+    features = load_feature_tables(paths)
     data, train_pos, dev_pos = _frames(config, manifest, features)
-    options = {"train": config.to_dict(), "manifest": str(manifest.resolve()), "features": str(features_dir.resolve())}
+    options = {"train": config.to_dict(), "manifest": str(manifest.resolve()), "features": features_dir}
     started = time.time()
     with OutputDir(run_dir, "run", options=options, inputs=[manifest], force=force, device=str(device),
                    argv=argv) as output:
@@ -274,7 +361,7 @@ def train_features_run(config, features_dir: str | Path, manifest: str | Path, r
             return RunOutcome(run_dir, "complete", dict(output.record.get("summary", {})), skipped=True)
         write_json({"train": config.to_dict(), "model": {"kind": "feature_head", "layers": features.layers,
                                                          "pooling": features.pooling},
-                    "manifest": str(manifest.resolve()), "features": str(features_dir.resolve()), "preset": preset,
+                    "manifest": str(manifest.resolve()), "features": features_dir, "preset": preset,
                     "data": data.summary(), "inputs": input_fingerprint(manifest, config, data),
                     "seen_domains": data.seen_domains(), "augment_conditions": data.augment_conditions()},
                    run_dir / "config.json")
@@ -339,7 +426,7 @@ def load_feature_head(run: str | Path, *, device: str = "cpu"):
         raise CmError(f"{path} is not a feature-head checkpoint (it scores audio, not `cm embed` features)",
                       "score it without --features; heads for --features come from `cm train --features DIR`")
     head = _head_module(len(payload["layers"]), payload["dim"], payload["hidden"], 0.0,
-                        payload.get("score_head", "linear"))
+                        payload.get("score_head", "linear"), payload.get("groups"))
     head.load_state_dict(payload["state_dict"])
     payload["path"] = str(path)
     return head.to(device).eval(), payload
@@ -374,7 +461,7 @@ def score_features(run: str | Path, features_dir: "str | Path | FeatureSet", *, 
     if isinstance(features_dir, FeatureSet):
         features, where = features_dir, "the feature cache"
     else:
-        features, where = load_features(features_dir), features_dir
+        features, where = load_feature_tables(features_dir), features_dir
     check_head_matches(payload, features, where)
     if utt_ids is None:
         ids, values = features.ids, features.values

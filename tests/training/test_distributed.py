@@ -52,7 +52,10 @@ def test_two_process_gloo_training_writes_one_run(toy_tiny, tmp_path, method):
     assert all(p.returncode == 0 for p in procs), "\n".join(outputs)
     assert "RANK 0 2 complete 2" in outputs[0] and "RANK 1 2 complete 2" in outputs[1]
     history = pd.read_parquet(tmp_path / "run/history.parquet")
-    watched = "adv_grad_norm" if method == "dann" else "loss_coral"
-    assert len(history) == 2 and history[watched].notna().all()
+    assert len(history) == 2
+    if method == "dann":
+        assert history["adv_grad_norm"].notna().all()
+    else:  # 4 rows per rank: a step whose groups all have < 2 rows skips the term and counts it
+        assert (history["loss_coral"].notna() | (history["coral_skipped"] > 0)).all()
     assert (tmp_path / "run/checkpoints/best.pt").is_file()
     assert not list(tmp_path.glob("run/*.lock")) and not list(tmp_path.glob("run/.*.lock"))
