@@ -159,6 +159,8 @@ class Stepper:
         self.module, self.net, self.optimizer, self.device = module, net, optimizer, device
         self.world_size, self.total_steps = world_size, total_steps
         self.method = method or module.method or build_method(config, data.domains, total_steps)
+        if module.method is None:  # a train module built without its method (older callers): give it the run's
+            module.method = self.method
         self.inputs = inputs or (lambda batch: audio_inputs(batch, device))
         self.extra_columns = self.method.columns()
         self.targets_by_row = domain_targets(data.train, data.domains, data.policy) if data.domains else {}
