@@ -64,7 +64,13 @@ def _stepper(name: str, frame):
     from cm_cli.training.loop import build_model_config
     from cm_cli.training.methods.losses import criterion
     from cm_cli.training.state import TrainState
-    from cm_cli.training.step import Stepper, build_method, build_optimizer, method_modules, train_module
+    from cm_cli.training.step import (
+        Stepper,
+        build_method,
+        build_optimizer,
+        method_modules,
+        train_module,
+    )
 
     method, loss = VARIANTS[name]
     torch.manual_seed(0)
@@ -108,7 +114,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in VARIANTS:
             best[name] = min(best[name], _step_time(name, batch, frame, args.steps))
-    print(f"LCNN, batch {args.batch} x {args.seconds:.1f} s, median of {args.steps} steps, best of {args.rounds} rounds")
+    print(f"LCNN, batch {args.batch} x {args.seconds:.1f} s, median of {args.steps} steps, "
+          f"best of {args.rounds} rounds")
     print(f"{'method':<10} {'step ms':>8} {'/ ERM':>6}  goal")
     for name, seconds in best.items():
         ratio = seconds / best["erm"]

@@ -239,7 +239,13 @@ class _FeatureTrainer:
 
         from cm_cli.training.methods.losses import criterion, score_head
         from cm_cli.training.state import TrainState
-        from cm_cli.training.step import Stepper, build_method, build_optimizer, method_modules, train_module
+        from cm_cli.training.step import (
+            Stepper,
+            build_method,
+            build_optimizer,
+            method_modules,
+            train_module,
+        )
 
         torch.manual_seed(config.seed)
         self.config, self.data, self.device = config, data, device

@@ -27,7 +27,7 @@ def test_every_demo_method_preset_builds_a_valid_config(method, tmp_path):
 
 
 def test_verdict_compares_each_added_method_with_erm_aug():
-    stats = lambda mean: {"stats": {"unseen": {"mean": mean, "sd": 0.5, "n": 3}}}  # noqa: E731
+    stats = lambda mean: {"stats": {"unseen": {"mean": mean, "sd": 0.5, "n": 3}}}
     text = demo._verdict({"erm": stats(30.0), "erm_aug": stats(20.0), "sam": stats(10.0), "coral": stats(20.2)})
     assert "SAM lowers the never-seen-codec EER by 10.0 points against ERM-aug" in text
     assert "CORAL vs ERM-aug" in text and "does not show that CORAL adds to augmentation" in text
