@@ -55,7 +55,7 @@ _NOT_RESOLVED = ("ctx", "preset", "manifest", "out", "resume", "force")
 
 def train(
     ctx: typer.Context,
-    method: Annotated[Method, typer.Option("--method", help="Training method (docs/training.md): " + ", ".join(m.value for m in Method) + ".")] = Method("erm"),
+    method: Annotated[Method, typer.Option("--method", help=", ".join(m.value for m in Method) + " (training methods, docs/training.md).")] = Method("erm"),
     loss: Annotated[Loss, typer.Option("--loss", help="Task loss: ce (cross-entropy) or ocsoftmax (one-class softmax; score = cosine to the bona fide direction).")] = Loss("ce"),
     method_option: Annotated[Optional[List[str]], typer.Option("--method-option", help="A method's option NAME=VALUE (repeatable): coral/mmd weight, groupdro step.", show_default=False)] = None,
     sam_rho: Annotated[Optional[float], typer.Option("--sam-rho", help="SAM radius (sam 0.05, asam 0.5 by default); with another method, wraps it in SAM.", min=0.0, show_default=False)] = None,
