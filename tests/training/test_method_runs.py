@@ -55,9 +55,11 @@ def test_cli_method_from_the_dann_preset_trains_and_evaluates(toy_tiny, tmp_path
                                  "--augment", AUG])
     assert result.exit_code == 0, result.output
     history = pd.read_parquet(tmp_path / "run/history.parquet")
-    assert column in history and (history[column].dropna() > 0).all() and history[column].notna().any()
-    result = runner.invoke(app, [*base, "eval", "--run", str(tmp_path / "run"), "--manifest", str(manifest),
-                                 "--out", str(tmp_path / "ev")])
+    assert column in history and history[column].notna().any()
+    if method == "coral":  # a squared distance; the unbiased MMD estimate may dip below 0 when groups are alike
+        assert (history[column].dropna() > 0).all()
+    # no --manifest: the run's own (DESIGN.md "Default manifest", rule 1)
+    result = runner.invoke(app, [*base, "eval", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
     assert 0.0 <= read_json(tmp_path / "ev/metrics.json")["overall"]["eer"] <= 1.0
 
