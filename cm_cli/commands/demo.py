@@ -17,20 +17,22 @@ def demo(
     size: Annotated[str, typer.Option("--size", help="Toy corpus size: tiny, small or medium.")] = "small",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Training seeds per method (1 for a quick look; 3 to tell effects from seed noise).")] = 3,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs (default: the toy presets').", show_default=False)] = None,
+    methods: Annotated[Optional[str], typer.Option("--methods", help="Comma-separated methods of the study: erm, erm_aug, dann, sam, coral, mmd, groupdro (default erm,erm_aug,dann).", show_default=False)] = None,
     force: ForceOpt = False,
 ) -> None:
     """Run the study on the toy corpus: data, ERM / ERM-aug / DANN training over seeds, evaluation, analysis, report."""
     from cm_cli.core.progress import use_reporter
-    from cm_cli.recipes.demo import DemoSettings, run_demo
+    from cm_cli.recipes.demo import DemoSettings, demo_methods, run_demo
 
     c = get_ctx(ctx)
-    opts = resolve_options(ctx, "demo", {"out": out, "size": size, "seeds": seeds, "epochs": epochs, "force": force})
+    opts = resolve_options(ctx, "demo", {"out": out, "size": size, "seeds": seeds, "epochs": epochs, "force": force,
+                                         "methods": methods})
     target = Path(opts["out"]) if opts["out"] else c.runs_dir / "demo"
     settings = DemoSettings(size=str(opts["size"]), seed=c.seed, seeds=int(opts["seeds"]), workers=c.workers,
-                            epochs=opts["epochs"], force=bool(opts["force"]))
+                            epochs=opts["epochs"], force=bool(opts["force"]), methods=demo_methods(opts["methods"]))
     if c.dry_run:
         print_dry_run(c, "demo", {"out": str(target), "size": settings.size, "seeds": settings.train_seeds,
-                                  "epochs": settings.epochs, "seed": c.seed})
+                                  "epochs": settings.epochs, "seed": c.seed, "methods": list(settings.methods)})
         return
     show = not (c.json or c.quiet)
 

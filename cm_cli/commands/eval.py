@@ -276,7 +276,9 @@ def _run_target(source: Path, o: dict, missing_manifest: str):
     """(manifest, shard, split, output directory) of scoring a run; the default out is RUN/eval/<split>."""
     from cm_cli.core.shard import resolve_shard
 
-    manifest = _path(o["manifest"])
+    from cm_cli.commands._common import recorded_manifest
+
+    manifest = _path(o["manifest"]) or recorded_manifest(source)  # DESIGN "Default manifest", rule 1
     if manifest is None:
         raise UsageError(missing_manifest, "e.g. --manifest runs/manifests/toy/manifest.parquet")
     split = o["split"]

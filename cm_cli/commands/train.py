@@ -1,4 +1,4 @@
-"""`cm train`: train a countermeasure (ERM or domain-adversarial) into a run directory."""
+"""`cm train`: train a countermeasure with any registered method into a run directory."""
 
 from __future__ import annotations
 
@@ -13,9 +13,15 @@ from cm_cli.commands._common import (Corpus, ForceOpt, ManifestOpt, OutDir, Pres
 from cm_cli.models.registry import DEFAULT_BACKBONE
 
 
-class Method(str, enum.Enum):
-    erm = "erm"
-    dann = "dann"
+def _method_enum():
+    """``--method`` choices: the training-method registry (cm_cli.training.methods), no torch import."""
+    from cm_cli.training.methods import LOSSES, method_names
+
+    names = method_names()
+    return enum.Enum("Method", {n: n for n in names}, type=str), enum.Enum("Loss", {n: n for n in LOSSES}, type=str)
+
+
+Method, Loss = _method_enum()
 
 
 class Schedule(str, enum.Enum):
@@ -50,7 +56,11 @@ _NOT_RESOLVED = ("ctx", "preset", "manifest", "out", "resume", "force")
 
 def train(
     ctx: typer.Context,
-    method: Annotated[Method, typer.Option("--method", help="erm (cross-entropy) or dann (domain-adversarial).")] = Method.erm,
+    method: Annotated[Method, typer.Option("--method", help=", ".join(m.value for m in Method) + " (training methods, docs/training.md).")] = Method("erm"),
+    loss: Annotated[Loss, typer.Option("--loss", help="Task loss: ce (cross-entropy) or ocsoftmax (one-class softmax; score = cosine to the bona fide direction).")] = Loss("ce"),
+    method_option: Annotated[Optional[List[str]], typer.Option("--method-option", help="A method's option NAME=VALUE (repeatable): coral/mmd weight, groupdro step.", show_default=False)] = None,
+    sam_rho: Annotated[Optional[float], typer.Option("--sam-rho", help="SAM radius (sam 0.05, asam 0.5 by default); with another method, wraps it in SAM.", min=0.0, show_default=False)] = None,
+    sam_adaptive: Annotated[bool, typer.Option("--sam-adaptive/--no-sam-adaptive", help="With --sam-rho: ASAM's adaptive radius instead of SAM's.")] = False,
     backbone: Annotated[str, typer.Option("--backbone", "-b", help="lcnn, aasist, ssl_aasist, wavlm, w2v2, xlsr, hubert, or a hub id.", autocompletion=_complete_backbone)] = DEFAULT_BACKBONE,
     preset: PresetOpt = None,
     manifest: ManifestOpt = None,
@@ -73,7 +83,7 @@ def train(
     class_weighting: Annotated[bool, typer.Option("--class-weighting/--no-class-weighting", help="Weight the cross-entropy by inverse class frequency.")] = False,
     augment: Annotated[Optional[str], typer.Option("--augment", help="On-the-fly augmentation policy: inline ('clean:0.3, mp3:kbps=32:0.7'), YAML file or degrade preset.", show_default=False)] = None,
     augment_manifest: Annotated[Optional[Path], typer.Option("--augment-manifest", help="Pre-rendered variants from `cm degrade --variants` (domain column = condition).", show_default=False)] = None,
-    features: Annotated[Optional[Path], typer.Option("--features", help="Train a head on a `cm embed --pooling meanstd` directory (no audio, no backbone).", show_default=False)] = None,
+    features: Annotated[Optional[List[Path]], typer.Option("--features", help="Train a head on `cm embed --pooling meanstd` directories (no audio, no backbone); repeat it to fuse several tables, joined on utt_id.", show_default=False)] = None,
     domain_column: Annotated[Optional[List[str]], typer.Option("--domain-column", help="DANN: manifest column of domain labels (repeatable: one head each).", show_default=False)] = None,
     lambda_schedule: Annotated[Schedule, typer.Option("--lambda-schedule", help="GRL coefficient: constant, linear, ganin (alias exponential).")] = Schedule.ganin,
     lambda_max: Annotated[float, typer.Option("--lambda-max", help="Largest GRL coefficient.", min=0.0)] = 1.0,
@@ -95,7 +105,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from checkpoints/last.pt.")] = False,
     force: ForceOpt = False,
 ) -> None:
-    """Train a countermeasure (ERM or DANN) and write a run directory: config, checkpoints, history."""
+    """Train a countermeasure (ERM, DANN, SAM, ASAM, CORAL, MMD, GroupDRO) and write a run directory."""
     values = {k: v for k, v in locals().items() if k not in _NOT_RESOLVED}
     c = get_ctx(ctx)
     o = resolve_options(ctx, "train", values, preset=preset)
@@ -188,15 +198,31 @@ def _train_config(o: dict, c):
     same = ("backbone", "backbone_id", "train_split", "dev_split", "trainable", "pooling", "head", "length_policy",
             "max_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
             "clip_grad", "class_weighting", "augment", "lambda_max", "lambda_warmup", "domain_loss_weight",
-            "domain_lr_mult", "domain_hidden", "val_every", "patience", "save_frozen", "bf16")
+            "domain_lr_mult", "domain_hidden", "val_every", "patience", "save_frozen", "bf16", "sam_rho",
+            "sam_adaptive")
     return TrainConfig(
-        method=enum_value(o["method"]), corpus=enum_value(o["corpus"]),
+        method=enum_value(o["method"]), corpus=enum_value(o["corpus"]), loss=enum_value(o["loss"]),
+        method_options=_method_options(o["method_option"]),
         lambda_schedule=enum_value(o["lambda_schedule"]), domain_columns=list(o["domain_column"] or []),
         augment_manifest=path(o["augment_manifest"]), coded_dev_manifest=path(o["coded_dev_manifest"]),
-        features=path(o["features"]), log_to=list(o["log_to"] or []),
+        features=_features(o["features"]), log_to=list(o["log_to"] or []),
         model_options={"gradient_checkpointing": True} if o["grad_checkpointing"] else {},
         seed=c.seed, workers=workers, **{k: o[k] for k in same},
     ).validate()
+
+
+def _features(value) -> str | None:
+    """``--features`` (repeatable; a preset may give one path or a list) as resolved paths joined by ","."""
+    if not value:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return ",".join(str(Path(v).resolve()) for v in items)
+
+
+def _method_options(items) -> dict:
+    from cm_cli.training.methods.base import parse_method_options
+
+    return parse_method_options(items)
 
 
 def _print(outcomes, signal_name) -> None:

@@ -264,6 +264,12 @@ def _identity(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray
     return x.copy(), {}
 
 
+def _rawboost(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
+    from cm_cli.degrade.rawboost import rawboost
+
+    return rawboost(x, ctx.sr, params["algo"], ctx.rng()), {"rawboost_algo": int(params["algo"])}
+
+
 def _codec_runner(name: str) -> Callable:
     def run(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
         from cm_cli.degrade.codecs import encode_decode
@@ -504,6 +510,9 @@ def _populate() -> None:
                           (Param("snr", float, 10.0, "signal-to-noise ratio, dB"),
                            Param("type", str, None, "white (default), pink, brown, or file (default when dir is given)", ("white", "pink", "brown", "file")),
                            Param("dir", str, None, "folder of noise recordings (MUSAN layout, recursive)"))))
+    _register(Degradation("rawboost", "noise", "RawBoost (Tak et al. 2022): 1 LnL convolutive, 2 ISD impulsive, "
+                          "3 SSI coloured additive, 4=1+2+3, 5=1+2, 6=1+3, 7=2+3, 8=1||2", _rawboost,
+                          (Param("algo", int, 4, "RawBoost algorithm 1-8", minimum=1, maximum=8),)))
     _register(Degradation("reverb", "reverb", "room reverberation: RIR files from dir, else synthetic at rt60", _reverb,
                           (Param("rt60", float, 0.5, "synthetic reverberation time, s", minimum=0, exclusive_minimum=True, maximum=5),
                            Param("dir", str, None, "folder of room impulse responses"))))

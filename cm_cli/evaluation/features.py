@@ -53,14 +53,14 @@ class _FeatureScores(ConditionWriter):
 def _score_rows(source: Path, features_dir: Path, part, head, torch_device):
     """(scores, failures): rows the cache lacks because `cm embed` failed on them are failures,
     any other missing row is an error naming how many and the first."""
-    from cm_cli.training.features import check_head_matches, load_features, score_features
+    from cm_cli.training.features import check_head_matches, feature_paths, load_feature_tables, score_features
 
-    features = load_features(features_dir)
+    features = load_feature_tables(features_dir)
     check_head_matches(head[1], features, features_dir)
     present = set(features.ids.tolist())
     ids = part["utt_id"].astype(str).tolist()
     absent = [u for u in ids if u not in present]
-    failed = embed_failures(features_dir) if absent else {}
+    failed = {k: v for p in feature_paths(features_dir) for k, v in embed_failures(p).items()} if absent else {}
     unknown = [u for u in absent if u not in failed]
     if unknown:
         raise CmError(f"{len(unknown)} manifest row(s) of this split have no features in {features_dir}, "
@@ -96,9 +96,14 @@ def evaluate_features(
     from cm_cli.evaluation.settings import seen_domains_of_run
     from cm_cli.training.features import load_feature_head
 
-    source, features_dir, manifest, out_dir = Path(source), Path(features_dir), Path(manifest), Path(out_dir)
-    if not features_dir.exists():
-        raise CmError(f"--features {features_dir} does not exist", "give the output directory of `cm embed`")
+    from cm_cli.training.features import feature_paths
+
+    source, manifest, out_dir = Path(source), Path(manifest), Path(out_dir)
+    paths = feature_paths(features_dir)  # several tables of a fused head: joined by ","
+    for path in paths:
+        if not path.exists():
+            raise CmError(f"--features {path} does not exist", "give the output directory of `cm embed`")
+    features_dir = paths[0] if len(paths) == 1 else ",".join(str(p) for p in paths)
     shard = shard or Shard()
     settings = settings or EvalSettings(by=tuple(by))
     frame = _manifest_rows(manifest, split, settings.by)
@@ -108,12 +113,12 @@ def evaluate_features(
     manifest_sha = _manifest_sha(manifest)
     options = {
         "run": str(source.resolve()), "checkpoint_sha256": sha256_file(checkpoint), "scoring": "feature_head",
-        "features": str(features_dir.resolve()), "manifest": str(manifest.resolve()),
+        "features": ",".join(str(p.resolve()) for p in paths), "manifest": str(manifest.resolve()),
         "manifest_sha256": manifest_sha, "split": split, **settings.options(),
     }
     part = frame.iloc[shard.select(list(range(len(frame))))].reset_index(drop=True)
     scores, failures = _score_rows(source, features_dir, part, head, torch_device)
     scorer = _FeatureScores(source=source, part=part, settings=settings, shard=shard, table=scores, failures=failures)
     return write_conditions(scorer, plan_conditions(), out_dir, options=options,
-                            inputs=[manifest, checkpoint, features_dir, *settings.inputs()], device=device,
+                            inputs=[manifest, checkpoint, *paths, *settings.inputs()], device=device,
                             force=force)

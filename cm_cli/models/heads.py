@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["BONAFIDE_INDEX", "SPOOF_INDEX", "score_from_logits", "ProjectionHead", "Classifier"]
+__all__ = ["BONAFIDE_INDEX", "SPOOF_INDEX", "SCORE_HEADS", "score_from_logits", "ProjectionHead", "Classifier",
+           "CosineScore", "build_score_head"]
+
+SCORE_HEADS = ("linear", "cosine")
 
 BONAFIDE_INDEX = 1
 SPOOF_INDEX = 0
@@ -46,4 +49,44 @@ class Classifier(nn.Module):
     def forward(self, x):
         return self.linear(x)
 
+
+class CosineScore(nn.Module):
+    """``[B, D] -> [B, 2]`` logits ``[0, cos(x, w)]``: the score is the cosine to a learned bona fide direction.
+
+    The one-class head of OC-Softmax (``cm_cli.training.methods.losses``); the direction is
+    initialised as in the official AIR-ASVspoof code (``kaiming_uniform_(w, 0.25)``).
+    """
+
+    def __init__(self, in_dim: int):
+        super().__init__()
+        import torch
+
+        self.direction = nn.Parameter(torch.empty(1, in_dim))
+        nn.init.kaiming_uniform_(self.direction, 0.25)
+
+    def forward(self, x):
+        import torch
+        import torch.nn.functional as F
+
+        cos = (F.normalize(x.float(), dim=-1) * F.normalize(self.direction, dim=-1)).sum(-1)
+        return torch.stack([torch.zeros_like(cos), cos], dim=-1)
+
+
+def build_score_head(model, kind: str):
+    """None for the model's own ``linear`` logits; a ``CosineScore`` sized by one probe forward for ``cosine``."""
+    import torch
+
+    from cm_cli.core.errors import CmError
+
+    if kind in (None, "linear"):
+        return None
+    if kind != "cosine":
+        raise CmError(f"unknown score head {kind!r}", f"choose one of {', '.join(SCORE_HEADS)}")
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 16000), torch.tensor([16000]))
+    model.train(was)
+    rep = out.pre_logit if out.pre_logit is not None else out.pooled
+    return CosineScore(int(rep.shape[-1]))
 

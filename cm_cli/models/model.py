@@ -21,7 +21,7 @@ from torch import nn
 
 from cm_cli.core.errors import CmError
 from cm_cli.models.aasist import load_aasist_weights  # re-exported: it lives with AASIST
-from cm_cli.models.heads import Classifier, ProjectionHead, score_from_logits
+from cm_cli.models.heads import Classifier, ProjectionHead, build_score_head, score_from_logits
 from cm_cli.models.length import LengthPolicy
 from cm_cli.models.pooling import POOLING_MODES, LayerWeighting, StatsPooling, frame_mask, masked_mean, masked_mean_std
 from cm_cli.models.registry import DEFAULT_BACKBONE, get_backbone
@@ -61,6 +61,7 @@ class ModelConfig:
     crop_mode: str = "random"
     gradient_checkpointing: bool = False
     backbone_options: dict = field(default_factory=dict)
+    score_head: str = "linear"  # "cosine": OC-Softmax's cosine to a bona fide direction (models.heads.CosineScore)
 
     def __post_init__(self):
         spec = get_backbone(self.backbone)
@@ -137,6 +138,8 @@ class CountermeasureModel(nn.Module):
             self.pooling = StatsPooling(config.pooling, dim)
             self.projection = ProjectionHead(self.pooling.out_dim, config.head_dims, dropout=config.dropout)
             self.classifier = Classifier(self.projection.out_dim)
+        self.score_head = None
+        self.score_head = build_score_head(self, config.score_head)
 
     @property
     def layer_names(self) -> list[str]:
@@ -167,19 +170,14 @@ class CountermeasureModel(nn.Module):
     def forward(self, wave, lengths=None) -> ModelOutput:
         states = self.bundle.forward_layers(self, wave, lengths)
         if states.logits is not None:  # the backbone's own published head
-            return ModelOutput(
-                states.logits,
-                score_from_logits(states.logits),
-                states.readout,
-                states.readout,
-                tuple(states.hidden_states),
-                states.frame_lengths,
-            )
+            logits = states.logits if self.score_head is None else self.score_head(states.readout)
+            return ModelOutput(logits, score_from_logits(logits), states.readout, states.readout,
+                               tuple(states.hidden_states), states.frame_lengths)
         hidden_states, frames = states.hidden_states, states.frame_lengths
         mask = frame_mask(frames, hidden_states[0].shape[1])
         pooled = self.pooling(self._select(hidden_states), mask)
         pre_logit = self.projection(pooled)
-        logits = self.classifier(pre_logit)
+        logits = self.classifier(pre_logit) if self.score_head is None else self.score_head(pre_logit)
         return ModelOutput(logits, score_from_logits(logits), pooled, pre_logit, tuple(hidden_states), frames)
 
     def embed(self, wave, lengths=None, *, pooling: str = "mean", layers: list[int] | None = None) -> dict:

@@ -24,12 +24,17 @@ from typing import Any, Callable, Sequence
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["DemoSettings", "DemoStep", "DemoResult", "run_demo", "DEMO_METHODS", "DEMO_PRESETS",
+__all__ = ["DemoSettings", "DemoStep", "DemoResult", "run_demo", "DEMO_METHODS", "DEMO_PRESETS", "METHOD_LABELS",
+           "demo_methods",
            "DEMO_AUGMENT_POLICY", "DEMO_EVAL_CONDITIONS", "DEMO_SEEN", "DEMO_UNSEEN", "DEMO_SWEEP",
            "group_of", "study_summary"]
 
-DEMO_METHODS = ("erm", "erm_aug", "dann")
-DEMO_PRESETS = {"erm": "toy_lcnn_erm", "erm_aug": "toy_lcnn_erm_aug", "dann": "toy_lcnn_dann"}
+DEMO_METHODS = ("erm", "erm_aug", "dann")  # the default study (the demo's time budget)
+# every method `cm demo --methods` can add: the toy presets of the training methods
+DEMO_PRESETS = {"erm": "toy_lcnn_erm", "erm_aug": "toy_lcnn_erm_aug", "dann": "toy_lcnn_dann", "sam": "toy_lcnn_sam",
+                "coral": "toy_lcnn_coral", "mmd": "toy_lcnn_mmd", "groupdro": "toy_lcnn_groupdro"}
+METHOD_LABELS = {"erm": "ERM", "erm_aug": "ERM-aug", "dann": "DANN", "sam": "SAM", "coral": "CORAL", "mmd": "MMD",
+                 "groupdro": "GroupDRO"}
 # Training-time augmentation (ERM-aug and DANN): clean plus two of the eval conditions.
 # Its labels (clean, C05, C08) are the DANN domains and the run's seen_domains.
 DEMO_AUGMENT_POLICY = "clean:0.4, C05:0.3, C08:0.3"
@@ -52,6 +57,7 @@ class DemoSettings:
     epochs: int | None = None  # None: the presets' epochs
     variants: int = 1
     force: bool = False
+    methods: tuple = DEMO_METHODS  # the study's methods (keys of DEMO_PRESETS)
 
     @property
     def train_seeds(self) -> list[int]:
@@ -102,6 +108,10 @@ def _train_config(preset: str, *, seed: int, augment_manifest: Path | None, epoc
         options["augment_manifest"] = str(augment_manifest)
     if "domain_column" in options:
         options["domain_columns"] = list(options.pop("domain_column"))
+    if "method_option" in options:
+        from cm_cli.training.methods.base import parse_method_options
+
+        options["method_options"] = parse_method_options(options.pop("method_option"))
     if epochs is not None:
         options["epochs"] = epochs
     known = set(TrainConfig.__dataclass_fields__)
@@ -109,6 +119,20 @@ def _train_config(preset: str, *, seed: int, augment_manifest: Path | None, epoc
     if unknown:
         raise CmError(f"preset {preset!r} has options the training library does not know: {', '.join(unknown)}")
     return TrainConfig(**options)
+
+
+def demo_methods(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The study's methods from ``erm,erm_aug,dann,sam,...`` (None: the default three); unknown names are an error."""
+    from cm_cli.core.errors import UsageError
+
+    if text is None:
+        return DEMO_METHODS
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if str(n).strip()]
+    unknown = [n for n in names if n not in DEMO_PRESETS]
+    if unknown or not names:
+        raise UsageError(f"--methods: unknown method {unknown[0]!r}" if unknown else "--methods is empty",
+                         f"choose from {', '.join(DEMO_PRESETS)}")
+    return tuple(dict.fromkeys(names))
 
 
 def group_of(domain: str, seen: Sequence[str] = DEMO_SEEN) -> str:
@@ -179,7 +203,7 @@ def _fmt(stat: dict | None, unit: str = "%") -> str:
 
 
 def _verdict(methods: dict[str, dict]) -> str:
-    names = {"erm": "ERM", "erm_aug": "ERM-aug", "dann": "DANN"}
+    names = {m: METHOD_LABELS.get(m, m) for m in methods}
     lines = []
     for m, info in methods.items():
         s = info["stats"]
@@ -204,7 +228,9 @@ def _verdict(methods: dict[str, dict]) -> str:
         return (f"{names[b]} {direction} the never-seen-codec EER by {abs(diff):.1f} points against {names[a]} "
                 f"(more than twice the seed spread of {spread:.1f}); see the report's paired tests.")
 
-    for a, b, what in (("erm", "erm_aug", "codec augmentation helps"), ("erm_aug", "dann", "DANN adds to augmentation")):
+    pairs = [("erm", "erm_aug", "codec augmentation helps")]
+    pairs += [("erm_aug", m, f"{names[m]} adds to augmentation") for m in methods if m not in ("erm", "erm_aug")]
+    for a, b, what in pairs:
         line = compare(a, b, what)
         if line:
             lines.append(line)
@@ -232,9 +258,10 @@ class _Study:
         self.toy_root = self.data_root / "toy"
         self.manifest_path = self.out / "manifest" / "manifest.parquet"
         self.augment_dir = self.out / "augment"
-        self.runs = {m: {s: self.out / "runs" / m / f"seed_{s}" for s in self.seeds} for m in DEMO_METHODS}
-        self.evals = {m: {s: self.out / "eval" / m / f"seed_{s}" for s in self.seeds} for m in DEMO_METHODS}
-        self.embeddings = {m: self.out / "embed" / m / f"seed_{self.first}" for m in DEMO_METHODS}
+        self.methods = tuple(self.settings.methods)
+        self.runs = {m: {s: self.out / "runs" / m / f"seed_{s}" for s in self.seeds} for m in self.methods}
+        self.evals = {m: {s: self.out / "eval" / m / f"seed_{s}" for s in self.seeds} for m in self.methods}
+        self.embeddings = {m: self.out / "embed" / m / f"seed_{self.first}" for m in self.methods}
 
     def step(self, name: str, fn: Callable[[], tuple[dict, bool, str]]) -> None:
         start = time.perf_counter()
@@ -388,22 +415,25 @@ def run_demo(
     ensure_writable_dir(out)
     ensure_writable_dir(data_root)
     study = _Study(out, data_root, settings, device, torch_device, cache_dir, on_step)
-    label = {"erm": "ERM", "erm_aug": "ERM-aug", "dann": "DANN"}
+    label = METHOD_LABELS
     study.step("toy corpus", study.corpus)
     study.step("manifest", study.manifest)
     study.step("augmentation", study.augment)
     for kind, fn in (("train", study.train), ("eval", study.evaluate)):
-        for method in DEMO_METHODS:
+        for method in study.methods:
             for seed in study.seeds:
                 study.step(f"{kind} {label[method]} seed {seed}", lambda fn=fn, m=method, s=seed: fn(m, s))
     study.step("study summary", study.summarise)
-    for method in DEMO_METHODS:
+    analysed = [m for m in DEMO_METHODS if m in study.methods]  # the analyses compare today's three methods
+    for method in analysed:
         study.step(f"stress sweep {label[method]}", lambda m=method: study.sweep(m))
-    for method in DEMO_METHODS:
+    for method in analysed:
         study.step(f"embed {label[method]}", lambda m=method: study.embed(m))
-    study.step("loao", study.loao)
-    study.step("probe codec ERM-aug vs DANN", study.probe)
-    study.step("cka ERM-aug vs DANN", study.cka)
-    study.step("patch ERM-aug <- DANN", study.patch)
+    if "erm" in study.methods:
+        study.step("loao", study.loao)
+    if {"erm_aug", "dann"} <= set(study.methods):
+        study.step("probe codec ERM-aug vs DANN", study.probe)
+        study.step("cka ERM-aug vs DANN", study.cka)
+        study.step("patch ERM-aug <- DANN", study.patch)
     study.step("report", study.report)
     return study.result

@@ -14,10 +14,9 @@ from typing import Any, Mapping
 from cm_cli.core.errors import CmError, UsageError
 from cm_cli.models.registry import DEFAULT_BACKBONE
 
-__all__ = ["METHODS", "LAMBDA_SCHEDULES", "SCHEDULE_ALIASES", "TrainConfig", "config_diff", "RUNTIME_KEYS",
+__all__ = ["LAMBDA_SCHEDULES", "SCHEDULE_ALIASES", "TrainConfig", "config_diff", "RUNTIME_KEYS",
            "parse_bool"]
 
-METHODS = ("erm", "dann")
 LAMBDA_SCHEDULES = ("constant", "linear", "ganin")
 SCHEDULE_ALIASES = {"exponential": "ganin"}
 # settings that may differ between a run and its resumption without changing the result
@@ -118,7 +117,12 @@ class TrainConfig:
     # augmentation
     augment: str | None = None  # on-the-fly policy (inline text, YAML file or degrade preset)
     augment_manifest: str | None = None  # pre-rendered variants from `cm degrade --variants`
-    features: str | None = None  # train a head on a `cm embed --pooling meanstd` cache instead of audio
+    features: str | None = None  # train a head on `cm embed --pooling meanstd` cache(s) (paths joined by ",")
+    # method (cm_cli.training.methods: the registry) and task loss
+    loss: str = "ce"  # ce | ocsoftmax (cm_cli.training.methods.losses)
+    method_options: dict = field(default_factory=dict)  # the method's options, defaults filled in by validate
+    sam_rho: float | None = None  # SAM/ASAM radius; given with another method, wraps it in SAM
+    sam_adaptive: bool = False  # with --sam-rho: ASAM instead of SAM
     # domain-adversarial training
     domain_columns: list = field(default_factory=list)
     lambda_schedule: str = "ganin"
@@ -148,6 +152,9 @@ class TrainConfig:
             self.log_to = [str(t).lower() for t in (self.log_to or [])]
         if isinstance(self.model_options, dict) or self.model_options is None:
             self.model_options = dict(self.model_options or {})
+        if isinstance(self.method_options, dict) or self.method_options is None:
+            self.method_options = dict(self.method_options or {})
+        self.loss = str(self.loss).lower()
 
     # ------------------------------------------------------------------ checks
 
@@ -163,8 +170,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Raise ``UsageError`` naming the first impossible setting (wrong types included)."""
         self.check_types()
-        if self.method not in METHODS:
-            raise UsageError(f"unknown method {self.method!r}", f"choose one of {', '.join(METHODS)}")
+        self._check_method()
         if self.lambda_schedule not in LAMBDA_SCHEDULES:
             names = ", ".join([*LAMBDA_SCHEDULES, *SCHEDULE_ALIASES])
             raise UsageError(f"unknown lambda schedule {self.lambda_schedule!r}", f"choose one of {names}")
@@ -193,11 +199,6 @@ class TrainConfig:
             raise UsageError("--features trains on cached embeddings, so --augment cannot change the audio",
                              "pre-render variants (`cm degrade --policy P --variants K`), embed them with "
                              "`cm embed --pooling meanstd`, and pass --augment-manifest")
-        if self.method == "dann" and not self.domain_columns:
-            raise UsageError("--method dann needs at least one --domain-column",
-                             "e.g. --domain-column domain (the augmentation condition, `clean` included)")
-        if self.method == "erm" and self.domain_columns:
-            raise UsageError("--domain-column is only used with --method dann")
         from cm_cli.training.tracking import TRACKERS
 
         unknown = [t for t in self.log_to if str(t).lower() not in TRACKERS]
@@ -206,6 +207,33 @@ class TrainConfig:
         if len(set(self.domain_columns)) != len(self.domain_columns):
             raise UsageError(f"--domain-column repeated: {', '.join(self.domain_columns)}")
         return self
+
+    def _check_method(self) -> None:
+        """The method and loss exist, the method's options resolve, and domain columns fit the method."""
+        from cm_cli.training.methods import get_method
+        from cm_cli.training.methods.base import resolve_options
+        from cm_cli.training.methods.losses import criterion
+
+        method = get_method(self.method)
+        criterion(self.loss)
+        self.method_options = resolve_options(method, self.method_options)
+        if self.sam_rho is not None and not self.sam_rho > 0:
+            raise UsageError(f"--sam-rho must be positive, got {self.sam_rho}")
+        if method.uses_domains and not self.domain_columns:
+            raise UsageError(f"--method {self.method} needs a domain column (preset key domain_column, option "
+                             "--domain-column)", "e.g. --domain-column domain (the augmentation condition, "
+                             "`clean` included)")
+        if not method.uses_domains and self.domain_columns:
+            self.notes.append(f"--method {self.method} uses no domains: domain column(s) "
+                              f"{', '.join(self.domain_columns)} ignored")
+            self.domain_columns = []
+
+    @property
+    def notes(self) -> list[str]:
+        """What ``validate`` decided that the user should hear about (not a setting; not saved)."""
+        if "_notes" not in self.__dict__:
+            self.__dict__["_notes"] = []
+        return self.__dict__["_notes"]
 
     # ------------------------------------------------------------------ (de)serialisation
 
@@ -230,4 +258,7 @@ def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], *, ignore=RUNTIM
     """Human-readable ``key: old -> new`` lines for settings that differ (runtime-only keys ignored)."""
     keys = sorted((set(old) | set(new)) - set(ignore))
     norm = lambda v: json.dumps(v, sort_keys=True)  # noqa: E731
+    defaults = TrainConfig().to_dict()
+    # a setting added after the run was saved, at its default, is no difference
+    keys = [k for k in keys if k in old or k not in defaults or norm(new.get(k)) != norm(defaults[k])]
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if norm(old.get(k)) != norm(new.get(k))]

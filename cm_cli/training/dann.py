@@ -50,15 +50,9 @@ def model_domain_heads(model, data, config, device):
     from one forward pass of a 1 s zero signal (``pre_logit``, else ``pooled``), the
     vocabularies from ``data.domains`` and the hidden width from ``config.domain_hidden``.
     """
-    import torch
+    from cm_cli.training.step import representation_dim
 
-    was_training = model.training
-    with torch.no_grad():
-        model.eval()
-        probe = model(torch.zeros(1, 16000, device=device), torch.tensor([16000], device=device))
-    model.train(was_training)
-    rep_dim = int((probe.pre_logit if probe.pre_logit is not None else probe.pooled).shape[-1])
-    return build_domain_heads(rep_dim, data.domains, hidden=config.domain_hidden).to(device)
+    return build_domain_heads(representation_dim(model, device), data.domains, hidden=config.domain_hidden).to(device)
 
 
 def _key(column: str) -> str:

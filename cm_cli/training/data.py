@@ -140,7 +140,7 @@ def load_training_data(manifest: str | Path, config, *, check_available: bool = 
         if coded.empty or usable_dev(coded["label"].astype(str)) is not None:
             raise CmError(f"{config.coded_dev_manifest}: no usable {config.dev_split!r} rows (both classes needed)")
     domains: dict[str, list[str]] = {}
-    if config.method == "dann":
+    if config.domain_columns:  # only methods that use domains keep them (TrainConfig.validate)
         for column in config.domain_columns:
             domains[column] = _domain_values(train, column, policy, str(manifest))
     return TrainData(train, dev, note, domains, policy, coded, augmented=bool(config.augment_manifest))

@@ -17,7 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -27,7 +27,8 @@ from cm_cli.models.checkpoint import FEATURE_HEAD_FORMAT
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "train_features_run", "load_feature_head",
+__all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "load_feature_tables", "feature_paths",
+           "train_features_run", "load_feature_head",
            "check_head_matches", "is_feature_run", "score_features", "feature_head_step"]
 
 
@@ -41,12 +42,21 @@ class FeatureSet:
     layers: list[str]
     pooling: str | None
     backbone: dict | None = None  # the cache's cm.json backbone, backbone_id and checkpoint, where recorded
+    # several tables joined on utt_id (load_feature_tables): (layers, width) of each, values (N, 1, sum L*D)
+    groups: list | None = None
+    absent_from: dict | None = None  # utt_id -> the table that lacks it (ids not in every table)
 
     def rows(self, utt_ids) -> np.ndarray:
         """Row positions of ``utt_ids``; ids without features are an error naming how many and one of them."""
         index = {u: i for i, u in enumerate(self.ids.tolist())}
         positions = np.array([index.get(str(u), -1) for u in utt_ids], dtype=np.int64)
         missing = [str(u) for u, p in zip(utt_ids, positions) if p < 0]
+        if missing and self.absent_from:
+            lacking = [u for u in missing if u in self.absent_from]
+            if lacking:
+                raise CmError(f"{len(lacking)} manifest row(s) are missing from one of the feature tables, e.g. "
+                              f"{lacking[0]} from {self.absent_from[lacking[0]]}",
+                              "embed the same manifest into every table given to --features")
         if missing:
             raise CmError(f"{len(missing)} manifest row(s) have no features in the cache, e.g. {missing[0]}",
                           "embed the same manifest (and --augment-manifest variants) with "
@@ -70,15 +80,61 @@ def load_features(path: str | Path) -> FeatureSet:
     return FeatureSet(np.asarray(ids).astype(str), values, layers, options.get("pooling"), backbone)
 
 
+def feature_paths(spec) -> list[Path]:
+    """The tables of a ``--features`` value: one path, several joined by ``,``, or a list."""
+    items = spec if isinstance(spec, (list, tuple)) else str(spec).split(",")
+    return [Path(str(p).strip()) for p in items if str(p).strip()]
+
+
+def load_feature_tables(spec) -> FeatureSet:
+    """One table (``load_features``) or several joined on ``utt_id`` (inner join, in the first table's order)
+    and concatenated: each table keeps its layers (mixed by its own learned weights in the head)."""
+    paths = feature_paths(spec)
+    if len(paths) == 1:
+        return load_features(paths[0])
+    tables = [load_features(p) for p in paths]
+    common = set(tables[0].ids.tolist())
+    for t in tables[1:]:
+        common &= set(t.ids.tolist())
+    ids = np.array([u for u in tables[0].ids.tolist() if u in common], dtype=str)
+    absent = {}
+    for path, t in zip(paths, tables):
+        for u in set().union(*(set(o.ids.tolist()) for o in tables)) - set(t.ids.tolist()):
+            absent.setdefault(u, str(path))
+    parts, layers, groups = [], [], []
+    for i, t in enumerate(tables):
+        index = {u: k for k, u in enumerate(t.ids.tolist())}
+        values = t.values[np.array([index[u] for u in ids], dtype=np.int64)]
+        parts.append(values.reshape(len(ids), -1))
+        layers += [f"t{i}/{name}" for name in t.layers]
+        groups.append((int(values.shape[1]), int(values.shape[2])))
+    values = np.concatenate(parts, axis=1)[:, None, :].astype(np.float32)
+    backbone = {k: "+".join(str((t.backbone or {}).get(k)) for t in tables) for k in _BACKBONE_KEYS}
+    pooling = "+".join(str(t.pooling) for t in tables)
+    return FeatureSet(ids, values, layers, pooling, backbone, groups, absent)
+
+
 # what of a cache's cm.json names the network its features came from
 _BACKBONE_KEYS = ("backbone", "backbone_id", "checkpoint")
 
 
-def _head_module(n_layers: int, dim: int, hidden: int, dropout: float):
+class FeatureOutput(NamedTuple):
+    """A feature head's output, laid out like ``ModelOutput``'s first four fields (``[1]`` is the score)."""
+
+    logits: Any
+    score: Any
+    pooled: Any
+    pre_logit: Any
+
+
+def _head_module(n_layers: int, dim: int, hidden: int, dropout: float, score_head: str = "linear", groups=None):
     import torch
     from torch import nn
 
-    from cm_cli.models.heads import score_from_logits
+    from cm_cli.models.heads import CosineScore, score_from_logits
+
+    if groups:
+        return _fused_head_module(groups, hidden, dropout, score_head)
 
     class FeatureHead(nn.Module):
         """(B, L, D) pooled statistics -> softmax layer mix -> norm -> projection -> 2 logits."""
@@ -88,16 +144,50 @@ def _head_module(n_layers: int, dim: int, hidden: int, dropout: float):
             self.layer_logits = nn.Parameter(torch.zeros(n_layers))
             self.norm = nn.LayerNorm(dim)
             self.projection = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout))
-            self.classifier = nn.Linear(hidden, 2)
+            self.classifier = CosineScore(hidden) if score_head == "cosine" else nn.Linear(hidden, 2)
 
         def forward(self, x):
             weights = torch.softmax(self.layer_logits, dim=0)
             mixed = (x * weights[None, :, None]).sum(dim=1)
             pre_logit = self.projection(self.norm(mixed))
             logits = self.classifier(pre_logit)
-            return logits, score_from_logits(logits), pre_logit
+            return FeatureOutput(logits, score_from_logits(logits), mixed, pre_logit)
 
     return FeatureHead()
+
+
+def _fused_head_module(groups, hidden: int, dropout: float, score_head: str):
+    import torch
+    from torch import nn
+
+    from cm_cli.models.heads import CosineScore, score_from_logits
+
+    groups = [(int(n), int(d)) for n, d in groups]
+
+    class FusedFeatureHead(nn.Module):
+        """(B, 1, sum L_i D_i) of several tables -> each table's own layer mix and norm -> concatenated -> as above."""
+
+        def __init__(self):
+            super().__init__()
+            self.layer_logits = nn.ParameterList([nn.Parameter(torch.zeros(n)) for n, _ in groups])
+            self.norms = nn.ModuleList([nn.LayerNorm(d) for _, d in groups])
+            total = sum(d for _, d in groups)
+            self.projection = nn.Sequential(nn.Linear(total, hidden), nn.ReLU(), nn.Dropout(dropout))
+            self.classifier = CosineScore(hidden) if score_head == "cosine" else nn.Linear(hidden, 2)
+
+        def forward(self, x):
+            x = x.reshape(x.shape[0], -1)
+            mixed, start = [], 0
+            for (n, d), logits, norm in zip(groups, self.layer_logits, self.norms):
+                part = x[:, start:start + n * d].reshape(-1, n, d)
+                start += n * d
+                mixed.append(norm((part * torch.softmax(logits, dim=0)[None, :, None]).sum(dim=1)))
+            fused = torch.cat(mixed, dim=-1)
+            pre_logit = self.projection(fused)
+            logits = self.classifier(pre_logit)
+            return FeatureOutput(logits, score_from_logits(logits), fused, pre_logit)
+
+    return FusedFeatureHead()
 
 
 def _hidden(config) -> int:
@@ -129,67 +219,62 @@ def _score(head, values: np.ndarray, device, batch: int = 1024) -> np.ndarray:
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
 
+class _RowBatch:
+    """A minibatch of cached rows: what the Stepper reads of a batch (``indices``, ``len``)."""
+
+    def __init__(self, rows: np.ndarray):
+        import torch
+
+        self.indices = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.indices.numel())
+
+
 class _FeatureTrainer:
-    """Minibatch AdamW over cached features, with the same schedules and selection as ``fit``."""
+    """Shuffled minibatches of cached features through the run's ``Stepper``, with ``fit``'s selection."""
 
     def __init__(self, config, data, features: FeatureSet, train_pos, dev_pos, device):
         import torch
 
-        from cm_cli.training.dann import build_domain_heads
-        from cm_cli.training.data import domain_targets
-        from cm_cli.training.schedules import GrlSchedule
+        from cm_cli.training.methods.losses import criterion, score_head
         from cm_cli.training.state import TrainState
-        from cm_cli.training.step import build_optimizer, train_module
+        from cm_cli.training.step import (
+            Stepper,
+            build_method,
+            build_optimizer,
+            method_modules,
+            train_module,
+        )
 
         torch.manual_seed(config.seed)
         self.config, self.data, self.device = config, data, device
         self.x_train, self.x_dev = features.values[train_pos], None if dev_pos is None else features.values[dev_pos]
         n_layers, dim = features.values.shape[1:]
         hidden = _hidden(config)
-        self.head = _head_module(n_layers, dim, hidden, float(config.model_options.get("dropout", 0.1))).to(device)
-        self.heads = None
-        if config.method == "dann":
-            self.heads = build_domain_heads(hidden, data.domains, hidden=config.domain_hidden).to(device)
-        self.module = train_module(self.head, self.heads, None).to(device)
+        self.head = _head_module(n_layers, dim, hidden, float(config.model_options.get("dropout", 0.1)),
+                                 score_head(config.loss), features.groups).to(device)
+        self.per_epoch = max(1, math.ceil(len(train_pos) / config.batch_size))
+        total_steps = config.max_steps or config.epochs * max(1, math.ceil(self.per_epoch / config.grad_accum))
+        self.state = TrainState(total_steps=total_steps)
+        method = build_method(config, data.domains, total_steps)
+        self.heads = method_modules(method, self.head, device, rep_dim=hidden)
+        self.module = train_module(self.head, self.heads, None, method, criterion(config.loss)).to(device)
         self.optimizer = build_optimizer(self.module, config)
-        self.labels = torch.from_numpy((data.train["label"].astype(str).to_numpy() == "bonafide").astype(np.int64))
-        self.targets = domain_targets(data.train, data.domains, None) if self.heads is not None else {}
-        per_epoch = max(1, math.ceil(len(train_pos) / config.batch_size))
-        self.per_epoch = per_epoch
-        self.state = TrainState(total_steps=config.max_steps or config.epochs * per_epoch)
-        self.grl = GrlSchedule(config.lambda_schedule, config.lambda_max, self.state.total_steps,
-                               config.lambda_warmup)
+        x_train = self.x_train
+        self.stepper = Stepper(config, data, model=self.head, heads=self.heads, module=self.module, net=self.module,
+                               optimizer=self.optimizer, device=device, world_size=1, total_steps=total_steps,
+                               method=method, inputs=lambda batch: (torch.from_numpy(x_train[batch.indices.numpy()])
+                                                                    .to(device),))
 
-    def _step(self, rows: np.ndarray) -> None:
-        import torch
-        import torch.nn.functional as F
-
-        from cm_cli.training.dann import domain_losses
-        from cm_cli.training.history import MicroStats, history_row
-        from cm_cli.training.schedules import cosine_with_warmup
-
-        config, state = self.config, self.state
-        lr = config.lr * cosine_with_warmup(state.step, warmup_steps=config.warmup_steps,
-                                            total_steps=state.total_steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_mult", 1.0)
-        logits, _, pre_logit = self.head(torch.from_numpy(self.x_train[rows]).to(self.device))
-        task = F.cross_entropy(logits.float(), self.labels[rows].to(self.device))
-        micro, dom, lam = MicroStats(), None, float("nan")
-        if self.heads is not None:
-            lam = self.grl(state.step)
-            targets = {c: torch.from_numpy(t[rows]).to(self.device) for c, t in self.targets.items()}
-            dom = domain_losses(pre_logit, self.heads, targets, lam, tap=self.module.tap)
-        loss = task + (config.domain_loss_weight * dom.total if dom is not None else 0.0)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.clip_grad:
-            torch.nn.utils.clip_grad_norm_([p for p in self.module.parameters() if p.requires_grad],
-                                           config.clip_grad)
-        self.optimizer.step()
-        micro.add(float(task.detach()), dom, self.module.tap.norm if dom is not None else None)
-        state.history.append(history_row(state.step + 1, state.epoch, lr, lam, micro, self.data.domains))
-        state.step += 1
+    def _step(self, rows: np.ndarray, *, last: bool = True) -> None:
+        """One micro-batch of ``rows``; the optimiser steps after ``--grad-accum`` of them or at ``last``."""
+        batch = _RowBatch(rows)
+        stepper, state = self.stepper, self.state
+        stepper.backward(batch, stepper.conditions(batch), state, last_micro=last, position=state.offset + 1)
+        state.offset += 1
+        if stepper.accumulated >= self.config.grad_accum or last:
+            stepper.step(state)
 
     def validate(self) -> dict | None:
         from cm_cli.training.history import record_dev
@@ -206,10 +291,13 @@ class _FeatureTrainer:
     def run(self, save) -> None:
         """Epochs of shuffled minibatches; validate and ``save(improved)`` after each epoch."""
         config, state = self.config, self.state
+        self.module.train()
         while state.step < state.total_steps and state.status == "complete":
             order = np.random.default_rng([config.seed, state.epoch]).permutation(len(self.x_train))
-            for start in range(0, len(order), config.batch_size):
-                self._step(order[start:start + config.batch_size])
+            starts = range(0, len(order), config.batch_size)
+            state.offset = 0
+            for start in starts:
+                self._step(order[start:start + config.batch_size], last=start + config.batch_size >= len(order))
                 if state.step >= state.total_steps:
                     break
             state.epoch += 1
@@ -233,13 +321,16 @@ def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_d
     import torch
 
     from cm_cli.core.artifacts import atomic_path
+    from cm_cli.training.methods.losses import score_head
 
     state = trainer.state
     payload = {"format": FEATURE_HEAD_FORMAT, "layers": features.layers, "dim": int(features.values.shape[2]),
                "hidden": _hidden(trainer.config), "pooling": features.pooling, "features": str(features_dir),
+               "groups": features.groups,
                "backbone": features.backbone,
                "state_dict": {k: v.detach().cpu() for k, v in trainer.head.state_dict().items()},
                "heads": None if trainer.heads is None else trainer.heads.state_dict(),
+               "score_head": score_head(trainer.config.loss),
                "step": state.step, "epoch": state.epoch, "train_config": trainer.config.to_dict(),
                "metrics": dict(state.history[-1]) if state.history else {}}
     with atomic_path(path, suffix=".pt.tmp") as tmp:
@@ -258,12 +349,17 @@ def train_features_run(config, features_dir: str | Path, manifest: str | Path, r
     from cm_cli.training.run import RunOutcome, input_fingerprint
 
     config.validate()
-    run_dir, manifest, features_dir = Path(run_dir), Path(manifest), Path(features_dir)
+    paths = feature_paths(features_dir)
+    run_dir, manifest = Path(run_dir), Path(manifest)
+    features_dir = ",".join(str(p.resolve()) for p in paths)
     if not manifest.exists():
         raise CmError(f"manifest {manifest} does not exist", "build one with `cm manifest`, or pass --manifest")
-    features = load_features(features_dir)
+    for path in paths:
+        if not path.exists():
+            raise CmError(f"--features {path} does not exist", "give the output directory of `cm embed`")
+    features = load_feature_tables(paths)
     data, train_pos, dev_pos = _frames(config, manifest, features)
-    options = {"train": config.to_dict(), "manifest": str(manifest.resolve()), "features": str(features_dir.resolve())}
+    options = {"train": config.to_dict(), "manifest": str(manifest.resolve()), "features": features_dir}
     started = time.time()
     with OutputDir(run_dir, "run", options=options, inputs=[manifest], force=force, device=str(device),
                    argv=argv) as output:
@@ -271,7 +367,7 @@ def train_features_run(config, features_dir: str | Path, manifest: str | Path, r
             return RunOutcome(run_dir, "complete", dict(output.record.get("summary", {})), skipped=True)
         write_json({"train": config.to_dict(), "model": {"kind": "feature_head", "layers": features.layers,
                                                          "pooling": features.pooling},
-                    "manifest": str(manifest.resolve()), "features": str(features_dir.resolve()), "preset": preset,
+                    "manifest": str(manifest.resolve()), "features": features_dir, "preset": preset,
                     "data": data.summary(), "inputs": input_fingerprint(manifest, config, data),
                     "seen_domains": data.seen_domains(), "augment_conditions": data.augment_conditions()},
                    run_dir / "config.json")
@@ -281,7 +377,8 @@ def train_features_run(config, features_dir: str | Path, manifest: str | Path, r
 
         def save(improved: bool) -> None:
             _save(trainer, ckpt / "last.pt", features, features_dir)
-            write_history(trainer.state.history, data.domains, run_dir / "history.parquet")
+            write_history(trainer.state.history, data.domains, run_dir / "history.parquet",
+                          trainer.stepper.extra_columns)
             if improved or not (ckpt / "best.pt").is_file():
                 shutil.copyfile(ckpt / "last.pt", ckpt / "best.pt")
 
@@ -298,7 +395,7 @@ def _summary(trainer: _FeatureTrainer, run_dir: Path, seconds: float) -> dict:
     state = trainer.state
     validated = [r for r in state.history if not math.isnan(r.get("dev_eer", float("nan")))]
     last_dev = {k: v for k, v in validated[-1].items() if k.startswith("dev_")} if validated else {}
-    notes = [trainer.data.dev_note] if trainer.data.dev_note else []
+    notes = list(trainer.config.notes) + ([trainer.data.dev_note] if trainer.data.dev_note else [])
     result = TrainResult(run_dir, state.status, state.step, state.epoch, state.best_summary(),
                          dict(state.history[-1]) if state.history else {}, 0, [], {}, {}, notes, seconds, last_dev)
     return {**result.summary(), "features": True}
@@ -334,7 +431,8 @@ def load_feature_head(run: str | Path, *, device: str = "cpu"):
     if not isinstance(payload, dict) or payload.get("format") != FEATURE_HEAD_FORMAT:
         raise CmError(f"{path} is not a feature-head checkpoint (it scores audio, not `cm embed` features)",
                       "score it without --features; heads for --features come from `cm train --features DIR`")
-    head = _head_module(len(payload["layers"]), payload["dim"], payload["hidden"], 0.0)
+    head = _head_module(len(payload["layers"]), payload["dim"], payload["hidden"], 0.0,
+                        payload.get("score_head", "linear"), payload.get("groups"))
     head.load_state_dict(payload["state_dict"])
     payload["path"] = str(path)
     return head.to(device).eval(), payload
@@ -369,7 +467,7 @@ def score_features(run: str | Path, features_dir: "str | Path | FeatureSet", *, 
     if isinstance(features_dir, FeatureSet):
         features, where = features_dir, "the feature cache"
     else:
-        features, where = load_features(features_dir), features_dir
+        features, where = load_feature_tables(features_dir), features_dir
     check_head_matches(payload, features, where)
     if utt_ids is None:
         ids, values = features.ids, features.values

@@ -2,8 +2,9 @@
 
 ``HISTORY_COLUMNS`` is the fixed part of every history table, in order; a DANN run
 adds two columns per domain column (``loss_domain_<c>``, ``domain_acc_<c>``) right
-after ``loss_domain``. ``history_columns`` gives the exact list written, and rows
-never carry a key outside it.
+after ``loss_domain``, and a method adds its own columns (``Method.columns()``, e.g.
+``loss_coral``) right after ``adv_grad_norm``. ``history_columns`` gives the exact list
+written, and rows never carry a key outside it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ HISTORY_COLUMNS = ("step", "epoch", "lr", "lambda", "loss_task", "loss_domain", 
 DEV_COLUMNS = ("dev_eer", "dev_min_dcf", "dev_eer_threshold", "dev_coded_eer", "dev_coded_min_dcf")
 
 
-def history_columns(domains: Iterable[str] = ()) -> list[str]:
-    """Every column of a run's history table, in the order written."""
+def history_columns(domains: Iterable[str] = (), extra: Iterable[str] = ()) -> list[str]:
+    """Every column of a run's history table, in the order written (``extra``: the method's columns)."""
     domains = list(domains)
     head = list(HISTORY_COLUMNS[:6])
     per_domain = [f"loss_domain_{c}" for c in domains] + [f"domain_acc_{c}" for c in domains]
-    return head + per_domain + list(HISTORY_COLUMNS[6:])
+    return head + per_domain + [HISTORY_COLUMNS[6]] + list(extra) + list(HISTORY_COLUMNS[7:])
 
 
 def _mean(values) -> float:
@@ -45,9 +46,12 @@ class MicroStats:
         self.adv: list[float] = []
         self.cols: dict[str, list[float]] = {}
         self.acc: dict[str, list[float]] = {}
+        self.extra: dict[str, list[float]] = {}
 
-    def add(self, task: float, dom=None, adv: float | None = None) -> None:
+    def add(self, task: float, dom=None, adv: float | None = None, extra: Mapping[str, float] | None = None) -> None:
         self.task.append(task)
+        for column, value in (extra or {}).items():
+            self.extra.setdefault(column, []).append(float(value))
         if dom is not None:
             self.dom.append(float(dom.total.detach()))
             self.adv.append(float("nan") if adv is None else adv)
@@ -57,15 +61,19 @@ class MicroStats:
                 self.acc.setdefault(column, []).append(value)
 
 
-def history_row(step: int, epoch: int, lr: float, lam: float, micro: MicroStats, domains: Iterable[str]) -> dict:
-    """One optimiser step's row: every column of ``history_columns(domains)``, dev columns NaN."""
+def history_row(step: int, epoch: int, lr: float, lam: float, micro: MicroStats, domains: Iterable[str],
+                extra: Iterable[str] = ()) -> dict:
+    """One optimiser step's row: every column of ``history_columns(domains, extra)``, dev columns NaN."""
     row = {"step": step, "epoch": epoch, "lr": lr, "lambda": lam, "loss_task": _mean(micro.task),
            "loss_domain": _mean(micro.dom), "adv_grad_norm": _mean(micro.adv)}
     for column in domains:
         row[f"loss_domain_{column}"] = _mean(micro.cols.get(column, []))
         row[f"domain_acc_{column}"] = _mean(micro.acc.get(column, []))
+    extra = list(extra)
+    for column in extra:
+        row[column] = _mean(micro.extra.get(column, []))
     row.update({c: float("nan") for c in DEV_COLUMNS})
-    return {c: row[c] for c in history_columns(domains)}
+    return {c: row[c] for c in history_columns(domains, extra)}
 
 
 def record_dev(row: dict, result: Mapping[str, float]) -> None:
@@ -75,13 +83,13 @@ def record_dev(row: dict, result: Mapping[str, float]) -> None:
             row[column] = float(result[column])
 
 
-def write_history(history: list[dict], domains: Iterable[str], path: Path) -> None:
-    """``history.parquet`` with exactly ``history_columns(domains)``."""
+def write_history(history: list[dict], domains: Iterable[str], path: Path, extra: Iterable[str] = ()) -> None:
+    """``history.parquet`` with exactly ``history_columns(domains, extra)``."""
     import pandas as pd
 
     from cm_cli.core.artifacts import write_parquet
 
-    columns = history_columns(domains)
+    columns = history_columns(domains, extra)
     frame = pd.DataFrame([{c: r.get(c, float("nan")) for c in columns} for r in history], columns=columns)
     for column in columns[2:]:
         frame[column] = frame[column].astype("float64")

@@ -73,8 +73,12 @@ def build_model_config(config: TrainConfig):
     """The models package's ``ModelConfig`` for a training configuration."""
     from cm_cli.models.model import ModelConfig
 
+    from cm_cli.training.methods.losses import score_head
+
     kwargs = dict(backbone=config.backbone, backbone_id=config.backbone_id, trainable=config.trainable,
                   length_policy=config.length_policy, backbone_options=dict(config.model_options.get("backbone", {})))
+    if config.loss != "ce":
+        kwargs["score_head"] = score_head(config.loss)
     if config.pooling:
         kwargs["pooling"] = config.pooling
     if config.head:
@@ -136,10 +140,10 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
     from cm_cli.models.inference import minimum_samples
     from cm_cli.models.model import build_model
     from cm_cli.training.checkpointing import restore
-    from cm_cli.training.dann import model_domain_heads
     from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
+    from cm_cli.training.methods.losses import criterion
     from cm_cli.training.selection import Validator
-    from cm_cli.training.step import Stepper, build_optimizer, train_module
+    from cm_cli.training.step import Stepper, build_method, build_optimizer, method_modules, train_module
 
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -151,9 +155,10 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
                                  rank=dist.rank, world_size=dist.world_size)
     per_epoch = len(sampler)
     total_steps = config.max_steps or config.epochs * max(1, math.ceil(per_epoch / config.grad_accum))
-    heads = model_domain_heads(model, data, config, device) if config.method == "dann" else None
+    method = build_method(config, data.domains, total_steps)
+    heads = method_modules(method, model, device)
     weight = _class_weight(data.train, device) if config.class_weighting else None
-    module = train_module(model, heads, weight).to(device)
+    module = train_module(model, heads, weight, method, criterion(config.loss)).to(device)
     optimizer = build_optimizer(module, config)
     state = TrainState(total_steps=total_steps, world_size=dist.world_size)
     if resume is not None:
@@ -164,7 +169,7 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
 
         net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     stepper = Stepper(config, data, model=model, heads=heads, module=module, net=net, optimizer=optimizer,
-                      device=device, world_size=dist.world_size, total_steps=total_steps)
+                      device=device, world_size=dist.world_size, total_steps=total_steps, method=method)
     batches = EpochBatches()
     loader = train_loader(dataset, batches, workers=config.workers, seed=config.seed * 1009,
                           device_type=device.type)
@@ -181,7 +186,7 @@ def _save_last(run: _Run, state: TrainState, batch_offset: int, epoch: int) -> N
     if run.dist.is_main:
         save_state(run.ckpt_dir / "last.pt", run.model, run.heads, run.optimizer, state, config=run.config,
                    batch_offset=batch_offset, epoch=epoch)
-        write_history(state.history, run.data.domains, run.run_dir / "history.parquet")
+        write_history(state.history, run.data.domains, run.run_dir / "history.parquet", run.stepper.extra_columns)
 
 
 def _validate_and_save(run: _Run, state: TrainState, batch_offset: int, epoch: int) -> bool | None:
@@ -331,7 +336,7 @@ def fit(
 
 
 def _result(run: _Run, state: TrainState, seconds: float) -> TrainResult:
-    notes: list[str] = [run.data.dev_note] if run.data.dev_note else []
+    notes: list[str] = list(run.config.notes) + ([run.data.dev_note] if run.data.dev_note else [])
     if state.n_failed:
         notes.append(f"{state.n_failed} training utterance(s) could not be read and were skipped")
     validated = [r for r in state.history if not math.isnan(r.get("dev_eer", float("nan")))]

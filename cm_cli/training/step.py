@@ -1,8 +1,12 @@
-"""One training step: micro-batch forward/backward (ERM or DANN), then the optimiser step.
+"""One training step for every method: micro-batch forward/backward, then the optimiser step.
 
-``Stepper`` owns the pieces that change the weights: the train module (model and
-domain heads as one module, so DDP sees every trainable parameter), the optimiser,
-the step-indexed schedules and the micro-batch statistics of the current step.
+``Stepper`` owns the pieces that change the weights: the train module (model and the
+method's modules as one module, so DDP sees every trainable parameter), the method
+(``cm_cli.training.methods``: its loss terms, its optional two-pass SAM/ASAM step), the
+task loss (``--loss``), the optimiser, the step-indexed schedules and the micro-batch
+statistics of the current step. The same Stepper trains audio models (``fit``) and
+pooled-feature heads (``cm train --features``): only ``inputs`` (what a batch feeds the
+model) differs.
 """
 
 from __future__ import annotations
@@ -15,36 +19,80 @@ from cm_cli.core.errors import CmError
 from cm_cli.training.history import MicroStats, history_row
 from cm_cli.training.state import TrainState
 
-__all__ = ["Stepper", "train_module", "build_optimizer", "autocast", "is_oom", "check_adversary"]
+__all__ = ["Stepper", "train_module", "build_optimizer", "autocast", "is_oom", "check_adversary", "build_method",
+           "method_modules", "representation_dim", "audio_inputs"]
 
 
-def train_module(model, heads, class_weight):
-    """Model and domain heads as one module returning (model output, task loss, domain losses or None)."""
+def representation(out):
+    """The vector a method works on: the model's ``pre_logit``, else ``pooled``."""
+    return out.pre_logit if out.pre_logit is not None else out.pooled
+
+
+def train_module(model, heads, class_weight, method=None, criterion=None):
+    """Model and method modules as one module: ``forward(inputs, labels, targets, step)`` ->
+    (model output, task loss, ``Terms``)."""
     import torch
-    import torch.nn.functional as F
     from torch import nn
 
-    from cm_cli.training.dann import GradTap, domain_losses
+    from cm_cli.training.dann import GradTap
+    from cm_cli.training.methods.base import Terms
+    from cm_cli.training.methods.losses import cross_entropy
 
     class TrainModule(nn.Module):
         def __init__(self):
             super().__init__()
             self.model = model
             self.heads = heads
+            self.method = method
+            self.criterion = criterion or cross_entropy
             self.tap = GradTap()
             self.register_buffer("class_weight", class_weight if class_weight is not None else torch.ones(2),
                                  persistent=False)
 
-        def forward(self, wave, lengths, labels, targets, coeff: float):
-            out = self.model(wave, lengths)
-            task = F.cross_entropy(out.logits.float(), labels, weight=self.class_weight)
-            dom = None
-            if self.heads is not None:
-                rep = out.pre_logit if out.pre_logit is not None else out.pooled
-                dom = domain_losses(rep, self.heads, targets, coeff, tap=self.tap)
-            return out, task, dom
+        def forward(self, inputs, labels, targets, step: int):
+            out = self.model(*inputs)
+            if self.method is None:
+                return out, self.criterion(out.logits, labels, self.class_weight), Terms()
+            task = self.method.task_loss(self.criterion, out.logits, labels, targets, self.class_weight, self.heads)
+            terms = self.method.terms(representation(out), targets, step, self.heads, tap=self.tap)
+            return out, task, terms
 
     return TrainModule()
+
+
+def build_method(config, domains, total_steps: int):
+    """The run's method object (``cm_cli.training.methods``) for ``config.method``."""
+    from cm_cli.training.methods import get_method
+
+    return get_method(config.method)(config, domains, total_steps=total_steps)
+
+
+def representation_dim(model, device, inputs=None) -> int:
+    """Width of the representation, from one eval-mode forward of a 1 s zero signal (or ``inputs``)."""
+    import torch
+
+    was_training = model.training
+    with torch.no_grad():
+        model.eval()
+        inputs = inputs or (torch.zeros(1, 16000, device=device), torch.tensor([16000], device=device))
+        probe = model(*inputs)
+    model.train(was_training)
+    return int(representation(probe).shape[-1])
+
+
+def method_modules(method, model, device, *, rep_dim: int | None = None):
+    """The method's extra modules on ``device`` (None when it builds none; the model is probed only if needed)."""
+    from cm_cli.training.methods.base import Method
+
+    if type(method).build is Method.build:
+        return None
+    module = method.build(rep_dim if rep_dim is not None else representation_dim(model, device))
+    return None if module is None else module.to(device)
+
+
+def audio_inputs(batch, device) -> tuple:
+    """What an audio batch feeds the model: (waves, lengths) on ``device``."""
+    return (batch.waves.to(device, non_blocking=True), batch.lengths.to(device, non_blocking=True))
 
 
 def build_optimizer(module, config):
@@ -79,15 +127,15 @@ def is_oom(exc: BaseException) -> bool:
     return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower() and "CUDA" in str(exc)
 
 
-def check_adversary(model, heads, waves, lengths, targets) -> dict:
+def check_adversary(model, heads, inputs, targets) -> dict:
     """Which trainable groups the reversed gradient reaches, and its norm per unit lambda (eval-mode probe)."""
     from cm_cli.training.dann import domain_losses, group_grad_norms, upstream_groups
 
     was = model.training
     model.eval()
     try:
-        out = model(waves, lengths)
-        rep = out.pre_logit if out.pre_logit is not None else out.pooled
+        out = model(*inputs)
+        rep = representation(out)
         groups = upstream_groups(model, rep)
         dom = domain_losses(rep, heads, targets, 1.0)
         norms = group_grad_norms(groups, dom.total)
@@ -101,23 +149,30 @@ class Stepper:
     """Accumulates micro-batches and takes optimiser steps; schedules are functions of ``state.step``."""
 
     def __init__(self, config, data, *, model, heads, module, net, optimizer, device, world_size: int,
-                 total_steps: int):
+                 total_steps: int, method=None, inputs=None):
         import torch
 
         from cm_cli.training.data import domain_targets
-        from cm_cli.training.schedules import GrlSchedule
+        from cm_cli.training.methods.sam import ASAM_RHO, SAM_RHO, SharpnessStep
 
         self.config, self.data, self.model, self.heads = config, data, model, heads
         self.module, self.net, self.optimizer, self.device = module, net, optimizer, device
         self.world_size, self.total_steps = world_size, total_steps
-        self.dann = heads is not None
-        self.grl = GrlSchedule(config.lambda_schedule, config.lambda_max, total_steps, config.lambda_warmup)
-        self.targets_by_row = domain_targets(data.train, data.domains, data.policy) if self.dann else {}
+        self.method = method or module.method or build_method(config, data.domains, total_steps)
+        if module.method is None:  # a train module built without its method (older callers): give it the run's
+            module.method = self.method
+        self.inputs = inputs or (lambda batch: audio_inputs(batch, device))
+        self.extra_columns = self.method.columns()
+        self.targets_by_row = domain_targets(data.train, data.domains, data.policy) if data.domains else {}
         self.labels_by_row = torch.from_numpy(
             (data.train["label"].astype(str).to_numpy() == "bonafide").astype(np.int64))
         on_manifest = config.augment_manifest and "domain" in data.train
         self.manifest_domains = data.train["domain"].astype(str).tolist() if on_manifest else None
         self.lookup = {c: {v: i for i, v in enumerate(vals)} for c, vals in data.domains.items()}
+        kind = self.method.sharpness or (("asam" if config.sam_adaptive else "sam") if config.sam_rho else None)
+        rho = config.sam_rho or (ASAM_RHO if kind == "asam" else SAM_RHO)
+        self.sharpness = SharpnessStep(rho, adaptive=kind == "asam") if kind else None
+        self.pending: list = []  # the step's micro-batches, replayed by the second SAM pass
         self.micro = MicroStats()
         self.accumulated = 0
 
@@ -142,34 +197,42 @@ class Stepper:
                 targets[column] = torch.from_numpy(rows).to(self.device)
         return targets
 
-    def backward(self, batch, conditions, state: TrainState, *, last_micro: bool, position: int) -> None:
-        """Forward and backward of one micro-batch (gradients accumulate until ``step``)."""
+    def _forward_backward(self, inputs, labels, targets, state: TrainState, *, last_micro: bool, check=None):
         import torch
 
-        targets = self._targets(batch, conditions)
-        waves = batch.waves.to(self.device, non_blocking=True)
-        lengths = batch.lengths.to(self.device, non_blocking=True)
-        labels = self.labels_by_row[batch.indices].to(self.device, non_blocking=True)
-        if self.dann and not state.adversary:
-            state.adversary = check_adversary(self.model, self.heads, waves, lengths, targets)
-        coeff = self.grl(state.step) if self.dann else 0.0
         no_sync = self.world_size > 1 and not last_micro
+        with self.net.no_sync() if no_sync else contextlib.nullcontext():
+            with autocast(self.device, self.config.bf16):
+                _, task_loss, terms = self.net(inputs, labels, targets, state.step)
+            loss = task_loss + terms.total
+            if check is not None and not bool(torch.isfinite(loss.detach())):
+                check(loss)
+            (loss / self.config.grad_accum).backward()
+        return task_loss, terms
+
+    def backward(self, batch, conditions, state: TrainState, *, last_micro: bool, position: int) -> None:
+        """Forward and backward of one micro-batch (gradients accumulate until ``step``)."""
+        targets = self._targets(batch, conditions)
+        inputs = self.inputs(batch)
+        labels = self.labels_by_row[batch.indices].to(self.device, non_blocking=True)
+        if self.method.adversarial and not state.adversary:
+            state.adversary = check_adversary(self.model, self.heads, inputs, targets)
         try:
-            with self.net.no_sync() if no_sync else contextlib.nullcontext():
-                with autocast(self.device, self.config.bf16):
-                    _, task_loss, dom = self.net(waves, lengths, labels, targets, coeff)
-                loss = task_loss + (self.config.domain_loss_weight * dom.total if dom is not None else 0.0)
-                if not bool(torch.isfinite(loss.detach())):
-                    self._non_finite(loss, batch, state, position)
-                (loss / self.config.grad_accum).backward()
+            task_loss, terms = self._forward_backward(
+                inputs, labels, targets, state, last_micro=last_micro,
+                check=lambda loss: self._non_finite(loss, batch, state, position))
         except RuntimeError as exc:
             if is_oom(exc):
+                longest = int(inputs[1].max()) if len(inputs) > 1 else int(inputs[0].shape[-1])
                 raise CmError(f"CUDA out of memory at step {state.step} with batch size {self.config.batch_size} "
-                              f"(longest utterance {int(lengths.max())} samples)",
+                              f"(longest utterance {longest} samples)",
                               "lower --batch-size and raise --grad-accum to keep the effective batch, "
                               "or lower --max-len") from None
             raise
-        self.micro.add(float(task_loss.detach()), dom, self.module.tap.norm if dom is not None else None)
+        if self.sharpness is not None:
+            self.pending.append((inputs, labels, targets, last_micro))
+        self.micro.add(float(task_loss.detach()), terms.dom, self.module.tap.norm if terms.dom is not None else None,
+                       terms.stats)
         self.accumulated += 1
 
     def _non_finite(self, loss, batch, state: TrainState, position: int) -> None:
@@ -179,6 +242,22 @@ class Stepper:
             f"{position - 1}; utterances {', '.join(ids[:8])}{' …' if len(ids) > 8 else ''})",
             "training stopped; checkpoints/last.pt is the last good state. Lower --lr, "
             "check these files, or raise --clip-grad")
+
+    def _sharpness_pass(self, state: TrainState) -> None:
+        """SAM/ASAM: move to ``w + e``, recompute the step's gradients there, come back (methods.sam)."""
+        from cm_cli.training.methods.sam import frozen_batchnorm_stats
+
+        self.sharpness.perturb(self.module.named_parameters())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.replaying = True
+        try:
+            with frozen_batchnorm_stats(self.module):
+                for inputs, labels, targets, last_micro in self.pending:
+                    self._forward_backward(inputs, labels, targets, state, last_micro=last_micro)
+        finally:
+            self.method.replaying = False
+            self.sharpness.restore()
+            self.pending = []
 
     def step(self, state: TrainState) -> dict:
         """Apply the accumulated gradients at the scheduled rate; append and return the history row."""
@@ -191,13 +270,15 @@ class Stepper:
                                             total_steps=self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
+        if self.sharpness is not None:
+            self._sharpness_pass(state)
         if config.clip_grad:
             torch.nn.utils.clip_grad_norm_([p for p in self.module.parameters() if p.requires_grad],
                                            config.clip_grad)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        lam = self.grl(state.step) if self.dann else float("nan")
-        row = history_row(state.step + 1, state.epoch, lr, lam, self.micro, self.data.domains)
+        lam = self.method.lam(state.step)
+        row = history_row(state.step + 1, state.epoch, lr, lam, self.micro, self.data.domains, self.extra_columns)
         state.history.append(row)
         self.micro = MicroStats()
         self.accumulated = 0

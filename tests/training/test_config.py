@@ -10,8 +10,14 @@ def test_exponential_is_an_alias_of_ganin():
 
 @pytest.mark.parametrize("kwargs, words", [
     ({"method": "dann"}, "domain-column"),
-    ({"method": "erm", "domain_columns": ["domain"]}, "only used with"),
-    ({"method": "sgd"}, "unknown method"),
+    ({"method": "coral"}, "preset key domain_column"),
+    ({"method": "mmd"}, "preset key domain_column"),
+    ({"method": "groupdro"}, "preset key domain_column"),
+    ({"method": "sgd"}, r"unknown method 'sgd'"),
+    ({"loss": "hinge"}, r"unknown loss 'hinge'"),
+    ({"method": "coral", "domain_columns": ["domain"], "method_options": {"wieght": 1}}, "not an option"),
+    ({"method": "coral", "domain_columns": ["domain"], "method_options": {"weight": -1}}, "must be >= 0"),
+    ({"sam_rho": -0.1}, "sam-rho"),
     ({"lambda_schedule": "cosine"}, "unknown lambda schedule"),
     ({"batch_size": 0}, "batch-size"),
     ({"augment": "clean", "augment_manifest": "x.parquet"}, "exclusive"),
@@ -20,6 +26,26 @@ def test_exponential_is_an_alias_of_ganin():
 def test_invalid_configurations_are_usage_errors(kwargs, words):
     with pytest.raises(UsageError, match=words):
         TrainConfig(**kwargs).validate()
+
+
+@pytest.mark.parametrize("method", ["erm", "sam", "asam"])
+def test_methods_without_domains_ignore_a_domain_column_with_a_note(method):
+    config = TrainConfig(method=method, domain_columns=["domain"]).validate()
+    assert config.domain_columns == [] and "ignored" in config.notes[0]
+
+
+def test_unknown_method_lists_every_registered_choice():
+    with pytest.raises(UsageError) as info:
+        TrainConfig(method="nope").validate()
+    for name in ("erm", "dann", "sam", "asam", "coral", "mmd", "groupdro"):
+        assert name in info.value.hint
+
+
+def test_method_options_get_their_defaults_and_settings_added_later_are_no_difference():
+    config = TrainConfig(method="groupdro", domain_columns=["domain"]).validate()
+    assert config.method_options == {"step": 0.01}
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k not in ("loss", "sam_rho", "method_options")}
+    assert config_diff(old, TrainConfig().to_dict()) == []
 
 
 def test_round_trip_and_diff():
