@@ -152,7 +152,7 @@ def _require(name: str):
         binaries = ", ".join(p.path for p in providers()) or "none found"
         raise CmError(
             f"codec {name!r} needs the ffmpeg encoder {codec.encoder_hint}, which no ffmpeg here has (checked: {binaries})",
-            "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm degrade --list` shows what each binary provides",
+            "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm doctor` shows what this install can encode",
         )
     return codec, found
 
