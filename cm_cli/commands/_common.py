@@ -79,6 +79,9 @@ class CmGroup(TyperGroup):
         try:
             with stop_on_sigterm(what):  # SIGTERM in any command: unwind, clean up, one line, exit 143
                 return super().invoke(ctx)
+        except _no_such_option() as exc:
+            _hint_global_option(exc, ctx)
+            raise
         except CmError as exc:
             if ctx.params.get("debug"):
                 raise
@@ -92,6 +95,29 @@ class CmGroup(TyperGroup):
         except KeyboardInterrupt:
             err_console().print("[bold red]interrupted[/]")
             ctx.exit(130)
+
+
+def _no_such_option() -> tuple[type, ...]:
+    """click's NoSuchOption and that of the click Typer vendors (``typer._click``, Typer >= 0.2x)."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).NoSuchOption)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _hint_global_option(exc: Any, ctx) -> None:
+    """``cm train ... --dry-run``: a global option given after the command gets a hint to move it before."""
+    name = exc.option_name
+    globals_ = {opt: param for param in ctx.command.params for opt in (*param.opts, *param.secondary_opts)}
+    if name in globals_ and exc.ctx is not None and exc.ctx.command is not ctx.command:
+        command = exc.ctx.info_name or "COMMAND"
+        exc.message = (f"{exc.message}. {name} is a global option: it goes before the command, "
+                       f"e.g. cm {name}{'' if globals_[name].is_flag else ' VALUE'} {command} ...")
 
 
 def make_app(**kwargs: Any) -> typer.Typer:

@@ -106,6 +106,12 @@ def eval(  # noqa: A001 - the command is named after its verb
     values = {name: value for name, value in locals().items() if name not in ("ctx", "c")}
     o = resolve_options(ctx, "eval", values)
     source = _path(o["run"]) or _path(o["checkpoint"])
+    if _path(o["run"]) is not None:
+        _warn_unfinished(_path(o["run"]))
+        if o["manifest"] is None and not o["audio"]:  # the one default-manifest rule: the run's own first
+            from cm_cli.commands._common import resolve_manifest
+
+            o["manifest"] = str(resolve_manifest(c, None, upstream=_path(o["run"]), build=not c.dry_run))
     if o["audio_paths"] and not o["audio"]:
         raise UsageError(f"unexpected argument {o['audio_paths'][0]}: audio paths follow --audio")
     if o["features"] is not None:
@@ -126,6 +132,22 @@ def eval(  # noqa: A001 - the command is named after its verb
         _eval_model(c, source, o, settings)
         return
     _eval_scores(c, o, settings)
+
+
+def _warn_unfinished(run: Path) -> None:
+    """A run still training (or one that failed) has a best.pt that is not its final answer: say so on stderr."""
+    from cm_cli.commands._common import err_console
+    from cm_cli.core.artifacts import read_json
+    from cm_cli.core.errors import CmError
+
+    try:
+        status = read_json(run / "cm.json").get("status") if (run / "cm.json").is_file() else None
+    except (CmError, AttributeError):
+        return
+    if status in ("running", "failed"):
+        what = "is still training" if status == "running" else "failed before it finished"
+        err_console().print(f"[yellow]warning:[/] run {run} {what} (cm.json status {status!r}): scoring the "
+                            "checkpoint it has saved so far, not its final model")
 
 
 def _settings(c, o: dict):
