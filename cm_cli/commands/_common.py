@@ -384,8 +384,10 @@ def rich_reporter(ctx: Context):
     """A progress reporter for ``cm_cli.core.progress.use_reporter`` (None under --json/--quiet)."""
     if ctx.json or ctx.quiet:
         return None
-    if not err_console().is_terminal:  # a job log: no bars (the commands still print their steps)
-        return None
+    if not err_console().is_terminal:  # a job log: timestamped lines with done/total and ETA, at least every 30 s
+        from cm_cli.core.progress import LogReporter
+
+        return LogReporter(sys.stderr)
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
