@@ -24,7 +24,7 @@ __all__ = [
     "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options", "check_option_value", "apply_command_table",
     "option_type", "OptionType",
     "Corpus", "OutDir", "ManifestOpt", "PresetOpt", "ForceOpt", "ShardOpt", "SplitOpt",
-    "complete_preset", "complete_corpus", "complete_codec", "resolve_manifest", "recorded_manifest", "print_dry_run", "rich_reporter",
+    "complete_preset", "complete_corpus", "complete_codec", "complete_spec", "resolve_manifest", "recorded_manifest", "print_dry_run", "rich_reporter",
     "PANEL_DATA", "PANEL_MODELLING", "PANEL_ANALYSIS", "PANEL_OTHER",
 ]
 
@@ -435,22 +435,11 @@ def _corpus_enum() -> type[enum.Enum]:
 
 Corpus = _corpus_enum()
 
-
-def complete_preset(incomplete: str) -> list[str]:
-    from cm_cli.core.presets import preset_names
-
-    return [n for n in preset_names() if n.startswith(incomplete)]
+from cm_cli.commands._complete import complete_codec, complete_preset, complete_spec  # noqa: E402 - re-exported
 
 
 def complete_corpus(incomplete: str) -> list[str]:
     return [c.value for c in Corpus if c.value.startswith(incomplete)]
-
-
-def complete_codec(incomplete: str) -> list[str]:
-    """Codec names for ``--codec``, from the degradation registry (codecs and neural codecs)."""
-    from cm_cli.degrade.registry import REGISTRY
-
-    return [name for name, deg in REGISTRY.items() if deg.kind in ("codec", "neural") and name.startswith(incomplete)]
 
 
 # --------------------------------------------------------------------------- the default manifest (DESIGN.md)
