@@ -71,10 +71,16 @@ class CmGroup(TyperGroup):
     def list_commands(self, ctx) -> list[str]:
         return list(self.commands)
 
+    def format_help(self, ctx, formatter) -> None:
+        fold_help_tables()
+        return super().format_help(ctx, formatter)
+
     def invoke(self, ctx) -> Any:
         from cm_cli.core.signals import Terminated, stop_on_sigterm
 
         protected = getattr(ctx, "_protected_args", None) or []
+        if {"--help", "-h"} & {*protected, *ctx.args}:
+            fold_help_tables()
         what = "cm " + str(protected[0]) if protected else "cm"
         try:
             with stop_on_sigterm(what):  # SIGTERM in any command: unwind, clean up, one line, exit 143
@@ -95,6 +101,37 @@ class CmGroup(TyperGroup):
         except KeyboardInterrupt:
             err_console().print("[bold red]interrupted[/]")
             ctx.exit(130)
+
+
+def fold_help_tables() -> None:
+    """Help readable at 80 columns: Typer's option tables crop a word longer than its column with an ellipsis
+    (an option name, a path, a list of choices); fold such words onto the next line instead. Called only when
+    help is printed, so other commands never import Typer's rich help module."""
+    try:
+        from typer import rich_utils
+    except ImportError:  # pragma: no cover - a Typer without rich help
+        return
+    table_class = getattr(rich_utils, "Table", None)
+    if table_class is None or getattr(table_class, "_cm_folds", False):
+        return
+
+    class FoldingTable(table_class):  # type: ignore[misc, valid-type]
+        _cm_folds = True
+
+        def add_row(self, *renderables, **kwargs):
+            for renderable in renderables:
+                _fold(renderable)
+            super().add_row(*renderables, **kwargs)
+            for column in self.columns:
+                column.overflow = "fold"
+
+    def _fold(renderable) -> None:
+        if hasattr(renderable, "overflow"):
+            renderable.overflow = "fold"
+        for inner in getattr(renderable, "renderables", None) or ():
+            _fold(inner)
+
+    rich_utils.Table = FoldingTable
 
 
 def _no_such_option() -> tuple[type, ...]:
