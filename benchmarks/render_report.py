@@ -44,7 +44,7 @@ CHECK_SCRIPT = """
     var out = document.createElement("pre");
     out.id = "cm-img-check";
     var edge = document.documentElement.clientWidth;
-    var boxes = document.querySelectorAll("p, h1, h2, h3, h4, figure, figure img, figcaption, .table-wrap, "
+    var boxes = document.querySelectorAll("p, h1, h2, h3, h4, figure, figure img, figcaption, caption, .table-wrap, "
                                           + "body > table, nav, pre");
     var overflowing = Array.prototype.slice.call(boxes).filter(function (el) {
       return el.getBoundingClientRect().right > edge + 1;
