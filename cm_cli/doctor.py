@@ -150,8 +150,10 @@ def toy_condition_status() -> list[dict]:
 EXTRAS = (
     ("tensorboard", "cm-cli[tensorboard]", "cm train --log-to tensorboard",
      "--log-to tensorboard is refused; history.parquet still records every step"),
-    ("wandb", "cm-cli[wandb]", "cm train --log-to wandb", "--log-to wandb is refused; history.parquet still records every step"),
-    ("mlflow", "cm-cli[mlflow]", "cm train --log-to mlflow", "--log-to mlflow is refused; history.parquet still records every step"),
+    ("wandb", "cm-cli[wandb]", "cm train --log-to wandb",
+     "--log-to wandb is refused; history.parquet still records every step"),
+    ("mlflow", "cm-cli[mlflow]", "cm train --log-to mlflow",
+     "--log-to mlflow is refused; history.parquet still records every step"),
     ("av", "av", "in-process codecs and decoding of m4a/ogg/webm/amr/...",
      "every codec needs an ffmpeg binary, and compressed audio containers need pydub with a system ffmpeg"),
 )
@@ -208,7 +210,8 @@ def _findings(report: DoctorReport) -> list[Finding]:
         found.append(Finding("torch does not import", "no training, scoring, embedding or analysis",
                              "pip install torch (the CPU wheel is enough for the toy study)"))
     elif not t.get("cuda_available") and not t.get("mps_available"):
-        build = "a CPU-only build" if not t.get("cuda_build") else f"built for CUDA {t['cuda_build']}, but no GPU is visible"
+        build = ("a CPU-only build" if not t.get("cuda_build")
+                 else f"built for CUDA {t['cuda_build']}, but no GPU is visible")
         found.append(Finding(f"no GPU: torch {t.get('version')} is {build}",
                              "everything runs on the CPU: fine for the toy study, slow for SSL backbones",
                              "run on a GPU node with a CUDA build of torch; --device cuda then works"))
@@ -221,8 +224,8 @@ def _findings(report: DoctorReport) -> list[Finding]:
         names = ", ".join(f"{c['codec']} ({c['needs']})" for c in missing)
         found.append(Finding(f"codecs no provider here encodes: {names}",
                              "specs, policies and --degrade sweeps that use them are refused before any audio is coded",
-                             "install an ffmpeg built with those encoders (e.g. your distribution's) and put it on PATH "
-                             "or set CM_FFMPEG"))
+                             "install an ffmpeg built with those encoders (e.g. your distribution's) and put it "
+                             "on PATH or set CM_FFMPEG"))
     blocked = [c for c in report.conditions if not c["available"]]
     if blocked:
         ids = ", ".join(c["condition"] for c in blocked)

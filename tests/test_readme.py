@@ -110,8 +110,9 @@ def test_quick_tour_runs_as_written(tmp_path):
     print("\n".join(f"{t:7.1f} s  {what}" for t, what in timings))
     assert elapsed < TOUR_BUDGET_S, timings
     # what the tour promises it leaves behind
-    for path in ("tour/m/manifest.parquet", "tour/call.flac", "tour/dann/checkpoints/best.pt", "tour/dann/eval/metrics.json",
-                 "tour/dann/sweep/sweep.parquet", "tour/dann/emb", "tour/probe/probes.parquet", "tour/loao/loao.parquet",
-                 "tour/cka/cka.parquet", "tour/patch/patching.parquet", "tour/report/report.html"):
+    for path in ("tour/m/manifest.parquet", "tour/call.flac", "tour/dann/checkpoints/best.pt",
+                 "tour/dann/eval/metrics.json", "tour/dann/sweep/sweep.parquet", "tour/dann/emb",
+                 "tour/probe/probes.parquet", "tour/loao/loao.parquet", "tour/cka/cka.parquet",
+                 "tour/patch/patching.parquet", "tour/report/report.html"):
         assert (tmp_path / path).exists(), path
     assert not (tmp_path / "runs").exists()  # the tour writes under tour/ only, so `cm report tour` sees only it

@@ -46,8 +46,8 @@ def complete_spec(incomplete: str) -> list[tuple[str, str]]:
     if param is None:
         return []
     if param.choices:
-        return [(f"{base}{key}={c:g}" if isinstance(c, float) else f"{base}{key}={c}", param.help)
-                for c in param.choices if str(c).startswith(value) or (isinstance(c, float) and f"{c:g}".startswith(value))]
+        shown = [f"{c:g}" if isinstance(c, float) else str(c) for c in param.choices]
+        return [(f"{base}{key}={c}", param.help) for c in shown if c.startswith(value)]
     if param.default is not None and str(param.default).startswith(value):
         default = f"{param.default:g}" if isinstance(param.default, float) else str(param.default)
         return [(f"{base}{key}={default}", f"{param.help} (default)")]

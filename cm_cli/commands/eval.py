@@ -86,7 +86,9 @@ def eval(  # noqa: A001 - the command is named after its verb
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")] = None,
     features: Annotated[Optional[Path], typer.Option("--features", help="With --run of a `cm train --features` head: the `cm embed --pooling meanstd` cache to score (no audio).")] = None,
     split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
-    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".", autocompletion=complete_spec)] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option(
+        "--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".",
+        autocompletion=complete_spec)] = None,
     chunk_ms: Annotated[Optional[list[str]], typer.Option("--chunk-ms", help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.")] = None,
     overlap_ms: Annotated[float, typer.Option("--overlap-ms", min=0, help="Streaming: overlap between windows.")] = 0.0,
     causal_windows: Annotated[Optional[int], typer.Option("--causal-windows", min=1, help="Streaming, for latency studies: score only the first K windows of each utterance (needs --chunk-ms).")] = None,

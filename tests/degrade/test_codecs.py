@@ -19,13 +19,14 @@ CASES = [
     ("g723_1", {}), ("g726", {"kbps": 16}), ("g726", {"kbps": 40}), ("ra144", {}),
 ]
 # what PyAV's bundled FFmpeg encodes, so every pip install has it (issue 31): these never skip
-IN_EVERY_INSTALL = ("mp3", "aac", "m4a", "opus", "amr-nb", "g722", "mulaw-ffmpeg", "alaw-ffmpeg", "g723_1", "g726", "ra144")
+IN_EVERY_INSTALL = ("mp3", "aac", "m4a", "opus", "amr-nb", "g722", "mulaw-ffmpeg", "alaw-ffmpeg", "g723_1", "g726",
+                    "ra144")
 
 
 @pytest.mark.parametrize("name,params", CASES, ids=[f"{n}-{'-'.join(map(str, p.values()))}" for n, p in CASES])
 def test_codec_output_is_aligned_and_same_length(name, params):
     if not codec_available(name) and name not in IN_EVERY_INSTALL:
-        pytest.skip(f"needs an ffmpeg with the {CODECS[name].encoder_hint} encoder (not in PyAV's wheel); see cm doctor")
+        pytest.skip(f"needs an ffmpeg with the {CODECS[name].encoder_hint} encoder (not in PyAV's wheel): cm doctor")
     x = speechlike(16000, seconds=2.5, seed=99)  # not the alignment probe's signal
     y, info = encode_decode(x, 16000, name, params)
     assert y.dtype == np.float32 and len(y) == len(x)
