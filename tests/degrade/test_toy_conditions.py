@@ -93,3 +93,20 @@ def test_summary_names_the_never_seen_codecs(tmp_path):
     text = study_summary({"erm": {0: tmp_path / "missing"}})["text"]
     assert "Never-seen codecs: G.723.1 MP-MLQ at 6.3 kbps, G.726 ADPCM at 32 kbps." in text
     assert "C05 (MP3, wideband)" in text and "C08 (Opus, narrowband)" in text
+
+
+def test_a_system_ffmpeg_with_every_encoder_changes_no_toy_provider(monkeypatch):
+    """Planted: a distribution ffmpeg on PATH that has every encoder (speex, gsm...). PyAV still codes every toy
+    condition, so the corpus is the same with or without it; only a pinned binary (CM_FFMPEG) would win."""
+    from cm_cli.degrade import ffmpeg
+    from cm_cli.degrade.codecs import CODECS
+    from cm_cli.degrade.conditions import get_condition, is_condition
+    from cm_cli.degrade.registry import spec_providers
+
+    system = ffmpeg.FfmpegBinary("/usr/bin/ffmpeg", "PATH")
+    monkeypatch.setattr(ffmpeg, "candidate_binaries", lambda: [system])
+    monkeypatch.setattr(ffmpeg, "encoders_of", lambda path: frozenset(e for c in CODECS.values() for e in c.encoders))
+    assert spec_providers("speex:band=nb").startswith("speex=PATH:/usr/bin/ffmpeg")  # the planted binary is seen
+    for name in DEFAULT_TOY_CONDITIONS:
+        for spec in (get_condition(name).specs() if is_condition(name) else [name]):
+            assert "=pyav:" in spec_providers(spec) and "PATH" not in spec_providers(spec), spec
