@@ -1,4 +1,4 @@
-"""Open a `cm report` HTML page in headless Chromium, as a reader would, and check every figure loads.
+"""Open a `cm report` HTML page in headless Chromium, as a reader would: every figure loads, nothing overflows.
 
     python benchmarks/render_report.py REPORT_DIR_OR_HTML [--screenshot PNG] [--chromium PATH] [--install]
     python benchmarks/render_report.py --demo [--screenshot PNG]   # build a synthetic study report first
@@ -6,7 +6,10 @@
 Two Chromium runs on a copy of the page with a small script appended: ``--dump-dom``
 after the script has decoded every <img> and written, into a marker element, how many
 images are complete with a natural width above zero; then ``--screenshot`` of the top
-of the page. Prints one JSON line and exits 0 only if every figure loaded. Chromium
+of the page. The script also measures the layout at the window's width: whether the page
+scrolls sideways, and which captions, paragraphs, table boxes or figures end beyond the
+page's right edge (a wide table may scroll inside its own box, the box may not). Prints
+one JSON line and exits 0 only if every figure loaded and nothing overflows. Chromium
 is the Debian package (``/usr/bin/chromium``); ``--install`` runs
 ``apt-get install -y chromium`` when it is missing (never done unless asked).
 """
@@ -40,9 +43,19 @@ CHECK_SCRIPT = """
                      .map(function (img) { return img.alt || img.src.slice(0, 60); });
     var out = document.createElement("pre");
     out.id = "cm-img-check";
+    var edge = document.documentElement.clientWidth;
+    var boxes = document.querySelectorAll("p, h1, h2, h3, h4, figure, figure img, figcaption, caption, .table-wrap, "
+                                          + "body > table, nav, pre");
+    var overflowing = Array.prototype.slice.call(boxes).filter(function (el) {
+      return el.getBoundingClientRect().right > edge + 1;
+    }).map(function (el) {
+      return el.tagName.toLowerCase() + (el.className ? "." + el.className : "")
+             + ": " + (el.alt || el.textContent || "").slice(0, 60);
+    });
     out.textContent = "%(marker)s" + JSON.stringify({
       total: imgs.length, loaded: ok.length, failed: failed,
-      sizes: ok.map(function (img) { return [img.naturalWidth, img.naturalHeight]; })
+      sizes: ok.map(function (img) { return [img.naturalWidth, img.naturalHeight]; }),
+      page_width: edge, scroll_width: document.documentElement.scrollWidth, overflowing: overflowing
     }) + "%(marker)s";
     document.body.appendChild(out);
   }
@@ -80,7 +93,8 @@ def check_page(html: Path, *, chromium: str, screenshot: Path, width: int, heigh
         probe = tmp_dir / "page.html"
         probe.write_text(page.replace("</body>", CHECK_SCRIPT + "</body>"), encoding="utf-8")
         start = time.perf_counter()
-        dom = run_chromium(chromium, ["--virtual-time-budget=15000", "--dump-dom", probe.as_uri()], tmp_dir / "p1", timeout)
+        dom = run_chromium(chromium, [f"--window-size={width},{height}", "--virtual-time-budget=15000", "--dump-dom",
+                                      probe.as_uri()], tmp_dir / "p1", timeout)
         dom_seconds = time.perf_counter() - start
         match = re.search(f'<pre id="cm-img-check">{MARKER}(.*?){MARKER}</pre>', dom.stdout, re.S)
         result = json.loads(html_lib.unescape(match.group(1))) if match else None
@@ -96,6 +110,8 @@ def check_page(html: Path, *, chromium: str, screenshot: Path, width: int, heigh
         "failed": result["failed"] if result else None,
         "smallest_image": min(result["sizes"], key=lambda s: s[0] * s[1]) if result and result["sizes"] else None,
         "all_loaded": bool(result and result["total"] == n_tags and result["loaded"] == result["total"] and n_tags > 0),
+        "page_scrolls_sideways": bool(result and result["scroll_width"] > result["page_width"] + 1),
+        "overflowing": result["overflowing"] if result else None,
         "screenshot": str(screenshot) if screenshot.is_file() else None,
         "dom_seconds": round(dom_seconds, 2), "screenshot_seconds": round(shot_seconds, 2),
     }
@@ -124,7 +140,7 @@ def main() -> None:
     parser.add_argument("--screenshot", type=Path, default=None, help="PNG to write (default: next to report.html)")
     parser.add_argument("--chromium", default=None, help="browser binary (default: /usr/bin/chromium)")
     parser.add_argument("--install", action="store_true", help="apt-get install -y chromium if it is missing")
-    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--width", type=int, default=1280, help="window width in px (try 800 for a laptop half-screen)")
     parser.add_argument("--height", type=int, default=2400)
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
@@ -141,9 +157,11 @@ def main() -> None:
     summary = check_page(html, chromium=chromium, screenshot=screenshot, width=args.width, height=args.height,
                          timeout=args.timeout)
     print(json.dumps(summary))
-    print(f"figures loaded: {summary['images_loaded']}/{summary['img_tags']} -> "
-          f"{'OK' if summary['all_loaded'] else 'FAILED'}", file=sys.stderr)
-    sys.exit(0 if summary["all_loaded"] else 1)
+    laid_out = summary["overflowing"] == [] and not summary["page_scrolls_sideways"]
+    print(f"figures loaded: {summary['images_loaded']}/{summary['img_tags']}; overflowing the page at "
+          f"{args.width} px: {len(summary['overflowing'] or [])} -> "
+          f"{'OK' if summary['all_loaded'] and laid_out else 'FAILED'}", file=sys.stderr)
+    sys.exit(0 if summary["all_loaded"] and laid_out else 1)
 
 
 if __name__ == "__main__":

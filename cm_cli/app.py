@@ -36,6 +36,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("report", "report", PANEL_ANALYSIS),
     ("demo", "demo", PANEL_OTHER),
     ("presets", "presets", PANEL_OTHER),
+    ("doctor", "doctor", PANEL_OTHER),
 ]
 
 

@@ -24,7 +24,7 @@ __all__ = [
     "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options", "check_option_value", "apply_command_table",
     "option_type", "OptionType",
     "Corpus", "OutDir", "ManifestOpt", "PresetOpt", "ForceOpt", "ShardOpt", "SplitOpt",
-    "complete_preset", "complete_corpus", "complete_codec", "resolve_manifest", "recorded_manifest", "print_dry_run", "rich_reporter",
+    "complete_preset", "complete_corpus", "complete_codec", "complete_spec", "resolve_manifest", "recorded_manifest", "print_dry_run", "rich_reporter",
     "PANEL_DATA", "PANEL_MODELLING", "PANEL_ANALYSIS", "PANEL_OTHER",
 ]
 
@@ -82,14 +82,23 @@ class CmGroup(TyperGroup):
     def list_commands(self, ctx) -> list[str]:
         return list(self.commands)
 
+    def format_help(self, ctx, formatter) -> None:
+        fold_help_tables()
+        return super().format_help(ctx, formatter)
+
     def invoke(self, ctx) -> Any:
         from cm_cli.core.signals import Terminated, stop_on_sigterm
 
         protected = getattr(ctx, "_protected_args", None) or []
+        if {"--help", "-h"} & {*protected, *ctx.args}:
+            fold_help_tables()
         what = "cm " + str(protected[0]) if protected else "cm"
         try:
             with stop_on_sigterm(what):  # SIGTERM in any command: unwind, clean up, one line, exit 143
                 return super().invoke(ctx)
+        except _no_such_option() as exc:
+            _hint_global_option(exc, ctx)
+            raise
         except CmError as exc:
             if ctx.params.get("debug"):
                 raise
@@ -103,6 +112,60 @@ class CmGroup(TyperGroup):
         except KeyboardInterrupt:
             err_console().print("[bold red]interrupted[/]")
             ctx.exit(130)
+
+
+def fold_help_tables() -> None:
+    """Help readable at 80 columns: Typer's option tables crop a word longer than its column with an ellipsis
+    (an option name, a path, a list of choices); fold such words onto the next line instead. Called only when
+    help is printed, so other commands never import Typer's rich help module."""
+    try:
+        from typer import rich_utils
+    except ImportError:  # pragma: no cover - a Typer without rich help
+        return
+    table_class = getattr(rich_utils, "Table", None)
+    if table_class is None or getattr(table_class, "_cm_folds", False):
+        return
+
+    class FoldingTable(table_class):  # type: ignore[misc, valid-type]
+        _cm_folds = True
+
+        def add_row(self, *renderables, **kwargs):
+            for renderable in renderables:
+                _fold(renderable)
+            super().add_row(*renderables, **kwargs)
+            for column in self.columns:
+                column.overflow = "fold"
+
+    def _fold(renderable) -> None:
+        if hasattr(renderable, "overflow"):
+            renderable.overflow = "fold"
+        for inner in getattr(renderable, "renderables", None) or ():
+            _fold(inner)
+
+    rich_utils.Table = FoldingTable
+
+
+def _no_such_option() -> tuple[type, ...]:
+    """click's NoSuchOption and that of the click Typer vendors (``typer._click``, Typer >= 0.2x)."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).NoSuchOption)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _hint_global_option(exc: Any, ctx) -> None:
+    """``cm train ... --dry-run``: a global option given after the command gets a hint to move it before."""
+    name = exc.option_name
+    globals_ = {opt: param for param in ctx.command.params for opt in (*param.opts, *param.secondary_opts)}
+    if name in globals_ and exc.ctx is not None and exc.ctx.command is not ctx.command:
+        command = exc.ctx.info_name or "COMMAND"
+        exc.message = (f"{exc.message}. {name} is a global option: it goes before the command, "
+                       f"e.g. cm {name}{'' if globals_[name].is_flag else ' VALUE'} {command} ...")
 
 
 def make_app(**kwargs: Any) -> typer.Typer:
@@ -403,8 +466,10 @@ def rich_reporter(ctx: Context):
     """A progress reporter for ``cm_cli.core.progress.use_reporter`` (None under --json/--quiet)."""
     if ctx.json or ctx.quiet:
         return None
-    if not err_console().is_terminal:  # a job log: no bars (the commands still print their steps)
-        return None
+    if not err_console().is_terminal:  # a job log: timestamped lines with done/total and ETA, at least every 30 s
+        from cm_cli.core.progress import LogReporter
+
+        return LogReporter(sys.stderr)
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
@@ -452,22 +517,11 @@ def _corpus_enum() -> type[enum.Enum]:
 
 Corpus = _corpus_enum()
 
-
-def complete_preset(incomplete: str) -> list[str]:
-    from cm_cli.core.presets import preset_names
-
-    return [n for n in preset_names() if n.startswith(incomplete)]
+from cm_cli.commands._complete import complete_codec, complete_preset, complete_spec  # noqa: E402 - re-exported
 
 
 def complete_corpus(incomplete: str) -> list[str]:
     return [c.value for c in Corpus if c.value.startswith(incomplete)]
-
-
-def complete_codec(incomplete: str) -> list[str]:
-    """Codec names for ``--codec``, from the degradation registry (codecs and neural codecs)."""
-    from cm_cli.degrade.registry import REGISTRY
-
-    return [name for name, deg in REGISTRY.items() if deg.kind in ("codec", "neural") and name.startswith(incomplete)]
 
 
 # --------------------------------------------------------------------------- the default manifest (DESIGN.md)

@@ -8,8 +8,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from cm_cli.commands._common import (
-    ForceOpt, ManifestOpt, OutDir, PresetOpt, ShardOpt, SplitOpt, complete_codec, console, emit, err_console,
-    get_ctx, print_dry_run, resolve_options, rich_reporter,
+    ForceOpt, ManifestOpt, OutDir, PresetOpt, ShardOpt, SplitOpt, complete_codec, complete_spec, console, emit,
+    err_console, get_ctx, print_dry_run, resolve_options, rich_reporter,
 )
 from cm_cli.core.errors import UsageError
 
@@ -36,7 +36,9 @@ def degrade(
     output: Annotated[Optional[Path], typer.Argument(help="Output file; its suffix sets the format (.wav, .flac, ...).", show_default=False)] = None,
     codec: Annotated[Optional[str], typer.Option("--codec", help="Codec (sugar for --chain CODEC:kbps=KBPS).", autocompletion=complete_codec)] = None,
     kbps: Annotated[Optional[str], typer.Option("--kbps", help="Codec bitrate in kbit/s ('16|32' sweeps in corpus mode).")] = None,
-    chain: Annotated[Optional[List[str]], typer.Option("--chain", help="Degradation spec, e.g. mp3:kbps=32+noise:snr=10 (repeatable; '|' sweeps).")] = None,
+    chain: Annotated[Optional[List[str]], typer.Option(
+        "--chain", help="Degradation spec, e.g. mp3:kbps=32+noise:snr=10 (repeatable; '|' sweeps).",
+        autocompletion=complete_spec)] = None,
     snr: Annotated[Optional[float], typer.Option("--snr", help="Add noise at this SNR (dB, on active speech).")] = None,
     noise_dir: Annotated[Optional[Path], typer.Option("--noise-dir", help="Folder of noise recordings (MUSAN layout) for --snr.")] = None,
     condition: Annotated[Optional[str], typer.Option("--condition", help="ASVspoof 5 condition C01-C11 (quality level drawn uniformly per utterance; see --list).")] = None,

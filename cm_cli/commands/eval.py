@@ -19,8 +19,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cm_cli.commands._common import (ForceOpt, ManifestOpt, OutDir, console, emit, get_ctx, print_dry_run,
-                                     resolve_options)
+from cm_cli.commands._common import (ForceOpt, ManifestOpt, OutDir, complete_spec, console, emit, get_ctx,
+                                     print_dry_run, resolve_options)
 from cm_cli.core.errors import UsageError
 
 __all__ = ["eval"]
@@ -88,7 +88,9 @@ def eval(  # noqa: A001 - the command is named after its verb
     bonafide_label: Annotated[Optional[str], typer.Option("--bonafide-label", help="Transformers audio classifiers: the label that means bona fide.", show_default=False)] = None,
     features: Annotated[Optional[Path], typer.Option("--features", help="With --run of a `cm train --features` head: the `cm embed --pooling meanstd` cache to score (no audio).")] = None,
     split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
-    degrade: Annotated[Optional[list[str]], typer.Option("--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".")] = None,
+    degrade: Annotated[Optional[list[str]], typer.Option(
+        "--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".",
+        autocompletion=complete_spec)] = None,
     chunk_ms: Annotated[Optional[list[str]], typer.Option("--chunk-ms", help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.")] = None,
     overlap_ms: Annotated[float, typer.Option("--overlap-ms", min=0, help="Streaming: overlap between windows.")] = 0.0,
     causal_windows: Annotated[Optional[int], typer.Option("--causal-windows", min=1, help="Streaming, for latency studies: score only the first K windows of each utterance (needs --chunk-ms).")] = None,
@@ -116,6 +118,12 @@ def eval(  # noqa: A001 - the command is named after its verb
     if _export_target(o.get("export")) is not None and (source is not None or o["scores"] is None):
         raise UsageError("--export writes the trials of a score file: give --scores",
                          "score the model first, then: cm eval --scores RUN/eval/<split>/scores.parquet --export ...")
+    if _path(o["run"]) is not None:
+        _warn_unfinished(_path(o["run"]))
+        if o["manifest"] is None and not o["audio"]:  # the one default-manifest rule: the run's own first
+            from cm_cli.commands._common import resolve_manifest
+
+            o["manifest"] = str(resolve_manifest(c, None, upstream=_path(o["run"]), build=not c.dry_run))
     if o["audio_paths"] and not o["audio"]:
         raise UsageError(f"unexpected argument {o['audio_paths'][0]}: audio paths follow --audio")
     if o["features"] is not None:
@@ -136,6 +144,22 @@ def eval(  # noqa: A001 - the command is named after its verb
         _eval_model(c, source, o, settings)
         return
     _eval_scores(c, o, settings)
+
+
+def _warn_unfinished(run: Path) -> None:
+    """A run still training (or one that failed) has a best.pt that is not its final answer: say so on stderr."""
+    from cm_cli.commands._common import err_console
+    from cm_cli.core.artifacts import read_json
+    from cm_cli.core.errors import CmError
+
+    try:
+        status = read_json(run / "cm.json").get("status") if (run / "cm.json").is_file() else None
+    except (CmError, AttributeError):
+        return
+    if status in ("running", "failed"):
+        what = "is still training" if status == "running" else "failed before it finished"
+        err_console().print(f"[yellow]warning:[/] run {run} {what} (cm.json status {status!r}): scoring the "
+                            "checkpoint it has saved so far, not its final model")
 
 
 def _settings(c, o: dict):

@@ -120,6 +120,12 @@ CODECS: dict[str, CodecDef] = {
                  decode_args=lambda rate: ["-f", "g722"]),
         CodecDef("gsm", ("libgsm",), "gsm", "GSM 06.10 full rate, 13 kbps (8 kHz)", _fixed(8000),
                  decode_args=lambda rate: ["-f", "gsm", "-ar", "8000", "-ac", "1"]),
+        # narrowband speech codecs that PyAV's bundled FFmpeg encodes natively (no system ffmpeg needed)
+        CodecDef("g723_1", ("g723_1",), "g723_1", "G.723.1 MP-MLQ, 6.3 kbps (8 kHz)", _fixed(8000),
+                 extra=lambda params: ["-b:a", "6300"], decode_args=lambda rate: ["-f", "g723_1"]),
+        CodecDef("g726", ("g726",), "wav", "G.726 ADPCM, 16/24/32/40 kbps (8 kHz, in WAV)", _fixed(8000), 32,
+                 (16, 40)),
+        CodecDef("ra144", ("real_144",), "rm", "RealAudio 1.0 (14.4K, LPC/CELP), 8 kbps (8 kHz)", _fixed(8000)),
         CodecDef("mulaw-ffmpeg", ("pcm_mulaw",), "mulaw", "G.711 mu-law through ffmpeg (8 kHz)", _fixed(8000),
                  decode_args=lambda rate: ["-f", "mulaw", "-ar", "8000", "-ac", "1"]),
         CodecDef("alaw-ffmpeg", ("pcm_alaw",), "alaw", "G.711 A-law through ffmpeg (8 kHz)", _fixed(8000),
@@ -146,7 +152,7 @@ def _require(name: str):
         binaries = ", ".join(p.path for p in providers()) or "none found"
         raise CmError(
             f"codec {name!r} needs the ffmpeg encoder {codec.encoder_hint}, which no ffmpeg here has (checked: {binaries})",
-            "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm degrade --list` shows what each binary provides",
+            "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm doctor` shows what this install can encode",
         )
     return codec, found
 

@@ -442,7 +442,10 @@ def _populate() -> None:
                            Param("quality", int, 8, "CBR quality 0-10", minimum=0, maximum=10),
                            Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb"))),
                           codec="speex", bitrate_param="kbps"))
-    for name, fixed in (("g722", 64.0), ("gsm", 13.0)):
+    _register(Degradation("g726", "codec", CODECS["g726"].description, _codec_runner("g726"),
+                          (Param("kbps", float, 32.0, "16, 24, 32 or 40", (16.0, 24.0, 32.0, 40.0)),),
+                          codec="g726", bitrate_param="kbps"))
+    for name, fixed in (("g722", 64.0), ("gsm", 13.0), ("g723_1", 6.3), ("ra144", 8.0)):
         _register(Degradation(name, "codec", CODECS[name].description, _codec_runner(name), (), codec=name,
                               extra={"kbps": fixed}))
     for law, label in (("mulaw", "mu-law"), ("alaw", "A-law")):

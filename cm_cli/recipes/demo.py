@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from cm_cli.core.errors import CmError
+from cm_cli.degrade.toy_conditions import DEFAULT_TOY_CONDITIONS, SEEN, describe_condition
 
 __all__ = ["DemoSettings", "DemoStep", "DemoResult", "run_demo", "DEMO_METHODS", "DEMO_PRESETS", "METHOD_LABELS",
            "demo_methods",
@@ -38,11 +39,10 @@ METHOD_LABELS = {"erm": "ERM", "erm_aug": "ERM-aug", "dann": "DANN", "sam": "SAM
 # Training-time augmentation (ERM-aug and DANN): clean plus two of the eval conditions.
 # Its labels (clean, C05, C08) are the DANN domains and the run's seen_domains.
 DEMO_AUGMENT_POLICY = "clean:0.4, C05:0.3, C08:0.3"
-# Coded eval copies: C05 (mp3) and C08 (opus narrowband) are covered by the policy;
-# C10 (speex narrowband) and GSM are not (stand-ins where an encoder is missing:
-# cm_cli.degrade.toy_conditions.SUBSTITUTES).
-DEMO_EVAL_CONDITIONS = ("C05", "C08", "C10", "gsm")
-DEMO_SEEN = ("C05", "C08")
+# Coded eval copies (cm_cli.degrade.toy_conditions, all encoded by PyAV on every install): C05 (mp3)
+# and C08 (opus narrowband) are covered by the policy; G.723.1 and G.726 (narrowband) are not.
+DEMO_EVAL_CONDITIONS = DEFAULT_TOY_CONDITIONS
+DEMO_SEEN = SEEN
 DEMO_UNSEEN = tuple(c for c in DEMO_EVAL_CONDITIONS if c not in DEMO_SEEN)
 DEMO_SUMMARY = "summary.json"
 DEMO_SWEEP = "noise:type=white:snr=20|5"
@@ -192,7 +192,11 @@ def study_summary(eval_dirs: dict[str, dict[int, Path]], *, seen: Sequence[str] 
                               "sd": round(float(np.std(values, ddof=1)), 2) if len(values) > 1 else None,
                               "n": len(values)}
         methods[method] = {"per_seed": per_seed, "stats": stats}
-    return {"seen_conditions": list(seen), "methods": methods, "text": _verdict(methods)}
+    unseen = [c for c in DEMO_EVAL_CONDITIONS if c not in seen]
+    named = (f"Policy-covered codecs: {', '.join(map(describe_condition, seen))}. Never-seen codecs: "
+             f"{', '.join(map(describe_condition, unseen))}.")
+    return {"seen_conditions": list(seen), "unseen_conditions": unseen, "methods": methods,
+            "text": named + "\n" + _verdict(methods)}
 
 
 def _fmt(stat: dict | None, unit: str = "%") -> str:
@@ -273,12 +277,11 @@ class _Study:
 
     def corpus(self):
         from cm_cli.data.corpora.toy import build_toy_corpus
-        from cm_cli.degrade.toy_conditions import add_coded_eval_conditions, toy_eval_conditions
+        from cm_cli.degrade.toy_conditions import add_coded_eval_conditions
 
         s = self.settings
         info = build_toy_corpus(self.toy_root, size=s.size, seed=s.seed, force=s.force, workers=self.workers)
-        added = add_coded_eval_conditions(self.toy_root, toy_eval_conditions(DEMO_EVAL_CONDITIONS), seed=s.seed,
-                                          workers=self.workers)
+        added = add_coded_eval_conditions(self.toy_root, DEMO_EVAL_CONDITIONS, seed=s.seed, workers=self.workers)
         n_added = sum(added.values())
         note = f"{info.n_files} files" + (f", {n_added} coded eval copies added" if n_added else "")
         return {"corpus": self.toy_root}, not info.built and n_added == 0, note

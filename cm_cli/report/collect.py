@@ -391,6 +391,8 @@ def collect(dirs: Iterable[str | os.PathLike], *, exclude: Iterable[str | os.Pat
                 continue
             if _is_run(path, kind, names):
                 found.runs.append(_load_run(path, record))
+            elif kind == "scores" and (record.get("options") or {}).get("audio"):
+                continue  # `cm eval --audio` scores of unlabelled files: no trials to evaluate
             elif _is_eval(kind, names):
                 found.evals.append(_load_eval(path, record))
                 if "sweep.parquet" in names:

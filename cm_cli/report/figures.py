@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from cm_cli.report.style import (
-    HEATMAP_CMAP, bar_style, layer_sort_key, new_figure, param_label, save, series_style,
+    HEATMAP_CMAP, bar_style, layer_sort_key, legend_below, new_figure, param_label, save, series_style,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -117,7 +117,7 @@ def det_curves(curves: Sequence[tuple[str, "np.ndarray", "np.ndarray", float]], 
     ax.set_xlabel("False acceptance rate: spoof accepted (%)")
     ax.set_ylabel("False rejection rate: bona fide rejected (%)")
     ax.set_title(title)
-    ax.legend(loc="upper right")
+    legend_below(ax, fontsize=8)  # outside the data: DET curves run through every corner
     return save(fig, path)
 
 
@@ -135,7 +135,7 @@ def roc_curves(curves: Sequence[tuple[str, "np.ndarray", "np.ndarray", float]], 
     ax.set_xlabel("Spoof accepted: false acceptance rate (%)")
     ax.set_ylabel("Bona fide accepted: 1 - false rejection rate (%)")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    legend_below(ax, fontsize=8)
     return save(fig, path)
 
 
@@ -214,16 +214,23 @@ def heatmap(matrix: "pd.DataFrame", path: Path, *, title: str, xlabel: str, ylab
 
     values = scale * matrix.to_numpy(dtype=float)
     nrows, ncols = values.shape
-    fig, ax = new_figure(width=min(12.0, 2.2 + 0.55 * ncols), height=min(10.0, 1.6 + 0.35 * nrows))
+    xlabels, ylabels = [str(c) for c in matrix.columns], [str(r) for r in matrix.index]
+    # tick labels must not overlap: rotate the x labels when they are wider than a column (about 0.075 in per
+    # character at 8 pt), and give each row and column room for its label
+    longest_x = max((len(t) for t in xlabels), default=1)
+    column_in = max(0.55, 0.075 * longest_x if ncols <= 5 else 0.3)
+    rotate = ncols > 5 or 0.075 * longest_x > column_in
+    fig, ax = new_figure(width=min(12.0, 2.2 + column_in * ncols), height=min(10.0, 1.6 + 0.35 * nrows))
+    small = {"fontsize": 7} if max(nrows, ncols) > 16 else {}
     finite = values[np.isfinite(values)]
     cmap = "PuOr_r" if diverging else HEATMAP_CMAP
     if diverging and finite.size:
         bound = float(np.max(np.abs(finite))) or 1.0
         vmin, vmax = -bound, bound
     image = ax.imshow(values, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    ax.set_xticks(range(ncols), [str(c) for c in matrix.columns], rotation=45 if ncols > 5 else 0,
-                  ha="right" if ncols > 5 else "center")
-    ax.set_yticks(range(nrows), [str(r) for r in matrix.index])
+    ax.set_xticks(range(ncols), xlabels, rotation=45 if rotate else 0, ha="right" if rotate else "center",
+                  rotation_mode="anchor" if rotate else "default", **small)
+    ax.set_yticks(range(nrows), ylabels, **small)
     ax.grid(False)
     if nrows * ncols <= 400 and finite.size:
         mid = (np.nanmin(finite) + np.nanmax(finite)) / 2 if not diverging else 0.0

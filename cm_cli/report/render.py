@@ -87,9 +87,12 @@ code { font: .88em/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospac
        padding: .05rem .25rem; border-radius: 3px; }
 pre { background: #f6f6f6; border: 1px solid var(--rule); padding: .7rem; overflow-x: auto; font-size: .8rem; }
 pre code { background: none; padding: 0; }
-table { border-collapse: collapse; margin: .8rem 0 1.4rem; font-size: .85rem; display: block; overflow-x: auto; }
-caption { caption-side: top; text-align: left; font-style: italic; color: var(--muted); padding-bottom: .35rem; }
-th, td { padding: .28rem .6rem; white-space: nowrap; }
+.table-wrap { max-width: 100%; overflow-x: auto; margin: 0 0 1.4rem; }
+table { border-collapse: collapse; margin: 0; font-size: .85rem; }
+p.caption { text-align: left; font-style: italic; color: var(--muted); margin: .8rem 0 .35rem; font-size: .85rem; }
+th, td { padding: .28rem .6rem; }
+td { max-width: 28rem; overflow-wrap: anywhere; }
+th, td.num { white-space: nowrap; }
 thead th { border-top: 2px solid var(--ink); border-bottom: 1px solid var(--ink); text-align: left; }
 tbody tr:last-child td { border-bottom: 2px solid var(--ink); }
 tbody tr:nth-child(even) { background: #f8f8f8; }
@@ -102,6 +105,17 @@ figcaption { font-size: .85rem; color: var(--muted); margin-top: .3rem; }
 nav.toc { border: 1px solid var(--rule); padding: .6rem 1.2rem; margin: 1rem 0 2rem; font-size: .9rem; }
 nav.toc ul { margin: .2rem 0; padding-left: 1.2rem; }
 """
+
+
+def _table_html(table: Table) -> str:
+    """The caption above, at the page's width, and the table in a box that scrolls sideways when it is wider
+    than the page: neither is cut at the right edge, and the page itself never scrolls."""
+    markup = to_html(table)
+    caption = re.search(r"<caption>(.*?)</caption>", markup, flags=re.S)
+    if caption is None:
+        return f'<div class="table-wrap">{markup}</div>'
+    markup = markup.replace(caption.group(0), "", 1)
+    return f'<p class="caption">{caption.group(1)}</p><div class="table-wrap">{markup}</div>'
 
 
 def _inline(text: str) -> str:
@@ -144,7 +158,7 @@ def render_html(title: str, intro: Sequence[str], sections: Sequence[Section]) -
                 anchor = section.anchor if block is section else f"{section.anchor}--{block.anchor}"
                 body.append(f"<h{min(depth, 6)} id=\"{anchor}\">{html.escape(block.title)}</h{min(depth, 6)}>")
             elif isinstance(block, Table):
-                body.append(to_html(block))
+                body.append(_table_html(block))
             elif isinstance(block, Figure):
                 body.append(f"<figure><img src=\"{_image(block.path)}\" alt=\"{html.escape(block.caption)}\">"
                             f"<figcaption>{_inline(block.caption)}</figcaption></figure>")

@@ -82,13 +82,19 @@ def bar_style(i: int) -> dict:
             "linewidth": 0.6}
 
 
+def legend_below(ax, *, ncols: int = 1, fontsize: float | None = None):
+    """A legend under the axes, outside the data (curves that fill the plot, such as DET and ROC curves, leave
+    no corner free); ``save`` keeps it in the image (``bbox_inches='tight'``)."""
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=ncols, fontsize=fontsize, frameon=False)
+
+
 def save(fig, path: Path) -> Path:
-    """Write ``fig`` as PNG at ``path`` (tight layout) and close it."""
+    """Write ``fig`` as PNG at ``path`` (tight layout, legends outside the axes included) and close it."""
     plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=DPI, facecolor="white")
+    fig.savefig(path, format="png", dpi=DPI, facecolor="white", bbox_inches="tight", pad_inches=0.08)
     plt.close(fig)
     return path
 

@@ -60,14 +60,14 @@ def test_degraded_manifest_and_failures(tmp_path):
 def test_rerun_skips_finished_files_and_retries_failures(tmp_path):
     manifest = make_manifest(tmp_path / "src", n=2)
     out = tmp_path / "deg"
-    degrade_manifest(manifest, out, specs=["gsm"])
-    target = out / "audio" / "gsm" / "U_0000.flac"
+    degrade_manifest(manifest, out, specs=["g723_1"])
+    target = out / "audio" / "g723_1" / "U_0000.flac"
     mtime = target.stat().st_mtime_ns
-    second = degrade_manifest(manifest, out, specs=["gsm"])  # a failure was listed, so it runs again
+    second = degrade_manifest(manifest, out, specs=["g723_1"])  # a failure was listed, so it runs again
     assert second.n_written == 0 and second.n_skipped == 2 and second.n_failed == 1
     assert target.stat().st_mtime_ns == mtime
     target.unlink()  # a preempted job lost one file
-    third = degrade_manifest(manifest, out, specs=["gsm"])
+    third = degrade_manifest(manifest, out, specs=["g723_1"])
     assert third.n_written == 1 and target.is_file()
 
 

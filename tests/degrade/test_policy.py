@@ -52,8 +52,8 @@ def test_policy_presets_load_and_work(tmp_path):
         p = load_policy(name)
         assert p.name == name and "clean" in p.labels()
     yaml_file = tmp_path / "p.yaml"
-    yaml_file.write_text("policy:\n  - {spec: clean, p: 1}\n  - {spec: 'gsm', p: 1}\n")
-    assert load_policy(yaml_file).labels() == ["clean", "gsm"]
+    yaml_file.write_text("policy:\n  - {spec: clean, p: 1}\n  - {spec: 'g723_1', p: 1}\n")
+    assert load_policy(yaml_file).labels() == ["clean", "g723_1"]
 
 
 def test_apply_policy_reproducible_by_seed_and_cached(tmp_path, monkeypatch):

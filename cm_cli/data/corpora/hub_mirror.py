@@ -16,7 +16,7 @@ from typing import Sequence
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["HUB_MIRRORS", "hub_mirror", "download_from_hub"]
+__all__ = ["HUB_MIRRORS", "hub_mirror", "download_from_hub", "network_errors"]
 
 # corpus -> (repo id, repo type): the organisers' mirror of the Zenodo release
 HUB_MIRRORS = {"asvspoof5": ("jungjee/asvspoof5", "dataset")}
@@ -28,16 +28,38 @@ def hub_mirror(corpus: str) -> tuple[str, str]:
     return HUB_MIRRORS[corpus]
 
 
+def network_errors() -> tuple[type[BaseException], ...]:
+    """Every exception a hub call raises for a network or HTTP failure: the hub's own, OSError, and those of
+    the HTTP library the installed huggingface_hub uses (httpx, httpx2 or requests: none subclasses OSError)."""
+    import importlib
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    found: list[type[BaseException]] = [HfHubHTTPError, OSError]
+    for module, name in (("httpx", "HTTPError"), ("httpx2", "HTTPError"), ("requests", "RequestException")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _hub_info(api, repo_id: str, repo_type: str, revision: str | None, names: Sequence[str]) -> dict:
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
         infos = api.get_paths_info(repo_id, list(names), repo_type=repo_type, revision=revision)
     except HfHubHTTPError as exc:
-        raise CmError(f"Hugging Face hub: cannot list {repo_id} ({str(exc).splitlines()[0]})",
+        raise CmError(f"Hugging Face hub: cannot list {repo_id} ({_first_line(exc)})",
                       "check the network, HF_TOKEN for gated datasets, or use --source zenodo") from None
-    except OSError as exc:
-        raise CmError(f"Hugging Face hub unreachable ({exc})", "check the network or use --source zenodo") from None
+    except network_errors() as exc:
+        raise CmError(f"Hugging Face hub unreachable ({type(exc).__name__}: {_first_line(exc)})",
+                      "check the network (HF_ENDPOINT, proxies) or use --source zenodo") from None
     return {info.path: info for info in infos}
 
 
@@ -47,7 +69,6 @@ def download_from_hub(items, dest_dir: str | os.PathLike, *, corpus: str, endpoi
     from concurrent.futures import ThreadPoolExecutor
 
     from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError
 
     from cm_cli.core.artifacts import sha256_file
     from cm_cli.core.progress import task
@@ -73,8 +94,8 @@ def download_from_hub(items, dest_dir: str | os.PathLike, *, corpus: str, endpoi
             try:
                 path = Path(hf_hub_download(repo_id, item.name, repo_type=repo_type, revision=revision,
                                             local_dir=dest, endpoint=endpoint))
-            except (HfHubHTTPError, OSError) as exc:
-                raise CmError(f"{item.name}: download from the hub failed ({str(exc).splitlines()[0]})",
+            except network_errors() as exc:
+                raise CmError(f"{item.name}: download from the hub failed ({_first_line(exc)})",
                               "rerun to resume, or use --source zenodo") from None
             if path.resolve() != target.resolve():
                 os.replace(path, target)
