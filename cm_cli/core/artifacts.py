@@ -58,7 +58,7 @@ __all__ = [
 
 ARTIFACT_KINDS = (
     "manifest", "degraded", "embeddings", "run", "scores", "metrics",
-    "loao", "probes", "cka", "patching", "report",
+    "loao", "probes", "cka", "patching", "report", "profile",
 )
 HASH_LIMIT_BYTES = 64 * 1024 * 1024
 PART_RE = re.compile(r"^part-(\d{5})-of-(\d{5})\.parquet$")
