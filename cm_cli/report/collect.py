@@ -32,8 +32,8 @@ LOOKED_FOR = (
     "loao_plan.json (the full-retraining LOAO recipe of `cm loao --plan`)",
 )
 _ANALYSIS_FILES = {"loao": "loao.parquet", "probes": "probes.parquet", "cka": "cka.parquet",
-                   "patching": "patching.parquet", "loao_retrain": "loao_plan.json"}
-_OPTIONAL_KINDS = {"loao_retrain"}  # counted only when found
+                   "patching": "patching.parquet", "loao_retrain": "loao_plan.json", "profile": "profile.parquet"}
+_OPTIONAL_KINDS = {"loao_retrain", "profile"}  # counted only when found
 _SEED_DIR = re.compile(r"^seed[_-]?\d+$")
 # kinds whose directories hold bulk data (audio, embeddings): recorded, never descended into
 _BULK_KINDS = {"degraded", "embeddings", "manifest"}

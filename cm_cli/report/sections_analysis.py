@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from cm_cli.report import figures
+from cm_cli.report import figures, sections_profile
 from cm_cli.report.blocks import Figure, FigureDir, Note, Section
 from cm_cli.report.collect import AnalysisInfo, Collection
 from cm_cli.report.style import layer_sort_key
@@ -27,10 +27,11 @@ ANALYSIS_HINTS = {
     "cka": "`cm cka EMB_A EMB_B --out DIR`",
     "patching": "`cm patch --base RUN --donor RUN --manifest M --out DIR`",
     "loao_retrain": "`cm loao --plan --train-preset P --manifest M --out DIR` then `sh DIR/plan.sh`",
+    "profile": sections_profile.PROFILE_HINT,
 }
 _TITLES = {"loao": "Leave one attack out", "probes": "Linear probes", "cka": "CKA", "patching": "Activation patching",
-           "loao_retrain": "Leave one attack out, full retraining"}
-_OPTIONAL = {"loao_retrain"}  # sections shown only when found (the frozen LOAO section points to them)
+           "loao_retrain": "Leave one attack out, full retraining", "profile": sections_profile.PROFILE_TITLE}
+_OPTIONAL = {"loao_retrain", "profile"}  # sections shown only when found (the frozen LOAO section points to them)
 _GEOMETRY = ("d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj")
 
 
@@ -296,7 +297,8 @@ def _control_unit(row) -> str:
     return f"{unit} ({folds} folds)" if isinstance(folds, str) else str(unit)
 
 
-_BUILDERS = {"loao": _loao, "probes": _probes, "cka": _cka, "patching": _patching, "loao_retrain": _loao_retrain}
+_BUILDERS = {"loao": _loao, "probes": _probes, "cka": _cka, "patching": _patching, "loao_retrain": _loao_retrain,
+             "profile": sections_profile.profile_blocks}
 
 
 def analysis_section(collection: Collection, fig: FigureDir, *, base: Path | None = None) -> Section:

@@ -43,3 +43,16 @@ def test_profile_errors_write_nothing(cm_env, run_cm):
     assert result.exit_code == 1 and "at least 2 attacks" in result.stderr and not (cm_env / "p1").exists()
     result = run_cm("profile", features, "--manifest", manifest, "--holdout", "A09", "--out", cm_env / "p2")
     assert result.exit_code == 1 and "A09" in result.stderr and not (cm_env / "p2").exists()
+
+
+def test_profile_in_the_report(cm_env, run_cm):
+    features, manifest = _world(cm_env)
+    study = cm_env / "study"
+    assert run_cm("profile", features, "--manifest", manifest, "--out", study / "profile", "--folds", "4",
+                  "--bootstrap", "50").exit_code == 0
+    result = run_cm("report", study, "--out", cm_env / "rep")
+    assert result.exit_code == 0, result.output
+    text = (cm_env / "rep" / "report.md").read_text()
+    assert "Attack profiling (source tracing)" in text and "Closed-set accuracy" in text
+    figures = sorted(p.name for p in (cm_env / "rep" / "figures").glob("profile-*.png"))
+    assert len(figures) == 2, figures
