@@ -60,7 +60,8 @@ def _scalars(batch, columns: dict[str, list[str]], n: int) -> dict:
         for j, name in enumerate(names):
             out[name] = np.ascontiguousarray(batch.vectors[column][:, j], dtype=np.float32)
     for name, values in batch.extra.items():
-        out[name] = np.asarray(values, dtype=np.float32).reshape(n)
+        values = np.asarray(values)
+        out[name] = (values.astype(object) if values.dtype.kind in "OUS" else values.astype(np.float32)).reshape(n)
     for name, values in batch.flags.items():
         out[name] = np.asarray(values, dtype=bool).reshape(n)
     return out
@@ -91,16 +92,6 @@ def _write_batch(extractor, writer, tally: _Tally, ids: list[str], waves: list, 
     writer.write(ids, vectors, meta, _scalars(batch, columns, len(ids)))
 
 
-def _empty_batch(extractor, columns: dict):
-    import numpy as np
-
-    from cm_cli.featuresets.registry import FeatureBatch
-
-    return FeatureBatch(vectors={c: np.zeros((0, len(n)), dtype=np.float32) for c, n in columns.items()},
-                        flags={f: np.zeros(0, dtype=bool) for f in extractor.flags},
-                        extra={e: np.zeros(0, dtype=np.float32) for e in getattr(extractor, "extra", ())})
-
-
 def _rows(extractor, frame, writer, *, columns: dict, data_root, batch_size: int, workers: int,
           max_samples: int | None, meta: dict) -> _Tally:
     import numpy as np
@@ -126,8 +117,8 @@ def _rows(extractor, frame, writer, *, columns: dict, data_root, batch_size: int
                 _write_batch(extractor, writer, tally, [utt_ids[r] for r in rows], waves, columns, meta)
             advance(len(batch.indices) + len(batch.failures))
     if writer.writer is None:  # nothing decodable: an empty table with the right columns
-        empty = _empty_batch(extractor, columns)
-        writer.write([], empty.vectors, meta, _scalars(empty, columns, 0))
+        empty = extractor.extract([])
+        writer.write([], {c: empty.vectors[c] for c in columns}, meta, _scalars(empty, columns, 0))
     return tally
 
 

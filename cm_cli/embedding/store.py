@@ -56,7 +56,8 @@ class EmbeddingWriter:
         value = pa.float16() if self.value_type == "float16" else pa.float32()
         fields = [pa.field("utt_id", pa.string(), nullable=False)]
         fields += [pa.field(name, pa.list_(value, dim)) for name, dim in columns.items()]
-        fields += [pa.field(name, pa.from_numpy_dtype(a.dtype)) for name, a in (scalars or {}).items()]
+        fields += [pa.field(name, pa.string() if a.dtype == object else pa.from_numpy_dtype(a.dtype))
+                   for name, a in (scalars or {}).items()]
         self.schema = pa.schema(fields, metadata={k.encode(): v.encode() for k, v in metadata.items()})
         from cm_cli.core.artifacts import file_mode
 

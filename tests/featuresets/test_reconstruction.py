@@ -8,7 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from cm_cli.featuresets.reconstruction import MEASURES, N_MELS, Codec, ReconstructionExtractor, reconstruction_measures
+from cm_cli.featuresets.reconstruction import (
+    MEASURES,
+    N_MELS,
+    Codec,
+    ReconstructionExtractor,
+    reconstruction_measures,
+)
 from tests.featuresets.synth import SR, harmonic_tone
 
 
