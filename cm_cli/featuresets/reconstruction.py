@@ -37,7 +37,7 @@ from cm_cli.core.errors import CmError
 from cm_cli.featuresets.registry import FeatureBatch, get_feature_set
 
 __all__ = ["N_MELS", "MEASURES", "load_codec", "Codec", "reconstruction_measures", "ReconstructionExtractor",
-           "build_extractor"]
+           "build_extractor", "save_tiny_dac"]
 
 SAMPLE_RATE = 16000
 N_MELS = 20
@@ -222,6 +222,26 @@ class ReconstructionExtractor:
                     y = np.pad(y, (0, max(0, len(waves[i]) - len(y))))[: len(waves[i])]
                     vectors[column][i] = reconstruction_measures(waves[i], y)
         return FeatureBatch(vectors=vectors, flags=flags)
+
+
+def save_tiny_dac(path, *, dims: str = "test", seed: int = 0) -> Path:
+    """A randomly initialised DacModel saved with ``save_pretrained`` (tests, benchmarks; never a download).
+
+    ``dims``: ``test`` (a few thousand weights; 16 kHz, hops of 8 samples, 4 codebooks of 16) or
+    ``16khz`` (descript/dac_16khz's architecture from its config.json: hops of 320, 12 codebooks of 1024).
+    """
+    import torch
+
+    from cm_cli.core.heavy import import_transformers
+
+    transformers = import_transformers()
+    size = (dict(encoder_hidden_size=8, downsampling_ratios=[2, 4], decoder_hidden_size=32, n_codebooks=4,
+                 codebook_size=16, codebook_dim=4) if dims == "test" else
+            dict(encoder_hidden_size=64, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=1536, n_codebooks=12,
+                 codebook_size=1024, codebook_dim=8))
+    torch.manual_seed(seed)
+    transformers.DacModel(transformers.DacConfig(**size, sampling_rate=16000)).save_pretrained(path)
+    return Path(path)
 
 
 def _bitrates(options: dict) -> list[float] | None:

@@ -36,7 +36,8 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.featuresets.registry import FeatureBatch, get_feature_set
 
-__all__ = ["FEATURES", "FLAGS", "FILLERS", "text_features", "load_whisper", "TranscriptExtractor", "build_extractor"]
+__all__ = ["FEATURES", "FLAGS", "FILLERS", "text_features", "load_whisper", "TranscriptExtractor", "build_extractor",
+           "save_tiny_whisper"]
 
 SAMPLE_RATE = 16000
 WHISPER_SECONDS = 30.0
@@ -227,6 +228,68 @@ class TranscriptExtractor:
                             extra={"duration_s": np.asarray(seconds, dtype=np.float32),
                                    "language": np.array([r["language"] for r in records], dtype=object)},
                             records=records)
+
+
+def _bytes_to_unicode() -> list[str]:
+    """GPT-2's byte-level alphabet (the base of Whisper's vocabulary)."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+_TINY_SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>", "<|transcribe|>",
+            "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
+
+
+def save_tiny_whisper(path, *, rig: bool = False, dims: str = "test"):
+    """A random Whisper with a byte-level vocabulary plus 'Ġum', saved with its processor (tests, benchmarks).
+
+    ``dims``: ``test`` (d_model 16, one layer each side) or ``tiny`` (whisper-tiny's dimensions and
+    vocabulary size, for timing). ``rig``: the decoder's final layer norm outputs one constant vector
+    b and the embeddings of <|de|> and 'Ġum' point along b, so the language is German and every
+    text token is 'um' (a decoding with a known answer).
+    """
+    import torch
+
+    from cm_cli.core.heavy import import_transformers
+
+    transformers = import_transformers()
+    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
+    vocab["Ġum"] = len(vocab)
+    tokenizer = transformers.WhisperTokenizer(vocab=vocab, merges=[])
+    tokenizer.add_special_tokens({"additional_special_tokens": _TINY_SPECIALS})
+    ids = dict(zip(_TINY_SPECIALS, tokenizer.convert_tokens_to_ids(_TINY_SPECIALS)))
+    eot = ids["<|endoftext|>"]
+    size = (dict(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                 decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_target_positions=64)
+            if dims == "test" else  # openai/whisper-tiny's config.json
+            dict(vocab_size=51865, d_model=384, encoder_layers=4, decoder_layers=4, encoder_attention_heads=6,
+                 decoder_attention_heads=6, encoder_ffn_dim=1536, decoder_ffn_dim=1536, max_target_positions=448))
+    config = transformers.WhisperConfig(
+        **size,
+        decoder_start_token_id=ids["<|startoftranscript|>"], pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
+        begin_suppress_tokens=None)
+    torch.manual_seed(0)
+    model = transformers.WhisperForConditionalGeneration(config)
+    if rig:
+        with torch.no_grad():
+            norm = model.model.decoder.layer_norm
+            b = torch.linspace(-1, 1, config.d_model)
+            norm.weight.zero_()
+            norm.bias.copy_(b)
+            embed = model.model.decoder.embed_tokens.weight
+            embed.mul_(0.01)
+            embed[ids["<|de|>"]] = 10 * b
+            embed[vocab["Ġum"]] = 5 * b
+    model.save_pretrained(path)
+    transformers.WhisperProcessor(feature_extractor=transformers.WhisperFeatureExtractor(),
+                                  tokenizer=tokenizer).save_pretrained(path)
+    return path
 
 
 def build_extractor(backbone_id: str | None, *, device: Any = "cpu", options: dict | None = None):

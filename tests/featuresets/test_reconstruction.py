@@ -74,17 +74,9 @@ def test_extractor_layers_per_bitrate_and_flags():
 
 @pytest.fixture(scope="module")
 def tiny_dac(tmp_path_factory):
-    import torch
+    from cm_cli.featuresets.reconstruction import save_tiny_dac
 
-    from cm_cli.core.heavy import import_transformers
-
-    transformers = import_transformers()
-    torch.manual_seed(0)
-    config = transformers.DacConfig(encoder_hidden_size=8, downsampling_ratios=[2, 4], decoder_hidden_size=32,
-                                    n_codebooks=4, codebook_size=16, codebook_dim=4, sampling_rate=16000)
-    path = tmp_path_factory.mktemp("codec") / "dac"
-    transformers.DacModel(config).save_pretrained(path)
-    return path
+    return save_tiny_dac(tmp_path_factory.mktemp("codec") / "dac")
 
 
 def test_dac_bitrate_ladder(tiny_dac):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from cm_cli.featuresets.transcript import FEATURES, text_features
+from cm_cli.featuresets.transcript import FEATURES, save_tiny_whisper, text_features
 
 
 def test_text_features_known_answers():
@@ -22,62 +22,6 @@ def test_text_features_known_answers():
     assert loop["trigram_repeat"] == pytest.approx(1 - 3 / 13) and loop["compression_ratio"] > 2.0
     empty = text_features("", 1.0)
     assert all(v == 0.0 for v in empty.values())
-
-
-def _bytes_to_unicode() -> list[str]:
-    """GPT-2's byte-level alphabet (the base of Whisper's vocabulary)."""
-    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
-
-
-SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|de|>", "<|translate|>", "<|transcribe|>",
-            "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
-
-
-def save_tiny_whisper(path, *, rig: bool = False):
-    """A random 2-layer Whisper with a byte-level vocabulary plus 'Ġum', saved with its processor.
-
-    ``rig``: the decoder's final layer norm outputs one constant vector b, and the embeddings of
-    <|de|> and 'Ġum' are set along b, so the language is German and every text token is 'um'.
-    """
-    import torch
-
-    from cm_cli.core.heavy import import_transformers
-
-    transformers = import_transformers()
-    vocab = {c: i for i, c in enumerate(_bytes_to_unicode())}
-    vocab["Ġum"] = len(vocab)
-    tokenizer = transformers.WhisperTokenizer(vocab=vocab, merges=[])
-    tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS})
-    ids = dict(zip(SPECIALS, tokenizer.convert_tokens_to_ids(SPECIALS)))
-    eot = ids["<|endoftext|>"]
-    config = transformers.WhisperConfig(
-        vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_target_positions=64,
-        decoder_start_token_id=ids["<|startoftranscript|>"], pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
-        begin_suppress_tokens=None)
-    torch.manual_seed(0)
-    model = transformers.WhisperForConditionalGeneration(config)
-    if rig:
-        with torch.no_grad():
-            norm = model.model.decoder.layer_norm
-            b = torch.linspace(-1, 1, 16)
-            norm.weight.zero_()
-            norm.bias.copy_(b)
-            embed = model.model.decoder.embed_tokens.weight
-            embed.mul_(0.01)
-            embed[ids["<|de|>"]] = 10 * b
-            embed[vocab["Ġum"]] = 5 * b
-    model.save_pretrained(path)
-    transformers.WhisperProcessor(feature_extractor=transformers.WhisperFeatureExtractor(),
-                                  tokenizer=tokenizer).save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
