@@ -6,7 +6,8 @@ demo's augmentation; C10, GSM never seen), embeds every utterance with
 scores the eval trials two ways, both trained on clean train data only:
 
 - a linear detector (standardised logistic regression; convex, so seeds change nothing):
-  pooled EER of clean / seen / unseen trials with a 95% speaker-cluster bootstrap CI;
+  pooled EER of clean / seen / unseen trials with a 95% speaker-cluster bootstrap CI, next to
+  the same detector on the minimal LFCC front end of docs/toy.md and on both together;
 - ``cm train --features`` heads (3 seeds) scored by ``cm eval --run R --features DIR``:
   mean ± sd over seeds, as the demo reports the LFCC-LCNN.
 
@@ -31,17 +32,29 @@ def group_of(domain: str) -> str:
     return "seen" if domain in SEEN else "unseen"
 
 
-def linear_detector(features: Path, manifest, *, layer: str = "layer_00", n_boot: int = 1000) -> dict:
+def lfcc_table(manifest, data_root: Path) -> tuple:
+    """(ids, X) of the minimal linear LFCC front end of docs/toy.md (tests/data/test_toy.py), full band."""
+    import numpy as np
+
+    from cm_cli.data.audio import load_audio
+    from cm_cli.data.manifest import resolve_audio_path
+    from tests.data.test_toy import lfcc_stats
+
+    X = np.stack([lfcc_stats(load_audio(resolve_audio_path(p, data_root), sample_rate=16000)[0].astype(np.float64))
+                  for p in manifest["path"].astype(str)])
+    return manifest["utt_id"].astype(str).to_numpy(), X
+
+
+def linear_detector(table: tuple, manifest, *, n_boot: int = 1000) -> dict:
     """Train on clean train rows, score eval rows; pooled EER per group with speaker-bootstrap CIs."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from cm_cli.embedding import load_layer
     from cm_cli.metrics.summary import eer
 
-    ids, X = load_layer(features, layer)
+    ids, X = table
     position = {u: i for i, u in enumerate(ids.tolist())}
     frame = manifest[manifest["utt_id"].astype(str).isin(position)].reset_index(drop=True)
     rows = np.array([position[u] for u in frame["utt_id"].astype(str)])
@@ -133,11 +146,22 @@ def main() -> None:
     sets = {"prosody": (None, args.out / "prosody")}
     if args.codec:
         sets["reconstruction"] = (str(args.codec), args.out / "reconstruction")
+    import numpy as np
+
+    from cm_cli.embedding import list_layers, load_layer
+
+    lfcc = lfcc_table(manifest, args.data_root)
+    report["lfcc_linear"] = linear_detector(lfcc, manifest)
     for name, (weights, directory) in sets.items():
         result = embed_manifest(made.path, directory, backbone=name, backbone_id=weights, data_root=args.data_root)
+        layers = [load_layer(directory, layer) for layer in list_layers(directory)]
+        table = (layers[0][0], np.concatenate([x for _, x in layers], axis=1))
+        order = {u: i for i, u in enumerate(lfcc[0].tolist())}
+        fused = (table[0], np.concatenate([table[1], lfcc[1][[order[u] for u in table[0].tolist()]]], axis=1))
         report[name] = {"flags": result.summary.get("flags"), "n_rows": result.n_rows,
                         "utterances_per_second": result.summary.get("utterances_per_second"),
-                        "linear": linear_detector(directory, manifest)}
+                        "linear": linear_detector(table, manifest),
+                        "linear_with_lfcc": linear_detector(fused, manifest)}
         if not args.no_heads:
             report[name]["heads"] = feature_heads(directory, made.path, args.out / name)
     print(json.dumps(report, indent=1))
