@@ -211,10 +211,11 @@ def compute_profile(features: str | Path, manifest: "pd.DataFrame", *, config: P
     classes = [str(c) for c in classes]
     counts = np.bincount(y, minlength=len(classes))
     _check(spoof, classes, counts, config, source)
+    if config.group_by and config.group_by not in spoof.columns:
+        raise CmError(f"{source}: no column {config.group_by!r} to group folds by",
+                      f"columns found: {', '.join(map(str, spoof.columns))}")
     groups = (spoof[config.group_by].astype("string").fillna("none").astype(str).to_numpy(dtype=object)
               if config.group_by else spoof["utt_id"].astype(str).to_numpy(dtype=object))
-    if config.group_by and config.group_by not in spoof.columns:
-        raise CmError(f"{source}: no column {config.group_by!r} to group folds by")
     if len(set(groups.tolist())) < config.folds:
         raise CmError(f"{source}: only {len(set(groups.tolist()))} {config.group_by} group(s) among the spoofs "
                       f"for {config.folds} folds", "lower --folds or choose another --group-by")

@@ -98,8 +98,12 @@ def yin(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Yin:
     frames = np.lib.stride_tricks.sliding_window_view(np.asarray(x, dtype=np.float32), length)[::hop][:n_frames]
     # lags 0..tau_max of the cross term are alias-free once n_fft >= length (negative lags wrap above tau_max)
     n_fft = fft.next_fast_len(length, real=True)
-    head = frames[:, :window]
-    cross = fft.irfft(np.conj(fft.rfft(head, n_fft)) * fft.rfft(frames, n_fft), n_fft)[:, :tau_max + 1]
+    buffer = np.zeros((len(frames), n_fft), dtype=np.float32)
+    buffer[:, :length] = frames
+    spectrum = fft.rfft(buffer, overwrite_x=False)
+    buffer[:, window:] = 0.0  # the first ``window`` samples of each frame
+    spectrum = np.conj(fft.rfft(buffer, overwrite_x=True)) * spectrum
+    cross = fft.irfft(spectrum, n_fft, overwrite_x=True)[:, :tau_max + 1]
     energy = np.concatenate([[0.0], np.cumsum(np.asarray(x, dtype=np.float64) ** 2)])
     lags = np.arange(1, tau_max + 1)
     starts = np.arange(len(frames)) * hop

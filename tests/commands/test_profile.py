@@ -43,6 +43,8 @@ def test_profile_errors_write_nothing(cm_env, run_cm):
     assert result.exit_code == 1 and "at least 2 attacks" in result.stderr and not (cm_env / "p1").exists()
     result = run_cm("profile", features, "--manifest", manifest, "--holdout", "A09", "--out", cm_env / "p2")
     assert result.exit_code == 1 and "A09" in result.stderr and not (cm_env / "p2").exists()
+    result = run_cm("profile", features, "--manifest", manifest, "--group-by", "nosuch", "--out", cm_env / "p3")
+    assert result.exit_code == 1 and "nosuch" in result.stderr and not (cm_env / "p3").exists()
 
 
 def test_profile_in_the_report(cm_env, run_cm):
