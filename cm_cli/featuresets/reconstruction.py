@@ -92,8 +92,8 @@ class Codec:
         self.rate = int(config.sampling_rate)
         if family == "encodec":
             frame_rate = self.rate / math.prod(config.upsampling_ratios)
-            self.levels = [(float(b), int(round(b * 1000 / (frame_rate * math.log2(config.codebook_size)))))
-                           for b in config.target_bandwidths]
+            per_book = frame_rate * math.log2(config.codebook_size)  # as EncodecResidualVectorQuantizer counts
+            self.levels = [(float(b), max(1, int(math.floor(b * 1000 / per_book)))) for b in config.target_bandwidths]
         else:
             if family == "dac":
                 frame_rate, books = self.rate / math.prod(config.downsampling_ratios), int(config.n_codebooks)

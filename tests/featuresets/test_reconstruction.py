@@ -114,3 +114,35 @@ def test_not_a_codec_is_refused(cm_env, run_cm, tiny_dac, tmp_path):
     result = run_cm("embed", "-m", manifest, "--backbone", "reconstruction", "--backbone-id", tmp_path, "--out",
                     cm_env / "r")
     assert result.exit_code == 1 and "not a neural codec" in result.stderr and not (cm_env / "r").exists()
+
+
+def _tiny_codec(family: str, path):
+    import torch
+
+    from cm_cli.core.heavy import import_transformers
+
+    transformers = import_transformers()
+    torch.manual_seed(0)
+    if family == "encodec":  # 24 kHz / 320 = 75 frames/s x 10 bits = 0.75 kbps per codebook
+        model = transformers.EncodecModel(transformers.EncodecConfig(
+            hidden_size=8, num_filters=4, upsampling_ratios=[8, 5, 4, 2], target_bandwidths=[1.5, 3.0],
+            sampling_rate=24000, codebook_size=1024, num_lstm_layers=1))
+    else:  # mimi: 12.5 frames/s x 4 bits = 0.05 kbps per codebook
+        model = transformers.MimiModel(transformers.MimiConfig(
+            hidden_size=16, num_filters=4, codebook_size=16, codebook_dim=8, num_quantizers=4,
+            num_semantic_quantizers=1, num_hidden_layers=1, intermediate_size=32, num_attention_heads=2,
+            num_key_value_heads=2, head_dim=8, vector_quantization_hidden_dimension=8, upsample_groups=16))
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize(("family", "levels"), [("encodec", [(1.5, 2), (3.0, 4)]),
+                                                ("mimi", [(0.05, 1), (0.1, 2), (0.15, 3), (0.2, 4)])])
+def test_encodec_and_mimi_run_at_their_bitrates(tmp_path, family, levels):
+    from cm_cli.featuresets.reconstruction import build_extractor
+
+    extractor = build_extractor(str(_tiny_codec(family, tmp_path / family)), options={})
+    assert extractor.codec.levels == levels and extractor.info["codec"] == family
+    rng = np.random.default_rng(0)
+    batch = extractor.extract([0.1 * rng.standard_normal(n).astype(np.float32) for n in (16000, 5000)])
+    assert all(v.shape == (2, len(MEASURES)) and np.isfinite(v).all() for v in batch.vectors.values())
