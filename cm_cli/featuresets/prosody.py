@@ -108,8 +108,9 @@ def yin(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Yin:
     lags = np.arange(1, tau_max + 1)
     starts = np.arange(len(frames)) * hop
     window_energy = energy[starts + window] - energy[starts]
-    index = starts[:, None] + lags[None, :]
-    shifted = (energy[index + window] - energy[index]).astype(np.float32)  # energy of the window tau later
+    view = np.lib.stride_tricks.sliding_window_view
+    n = len(frames)  # energy of the window tau later: energy[s + tau + window] - energy[s + tau], tau = 1..tau_max
+    shifted = (view(energy[window + 1:], tau_max)[::hop][:n] - view(energy[1:], tau_max)[::hop][:n]).astype(np.float32)
     d = shifted + window_energy[:, None].astype(np.float32) - 2.0 * cross[:, 1:]  # d(tau), tau = 1..tau_max
     np.maximum(d, 0.0, out=d)
     running = np.cumsum(d, axis=1)
