@@ -166,7 +166,8 @@ def _pulses(x: np.ndarray, yin_: Yin, sample_rate: int) -> tuple[list[np.ndarray
         period = sample_rate / float(np.median(yin_.f0[start:stop]))
         shortest = sample_rate / float(yin_.f0[start:stop].max())
         signal = segment if segment.max() >= -segment.min() else -segment
-        peaks, _ = find_peaks(signal, distance=max(1, int(0.75 * shortest)))
+        # only maxima above a fifth of the stretch's peak can be glottal pulses (and the distance rule then sorts few)
+        peaks, _ = find_peaks(signal, height=0.2 * float(signal.max()), distance=max(1, int(0.75 * shortest)))
         peaks = peaks[(peaks > 0) & (peaks < len(signal) - 1)]
         if len(peaks) < 3:
             continue
