@@ -86,7 +86,8 @@ def linear_detector(table: tuple, manifest, *, n_boot: int = 1000) -> dict:
 
 
 def cm(*args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "cm_cli", "--json", *args], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "cm_cli", "--json", *args], capture_output=True, text=True,
+                            check=False)
     if result.returncode != 0:
         raise SystemExit(f"cm {' '.join(args)} failed: {result.stderr.strip()}")
     return json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}

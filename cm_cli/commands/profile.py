@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from cm_cli.commands._common import (
-    ForceOpt, ManifestOpt, OutDir, PresetOpt, SplitOpt, console, emit, get_ctx, print_dry_run, resolve_options,
+    ForceOpt,
+    ManifestOpt,
+    OutDir,
+    PresetOpt,
+    SplitOpt,
+    console,
+    emit,
+    get_ctx,
+    print_dry_run,
+    resolve_options,
     rich_reporter,
 )
 
@@ -34,8 +44,8 @@ def profile(
     force: ForceOpt = False,
 ) -> None:
     """Source tracing: confusion matrix, per-attack accuracy, open-set AUROC of held-out attacks, bona fide proximity."""
-    from cm_cli.analysis.profile import ProfileConfig, run_profile
     from cm_cli.analysis.probes import set_name
+    from cm_cli.analysis.profile import ProfileConfig, run_profile
     from cm_cli.commands.loao import manifest_for
     from cm_cli.core.progress import use_reporter
 
@@ -48,7 +58,8 @@ def profile(
     config = ProfileConfig(target=str(opts["target"]), layers=opts["layer"], group_by=_none(opts["group_by"]),
                            folds=int(opts["folds"]), holdout=held, split=opts["split"], c=float(opts["c"]),
                            n_boot=int(opts["bootstrap"]), seed=c_.seed)
-    out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "profile" / f"{set_name(features)}_{config.target}"
+    default_out = c_.runs_dir / "analysis" / "profile" / f"{set_name(features)}_{config.target}"
+    out_dir = Path(opts["out"]) if opts["out"] else default_out
     if c_.dry_run:
         print_dry_run(c_, "profile", {"features": str(features), "manifest": str(manifest_path), "out": str(out_dir),
                                       "config": config.options()})
@@ -77,7 +88,7 @@ def _print(out_dir: Path, summary: dict) -> None:
         view.add_column(column, justify="left" if column == "attack" else "right")
 
     def fmt(value, spec=".3f"):
-        return "–" if value != value else format(value, spec)
+        return "–" if math.isnan(value) else format(value, spec)
 
     for r in table.itertuples(index=False):
         view.add_row(str(r.attack), str(r.n), fmt(r.accuracy), fmt(r.auroc_unknown), fmt(r.flagged_at_95),

@@ -76,7 +76,7 @@ def test_a_held_out_attack_far_from_the_known_ones_has_a_high_distance_auroc(tmp
 def test_null_features_give_chance(tmp_path):
     centres = {f"A0{i}": np.zeros(8) for i in range(1, 5)}
     table, frame = planted(tmp_path, centres, n_speakers=12, per=5, bona_centre=np.zeros(8), seed=3)
-    profile, _, summary = compute_profile(table.parent, frame, config=ProfileConfig(n_boot=300))
+    _, _, summary = compute_profile(table.parent, frame, config=ProfileConfig(n_boot=300))
     assert summary["ci_low"] < 0.25 < summary["ci_high"] + 0.05 and summary["accuracy"] < 0.4
     assert abs(summary["mean_auroc_unknown"] - 0.5) < 0.12
     assert abs(summary["mean_auroc_unknown_distance"] - 0.5) < 0.12
