@@ -434,7 +434,10 @@ def embed_manifest(
 
     from cm_cli.featuresets.registry import is_feature_set
 
-    if model is None and checkpoint is None and is_feature_set(backbone):
+    if is_feature_set(backbone) and (checkpoint is not None or model is not None):
+        raise UsageError(f"--backbone {backbone} is a feature set: it takes no --checkpoint",
+                         "leave --checkpoint out (feature sets take their weights, if any, from --backbone-id)")
+    if is_feature_set(backbone):
         from cm_cli.embedding.features import embed_feature_set
 
         return embed_feature_set(manifest, out_dir, name=backbone, backbone_id=backbone_id, layers=layers,

@@ -101,6 +101,10 @@ def test_embed_prosody_covers_every_row_and_probes(cm_env, run_cm):
     assert json.loads(probe.stdout)["best_layer"]["pros"]["accuracy"] > 0.9  # the planted F0 split
     again = run_cm("--json", "embed", "--manifest", manifest, "--backbone", "prosody", "--out", cm_env / "pros")
     assert json.loads(again.stdout)["skipped"] is True
+    from cm_cli.training.features import load_features
+
+    cache = load_features(cm_env / "pros")  # what `cm train --features` reads
+    assert cache.values.shape == (len(ids), 1, 19) and cache.layers == ["layer_00"]
 
 
 def test_embed_prosody_shards_read_as_one_table(cm_env, run_cm):
@@ -118,6 +122,8 @@ def test_embed_feature_set_bad_input(cm_env, run_cm):
     manifest = _prosody_world(cm_env / "audio", n_speakers=1, per_label=1)
     result = run_cm("embed", "-m", manifest, "--backbone", "prosody", "--backbone-id", "x", "--out", cm_env / "e1")
     assert result.exit_code == 1 and "takes no weights" in result.stderr and not (cm_env / "e1").exists()
+    result = run_cm("embed", "-m", manifest, "--backbone", "prosody", "--checkpoint", manifest, "--out", cm_env / "e0")
+    assert result.exit_code == 2 and "feature set" in result.stderr and not (cm_env / "e0").exists()
     result = run_cm("embed", "-m", manifest, "--backbone", "reconstruction", "--out", cm_env / "e2")
     assert result.exit_code == 1 and "hf download" in result.stderr and not (cm_env / "e2").exists()
     result = run_cm("embed", "-m", manifest, "--backbone", "reconstruction", "--backbone-id", cm_env / "nope",

@@ -102,6 +102,9 @@ def test_embed_reconstruction_cli_covers_every_row(cm_env, run_cm, tiny_dac):
     table = pd.read_parquet(cm_env / "rec" / "embeddings.parquet")
     assert set(table["utt_id"]) == set(pd.read_parquet(manifest)["utt_id"])
     assert "at24kbps_mcd_mean" in table.columns and table["flag_short"].sum() == 2
+    from cm_cli.training.features import load_features
+
+    assert load_features(cm_env / "rec").values.shape == (len(table), 2, len(MEASURES))  # `cm train --features`
     record = json.loads((cm_env / "rec" / "cm.json").read_text())
     assert record["summary"]["info"]["codec"] == "dac" and record["summary"]["info"]["bitrates_kbps"] == [8.0, 24.0]
 
