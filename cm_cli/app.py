@@ -32,6 +32,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("loao", "loao", PANEL_ANALYSIS),
     ("probe", "probe", PANEL_ANALYSIS),
     ("cka", "cka", PANEL_ANALYSIS),
+    ("profile", "profile", PANEL_ANALYSIS),
     ("patch", "patch", PANEL_ANALYSIS),
     ("report", "report", PANEL_ANALYSIS),
     ("demo", "demo", PANEL_OTHER),

@@ -20,17 +20,18 @@ class Pooling(str, enum.Enum):
 
 
 def _complete_backbone(incomplete: str) -> list[str]:
+    from cm_cli.featuresets.registry import feature_set_names
     from cm_cli.models.registry import backbone_names
 
-    return [n for n in backbone_names() if n.startswith(incomplete)]
+    return [n for n in [*backbone_names(), *feature_set_names()] if n.startswith(incomplete)]
 
 
 def embed(
     ctx: typer.Context,
     manifest: ManifestOpt = None,
-    backbone: Annotated[Optional[str], typer.Option("--backbone", "-b", help="Registry name (wavlm, w2v2, xlsr, hubert, aasist, …), hub id or model directory; default: the checkpoint's own.", autocompletion=_complete_backbone)] = None,
+    backbone: Annotated[Optional[str], typer.Option("--backbone", "-b", help="Registry name (wavlm, w2v2, xlsr, hubert, aasist, …), hub id or model directory, or a feature set (prosody, reconstruction, transcript; docs/features.md); default: the checkpoint's own.", autocompletion=_complete_backbone)] = None,
     out: OutDir = None,
-    backbone_id: Annotated[Optional[str], typer.Option("--backbone-id", help="Hub id or local directory of the SSL weights (AASIST: the official .pth).")] = None,
+    backbone_id: Annotated[Optional[str], typer.Option("--backbone-id", help="Hub id or local directory of the SSL weights (AASIST: the official .pth; reconstruction: a codec directory; transcript: a Whisper directory).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `cm train` run directory or checkpoint (adds pooled and pre_logit), the official AASIST .pth, or an SSL-AASIST checkpoint (with --backbone-id: its XLS-R directory).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Embed with a zoo model (`cm download --list-models`), a `cm export` folder or a hub id, instead of --checkpoint.", show_default=False)] = None,
     layers: Annotated[str, typer.Option("--layers", help="all, or layer numbers like 0,6,12.")] = "all",
@@ -41,6 +42,7 @@ def embed(
     fp32: Annotated[bool, typer.Option("--fp32", help="Store float32 and run without autocast (default float16 storage, bf16/fp16 autocast on CUDA).")] = False,
     shard: ShardOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Audio decoding worker processes (default: the global --workers; 0 = in process).", min=0)] = None,
+    bitrates: Annotated[Optional[str], typer.Option("--bitrates", help="--backbone reconstruction: codec bitrates in kbps, e.g. 1.5,6 (one layer each; default: the lowest and the highest).")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Embed every utterance of a manifest at every backbone layer (embeddings.parquet, float16)."""
@@ -49,7 +51,8 @@ def embed(
     from cm_cli.core.shard import resolve_shard
 
     c = get_ctx(ctx)
-    values = dict(layers=layers, pooling=pooling, split=split, batch_size=batch_size, max_seconds=max_seconds, fp32=fp32)
+    values = dict(layers=layers, pooling=pooling, split=split, batch_size=batch_size, max_seconds=max_seconds, fp32=fp32,
+                  bitrates=bitrates)
     opts = resolve_options(ctx, "embed", values)
     if model is not None:
         from cm_cli.models.zoo import resolve_model_option
@@ -66,6 +69,9 @@ def embed(
                "fp32": bool(opts["fp32"]), "backbone": backbone, "backbone_id": backbone_id,
                "checkpoint": str(checkpoint) if checkpoint else None, "manifest": str(manifest_path), "out": str(out),
                "shard": str(the_shard), "batch_size": opts["batch_size"]}
+    feature_options = {"bitrates": opts["bitrates"]} if opts.get("bitrates") else None
+    if feature_options:
+        options["bitrates"] = opts["bitrates"]
     if c.dry_run:
         print_dry_run(c, "embed", options)
         return
@@ -78,11 +84,12 @@ def embed(
             layers=opts["layers"], pooling=pool, split=opts["split"], batch_size=int(opts["batch_size"]),
             max_seconds=opts["max_seconds"], fp32=bool(opts["fp32"]), shard=the_shard, data_root=c.data_root,
             device=c.torch_device(), workers=c.data_workers(workers), force=force,
+            feature_options=feature_options,
         )
     payload = {"embeddings": str(result.path), "skipped": result.skipped, "n_rows": result.n_rows,
                "n_failed": result.n_failed, "failures": str(result.failures) if result.failures else None,
                **{k: result.summary.get(k) for k in ("backbone", "checkpoint", "pooling", "dtype", "dims", "notes",
-                                                     "utterances_per_second")}}
+                                                     "utterances_per_second", "flags")}}
     emit(c, payload, lambda: _print(result))
 
 

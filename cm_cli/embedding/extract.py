@@ -419,11 +419,14 @@ def embed_manifest(
     force: bool = False,
     options: dict | None = None,
     model: EmbedModel | None = None,
+    feature_options: dict | None = None,
 ) -> EmbedResult:
     """Embed every row of ``manifest`` (this shard's slice) into ``out_dir``; see the module docstring.
 
     ``amp``: ``auto`` = bf16 (fp16 where bf16 is unsupported) autocast on CUDA, none on CPU; rows not
     finite under autocast are recomputed in fp32, rows still not finite or undecodable go to failures.
+    ``backbone`` naming a feature set (``cm_cli.featuresets``: prosody, reconstruction, transcript)
+    computes that set instead (``embedding.features``; ``feature_options`` are its settings).
     """
     import torch
 
@@ -431,6 +434,18 @@ def embed_manifest(
     from cm_cli.data.manifests import load_manifest
     from cm_cli.models.inference import minimum_samples
 
+    from cm_cli.featuresets.registry import is_feature_set
+
+    if is_feature_set(backbone) and (checkpoint is not None or model is not None):
+        raise UsageError(f"--backbone {backbone} is a feature set: it takes no --checkpoint",
+                         "leave --checkpoint out (feature sets take their weights, if any, from --backbone-id)")
+    if is_feature_set(backbone):
+        from cm_cli.embedding.features import embed_feature_set
+
+        return embed_feature_set(manifest, out_dir, name=backbone, backbone_id=backbone_id, layers=layers,
+                                 split=split, batch_size=batch_size, max_seconds=max_seconds, shard=shard,
+                                 data_root=data_root, device=device, workers=workers, force=force, options=options,
+                                 feature_options=feature_options)
     _check_args(pooling, batch_size, max_seconds, backbone, model)
     shard = shard or Shard()
     manifest = Path(manifest)

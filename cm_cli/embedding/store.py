@@ -47,7 +47,7 @@ class EmbeddingWriter:
         self._pending: list = []
         self._pending_bytes = 0
 
-    def _open(self, columns: dict[str, int], metadata: dict[str, str]) -> None:
+    def _open(self, columns: dict[str, int], metadata: dict[str, str], scalars: dict | None = None) -> None:
         import tempfile
 
         import pyarrow as pa
@@ -56,6 +56,8 @@ class EmbeddingWriter:
         value = pa.float16() if self.value_type == "float16" else pa.float32()
         fields = [pa.field("utt_id", pa.string(), nullable=False)]
         fields += [pa.field(name, pa.list_(value, dim)) for name, dim in columns.items()]
+        fields += [pa.field(name, pa.string() if a.dtype == object else pa.from_numpy_dtype(a.dtype))
+                   for name, a in (scalars or {}).items()]
         self.schema = pa.schema(fields, metadata={k.encode(): v.encode() for k, v in metadata.items()})
         from cm_cli.core.artifacts import file_mode
 
@@ -78,21 +80,27 @@ class EmbeddingWriter:
             exc = OSError(errno_codes.ENOSPC, "No space left on device")
         return write_error(self.target, exc)
 
-    def write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str]) -> None:
+    def write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str],
+              scalars: dict[str, "np.ndarray"] | None = None) -> None:
+        """``arrays``: vector columns (N, D); ``scalars``: plain named columns (N,) after them (feature sets)."""
         try:
-            self._write(utt_ids, arrays, metadata)
+            self._write(utt_ids, arrays, metadata, scalars)
         except OSError as exc:
             raise self._failed(exc) from None
 
-    def _write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str]) -> None:
+    def _write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str],
+               scalars: dict[str, "np.ndarray"] | None = None) -> None:
         import numpy as np
         import pyarrow as pa
 
         if self.writer is None:
-            self._open({name: int(a.shape[1]) for name, a in arrays.items()}, metadata)
+            self._open({name: int(a.shape[1]) for name, a in arrays.items()}, metadata, scalars)
         dtype = np.float16 if self.value_type == "float16" else np.float32
         columns = [pa.array(list(utt_ids), type=pa.string())]
         for name in self.schema.names[1:]:
+            if scalars and name in scalars:
+                columns.append(pa.array(np.asarray(scalars[name]), type=self.schema.field(name).type))
+                continue
             matrix = np.ascontiguousarray(arrays[name], dtype=dtype)
             columns.append(pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1]))
         table = pa.Table.from_arrays(columns, schema=self.schema)

@@ -48,7 +48,8 @@ def _train(method: str, seed: int):
         step(np.random.default_rng([seed, i]).choice(N, BATCH, replace=False))
     head = step.__self__.head.eval()
     with torch.no_grad():
-        _, score, pre_logit = head(torch.from_numpy(values))
+        out = head(torch.from_numpy(values))
+        score, pre_logit = out.score, out.pre_logit
     return pre_logit.numpy(), score.numpy(), label, domain
 
 
