@@ -19,7 +19,7 @@ def test_discovery_finds_the_analysis_kinds_without_heavy_imports():
         "print(json.dumps({'names': names, 'heavy': heavy, 'bulk': sorted(k.name for k in kinds.kinds() if k.bulk)}))"
     )
     out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    assert out["names"] == ["loao", "probes", "cka", "patching", "loao_retrain"]
+    assert out["names"] == ["loao", "probes", "cka", "patching", "loao_retrain", "profile"]
     assert out["heavy"] == []
     assert out["bulk"] == ["degraded", "embeddings", "manifest", "model"]
 
