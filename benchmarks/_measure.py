@@ -24,7 +24,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,20 +46,28 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def measure(fn: Callable, *args, imports: Sequence[str] = (), env: dict | None = None,
-            timeout: float | None = None) -> dict:
+def measure(
+    fn: Callable, *args, imports: Sequence[str] = (), env: dict | None = None, timeout: float | None = None
+) -> dict:
     """``fn(*args)`` in a fresh interpreter: its result, seconds, CPU seconds and peak RSS (see the module doc)."""
     source = inspect.getsourcefile(fn)
     if source is None or fn.__qualname__ != fn.__name__:
         raise ValueError(f"{fn!r} must be a module-level function defined in a file")
-    cmd = [sys.executable, str(Path(__file__).resolve()), source, fn.__name__, json.dumps(list(args)),
-           json.dumps(list(imports))]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        source,
+        fn.__name__,
+        json.dumps(list(args)),
+        json.dumps(list(imports)),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(_MARK)]
     if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{fn.__name__}{tuple(args)!r} failed in its child process (exit {proc.returncode}):\n"
-                         f"{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len(_MARK):])
+        raise SystemExit(
+            f"{fn.__name__}{tuple(args)!r} failed in its child process (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
+    return json.loads(lines[-1][len(_MARK) :])
 
 
 def run_command(cmd: list[str]) -> dict:
@@ -87,10 +94,13 @@ def growth(rows: Sequence[dict], size: str, stages: Sequence, unit: str = "") ->
         parts = []
         for label, seconds, peak, base in keys:
             a_mem, c_mem = max(a[peak] - a[base], 1.0), max(c[peak] - c[base], 1.0)
-            parts.append(f"{label + ' ' if label else ''}time {c[seconds] / max(a[seconds], 1e-9):.1f}x, "
-                         f"memory above imports {c_mem / a_mem:.1f}x")
-        lines.append(f"growth {a[size]} -> {c[size]}{' ' + unit if unit else ''} ({c[size] / a[size]:.1f}x): "
-                     + "; ".join(parts))
+            parts.append(
+                f"{label + ' ' if label else ''}time {c[seconds] / max(a[seconds], 1e-9):.1f}x, "
+                f"memory above imports {c_mem / a_mem:.1f}x"
+            )
+        lines.append(
+            f"growth {a[size]} -> {c[size]}{' ' + unit if unit else ''} ({c[size] / a[size]:.1f}x): " + "; ".join(parts)
+        )
     return lines
 
 
@@ -108,8 +118,10 @@ def parse_sized(parser, argv, *, sizes: str, smoke: str, unit: str):
 
 def _cpu_seconds(resource) -> float:
     """User + system CPU of this process and of every child it has waited for (microsecond resolution)."""
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return sum(
+        u.ru_utime + u.ru_stime
+        for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
 
 
 def _child(source: str, name: str, args_json: str, imports_json: str) -> None:
@@ -129,9 +141,14 @@ def _child(source: str, name: str, args_json: str, imports_json: str) -> None:
     result = fn(*json.loads(args_json))
     seconds = time.perf_counter() - t0
     cpu = _cpu_seconds(resource) - cpu0
-    out = {"result": result, "seconds": seconds, "cpu_s": cpu, "base_rss_mib": base,
-           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "children_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    out = {
+        "result": result,
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "base_rss_mib": base,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "children_peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
     sys.stdout.flush()
     print(_MARK + json.dumps(out), flush=True)
 

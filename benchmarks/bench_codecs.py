@@ -66,21 +66,54 @@ def _config(name: str, size: str):
     if name == "encodec":
         if size == "full":
             return transformers.EncodecConfig()  # = facebook/encodec_24khz
-        return transformers.EncodecConfig(hidden_size=8, num_filters=2, num_residual_layers=1, num_lstm_layers=1,
-                                          codebook_size=1024, codebook_dim=8, upsampling_ratios=[8, 5, 4, 2])
+        return transformers.EncodecConfig(
+            hidden_size=8,
+            num_filters=2,
+            num_residual_layers=1,
+            num_lstm_layers=1,
+            codebook_size=1024,
+            codebook_dim=8,
+            upsampling_ratios=[8, 5, 4, 2],
+        )
     if name == "dac":
         if size == "full":  # descript/dac_16khz: 12 codebooks, hop 320
-            return transformers.DacConfig(encoder_hidden_size=64, downsampling_ratios=[2, 4, 5, 8],
-                                          decoder_hidden_size=1536, n_codebooks=12, codebook_size=1024,
-                                          codebook_dim=8, sampling_rate=16000)
-        return transformers.DacConfig(encoder_hidden_size=8, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=32,
-                                      n_codebooks=4, codebook_size=64, codebook_dim=4, sampling_rate=16000)
+            return transformers.DacConfig(
+                encoder_hidden_size=64,
+                downsampling_ratios=[2, 4, 5, 8],
+                decoder_hidden_size=1536,
+                n_codebooks=12,
+                codebook_size=1024,
+                codebook_dim=8,
+                sampling_rate=16000,
+            )
+        return transformers.DacConfig(
+            encoder_hidden_size=8,
+            downsampling_ratios=[2, 4, 5, 8],
+            decoder_hidden_size=32,
+            n_codebooks=4,
+            codebook_size=64,
+            codebook_dim=4,
+            sampling_rate=16000,
+        )
     if size == "full":
         return transformers.MimiConfig()  # = kyutai/mimi
-    return transformers.MimiConfig(hidden_size=16, num_filters=4, upsampling_ratios=[8, 6, 5, 4], codebook_size=64,
-                                   codebook_dim=16, num_quantizers=8, vector_quantization_hidden_dimension=16,
-                                   upsample_groups=16, num_hidden_layers=1, intermediate_size=32, num_attention_heads=2,
-                                   num_key_value_heads=2, head_dim=8, sliding_window=50, max_position_embeddings=500)
+    return transformers.MimiConfig(
+        hidden_size=16,
+        num_filters=4,
+        upsampling_ratios=[8, 6, 5, 4],
+        codebook_size=64,
+        codebook_dim=16,
+        num_quantizers=8,
+        vector_quantization_hidden_dimension=16,
+        upsample_groups=16,
+        num_hidden_layers=1,
+        intermediate_size=32,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=8,
+        sliding_window=50,
+        max_position_embeddings=500,
+    )
 
 
 def neural_case(name: str, size: str, n: int, seconds: float, device: str, folder: str, repo: str) -> dict:
@@ -124,9 +157,23 @@ def neural_case(name: str, size: str, n: int, seconds: float, device: str, folde
     rows = []
     for i, x in enumerate(signals):
         sf.write(root / "audio" / f"U{i:04d}.flac", x, 16000)
-        rows.append(dict(utt_id=f"U{i:04d}", path=str(root / "audio" / f"U{i:04d}.flac"), label="bonafide",
-                         attack=None, attack_family=None, speaker="S", split="eval", corpus="toy", codec=None,
-                         codec_q=None, domain="clean", duration=None, sample_rate=None))
+        rows.append(
+            dict(
+                utt_id=f"U{i:04d}",
+                path=str(root / "audio" / f"U{i:04d}.flac"),
+                label="bonafide",
+                attack=None,
+                attack_family=None,
+                speaker="S",
+                split="eval",
+                corpus="toy",
+                codec=None,
+                codec_q=None,
+                domain="clean",
+                duration=None,
+                sample_rate=None,
+            )
+        )
     write_parquet(pd.DataFrame(rows), root / "manifest.parquet")
     spec = f"{name}:model={model_dir}"
     default = neural_batch.BATCH_SIZE
@@ -134,10 +181,22 @@ def neural_case(name: str, size: str, n: int, seconds: float, device: str, folde
     one_by_one = timed(lambda: degrade_manifest(root / "manifest.parquet", root / "one", specs=[spec], workers=1))
     neural_batch.BATCH_SIZE = default
     chunked = timed(lambda: degrade_manifest(root / "manifest.parquet", root / "batched", specs=[spec], workers=1))
-    return {"codec": name, "size": size, "device": device, "n": n, "seconds": seconds, "level": level,
-            "rtf_single": single / audio_s, "rtf_batched": batched / audio_s, "batch_speedup": single / batched,
-            "corpus_one_s": one_by_one, "corpus_batched_s": chunked, "corpus_speedup": one_by_one / chunked,
-            "batch_size": default, "threads": torch.get_num_threads()}
+    return {
+        "codec": name,
+        "size": size,
+        "device": device,
+        "n": n,
+        "seconds": seconds,
+        "level": level,
+        "rtf_single": single / audio_s,
+        "rtf_batched": batched / audio_s,
+        "batch_speedup": single / batched,
+        "corpus_one_s": one_by_one,
+        "corpus_batched_s": chunked,
+        "corpus_speedup": one_by_one / chunked,
+        "batch_size": default,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def neural_main(args) -> list[dict]:
@@ -149,9 +208,11 @@ def neural_main(args) -> list[dict]:
         for name in args.codecs.split(","):
             row = measure(neural_case, name, args.size, args.n, args.seconds, args.device, folder, str(REPO))["result"]
             rows.append(row)
-            print(f"  {name:8s} RTF one/call {row['rtf_single']:.4f}  batched {row['rtf_batched']:.4f}"
-                  f"  ({row['batch_speedup']:.1f}x)   corpus mode {row['corpus_one_s']:.2f} s -> "
-                  f"{row['corpus_batched_s']:.2f} s ({row['corpus_speedup']:.1f}x)")
+            print(
+                f"  {name:8s} RTF one/call {row['rtf_single']:.4f}  batched {row['rtf_batched']:.4f}"
+                f"  ({row['batch_speedup']:.1f}x)   corpus mode {row['corpus_one_s']:.2f} s -> "
+                f"{row['corpus_batched_s']:.2f} s ({row['corpus_speedup']:.1f}x)"
+            )
     return rows
 
 
@@ -176,14 +237,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
             args.json.write_text(json.dumps(rows, indent=1))
         return rows
     rows = []
-    print(f"{args.n} utterances of {args.seconds:g} s at 16 kHz per codec; utterances per CPU-second (incl. ffmpeg children)")
+    print(
+        f"{args.n} utterances of {args.seconds:g} s at 16 kHz per codec; "
+        "utterances per CPU-second (incl. ffmpeg children)"
+    )
     for name, params in CASES:
-        got = {p: measure(code_many, p, name, params, args.n, args.seconds, str(REPO))["result"] for p in ("pyav", "cli")}
+        got = {
+            p: measure(code_many, p, name, params, args.n, args.seconds, str(REPO))["result"] for p in ("pyav", "cli")
+        }
         row = {"codec": name, "params": params, **{p: got[p] for p in got}}
         if all("utt_per_cpu_s" in got[p] for p in got):
             row["ratio"] = got["pyav"]["utt_per_cpu_s"] / got["cli"]["utt_per_cpu_s"]
-            print(f"  {name:7s} pyav {got['pyav']['utt_per_cpu_s']:7.1f}  cli {got['cli']['utt_per_cpu_s']:6.1f}"
-                  f"  ratio {row['ratio']:5.1f}x  ({got['pyav']['provider']} vs {got['cli']['provider']})")
+            print(
+                f"  {name:7s} pyav {got['pyav']['utt_per_cpu_s']:7.1f}  cli {got['cli']['utt_per_cpu_s']:6.1f}"
+                f"  ratio {row['ratio']:5.1f}x  ({got['pyav']['provider']} vs {got['cli']['provider']})"
+            )
         else:
             print(f"  {name:7s} " + "; ".join(got[p].get("skipped", "") for p in got))
         rows.append(row)

@@ -42,9 +42,23 @@ def make_corpus(root: Path, n: int) -> Path:
         path = audio / f"T_{i:010d}.flac"
         if not path.exists():
             sf.write(path, probe_signal(16000, seconds=float(rng.uniform(2, 4)), seed=i), 16000)
-        rows.append(dict(utt_id=path.stem, path=str(path), label="bonafide", attack=None, attack_family=None,
-                         speaker="T_0001", split="train", corpus="toy", codec=None, codec_q=None, domain="clean",
-                         duration=None, sample_rate=None))
+        rows.append(
+            dict(
+                utt_id=path.stem,
+                path=str(path),
+                label="bonafide",
+                attack=None,
+                attack_family=None,
+                speaker="T_0001",
+                split="train",
+                corpus="toy",
+                codec=None,
+                codec_q=None,
+                domain="clean",
+                duration=None,
+                sample_rate=None,
+            )
+        )
     manifest = root / f"manifest-{n}.parquet"
     write_parquet(pd.DataFrame(rows), manifest)
     return manifest
@@ -97,22 +111,58 @@ def main() -> None:
     results = {}
     for workers in (1, 2):
         out = work / f"cm-w{workers}"
-        results[workers] = measured([*cm, "--quiet", "degrade", "--manifest", str(manifest), "--out", str(out),
-                                     "--codec", "mp3", "--kbps", "32", "--workers", str(workers)], env,
-                                    label=f"workers {workers}")
-    t_small, rss_small = measured([*cm, "--quiet", "degrade", "--manifest", str(small), "--out", str(work / "cm-small"),
-                                   "--codec", "mp3", "--kbps", "32", "--workers", "1"], env)
+        results[workers] = measured(
+            [
+                *cm,
+                "--quiet",
+                "degrade",
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(out),
+                "--codec",
+                "mp3",
+                "--kbps",
+                "32",
+                "--workers",
+                str(workers),
+            ],
+            env,
+            label=f"workers {workers}",
+        )
+    t_small, rss_small = measured(
+        [
+            *cm,
+            "--quiet",
+            "degrade",
+            "--manifest",
+            str(small),
+            "--out",
+            str(work / "cm-small"),
+            "--codec",
+            "mp3",
+            "--kbps",
+            "32",
+            "--workers",
+            "1",
+        ],
+        env,
+    )
 
     n = len(files)
     print(f"utterances: {n} (16 kHz FLAC, 2-4 s), mp3 32 kbps, ffmpeg: {binary}")
-    print(f"shell loop ffmpeg|ffmpeg : {t_shell:7.2f} s  {n / t_shell:6.1f} utt/s  "
-          f"({CPU_USED['shell']:.2f} cores busy of {os.cpu_count()})")
+    print(
+        f"shell loop ffmpeg|ffmpeg : {t_shell:7.2f} s  {n / t_shell:6.1f} utt/s  "
+        f"({CPU_USED['shell']:.2f} cores busy of {os.cpu_count()})"
+    )
     for workers, (t, rss) in results.items():
         goal = 0.8 if workers == 1 else 1.6
         ratio = t_shell / t
-        print(f"cm degrade --workers {workers}  : {t:7.2f} s  {n / t:6.1f} utt/s  ratio {ratio:4.2f}x "
-              f"(goal >= {goal}x: {'met' if ratio >= goal else 'NOT met'})  peak RSS {rss} MiB  "
-              f"{CPU_USED[f'workers {workers}']:.2f} cores busy")
+        print(
+            f"cm degrade --workers {workers}  : {t:7.2f} s  {n / t:6.1f} utt/s  ratio {ratio:4.2f}x "
+            f"(goal >= {goal}x: {'met' if ratio >= goal else 'NOT met'})  peak RSS {rss} MiB  "
+            f"{CPU_USED[f'workers {workers}']:.2f} cores busy"
+        )
     print(f"peak RSS, workers 1: {results[1][1]} MiB for {n} utterances vs {rss_small} MiB for {max(1, n // 4)}")
     print(f"work dir: {work}")
 

@@ -25,12 +25,33 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_once(workdir: Path, size: str, seeds: int) -> tuple[float, float, dict]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), CM_DATA_ROOT=str(workdir / "data"),
-               CM_CACHE_DIR=str(workdir / "cache"), CM_RUNS_DIR=str(workdir / "runs"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        CM_DATA_ROOT=str(workdir / "data"),
+        CM_CACHE_DIR=str(workdir / "cache"),
+        CM_RUNS_DIR=str(workdir / "runs"),
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "cm_cli", "--json", "demo", "--out", str(workdir / "demo"),
-                           "--size", size, "--seeds", str(seeds)], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cm_cli",
+            "--json",
+            "demo",
+            "--out",
+            str(workdir / "demo"),
+            "--size",
+            size,
+            "--seeds",
+            str(seeds),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:

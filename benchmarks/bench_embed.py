@@ -54,8 +54,18 @@ def make_corpus(root: Path, n: int, *, seconds: tuple[float, float], seed: int =
         wave = 0.1 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) + 0.02 * rng.standard_normal(length)
         path = root / f"b{i:04d}.flac"
         sf.write(path, wave.astype("float32"), 16000)
-        rows.append({"utt_id": f"b{i:04d}", "path": str(path), "label": "bonafide", "speaker": "s", "split": "eval",
-                     "corpus": "toy", "domain": "clean", "duration": length / 16000})
+        rows.append(
+            {
+                "utt_id": f"b{i:04d}",
+                "path": str(path),
+                "label": "bonafide",
+                "speaker": "s",
+                "split": "eval",
+                "corpus": "toy",
+                "domain": "clean",
+                "duration": length / 16000,
+            }
+        )
     manifest = root / "manifest.parquet"
     write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
     return manifest
@@ -78,12 +88,18 @@ def run(manifest: Path, out: Path, model, *, batch_size: int, device: str, **kw)
 
     with PeakRSS() as mem:
         start = time.perf_counter()
-        result = embed_manifest(manifest, out, backbone=model.backbone, batch_size=batch_size, device=device,
-                                model=model, force=True, **kw)
+        result = embed_manifest(
+            manifest, out, backbone=model.backbone, batch_size=batch_size, device=device, model=model, force=True, **kw
+        )
         wall = time.perf_counter() - start
     s = result.summary
-    return {"wall_s": wall, "forward_s": s["forward_seconds"], "n": result.n_rows,
-            "utt_per_s": result.n_rows / wall, "peak_extra_rss_mb": mem.peak - mem.start}
+    return {
+        "wall_s": wall,
+        "forward_s": s["forward_seconds"],
+        "n": result.n_rows,
+        "utt_per_s": result.n_rows / wall,
+        "peak_extra_rss_mb": mem.peak - mem.start,
+    }
 
 
 def _fresh_maxrss(n: int, batch_size: int) -> float:

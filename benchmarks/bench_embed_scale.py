@@ -26,8 +26,14 @@ from _measure import growth, measure, parse_sized
 N_LAYERS = 13
 DIM = 768
 
-STORE_IMPORTS = ("numpy", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "cm_cli.core.artifacts",
-                 "cm_cli.embedding.store")  # imported before the baseline RSS
+STORE_IMPORTS = (
+    "numpy",
+    "pyarrow",
+    "pyarrow.compute",
+    "pyarrow.parquet",
+    "cm_cli.core.artifacts",
+    "cm_cli.embedding.store",
+)  # imported before the baseline RSS
 
 
 def write_table(path: str, n: int, batch: int, layers: int, dim: int) -> dict:
@@ -54,8 +60,12 @@ def write_table(path: str, n: int, batch: int, layers: int, dim: int) -> dict:
     writer.commit()
     timed += time.perf_counter() - t0
     info = pq.ParquetFile(path).metadata
-    return {"write_s": timed, "row_groups": info.num_row_groups, "footer_bytes": info.serialized_size,
-            "file_bytes": path.stat().st_size}
+    return {
+        "write_s": timed,
+        "row_groups": info.num_row_groups,
+        "footer_bytes": info.serialized_size,
+        "file_bytes": path.stat().st_size,
+    }
 
 
 def read_one_layer(path: str, layer: str) -> dict:
@@ -81,20 +91,27 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temporary directory)")
     args, sizes = parse_sized(parser, argv, sizes="1000,10000,100000", smoke="200", unit="rows")
     rows: list[dict] = []
-    print(f"{'rows':>9} {'file MB':>9} {'B/row':>7} {'groups':>6} {'footer kB':>9} {'write s':>8} {'write MiB':>9} "
-          f"{'read s':>7} {'read MiB':>9}  (MiB: peak RSS of the process)")
+    print(
+        f"{'rows':>9} {'file MB':>9} {'B/row':>7} {'groups':>6} {'footer kB':>9} {'write s':>8} {'write MiB':>9} "
+        f"{'read s':>7} {'read MiB':>9}  (MiB: peak RSS of the process)"
+    )
     with tempfile.TemporaryDirectory(prefix="cm_bench_embed_", dir=args.dir) as tmp:
         for n in sizes:
             path = Path(tmp) / f"embeddings_{n}.parquet"
             w = child(write_table, str(path), n, args.batch, N_LAYERS, DIM)
             r = child(read_one_layer, str(path), args.layer)
             path.unlink()
-            row = {"rows": n, **{f"write_{k}" if "rss" in k else k: v for k, v in w.items()},
-                   **{f"read_{k}" if "rss" in k else k: v for k, v in r.items()}}
+            row = {
+                "rows": n,
+                **{f"write_{k}" if "rss" in k else k: v for k, v in w.items()},
+                **{f"read_{k}" if "rss" in k else k: v for k, v in r.items()},
+            }
             rows.append(row)
-            print(f"{n:9d} {w['file_bytes'] / 1e6:9.1f} {w['file_bytes'] / n:7.0f} {w['row_groups']:6d} "
-                  f"{w['footer_bytes'] / 1e3:9.1f} {w['write_s']:8.2f} {w['peak_rss_mib']:9.0f} {r['read_s']:7.2f} "
-                  f"{r['peak_rss_mib']:9.0f}   (imports {w['base_rss_mib']:.0f} / {r['base_rss_mib']:.0f} MiB)")
+            print(
+                f"{n:9d} {w['file_bytes'] / 1e6:9.1f} {w['file_bytes'] / n:7.0f} {w['row_groups']:6d} "
+                f"{w['footer_bytes'] / 1e3:9.1f} {w['write_s']:8.2f} {w['peak_rss_mib']:9.0f} {r['read_s']:7.2f} "
+                f"{r['peak_rss_mib']:9.0f}   (imports {w['base_rss_mib']:.0f} / {r['base_rss_mib']:.0f} MiB)"
+            )
     print("\n".join(growth(rows, "rows", ("write", "read"), "rows")))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -40,8 +40,14 @@ ASVSPOOF5_EVAL_TRIALS = 680_774
 CODECS = [f"C{i:02d}" for i in range(1, 12)]
 COPIES = 4  # per source utterance: the uncoded original and three coded copies
 
-EVAL_IMPORTS = ("cm_cli.evaluation.readers", "cm_cli.evaluation.settings", "cm_cli.evaluation.writer",
-                "cm_cli.metrics.report", "pandas", "pyarrow.parquet")  # imported before the baseline RSS
+EVAL_IMPORTS = (
+    "cm_cli.evaluation.readers",
+    "cm_cli.evaluation.settings",
+    "cm_cli.evaluation.writer",
+    "cm_cli.metrics.report",
+    "pandas",
+    "pyarrow.parquet",
+)  # imported before the baseline RSS
 
 
 def evaluate_once(scores: str, out: str, bootstrap: int) -> dict:
@@ -62,8 +68,16 @@ def evaluate_once(scores: str, out: str, bootstrap: int) -> dict:
     write_metrics_dir(result, Path(out))
     t3 = time.perf_counter()
     ci = result.get("ci") or {}
-    return {"n": len(table), "read_s": t1 - t0, "evaluate_s": t2 - t1, "write_s": t3 - t2, "total_s": t3 - t0,
-            "eer": result["overall"]["eer"], "n_clusters": ci.get("n_clusters"), "unit": ci.get("unit")}
+    return {
+        "n": len(table),
+        "read_s": t1 - t0,
+        "evaluate_s": t2 - t1,
+        "write_s": t3 - t2,
+        "total_s": t3 - t0,
+        "eer": result["overall"]["eer"],
+        "n_clusters": ci.get("n_clusters"),
+        "unit": ci.get("unit"),
+    }
 
 
 def synthetic_scores(n: int, seed: int = 0):
@@ -83,9 +97,16 @@ def synthetic_scores(n: int, seed: int = 0):
     score = np.where(is_bona, rng.normal(2.0, 1.0, n), rng.normal(-1.0, 1.5, n)) + shift
     source_id = np.char.add("E_", np.char.zfill(source.astype(str), 10))
     utt_id = np.where(coded, np.char.add(np.char.add(source_id, "_c"), copy.astype(str)), source_id)
-    return pd.DataFrame({"utt_id": utt_id, "score": score, "label": np.where(is_bona, "bonafide", "spoof"),
-                         "codec": codec, "speaker": np.char.add("E_spk", speaker[source].astype(str)),
-                         "codec_seed": np.where(coded, source_id, "-")})
+    return pd.DataFrame(
+        {
+            "utt_id": utt_id,
+            "score": score,
+            "label": np.where(is_bona, "bonafide", "spoof"),
+            "codec": codec,
+            "speaker": np.char.add("E_spk", speaker[source].astype(str)),
+            "codec_seed": np.where(coded, source_id, "-"),
+        }
+    )
 
 
 def run_child(scores: Path, out: Path, bootstrap: int) -> dict:
@@ -93,7 +114,7 @@ def run_child(scores: Path, out: Path, bootstrap: int) -> dict:
     return {**m["result"], "base_rss_mib": m["base_rss_mib"], "peak_rss_mib": m["peak_rss_mib"]}
 
 
-OFFICIAL_T1 = r'''
+OFFICIAL_T1 = r"""
 # Re-statement of asvspoof-challenge/asvspoof5 evaluation-package/evaluation.py --m t1 (util.py,
 # calculate_metrics.py, calculate_modules.py), for timing only: same libraries, same steps.
 import os, sys
@@ -149,7 +170,9 @@ def calculate_CLLR(target_llrs, nontarget_llrs):
         return np.log1p(np.exp(-lodds))
     target_llrs = np.array(target_llrs)
     nontarget_llrs = np.array(nontarget_llrs)
-    return 0.5 * (np.mean(negative_log_sigmoid(target_llrs)) + np.mean(negative_log_sigmoid(-nontarget_llrs))) / np.log(2)
+    target_cost = np.mean(negative_log_sigmoid(target_llrs))
+    nontarget_cost = np.mean(negative_log_sigmoid(-nontarget_llrs))
+    return 0.5 * (target_cost + nontarget_cost) / np.log(2)
 
 scores_pd = load_tsv(sys.argv[1]).set_index("filename")
 keys_pd = load_tsv(sys.argv[2]).set_index("filename")
@@ -167,7 +190,7 @@ with open("./track1_result.txt", "w") as f_res:
                 f"\tCLLR\t\t= {cllr_cm:8.9f} bits\n\tactDCF\t\t= {actDCF}\n")
 os.system("cat ./track1_result.txt")
 print(f"-eval_mindcf: {minDCF_cm:.5f}\n-eval_eer (%): {eer_cm * 100:.3f}")
-'''
+"""
 
 
 def asvspoof5_tsvs(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
@@ -179,8 +202,7 @@ def asvspoof5_tsvs(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
     perm = rng.permutation(n)
     scores, key = folder / "s.tsv", folder / "k.tsv"
     scores.write_text("filename\tcm-score\n" + "".join(f"{i}\t{v:.6f}\n" for i, v in zip(ids, score)))
-    key.write_text("filename\tcm-label\n"
-                   + "".join(f"{ids[j]}\t{'bonafide' if bona[j] else 'spoof'}\n" for j in perm))
+    key.write_text("filename\tcm-label\n" + "".join(f"{ids[j]}\t{'bonafide' if bona[j] else 'spoof'}\n" for j in perm))
     return scores, key
 
 
@@ -208,29 +230,62 @@ def vs_official(n: int, repeats: int) -> dict:
             baseline = [sys.executable, str(script), str(scores), str(key)]
             label = "official (re-stated)"
         for r in range(repeats):
-            for name, cmd in (("official", baseline),
-                              ("cm", [sys.executable, "-m", "cm_cli.app", "--json", "eval", "--scores", str(scores),
-                                      "--key", str(key), "--out", str(root / f"out{r}")])):
+            for name, cmd in (
+                ("official", baseline),
+                (
+                    "cm",
+                    [
+                        sys.executable,
+                        "-m",
+                        "cm_cli.app",
+                        "--json",
+                        "eval",
+                        "--scores",
+                        str(scores),
+                        "--key",
+                        str(key),
+                        "--out",
+                        str(root / f"out{r}"),
+                    ],
+                ),
+            ):
                 start = time.perf_counter()
                 subprocess.run(cmd, check=True, cwd=root, env=env, stdout=subprocess.DEVNULL)
                 times[name].append(time.perf_counter() - start)
     cm_s, official_s = statistics.median(times["cm"]), statistics.median(times["official"])
-    return {"trials": n, "repeats": repeats, "cm_s": cm_s, "official_s": official_s, "baseline": label,
-            "ratio_cm_over_official": cm_s / official_s, "all": times}
+    return {
+        "trials": n,
+        "repeats": repeats,
+        "cm_s": cm_s,
+        "official_s": official_s,
+        "baseline": label,
+        "ratio_cm_over_official": cm_s / official_s,
+        "all": times,
+    }
 
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", type=int, default=200, help="resamples of the clustered run (0: skip it)")
-    parser.add_argument("--vs-official", type=int, nargs="?", const=ASVSPOOF5_EVAL_TRIALS, default=None,
-                        metavar="N", help="time cm eval against the official t1 evaluation on N trials instead")
+    parser.add_argument(
+        "--vs-official",
+        type=int,
+        nargs="?",
+        const=ASVSPOOF5_EVAL_TRIALS,
+        default=None,
+        metavar="N",
+        help="time cm eval against the official t1 evaluation on N trials instead",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side for --vs-official (median)")
-    args, sizes = parse_sized(parser, argv, sizes=f"1000,10000,100000,{ASVSPOOF5_EVAL_TRIALS}", smoke="1000",
-                              unit="trials")
+    args, sizes = parse_sized(
+        parser, argv, sizes=f"1000,10000,100000,{ASVSPOOF5_EVAL_TRIALS}", smoke="1000", unit="trials"
+    )
     if args.vs_official is not None:
         row = vs_official(1000 if args.smoke else args.vs_official, 1 if args.smoke else args.repeats)
-        print(f"{row['trials']} trials, median of {row['repeats']}: cm eval {row['cm_s']:.2f} s, "
-              f"{row['baseline']} {row['official_s']:.2f} s, ratio cm/official {row['ratio_cm_over_official']:.2f}")
+        print(
+            f"{row['trials']} trials, median of {row['repeats']}: cm eval {row['cm_s']:.2f} s, "
+            f"{row['baseline']} {row['official_s']:.2f} s, ratio cm/official {row['ratio_cm_over_official']:.2f}"
+        )
         if args.json:
             args.json.write_text(json.dumps([row], indent=2))
         return [row]
@@ -238,8 +293,10 @@ def main(argv=None) -> list[dict]:
         args.bootstrap = 20
     settings = [0] + ([args.bootstrap] if args.bootstrap else [])
     rows: list[dict] = []
-    print(f"{'trials':>9} {'bootstrap':>9} {'read s':>7} {'eval s':>8} {'write s':>7} {'total s':>8} "
-          f"{'peak MiB':>9} {'+data MiB':>9} {'clusters':>9}")
+    print(
+        f"{'trials':>9} {'bootstrap':>9} {'read s':>7} {'eval s':>8} {'write s':>7} {'total s':>8} "
+        f"{'peak MiB':>9} {'+data MiB':>9} {'clusters':>9}"
+    )
     with tempfile.TemporaryDirectory(prefix="cm_bench_eval_") as tmp:
         root = Path(tmp)
         for n in sizes:
@@ -249,9 +306,11 @@ def main(argv=None) -> list[dict]:
                 r = run_child(path, root / f"out_{n}_{b}", b)
                 r.update(trials=n, bootstrap=b)
                 rows.append(r)
-                print(f"{n:9d} {b:9d} {r['read_s']:7.2f} {r['evaluate_s']:8.2f} {r['write_s']:7.2f} "
-                      f"{r['total_s']:8.2f} {r['peak_rss_mib']:9.0f} {r['peak_rss_mib'] - r['base_rss_mib']:9.0f} "
-                      f"{r['n_clusters'] or '-':>9}")
+                print(
+                    f"{n:9d} {b:9d} {r['read_s']:7.2f} {r['evaluate_s']:8.2f} {r['write_s']:7.2f} "
+                    f"{r['total_s']:8.2f} {r['peak_rss_mib']:9.0f} {r['peak_rss_mib'] - r['base_rss_mib']:9.0f} "
+                    f"{r['n_clusters'] or '-':>9}"
+                )
             path.unlink()
     for b in settings:
         chain = [r for r in rows if r["bootstrap"] == b]

@@ -47,8 +47,12 @@ def bench_prosody(n: int) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     extractor.extract(waves)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"prosody_utt_per_s_wall": round(n / wall, 1), "prosody_utt_per_s_cpu": round(n / cpu, 1),
-            "prosody_clips": n, "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset")}
+    return {
+        "prosody_utt_per_s_wall": round(n / wall, 1),
+        "prosody_utt_per_s_cpu": round(n / cpu, 1),
+        "prosody_clips": n,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"),
+    }
 
 
 def _timed_batches(extractor, waves: list, batch_size: int, device: str) -> float:
@@ -59,7 +63,7 @@ def _timed_batches(extractor, waves: list, batch_size: int, device: str) -> floa
         torch.cuda.synchronize()
     start = time.perf_counter()
     for i in range(0, len(waves), batch_size):
-        extractor.extract(waves[i:i + batch_size])
+        extractor.extract(waves[i : i + batch_size])
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     return len(waves) / (time.perf_counter() - start)

@@ -66,10 +66,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (kernel selection, adversary check)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    parser.add_argument("--model-dir", type=Path, default=None,
-                        help="a saved transformers WavLM to use instead of a random WavLMConfig() (e.g. WavLM Base+)")
-    parser.add_argument("--loader-files", type=int, default=None,
-                        help="FLAC files rendered for the loader (default: 32 batches per rank; 0: skip)")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="a saved transformers WavLM to use instead of a random WavLMConfig() (e.g. WavLM Base+)",
+    )
+    parser.add_argument(
+        "--loader-files",
+        type=int,
+        default=None,
+        help="FLAC files rendered for the loader (default: 32 batches per rank; 0: skip)",
+    )
     parser.add_argument("--loader-batch", type=int, default=128)
     parser.add_argument("--loader-method", default="dann")
     parser.add_argument("--loader-trainable", default="frozen")
@@ -114,9 +122,15 @@ def synthetic_frame(n: int):
     """Manifest rows the synthetic batches point at: labels and DANN domains cycle."""
     import pandas as pd
 
-    return pd.DataFrame({"utt_id": [f"s{i:06d}" for i in range(n)], "path": [f"s{i:06d}.flac" for i in range(n)],
-                         "label": ["bonafide" if i % 2 else "spoof" for i in range(n)],
-                         "domain": [DOMAINS[i % len(DOMAINS)] for i in range(n)], "split": "train"})
+    return pd.DataFrame(
+        {
+            "utt_id": [f"s{i:06d}" for i in range(n)],
+            "path": [f"s{i:06d}.flac" for i in range(n)],
+            "label": ["bonafide" if i % 2 else "spoof" for i in range(n)],
+            "domain": [DOMAINS[i % len(DOMAINS)] for i in range(n)],
+            "split": "train",
+        }
+    )
 
 
 def _render_one(task: tuple[Path, int, int]) -> float:
@@ -151,9 +165,16 @@ def render_flac(root: Path, n: int, *, seed: int = 0):
 def train_config(method: str, trainable: str, model_dir: Path, args, batch_size: int):
     from cm_cli.training.config import TrainConfig
 
-    return TrainConfig(method=method, backbone="wavlm", backbone_id=str(model_dir), trainable=trainable,
-                       max_len=args.seconds, batch_size=batch_size, workers=args.workers,
-                       domain_columns=["domain"] if method == "dann" else []).validate()
+    return TrainConfig(
+        method=method,
+        backbone="wavlm",
+        backbone_id=str(model_dir),
+        trainable=trainable,
+        max_len=args.seconds,
+        batch_size=batch_size,
+        workers=args.workers,
+        domain_columns=["domain"] if method == "dann" else [],
+    ).validate()
 
 
 class Parts:
@@ -163,8 +184,8 @@ class Parts:
         import torch
 
         from cm_cli.models.model import build_model
-        from cm_cli.training.data import TrainData
         from cm_cli.training.dann import model_domain_heads
+        from cm_cli.training.data import TrainData
         from cm_cli.training.loop import build_model_config
         from cm_cli.training.state import TrainState
         from cm_cli.training.step import Stepper, build_optimizer, train_module
@@ -182,15 +203,25 @@ class Parts:
 
             net = DistributedDataParallel(self.module, device_ids=[device.index] if device.type == "cuda" else None)
         self.state = TrainState(total_steps=10**9, world_size=world_size)
-        self.stepper = Stepper(config, self.data, model=self.model, heads=self.heads, module=self.module, net=net,
-                               optimizer=self.optimizer, device=device, world_size=world_size,
-                               total_steps=self.state.total_steps)
+        self.stepper = Stepper(
+            config,
+            self.data,
+            model=self.model,
+            heads=self.heads,
+            module=self.module,
+            net=net,
+            optimizer=self.optimizer,
+            device=device,
+            world_size=world_size,
+            total_steps=self.state.total_steps,
+        )
         self.module.train()
 
     def step(self, batch) -> None:
         """One optimiser step on one batch (no gradient accumulation), as the training loop takes it."""
-        self.stepper.backward(batch, self.stepper.conditions(batch), self.state, last_micro=True,
-                              position=self.state.step + 1)
+        self.stepper.backward(
+            batch, self.stepper.conditions(batch), self.state, last_micro=True, position=self.state.step + 1
+        )
         self.stepper.step(self.state)
 
     @property
@@ -208,9 +239,13 @@ def synthetic_batch(batch_size: int, samples: int, device, seed: int = 0):
     from cm_cli.data.datasets import Batch
 
     gen = torch.Generator().manual_seed(seed)
-    batch = Batch(0.1 * torch.randn(batch_size, samples, generator=gen),
-                  torch.full((batch_size,), samples, dtype=torch.long),
-                  torch.arange(batch_size, dtype=torch.long), [], [None] * batch_size)
+    batch = Batch(
+        0.1 * torch.randn(batch_size, samples, generator=gen),
+        torch.full((batch_size,), samples, dtype=torch.long),
+        torch.arange(batch_size, dtype=torch.long),
+        [],
+        [None] * batch_size,
+    )
     return batch.pin_memory() if device.type == "cuda" else batch
 
 
@@ -265,8 +300,16 @@ def measure_step(parts: Parts, batch_size: int, args, device, world_size: int) -
         from cm_cli.training.history import MicroStats
 
         parts.stepper.micro, parts.stepper.accumulated = MicroStats(), 0
-    out = {"method": parts.config.method, "trainable": parts.config.trainable, "batch": batch_size, "oom": oom,
-           "trainable_params": parts.n_trainable, "step_s": None, "utt_per_s": None, "peak_gib": None}
+    out = {
+        "method": parts.config.method,
+        "trainable": parts.config.trainable,
+        "batch": batch_size,
+        "oom": oom,
+        "trainable_params": parts.n_trainable,
+        "step_s": None,
+        "utt_per_s": None,
+        "peak_gib": None,
+    }
     if device.type == "cuda":
         out["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     if not oom:
@@ -284,8 +327,9 @@ def synthetic_features(frame):
     from cm_cli.training.features import FeatureSet
 
     values = np.random.default_rng(0).standard_normal((len(frame), FEATURE_LAYERS, FEATURE_DIM), dtype=np.float32)
-    return FeatureSet(frame["utt_id"].to_numpy(dtype=str), values,
-                      [f"layer_{i:02d}" for i in range(FEATURE_LAYERS)], "meanstd")
+    return FeatureSet(
+        frame["utt_id"].to_numpy(dtype=str), values, [f"layer_{i:02d}" for i in range(FEATURE_LAYERS)], "meanstd"
+    )
 
 
 def measure_feature_steps(method: str, model_dir: Path, args, device) -> list[dict]:
@@ -300,8 +344,9 @@ def measure_feature_steps(method: str, model_dir: Path, args, device) -> list[di
     rng = np.random.default_rng(1)
     out = []
     for batch_size in args.batch_sizes:
-        step = feature_head_step(train_config(method, "frozen", model_dir, args, batch_size), data, features,
-                                 device=device)
+        step = feature_head_step(
+            train_config(method, "frozen", model_dir, args, batch_size), data, features, device=device
+        )
         times = []
         for i in range(args.warmup + args.steps):
             rows = rng.choice(n_rows, batch_size, replace=False)
@@ -312,8 +357,16 @@ def measure_feature_steps(method: str, model_dir: Path, args, device) -> list[di
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
         step_s = statistics.median(times)
-        out.append({"method": method, "batch": batch_size, "layers": FEATURE_LAYERS, "dim": FEATURE_DIM,
-                    "step_s": step_s, "utt_per_s": batch_size / step_s})
+        out.append(
+            {
+                "method": method,
+                "batch": batch_size,
+                "layers": FEATURE_LAYERS,
+                "dim": FEATURE_DIM,
+                "step_s": step_s,
+                "utt_per_s": batch_size / step_s,
+            }
+        )
     return out
 
 
@@ -333,14 +386,21 @@ def measure_loader(parts: Parts, frame, root: Path, args, device, rank: int, wor
     time spent waiting for batches over the whole step time (slowest rank).
     """
     from cm_cli.data.datasets import BucketBatchSampler
-    from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
     from cm_cli.models.inference import minimum_samples
+    from cm_cli.training.data import EpochBatches, TrainAudio, train_loader
 
     config = parts.config
-    dataset = TrainAudio(frame, data_root=root, policy=None, seed=config.seed, crop=config.max_samples,
-                         min_samples=minimum_samples(parts.model))
-    sampler = BucketBatchSampler(dataset.durations(), config.batch_size, shuffle=True, seed=config.seed,
-                                 rank=rank, world_size=world_size)
+    dataset = TrainAudio(
+        frame,
+        data_root=root,
+        policy=None,
+        seed=config.seed,
+        crop=config.max_samples,
+        min_samples=minimum_samples(parts.model),
+    )
+    sampler = BucketBatchSampler(
+        dataset.durations(), config.batch_size, shuffle=True, seed=config.seed, rank=rank, world_size=world_size
+    )
     batches = EpochBatches()
     loader = train_loader(dataset, batches, workers=config.workers, seed=config.seed * 1009, device_type=device.type)
     it, n_batches = epoch_iterator(dataset, sampler, batches, loader, 0)
@@ -368,10 +428,18 @@ def measure_loader(parts: Parts, frame, root: Path, args, device, rank: int, wor
             wait, compute, n = wait + t1 - t0, compute + t2 - t1, n + len(batch)
     wait = slowest_rank(wait, world_size, device)
     compute = slowest_rank(compute, world_size, device)
-    return {"method": config.method, "trainable": config.trainable, "batch": config.batch_size,
-            "workers": config.workers, "files": len(frame), "timed_batches": n_batches - skip,
-            "loader_alone_utt_per_s": world_size / alone, "fed_utt_per_s": n * world_size / (wait + compute),
-            "compute_utt_per_s": n * world_size / compute, "loader_share": wait / (wait + compute)}
+    return {
+        "method": config.method,
+        "trainable": config.trainable,
+        "batch": config.batch_size,
+        "workers": config.workers,
+        "files": len(frame),
+        "timed_batches": n_batches - skip,
+        "loader_alone_utt_per_s": world_size / alone,
+        "fed_utt_per_s": n * world_size / (wait + compute),
+        "compute_utt_per_s": n * world_size / compute,
+        "loader_share": wait / (wait + compute),
+    }
 
 
 # ---------------------------------------------------------------------------- report
@@ -390,48 +458,64 @@ def ratios(rows: list[dict]) -> dict:
 
 
 def print_report(result: dict) -> None:
-    print(f"device: {result['device']} x{result['world_size']} (torch {result['torch']}, "
-          f"{'bf16 autocast' if result['bf16'] else 'fp32'}); WavLM {result['model']} "
-          f"({result['backbone_params'] / 1e6:.2f}M backbone parameters), {result['seconds']:.1f} s crops")
+    print(
+        f"device: {result['device']} x{result['world_size']} (torch {result['torch']}, "
+        f"{'bf16 autocast' if result['bf16'] else 'fp32'}); WavLM {result['model']} "
+        f"({result['backbone_params'] / 1e6:.2f}M backbone parameters), {result['seconds']:.1f} s crops"
+    )
     print(f"{'method':6} {'trainable':9} {'batch':>5} {'step ms':>9} {'utt/s':>9} {'peak GiB':>9} {'trained M':>9}")
     for r in result["steps"]:
         if r["oom"]:
-            print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {'out of memory':>29} "
-                  f"{r['trainable_params'] / 1e6:9.2f}")
+            print(
+                f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {'out of memory':>29} "
+                f"{r['trainable_params'] / 1e6:9.2f}"
+            )
             continue
         peak = f"{r['peak_gib']:9.2f}" if r["peak_gib"] is not None else f"{'-':>9}"
-        print(f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {1e3 * r['step_s']:9.1f} {r['utt_per_s']:9.1f} "
-              f"{peak} "
-              f"{r['trainable_params'] / 1e6:9.2f}")
+        print(
+            f"{r['method']:6} {r['trainable']:9} {r['batch']:5d} {1e3 * r['step_s']:9.1f} {r['utt_per_s']:9.1f} "
+            f"{peak} "
+            f"{r['trainable_params'] / 1e6:9.2f}"
+        )
     for name, title in (("dann_over_erm", "DANN/ERM step time"), ("over_frozen", "step time over frozen")):
         values = result["ratios"][name]
         if values:
             print(f"{title}: " + ", ".join(f"{k} {v:.3f}x" for k, v in values.items()))
     if result.get("loader"):
         lo = result["loader"]
-        print(f"loader ({lo['files']} FLAC files, {lo['workers']} workers, batch {lo['batch']}): alone "
-              f"{lo['loader_alone_utt_per_s']:.1f} utt/s; {lo['method']} {lo['trainable']} fed from it "
-              f"{lo['fed_utt_per_s']:.1f} utt/s (compute alone {lo['compute_utt_per_s']:.1f}), "
-              f"loader share of step time {100 * lo['loader_share']:.1f} %")
+        print(
+            f"loader ({lo['files']} FLAC files, {lo['workers']} workers, batch {lo['batch']}): alone "
+            f"{lo['loader_alone_utt_per_s']:.1f} utt/s; {lo['method']} {lo['trainable']} fed from it "
+            f"{lo['fed_utt_per_s']:.1f} utt/s (compute alone {lo['compute_utt_per_s']:.1f}), "
+            f"loader share of step time {100 * lo['loader_share']:.1f} %"
+        )
     if result.get("features"):
-        print(f"feature cache (cm train --features, one process, fp32; {FEATURE_LAYERS} layers x {FEATURE_DIM} "
-              "pooled mean+std, synthetic): " + ", ".join(
-                  f"{r['method']} b{r['batch']} {r['utt_per_s']:.0f} utt/s" for r in result["features"]))
+        print(
+            f"feature cache (cm train --features, one process, fp32; {FEATURE_LAYERS} layers x {FEATURE_DIM} "
+            "pooled mean+std, synthetic): "
+            + ", ".join(f"{r['method']} b{r['batch']} {r['utt_per_s']:.0f} utt/s" for r in result["features"])
+        )
     if result["world_size"] == 1 and result.get("gpus_visible", 0) > 1:
-        print(f"{result['gpus_visible']} GPUs visible: for DDP run torchrun --standalone --nproc-per-node "
-              f"{result['gpus_visible']} benchmarks/bench_gpu.py ...")
+        print(
+            f"{result['gpus_visible']} GPUs visible: for DDP run torchrun --standalone --nproc-per-node "
+            f"{result['gpus_visible']} benchmarks/bench_gpu.py ..."
+        )
     dann = [r for r in result["steps"] if r["method"] == "dann" and r["trainable"] == "frozen" and r["utt_per_s"]]
     if dann:
         best = max(dann, key=lambda r: r["utt_per_s"])
-        print(f"issue 18 goals (for one H100-class GPU): frozen DANN {best['utt_per_s']:.0f} utt/s at batch "
-              f"{best['batch']} (goal >= {GOAL_DANN_UTT_S:.0f}); DANN/ERM worst "
-              f"{max(result['ratios']['dann_over_erm'].values(), default=float('nan')):.3f}x "
-              f"(goal <= {GOAL_DANN_ERM_RATIO})")
+        print(
+            f"issue 18 goals (for one H100-class GPU): frozen DANN {best['utt_per_s']:.0f} utt/s at batch "
+            f"{best['batch']} (goal >= {GOAL_DANN_UTT_S:.0f}); DANN/ERM worst "
+            f"{max(result['ratios']['dann_over_erm'].values(), default=float('nan')):.3f}x "
+            f"(goal <= {GOAL_DANN_ERM_RATIO})"
+        )
     cached = [r for r in result.get("features") or [] if r["method"] == "dann"]
     if cached:
         best = max(cached, key=lambda r: r["utt_per_s"])
-        print(f"feature-cache DANN {best['utt_per_s']:.0f} utt/s at batch {best['batch']}: "
-              f"{best['utt_per_s'] / GOAL_DANN_UTT_S:.1f}x the {GOAL_DANN_UTT_S:.0f} utt/s audio-path goal")
+        print(
+            f"feature-cache DANN {best['utt_per_s']:.0f} utt/s at batch {best['batch']}: "
+            f"{best['utt_per_s'] / GOAL_DANN_UTT_S:.1f}x the {GOAL_DANN_UTT_S:.0f} utt/s audio-path goal"
+        )
 
 
 def run(args, workdir: Path, dist, device) -> dict:
@@ -480,10 +564,20 @@ def run(args, workdir: Path, dist, device) -> dict:
         del parts
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({os.cpu_count()} cores visible)"
     model = "tiny random" if args.tiny else ("WavLMConfig() random" if args.model_dir is None else str(args.model_dir))
-    return {"device": name, "world_size": world, "gpus_visible": torch.cuda.device_count(), "torch": torch.__version__,
-            "bf16": device.type == "cuda", "model": model,
-            "backbone_params": n_params, "seconds": args.seconds, "steps": rows, "ratios": ratios(rows),
-            "loader": loader, "features": features}
+    return {
+        "device": name,
+        "world_size": world,
+        "gpus_visible": torch.cuda.device_count(),
+        "torch": torch.__version__,
+        "bf16": device.type == "cuda",
+        "model": model,
+        "backbone_params": n_params,
+        "seconds": args.seconds,
+        "steps": rows,
+        "ratios": ratios(rows),
+        "loader": loader,
+        "features": features,
+    }
 
 
 def barrier(world_size: int) -> None:

@@ -70,9 +70,19 @@ def write_corpus(root: Path, n: int, seed: int = 0) -> Path:
         path = root / "flac" / f"u{i:06d}.flac"
         if not path.is_file():
             sf.write(path, wave, SR)
-        rows.append({"utt_id": f"u{i:06d}", "path": str(path), "label": "bonafide" if i % 2 else "spoof",
-                     "speaker": f"s{i % 20:02d}", "split": "train", "corpus": "bench", "domain": "clean",
-                     "duration": frames / SR, "sample_rate": SR})
+        rows.append(
+            {
+                "utt_id": f"u{i:06d}",
+                "path": str(path),
+                "label": "bonafide" if i % 2 else "spoof",
+                "speaker": f"s{i % 20:02d}",
+                "split": "train",
+                "corpus": "bench",
+                "domain": "clean",
+                "duration": frames / SR,
+                "sample_rate": SR,
+            }
+        )
     write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
     return manifest
 
@@ -122,8 +132,9 @@ def augment_pass(manifest: str, n: int, crop: int, policy: str | None, cache_dir
         from cm_cli.degrade.policy import load_policy
 
         policy = load_policy(policy)
-    dataset = TrainAudio(frame, data_root=None, policy=policy or None, seed=0, crop=crop, cache_dir=cache_dir,
-                         min_samples=0)
+    dataset = TrainAudio(
+        frame, data_root=None, policy=policy or None, seed=0, crop=crop, cache_dir=cache_dir, min_samples=0
+    )
     conditions: dict[str, int] = {}
     failed = 0
     for row in range(len(dataset)):
@@ -153,14 +164,18 @@ def decode_vs_seek(manifest: str, n: int, crop: int) -> dict:
     paths = pd.read_parquet(manifest)["path"].tolist()[:n]
     start = time.perf_counter()
     for p in paths:
-        load_audio(p, sample_rate=SR)[0][1000:1000 + crop]
+        load_audio(p, sample_rate=SR)[0][1000 : 1000 + crop]
     whole = time.perf_counter() - start
     start = time.perf_counter()
     for p in paths:
         load_audio_window(p, 1000, crop, sample_rate=SR)
     seek = time.perf_counter() - start
-    return {"files": len(paths), "decode_whole_utt_per_s": len(paths) / whole, "seek_crop_utt_per_s": len(paths) / seek,
-            "seek_speedup": whole / seek}
+    return {
+        "files": len(paths),
+        "decode_whole_utt_per_s": len(paths) / whole,
+        "seek_crop_utt_per_s": len(paths) / seek,
+        "seek_speedup": whole / seek,
+    }
 
 
 def _disk_bytes(folder: Path) -> tuple[int, int]:
@@ -175,18 +190,30 @@ def _disk_bytes(folder: Path) -> tuple[int, int]:
 
 def _sizes(args, manifest: Path, crop: int) -> list[dict]:
     rows = []
-    print(f"\n1. one epoch of the loader per manifest size ({args.workers} workers, batch {args.batch}, "
-          f"{args.crop:g} s crops, rows cycle through the {args.corpus_files} files)")
+    print(
+        f"\n1. one epoch of the loader per manifest size ({args.workers} workers, batch {args.batch}, "
+        f"{args.crop:g} s crops, rows cycle through the {args.corpus_files} files)"
+    )
     print(f"{'rows':>9} {'setup s':>8} {'epoch s':>8} {'utt/s':>8} {'peak MiB':>9} {'+data MiB':>9} {'worker MiB':>10}")
     for n in args.size_list:
         m = measure(loader_epoch, str(manifest), n, crop, args.workers, args.batch, imports=IMPORTS)
         r = m["result"]
-        row = {"rows": n, "seen": r["seen"], "setup_s": r["setup_s"], "epoch_s": r["epoch_s"], "loader_s": m["seconds"],
-               "utt_per_s": r["seen"] / r["epoch_s"], "loader_peak_rss_mib": m["peak_rss_mib"],
-               "loader_base_rss_mib": m["base_rss_mib"], "worker_peak_rss_mib": m["children_peak_rss_mib"]}
+        row = {
+            "rows": n,
+            "seen": r["seen"],
+            "setup_s": r["setup_s"],
+            "epoch_s": r["epoch_s"],
+            "loader_s": m["seconds"],
+            "utt_per_s": r["seen"] / r["epoch_s"],
+            "loader_peak_rss_mib": m["peak_rss_mib"],
+            "loader_base_rss_mib": m["base_rss_mib"],
+            "worker_peak_rss_mib": m["children_peak_rss_mib"],
+        }
         rows.append(row)
-        print(f"{n:9d} {r['setup_s']:8.2f} {r['epoch_s']:8.2f} {row['utt_per_s']:8.1f} {m['peak_rss_mib']:9.0f} "
-              f"{m['peak_rss_mib'] - m['base_rss_mib']:9.0f} {m['children_peak_rss_mib']:10.0f}")
+        print(
+            f"{n:9d} {r['setup_s']:8.2f} {r['epoch_s']:8.2f} {row['utt_per_s']:8.1f} {m['peak_rss_mib']:9.0f} "
+            f"{m['peak_rss_mib'] - m['base_rss_mib']:9.0f} {m['children_peak_rss_mib']:10.0f}"
+        )
     print("\n".join(growth(rows, "rows", ("loader",), "rows")))
     return rows
 
@@ -197,9 +224,11 @@ def _overlap(args, manifest: Path, crop: int) -> dict:
         r = measure(loader_epoch, str(manifest), args.n, crop, workers, args.batch, args.step_ms, imports=IMPORTS)
         out[f"workers_{workers}_utt_per_s"] = r["result"]["seen"] / r["result"]["epoch_s"]
     cap = 1000 * args.batch / args.step_ms if args.step_ms else float("inf")
-    print(f"\n3. loader while a {args.step_ms:g} ms step sleeps per batch of {args.batch} ({args.n} rows; the step "
-          f"alone caps it at {cap:.0f} utt/s): 0 workers {out['workers_0_utt_per_s']:.1f} utt/s, "
-          f"{args.workers} workers {out[f'workers_{args.workers}_utt_per_s']:.1f} utt/s")
+    print(
+        f"\n3. loader while a {args.step_ms:g} ms step sleeps per batch of {args.batch} ({args.n} rows; the step "
+        f"alone caps it at {cap:.0f} utt/s): 0 workers {out['workers_0_utt_per_s']:.1f} utt/s, "
+        f"{args.workers} workers {out[f'workers_{args.workers}_utt_per_s']:.1f} utt/s"
+    )
     return out
 
 
@@ -209,44 +238,68 @@ def _augmentation(args, manifest: Path, crop: int, work: Path) -> dict:
     aug = work / f"aug-{time.time_ns()}"
     cache = aug / "cache"
     aug.mkdir(parents=True)
-    runs["clean"] = measure(augment_pass, str(manifest), n, crop, None, str(aug / "unused"), env=env, imports=AUDIO_IMPORTS)
-    runs["on_the_fly_cold"] = measure(augment_pass, str(manifest), n, crop, args.policy, str(cache), env=env,
-                                      imports=AUDIO_IMPORTS)
+    runs["clean"] = measure(
+        augment_pass, str(manifest), n, crop, None, str(aug / "unused"), env=env, imports=AUDIO_IMPORTS
+    )
+    runs["on_the_fly_cold"] = measure(
+        augment_pass, str(manifest), n, crop, args.policy, str(cache), env=env, imports=AUDIO_IMPORTS
+    )
     cache_bytes, cache_files = _disk_bytes(cache)
-    runs["on_the_fly_warm"] = measure(augment_pass, str(manifest), n, crop, args.policy, str(cache), env=env,
-                                      imports=AUDIO_IMPORTS)
+    runs["on_the_fly_warm"] = measure(
+        augment_pass, str(manifest), n, crop, args.policy, str(cache), env=env, imports=AUDIO_IMPORTS
+    )
     small = aug / "manifest.parquet"
     _rows(str(manifest), n).to_parquet(small)
-    render = measure(render_variants, str(small), str(aug / "variants"), args.policy, args.variants, env=env,
-                     imports=AUDIO_IMPORTS)
+    render = measure(
+        render_variants, str(small), str(aug / "variants"), args.policy, args.variants, env=env, imports=AUDIO_IMPORTS
+    )
     variants = render["result"]["manifest"]
-    runs["pre_rendered"] = measure(augment_pass, variants, n * args.variants, crop, None, str(aug / "unused"), env=env,
-                                   imports=AUDIO_IMPORTS)
+    runs["pre_rendered"] = measure(
+        augment_pass, variants, n * args.variants, crop, None, str(aug / "unused"), env=env, imports=AUDIO_IMPORTS
+    )
     clean = runs["clean"]["result"]["n"] / runs["clean"]["cpu_s"]
-    print(f"\n4. augmentation cost, {n} utterances of 6-8 s, {args.crop:g} s crops, policy {args.policy} "
-          "(utterances per CPU-second: process + children, ffmpeg included)")
-    print(f"{'mode':>16} {'utt':>6} {'CPU s':>8} {'wall s':>8} {'utt/CPU-s':>10} {'x clean':>8} {'peak MiB':>9}  conditions")
+    print(
+        f"\n4. augmentation cost, {n} utterances of 6-8 s, {args.crop:g} s crops, policy {args.policy} "
+        "(utterances per CPU-second: process + children, ffmpeg included)"
+    )
+    print(
+        f"{'mode':>16} {'utt':>6} {'CPU s':>8} {'wall s':>8} {'utt/CPU-s':>10} {'x clean':>8} "
+        f"{'peak MiB':>9}  conditions"
+    )
     out = {"policy": args.policy, "n": n, "variants": args.variants}
     for mode, m in runs.items():
         r = m["result"]
         rate = r["n"] / max(m["cpu_s"], 1e-9)
-        out[mode] = {"utt": r["n"], "failed": r["failed"], "cpu_s": m["cpu_s"], "wall_s": m["seconds"],
-                     "utt_per_cpu_s": rate, "over_clean": rate / clean, "peak_rss_mib": m["peak_rss_mib"],
-                     "conditions": r["conditions"]}
-        print(f"{mode:>16} {r['n']:6d} {m['cpu_s']:8.2f} {m['seconds']:8.2f} {rate:10.1f} {rate / clean:8.3f} "
-              f"{m['peak_rss_mib']:9.0f}  {', '.join(f'{k} {v}' for k, v in sorted(r['conditions'].items()))}"
-              + (f"  ({r['failed']} failed)" if r["failed"] else ""))
+        out[mode] = {
+            "utt": r["n"],
+            "failed": r["failed"],
+            "cpu_s": m["cpu_s"],
+            "wall_s": m["seconds"],
+            "utt_per_cpu_s": rate,
+            "over_clean": rate / clean,
+            "peak_rss_mib": m["peak_rss_mib"],
+            "conditions": r["conditions"],
+        }
+        print(
+            f"{mode:>16} {r['n']:6d} {m['cpu_s']:8.2f} {m['seconds']:8.2f} {rate:10.1f} {rate / clean:8.3f} "
+            f"{m['peak_rss_mib']:9.0f}  {', '.join(f'{k} {v}' for k, v in sorted(r['conditions'].items()))}"
+            + (f"  ({r['failed']} failed)" if r["failed"] else "")
+        )
     out["cache_bytes_per_utt"] = cache_bytes / n
     out["cache_files"] = cache_files
     out["render_cpu_s_per_variant"] = render["cpu_s"] / max(n * args.variants, 1)
     out["render_failed"] = render["result"]["failed"]
     shutil.rmtree(aug, ignore_errors=True)
-    print(f"on-the-fly cache: {cache_bytes / n / 1024:.1f} KiB on disk per utterance ({cache_files} files for {n} "
-          f"utterances); the 4 s crop itself is {crop * 4 / 1024:.0f} KiB as float32")
-    print(f"pre-rendering {args.variants} variant(s) per file: {out['render_cpu_s_per_variant']:.3f} CPU-s per variant "
-          f"(once), then {out['pre_rendered']['over_clean']:.2f}x clean speed per epoch; on the fly: "
-          f"{1 / out['on_the_fly_cold']['over_clean']:.1f}x slower than clean with an empty cache, "
-          f"{1 / out['on_the_fly_warm']['over_clean']:.1f}x with a warm one")
+    print(
+        f"on-the-fly cache: {cache_bytes / n / 1024:.1f} KiB on disk per utterance ({cache_files} files for {n} "
+        f"utterances); the 4 s crop itself is {crop * 4 / 1024:.0f} KiB as float32"
+    )
+    print(
+        f"pre-rendering {args.variants} variant(s) per file: {out['render_cpu_s_per_variant']:.3f} CPU-s per variant "
+        f"(once), then {out['pre_rendered']['over_clean']:.2f}x clean speed per epoch; on the fly: "
+        f"{1 / out['on_the_fly_cold']['over_clean']:.1f}x slower than clean with an empty cache, "
+        f"{1 / out['on_the_fly_warm']['over_clean']:.1f}x with a warm one"
+    )
     return out
 
 
@@ -273,8 +326,10 @@ def main(argv=None) -> dict:
         result = {"sizes": _sizes(args, manifest, crop)}
         result["seek"] = measure(decode_vs_seek, str(manifest), args.n, crop, imports=AUDIO_IMPORTS)["result"]
         s = result["seek"]
-        print(f"\n2. {s['files']} files: whole decode {s['decode_whole_utt_per_s']:.1f} utt/s, crop seek "
-              f"{s['seek_crop_utt_per_s']:.1f} utt/s ({s['seek_speedup']:.2f}x)")
+        print(
+            f"\n2. {s['files']} files: whole decode {s['decode_whole_utt_per_s']:.1f} utt/s, crop seek "
+            f"{s['seek_crop_utt_per_s']:.1f} utt/s ({s['seek_speedup']:.2f}x)"
+        )
         result["overlap"] = _overlap(args, manifest, crop)
         if args.aug_n:
             result["augmentation"] = _augmentation(args, manifest, crop, work)

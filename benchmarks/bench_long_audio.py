@@ -30,8 +30,11 @@ def score_file(run: str, path: str) -> dict:
     loaded = load_model_for_audio(run)
     result = score_audio(loaded, [Path(path)])
     row = result.table.iloc[0]
-    return {"score": float(row["score"]), "windows": int(row.get("windows_scored") or 1),
-            "failures": len(result.failures)}
+    return {
+        "score": float(row["score"]),
+        "windows": int(row.get("windows_scored") or 1),
+        "failures": len(result.failures),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,8 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     from cm_cli.models.checkpoint import save_checkpoint
     from cm_cli.models.model import ModelConfig, build_model
 
-    args, sizes = parse_sized(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), argv,
-                              sizes="90,360,1440", smoke="90", unit="seconds")
+    args, sizes = parse_sized(
+        argparse.ArgumentParser(description=__doc__.split("\n\n")[0]),
+        argv,
+        sizes="90,360,1440",
+        smoke="90",
+        unit="seconds",
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="cm-long-") as tmp:
         work = Path(tmp)
@@ -57,11 +65,19 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(seconds):  # written a second at a time: the benchmark itself stays small
                     out.write((0.1 * rng.standard_normal(16000)).astype(np.float32))
             m = measure(score_file, str(run), str(path), imports=("torch", "cm_cli.evaluation.audio"))
-            row = {"seconds_audio": seconds, "score_s": m["seconds"], "score_peak_rss_mib": m["peak_rss_mib"],
-                   "score_base_rss_mib": m["base_rss_mib"], **m["result"]}
+            row = {
+                "seconds_audio": seconds,
+                "score_s": m["seconds"],
+                "score_peak_rss_mib": m["peak_rss_mib"],
+                "score_base_rss_mib": m["base_rss_mib"],
+                **m["result"],
+            }
             rows.append(row)
-            print(f"{seconds:6d} s of audio: {m['seconds']:6.1f} s, peak RSS {m['peak_rss_mib']:.0f} MiB "
-                  f"({m['peak_rss_mib'] - m['base_rss_mib']:.0f} above imports), {row['windows']} windows", flush=True)
+            print(
+                f"{seconds:6d} s of audio: {m['seconds']:6.1f} s, peak RSS {m['peak_rss_mib']:.0f} MiB "
+                f"({m['peak_rss_mib'] - m['base_rss_mib']:.0f} above imports), {row['windows']} windows",
+                flush=True,
+            )
     for line in growth(rows, "seconds_audio", ["score"], "s of audio"):
         print(line)
     if args.json:

@@ -38,8 +38,10 @@ def write_protocol(path: Path, n: int, prefix: str = "E") -> None:
             seed = "-" if codec == "-" else f"{prefix}_{i // 3:010d}"
             key = "bonafide" if i % 7 == 0 else "spoof"
             attack = "bonafide" if key == "bonafide" else f"A{17 + i % 16}"
-            handle.write(f"{prefix}_{i % 737:04d} {prefix}_{i:010d} {'F' if i % 2 else 'M'} {codec} {q} {seed} "
-                         f"AC{1 + i % 3} {attack} {key} -\n")
+            handle.write(
+                f"{prefix}_{i % 737:04d} {prefix}_{i:010d} {'F' if i % 2 else 'M'} {codec} {q} {seed} "
+                f"AC{1 + i % 3} {attack} {key} -\n"
+            )
 
 
 def write_corpus(root: Path, n: int) -> None:
@@ -73,33 +75,45 @@ def build(root: str, out: str) -> dict:
 def run_size(root: Path, n: int) -> dict:
     write_corpus(root, n)
     out = root / "out"
-    stages = {"parse": measure(parse_cm, str(root), imports=IMPORTS),
-              "build": measure(build, str(root), str(out), imports=IMPORTS),
-              "rerun": measure(build, str(root), str(out), imports=IMPORTS),
-              "pandas": measure(parse_pandas, str(root), imports=IMPORTS)}
+    stages = {
+        "parse": measure(parse_cm, str(root), imports=IMPORTS),
+        "build": measure(build, str(root), str(out), imports=IMPORTS),
+        "rerun": measure(build, str(root), str(out), imports=IMPORTS),
+        "pandas": measure(parse_pandas, str(root), imports=IMPORTS),
+    }
     if stages["build"]["result"]["skipped"] or not stages["rerun"]["result"]["skipped"]:
-        raise SystemExit(f"{n} rows: the first build should write and the rerun find it done; "
-                         f"got {stages['build']['result']} then {stages['rerun']['result']}")
-    return {"rows": n, **{f"{k}_s": m["seconds"] for k, m in stages.items()},
-            **{f"{k}_peak_rss_mib": m["peak_rss_mib"] for k, m in stages.items()},
-            **{f"{k}_base_rss_mib": m["base_rss_mib"] for k, m in stages.items()}}
+        raise SystemExit(
+            f"{n} rows: the first build should write and the rerun find it done; "
+            f"got {stages['build']['result']} then {stages['rerun']['result']}"
+        )
+    return {
+        "rows": n,
+        **{f"{k}_s": m["seconds"] for k, m in stages.items()},
+        **{f"{k}_peak_rss_mib": m["peak_rss_mib"] for k, m in stages.items()},
+        **{f"{k}_base_rss_mib": m["base_rss_mib"] for k, m in stages.items()},
+    }
 
 
 def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args, sizes = parse_sized(parser, argv, sizes="1000,100000,1004081", smoke="1000", unit="rows")
     rows = []
-    print(f"{'rows':>9} " + " ".join(f"{s + ' s':>9} {s + ' MiB':>10}" for s in STAGES)
-          + "  (MiB: peak RSS of the process; parse = prepare_asvspoof5, build/rerun = make_manifest)")
+    print(
+        f"{'rows':>9} "
+        + " ".join(f"{s + ' s':>9} {s + ' MiB':>10}" for s in STAGES)
+        + "  (MiB: peak RSS of the process; parse = prepare_asvspoof5, build/rerun = make_manifest)"
+    )
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="cm_bench_manifest_") as tmp:
             r = run_size(Path(tmp), n)
         rows.append(r)
         print(f"{n:9d} " + " ".join(f"{r[s + '_s']:9.2f} {r[s + '_peak_rss_mib']:10.0f}" for s in STAGES))
     for r in rows:
-        print(f"{r['rows']} rows: cm parse / bare pandas {r['parse_s'] / r['pandas_s']:.2f}x time, "
-              f"{r['parse_peak_rss_mib'] / r['pandas_peak_rss_mib']:.2f}x memory; rerun {r['rerun_s']:.2f} s "
-              f"= {r['rerun_s'] / r['build_s']:.2f}x the first build")
+        print(
+            f"{r['rows']} rows: cm parse / bare pandas {r['parse_s'] / r['pandas_s']:.2f}x time, "
+            f"{r['parse_peak_rss_mib'] / r['pandas_peak_rss_mib']:.2f}x memory; rerun {r['rerun_s']:.2f} s "
+            f"= {r['rerun_s'] / r['build_s']:.2f}x the first build"
+        )
     print("\n".join(growth(rows, "rows", ("parse", "build", "rerun"), "rows")))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

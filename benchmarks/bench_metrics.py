@@ -43,8 +43,15 @@ def reference_metrics(bona: np.ndarray, spoof: np.ndarray) -> dict:
     b = np.bincount(inverse, weights=labels).astype(np.int64)
     s = np.bincount(inverse).astype(np.int64) - b
     blocks = pav_blocks(b, s)
-    return {"eer": eer, "min_dcf": min_dcf, "act_dcf": act, "cllr": cllr, "eer_rocch": eer_from_blocks(blocks),
-            "min_cllr": min_cllr_from_blocks(blocks), "auc": auc_from_groups(b, s)}
+    return {
+        "eer": eer,
+        "min_dcf": min_dcf,
+        "act_dcf": act,
+        "cllr": cllr,
+        "eer_rocch": eer_from_blocks(blocks),
+        "min_cllr": min_cllr_from_blocks(blocks),
+        "auc": auc_from_groups(b, s),
+    }
 
 
 def reference_run(scores, is_bona, codec, attack) -> dict:
@@ -85,7 +92,9 @@ def main() -> None:
     import pandas as pd
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fixture", type=Path, default=ROOT.parent / "shared/fixtures/scores/asvspoof5_eval50k_w2v2_erm.tsv")
+    parser.add_argument(
+        "--fixture", type=Path, default=ROOT.parent / "shared/fixtures/scores/asvspoof5_eval50k_w2v2_erm.tsv"
+    )
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -97,14 +106,18 @@ def main() -> None:
     is_bona = (df["y_task"].to_numpy() == 0)[idx]
     codec = df["codec"].to_numpy(dtype=object)[idx]
     attack = np.where(is_bona, "bonafide", df["attack_label"].to_numpy(dtype=object)[idx]).astype(object)
-    print(f"trials: {N_TRIALS} ({int(is_bona.sum())} bona fide), codec groups: {len(np.unique(codec))}, "
-          f"attack groups: {len(np.unique(attack[~is_bona]))}")
+    print(
+        f"trials: {N_TRIALS} ({int(is_bona.sum())} bona fide), codec groups: {len(np.unique(codec))}, "
+        f"attack groups: {len(np.unique(attack[~is_bona]))}"
+    )
 
     t_ref, ref = best_of(lambda: reference_run(scores, is_bona, codec, attack), args.repeats)
     t_cm, got = best_of(lambda: cm_run(scores, is_bona, codec, attack), args.repeats)
     worst = max(abs(got[k][m] - ref[k][m]) for k in ref for m in ref[k])
-    print(f"overall + breakdowns   reference {t_ref:.3f} s   cm {t_cm:.3f} s   cm/reference {t_cm / t_ref:.2f}   "
-          f"max |difference| {worst:.2e}")
+    print(
+        f"overall + breakdowns   reference {t_ref:.3f} s   cm {t_cm:.3f} s   cm/reference {t_cm / t_ref:.2f}   "
+        f"max |difference| {worst:.2e}"
+    )
 
     from cm_cli.metrics.stats import bootstrap_ci
     from cm_cli.metrics.trials import sort_trials
@@ -114,8 +127,10 @@ def main() -> None:
     result = bootstrap_ci(trials, n_resamples=args.resamples, seed=0)
     elapsed = time.perf_counter() - start
     ci = result.to_dict()
-    print(f"bootstrap {args.resamples} resamples: {elapsed:.2f} s   EER 95% CI [{100 * ci['eer'][0]:.3f}, "
-          f"{100 * ci['eer'][1]:.3f}] %   minDCF [{ci['min_dcf'][0]:.4f}, {ci['min_dcf'][1]:.4f}]")
+    print(
+        f"bootstrap {args.resamples} resamples: {elapsed:.2f} s   EER 95% CI [{100 * ci['eer'][0]:.3f}, "
+        f"{100 * ci['eer'][1]:.3f}] %   minDCF [{ci['min_dcf'][0]:.4f}, {ci['min_dcf'][1]:.4f}]"
+    )
 
 
 if __name__ == "__main__":

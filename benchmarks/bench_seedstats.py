@@ -36,14 +36,19 @@ def main(argv=None) -> list[dict]:
 
     start = time.perf_counter()
     rows = []
-    for what, extra in (("null", {}), ("null, speaker x method", {"interaction_sd": 0.6}),
-                        ("effect", {"effect": args.effect})):
+    for what, extra in (
+        ("null", {}),
+        ("null, speaker x method", {"interaction_sd": 0.6}),
+        ("effect", {"effect": args.effect}),
+    ):
         for row in rejection_table(args.studies, n_boot=args.boot, **extra):
             rows.append({"scenario": what, **row})
     print(f"{'scenario':<24} {'seeds':>5} {'seed sd':>7} {'studies':>7} {'seed test':>9} {'Welch t':>8}")
     for r in rows:
-        print(f"{r['scenario']:<24} {r['seeds']:5d} {r['seed_sd']:7.2f} {r['n_studies']:7d} "
-              f"{r['seed_test']:9.3f} {r['welch']:8.3f}")
+        print(
+            f"{r['scenario']:<24} {r['seeds']:5d} {r['seed_sd']:7.2f} {r['n_studies']:7d} "
+            f"{r['seed_test']:9.3f} {r['welch']:8.3f}"
+        )
     print(f"({time.perf_counter() - start:.1f} s; rejection rate at alpha 0.05)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

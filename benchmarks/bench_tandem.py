@@ -34,8 +34,11 @@ def main() -> None:
     t = best_of(lambda: min_tdcf(bona, spoof, rates))
     print(f"min t-DCF, {n_total} trials: {t:.3f} s ({t / base:.1f}x one mergesort of the scores, {base:.3f} s)")
     keys = np.array(["target"] * 60000 + ["nontarget"] * 60000 + ["spoof"] * 61566)
-    asv = np.select([keys == "target", keys == "nontarget"], [rng.normal(3, 1, keys.size), rng.normal(0, 1, keys.size)],
-                    rng.normal(1, 1, keys.size))
+    asv = np.select(
+        [keys == "target", keys == "nontarget"],
+        [rng.normal(3, 1, keys.size), rng.normal(0, 1, keys.size)],
+        rng.normal(1, 1, keys.size),
+    )
     cm = np.where(keys == "spoof", rng.normal(0, 1, keys.size), rng.normal(2, 1, keys.size))
     t2 = best_of(lambda: t_eer(cm, asv, keys), repeat=3)
     print(f"t-EER, {keys.size} trials: {t2:.3f} s ({t2 / base:.1f}x the mergesort baseline)")

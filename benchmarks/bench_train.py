@@ -18,9 +18,16 @@ import numpy as np
 
 CONDITIONS = ("clean", "alaw", "telephony")
 # name -> (method, loss); the ratio's denominator is ERM with cross-entropy
-VARIANTS = {"erm": ("erm", "ce"), "dann": ("dann", "ce"), "sam": ("sam", "ce"), "asam": ("asam", "ce"),
-            "coral": ("coral", "ce"), "mmd": ("mmd", "ce"), "groupdro": ("groupdro", "ce"),
-            "ocsoftmax": ("erm", "ocsoftmax")}
+VARIANTS = {
+    "erm": ("erm", "ce"),
+    "dann": ("dann", "ce"),
+    "sam": ("sam", "ce"),
+    "asam": ("asam", "ce"),
+    "coral": ("coral", "ce"),
+    "mmd": ("mmd", "ce"),
+    "groupdro": ("groupdro", "ce"),
+    "ocsoftmax": ("erm", "ocsoftmax"),
+}
 GOALS = {"sam": 2.1, "asam": 2.1, "coral": 1.15, "mmd": 1.15, "groupdro": 1.15, "dann": 1.15, "ocsoftmax": 1.05}
 
 
@@ -50,8 +57,13 @@ def _batch(n: int, seconds: float, seed: int = 0):
         waves.append(out[: len(wave)])
         domains.append(label)
     x = torch.from_numpy(np.stack(waves))
-    frame = pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "label": ["bonafide", "spoof"] * (n // 2) +
-                          ["spoof"] * (n % 2), "domain": domains})
+    frame = pd.DataFrame(
+        {
+            "utt_id": [f"u{i}" for i in range(n)],
+            "label": ["bonafide", "spoof"] * (n // 2) + ["spoof"] * (n % 2),
+            "domain": domains,
+        }
+    )
     return _Batch(x, torch.full((n,), x.shape[1])), frame
 
 
@@ -74,18 +86,34 @@ def _stepper(name: str, frame):
 
     method, loss = VARIANTS[name]
     torch.manual_seed(0)
-    config = TrainConfig(method=method, loss=loss, backbone="lcnn", max_len=2.0, bf16=False,
-                         domain_columns=["domain"] if method in ("dann", "coral", "mmd", "groupdro") else []).validate()
+    config = TrainConfig(
+        method=method,
+        loss=loss,
+        backbone="lcnn",
+        max_len=2.0,
+        bf16=False,
+        domain_columns=["domain"] if method in ("dann", "coral", "mmd", "groupdro") else [],
+    ).validate()
     domains = {"domain": list(CONDITIONS)} if config.domain_columns else {}
     data = TrainData(frame, None, None, domains, None)
     model = build_model(build_model_config(config))
-    total = 10 ** 6
+    total = 10**6
     m = build_method(config, domains, total)
     heads = method_modules(m, model, torch.device("cpu"))
     module = train_module(model, heads, None, m, criterion(loss))
-    stepper = Stepper(config, data, model=model, heads=heads, module=module, net=module,
-                      optimizer=build_optimizer(module, config), device=torch.device("cpu"), world_size=1,
-                      total_steps=total, method=m)
+    stepper = Stepper(
+        config,
+        data,
+        model=model,
+        heads=heads,
+        module=module,
+        net=module,
+        optimizer=build_optimizer(module, config),
+        device=torch.device("cpu"),
+        world_size=1,
+        total_steps=total,
+        method=m,
+    )
     return stepper, TrainState(total_steps=total)
 
 
@@ -114,8 +142,9 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in VARIANTS:
             best[name] = min(best[name], _step_time(name, batch, frame, args.steps))
-    print(f"LCNN, batch {args.batch} x {args.seconds:.1f} s, median of {args.steps} steps, "
-          f"best of {args.rounds} rounds")
+    print(
+        f"LCNN, batch {args.batch} x {args.seconds:.1f} s, median of {args.steps} steps, best of {args.rounds} rounds"
+    )
     print(f"{'method':<10} {'step ms':>8} {'/ ERM':>6}  goal")
     for name, seconds in best.items():
         ratio = seconds / best["erm"]

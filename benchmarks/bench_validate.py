@@ -63,11 +63,19 @@ def probe(root: str, n: int, workers: int) -> int:
 
 
 def run_size(root: Path, n: int) -> dict:
-    stages = {"bare": measure(bare_info, str(root), n, imports=IMPORTS),
-              "workers1": measure(probe, str(root), n, 1, imports=IMPORTS),
-              "workers2": measure(probe, str(root), n, 2, imports=IMPORTS)}
-    return {"files": n, **{f"{k}_{v}": m[v if v != "s" else "seconds"] for k, m in stages.items()
-                           for v in ("s", "peak_rss_mib", "base_rss_mib")}}
+    stages = {
+        "bare": measure(bare_info, str(root), n, imports=IMPORTS),
+        "workers1": measure(probe, str(root), n, 1, imports=IMPORTS),
+        "workers2": measure(probe, str(root), n, 2, imports=IMPORTS),
+    }
+    return {
+        "files": n,
+        **{
+            f"{k}_{v}": m[v if v != "s" else "seconds"]
+            for k, m in stages.items()
+            for v in ("s", "peak_rss_mib", "base_rss_mib")
+        },
+    }
 
 
 def main(argv=None) -> list[dict]:
@@ -78,15 +86,20 @@ def main(argv=None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="cm_bench_validate_") as tmp:
         root = (args.workdir or Path(tmp)) / "flac"
         write_files(root, max(sizes))
-        print(f"{'files':>9} " + " ".join(f"{m + ' s':>12} {m + ' MiB':>13}" for m in METHODS)
-              + "  (MiB: peak RSS of the process; bare = soundfile.info loop, workersK = probe_manifest_audio)")
+        print(
+            f"{'files':>9} "
+            + " ".join(f"{m + ' s':>12} {m + ' MiB':>13}" for m in METHODS)
+            + "  (MiB: peak RSS of the process; bare = soundfile.info loop, workersK = probe_manifest_audio)"
+        )
         for n in sizes:
             r = run_size(root, n)
             rows.append(r)
             print(f"{n:9d} " + " ".join(f"{r[m + '_s']:12.2f} {r[m + '_peak_rss_mib']:13.0f}" for m in METHODS))
     for r in rows:
-        print(f"{r['files']} files: --workers 1 {r['workers1_s'] / r['bare_s']:.2f}x, --workers 2 "
-              f"{r['workers2_s'] / r['bare_s']:.2f}x a bare soundfile.info loop ({r['bare_s']:.2f} s)")
+        print(
+            f"{r['files']} files: --workers 1 {r['workers1_s'] / r['bare_s']:.2f}x, --workers 2 "
+            f"{r['workers2_s'] / r['bare_s']:.2f}x a bare soundfile.info loop ({r['bare_s']:.2f} s)"
+        )
     print("\n".join(growth(rows, "files", METHODS, "files")))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

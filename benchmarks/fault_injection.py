@@ -54,8 +54,14 @@ COMMANDS = ("degrade", "manifest", "embed", "eval")
 
 def _env(work: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CM_", "SLURM_"))}
-    env.update(PYTHONPATH=str(REPO), CM_DATA_ROOT=str(work / "data"), CM_RUNS_DIR=str(work / "runs"),
-               CM_CACHE_DIR=str(work / "cache"), CM_DEVICE="cpu", CM_WORKERS="2")
+    env.update(
+        PYTHONPATH=str(REPO),
+        CM_DATA_ROOT=str(work / "data"),
+        CM_RUNS_DIR=str(work / "runs"),
+        CM_CACHE_DIR=str(work / "cache"),
+        CM_DEVICE="cpu",
+        CM_WORKERS="2",
+    )
     return env
 
 
@@ -85,17 +91,33 @@ def setup(work: Path, n_utts: int, *, toy: bool = True) -> dict:
         t = np.arange(int(16000 * rng.uniform(0.8, 1.6))) / 16000
         wave = 0.3 * np.sin(2 * np.pi * (150 + 7 * i) * t) if label == "bonafide" else 0.2 * rng.standard_normal(len(t))
         sf.write(audio / f"u{i:03d}.flac", wave.astype(np.float32), 16000)
-        rows.append({"utt_id": f"u{i:03d}", "path": str(audio / f"u{i:03d}.flac"), "label": label,
-                     "attack": None if label == "bonafide" else ("A01" if i % 2 else "A02"), "speaker": f"s{i % 5}",
-                     "split": "eval", "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": f"u{i:03d}",
+                "path": str(audio / f"u{i:03d}.flac"),
+                "label": label,
+                "attack": None if label == "bonafide" else ("A01" if i % 2 else "A02"),
+                "speaker": f"s{i % 5}",
+                "split": "eval",
+                "corpus": "toy",
+                "codec": None,
+                "codec_q": None,
+                "domain": "clean",
+            }
+        )
     manifest = work / "manifest.parquet"
     write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
     torch.manual_seed(0)
     run = work / "run"
     save_checkpoint(run / "checkpoints" / "best.pt", build_model(ModelConfig(backbone="lcnn")))
     if toy:  # only `cm manifest` needs the toy corpus
-        out = subprocess.run(_cm("download", "toy", "--size", "small", "--clean-only"), env=_env(work),
-                             capture_output=True, text=True, timeout=1800)
+        out = subprocess.run(
+            _cm("download", "toy", "--size", "small", "--clean-only"),
+            env=_env(work),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         if out.returncode != 0:
             raise SystemExit(f"toy corpus: {out.stderr.strip()}")
     return {"manifest": manifest, "run": run}
@@ -103,16 +125,46 @@ def setup(work: Path, n_utts: int, *, toy: bool = True) -> dict:
 
 def command_line(name: str, inputs: dict, out: Path) -> list[str]:
     if name == "degrade":
-        return _cm("degrade", "--manifest", str(inputs["manifest"]), "--out", str(out), "--chain",
-                   "mp3:kbps=32", "--chain", "telephony", "-j", "2")
+        return _cm(
+            "degrade",
+            "--manifest",
+            str(inputs["manifest"]),
+            "--out",
+            str(out),
+            "--chain",
+            "mp3:kbps=32",
+            "--chain",
+            "telephony",
+            "-j",
+            "2",
+        )
     if name == "manifest":
         return _cm("manifest", "--corpus", "toy", "--validate", "--out", str(out))
     if name == "embed":
-        return _cm("embed", "--manifest", str(inputs["manifest"]), "--checkpoint", str(inputs["run"]),
-                   "--out", str(out), "--fp32", "--workers", "0")
+        return _cm(
+            "embed",
+            "--manifest",
+            str(inputs["manifest"]),
+            "--checkpoint",
+            str(inputs["run"]),
+            "--out",
+            str(out),
+            "--fp32",
+            "--workers",
+            "0",
+        )
     if name == "eval":
-        return _cm("eval", "--run", str(inputs["run"]), "--manifest", str(inputs["manifest"]), "--split", "eval",
-                   "--out", str(out))
+        return _cm(
+            "eval",
+            "--run",
+            str(inputs["run"]),
+            "--manifest",
+            str(inputs["manifest"]),
+            "--split",
+            "eval",
+            "--out",
+            str(out),
+        )
     raise ValueError(name)
 
 
@@ -175,8 +227,9 @@ def leftovers(out: Path) -> list[str]:
 def trial(name: str, inputs: dict, work: Path, out: Path, delay: float, sig: int) -> dict:
     env = _env(work)
     cmd = command_line(name, inputs, out)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     time.sleep(delay)
     killed = proc.poll() is None
     if killed:
@@ -192,8 +245,14 @@ def trial(name: str, inputs: dict, work: Path, out: Path, delay: float, sig: int
         again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
         if again.returncode == 0 or reruns >= 3:
             break
-    return {"killed": killed, "first_exit": first, "first_stderr": stderr.strip().splitlines()[-1:] if stderr else [],
-            "rerun_exit": again.returncode, "rerun_stderr": again.stderr.strip().splitlines()[-1:], "reruns": reruns}
+    return {
+        "killed": killed,
+        "first_exit": first,
+        "first_stderr": stderr.strip().splitlines()[-1:] if stderr else [],
+        "rerun_exit": again.returncode,
+        "rerun_stderr": again.stderr.strip().splitlines()[-1:],
+        "reruns": reruns,
+    }
 
 
 HOSTILE = ("nan", "inf", "cut", "header", "tiny")
@@ -231,8 +290,16 @@ def hostile_check(work: Path, inputs: dict) -> list[str]:
 
     clean_manifest = pd.read_parquet(inputs["manifest"])
     files = hostile_files(work / "hostile")
-    rows = [{**clean_manifest.iloc[0].to_dict(), "utt_id": f"h_{name}", "path": str(path), "duration": None,
-             "sample_rate": None} for name, path in files.items()]
+    rows = [
+        {
+            **clean_manifest.iloc[0].to_dict(),
+            "utt_id": f"h_{name}",
+            "path": str(path),
+            "duration": None,
+            "sample_rate": None,
+        }
+        for name, path in files.items()
+    ]
     dirty = work / "dirty.parquet"
     write_parquet(normalise_manifest(pd.concat([clean_manifest, pd.DataFrame(rows)], ignore_index=True)), dirty)
     folder_clean, folder_dirty = work / "folder_clean", work / "folder_dirty"
@@ -251,12 +318,41 @@ def hostile_check(work: Path, inputs: dict) -> list[str]:
             problems.append(f"{name}: exit {done.returncode}: {done.stderr.strip()[-300:]}")
         return done
 
-    for name, make in (("degrade", lambda m, o: ["degrade", "--manifest", str(m), "--out", str(o), "--chain",
-                                                   "mp3:kbps=32", "-j", "2"]),
-                       ("embed", lambda m, o: ["embed", "--manifest", str(m), "--checkpoint", str(inputs["run"]),
-                                               "--out", str(o), "--fp32", "--workers", "0"]),
-                       ("eval", lambda m, o: ["eval", "--run", str(inputs["run"]), "--manifest", str(m), "--split",
-                                              "eval", "--out", str(o)])):
+    for name, make in (
+        (
+            "degrade",
+            lambda m, o: ["degrade", "--manifest", str(m), "--out", str(o), "--chain", "mp3:kbps=32", "-j", "2"],
+        ),
+        (
+            "embed",
+            lambda m, o: [
+                "embed",
+                "--manifest",
+                str(m),
+                "--checkpoint",
+                str(inputs["run"]),
+                "--out",
+                str(o),
+                "--fp32",
+                "--workers",
+                "0",
+            ],
+        ),
+        (
+            "eval",
+            lambda m, o: [
+                "eval",
+                "--run",
+                str(inputs["run"]),
+                "--manifest",
+                str(m),
+                "--split",
+                "eval",
+                "--out",
+                str(o),
+            ],
+        ),
+    ):
         outs = {}
         for kind, manifest in (("clean", inputs["manifest"]), ("dirty", dirty)):
             outs[kind] = work / "hostile_runs" / name / kind
@@ -279,20 +375,39 @@ def hostile_check(work: Path, inputs: dict) -> list[str]:
             key = "source_utt_id" if "source_utt_id" in other.columns else "utt_id"
             good = other[~other[key].astype(str).isin(hostile_ids)].reset_index(drop=True)
             drop = [c for c in good.columns if c in ("path",)]  # degraded paths sit under another --out
-            left, right = frame.drop(columns=drop, errors="ignore").reset_index(drop=True), good.drop(columns=drop,
-                                                                                                   errors="ignore")
+            left, right = (
+                frame.drop(columns=drop, errors="ignore").reset_index(drop=True),
+                good.drop(columns=drop, errors="ignore"),
+            )
             # vectors (embeddings) compared to float32 rounding: a batch of other composition may move the last bit
-            vectors = [c for c in left.columns if len(left) and hasattr(left[c].iloc[0], "__len__")
-                       and not isinstance(left[c].iloc[0], str)]
+            vectors = [
+                c
+                for c in left.columns
+                if len(left) and hasattr(left[c].iloc[0], "__len__") and not isinstance(left[c].iloc[0], str)
+            ]
             for column in vectors:
-                if column not in right or len(right) != len(left) or not clean["np"].allclose(
-                        clean["np"].stack(left[column].to_numpy()), clean["np"].stack(right[column].to_numpy()),
-                        rtol=1e-5, atol=1e-6):
+                if (
+                    column not in right
+                    or len(right) != len(left)
+                    or not clean["np"].allclose(
+                        clean["np"].stack(left[column].to_numpy()),
+                        clean["np"].stack(right[column].to_numpy()),
+                        rtol=1e-5,
+                        atol=1e-6,
+                    )
+                ):
                     problems.append(f"{name}: good rows of {table_name} differ in {column}")
             try:
-                pd.testing.assert_frame_equal(left.drop(columns=vectors), right.drop(columns=vectors, errors="ignore"),
-                                              check_like=True, check_dtype=False, check_categorical=False,
-                                              check_exact=False, rtol=1e-5, atol=1e-6)
+                pd.testing.assert_frame_equal(
+                    left.drop(columns=vectors),
+                    right.drop(columns=vectors, errors="ignore"),
+                    check_like=True,
+                    check_dtype=False,
+                    check_categorical=False,
+                    check_exact=False,
+                    rtol=1e-5,
+                    atol=1e-6,
+                )
             except AssertionError as exc:
                 problems.append(f"{name}: good rows of {table_name} differ: {str(exc).splitlines()[0]}")
         for audio_name, wave in clean["audio"].items():
@@ -321,8 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments and signals")
     parser.add_argument("--utterances", type=int, default=24)
     parser.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temporary one)")
-    parser.add_argument("--hostile", action="store_true",
-                        help="feed NaN, Inf, cut, headerless and 10 ms files instead of killing (module docstring)")
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="feed NaN, Inf, cut, headerless and 10 ms files instead of killing (module docstring)",
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     work = args.keep or Path(tempfile.mkdtemp(prefix="cm-fault-"))
@@ -332,8 +450,11 @@ def main(argv: list[str] | None = None) -> int:
         problems = hostile_check(work, inputs)
         for line in problems:
             print(line)
-        print("hostile input: every command ended, hostile rows were failures, good rows equal the clean run"
-              if not problems else f"hostile input: {len(problems)} problem(s)")
+        print(
+            "hostile input: every command ended, hostile rows were failures, good rows equal the clean run"
+            if not problems
+            else f"hostile input: {len(problems)} problem(s)"
+        )
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         return 1 if problems else 0
@@ -342,8 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.commands:
         clean_out = work / name / "clean"
         start = time.perf_counter()
-        done = subprocess.run(command_line(name, inputs, clean_out), env=_env(work), capture_output=True, text=True,
-                              timeout=1800)
+        done = subprocess.run(
+            command_line(name, inputs, clean_out), env=_env(work), capture_output=True, text=True, timeout=1800
+        )
         duration = time.perf_counter() - start
         if done.returncode != 0:
             print(f"{name}: the clean run failed: {done.stderr.strip()[-500:]}")
@@ -354,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
             delay = rng.uniform(0.05, 0.95) * duration
             sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
             outcome = trial(name, inputs, work, out, delay, sig)
-            problems = [] if outcome["rerun_exit"] == 0 else [f"rerun exit {outcome['rerun_exit']}: {outcome['rerun_stderr']}"]
+            problems = (
+                [] if outcome["rerun_exit"] == 0 else [f"rerun exit {outcome['rerun_exit']}: {outcome['rerun_stderr']}"]
+            )
             if not problems:
                 problems = differences(clean, snapshot(out)) + [f"left behind: {x}" for x in leftovers(out)]
             notes = []
@@ -366,15 +490,20 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     problems.append(f"SIGTERM exit {outcome['first_exit']}: {outcome['first_stderr']}")
             failures += bool(problems)
-            line = (f"{name:8s} trial {k}: {signal.Signals(sig).name:7s} at {delay:5.1f} s of {duration:5.1f} s"
-                    f" ({'killed' if outcome['killed'] else 'had finished'}{', ' + ', '.join(notes) if notes else ''}),"
-                    f" reruns {outcome['reruns']}: "
-                    + ("identical to the clean run" if not problems else "; ".join(problems[:4])))
+            line = (
+                f"{name:8s} trial {k}: {signal.Signals(sig).name:7s} at {delay:5.1f} s of {duration:5.1f} s"
+                f" ({'killed' if outcome['killed'] else 'had finished'}{', ' + ', '.join(notes) if notes else ''}),"
+                f" reruns {outcome['reruns']}: "
+                + ("identical to the clean run" if not problems else "; ".join(problems[:4]))
+            )
             print(line, flush=True)
             report.append(line)
             shutil.rmtree(out, ignore_errors=True) if not args.keep else None
-    print(f"{failures} of {len(report)} trials differ from the clean run" if failures else
-          f"all {len(report)} trials reran to outputs identical to clean runs")
+    print(
+        f"{failures} of {len(report)} trials differ from the clean run"
+        if failures
+        else f"all {len(report)} trials reran to outputs identical to clean runs"
+    )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0

@@ -28,8 +28,15 @@ import time
 from pathlib import Path
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--hide-scrollbars", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--mute-audio",
 )
 MARKER = "CM-IMG-CHECK"
 # after the load event, writes {"total", "loaded", "failed": [alt…], "sizes": [[w, h]…]} into #cm-img-check
@@ -77,7 +84,9 @@ def find_chromium(explicit: str | None, install: bool) -> str:
         found = shutil.which("chromium")
         if found:
             return found
-    sys.exit("chromium not found: install the Debian package (apt-get install -y chromium) or pass --install/--chromium")
+    sys.exit(
+        "chromium not found: install the Debian package (apt-get install -y chromium) or pass --install/--chromium"
+    )
 
 
 def run_chromium(chromium: str, args: list[str], profile: Path, timeout: float) -> subprocess.CompletedProcess:
@@ -93,18 +102,32 @@ def check_page(html: Path, *, chromium: str, screenshot: Path, width: int, heigh
         probe = tmp_dir / "page.html"
         probe.write_text(page.replace("</body>", CHECK_SCRIPT + "</body>"), encoding="utf-8")
         start = time.perf_counter()
-        dom = run_chromium(chromium, [f"--window-size={width},{height}", "--virtual-time-budget=15000", "--dump-dom",
-                                      probe.as_uri()], tmp_dir / "p1", timeout)
+        dom = run_chromium(
+            chromium,
+            [f"--window-size={width},{height}", "--virtual-time-budget=15000", "--dump-dom", probe.as_uri()],
+            tmp_dir / "p1",
+            timeout,
+        )
         dom_seconds = time.perf_counter() - start
         match = re.search(f'<pre id="cm-img-check">{MARKER}(.*?){MARKER}</pre>', dom.stdout, re.S)
         result = json.loads(html_lib.unescape(match.group(1))) if match else None
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        shot = run_chromium(chromium, [f"--screenshot={screenshot.resolve()}", f"--window-size={width},{height}",
-                                       "--virtual-time-budget=15000", html.resolve().as_uri()], tmp_dir / "p2", timeout)
+        shot = run_chromium(
+            chromium,
+            [
+                f"--screenshot={screenshot.resolve()}",
+                f"--window-size={width},{height}",
+                "--virtual-time-budget=15000",
+                html.resolve().as_uri(),
+            ],
+            tmp_dir / "p2",
+            timeout,
+        )
         shot_seconds = time.perf_counter() - start
     summary = {
-        "html": str(html), "img_tags": n_tags,
+        "html": str(html),
+        "img_tags": n_tags,
         "images_total": result["total"] if result else None,
         "images_loaded": result["loaded"] if result else None,
         "failed": result["failed"] if result else None,
@@ -113,7 +136,8 @@ def check_page(html: Path, *, chromium: str, screenshot: Path, width: int, heigh
         "page_scrolls_sideways": bool(result and result["scroll_width"] > result["page_width"] + 1),
         "overflowing": result["overflowing"] if result else None,
         "screenshot": str(screenshot) if screenshot.is_file() else None,
-        "dom_seconds": round(dom_seconds, 2), "screenshot_seconds": round(shot_seconds, 2),
+        "dom_seconds": round(dom_seconds, 2),
+        "screenshot_seconds": round(shot_seconds, 2),
     }
     if not result:
         summary["chromium_stderr"] = dom.stderr[-2000:]
@@ -154,13 +178,17 @@ def main() -> None:
     if not html.is_file():
         sys.exit(f"{html}: no such file")
     screenshot = args.screenshot or html.with_name("report_screenshot.png")
-    summary = check_page(html, chromium=chromium, screenshot=screenshot, width=args.width, height=args.height,
-                         timeout=args.timeout)
+    summary = check_page(
+        html, chromium=chromium, screenshot=screenshot, width=args.width, height=args.height, timeout=args.timeout
+    )
     print(json.dumps(summary))
     laid_out = summary["overflowing"] == [] and not summary["page_scrolls_sideways"]
-    print(f"figures loaded: {summary['images_loaded']}/{summary['img_tags']}; overflowing the page at "
-          f"{args.width} px: {len(summary['overflowing'] or [])} -> "
-          f"{'OK' if summary['all_loaded'] and laid_out else 'FAILED'}", file=sys.stderr)
+    print(
+        f"figures loaded: {summary['images_loaded']}/{summary['img_tags']}; overflowing the page at "
+        f"{args.width} px: {len(summary['overflowing'] or [])} -> "
+        f"{'OK' if summary['all_loaded'] and laid_out else 'FAILED'}",
+        file=sys.stderr,
+    )
     sys.exit(0 if summary["all_loaded"] and laid_out else 1)
 
 

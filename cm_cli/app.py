@@ -11,13 +11,22 @@ import typer
 
 from cm_cli import __version__
 from cm_cli.commands._common import (
-    PANEL_ANALYSIS, PANEL_DATA, PANEL_MODELLING, PANEL_OTHER, CmGroup, apply_command_table, make_app,
+    PANEL_ANALYSIS,
+    PANEL_DATA,
+    PANEL_MODELLING,
+    PANEL_OTHER,
+    CmGroup,
+    apply_command_table,
+    make_app,
 )
 
 app = make_app(
     name="cm",
     cls=CmGroup,
-    help="Speech anti-spoofing countermeasure research: corpora -> degradations -> models -> metrics -> analysis -> report.",
+    help=(
+        "Speech anti-spoofing countermeasure research: "
+        "corpora -> degradations -> models -> metrics -> analysis -> report."
+    ),
 )
 
 # (module under cm_cli.commands, command name, help panel). One line per delivered command.
@@ -50,28 +59,69 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    data_root: Annotated[Optional[Path], typer.Option("--data-root", help="Corpora live in DATA_ROOT/<corpus> (env CM_DATA_ROOT; default ./data).", show_default=False)] = None,
-    runs_dir: Annotated[Optional[Path], typer.Option("--runs-dir", help="Default place for runs and manifests (env CM_RUNS_DIR, RUNS_DIR; default ./runs).", show_default=False)] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Cache for on-the-fly degradations and scores (env CM_CACHE_DIR).", show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (env CM_DEVICE).", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Global random seed (env CM_SEED; default 0).", show_default=False)] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes (env CM_WORKERS).", show_default=False)] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="cm.toml to read (default ./cm.toml).", show_default=False)] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object on stdout.")] = False,
+    data_root: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--data-root",
+            help="Corpora live in DATA_ROOT/<corpus> (env CM_DATA_ROOT; default ./data).",
+            show_default=False,
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--runs-dir",
+            help="Default place for runs and manifests (env CM_RUNS_DIR, RUNS_DIR; default ./runs).",
+            show_default=False,
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--cache-dir", help="Cache for on-the-fly degradations and scores (env CM_CACHE_DIR).", show_default=False
+        ),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (env CM_DEVICE).", show_default=False),
+    ] = None,
+    seed: Annotated[
+        Optional[int], typer.Option("--seed", help="Global random seed (env CM_SEED; default 0).", show_default=False)
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", help="Worker processes (env CM_WORKERS).", show_default=False)
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", help="cm.toml to read (default ./cm.toml).", show_default=False)
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Machine-readable output: one JSON object on stdout.")
+    ] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More output (repeatable).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved options and stop.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """cm: build, stress-test and dissect speech deepfake detectors."""
     from cm_cli.core.context import resolve_context
 
     ctx.obj = resolve_context(
         {
-            "data_root": data_root, "runs_dir": runs_dir, "cache_dir": cache_dir, "device": device,
-            "seed": seed, "workers": workers, "config": config, "json": json_output, "verbose": verbose,
-            "quiet": quiet, "dry_run": dry_run, "debug": debug,
+            "data_root": data_root,
+            "runs_dir": runs_dir,
+            "cache_dir": cache_dir,
+            "device": device,
+            "seed": seed,
+            "workers": workers,
+            "config": config,
+            "json": json_output,
+            "verbose": verbose,
+            "quiet": quiet,
+            "dry_run": dry_run,
+            "debug": debug,
         }
     )
     apply_command_table(ctx, ctx.obj)

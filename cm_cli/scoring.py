@@ -31,8 +31,15 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ScoringConfig", "ScoreResult", "window_starts", "aggregate_scores", "score_frame", "score_cache_key",
-           "AGGREGATES"]
+__all__ = [
+    "ScoringConfig",
+    "ScoreResult",
+    "window_starts",
+    "aggregate_scores",
+    "score_frame",
+    "score_cache_key",
+    "AGGREGATES",
+]
 
 AGGREGATES = ("mean", "min", "max", "median")
 
@@ -97,8 +104,9 @@ def aggregate_scores(values: Sequence[float], how: str) -> float:
 
 def score_cache_key(checkpoint_sha256: str, config: ScoringConfig, manifest_sha256: str) -> str:
     """Scores are reused only for the same weights, preprocessing, precision and manifest."""
-    text = json.dumps({"checkpoint": checkpoint_sha256, "scoring": asdict(config), "manifest": manifest_sha256},
-                      sort_keys=True)
+    text = json.dumps(
+        {"checkpoint": checkpoint_sha256, "scoring": asdict(config), "manifest": manifest_sha256}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -129,11 +137,13 @@ def _window_scores(model, batch, config: ScoringConfig, *, device) -> dict[int, 
         starts = window_starts(int(wave.shape[-1]), chunk, hop)[: config.causal_windows]
         for start in starts:
             owners.append(row)
-            windows.append(wave[start:start + chunk])
-    values = np.concatenate([
-        forward_scores(model, windows[i:i + config.batch_size], device=device, keep_long=True)
-        for i in range(0, len(windows), config.batch_size)
-    ])
+            windows.append(wave[start : start + chunk])
+    values = np.concatenate(
+        [
+            forward_scores(model, windows[i : i + config.batch_size], device=device, keep_long=True)
+            for i in range(0, len(windows), config.batch_size)
+        ]
+    )
     per_row: dict[int, list[float]] = {}
     for row, value in zip(owners, values):
         per_row.setdefault(row, []).append(value)
@@ -161,8 +171,13 @@ def score_frame(
     scores = np.full(len(frame), np.nan)
     n_windows = np.zeros(len(frame), dtype=np.int64)
     failures: list[dict] = []
-    batches = iter_audio_batches(frame, data_root=data_root, batch_size=config.batch_size,
-                                 transform=_degrader(frame, config.degrade, seed), workers=workers)
+    batches = iter_audio_batches(
+        frame,
+        data_root=data_root,
+        batch_size=config.batch_size,
+        transform=_degrader(frame, config.degrade, seed),
+        workers=workers,
+    )
     with task(len(frame), "scoring") as advance:
         for batch in batches:
             failures.extend({"utt_id": str(frame["utt_id"].iloc[i]), "error": msg} for i, msg in batch.failures)
@@ -180,6 +195,8 @@ def score_frame(
         out["n_windows"] = n_windows[ok]
     if not np.isfinite(out["score"]).all():
         bad = out.loc[~np.isfinite(out["score"]), "utt_id"].tolist()
-        raise CmError(f"the model produced non-finite scores for {len(bad)} utterance(s), e.g. {bad[0]}",
-                      "the checkpoint may have diverged; evaluate an earlier checkpoint")
+        raise CmError(
+            f"the model produced non-finite scores for {len(bad)} utterance(s), e.g. {bad[0]}",
+            "the checkpoint may have diverged; evaluate an earlier checkpoint",
+        )
     return ScoreResult(out, failures, int(ok.sum()))

@@ -40,8 +40,12 @@ def lfcc_table(manifest, data_root: Path) -> tuple:
     from cm_cli.data.manifest import resolve_audio_path
     from tests.data.test_toy import lfcc_stats
 
-    X = np.stack([lfcc_stats(load_audio(resolve_audio_path(p, data_root), sample_rate=16000)[0].astype(np.float64))
-                  for p in manifest["path"].astype(str)])
+    X = np.stack(
+        [
+            lfcc_stats(load_audio(resolve_audio_path(p, data_root), sample_rate=16000)[0].astype(np.float64))
+            for p in manifest["path"].astype(str)
+        ]
+    )
     return manifest["utt_id"].astype(str).to_numpy(), X
 
 
@@ -79,15 +83,19 @@ def linear_detector(table: tuple, manifest, *, n_boot: int = 1000) -> dict:
             ss = sample.loc[sample["label"] == "spoof", "score"].to_numpy()
             if len(bb) and len(ss):
                 draws.append(100 * eer(bb, ss))
-        out[name] = {"eer": round(100 * float(eer(b, s)), 2), "ci": [round(float(np.percentile(draws, q)), 2)
-                                                                    for q in (2.5, 97.5)],
-                     "n_bonafide": int(len(b)), "n_spoof": int(len(s))}
+        out[name] = {
+            "eer": round(100 * float(eer(b, s)), 2),
+            "ci": [round(float(np.percentile(draws, q)), 2) for q in (2.5, 97.5)],
+            "n_bonafide": int(len(b)),
+            "n_spoof": int(len(s)),
+        }
     return out
 
 
 def cm(*args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "cm_cli", "--json", *args], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "cm_cli", "--json", *args], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise SystemExit(f"cm {' '.join(args)} failed: {result.stderr.strip()}")
     return json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
@@ -101,22 +109,52 @@ def feature_heads(features: Path, manifest: Path, out: Path, seeds=(0, 1, 2)) ->
     from cm_cli.metrics.summary import eer
 
     per_seed = {}
-    cm("train", "--features", str(features), "--manifest", str(manifest), "--out", str(out / "runs"),
-       "--epochs", "20", "--seeds", ",".join(map(str, seeds)))
+    cm(
+        "train",
+        "--features",
+        str(features),
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out / "runs"),
+        "--epochs",
+        "20",
+        "--seeds",
+        ",".join(map(str, seeds)),
+    )
     for seed in seeds:
         run, scored = out / "runs" / f"seed_{seed}", out / "eval" / f"seed_{seed}"
-        cm("eval", "--run", str(run), "--features", str(features), "--manifest", str(manifest), "--split", "eval",
-           "--out", str(scored))
+        cm(
+            "eval",
+            "--run",
+            str(run),
+            "--features",
+            str(features),
+            "--manifest",
+            str(manifest),
+            "--split",
+            "eval",
+            "--out",
+            str(scored),
+        )
         frame = pd.read_parquet(scored / "scores.parquet")
         groups = frame["domain"].astype(str).map(group_of)
         per_seed[seed] = {}
         for name in ("clean", "seen", "unseen"):
             g = frame[groups == name]
-            per_seed[seed][name] = 100 * float(eer(g.loc[g["label"] == "bonafide", "score"].to_numpy(float),
-                                                   g.loc[g["label"] == "spoof", "score"].to_numpy(float)))
-    summary = {name: {"mean": round(float(np.mean([v[name] for v in per_seed.values()])), 2),
-                      "sd": round(float(np.std([v[name] for v in per_seed.values()], ddof=1)), 2)}
-               for name in ("clean", "seen", "unseen")}
+            per_seed[seed][name] = 100 * float(
+                eer(
+                    g.loc[g["label"] == "bonafide", "score"].to_numpy(float),
+                    g.loc[g["label"] == "spoof", "score"].to_numpy(float),
+                )
+            )
+    summary = {
+        name: {
+            "mean": round(float(np.mean([v[name] for v in per_seed.values()])), 2),
+            "sd": round(float(np.std([v[name] for v in per_seed.values()], ddof=1)), 2),
+        }
+        for name in ("clean", "seen", "unseen")
+    }
     return {"per_seed": per_seed, "summary": summary}
 
 
@@ -140,8 +178,7 @@ def main() -> None:
     toy = args.data_root / "toy"
     build_toy_corpus(toy, size=args.size, seed=0)
     add_coded_eval_conditions(toy, toy_eval_conditions((*SEEN, *UNSEEN)), seed=0)
-    made = make_manifest("toy", args.out / "manifest", data_root=args.data_root, corpus_root=toy, validate=True,
-                         seed=0)
+    made = make_manifest("toy", args.out / "manifest", data_root=args.data_root, corpus_root=toy, validate=True, seed=0)
     manifest = load_manifest(made.path)
     report = {"manifest": str(made.path), "conditions": sorted(manifest["domain"].astype(str).unique().tolist())}
     sets = {"prosody": (None, args.out / "prosody")}
@@ -159,10 +196,13 @@ def main() -> None:
         table = (layers[0][0], np.concatenate([x for _, x in layers], axis=1))
         order = {u: i for i, u in enumerate(lfcc[0].tolist())}
         fused = (table[0], np.concatenate([table[1], lfcc[1][[order[u] for u in table[0].tolist()]]], axis=1))
-        report[name] = {"flags": result.summary.get("flags"), "n_rows": result.n_rows,
-                        "utterances_per_second": result.summary.get("utterances_per_second"),
-                        "linear": linear_detector(table, manifest),
-                        "linear_with_lfcc": linear_detector(fused, manifest)}
+        report[name] = {
+            "flags": result.summary.get("flags"),
+            "n_rows": result.n_rows,
+            "utterances_per_second": result.summary.get("utterances_per_second"),
+            "linear": linear_detector(table, manifest),
+            "linear_with_lfcc": linear_detector(fused, manifest),
+        }
         if not args.no_heads:
             report[name]["heads"] = feature_heads(directory, made.path, args.out / name)
     print(json.dumps(report, indent=1))

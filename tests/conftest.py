@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -33,9 +32,20 @@ def fixtures_dir(shared_dir: Path) -> Path:
 @pytest.fixture
 def cm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An isolated working directory: data root, runs dir and cache dir under tmp_path."""
-    for var in ("CM_DATA_ROOT", "CM_RUNS_DIR", "CM_CACHE_DIR", "CM_DEVICE", "CM_SEED", "CM_WORKERS",
-                "RUNS_DIR", "ASVSPOOF5_ROOT", "CM_CONFIG", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
-                "SLURM_ARRAY_TASK_MIN"):
+    for var in (
+        "CM_DATA_ROOT",
+        "CM_RUNS_DIR",
+        "CM_CACHE_DIR",
+        "CM_DEVICE",
+        "CM_SEED",
+        "CM_WORKERS",
+        "RUNS_DIR",
+        "ASVSPOOF5_ROOT",
+        "CM_CONFIG",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CM_DATA_ROOT", str(tmp_path / "data"))

@@ -76,13 +76,21 @@ def test_header_table_with_named_columns(tmp_path):
 def test_sasv_files_of_asvspoof5_track2(tmp_path):
     scores = tmp_path / "sasv.tsv"
     key = tmp_path / "key.tsv"
-    scores.write_text("spk\tfilename\tcm-score\tasv-score\tsasv-score\n"
-                      "E_1\tE_01\t3.0\t2.0\t5.0\nE_1\tE_02\t2.5\t-1.0\t1.5\nE_2\tE_03\t-2.0\t1.0\t-1.0\n")
-    key.write_text("spk\tfilename\tcm-label\tasv-label\n"
-                   "E_1\tE_01\tbonafide\ttarget\nE_1\tE_02\tbonafide\tnontarget\nE_2\tE_03\tspoof\tspoof\n")
+    scores.write_text(
+        "spk\tfilename\tcm-score\tasv-score\tsasv-score\n"
+        "E_1\tE_01\t3.0\t2.0\t5.0\nE_1\tE_02\t2.5\t-1.0\t1.5\nE_2\tE_03\t-2.0\t1.0\t-1.0\n"
+    )
+    key.write_text(
+        "spk\tfilename\tcm-label\tasv-label\n"
+        "E_1\tE_01\tbonafide\ttarget\nE_1\tE_02\tbonafide\tnontarget\nE_2\tE_03\tspoof\tspoof\n"
+    )
     df = read_sasv_scores(scores, key=key)
     assert df["key"].tolist() == ["target", "nontarget", "spoof"]
-    assert df["sasv_score"].tolist() == [5.0, 1.5, -1.0] and df["cm_label"].tolist() == ["bonafide", "bonafide", "spoof"]
+    assert df["sasv_score"].tolist() == [5.0, 1.5, -1.0] and df["cm_label"].tolist() == [
+        "bonafide",
+        "bonafide",
+        "spoof",
+    ]
     key.write_text("spk\tfilename\tcm-label\tasv-label\nE_1\tE_01\tbonafide\ttarget\n")
     with pytest.raises(CmError, match="2 of 3 trials have no row"):
         read_sasv_scores(scores, key=key)
@@ -91,8 +99,11 @@ def test_sasv_files_of_asvspoof5_track2(tmp_path):
 def test_tandem_block_agrees_with_the_metric_functions():
     rng = np.random.default_rng(4)
     keys = np.array(["target"] * 200 + ["nontarget"] * 100 + ["spoof"] * 300)
-    asv = np.where(keys == "target", rng.normal(3, 1, 600), np.where(keys == "nontarget", rng.normal(0, 1, 600),
-                                                                      rng.normal(1.5, 1, 600)))
+    asv = np.where(
+        keys == "target",
+        rng.normal(3, 1, 600),
+        np.where(keys == "nontarget", rng.normal(0, 1, 600), rng.normal(1.5, 1, 600)),
+    )
     attack = np.where(keys == "spoof", np.where(np.arange(600) % 2 == 0, "A07", "A08"), None)
     cm = np.where(keys == "spoof", rng.normal(0, 1, 600) + (attack == "A08") * 1.5, rng.normal(2, 1, 600))
     ids = np.array([f"u{i}" for i in range(600)])

@@ -24,8 +24,14 @@ def _run(script: str, tmp_path: Path, *args: str, timeout: int = 600) -> dict | 
     """``script --json OUT *args`` (``--smoke`` unless args are given) in a subprocess; the JSON it wrote."""
     out = tmp_path / f"{Path(script).stem}.json"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, str(BENCH / script), "--json", str(out), *(args or ("--smoke",))],
-                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--json", str(out), *(args or ("--smoke",))],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text())
 
@@ -58,8 +64,10 @@ def test_bench_gpu_smoke_measures_every_configuration_through_cm(tmp_path):
     assert 0.0 <= loader["loader_share"] <= 1.0
     assert loader["fed_utt_per_s"] <= loader["compute_utt_per_s"]
     # the feature-cache path (cm train --features head step) beside the audio path
-    assert {(r["method"], r["batch"], r["layers"], r["dim"]) for r in result["features"]} == \
-        {("erm", 2, 13, 1536), ("dann", 2, 13, 1536)}
+    assert {(r["method"], r["batch"], r["layers"], r["dim"]) for r in result["features"]} == {
+        ("erm", 2, 13, 1536),
+        ("dann", 2, 13, 1536),
+    }
     assert all(math.isclose(r["utt_per_s"], 2 / r["step_s"]) for r in result["features"])
 
 
@@ -69,8 +77,20 @@ def test_bench_gpu_on_cuda_records_bf16_and_peak_memory(tmp_path):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    result = _run("bench_gpu.py", tmp_path, "--batch-sizes", "16", "--steps", "2", "--warmup", "1",
-                  "--loader-batch", "16", "--workers", "2")
+    result = _run(
+        "bench_gpu.py",
+        tmp_path,
+        "--batch-sizes",
+        "16",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--loader-batch",
+        "16",
+        "--workers",
+        "2",
+    )
     assert result["bf16"] and result["world_size"] == 1
     assert 90e6 < result["backbone_params"] < 100e6  # WavLM Base: 94.4M
     for row in result["steps"]:
@@ -80,9 +100,17 @@ def test_bench_gpu_on_cuda_records_bf16_and_peak_memory(tmp_path):
 
 def test_bench_gpu_ratios_are_step_time_quotients_of_the_same_run():
     ratios = _load("bench_gpu.py").ratios
-    rows = [{"method": m, "trainable": t, "batch": b, "step_s": s} for m, t, b, s in [
-        ("erm", "frozen", 32, 0.10), ("dann", "frozen", 32, 0.11), ("erm", "top:2", 32, 0.20),
-        ("dann", "top:2", 32, 0.30), ("erm", "frozen", 64, 0.2), ("dann", "frozen", 64, None)]]
+    rows = [
+        {"method": m, "trainable": t, "batch": b, "step_s": s}
+        for m, t, b, s in [
+            ("erm", "frozen", 32, 0.10),
+            ("dann", "frozen", 32, 0.11),
+            ("erm", "top:2", 32, 0.20),
+            ("dann", "top:2", 32, 0.30),
+            ("erm", "frozen", 64, 0.2),
+            ("dann", "frozen", 64, None),
+        ]
+    ]
     out = ratios(rows)
     assert out["dann_over_erm"] == pytest.approx({"frozen b32": 1.1, "top:2 b32": 1.5})
     assert out["over_frozen"] == pytest.approx({"erm top:2 b32": 2.0, "dann top:2 b32": 30 / 11})
@@ -124,8 +152,14 @@ def _run_printed(script: str, tmp_path: Path, *args: str) -> tuple[dict | list, 
     """``_run`` that also returns what the script printed."""
     out = tmp_path / f"{Path(script).stem}.json"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, str(BENCH / script), "--json", str(out), *args], capture_output=True,
-                          text=True, timeout=600, cwd=tmp_path, env=env)
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--json", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(out.read_text()), proc.stdout
 
@@ -134,8 +168,10 @@ def test_measure_reports_a_fresh_process_peak_and_its_children(tmp_path):
     """A child that allocates 200 MiB peaks at least that far above its post-import RSS; a command's CPU counts."""
     measure = _load("_measure.py")
     script = tmp_path / "probe.py"
-    script.write_text("import numpy as np\n\ndef grow(mib):\n    a = np.ones(mib * 2**20, dtype=np.uint8)\n"
-                      "    return int(a.sum() // 2**20)\n")
+    script.write_text(
+        "import numpy as np\n\ndef grow(mib):\n    a = np.ones(mib * 2**20, dtype=np.uint8)\n"
+        "    return int(a.sum() // 2**20)\n"
+    )
     spec = importlib.util.spec_from_file_location("probe", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -147,10 +183,13 @@ def test_measure_reports_a_fresh_process_peak_and_its_children(tmp_path):
     assert c["result"]["returncode"] == 0 and c["children_peak_rss_mib"] > 0 and c["cpu_s"] > 0
     failed = measure.measure_command([sys.executable, "-c", "import sys; sys.exit('planted failure')"])
     assert failed["result"] == {"returncode": 1, "stderr": "planted failure\n"}
-    rows = [{"n": 10, "a_s": 1.0, "a_peak_rss_mib": 110.0, "a_base_rss_mib": 100.0},
-            {"n": 100, "a_s": 5.0, "a_peak_rss_mib": 130.0, "a_base_rss_mib": 100.0}]
+    rows = [
+        {"n": 10, "a_s": 1.0, "a_peak_rss_mib": 110.0, "a_base_rss_mib": 100.0},
+        {"n": 100, "a_s": 5.0, "a_peak_rss_mib": 130.0, "a_base_rss_mib": 100.0},
+    ]
     assert measure.growth(rows, "n", ("a",), "rows") == [
-        "growth 10 -> 100 rows (10.0x): a time 5.0x, memory above imports 3.0x"]
+        "growth 10 -> 100 rows (10.0x): a time 5.0x, memory above imports 3.0x"
+    ]
 
 
 @pytest.mark.slow
@@ -205,8 +244,9 @@ def test_gpu_session_script_records_the_machine_and_runs_the_benchmark(tmp_path)
     """The prepared device-machine run (benchmarks/gpu_session.sh); without CUDA it takes bench_gpu's smoke path."""
     repo = Path(__file__).resolve().parents[1]
     env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable)
-    done = subprocess.run(["bash", str(repo / "benchmarks" / "gpu_session.sh")], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        ["bash", str(repo / "benchmarks" / "gpu_session.sh")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     machine = (tmp_path / "out" / "machine.txt").read_text()
     assert "torch" in machine and "cuda" in machine

@@ -20,8 +20,14 @@ def _scores(path, eers: dict, n: int = 200, seed: int = 0):
             flip = int(round(e * m))
             bona = np.r_[rng.uniform(1, 2, m - flip), rng.uniform(-2, -1, flip)]
             spoof = np.r_[rng.uniform(-2, -1, m - flip), rng.uniform(1, 2, flip)]
-            rows += [{"utt_id": f"{group}{k}b{i}", "score": s, "label": "bonafide", "domain": domain} for i, s in enumerate(bona)]
-            rows += [{"utt_id": f"{group}{k}s{i}", "score": s, "label": "spoof", "domain": domain} for i, s in enumerate(spoof)]
+            rows += [
+                {"utt_id": f"{group}{k}b{i}", "score": s, "label": "bonafide", "domain": domain}
+                for i, s in enumerate(bona)
+            ]
+            rows += [
+                {"utt_id": f"{group}{k}s{i}", "score": s, "label": "spoof", "domain": domain}
+                for i, s in enumerate(spoof)
+            ]
     path.mkdir(parents=True)
     pd.DataFrame(rows).to_parquet(path / "scores.parquet")
 
@@ -29,18 +35,36 @@ def _scores(path, eers: dict, n: int = 200, seed: int = 0):
 def test_study_summary_splits_seen_and_unseen_and_reads_seed_spread(tmp_path):
     from cm_cli.recipes.demo import group_of, study_summary
 
-    assert [group_of(d) for d in ("clean", "none", "C05", "C08", "C10", "gsm")] == \
-        ["clean", "clean", "seen", "seen", "unseen", "unseen"]
+    assert [group_of(d) for d in ("clean", "none", "C05", "C08", "C10", "gsm")] == [
+        "clean",
+        "clean",
+        "seen",
+        "seen",
+        "unseen",
+        "unseen",
+    ]
     dirs = {"erm": {}, "erm_aug": {}, "dann": {}}
     for s in range(3):
-        _scores(dirs["erm"].setdefault(s, tmp_path / "erm" / f"seed_{s}"), {"clean": 0.10, "seen": 0.30, "unseen": 0.40}, seed=s)
-        _scores(dirs["erm_aug"].setdefault(s, tmp_path / "aug" / f"seed_{s}"),
-                {"clean": 0.10, "seen": 0.12, "unseen": 0.20 + 0.02 * s}, seed=s)
-        _scores(dirs["dann"].setdefault(s, tmp_path / "dann" / f"seed_{s}"),
-                {"clean": 0.10, "seen": 0.12, "unseen": 0.21 - 0.02 * s}, seed=s)
+        _scores(
+            dirs["erm"].setdefault(s, tmp_path / "erm" / f"seed_{s}"),
+            {"clean": 0.10, "seen": 0.30, "unseen": 0.40},
+            seed=s,
+        )
+        _scores(
+            dirs["erm_aug"].setdefault(s, tmp_path / "aug" / f"seed_{s}"),
+            {"clean": 0.10, "seen": 0.12, "unseen": 0.20 + 0.02 * s},
+            seed=s,
+        )
+        _scores(
+            dirs["dann"].setdefault(s, tmp_path / "dann" / f"seed_{s}"),
+            {"clean": 0.10, "seen": 0.12, "unseen": 0.21 - 0.02 * s},
+            seed=s,
+        )
     summary = study_summary(dirs)
     erm = summary["methods"]["erm"]["stats"]
-    assert erm["clean"]["mean"] == pytest.approx(10.0, abs=0.01) and erm["unseen"]["mean"] == pytest.approx(40.0, abs=0.01)
+    assert erm["clean"]["mean"] == pytest.approx(10.0, abs=0.01) and erm["unseen"]["mean"] == pytest.approx(
+        40.0, abs=0.01
+    )
     assert erm["gap_unseen_rel"]["mean"] == pytest.approx(300.0, abs=0.1) and erm["unseen"]["sd"] == pytest.approx(0.0)
     assert summary["methods"]["erm_aug"]["stats"]["unseen"]["sd"] == pytest.approx(2.0, abs=0.01)
     text = summary["text"]
@@ -77,9 +101,20 @@ def test_demo_runs_the_whole_chain_and_reruns_from_cache(cm_env, run_cm):
     payload = json.loads(result.stdout)
     names = [s["name"] for s in payload["steps"]]
     assert names[0] == "toy corpus" and names[-1] == "report"
-    for expected in ("train ERM seed 0", "train ERM-aug seed 0", "train DANN seed 0", "eval ERM seed 0",
-                     "eval DANN seed 0", "study summary", "stress sweep DANN", "embed DANN", "loao", "probe codec ERM-aug vs DANN",
-                     "cka ERM-aug vs DANN", "patch ERM-aug <- DANN"):
+    for expected in (
+        "train ERM seed 0",
+        "train ERM-aug seed 0",
+        "train DANN seed 0",
+        "eval ERM seed 0",
+        "eval DANN seed 0",
+        "study summary",
+        "stress sweep DANN",
+        "embed DANN",
+        "loao",
+        "probe codec ERM-aug vs DANN",
+        "cka ERM-aug vs DANN",
+        "patch ERM-aug <- DANN",
+    ):
         assert expected in names
     html = out / "report" / "report.html"
     assert html.is_file() and (out / "report" / "report.md").is_file()
@@ -94,8 +129,14 @@ def test_demo_runs_the_whole_chain_and_reruns_from_cache(cm_env, run_cm):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["methods"]) == {"erm", "erm_aug", "dann"} and "one seed" in summary["text"]
     assert summary == payload["summary"]
-    for table in ("loao/loao.parquet", "probe/probes.parquet", "cka/cka.parquet", "patch/patching.parquet",
-                  "sweep/erm/seed_0/sweep.parquet", "runs/dann/seed_0/history.parquet"):
+    for table in (
+        "loao/loao.parquet",
+        "probe/probes.parquet",
+        "cka/cka.parquet",
+        "patch/patching.parquet",
+        "sweep/erm/seed_0/sweep.parquet",
+        "runs/dann/seed_0/history.parquet",
+    ):
         assert (out / table).is_file(), table
 
     start = time.perf_counter()

@@ -28,19 +28,57 @@ def make_manifest(root: Path, lengths=(16000, 9000, 12000, 20), *, bad: bool = T
     for i, n in enumerate(lengths):
         path = root / f"u{i}.flac"
         sf.write(path, (0.1 * rng.standard_normal(n)).astype("float32"), 16000)
-        rows.append({"utt_id": f"u{i}", "path": str(path), "label": "bonafide" if i % 2 else "spoof",
-                     "attack": None if i % 2 else "A01", "speaker": "s1", "split": "eval", "corpus": "toy", "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": f"u{i}",
+                "path": str(path),
+                "label": "bonafide" if i % 2 else "spoof",
+                "attack": None if i % 2 else "A01",
+                "speaker": "s1",
+                "split": "eval",
+                "corpus": "toy",
+                "domain": "clean",
+            }
+        )
     if stereo48k:
         path = root / "st.wav"
         sf.write(path, (0.1 * rng.standard_normal((48000, 2))).astype("float32"), 48000)
-        rows.append({"utt_id": "stereo", "path": str(path), "label": "bonafide", "speaker": "s1", "split": "eval",
-                     "corpus": "toy", "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": "stereo",
+                "path": str(path),
+                "label": "bonafide",
+                "speaker": "s1",
+                "split": "eval",
+                "corpus": "toy",
+                "domain": "clean",
+            }
+        )
     if bad:
         (root / "bad.flac").write_bytes(b"not audio at all" * 8)
-        rows.append({"utt_id": "bad", "path": str(root / "bad.flac"), "label": "spoof", "attack": "A02",
-                     "speaker": "s1", "split": "eval", "corpus": "toy", "domain": "clean"})
-    rows.append({"utt_id": "train0", "path": str(root / "u0.flac"), "label": "bonafide", "speaker": "s2",
-                 "split": "train", "corpus": "toy", "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": "bad",
+                "path": str(root / "bad.flac"),
+                "label": "spoof",
+                "attack": "A02",
+                "speaker": "s1",
+                "split": "eval",
+                "corpus": "toy",
+                "domain": "clean",
+            }
+        )
+    rows.append(
+        {
+            "utt_id": "train0",
+            "path": str(root / "u0.flac"),
+            "label": "bonafide",
+            "speaker": "s2",
+            "split": "train",
+            "corpus": "toy",
+            "domain": "clean",
+        }
+    )
     manifest = root / "manifest.parquet"
     write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
     return manifest
@@ -68,7 +106,12 @@ def test_tiny_ssl_every_layer_float16_failures_and_padding(tmp_path, tiny, manif
     result = embed_manifest(manifest, tmp_path / "out", backbone=str(tiny), split="eval", batch_size=2)
     assert not result.skipped and result.n_rows == 4 and result.n_failed == 1
     schema = pq.read_schema(result.path)
-    assert schema.names == ["utt_id", "layer_00", "layer_01", "layer_02"]  # tiny: 2 transformer layers + embedding output
+    assert schema.names == [
+        "utt_id",
+        "layer_00",
+        "layer_01",
+        "layer_02",
+    ]  # tiny: 2 transformer layers + embedding output
     for name in schema.names[1:]:
         assert pa.types.is_fixed_size_list(schema.field(name).type)
         assert schema.field(name).type.value_type == pa.float16() and schema.field(name).type.list_size == 32
@@ -82,7 +125,9 @@ def test_tiny_ssl_every_layer_float16_failures_and_padding(tmp_path, tiny, manif
     summary = record["summary"]
     assert record["kind"] == "embeddings" and record["status"] == "complete"
     assert summary["backbone"] == str(tiny) and summary["pooling"] == "mean" and summary["dims"]["layer_01"] == 32
-    assert summary["n_padded_short"] == 1 and summary["padded_short"] == ["u3"] and summary["receptive_field"] == TINY_RF
+    assert (
+        summary["n_padded_short"] == 1 and summary["padded_short"] == ["u3"] and summary["receptive_field"] == TINY_RF
+    )
     assert any("receptive field" in n for n in summary["notes"])
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
@@ -174,7 +219,9 @@ def test_nonfinite_under_autocast_falls_back_to_fp32(tmp_path, tiny, manifest):
         return out
 
     model.model.embed = overflowing
-    result = embed_manifest(manifest, tmp_path / "amp", backbone=str(tiny), split="eval", amp="bf16", batch_size=4, model=model)
+    result = embed_manifest(
+        manifest, tmp_path / "amp", backbone=str(tiny), split="eval", amp="bf16", batch_size=4, model=model
+    )
     assert result.n_rows == 4 and result.summary["n_fp32_fallback"] == 1 and result.summary["amp"] == "bfloat16"
     assert any("recomputed in fp32" in n for n in result.summary["notes"])
     _, X = load_layer(tmp_path / "amp", "layer_01")
@@ -237,7 +284,9 @@ def test_aasist_official_checkpoint_embeds_its_readout(tmp_path, fixtures_dir):
     m = make_manifest(tmp_path / "audio", lengths=(24000, 32000, 40000), bad=False)
     result = embed_manifest(m, tmp_path / "aasist", backbone="aasist", checkpoint=weights, split="eval", fp32=True)
     assert result.n_rows == 3 and result.summary["family"] == "aasist"
-    assert result.summary["dims"]["layer_09"] == 160 and len(result.summary["dims"]) == 12  # 10 blocks + pooled + pre_logit
+    assert (
+        result.summary["dims"]["layer_09"] == 160 and len(result.summary["dims"]) == 12
+    )  # 10 blocks + pooled + pre_logit
     ids, pooled = load_layer(tmp_path / "aasist", "pooled")
     model = build_model(ModelConfig(backbone="aasist", backbone_id=str(weights))).eval()
     import soundfile as sf

@@ -18,7 +18,7 @@ from cm_cli.embedding.store import EmbeddingWriter, load_layer, read_layer, read
 def _write(path, ids, layers, *, value_type="float16", row_group_bytes=store.ROW_GROUP_BYTES, batch=1000):
     writer = EmbeddingWriter(path, value_type=value_type, row_group_bytes=row_group_bytes)
     for start in range(0, len(ids), batch):
-        writer.write(ids[start:start + batch], {k: v[start:start + batch] for k, v in layers.items()}, {})
+        writer.write(ids[start : start + batch], {k: v[start : start + batch] for k, v in layers.items()}, {})
     writer.commit()
     return path
 
@@ -31,7 +31,9 @@ def test_float16_values_round_trip_exactly_across_row_groups_and_batches(tmp_pat
     stored = (rng.standard_normal((n, d)) * 100).astype(np.float16)
     stored[5] = np.float16(store.FLOAT16_MAX)
     ids = [f"u{i:04d}" for i in range(n)]
-    path = _write(tmp_path / "e.parquet", ids, {"layer_00": stored, "layer_01": -stored}, row_group_bytes=4096, batch=77)
+    path = _write(
+        tmp_path / "e.parquet", ids, {"layer_00": stored, "layer_01": -stored}, row_group_bytes=4096, batch=77
+    )
     assert pq.ParquetFile(path).metadata.num_row_groups > 5
     monkeypatch.setattr(store, "_BATCH_BYTES", 64 * 4 * d)  # 64 rows per batch
     data = read_layer(path, 1)
@@ -59,8 +61,12 @@ def test_parts_are_read_in_order(tmp_path):
     ids = [f"u{i}" for i in range(6)]
     X = np.arange(12, dtype=np.float32).reshape(6, 2)
     for k in range(2):
-        _write(out / f"part-{k:05d}-of-00002.parquet", ids[3 * k:3 * k + 3], {"layer_00": X[3 * k:3 * k + 3]},
-               value_type="float32")
+        _write(
+            out / f"part-{k:05d}-of-00002.parquet",
+            ids[3 * k : 3 * k + 3],
+            {"layer_00": X[3 * k : 3 * k + 3]},
+            value_type="float32",
+        )
     ids_read, X_read = load_layer(out, "layer_00")
     assert ids_read.tolist() == ids
     np.testing.assert_array_equal(X_read, X)

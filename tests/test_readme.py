@@ -51,7 +51,7 @@ def _env(workdir: Path) -> dict[str, str]:
     bin_dir = workdir / ".bin"
     bin_dir.mkdir(exist_ok=True)
     cm = bin_dir / "cm"
-    cm.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cm_cli.app \"$@\"\n")
+    cm.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m cm_cli.app "$@"\n')
     cm.chmod(0o755)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
@@ -66,13 +66,16 @@ def test_setup_block_is_what_ci_runs_and_its_cm_command_resolves(tmp_path):
     main, tests = commands[0], commands[1]
     assert main.startswith("pip install -e . && cm demo "), main
     assert tests == 'pip install -e ".[dev]" && python -m pytest -q', tests
-    ci = [re.sub(r"python -m pip install( -q| --disable-pip-version-check)*", "pip install", line)
-          for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
+    ci = [
+        re.sub(r"python -m pip install( -q| --disable-pip-version-check)*", "pip install", line)
+        for line in (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    ]
     assert tests in ci  # CI runs the README's test command (quiet pip flags aside)
     cm_part = main.split("&&", 1)[1].strip()
     argv = shlex.split(cm_part)
-    done = subprocess.run(["cm", "--dry-run", *argv[1:]], cwd=tmp_path, env=_env(tmp_path), capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        ["cm", "--dry-run", *argv[1:]], cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
 
@@ -101,8 +104,14 @@ def test_quick_tour_runs_as_written(tmp_path):
     timings = []
     for line in tour:
         t0 = time.perf_counter()
-        done = subprocess.run(["bash", "-c", "set -o pipefail; " + line], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=TOUR_BUDGET_S)
+        done = subprocess.run(
+            ["bash", "-c", "set -o pipefail; " + line],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TOUR_BUDGET_S,
+        )
         timings.append((round(time.perf_counter() - t0, 1), line[:60]))
         assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr, done.stderr
@@ -110,9 +119,18 @@ def test_quick_tour_runs_as_written(tmp_path):
     print("\n".join(f"{t:7.1f} s  {what}" for t, what in timings))
     assert elapsed < TOUR_BUDGET_S, timings
     # what the tour promises it leaves behind
-    for path in ("tour/m/manifest.parquet", "tour/call.flac", "tour/dann/checkpoints/best.pt",
-                 "tour/dann/eval/metrics.json", "tour/dann/sweep/sweep.parquet", "tour/dann/emb",
-                 "tour/probe/probes.parquet", "tour/loao/loao.parquet", "tour/cka/cka.parquet",
-                 "tour/patch/patching.parquet", "tour/report/report.html"):
+    for path in (
+        "tour/m/manifest.parquet",
+        "tour/call.flac",
+        "tour/dann/checkpoints/best.pt",
+        "tour/dann/eval/metrics.json",
+        "tour/dann/sweep/sweep.parquet",
+        "tour/dann/emb",
+        "tour/probe/probes.parquet",
+        "tour/loao/loao.parquet",
+        "tour/cka/cka.parquet",
+        "tour/patch/patching.parquet",
+        "tour/report/report.html",
+    ):
         assert (tmp_path / path).exists(), path
     assert not (tmp_path / "runs").exists()  # the tour writes under tour/ only, so `cm report tour` sees only it

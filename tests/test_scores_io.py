@@ -11,8 +11,9 @@ from cm_cli.evaluation.readers import ScoreColumns, join_key, load_scores, read_
 
 
 def test_fixture_tsv_with_integer_label_compared_as_text(fixtures_dir):
-    df = load_scores(fixtures_dir / "scores" / "asvspoof5_eval50k_w2v2_erm.tsv",
-                     ScoreColumns(label_col="y_task", bonafide_value="0"))
+    df = load_scores(
+        fixtures_dir / "scores" / "asvspoof5_eval50k_w2v2_erm.tsv", ScoreColumns(label_col="y_task", bonafide_value="0")
+    )
     assert len(df) == 50000
     assert (df.label == "bonafide").sum() == 10183
     assert df.utt_id.iloc[0] == "E_0002302238" and df.score.dtype == np.float64
@@ -42,19 +43,31 @@ def test_official_score_file_with_key(tmp_path):
     assert df.score.tolist() == [1.5, -0.5, 0.25]
 
 
-@pytest.mark.parametrize("lines,expect", [
-    # ASVspoof 5 protocol (10 columns)
-    (["E_0001 E_001 F C04 2 E_9 AC2 A18 spoof -", "E_0002 E_002 M - 0 - - bonafide bonafide -"],
-     {"codec": ["C04", None], "attack": ["A18", "bonafide"]}),
-    # ASVspoof 2019 LA (5 columns)
-    (["LA_0039 E_001 - A11 spoof", "LA_0040 E_002 - - bonafide"], {"attack": ["A11", None]}),
-    # ASVspoof 2021 LA key (8 columns)
-    (["LA_0009 E_001 alaw ita_tx A07 spoof notrim eval", "LA_0010 E_002 none loc bonafide bonafide notrim eval"],
-     {"codec": ["alaw", "none"]}),
-    # ASVspoof 2021 DF key (13 columns)
-    (["LA_0043 E_001 mp3m4a asvspoof A09 spoof notrim eval traditional_vocoder - - - -",
-      "LA_0044 E_002 nocodec vcc2020 - bonafide notrim eval bonafide - - - -"], {"codec": ["mp3m4a", "nocodec"]}),
-])
+@pytest.mark.parametrize(
+    "lines,expect",
+    [
+        # ASVspoof 5 protocol (10 columns)
+        (
+            ["E_0001 E_001 F C04 2 E_9 AC2 A18 spoof -", "E_0002 E_002 M - 0 - - bonafide bonafide -"],
+            {"codec": ["C04", None], "attack": ["A18", "bonafide"]},
+        ),
+        # ASVspoof 2019 LA (5 columns)
+        (["LA_0039 E_001 - A11 spoof", "LA_0040 E_002 - - bonafide"], {"attack": ["A11", None]}),
+        # ASVspoof 2021 LA key (8 columns)
+        (
+            ["LA_0009 E_001 alaw ita_tx A07 spoof notrim eval", "LA_0010 E_002 none loc bonafide bonafide notrim eval"],
+            {"codec": ["alaw", "none"]},
+        ),
+        # ASVspoof 2021 DF key (13 columns)
+        (
+            [
+                "LA_0043 E_001 mp3m4a asvspoof A09 spoof notrim eval traditional_vocoder - - - -",
+                "LA_0044 E_002 nocodec vcc2020 - bonafide notrim eval bonafide - - - -",
+            ],
+            {"codec": ["mp3m4a", "nocodec"]},
+        ),
+    ],
+)
 def test_protocol_files_as_keys(tmp_path, lines, expect):
     (tmp_path / "key").write_text("\n".join(lines) + "\n")
     key = read_key(tmp_path / "key")
@@ -70,7 +83,9 @@ def test_join_errors_name_counts_and_examples(tmp_path):
     with pytest.raises(CmError, match="1 duplicate id"):
         join_key(scores, key)
     scores = pd.DataFrame({"utt_id": ["a", "c", "d"], "score": [1.0, 2.0, 3.0]})
-    with pytest.raises(CmError, match=r"2 scored id\(s\) missing from key \(e.g. c, d\); 1 key id\(s\) without a score"):
+    with pytest.raises(
+        CmError, match=r"2 scored id\(s\) missing from key \(e.g. c, d\); 1 key id\(s\) without a score"
+    ):
         join_key(scores, key)
 
 

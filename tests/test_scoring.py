@@ -125,7 +125,9 @@ def test_repeat_policy_short_utterance_scores_alike_alone_batched_and_chunked(re
     frame = lambda names: pd.DataFrame({"utt_id": names, "path": [f"{n}.wav" for n in names]})  # noqa: E731
     loaded = load_model(repeat_checkpoint)
     alone = score_frame(loaded, frame(["short"]), data_root=tmp_path, config=ScoringConfig(batch_size=1))
-    batched = score_frame(loaded, frame(["long1", "short", "long2"]), data_root=tmp_path, config=ScoringConfig(batch_size=8))
+    batched = score_frame(
+        loaded, frame(["long1", "short", "long2"]), data_root=tmp_path, config=ScoringConfig(batch_size=8)
+    )
     chunked = score_frame(loaded, frame(["short"]), data_root=tmp_path, config=ScoringConfig(chunk_ms=300))
     full = score_frame(loaded, frame(["short"]), data_root=tmp_path, config=ScoringConfig(full_length=True))
     value = float(alone.scores["score"].iloc[0])
@@ -151,8 +153,12 @@ def test_causal_windows_score_only_the_first_windows(lcnn_checkpoint, audio_fram
     # two causal windows of u2 = streaming over its first second (windows at 0 and 0.5 s)
     wave, _ = sf.read(root / "u2.flac", dtype="float32")
     sf.write(tmp_path / "head.wav", wave[:16000], 16000)
-    head = score_frame(loaded, pd.DataFrame({"utt_id": ["h"], "path": ["head.wav"]}), data_root=tmp_path,
-                       config=ScoringConfig(chunk_ms=500))
+    head = score_frame(
+        loaded,
+        pd.DataFrame({"utt_id": ["h"], "path": ["head.wav"]}),
+        data_root=tmp_path,
+        config=ScoringConfig(chunk_ms=500),
+    )
     assert int(head.scores["n_windows"].iloc[0]) == 2
     got = float(causal.scores.set_index("utt_id").loc["u2", "score"])
     assert got == pytest.approx(float(head.scores["score"].iloc[0]), abs=1e-5)

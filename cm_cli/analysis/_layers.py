@@ -40,7 +40,9 @@ def embedding_layers(path: str | Path) -> list[str]:
 
     layers = list_layers(path)
     if not layers:
-        raise CmError(f"{path}: no vector (list) columns besides utt_id", "expected layer_00 … layer_NN columns from `cm embed`")
+        raise CmError(
+            f"{path}: no vector (list) columns besides utt_id", "expected layer_00 … layer_NN columns from `cm embed`"
+        )
     return layers
 
 
@@ -61,8 +63,9 @@ def resolve_layers(path: str | Path, layers: str | int | Sequence[str | int] | N
     return names
 
 
-def align_rows(utt_ids: "np.ndarray", manifest: "pd.DataFrame", *, source: str = "embeddings",
-               manifest_source: str = "manifest") -> Aligned:
+def align_rows(
+    utt_ids: "np.ndarray", manifest: "pd.DataFrame", *, source: str = "embeddings", manifest_source: str = "manifest"
+) -> Aligned:
     """Inner-join embedding rows to manifest rows by ``utt_id``; an empty join is an error."""
     import numpy as np
 
@@ -72,13 +75,16 @@ def align_rows(utt_ids: "np.ndarray", manifest: "pd.DataFrame", *, source: str =
     if not keep.any():
         emb_ex = ", ".join(map(str, utt_ids[:3]))
         man_ex = ", ".join(ids[:3])
-        raise CmError(f"{source} and {manifest_source} share no utt_id "
-                      f"({len(utt_ids)} embedded, e.g. {emb_ex}; {len(ids)} in the manifest, e.g. {man_ex})",
-                      "embed the utterances of this manifest (and split), or pass the manifest used by `cm embed`")
+        raise CmError(
+            f"{source} and {manifest_source} share no utt_id "
+            f"({len(utt_ids)} embedded, e.g. {emb_ex}; {len(ids)} in the manifest, e.g. {man_ex})",
+            "embed the utterances of this manifest (and split), or pass the manifest used by `cm embed`",
+        )
     rows = manifest.loc[keep].reset_index(drop=True)
     index = np.array([position[u] for u in rows["utt_id"].astype(str)], dtype=np.int64)
-    aligned = Aligned(manifest=rows, index=index, n_embeddings_only=len(utt_ids) - len(index),
-                      n_manifest_only=int((~keep).sum()))
+    aligned = Aligned(
+        manifest=rows, index=index, n_embeddings_only=len(utt_ids) - len(index), n_manifest_only=int((~keep).sum())
+    )
     if aligned.n_embeddings_only:
         aligned.notes.append(f"{aligned.n_embeddings_only} embedded utterance(s) are not in the manifest (ignored)")
     if aligned.n_manifest_only:

@@ -44,32 +44,46 @@ def previous_summary(out: str | Path, kind: str, options: Mapping[str, Any], *, 
     except CmError:
         return None
     if record.get("kind") not in (None, kind):
-        raise CmError(f"{out} already holds a '{record.get('kind')}' artifact, not '{kind}'",
-                      "choose another --out, or pass --force to overwrite")
+        raise CmError(
+            f"{out} already holds a '{record.get('kind')}' artifact, not '{kind}'",
+            "choose another --out, or pass --force to overwrite",
+        )
     old = record.get("options") or {}
     new = json.loads(json.dumps(dict(options), default=str))
     if record.get("options_digest") != options_digest(options) and old != new:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         shown = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:6])
-        raise CmError(f"{out} was made with different options ({shown})",
-                      "pass --force to redo it with the new options, or choose another --out")
+        raise CmError(
+            f"{out} was made with different options ({shown})",
+            "pass --force to redo it with the new options, or choose another --out",
+        )
     if record.get("status") == "complete" and isinstance(record.get("summary"), dict):
         return dict(record["summary"], skipped=True)
     return None
 
 
-def write_outputs(out: str | Path, kind: str, options: Mapping[str, Any], *, tables: Mapping[str, Any],
-                  summary: Mapping[str, Any], summary_name: str, inputs: Sequence[str | Path] = (),
-                  force: bool = False, argv: Sequence[str] | None = None,
-                  metadata: Mapping[str, Mapping[str, str]] | None = None) -> dict:
+def write_outputs(
+    out: str | Path,
+    kind: str,
+    options: Mapping[str, Any],
+    *,
+    tables: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    summary_name: str,
+    inputs: Sequence[str | Path] = (),
+    force: bool = False,
+    argv: Sequence[str] | None = None,
+    metadata: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict:
     """Write ``tables`` (name -> DataFrame, with optional Parquet key-value ``metadata`` per name) and
     ``summary_name`` JSON under ``out`` with provenance."""
     from cm_cli.core.artifacts import OutputDir, write_json, write_parquet
 
     out = Path(out)
     summary = finite_json(dict(summary))
-    with OutputDir(out, kind=kind, options=dict(options), inputs=[Path(p) for p in inputs], force=force,
-                   argv=argv) as directory:
+    with OutputDir(
+        out, kind=kind, options=dict(options), inputs=[Path(p) for p in inputs], force=force, argv=argv
+    ) as directory:
         outputs: dict[str, str] = {}
         for name, table in tables.items():
             outputs[name] = str(write_parquet(table, out / name, metadata=(metadata or {}).get(name)))

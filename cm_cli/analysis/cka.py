@@ -23,15 +23,33 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-__all__ = ["CKA_COLUMNS", "ESTIMATORS", "CkaConfig", "hsic", "linear_cka", "minibatch_cka", "resolve_estimator",
-           "estimator_description", "compute_cka", "run_cka"]
+__all__ = [
+    "CKA_COLUMNS",
+    "ESTIMATORS",
+    "CkaConfig",
+    "hsic",
+    "linear_cka",
+    "minibatch_cka",
+    "resolve_estimator",
+    "estimator_description",
+    "compute_cka",
+    "run_cka",
+]
 
 CKA_COLUMNS = ["layer_a", "layer_b", "cka", "estimator"]
 ESTIMATORS = ("biased", "debiased")
 
 # the artifact kind this module makes, with its report section (cm_cli.core.kinds)
-register_kind("cka", title="CKA", command="`cm cka EMB_A EMB_B --out DIR`", marker="cka.parquet", tables=("cka",),
-              missing="CKA results", section="cm_cli.report.sections_analysis:cka_blocks", order=30)
+register_kind(
+    "cka",
+    title="CKA",
+    command="`cm cka EMB_A EMB_B --out DIR`",
+    marker="cka.parquet",
+    tables=("cka",),
+    missing="CKA results",
+    section="cm_cli.report.sections_analysis:cka_blocks",
+    order=30,
+)
 
 
 @dataclass
@@ -53,21 +71,24 @@ def resolve_estimator(estimator: str | None, batch_size: int | None) -> str:
     if estimator not in ESTIMATORS:
         raise CmError(f"unknown CKA estimator {estimator!r}", f"use one of {', '.join(ESTIMATORS)}")
     if estimator == "biased" and batch_size:
-        raise CmError("the biased HSIC estimator is refused with minibatches: summed over batches it is biased "
-                      "upwards by an amount that grows as the batch shrinks (independent representations get "
-                      "CKA near 0.8 at batch 64)",
-                      "use --estimator debiased (unbiased HSIC, Song et al. 2012, accumulated over batches as in "
-                      "Nguyen et al. 2021), or drop --batch-size for the full-batch biased CKA")
+        raise CmError(
+            "the biased HSIC estimator is refused with minibatches: summed over batches it is biased "
+            "upwards by an amount that grows as the batch shrinks (independent representations get "
+            "CKA near 0.8 at batch 64)",
+            "use --estimator debiased (unbiased HSIC, Song et al. 2012, accumulated over batches as in "
+            "Nguyen et al. 2021), or drop --batch-size for the full-batch biased CKA",
+        )
     return estimator
 
 
 def estimator_description(estimator: str, batch_size: int | None) -> str:
     """A plain sentence on what the CKA value estimates, for summaries and the report."""
-    hsic_name = ("unbiased HSIC (Song et al. 2012)" if estimator == "debiased"
-                 else "biased HSIC (Kornblith et al. 2019)")
+    hsic_name = "unbiased HSIC (Song et al. 2012)" if estimator == "debiased" else "biased HSIC (Kornblith et al. 2019)"
     if batch_size:
-        return (f"linear CKA from the {hsic_name} accumulated over fixed random minibatches of {batch_size} rows "
-                "(Nguyen, Raghu & Kornblith 2021)")
+        return (
+            f"linear CKA from the {hsic_name} accumulated over fixed random minibatches of {batch_size} rows "
+            "(Nguyen, Raghu & Kornblith 2021)"
+        )
     return f"linear CKA from the {hsic_name} on all rows at once"
 
 
@@ -125,14 +146,15 @@ def _batches(n: int, batch_size: int, seed: int) -> list["np.ndarray"]:
     import numpy as np
 
     order = np.random.default_rng(seed).permutation(n)
-    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     if len(batches) > 1 and len(batches[-1]) < max(4, batch_size // 2):
         batches[-2] = np.concatenate([batches[-2], batches.pop()])
     return batches
 
 
-def minibatch_cka(X: "np.ndarray", Y: "np.ndarray", *, batch_size: int, estimator: str = "debiased",
-                  seed: int = 0) -> float:
+def minibatch_cka(
+    X: "np.ndarray", Y: "np.ndarray", *, batch_size: int, estimator: str = "debiased", seed: int = 0
+) -> float:
     """CKA from the unbiased HSIC accumulated over the same random minibatches for all three terms."""
     resolve_estimator(estimator, batch_size)
     xy = xx = yy = 0.0
@@ -157,14 +179,17 @@ def _shared_ids(path_a: Path, path_b: Path) -> tuple["np.ndarray", "np.ndarray",
     ids_a, ids_b = read_utt_ids(path_a), read_utt_ids(path_b)
     common = sorted(set(ids_a.tolist()) & set(ids_b.tolist()))
     if not common:
-        raise CmError(f"{path_a} and {path_b} share no utt_id ({len(ids_a)} and {len(ids_b)} rows, e.g. "
-                      f"{', '.join(ids_a[:2])} vs {', '.join(ids_b[:2])})",
-                      "compare embeddings of the same utterances (same manifest and split)")
+        raise CmError(
+            f"{path_a} and {path_b} share no utt_id ({len(ids_a)} and {len(ids_b)} rows, e.g. "
+            f"{', '.join(ids_a[:2])} vs {', '.join(ids_b[:2])})",
+            "compare embeddings of the same utterances (same manifest and split)",
+        )
     return ids_a, ids_b, common
 
 
-def _load_layers(path: Path, layers: list[str], tag: str,
-                 notes: list[str]) -> dict[str, tuple["np.ndarray", "np.ndarray"]]:
+def _load_layers(
+    path: Path, layers: list[str], tag: str, notes: list[str]
+) -> dict[str, tuple["np.ndarray", "np.ndarray"]]:
     """Each layer's finite rows (utt_ids, X); dropped NaN/inf rows are noted, not silent."""
     from cm_cli.analysis._layers import read_layer
 
@@ -189,8 +214,7 @@ def _compared_rows(loaded_sets: Sequence[dict], common: list[str], n_a: int, n_b
     if len(rows) < len(common):
         notes.append(f"{len(common) - len(rows)} shared utterance(s) dropped for NaN/inf in some layer")
     if len(common) < max(n_a, n_b):
-        notes.append(f"{n_a - len(common)} row(s) of A and {n_b - len(common)} of B are not in both "
-                     "sets (ignored)")
+        notes.append(f"{n_a - len(common)} row(s) of A and {n_b - len(common)} of B are not in both sets (ignored)")
     return rows
 
 
@@ -208,21 +232,29 @@ def _matrices(loaded: dict[str, tuple["np.ndarray", "np.ndarray"]], rows: list[s
 def _summed_hsic(M: "np.ndarray", N: "np.ndarray", *, estimator: str, config: CkaConfig) -> float:
     """HSIC on all rows, or summed over the fixed minibatches (the same batches for every term)."""
     if config.batch_size:
-        return sum(hsic(M[r], N[r], estimator=estimator)
-                   for r in _batches(M.shape[0], config.batch_size, config.seed))
+        return sum(hsic(M[r], N[r], estimator=estimator) for r in _batches(M.shape[0], config.batch_size, config.seed))
     return hsic(M, N, estimator=estimator)
 
 
-def _pair_table(A: dict, B: dict, layers_a: list[str], layers_b: list[str], *, estimator: str, estimator_name: str,
-                config: CkaConfig) -> "pd.DataFrame":
+def _pair_table(
+    A: dict,
+    B: dict,
+    layers_a: list[str],
+    layers_b: list[str],
+    *,
+    estimator: str,
+    estimator_name: str,
+    config: CkaConfig,
+) -> "pd.DataFrame":
     """CKA of every (layer of A, layer of B); with one set the symmetric matrix is computed once per pair."""
     import pandas as pd
 
     from cm_cli.core.progress import task
 
     norm_a = {layer: _summed_hsic(M, M, estimator=estimator, config=config) for layer, M in A.items()}
-    norm_b = norm_a if B is A else {layer: _summed_hsic(M, M, estimator=estimator, config=config)
-                                    for layer, M in B.items()}
+    norm_b = (
+        norm_a if B is A else {layer: _summed_hsic(M, M, estimator=estimator, config=config) for layer, M in B.items()}
+    )
     records = []
     cache: dict[tuple[str, str], float] = {}
     with task(len(layers_a) * len(layers_b), "cka pairs") as advance:
@@ -230,8 +262,9 @@ def _pair_table(A: dict, B: dict, layers_a: list[str], layers_b: list[str], *, e
             for lb in layers_b:
                 key = tuple(sorted((la, lb))) if B is A else (la, lb)  # one set: the matrix is symmetric
                 if key not in cache:
-                    cache[key] = _ratio(_summed_hsic(A[la], B[lb], estimator=estimator, config=config),
-                                        norm_a[la], norm_b[lb])
+                    cache[key] = _ratio(
+                        _summed_hsic(A[la], B[lb], estimator=estimator, config=config), norm_a[la], norm_b[lb]
+                    )
                 records.append({"layer_a": la, "layer_b": lb, "cka": float(cache[key]), "estimator": estimator_name})
                 advance(1)
     return pd.DataFrame(records, columns=CKA_COLUMNS)
@@ -252,16 +285,21 @@ def _diagonal(table: "pd.DataFrame", A: dict, B: dict, layers_a: list[str]) -> t
 def _construction_note(same_input: bool, identical_pairs: list[str]) -> str | None:
     """Why some CKA values are 1 by construction rather than a finding, if any are."""
     if same_input:
-        return ("A and B are the same embeddings: the diagonal is 1 by construction; "
-                "the off-diagonal compares layers within one model")
+        return (
+            "A and B are the same embeddings: the diagonal is 1 by construction; "
+            "the off-diagonal compares layers within one model"
+        )
     if identical_pairs:
-        return (f"layer(s) {', '.join(identical_pairs)} hold identical values in A and B "
-                "(e.g. frozen backbone layers): their CKA is 1 by construction, not a finding")
+        return (
+            f"layer(s) {', '.join(identical_pairs)} hold identical values in A and B "
+            "(e.g. frozen backbone layers): their CKA is 1 by construction, not a finding"
+        )
     return None
 
 
-def compute_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None, *,
-                config: CkaConfig = CkaConfig()) -> tuple["pd.DataFrame", dict]:
+def compute_cka(
+    embeddings_a: str | Path, embeddings_b: str | Path | None = None, *, config: CkaConfig = CkaConfig()
+) -> tuple["pd.DataFrame", dict]:
     """CKA of every (layer of A, layer of B) pair on the utterances both sets hold (B defaults to A)."""
     from cm_cli.analysis._layers import resolve_layers
 
@@ -284,11 +322,19 @@ def compute_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None
     table = _pair_table(A, B, layers_a, layers_b, estimator=estimator, estimator_name=estimator_name, config=config)
     diagonal, identical_pairs = _diagonal(table, A, B, layers_a)
     summary = {
-        "embeddings_a": str(path_a), "embeddings_b": str(path_b), "estimator": estimator_name,
-        "hsic": estimator, "batch_size": config.batch_size,
+        "embeddings_a": str(path_a),
+        "embeddings_b": str(path_b),
+        "estimator": estimator_name,
+        "hsic": estimator,
+        "batch_size": config.batch_size,
         "measures": estimator_description(estimator, config.batch_size),
-        "n_rows": len(rows), "layers_a": layers_a, "layers_b": layers_b, "shape": [len(layers_a), len(layers_b)],
-        "diagonal": diagonal, "identical_inputs": same_input, "identical_layers": identical_pairs,
+        "n_rows": len(rows),
+        "layers_a": layers_a,
+        "layers_b": layers_b,
+        "shape": [len(layers_a), len(layers_b)],
+        "diagonal": diagonal,
+        "identical_inputs": same_input,
+        "identical_layers": identical_pairs,
         "notes": notes,
     }
     note = _construction_note(same_input, identical_pairs)
@@ -297,17 +343,36 @@ def compute_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None
     return table, summary
 
 
-def run_cka(embeddings_a: str | Path, embeddings_b: str | Path | None = None, *, out: str | Path,
-            config: CkaConfig = CkaConfig(), force: bool = False, argv: Sequence[str] | None = None) -> dict:
+def run_cka(
+    embeddings_a: str | Path,
+    embeddings_b: str | Path | None = None,
+    *,
+    out: str | Path,
+    config: CkaConfig = CkaConfig(),
+    force: bool = False,
+    argv: Sequence[str] | None = None,
+) -> dict:
     """Compute CKA and write cka.parquet and cka.json under ``out``."""
     from cm_cli.analysis._output import previous_summary, write_outputs
 
-    options = {"embeddings_a": str(embeddings_a), "embeddings_b": str(embeddings_b) if embeddings_b else None,
-               **config.options()}
+    options = {
+        "embeddings_a": str(embeddings_a),
+        "embeddings_b": str(embeddings_b) if embeddings_b else None,
+        **config.options(),
+    }
     done = previous_summary(out, "cka", options, force=force)
     if done is not None:
         return done
     table, summary = compute_cka(embeddings_a, embeddings_b, config=config)
     inputs = [embeddings_a] + ([embeddings_b] if embeddings_b else [])
-    return write_outputs(out, "cka", options, tables={"cka.parquet": table}, summary=summary, summary_name="cka.json",
-                         inputs=inputs, force=force, argv=argv)
+    return write_outputs(
+        out,
+        "cka",
+        options,
+        tables={"cka.parquet": table},
+        summary=summary,
+        summary_name="cka.json",
+        inputs=inputs,
+        force=force,
+        argv=argv,
+    )

@@ -61,6 +61,14 @@ def attack_geometry(X: "np.ndarray", is_bona: "np.ndarray", attack: "np.ndarray"
             proj = float((mu - mu_seen) @ axis / length2) if length2 > 0 else float("nan")
         else:
             proj = float("nan")
-        rows.append({"attack": a, "layer": layer, "d_bona": d_bona, "cos_bona": cos_bona,
-                     "d_near_spoof": d_near, "bona_axis_proj": proj})
+        rows.append(
+            {
+                "attack": a,
+                "layer": layer,
+                "d_bona": d_bona,
+                "cos_bona": cos_bona,
+                "d_near_spoof": d_near,
+                "bona_axis_proj": proj,
+            }
+        )
     return pd.DataFrame(rows, columns=GEOMETRY_COLUMNS)

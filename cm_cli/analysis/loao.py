@@ -30,17 +30,33 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
-    "LOAO_COLUMNS", "LoaoConfig", "LoaoTables", "compute_loao", "per_attack_gaps", "summarise_loao", "probe_selectivity_correlations",
-    "compare_loao", "plan_loao", "retrained_gaps", "run_loao", "speaker_test_split", "FROZEN_MEASURES",
-    "RETRAIN_MEASURES", "PLAN_FILE",
+    "LOAO_COLUMNS",
+    "LoaoConfig",
+    "LoaoTables",
+    "compute_loao",
+    "per_attack_gaps",
+    "summarise_loao",
+    "probe_selectivity_correlations",
+    "compare_loao",
+    "plan_loao",
+    "retrained_gaps",
+    "run_loao",
+    "speaker_test_split",
+    "FROZEN_MEASURES",
+    "RETRAIN_MEASURES",
+    "PLAN_FILE",
 ]
 
 LOAO_COLUMNS = ["attack", "seed", "layer", "eer_seen", "eer_held_out", "gap", "n_bonafide", "n_spoof"]
 # what each protocol measures, written into loao.json, the Parquet metadata, the plan record and the report
-FROZEN_MEASURES = ("linear separability of a held-out attack by a probe that never saw it; the encoder that "
-                   "made the embeddings saw every attack")
-RETRAIN_MEASURES = ("detection of an attack the whole detector (encoder included) never saw: each run is "
-                    "retrained with that attack removed from train and dev")
+FROZEN_MEASURES = (
+    "linear separability of a held-out attack by a probe that never saw it; the encoder that "
+    "made the embeddings saw every attack"
+)
+RETRAIN_MEASURES = (
+    "detection of an attack the whole detector (encoder included) never saw: each run is "
+    "retrained with that attack removed from train and dev"
+)
 GROUP_COLUMNS = ("attack", "attack_family", "codec", "codec_family")
 # a codec is a property of every row (bona fide coded too): holding one out removes all of its rows
 CODEC_GROUPS = ("codec", "codec_family")
@@ -66,22 +82,38 @@ def with_codec_groups(manifest: "pd.DataFrame", group_by: str, source: str) -> "
     if group_by not in CODEC_GROUPS:
         return manifest
     if "codec" not in manifest.columns or manifest["codec"].isna().all():
-        raise CmError(f"{source}: --group-by {group_by} needs codec values, and the manifest has none",
-                      "use a manifest with coded rows (e.g. the toy corpus's coded eval copies, `cm degrade` output)")
+        raise CmError(
+            f"{source}: --group-by {group_by} needs codec values, and the manifest has none",
+            "use a manifest with coded rows (e.g. the toy corpus's coded eval copies, `cm degrade` output)",
+        )
     if group_by == "codec_family" and "codec_family" not in manifest.columns:
         manifest = manifest.copy()
         manifest["codec_family"] = manifest["codec"].map(codec_family).astype("string")
     return manifest
 
+
 # the artifact kinds this module makes, with their report sections (cm_cli.core.kinds)
-register_kind("loao", title="Leave one attack out", command="`cm loao EMBEDDINGS --manifest M --out DIR`",
-              marker="loao.parquet", tables=("loao", "geometry"),
-              looked_for="loao.parquet / geometry.parquet / loao.json", missing="LOAO results",
-              section="cm_cli.report.sections_analysis:loao_blocks", order=10)
-register_kind("loao_retrain", title="Leave one attack out, full retraining",
-              command="`cm loao --plan --train-preset P --manifest M --out DIR` then `sh DIR/plan.sh`",
-              marker="loao_plan.json", looked_for="loao_plan.json (the full-retraining LOAO recipe of `cm loao --plan`)",
-              section="cm_cli.report.sections_analysis:loao_retrain_blocks", optional=True, order=50)
+register_kind(
+    "loao",
+    title="Leave one attack out",
+    command="`cm loao EMBEDDINGS --manifest M --out DIR`",
+    marker="loao.parquet",
+    tables=("loao", "geometry"),
+    looked_for="loao.parquet / geometry.parquet / loao.json",
+    missing="LOAO results",
+    section="cm_cli.report.sections_analysis:loao_blocks",
+    order=10,
+)
+register_kind(
+    "loao_retrain",
+    title="Leave one attack out, full retraining",
+    command="`cm loao --plan --train-preset P --manifest M --out DIR` then `sh DIR/plan.sh`",
+    marker="loao_plan.json",
+    looked_for="loao_plan.json (the full-retraining LOAO recipe of `cm loao --plan`)",
+    section="cm_cli.report.sections_analysis:loao_retrain_blocks",
+    optional=True,
+    order=50,
+)
 
 
 @dataclass
@@ -150,9 +182,11 @@ def _check_classes(rows: "pd.DataFrame", group_by: str, source: str) -> None:
         attacks = rows[group_by].dropna().astype(str).value_counts().sort_index()
     if n_bona == 0 or len(attacks) < (1 if group_by in CODEC_GROUPS else 2):
         shown = ", ".join(f"{k}: {v}" for k, v in attacks.items()) or "none"
-        raise CmError(f"{source}: leave-one-attack-out needs bona fide rows and at least 2 spoof {group_by} values "
-                      f"(bona fide: {n_bona}; {group_by}: {shown})",
-                      "use a split that holds several attacks (--split), or --group-by attack instead of a family")
+        raise CmError(
+            f"{source}: leave-one-attack-out needs bona fide rows and at least 2 spoof {group_by} values "
+            f"(bona fide: {n_bona}; {group_by}: {shown})",
+            "use a split that holds several attacks (--split), or --group-by attack instead of a family",
+        )
     speakers = rows["speaker"].astype(str).nunique()
     if speakers < 2:
         raise CmError(f"{source}: only {speakers} speaker(s); the train/test split is by speaker and needs at least 2")
@@ -181,8 +215,9 @@ def _detector(c: float, max_iter: int, seed: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, class_weight="balanced",
-                                                              random_state=seed))
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, max_iter=max_iter, class_weight="balanced", random_state=seed)
+    )
 
 
 def _fit_scores(X_train, y_train, X_test, *, config: LoaoConfig, seed: int) -> "np.ndarray":
@@ -212,8 +247,9 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
         test = np.isin(speakers, list(test_speakers))
         train = ~test
         if not (y[train] == 1).any() or not (y[train] == 0).any():
-            raise CmError(f"seed {seed}: the training speakers hold only one class",
-                          "use more speakers, or another --test-size")
+            raise CmError(
+                f"seed {seed}: the training speakers hold only one class", "use more speakers, or another --test-size"
+            )
         test_bona = test & is_bona
         seen_scores = None
         for attack in attacks:
@@ -226,8 +262,16 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
                 in_attack = (~is_bona) & (group == attack)
                 target = test_bona | (test & in_attack)
             n_bona, n_spoof = int((target & is_bona).sum()), int((target & ~is_bona).sum())
-            row = {"attack": attack, "seed": int(seed), "layer": layer, "eer_seen": math.nan, "eer_held_out": math.nan,
-                   "gap": math.nan, "n_bonafide": n_bona, "n_spoof": n_spoof}
+            row = {
+                "attack": attack,
+                "seed": int(seed),
+                "layer": layer,
+                "eer_seen": math.nan,
+                "eer_held_out": math.nan,
+                "gap": math.nan,
+                "n_bonafide": n_bona,
+                "n_spoof": n_spoof,
+            }
             if n_bona and n_spoof:
                 if seen_scores is None:
                     seen_scores = np.full(len(y), np.nan)
@@ -242,10 +286,10 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
     return out
 
 
-def compute_loao(embeddings: str | Path, manifest: "pd.DataFrame", *, config: LoaoConfig = LoaoConfig(),
-                 source: str = "manifest") -> LoaoTables:
+def compute_loao(
+    embeddings: str | Path, manifest: "pd.DataFrame", *, config: LoaoConfig = LoaoConfig(), source: str = "manifest"
+) -> LoaoTables:
     """LOAO gap rows (LOAO_COLUMNS) and per-attack geometry for every requested layer."""
-    import numpy as np
     import pandas as pd
 
     from cm_cli.analysis._layers import align_rows, read_layer, resolve_layers
@@ -254,8 +298,9 @@ def compute_loao(embeddings: str | Path, manifest: "pd.DataFrame", *, config: Lo
 
     _check_config(config)
     if config.group_by not in GROUP_COLUMNS and config.group_by not in manifest.columns:
-        raise CmError(f"cannot group by {config.group_by!r}: not a manifest column",
-                      f"use {' or '.join(GROUP_COLUMNS)}")
+        raise CmError(
+            f"cannot group by {config.group_by!r}: not a manifest column", f"use {' or '.join(GROUP_COLUMNS)}"
+        )
     manifest = with_codec_groups(manifest, config.group_by, source)
     rows_all, notes = _prepare(manifest, config.group_by, source)
     layers = resolve_layers(embeddings, config.layers)
@@ -275,21 +320,34 @@ def compute_loao(embeddings: str | Path, manifest: "pd.DataFrame", *, config: Lo
         geometry.append(attack_geometry(X, is_bona, _group_values(rows, config.group_by, is_bona), layer=layer))
         if not counts:
             labels = rows["label"].astype(str)
-            counts = {"n_rows": int(len(rows)), "n_bonafide": int((labels == "bonafide").sum()),
-                      "n_spoof": int((labels == "spoof").sum()), "n_speakers": int(rows["speaker"].nunique()),
-                      "attacks": {str(k): int(v) for k, v in
-                                  rows.loc[labels == "spoof", config.group_by].astype(str).value_counts().sort_index().items()}}
+            counts = {
+                "n_rows": int(len(rows)),
+                "n_bonafide": int((labels == "bonafide").sum()),
+                "n_spoof": int((labels == "spoof").sum()),
+                "n_speakers": int(rows["speaker"].nunique()),
+                "attacks": {
+                    str(k): int(v)
+                    for k, v in rows.loc[labels == "spoof", config.group_by]
+                    .astype(str)
+                    .value_counts()
+                    .sort_index()
+                    .items()
+                },
+            }
             notes.extend(aligned.notes)
     loao = pd.DataFrame(gap_rows, columns=LOAO_COLUMNS)
     loao = loao.astype({"seed": "int64", "n_bonafide": "int64", "n_spoof": "int64"})
     missing = loao[loao["gap"].isna()]
     if len(missing):
         pairs = sorted({f"{a} (seed {s})" for a, s in zip(missing["attack"], missing["seed"])})
-        notes.append(f"no test spoofs or bona fide for {', '.join(pairs[:8])}: gap is NaN there "
-                     "(attack held by too few speakers for the split)")
+        notes.append(
+            f"no test spoofs or bona fide for {', '.join(pairs[:8])}: gap is NaN there "
+            "(attack held by too few speakers for the split)"
+        )
     if loao["gap"].isna().all():
-        raise CmError("no attack had both bona fide and spoof test rows in any seed",
-                      "use more speakers or a larger --test-size")
+        raise CmError(
+            "no attack had both bona fide and spoof test rows in any seed", "use more speakers or a larger --test-size"
+        )
     geo = pd.concat(geometry, ignore_index=True) if geometry else pd.DataFrame(columns=GEOMETRY_COLUMNS)
     return LoaoTables(loao=loao, geometry=geo, counts=counts, notes=list(dict.fromkeys(notes)))
 
@@ -300,8 +358,13 @@ def compute_loao(embeddings: str | Path, manifest: "pd.DataFrame", *, config: Lo
 def per_attack_gaps(loao: "pd.DataFrame") -> "pd.DataFrame":
     """Mean and sd (over seeds) of the gap and both EERs per layer and attack."""
     grouped = loao.groupby(["layer", "attack"], sort=True)
-    table = grouped.agg(gap_mean=("gap", "mean"), gap_sd=("gap", "std"), n_seeds=("gap", "count"),
-                        eer_seen_mean=("eer_seen", "mean"), eer_held_out_mean=("eer_held_out", "mean"))
+    table = grouped.agg(
+        gap_mean=("gap", "mean"),
+        gap_sd=("gap", "std"),
+        n_seeds=("gap", "count"),
+        eer_seen_mean=("eer_seen", "mean"),
+        eer_held_out_mean=("eer_held_out", "mean"),
+    )
     return table.reset_index()
 
 
@@ -311,8 +374,13 @@ def _correlate(frame: "pd.DataFrame", columns: Sequence[str], target: str, confi
     out = []
     for layer, part in frame.groupby("layer", sort=True):
         for column in columns:
-            result = spearman_test(part[column].to_numpy(float), part[target].to_numpy(float), n_boot=config.n_boot,
-                                   n_perm=config.n_perm, seed=config.seeds[0])
+            result = spearman_test(
+                part[column].to_numpy(float),
+                part[target].to_numpy(float),
+                n_boot=config.n_boot,
+                n_perm=config.n_perm,
+                seed=config.seeds[0],
+            )
             out.append({"layer": layer, "metric": column, "against": target, **result.to_dict()})
     return out
 
@@ -349,8 +417,14 @@ def _records(frame: "pd.DataFrame") -> list[dict]:
     return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()} for r in records]
 
 
-def probe_selectivity_correlations(loao: "pd.DataFrame", probe_results: str | Path, *, group_by: str,
-                                   config: LoaoConfig = LoaoConfig(), tag: str | None = None) -> dict:
+def probe_selectivity_correlations(
+    loao: "pd.DataFrame",
+    probe_results: str | Path,
+    *,
+    group_by: str,
+    config: LoaoConfig = LoaoConfig(),
+    tag: str | None = None,
+) -> dict:
     """Join per-class probe selectivity (target = the attack column) to gaps, per layer, and correlate."""
     from cm_cli.analysis.probes import load_class_selectivity
 
@@ -358,13 +432,15 @@ def probe_selectivity_correlations(loao: "pd.DataFrame", probe_results: str | Pa
     gaps = per_attack_gaps(loao)
     joined = gaps.merge(classes.rename(columns={"class": "attack"}), on=["layer", "attack"], how="inner")
     if joined.empty:
-        raise CmError(f"{probe_results}: no (layer, {group_by}) pair in common with the LOAO results",
-                      f"run `cm probe --target {group_by}` on the same embeddings and layers")
+        raise CmError(
+            f"{probe_results}: no (layer, {group_by}) pair in common with the LOAO results",
+            f"run `cm probe --target {group_by}` on the same embeddings and layers",
+        )
     return {
         "source": str(probe_results),
         "tag": str(classes["tag"].iloc[0]) if len(classes) else None,
         "hypothesis": "attacks whose generator identity is linearly decodable (high per-class selectivity) "
-                      "are detected without having been seen (gap vs selectivity)",
+        "are detected without having been seen (gap vs selectivity)",
         "per_attack": _records(joined[["layer", "attack", "gap_mean", "selectivity"]]),
         "correlations": _correlate(joined, ["selectivity"], "gap_mean", config),
     }
@@ -372,16 +448,18 @@ def probe_selectivity_correlations(loao: "pd.DataFrame", probe_results: str | Pa
 
 def compare_loao(a: LoaoTables, b: LoaoTables, *, config: LoaoConfig = LoaoConfig()) -> tuple["pd.DataFrame", dict]:
     """Per-attack changes (B - A) of gap and geometry on shared layers, and how they co-vary."""
-    from cm_cli.metrics.stats import spearman_test
     from cm_cli.analysis.geometry import GEOMETRY_METRICS
+    from cm_cli.metrics.stats import spearman_test
 
     def table(t: LoaoTables):
         return per_attack_gaps(t.loao)[["layer", "attack", "gap_mean"]].merge(t.geometry, on=["layer", "attack"])
 
     joined = table(a).merge(table(b), on=["layer", "attack"], suffixes=("_a", "_b"))
     if joined.empty:
-        raise CmError("the compared embedding sets share no (layer, attack) pair",
-                      "compare embeddings of the same manifest with the same layer names (--layer)")
+        raise CmError(
+            "the compared embedding sets share no (layer, attack) pair",
+            "compare embeddings of the same manifest with the same layer names (--layer)",
+        )
     joined["delta_gap"] = joined["gap_mean_b"] - joined["gap_mean_a"]
     for metric in GEOMETRY_METRICS:
         joined[f"delta_{metric}"] = joined[f"{metric}_b"] - joined[f"{metric}_a"]
@@ -389,8 +467,13 @@ def compare_loao(a: LoaoTables, b: LoaoTables, *, config: LoaoConfig = LoaoConfi
     correlations = _correlate(joined, delta_columns, "delta_gap", config)
     consistency = []
     for layer, part in joined.groupby("layer", sort=True):
-        r = spearman_test(part["gap_mean_a"].to_numpy(float), part["gap_mean_b"].to_numpy(float),
-                          n_boot=config.n_boot, n_perm=config.n_perm, seed=config.seeds[0])
+        r = spearman_test(
+            part["gap_mean_a"].to_numpy(float),
+            part["gap_mean_b"].to_numpy(float),
+            n_boot=config.n_boot,
+            n_perm=config.n_perm,
+            seed=config.seeds[0],
+        )
         consistency.append({"layer": layer, **r.to_dict()})
     summary = {
         "per_attack": _records(joined[["layer", "attack", "gap_mean_a", "gap_mean_b", "delta_gap", *delta_columns]]),
@@ -444,8 +527,14 @@ def _plan_codecs(manifest: "pd.DataFrame", group_by: str, eval_split: str) -> tu
     return sorted(evaluated.dropna().unique()), {}, bool(has_splits)
 
 
-def _seen_codecs(manifest: "pd.DataFrame", group_by: str, groups: list[str], skipped: dict[str, str],
-                 augment: str | None, has_splits: bool) -> tuple[list[str], dict[str, str]]:
+def _seen_codecs(
+    manifest: "pd.DataFrame",
+    group_by: str,
+    groups: list[str],
+    skipped: dict[str, str],
+    augment: str | None,
+    has_splits: bool,
+) -> tuple[list[str], dict[str, str]]:
     """Keep the codecs training sees, through train/dev rows or the augmentation policy; skip the rest."""
     if not has_splits:
         return groups, skipped
@@ -456,8 +545,9 @@ def _seen_codecs(manifest: "pd.DataFrame", group_by: str, groups: list[str], ski
         if group in in_rows or (augment and _without_codec(augment, group, group_by)[1]):
             kept.append(group)
         else:
-            skipped[group] = (f"never in {'/'.join(TRAINING_SPLITS)} nor in the augmentation policy: already unseen "
-                              "by every run")
+            skipped[group] = (
+                f"never in {'/'.join(TRAINING_SPLITS)} nor in the augmentation policy: already unseen by every run"
+            )
     return kept, skipped
 
 
@@ -491,9 +581,17 @@ def _without_codec(augment: str, group: str, group_by: str) -> tuple[str, list[s
     return ", ".join(kept), removed
 
 
-def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str | Path, train_preset: str,
-              group_by: str = "attack", eval_split: str = "eval", train_args: str = "",
-              seeds: Sequence[int] | None = None) -> list[str]:
+def plan_loao(
+    manifest_path: str | Path,
+    manifest: "pd.DataFrame",
+    *,
+    out: str | Path,
+    train_preset: str,
+    group_by: str = "attack",
+    eval_split: str = "eval",
+    train_args: str = "",
+    seeds: Sequence[int] | None = None,
+) -> list[str]:
     """One shell line per held-out group (plus the all-seen baseline): ``cm train`` on a manifest whose
     train and dev splits lack that group's spoofs, then ``cm eval`` of the run on ``eval_split`` of the
     full manifest with a per-attack breakdown.
@@ -508,13 +606,15 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
     if group_by not in manifest.columns:
         raise CmError(f"{manifest_path}: no column {group_by!r}")
     by_codec = group_by in CODEC_GROUPS
-    groups, skipped, has_splits = (_plan_codecs(manifest, group_by, eval_split) if by_codec
-                                   else _plan_groups(manifest, group_by, eval_split))
+    groups, skipped, has_splits = (
+        _plan_codecs(manifest, group_by, eval_split) if by_codec else _plan_groups(manifest, group_by, eval_split)
+    )
     if len(groups) < 1:
         reasons = "; ".join(f"{g}: {r}" for g, r in skipped.items()) or "no spoofs with a value"
-        raise CmError(f"{manifest_path}: no {group_by} can be held out ({reasons})",
-                      "the held-out attack must be spoofed in train/dev and present in the evaluated split "
-                      "(--split)")
+        raise CmError(
+            f"{manifest_path}: no {group_by} can be held out ({reasons})",
+            "the held-out attack must be spoofed in train/dev and present in the evaluated split (--split)",
+        )
     if not has_splits and len(groups) < 2:
         raise CmError(f"{manifest_path}: fewer than 2 {group_by} values among spoofs; nothing to hold out")
     spoof = manifest["label"].astype(str) == "spoof"
@@ -526,11 +626,11 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
         for i, arg in enumerate(args):
             if arg == "--augment" and i + 1 < len(args):
                 given_augment = args[i + 1]
-                args = args[:i] + args[i + 2:]
+                args = args[:i] + args[i + 2 :]
                 break
             if arg.startswith("--augment="):
                 given_augment = arg.split("=", 1)[1]
-                args = args[:i] + args[i + 1:]
+                args = args[:i] + args[i + 1 :]
                 break
     extra = (" " + " ".join(q(a) for a in args)) if args else ""
 
@@ -539,17 +639,21 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
         groups, skipped = _seen_codecs(manifest, group_by, groups, skipped, augment, has_splits)
         if not groups:
             reasons = "; ".join(f"{g}: {r}" for g, r in skipped.items())
-            raise CmError(f"{manifest_path}: no {group_by} can be held out ({reasons})",
-                          "a codec must be seen in training (train/dev rows or the augmentation policy) and present "
-                          "in the evaluated split (--split)")
+            raise CmError(
+                f"{manifest_path}: no {group_by} can be held out ({reasons})",
+                "a codec must be seen in training (train/dev rows or the augmentation policy) and present "
+                "in the evaluated split (--split)",
+            )
 
     def one(train_manifest: Path, run: Path, policy: str | None, seed: int | None) -> str:
         aug = f" --augment {q(policy)}" if policy is not None else ""
         cm = "cm" if seed is None else f"cm --seed {int(seed)}"
-        return (f"{cm} train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}"
-                f"{aug}{extra}"
-                f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --split {q(eval_split)}"
-                f" --out {q(str(run / 'eval'))} --by {q(group_by)}")
+        return (
+            f"{cm} train --preset {q(train_preset)} --manifest {q(str(train_manifest))} --out {q(str(run))}"
+            f"{aug}{extra}"
+            f" && cm eval --run {q(str(run))} --manifest {q(str(manifest_path))} --split {q(eval_split)}"
+            f" --out {q(str(run / 'eval'))} --by {q(group_by)}"
+        )
 
     def runs_of(run: Path) -> list[tuple[Path, int | None]]:
         """The run directories of one recipe line: RUN, or RUN/seed_<s> per seed (the report's seed layout)."""
@@ -579,22 +683,39 @@ def plan_loao(manifest_path: str | Path, manifest: "pd.DataFrame", *, out: str |
         run = out / "runs" / f"heldout_{slug}"
         policy, removed = _without_codec(augment, group, group_by) if augment else (None, [])
         lines.extend(line(train_manifest, run, policy if removed else given_augment))
-        held_out.append({"group": group, "train_manifest": str(train_manifest.resolve()), **where(run),
-                         "rows_removed": int(dropped.sum()),
-                         **({"augment_removed": removed, "augment": policy} if removed else {})})
+        held_out.append(
+            {
+                "group": group,
+                "train_manifest": str(train_manifest.resolve()),
+                **where(run),
+                "rows_removed": int(dropped.sum()),
+                **({"augment_removed": removed, "augment": policy} if removed else {}),
+            }
+        )
     record = {
-        "kind": "loao_retrain", "protocol": "full retraining", "measures": RETRAIN_MEASURES,
-        "manifest": str(Path(manifest_path).resolve()), "group_by": group_by, "eval_split": eval_split,
-        "train_preset": train_preset, "train_args": train_args,
+        "kind": "loao_retrain",
+        "protocol": "full retraining",
+        "measures": RETRAIN_MEASURES,
+        "manifest": str(Path(manifest_path).resolve()),
+        "group_by": group_by,
+        "eval_split": eval_split,
+        "train_preset": train_preset,
+        "train_args": train_args,
         "held_out_from": list(TRAINING_SPLITS) if has_splits else "every split (the manifest has no train/dev split)",
-        "baseline": where(baseline), "seeds": [int(s) for s in seeds] if seeds else None,
-        "held_out": held_out, "skipped": skipped, "lines": lines,
+        "baseline": where(baseline),
+        "seeds": [int(s) for s in seeds] if seeds else None,
+        "held_out": held_out,
+        "skipped": skipped,
+        "lines": lines,
     }
     write_json(record, out / PLAN_FILE)
     script = out / "plan.sh"
-    script.write_text("#!/bin/sh\n# leave-one-attack-out with full retraining, written by `cm loao --plan`\n"
-                      "# each line is independent (a job-array task); run them all, then `cm report "
-                      f"{q(str(out))}`\nset -e\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    script.write_text(
+        "#!/bin/sh\n# leave-one-attack-out with full retraining, written by `cm loao --plan`\n"
+        "# each line is independent (a job-array task); run them all, then `cm report "
+        f"{q(str(out))}`\nset -e\n" + "\n".join(lines) + "\n",
+        encoding="utf-8",
+    )
     script.chmod(0o755)
     return lines
 
@@ -638,8 +759,9 @@ def retrained_gaps(record: dict) -> tuple["pd.DataFrame", list[str]]:
     for item in record.get("held_out") or []:
         group = str(item["group"])
         # per seed (a plan with --train-seeds pairs baseline and held-out runs of the same seed)
-        pairs = list(zip(baseline.get("evals") or [baseline.get("eval", "")],
-                         item.get("evals") or [item.get("eval", "")]))
+        pairs = list(
+            zip(baseline.get("evals") or [baseline.get("eval", "")], item.get("evals") or [item.get("eval", "")])
+        )
         seen_eers, held_eers, n_spoof = [], [], None
         for seen_dir, held_dir in pairs:
             seen, n = eer_of(seen_dir, group)
@@ -648,9 +770,17 @@ def retrained_gaps(record: dict) -> tuple["pd.DataFrame", list[str]]:
             held_eers.append(held)
             n_spoof = n if n_spoof is None else n_spoof
         gaps = [h - s for s, h in zip(seen_eers, held_eers) if not (math.isnan(s) or math.isnan(h))]
-        rows.append({"attack": group, "eer_seen": _nanmean(seen_eers), "eer_held_out": _nanmean(held_eers),
-                     "gap": sum(gaps) / len(gaps) if gaps else math.nan,
-                     "gap_sd": _sd(gaps), "n_seeds": len(gaps), "n_spoof": n_spoof})
+        rows.append(
+            {
+                "attack": group,
+                "eer_seen": _nanmean(seen_eers),
+                "eer_held_out": _nanmean(held_eers),
+                "gap": sum(gaps) / len(gaps) if gaps else math.nan,
+                "gap_sd": _sd(gaps),
+                "n_seeds": len(gaps),
+                "n_spoof": n_spoof,
+            }
+        )
     columns = ["attack", "eer_seen", "eer_held_out", "gap", "n_spoof", "gap_sd", "n_seeds"]
     return pd.DataFrame(rows, columns=columns), list(dict.fromkeys(missing))
 
@@ -658,17 +788,31 @@ def retrained_gaps(record: dict) -> tuple["pd.DataFrame", list[str]]:
 # --------------------------------------------------------------------------- the whole step
 
 
-def run_loao(embeddings: str | Path, *, manifest: str | Path, out: str | Path, config: LoaoConfig = LoaoConfig(),
-             probe_results: str | Path | None = None, probe_tag: str | None = None,
-             compare: str | Path | None = None, force: bool = False, argv: Sequence[str] | None = None) -> dict:
+def run_loao(
+    embeddings: str | Path,
+    *,
+    manifest: str | Path,
+    out: str | Path,
+    config: LoaoConfig = LoaoConfig(),
+    probe_results: str | Path | None = None,
+    probe_tag: str | None = None,
+    compare: str | Path | None = None,
+    force: bool = False,
+    argv: Sequence[str] | None = None,
+) -> dict:
     """Compute LOAO gaps and geometry (and the optional joins), then write loao.parquet, geometry.parquet,
     loao.json (and compare.parquet) under ``out``. Nothing is written if any step fails."""
     from cm_cli.analysis._output import previous_summary, write_outputs
     from cm_cli.data.manifests import load_manifest
 
-    options = {"embeddings": str(embeddings), "manifest": str(manifest), **config.options(),
-               "probe_results": str(probe_results) if probe_results else None, "probe_tag": probe_tag,
-               "compare": str(compare) if compare else None}
+    options = {
+        "embeddings": str(embeddings),
+        "manifest": str(manifest),
+        **config.options(),
+        "probe_results": str(probe_results) if probe_results else None,
+        "probe_tag": probe_tag,
+        "compare": str(compare) if compare else None,
+    }
     done = previous_summary(out, "loao", options, force=force)
     if done is not None:
         return done
@@ -678,9 +822,9 @@ def run_loao(embeddings: str | Path, *, manifest: str | Path, out: str | Path, c
     summary["embeddings"] = str(embeddings)
     out_tables = {"loao.parquet": tables.loao, "geometry.parquet": tables.geometry}
     if probe_results:
-        summary["probe_selectivity"] = probe_selectivity_correlations(tables.loao, probe_results,
-                                                                      group_by=config.group_by, config=config,
-                                                                      tag=probe_tag)
+        summary["probe_selectivity"] = probe_selectivity_correlations(
+            tables.loao, probe_results, group_by=config.group_by, config=config, tag=probe_tag
+        )
     if compare:
         tables_b = compute_loao(compare, frame, config=config, source=str(manifest))
         joined, compare_summary = compare_loao(tables, tables_b, config=config)
@@ -688,5 +832,15 @@ def run_loao(embeddings: str | Path, *, manifest: str | Path, out: str | Path, c
         out_tables["compare.parquet"] = joined
     inputs = [p for p in (embeddings, manifest, probe_results, compare) if p]
     metadata = {"cm.protocol": "frozen embeddings", "cm.measures": FROZEN_MEASURES}
-    return write_outputs(out, "loao", options, tables=out_tables, summary=summary, summary_name="loao.json",
-                         inputs=inputs, force=force, argv=argv, metadata={"loao.parquet": metadata})
+    return write_outputs(
+        out,
+        "loao",
+        options,
+        tables=out_tables,
+        summary=summary,
+        summary_name="loao.json",
+        inputs=inputs,
+        force=force,
+        argv=argv,
+        metadata={"loao.parquet": metadata},
+    )

@@ -32,17 +32,32 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-__all__ = ["PATCH_COLUMNS", "PatchConfig", "Site", "patch_sites", "check_same_architecture", "alignment",
-           "cluster_draws", "compute_patching", "run_patching"]
+__all__ = [
+    "PATCH_COLUMNS",
+    "PatchConfig",
+    "Site",
+    "patch_sites",
+    "check_same_architecture",
+    "alignment",
+    "cluster_draws",
+    "compute_patching",
+    "run_patching",
+]
 
 PATCH_COLUMNS = ["site", "eer", "min_dcf", "delta_eer", "ci_low", "ci_high", "probe_acc", "noop", "aligned"]
 ARCHITECTURE_KEYS = ("backbone", "backbone_options", "layer", "pooling", "head_dims")
 
 # the artifact kind this module makes, with its report section (cm_cli.core.kinds)
-register_kind("patching", title="Activation patching",
-              command="`cm patch --base RUN --donor RUN --manifest M --out DIR`", marker="patching.parquet",
-              tables=("patching",), missing="patching results",
-              section="cm_cli.report.sections_analysis:patching_blocks", order=40)
+register_kind(
+    "patching",
+    title="Activation patching",
+    command="`cm patch --base RUN --donor RUN --manifest M --out DIR`",
+    marker="patching.parquet",
+    tables=("patching",),
+    missing="patching results",
+    section="cm_cli.report.sections_analysis:patching_blocks",
+    order=40,
+)
 
 
 @dataclass
@@ -90,19 +105,27 @@ def patch_sites(model) -> tuple[list[Site], list[str]]:
     return sites, notes
 
 
-def check_same_architecture(base_config: dict, donor_config: dict, base_model, donor_model, *, base: str,
-                            donor: str) -> None:
+def check_same_architecture(
+    base_config: dict, donor_config: dict, base_model, donor_model, *, base: str, donor: str
+) -> None:
     """Different backbones/heads or parameter shapes -> CmError naming the first differences."""
-    differences = [f"{k}: {base_config.get(k)!r} vs {donor_config.get(k)!r}" for k in ARCHITECTURE_KEYS
-                   if base_config.get(k) != donor_config.get(k)]
+    differences = [
+        f"{k}: {base_config.get(k)!r} vs {donor_config.get(k)!r}"
+        for k in ARCHITECTURE_KEYS
+        if base_config.get(k) != donor_config.get(k)
+    ]
     if not differences:
         a, b = base_model.state_dict(), donor_model.state_dict()
         keys = sorted(set(a) ^ set(b))
         shapes = sorted(k for k in set(a) & set(b) if tuple(a[k].shape) != tuple(b[k].shape))
-        differences = [f"parameter {k} only in one run" for k in keys[:3]] + [f"parameter {k} has other shapes" for k in shapes[:3]]
+        differences = [f"parameter {k} only in one run" for k in keys[:3]] + [
+            f"parameter {k} has other shapes" for k in shapes[:3]
+        ]
     if differences:
-        raise CmError(f"{base} and {donor} are runs of different architectures ({'; '.join(differences[:4])})",
-                      "activation patching needs two runs of the same model configuration")
+        raise CmError(
+            f"{base} and {donor} are runs of different architectures ({'; '.join(differences[:4])})",
+            "activation patching needs two runs of the same model configuration",
+        )
 
 
 def _detach(output: Any) -> Any:
@@ -135,8 +158,10 @@ def _run(model, batch, lengths, *, capture: Sequence[Site] = (), replace: dict[s
     captured: dict[str, Any] = {}
     handles = []
     for site in capture:
+
         def keep(module, inputs, output, _name=site.name):
             captured[_name] = _detach(output)
+
         handles.append(modules[site.target].register_forward_hook(keep))
     for target, value in (replace or {}).items():
         handles.append(modules[target].register_forward_hook(lambda module, inputs, output, _v=value: _v))
@@ -154,8 +179,14 @@ def _probe_accuracy(X: "np.ndarray", frame: "pd.DataFrame", config: PatchConfig)
 
     from cm_cli.analysis.probes import ProbeConfig, prepare_probe_data, probe_layer
 
-    probe_config = ProbeConfig(target=config.probe_target, group_by=config.probe_group_by, control_by=None,
-                               folds=config.folds, control_repeats=1, seed=config.seed)
+    probe_config = ProbeConfig(
+        target=config.probe_target,
+        group_by=config.probe_group_by,
+        control_by=None,
+        folds=config.folds,
+        control_repeats=1,
+        seed=config.seed,
+    )
     data = prepare_probe_data(frame, config=probe_config)
     result = probe_layer(X, data, np.arange(len(frame)), layer="pre_logit", config=probe_config)
     return float((result.predicted == data.y).mean())
@@ -172,8 +203,11 @@ def alignment(base, donor) -> dict:
         return {"aligned": True, "basis": f"same init seed {base.init_seed}"}
     seeds = [m.init_seed for m in (base, donor)]
     if None in seeds:
-        why = "no pretrained backbone, and the init seed of " + (
-            "either run" if seeds == [None, None] else ("the base" if seeds[0] is None else "the donor")) + " is unknown"
+        why = (
+            "no pretrained backbone, and the init seed of "
+            + ("either run" if seeds == [None, None] else ("the base" if seeds[0] is None else "the donor"))
+            + " is unknown"
+        )
     else:
         why = f"no pretrained backbone, and init seeds {seeds[0]} and {seeds[1]} differ"
     return {"aligned": False, "basis": why}
@@ -197,21 +231,30 @@ def _load_pair(base, donor, config: PatchConfig, device):
     from cm_cli.models.loading import load_model
 
     loaded_base, loaded_donor = load_model(base, device=device), load_model(donor, device=device)
-    check_same_architecture(loaded_base.config.to_dict(), loaded_donor.config.to_dict(), loaded_base.model,
-                            loaded_donor.model, base=str(base), donor=str(donor))
+    check_same_architecture(
+        loaded_base.config.to_dict(),
+        loaded_donor.config.to_dict(),
+        loaded_base.model,
+        loaded_donor.model,
+        base=str(base),
+        donor=str(donor),
+    )
     aligned = alignment(loaded_base, loaded_donor)
     if not aligned["aligned"] and not config.allow_unaligned:
-        raise CmError(f"{base} and {donor} do not share their initialisation ({aligned['basis']}), so their "
-                      "activations are not comparable site by site",
-                      "patch runs from the same pretrained backbone or the same --seed, "
-                      "or pass --allow-unaligned (the output is then flagged aligned: false)")
+        raise CmError(
+            f"{base} and {donor} do not share their initialisation ({aligned['basis']}), so their "
+            "activations are not comparable site by site",
+            "patch runs from the same pretrained backbone or the same --seed, "
+            "or pass --allow-unaligned (the output is then flagged aligned: false)",
+        )
     sites, notes = patch_sites(loaded_base.model)
     if config.sites:
         wanted = [s.strip() for s in config.sites.split(",") if s.strip()]
         unknown = [w for w in wanted if w not in {s.name for s in sites}]
         if unknown:
-            raise CmError(f"no patch site(s) {', '.join(unknown)} in this model",
-                          f"sites: {', '.join(s.name for s in sites)}")
+            raise CmError(
+                f"no patch site(s) {', '.join(unknown)} in this model", f"sites: {', '.join(s.name for s in sites)}"
+            )
         sites = [s for s in sites if s.name in wanted]
     if not aligned["aligned"]:
         notes.append(f"base and donor are not aligned ({aligned['basis']}): effects may measure breakage, not transfer")
@@ -236,8 +279,9 @@ def _patched_runs(base_model, donor_model, sites, frame, *, data_root, batch_siz
     base_modules, donor_modules = dict(base_model.named_modules()), dict(donor_model.named_modules())
     noop = {s.name: True for s in sites}
     for s in param_sites:
-        noop[s.name] = all(torch.equal(p, q) for p, q in zip(base_modules[s.target].parameters(),
-                                                             donor_modules[s.target].parameters()))
+        noop[s.name] = all(
+            torch.equal(p, q) for p, q in zip(base_modules[s.target].parameters(), donor_modules[s.target].parameters())
+        )
 
     def record(name, result):
         scores[name].append(result[0])
@@ -300,17 +344,42 @@ def _site_rows(used, scores: dict, pre_logits: dict, noop: dict, config: PatchCo
             probe_acc = _probe_accuracy(pre_logits[variant], used, config)
         except CmError as exc:
             probe_acc, probe_note = math.nan, f"codec probe not computed: {exc.message}"
-        rows.append({"site": variant, "eer": 100 * eer, "min_dcf": min_dcf, "delta_eer": 100 * (eer - base_eer),
-                     "ci_low": low, "ci_high": high, "probe_acc": probe_acc,
-                     "noop": bool(noop.get(variant, False)), "aligned": bool(aligned)})
+        rows.append(
+            {
+                "site": variant,
+                "eer": 100 * eer,
+                "min_dcf": min_dcf,
+                "delta_eer": 100 * (eer - base_eer),
+                "ci_low": low,
+                "ci_high": high,
+                "probe_acc": probe_acc,
+                "noop": bool(noop.get(variant, False)),
+                "aligned": bool(aligned),
+            }
+        )
     n_clusters = cluster_codes(keys)[1] if keys is not None else len(used)
-    return rows, probe_note, {"cluster_by": unit if unit != "trial" else None, "unit": unit, "n_clusters": n_clusters,
-                              "n_resamples": int(len(boot))}
+    return (
+        rows,
+        probe_note,
+        {
+            "cluster_by": unit if unit != "trial" else None,
+            "unit": unit,
+            "n_clusters": n_clusters,
+            "n_resamples": int(len(boot)),
+        },
+    )
 
 
-def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame", *, data_root: str | Path | None,
-                     config: PatchConfig = PatchConfig(), device: Any = "cpu",
-                     workers: int = 0) -> tuple["pd.DataFrame", dict]:
+def compute_patching(
+    base: str | Path,
+    donor: str | Path,
+    frame: "pd.DataFrame",
+    *,
+    data_root: str | Path | None,
+    config: PatchConfig = PatchConfig(),
+    device: Any = "cpu",
+    workers: int = 0,
+) -> tuple["pd.DataFrame", dict]:
     """Score base, donor and base-with-donor-activation at every site on ``device``; one PATCH_COLUMNS row each."""
     import pandas as pd
     import torch
@@ -322,11 +391,21 @@ def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame",
     frame = frame.reset_index(drop=True)
     labels = frame["label"].astype(str)
     if (labels == "bonafide").sum() == 0 or (labels == "spoof").sum() == 0:
-        raise CmError(f"patching needs bona fide and spoof rows (bona fide {int((labels == 'bonafide').sum())}, "
-                      f"spoof {int((labels == 'spoof').sum())})", "use another --split")
-    kept, scores, pre_logits, noop, failures = _patched_runs(base_model, donor_model, sites, frame, data_root=data_root,
-                                                             batch_size=config.batch_size, device=device,
-                                                             workers=workers)
+        raise CmError(
+            f"patching needs bona fide and spoof rows (bona fide {int((labels == 'bonafide').sum())}, "
+            f"spoof {int((labels == 'spoof').sum())})",
+            "use another --split",
+        )
+    kept, scores, pre_logits, noop, failures = _patched_runs(
+        base_model,
+        donor_model,
+        sites,
+        frame,
+        data_root=data_root,
+        batch_size=config.batch_size,
+        device=device,
+        workers=workers,
+    )
     if failures:
         notes.append(f"{len(failures)} utterance(s) could not be decoded and were skipped, e.g. {failures[0]}")
     if not len(kept):
@@ -337,18 +416,37 @@ def compute_patching(base: str | Path, donor: str | Path, frame: "pd.DataFrame",
         notes.append(probe_note)
     is_bona = (used["label"].astype(str) == "bonafide").to_numpy()
     summary = {
-        "base": str(base), "donor": str(donor), "units": "EER and delta_eer in percentage points; delta vs base",
-        "aligned": aligned["aligned"], "alignment": aligned["basis"], "ci": ci, "device": str(device),
-        "n_utterances": int(len(used)), "n_bonafide": int(is_bona.sum()), "n_spoof": int((~is_bona).sum()),
-        "sites": [s.name for s in sites], "noop_sites": [s.name for s in sites if noop[s.name]],
-        "probe_target": config.probe_target, "notes": notes,
+        "base": str(base),
+        "donor": str(donor),
+        "units": "EER and delta_eer in percentage points; delta vs base",
+        "aligned": aligned["aligned"],
+        "alignment": aligned["basis"],
+        "ci": ci,
+        "device": str(device),
+        "n_utterances": int(len(used)),
+        "n_bonafide": int(is_bona.sum()),
+        "n_spoof": int((~is_bona).sum()),
+        "sites": [s.name for s in sites],
+        "noop_sites": [s.name for s in sites if noop[s.name]],
+        "probe_target": config.probe_target,
+        "notes": notes,
     }
     return pd.DataFrame(rows, columns=PATCH_COLUMNS), summary
 
 
-def run_patching(base: str | Path, donor: str | Path, *, manifest: str | Path, out: str | Path,
-                 data_root: str | Path | None, config: PatchConfig = PatchConfig(), force: bool = False,
-                 argv: Sequence[str] | None = None, device: Any = "cpu", workers: int = 0) -> dict:
+def run_patching(
+    base: str | Path,
+    donor: str | Path,
+    *,
+    manifest: str | Path,
+    out: str | Path,
+    data_root: str | Path | None,
+    config: PatchConfig = PatchConfig(),
+    force: bool = False,
+    argv: Sequence[str] | None = None,
+    device: Any = "cpu",
+    workers: int = 0,
+) -> dict:
     """Patch every site and write patching.parquet and patching.json under ``out``."""
     from cm_cli.analysis._output import previous_summary, write_outputs
     from cm_cli.data.manifests import load_manifest
@@ -358,7 +456,17 @@ def run_patching(base: str | Path, donor: str | Path, *, manifest: str | Path, o
     if done is not None:
         return done
     frame = load_manifest(manifest, split=config.split)
-    table, summary = compute_patching(base, donor, frame, data_root=data_root, config=config, device=device,
-                                      workers=workers)
-    return write_outputs(out, "patching", options, tables={"patching.parquet": table}, summary=summary,
-                         summary_name="patching.json", inputs=[base, donor, manifest], force=force, argv=argv)
+    table, summary = compute_patching(
+        base, donor, frame, data_root=data_root, config=config, device=device, workers=workers
+    )
+    return write_outputs(
+        out,
+        "patching",
+        options,
+        tables={"patching.parquet": table},
+        summary=summary,
+        summary_name="patching.json",
+        inputs=[base, donor, manifest],
+        force=force,
+        argv=argv,
+    )

@@ -29,23 +29,58 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
-    "PROBE_COLUMNS", "CLASS_COLUMNS", "PROBE_CLASSES_FILE", "ProbeConfig", "ProbeData", "LayerProbe",
-    "prepare_probe_data", "assign_folds", "control_labels", "recurrent_folds", "unit_recurrence", "control_measures",
-    "probe_layer", "compute_probes", "run_probes",
-    "load_class_selectivity", "set_name",
+    "PROBE_COLUMNS",
+    "CLASS_COLUMNS",
+    "PROBE_CLASSES_FILE",
+    "ProbeConfig",
+    "ProbeData",
+    "LayerProbe",
+    "prepare_probe_data",
+    "assign_folds",
+    "control_labels",
+    "recurrent_folds",
+    "unit_recurrence",
+    "control_measures",
+    "probe_layer",
+    "compute_probes",
+    "run_probes",
+    "load_class_selectivity",
+    "set_name",
 ]
 
-PROBE_COLUMNS = ["tag", "layer", "target", "accuracy", "balanced_accuracy", "control_accuracy", "selectivity",
-                 "chance_majority", "chance_uniform", "n", "folds", "ci_low", "ci_high",
-                 "control_unit", "control_folds", "control_recurrence"]
+PROBE_COLUMNS = [
+    "tag",
+    "layer",
+    "target",
+    "accuracy",
+    "balanced_accuracy",
+    "control_accuracy",
+    "selectivity",
+    "chance_majority",
+    "chance_uniform",
+    "n",
+    "folds",
+    "ci_low",
+    "ci_high",
+    "control_unit",
+    "control_folds",
+    "control_recurrence",
+]
 CLASS_COLUMNS = ["tag", "layer", "target", "class", "n", "recall", "control_recall", "selectivity"]
 PROBE_CLASSES_FILE = "probe_classes.parquet"
 NULL_CLASS = "none"
 
 # the artifact kind this module makes, with its report section (cm_cli.core.kinds)
-register_kind("probes", title="Linear probes", command="`cm probe EMB --manifest M --target codec --out DIR`",
-              marker="probes.parquet", tables=("probes", "probe_classes"), missing="probes",
-              section="cm_cli.report.sections_analysis:probes_blocks", order=20)
+register_kind(
+    "probes",
+    title="Linear probes",
+    command="`cm probe EMB --manifest M --target codec --out DIR`",
+    marker="probes.parquet",
+    tables=("probes", "probe_classes"),
+    missing="probes",
+    section="cm_cli.report.sections_analysis:probes_blocks",
+    order=20,
+)
 
 
 @dataclass
@@ -191,8 +226,9 @@ def prepare_probe_data(manifest: "pd.DataFrame", *, config: ProbeConfig, source:
     notes: list[str] = []
     rows = manifest.reset_index(drop=True)
     if config.target not in rows.columns:
-        raise CmError(f"{source}: no column {config.target!r} to probe",
-                      f"columns found: {', '.join(map(str, rows.columns))}")
+        raise CmError(
+            f"{source}: no column {config.target!r} to probe", f"columns found: {', '.join(map(str, rows.columns))}"
+        )
     if config.drop_null_target and rows[config.target].isna().any():
         notes.append(f"{int(rows[config.target].isna().sum())} row(s) with a null {config.target} dropped")
         rows = rows.loc[rows[config.target].notna()].reset_index(drop=True)
@@ -201,33 +237,47 @@ def prepare_probe_data(manifest: "pd.DataFrame", *, config: ProbeConfig, source:
         values, counts = np.unique(target, return_counts=True)
         rare = values[counts < config.min_class_size]
         if len(rare):
-            notes.append(f"{len(rare)} class(es) with fewer than {config.min_class_size} rows dropped: "
-                         + ", ".join(map(str, rare[:10])))
+            notes.append(
+                f"{len(rare)} class(es) with fewer than {config.min_class_size} rows dropped: "
+                + ", ".join(map(str, rare[:10]))
+            )
             keep = ~np.isin(target, rare)
             rows, target = rows.loc[keep].reset_index(drop=True), target[keep]
-    groups = (_column(rows, config.group_by, source) if config.group_by
-              else np.array([str(u) for u in rows["utt_id"]], dtype=object))
+    groups = (
+        _column(rows, config.group_by, source)
+        if config.group_by
+        else np.array([str(u) for u in rows["utt_id"]], dtype=object)
+    )
     classes, y = np.unique(target.astype(str), return_inverse=True)
     counts = {str(c): int((y == i).sum()) for i, c in enumerate(classes)}
     if len(classes) < 2:
-        raise CmError(f"{source}: target {config.target!r} has a single class ({_show(counts)}); nothing to probe",
-                      "probe another column, or another --split")
+        raise CmError(
+            f"{source}: target {config.target!r} has a single class ({_show(counts)}); nothing to probe",
+            "probe another column, or another --split",
+        )
     group_counts = {str(c): int(len(set(groups[y == i].tolist()))) for i, c in enumerate(classes)}
     too_small = {c: (counts[c], group_counts[c]) for c in counts if counts[c] < config.folds or group_counts[c] < 2}
     if too_small:
-        shown = ", ".join(f"{c}: {n} rows in {g} {config.group_by or 'row'} group(s)" for c, (n, g) in list(too_small.items())[:10])
-        raise CmError(f"{source}: class(es) of {config.target!r} too small for {config.folds}-fold cross-validation "
-                      f"grouped by {config.group_by or 'row'} ({shown}); each class needs at least {config.folds} rows "
-                      "in at least 2 groups",
-                      "lower --folds, drop rare classes with --min-class-size N, or choose another --group-by")
+        shown = ", ".join(
+            f"{c}: {n} rows in {g} {config.group_by or 'row'} group(s)" for c, (n, g) in list(too_small.items())[:10]
+        )
+        raise CmError(
+            f"{source}: class(es) of {config.target!r} too small for {config.folds}-fold cross-validation "
+            f"grouped by {config.group_by or 'row'} ({shown}); each class needs at least {config.folds} rows "
+            "in at least 2 groups",
+            "lower --folds, drop rare classes with --min-class-size N, or choose another --group-by",
+        )
     n_groups = len(set(groups.tolist()))
     if n_groups < config.folds:
-        raise CmError(f"{source}: only {n_groups} distinct {config.group_by} value(s) for {config.folds} folds",
-                      "lower --folds or choose another --group-by")
+        raise CmError(
+            f"{source}: only {n_groups} distinct {config.group_by} value(s) for {config.folds} folds",
+            "lower --folds or choose another --group-by",
+        )
     fold = assign_folds(y, groups, folds=config.folds, seed=config.seed)
     control_by = config.control_by
-    types = _column(rows, control_by, source) if control_by else np.array(
-        [str(u) for u in rows["utt_id"]], dtype=object)
+    types = (
+        _column(rows, control_by, source) if control_by else np.array([str(u) for u in rows["utt_id"]], dtype=object)
+    )
     control = control_labels(types, y, seed=config.seed, repeats=config.control_repeats)
     control_fold, control_groups, scheme = None, None, "task"
     recurrence = unit_recurrence(types, fold)
@@ -235,27 +285,46 @@ def prepare_probe_data(manifest: "pd.DataFrame", *, config: ProbeConfig, source:
         keys = _source_keys(rows)
         control_fold = recurrent_folds(types, keys, folds=config.folds, seed=config.seed)
         control_groups, scheme = keys, "recurrent"
-        notes.append(f"control units ({control_by}) recur in only {recurrence:.0%} of the task folds' test rows "
-                     f"(folds grouped by {config.group_by or 'row'}), so the control task is cross-validated on its "
-                     f"own folds that spread each {control_by}'s utterances over every fold (a source utterance and "
-                     "its coded copies stay together): control accuracy measures memorisation of one random label "
-                     f"per {control_by} (Hewitt & Liang 2019)")
+        notes.append(
+            f"control units ({control_by}) recur in only {recurrence:.0%} of the task folds' test rows "
+            f"(folds grouped by {config.group_by or 'row'}), so the control task is cross-validated on its "
+            f"own folds that spread each {control_by}'s utterances over every fold (a source utterance and "
+            "its coded copies stay together): control accuracy measures memorisation of one random label "
+            f"per {control_by} (Hewitt & Liang 2019)"
+        )
         recurrence = unit_recurrence(types, control_fold)
     elif not control_by:
-        notes.append("control labels per row never recur between training and test: control accuracy is chance "
-                     "by construction and selectivity is accuracy minus chance, not a capacity control")
-    return ProbeData(rows=rows, classes=[str(c) for c in classes], y=y, groups=groups, fold=fold, control=control,
-                     notes=notes, control_by=control_by or "utt_id", control_fold=control_fold,
-                     control_groups=control_groups, control_folds=scheme, control_recurrence=recurrence)
+        notes.append(
+            "control labels per row never recur between training and test: control accuracy is chance "
+            "by construction and selectivity is accuracy minus chance, not a capacity control"
+        )
+    return ProbeData(
+        rows=rows,
+        classes=[str(c) for c in classes],
+        y=y,
+        groups=groups,
+        fold=fold,
+        control=control,
+        notes=notes,
+        control_by=control_by or "utt_id",
+        control_fold=control_fold,
+        control_groups=control_groups,
+        control_folds=scheme,
+        control_recurrence=recurrence,
+    )
 
 
 def control_measures(unit: str, recurrence: float) -> str:
     """A plain sentence on what control accuracy measures, for summaries and the report."""
     if recurrence > 0:
-        return (f"memorisation capacity: accuracy of the same probe on one random label per {unit}, each {unit} "
-                f"recurring between training and test ({recurrence:.0%} of test rows)")
-    return (f"nothing learnable: control units ({unit}) never recur between training and test, so control accuracy "
-            "is chance by construction")
+        return (
+            f"memorisation capacity: accuracy of the same probe on one random label per {unit}, each {unit} "
+            f"recurring between training and test ({recurrence:.0%} of test rows)"
+        )
+    return (
+        f"nothing learnable: control units ({unit}) never recur between training and test, so control accuracy "
+        "is chance by construction"
+    )
 
 
 def _show(counts: dict) -> str:
@@ -284,7 +353,6 @@ def _fit_predict(X_train, y_train, X_test, *, c: float, max_iter: int, seed: int
 
 def _choose_c(X, y, groups, *, config: ProbeConfig) -> float:
     """Inner grouped CV on the training part only, so the sweep never sees the test fold."""
-    import numpy as np
     from sklearn.model_selection import GroupKFold
 
     n_inner = min(3, len(set(groups.tolist())))
@@ -294,8 +362,12 @@ def _choose_c(X, y, groups, *, config: ProbeConfig) -> float:
     for c in config.c_sweep:
         correct = 0
         for train, test in GroupKFold(n_splits=n_inner).split(X, y, groups):
-            correct += int((_fit_predict(X[train], y[train], X[test], c=c, max_iter=config.max_iter,
-                                         seed=config.seed) == y[test]).sum())
+            correct += int(
+                (
+                    _fit_predict(X[train], y[train], X[test], c=c, max_iter=config.max_iter, seed=config.seed)
+                    == y[test]
+                ).sum()
+            )
         accuracy = correct / len(y)
         if accuracy > best_acc + 1e-12:
             best, best_acc = c, accuracy
@@ -316,8 +388,9 @@ def _cross_validate(X, y, fold, groups, *, config: ProbeConfig) -> tuple["np.nda
     return predicted, chosen
 
 
-def probe_layer(X: "np.ndarray", data: ProbeData, row_index: "np.ndarray", *, layer: str,
-                config: ProbeConfig) -> LayerProbe:
+def probe_layer(
+    X: "np.ndarray", data: ProbeData, row_index: "np.ndarray", *, layer: str, config: ProbeConfig
+) -> LayerProbe:
     """Out-of-fold predictions of the probe and of the control probes for one layer's rows."""
     import numpy as np
 
@@ -325,11 +398,15 @@ def probe_layer(X: "np.ndarray", data: ProbeData, row_index: "np.ndarray", *, la
     predicted, chosen = _cross_validate(X, y, fold, groups, config=config)
     control_fold = fold if data.control_fold is None else data.control_fold[row_index]
     control_groups = groups if data.control_groups is None else data.control_groups[row_index]
-    control_predicted = np.stack([_cross_validate(X, labels[row_index], control_fold, control_groups,
-                                                  config=config)[0]
-                                  for labels in data.control])
-    return LayerProbe(layer=layer, row_index=row_index, predicted=predicted, control_predicted=control_predicted,
-                      chosen_c=chosen)
+    control_predicted = np.stack(
+        [
+            _cross_validate(X, labels[row_index], control_fold, control_groups, config=config)[0]
+            for labels in data.control
+        ]
+    )
+    return LayerProbe(
+        layer=layer, row_index=row_index, predicted=predicted, control_predicted=control_predicted, chosen_c=chosen
+    )
 
 
 def layer_rows(result: LayerProbe, data: ProbeData, *, tag: str, config: ProbeConfig) -> tuple[dict, list[dict]]:
@@ -344,27 +421,49 @@ def layer_rows(result: LayerProbe, data: ProbeData, *, tag: str, config: ProbeCo
     correct = (result.predicted == y).astype(float)
     control_correct = (result.control_predicted == control).astype(float)  # (repeats, n)
     frequencies = np.bincount(y, minlength=len(data.classes)) / len(y)
-    low, high, _ = cluster_bootstrap_mean(correct, data.groups[result.row_index], n_boot=config.n_boot,
-                                          seed=config.seed)
+    low, high, _ = cluster_bootstrap_mean(
+        correct, data.groups[result.row_index], n_boot=config.n_boot, seed=config.seed
+    )
     accuracy, control_accuracy = float(correct.mean()), float(control_correct.mean())
     row = {
-        "tag": tag, "layer": result.layer, "target": config.target, "accuracy": accuracy,
+        "tag": tag,
+        "layer": result.layer,
+        "target": config.target,
+        "accuracy": accuracy,
         "balanced_accuracy": float(balanced_accuracy_score(y, result.predicted)),
-        "control_accuracy": control_accuracy, "selectivity": accuracy - control_accuracy,
-        "chance_majority": float(frequencies.max()), "chance_uniform": 1.0 / int((frequencies > 0).sum()),
-        "n": int(len(y)), "folds": int(config.folds), "ci_low": low, "ci_high": high,
-        "control_unit": data.control_by, "control_folds": data.control_folds,
+        "control_accuracy": control_accuracy,
+        "selectivity": accuracy - control_accuracy,
+        "chance_majority": float(frequencies.max()),
+        "chance_uniform": 1.0 / int((frequencies > 0).sum()),
+        "n": int(len(y)),
+        "folds": int(config.folds),
+        "ci_low": low,
+        "ci_high": high,
+        "control_unit": data.control_by,
+        "control_folds": data.control_folds,
         "control_recurrence": float(data.control_recurrence),
     }
     per_class = []
     for i, name in enumerate(data.classes):
         mask, control_mask = y == i, control == i
         recall = float(correct[mask].mean()) if mask.any() else math.nan
-        control_recall = (float(np.mean([row[m].mean() for row, m in zip(control_correct, control_mask) if m.any()]))
-                          if control_mask.any() else math.nan)
-        per_class.append({"tag": tag, "layer": result.layer, "target": config.target, "class": name,
-                          "n": int(mask.sum()), "recall": recall, "control_recall": control_recall,
-                          "selectivity": recall - control_recall})
+        control_recall = (
+            float(np.mean([row[m].mean() for row, m in zip(control_correct, control_mask) if m.any()]))
+            if control_mask.any()
+            else math.nan
+        )
+        per_class.append(
+            {
+                "tag": tag,
+                "layer": result.layer,
+                "target": config.target,
+                "class": name,
+                "n": int(mask.sum()),
+                "recall": recall,
+                "control_recall": control_recall,
+                "selectivity": recall - control_recall,
+            }
+        )
     return row, per_class
 
 
@@ -401,8 +500,9 @@ def _set_tags(sets: list[Path], tags: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _embedded_rows(sets: list[Path], names: list[str], manifest: "pd.DataFrame", *, source: str,
-                   notes: list[str]) -> "pd.DataFrame":
+def _embedded_rows(
+    sets: list[Path], names: list[str], manifest: "pd.DataFrame", *, source: str, notes: list[str]
+) -> "pd.DataFrame":
     """Manifest rows embedded in every set (checked on the first layer), so both sets share rows and folds."""
     from cm_cli.analysis._layers import align_rows, read_utt_ids
 
@@ -417,8 +517,9 @@ def _embedded_rows(sets: list[Path], names: list[str], manifest: "pd.DataFrame",
     return rows
 
 
-def _probe_all_layers(sets: list[Path], names: list[str], layers: list[str], data: ProbeData, *,
-                      config: ProbeConfig, notes: list[str]) -> tuple[dict, list[dict], list[dict], dict]:
+def _probe_all_layers(
+    sets: list[Path], names: list[str], layers: list[str], data: ProbeData, *, config: ProbeConfig, notes: list[str]
+) -> tuple[dict, list[dict], list[dict], dict]:
     """Probe each (set, layer) on its finite rows: results, table rows, per-class rows and the chosen C."""
     from cm_cli.analysis._layers import embedding_layers, read_layer
     from cm_cli.core.progress import track
@@ -428,8 +529,7 @@ def _probe_all_layers(sets: list[Path], names: list[str], layers: list[str], dat
     class_rows: list[dict] = []
     results: dict[tuple[int, str], LayerProbe] = {}
     chosen: dict[str, dict[str, list[float]]] = {}
-    jobs = [(i, layer) for layer in layers for i in range(len(sets))
-            if i == 0 or layer in embedding_layers(sets[i])]
+    jobs = [(i, layer) for layer in layers for i in range(len(sets)) if i == 0 or layer in embedding_layers(sets[i])]
     for i, layer in track(jobs, description="probe layers"):
         layer_data = read_layer(sets[i], layer)
         if layer_data.n_nonfinite:
@@ -461,40 +561,64 @@ def _compare_layer(a: LayerProbe, b: LayerProbe, data: ProbeData, *, config: Pro
     correct_b = (b.predicted[ib] == y).astype(float)
     sel_a = correct_a.mean() - (a.control_predicted[:, ia] == data.control[:, common]).mean()
     sel_b = correct_b.mean() - (b.control_predicted[:, ib] == data.control[:, common]).mean()
-    low, high, _ = cluster_bootstrap_mean(correct_a, data.groups[common], other=correct_b, n_boot=config.n_boot,
-                                            seed=config.seed)
-    return {"layer": b.layer, "accuracy_a": float(correct_a.mean()),
-            "accuracy_b": float(correct_b.mean()),
-            "difference": float(correct_b.mean() - correct_a.mean()), "ci_low": low, "ci_high": high,
-            "selectivity_difference": float(sel_b - sel_a), "n": int(len(common))}
+    low, high, _ = cluster_bootstrap_mean(
+        correct_a, data.groups[common], other=correct_b, n_boot=config.n_boot, seed=config.seed
+    )
+    return {
+        "layer": b.layer,
+        "accuracy_a": float(correct_a.mean()),
+        "accuracy_b": float(correct_b.mean()),
+        "difference": float(correct_b.mean() - correct_a.mean()),
+        "ci_low": low,
+        "ci_high": high,
+        "selectivity_difference": float(sel_b - sel_a),
+        "n": int(len(common)),
+    }
 
 
-def _probe_summary(table: "pd.DataFrame", data: ProbeData, sets: list[Path], names: list[str], *,
-                   config: ProbeConfig, notes: list[str]) -> dict[str, Any]:
+def _probe_summary(
+    table: "pd.DataFrame", data: ProbeData, sets: list[Path], names: list[str], *, config: ProbeConfig, notes: list[str]
+) -> dict[str, Any]:
     """What was probed, its chance levels and control, and each set's most selective layer."""
     import numpy as np
 
     summary: dict[str, Any] = {
-        "target": config.target, "group_by": config.group_by, "control_by": data.control_by,
-        "control_unit": data.control_by, "control_folds": data.control_folds,
+        "target": config.target,
+        "group_by": config.group_by,
+        "control_by": data.control_by,
+        "control_unit": data.control_by,
+        "control_folds": data.control_folds,
         "control_recurrence": float(data.control_recurrence),
         "control_measures": control_measures(data.control_by, data.control_recurrence),
         "control_repeats": int(data.control.shape[0]),
-        "folds": config.folds, "tags": names, "embeddings": [str(s) for s in sets], "n_rows": int(len(data.rows)),
+        "folds": config.folds,
+        "tags": names,
+        "embeddings": [str(s) for s in sets],
+        "n_rows": int(len(data.rows)),
         "class_counts": {c: int((data.y == k).sum()) for k, c in enumerate(data.classes)},
         "chance_majority": float(np.bincount(data.y).max() / len(data.y)),
         "chance_uniform": 1.0 / len(data.classes),
-        "best_layer": {}, "notes": list(dict.fromkeys(notes)),
+        "best_layer": {},
+        "notes": list(dict.fromkeys(notes)),
     }
     for tag, part in table.groupby("tag", sort=False):
         best = part.loc[part["selectivity"].idxmax()]
-        summary["best_layer"][tag] = {"layer": best["layer"], "accuracy": float(best["accuracy"]),
-                                      "selectivity": float(best["selectivity"])}
+        summary["best_layer"][tag] = {
+            "layer": best["layer"],
+            "accuracy": float(best["accuracy"]),
+            "selectivity": float(best["selectivity"]),
+        }
     return summary
 
 
-def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *, config: ProbeConfig = ProbeConfig(),
-                   tags: Sequence[str] | None = None, source: str = "manifest") -> tuple["pd.DataFrame", "pd.DataFrame", dict]:
+def compute_probes(
+    embeddings: Sequence[str | Path],
+    manifest: "pd.DataFrame",
+    *,
+    config: ProbeConfig = ProbeConfig(),
+    tags: Sequence[str] | None = None,
+    source: str = "manifest",
+) -> tuple["pd.DataFrame", "pd.DataFrame", dict]:
     """Probe every layer of one or two embedding sets on shared rows and folds.
 
     Returns (probes table, per-class table, summary). With two sets the summary
@@ -523,30 +647,51 @@ def compute_probes(embeddings: Sequence[str | Path], manifest: "pd.DataFrame", *
     if config.c_sweep:
         summary["c_sweep"] = {"values": list(config.c_sweep), "chosen_per_fold": chosen}
     if len(sets) == 2:
-        comparison = [_compare_layer(results[(0, layer)], results[(1, layer)], data, config=config)
-                      for layer in layers if (1, layer) in results]
-        summary["comparison"] = {"a": names[0], "b": names[1], "difference": "b - a (accuracy)",
-                                 "layers": comparison}
+        comparison = [
+            _compare_layer(results[(0, layer)], results[(1, layer)], data, config=config)
+            for layer in layers
+            if (1, layer) in results
+        ]
+        summary["comparison"] = {"a": names[0], "b": names[1], "difference": "b - a (accuracy)", "layers": comparison}
     return table, classes, summary
 
 
-def run_probes(embeddings: Sequence[str | Path], *, manifest: str | Path, out: str | Path,
-               config: ProbeConfig = ProbeConfig(), tags: Sequence[str] | None = None, force: bool = False,
-               argv: Sequence[str] | None = None) -> dict:
+def run_probes(
+    embeddings: Sequence[str | Path],
+    *,
+    manifest: str | Path,
+    out: str | Path,
+    config: ProbeConfig = ProbeConfig(),
+    tags: Sequence[str] | None = None,
+    force: bool = False,
+    argv: Sequence[str] | None = None,
+) -> dict:
     """Probe, then write probes.parquet, probe_classes.parquet and probes.json under ``out``."""
     from cm_cli.analysis._output import previous_summary, write_outputs
     from cm_cli.data.manifests import load_manifest
 
-    options = {"embeddings": [str(p) for p in embeddings], "manifest": str(manifest), **config.options(),
-               "tags": list(tags) if tags else None}
+    options = {
+        "embeddings": [str(p) for p in embeddings],
+        "manifest": str(manifest),
+        **config.options(),
+        "tags": list(tags) if tags else None,
+    }
     done = previous_summary(out, "probes", options, force=force)
     if done is not None:
         return done
     frame = load_manifest(manifest, split=config.split)
     table, classes, summary = compute_probes(embeddings, frame, config=config, tags=tags, source=str(manifest))
-    return write_outputs(out, "probes", options, tables={"probes.parquet": table, PROBE_CLASSES_FILE: classes},
-                         summary=summary, summary_name="probes.json", inputs=[*embeddings, manifest], force=force,
-                         argv=argv)
+    return write_outputs(
+        out,
+        "probes",
+        options,
+        tables={"probes.parquet": table, PROBE_CLASSES_FILE: classes},
+        summary=summary,
+        summary_name="probes.json",
+        inputs=[*embeddings, manifest],
+        force=force,
+        argv=argv,
+    )
 
 
 def load_class_selectivity(path: str | Path, *, target: str, tag: str | None = None) -> "pd.DataFrame":

@@ -35,21 +35,48 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-__all__ = ["PROFILE_COLUMNS", "CONFUSION_COLUMNS", "PROFILE_FILE", "CONFUSION_FILE", "ProfileConfig",
-           "compute_profile", "run_profile", "KNOWN_RECALL"]
+__all__ = [
+    "PROFILE_COLUMNS",
+    "CONFUSION_COLUMNS",
+    "PROFILE_FILE",
+    "CONFUSION_FILE",
+    "ProfileConfig",
+    "compute_profile",
+    "run_profile",
+    "KNOWN_RECALL",
+]
 
-PROFILE_COLUMNS = ["attack", "n", "accuracy", "predicted_share", "auroc_unknown", "auroc_unknown_distance",
-                   "flagged_at_95", "n_known_test", "d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj"]
+PROFILE_COLUMNS = [
+    "attack",
+    "n",
+    "accuracy",
+    "predicted_share",
+    "auroc_unknown",
+    "auroc_unknown_distance",
+    "flagged_at_95",
+    "n_known_test",
+    "d_bona",
+    "cos_bona",
+    "d_near_spoof",
+    "bona_axis_proj",
+]
 CONFUSION_COLUMNS = ["true", "predicted", "count", "share"]
 PROFILE_FILE = "profile.parquet"
 CONFUSION_FILE = "profile_confusion.parquet"
 KNOWN_RECALL = 0.95  # unknown rows flagged when 95% of known rows are still accepted (the usual TPR95 point)
 MAX_CONCAT_WIDTH = 2048  # default: every vector column concatenated up to this total width, else the last layer
 
-register_kind("profile", title="Attack profiling (source tracing)",
-              command="`cm profile FEATURES --manifest M --target attack --out DIR`", marker=PROFILE_FILE,
-              tables=("profile", "profile_confusion"), missing="attack profiles",
-              section="cm_cli.report.sections_profile:profile_blocks", optional=True, order=60)
+register_kind(
+    "profile",
+    title="Attack profiling (source tracing)",
+    command="`cm profile FEATURES --manifest M --target attack --out DIR`",
+    marker=PROFILE_FILE,
+    tables=("profile", "profile_confusion"),
+    missing="attack profiles",
+    section="cm_cli.report.sections_profile:profile_blocks",
+    optional=True,
+    order=60,
+)
 
 
 @dataclass
@@ -78,8 +105,9 @@ def _classifier(config: ProfileConfig):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=config.c, max_iter=config.max_iter,
-                                                              random_state=config.seed))
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=config.c, max_iter=config.max_iter, random_state=config.seed)
+    )
 
 
 def _fit(X, y, config: ProfileConfig):
@@ -174,20 +202,28 @@ def _flagged_at(unknown: "np.ndarray", known: "np.ndarray", recall: float = KNOW
 
 def _check(spoof: "pd.DataFrame", classes: Sequence[str], counts, config: ProfileConfig, source: str) -> None:
     if len(classes) < 2:
-        raise CmError(f"{source}: the spoof rows have {len(classes)} value(s) of {config.target!r}; "
-                      "profiling needs at least 2 attacks", "use another --target (e.g. attack_family) or --split")
+        raise CmError(
+            f"{source}: the spoof rows have {len(classes)} value(s) of {config.target!r}; "
+            "profiling needs at least 2 attacks",
+            "use another --target (e.g. attack_family) or --split",
+        )
     small = [f"{c}: {n}" for c, n in zip(classes, counts) if n < config.folds]
     if small:
-        raise CmError(f"{source}: attack(s) with fewer spoof rows than --folds {config.folds} ({', '.join(small[:8])})",
-                      "lower --folds, or profile on a split with more rows per attack")
+        raise CmError(
+            f"{source}: attack(s) with fewer spoof rows than --folds {config.folds} ({', '.join(small[:8])})",
+            "lower --folds, or profile on a split with more rows per attack",
+        )
     unknown = [h for h in config.holdout if h not in classes]
     if unknown:
-        raise CmError(f"--holdout {', '.join(unknown)}: no spoof rows with that {config.target}",
-                      f"attacks found: {', '.join(classes)}")
+        raise CmError(
+            f"--holdout {', '.join(unknown)}: no spoof rows with that {config.target}",
+            f"attacks found: {', '.join(classes)}",
+        )
 
 
-def compute_profile(features: str | Path, manifest: "pd.DataFrame", *, config: ProfileConfig = ProfileConfig(),
-                    source: str = "manifest") -> tuple["pd.DataFrame", "pd.DataFrame", dict]:
+def compute_profile(
+    features: str | Path, manifest: "pd.DataFrame", *, config: ProfileConfig = ProfileConfig(), source: str = "manifest"
+) -> tuple["pd.DataFrame", "pd.DataFrame", dict]:
     """(per-attack table, confusion table, summary) of one feature table; see the module docstring."""
     import numpy as np
     import pandas as pd
@@ -218,13 +254,21 @@ def compute_profile(features: str | Path, manifest: "pd.DataFrame", *, config: P
     counts = np.bincount(y, minlength=len(classes))
     _check(spoof, classes, counts, config, source)
     if config.group_by and config.group_by not in spoof.columns:
-        raise CmError(f"{source}: no column {config.group_by!r} to group folds by",
-                      f"columns found: {', '.join(map(str, spoof.columns))}")
-    groups = (spoof[config.group_by].astype("string").fillna("none").astype(str).to_numpy(dtype=object)
-              if config.group_by else spoof["utt_id"].astype(str).to_numpy(dtype=object))
+        raise CmError(
+            f"{source}: no column {config.group_by!r} to group folds by",
+            f"columns found: {', '.join(map(str, spoof.columns))}",
+        )
+    groups = (
+        spoof[config.group_by].astype("string").fillna("none").astype(str).to_numpy(dtype=object)
+        if config.group_by
+        else spoof["utt_id"].astype(str).to_numpy(dtype=object)
+    )
     if len(set(groups.tolist())) < config.folds:
-        raise CmError(f"{source}: only {len(set(groups.tolist()))} {config.group_by} group(s) among the spoofs "
-                      f"for {config.folds} folds", "lower --folds or choose another --group-by")
+        raise CmError(
+            f"{source}: only {len(set(groups.tolist()))} {config.group_by} group(s) among the spoofs "
+            f"for {config.folds} folds",
+            "lower --folds or choose another --group-by",
+        )
     fold = assign_folds(y, groups, folds=config.folds, seed=config.seed)
     predicted = _closed_set(Xs, y, fold, config)
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
@@ -240,41 +284,73 @@ def compute_profile(features: str | Path, manifest: "pd.DataFrame", *, config: P
         msp, distance, unknown = _unknown_scores(Xs, y, fold, held, config)
         ok = np.isfinite(msp)
         if len(classes) < 3 or not (ok & ~unknown).any() or not (ok & unknown).any():
-            open_set[name] = {"auroc_unknown": float("nan"), "auroc_unknown_distance": float("nan"),
-                              "flagged_at_95": float("nan"), "n_known_test": 0}
+            open_set[name] = {
+                "auroc_unknown": float("nan"),
+                "auroc_unknown_distance": float("nan"),
+                "flagged_at_95": float("nan"),
+                "n_known_test": 0,
+            }
             continue
         known_rows, unknown_rows = ok & ~unknown, ok & unknown
         open_set[name] = {  # auc(a, b) = P(a scores above b): unknown rows above known rows
             "auroc_unknown": auc(msp[unknown_rows], msp[known_rows]),
             "auroc_unknown_distance": auc(distance[unknown_rows], distance[known_rows]),
             "flagged_at_95": _flagged_at(msp[unknown_rows], msp[known_rows]),
-            "n_known_test": int(known_rows.sum())}
+            "n_known_test": int(known_rows.sum()),
+        }
     keep = is_bona | spoof_mask
     if is_bona.any():
         attack_all = rows[config.target].astype("string").fillna("").astype(str).to_numpy(dtype=object)
         geometry = attack_geometry(X[keep], is_bona[keep], attack_all[keep], layer="+".join(layers))
     else:
         geometry = pd.DataFrame(columns=["attack", "layer", "d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj"])
-    table = pd.DataFrame({"attack": classes, "n": counts.astype(int), "accuracy": recall,
-                          "predicted_share": np.bincount(predicted, minlength=len(classes)) / len(y)})
+    table = pd.DataFrame(
+        {
+            "attack": classes,
+            "n": counts.astype(int),
+            "accuracy": recall,
+            "predicted_share": np.bincount(predicted, minlength=len(classes)) / len(y),
+        }
+    )
     for key in ("auroc_unknown", "auroc_unknown_distance", "flagged_at_95", "n_known_test"):
         table[key] = [open_set.get(c, {}).get(key, float("nan")) for c in classes]
     table = table.merge(geometry.drop(columns=["layer"]), on="attack", how="left")[PROFILE_COLUMNS]
-    confusion_rows = [{"true": classes[i], "predicted": classes[j], "count": int(confusion[i, j]),
-                       "share": float(confusion[i, j] / max(counts[i], 1))}
-                      for i in range(len(classes)) for j in range(len(classes))]
+    confusion_rows = [
+        {
+            "true": classes[i],
+            "predicted": classes[j],
+            "count": int(confusion[i, j]),
+            "share": float(confusion[i, j] / max(counts[i], 1)),
+        }
+        for i in range(len(classes))
+        for j in range(len(classes))
+    ]
     aurocs = table["auroc_unknown"].to_numpy(dtype=float)
     summary: dict[str, Any] = {
-        "target": config.target, "features": str(path), "layers": layers, "dims": int(X.shape[1]),
-        "n_spoof": int(len(y)), "n_bonafide": int(is_bona.sum()), "classes": classes,
-        "accuracy": float(correct.mean()), "ci_low": low, "ci_high": high,
-        "balanced_accuracy": float(recall.mean()), "chance_majority": float(counts.max() / counts.sum()),
-        "chance_uniform": 1.0 / len(classes), "folds": config.folds, "group_by": config.group_by,
-        "holdout": holdouts, "unknown_score": "1 - max softmax probability (Hendrycks & Gimpel 2017)",
+        "target": config.target,
+        "features": str(path),
+        "layers": layers,
+        "dims": int(X.shape[1]),
+        "n_spoof": int(len(y)),
+        "n_bonafide": int(is_bona.sum()),
+        "classes": classes,
+        "accuracy": float(correct.mean()),
+        "ci_low": low,
+        "ci_high": high,
+        "balanced_accuracy": float(recall.mean()),
+        "chance_majority": float(counts.max() / counts.sum()),
+        "chance_uniform": 1.0 / len(classes),
+        "folds": config.folds,
+        "group_by": config.group_by,
+        "holdout": holdouts,
+        "unknown_score": "1 - max softmax probability (Hendrycks & Gimpel 2017)",
         "known_recall": KNOWN_RECALL,
         "mean_auroc_unknown": float(np.nanmean(aurocs)) if np.isfinite(aurocs).any() else float("nan"),
-        "mean_auroc_unknown_distance": (float(np.nanmean(table["auroc_unknown_distance"].to_numpy(float)))
-                                        if np.isfinite(aurocs).any() else float("nan")),
+        "mean_auroc_unknown_distance": (
+            float(np.nanmean(table["auroc_unknown_distance"].to_numpy(float)))
+            if np.isfinite(aurocs).any()
+            else float("nan")
+        ),
         "notes": list(aligned.notes) + ([f"{dropped} row(s) with NaN/inf dropped"] if dropped else []),
     }
     if len(classes) < 3:
@@ -282,15 +358,22 @@ def compute_profile(features: str | Path, manifest: "pd.DataFrame", *, config: P
     if is_bona.any() and np.isfinite(aurocs).sum() >= 3:
         for metric in ("d_bona", "bona_axis_proj"):
             summary[f"proximity_vs_auroc_{metric}"] = spearman_test(
-                table[metric].to_numpy(float), aurocs, seed=config.seed).to_dict()
+                table[metric].to_numpy(float), aurocs, seed=config.seed
+            ).to_dict()
     elif not is_bona.any():
         summary["notes"].append("no bona fide rows: bona fide proximity not computed")
     return table, pd.DataFrame(confusion_rows, columns=CONFUSION_COLUMNS), summary
 
 
-def run_profile(features: str | Path, *, manifest: str | Path, out: str | Path,
-                config: ProfileConfig = ProfileConfig(), force: bool = False,
-                argv: Sequence[str] | None = None) -> dict:
+def run_profile(
+    features: str | Path,
+    *,
+    manifest: str | Path,
+    out: str | Path,
+    config: ProfileConfig = ProfileConfig(),
+    force: bool = False,
+    argv: Sequence[str] | None = None,
+) -> dict:
     """Profile, then write profile.parquet, profile_confusion.parquet and profile.json under ``out``."""
     from cm_cli.analysis._output import previous_summary, write_outputs
     from cm_cli.data.manifests import load_manifest
@@ -301,6 +384,14 @@ def run_profile(features: str | Path, *, manifest: str | Path, out: str | Path,
         return done
     frame = load_manifest(manifest, split=config.split)
     table, confusion, summary = compute_profile(features, frame, config=config, source=str(manifest))
-    return write_outputs(out, "profile", options, tables={PROFILE_FILE: table, CONFUSION_FILE: confusion},
-                         summary=summary, summary_name="profile.json", inputs=[features, manifest], force=force,
-                         argv=argv)
+    return write_outputs(
+        out,
+        "profile",
+        options,
+        tables={PROFILE_FILE: table, CONFUSION_FILE: confusion},
+        summary=summary,
+        summary_name="profile.json",
+        inputs=[features, manifest],
+        force=force,
+        argv=argv,
+    )

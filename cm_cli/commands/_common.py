@@ -21,11 +21,36 @@ from cm_cli.core.context import Context
 from cm_cli.core.errors import CmError
 
 __all__ = [
-    "CmGroup", "make_app", "get_ctx", "emit", "console", "err_console", "resolve_options", "check_option_value", "apply_command_table",
-    "option_type", "OptionType",
-    "Corpus", "OutDir", "ManifestOpt", "PresetOpt", "ForceOpt", "ShardOpt", "SplitOpt",
-    "complete_preset", "complete_corpus", "complete_codec", "complete_spec", "resolve_manifest", "recorded_manifest", "print_dry_run", "rich_reporter",
-    "PANEL_DATA", "PANEL_MODELLING", "PANEL_ANALYSIS", "PANEL_OTHER",
+    "CmGroup",
+    "make_app",
+    "get_ctx",
+    "emit",
+    "console",
+    "err_console",
+    "resolve_options",
+    "check_option_value",
+    "apply_command_table",
+    "option_type",
+    "OptionType",
+    "Corpus",
+    "OutDir",
+    "ManifestOpt",
+    "PresetOpt",
+    "ForceOpt",
+    "ShardOpt",
+    "SplitOpt",
+    "complete_preset",
+    "complete_corpus",
+    "complete_codec",
+    "complete_spec",
+    "resolve_manifest",
+    "recorded_manifest",
+    "print_dry_run",
+    "rich_reporter",
+    "PANEL_DATA",
+    "PANEL_MODELLING",
+    "PANEL_ANALYSIS",
+    "PANEL_OTHER",
 ]
 
 PANEL_DATA = "Data"
@@ -164,8 +189,10 @@ def _hint_global_option(exc: Any, ctx) -> None:
     globals_ = {opt: param for param in ctx.command.params for opt in (*param.opts, *param.secondary_opts)}
     if name in globals_ and exc.ctx is not None and exc.ctx.command is not ctx.command:
         command = exc.ctx.info_name or "COMMAND"
-        exc.message = (f"{exc.message}. {name} is a global option: it goes before the command, "
-                       f"e.g. cm {name}{'' if globals_[name].is_flag else ' VALUE'} {command} ...")
+        exc.message = (
+            f"{exc.message}. {name} is a global option: it goes before the command, "
+            f"e.g. cm {name}{'' if globals_[name].is_flag else ' VALUE'} {command} ..."
+        )
 
 
 def make_app(**kwargs: Any) -> typer.Typer:
@@ -248,8 +275,10 @@ def resolve_options(
     params = {p.name: p for p in getattr(typer_ctx.command, "params", [])}
     unknown = sorted(set(toml_options) - set(values) - set(params))
     if unknown:
-        raise CmError(f"{toml_source} has unknown option(s) {', '.join(unknown)}",
-                      f"options of `cm {command}`: {', '.join(sorted(params or values))}")
+        raise CmError(
+            f"{toml_source} has unknown option(s) {', '.join(unknown)}",
+            f"options of `cm {command}`: {', '.join(sorted(params or values))}",
+        )
     unknown = sorted(set(preset_options) - set(values))
     if unknown:
         raise CmError(f"preset {preset!r} sets unknown option(s) {', '.join(unknown)} for `cm {command}`")
@@ -261,14 +290,25 @@ def resolve_options(
         if explicit:
             resolved[name] = value
         elif name in preset_options:
-            resolved[name] = _like(value, check_option_value(params.get(name), name, preset_options[name], preset_source))
+            resolved[name] = _like(
+                value, check_option_value(params.get(name), name, preset_options[name], preset_source)
+            )
         elif name in toml_options:
             resolved[name] = _like(value, check_option_value(params.get(name), name, toml_options[name], toml_source))
         else:
             resolved[name] = value
-        _require_finite(params.get(name), name, resolved[name],
-                        "the command line" if explicit else preset_source if name in preset_options
-                        else toml_source if name in toml_options else "the default")
+        _require_finite(
+            params.get(name),
+            name,
+            resolved[name],
+            "the command line"
+            if explicit
+            else preset_source
+            if name in preset_options
+            else toml_source
+            if name in toml_options
+            else "the default",
+        )
     return resolved
 
 
@@ -279,8 +319,10 @@ def _table_options(table: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key, value in table.items():
         name = key.replace("-", "_")
         if name in options:
-            raise CmError(f"{source}: option {name!r} is given twice (spelt with - and _)",
-                          "keep one; cm never lets the last value win silently")
+            raise CmError(
+                f"{source}: option {name!r} is given twice (spelt with - and _)",
+                "keep one; cm never lets the last value win silently",
+            )
         options[name] = value
     return options
 
@@ -295,11 +337,12 @@ def _require_finite(param: Any, name: str, value: Any, source: str) -> None:
     spec = option_type(param) if param is not None else None
     if spec is None or spec.kind is not float or value is None:
         return
-    for item in (value if isinstance(value, (list, tuple)) else [value]):
+    for item in value if isinstance(value, (list, tuple)) else [value]:
         if isinstance(item, (int, float)) and not isinstance(item, bool) and not math.isfinite(item):
             option = "--" + name.replace("_", "-")
-            raise UsageError(f"{option} {item!r} (from {source}) is not a finite number",
-                             f"give {option} a finite value")
+            raise UsageError(
+                f"{option} {item!r} (from {source}) is not a finite number", f"give {option} a finite value"
+            )
 
 
 _TRUE = {"true", "yes", "on", "1", "y", "t"}
@@ -318,7 +361,9 @@ class OptionType:
     def describe(self) -> str:
         if isinstance(self.kind, type) and issubclass(self.kind, enum.Enum):
             return "one of " + ", ".join(str(m.value) for m in self.kind)
-        text = {bool: "a boolean (true/false)", int: "an integer", float: "a number", Path: "a path"}.get(self.kind, "text")
+        text = {bool: "a boolean (true/false)", int: "an integer", float: "a number", Path: "a path"}.get(
+            self.kind, "text"
+        )
         if self.minimum is not None and self.maximum is not None:
             text += f" in [{self.minimum:g}, {self.maximum:g}]"
         elif self.minimum is not None:
@@ -339,19 +384,29 @@ def option_type(param: Any) -> OptionType | None:
         if multiple:
             annotation = (typing.get_args(annotation) or (str,))[0]
         info = descriptor.parameter_info
-        return OptionType(annotation if isinstance(annotation, type) else str, multiple,
-                          getattr(info, "min", None), getattr(info, "max", None))
+        return OptionType(
+            annotation if isinstance(annotation, type) else str,
+            multiple,
+            getattr(info, "min", None),
+            getattr(info, "max", None),
+        )
     kind = getattr(param, "type", None)
     if kind is None:
         return None
     import click
 
-    mapping = [(click.types.BoolParamType, bool), (click.types.IntParamType, int), (click.types.FloatParamType, float),
-               (click.Path, Path)]
+    mapping = [
+        (click.types.BoolParamType, bool),
+        (click.types.IntParamType, int),
+        (click.types.FloatParamType, float),
+        (click.Path, Path),
+    ]
     python = next((t for c, t in mapping if isinstance(kind, c)), str)
     if isinstance(kind, click.Choice):
         python = str
-    return OptionType(python, bool(getattr(param, "multiple", False)), getattr(kind, "min", None), getattr(kind, "max", None))
+    return OptionType(
+        python, bool(getattr(param, "multiple", False)), getattr(kind, "min", None), getattr(kind, "max", None)
+    )
 
 
 def check_option_value(param: Any, name: str, value: Any, source: str) -> Any:
@@ -369,8 +424,10 @@ def check_option_value(param: Any, name: str, value: Any, source: str) -> Any:
     option = "--" + name.replace("_", "-")
 
     def bad() -> CmError:
-        return CmError(f"{source}: {name} = {value!r} is not {spec.describe()} (option {option})",
-                       f"fix the value there, or give {option} on the command line")
+        return CmError(
+            f"{source}: {name} = {value!r} is not {spec.describe()} (option {option})",
+            f"fix the value there, or give {option} on the command line",
+        )
 
     if spec.multiple:
         items = list(value) if isinstance(value, (list, tuple)) else [value]
@@ -441,13 +498,17 @@ def apply_command_table(click_ctx: Any, ctx: Context) -> None:
     options = _table_options(table, source)
     unknown = sorted(set(options) - set(params))
     if unknown:
-        raise CmError(f"{source} has unknown option(s) {', '.join(unknown)}",
-                      f"options of `cm {name}`: {', '.join(sorted(params))}")
+        raise CmError(
+            f"{source} has unknown option(s) {', '.join(unknown)}",
+            f"options of `cm {name}`: {', '.join(sorted(params))}",
+        )
     converted = {}
     for key, value in options.items():
         value = check_option_value(params[key], key, value, source)
         _require_finite(params[key], key, value, source)
-        converted[key] = value.value if isinstance(value, enum.Enum) else str(value) if isinstance(value, Path) else value
+        converted[key] = (
+            value.value if isinstance(value, enum.Enum) else str(value) if isinstance(value, Path) else value
+        )
     click_ctx.default_map = {**(click_ctx.default_map or {}), name: converted}
 
 
@@ -470,10 +531,16 @@ def rich_reporter(ctx: Context):
         from cm_cli.core.progress import LogReporter
 
         return LogReporter(sys.stderr)
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    from rich.progress import ProgressColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class _RateColumn(ProgressColumn):
@@ -484,8 +551,15 @@ def rich_reporter(ctx: Context):
     class _Rich:
         def __init__(self) -> None:
             self.progress = Progress(
-                SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
-                MofNCompleteColumn(), _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=err_console(), transient=True,
+                SpinnerColumn(),
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _RateColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err_console(),
+                transient=True,
             )
             self.active = 0
 
@@ -508,6 +582,7 @@ def rich_reporter(ctx: Context):
 
 
 # --------------------------------------------------------------------------- shared options
+
 
 def _corpus_enum() -> type[enum.Enum]:
     from cm_cli.data.manifest import CORPORA  # the one list of corpora (light module: no pandas at import)
@@ -549,8 +624,9 @@ def recorded_manifest(artifact: Path | None) -> Path | None:
     return None
 
 
-def resolve_manifest(ctx: Context, manifest: Path | None, *, upstream: Path | None = None, corpus: str | None = None,
-                     build: bool = True) -> Path:
+def resolve_manifest(
+    ctx: Context, manifest: Path | None, *, upstream: Path | None = None, corpus: str | None = None, build: bool = True
+) -> Path:
     """The one rule for the manifest a command uses (DESIGN.md, "Default manifest").
 
     1. ``--manifest`` when given;
@@ -573,8 +649,10 @@ def resolve_manifest(ctx: Context, manifest: Path | None, *, upstream: Path | No
         present = built or [name for name in CORPORA if ctx.corpus_root(name).is_dir()]
         if len(present) != 1:
             found = f"several corpora ({', '.join(present)})" if present else "no corpus"
-            raise UsageError(f"no --manifest given, and {found} under the data root {ctx.data_root}",
-                             "pass --manifest PATH (e.g. runs/manifests/toy/manifest.parquet)")
+            raise UsageError(
+                f"no --manifest given, and {found} under the data root {ctx.data_root}",
+                "pass --manifest PATH (e.g. runs/manifests/toy/manifest.parquet)",
+            )
         corpus = present[0]
     path = ctx.default_manifest(corpus)
     if build and not path.is_file():
@@ -585,8 +663,18 @@ def resolve_manifest(ctx: Context, manifest: Path | None, *, upstream: Path | No
 
 
 OutDir = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory.", show_default=False)]
-ManifestOpt = Annotated[Optional[Path], typer.Option("--manifest", "-m", help="Manifest Parquet (default: the data root corpus's manifest).")]
-PresetOpt = Annotated[Optional[str], typer.Option("--preset", "-p", help="Preset name or YAML path.", autocompletion=complete_preset)]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Redo all the work (reuse nothing), also when the output exists with other options.")]
-ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="Process shard I/N (I from 0); default from SLURM_ARRAY_TASK_*.")]
+ManifestOpt = Annotated[
+    Optional[Path],
+    typer.Option("--manifest", "-m", help="Manifest Parquet (default: the data root corpus's manifest)."),
+]
+PresetOpt = Annotated[
+    Optional[str], typer.Option("--preset", "-p", help="Preset name or YAML path.", autocompletion=complete_preset)
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Redo all the work (reuse nothing), also when the output exists with other options."),
+]
+ShardOpt = Annotated[
+    Optional[str], typer.Option("--shard", help="Process shard I/N (I from 0); default from SLURM_ARRAY_TASK_*.")
+]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Use only this split (train, dev, eval).")]

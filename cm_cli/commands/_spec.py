@@ -70,8 +70,7 @@ class Opt:
                 extra["show_default"] = self.show_default
             kind = self.kind if self.default is not None else Optional[self.kind]
             annotation = Annotated[kind, typer.Option(self.flag, *self.flags, **extra)]
-        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=self.default,
-                                 annotation=annotation)
+        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=self.default, annotation=annotation)
 
     def to_config(self, value: Any) -> Any:
         return self.convert(value) if self.convert is not None else value
@@ -107,8 +106,11 @@ class Options:
 
     def config(self, cls: type, resolved: Mapping[str, Any], **extra: Any) -> Any:
         """The library config dataclass from resolved option values (``extra``: fields no option sets, e.g. seed)."""
-        fields = {o.config_field: o.to_config(resolved[o.name]) for o in self.options
-                  if o.config_field is not None and o.name in resolved}
+        fields = {
+            o.config_field: o.to_config(resolved[o.name])
+            for o in self.options
+            if o.config_field is not None and o.name in resolved
+        }
         return cls(**fields, **extra)
 
     def defaults(self) -> dict[str, Any]:

@@ -23,11 +23,19 @@ from cm_cli.commands._spec import Opt, Options
 # each option once: its flag, type, default and help, the preset/cm.toml key, and the CkaConfig field it sets
 OPTIONS = Options(
     Opt("out", annotation=OutDir, field=None),
-    Opt("estimator", str, None, "HSIC estimator: biased or debiased (unbiased HSIC). Default: biased for full batch, debiased with --batch-size (biased is refused there).", show_default=False,
-        convert=lambda value: str(value) if value else None),
+    Opt(
+        "estimator",
+        str,
+        None,
+        "HSIC estimator: biased or debiased (unbiased HSIC). Default: biased for full batch, debiased with --batch-size (biased is refused there).",
+        show_default=False,
+        convert=lambda value: str(value) if value else None,
+    ),
     Opt("layers_a", str, None, "Layers of A (index, name, comma list; default all).", flags=("--layer",)),
     Opt("layers_b", str, None, "Layers of B (default: as --layers-a)."),
-    Opt("batch_size", int, None, "Minibatch CKA: unbiased HSIC accumulated over random batches of this size (large N)."),
+    Opt(
+        "batch_size", int, None, "Minibatch CKA: unbiased HSIC accumulated over random batches of this size (large N)."
+    ),
     Opt("preset", annotation=PresetOpt, field=None, resolved=False),
     Opt("force", annotation=ForceOpt, default=False, field=None),
 )
@@ -37,7 +45,9 @@ OPTIONS = Options(
 def cka(
     ctx: typer.Context,
     embeddings_a: Annotated[Path, typer.Argument(help="Embeddings (set A).", show_default=False)],
-    embeddings_b: Annotated[Optional[Path], typer.Argument(help="Embeddings (set B; default A itself).", show_default=False)] = None,
+    embeddings_b: Annotated[
+        Optional[Path], typer.Argument(help="Embeddings (set B; default A itself).", show_default=False)
+    ] = None,
     **options,
 ) -> None:
     """CKA matrix and diagonal between layers; identical inputs are flagged (CKA 1 by construction)."""
@@ -51,8 +61,16 @@ def cka(
     name = set_name(embeddings_a) + (f"_vs_{set_name(embeddings_b)}" if embeddings_b else "")
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "cka" / name
     if c_.dry_run:
-        print_dry_run(c_, "cka", {"embeddings_a": str(embeddings_a), "embeddings_b": str(embeddings_b) if embeddings_b else None,
-                                  "out": str(out_dir), "config": config.options()})
+        print_dry_run(
+            c_,
+            "cka",
+            {
+                "embeddings_a": str(embeddings_a),
+                "embeddings_b": str(embeddings_b) if embeddings_b else None,
+                "out": str(out_dir),
+                "config": config.options(),
+            },
+        )
         return
     with use_reporter(rich_reporter(c_)):
         summary = run_cka(embeddings_a, embeddings_b, out=out_dir, config=config, force=bool(opts["force"]))

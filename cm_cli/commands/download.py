@@ -23,19 +23,64 @@ class Subset(str, enum.Enum):
 
 def download(
     ctx: typer.Context,
-    corpus: Annotated[Optional[str], typer.Argument(help="Corpus to fetch: toy builds the embedded synthetic corpus.", autocompletion=complete_corpus, show_default=False)] = None,
+    corpus: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Corpus to fetch: toy builds the embedded synthetic corpus.",
+            autocompletion=complete_corpus,
+            show_default=False,
+        ),
+    ] = None,
     size: Annotated[str, typer.Option("--size", help="toy only: small or medium.")] = "small",
-    coded: Annotated[bool, typer.Option("--coded/--clean-only", help="toy only: add coded eval copies (mp3, opus, speex, gsm) as ASVspoof 5 does.")] = True,
-    subset: Annotated[Subset, typer.Option("--subset", help="protocols (keys only), dev (plus development audio) or full.")] = Subset.full,
-    list_: Annotated[bool, typer.Option("--list", help="List the downloadable corpora, their files, sizes and licences.")] = False,
-    source: Annotated[Source, typer.Option("--source", help="Where real corpora come from: zenodo (the release) or huggingface (the organisers' hub mirror, asvspoof5).")] = Source.zenodo,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Mirror: files are fetched from BASE_URL/<file name> (env CM_MIRROR); with --source huggingface, the hub endpoint.", show_default=False)] = None,
+    coded: Annotated[
+        bool,
+        typer.Option(
+            "--coded/--clean-only", help="toy only: add coded eval copies (mp3, opus, speex, gsm) as ASVspoof 5 does."
+        ),
+    ] = True,
+    subset: Annotated[
+        Subset, typer.Option("--subset", help="protocols (keys only), dev (plus development audio) or full.")
+    ] = Subset.full,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the downloadable corpora, their files, sizes and licences.")
+    ] = False,
+    source: Annotated[
+        Source,
+        typer.Option(
+            "--source",
+            help="Where real corpora come from: zenodo (the release) or huggingface (the organisers' hub mirror, asvspoof5).",
+        ),
+    ] = Source.zenodo,
+    base_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--base-url",
+            help="Mirror: files are fetched from BASE_URL/<file name> (env CM_MIRROR); with --source huggingface, the hub endpoint.",
+            show_default=False,
+        ),
+    ] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Files downloaded in parallel.", min=1)] = 4,
-    retries: Annotated[int, typer.Option("--retries", help="Retries per file (exponential backoff, Retry-After honoured).", min=0)] = 5,
+    retries: Annotated[
+        int, typer.Option("--retries", help="Retries per file (exponential backoff, Retry-After honoured).", min=0)
+    ] = 5,
     aria2: Annotated[bool, typer.Option("--aria2", help="Use aria2c for the transfers when it is on PATH.")] = False,
-    unpack: Annotated[bool, typer.Option("--unpack/--no-unpack", help="Unpack the archives into the corpus folder.")] = True,
-    model: Annotated[Optional[str], typer.Option("--model", help="Download a pretrained model into the cache instead of a corpus: a zoo name (--list-models) or a hub id.", show_default=False)] = None,
-    list_models: Annotated[bool, typer.Option("--list-models", help="List the zoo's published detectors: source, licence, paper, expected input.")] = False,
+    unpack: Annotated[
+        bool, typer.Option("--unpack/--no-unpack", help="Unpack the archives into the corpus folder.")
+    ] = True,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            help="Download a pretrained model into the cache instead of a corpus: a zoo name (--list-models) or a hub id.",
+            show_default=False,
+        ),
+    ] = None,
+    list_models: Annotated[
+        bool,
+        typer.Option(
+            "--list-models", help="List the zoo's published detectors: source, licence, paper, expected input."
+        ),
+    ] = False,
     force: ForceOpt = False,
 ) -> None:
     """Download a corpus into the data root (``toy``: build the synthetic corpus)."""
@@ -55,8 +100,17 @@ def download(
     if corpus is None:
         raise UsageError("name a corpus to download", "e.g. `cm download toy`, or `cm download --list`")
     if corpus != "toy":
-        _download_real(c, corpus, subset=subset.value, base_url=base_url, jobs=jobs, retries=retries,
-                       aria2=aria2, unpack=unpack, source=source.value)
+        _download_real(
+            c,
+            corpus,
+            subset=subset.value,
+            base_url=base_url,
+            jobs=jobs,
+            retries=retries,
+            aria2=aria2,
+            unpack=unpack,
+            source=source.value,
+        )
         return
     target = c.corpus_root("toy")
     options = {"corpus": corpus, "size": size, "seed": c.seed, "target": str(target), "coded": coded}
@@ -72,15 +126,32 @@ def download(
             from cm_cli.degrade.toy_conditions import add_coded_eval_conditions
 
             added = add_coded_eval_conditions(target, seed=c.seed, workers=c.workers)
-    payload = {"corpus": "toy", "root": str(info.root), "size": info.size, "seed": info.seed,
-               "built": info.built, "n_files": info.n_files + sum(added.values()), "counts": info.counts,
-               "coded_eval_copies": added}
+    payload = {
+        "corpus": "toy",
+        "root": str(info.root),
+        "size": info.size,
+        "seed": info.seed,
+        "built": info.built,
+        "n_files": info.n_files + sum(added.values()),
+        "counts": info.counts,
+        "coded_eval_copies": added,
+    }
     verb = "built" if info.built else "already present"
     emit(c, payload, f"toy corpus ({info.size}, seed {info.seed}) {verb} at {info.root}: {info.n_files} files")
 
 
-def _download_real(c, corpus: str, *, subset: str, base_url: Optional[str], jobs: int, retries: int,
-                   aria2: bool, unpack: bool, source: str = "zenodo") -> None:
+def _download_real(
+    c,
+    corpus: str,
+    *,
+    subset: str,
+    base_url: Optional[str],
+    jobs: int,
+    retries: int,
+    aria2: bool,
+    unpack: bool,
+    source: str = "zenodo",
+) -> None:
     from cm_cli.core.errors import UsageError
     from cm_cli.core.progress import use_reporter
     from cm_cli.data.corpora.sources import CORPUS_SOURCES
@@ -93,18 +164,43 @@ def _download_real(c, corpus: str, *, subset: str, base_url: Optional[str], jobs
         from cm_cli.data.corpora.hub_mirror import hub_mirror
 
         hub_mirror(corpus)
-    options = {"corpus": corpus, "subset": subset, "source": source, "base_url": mirror, "target": str(root), "jobs": jobs,
-               "retries": retries, "aria2": aria2, "unpack": unpack}
+    options = {
+        "corpus": corpus,
+        "subset": subset,
+        "source": source,
+        "base_url": mirror,
+        "target": str(root),
+        "jobs": jobs,
+        "retries": retries,
+        "aria2": aria2,
+        "unpack": unpack,
+    }
     if c.dry_run:
         print_dry_run(c, "download", options)
         return
     from cm_cli.data.corpora.fetch import download_corpus
 
     with use_reporter(rich_reporter(c)):
-        result = download_corpus(corpus, root, subset=subset, base_url=mirror, unpack=unpack, workers=jobs,
-                                 retries=retries, aria2=aria2, source_name=source)
-    payload = {"corpus": corpus, "subset": subset, "root": str(root), "changed": result.changed,
-               "files": result.files, "unpacked": result.unpacked, "warnings": result.warnings}
+        result = download_corpus(
+            corpus,
+            root,
+            subset=subset,
+            base_url=mirror,
+            unpack=unpack,
+            workers=jobs,
+            retries=retries,
+            aria2=aria2,
+            source_name=source,
+        )
+    payload = {
+        "corpus": corpus,
+        "subset": subset,
+        "root": str(root),
+        "changed": result.changed,
+        "files": result.files,
+        "unpacked": result.unpacked,
+        "warnings": result.warnings,
+    }
 
     def human() -> None:
         out = console()
@@ -115,8 +211,10 @@ def _download_real(c, corpus: str, *, subset: str, base_url: Optional[str], jobs
         if not result.changed:
             out.print(f"{corpus} ({subset}) already downloaded and unpacked at {root}: nothing to do")
         else:
-            out.print(f"{corpus} ({subset}) at {root}: {n_new} file(s) downloaded, "
-                      f"{len(result.files) - n_new} already present, {n_unpacked} archive(s) unpacked")
+            out.print(
+                f"{corpus} ({subset}) at {root}: {n_new} file(s) downloaded, "
+                f"{len(result.files) - n_new} already present, {n_unpacked} archive(s) unpacked"
+            )
 
     emit(c, payload, human)
 
@@ -131,8 +229,10 @@ def _download_model(c, name: str, *, base_url: Optional[str] = None, retries: in
     try:
         from cm_cli.models.hub import download_model
     except ImportError:
-        raise CmError("model downloads are not available in this installation (cm_cli.models.hub is missing)",
-                      "update cm, or fetch the model with huggingface_hub directly") from None
+        raise CmError(
+            "model downloads are not available in this installation (cm_cli.models.hub is missing)",
+            "update cm, or fetch the model with huggingface_hub directly",
+        ) from None
     _check_model_name(name)
     if c.dry_run:
         print_dry_run(c, "download", {"model": name, "cache_dir": str(c.cache_dir)})
@@ -152,8 +252,11 @@ def _check_model_name(name: str) -> None:
 
     if "/" in name or name in SSL_MODELS or name in EXTRA_MODELS or Path(name).expanduser().is_dir():
         return
-    raise CmError(f"unknown model {name!r}; zoo: {', '.join(ZOO)}; backbones: {', '.join(SSL_MODELS)}; "
-                  f"other: {', '.join(EXTRA_MODELS)}", "or give a Hugging Face hub id (org/name)")
+    raise CmError(
+        f"unknown model {name!r}; zoo: {', '.join(ZOO)}; backbones: {', '.join(SSL_MODELS)}; "
+        f"other: {', '.join(EXTRA_MODELS)}",
+        "or give a Hugging Face hub id (org/name)",
+    )
 
 
 def _download_zoo(c, name: str, *, base_url: Optional[str], retries: int, force: bool) -> None:
@@ -183,38 +286,66 @@ def _list_models(c) -> None:
         out = console()
         out.print("model zoo: `cm download --model NAME`, then `--model NAME` in cm eval / embed / patch")
         for m in models:
-            pinned = "shipped in the package" if m["kind"] == "packaged" else (m["sha256"] or "not pinned: "
-                                                                              + str(m["sha256_note"]))
+            pinned = (
+                "shipped in the package"
+                if m["kind"] == "packaged"
+                else (m["sha256"] or "not pinned: " + str(m["sha256_note"]))
+            )
             here = "[green]ready[/]" if m["cached"] else "not downloaded"
             out.print(f"\n[bold]{m['name']}[/]  {escape(m['title'])}  ({here})")
             expected = f"{m['sample_rate']} Hz, {m['length_policy']}"
-            for label, value in (("trained on", m["trained_on"]), ("input", expected), ("score", m["score"]),
-                                 ("licence", m["licence"]), ("paper", m["paper"]), ("source", m["source"]),
-                                 ("sha256", pinned)):
+            for label, value in (
+                ("trained on", m["trained_on"]),
+                ("input", expected),
+                ("score", m["score"]),
+                ("licence", m["licence"]),
+                ("paper", m["paper"]),
+                ("source", m["source"]),
+                ("sha256", pinned),
+            ):
                 out.print(f"  {label}: {escape(str(value))}", soft_wrap=True)
 
     emit(c, {"models": models}, human)
 
 
 def _list(c) -> None:
-    from cm_cli.data.corpora.sources import CORPUS_SOURCES, SUBSETS
-
     from cm_cli.data.corpora.hub_mirror import HUB_MIRRORS
+    from cm_cli.data.corpora.sources import CORPUS_SOURCES, SUBSETS
 
     corpora = []
     for source in CORPUS_SOURCES.values():
         mirror = HUB_MIRRORS.get(source.name)
-        corpora.append({
-            "corpus": source.name, "title": source.title, "licence": source.licence, "homepage": source.homepage,
-            "sources": ["zenodo" if any(f.zenodo_record for f in source.files) else "web"]
-            + ([f"huggingface ({mirror[0]})"] if mirror else []),
-            "layout": source.layout, "subset_notes": source.subset_notes,
-            "files": [{"name": f.name, "url": f.url, "subset": f.subset, "size": f.size,
-                       "md5": f.md5, "zenodo_record": f.zenodo_record, "checksum": "published" if f.md5 else ("zenodo" if f.zenodo_record else "none")}
-                      for f in source.files],
-        })
-    payload = {"subsets": list(SUBSETS), "corpora": [{"corpus": "toy", "title": "embedded synthetic corpus",
-                                                     "licence": "generated locally", "files": []}] + corpora}
+        corpora.append(
+            {
+                "corpus": source.name,
+                "title": source.title,
+                "licence": source.licence,
+                "homepage": source.homepage,
+                "sources": ["zenodo" if any(f.zenodo_record for f in source.files) else "web"]
+                + ([f"huggingface ({mirror[0]})"] if mirror else []),
+                "layout": source.layout,
+                "subset_notes": source.subset_notes,
+                "files": [
+                    {
+                        "name": f.name,
+                        "url": f.url,
+                        "subset": f.subset,
+                        "size": f.size,
+                        "md5": f.md5,
+                        "zenodo_record": f.zenodo_record,
+                        "checksum": "published" if f.md5 else ("zenodo" if f.zenodo_record else "none"),
+                    }
+                    for f in source.files
+                ],
+            }
+        )
+    payload = {
+        "subsets": list(SUBSETS),
+        "corpora": [
+            {"corpus": "toy", "title": "embedded synthetic corpus", "licence": "generated locally", "files": []}
+        ]
+        + corpora,
+    }
 
     def human() -> None:
         from rich.table import Table
@@ -225,9 +356,20 @@ def _list(c) -> None:
         table.add_row("toy", "(built locally, --size)", "", "", "", "", "generated")
         for entry in corpora:
             for i, f in enumerate(entry["files"]):
-                size = f"{f['size'] / 1e9:.1f} GB" if f["size"] else ("at download (Zenodo)" if f["zenodo_record"] else "?")
-                table.add_row(entry["corpus"] if i == 0 else "", f["name"], f["subset"], size, f["checksum"],
-                              ", ".join(entry["sources"]) if i == 0 else "", entry["licence"] if i == 0 else "")
+                size = (
+                    f"{f['size'] / 1e9:.1f} GB"
+                    if f["size"]
+                    else ("at download (Zenodo)" if f["zenodo_record"] else "?")
+                )
+                table.add_row(
+                    entry["corpus"] if i == 0 else "",
+                    f["name"],
+                    f["subset"],
+                    size,
+                    f["checksum"],
+                    ", ".join(entry["sources"]) if i == 0 else "",
+                    entry["licence"] if i == 0 else "",
+                )
         console().print(table)
 
     emit(c, payload, human)

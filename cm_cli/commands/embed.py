@@ -9,8 +9,18 @@ from typing import Annotated, Optional
 import typer
 
 from cm_cli.commands._common import (
-    ForceOpt, ManifestOpt, OutDir, ShardOpt, SplitOpt, console, emit, get_ctx, print_dry_run, resolve_manifest,
-    resolve_options, rich_reporter,
+    ForceOpt,
+    ManifestOpt,
+    OutDir,
+    ShardOpt,
+    SplitOpt,
+    console,
+    emit,
+    get_ctx,
+    print_dry_run,
+    resolve_manifest,
+    resolve_options,
+    rich_reporter,
 )
 
 
@@ -29,20 +39,77 @@ def _complete_backbone(incomplete: str) -> list[str]:
 def embed(
     ctx: typer.Context,
     manifest: ManifestOpt = None,
-    backbone: Annotated[Optional[str], typer.Option("--backbone", "-b", help="Registry name (wavlm, w2v2, xlsr, hubert, aasist, …), hub id or model directory, or a feature set (prosody, reconstruction, transcript; docs/features.md); default: the checkpoint's own.", autocompletion=_complete_backbone)] = None,
+    backbone: Annotated[
+        Optional[str],
+        typer.Option(
+            "--backbone",
+            "-b",
+            help="Registry name (wavlm, w2v2, xlsr, hubert, aasist, …), hub id or model directory, or a feature set (prosody, reconstruction, transcript; docs/features.md); default: the checkpoint's own.",
+            autocompletion=_complete_backbone,
+        ),
+    ] = None,
     out: OutDir = None,
-    backbone_id: Annotated[Optional[str], typer.Option("--backbone-id", help="Hub id or local directory of the SSL weights (AASIST: the official .pth; reconstruction: a codec directory; transcript: a Whisper directory).")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="A `cm train` run directory or checkpoint (adds pooled and pre_logit), the official AASIST .pth, or an SSL-AASIST checkpoint (with --backbone-id: its XLS-R directory).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Embed with a zoo model (`cm download --list-models`), a `cm export` folder or a hub id, instead of --checkpoint.", show_default=False)] = None,
+    backbone_id: Annotated[
+        Optional[str],
+        typer.Option(
+            "--backbone-id",
+            help="Hub id or local directory of the SSL weights (AASIST: the official .pth; reconstruction: a codec directory; transcript: a Whisper directory).",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--checkpoint",
+            help="A `cm train` run directory or checkpoint (adds pooled and pre_logit), the official AASIST .pth, or an SSL-AASIST checkpoint (with --backbone-id: its XLS-R directory).",
+        ),
+    ] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            help="Embed with a zoo model (`cm download --list-models`), a `cm export` folder or a hub id, instead of --checkpoint.",
+            show_default=False,
+        ),
+    ] = None,
     layers: Annotated[str, typer.Option("--layers", help="all, or layer numbers like 0,6,12.")] = "all",
-    pooling: Annotated[Pooling, typer.Option("--pooling", help="Pool frames of SSL layers: mean, or meanstd (mean and standard deviation).")] = Pooling.mean,
+    pooling: Annotated[
+        Pooling,
+        typer.Option("--pooling", help="Pool frames of SSL layers: mean, or meanstd (mean and standard deviation)."),
+    ] = Pooling.mean,
     split: SplitOpt = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Utterances per forward pass (batched by length).", min=1)] = 16,
-    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="Centre-crop utterances to this many seconds (default: full length).", min=0.01)] = None,
-    fp32: Annotated[bool, typer.Option("--fp32", help="Store float32 and run without autocast (default float16 storage, bf16/fp16 autocast on CUDA).")] = False,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Utterances per forward pass (batched by length).", min=1)
+    ] = 16,
+    max_seconds: Annotated[
+        Optional[float],
+        typer.Option(
+            "--max-seconds", help="Centre-crop utterances to this many seconds (default: full length).", min=0.01
+        ),
+    ] = None,
+    fp32: Annotated[
+        bool,
+        typer.Option(
+            "--fp32",
+            help="Store float32 and run without autocast (default float16 storage, bf16/fp16 autocast on CUDA).",
+        ),
+    ] = False,
     shard: ShardOpt = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Audio decoding worker processes (default: the global --workers; 0 = in process).", min=0)] = None,
-    bitrates: Annotated[Optional[str], typer.Option("--bitrates", help="--backbone reconstruction: codec bitrates in kbps, e.g. 1.5,6 (one layer each; default: the lowest and the highest).")] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers",
+            "-j",
+            help="Audio decoding worker processes (default: the global --workers; 0 = in process).",
+            min=0,
+        ),
+    ] = None,
+    bitrates: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bitrates",
+            help="--backbone reconstruction: codec bitrates in kbps, e.g. 1.5,6 (one layer each; default: the lowest and the highest).",
+        ),
+    ] = None,
     force: ForceOpt = False,
 ) -> None:
     """Embed every utterance of a manifest at every backbone layer (embeddings.parquet, float16)."""
@@ -51,24 +118,43 @@ def embed(
     from cm_cli.core.shard import resolve_shard
 
     c = get_ctx(ctx)
-    values = dict(layers=layers, pooling=pooling, split=split, batch_size=batch_size, max_seconds=max_seconds, fp32=fp32,
-                  bitrates=bitrates)
+    values = dict(
+        layers=layers,
+        pooling=pooling,
+        split=split,
+        batch_size=batch_size,
+        max_seconds=max_seconds,
+        fp32=fp32,
+        bitrates=bitrates,
+    )
     opts = resolve_options(ctx, "embed", values)
     if model is not None:
         from cm_cli.models.zoo import resolve_model_option
 
         checkpoint = resolve_model_option(model, checkpoint, cache_dir=c.cache_dir, flag="--checkpoint")
     if backbone is None and checkpoint is None:
-        raise UsageError("no model to embed with", "give --backbone NAME (e.g. wavlm), or --checkpoint RUN_DIR of `cm train`")
+        raise UsageError(
+            "no model to embed with", "give --backbone NAME (e.g. wavlm), or --checkpoint RUN_DIR of `cm train`"
+        )
     if out is None:
         raise UsageError("--out is required", "e.g. --out runs/embeddings/wavlm")
     manifest_path = resolve_manifest(c, manifest, upstream=checkpoint, build=False)
     the_shard = resolve_shard(shard)
     pool = Pooling(opts["pooling"]).value
-    options = {"layers": opts["layers"], "pooling": pool, "split": opts["split"], "max_seconds": opts["max_seconds"],
-               "fp32": bool(opts["fp32"]), "backbone": backbone, "backbone_id": backbone_id,
-               "checkpoint": str(checkpoint) if checkpoint else None, "manifest": str(manifest_path), "out": str(out),
-               "shard": str(the_shard), "batch_size": opts["batch_size"]}
+    options = {
+        "layers": opts["layers"],
+        "pooling": pool,
+        "split": opts["split"],
+        "max_seconds": opts["max_seconds"],
+        "fp32": bool(opts["fp32"]),
+        "backbone": backbone,
+        "backbone_id": backbone_id,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "manifest": str(manifest_path),
+        "out": str(out),
+        "shard": str(the_shard),
+        "batch_size": opts["batch_size"],
+    }
     feature_options = {"bitrates": opts["bitrates"]} if opts.get("bitrates") else None
     if feature_options:
         options["bitrates"] = opts["bitrates"]
@@ -80,16 +166,35 @@ def embed(
 
     with use_reporter(rich_reporter(c)):
         result = embed_manifest(
-            manifest_path, out, backbone=backbone, backbone_id=backbone_id, checkpoint=checkpoint,
-            layers=opts["layers"], pooling=pool, split=opts["split"], batch_size=int(opts["batch_size"]),
-            max_seconds=opts["max_seconds"], fp32=bool(opts["fp32"]), shard=the_shard, data_root=c.data_root,
-            device=c.torch_device(), workers=c.data_workers(workers), force=force,
+            manifest_path,
+            out,
+            backbone=backbone,
+            backbone_id=backbone_id,
+            checkpoint=checkpoint,
+            layers=opts["layers"],
+            pooling=pool,
+            split=opts["split"],
+            batch_size=int(opts["batch_size"]),
+            max_seconds=opts["max_seconds"],
+            fp32=bool(opts["fp32"]),
+            shard=the_shard,
+            data_root=c.data_root,
+            device=c.torch_device(),
+            workers=c.data_workers(workers),
+            force=force,
             feature_options=feature_options,
         )
-    payload = {"embeddings": str(result.path), "skipped": result.skipped, "n_rows": result.n_rows,
-               "n_failed": result.n_failed, "failures": str(result.failures) if result.failures else None,
-               **{k: result.summary.get(k) for k in ("backbone", "checkpoint", "pooling", "dtype", "dims", "notes",
-                                                     "utterances_per_second", "flags")}}
+    payload = {
+        "embeddings": str(result.path),
+        "skipped": result.skipped,
+        "n_rows": result.n_rows,
+        "n_failed": result.n_failed,
+        "failures": str(result.failures) if result.failures else None,
+        **{
+            k: result.summary.get(k)
+            for k in ("backbone", "checkpoint", "pooling", "dtype", "dims", "notes", "utterances_per_second", "flags")
+        },
+    }
     emit(c, payload, lambda: _print(result))
 
 
@@ -101,7 +206,9 @@ def _print(result) -> None:
         return
     dims = s.get("dims", {})
     shown = ", ".join(f"{k}:{v}" for k, v in list(dims.items())[:4]) + (" …" if len(dims) > 4 else "")
-    out.print(f"{result.path}: {result.n_rows} utterances x {len(dims)} columns ({shown}), {s.get('dtype')}, "
-              f"{s.get('backbone')} pooling={s.get('pooling')}, {s.get('utterances_per_second')} utt/s")
+    out.print(
+        f"{result.path}: {result.n_rows} utterances x {len(dims)} columns ({shown}), {s.get('dtype')}, "
+        f"{s.get('backbone')} pooling={s.get('pooling')}, {s.get('utterances_per_second')} utt/s"
+    )
     for note in s.get("notes", []):
         out.print(f"[yellow]note:[/] {note}")

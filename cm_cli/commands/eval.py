@@ -13,14 +13,23 @@ directory through ``cm_cli.evaluation.writer``. Every option can come from the
 
 from __future__ import annotations
 
-from pathlib import Path
 import enum
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from cm_cli.commands._common import (ForceOpt, ManifestOpt, OutDir, complete_spec, console, emit, get_ctx,
-                                     print_dry_run, resolve_options)
+from cm_cli.commands._common import (
+    ForceOpt,
+    ManifestOpt,
+    OutDir,
+    complete_spec,
+    console,
+    emit,
+    get_ctx,
+    print_dry_run,
+    resolve_options,
+)
 from cm_cli.core.errors import UsageError
 
 __all__ = ["eval"]
@@ -53,56 +62,225 @@ def _path(value: Any) -> Optional[Path]:
 
 def eval(  # noqa: A001 - the command is named after its verb
     ctx: typer.Context,
-    scores: Annotated[Optional[Path], typer.Option("--scores", help="Score file: Parquet (or a directory of parts), CSV/TSV, or an official ASVspoof score file.")] = None,
-    key: Annotated[Optional[Path], typer.Option("--key", help="Key with labels: 'filename cm-label' or an ASVspoof 5/2021/2019 protocol file.")] = None,
-    score_col: Annotated[Optional[str], typer.Option("--score-col", help="Score column (default: score or cm-score).")] = None,
-    label_col: Annotated[Optional[str], typer.Option("--label-col", help="Label column (default: label, cm-label or key).")] = None,
-    id_col: Annotated[Optional[str], typer.Option("--id-col", help="Trial id column (default: utt_id, filename, flac_file...).")] = None,
-    bonafide_value: Annotated[Optional[str], typer.Option("--bonafide-value", help="Label value meaning bona fide, compared as text (e.g. 0); others are spoof.")] = None,
-    dedupe: Annotated[bool, typer.Option("--dedupe", help="Keep one row of a trial id listed more than once when every copy agrees (else an error).")] = False,
+    scores: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--scores",
+            help="Score file: Parquet (or a directory of parts), CSV/TSV, or an official ASVspoof score file.",
+        ),
+    ] = None,
+    key: Annotated[
+        Optional[Path],
+        typer.Option("--key", help="Key with labels: 'filename cm-label' or an ASVspoof 5/2021/2019 protocol file."),
+    ] = None,
+    score_col: Annotated[
+        Optional[str], typer.Option("--score-col", help="Score column (default: score or cm-score).")
+    ] = None,
+    label_col: Annotated[
+        Optional[str], typer.Option("--label-col", help="Label column (default: label, cm-label or key).")
+    ] = None,
+    id_col: Annotated[
+        Optional[str], typer.Option("--id-col", help="Trial id column (default: utt_id, filename, flac_file...).")
+    ] = None,
+    bonafide_value: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bonafide-value", help="Label value meaning bona fide, compared as text (e.g. 0); others are spoof."
+        ),
+    ] = None,
+    dedupe: Annotated[
+        bool,
+        typer.Option(
+            "--dedupe", help="Keep one row of a trial id listed more than once when every copy agrees (else an error)."
+        ),
+    ] = False,
     manifest: ManifestOpt = None,
-    by: Annotated[Optional[list[str]], typer.Option("--by", help="Break metrics down by this column (repeatable or comma-separated).")] = None,
-    in_domain: Annotated[Optional[list[str]], typer.Option("--in-domain", help="Domain value(s) counted as in-domain for the OOD gap (e.g. none, clean).")] = None,
-    domain_col: Annotated[Optional[str], typer.Option("--domain-col", help="Column holding the domain (default: domain, else codec).")] = None,
-    seen_domain: Annotated[Optional[list[str]], typer.Option("--seen-domain", help="Domain value seen in training (repeatable): splits the OOD gap into seen and unseen (--run: read from the run).")] = None,
-    seen_from: Annotated[Optional[Path], typer.Option("--seen-from", help="Read the seen domains from this `cm train` run's config.json.")] = None,
-    compare: Annotated[Optional[Path], typer.Option("--compare", help="A baseline's metrics.json: report the OOD gap reduction against it.")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for percentile intervals of EER and minDCF (0: none).")] = 0,
-    cluster_by: Annotated[str, typer.Option("--cluster-by", help="Resample together: auto (speaker where the table has speakers, else source utterance, else trial), source, speaker, none, or a column.")] = "auto",
-    level: Annotated[float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")] = 0.95,
-    calibrate_on: Annotated[Optional[Path], typer.Option("--calibrate-on", help="Dev scores (same columns) to fit logistic-regression calibration on: the way to LLRs.")] = None,
-    score_kind: Annotated[ScoreKind, typer.Option("--score-kind", help="raw: as given; posterior: P(bona fide) -> posterior log-odds (not LLRs; prob: deprecated name); logit: already log-odds.")] = ScoreKind.raw,
+    by: Annotated[
+        Optional[list[str]],
+        typer.Option("--by", help="Break metrics down by this column (repeatable or comma-separated)."),
+    ] = None,
+    in_domain: Annotated[
+        Optional[list[str]],
+        typer.Option("--in-domain", help="Domain value(s) counted as in-domain for the OOD gap (e.g. none, clean)."),
+    ] = None,
+    domain_col: Annotated[
+        Optional[str], typer.Option("--domain-col", help="Column holding the domain (default: domain, else codec).")
+    ] = None,
+    seen_domain: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--seen-domain",
+            help="Domain value seen in training (repeatable): splits the OOD gap into seen and unseen (--run: read from the run).",
+        ),
+    ] = None,
+    seen_from: Annotated[
+        Optional[Path],
+        typer.Option("--seen-from", help="Read the seen domains from this `cm train` run's config.json."),
+    ] = None,
+    compare: Annotated[
+        Optional[Path],
+        typer.Option("--compare", help="A baseline's metrics.json: report the OOD gap reduction against it."),
+    ] = None,
+    bootstrap: Annotated[
+        int,
+        typer.Option(
+            "--bootstrap", min=0, help="Bootstrap resamples for percentile intervals of EER and minDCF (0: none)."
+        ),
+    ] = 0,
+    cluster_by: Annotated[
+        str,
+        typer.Option(
+            "--cluster-by",
+            help="Resample together: auto (speaker where the table has speakers, else source utterance, else trial), source, speaker, none, or a column.",
+        ),
+    ] = "auto",
+    level: Annotated[
+        float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")
+    ] = 0.95,
+    calibrate_on: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--calibrate-on",
+            help="Dev scores (same columns) to fit logistic-regression calibration on: the way to LLRs.",
+        ),
+    ] = None,
+    score_kind: Annotated[
+        ScoreKind,
+        typer.Option(
+            "--score-kind",
+            help="raw: as given; posterior: P(bona fide) -> posterior log-odds (not LLRs; prob: deprecated name); logit: already log-odds.",
+        ),
+    ] = ScoreKind.raw,
     p_spoof: Annotated[float, typer.Option("--p-spoof", help="Spoof prior of the DCF.")] = 0.05,
     c_miss: Annotated[float, typer.Option("--c-miss", help="Cost of rejecting bona fide.")] = 1.0,
     c_fa: Annotated[float, typer.Option("--c-fa", help="Cost of accepting spoof.")] = 10.0,
-    min_trials: Annotated[int, typer.Option("--min-trials", min=1, help="Flag groups with fewer bona fide or spoof trials as small.")] = 20,
-    drop_invalid: Annotated[bool, typer.Option("--drop-invalid", help="Leave out trials with NaN/inf scores instead of failing.")] = False,
-    asv_scores: Annotated[Optional[Path], typer.Option("--asv-scores", help="ASV scores of the trials (key target/nontarget/spoof): adds min t-DCF (revised 2021 and legacy 2019); 2019/2021 LA files or their folder; --run reads the corpus's own from the manifest.")] = None,
-    asv_score_col: Annotated[Optional[str], typer.Option("--asv-score-col", help="Score column of --asv-scores (default: score, asv_score, asv-score).")] = None,
-    asv_key_col: Annotated[Optional[str], typer.Option("--asv-key-col", help="Key column of --asv-scores (default: key, asv_key, asv-label).")] = None,
-    sasv_scores: Annotated[Optional[Path], typer.Option("--sasv-scores", help="ASVspoof 5 Track 2 SASV score file (spk filename cm-score asv-score sasv-score): a-DCF, t-EER, min t-DCF.")] = None,
-    sasv_key: Annotated[Optional[Path], typer.Option("--sasv-key", help="Key of --sasv-scores (spk filename cm-label asv-label), unless the labels are in the score file.")] = None,
-    run: Annotated[Optional[Path], typer.Option("--run", help="Score this `cm train` run directory (its best checkpoint).")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Score with a zoo model (toy, aasist, ...: `cm download --list-models`), a `cm export` folder or a hub id.", show_default=False)] = None,
-    bonafide_label: Annotated[Optional[str], typer.Option("--bonafide-label", help="Transformers audio classifiers: the label that means bona fide.", show_default=False)] = None,
-    features: Annotated[Optional[Path], typer.Option("--features", help="With --run of a `cm train --features` head: the `cm embed --pooling meanstd` cache to score (no audio).")] = None,
+    min_trials: Annotated[
+        int, typer.Option("--min-trials", min=1, help="Flag groups with fewer bona fide or spoof trials as small.")
+    ] = 20,
+    drop_invalid: Annotated[
+        bool, typer.Option("--drop-invalid", help="Leave out trials with NaN/inf scores instead of failing.")
+    ] = False,
+    asv_scores: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--asv-scores",
+            help="ASV scores of the trials (key target/nontarget/spoof): adds min t-DCF (revised 2021 and legacy 2019); 2019/2021 LA files or their folder; --run reads the corpus's own from the manifest.",
+        ),
+    ] = None,
+    asv_score_col: Annotated[
+        Optional[str],
+        typer.Option("--asv-score-col", help="Score column of --asv-scores (default: score, asv_score, asv-score)."),
+    ] = None,
+    asv_key_col: Annotated[
+        Optional[str],
+        typer.Option("--asv-key-col", help="Key column of --asv-scores (default: key, asv_key, asv-label)."),
+    ] = None,
+    sasv_scores: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--sasv-scores",
+            help="ASVspoof 5 Track 2 SASV score file (spk filename cm-score asv-score sasv-score): a-DCF, t-EER, min t-DCF.",
+        ),
+    ] = None,
+    sasv_key: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--sasv-key",
+            help="Key of --sasv-scores (spk filename cm-label asv-label), unless the labels are in the score file.",
+        ),
+    ] = None,
+    run: Annotated[
+        Optional[Path], typer.Option("--run", help="Score this `cm train` run directory (its best checkpoint).")
+    ] = None,
+    checkpoint: Annotated[
+        Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")
+    ] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            help="Score with a zoo model (toy, aasist, ...: `cm download --list-models`), a `cm export` folder or a hub id.",
+            show_default=False,
+        ),
+    ] = None,
+    bonafide_label: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bonafide-label",
+            help="Transformers audio classifiers: the label that means bona fide.",
+            show_default=False,
+        ),
+    ] = None,
+    features: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--features",
+            help="With --run of a `cm train --features` head: the `cm embed --pooling meanstd` cache to score (no audio).",
+        ),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
-    degrade: Annotated[Optional[list[str]], typer.Option(
-        "--degrade", help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".",
-        autocompletion=complete_spec)] = None,
-    chunk_ms: Annotated[Optional[list[str]], typer.Option("--chunk-ms", help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.")] = None,
+    degrade: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--degrade",
+            help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".",
+            autocompletion=complete_spec,
+        ),
+    ] = None,
+    chunk_ms: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--chunk-ms",
+            help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.",
+        ),
+    ] = None,
     overlap_ms: Annotated[float, typer.Option("--overlap-ms", min=0, help="Streaming: overlap between windows.")] = 0.0,
-    causal_windows: Annotated[Optional[int], typer.Option("--causal-windows", min=1, help="Streaming, for latency studies: score only the first K windows of each utterance (needs --chunk-ms).")] = None,
-    aggregate: Annotated[str, typer.Option("--aggregate", help="Streaming: mean, min, max or median of window scores.")] = "mean",
-    full_length: Annotated[bool, typer.Option("--full-length", help="Score whole utterances instead of the run's length policy.")] = False,
+    causal_windows: Annotated[
+        Optional[int],
+        typer.Option(
+            "--causal-windows",
+            min=1,
+            help="Streaming, for latency studies: score only the first K windows of each utterance (needs --chunk-ms).",
+        ),
+    ] = None,
+    aggregate: Annotated[
+        str, typer.Option("--aggregate", help="Streaming: mean, min, max or median of window scores.")
+    ] = "mean",
+    full_length: Annotated[
+        bool, typer.Option("--full-length", help="Score whole utterances instead of the run's length policy.")
+    ] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Utterances per forward pass.")] = 16,
-    shard: Annotated[Optional[str], typer.Option("--shard", help="Score shard I/N only (default from SLURM_ARRAY_TASK_*); merge with `cm eval --scores DIR`.")] = None,
-    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="With --degrade sweeps, also score the clean condition.")] = True,
-    audio: Annotated[Optional[list[Path]], typer.Option("--audio", help="Score these audio files or folders (recursively; wav/flac/mp3/m4a/ogg) with --run/--checkpoint; more paths may follow.")] = None,
-    audio_paths: Annotated[Optional[list[Path]], typer.Argument(help="More audio files or folders (after --audio).", show_default=False)] = None,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="--audio: decision threshold (default: the run's dev EER threshold).")] = None,
-    export: Annotated[Optional[tuple[str, str]], typer.Option("--export", metavar="FORMAT FILE", help="--scores: also write the scored trials as an official submission score file: asvspoof5, asvspoof2021 or asvspoof2019, then the file.")] = None,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(
+            "--shard", help="Score shard I/N only (default from SLURM_ARRAY_TASK_*); merge with `cm eval --scores DIR`."
+        ),
+    ] = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="With --degrade sweeps, also score the clean condition.")
+    ] = True,
+    audio: Annotated[
+        Optional[list[Path]],
+        typer.Option(
+            "--audio",
+            help="Score these audio files or folders (recursively; wav/flac/mp3/m4a/ogg) with --run/--checkpoint; more paths may follow.",
+        ),
+    ] = None,
+    audio_paths: Annotated[
+        Optional[list[Path]], typer.Argument(help="More audio files or folders (after --audio).", show_default=False)
+    ] = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option("--threshold", help="--audio: decision threshold (default: the run's dev EER threshold)."),
+    ] = None,
+    export: Annotated[
+        Optional[tuple[str, str]],
+        typer.Option(
+            "--export",
+            metavar="FORMAT FILE",
+            help="--scores: also write the scored trials as an official submission score file: asvspoof5, asvspoof2021 or asvspoof2019, then the file.",
+        ),
+    ] = None,
     out: OutDir = None,
     force: ForceOpt = False,
 ) -> None:
@@ -116,8 +294,10 @@ def eval(  # noqa: A001 - the command is named after its verb
 
         source = resolve_model_option(o["model"], source, bonafide_label=o["bonafide_label"], cache_dir=c.cache_dir)
     if _export_target(o.get("export")) is not None and (source is not None or o["scores"] is None):
-        raise UsageError("--export writes the trials of a score file: give --scores",
-                         "score the model first, then: cm eval --scores RUN/eval/<split>/scores.parquet --export ...")
+        raise UsageError(
+            "--export writes the trials of a score file: give --scores",
+            "score the model first, then: cm eval --scores RUN/eval/<split>/scores.parquet --export ...",
+        )
     if _path(o["run"]) is not None:
         _warn_unfinished(_path(o["run"]))
         if o["manifest"] is None and not o["audio"]:  # the one default-manifest rule: the run's own first
@@ -158,8 +338,10 @@ def _warn_unfinished(run: Path) -> None:
         return
     if status in ("running", "failed"):
         what = "is still training" if status == "running" else "failed before it finished"
-        err_console().print(f"[yellow]warning:[/] run {run} {what} (cm.json status {status!r}): scoring the "
-                            "checkpoint it has saved so far, not its final model")
+        err_console().print(
+            f"[yellow]warning:[/] run {run} {what} (cm.json status {status!r}): scoring the "
+            "checkpoint it has saved so far, not its final model"
+        )
 
 
 def _settings(c, o: dict):
@@ -182,14 +364,28 @@ def _settings(c, o: dict):
         seen = sorted({*(seen or []), *(seen_domains_of_run(Path(o["seen_from"])) or [])})
     kind = o["score_kind"].value if isinstance(o["score_kind"], enum.Enum) else str(o["score_kind"])
     return EvalSettings(
-        by=_split_values(o["by"]), in_domain=_split_values(o["in_domain"]), domain_col=o["domain_col"],
-        seen_domains=seen, compare=_path(o["compare"]), bootstrap=int(o["bootstrap"]), cluster_by=str(o["cluster_by"]),
-        level=float(o["level"]), seed=c.seed, calibrate_on=_path(o["calibrate_on"]), score_kind=kind,
-        p_spoof=float(o["p_spoof"]), c_miss=float(o["c_miss"]), c_fa=float(o["c_fa"]), min_trials=int(o["min_trials"]),
-        drop_invalid=bool(o["drop_invalid"]), dedupe=bool(o["dedupe"]), blocks=tuple(blocks),
+        by=_split_values(o["by"]),
+        in_domain=_split_values(o["in_domain"]),
+        domain_col=o["domain_col"],
+        seen_domains=seen,
+        compare=_path(o["compare"]),
+        bootstrap=int(o["bootstrap"]),
+        cluster_by=str(o["cluster_by"]),
+        level=float(o["level"]),
+        seed=c.seed,
+        calibrate_on=_path(o["calibrate_on"]),
+        score_kind=kind,
+        p_spoof=float(o["p_spoof"]),
+        c_miss=float(o["c_miss"]),
+        c_fa=float(o["c_fa"]),
+        min_trials=int(o["min_trials"]),
+        drop_invalid=bool(o["drop_invalid"]),
+        dedupe=bool(o["dedupe"]),
+        blocks=tuple(blocks),
         asv_scores=asv,
-        columns=ScoreColumns(score_col=o["score_col"], label_col=o["label_col"], bonafide_value=o["bonafide_value"],
-                             id_col=o["id_col"]),
+        columns=ScoreColumns(
+            score_col=o["score_col"], label_col=o["label_col"], bonafide_value=o["bonafide_value"], id_col=o["id_col"]
+        ),
     )
 
 
@@ -199,14 +395,22 @@ def _eval_scores(c, o: dict, settings) -> None:
         _eval_sasv(c, o)
         return
     if scores is None:
-        raise UsageError("give --scores FILE, or --run RUN_DIR / --checkpoint FILE to score a model",
-                         "e.g. cm eval --run runs/dann --manifest runs/manifests/toy/manifest.parquet --out runs/dann/eval")
+        raise UsageError(
+            "give --scores FILE, or --run RUN_DIR / --checkpoint FILE to score a model",
+            "e.g. cm eval --run runs/dann --manifest runs/manifests/toy/manifest.parquet --out runs/dann/eval",
+        )
     key, manifest, out = _path(o["key"]), _path(o["manifest"]), _path(o["out"])
     export = _export_target(o.get("export"))
     options: dict[str, Any] = {
-        "scores": str(scores), "key": str(key) if key else None, "manifest": str(manifest) if manifest else None,
-        "score_col": o["score_col"], "label_col": o["label_col"], "id_col": o["id_col"],
-        "bonafide_value": o["bonafide_value"], **settings.options(), "out": str(out) if out else None,
+        "scores": str(scores),
+        "key": str(key) if key else None,
+        "manifest": str(manifest) if manifest else None,
+        "score_col": o["score_col"],
+        "label_col": o["label_col"],
+        "id_col": o["id_col"],
+        "bonafide_value": o["bonafide_value"],
+        **settings.options(),
+        "out": str(out) if out else None,
     }
     if c.dry_run:
         print_dry_run(c, "eval", options)
@@ -259,7 +463,9 @@ def _export_target(value) -> tuple[str, Path] | None:
 
     fmt, file = str(value[0]).strip().lower(), value[1]
     if fmt not in EXPORT_FORMATS:
-        raise UsageError(f"--export {value[0]!r}: unknown format", f"use one of {', '.join(EXPORT_FORMATS)}, then the file")
+        raise UsageError(
+            f"--export {value[0]!r}: unknown format", f"use one of {', '.join(EXPORT_FORMATS)}, then the file"
+        )
     if file in (None, ""):
         raise UsageError("--export needs the format and the file, e.g. --export asvspoof5 scores.tsv")
     return fmt, Path(file)
@@ -289,8 +495,11 @@ def _eval_sasv(c, o: dict) -> None:
 
     def human() -> None:
         s = result["sasv"]
-        parts = [f"{name} {s[k]:.4f}" if "dcf" in k else f"{name} {100 * s[k]:.2f}%"
-                 for k, name in (("a_dcf", "a-DCF"), ("t_eer", "t-EER"), ("min_tdcf", "min t-DCF")) if k in s]
+        parts = [
+            f"{name} {s[k]:.4f}" if "dcf" in k else f"{name} {100 * s[k]:.2f}%"
+            for k, name in (("a_dcf", "a-DCF"), ("t_eer", "t-EER"), ("min_tdcf", "min t-DCF"))
+            if k in s
+        ]
         console().print(f"SASV ({s['n_trials']} trials): " + ", ".join(parts))
 
     emit(c, result, human)
@@ -298,9 +507,8 @@ def _eval_sasv(c, o: dict) -> None:
 
 def _run_target(source: Path, o: dict, missing_manifest: str):
     """(manifest, shard, split, output directory) of scoring a run; the default out is RUN/eval/<split>."""
-    from cm_cli.core.shard import resolve_shard
-
     from cm_cli.commands._common import recorded_manifest
+    from cm_cli.core.shard import resolve_shard
 
     manifest = _path(o["manifest"]) or recorded_manifest(source)  # DESIGN "Default manifest", rule 1
     if manifest is None:
@@ -315,10 +523,21 @@ def _eval_model(c, source: Path, o: dict, settings) -> None:
         raise UsageError("--scores evaluates a score file; --run/--checkpoint score a model: give one of them")
     manifest, part, split, out_dir = _run_target(source, o, "--run needs --manifest M (the utterances to score)")
     degrade, chunk_ms = list(o["degrade"] or []), list(o["chunk_ms"] or [])
-    options = {"run": str(source), "manifest": str(manifest), "split": split, "degrade": degrade, "chunk_ms": chunk_ms,
-               "overlap_ms": o["overlap_ms"], "aggregate": o["aggregate"],
-               "causal_windows": o["causal_windows"], "full_length": o["full_length"],
-               "batch_size": o["batch_size"], **settings.options(), "shard": str(part), "out": str(out_dir)}
+    options = {
+        "run": str(source),
+        "manifest": str(manifest),
+        "split": split,
+        "degrade": degrade,
+        "chunk_ms": chunk_ms,
+        "overlap_ms": o["overlap_ms"],
+        "aggregate": o["aggregate"],
+        "causal_windows": o["causal_windows"],
+        "full_length": o["full_length"],
+        "batch_size": o["batch_size"],
+        **settings.options(),
+        "shard": str(part),
+        "out": str(out_dir),
+    }
     if c.dry_run:
         print_dry_run(c, "eval", options)
         return
@@ -327,13 +546,29 @@ def _eval_model(c, source: Path, o: dict, settings) -> None:
     from cm_cli.evaluation import evaluate_model
 
     with use_reporter(rich_reporter(c)):
-        result = evaluate_model(source, manifest, out_dir, settings=settings, split=None if split == "all" else split,
-                                degrade=degrade, chunk_ms=chunk_ms, overlap_ms=float(o["overlap_ms"]),
-                                aggregate=o["aggregate"], causal_windows=o["causal_windows"],
-                                full_length=bool(o["full_length"]),
-                                batch_size=int(o["batch_size"]), data_root=c.data_root, cache_dir=c.cache_dir,
-                                device=c.device, torch_device=c.torch_device(), seed=c.seed, shard=part,
-                                force=bool(o["force"]), baseline=bool(o["baseline"]), workers=c.data_workers(unset=0))
+        result = evaluate_model(
+            source,
+            manifest,
+            out_dir,
+            settings=settings,
+            split=None if split == "all" else split,
+            degrade=degrade,
+            chunk_ms=chunk_ms,
+            overlap_ms=float(o["overlap_ms"]),
+            aggregate=o["aggregate"],
+            causal_windows=o["causal_windows"],
+            full_length=bool(o["full_length"]),
+            batch_size=int(o["batch_size"]),
+            data_root=c.data_root,
+            cache_dir=c.cache_dir,
+            device=c.device,
+            torch_device=c.torch_device(),
+            seed=c.seed,
+            shard=part,
+            force=bool(o["force"]),
+            baseline=bool(o["baseline"]),
+            workers=c.data_workers(unset=0),
+        )
     _emit_model_result(c, result, out_dir)
 
 
@@ -348,8 +583,13 @@ def _emit_model_result(c, result, out_dir: Path) -> None:
 
 
 # options that change the audio a model hears: a feature head scores a fixed cache
-_AUDIO_ONLY = (("audio", "--audio"), ("degrade", "--degrade"), ("chunk_ms", "--chunk-ms"),
-               ("causal_windows", "--causal-windows"), ("full_length", "--full-length"))
+_AUDIO_ONLY = (
+    ("audio", "--audio"),
+    ("degrade", "--degrade"),
+    ("chunk_ms", "--chunk-ms"),
+    ("causal_windows", "--causal-windows"),
+    ("full_length", "--full-length"),
+)
 
 
 def _check_feature_options(source: Path, o: dict) -> None:
@@ -358,38 +598,60 @@ def _check_feature_options(source: Path, o: dict) -> None:
 
     for name, flag in _AUDIO_ONLY:
         if o[name]:
-            raise UsageError(f"{flag} needs audio; a feature head scores the fixed `cm embed` cache given by "
-                             f"--features: drop {flag}")
+            raise UsageError(
+                f"{flag} needs audio; a feature head scores the fixed `cm embed` cache given by --features: drop {flag}"
+            )
     if o["scores"] is not None:
         raise UsageError("--scores evaluates a score file; --run with --features scores a feature head: give one")
     if is_feature_run(source) is False:
-        raise UsageError(f"{source} is a model trained on audio, not a `cm train --features` head: drop --features "
-                         "to score it on the manifest's audio")
+        raise UsageError(
+            f"{source} is a model trained on audio, not a `cm train --features` head: drop --features "
+            "to score it on the manifest's audio"
+        )
 
 
 def _refuse_feature_run(source: Path) -> None:
     from cm_cli.training.features import is_feature_run
 
     if is_feature_run(source):
-        raise UsageError(f"{source} is a `cm train --features` head: it scores `cm embed` features, not audio; "
-                         f"give --features EMB_DIR (e.g. the cache it was trained on, embedded for this split)")
+        raise UsageError(
+            f"{source} is a `cm train --features` head: it scores `cm embed` features, not audio; "
+            f"give --features EMB_DIR (e.g. the cache it was trained on, embedded for this split)"
+        )
 
 
 def _eval_features(c, source: Path, o: dict, settings) -> None:
     """A feature head on a `cm embed` cache: one condition, the same metrics directory as _eval_model."""
     manifest, part, split, out_dir = _run_target(
-        source, o, "--run with --features needs --manifest M (the labels and columns of the cached rows)")
+        source, o, "--run with --features needs --manifest M (the labels and columns of the cached rows)"
+    )
     features = Path(o["features"])
-    options = {"run": str(source), "features": str(features), "manifest": str(manifest), "split": split,
-               **settings.options(), "shard": str(part), "out": str(out_dir)}
+    options = {
+        "run": str(source),
+        "features": str(features),
+        "manifest": str(manifest),
+        "split": split,
+        **settings.options(),
+        "shard": str(part),
+        "out": str(out_dir),
+    }
     if c.dry_run:
         print_dry_run(c, "eval", options)
         return
     from cm_cli.evaluation import evaluate_features
 
-    result = evaluate_features(source, features, manifest, out_dir, settings=settings,
-                               split=None if split == "all" else split, device=c.device,
-                               torch_device=c.torch_device(), shard=part, force=bool(o["force"]))
+    result = evaluate_features(
+        source,
+        features,
+        manifest,
+        out_dir,
+        settings=settings,
+        split=None if split == "all" else split,
+        device=c.device,
+        torch_device=c.torch_device(),
+        shard=part,
+        force=bool(o["force"]),
+    )
     _emit_model_result(c, result, out_dir)
 
 
@@ -405,9 +667,16 @@ def _eval_audio(c, source: Path, paths: list[Path], o: dict) -> None:
         raise UsageError(f"--chunk-ms {chunks[0]!r} is not a number of milliseconds") from None
     files, missing = find_audio(paths)
     out = _path(o["out"])
-    options = {"run": str(source), "audio": [str(p) for p in paths], "threshold": o["threshold"], "chunk_ms": chunk,
-               "overlap_ms": o["overlap_ms"], "full_length": o["full_length"], "batch_size": o["batch_size"],
-               "out": str(out) if out else None}
+    options = {
+        "run": str(source),
+        "audio": [str(p) for p in paths],
+        "threshold": o["threshold"],
+        "chunk_ms": chunk,
+        "overlap_ms": o["overlap_ms"],
+        "full_length": o["full_length"],
+        "batch_size": o["batch_size"],
+        "out": str(out) if out else None,
+    }
     if c.dry_run:
         print_dry_run(c, "eval", {**options, "files": [str(f) for f in files]})
         return
@@ -416,8 +685,9 @@ def _eval_audio(c, source: Path, paths: list[Path], o: dict) -> None:
     if not files:
         from cm_cli.evaluation.audio import AUDIO_SUFFIXES
 
-        raise UsageError(f"no audio files ({', '.join(s[1:] for s in AUDIO_SUFFIXES)}) under "
-                         f"{', '.join(map(str, paths))}")
+        raise UsageError(
+            f"no audio files ({', '.join(s[1:] for s in AUDIO_SUFFIXES)}) under {', '.join(map(str, paths))}"
+        )
     from cm_cli.commands._common import rich_reporter
     from cm_cli.core.progress import use_reporter
     from cm_cli.evaluation.audio import load_model_for_audio, score_audio
@@ -425,8 +695,16 @@ def _eval_audio(c, source: Path, paths: list[Path], o: dict) -> None:
     device = c.torch_device()
     loaded = load_model_for_audio(source, device=device)
     with use_reporter(rich_reporter(c)):
-        result = score_audio(loaded, files, threshold=o["threshold"], chunk_ms=chunk, overlap_ms=float(o["overlap_ms"]),
-                             full_length=bool(o["full_length"]), batch_size=int(o["batch_size"]), device=device)
+        result = score_audio(
+            loaded,
+            files,
+            threshold=o["threshold"],
+            chunk_ms=chunk,
+            overlap_ms=float(o["overlap_ms"]),
+            full_length=bool(o["full_length"]),
+            batch_size=int(o["batch_size"]),
+            device=device,
+        )
     result.failures = missing + result.failures
     payload = {**result.to_dict(), "run": str(source), "out": str(out) if out else None}
     if out is not None:
@@ -459,13 +737,27 @@ def _print_audio(result, out: Optional[Path]) -> None:
 
     cons = console()
     calibrated = "p_bonafide" in result.table.columns
-    table = Table("file", "duration s", "score", "decision", *(("P(bona fide)",) if calibrated else ()),
-                  title_justify="left",
-                  title=(f"threshold {result.threshold:.6g} ({'--threshold' if result.threshold_source == 'option' else 'dev EER'})"
-                         if result.threshold is not None else "no threshold: the run records no dev EER threshold; give --threshold"))
+    table = Table(
+        "file",
+        "duration s",
+        "score",
+        "decision",
+        *(("P(bona fide)",) if calibrated else ()),
+        title_justify="left",
+        title=(
+            f"threshold {result.threshold:.6g} ({'--threshold' if result.threshold_source == 'option' else 'dev EER'})"
+            if result.threshold is not None
+            else "no threshold: the run records no dev EER threshold; give --threshold"
+        ),
+    )
     for rec in result.table.to_dict("records"):
-        table.add_row(rec["path"], f"{rec['duration']:.2f}", f"{rec['score']:.4f}", rec["decision"] or "-",
-                      *((f"{rec['p_bonafide']:.3f}",) if calibrated else ()))
+        table.add_row(
+            rec["path"],
+            f"{rec['duration']:.2f}",
+            f"{rec['score']:.4f}",
+            rec["decision"] or "-",
+            *((f"{rec['p_bonafide']:.3f}",) if calibrated else ()),
+        )
     cons.print(table)
     for failure in result.failures:
         cons.print(f"[yellow]unreadable:[/] {failure['path']}: {failure['error']}")
@@ -478,15 +770,27 @@ def _print_conditions(result) -> None:
 
     from cm_cli.metrics.summary import HEADLINE_KEYS, format_metric, metric_label
 
-    table = Table("condition", *(metric_label(k) for k in HEADLINE_KEYS), "scored", "failed",
-                  title=f"{result.out_dir}", title_justify="left")
+    table = Table(
+        "condition",
+        *(metric_label(k) for k in HEADLINE_KEYS),
+        "scored",
+        "failed",
+        title=f"{result.out_dir}",
+        title_justify="left",
+    )
     for r in result.conditions:
         overall = (r.metrics or {}).get("overall")
         if overall is None:
-            table.add_row(r.condition.label, "(shard)", *[""] * (len(HEADLINE_KEYS) - 1), str(r.n_scored), str(r.n_failed))
+            table.add_row(
+                r.condition.label, "(shard)", *[""] * (len(HEADLINE_KEYS) - 1), str(r.n_scored), str(r.n_failed)
+            )
         else:
-            table.add_row(r.condition.label, *(format_metric(k, overall.get(k)) for k in HEADLINE_KEYS),
-                          str(r.n_scored), str(r.n_failed))
+            table.add_row(
+                r.condition.label,
+                *(format_metric(k, overall.get(k)) for k in HEADLINE_KEYS),
+                str(r.n_scored),
+                str(r.n_failed),
+            )
     console().print(table)
     if result.sweep:
         console().print(f"sweep: {result.sweep}")
@@ -499,8 +803,10 @@ def _print(result: dict, out: Path | None) -> None:
 
     cons = console()
     overall = result["overall"]
-    cons.print(f"[bold]{overall['n_bonafide']}[/] bona fide, [bold]{overall['n_spoof']}[/] spoof trials"
-               + (f"  ->  {out}/metrics.json" if out else ""))
+    cons.print(
+        f"[bold]{overall['n_bonafide']}[/] bona fide, [bold]{overall['n_spoof']}[/] spoof trials"
+        + (f"  ->  {out}/metrics.json" if out else "")
+    )
     table = Table("metric", "value", title="overall", title_justify="left")
     for name in SHOWN_KEYS:
         shown = format_metric(name, overall[name])
@@ -512,50 +818,81 @@ def _print(result: dict, out: Path | None) -> None:
         table.add_row("t-EER", f"{100 * overall['t_eer']:.3f} %")
     if "ci" in result:
         ci = result["ci"]
-        unit = f" ({ci.get('n_clusters')} {ci.get('unit', 'trial')} clusters)" if ci.get("cluster_by") else " (per trial)"
-        table.add_row(f"eer {int(100 * ci['level'])}% CI", f"[{100 * ci['eer'][0]:.3f}, {100 * ci['eer'][1]:.3f}] %{unit}")
+        unit = (
+            f" ({ci.get('n_clusters')} {ci.get('unit', 'trial')} clusters)" if ci.get("cluster_by") else " (per trial)"
+        )
+        table.add_row(
+            f"eer {int(100 * ci['level'])}% CI", f"[{100 * ci['eer'][0]:.3f}, {100 * ci['eer'][1]:.3f}] %{unit}"
+        )
         table.add_row(f"min_dcf {int(100 * ci['level'])}% CI", f"[{ci['min_dcf'][0]:.4f}, {ci['min_dcf'][1]:.4f}]")
     cons.print(table)
     for column, groups in result.get("by", {}).items():
-        t = Table(column, *(metric_label(k) for k in HEADLINE_KEYS), "bona", "spoof", "", title=f"by {column}",
-                  title_justify="left")
+        t = Table(
+            column,
+            *(metric_label(k) for k in HEADLINE_KEYS),
+            "bona",
+            "spoof",
+            "",
+            title=f"by {column}",
+            title_justify="left",
+        )
         for value, rec in groups.items():
             if rec["eer"] is None:
                 t.add_row(value, *["-"] * len(HEADLINE_KEYS), str(rec["n_bonafide"]), str(rec["n_spoof"]), "no spoof")
                 continue
-            flags = " ".join(f for f, on in (("small", rec["small"]), ("all-bona", rec["bonafide_pool"] == "all")) if on)
-            t.add_row(value, *(format_metric(k, rec.get(k)) for k in HEADLINE_KEYS),
-                      str(rec["n_bonafide"]), str(rec["n_spoof"]), flags)
+            flags = " ".join(
+                f for f, on in (("small", rec["small"]), ("all-bona", rec["bonafide_pool"] == "all")) if on
+            )
+            t.add_row(
+                value,
+                *(format_metric(k, rec.get(k)) for k in HEADLINE_KEYS),
+                str(rec["n_bonafide"]),
+                str(rec["n_spoof"]),
+                flags,
+            )
         summary = result["by_summary"][column]
         if "averaged" in summary:
-            t.add_row("[dim]mean of groups[/]", *(format_metric(k, summary["averaged"].get(k)) for k in HEADLINE_KEYS),
-                      "", "", "")
+            t.add_row(
+                "[dim]mean of groups[/]",
+                *(format_metric(k, summary["averaged"].get(k)) for k in HEADLINE_KEYS),
+                "",
+                "",
+                "",
+            )
         cons.print(t)
     if "ood_gap" in result:
         _print_gap(result["ood_gap"])
     if "calibration" in result:
         cal = result["calibration"]
-        cons.print(f"calibration: actDCF {cal['before']['act_dcf']:.4f} -> {cal['after']['act_dcf']:.4f}, "
-                   f"Cllr {cal['before']['cllr']:.4f} -> {cal['after']['cllr']:.4f}")
+        cons.print(
+            f"calibration: actDCF {cal['before']['act_dcf']:.4f} -> {cal['after']['act_dcf']:.4f}, "
+            f"Cllr {cal['before']['cllr']:.4f} -> {cal['after']['cllr']:.4f}"
+        )
     for warning in result.get("warnings", []):
         cons.print(f"[yellow]warning:[/] {warning}")
     tdcf = result.get("tdcf") or {}
     if tdcf.get("t_eer_unpaired_asv_trials"):  # the human form warns whatever the JSON notes
         used, unpaired = tdcf.get("t_eer_trials", 0), tdcf["t_eer_unpaired_asv_trials"]
-        cons.print(f"[yellow]warning:[/] t-EER uses {used} of {used + unpaired} ASV trials: {unpaired} have no CM "
-                   "score with the same id")
+        cons.print(
+            f"[yellow]warning:[/] t-EER uses {used} of {used + unpaired} ASV trials: {unpaired} have no CM "
+            "score with the same id"
+        )
 
 
 def _print_gap(gap: dict) -> None:
     cons = console()
     rel = f"{100 * gap['gap_rel']:.1f} %" if gap["gap_rel"] is not None else "n/a"
-    cons.print(f"OOD gap ({gap['column']} in {', '.join(gap['in_domain'])}): EER in {100 * gap['eer_in']:.3f} %, "
-               f"out {100 * gap['eer_out']:.3f} %, gap {gap['gap_abs_points']:.3f} points ({rel} relative)")
+    cons.print(
+        f"OOD gap ({gap['column']} in {', '.join(gap['in_domain'])}): EER in {100 * gap['eer_in']:.3f} %, "
+        f"out {100 * gap['eer_out']:.3f} %, gap {gap['gap_abs_points']:.3f} points ({rel} relative)"
+    )
     for side, rec in (gap.get("split") or {}).items():
         if rec["eer"] is None:
             cons.print(f"  {side} in training: no spoof trials")
             continue
-        cons.print(f"  {side} in training ({', '.join(rec['values'][:6])}{', ...' if len(rec['values']) > 6 else ''}): "
-                   f"EER {100 * rec['eer']:.3f} %, gap {rec['gap_abs_points']:.3f} points")
+        cons.print(
+            f"  {side} in training ({', '.join(rec['values'][:6])}{', ...' if len(rec['values']) > 6 else ''}): "
+            f"EER {100 * rec['eer']:.3f} %, gap {rec['gap_abs_points']:.3f} points"
+        )
     if "compare" in gap and gap["compare"]["gap_reduction"] is not None:
         cons.print(f"gap reduction vs {gap['compare']['baseline']}: {100 * gap['compare']['gap_reduction']:.1f} %")

@@ -9,7 +9,16 @@ from typing import Annotated, Optional
 import typer
 
 from cm_cli.commands._common import (
-    ForceOpt, ManifestOpt, OutDir, PresetOpt, SplitOpt, console, emit, get_ctx, print_dry_run, resolve_options,
+    ForceOpt,
+    ManifestOpt,
+    OutDir,
+    PresetOpt,
+    SplitOpt,
+    console,
+    emit,
+    get_ctx,
+    print_dry_run,
+    resolve_options,
     rich_reporter,
 )
 from cm_cli.core.errors import UsageError
@@ -37,38 +46,96 @@ def manifest_for(embeddings: Optional[Path], manifest: Optional[Path]) -> Path:
             recorded = (read_json(record).get("options") or {}).get("manifest")
             if recorded and Path(recorded).exists():
                 return Path(recorded)
-    raise UsageError("no --manifest given, and the embeddings do not record one",
-                     "pass --manifest with the manifest the embeddings were made from")
+    raise UsageError(
+        "no --manifest given, and the embeddings do not record one",
+        "pass --manifest with the manifest the embeddings were made from",
+    )
 
 
 def loao(
     ctx: typer.Context,
-    embeddings: Annotated[Optional[Path], typer.Argument(help="embeddings.parquet or the output directory of `cm embed`.", show_default=False)] = None,
+    embeddings: Annotated[
+        Optional[Path],
+        typer.Argument(help="embeddings.parquet or the output directory of `cm embed`.", show_default=False),
+    ] = None,
     manifest: ManifestOpt = None,
     out: OutDir = None,
-    layer: Annotated[Optional[str], typer.Option("--layer", "-l", help="Layer index or name, comma list, or 'all' (default all).")] = None,
-    group_by: Annotated[str, typer.Option("--group-by", help="Hold out each value of: attack, attack_family, codec or codec_family (a codec: its rows of both classes, and its augmentation with --plan).")] = "attack",
-    seeds: Annotated[str, typer.Option("--seeds", help="Seeds of the speaker-disjoint train/test split (mean and sd over them).")] = "0,1,2",
+    layer: Annotated[
+        Optional[str], typer.Option("--layer", "-l", help="Layer index or name, comma list, or 'all' (default all).")
+    ] = None,
+    group_by: Annotated[
+        str,
+        typer.Option(
+            "--group-by",
+            help="Hold out each value of: attack, attack_family, codec or codec_family (a codec: its rows of both classes, and its augmentation with --plan).",
+        ),
+    ] = "attack",
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Seeds of the speaker-disjoint train/test split (mean and sd over them).")
+    ] = "0,1,2",
     split: SplitOpt = None,
     test_size: Annotated[float, typer.Option("--test-size", help="Fraction of speakers held out for testing.")] = 0.3,
     c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the logistic regression.")] = 1.0,
-    probe_results: Annotated[Optional[Path], typer.Option("--probe-results", help="`cm probe --target attack` output to correlate per-attack selectivity with gaps.")] = None,
-    probe_tag: Annotated[Optional[str], typer.Option("--probe-tag", help="Which embedding set of the probe results (default the first).")] = None,
-    compare: Annotated[Optional[Path], typer.Option("--compare", help="A second embedding set (e.g. fine-tuned): per-attack changes and their correlation.")] = None,
-    plan: Annotated[bool, typer.Option("--plan", help="Print one `cm train` + `cm eval` line per held-out attack or codec (job array) and exit.")] = False,
-    train_preset: Annotated[Optional[str], typer.Option("--train-preset", help="Preset of the retraining runs for --plan.")] = None,
-    train_seeds: Annotated[Optional[str], typer.Option("--train-seeds", help="--plan: retrain every line once per seed (`cm --seed S train`, runs in RUN/seed_<s>); the report gives mean and sd of each gap.", show_default=False)] = None,
-    train_args: Annotated[Optional[str], typer.Option("--train-args", help="Extra `cm train` options for every --plan run, e.g. \"--epochs 1 --seed 3\".")] = None,
+    probe_results: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--probe-results", help="`cm probe --target attack` output to correlate per-attack selectivity with gaps."
+        ),
+    ] = None,
+    probe_tag: Annotated[
+        Optional[str], typer.Option("--probe-tag", help="Which embedding set of the probe results (default the first).")
+    ] = None,
+    compare: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--compare", help="A second embedding set (e.g. fine-tuned): per-attack changes and their correlation."
+        ),
+    ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Print one `cm train` + `cm eval` line per held-out attack or codec (job array) and exit."
+        ),
+    ] = False,
+    train_preset: Annotated[
+        Optional[str], typer.Option("--train-preset", help="Preset of the retraining runs for --plan.")
+    ] = None,
+    train_seeds: Annotated[
+        Optional[str],
+        typer.Option(
+            "--train-seeds",
+            help="--plan: retrain every line once per seed (`cm --seed S train`, runs in RUN/seed_<s>); the report gives mean and sd of each gap.",
+            show_default=False,
+        ),
+    ] = None,
+    train_args: Annotated[
+        Optional[str],
+        typer.Option("--train-args", help='Extra `cm train` options for every --plan run, e.g. "--epochs 1 --seed 3".'),
+    ] = None,
     preset: PresetOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Leave-one-attack-out. On embeddings: linear separability of a held-out attack by a probe that never saw it
     (the encoder saw every attack). With --plan: the full-retraining recipe (each attack removed from train and dev)."""
     c_ = get_ctx(ctx)
-    values = {"layer": layer, "group_by": group_by, "seeds": seeds, "split": split, "test_size": test_size, "c": c,
-              "probe_results": probe_results, "probe_tag": probe_tag, "compare": compare, "plan": plan,
-              "train_preset": train_preset, "train_args": train_args, "train_seeds": train_seeds, "manifest": manifest,
-              "out": out, "force": force}
+    values = {
+        "layer": layer,
+        "group_by": group_by,
+        "seeds": seeds,
+        "split": split,
+        "test_size": test_size,
+        "c": c,
+        "probe_results": probe_results,
+        "probe_tag": probe_tag,
+        "compare": compare,
+        "plan": plan,
+        "train_preset": train_preset,
+        "train_args": train_args,
+        "train_seeds": train_seeds,
+        "manifest": manifest,
+        "out": out,
+        "force": force,
+    }
     opts = resolve_options(ctx, "loao", values, preset=preset)
     manifest_path = manifest_for(embeddings, opts["manifest"])
     if opts["plan"]:
@@ -79,17 +146,38 @@ def loao(
     from cm_cli.analysis.loao import LoaoConfig, run_loao
     from cm_cli.core.progress import use_reporter
 
-    config = LoaoConfig(layers=opts["layer"], group_by=opts["group_by"], seeds=_seeds(str(opts["seeds"])),
-                        split=opts["split"], test_size=float(opts["test_size"]), c=float(opts["c"]))
+    config = LoaoConfig(
+        layers=opts["layer"],
+        group_by=opts["group_by"],
+        seeds=_seeds(str(opts["seeds"])),
+        split=opts["split"],
+        test_size=float(opts["test_size"]),
+        c=float(opts["c"]),
+    )
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "loao" / _name(embeddings)
     if c_.dry_run:
-        print_dry_run(c_, "loao", {"embeddings": str(embeddings), **{k: str(v) if isinstance(v, Path) else v for k, v in opts.items()},
-                                   "out": str(out_dir), "config": config.options()})
+        print_dry_run(
+            c_,
+            "loao",
+            {
+                "embeddings": str(embeddings),
+                **{k: str(v) if isinstance(v, Path) else v for k, v in opts.items()},
+                "out": str(out_dir),
+                "config": config.options(),
+            },
+        )
         return
     with use_reporter(rich_reporter(c_)):
-        summary = run_loao(embeddings, manifest=manifest_path, out=out_dir, config=config,
-                           probe_results=opts["probe_results"], probe_tag=opts["probe_tag"], compare=opts["compare"],
-                           force=bool(opts["force"]))
+        summary = run_loao(
+            embeddings,
+            manifest=manifest_path,
+            out=out_dir,
+            config=config,
+            probe_results=opts["probe_results"],
+            probe_tag=opts["probe_tag"],
+            compare=opts["compare"],
+            force=bool(opts["force"]),
+        )
     payload = {"out": str(out_dir), **summary}
     emit(c_, payload, lambda: _print(summary, out_dir))
 
@@ -110,13 +198,30 @@ def _plan(c_, manifest_path: Path, opts: dict) -> None:
     eval_split = opts["split"] or "eval"  # with --plan, --split names the split the runs are evaluated on
     frame = load_manifest(manifest_path)
     if c_.dry_run:
-        print_dry_run(c_, "loao", {"plan": True, "manifest": str(manifest_path), "out": str(out_dir),
-                                   "train_preset": opts["train_preset"], "train_args": opts["train_args"],
-                                   "eval_split": eval_split, "train_seeds": opts.get("train_seeds")})
+        print_dry_run(
+            c_,
+            "loao",
+            {
+                "plan": True,
+                "manifest": str(manifest_path),
+                "out": str(out_dir),
+                "train_preset": opts["train_preset"],
+                "train_args": opts["train_args"],
+                "eval_split": eval_split,
+                "train_seeds": opts.get("train_seeds"),
+            },
+        )
         return
-    lines = plan_loao(manifest_path, frame, out=out_dir, train_preset=opts["train_preset"], group_by=opts["group_by"],
-                      eval_split=eval_split, train_args=opts["train_args"] or "",
-                      seeds=_seeds(str(opts["train_seeds"])) if opts.get("train_seeds") else None)
+    lines = plan_loao(
+        manifest_path,
+        frame,
+        out=out_dir,
+        train_preset=opts["train_preset"],
+        group_by=opts["group_by"],
+        eval_split=eval_split,
+        train_args=opts["train_args"] or "",
+        seeds=_seeds(str(opts["train_seeds"])) if opts.get("train_seeds") else None,
+    )
     from cm_cli.analysis.loao import PLAN_FILE
     from cm_cli.core.artifacts import read_json
 
@@ -147,8 +252,9 @@ def _print(summary: dict, out_dir: Path) -> None:
     for r in rows:
         if r["layer"] != layer:
             continue
-        table.add_row(str(r["attack"]), _f(r["eer_seen_mean"]), _f(r["eer_held_out_mean"]), _f(r["gap_mean"]),
-                      _f(r["gap_sd"]))
+        table.add_row(
+            str(r["attack"]), _f(r["eer_seen_mean"]), _f(r["eer_held_out_mean"]), _f(r["gap_mean"]), _f(r["gap_sd"])
+        )
     out.print(table)
     if summary.get("measures"):
         out.print(f"[dim]measures: {summary['measures']}[/]")

@@ -23,7 +23,9 @@ def presets(
 
     c = get_ctx(ctx)
     items = list_presets(command)
-    payload = [{"name": p.name, "command": p.command, "description": p.description, "aliases": list(p.aliases)} for p in items]
+    payload = [
+        {"name": p.name, "command": p.command, "description": p.description, "aliases": list(p.aliases)} for p in items
+    ]
 
     def human() -> None:
         from rich.table import Table
@@ -49,8 +51,14 @@ def show(
 
     c = get_ctx(ctx)
     p = load_preset(name)
-    payload = {"name": p.name, "command": p.command, "description": p.description, "aliases": list(p.aliases),
-               "options": p.options, "path": str(p.path)}
+    payload = {
+        "name": p.name,
+        "command": p.command,
+        "description": p.description,
+        "aliases": list(p.aliases),
+        "options": p.options,
+        "path": str(p.path),
+    }
 
     def human() -> None:
         import yaml

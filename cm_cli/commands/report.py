@@ -12,10 +12,16 @@ from cm_cli.commands._common import OutDir, console, emit, get_ctx, print_dry_ru
 
 def report(
     ctx: typer.Context,
-    dirs: Annotated[List[Path], typer.Argument(help="Directories to search recursively for run, eval and analysis outputs.",
-                                               show_default=False)],
+    dirs: Annotated[
+        List[Path],
+        typer.Argument(
+            help="Directories to search recursively for run, eval and analysis outputs.", show_default=False
+        ),
+    ],
     out: OutDir = None,
-    latex: Annotated[bool, typer.Option("--latex", help="Also write every table as a booktabs .tex file under OUT/tables.")] = False,
+    latex: Annotated[
+        bool, typer.Option("--latex", help="Also write every table as a booktabs .tex file under OUT/tables.")
+    ] = False,
     title: Annotated[str, typer.Option("--title", help="Report title.")] = "Countermeasure report",
 ) -> None:
     """Write a Markdown + self-contained HTML report (figures, tables, provenance) from cm artifacts."""

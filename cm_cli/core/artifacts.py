@@ -14,13 +14,13 @@ its own module below, so this module only re-exports them:
 from __future__ import annotations
 
 from cm_cli.core.atomic import (
-                                atomic_path,
-                                ensure_writable_dir,
-                                file_mode,
-                                read_json,
-                                write_error,
-                                write_json,
-                                write_parquet,
+    atomic_path,
+    ensure_writable_dir,
+    file_mode,
+    read_json,
+    write_error,
+    write_json,
+    write_parquet,
 )
 from cm_cli.core.hashing import HASH_LIMIT_BYTES, file_fingerprint, inputs_digest, options_digest, sha256_file
 from cm_cli.core.lease import LEASE_SECONDS, pid_alive

@@ -20,8 +20,16 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["ensure_writable_dir", "file_mode", "write_error", "atomic_path", "json_default", "write_json", "read_json",
-           "write_parquet"]
+__all__ = [
+    "ensure_writable_dir",
+    "file_mode",
+    "write_error",
+    "atomic_path",
+    "json_default",
+    "write_json",
+    "read_json",
+    "write_parquet",
+]
 
 
 def ensure_writable_dir(path: Path) -> Path:
@@ -30,8 +38,11 @@ def ensure_writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CmError(f"cannot create output directory {path}: {exc.strerror or exc}",
-                      "choose a writable output directory", option="out") from None
+        raise CmError(
+            f"cannot create output directory {path}: {exc.strerror or exc}",
+            "choose a writable output directory",
+            option="out",
+        ) from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise CmError(f"output directory {path} is not writable", "choose a writable output directory", option="out")
     return path
@@ -60,8 +71,12 @@ def write_error(target: Path, exc: OSError) -> CmError:
     """One line for a failed write (disk full, quota, permissions), naming the file."""
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return CmError(f"cannot write {target}: {reason}", "free space (or quota) on that filesystem, or write to "
-                       "another output directory, then rerun: finished items are kept", option="out")
+        return CmError(
+            f"cannot write {target}: {reason}",
+            "free space (or quota) on that filesystem, or write to "
+            "another output directory, then rerun: finished items are kept",
+            option="out",
+        )
     return CmError(f"cannot write {target}: {reason}")
 
 
@@ -130,8 +145,9 @@ def read_json(path: str | os.PathLike) -> Any:
         raise CmError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
-def write_parquet(table: "pd.DataFrame | pa.Table", path: str | os.PathLike, *,
-                  metadata: Mapping[str, str] | None = None) -> Path:
+def write_parquet(
+    table: "pd.DataFrame | pa.Table", path: str | os.PathLike, *, metadata: Mapping[str, str] | None = None
+) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -144,4 +160,3 @@ def write_parquet(table: "pd.DataFrame | pa.Table", path: str | os.PathLike, *,
     with atomic_path(path, suffix=".parquet.tmp") as tmp:
         pq.write_table(table, tmp)
     return Path(path)
-

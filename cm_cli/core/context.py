@@ -114,8 +114,11 @@ def check_device_available(device: str) -> None:
 
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise CmError(f"device {device!r} requested but no CUDA GPU is available",
-                          "use device cpu (or auto), or run on a GPU node", option="device")
+            raise CmError(
+                f"device {device!r} requested but no CUDA GPU is available",
+                "use device cpu (or auto), or run on a GPU node",
+                option="device",
+            )
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise CmError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
@@ -134,7 +137,7 @@ def load_dotenv(path: Path) -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].strip()
+            line = line[len("export ") :].strip()
         if "=" not in line:
             raise CmError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
         key, _, value = line.partition("=")

@@ -14,8 +14,17 @@ from typing import Any, Mapping, Sequence
 
 from cm_cli.core.atomic import json_default
 
-__all__ = ["HASH_LIMIT_BYTES", "sha256_file", "file_fingerprint", "content_key", "inputs_digest", "options_digest",
-           "record_inputs_digest", "normalised", "same_options"]
+__all__ = [
+    "HASH_LIMIT_BYTES",
+    "sha256_file",
+    "file_fingerprint",
+    "content_key",
+    "inputs_digest",
+    "options_digest",
+    "record_inputs_digest",
+    "normalised",
+    "same_options",
+]
 
 HASH_LIMIT_BYTES = 64 * 1024 * 1024
 
@@ -38,8 +47,9 @@ def file_fingerprint(path: str | os.PathLike, *, hash_limit: int = HASH_LIMIT_BY
             "kind": "directory",
             "n_files": len(files),
             "size": sum(p.stat().st_size for p in files),
-            "files": [file_fingerprint(p, hash_limit=hash_limit) for p in files
-                      if p.suffix in {".parquet", ".json", ".pt"}][:64],
+            "files": [
+                file_fingerprint(p, hash_limit=hash_limit) for p in files if p.suffix in {".parquet", ".json", ".pt"}
+            ][:64],
         }
     if not path.exists():
         return {"path": str(path), "missing": True}
@@ -55,8 +65,11 @@ def content_key(fingerprint: Mapping[str, Any]) -> Any:
     if fingerprint.get("missing"):
         return None
     if fingerprint.get("kind") == "directory":
-        return [fingerprint.get("n_files"), fingerprint.get("size"),
-                [content_key(f) for f in fingerprint.get("files", [])]]
+        return [
+            fingerprint.get("n_files"),
+            fingerprint.get("size"),
+            [content_key(f) for f in fingerprint.get("files", [])],
+        ]
     return fingerprint.get("sha256") or [fingerprint.get("size"), fingerprint.get("mtime")]
 
 

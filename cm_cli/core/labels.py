@@ -18,8 +18,18 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["BONAFIDE", "SPOOF", "LABELS", "ASVSPOOF_KEYS", "IN_THE_WILD_LABELS", "SCORE_FILE_LABELS", "label_class",
-           "label_classes", "is_bonafide", "label_notes"]
+__all__ = [
+    "BONAFIDE",
+    "SPOOF",
+    "LABELS",
+    "ASVSPOOF_KEYS",
+    "IN_THE_WILD_LABELS",
+    "SCORE_FILE_LABELS",
+    "label_class",
+    "label_classes",
+    "is_bonafide",
+    "label_notes",
+]
 
 BONAFIDE, SPOOF = "bonafide", "spoof"
 LABELS = (BONAFIDE, SPOOF)  # the values of every ``label`` column cm writes
@@ -34,7 +44,9 @@ SCORE_FILE_LABELS: Mapping[str, str] = {**ASVSPOOF_KEYS, **IN_THE_WILD_LABELS}
 
 _NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("cm_label_notes", default=None)
 
-_HINT = "labels must be 'bonafide' (or 'bona-fide') or 'spoof'; otherwise name the bona fide value with --bonafide-value"
+_HINT = (
+    "labels must be 'bonafide' (or 'bona-fide') or 'spoof'; otherwise name the bona fide value with --bonafide-value"
+)
 
 
 def label_class(text: Any, vocabulary: Mapping[str, str] = SCORE_FILE_LABELS, *, exact: bool = False) -> str | None:
@@ -47,8 +59,14 @@ def label_class(text: Any, vocabulary: Mapping[str, str] = SCORE_FILE_LABELS, *,
     return vocabulary.get(text if exact else text.strip().lower())
 
 
-def label_classes(values, *, source: str, column: str = "label", bonafide_value: str | None = None,
-                  vocabulary: Mapping[str, str] = SCORE_FILE_LABELS) -> "np.ndarray":
+def label_classes(
+    values,
+    *,
+    source: str,
+    column: str = "label",
+    bonafide_value: str | None = None,
+    vocabulary: Mapping[str, str] = SCORE_FILE_LABELS,
+) -> "np.ndarray":
     """Label text -> object array of ``bonafide``/``spoof``; CmError naming unknown or missing values.
 
     ``bonafide_value``: the bona fide label as text (``0`` matches a column of numbers
@@ -63,12 +81,14 @@ def label_classes(values, *, source: str, column: str = "label", bonafide_value:
         is_bona = text == wanted
         if not is_bona.fillna(False).any():
             found = ", ".join(sorted(map(str, text.dropna().unique()))[:10])
-            raise CmError(f"{source}: no row has {column} == {wanted!r}: only one class",
-                          f"values found in {column}: {found}")
+            raise CmError(
+                f"{source}: no row has {column} == {wanted!r}: only one class", f"values found in {column}: {found}"
+            )
         if text.isna().any():
             row = int(text.isna().to_numpy().argmax())
-            raise CmError(f"{source}: {int(text.isna().sum())} missing value(s) in label column {column!r} "
-                          f"(first at row {row})")
+            raise CmError(
+                f"{source}: {int(text.isna().sum())} missing value(s) in label column {column!r} (first at row {row})"
+            )
         return np.where(is_bona.to_numpy(dtype=bool), BONAFIDE, SPOOF).astype(object)
     classes = text.str.lower().map(dict(vocabulary))
     if classes.isna().any():
@@ -105,8 +125,10 @@ def _note_normalised(raw, vocabulary: Mapping[str, str], *, source: str, column:
         return
     counts = inexact.value_counts()
     shown = ", ".join(f"{str(v)!r} x{int(n)}" for v, n in counts.head(5).items())
-    notes.append(f"{source}: {len(inexact)} label(s) in column {column!r} normalised to the official spelling "
-                 f"({shown}); the official ASVspoof scorers compare labels exactly and would not count them")
+    notes.append(
+        f"{source}: {len(inexact)} label(s) in column {column!r} normalised to the official spelling "
+        f"({shown}); the official ASVspoof scorers compare labels exactly and would not count them"
+    )
 
 
 def is_bonafide(values, *, source: str, column: str = "label", bonafide_value: str | None = None) -> "np.ndarray":

@@ -66,8 +66,14 @@ class Lease:
 
     def _info(self) -> dict:
         now = time.time()
-        return {"pid": os.getpid(), "host": socket.gethostname(), "since": now, "refreshed": now,
-                "lease_seconds": self.lease, "token": self.token}
+        return {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": now,
+            "refreshed": now,
+            "lease_seconds": self.lease,
+            "token": self.token,
+        }
 
     def _write_tmp(self) -> Path:
         fd, name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".new", dir=self.path.parent)

@@ -91,8 +91,9 @@ class OutputDir:
             self._check_layout()
             self._check_previous()
             if not self.done:
-                self.record = provenance_record(self.kind, options=self.options, device=self.device,
-                                                argv=self.argv, fingerprints=self.fingerprints)
+                self.record = provenance_record(
+                    self.kind, options=self.options, device=self.device, argv=self.argv, fingerprints=self.fingerprints
+                )
                 if self.shard is not None:
                     self.record["shard"] = str(self.shard)
                 if self.stale:
@@ -147,8 +148,11 @@ class OutputDir:
         if kinds and self.kind not in kinds:
             return  # another kind of artifact: _check_previous-style refusal happens on the same record name only
         if not self.force:
-            raise CmError(f"{self.path} already holds {what}; a directory holds either one result or its parts",
-                          "replace it (forced), or write to another output directory", option=("force", "out"))
+            raise CmError(
+                f"{self.path} already holds {what}; a directory holds either one result or its parts",
+                "replace it (forced), or write to another output directory",
+                option=("force", "out"),
+            )
         for other in others:
             with contextlib.suppress(CmError):
                 for value in (read_json(other).get("outputs") or {}).values():
@@ -185,14 +189,16 @@ class OutputDir:
             before = record_inputs_digest(previous)
             if before is not None and before != self.inputs_digest:
                 pairs = zip(self.inputs, previous.get("inputs") or [], self.fingerprints)
-                changed = [str(Path(p).name) for p, a, b in pairs
-                           if content_key(a) != content_key(b)] or ["the list of inputs"]
+                changed = [str(Path(p).name) for p, a, b in pairs if content_key(a) != content_key(b)] or [
+                    "the list of inputs"
+                ]
                 self.stale = f"input(s) changed since the last run: {', '.join(changed)}"
                 return
             self.done = True
             return
-        changed = sorted(k for k in set(old) | set(self.options)
-                         if normalised(old.get(k)) != normalised(self.options.get(k)))
+        changed = sorted(
+            k for k in set(old) | set(self.options) if normalised(old.get(k)) != normalised(self.options.get(k))
+        )
         shown = "; ".join(f"{k}: {old.get(k)!r} -> {self.options.get(k)!r}" for k in changed[:6])
         raise CmError(
             f"{self.path} was made with different options ({shown})",

@@ -23,7 +23,18 @@ __all__ = ["Preset", "PRESET_DIRS", "list_presets", "load_preset", "preset_names
 PACKAGE_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 PRESET_DIRS = (PACKAGE_PRESETS,)
 # paths and devices belong to the context or the job script, never to a preset
-FORBIDDEN_KEYS = {"out", "manifest", "data_root", "runs_dir", "cache_dir", "device", "checkpoint", "run", "input", "output"}
+FORBIDDEN_KEYS = {
+    "out",
+    "manifest",
+    "data_root",
+    "runs_dir",
+    "cache_dir",
+    "device",
+    "checkpoint",
+    "run",
+    "input",
+    "output",
+}
 
 
 @dataclass(frozen=True)
@@ -54,8 +65,10 @@ def strict_yaml(text: str, source: str | Path):
             except TypeError:  # an unhashable key: let the normal constructor report it
                 continue
             if first != line:
-                raise CmError(f"{source}:{line}: key {key!r} is given twice (first on line {first})",
-                              "keep one; cm never lets the last value win silently")
+                raise CmError(
+                    f"{source}:{line}: key {key!r} is given twice (first on line {first})",
+                    "keep one; cm never lets the last value win silently",
+                )
         return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
     StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
@@ -79,13 +92,17 @@ def _parse(path: Path) -> Preset:
     for key, value in (data.get("options") or {}).items():
         name = str(key).replace("-", "_")
         if name in options:
-            raise CmError(f"{path}: option {name!r} is given twice (as {key!r} and another spelling)",
-                          "keep one; cm never lets the last value win silently")
+            raise CmError(
+                f"{path}: option {name!r} is given twice (as {key!r} and another spelling)",
+                "keep one; cm never lets the last value win silently",
+            )
         options[name] = value
     bad = sorted(FORBIDDEN_KEYS & set(options))
     if bad:
-        raise CmError(f"{path}: presets hold command options only, not {', '.join(bad)}",
-                      "pass paths and devices on the command line or in the environment")
+        raise CmError(
+            f"{path}: presets hold command options only, not {', '.join(bad)}",
+            "pass paths and devices on the command line or in the environment",
+        )
     return Preset(
         name=path.stem,
         command=str(data["command"]),
@@ -124,7 +141,9 @@ def load_preset(name_or_path: str, *, command: str | None = None) -> Preset:
         matches = [p for p in list_presets() if name_or_path in (p.name, *p.aliases)]
         if not matches:
             known = ", ".join(preset_names(command)) or "none"
-            raise CmError(f"unknown preset {name_or_path!r}", f"known presets{' for ' + command if command else ''}: {known}")
+            raise CmError(
+                f"unknown preset {name_or_path!r}", f"known presets{' for ' + command if command else ''}: {known}"
+            )
         preset = matches[0]
     if command is not None and preset.command != command:
         raise CmError(f"preset {preset.name!r} configures `cm {preset.command}`, not `cm {command}`")

@@ -17,8 +17,16 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Callable, Iterable, Iterator, Protocol, TypeVar
 
-__all__ = ["Reporter", "LogReporter", "track", "task", "use_reporter", "current_reporter", "format_eta",
-           "LOG_INTERVAL_ENV"]
+__all__ = [
+    "Reporter",
+    "LogReporter",
+    "track",
+    "task",
+    "use_reporter",
+    "current_reporter",
+    "format_eta",
+    "LOG_INTERVAL_ENV",
+]
 
 T = TypeVar("T")
 
@@ -119,9 +127,15 @@ class LogReporter:
 
     START_DELAY = 1.0
 
-    def __init__(self, stream: IO[str] | None = None, *, interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 heartbeat: bool = True):
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        heartbeat: bool = True,
+    ):
         if interval is None:
             try:
                 interval = float(os.environ.get(LOG_INTERVAL_ENV, "30"))
@@ -146,8 +160,9 @@ class LogReporter:
             self._tasks[handle] = _LogTask(description, total, now, last_line=now)
             if self._heartbeat and self._thread is None:
                 self._stop = threading.Event()
-                self._thread = threading.Thread(target=self._beat, args=(self._stop,), name="cm-progress-log",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._beat, args=(self._stop,), name="cm-progress-log", daemon=True
+                )
                 self._thread.start()
         return handle
 
@@ -185,8 +200,10 @@ class LogReporter:
         if state.total:
             percent = 100.0 * state.done / state.total
             eta = (state.total - state.done) / rate if rate > 0 else None
-            return (f"{state.description}: {state.done}/{state.total} ({percent:.0f}%), {rate:.2f}/s, "
-                    f"elapsed {format_eta(elapsed)}, ETA {format_eta(eta)}")
+            return (
+                f"{state.description}: {state.done}/{state.total} ({percent:.0f}%), {rate:.2f}/s, "
+                f"elapsed {format_eta(elapsed)}, ETA {format_eta(eta)}"
+            )
         return f"{state.description}: {state.done} done, {rate:.2f}/s, elapsed {format_eta(elapsed)}"
 
     def _status(self, state: _LogTask) -> None:
@@ -210,8 +227,9 @@ class LogReporter:
                 if not state.announced and now - state.started >= self.START_DELAY:
                     state.announced = True
                     state.last_line = now
-                    self._write(f"{state.description}: started"
-                                + (f", {state.total} to do" if state.total is not None else ""))
+                    self._write(
+                        f"{state.description}: started" + (f", {state.total} to do" if state.total is not None else "")
+                    )
                 elif state.announced and now - state.last_line >= self.interval:
                     self._status(state)
 

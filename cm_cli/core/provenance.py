@@ -46,9 +46,15 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def provenance_record(kind: str, *, options: Mapping[str, Any], inputs: Iterable[str | os.PathLike] = (),
-                      device: str | None = None, argv: Sequence[str] | None = None,
-                      fingerprints: Sequence[Mapping[str, Any]] | None = None) -> dict:
+def provenance_record(
+    kind: str,
+    *,
+    options: Mapping[str, Any],
+    inputs: Iterable[str | os.PathLike] = (),
+    device: str | None = None,
+    argv: Sequence[str] | None = None,
+    fingerprints: Sequence[Mapping[str, Any]] | None = None,
+) -> dict:
     if not is_kind(kind):
         raise ValueError(f"unknown artifact kind {kind!r}: declare it with cm_cli.core.kinds.register_kind")
     if fingerprints is None:

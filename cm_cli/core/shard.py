@@ -82,5 +82,7 @@ def _slurm_shard(env: Mapping[str, str]) -> Shard:
     if step < 1 or (task - low) % step or (high - low) % step or (high - low) // step + 1 != count:
         raise UsageError(
             f"SLURM array task {task} (min {low}, max {high}, step {step}, count {count}) is not an evenly "
-            "stepped range, so no shard index follows from it", hint)
+            "stepped range, so no shard index follows from it",
+            hint,
+        )
     return parse_shard(f"{(task - low) // step}/{count}")

@@ -50,8 +50,9 @@ def _handler(what: str):
             os.kill(os.getpid(), signum)
             return
         name = signal.Signals(signum).name
-        raise Terminated(f"{what} stopped by {name}; finished items are kept",
-                         "rerun the same command to continue where it stopped")
+        raise Terminated(
+            f"{what} stopped by {name}; finished items are kept", "rerun the same command to continue where it stopped"
+        )
 
     return handle
 
@@ -71,6 +72,7 @@ def stop_on_sigterm(what: str = "cm") -> Iterator[None]:
 
 def raise_on_sigterm() -> None:
     """For a worker process's initializer: SIGTERM unwinds the worker (temporary files removed) and ends it."""
+
     def handle(signum, frame) -> None:
         raise WorkerStop()
 

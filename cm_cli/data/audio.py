@@ -26,13 +26,40 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["AudioInfo", "probe_audio", "load_audio", "load_audio_window", "native_frames", "resample", "to_mono", "save_audio",
-           "looks_like_audio", "check_finite", "wav_truncation", "require_min_samples", "audio_duration",
-           "iter_audio_windows"]
+__all__ = [
+    "AudioInfo",
+    "probe_audio",
+    "load_audio",
+    "load_audio_window",
+    "native_frames",
+    "resample",
+    "to_mono",
+    "save_audio",
+    "looks_like_audio",
+    "check_finite",
+    "wav_truncation",
+    "require_min_samples",
+    "audio_duration",
+    "iter_audio_windows",
+]
 
 # leading bytes of the containers cm reads through ffmpeg (soundfile reads WAV/FLAC/OGG itself)
-_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b".snd", b"caff", b"wvpk", b"MAC ",
-          b"\x1aE\xdf\xa3", b"#!AMR", b"0&\xb2u")
+_MAGIC = (
+    b"RIFF",
+    b"RIFX",
+    b"RF64",
+    b"fLaC",
+    b"OggS",
+    b"ID3",
+    b"FORM",
+    b".snd",
+    b"caff",
+    b"wvpk",
+    b"MAC ",
+    b"\x1aE\xdf\xa3",
+    b"#!AMR",
+    b"0&\xb2u",
+)
 
 
 def looks_like_audio(path: str | Path) -> bool:
@@ -57,8 +84,9 @@ def check_finite(samples: np.ndarray, path: str | Path) -> np.ndarray:
     finite = np.isfinite(samples)
     if not finite.all():
         bad = int(samples.size - np.count_nonzero(finite))
-        raise CmError(f"{path}: audio has {bad} non-finite sample(s) (NaN/Inf); "
-                      "refusing to use it (re-export the file)")
+        raise CmError(
+            f"{path}: audio has {bad} non-finite sample(s) (NaN/Inf); refusing to use it (re-export the file)"
+        )
     return samples
 
 
@@ -95,9 +123,11 @@ def wav_truncation(path: str | Path) -> str | None:
 def require_min_samples(n_samples: int, minimum: int, rate: int, path: str | Path) -> None:
     """Refuse audio shorter than ``minimum`` samples (a model's receptive field): it would be scored on padding."""
     if int(n_samples) < int(minimum):
-        raise CmError(f"{path}: too short to score ({n_samples / rate * 1000:.1f} ms; the model needs at least "
-                      f"{minimum / rate * 1000:.1f} ms = {minimum} samples, its receptive field)",
-                      "a score on so little audio would mostly measure padding")
+        raise CmError(
+            f"{path}: too short to score ({n_samples / rate * 1000:.1f} ms; the model needs at least "
+            f"{minimum / rate * 1000:.1f} ms = {minimum} samples, its receptive field)",
+            "a score on so little audio would mostly measure padding",
+        )
 
 
 def probe_audio(path: str | Path) -> AudioInfo:
@@ -110,7 +140,9 @@ def probe_audio(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
     except Exception:
         samples, rate = load_audio(path, mono=False)
-        return AudioInfo(samples.shape[-1] / rate, rate, 1 if samples.ndim == 1 else samples.shape[0], samples.shape[-1])
+        return AudioInfo(
+            samples.shape[-1] / rate, rate, 1 if samples.ndim == 1 else samples.shape[0], samples.shape[-1]
+        )
     problem = wav_truncation(path)
     if problem:
         raise CmError(f"{path}: {problem}", "the copy or download was cut short; fetch the file again")
@@ -190,8 +222,9 @@ def _decode_other(path: Path, sf_error: BaseException) -> tuple[np.ndarray, int]
         except Exception as exc:  # noqa: BLE001
             reasons.append(f"ffmpeg: {_first_line(exc)}")
     what = "not audio, or a damaged audio file" if looks_like_audio(path) else "not audio (no known audio format)"
-    raise CmError(f"{path}: {what} ({'; '.join(reasons)})",
-                  "check the file plays; convert it to WAV or FLAC if it does") from None
+    raise CmError(
+        f"{path}: {what} ({'; '.join(reasons)})", "check the file plays; convert it to WAV or FLAC if it does"
+    ) from None
 
 
 def load_audio(path: str | Path, *, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
@@ -253,7 +286,7 @@ def load_audio_window(path: str | Path, start: int, frames: int, *, sample_rate:
     if data is not None and len(data) > 0 and int(rate) == int(sample_rate):
         return np.ascontiguousarray(to_mono(check_finite(data.T, path)), dtype=np.float32)
     wave, _ = load_audio(path, sample_rate=sample_rate)
-    return wave[int(start):int(start) + int(frames)]
+    return wave[int(start) : int(start) + int(frames)]
 
 
 def audio_duration(path: str | Path) -> float | None:
@@ -342,7 +375,7 @@ def iter_audio_windows(path: str | Path, *, sample_rate: int, window: int, hop: 
         buffer = np.concatenate([buffer, np.asarray(chunk, np.float32)])
         while next_start + window <= offset + len(buffer):
             i = next_start - offset
-            yield next_start, buffer[i:i + window].copy()
+            yield next_start, buffer[i : i + window].copy()
             last_end = next_start + window
             next_start += hop
         keep_from = min(next_start - offset, max(0, len(buffer) - window))  # enough for the next or the tail window
@@ -353,7 +386,7 @@ def iter_audio_windows(path: str | Path, *, sample_rate: int, window: int, hop: 
     if last_end == 0:
         yield 0, buffer.copy()  # shorter than one window: one window of its own length
     elif last_end < total:
-        yield total - window, buffer[len(buffer) - window:].copy()
+        yield total - window, buffer[len(buffer) - window :].copy()
 
 
 def pcm16(samples: np.ndarray) -> np.ndarray:
@@ -379,6 +412,11 @@ def save_audio(path: str | Path, samples: np.ndarray, sample_rate: int, *, subty
     if fmt not in sf.available_formats():
         raise CmError(f"{path}: cannot write {fmt!r} files", "use .wav or .flac")
     with atomic_path(path, suffix="." + path.suffix.lstrip(".")) as tmp:
-        sf.write(str(tmp), data.T if data.ndim == 2 else data, int(sample_rate), format=fmt,
-                 subtype=subtype or ("PCM_16" if fmt in ("WAV", "FLAC") else None))
+        sf.write(
+            str(tmp),
+            data.T if data.ndim == 2 else data,
+            int(sample_rate),
+            format=fmt,
+            subtype=subtype or ("PCM_16" if fmt in ("WAV", "FLAC") else None),
+        )
     return clipped

@@ -20,8 +20,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch
 
-__all__ = ["SAMPLE_RATE", "AudioItem", "ManifestAudio", "Batch", "collate_audio", "BucketBatchSampler",
-           "bucket_batches"]
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioItem",
+    "ManifestAudio",
+    "Batch",
+    "collate_audio",
+    "BucketBatchSampler",
+    "bucket_batches",
+]
 
 SAMPLE_RATE = 16000
 
@@ -40,8 +47,14 @@ class ManifestAudio:
     it receives the row index so it can seed per-utterance randomness.
     """
 
-    def __init__(self, frame: "pd.DataFrame", *, data_root: str | Path | None, sample_rate: int = SAMPLE_RATE,
-                 transform: Callable[[np.ndarray, int], np.ndarray] | None = None):
+    def __init__(
+        self,
+        frame: "pd.DataFrame",
+        *,
+        data_root: str | Path | None,
+        sample_rate: int = SAMPLE_RATE,
+        transform: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    ):
         from cm_cli.data.manifest import resolve_audio_path
 
         self.frame = frame.reset_index(drop=True)
@@ -96,8 +109,13 @@ class Batch:
 
     def pin_memory(self) -> "Batch":
         """Page-locked copies of the tensors (called by a DataLoader with ``pin_memory=True``)."""
-        return Batch(self.waves.pin_memory(), self.lengths.pin_memory(), self.indices.pin_memory(),
-                     self.failures, self.conditions)
+        return Batch(
+            self.waves.pin_memory(),
+            self.lengths.pin_memory(),
+            self.indices.pin_memory(),
+            self.failures,
+            self.conditions,
+        )
 
 
 def collate_audio(items: Sequence[AudioItem]) -> Batch:
@@ -116,8 +134,9 @@ def collate_audio(items: Sequence[AudioItem]) -> Batch:
     return Batch(waves, lengths, indices, failures)
 
 
-def bucket_batches(durations: Sequence[float], batch_size: int, *, shuffle: bool, seed: int = 0,
-                   bucket_factor: int = 50) -> list[list[int]]:
+def bucket_batches(
+    durations: Sequence[float], batch_size: int, *, shuffle: bool, seed: int = 0, bucket_factor: int = 50
+) -> list[list[int]]:
     """Batches of similar length (little padding), deterministic for a seed.
 
     Rows are shuffled, cut into windows of ``batch_size * bucket_factor``, sorted by
@@ -131,14 +150,14 @@ def bucket_batches(durations: Sequence[float], batch_size: int, *, shuffle: bool
     rng = np.random.default_rng(seed)
     if not shuffle:
         order = np.argsort(-durations, kind="stable")
-        return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+        return [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
     order = rng.permutation(n)
     window = max(batch_size, batch_size * bucket_factor)
     batches: list[list[int]] = []
     for start in range(0, n, window):
-        chunk = order[start:start + window]
+        chunk = order[start : start + window]
         chunk = chunk[np.argsort(-durations[chunk], kind="stable")]
-        batches.extend(chunk[i:i + batch_size].tolist() for i in range(0, len(chunk), batch_size))
+        batches.extend(chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
 
@@ -146,8 +165,17 @@ def bucket_batches(durations: Sequence[float], batch_size: int, *, shuffle: bool
 class BucketBatchSampler:
     """A batch sampler over ``bucket_batches``; ``set_epoch`` reshuffles reproducibly."""
 
-    def __init__(self, durations: Sequence[float], batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, drop_last: bool = False):
+    def __init__(
+        self,
+        durations: Sequence[float],
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ):
         self.durations = np.asarray(durations, dtype=np.float64)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -166,7 +194,7 @@ class BucketBatchSampler:
             batches = [b for b in batches if len(b) == self.batch_size] or batches
         if self.world_size > 1:  # every rank gets the same number of batches
             usable = len(batches) - len(batches) % self.world_size or len(batches)
-            batches = batches[:usable][self.rank::self.world_size]
+            batches = batches[:usable][self.rank :: self.world_size]
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:

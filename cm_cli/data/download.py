@@ -42,8 +42,17 @@ from typing import Callable, Sequence
 from cm_cli.core.errors import CmError
 
 __all__ = [
-    "DownloadItem", "FileResult", "DownloadSettings", "mirror_url", "md5sum", "check_free_space",
-    "zenodo_metadata", "fetch_file", "download_files", "USER_AGENT", "archive_problem",
+    "DownloadItem",
+    "FileResult",
+    "DownloadSettings",
+    "mirror_url",
+    "md5sum",
+    "check_free_space",
+    "zenodo_metadata",
+    "fetch_file",
+    "download_files",
+    "USER_AGENT",
+    "archive_problem",
 ]
 
 USER_AGENT = "cm-cli (speech anti-spoofing research toolkit)"
@@ -127,12 +136,15 @@ def check_free_space(directory: str | os.PathLike, needed: int) -> None:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if needed > free:
-        raise CmError(f"not enough free space in {directory}: need {_human(needed)}, {_human(free)} free",
-                      "free some space, or point --data-root at a larger file system")
+        raise CmError(
+            f"not enough free space in {directory}: need {_human(needed)}, {_human(free)} free",
+            "free some space, or point --data-root at a larger file system",
+        )
 
 
-def zenodo_metadata(record: str, *, api_base: str = "https://zenodo.org/api/records",
-                    timeout: float = 30.0) -> dict[str, dict]:
+def zenodo_metadata(
+    record: str, *, api_base: str = "https://zenodo.org/api/records", timeout: float = 30.0
+) -> dict[str, dict]:
     """``{file name: {"md5": ..., "size": ...}}`` from a Zenodo record's JSON metadata."""
     url = f"{api_base.rstrip('/')}/{record}"
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -140,8 +152,10 @@ def zenodo_metadata(record: str, *, api_base: str = "https://zenodo.org/api/reco
         with urllib.request.urlopen(request, timeout=timeout) as response:
             data = json.loads(response.read().decode("utf-8"))
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise CmError(f"cannot read Zenodo record {record} metadata from {url}: {exc}",
-                      "check the network, or give a mirror with --base-url") from None
+        raise CmError(
+            f"cannot read Zenodo record {record} metadata from {url}: {exc}",
+            "check the network, or give a mirror with --base-url",
+        ) from None
     files = data.get("files") or []
     if isinstance(files, dict):  # some API versions nest entries
         files = files.get("entries", [])
@@ -208,7 +222,8 @@ def archive_problem(path: Path, name: str) -> str | None:
                 bad = zf.testzip()
             return f"member {bad} fails its CRC" if bad else None
         opener = {".gz": gzip.open, ".tgz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(
-            next((s for s in (".tgz", ".gz", ".bz2", ".xz") if lower.endswith(s)), ""))
+            next((s for s in (".tgz", ".gz", ".bz2", ".xz") if lower.endswith(s)), "")
+        )
         if opener is not None:
             with opener(path, "rb") as stream:  # reading to the end checks the stream's own CRC and length
                 while stream.read(CHUNK):
@@ -225,8 +240,15 @@ def archive_problem(path: Path, name: str) -> str | None:
     return None
 
 
-def _transfer(item: DownloadItem, url: str, part: Path, settings: DownloadSettings,
-              advance: Callable[[int], None], result: FileResult, deadline: float | None = None) -> None:
+def _transfer(
+    item: DownloadItem,
+    url: str,
+    part: Path,
+    settings: DownloadSettings,
+    advance: Callable[[int], None],
+    result: FileResult,
+    deadline: float | None = None,
+) -> None:
     """One attempt: continue ``part`` from its current size; raise ``_Retryable`` on transient failure."""
     offset = part.stat().st_size if part.exists() else 0
     if item.size is not None and offset > item.size:  # stale or foreign bytes
@@ -247,8 +269,10 @@ def _transfer(item: DownloadItem, url: str, part: Path, settings: DownloadSettin
         if exc.code in _RETRY_STATUS:
             wait = _retry_after(exc.headers.get("Retry-After")) if exc.headers else None
             raise _Retryable(f"HTTP {exc.code} from {url}", wait) from None
-        raise CmError(f"{item.name}: HTTP {exc.code} {exc.reason} from {url}",
-                      "check the URL, or give a mirror with --base-url / CM_MIRROR") from None
+        raise CmError(
+            f"{item.name}: HTTP {exc.code} {exc.reason} from {url}",
+            "check the URL, or give a mirror with --base-url / CM_MIRROR",
+        ) from None
     except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as exc:
         raise _Retryable(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
     with response:
@@ -284,17 +308,23 @@ def _transfer(item: DownloadItem, url: str, part: Path, settings: DownloadSettin
                     window_bytes += len(block)
                     now = settings.clock()
                     if deadline is not None and now > deadline:
-                        raise CmError(f"{item.name}: not finished within the {settings.deadline:g} s deadline "
-                                      f"({out.tell()} bytes so far)", "rerun later or from a faster mirror: it resumes")
+                        raise CmError(
+                            f"{item.name}: not finished within the {settings.deadline:g} s deadline "
+                            f"({out.tell()} bytes so far)",
+                            "rerun later or from a faster mirror: it resumes",
+                        )
                     if now - window_start >= settings.stall_seconds:
                         if window_bytes < settings.min_rate * (now - window_start):
                             rate = f"{window_bytes} bytes in {now - window_start:.0f} s"
-                            raise _Retryable(f"{item.name}: stalled ({rate}, under {settings.min_rate:g} B/s); "
-                                             "will resume")
+                            raise _Retryable(
+                                f"{item.name}: stalled ({rate}, under {settings.min_rate:g} B/s); will resume"
+                            )
                         window_start, window_bytes = now, 0
         except (socket.timeout, ConnectionError, http.client.HTTPException, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC
-                raise CmError(f"disk full while writing {part}", "free some space and rerun: the transfer resumes") from None
+                raise CmError(
+                    f"disk full while writing {part}", "free some space and rerun: the transfer resumes"
+                ) from None
             raise _Retryable(f"{item.name}: transfer interrupted ({exc}); will resume") from None
     got = part.stat().st_size
     if expected_total is not None and got < expected_total:
@@ -306,19 +336,36 @@ def _transfer(item: DownloadItem, url: str, part: Path, settings: DownloadSettin
 
 
 def _aria2(item: DownloadItem, url: str, part: Path, settings: DownloadSettings) -> None:
-    command = ["aria2c", "--continue=true", "--max-connection-per-server=4", "--split=4", "--quiet=true",
-               f"--max-tries={settings.retries + 1}", f"--retry-wait={max(1, int(settings.backoff))}",
-               "--auto-file-renaming=false", "--allow-overwrite=true",
-               f"--dir={part.parent}", f"--out={part.name}", url]
+    command = [
+        "aria2c",
+        "--continue=true",
+        "--max-connection-per-server=4",
+        "--split=4",
+        "--quiet=true",
+        f"--max-tries={settings.retries + 1}",
+        f"--retry-wait={max(1, int(settings.backoff))}",
+        "--auto-file-renaming=false",
+        "--allow-overwrite=true",
+        f"--dir={part.parent}",
+        f"--out={part.name}",
+        url,
+    ]
     completed = subprocess.run(command, capture_output=True, text=True)
     if completed.returncode != 0:
-        raise CmError(f"{item.name}: aria2c failed (exit {completed.returncode}): {completed.stderr.strip()[-300:]}",
-                      "rerun without --aria2 to use the built-in downloader")
+        raise CmError(
+            f"{item.name}: aria2c failed (exit {completed.returncode}): {completed.stderr.strip()[-300:]}",
+            "rerun without --aria2 to use the built-in downloader",
+        )
 
 
-def fetch_file(item: DownloadItem, dest_dir: str | os.PathLike, *, base_url: str | None = None,
-               settings: DownloadSettings | None = None,
-               advance: Callable[[int], None] | None = None) -> FileResult:
+def fetch_file(
+    item: DownloadItem,
+    dest_dir: str | os.PathLike,
+    *,
+    base_url: str | None = None,
+    settings: DownloadSettings | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> FileResult:
     """Download one file into ``dest_dir`` (resuming, retrying, verifying); skip it when already verified."""
     settings = settings or DownloadSettings()
     advance = advance or (lambda n: None)
@@ -362,9 +409,11 @@ def fetch_file(item: DownloadItem, dest_dir: str | os.PathLike, *, base_url: str
                     size = part.stat().st_size  # resuming cannot repair it: fetch it whole next time
                     part.unlink()
                     advance(-size)
-                raise CmError(f"{item.name}: giving up after {attempt + 1} attempts: {last_error}",
-                              "rerun later: the transfer resumes from the .part file") from None
-            wait = min(settings.max_backoff, settings.backoff * (2 ** attempt))
+                raise CmError(
+                    f"{item.name}: giving up after {attempt + 1} attempts: {last_error}",
+                    "rerun later: the transfer resumes from the .part file",
+                ) from None
+            wait = min(settings.max_backoff, settings.backoff * (2**attempt))
             if exc.wait is not None:
                 wait = max(wait, min(exc.wait, settings.max_retry_after))
             settings.sleep(wait)
@@ -374,13 +423,22 @@ def fetch_file(item: DownloadItem, dest_dir: str | os.PathLike, *, base_url: str
             size = part.stat().st_size
             part.unlink()
             advance(-size)
-            raise CmError(f"{item.name}: md5 mismatch (expected {item.md5}, got {actual}); the bad file was removed",
-                          "rerun to download it again; if it keeps failing, the source or mirror is corrupt")
+            raise CmError(
+                f"{item.name}: md5 mismatch (expected {item.md5}, got {actual}); the bad file was removed",
+                "rerun to download it again; if it keeps failing, the source or mirror is corrupt",
+            )
         result.verified = True
     from cm_cli.data.unpack import is_archive
 
-    result.checked_by = ("md5" if item.md5 is not None else "size" if result.length_known
-                         else "archive" if is_archive(item.name) else "none")
+    result.checked_by = (
+        "md5"
+        if item.md5 is not None
+        else "size"
+        if result.length_known
+        else "archive"
+        if is_archive(item.name)
+        else "none"
+    )
     os.replace(part, path)
     if result.checked_by != "none":  # an unverifiable file is kept but checked again on the next run
         _write_ok(path, item.md5)
@@ -389,9 +447,15 @@ def fetch_file(item: DownloadItem, dest_dir: str | os.PathLike, *, base_url: str
     return result
 
 
-def download_files(items: Sequence[DownloadItem], dest_dir: str | os.PathLike, *, base_url: str | None = None,
-                   settings: DownloadSettings | None = None, extra_space: int = 0,
-                   description: str = "downloading") -> list[FileResult]:
+def download_files(
+    items: Sequence[DownloadItem],
+    dest_dir: str | os.PathLike,
+    *,
+    base_url: str | None = None,
+    settings: DownloadSettings | None = None,
+    extra_space: int = 0,
+    description: str = "downloading",
+) -> list[FileResult]:
     """Fetch ``items`` in parallel threads; every file is attempted, then all failures are reported together.
 
     Progress is reported in bytes through ``cm_cli.core.progress``. ``extra_space``
@@ -417,6 +481,7 @@ def download_files(items: Sequence[DownloadItem], dest_dir: str | os.PathLike, *
     results: dict[str, FileResult] = {}
     errors: dict[str, CmError] = {}
     with task(total, description) as advance_task:
+
         def advance(n: int) -> None:
             with lock:
                 advance_task(n)
@@ -433,6 +498,8 @@ def download_files(items: Sequence[DownloadItem], dest_dir: str | os.PathLike, *
         if len(errors) == 1:
             raise next(iter(errors.values()))
         lines = "; ".join(e.message for e in errors.values())
-        raise CmError(f"{len(errors)} of {len(items)} file(s) failed: {lines}",
-                      "rerun to retry them: completed files are kept and partial ones resume")
+        raise CmError(
+            f"{len(errors)} of {len(items)} file(s) failed: {lines}",
+            "rerun to retry them: completed files are kept and partial ones resume",
+        )
     return [results[i.name] for i in items]

@@ -6,9 +6,9 @@ command that needs the default manifest of the data root's corpus.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Callable
 
 from cm_cli.core.errors import CmError
@@ -16,8 +16,19 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["ManifestResult", "CORPUS_PREPARERS", "asv_score_files", "find_asv_scores", "manifest_asv_scores", "prepare_corpus", "probe_manifest_audio",
-           "stratified_subset", "make_manifest", "load_manifest", "default_manifest"]
+__all__ = [
+    "ManifestResult",
+    "CORPUS_PREPARERS",
+    "asv_score_files",
+    "find_asv_scores",
+    "manifest_asv_scores",
+    "prepare_corpus",
+    "probe_manifest_audio",
+    "stratified_subset",
+    "make_manifest",
+    "load_manifest",
+    "default_manifest",
+]
 
 
 class _Preparers(Mapping):
@@ -103,15 +114,24 @@ def probe_manifest_audio(df: "pd.DataFrame", *, data_root: Path, workers: int = 
     root = str(Path(data_root))
     paths = [p if os.path.isabs(p) else os.path.join(root, p) for p in df["path"].astype(str)]
     chunk = 256  # one task per chunk of files: thread hand-offs cost more than a header read
-    batches = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
+    batches = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = [r for batch in track(pool.map(lambda b: [_probe_header(p) for p in b], batches),
-                                        total=len(batches), description="probing audio") for r in batch]
+        results = [
+            r
+            for batch in track(
+                pool.map(lambda b: [_probe_header(p) for p in b], batches),
+                total=len(batches),
+                description="probing audio",
+            )
+            for r in batch
+        ]
     missing = [p for p, r in zip(paths, results) if r == "missing"]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise CmError(f"{len(missing)} audio file(s) listed in the protocols are missing, e.g. {', '.join(missing[:3])}{more}",
-                      "check --data-root, or finish the download/unpacking of the corpus")
+        raise CmError(
+            f"{len(missing)} audio file(s) listed in the protocols are missing, e.g. {', '.join(missing[:3])}{more}",
+            "check --data-root, or finish the download/unpacking of the corpus",
+        )
     bad = [r for r in results if isinstance(r, str)]
     if bad:
         raise CmError(f"{len(bad)} audio file(s) cannot be read, e.g. {bad[0]}")
@@ -123,8 +143,9 @@ def probe_manifest_audio(df: "pd.DataFrame", *, data_root: Path, workers: int = 
     return df
 
 
-def stratified_subset(df: "pd.DataFrame", n: int, *, seed: int = 0,
-                      by: tuple[str, ...] = ("split", "label", "attack", "codec")) -> "pd.DataFrame":
+def stratified_subset(
+    df: "pd.DataFrame", n: int, *, seed: int = 0, by: tuple[str, ...] = ("split", "label", "attack", "codec")
+) -> "pd.DataFrame":
     """``n`` rows keeping the proportions of every (split, label, attack, codec) stratum.
 
     Largest-remainder allocation, at least one row per stratum while ``n`` allows,
@@ -169,8 +190,9 @@ def default_manifest(ctx, corpus: str) -> Path:
     """The data root corpus's manifest, built on first use (DESIGN.md)."""
     path = ctx.default_manifest(corpus)
     if not path.is_file():
-        make_manifest(corpus, path.parent, data_root=ctx.data_root, corpus_root=ctx.corpus_root(corpus),
-                      workers=ctx.workers)
+        make_manifest(
+            corpus, path.parent, data_root=ctx.data_root, corpus_root=ctx.corpus_root(corpus), workers=ctx.workers
+        )
     return path
 
 
@@ -209,10 +231,18 @@ def make_manifest(
 
     out_dir = Path(out_dir)
     corpus_root = Path(corpus_root) if corpus_root is not None else Path(data_root) / corpus
-    options = {"corpus": corpus, "corpus_root": str(Path(corpus_root).resolve()), "validate": validate,
-               "subset": subset, "seed": seed, **(extra_options or {})}
+    options = {
+        "corpus": corpus,
+        "corpus_root": str(Path(corpus_root).resolve()),
+        "validate": validate,
+        "subset": subset,
+        "seed": seed,
+        **(extra_options or {}),
+    }
     if not Path(data_root).exists() and not corpus_root.exists():
-        raise CmError(f"data root {data_root} does not exist", "set --data-root or CM_DATA_ROOT, or run `cm download toy`")
+        raise CmError(
+            f"data root {data_root} does not exist", "set --data-root or CM_DATA_ROOT, or run `cm download toy`"
+        )
     inputs = protocol_files(corpus, corpus_root, prepare_kwargs or {})
     # the protocols' content keys the reuse, so a finished manifest is found before any parsing (a 1M-row
     # protocol takes seconds); corpora without a short list of protocol files are parsed first
@@ -222,8 +252,7 @@ def make_manifest(
         if output.done and target.is_file():
             record = read_json(output.record_path)
             summary = record.get("summary", {})
-            return ManifestResult(target, int(summary.get("n_utterances", 0)), summary, skipped=True,
-                                  probed=validate)
+            return ManifestResult(target, int(summary.get("n_utterances", 0)), summary, skipped=True, probed=validate)
         if df is None:
             df = prepare_corpus(corpus, corpus_root, data_root=Path(data_root), **(prepare_kwargs or {}))
         if subset:

@@ -72,8 +72,9 @@ class UnpackLimits:
                 raise CmError(f"{name}={text!r} must be a finite positive number")
             return value
 
-        return cls(number("CM_UNPACK_MAX_BYTES", cls.max_bytes, int),
-                   number("CM_UNPACK_MAX_RATIO", cls.max_ratio, float))
+        return cls(
+            number("CM_UNPACK_MAX_BYTES", cls.max_bytes, int), number("CM_UNPACK_MAX_RATIO", cls.max_ratio, float)
+        )
 
 
 def _check_bounds(archive: Path, target: Path, sizes: list[tuple[Path, int]], limits: UnpackLimits) -> None:
@@ -83,12 +84,16 @@ def _check_bounds(archive: Path, target: Path, sizes: list[tuple[Path, int]], li
     total = sum(size for _, size in sizes)
     packed = max(1, archive.stat().st_size)
     if total > limits.max_bytes:
-        raise CmError(f"{archive.name}: refusing to unpack {_human(total)}, over the {_human(limits.max_bytes)} cap",
-                      "if the archive is genuine, raise CM_UNPACK_MAX_BYTES")
+        raise CmError(
+            f"{archive.name}: refusing to unpack {_human(total)}, over the {_human(limits.max_bytes)} cap",
+            "if the archive is genuine, raise CM_UNPACK_MAX_BYTES",
+        )
     if total / packed > limits.max_ratio:
-        raise CmError(f"{archive.name}: refusing to unpack: {_human(packed)} would expand to {_human(total)} "
-                      f"({total / packed:.0f}x, over the {limits.max_ratio:g}x cap): an archive bomb?",
-                      "if the archive is genuine, raise CM_UNPACK_MAX_RATIO")
+        raise CmError(
+            f"{archive.name}: refusing to unpack: {_human(packed)} would expand to {_human(total)} "
+            f"({total / packed:.0f}x, over the {limits.max_ratio:g}x cap): an archive bomb?",
+            "if the archive is genuine, raise CM_UNPACK_MAX_RATIO",
+        )
     if limits.check_space:
         check_free_space(target, sum(size for dest, size in sizes if _needs_write(dest, size)))
 
@@ -123,8 +128,10 @@ def _safe_zip_name(name: str) -> PurePosixPath:
         name = name.replace("\\", "/")
     path = PurePosixPath(name)
     if path.is_absolute() or (path.parts and ":" in path.parts[0]) or ".." in path.parts:
-        raise CmError(f"refusing archive member {name!r}: it would be written outside the target directory",
-                      "the archive is corrupt or malicious; delete it and download again")
+        raise CmError(
+            f"refusing archive member {name!r}: it would be written outside the target directory",
+            "the archive is corrupt or malicious; delete it and download again",
+        )
     return path
 
 
@@ -252,8 +259,11 @@ def _write_member(source, dest: Path, size: int | None = None) -> None:
                 if not block:
                     break
                 if len(block) > left:
-                    raise CmError(f"{dest.name}: the archive member holds more than the {size} bytes its header "
-                                  "declares; refusing it", _REFUSE_HINT)
+                    raise CmError(
+                        f"{dest.name}: the archive member holds more than the {size} bytes its header "
+                        "declares; refusing it",
+                        _REFUSE_HINT,
+                    )
                 out.write(block)
                 left -= len(block)
 
@@ -281,8 +291,14 @@ def _needs_write(path: Path, size: int) -> bool:
     return not (not path.is_symlink() and path.is_file() and path.stat().st_size == size)
 
 
-def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, force: bool = False,
-                   advance: Callable[[int], None] | None = None, limits: UnpackLimits | None = None) -> UnpackResult:
+def unpack_archive(
+    archive: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    force: bool = False,
+    advance: Callable[[int], None] | None = None,
+    limits: UnpackLimits | None = None,
+) -> UnpackResult:
     """Unpack ``archive`` into ``target`` safely; skip it when its marker says it is already unpacked."""
     archive, target = Path(archive), Path(target)
     limits = limits or UnpackLimits.from_env()
@@ -307,10 +323,21 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
                         raise CmError(f"{archive.name}: refusing symbolic link member {info.filename!r}")
                     for depth in range(1, len(rel.parts) + 1):
                         if tree.link_at(tuple(rel.parts[:depth])) is not None:
-                            raise CmError(f"{archive.name}: refusing member {info.filename!r} (it is written through "
-                                          f"the symbolic link {'/'.join(rel.parts[:depth])!r})", _REFUSE_HINT)
-                _check_bounds(archive, target, [(target.joinpath(*_safe_zip_name(i.filename).parts), int(i.file_size))
-                                                for i in infos if not i.is_dir()], limits)
+                            raise CmError(
+                                f"{archive.name}: refusing member {info.filename!r} (it is written through "
+                                f"the symbolic link {'/'.join(rel.parts[:depth])!r})",
+                                _REFUSE_HINT,
+                            )
+                _check_bounds(
+                    archive,
+                    target,
+                    [
+                        (target.joinpath(*_safe_zip_name(i.filename).parts), int(i.file_size))
+                        for i in infos
+                        if not i.is_dir()
+                    ],
+                    limits,
+                )
                 for info in infos:
                     rel = _safe_zip_name(info.filename)
                     if not rel.parts:
@@ -334,14 +361,25 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
             with tarfile.open(archive, "r:*") as tar:
                 members = _tar_members(tar, target, archive)
                 regular = {m.name: int(m.size) for m, _ in members if m.isreg()}
-                _check_bounds(archive, target,  # a hard link is written as a copy of its target: its size counts
-                              [(target.joinpath(*parts), int(member.size) if member.isreg()
-                                else regular.get(member.linkname, 0)) for member, parts in members
-                               if member.isreg() or member.islnk()], limits)
+                _check_bounds(
+                    archive,
+                    target,  # a hard link is written as a copy of its target: its size counts
+                    [
+                        (
+                            target.joinpath(*parts),
+                            int(member.size) if member.isreg() else regular.get(member.linkname, 0),
+                        )
+                        for member, parts in members
+                        if member.isreg() or member.islnk()
+                    ],
+                    limits,
+                )
                 for member, parts in members:
                     top.add(parts[0])
                     dest = target.joinpath(*parts)
-                    size = member.size if member.isreg() else tar.getmember(member.linkname).size if member.islnk() else -1
+                    size = (
+                        member.size if member.isreg() else tar.getmember(member.linkname).size if member.islnk() else -1
+                    )
                     if size >= 0 and not _needs_write(dest, size):
                         advance(1)
                         continue
@@ -350,14 +388,21 @@ def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike, *, for
                     advance(1)
                 n_members = len(members)
         except (tarfile.TarError, EOFError) as exc:
-            raise CmError(f"{archive}: not a readable tar archive ({exc})",
-                          "the download may be incomplete or corrupt; delete it and download again") from None
+            raise CmError(
+                f"{archive}: not a readable tar archive ({exc})",
+                "the download may be incomplete or corrupt; delete it and download again",
+            ) from None
     else:
         raise CmError(f"{archive}: unknown archive type", f"supported: {', '.join(_ARCHIVE_SUFFIXES)}")
     marker = marker_path(archive, target)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    record = {**_archive_identity(archive), "n_members": n_members, "n_written": written,
-              "top_level": sorted(top), "unpacked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    record = {
+        **_archive_identity(archive),
+        "n_members": n_members,
+        "n_written": written,
+        "top_level": sorted(top),
+        "unpacked_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     tmp = marker.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     os.replace(tmp, marker)

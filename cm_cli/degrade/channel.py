@@ -26,8 +26,16 @@ __all__ = [
 ]
 
 
-def butter_filter(samples: np.ndarray, sr: int, *, kind: str, low: float | None = None, high: float | None = None,
-                  order: int = 8, zero_phase: bool = True) -> np.ndarray:
+def butter_filter(
+    samples: np.ndarray,
+    sr: int,
+    *,
+    kind: str,
+    low: float | None = None,
+    high: float | None = None,
+    order: int = 8,
+    zero_phase: bool = True,
+) -> np.ndarray:
     """Butterworth lowpass (``high``), highpass (``low``), bandpass or bandstop (both)."""
     from scipy.signal import butter, sosfilt, sosfiltfilt
 
@@ -61,8 +69,9 @@ def butter_filter(samples: np.ndarray, sr: int, *, kind: str, low: float | None 
     return y.astype(np.float32)
 
 
-def telephony(samples: np.ndarray, sr: int, *, low: float = 300.0, high: float = 3400.0, order: int = 4,
-              zero_phase: bool = True) -> np.ndarray:
+def telephony(
+    samples: np.ndarray, sr: int, *, low: float = 300.0, high: float = 3400.0, order: int = 4, zero_phase: bool = True
+) -> np.ndarray:
     """Telephone band (300-3400 Hz) at the input rate."""
     high = min(high, 0.99 * sr / 2)
     return butter_filter(samples, sr, kind="bandpass", low=low, high=high, order=order, zero_phase=zero_phase)
@@ -99,8 +108,9 @@ def hard_clip(samples: np.ndarray, *, level: float = 0.5) -> np.ndarray:
     return np.clip(samples, -level, level).astype(np.float32)
 
 
-def active_mask(samples: np.ndarray, sr: int, *, frame_ms: float = 25.0, threshold_db: float = 40.0,
-                floor_db: float = -60.0) -> np.ndarray:
+def active_mask(
+    samples: np.ndarray, sr: int, *, frame_ms: float = 25.0, threshold_db: float = 40.0, floor_db: float = -60.0
+) -> np.ndarray:
     """Energy VAD per sample: frames within ``threshold_db`` of the loudest frame and above ``floor_db`` dBFS."""
     x = np.asarray(samples, dtype=np.float64)
     frame = max(1, int(sr * frame_ms / 1000))

@@ -19,8 +19,17 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.degrade.ffmpeg import FfmpegBinary, find_encoder, run_codec_pipe
 
-__all__ = ["CodecDef", "CODECS", "codec_available", "codec_provider", "encode_decode", "codec_delay", "probe_signal",
-           "encoded_kbps", "MSBC_KBPS"]
+__all__ = [
+    "CodecDef",
+    "CODECS",
+    "codec_available",
+    "codec_provider",
+    "encode_decode",
+    "codec_delay",
+    "probe_signal",
+    "encoded_kbps",
+    "MSBC_KBPS",
+]
 
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 AMR_NB_KBPS = (4.75, 5.15, 5.9, 6.7, 7.4, 7.95, 10.2, 12.2)
@@ -66,7 +75,7 @@ AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 def _aac_ceiling_kbps(rate: int) -> float:
-    """Most an AAC-LC mono frame may carry (6144 bits per 1024 samples), less a quarter that encoders keep in reserve."""
+    """Most an AAC-LC mono frame may carry (6144 bits per 1024 samples), less a quarter encoders keep in reserve."""
     return 0.75 * 6144 * rate / 1024 / 1000
 
 
@@ -103,33 +112,112 @@ CODECS: dict[str, CodecDef] = {
     for c in (
         CodecDef("mp3", ("libmp3lame", "libshine"), "mp3", "MPEG-1/2 Layer III (LAME), CBR", _mp3_rate, 64, (8, 320)),
         CodecDef("aac", ("aac", "libfdk_aac"), "adts", "AAC-LC in an ADTS stream", _aac_rate, 64, (8, 320)),
-        CodecDef("m4a", ("aac", "libfdk_aac"), "mp4", "AAC-LC in an MPEG-4 (.m4a) container", _aac_rate, 64, (8, 320),
-                 extra=lambda params: ["-movflags", "frag_keyframe+empty_moov"]),
-        CodecDef("opus", ("libopus",), "ogg", "Opus (VoIP mode), band=wb (16 kHz) or nb (8 kHz)",
-                 lambda sr, p: _band_rate(p), 24, (4, 256), extra=_opus_extra, bands=("wb", "nb")),
+        CodecDef(
+            "m4a",
+            ("aac", "libfdk_aac"),
+            "mp4",
+            "AAC-LC in an MPEG-4 (.m4a) container",
+            _aac_rate,
+            64,
+            (8, 320),
+            extra=lambda params: ["-movflags", "frag_keyframe+empty_moov"],
+        ),
+        CodecDef(
+            "opus",
+            ("libopus",),
+            "ogg",
+            "Opus (VoIP mode), band=wb (16 kHz) or nb (8 kHz)",
+            lambda sr, p: _band_rate(p),
+            24,
+            (4, 256),
+            extra=_opus_extra,
+            bands=("wb", "nb"),
+        ),
         CodecDef("vorbis", ("libvorbis",), "ogg", "Ogg Vorbis, ABR", _fixed(16000), 32, (16, 256)),
-        CodecDef("speex", ("libspeex",), "ogg", "Speex CELP, band=wb (16 kHz) or nb (8 kHz); kbps or quality 0-10",
-                 lambda sr, p: _band_rate(p), None, (2, 45), extra=_speex_extra, bands=("wb", "nb")),
-        CodecDef("amr-nb", ("libopencore_amrnb",), "amr", "AMR narrowband (8 kHz), modes 4.75-12.2 kbps",
-                 _fixed(8000), 12.2, (4.75, 12.2)),
-        CodecDef("amr-wb", ("libvo_amrwbenc",), "amr", "AMR wideband (16 kHz), modes 6.6-23.85 kbps",
-                 _fixed(16000), 23.85, (6.6, 23.85)),
-        CodecDef("sbc", ("sbc",), "sbc", "Bluetooth SBC at 16 kHz mono: mode=msbc (HFP wideband speech, 60.8 kbps) or sbc (A2DP, kbps)",
-                 _fixed(16000), None, (16, 512), extra=_sbc_extra, decode_args=lambda rate: ["-f", "sbc"]),
-        CodecDef("g722", ("g722",), "g722", "G.722 sub-band ADPCM, 64 kbps (16 kHz)", _fixed(16000),
-                 decode_args=lambda rate: ["-f", "g722"]),
-        CodecDef("gsm", ("libgsm",), "gsm", "GSM 06.10 full rate, 13 kbps (8 kHz)", _fixed(8000),
-                 decode_args=lambda rate: ["-f", "gsm", "-ar", "8000", "-ac", "1"]),
+        CodecDef(
+            "speex",
+            ("libspeex",),
+            "ogg",
+            "Speex CELP, band=wb (16 kHz) or nb (8 kHz); kbps or quality 0-10",
+            lambda sr, p: _band_rate(p),
+            None,
+            (2, 45),
+            extra=_speex_extra,
+            bands=("wb", "nb"),
+        ),
+        CodecDef(
+            "amr-nb",
+            ("libopencore_amrnb",),
+            "amr",
+            "AMR narrowband (8 kHz), modes 4.75-12.2 kbps",
+            _fixed(8000),
+            12.2,
+            (4.75, 12.2),
+        ),
+        CodecDef(
+            "amr-wb",
+            ("libvo_amrwbenc",),
+            "amr",
+            "AMR wideband (16 kHz), modes 6.6-23.85 kbps",
+            _fixed(16000),
+            23.85,
+            (6.6, 23.85),
+        ),
+        CodecDef(
+            "sbc",
+            ("sbc",),
+            "sbc",
+            "Bluetooth SBC at 16 kHz mono: mode=msbc (HFP wideband speech, 60.8 kbps) or sbc (A2DP, kbps)",
+            _fixed(16000),
+            None,
+            (16, 512),
+            extra=_sbc_extra,
+            decode_args=lambda rate: ["-f", "sbc"],
+        ),
+        CodecDef(
+            "g722",
+            ("g722",),
+            "g722",
+            "G.722 sub-band ADPCM, 64 kbps (16 kHz)",
+            _fixed(16000),
+            decode_args=lambda rate: ["-f", "g722"],
+        ),
+        CodecDef(
+            "gsm",
+            ("libgsm",),
+            "gsm",
+            "GSM 06.10 full rate, 13 kbps (8 kHz)",
+            _fixed(8000),
+            decode_args=lambda rate: ["-f", "gsm", "-ar", "8000", "-ac", "1"],
+        ),
         # narrowband speech codecs that PyAV's bundled FFmpeg encodes natively (no system ffmpeg needed)
-        CodecDef("g723_1", ("g723_1",), "g723_1", "G.723.1 MP-MLQ, 6.3 kbps (8 kHz)", _fixed(8000),
-                 extra=lambda params: ["-b:a", "6300"], decode_args=lambda rate: ["-f", "g723_1"]),
-        CodecDef("g726", ("g726",), "wav", "G.726 ADPCM, 16/24/32/40 kbps (8 kHz, in WAV)", _fixed(8000), 32,
-                 (16, 40)),
+        CodecDef(
+            "g723_1",
+            ("g723_1",),
+            "g723_1",
+            "G.723.1 MP-MLQ, 6.3 kbps (8 kHz)",
+            _fixed(8000),
+            extra=lambda params: ["-b:a", "6300"],
+            decode_args=lambda rate: ["-f", "g723_1"],
+        ),
+        CodecDef("g726", ("g726",), "wav", "G.726 ADPCM, 16/24/32/40 kbps (8 kHz, in WAV)", _fixed(8000), 32, (16, 40)),
         CodecDef("ra144", ("real_144",), "rm", "RealAudio 1.0 (14.4K, LPC/CELP), 8 kbps (8 kHz)", _fixed(8000)),
-        CodecDef("mulaw-ffmpeg", ("pcm_mulaw",), "mulaw", "G.711 mu-law through ffmpeg (8 kHz)", _fixed(8000),
-                 decode_args=lambda rate: ["-f", "mulaw", "-ar", "8000", "-ac", "1"]),
-        CodecDef("alaw-ffmpeg", ("pcm_alaw",), "alaw", "G.711 A-law through ffmpeg (8 kHz)", _fixed(8000),
-                 decode_args=lambda rate: ["-f", "alaw", "-ar", "8000", "-ac", "1"]),
+        CodecDef(
+            "mulaw-ffmpeg",
+            ("pcm_mulaw",),
+            "mulaw",
+            "G.711 mu-law through ffmpeg (8 kHz)",
+            _fixed(8000),
+            decode_args=lambda rate: ["-f", "mulaw", "-ar", "8000", "-ac", "1"],
+        ),
+        CodecDef(
+            "alaw-ffmpeg",
+            ("pcm_alaw",),
+            "alaw",
+            "G.711 A-law through ffmpeg (8 kHz)",
+            _fixed(8000),
+            decode_args=lambda rate: ["-f", "alaw", "-ar", "8000", "-ac", "1"],
+        ),
     )
 }
 
@@ -151,7 +239,8 @@ def _require(name: str):
 
         binaries = ", ".join(p.path for p in providers()) or "none found"
         raise CmError(
-            f"codec {name!r} needs the ffmpeg encoder {codec.encoder_hint}, which no ffmpeg here has (checked: {binaries})",
+            f"codec {name!r} needs the ffmpeg encoder {codec.encoder_hint}, which no ffmpeg here has "
+            f"(checked: {binaries})",
             "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm doctor` shows what this install can encode",
         )
     return codec, found
@@ -167,7 +256,9 @@ def _check_params(codec: CodecDef, params: dict) -> dict:
             raise CmError(f"{codec.name} has a fixed bitrate; drop kbps={kbps}")
         low, high = codec.kbps_range
         if not low <= float(kbps) <= high:
-            raise CmError(f"{codec.name}: kbps={kbps} is outside {low:g}-{high:g}", f"choose a bitrate in {low:g}-{high:g} kbps")
+            raise CmError(
+                f"{codec.name}: kbps={kbps} is outside {low:g}-{high:g}", f"choose a bitrate in {low:g}-{high:g} kbps"
+            )
     if codec.bands and params.get("band", codec.bands[0]) not in codec.bands:
         raise CmError(f"{codec.name}: band={params['band']!r} is not one of {', '.join(codec.bands)}")
     return params
@@ -194,7 +285,9 @@ def probe_signal(sample_rate: int, seconds: float = 1.5, seed: int = 1234) -> np
     freqs = np.fft.rfftfreq(n, 1 / sample_rate)
     spectrum[(freqs < 300) | (freqs > 3400)] = 0
     noise = np.fft.irfft(spectrum, n)
-    envelope = np.clip(np.sin(2 * np.pi * 4 * t + rng.uniform(0, np.pi)) + 0.3 * rng.standard_normal(n).cumsum() / np.sqrt(n), 0, None)
+    envelope = np.clip(
+        np.sin(2 * np.pi * 4 * t + rng.uniform(0, np.pi)) + 0.3 * rng.standard_normal(n).cumsum() / np.sqrt(n), 0, None
+    )
     signal = noise * envelope
     # a voiced glide on top, so CELP codecs (tuned to speech) reproduce the waveform well
     f0 = 120 + 80 * t / seconds
@@ -210,7 +303,7 @@ def xcorr_lag(reference: np.ndarray, delayed: np.ndarray, max_lag: int) -> float
     n = len(reference) + len(delayed)
     size = 1 << (n - 1).bit_length()
     corr = np.fft.irfft(np.fft.rfft(delayed, size) * np.conj(np.fft.rfft(reference, size)), size)
-    values = np.concatenate([corr[size - max_lag:], corr[: max_lag + 1]])
+    values = np.concatenate([corr[size - max_lag :], corr[: max_lag + 1]])
     k = int(np.argmax(values))
     offset = 0.0
     if 0 < k < len(values) - 1:
@@ -221,8 +314,9 @@ def xcorr_lag(reference: np.ndarray, delayed: np.ndarray, max_lag: int) -> float
     return k - max_lag + offset
 
 
-def _raw_pipe(codec: CodecDef, provider: FfmpegBinary, encoder: str, samples: np.ndarray, sr: int,
-              params: dict) -> np.ndarray:
+def _raw_pipe(
+    codec: CodecDef, provider: FfmpegBinary, encoder: str, samples: np.ndarray, sr: int, params: dict
+) -> np.ndarray:
     rate = codec.rate(sr, params)
     args = {"encode_args": _encode_args(codec, encoder, params, rate), "decode_input_args": codec.decode_args(rate)}
     if provider.in_process:
@@ -238,8 +332,9 @@ def _delay_cached(name: str, provider: FfmpegBinary, encoder: str, params_key: t
     codec = CODECS[name]
     probe = probe_signal(sr)
     pad = int(MAX_DELAY_S * sr)
-    decoded = _raw_pipe(codec, provider, encoder, np.concatenate([probe, np.zeros(pad, np.float32)]), sr,
-                        dict(params_key))
+    decoded = _raw_pipe(
+        codec, provider, encoder, np.concatenate([probe, np.zeros(pad, np.float32)]), sr, dict(params_key)
+    )
     if len(decoded) == 0:
         raise CmError(f"{name}: {provider.path} returned no audio for the alignment probe")
     return int(round(xcorr_lag(probe, decoded[: len(probe) + pad], pad)))
@@ -262,13 +357,19 @@ def encode_decode(samples: np.ndarray, sr: int, name: str, params: dict | None =
     tail = max(delay, 0) + int(0.05 * sr)
     decoded = _raw_pipe(codec, binary, encoder, np.concatenate([samples, np.zeros(tail, np.float32)]), sr, params)
     if delay >= 0:
-        out = decoded[delay: delay + n]
+        out = decoded[delay : delay + n]
     else:
         out = np.concatenate([np.zeros(-delay, np.float32), decoded[: n + delay]])
     if len(out) < n:
         out = np.concatenate([out, np.zeros(n - len(out), np.float32)])
-    info = {"codec": name, "binary": binary.path, "provider": binary.origin, "encoder": encoder,
-            "codec_rate": codec.rate(sr, params), "delay_samples": delay}
+    info = {
+        "codec": name,
+        "binary": binary.path,
+        "provider": binary.origin,
+        "encoder": encoder,
+        "codec_rate": codec.rate(sr, params),
+        "delay_samples": delay,
+    }
     kbps = params.get("kbps", codec.default_kbps)
     if kbps is not None:
         info["kbps"] = kbps
@@ -287,9 +388,26 @@ def encoded_kbps(samples: np.ndarray, sr: int, name: str, params: dict | None = 
         from cm_cli.degrade.pyav import encode_inprocess, translate_encode
 
         return len(encode_inprocess(samples, sr, translate_encode(args))) * 8 / (len(samples) / sr) / 1000.0
-    cmd = [binary.path, "-hide_banner", "-nostats", "-loglevel", "error", "-f", "f32le", "-ar", str(int(sr)), "-ac", "1",
-           "-i", "pipe:0", *args, "pipe:1"]
-    done = subprocess.run(cmd, input=np.ascontiguousarray(samples, dtype="<f4").tobytes(), capture_output=True, timeout=120)
+    cmd = [
+        binary.path,
+        "-hide_banner",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-f",
+        "f32le",
+        "-ar",
+        str(int(sr)),
+        "-ac",
+        "1",
+        "-i",
+        "pipe:0",
+        *args,
+        "pipe:1",
+    ]
+    done = subprocess.run(
+        cmd, input=np.ascontiguousarray(samples, dtype="<f4").tobytes(), capture_output=True, timeout=120
+    )
     if done.returncode != 0:
         raise CmError(f"{name}: encoding failed: {done.stderr.decode('utf-8', 'replace').strip()[-300:]}")
     return len(done.stdout) * 8 / (len(samples) / sr) / 1000.0

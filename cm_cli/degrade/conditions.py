@@ -19,8 +19,17 @@ from cm_cli.core.errors import CmError
 from cm_cli.core.specs import Spec, parse_spec
 from cm_cli.degrade.codecs import MSBC_KBPS
 
-__all__ = ["Level", "Condition", "CONDITIONS", "get_condition", "pick_condition", "pick_level", "is_condition",
-           "spec_bitrate_kbps", "condition_fields"]
+__all__ = [
+    "Level",
+    "Condition",
+    "CONDITIONS",
+    "get_condition",
+    "pick_condition",
+    "pick_level",
+    "is_condition",
+    "spec_bitrate_kbps",
+    "condition_fields",
+]
 
 _PAPER = "ASVspoof 5 database paper (arXiv 2502.08857), codec table"
 _CONFIG = "ASVspoof5 protocols, codec.config.csv"
@@ -60,14 +69,14 @@ class Condition:
         for level in self.levels:
             if str(level.q) == str(q).strip():
                 return level
-        raise CmError(f"{self.id} has no level {q!r}", f"levels: {', '.join(str(l.q) for l in self.levels)}")
+        raise CmError(f"{self.id} has no level {q!r}", f"levels: {', '.join(str(level.q) for level in self.levels)}")
 
 
 def _levels(template: str, values: tuple, *, kbps: tuple | None = None, notes: tuple = ()) -> tuple[Level, ...]:
     out = []
     for i, value in enumerate(values):
         spec = template.format(*value) if isinstance(value, tuple) else template.format(value)
-        rate = (kbps[i] if kbps is not None else value)
+        rate = kbps[i] if kbps is not None else value
         out.append(Level(i + 1, spec, None if rate is None else float(rate), notes[i] if i < len(notes) else ""))
     return tuple(out)
 
@@ -95,43 +104,138 @@ _C11 = (
 CONDITIONS: dict[str, Condition] = {
     c.id: c
     for c in (
-        Condition("C01", "Opus, wideband", "opus_wb", "wb", "16 kHz", "6-30",
-                  _levels("opus:band=wb:kbps={:g}", (6, 12, 18, 24, 30)), _PAPER,
-                  f"{_CONFIG} (levels 1-2: 6, 12 kbps); levels 3-5 {_CHOICE}", ("opus",)),
-        Condition("C02", "AMR, wideband", "amr_wb", "wb", "16 kHz", "6.6-23.05",
-                  _levels("amr-wb:kbps={:g}", (6.6, 8.85, 14.25, 18.25, 23.05)), _PAPER,
-                  f"{_CHOICE}, snapped to AMR-WB modes", ("amr-wb",)),
-        Condition("C03", "Speex, wideband", "speex_wb", "wb", "16 kHz", "5.75-34.2",
-                  _levels("speex:band=wb:kbps={:g}", (5.75, 12.8, 20.6, 27.8, 34.2)), _PAPER,
-                  f"{_CHOICE}, snapped to Speex wideband CBR rates", ("speex",)),
-        Condition("C04", "EnCodec (24 kHz model), wideband", "encodec_wb", "wb", "24 kHz model, 16 kHz audio", "1.5-24",
-                  _levels("encodec:kbps={:g}", _ENCODEC), _PAPER,
-                  "the model's five target bandwidths (facebook/encodec_24khz)", ("encodec",)),
-        Condition("C05", "MP3, wideband", "mp3_wb", "wb", "16 kHz (MPEG-2) up to 160 kbps, 44.1 kHz (MPEG-1) above",
-                  "45-256", _levels("mp3:kbps={:g}", _MP3, notes=_MP3_NOTES), _PAPER,
-                  f"{_CHOICE}, snapped to Layer III bitrates", ("mp3",)),
-        Condition("C06", "AAC-LC in M4A, wideband", "m4a_wb", "wb",
-                  "16 kHz up to 72 kbps; 24 and 32 kHz for 100 and 128 kbps (16 kHz mono AAC-LC carries at most 96)",
-                  "16-128",
-                  _levels("m4a:kbps={:g}", (16, 44, 72, 100, 128)), _PAPER, _CHOICE, ("m4a",)),
-        Condition("C07", "MP3 then EnCodec, wideband", "mp3_encodec_wb", "wb", "as C05, then as C04",
-                  "45-256 / 1.5-24",
-                  _levels("mp3:kbps={:g}+encodec:kbps={:g}", tuple(zip(_MP3, _ENCODEC)), kbps=_ENCODEC,
-                          notes=_MP3_NOTES),
-                  _PAPER, f"{_CHOICE}: level k pairs MP3 level k with EnCodec level k", ("mp3", "encodec")),
-        Condition("C08", "Opus, narrowband", "opus_nb", "nb", "8 kHz", "4-20",
-                  _levels("opus:band=nb:kbps={:g}", (4, 8, 12, 16, 20)), _PAPER, _CHOICE, ("opus",)),
-        Condition("C09", "AMR, narrowband", "amr_nb", "nb", "8 kHz", "4.75-12.2",
-                  _levels("amr-nb:kbps={:g}", (4.75, 6.7, 7.95, 10.2, 12.2)), _PAPER,
-                  f"{_CHOICE}, snapped to AMR-NB modes", ("amr-nb",)),
-        Condition("C10", "Speex, narrowband", "speex_nb", "nb", "8 kHz", "3.95-24.6",
-                  _levels("speex:band=nb:kbps={:g}", (3.95, 8, 15, 18.2, 24.6)), _PAPER,
-                  f"{_CHOICE}, snapped to Speex narrowband CBR rates", ("speex",)),
-        Condition("C11", "Device and channel: microphone, loudspeaker, Bluetooth, cable", "device_channel", "mixed",
-                  "16 kHz (mSBC at 16 kHz)", "-",
-                  tuple(Level(i + 1, spec, kbps, note) for i, (spec, kbps, note) in enumerate(_C11)), _PAPER,
-                  "cm (the sources name the effects, not the eight levels; see docs/degrade.md)",
-                  ("mic", "speaker", "bluetooth", "cable")),
+        Condition(
+            "C01",
+            "Opus, wideband",
+            "opus_wb",
+            "wb",
+            "16 kHz",
+            "6-30",
+            _levels("opus:band=wb:kbps={:g}", (6, 12, 18, 24, 30)),
+            _PAPER,
+            f"{_CONFIG} (levels 1-2: 6, 12 kbps); levels 3-5 {_CHOICE}",
+            ("opus",),
+        ),
+        Condition(
+            "C02",
+            "AMR, wideband",
+            "amr_wb",
+            "wb",
+            "16 kHz",
+            "6.6-23.05",
+            _levels("amr-wb:kbps={:g}", (6.6, 8.85, 14.25, 18.25, 23.05)),
+            _PAPER,
+            f"{_CHOICE}, snapped to AMR-WB modes",
+            ("amr-wb",),
+        ),
+        Condition(
+            "C03",
+            "Speex, wideband",
+            "speex_wb",
+            "wb",
+            "16 kHz",
+            "5.75-34.2",
+            _levels("speex:band=wb:kbps={:g}", (5.75, 12.8, 20.6, 27.8, 34.2)),
+            _PAPER,
+            f"{_CHOICE}, snapped to Speex wideband CBR rates",
+            ("speex",),
+        ),
+        Condition(
+            "C04",
+            "EnCodec (24 kHz model), wideband",
+            "encodec_wb",
+            "wb",
+            "24 kHz model, 16 kHz audio",
+            "1.5-24",
+            _levels("encodec:kbps={:g}", _ENCODEC),
+            _PAPER,
+            "the model's five target bandwidths (facebook/encodec_24khz)",
+            ("encodec",),
+        ),
+        Condition(
+            "C05",
+            "MP3, wideband",
+            "mp3_wb",
+            "wb",
+            "16 kHz (MPEG-2) up to 160 kbps, 44.1 kHz (MPEG-1) above",
+            "45-256",
+            _levels("mp3:kbps={:g}", _MP3, notes=_MP3_NOTES),
+            _PAPER,
+            f"{_CHOICE}, snapped to Layer III bitrates",
+            ("mp3",),
+        ),
+        Condition(
+            "C06",
+            "AAC-LC in M4A, wideband",
+            "m4a_wb",
+            "wb",
+            "16 kHz up to 72 kbps; 24 and 32 kHz for 100 and 128 kbps (16 kHz mono AAC-LC carries at most 96)",
+            "16-128",
+            _levels("m4a:kbps={:g}", (16, 44, 72, 100, 128)),
+            _PAPER,
+            _CHOICE,
+            ("m4a",),
+        ),
+        Condition(
+            "C07",
+            "MP3 then EnCodec, wideband",
+            "mp3_encodec_wb",
+            "wb",
+            "as C05, then as C04",
+            "45-256 / 1.5-24",
+            _levels("mp3:kbps={:g}+encodec:kbps={:g}", tuple(zip(_MP3, _ENCODEC)), kbps=_ENCODEC, notes=_MP3_NOTES),
+            _PAPER,
+            f"{_CHOICE}: level k pairs MP3 level k with EnCodec level k",
+            ("mp3", "encodec"),
+        ),
+        Condition(
+            "C08",
+            "Opus, narrowband",
+            "opus_nb",
+            "nb",
+            "8 kHz",
+            "4-20",
+            _levels("opus:band=nb:kbps={:g}", (4, 8, 12, 16, 20)),
+            _PAPER,
+            _CHOICE,
+            ("opus",),
+        ),
+        Condition(
+            "C09",
+            "AMR, narrowband",
+            "amr_nb",
+            "nb",
+            "8 kHz",
+            "4.75-12.2",
+            _levels("amr-nb:kbps={:g}", (4.75, 6.7, 7.95, 10.2, 12.2)),
+            _PAPER,
+            f"{_CHOICE}, snapped to AMR-NB modes",
+            ("amr-nb",),
+        ),
+        Condition(
+            "C10",
+            "Speex, narrowband",
+            "speex_nb",
+            "nb",
+            "8 kHz",
+            "3.95-24.6",
+            _levels("speex:band=nb:kbps={:g}", (3.95, 8, 15, 18.2, 24.6)),
+            _PAPER,
+            f"{_CHOICE}, snapped to Speex narrowband CBR rates",
+            ("speex",),
+        ),
+        Condition(
+            "C11",
+            "Device and channel: microphone, loudspeaker, Bluetooth, cable",
+            "device_channel",
+            "mixed",
+            "16 kHz (mSBC at 16 kHz)",
+            "-",
+            tuple(Level(i + 1, spec, kbps, note) for i, (spec, kbps, note) in enumerate(_C11)),
+            _PAPER,
+            "cm (the sources name the effects, not the eight levels; see docs/degrade.md)",
+            ("mic", "speaker", "bluetooth", "cable"),
+        ),
     )
 }
 

@@ -30,8 +30,17 @@ from cm_cli.core.shard import Shard
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["FileResult", "CorpusResult", "degrade_file", "degrade_manifest", "Job", "plan_conditions",
-           "item_key", "read_committed", "JOURNAL_GLOB"]
+__all__ = [
+    "FileResult",
+    "CorpusResult",
+    "degrade_file",
+    "degrade_manifest",
+    "Job",
+    "plan_conditions",
+    "item_key",
+    "read_committed",
+    "JOURNAL_GLOB",
+]
 
 JOURNAL_GLOB = ".committed*.jsonl"
 
@@ -47,8 +56,15 @@ class FileResult:
     info: dict = field(default_factory=dict)
 
 
-def degrade_file(source: str | Path, output: str | Path, spec: str, *, seed: int = 0, utt_id: str | None = None,
-                 sample_rate: int | None = None) -> FileResult:
+def degrade_file(
+    source: str | Path,
+    output: str | Path,
+    spec: str,
+    *,
+    seed: int = 0,
+    utt_id: str | None = None,
+    sample_rate: int | None = None,
+) -> FileResult:
     """Degrade one file (any format load_audio reads, downmixed) into ``output`` (format from its suffix)."""
     from cm_cli.data.audio import load_audio, save_audio
     from cm_cli.degrade.registry import apply_spec, validate_spec
@@ -95,8 +111,8 @@ class CorpusResult:
 
 def plan_conditions(specs: Sequence[str] = (), condition: str | None = None) -> list[str]:
     """Expand ``--chain`` values (each may be a '|' sweep) into canonical specs, in order."""
-    from cm_cli.degrade.registry import validate_spec
     from cm_cli.core.specs import expand_sweep
+    from cm_cli.degrade.registry import validate_spec
 
     out: list[str] = []
     for text in specs:
@@ -112,8 +128,17 @@ def plan_conditions(specs: Sequence[str] = (), condition: str | None = None) -> 
     return out
 
 
-def _jobs(rows: Iterator[dict], out_dir: Path, *, specs: Sequence[str], condition: str | None, policy, variants: int,
-          seed: int, data_root: Path | None) -> Iterator[Job]:
+def _jobs(
+    rows: Iterator[dict],
+    out_dir: Path,
+    *,
+    specs: Sequence[str],
+    condition: str | None,
+    policy,
+    variants: int,
+    seed: int,
+    data_root: Path | None,
+) -> Iterator[Job]:
     from cm_cli.core.specs import parse_spec
     from cm_cli.data.manifest import resolve_audio_path
     from cm_cli.degrade.conditions import pick_condition
@@ -126,24 +151,42 @@ def _jobs(rows: Iterator[dict], out_dir: Path, *, specs: Sequence[str], conditio
         source_path = str(resolve_audio_path(str(row["path"]), data_root))
         for text in specs:
             slug = parse_spec(text).slug()
-            yield Job(row, text, text, slug, f"{source_id}__{slug}", str(audio / slug / f"{source_id}.flac"), source_path)
+            yield Job(
+                row, text, text, slug, f"{source_id}__{slug}", str(audio / slug / f"{source_id}.flac"), source_path
+            )
         if condition:
             spec = pick_condition(condition, seed=seed, utt_id=source_id)
             cid = condition.upper()
-            yield Job(row, spec.canonical(), cid, cid, f"{source_id}__{cid}", str(audio / cid / f"{source_id}.flac"), source_path)
+            yield Job(
+                row,
+                spec.canonical(),
+                cid,
+                cid,
+                f"{source_id}__{cid}",
+                str(audio / cid / f"{source_id}.flac"),
+                source_path,
+            )
         if policy is not None:
             for k in range(variants):
                 spec, label = draw(policy, stable_rng(seed, source_id, "variant", k))
                 slug = spec.slug()
                 uid = f"{source_id}__{slug}__v{k}"
-                yield Job(row, spec.canonical(), label, slug, uid, str(audio / slug / f"{source_id}__v{k}.flac"), source_path)
+                yield Job(
+                    row, spec.canonical(), label, slug, uid, str(audio / slug / f"{source_id}__v{k}.flac"), source_path
+                )
 
 
 _WORKER_STATE: dict[str, Any] = {}
 
 
-def _init_worker(ffmpeg: str | None, sample_rate: int | None, seed: int, committed: dict | None = None,
-                 out_dir: str | None = None, in_pool: bool = False) -> None:
+def _init_worker(
+    ffmpeg: str | None,
+    sample_rate: int | None,
+    seed: int,
+    committed: dict | None = None,
+    out_dir: str | None = None,
+    in_pool: bool = False,
+) -> None:
     from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
 
     if in_pool:
@@ -154,14 +197,20 @@ def _init_worker(ffmpeg: str | None, sample_rate: int | None, seed: int, committ
     _WORKER_STATE.update(sample_rate=sample_rate, seed=seed, committed=committed or {}, out_dir=out_dir)
 
 
-def item_key(*, spec: str, seed: int, sample_rate: int | None, source_utt_id: str, source_sha256: str | None,
-             providers: str = "") -> str:
+def item_key(
+    *, spec: str, seed: int, sample_rate: int | None, source_utt_id: str, source_sha256: str | None, providers: str = ""
+) -> str:
     """What an output depends on; an item is reused only when this matches its journal line.
 
     ``providers`` (registry.spec_providers) names the FFmpeg build coding each codec step, so switching
     between PyAV and a binary recomputes instead of reusing; it is left out of the key when empty."""
-    fields = {"spec": spec, "seed": seed, "sample_rate": sample_rate, "source_utt_id": source_utt_id,
-              "source_sha256": source_sha256}
+    fields = {
+        "spec": spec,
+        "seed": seed,
+        "sample_rate": sample_rate,
+        "source_utt_id": source_utt_id,
+        "source_sha256": source_sha256,
+    }
     if providers:
         fields["providers"] = providers
     text = json.dumps(fields, sort_keys=True)
@@ -246,8 +295,10 @@ def _write_checked(output: Path, samples: "np.ndarray", rate: int) -> int:
         except Exception:  # libsndfile raises several types on a cut file
             frames, back_rate = -1, rate
         if frames != len(samples) or int(back_rate) != rate:
-            raise CmError(f"cannot write {output}: the file written is truncated ({max(frames, 0)} of "
-                          f"{len(samples)} frames decode back); is the disk full?")
+            raise CmError(
+                f"cannot write {output}: the file written is truncated ({max(frames, 0)} of "
+                f"{len(samples)} frames decode back); is the disk full?"
+            )
         os.replace(tmp, output)
     except OSError as exc:
         raise write_error(output, exc) from None
@@ -280,8 +331,14 @@ def _run_job(job: Job) -> dict:
             source_hash = _sha256(job.source_path)
         except OSError:
             source_hash = None  # load_audio below says what is wrong with the source
-        key = item_key(spec=job.spec, seed=_WORKER_STATE.get("seed", 0), sample_rate=_WORKER_STATE.get("sample_rate"),
-                       source_utt_id=source_id, source_sha256=source_hash, providers=_providers(job.spec))
+        key = item_key(
+            spec=job.spec,
+            seed=_WORKER_STATE.get("seed", 0),
+            sample_rate=_WORKER_STATE.get("sample_rate"),
+            source_utt_id=source_id,
+            source_sha256=source_hash,
+            providers=_providers(job.spec),
+        )
         if source_hash is not None and _reusable(output, key):
             info = sf.info(str(output))
             rate, frames = int(info.samplerate), int(info.frames)
@@ -293,8 +350,12 @@ def _run_job(job: Job) -> dict:
             result["warnings"] = list(info["warnings"])
             frames = len(out)
             if source_hash is not None:
-                result["commit"] = {"output": os.path.relpath(output, _WORKER_STATE.get("out_dir") or "."),
-                                    "key": key, "size": output.stat().st_size, "sha256": _sha256(output)}
+                result["commit"] = {
+                    "output": os.path.relpath(output, _WORKER_STATE.get("out_dir") or "."),
+                    "key": key,
+                    "size": output.stat().st_size,
+                    "sha256": _sha256(output),
+                }
     except CmError as exc:
         return {"failure": _failure(job, exc.message)}
     except Exception as exc:  # an unexpected decoder/library error on one file must not stop the corpus
@@ -304,8 +365,13 @@ def _run_job(job: Job) -> dict:
 
 
 def _failure(job: Job, message: str) -> dict:
-    return {"utt_id": job.utt_id, "source_utt_id": str(job.row["utt_id"]), "path": job.source_path,
-            "degradation": job.spec, "error": message}
+    return {
+        "utt_id": job.utt_id,
+        "source_utt_id": str(job.row["utt_id"]),
+        "path": job.source_path,
+        "degradation": job.spec,
+        "error": message,
+    }
 
 
 def _output_row(job: Job, rate: int, frames: int) -> dict:
@@ -318,9 +384,18 @@ def _output_row(job: Job, rate: int, frames: int) -> dict:
     if fields is not None:  # ASVspoof 5 condition: CODEC is its id, CODEC_Q its ordinal level, as in the corpus
         codec, codec_q = fields
     bitrate = spec_bitrate_kbps(job.spec)
-    row.update(utt_id=job.utt_id, source_utt_id=str(job.row["utt_id"]), path=job.output, degradation=job.spec,
-               domain=job.label, codec=codec, codec_q=codec_q, bitrate_kbps=bitrate,
-               duration=frames / rate if rate else None, sample_rate=rate)
+    row.update(
+        utt_id=job.utt_id,
+        source_utt_id=str(job.row["utt_id"]),
+        path=job.output,
+        degradation=job.spec,
+        domain=job.label,
+        codec=codec,
+        codec_q=codec_q,
+        bitrate_kbps=bitrate,
+        duration=frames / rate if rate else None,
+        sample_rate=rate,
+    )
     return row
 
 
@@ -368,8 +443,15 @@ def degrade_manifest(
     del rows_all
     n_jobs = len(rows) * (len(canonical) + (1 if condition else 0) + (variants if policy_obj is not None else 0))
     opts = dict(options or {})
-    opts.update(specs=canonical, condition=condition, policy=policy_obj.canonical() if policy_obj else None,
-                variants=variants if policy_obj else None, seed=seed, sample_rate=sample_rate, split=split)
+    opts.update(
+        specs=canonical,
+        condition=condition,
+        policy=policy_obj.canonical() if policy_obj else None,
+        variants=variants if policy_obj else None,
+        seed=seed,
+        sample_rate=sample_rate,
+        split=split,
+    )
     if ffmpeg:
         from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
 
@@ -379,7 +461,9 @@ def degrade_manifest(
         opts["codec_providers"] = providers
     part_name = "manifest.parquet" if shard.is_whole else shard.part_name()
     fail_name = "failures.parquet" if shard.is_whole else shard.part_name("failures")
-    result = CorpusResult(out_dir, out_dir / part_name, conditions=canonical + ([condition.upper()] if condition else []))
+    result = CorpusResult(
+        out_dir, out_dir / part_name, conditions=canonical + ([condition.upper()] if condition else [])
+    )
     with OutputDir(out_dir, kind="degraded", options=opts, inputs=[manifest], force=force, shard=shard) as target:
         if target.done and (out_dir / part_name).is_file():
             summary = target.record.get("summary", {})
@@ -391,8 +475,16 @@ def degrade_manifest(
             target.done = False  # retry the failed files; finished ones are skipped below
         journal_name = ".committed.jsonl" if shard.is_whole else f".committed.part-{shard.index}-of-{shard.count}.jsonl"
         committed = {} if force else read_committed(out_dir)
-        jobs = _jobs(iter(rows), out_dir, specs=canonical, condition=condition, policy=policy_obj,
-                     variants=variants, seed=seed, data_root=Path(data_root) if data_root else None)
+        jobs = _jobs(
+            iter(rows),
+            out_dir,
+            specs=canonical,
+            condition=condition,
+            policy=policy_obj,
+            variants=variants,
+            seed=seed,
+            data_root=Path(data_root) if data_root else None,
+        )
         init = (ffmpeg, sample_rate, seed, committed, str(out_dir))
         from cm_cli.degrade.neural_batch import has_neural_step
 
@@ -402,10 +494,17 @@ def degrade_manifest(
         result.n_failed = len(failures)
         write_parquet(_degraded_table(out_rows), out_dir / part_name)
         fail_path = _write_failures(failures, out_dir / fail_name, result)
-        target.finish(outputs={"manifest": str(out_dir / part_name), "failures": str(fail_path) if failures else None},
-                      summary={"n_rows": len(out_rows), "n_written": result.n_written, "n_skipped": result.n_skipped,
-                               "n_failed": result.n_failed, "clipped_files": result.n_clipped_files,
-                               "warnings": result.warnings})
+        target.finish(
+            outputs={"manifest": str(out_dir / part_name), "failures": str(fail_path) if failures else None},
+            summary={
+                "n_rows": len(out_rows),
+                "n_written": result.n_written,
+                "n_skipped": result.n_skipped,
+                "n_failed": result.n_failed,
+                "clipped_files": result.n_clipped_files,
+                "warnings": result.warnings,
+            },
+        )
     return result
 
 
@@ -425,8 +524,9 @@ def _damaged_outputs(out_dir: Path, table_path: Path, *, checksum: bool) -> list
         target = Path(path)
         if not target.is_file():
             damaged.append(rel)
-        elif entry is not None and (target.stat().st_size != entry.get("size")
-                                    or (checksum and _sha256(target) != entry.get("sha256"))):
+        elif entry is not None and (
+            target.stat().st_size != entry.get("size") or (checksum and _sha256(target) != entry.get("sha256"))
+        ):
             damaged.append(rel)
     return damaged
 
@@ -437,12 +537,15 @@ def _degraded_table(out_rows: list[dict]) -> "pd.DataFrame":
 
     from cm_cli.data.manifest import normalise_manifest
 
-    table = normalise_manifest(pd.DataFrame(out_rows)) if out_rows else normalise_manifest(pd.DataFrame(columns=["utt_id"]))
+    table = (
+        normalise_manifest(pd.DataFrame(out_rows)) if out_rows else normalise_manifest(pd.DataFrame(columns=["utt_id"]))
+    )
     for column in ("source_utt_id", "degradation"):
         if column not in table.columns:
             table[column] = pd.Series(dtype="string")
-    table["bitrate_kbps"] = pd.to_numeric(table.get("bitrate_kbps", pd.Series(index=table.index, dtype="float64")),
-                                          errors="coerce").astype("Float64")
+    table["bitrate_kbps"] = pd.to_numeric(
+        table.get("bitrate_kbps", pd.Series(index=table.index, dtype="float64")), errors="coerce"
+    ).astype("Float64")
     return table
 
 
@@ -460,8 +563,16 @@ def _write_failures(failures: list[dict], fail_path: Path, result: CorpusResult)
     return fail_path
 
 
-def _run_jobs(jobs: Iterator[Job], n_jobs: int, init: tuple, workers: int, journal_path: Path, committed: dict,
-              force: bool, result: CorpusResult) -> tuple[list[dict], list[dict]]:
+def _run_jobs(
+    jobs: Iterator[Job],
+    n_jobs: int,
+    init: tuple,
+    workers: int,
+    journal_path: Path,
+    committed: dict,
+    force: bool,
+    result: CorpusResult,
+) -> tuple[list[dict], list[dict]]:
     """Run the jobs (in worker processes when ``workers`` > 1), committing each finished file to the journal."""
     from cm_cli.core.artifacts import write_error
     from cm_cli.core.progress import track

@@ -90,14 +90,18 @@ def loudspeaker(samples: np.ndarray, sr: int, model: str) -> np.ndarray:
 def mains_hum(n: int, sr: int, hz: float, rng: np.random.Generator) -> np.ndarray:
     """Mains hum: the fundamental and its 2nd and 3rd harmonics (1, 1/2, 1/4), unit RMS, random phases."""
     t = np.arange(n) / float(sr)
-    hum = sum((0.5 ** k) * np.sin(2 * np.pi * (k + 1) * hz * t + rng.uniform(0, 2 * np.pi))
-              for k in range(3) if (k + 1) * hz < sr / 2)
+    hum = sum(
+        (0.5**k) * np.sin(2 * np.pi * (k + 1) * hz * t + rng.uniform(0, 2 * np.pi))
+        for k in range(3)
+        if (k + 1) * hz < sr / 2
+    )
     hum = np.asarray(hum, dtype=np.float64)
-    return (hum / (np.sqrt(np.mean(hum ** 2)) + 1e-12)).astype(np.float32)
+    return (hum / (np.sqrt(np.mean(hum**2)) + 1e-12)).astype(np.float32)
 
 
-def cable(samples: np.ndarray, sr: int, *, hum_hz: float, hum_db: float, cutoff: float | None,
-          rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def cable(
+    samples: np.ndarray, sr: int, *, hum_hz: float, hum_db: float, cutoff: float | None, rng: np.random.Generator
+) -> tuple[np.ndarray, dict]:
     """Analogue line: mains hum ``hum_db`` below active speech, then a first-order RC roll-off at ``cutoff``."""
     from scipy.signal import butter, sosfilt
 

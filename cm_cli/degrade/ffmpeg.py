@@ -124,8 +124,11 @@ def providers() -> list[FfmpegBinary]:
     """Every codec provider in order of preference: pinned binaries, PyAV, then the other binaries."""
     binaries = candidate_binaries()
     in_process = pyav_provider()
-    return [*(b for b in binaries if b.origin in PINNED_ORIGINS), *([in_process] if in_process else []),
-            *(b for b in binaries if b.origin not in PINNED_ORIGINS)]
+    return [
+        *(b for b in binaries if b.origin in PINNED_ORIGINS),
+        *([in_process] if in_process else []),
+        *(b for b in binaries if b.origin not in PINNED_ORIGINS),
+    ]
 
 
 def find_encoder(encoders: Sequence[str]) -> tuple[FfmpegBinary, str] | None:
@@ -152,8 +155,15 @@ def _first_error_line(stderr: bytes) -> str:
     return lines[-1][:300] if lines else "no message"
 
 
-def run_codec_pipe(binary: str, samples: np.ndarray, sample_rate: int, *, encode_args: Sequence[str],
-                   decode_input_args: Sequence[str], timeout: float = 600.0) -> np.ndarray:
+def run_codec_pipe(
+    binary: str,
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    encode_args: Sequence[str],
+    decode_input_args: Sequence[str],
+    timeout: float = 600.0,
+) -> np.ndarray:
     """Encode ``samples`` (mono float32) with one ffmpeg and decode the stream with another.
 
     ``encode_args`` go after the raw-float input and must end with the muxer (``-f fmt``);
@@ -161,10 +171,20 @@ def run_codec_pipe(binary: str, samples: np.ndarray, sample_rate: int, *, encode
     The decoded audio comes back as mono float32 at ``sample_rate``.
     """
     common = [binary, "-hide_banner", "-nostats", "-loglevel", "error"]
-    enc_cmd = [*common, "-f", "f32le", "-ar", str(int(sample_rate)), "-ac", "1", "-i", "pipe:0",
-               *encode_args, "pipe:1"]
-    dec_cmd = [*common, *decode_input_args, "-i", "pipe:0", "-f", "f32le", "-ac", "1",
-               "-ar", str(int(sample_rate)), "pipe:1"]
+    enc_cmd = [*common, "-f", "f32le", "-ar", str(int(sample_rate)), "-ac", "1", "-i", "pipe:0", *encode_args, "pipe:1"]
+    dec_cmd = [
+        *common,
+        *decode_input_args,
+        "-i",
+        "pipe:0",
+        "-f",
+        "f32le",
+        "-ac",
+        "1",
+        "-ar",
+        str(int(sample_rate)),
+        "pipe:1",
+    ]
     payload = np.ascontiguousarray(samples, dtype="<f4").tobytes()
     try:
         enc = subprocess.Popen(enc_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

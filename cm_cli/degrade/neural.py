@@ -28,10 +28,26 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.data.audio import resample
 
-__all__ = ["ENCODEC_MODEL", "ENCODEC_KBPS", "ENCODEC_ENV", "CODECS", "NeuralCodec", "LoadedCodec", "load_codec",
-           "find_weights", "check_local", "encodec_batch", "encodec_roundtrip", "encodec_available",
-           "check_encodec_local", "find_encodec_weights", "set_encodec_device", "default_device", "prefetch",
-           "cached_output"]
+__all__ = [
+    "ENCODEC_MODEL",
+    "ENCODEC_KBPS",
+    "ENCODEC_ENV",
+    "CODECS",
+    "NeuralCodec",
+    "LoadedCodec",
+    "load_codec",
+    "find_weights",
+    "check_local",
+    "encodec_batch",
+    "encodec_roundtrip",
+    "encodec_available",
+    "check_encodec_local",
+    "find_encodec_weights",
+    "set_encodec_device",
+    "default_device",
+    "prefetch",
+    "cached_output",
+]
 
 ENCODEC_MODEL = "facebook/encodec_24khz"
 ENCODEC_KBPS = (1.5, 3.0, 6.0, 12.0, 24.0)
@@ -58,15 +74,26 @@ class NeuralCodec:
 # descript/dac_{16,24,44}khz and kyutai/mimi)
 CODECS: dict[str, NeuralCodec] = {
     "encodec": NeuralCodec("encodec", "EncodecModel", ENCODEC_MODEL, ENCODEC_ENV, "kbps"),
-    "dac": NeuralCodec("dac", "DacModel", "descript/dac_16khz", "CM_DAC_MODEL", "codebooks",
-                       (("16", "descript/dac_16khz"), ("24", "descript/dac_24khz"), ("44", "descript/dac_44khz"))),
+    "dac": NeuralCodec(
+        "dac",
+        "DacModel",
+        "descript/dac_16khz",
+        "CM_DAC_MODEL",
+        "codebooks",
+        (("16", "descript/dac_16khz"), ("24", "descript/dac_24khz"), ("44", "descript/dac_44khz")),
+    ),
     "mimi": NeuralCodec("mimi", "MimiModel", "kyutai/mimi", "CM_MIMI_MODEL", "codebooks"),
 }
 
 
 # `cm download --model NAME` short names (cm_cli/models/hub.py EXTRA_MODELS holds the same pairs)
-DOWNLOAD_NAMES = {ENCODEC_MODEL: "encodec", "descript/dac_16khz": "dac", "descript/dac_24khz": "dac_24khz",
-                  "descript/dac_44khz": "dac_44khz", "kyutai/mimi": "mimi"}
+DOWNLOAD_NAMES = {
+    ENCODEC_MODEL: "encodec",
+    "descript/dac_16khz": "dac",
+    "descript/dac_24khz": "dac_24khz",
+    "descript/dac_44khz": "dac_44khz",
+    "kyutai/mimi": "mimi",
+}
 
 
 def set_encodec_device(device: str | None) -> None:
@@ -107,8 +134,14 @@ def find_weights(name: str, model: str | None = None, *, variant: str | None = N
         return None
     for cache_dir in (None, str(_cm_cache_dir())):
         try:
-            found = Path(snapshot_download(wanted, cache_dir=cache_dir, local_files_only=True,
-                                           allow_patterns=["*.json", "*.safetensors", "*.bin"]))
+            found = Path(
+                snapshot_download(
+                    wanted,
+                    cache_dir=cache_dir,
+                    local_files_only=True,
+                    allow_patterns=["*.json", "*.safetensors", "*.bin"],
+                )
+            )
         except Exception:  # not cached there (LocalEntryNotFoundError and kin), or not a valid id
             continue
         if (found / "config.json").is_file():
@@ -126,7 +159,8 @@ def check_local(name: str, model: str | None = None, *, variant: str | None = No
         raise CmError(
             f"{name}: weights of {wanted!r} are not available locally "
             "(no folder, Hugging Face cache or cm cache has them)",
-            f"fetch them once with `cm download --model {fetch}` (or set {codec.env} / {name}:model= to a folder)")
+            f"fetch them once with `cm download --model {fetch}` (or set {codec.env} / {name}:model= to a folder)",
+        )
     return found
 
 
@@ -154,8 +188,10 @@ def _load(name: str, folder: str, device: str):
     try:
         net = getattr(transformers, CODECS[name].model_class).from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise CmError(f"{name}: cannot load the model in {folder} ({str(exc).splitlines()[0][:160]})",
-                      f"fetch it again with `cm download --model {name}`") from None
+        raise CmError(
+            f"{name}: cannot load the model in {folder} ({str(exc).splitlines()[0][:160]})",
+            f"fetch it again with `cm download --model {name}`",
+        ) from None
     return net.to(device).eval()
 
 
@@ -196,12 +232,14 @@ class LoadedCodec:
         if level not in self.levels:
             unit = "kbps" if self.name == "encodec" else "codebooks"
             shown = ", ".join(f"{v:g}" for v in self.levels) if self.name == "encodec" else f"1-{self.levels[-1]:g}"
-            raise CmError(f"{self.name}: the model in {self.folder} has no level {level:g} ({unit})",
-                          f"its levels: {shown}")
+            raise CmError(
+                f"{self.name}: the model in {self.folder} has no level {level:g} ({unit})", f"its levels: {shown}"
+            )
         return level
 
-    def code_batch(self, signals: list[np.ndarray], sr: int,
-                   level: float | None = None) -> tuple[list[np.ndarray], dict]:
+    def code_batch(
+        self, signals: list[np.ndarray], sr: int, level: float | None = None
+    ) -> tuple[list[np.ndarray], dict]:
         """Code several utterances in one padded batch; each comes back at its own length and at ``sr``."""
         import torch
 
@@ -209,8 +247,12 @@ class LoadedCodec:
         rate = self.sample_rate
         xs = [resample(np.asarray(x, dtype=np.float32), sr, rate) for x in signals]
         longest = max((len(x) for x in xs), default=0)
-        info = {"model": str(self.folder), "device": self.device, "model_rate": rate,
-                ("kbps" if self.name == "encodec" else "codebooks"): level}
+        info = {
+            "model": str(self.folder),
+            "device": self.device,
+            "model_rate": rate,
+            ("kbps" if self.name == "encodec" else "codebooks"): level,
+        }
         if longest == 0:
             return [np.zeros(len(x), np.float32) for x in signals], info
         padded = int(np.ceil(longest / self.hop) * self.hop)
@@ -233,8 +275,10 @@ class LoadedCodec:
                 encoded = self.net.encode(batch, padding_mask=padding, num_quantizers=int(level))
                 decoded = self.net.decode(encoded.audio_codes, padding_mask=padding).audio_values
         decoded = decoded.float().cpu().numpy().reshape(len(xs), -1)
-        outputs = [_fit(resample(_fit(decoded[i], len(x)), rate, sr), len(original)).astype(np.float32)
-                   for i, (x, original) in enumerate(zip(xs, signals))]
+        outputs = [
+            _fit(resample(_fit(decoded[i], len(x)), rate, sr), len(original)).astype(np.float32)
+            for i, (x, original) in enumerate(zip(xs, signals))
+        ]
         return outputs, info
 
     def reconstruct(self, wave, sr: int, level: float | None = None):
@@ -288,15 +332,18 @@ def prefetch(items: list[tuple[str, np.ndarray, int, dict]], *, device: str | No
 
 
 # --------------------------------------------------------------------------- EnCodec (kept names)
-def encodec_batch(signals: list[np.ndarray], sr: int, *, kbps: float = 6.0, model: str | None = None,
-                  device: str | None = None) -> tuple[list[np.ndarray], dict]:
+def encodec_batch(
+    signals: list[np.ndarray], sr: int, *, kbps: float = 6.0, model: str | None = None, device: str | None = None
+) -> tuple[list[np.ndarray], dict]:
     """Encode and decode several utterances at ``kbps`` in one padded batch; each comes back at its length and rate."""
     if float(kbps) not in ENCODEC_KBPS:
         raise CmError(f"encodec: kbps={kbps:g} is not one of {', '.join(f'{k:g}' for k in ENCODEC_KBPS)}")
     codec = load_codec("encodec", model, device or default_device())
     if float(kbps) not in codec.levels:
-        raise CmError(f"encodec: the model in {codec.folder} has no bandwidth {kbps:g} kbps",
-                      f"its bandwidths: {', '.join(f'{b:g}' for b in codec.levels)}")
+        raise CmError(
+            f"encodec: the model in {codec.folder} has no bandwidth {kbps:g} kbps",
+            f"its bandwidths: {', '.join(f'{b:g}' for b in codec.levels)}",
+        )
     return codec.code_batch(signals, sr, float(kbps))
 
 

@@ -63,8 +63,9 @@ def _prefetch_chunk(chunk: list, *, sample_rate: int | None, seed: int) -> None:
             pass  # missing weights etc.: every job raises it on its own, as one line each
 
 
-def prefetched_jobs(jobs: Iterable, run_job: Callable, *, sample_rate: int | None, seed: int,
-                    batch_size: int = BATCH_SIZE) -> Iterator[dict]:
+def prefetched_jobs(
+    jobs: Iterable, run_job: Callable, *, sample_rate: int | None, seed: int, batch_size: int = BATCH_SIZE
+) -> Iterator[dict]:
     """``run_job`` over ``jobs`` in order, each chunk of ``batch_size`` prefetched through one batched codec call."""
     chunk: list = []
     for job in jobs:

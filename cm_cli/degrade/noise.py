@@ -17,8 +17,16 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.degrade.channel import active_mask
 
-__all__ = ["stable_rng", "stable_seed", "coloured_noise", "speech_power", "mix_at_snr", "list_audio_files",
-           "noise_from_dir", "AUDIO_SUFFIXES"]
+__all__ = [
+    "stable_rng",
+    "stable_seed",
+    "coloured_noise",
+    "speech_power",
+    "mix_at_snr",
+    "list_audio_files",
+    "noise_from_dir",
+    "AUDIO_SUFFIXES",
+]
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".sph", ".aif", ".aiff")
 
@@ -47,7 +55,7 @@ def coloured_noise(n: int, colour: str, rng: np.random.Generator) -> np.ndarray:
     else:
         raise CmError(f"noise: type={colour!r} is not one of white, pink, brown, file")
     noise = noise - noise.mean()
-    return (noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)).astype(np.float32)
+    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
 
 
 def speech_power(samples: np.ndarray, sr: int) -> tuple[float, bool]:
@@ -56,7 +64,7 @@ def speech_power(samples: np.ndarray, sr: int) -> tuple[float, bool]:
     mask = active_mask(x, sr)
     if mask.any() and np.mean(x[mask] ** 2) > 1e-10:
         return float(np.mean(x[mask] ** 2)), True
-    return float(np.mean(x ** 2)), False
+    return float(np.mean(x**2)), False
 
 
 def mix_at_snr(samples: np.ndarray, sr: int, noise: np.ndarray, snr_db: float) -> tuple[np.ndarray, dict]:
@@ -66,7 +74,7 @@ def mix_at_snr(samples: np.ndarray, sr: int, noise: np.ndarray, snr_db: float) -
     if not on_speech:
         info["warning"] = "no active speech found: SNR computed on whole-file power"
     noise = np.asarray(noise, dtype=np.float64)
-    noise_power = float(np.mean(noise ** 2))
+    noise_power = float(np.mean(noise**2))
     if power <= 1e-12 or noise_power <= 1e-12:
         if power <= 1e-12:
             info["warning"] = "input is silent: SNR undefined, noise added at -60 dBFS"
@@ -83,7 +91,9 @@ def list_audio_files(folder: str) -> tuple[str, ...]:
     """Audio files under ``folder`` (recursive, MUSAN layout), sorted for reproducibility."""
     root = Path(folder)
     if not root.is_dir():
-        raise CmError(f"{root}: no such folder", "point dir= at a folder of noise or RIR recordings (e.g. MUSAN's noise/)")
+        raise CmError(
+            f"{root}: no such folder", "point dir= at a folder of noise or RIR recordings (e.g. MUSAN's noise/)"
+        )
     files = tuple(sorted(str(p) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES))
     if not files:
         raise CmError(f"{root}: holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
@@ -108,4 +118,4 @@ def noise_from_dir(folder: str, n: int, sr: int, rng: np.random.Generator) -> tu
     if len(source) < n:
         source = np.tile(source, int(np.ceil(n / len(source))) + 1)
     start = int(rng.integers(0, len(source) - n + 1))
-    return source[start: start + n].astype(np.float32), {"noise_file": path, "noise_offset": start}
+    return source[start : start + n].astype(np.float32), {"noise_file": path, "noise_offset": start}

@@ -22,8 +22,16 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.core.specs import Spec, expand_sweep
 
-__all__ = ["PolicyEntry", "Policy", "parse_policy", "load_policy", "apply_policy", "draw", "default_cache_dir",
-           "held_out_conditions"]
+__all__ = [
+    "PolicyEntry",
+    "Policy",
+    "parse_policy",
+    "load_policy",
+    "apply_policy",
+    "draw",
+    "default_cache_dir",
+    "held_out_conditions",
+]
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class Policy:
         """Every label this policy can produce (for domain heads that need the set up front)."""
         out: list[str] = []
         for entry in self.entries:
-            for label in ([entry.condition] if entry.condition else [_label(s) for s in entry.candidates()]):
+            for label in [entry.condition] if entry.condition else [_label(s) for s in entry.candidates()]:
                 if label not in out:
                     out.append(label)
         return out
@@ -92,8 +100,10 @@ def _parse_item(item: str, source: str) -> PolicyEntry:
         try:
             probability = float(tail)
         except ValueError:
-            raise CmError(f"{source}: policy entry {item.strip()!r} ends in {tail!r}, which is not a probability",
-                          "write spec:probability, e.g. mp3:kbps=32:0.3") from None
+            raise CmError(
+                f"{source}: policy entry {item.strip()!r} ends in {tail!r}, which is not a probability",
+                "write spec:probability, e.g. mp3:kbps=32:0.3",
+            ) from None
         text = head.strip()
     if probability < 0 or not np.isfinite(probability):
         raise CmError(f"{source}: probability {probability} of {text!r} must be >= 0")
@@ -197,8 +207,10 @@ def _cache_key(samples: np.ndarray, sr: int, spec: Spec, seed: int, utt_id: str)
     digest.update(np.ascontiguousarray(samples, dtype=np.float32).tobytes())
     # steps that draw from the per-utterance generator (noise file/offset, RIR, hum phases)
     random_steps = any(s.name in ("noise", "reverb", "cable") for s in spec.steps)
-    digest.update(f"|{_CACHE_VERSION}|{sr}|{spec.canonical()}|{spec_providers(spec)}|{seed if random_steps else ''}|"
-                  f"{utt_id if random_steps else ''}".encode())
+    digest.update(
+        f"|{_CACHE_VERSION}|{sr}|{spec.canonical()}|{spec_providers(spec)}|{seed if random_steps else ''}|"
+        f"{utt_id if random_steps else ''}".encode()
+    )
     return digest.hexdigest()
 
 
@@ -224,9 +236,17 @@ def _write_cached(path: Path, pcm: np.ndarray, sr: int) -> None:
         pass  # an unwritable cache only costs speed
 
 
-def apply_policy(samples: np.ndarray, sr: int, policy: "Policy | str", *, rng: np.random.Generator | None = None,
-                 seed: int | None = None, utt_id: str = "", cache: bool = True,
-                 cache_dir: str | Path | None = None) -> tuple[np.ndarray, str]:
+def apply_policy(
+    samples: np.ndarray,
+    sr: int,
+    policy: "Policy | str",
+    *,
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    utt_id: str = "",
+    cache: bool = True,
+    cache_dir: str | Path | None = None,
+) -> tuple[np.ndarray, str]:
     """Degrade one utterance with a condition drawn from ``policy``; returns (audio, condition label).
 
     Pass ``rng`` for fresh draws every call (training epochs), or ``seed`` (with

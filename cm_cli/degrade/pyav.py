@@ -21,8 +21,17 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["PYAV_ORIGIN", "EncodePlan", "DecodePlan", "pyav_label", "pyav_encoders", "translate_encode",
-           "translate_decode", "encode_inprocess", "run_codec_inprocess"]
+__all__ = [
+    "PYAV_ORIGIN",
+    "EncodePlan",
+    "DecodePlan",
+    "pyav_label",
+    "pyav_encoders",
+    "translate_encode",
+    "translate_decode",
+    "encode_inprocess",
+    "run_codec_inprocess",
+]
 
 PYAV_ORIGIN = "pyav"
 # encoder sample formats in the order libavfilter's negotiation prefers them for float32 input
@@ -144,8 +153,9 @@ def _resampler(av, fmt: str, layout: str, rate: int, frame_size: int | None):
 
 
 def _input_frame(av, samples: np.ndarray, sr: int):
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt",
-                                       layout="mono")
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1), format="flt", layout="mono"
+    )
     frame.sample_rate = int(sr)
     frame.pts = 0
     frame.time_base = Fraction(1, int(sr))
@@ -203,8 +213,9 @@ def _decode(data: bytes, sample_rate: int, plan: DecodePlan, muxer: str) -> np.n
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
 
 
-def run_codec_inprocess(samples: np.ndarray, sample_rate: int, *, encode_args: Sequence[str],
-                        decode_input_args: Sequence[str]) -> np.ndarray:
+def run_codec_inprocess(
+    samples: np.ndarray, sample_rate: int, *, encode_args: Sequence[str], decode_input_args: Sequence[str]
+) -> np.ndarray:
     """``ffmpeg.run_codec_pipe`` without processes: encode to an in-memory container, decode it back."""
     plan = translate_encode(encode_args)
     data = encode_inprocess(samples, sample_rate, plan)

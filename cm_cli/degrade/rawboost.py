@@ -23,15 +23,46 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ALGORITHMS", "DEFAULTS", "notch_coeffs", "fir_filter", "lnl_convolutive", "isd_impulsive",
-           "ssi_additive", "rawboost"]
+__all__ = [
+    "ALGORITHMS",
+    "DEFAULTS",
+    "notch_coeffs",
+    "fir_filter",
+    "lnl_convolutive",
+    "isd_impulsive",
+    "ssi_additive",
+    "rawboost",
+]
 
 # the official main.py defaults (Tak et al. 2022)
-DEFAULTS = dict(n_bands=5, min_f=20.0, max_f=8000.0, min_bw=100.0, max_bw=1000.0, min_coeff=10, max_coeff=100,
-                min_g=0.0, max_g=0.0, min_bias=5.0, max_bias=20.0, n_f=5, p=10.0, g_sd=2.0, snr_min=10.0,
-                snr_max=40.0)
-ALGORITHMS = {1: ("lnl",), 2: ("isd",), 3: ("ssi",), 4: ("lnl", "isd", "ssi"), 5: ("lnl", "isd"), 6: ("lnl", "ssi"),
-              7: ("isd", "ssi"), 8: ("parallel",)}
+DEFAULTS = dict(
+    n_bands=5,
+    min_f=20.0,
+    max_f=8000.0,
+    min_bw=100.0,
+    max_bw=1000.0,
+    min_coeff=10,
+    max_coeff=100,
+    min_g=0.0,
+    max_g=0.0,
+    min_bias=5.0,
+    max_bias=20.0,
+    n_f=5,
+    p=10.0,
+    g_sd=2.0,
+    snr_min=10.0,
+    snr_max=40.0,
+)
+ALGORITHMS = {
+    1: ("lnl",),
+    2: ("isd",),
+    3: ("ssi",),
+    4: ("lnl", "isd", "ssi"),
+    5: ("lnl", "isd"),
+    6: ("lnl", "ssi"),
+    7: ("isd", "ssi"),
+    8: ("parallel",),
+}
 
 
 def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -47,9 +78,20 @@ def _peak_normalise(x: np.ndarray, always: bool = False) -> np.ndarray:
     return x
 
 
-def notch_coeffs(rng: np.random.Generator, sr: int, *, min_g: float, max_g: float, n_bands: int = 5,
-                 min_f: float = 20.0, max_f: float = 8000.0, min_bw: float = 100.0, max_bw: float = 1000.0,
-                 min_coeff: int = 10, max_coeff: int = 100) -> np.ndarray:
+def notch_coeffs(
+    rng: np.random.Generator,
+    sr: int,
+    *,
+    min_g: float,
+    max_g: float,
+    n_bands: int = 5,
+    min_f: float = 20.0,
+    max_f: float = 8000.0,
+    min_bw: float = 100.0,
+    max_bw: float = 1000.0,
+    min_coeff: int = 10,
+    max_coeff: int = 100,
+) -> np.ndarray:
     """A cascade of ``n_bands`` random FIR band filters, scaled to peak gain ``10^(G/20)``, ``G ~ U(min_g, max_g)``."""
     from scipy import signal
 
@@ -72,7 +114,7 @@ def fir_filter(x: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     n = b.shape[0] + 1
     y = signal.lfilter(b, 1, np.pad(x, (0, n)))
-    return y[n // 2: n // 2 + x.shape[0]]
+    return y[n // 2 : n // 2 + x.shape[0]]
 
 
 def lnl_convolutive(x: np.ndarray, rng: np.random.Generator, sr: int, **kw) -> np.ndarray:
@@ -126,6 +168,11 @@ def rawboost(x: np.ndarray, sr: int, algo: int, rng: np.random.Generator, **kw) 
         y = _peak_normalise(lnl_convolutive(y, rng, sr, **kw) + isd_impulsive(y, rng, **kw))
     else:
         for step in steps:
-            y = lnl_convolutive(y, rng, sr, **kw) if step == "lnl" else \
-                isd_impulsive(y, rng, **kw) if step == "isd" else ssi_additive(y, rng, sr, **kw)
+            y = (
+                lnl_convolutive(y, rng, sr, **kw)
+                if step == "lnl"
+                else isd_impulsive(y, rng, **kw)
+                if step == "isd"
+                else ssi_additive(y, rng, sr, **kw)
+            )
     return y.astype(np.float32)

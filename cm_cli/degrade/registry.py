@@ -157,7 +157,9 @@ def _codec_for(deg: Degradation, params: dict) -> str | None:
     return deg.codec
 
 
-def apply_spec(samples: np.ndarray, sr: int, spec: "Spec | str", *, seed: int = 0, utt_id: str = "") -> tuple[np.ndarray, dict]:
+def apply_spec(
+    samples: np.ndarray, sr: int, spec: "Spec | str", *, seed: int = 0, utt_id: str = ""
+) -> tuple[np.ndarray, dict]:
     """Run the chain left to right. Returns (audio, info) with per-step details and warnings."""
     spec = as_spec(spec)
     x = np.asarray(samples, dtype=np.float32)
@@ -222,9 +224,11 @@ def describe_provider(deg: Degradation) -> tuple[bool, str]:
 
         codec = CODECS[deg.name]
         found = find_weights(deg.name)
-        return found is not None, (f"transformers {codec.model_class}, {codec.hub_id()} at {found}" if found
-                                   else f"missing: weights of {codec.hub_id()} (run `cm download --model {deg.name}` "
-                                        f"or set {codec.env})")
+        return found is not None, (
+            f"transformers {codec.model_class}, {codec.hub_id()} at {found}"
+            if found
+            else f"missing: weights of {codec.hub_id()} (run `cm download --model {deg.name}` or set {codec.env})"
+        )
     if deg.codec is None:
         if deg.name in ("mulaw", "alaw"):
             found = codec_provider(f"{deg.name}-ffmpeg")
@@ -253,7 +257,9 @@ def spec_providers(spec: "Spec | str") -> str:
         codec_name = _codec_for(get_degradation(step.name), resolve_params(step))
         if codec_name is not None:
             found = codec_provider(codec_name)
-            names.append(f"{codec_name}={found[0].origin}:{found[0].path}/{found[1]}" if found else f"{codec_name}=none")
+            names.append(
+                f"{codec_name}={found[0].origin}:{found[0].path}/{found[1]}" if found else f"{codec_name}=none"
+            )
     return ";".join(names)
 
 
@@ -344,7 +350,9 @@ def _bluetooth(x, ctx, params):
 def _cable(x, ctx, params):
     from cm_cli.degrade.device import cable
 
-    return cable(x, ctx.sr, hum_hz=params["hum_hz"], hum_db=params["hum_db"], cutoff=params.get("cutoff"), rng=ctx.rng())
+    return cable(
+        x, ctx.sr, hum_hz=params["hum_hz"], hum_db=params["hum_db"], cutoff=params.get("cutoff"), rng=ctx.rng()
+    )
 
 
 def _phase(params: dict) -> bool:
@@ -354,7 +362,9 @@ def _phase(params: dict) -> bool:
 def _telephony(x, ctx, params):
     from cm_cli.degrade.channel import telephony
 
-    return telephony(x, ctx.sr, low=params["low"], high=params["high"], order=params["order"], zero_phase=_phase(params)), {}
+    return telephony(
+        x, ctx.sr, low=params["low"], high=params["high"], order=params["order"], zero_phase=_phase(params)
+    ), {}
 
 
 def _filter(kind: str) -> Callable:
@@ -363,7 +373,9 @@ def _filter(kind: str) -> Callable:
 
         low = params.get("low", params.get("cutoff") if kind == "highpass" else None)
         high = params.get("high", params.get("cutoff") if kind == "lowpass" else None)
-        return butter_filter(x, ctx.sr, kind=kind, low=low, high=high, order=params["order"], zero_phase=_phase(params)), {}
+        return butter_filter(
+            x, ctx.sr, kind=kind, low=low, high=high, order=params["order"], zero_phase=_phase(params)
+        ), {}
 
     return run
 
@@ -427,98 +439,300 @@ def _populate() -> None:
     kbps_help = "bitrate in kbit/s"
     phase = Param("phase", str, "zero", "zero (forward-backward, no delay) or causal", ("zero", "causal"))
     order = Param("order", int, 8, "Butterworth order", minimum=1, maximum=20)
-    _register(Degradation("clean", "identity", "no degradation (the identity; labels clean samples in policies)", _identity))
+    _register(
+        Degradation("clean", "identity", "no degradation (the identity; labels clean samples in policies)", _identity)
+    )
     for name in ("mp3", "aac", "m4a", "vorbis", "amr-nb", "amr-wb"):
         codec = CODECS[name]
-        _register(Degradation(name, "codec", codec.description, _codec_runner(name),
-                              (Param("kbps", float, codec.default_kbps, kbps_help, minimum=0, exclusive_minimum=True),),
-                              codec=name, bitrate_param="kbps"))
-    _register(Degradation("opus", "codec", CODECS["opus"].description, _codec_runner("opus"),
-                          (Param("kbps", float, 24, kbps_help, minimum=0, exclusive_minimum=True),
-                           Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb"))),
-                          codec="opus", bitrate_param="kbps"))
-    _register(Degradation("speex", "codec", CODECS["speex"].description, _codec_runner("speex"),
-                          (Param("kbps", float, None, kbps_help + " (overrides quality)", minimum=0, exclusive_minimum=True),
-                           Param("quality", int, 8, "CBR quality 0-10", minimum=0, maximum=10),
-                           Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb"))),
-                          codec="speex", bitrate_param="kbps"))
-    _register(Degradation("g726", "codec", CODECS["g726"].description, _codec_runner("g726"),
-                          (Param("kbps", float, 32.0, "16, 24, 32 or 40", (16.0, 24.0, 32.0, 40.0)),),
-                          codec="g726", bitrate_param="kbps"))
+        _register(
+            Degradation(
+                name,
+                "codec",
+                codec.description,
+                _codec_runner(name),
+                (Param("kbps", float, codec.default_kbps, kbps_help, minimum=0, exclusive_minimum=True),),
+                codec=name,
+                bitrate_param="kbps",
+            )
+        )
+    _register(
+        Degradation(
+            "opus",
+            "codec",
+            CODECS["opus"].description,
+            _codec_runner("opus"),
+            (
+                Param("kbps", float, 24, kbps_help, minimum=0, exclusive_minimum=True),
+                Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb")),
+            ),
+            codec="opus",
+            bitrate_param="kbps",
+        )
+    )
+    _register(
+        Degradation(
+            "speex",
+            "codec",
+            CODECS["speex"].description,
+            _codec_runner("speex"),
+            (
+                Param("kbps", float, None, kbps_help + " (overrides quality)", minimum=0, exclusive_minimum=True),
+                Param("quality", int, 8, "CBR quality 0-10", minimum=0, maximum=10),
+                Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb")),
+            ),
+            codec="speex",
+            bitrate_param="kbps",
+        )
+    )
+    _register(
+        Degradation(
+            "g726",
+            "codec",
+            CODECS["g726"].description,
+            _codec_runner("g726"),
+            (Param("kbps", float, 32.0, "16, 24, 32 or 40", (16.0, 24.0, 32.0, 40.0)),),
+            codec="g726",
+            bitrate_param="kbps",
+        )
+    )
     for name, fixed in (("g722", 64.0), ("gsm", 13.0), ("g723_1", 6.3), ("ra144", 8.0)):
-        _register(Degradation(name, "codec", CODECS[name].description, _codec_runner(name), (), codec=name,
-                              extra={"kbps": fixed}))
+        _register(
+            Degradation(
+                name, "codec", CODECS[name].description, _codec_runner(name), (), codec=name, extra={"kbps": fixed}
+            )
+        )
     for law, label in (("mulaw", "mu-law"), ("alaw", "A-law")):
-        _register(Degradation(law, "codec", f"G.711 {label} at 8 kHz (numpy, bit-exact; impl=ffmpeg uses pcm_{law})",
-                              _g711_runner(law),
-                              (Param("impl", str, "numpy", "numpy or ffmpeg", ("numpy", "ffmpeg")),
-                               Param("rate", int, 8000, "companding rate in Hz (0 = input rate; numpy only)", minimum=0)),
-                              extra={"kbps": 64.0}))
-    _register(Degradation("encodec", "neural", "EnCodec 24 kHz neural codec (transformers; local weights only)", _encodec,
-                          (Param("kbps", float, 6.0, "1.5, 3, 6, 12 or 24", (1.5, 3.0, 6.0, 12.0, 24.0)),
-                           Param("model", str, None, "model id or local path (default: $CM_ENCODEC_MODEL, else facebook/encodec_24khz)")),
-                          bitrate_param="kbps"))
-    _register(Degradation("dac", "neural",
-                          "DAC neural codec, 16/24/44 kHz models (transformers DacModel; local weights only)",
-                          _neural_runner("dac"),
-                          (Param("codebooks", int, None, "codebooks used (default: all the model has)", minimum=1),
-                           Param("rate", int, 16, "model: 16, 24 or 44 kHz (descript/dac_<rate>khz)", (16, 24, 44)),
-                           Param("model", str, None, "model id or local path (default: $CM_DAC_MODEL, else by rate)"))))
-    _register(Degradation("mimi", "neural",
-                          "Mimi neural codec, 24 kHz, 12.5 Hz frames (transformers MimiModel; local weights only)",
-                          _neural_runner("mimi"),
-                          (Param("codebooks", int, None, "codebooks used (default 8, as Moshi)", minimum=1),
-                           Param("model", str, None,
-                                 "model id or local path (default: $CM_MIMI_MODEL, else kyutai/mimi)"))))
+        _register(
+            Degradation(
+                law,
+                "codec",
+                f"G.711 {label} at 8 kHz (numpy, bit-exact; impl=ffmpeg uses pcm_{law})",
+                _g711_runner(law),
+                (
+                    Param("impl", str, "numpy", "numpy or ffmpeg", ("numpy", "ffmpeg")),
+                    Param("rate", int, 8000, "companding rate in Hz (0 = input rate; numpy only)", minimum=0),
+                ),
+                extra={"kbps": 64.0},
+            )
+        )
+    _register(
+        Degradation(
+            "encodec",
+            "neural",
+            "EnCodec 24 kHz neural codec (transformers; local weights only)",
+            _encodec,
+            (
+                Param("kbps", float, 6.0, "1.5, 3, 6, 12 or 24", (1.5, 3.0, 6.0, 12.0, 24.0)),
+                Param(
+                    "model",
+                    str,
+                    None,
+                    "model id or local path (default: $CM_ENCODEC_MODEL, else facebook/encodec_24khz)",
+                ),
+            ),
+            bitrate_param="kbps",
+        )
+    )
+    _register(
+        Degradation(
+            "dac",
+            "neural",
+            "DAC neural codec, 16/24/44 kHz models (transformers DacModel; local weights only)",
+            _neural_runner("dac"),
+            (
+                Param("codebooks", int, None, "codebooks used (default: all the model has)", minimum=1),
+                Param("rate", int, 16, "model: 16, 24 or 44 kHz (descript/dac_<rate>khz)", (16, 24, 44)),
+                Param("model", str, None, "model id or local path (default: $CM_DAC_MODEL, else by rate)"),
+            ),
+        )
+    )
+    _register(
+        Degradation(
+            "mimi",
+            "neural",
+            "Mimi neural codec, 24 kHz, 12.5 Hz frames (transformers MimiModel; local weights only)",
+            _neural_runner("mimi"),
+            (
+                Param("codebooks", int, None, "codebooks used (default 8, as Moshi)", minimum=1),
+                Param("model", str, None, "model id or local path (default: $CM_MIMI_MODEL, else kyutai/mimi)"),
+            ),
+        )
+    )
     from cm_cli.degrade.device import MIC_MODELS, SPEAKER_MODELS
 
-    _register(Degradation("mic", "channel", "microphone response (band edges + resonance, causal); C11",
-                          _mic, (Param("model", str, "smartphone", "device model", tuple(MIC_MODELS)),)))
-    _register(Degradation("speaker", "channel", "loudspeaker playback (band edges, resonance, soft saturation); C11",
-                          _speaker, (Param("model", str, "small", "loudspeaker model", tuple(SPEAKER_MODELS)),)))
-    _register(Degradation("bluetooth", "codec", "Bluetooth SBC through ffmpeg: mode=msbc (HFP wideband speech) or sbc (A2DP); C11",
-                          _bluetooth,
-                          (Param("mode", str, "msbc", "msbc (60.8 kbps, 16 kHz mono) or sbc (kbps)", ("msbc", "sbc")),
-                           Param("kbps", float, 128.0, "bitrate for mode=sbc, kbit/s", minimum=16, maximum=512)),
-                          codec="sbc"))
-    _register(Degradation("cable", "channel", "analogue line: mains hum below speech and an RC roll-off; C11", _cable,
-                          (Param("hum_hz", float, 50.0, "mains frequency, Hz", minimum=0, exclusive_minimum=True),
-                           Param("hum_db", float, -30.0, "hum level relative to active speech, dB"),
-                           Param("cutoff", float, None, "first-order roll-off, Hz (none by default)", minimum=0,
-                                 exclusive_minimum=True))))
-    _register(Degradation("telephony", "channel", "telephone band-pass (Butterworth)", _telephony,
-                          (Param("low", float, 300.0, "lower edge, Hz", minimum=0, exclusive_minimum=True),
-                           Param("high", float, 3400.0, "upper edge, Hz", minimum=0, exclusive_minimum=True),
-                           Param("order", int, 4, "Butterworth order", minimum=1, maximum=20), phase)))
+    _register(
+        Degradation(
+            "mic",
+            "channel",
+            "microphone response (band edges + resonance, causal); C11",
+            _mic,
+            (Param("model", str, "smartphone", "device model", tuple(MIC_MODELS)),),
+        )
+    )
+    _register(
+        Degradation(
+            "speaker",
+            "channel",
+            "loudspeaker playback (band edges, resonance, soft saturation); C11",
+            _speaker,
+            (Param("model", str, "small", "loudspeaker model", tuple(SPEAKER_MODELS)),),
+        )
+    )
+    _register(
+        Degradation(
+            "bluetooth",
+            "codec",
+            "Bluetooth SBC through ffmpeg: mode=msbc (HFP wideband speech) or sbc (A2DP); C11",
+            _bluetooth,
+            (
+                Param("mode", str, "msbc", "msbc (60.8 kbps, 16 kHz mono) or sbc (kbps)", ("msbc", "sbc")),
+                Param("kbps", float, 128.0, "bitrate for mode=sbc, kbit/s", minimum=16, maximum=512),
+            ),
+            codec="sbc",
+        )
+    )
+    _register(
+        Degradation(
+            "cable",
+            "channel",
+            "analogue line: mains hum below speech and an RC roll-off; C11",
+            _cable,
+            (
+                Param("hum_hz", float, 50.0, "mains frequency, Hz", minimum=0, exclusive_minimum=True),
+                Param("hum_db", float, -30.0, "hum level relative to active speech, dB"),
+                Param(
+                    "cutoff",
+                    float,
+                    None,
+                    "first-order roll-off, Hz (none by default)",
+                    minimum=0,
+                    exclusive_minimum=True,
+                ),
+            ),
+        )
+    )
+    _register(
+        Degradation(
+            "telephony",
+            "channel",
+            "telephone band-pass (Butterworth)",
+            _telephony,
+            (
+                Param("low", float, 300.0, "lower edge, Hz", minimum=0, exclusive_minimum=True),
+                Param("high", float, 3400.0, "upper edge, Hz", minimum=0, exclusive_minimum=True),
+                Param("order", int, 4, "Butterworth order", minimum=1, maximum=20),
+                phase,
+            ),
+        )
+    )
     cutoff = Param("cutoff", float, None, "cut-off frequency, Hz", minimum=0, exclusive_minimum=True)
-    _register(Degradation("lowpass", "channel", "low-pass filter (Butterworth)", _filter("lowpass"), (cutoff, order, phase)))
-    _register(Degradation("highpass", "channel", "high-pass filter (Butterworth)", _filter("highpass"), (cutoff, order, phase)))
-    band = (Param("low", float, None, "lower edge, Hz", minimum=0, exclusive_minimum=True),
-            Param("high", float, None, "upper edge, Hz", minimum=0, exclusive_minimum=True), order, phase)
+    _register(
+        Degradation("lowpass", "channel", "low-pass filter (Butterworth)", _filter("lowpass"), (cutoff, order, phase))
+    )
+    _register(
+        Degradation(
+            "highpass", "channel", "high-pass filter (Butterworth)", _filter("highpass"), (cutoff, order, phase)
+        )
+    )
+    band = (
+        Param("low", float, None, "lower edge, Hz", minimum=0, exclusive_minimum=True),
+        Param("high", float, None, "upper edge, Hz", minimum=0, exclusive_minimum=True),
+        order,
+        phase,
+    )
     _register(Degradation("bandpass", "channel", "band-pass filter (Butterworth)", _filter("bandpass"), band))
-    _register(Degradation("bandstop", "channel", "band-stop filter (Butterworth), for band-mask interventions",
-                          _filter("bandstop"), band))
-    _register(Degradation("resample", "channel", "down-sample to rate and back (anti-aliased)", _resample,
-                          (Param("rate", int, 8000, "intermediate rate, Hz", minimum=1000),)))
-    _register(Degradation("gain", "channel", "gain in dB (clipping is counted when written)", _gain,
-                          (Param("db", float, 0.0, "gain, dB"),)))
-    _register(Degradation("clip", "channel", "hard clipping at +-level (full scale 1.0)", _clip,
-                          (Param("level", float, 0.5, "clip level", minimum=0, exclusive_minimum=True, maximum=1),)))
-    _register(Degradation("trim", "channel", "cut leading/trailing silence (energy VAD); CHANGES LENGTH", _trim,
-                          (Param("threshold_db", float, 40.0, "frames this far below the loudest are silence", minimum=0),
-                           Param("margin_ms", float, 50.0, "speech margin kept, ms", minimum=0)),
-                          changes_length=True))
-    _register(Degradation("noise", "noise", "additive noise at an SNR on active speech (white, pink, brown, or files)",
-                          _noise,
-                          (Param("snr", float, 10.0, "signal-to-noise ratio, dB"),
-                           Param("type", str, None, "white (default), pink, brown, or file (default when dir is given)", ("white", "pink", "brown", "file")),
-                           Param("dir", str, None, "folder of noise recordings (MUSAN layout, recursive)"))))
-    _register(Degradation("rawboost", "noise", "RawBoost (Tak et al. 2022): 1 LnL convolutive, 2 ISD impulsive, "
-                          "3 SSI coloured additive, 4=1+2+3, 5=1+2, 6=1+3, 7=2+3, 8=1||2", _rawboost,
-                          (Param("algo", int, 4, "RawBoost algorithm 1-8", minimum=1, maximum=8),)))
-    _register(Degradation("reverb", "reverb", "room reverberation: RIR files from dir, else synthetic at rt60", _reverb,
-                          (Param("rt60", float, 0.5, "synthetic reverberation time, s", minimum=0, exclusive_minimum=True, maximum=5),
-                           Param("dir", str, None, "folder of room impulse responses"))))
+    _register(
+        Degradation(
+            "bandstop",
+            "channel",
+            "band-stop filter (Butterworth), for band-mask interventions",
+            _filter("bandstop"),
+            band,
+        )
+    )
+    _register(
+        Degradation(
+            "resample",
+            "channel",
+            "down-sample to rate and back (anti-aliased)",
+            _resample,
+            (Param("rate", int, 8000, "intermediate rate, Hz", minimum=1000),),
+        )
+    )
+    _register(
+        Degradation(
+            "gain",
+            "channel",
+            "gain in dB (clipping is counted when written)",
+            _gain,
+            (Param("db", float, 0.0, "gain, dB"),),
+        )
+    )
+    _register(
+        Degradation(
+            "clip",
+            "channel",
+            "hard clipping at +-level (full scale 1.0)",
+            _clip,
+            (Param("level", float, 0.5, "clip level", minimum=0, exclusive_minimum=True, maximum=1),),
+        )
+    )
+    _register(
+        Degradation(
+            "trim",
+            "channel",
+            "cut leading/trailing silence (energy VAD); CHANGES LENGTH",
+            _trim,
+            (
+                Param("threshold_db", float, 40.0, "frames this far below the loudest are silence", minimum=0),
+                Param("margin_ms", float, 50.0, "speech margin kept, ms", minimum=0),
+            ),
+            changes_length=True,
+        )
+    )
+    _register(
+        Degradation(
+            "noise",
+            "noise",
+            "additive noise at an SNR on active speech (white, pink, brown, or files)",
+            _noise,
+            (
+                Param("snr", float, 10.0, "signal-to-noise ratio, dB"),
+                Param(
+                    "type",
+                    str,
+                    None,
+                    "white (default), pink, brown, or file (default when dir is given)",
+                    ("white", "pink", "brown", "file"),
+                ),
+                Param("dir", str, None, "folder of noise recordings (MUSAN layout, recursive)"),
+            ),
+        )
+    )
+    _register(
+        Degradation(
+            "rawboost",
+            "noise",
+            "RawBoost (Tak et al. 2022): 1 LnL convolutive, 2 ISD impulsive, "
+            "3 SSI coloured additive, 4=1+2+3, 5=1+2, 6=1+3, 7=2+3, 8=1||2",
+            _rawboost,
+            (Param("algo", int, 4, "RawBoost algorithm 1-8", minimum=1, maximum=8),),
+        )
+    )
+    _register(
+        Degradation(
+            "reverb",
+            "reverb",
+            "room reverberation: RIR files from dir, else synthetic at rt60",
+            _reverb,
+            (
+                Param(
+                    "rt60", float, 0.5, "synthetic reverberation time, s", minimum=0, exclusive_minimum=True, maximum=5
+                ),
+                Param("dir", str, None, "folder of room impulse responses"),
+            ),
+        )
+    )
 
 
 _populate()

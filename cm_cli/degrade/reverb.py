@@ -22,7 +22,7 @@ def synthetic_rir(sr: int, rt60: float, rng: np.random.Generator, *, direct_rati
     t = np.arange(n) / sr
     tail = rng.standard_normal(n) * np.exp(-6.908 * t / rt60)  # ln(1000) = 6.908: -60 dB at rt60
     tail[0] = 0.0
-    tail *= 10 ** (-direct_ratio_db / 20) / (np.sqrt(np.sum(tail ** 2)) + 1e-12)
+    tail *= 10 ** (-direct_ratio_db / 20) / (np.sqrt(np.sum(tail**2)) + 1e-12)
     rir = tail
     rir[0] = 1.0
     return rir.astype(np.float32)
@@ -44,10 +44,10 @@ def convolve_rir(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
     x = np.asarray(samples, dtype=np.float64)
     rir = np.asarray(rir, dtype=np.float64)
     peak = int(np.argmax(np.abs(rir)))
-    y = fftconvolve(x, rir)[peak: peak + len(x)]
+    y = fftconvolve(x, rir)[peak : peak + len(x)]
     if len(y) < len(x):
         y = np.concatenate([y, np.zeros(len(x) - len(y))])
-    rms_in, rms_out = np.sqrt(np.mean(x ** 2)), np.sqrt(np.mean(y ** 2))
+    rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
     if rms_out > 1e-12:
         y *= rms_in / rms_out
     return y.astype(np.float32)

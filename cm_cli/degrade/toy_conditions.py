@@ -69,8 +69,14 @@ def _render(job: tuple[str, str, str, int, str]) -> None:
     save_audio(target, coded, rate)
 
 
-def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str] | None = None, *,
-                              seed: int = 0, workers: int = 1, copies: int | None = 1) -> dict[str, int]:
+def add_coded_eval_conditions(
+    corpus_root: str | Path,
+    conditions: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    workers: int = 1,
+    copies: int | None = 1,
+) -> dict[str, int]:
     """Append coded copies of the clean eval rows; returns the number of new rows per condition.
 
     ``copies`` conditions per clean utterance, assigned in rotation so every condition
@@ -119,7 +125,9 @@ def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str]
             new_id = f"{source_id}_{codec}"
             if new_id in existing:
                 continue
-            jobs.append((str(audio_dir / f"{source_id}.flac"), str(audio_dir / f"{new_id}.flac"), spec, seed, source_id))
+            jobs.append(
+                (str(audio_dir / f"{source_id}.flac"), str(audio_dir / f"{new_id}.flac"), spec, seed, source_id)
+            )
             fields = list(row)
             fields[1], fields[3], fields[4], fields[5] = new_id, codec, codec_q, source_id
             new_lines.append(" ".join(fields))
@@ -142,8 +150,10 @@ def add_coded_eval_conditions(corpus_root: str | Path, conditions: Sequence[str]
             text += "\n"
         with atomic_path(protocol) as tmp:
             tmp.write_text(text + "\n".join(new_lines) + "\n", encoding="utf-8")
-        _record_coders(corpus_root, {name: _condition_spec(name, seed=seed, utt_id="")[2]
-                                     for name in conditions if added.get(name)})
+        _record_coders(
+            corpus_root,
+            {name: _condition_spec(name, seed=seed, utt_id="")[2] for name in conditions if added.get(name)},
+        )
     return added
 
 

@@ -28,7 +28,7 @@ from cm_cli.embedding.store import FLOAT16_MAX, remove_stale_temps
 from cm_cli.embedding.store import EmbeddingWriter as _Writer
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
+    pass
 
 __all__ = ["POOLINGS", "EmbedModel", "EmbedResult", "parse_layers", "resolve_embed_model", "embed_manifest"]
 
@@ -66,7 +66,8 @@ def _same_architecture(given: str, saved: str | None) -> bool:
     if a.default_id is None or b.default_id is None:
         return a.default_id == b.default_id
     return a.default_id == b.default_id or (
-        Path(a.default_id).expanduser().resolve() == Path(b.default_id).expanduser().resolve())
+        Path(a.default_id).expanduser().resolve() == Path(b.default_id).expanduser().resolve()
+    )
 
 
 def _frame_layers(net) -> bool:
@@ -90,8 +91,10 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
     if weights.kind in ("run", "checkpoint"):
         saved = weights.payload["model_config"].get("backbone")
         if backbone and not _same_architecture(backbone, saved):
-            raise CmError(f"{weights.path} holds a {saved!r} model, not {backbone!r}",
-                          f"use --backbone {saved}, or leave --backbone out to use the checkpoint's own")
+            raise CmError(
+                f"{weights.path} holds a {saved!r} model, not {backbone!r}",
+                f"use --backbone {saved}, or leave --backbone out to use the checkpoint's own",
+            )
         overrides = {"backbone_id": backbone_id}
     elif weights.kind == "ssl_aasist":
         overrides = {"backbone_id": backbone_id}  # the XLS-R the fairseq weights are read into
@@ -99,22 +102,35 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
         overrides = {}
     else:  # a plain state dict: the official AASIST weights
         if spec is None:
-            raise UsageError(f"{weights.path} is not a cm checkpoint, so --backbone is needed to read it",
-                             "e.g. --backbone aasist --checkpoint asvspoof5_aasist_baseline.pth")
+            raise UsageError(
+                f"{weights.path} is not a cm checkpoint, so --backbone is needed to read it",
+                "e.g. --backbone aasist --checkpoint asvspoof5_aasist_baseline.pth",
+            )
         if not _same_architecture(backbone, "aasist"):
-            raise CmError(f"{weights.path} is not a cm checkpoint, and plain weight files are only read for --backbone aasist",
-                          f"for {backbone} give the weights' model directory with --backbone-id, or a `cm train` run with --checkpoint")
+            raise CmError(
+                f"{weights.path} is not a cm checkpoint, and plain weight files are only read for --backbone aasist",
+                f"for {backbone} give the weights' model directory with --backbone-id, "
+                "or a `cm train` run with --checkpoint",
+            )
         if backbone_id and Path(backbone_id).expanduser().resolve() != weights.path.resolve():
             raise UsageError("give the AASIST weights once: --checkpoint or --backbone-id, not both")
         overrides = {}
     loaded = load_model(weights, overrides=overrides)
     config = loaded.config
-    return EmbedModel(loaded.model, config.backbone, config.backbone_id, str(loaded.checkpoint.resolve()), True,
-                      loaded.model.family, int(loaded.model.receptive_field))
+    return EmbedModel(
+        loaded.model,
+        config.backbone,
+        config.backbone_id,
+        str(loaded.checkpoint.resolve()),
+        True,
+        loaded.model.family,
+        int(loaded.model.receptive_field),
+    )
 
 
-def resolve_embed_model(backbone: str | None, *, backbone_id: str | None = None,
-                        checkpoint: str | os.PathLike | None = None) -> EmbedModel:
+def resolve_embed_model(
+    backbone: str | None, *, backbone_id: str | None = None, checkpoint: str | os.PathLike | None = None
+) -> EmbedModel:
     """Build the model to embed with.
 
     - ``checkpoint`` = a ``cm train`` run directory or ``cm-checkpoint/1`` file: the model is
@@ -137,10 +153,14 @@ def resolve_embed_model(backbone: str | None, *, backbone_id: str | None = None,
     if spec is None:
         raise UsageError("no model to embed with", "give --backbone NAME, or --checkpoint with a `cm train` run")
     if spec.default_id is None:
-        raise CmError(f"--backbone {backbone} has no pretrained weights of its own; random weights embed nothing useful",
-                      "give --checkpoint (the official AASIST .pth, or a `cm train` run directory)")
+        raise CmError(
+            f"--backbone {backbone} has no pretrained weights of its own; random weights embed nothing useful",
+            "give --checkpoint (the official AASIST .pth, or a `cm train` run directory)",
+        )
     if not spec.cm_head:
-        raise CmError(f"{backbone} has a trained back end; embed it from a `cm train` run or its checkpoint with --checkpoint")
+        raise CmError(
+            f"{backbone} has a trained back end; embed it from a `cm train` run or its checkpoint with --checkpoint"
+        )
     config = ModelConfig(backbone=backbone, backbone_id=backbone_id, trainable="frozen", layer="last", pooling="mean")
     model = build_model(config).eval()
     return EmbedModel(model, backbone, config.backbone_id, None, False, model.family, int(model.receptive_field))
@@ -155,15 +175,19 @@ def parse_layers(text: str | Sequence[int] | None, n_layers: int) -> list[int]:
     for item in items:
         raw = str(item).strip()
         if raw.startswith("layer_"):
-            raw = raw[len("layer_"):]
+            raw = raw[len("layer_") :]
         try:
             index = int(raw)
         except ValueError:
-            raise UsageError(f"--layers {text!r}: {item!r} is not a layer number", "use all, or numbers like 0,6,12") from None
+            raise UsageError(
+                f"--layers {text!r}: {item!r} is not a layer number", "use all, or numbers like 0,6,12"
+            ) from None
         if index < 0:
             index += n_layers
         if not 0 <= index < n_layers:
-            raise UsageError(f"--layers {text!r}: layer {item} is out of range", f"this backbone has layers 0..{n_layers - 1}")
+            raise UsageError(
+                f"--layers {text!r}: layer {item} is out of range", f"this backbone has layers 0..{n_layers - 1}"
+            )
         if index not in out:
             out.append(index)
     return out
@@ -206,7 +230,7 @@ def _crop(wave, max_samples: int | None):
     if max_samples is None or wave.shape[-1] <= max_samples:
         return wave
     start = (wave.shape[-1] - max_samples) // 2
-    return wave[start:start + max_samples]
+    return wave[start : start + max_samples]
 
 
 @dataclass
@@ -244,8 +268,12 @@ def _forward_batch(plan: _Plan, waves: list) -> tuple[dict, Any, Any]:
 
     def run(group, dtype):
         with torch.autocast(plan.device.type, dtype=dtype, enabled=dtype is not None):
-            out = plan.net.embed(group.batch.to(plan.device, non_blocking=True), group.lengths.to(plan.device),
-                                 pooling=plan.pooling, layers=plan.layer_index)
+            out = plan.net.embed(
+                group.batch.to(plan.device, non_blocking=True),
+                group.lengths.to(plan.device),
+                pooling=plan.pooling,
+                layers=plan.layer_index,
+            )
         return {k: v.float() for k, v in out.items()}
 
     merged: dict = {}
@@ -272,7 +300,7 @@ def _store_batch(plan: _Plan, tally: _Tally, writer, ids: list[str], out: dict, 
     import numpy as np
 
     arrays = {name: out[f"layer_{i:02d}"][keep].numpy() for i, name in zip(plan.layer_index, plan.columns)}
-    for key in plan.columns[len(plan.layer_index):]:
+    for key in plan.columns[len(plan.layer_index) :]:
         arrays[key] = out[key][keep].numpy()
     if plan.value_type == "float16":
         over = np.zeros(len(keep), dtype=bool)
@@ -316,8 +344,9 @@ def _embed_rows(plan: _Plan, writer, *, data_root, batch_size: int, workers: int
                 tally.fallback.extend(utt_ids[rows[j]] for j in again.nonzero().flatten().tolist())
                 for j in bad.nonzero().flatten().tolist():
                     path = str(resolve_audio_path(str(frame["path"].iloc[rows[j]]), data_root))
-                    tally.failures.append({"utt_id": utt_ids[rows[j]], "path": path,
-                                           "error": "non-finite embedding even in fp32"})
+                    tally.failures.append(
+                        {"utt_id": utt_ids[rows[j]], "path": path, "error": "non-finite embedding even in fp32"}
+                    )
                 keep = (~bad).nonzero().flatten().tolist()
                 if keep:
                     _store_batch(plan, tally, writer, [utt_ids[r] for r in rows], out, keep, meta)
@@ -330,33 +359,66 @@ def _embed_rows(plan: _Plan, writer, *, data_root, batch_size: int, workers: int
     return tally
 
 
-def _summary(plan: _Plan, tally: _Tally, result: EmbedResult, *, fail_name: str, max_seconds, batch_size: int,
-             shard: Shard, seconds: float) -> dict:
+def _summary(
+    plan: _Plan,
+    tally: _Tally,
+    result: EmbedResult,
+    *,
+    fail_name: str,
+    max_seconds,
+    batch_size: int,
+    shard: Shard,
+    seconds: float,
+) -> dict:
     model, net = plan.model, plan.net
     notes = list(model.notes)
     if plan.pooling != "mean" and not _frame_layers(net):
         notes.append(f"--pooling {plan.pooling} has no effect on {model.family}: its layers are pooled block outputs")
     if tally.padded:
-        notes.append(f"{len(tally.padded)} utterance(s) shorter than the front end's receptive field "
-                     f"({plan.minimum} samples, at least 25 ms) were zero-padded to it")
+        notes.append(
+            f"{len(tally.padded)} utterance(s) shorter than the front end's receptive field "
+            f"({plan.minimum} samples, at least 25 ms) were zero-padded to it"
+        )
     amp = str(plan.amp_dtype).replace("torch.", "") if plan.amp_dtype else "none"
     if tally.fallback:
-        notes.append(f"{len(tally.fallback)} utterance(s) gave non-finite outputs under {amp} autocast and were recomputed in fp32")
+        notes.append(
+            f"{len(tally.fallback)} utterance(s) gave non-finite outputs under {amp} autocast "
+            "and were recomputed in fp32"
+        )
     if tally.clipped_rows:
-        notes.append(f"{tally.clipped_rows} row(s) had values beyond the float16 range and were clipped to "
-                     f"±{FLOAT16_MAX:g}; rerun with --fp32 to keep them exact")
+        notes.append(
+            f"{tally.clipped_rows} row(s) had values beyond the float16 range and were clipped to "
+            f"±{FLOAT16_MAX:g}; rerun with --fp32 to keep them exact"
+        )
     if tally.failures:
         notes.append(f"{len(tally.failures)} utterance(s) failed and are listed in {fail_name}")
     return {
-        "backbone": model.backbone, "backbone_id": model.backbone_id, "checkpoint": model.checkpoint,
-        "family": model.family, "pooling": plan.pooling, "dtype": plan.value_type, "layers": list(tally.dims),
-        "dims": tally.dims, "n_layers_backbone": len(net.layer_names), "receptive_field": model.receptive_field,
-        "length_policy": net.config.length.policy, "target_samples": net.config.length.target,
-        "n_rows": result.n_rows, "n_failed": result.n_failed, "n_padded_short": len(tally.padded),
-        "padded_short": tally.padded[:_MAX_LISTED], "n_fp32_fallback": len(tally.fallback),
-        "fp32_fallback": tally.fallback[:_MAX_LISTED], "n_clipped_fp16": tally.clipped_rows, "amp": amp,
-        "max_seconds": max_seconds, "batch_size": batch_size, "device": str(plan.device), "shard": str(shard),
-        "seconds": round(seconds, 3), "forward_seconds": round(tally.t_forward, 3),
+        "backbone": model.backbone,
+        "backbone_id": model.backbone_id,
+        "checkpoint": model.checkpoint,
+        "family": model.family,
+        "pooling": plan.pooling,
+        "dtype": plan.value_type,
+        "layers": list(tally.dims),
+        "dims": tally.dims,
+        "n_layers_backbone": len(net.layer_names),
+        "receptive_field": model.receptive_field,
+        "length_policy": net.config.length.policy,
+        "target_samples": net.config.length.target,
+        "n_rows": result.n_rows,
+        "n_failed": result.n_failed,
+        "n_padded_short": len(tally.padded),
+        "padded_short": tally.padded[:_MAX_LISTED],
+        "n_fp32_fallback": len(tally.fallback),
+        "fp32_fallback": tally.fallback[:_MAX_LISTED],
+        "n_clipped_fp16": tally.clipped_rows,
+        "amp": amp,
+        "max_seconds": max_seconds,
+        "batch_size": batch_size,
+        "device": str(plan.device),
+        "shard": str(shard),
+        "seconds": round(seconds, 3),
+        "forward_seconds": round(tally.t_forward, 3),
         "utterances_per_second": round(result.n_rows / seconds, 3) if seconds > 0 else None,
         "notes": notes,
     }
@@ -432,20 +494,34 @@ def embed_manifest(
 
     from cm_cli.core.artifacts import OutputDir
     from cm_cli.data.manifests import load_manifest
+    from cm_cli.featuresets.registry import is_feature_set
     from cm_cli.models.inference import minimum_samples
 
-    from cm_cli.featuresets.registry import is_feature_set
-
     if is_feature_set(backbone) and (checkpoint is not None or model is not None):
-        raise UsageError(f"--backbone {backbone} is a feature set: it takes no --checkpoint",
-                         "leave --checkpoint out (feature sets take their weights, if any, from --backbone-id)")
+        raise UsageError(
+            f"--backbone {backbone} is a feature set: it takes no --checkpoint",
+            "leave --checkpoint out (feature sets take their weights, if any, from --backbone-id)",
+        )
     if is_feature_set(backbone):
         from cm_cli.embedding.features import embed_feature_set
 
-        return embed_feature_set(manifest, out_dir, name=backbone, backbone_id=backbone_id, layers=layers,
-                                 split=split, batch_size=batch_size, max_seconds=max_seconds, shard=shard,
-                                 data_root=data_root, device=device, workers=workers, force=force, options=options,
-                                 feature_options=feature_options)
+        return embed_feature_set(
+            manifest,
+            out_dir,
+            name=backbone,
+            backbone_id=backbone_id,
+            layers=layers,
+            split=split,
+            batch_size=batch_size,
+            max_seconds=max_seconds,
+            shard=shard,
+            data_root=data_root,
+            device=device,
+            workers=workers,
+            force=force,
+            options=options,
+            feature_options=feature_options,
+        )
     _check_args(pooling, batch_size, max_seconds, backbone, model)
     shard = shard or Shard()
     manifest = Path(manifest)
@@ -458,23 +534,41 @@ def embed_manifest(
     fail_name = "failures.parquet" if shard.is_whole else shard.part_name("failures")
     target_path, fail_path = out_dir / name, out_dir / fail_name
     checkpoint_text = str(Path(checkpoint).expanduser().resolve()) if checkpoint else None
-    record_options = {**(options or {}), "manifest": str(manifest.resolve()), "backbone": backbone,
-                      "backbone_id": backbone_id, "checkpoint": checkpoint_text,
-                      "layers": layers if isinstance(layers, str) or layers is None else list(layers),
-                      "pooling": pooling, "split": split, "max_seconds": max_seconds, "dtype": value_type}
+    record_options = {
+        **(options or {}),
+        "manifest": str(manifest.resolve()),
+        "backbone": backbone,
+        "backbone_id": backbone_id,
+        "checkpoint": checkpoint_text,
+        "layers": layers if isinstance(layers, str) or layers is None else list(layers),
+        "pooling": pooling,
+        "split": split,
+        "max_seconds": max_seconds,
+        "dtype": value_type,
+    }
     result = EmbedResult(out_dir, target_path)
     inputs = [manifest] + ([checkpoint_text] if checkpoint_text and Path(checkpoint_text).exists() else [])
     if model is None:
         model = resolve_embed_model(backbone, backbone_id=backbone_id, checkpoint=checkpoint)
     net = model.model.to(device).eval()
     layer_index = parse_layers(layers, len(net.layer_names))
-    plan = _Plan(frame, net, model, layer_index,
-                 [net.layer_names[i] for i in layer_index] + (["pooled", "pre_logit"] if model.trained_head else []),
-                 value_type, pooling, device, None if fp32 and amp == "auto" else _amp_dtype(amp, device),
-                 int(round(max_seconds * SAMPLE_RATE)) if max_seconds else None, minimum_samples(net))
+    plan = _Plan(
+        frame,
+        net,
+        model,
+        layer_index,
+        [net.layer_names[i] for i in layer_index] + (["pooled", "pre_logit"] if model.trained_head else []),
+        value_type,
+        pooling,
+        device,
+        None if fp32 and amp == "auto" else _amp_dtype(amp, device),
+        int(round(max_seconds * SAMPLE_RATE)) if max_seconds else None,
+        minimum_samples(net),
+    )
 
-    with OutputDir(out_dir, kind="embeddings", options=record_options, inputs=inputs, force=force, shard=shard,
-                   device=str(device)) as target:
+    with OutputDir(
+        out_dir, kind="embeddings", options=record_options, inputs=inputs, force=force, shard=shard, device=str(device)
+    ) as target:
         if target.done and target_path.is_file():
             return _reused(result, target.record, fail_path)
         remove_stale_temps(out_dir, [name, fail_name])
@@ -488,10 +582,20 @@ def embed_manifest(
             raise
         result.failures = _write_failures(tally.failures, fail_path)
         result.n_rows, result.n_failed = writer.n_rows, len(tally.failures)
-        result.summary = _summary(plan, tally, result, fail_name=fail_path.name, max_seconds=max_seconds,
-                                  batch_size=batch_size, shard=shard, seconds=time.perf_counter() - t_start)
-        target.finish(outputs={"embeddings": str(target_path), "failures": str(fail_path) if tally.failures else None},
-                      summary=result.summary)
+        result.summary = _summary(
+            plan,
+            tally,
+            result,
+            fail_name=fail_path.name,
+            max_seconds=max_seconds,
+            batch_size=batch_size,
+            shard=shard,
+            seconds=time.perf_counter() - t_start,
+        )
+        target.finish(
+            outputs={"embeddings": str(target_path), "failures": str(fail_path) if tally.failures else None},
+            summary=result.summary,
+        )
     return result
 
 
@@ -511,8 +615,9 @@ def _dims_from_dummy(plan: _Plan) -> dict[str, int]:
     from cm_cli.models.inference import model_inputs
 
     group = model_inputs(plan.net, [torch.zeros(max(plan.minimum, SAMPLE_RATE))])[0]
-    out = plan.net.embed(group.batch.to(plan.device), group.lengths.to(plan.device), pooling=plan.pooling,
-                         layers=plan.layer_index)
+    out = plan.net.embed(
+        group.batch.to(plan.device), group.lengths.to(plan.device), pooling=plan.pooling, layers=plan.layer_index
+    )
     dims = {name: int(out[f"layer_{i:02d}"].shape[1]) for i, name in zip(plan.layer_index, plan.columns)}
-    dims.update({key: int(out[key].shape[1]) for key in plan.columns[len(plan.layer_index):]})
+    dims.update({key: int(out[key].shape[1]) for key in plan.columns[len(plan.layer_index) :]})
     return dims

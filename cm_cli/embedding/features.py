@@ -92,8 +92,18 @@ def _write_batch(extractor, writer, tally: _Tally, ids: list[str], waves: list, 
     writer.write(ids, vectors, meta, _scalars(batch, columns, len(ids)))
 
 
-def _rows(extractor, frame, writer, *, columns: dict, data_root, batch_size: int, workers: int,
-          max_samples: int | None, meta: dict) -> _Tally:
+def _rows(
+    extractor,
+    frame,
+    writer,
+    *,
+    columns: dict,
+    data_root,
+    batch_size: int,
+    workers: int,
+    max_samples: int | None,
+    meta: dict,
+) -> _Tally:
     import numpy as np
 
     from cm_cli.core.progress import task
@@ -146,26 +156,56 @@ def _write_records(records: list, path: Path) -> Path | None:
     return path
 
 
-def _summary(name: str, extractor, tally: _Tally, result: EmbedResult, columns: dict, *, backbone_id,
-             batch_size: int, max_seconds, shard: Shard, seconds: float, fail_name: str, device) -> dict:
+def _summary(
+    name: str,
+    extractor,
+    tally: _Tally,
+    result: EmbedResult,
+    columns: dict,
+    *,
+    backbone_id,
+    batch_size: int,
+    max_seconds,
+    shard: Shard,
+    seconds: float,
+    fail_name: str,
+    device,
+) -> dict:
     notes = []
     for flag, count in tally.flags.items():
         if count:
-            notes.append(f"{count} utterance(s) have {flag} set: features they lack are 0 (never NaN); "
-                         f"see the {flag} column")
+            notes.append(
+                f"{count} utterance(s) have {flag} set: features they lack are 0 (never NaN); see the {flag} column"
+            )
     if tally.nonfinite_rows:
         notes.append(f"{tally.nonfinite_rows} row(s) had non-finite values, replaced by 0")
     if tally.failures:
         notes.append(f"{len(tally.failures)} utterance(s) failed and are listed in {fail_name}")
     return {
-        "backbone": name, "feature_set": name, "backbone_id": backbone_id, "checkpoint": None, "family": "features",
-        "pooling": "none", "dtype": "float32", "layers": list(columns), "dims": {c: len(n) for c, n in columns.items()},
-        "feature_names": columns, "flags": dict(tally.flags), "flagged": dict(tally.flagged),
-        "n_rows": result.n_rows, "n_failed": result.n_failed, "n_nonfinite_replaced": tally.nonfinite_rows,
-        "info": dict(getattr(extractor, "info", {})), "max_seconds": max_seconds, "batch_size": batch_size,
-        "device": str(device), "shard": str(shard), "seconds": round(seconds, 3),
+        "backbone": name,
+        "feature_set": name,
+        "backbone_id": backbone_id,
+        "checkpoint": None,
+        "family": "features",
+        "pooling": "none",
+        "dtype": "float32",
+        "layers": list(columns),
+        "dims": {c: len(n) for c, n in columns.items()},
+        "feature_names": columns,
+        "flags": dict(tally.flags),
+        "flagged": dict(tally.flagged),
+        "n_rows": result.n_rows,
+        "n_failed": result.n_failed,
+        "n_nonfinite_replaced": tally.nonfinite_rows,
+        "info": dict(getattr(extractor, "info", {})),
+        "max_seconds": max_seconds,
+        "batch_size": batch_size,
+        "device": str(device),
+        "shard": str(shard),
+        "seconds": round(seconds, 3),
         "forward_seconds": round(tally.t_forward, 3),
-        "utterances_per_second": round(result.n_rows / seconds, 3) if seconds > 0 else None, "notes": notes,
+        "utterances_per_second": round(result.n_rows / seconds, 3) if seconds > 0 else None,
+        "notes": notes,
     }
 
 
@@ -220,26 +260,49 @@ def embed_feature_set(
     fail_name = "failures.parquet" if shard.is_whole else shard.part_name("failures")
     sidecar_name = f"{SIDECAR_STEM}.jsonl" if shard.is_whole else shard.part_name(SIDECAR_STEM, "jsonl")
     target_path, fail_path, sidecar = out_dir / table_name, out_dir / fail_name, out_dir / sidecar_name
-    record_options = {**(options or {}), "manifest": str(manifest.resolve()), "backbone": name,
-                      "backbone_id": backbone_text, "checkpoint": None,
-                      "layers": layers if isinstance(layers, str) or layers is None else list(layers),
-                      "pooling": "none", "split": split, "max_seconds": max_seconds, "dtype": "float32",
-                      "feature_options": dict(feature_options or {})}
+    record_options = {
+        **(options or {}),
+        "manifest": str(manifest.resolve()),
+        "backbone": name,
+        "backbone_id": backbone_text,
+        "checkpoint": None,
+        "layers": layers if isinstance(layers, str) or layers is None else list(layers),
+        "pooling": "none",
+        "split": split,
+        "max_seconds": max_seconds,
+        "dtype": "float32",
+        "feature_options": dict(feature_options or {}),
+    }
     inputs = [manifest] + _weight_files(backbone_text)
     result = EmbedResult(out_dir, target_path)
-    meta = {"cm.backbone": name, "cm.feature_set": name, "cm.pooling": "none", "cm.dtype": "float32",
-            "cm.feature_names": json.dumps(columns)}
+    meta = {
+        "cm.backbone": name,
+        "cm.feature_set": name,
+        "cm.pooling": "none",
+        "cm.dtype": "float32",
+        "cm.feature_names": json.dumps(columns),
+    }
     max_samples = int(round(max_seconds * SAMPLE_RATE)) if max_seconds else None
-    with OutputDir(out_dir, kind="embeddings", options=record_options, inputs=inputs, force=force, shard=shard,
-                   device=str(device)) as target:
+    with OutputDir(
+        out_dir, kind="embeddings", options=record_options, inputs=inputs, force=force, shard=shard, device=str(device)
+    ) as target:
         if target.done and target_path.is_file():
             return _reused(result, target.record, fail_path)
         remove_stale_temps(out_dir, [table_name, fail_name, sidecar_name])
         writer = EmbeddingWriter(target_path, value_type="float32")
         t_start = time.perf_counter()
         try:
-            tally = _rows(extractor, frame, writer, columns=columns, data_root=data_root, batch_size=batch_size,
-                          workers=workers, max_samples=max_samples, meta=meta)
+            tally = _rows(
+                extractor,
+                frame,
+                writer,
+                columns=columns,
+                data_root=data_root,
+                batch_size=batch_size,
+                workers=workers,
+                max_samples=max_samples,
+                meta=meta,
+            )
             writer.commit()
         except BaseException:
             writer.abort()
@@ -247,13 +310,30 @@ def embed_feature_set(
         result.failures = _write_failures(tally.failures, fail_path)
         records = _write_records(tally.records, sidecar)
         result.n_rows, result.n_failed = writer.n_rows, len(tally.failures)
-        result.summary = _summary(name, extractor, tally, result, columns, backbone_id=backbone_text,
-                                  batch_size=batch_size, max_seconds=max_seconds, shard=shard,
-                                  seconds=time.perf_counter() - t_start, fail_name=fail_path.name, device=device)
+        result.summary = _summary(
+            name,
+            extractor,
+            tally,
+            result,
+            columns,
+            backbone_id=backbone_text,
+            batch_size=batch_size,
+            max_seconds=max_seconds,
+            shard=shard,
+            seconds=time.perf_counter() - t_start,
+            fail_name=fail_path.name,
+            device=device,
+        )
         if columns_list != list(extractor.layers):
             result.summary["notes"].append(f"layers {', '.join(columns_list)} of {', '.join(extractor.layers)}")
-        target.finish(outputs={"embeddings": str(target_path), "failures": str(fail_path) if tally.failures else None,
-                               SIDECAR_STEM: str(records) if records else None}, summary=result.summary)
+        target.finish(
+            outputs={
+                "embeddings": str(target_path),
+                "failures": str(fail_path) if tally.failures else None,
+                SIDECAR_STEM: str(records) if records else None,
+            },
+            summary=result.summary,
+        )
     return result
 
 

@@ -24,9 +24,20 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["FLOAT16_MAX", "ROW_GROUP_BYTES", "LayerData", "EmbeddingWriter", "remove_stale_temps",
-           "embedding_files", "list_layers", "layer_column", "read_utt_ids", "read_layer", "read_layers",
-           "load_layer"]
+__all__ = [
+    "FLOAT16_MAX",
+    "ROW_GROUP_BYTES",
+    "LayerData",
+    "EmbeddingWriter",
+    "remove_stale_temps",
+    "embedding_files",
+    "list_layers",
+    "layer_column",
+    "read_utt_ids",
+    "read_layer",
+    "read_layers",
+    "load_layer",
+]
 
 FLOAT16_MAX = 65504.0
 ROW_GROUP_BYTES = 128 << 20  # values buffered per row group (uncompressed)
@@ -56,8 +67,10 @@ class EmbeddingWriter:
         value = pa.float16() if self.value_type == "float16" else pa.float32()
         fields = [pa.field("utt_id", pa.string(), nullable=False)]
         fields += [pa.field(name, pa.list_(value, dim)) for name, dim in columns.items()]
-        fields += [pa.field(name, pa.string() if a.dtype == object else pa.from_numpy_dtype(a.dtype))
-                   for name, a in (scalars or {}).items()]
+        fields += [
+            pa.field(name, pa.string() if a.dtype == object else pa.from_numpy_dtype(a.dtype))
+            for name, a in (scalars or {}).items()
+        ]
         self.schema = pa.schema(fields, metadata={k.encode(): v.encode() for k, v in metadata.items()})
         from cm_cli.core.artifacts import file_mode
 
@@ -66,8 +79,9 @@ class EmbeddingWriter:
         os.close(fd)
         self.tmp = Path(name)
         # no dictionary or statistics on float lists: neither helps a layer read, both cost (4.6x slower writes)
-        self.writer = pq.ParquetWriter(self.tmp, self.schema, compression="zstd", use_dictionary=False,
-                                       write_statistics=False)
+        self.writer = pq.ParquetWriter(
+            self.tmp, self.schema, compression="zstd", use_dictionary=False, write_statistics=False
+        )
 
     def _failed(self, exc: OSError):
         """A write that failed (disk full, quota): the temporary file removed, one line naming the table."""
@@ -80,16 +94,26 @@ class EmbeddingWriter:
             exc = OSError(errno_codes.ENOSPC, "No space left on device")
         return write_error(self.target, exc)
 
-    def write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str],
-              scalars: dict[str, "np.ndarray"] | None = None) -> None:
+    def write(
+        self,
+        utt_ids: Sequence[str],
+        arrays: dict[str, "np.ndarray"],
+        metadata: dict[str, str],
+        scalars: dict[str, "np.ndarray"] | None = None,
+    ) -> None:
         """``arrays``: vector columns (N, D); ``scalars``: plain named columns (N,) after them (feature sets)."""
         try:
             self._write(utt_ids, arrays, metadata, scalars)
         except OSError as exc:
             raise self._failed(exc) from None
 
-    def _write(self, utt_ids: Sequence[str], arrays: dict[str, "np.ndarray"], metadata: dict[str, str],
-               scalars: dict[str, "np.ndarray"] | None = None) -> None:
+    def _write(
+        self,
+        utt_ids: Sequence[str],
+        arrays: dict[str, "np.ndarray"],
+        metadata: dict[str, str],
+        scalars: dict[str, "np.ndarray"] | None = None,
+    ) -> None:
         import numpy as np
         import pyarrow as pa
 
@@ -170,13 +194,16 @@ def embedding_files(path: str | os.PathLike) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.exists():
-        raise CmError(f"{path}: no such file or directory", "give an embeddings.parquet or the output directory of `cm embed`")
+        raise CmError(
+            f"{path}: no such file or directory", "give an embeddings.parquet or the output directory of `cm embed`"
+        )
     if (path / "embeddings.parquet").is_file():
         return [path / "embeddings.parquet"]
     parts = find_parts(path)
     if not parts:
-        raise CmError(f"{path}: no embeddings.parquet or part-*-of-*.parquet files",
-                      "point at the output directory of `cm embed`")
+        raise CmError(
+            f"{path}: no embeddings.parquet or part-*-of-*.parquet files", "point at the output directory of `cm embed`"
+        )
     return parts
 
 
@@ -191,10 +218,16 @@ def list_layers(path: str | os.PathLike) -> list[str]:
     except (OSError, pa.ArrowInvalid) as exc:
         raise CmError(f"{file}: not a readable Parquet file ({exc})") from None
     if "utt_id" not in schema.names:
-        raise CmError(f"{path}: no utt_id column, so this is not an embeddings table",
-                      f"columns found: {', '.join(schema.names[:12])}")
-    return [f.name for f in schema if f.name != "utt_id" and (pa.types.is_fixed_size_list(f.type) or pa.types.is_list(f.type)
-                                                            or pa.types.is_large_list(f.type))]
+        raise CmError(
+            f"{path}: no utt_id column, so this is not an embeddings table",
+            f"columns found: {', '.join(schema.names[:12])}",
+        )
+    return [
+        f.name
+        for f in schema
+        if f.name != "utt_id"
+        and (pa.types.is_fixed_size_list(f.type) or pa.types.is_list(f.type) or pa.types.is_large_list(f.type))
+    ]
 
 
 def layer_column(value: str | int, available: Sequence[str]) -> str:
@@ -252,8 +285,9 @@ def _fill_rows(array, out: "np.ndarray", name: str, file: str) -> None:
     dtype = _FLOAT_TYPES.get(str(values.type))
     if dtype is not None and not values.null_count:
         # a view of the Arrow buffer (Array.to_numpy would import pandas: +0.4 s on a first read)
-        flat = np.frombuffer(values.buffers()[1], dtype=dtype, count=len(values),
-                             offset=values.offset * np.dtype(dtype).itemsize)
+        flat = np.frombuffer(
+            values.buffers()[1], dtype=dtype, count=len(values), offset=values.offset * np.dtype(dtype).itemsize
+        )
     else:  # other value types, or a null element inside a vector (NaN, as float arrays convert it)
         flat = values.cast(pa.float32()).to_numpy(zero_copy_only=False)
     if flat.size != len(array) * width:
@@ -297,7 +331,9 @@ def _scan_layer(path: Path, name: str, out: "np.ndarray | None" = None, *, with_
         field = handle.schema_arrow.field(name)
         if pa.types.is_fixed_size_list(field.type):
             if width is not None and width != field.type.list_size:
-                raise CmError(f"{file}: column {name} holds vectors of different lengths ({width}, {field.type.list_size})")
+                raise CmError(
+                    f"{file}: column {name} holds vectors of different lengths ({width}, {field.type.list_size})"
+                )
             width = int(field.type.list_size)
     if out is not None and out.shape[0] != n_total:
         raise CmError(f"{path}: {n_total} rows, the output array has {out.shape[0]}")
@@ -310,7 +346,7 @@ def _scan_layer(path: Path, name: str, out: "np.ndarray | None" = None, *, with_
         for batch in handle.iter_batches(batch_size=rows_per_batch, columns=columns, use_threads=False):
             n = batch.num_rows
             if with_ids:
-                utt_ids[start:start + n] = [str(u) for u in batch.column("utt_id").to_pylist()]
+                utt_ids[start : start + n] = [str(u) for u in batch.column("utt_id").to_pylist()]
             column = batch.column(name)
             found = _width_of(column, name, str(file))
             if found is not None and width is not None and found != width:
@@ -321,13 +357,13 @@ def _scan_layer(path: Path, name: str, out: "np.ndarray | None" = None, *, with_
             if X is None:
                 pending_null.append((start, n))
             else:
-                _fill_rows(column, X[start:start + n], name, str(file))
+                _fill_rows(column, X[start : start + n], name, str(file))
             start += n
             del batch, column  # before the reader decodes the next batch
     if X is None:  # no row holds a vector
         X = np.empty((n_total, 0), dtype=np.float32)
     for first, n in pending_null:
-        X[first:first + n] = np.nan
+        X[first : first + n] = np.nan
     if start != n_total:
         raise CmError(f"{path}: read {start} rows of {name}, the Parquet metadata says {n_total}")
     return utt_ids, X
@@ -336,7 +372,9 @@ def _scan_layer(path: Path, name: str, out: "np.ndarray | None" = None, *, with_
 def _layers_present(path: Path) -> list[str]:
     layers = list_layers(path)
     if not layers:
-        raise CmError(f"{path}: no vector (list) columns besides utt_id", "expected layer_00 … layer_NN columns from `cm embed`")
+        raise CmError(
+            f"{path}: no vector (list) columns besides utt_id", "expected layer_00 … layer_NN columns from `cm embed`"
+        )
     return layers
 
 
@@ -365,7 +403,9 @@ def _schema_width(path: Path, name: str) -> int | None:
             return None
         widths.add(int(field.type.list_size))
     if len(widths) > 1:
-        raise CmError(f"{path}: column {name} holds vectors of different lengths ({', '.join(map(str, sorted(widths)))})")
+        raise CmError(
+            f"{path}: column {name} holds vectors of different lengths ({', '.join(map(str, sorted(widths)))})"
+        )
     return widths.pop() if widths else None
 
 
@@ -375,7 +415,7 @@ def _finite_rows(X: "np.ndarray", chunk: int = 4096) -> "np.ndarray":
 
     finite = np.empty(X.shape[0], dtype=bool)
     for start in range(0, X.shape[0], chunk):
-        finite[start:start + chunk] = np.isfinite(X[start:start + chunk]).all(axis=1)
+        finite[start : start + chunk] = np.isfinite(X[start : start + chunk]).all(axis=1)
     return finite
 
 
@@ -387,9 +427,9 @@ def _compact_rows(X: "np.ndarray", keep: "np.ndarray", chunk: int = 4096) -> "np
     first ``len(keep)`` rows.
     """
     for start in range(0, len(keep), chunk):
-        block = keep[start:start + chunk]
-        X[start:start + len(block)] = X[block]
-    return X[:len(keep)]
+        block = keep[start : start + chunk]
+        X[start : start + len(block)] = X[block]
+    return X[: len(keep)]
 
 
 def read_layer(path: str | os.PathLike, layer: str | int, *, drop_nonfinite: bool | None = True) -> LayerData:
@@ -411,8 +451,10 @@ def read_layer(path: str | os.PathLike, layer: str | int, *, drop_nonfinite: boo
     if n_bad and drop_nonfinite is not None:
         if not drop_nonfinite:
             first = utt_ids[~finite][0]
-            raise CmError(f"{path}: {n_bad} row(s) of {name} hold NaN or inf (first: {first})",
-                          "re-embed those utterances (fp16 overflow?) or allow dropping them")
+            raise CmError(
+                f"{path}: {n_bad} row(s) of {name} hold NaN or inf (first: {first})",
+                "re-embed those utterances (fp16 overflow?) or allow dropping them",
+            )
         if n_bad == len(X):
             raise CmError(f"{path}: every row of {name} holds NaN or inf", "re-embed with --fp32")
         keep = np.flatnonzero(finite)
@@ -448,8 +490,11 @@ def read_layers(path: str | os.PathLike, layers: Sequence[str | int]) -> tuple["
         widths = {name: first.shape[1] for name in names}
         del first
     if len(set(widths.values())) > 1:
-        raise CmError(f"{path}: layer widths differ ({', '.join(f'{k} {v}' for k, v in widths.items())}); "
-                      "layers stacked into one (N, L, D) array need one width", "choose equal-width layers")
+        raise CmError(
+            f"{path}: layer widths differ ({', '.join(f'{k} {v}' for k, v in widths.items())}); "
+            "layers stacked into one (N, L, D) array need one width",
+            "choose equal-width layers",
+        )
     files = table_files(path, "embeddings")
     n_total = sum(pq.ParquetFile(file).metadata.num_rows for file in files)
     X = np.empty((n_total, len(names), widths[names[0]]), dtype=np.float32)

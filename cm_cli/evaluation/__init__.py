@@ -12,5 +12,12 @@ from cm_cli.evaluation.features import evaluate_features
 from cm_cli.evaluation.model import Condition, ConditionResult, ModelEvalResult, evaluate_model, plan_conditions
 from cm_cli.evaluation.settings import EvalSettings
 
-__all__ = ["Condition", "ConditionResult", "EvalSettings", "ModelEvalResult", "evaluate_features", "evaluate_model",
-           "plan_conditions"]
+__all__ = [
+    "Condition",
+    "ConditionResult",
+    "EvalSettings",
+    "ModelEvalResult",
+    "evaluate_features",
+    "evaluate_model",
+    "plan_conditions",
+]

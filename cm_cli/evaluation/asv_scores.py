@@ -49,10 +49,18 @@ def _read_text(path: Path, *, header: bool) -> "pd.DataFrame":
 
     first, sep = _first_fields(path)
     try:
-        return pd.read_csv(path, sep=sep, header=0 if header else None, dtype=str, keep_default_na=False,
-                           engine="python" if sep == r"\s+" else "c")
+        return pd.read_csv(
+            path,
+            sep=sep,
+            header=0 if header else None,
+            dtype=str,
+            keep_default_na=False,
+            engine="python" if sep == r"\s+" else "c",
+        )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise CmError(f"{path}: not a readable score table ({str(exc).splitlines()[0]}; first row {first[:4]})") from None
+        raise CmError(
+            f"{path}: not a readable score table ({str(exc).splitlines()[0]}; first row {first[:4]})"
+        ) from None
 
 
 def _finish(df: "pd.DataFrame", source: str) -> "pd.DataFrame":
@@ -63,13 +71,18 @@ def _finish(df: "pd.DataFrame", source: str) -> "pd.DataFrame":
     df["key"] = df["key"].astype(str).str.strip().str.lower()
     bad = sorted(set(df["key"]) - set(ASV_KEYS))
     if bad:
-        raise CmError(f"{source}: key values {', '.join(map(repr, bad[:5]))} are not target, nontarget or spoof",
-                      "name the ASV key column with --asv-key-col")
+        raise CmError(
+            f"{source}: key values {', '.join(map(repr, bad[:5]))} are not target, nontarget or spoof",
+            "name the ASV key column with --asv-key-col",
+        )
     scores = pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(scores)):
         first = int(np.flatnonzero(~np.isfinite(scores))[0])
-        raise CmError(f"{source}: {int(np.count_nonzero(~np.isfinite(scores)))} ASV scores are not finite numbers "
-                      f"(first at row {first}: {df['score'].iloc[first]!r})", "name the score column with --asv-score-col")
+        raise CmError(
+            f"{source}: {int(np.count_nonzero(~np.isfinite(scores)))} ASV scores are not finite numbers "
+            f"(first at row {first}: {df['score'].iloc[first]!r})",
+            "name the score column with --asv-score-col",
+        )
     df["score"] = scores
     missing = [k for k in ASV_KEYS if not (df["key"] == k).any()]
     df.attrs["missing_keys"] = missing
@@ -77,16 +90,27 @@ def _finish(df: "pd.DataFrame", source: str) -> "pd.DataFrame":
     return df.reset_index(drop=True)
 
 
-def _pick(df: "pd.DataFrame", explicit: str | None, candidates: Sequence[str], what: str, source: str,
-          *, required: bool = True) -> str | None:
+def _pick(
+    df: "pd.DataFrame",
+    explicit: str | None,
+    candidates: Sequence[str],
+    what: str,
+    source: str,
+    *,
+    required: bool = True,
+) -> str | None:
     if explicit is not None:
         if explicit not in df.columns:
-            raise CmError(f"{source}: no {what} column {explicit!r}", f"columns found: {', '.join(map(str, df.columns))}")
+            raise CmError(
+                f"{source}: no {what} column {explicit!r}", f"columns found: {', '.join(map(str, df.columns))}"
+            )
         return explicit
     found = next((c for c in candidates if c in df.columns), None)
     if found is None and required:
-        raise CmError(f"{source}: no ASV {what} column (looked for {', '.join(candidates)})",
-                      f"name it with --asv-{what}-col; columns found: {', '.join(map(str, df.columns))}")
+        raise CmError(
+            f"{source}: no ASV {what} column (looked for {', '.join(candidates)})",
+            f"name it with --asv-{what}-col; columns found: {', '.join(map(str, df.columns))}",
+        )
     return found
 
 
@@ -100,37 +124,60 @@ def _read_2021(metadata: Path, scores: Path, phase: str) -> "pd.DataFrame":
     if meta.shape[1] != 8:
         raise CmError(f"{metadata}: expected 8 columns (ASVspoof 2021 ASV trial_metadata.txt), found {meta.shape[1]}")
     if table.shape[1] != 3 or len(table) != len(meta):
-        raise CmError(f"{scores}: expected 3 columns and {len(meta)} rows like {metadata.name}, "
-                      f"found {table.shape[1]} columns and {len(table)} rows")
+        raise CmError(
+            f"{scores}: expected 3 columns and {len(meta)} rows like {metadata.name}, "
+            f"found {table.shape[1]} columns and {len(table)} rows"
+        )
     if not (table[1].to_numpy() == meta[1].to_numpy()).all():
         row = int((table[1] != meta[1]).to_numpy().argmax())
-        raise CmError(f"{scores}:{row + 1}: trial {table[1].iloc[row]!r} is not the trial of {metadata.name} "
-                      f"line {row + 1} ({meta[1].iloc[row]!r})")
+        raise CmError(
+            f"{scores}:{row + 1}: trial {table[1].iloc[row]!r} is not the trial of {metadata.name} "
+            f"line {row + 1} ({meta[1].iloc[row]!r})"
+        )
     keep = (meta[7] == phase).to_numpy()
     if not keep.any():
         raise CmError(f"{metadata}: no trials of phase {phase!r}", f"phases found: {', '.join(sorted(set(meta[7])))}")
-    df = pd.DataFrame({"utt_id": meta[1], "speaker": meta[0], "codec": meta[2], "transmission": meta[3],
-                       "attack": meta[4].where(meta[4] != "-", None), "key": meta[5], "score": table[2]})[keep]
+    df = pd.DataFrame(
+        {
+            "utt_id": meta[1],
+            "speaker": meta[0],
+            "codec": meta[2],
+            "transmission": meta[3],
+            "attack": meta[4].where(meta[4] != "-", None),
+            "key": meta[5],
+            "score": table[2],
+        }
+    )[keep]
     return _finish(df, str(scores))
 
 
-def read_asv_scores(path: str | Path, *, score_col: str | None = None, key_col: str | None = None,
-                    id_col: str | None = None, phase: str = "eval") -> "pd.DataFrame":
-    """ASV trials as a table with ``key`` and ``score`` (float64), plus ``utt_id``/``attack`` where the file has them."""
+def read_asv_scores(
+    path: str | Path,
+    *,
+    score_col: str | None = None,
+    key_col: str | None = None,
+    id_col: str | None = None,
+    phase: str = "eval",
+) -> "pd.DataFrame":
+    """ASV trials as a table: ``key`` and ``score`` (float64), plus ``utt_id``/``attack`` where the file has them."""
     path = Path(path)
     if path.is_dir() and (path / "trial_metadata.txt").is_file():
         found = sorted(path.glob("*/score.txt"))
         if not found:
-            raise CmError(f"{path}: trial_metadata.txt but no */score.txt beside it",
-                          "ASVspoof 2021 keys ship ASV/ASVTorch_Kaldi/score.txt")
+            raise CmError(
+                f"{path}: trial_metadata.txt but no */score.txt beside it",
+                "ASVspoof 2021 keys ship ASV/ASVTorch_Kaldi/score.txt",
+            )
         return _read_2021(path / "trial_metadata.txt", found[0], phase)
     if path.name == "score.txt" and (path.parent.parent / "trial_metadata.txt").is_file():
         return _read_2021(path.parent.parent / "trial_metadata.txt", path, phase)
     if path.is_file() and path.name == "trial_metadata.txt" and len(_first_fields(path)[0]) == 8:
         beside = sorted(path.parent.glob("*/score.txt"))
-        raise CmError(f"{path}: this is the ASVspoof 2021 ASV key, which holds no ASV scores; pass its folder "
-                      f"{path.parent} instead (it holds trial_metadata.txt and "
-                      f"{beside[0].relative_to(path.parent) if beside else 'ASVTorch_Kaldi/score.txt'})")
+        raise CmError(
+            f"{path}: this is the ASVspoof 2021 ASV key, which holds no ASV scores; pass its folder "
+            f"{path.parent} instead (it holds trial_metadata.txt and "
+            f"{beside[0].relative_to(path.parent) if beside else 'ASVTorch_Kaldi/score.txt'})"
+        )
     if not path.exists():
         raise CmError(f"{path}: no such ASV score file")
     if path.is_dir() or path.suffix == ".parquet":
@@ -143,8 +190,11 @@ def read_asv_scores(path: str | Path, *, score_col: str | None = None, key_col: 
         if headerless:
             df = _read_text(path, header=False)
             if df.shape[1] != 3:
-                raise CmError(f"{path}: a headerless ASV score file has 3 columns (SOURCE KEY SCORE, ASVspoof 2019), "
-                              f"found {df.shape[1]}", "or give the file a header with key and score columns")
+                raise CmError(
+                    f"{path}: a headerless ASV score file has 3 columns (SOURCE KEY SCORE, ASVspoof 2019), "
+                    f"found {df.shape[1]}",
+                    "or give the file a header with key and score columns",
+                )
             df = df.rename(columns={0: "source", 1: "key", 2: "score"})
             df["attack"] = df["source"].where(df["source"].str.lower() != "bonafide", None)
             return _finish(df.drop(columns=["source"]), str(path))
@@ -172,7 +222,8 @@ def read_sasv_scores(path: str | Path, *, key: str | Path | None = None) -> "pd.
     df = _read_text(path, header=True).rename(columns={"tar_spk_anon": "spk", "trial_anon": "filename"})
     if key is not None:
         keys = _read_text(Path(key), header=True).rename(
-            columns={"tar_spk_anon": "spk", "trial_anon": "filename", "asv_label": "asv-label", "cm_label": "cm-label"})
+            columns={"tar_spk_anon": "spk", "trial_anon": "filename", "asv_label": "asv-label", "cm_label": "cm-label"}
+        )
         join = [c for c in ("spk", "filename") if c in df.columns and c in keys.columns]
         if "filename" not in join:
             raise CmError(f"{key}: the SASV key needs a filename column like {path.name}")
@@ -186,8 +237,17 @@ def read_sasv_scores(path: str | Path, *, key: str | Path | None = None) -> "pd.
     df = df.rename(columns={"asv_label": "asv-label", "cm_label": "cm-label"})
     if "asv-label" not in df.columns:
         raise CmError(f"{path}: no asv-label column", "give the SASV key file with --sasv-key")
-    out = df.rename(columns={"spk": "speaker", "filename": "utt_id", "asv-label": "key", "cm-label": "cm_label",
-                             "sasv-score": "sasv_score", "cm-score": "cm_score", "asv-score": "asv_score"})
+    out = df.rename(
+        columns={
+            "spk": "speaker",
+            "filename": "utt_id",
+            "asv-label": "key",
+            "cm-label": "cm_label",
+            "sasv-score": "sasv_score",
+            "cm-score": "cm_score",
+            "asv-score": "asv_score",
+        }
+    )
     if "sasv_score" not in out.columns and not {"cm_score", "asv_score"} <= set(out.columns):
         raise CmError(f"{path}: needs a sasv-score column, or cm-score and asv-score columns")
     import numpy as np
@@ -197,8 +257,10 @@ def read_sasv_scores(path: str | Path, *, key: str | Path | None = None) -> "pd.
         if column in out.columns:
             values = pd.to_numeric(out[column], errors="coerce").to_numpy(dtype=np.float64)
             if not np.all(np.isfinite(values)):
-                raise CmError(f"{path}: {int(np.count_nonzero(~np.isfinite(values)))} {column.replace('_', '-')} "
-                              "values are NaN or not numbers")
+                raise CmError(
+                    f"{path}: {int(np.count_nonzero(~np.isfinite(values)))} {column.replace('_', '-')} "
+                    "values are NaN or not numbers"
+                )
             out[column] = values
     out["score"] = out["sasv_score"] if "sasv_score" in out.columns else out["asv_score"]
     return _finish(out, str(path))

@@ -61,8 +61,13 @@ class AudioScores:
             grouped = {p: g[["start_s", "end_s", "score"]].to_dict("records") for p, g in self.windows.groupby("path")}
             for rec in per_file:
                 rec["windows"] = grouped.get(rec["path"], [])
-        return {"scores": per_file, "failures": self.failures, "threshold": self.threshold,
-                "threshold_source": self.threshold_source, "calibrated": self.calibration is not None}
+        return {
+            "scores": per_file,
+            "failures": self.failures,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "calibrated": self.calibration is not None,
+        }
 
 
 def find_audio(paths: Sequence[str | Path]) -> tuple[list[Path], list[dict]]:
@@ -90,14 +95,19 @@ def load_model_for_audio(source: str | Path, *, device: Any = "cpu"):
     except CmError as exc:
         raise CmError(f"cannot load a model from {source}: {exc.message}") from None
     except Exception as exc:  # weights torch cannot rebuild
-        raise CmError(f"cannot load a model from {source}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        raise CmError(
+            f"cannot load a model from {source}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from None
 
 
 def _p_bonafide(scores, calibration: dict):
     import numpy as np
 
-    llr = (float(calibration["slope"]) * np.asarray(scores, dtype=np.float64) + float(calibration["offset"])
-           - float(calibration.get("prior_log_odds", 0.0)))
+    llr = (
+        float(calibration["slope"]) * np.asarray(scores, dtype=np.float64)
+        + float(calibration["offset"])
+        - float(calibration.get("prior_log_odds", 0.0))
+    )
     return 1.0 / (1.0 + np.exp(-llr))
 
 
@@ -106,8 +116,10 @@ def _windows(wave, rate: int, chunk_ms: float, overlap_ms: float) -> list[tuple[
 
     chunk = int(round(chunk_ms * rate / 1000))
     hop = chunk - int(round(overlap_ms * rate / 1000))
-    return [(s / rate, min(s + chunk, int(wave.shape[-1])) / rate, wave[s:s + chunk])
-            for s in window_starts(int(wave.shape[-1]), chunk, hop)]
+    return [
+        (s / rate, min(s + chunk, int(wave.shape[-1])) / rate, wave[s : s + chunk])
+        for s in window_starts(int(wave.shape[-1]), chunk, hop)
+    ]
 
 
 def _long_window(loaded, rate: int) -> int:
@@ -119,8 +131,9 @@ def _long_window(loaded, rate: int) -> int:
     return int(round(FULL_POLICY_WINDOW_S * rate))
 
 
-def _score_long(loaded, path: Path, *, rate: int, window: int, hop: int, batch_size: int, device: Any,
-                minimum: int) -> tuple[float, float, list[dict]]:
+def _score_long(
+    loaded, path: Path, *, rate: int, window: int, hop: int, batch_size: int, device: Any, minimum: int
+) -> tuple[float, float, list[dict]]:
     """Mean window score, duration and window rows of a long file, decoded as a stream (bounded memory)."""
     import numpy as np
     import torch
@@ -134,8 +147,10 @@ def _score_long(loaded, path: Path, *, rate: int, window: int, hop: int, batch_s
 
     def flush() -> None:
         values = forward_scores(loaded.model, [w for _, w in spans], device=device, keep_long=True)
-        rows.extend({"path": str(path), "start_s": s / rate, "end_s": (s + int(w.shape[-1])) / rate, "score": float(v)}
-                    for (s, w), v in zip(spans, values))
+        rows.extend(
+            {"path": str(path), "start_s": s / rate, "end_s": (s + int(w.shape[-1])) / rate, "score": float(v)}
+            for (s, w), v in zip(spans, values)
+        )
         spans.clear()
 
     budget = batch_size * int(round(BATCH_SECONDS * rate))  # samples per forward pass, whatever the window
@@ -151,9 +166,18 @@ def _score_long(loaded, path: Path, *, rate: int, window: int, hop: int, batch_s
     return float(scores.mean()), end / rate, rows
 
 
-def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None, chunk_ms: float | None = None,
-                overlap_ms: float = 0.0, full_length: bool = False, batch_size: int = 16,
-                device: Any = "cpu", whole_file_max_s: float = WHOLE_FILE_MAX_S) -> AudioScores:
+def score_audio(
+    loaded,
+    files: Sequence[Path],
+    *,
+    threshold: float | None = None,
+    chunk_ms: float | None = None,
+    overlap_ms: float = 0.0,
+    full_length: bool = False,
+    batch_size: int = 16,
+    device: Any = "cpu",
+    whole_file_max_s: float = WHOLE_FILE_MAX_S,
+) -> AudioScores:
     """Score each file (and each window with ``chunk_ms``) with a ``models.loading.LoadedModel``;
     see the module docstring."""
     import math
@@ -182,14 +206,20 @@ def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None
         if not math.isfinite(value) or any(not math.isfinite(w["score"]) for w in windows):
             failures.append({"path": str(path), "error": "the model gave a non-finite score; not reported"})
             return
-        rows.append({"path": str(path), "duration": duration, "score": value,
-                     **({"windows_scored": n_windows} if n_windows is not None else {})})
+        rows.append(
+            {
+                "path": str(path),
+                "duration": duration,
+                "score": value,
+                **({"windows_scored": n_windows} if n_windows is not None else {}),
+            }
+        )
         window_rows.extend(windows)
 
     with task(len(files), "scoring audio") as advance:
         for start in range(0, len(files), batch_size):
             batch: list[tuple[Path, Any]] = []
-            for path in files[start:start + batch_size]:
+            for path in files[start : start + batch_size]:
                 try:
                     seconds = audio_duration(path)
                     if seconds is not None and seconds > whole_file_max_s:
@@ -198,8 +228,16 @@ def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None
                             hop = window - int(round(overlap_ms * rate / 1000))
                         else:
                             window = hop = _long_window(loaded, rate)
-                        value, duration, spans = _score_long(loaded, path, rate=rate, window=window, hop=hop,
-                                                             batch_size=batch_size, device=device, minimum=minimum)
+                        value, duration, spans = _score_long(
+                            loaded,
+                            path,
+                            rate=rate,
+                            window=window,
+                            hop=hop,
+                            batch_size=batch_size,
+                            device=device,
+                            minimum=minimum,
+                        )
                         add(path, duration, value, spans if chunk_ms is not None else [], len(spans))
                         continue
                     wave, _ = load_audio(path, sample_rate=rate, mono=True)
@@ -214,24 +252,39 @@ def score_audio(loaded, files: Sequence[Path], *, threshold: float | None = None
                     spans = []
                     if chunk_ms is not None:
                         pieces = _windows(wave, rate, chunk_ms, overlap_ms)
-                        scores = np.concatenate([
-                            forward_scores(loaded.model, [w for _, _, w in pieces[i:i + batch_size]], device=device,
-                                           keep_long=True)
-                            for i in range(0, len(pieces), batch_size)])
-                        spans = [{"path": str(path), "start_s": s, "end_s": e, "score": float(v)}
-                                 for (s, e, _), v in zip(pieces, scores)]
+                        scores = np.concatenate(
+                            [
+                                forward_scores(
+                                    loaded.model,
+                                    [w for _, _, w in pieces[i : i + batch_size]],
+                                    device=device,
+                                    keep_long=True,
+                                )
+                                for i in range(0, len(pieces), batch_size)
+                            ]
+                        )
+                        spans = [
+                            {"path": str(path), "start_s": s, "end_s": e, "score": float(v)}
+                            for (s, e, _), v in zip(pieces, scores)
+                        ]
                     add(path, wave.shape[-1] / rate, float(value), spans, None)
             advance(min(batch_size, len(files) - start))
     if not rows and failures:
         first = failures[0]
-        raise CmError(f"no file could be scored ({len(failures)} refused; first: {first['error']})",
-                      "every file was unreadable, too short, or had NaN/Inf samples")
+        raise CmError(
+            f"no file could be scored ({len(failures)} refused; first: {first['error']})",
+            "every file was unreadable, too short, or had NaN/Inf samples",
+        )
     columns = ["path", "duration", "score"] + (["windows_scored"] if any("windows_scored" in r for r in rows) else [])
     table = pd.DataFrame(rows, columns=columns)
     if "windows_scored" in table:  # None for files scored whole (object dtype: no NaN in JSON)
         table["windows_scored"] = pd.Series([r.get("windows_scored") for r in rows], dtype=object)
     dev_threshold = loaded.dev_threshold
-    used, source = (threshold, "option") if threshold is not None else (dev_threshold, "dev_eer" if dev_threshold is not None else None)
+    used, source = (
+        (threshold, "option")
+        if threshold is not None
+        else (dev_threshold, "dev_eer" if dev_threshold is not None else None)
+    )
     table["decision"] = [None if used is None else ("bonafide" if s >= used else "spoof") for s in table["score"]]
     calibration = loaded.calibration
     usable = calibration if isinstance(calibration, dict) and {"slope", "offset"} <= set(calibration) else None
@@ -252,7 +305,9 @@ def plot_windows(result: AudioScores, path: str | Path) -> Path:
     for name, group in result.windows.groupby("path", sort=False):
         ax.plot(0.5 * (group["start_s"] + group["end_s"]), group["score"], marker=".", label=Path(name).name)
     if result.threshold is not None:
-        ax.axhline(result.threshold, color="k", linestyle="--", linewidth=1, label=f"threshold ({result.threshold_source})")
+        ax.axhline(
+            result.threshold, color="k", linestyle="--", linewidth=1, label=f"threshold ({result.threshold_source})"
+        )
     ax.set_xlabel("time (s, window centre)")
     ax.set_ylabel("score (higher = bona fide)")
     if len(ax.get_legend_handles_labels()[0]) <= 12:

@@ -41,8 +41,10 @@ def _text(value) -> str:
 def _check_token(values, what: str, target: Path) -> None:
     bad = next((v for v in values if any(c.isspace() for c in v)), None)
     if bad is not None:
-        raise CmError(f"--export {target}: {what} {bad!r} contains whitespace, which the official readers split on",
-                      "rename the trials (or the attack values) without spaces")
+        raise CmError(
+            f"--export {target}: {what} {bad!r} contains whitespace, which the official readers split on",
+            "rename the trials (or the attack values) without spaces",
+        )
 
 
 def export_scores(df: "pd.DataFrame", fmt: str, target: str | Path, *, source: str = "scores") -> Path:
@@ -55,13 +57,17 @@ def export_scores(df: "pd.DataFrame", fmt: str, target: str | Path, *, source: s
     if fmt not in EXPORT_FORMATS:
         raise CmError(f"--export {fmt!r}: unknown format", f"use one of {', '.join(EXPORT_FORMATS)}")
     if "utt_id" not in df.columns:
-        raise CmError(f"{source}: no trial id column, so no submission file can name the trials",
-                      "give the scores an id column (utt_id, filename, ...) or --id-col")
+        raise CmError(
+            f"{source}: no trial id column, so no submission file can name the trials",
+            "give the scores an id column (utt_id, filename, ...) or --id-col",
+        )
     scores = df["score"].to_numpy(dtype=np.float64)
     if not np.isfinite(scores).all():
         first = int(np.flatnonzero(~np.isfinite(scores))[0])
-        raise CmError(f"{source}: {int((~np.isfinite(scores)).sum())} scores are NaN or infinite (first: "
-                      f"{df['utt_id'].iloc[first]}); an official score file needs a number on every line")
+        raise CmError(
+            f"{source}: {int((~np.isfinite(scores)).sum())} scores are NaN or infinite (first: "
+            f"{df['utt_id'].iloc[first]}); an official score file needs a number on every line"
+        )
     ids = [_text(v) for v in df["utt_id"].tolist()]
     _check_token(ids, "trial id", target)
     values = [repr(float(v)) for v in scores.tolist()]
@@ -71,11 +77,15 @@ def export_scores(df: "pd.DataFrame", fmt: str, target: str | Path, *, source: s
         lines = [f"{i} {v}" for i, v in zip(ids, values)]
     else:
         if "label" not in df.columns:
-            raise CmError(f"{source}: no labels, and the 2019 score file has a key column",
-                          "give the key (--key) or a label column")
+            raise CmError(
+                f"{source}: no labels, and the 2019 score file has a key column",
+                "give the key (--key) or a label column",
+            )
         keys = [str(v) for v in df["label"].tolist()]
-        attacks = [_text(v) if k == "spoof" else "-" for v, k in
-                   zip(df["attack"].tolist() if "attack" in df.columns else [None] * len(df), keys)]
+        attacks = [
+            _text(v) if k == "spoof" else "-"
+            for v, k in zip(df["attack"].tolist() if "attack" in df.columns else [None] * len(df), keys)
+        ]
         _check_token(attacks, "attack", target)
         lines = [f"{i} {a} {k} {v}" for i, a, k, v in zip(ids, attacks, keys, values)]
     with atomic_path(target) as tmp:

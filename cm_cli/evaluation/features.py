@@ -63,13 +63,16 @@ def _score_rows(source: Path, features_dir: Path, part, head, torch_device):
     failed = {k: v for p in feature_paths(features_dir) for k, v in embed_failures(p).items()} if absent else {}
     unknown = [u for u in absent if u not in failed]
     if unknown:
-        raise CmError(f"{len(unknown)} manifest row(s) of this split have no features in {features_dir}, "
-                      f"e.g. {unknown[0]}", "embed this manifest and split with `cm embed --pooling meanstd` "
-                      "(and the backbone and layers the head was trained on)")
+        raise CmError(
+            f"{len(unknown)} manifest row(s) of this split have no features in {features_dir}, e.g. {unknown[0]}",
+            "embed this manifest and split with `cm embed --pooling meanstd` "
+            "(and the backbone and layers the head was trained on)",
+        )
     failures = [{"utt_id": u, "error": f"cm embed: {failed[u]}"} for u in absent]
     missing = set(absent)
-    scores = score_features(source, features, utt_ids=[u for u in ids if u not in missing], device=torch_device,
-                            head=head)
+    scores = score_features(
+        source, features, utt_ids=[u for u in ids if u not in missing], device=torch_device, head=head
+    )
     scores["score"] = scores["score"].astype("float32")  # the head's output precision, as score_frame writes
     return scores, failures
 
@@ -94,9 +97,7 @@ def evaluate_features(
     from cm_cli.core.shard import Shard
     from cm_cli.evaluation.model import _manifest_rows, _manifest_sha, write_conditions
     from cm_cli.evaluation.settings import seen_domains_of_run
-    from cm_cli.training.features import load_feature_head
-
-    from cm_cli.training.features import feature_paths
+    from cm_cli.training.features import feature_paths, load_feature_head
 
     source, manifest, out_dir = Path(source), Path(manifest), Path(out_dir)
     paths = feature_paths(features_dir)  # several tables of a fused head: joined by ","
@@ -112,13 +113,24 @@ def evaluate_features(
     settings = settings.with_seen(seen_domains_of_run(source, required=False))
     manifest_sha = _manifest_sha(manifest)
     options = {
-        "run": str(source.resolve()), "checkpoint_sha256": sha256_file(checkpoint), "scoring": "feature_head",
-        "features": ",".join(str(p.resolve()) for p in paths), "manifest": str(manifest.resolve()),
-        "manifest_sha256": manifest_sha, "split": split, **settings.options(),
+        "run": str(source.resolve()),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "scoring": "feature_head",
+        "features": ",".join(str(p.resolve()) for p in paths),
+        "manifest": str(manifest.resolve()),
+        "manifest_sha256": manifest_sha,
+        "split": split,
+        **settings.options(),
     }
     part = frame.iloc[shard.select(list(range(len(frame))))].reset_index(drop=True)
     scores, failures = _score_rows(source, features_dir, part, head, torch_device)
     scorer = _FeatureScores(source=source, part=part, settings=settings, shard=shard, table=scores, failures=failures)
-    return write_conditions(scorer, plan_conditions(), out_dir, options=options,
-                            inputs=[manifest, checkpoint, *paths, *settings.inputs()], device=device,
-                            force=force)
+    return write_conditions(
+        scorer,
+        plan_conditions(),
+        out_dir,
+        options=options,
+        inputs=[manifest, checkpoint, *paths, *settings.inputs()],
+        device=device,
+        force=force,
+    )

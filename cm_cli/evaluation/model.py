@@ -19,8 +19,15 @@ from typing import Any, Sequence
 from cm_cli.core.errors import CmError
 from cm_cli.evaluation.settings import EvalSettings
 
-__all__ = ["Condition", "ConditionResult", "ConditionWriter", "ModelEvalResult", "plan_conditions", "evaluate_model",
-           "write_conditions"]
+__all__ = [
+    "Condition",
+    "ConditionResult",
+    "ConditionWriter",
+    "ModelEvalResult",
+    "plan_conditions",
+    "evaluate_model",
+    "write_conditions",
+]
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,16 @@ class ModelEvalResult:
 
         rows = []
         for r in self.conditions:
-            rows.append({"condition": r.condition.label, "dir": str(r.out_dir), "n_scored": r.n_scored,
-                         "n_failed": r.n_failed, "cached": r.cached, **headline(r.metrics or {})})
+            rows.append(
+                {
+                    "condition": r.condition.label,
+                    "dir": str(r.out_dir),
+                    "n_scored": r.n_scored,
+                    "n_failed": r.n_failed,
+                    "cached": r.cached,
+                    **headline(r.metrics or {}),
+                }
+            )
         return {"out": str(self.out_dir), "conditions": rows, "sweep": str(self.sweep) if self.sweep else None}
 
 
@@ -88,12 +103,16 @@ def _degrade_conditions(specs: Sequence[str]) -> list[tuple[str | None, str | No
             parameter = varying[0] if varying else (spec.steps[0].params[0][0] if spec.steps[0].params else None)
             severity = None
             if parameter is not None:
-                severity = next((_float_or_none(st.get(parameter)) for st in spec.steps if st.get(parameter) is not None), None)
+                severity = next(
+                    (_float_or_none(st.get(parameter)) for st in spec.steps if st.get(parameter) is not None), None
+                )
             out.append((canonical, parameter, severity))
     return out
 
 
-def plan_conditions(degrade: Sequence[str] = (), chunk_ms: Sequence[str] = (), *, baseline: bool = True) -> list[Condition]:
+def plan_conditions(
+    degrade: Sequence[str] = (), chunk_ms: Sequence[str] = (), *, baseline: bool = True
+) -> list[Condition]:
     """Every (degradation x chunk length) condition; with a sweep, the clean baseline first."""
     from cm_cli.core.specs import spec_slug
 
@@ -157,8 +176,9 @@ def _store_cache(cache_file: Path | None, scores, failures: list[dict]) -> None:
 
     from cm_cli.core.artifacts import write_parquet
 
-    write_parquet(pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)).astype(str),
-                  cache_file.with_suffix(".failures.parquet"))
+    write_parquet(
+        pd.DataFrame(failures, columns=list(FAILURE_COLUMNS)).astype(str), cache_file.with_suffix(".failures.parquet")
+    )
     write_parquet(scores, cache_file)
 
 
@@ -171,7 +191,9 @@ def _remove_stale_conditions(out_dir: Path, previous: dict | None, keep: set[str
     listed = set((previous.get("outputs") or {}).get("conditions") or [])
     old = previous.get("options") or {}
     try:  # an interrupted earlier run recorded no outputs: its options name its conditions
-        planned = plan_conditions(old.get("degrade") or [], old.get("chunk_ms") or [], baseline=old.get("baseline", True))
+        planned = plan_conditions(
+            old.get("degrade") or [], old.get("chunk_ms") or [], baseline=old.get("baseline", True)
+        )
         listed |= {c.slug for c in planned} if len(planned) > 1 else set()
     except CmError:
         pass
@@ -187,8 +209,13 @@ def _sweep_row(condition: Condition, metrics: dict, table) -> dict:
     from cm_cli.metrics.summary import SHOWN_KEYS
 
     overall = metrics["overall"]
-    row = {"condition": condition.label, "parameter": condition.parameter, "severity": condition.severity,
-           "chunk_ms": condition.chunk_ms, **{k: overall[k] for k in (*SHOWN_KEYS, "n_bonafide", "n_spoof")}}
+    row = {
+        "condition": condition.label,
+        "parameter": condition.parameter,
+        "severity": condition.severity,
+        "chunk_ms": condition.chunk_ms,
+        **{k: overall[k] for k in (*SHOWN_KEYS, "n_bonafide", "n_spoof")},
+    }
     row.update(_per_attack_eer(table))
     return row
 
@@ -227,8 +254,12 @@ class ConditionWriter:
             return ConditionResult(condition, cdir, None, len(table), len(failures), cached), table
         write_parquet(table, cdir / "scores.parquet")
         metrics = self.settings.evaluate(table, source=str(cdir / "scores.parquet"), run=self.source.resolve())
-        metrics["condition"] = {"label": condition.label, "degrade": condition.degrade,
-                                "chunk_ms": condition.chunk_ms, "n_failed": len(failures)}
+        metrics["condition"] = {
+            "label": condition.label,
+            "degrade": condition.degrade,
+            "chunk_ms": condition.chunk_ms,
+            "n_failed": len(failures),
+        }
         from cm_cli.evaluation.overlap import overlap_warning, run_overlap
 
         overlap = run_overlap(self.source, table)  # scored rows sharing speakers/sources/utterances with training
@@ -258,15 +289,26 @@ class _ConditionScorer(ConditionWriter):
         """(scores, failures, cached) of one condition, from the cache when it has them."""
         from cm_cli.scoring import score_cache_key, score_frame
 
-        config = replace(self.base, degrade=condition.degrade, chunk_ms=condition.chunk_ms,
-                         causal_windows=self.causal_windows if condition.chunk_ms else None)
+        config = replace(
+            self.base,
+            degrade=condition.degrade,
+            chunk_ms=condition.chunk_ms,
+            causal_windows=self.causal_windows if condition.chunk_ms else None,
+        )
         key = score_cache_key(self.loaded.checkpoint_sha256, config, self.cache_key)
         cache_file = self.cache_dir / "scores" / f"{key}.parquet" if self.cache_dir else None
         hit = _cached_scores(cache_file)
         if hit is not None:
             return (*hit, True)
-        scored = score_frame(self.loaded, self.part, data_root=self.data_root, config=config, device=self.torch_device,
-                             seed=self.seed, workers=self.workers)
+        scored = score_frame(
+            self.loaded,
+            self.part,
+            data_root=self.data_root,
+            config=config,
+            device=self.torch_device,
+            seed=self.seed,
+            workers=self.workers,
+        )
         _store_cache(cache_file, scored.scores, scored.failures)
         return scored.scores, scored.failures, False
 
@@ -292,13 +334,16 @@ def _manifest_rows(manifest: Path, split: str | None, by: Sequence[str]):
     frame = load_manifest(manifest, split=split)
     missing = [c for c in by if c not in frame.columns]
     if missing:
-        raise CmError(f"{manifest}: --by column(s) {', '.join(missing)} not in the manifest",
-                      f"columns: {', '.join(frame.columns)}")
+        raise CmError(
+            f"{manifest}: --by column(s) {', '.join(missing)} not in the manifest",
+            f"columns: {', '.join(frame.columns)}",
+        )
     return frame
 
 
-def _checked_conditions(degrade: Sequence[str], chunk_ms: Sequence[str], baseline: bool,
-                        causal_windows: int | None = None) -> list[Condition]:
+def _checked_conditions(
+    degrade: Sequence[str], chunk_ms: Sequence[str], baseline: bool, causal_windows: int | None = None
+) -> list[Condition]:
     """The planned conditions, every degradation spec (and encoder) validated before scoring."""
     if causal_windows is not None and not chunk_ms:
         raise CmError("--causal-windows needs streaming windows: give --chunk-ms as well")
@@ -352,7 +397,9 @@ def evaluate_model(
     source, out_dir, manifest = Path(source), Path(out_dir), Path(manifest)
     shard = shard or Shard()
     if settings is None:
-        settings = EvalSettings(by=tuple(by), in_domain=tuple(in_domain), bootstrap=bootstrap, compare=compare, seed=seed)
+        settings = EvalSettings(
+            by=tuple(by), in_domain=tuple(in_domain), bootstrap=bootstrap, compare=compare, seed=seed
+        )
     frame = _manifest_rows(manifest, split, settings.by)
     conditions = _checked_conditions(degrade, chunk_ms, baseline, causal_windows)
     base = ScoringConfig(batch_size=batch_size, full_length=full_length, overlap_ms=overlap_ms, aggregate=aggregate)
@@ -360,25 +407,59 @@ def evaluate_model(
     settings = settings.with_seen(seen_domains_of_run(source, required=False))
     manifest_sha = _manifest_sha(manifest)
     options = {
-        "run": str(source.resolve()), "checkpoint_sha256": loaded.checkpoint_sha256,
-        "manifest": str(manifest.resolve()), "manifest_sha256": manifest_sha, "split": split,
-        "degrade": list(degrade), "chunk_ms": list(chunk_ms), "overlap_ms": overlap_ms, "aggregate": aggregate,
-        "causal_windows": causal_windows, "full_length": full_length, "batch_size": batch_size,
-        "scoring_seed": seed, "baseline": baseline,
+        "run": str(source.resolve()),
+        "checkpoint_sha256": loaded.checkpoint_sha256,
+        "manifest": str(manifest.resolve()),
+        "manifest_sha256": manifest_sha,
+        "split": split,
+        "degrade": list(degrade),
+        "chunk_ms": list(chunk_ms),
+        "overlap_ms": overlap_ms,
+        "aggregate": aggregate,
+        "causal_windows": causal_windows,
+        "full_length": full_length,
+        "batch_size": batch_size,
+        "scoring_seed": seed,
+        "baseline": baseline,
         **settings.options(),
     }
     part = frame.iloc[shard.select(list(range(len(frame))))].reset_index(drop=True)
-    scorer = _ConditionScorer(source=source, part=part, settings=settings, shard=shard, loaded=loaded, base=base,
-                              cache_key=f"{manifest_sha}:{split}:{shard}",
-                              cache_dir=Path(cache_dir) if cache_dir else None, data_root=data_root,
-                              torch_device=torch_device, seed=seed, causal_windows=causal_windows, workers=workers)
-    return write_conditions(scorer, conditions, out_dir, options=options,
-                            inputs=[manifest, loaded.checkpoint, *settings.inputs()], device=device, force=force)
+    scorer = _ConditionScorer(
+        source=source,
+        part=part,
+        settings=settings,
+        shard=shard,
+        loaded=loaded,
+        base=base,
+        cache_key=f"{manifest_sha}:{split}:{shard}",
+        cache_dir=Path(cache_dir) if cache_dir else None,
+        data_root=data_root,
+        torch_device=torch_device,
+        seed=seed,
+        causal_windows=causal_windows,
+        workers=workers,
+    )
+    return write_conditions(
+        scorer,
+        conditions,
+        out_dir,
+        options=options,
+        inputs=[manifest, loaded.checkpoint, *settings.inputs()],
+        device=device,
+        force=force,
+    )
 
 
-def write_conditions(scorer: ConditionWriter, conditions: Sequence[Condition], out_dir: str | Path, *,
-                     options: dict, inputs: Sequence[Path], device: str = "cpu", force: bool = False,
-                     ) -> ModelEvalResult:
+def write_conditions(
+    scorer: ConditionWriter,
+    conditions: Sequence[Condition],
+    out_dir: str | Path,
+    *,
+    options: dict,
+    inputs: Sequence[Path],
+    device: str = "cpu",
+    force: bool = False,
+) -> ModelEvalResult:
     """The evaluation directory of ``scorer`` under ``conditions``: skipped when an identical
     complete one exists, else every condition scored and evaluated, and ``cm.json`` finished."""
     from cm_cli.core.artifacts import OutputDir
@@ -386,8 +467,9 @@ def write_conditions(scorer: ConditionWriter, conditions: Sequence[Condition], o
     out_dir, shard = Path(out_dir), scorer.shard
     sweep = len(conditions) > 1
     result = ModelEvalResult(out_dir)
-    with OutputDir(out_dir, "scores", options=options, inputs=list(inputs), shard=shard, device=device,
-                   force=force) as output:
+    with OutputDir(
+        out_dir, "scores", options=options, inputs=list(inputs), shard=shard, device=device, force=force
+    ) as output:
         if output.done:
             return _reused(result, conditions, len(scorer.part), sweep)
         if force and shard.is_whole:
@@ -397,8 +479,9 @@ def write_conditions(scorer: ConditionWriter, conditions: Sequence[Condition], o
     return result
 
 
-def _score_conditions(scorer: ConditionWriter, conditions: Sequence[Condition], out_dir: Path,
-                      result: ModelEvalResult, *, sweep: bool) -> None:
+def _score_conditions(
+    scorer: ConditionWriter, conditions: Sequence[Condition], out_dir: Path, result: ModelEvalResult, *, sweep: bool
+) -> None:
     """Score every condition into its folder (the output itself when there is one); the sweep table."""
     from cm_cli.core.artifacts import write_parquet
 

@@ -35,14 +35,19 @@ def source_ids(df: "pd.DataFrame") -> "pd.Series":
 
 def overlap_counts(scored: "pd.DataFrame", train: "pd.DataFrame") -> dict:
     """Scored rows whose speaker / source utterance / utterance also occurs among the training rows."""
+
     def present(column_values: "pd.Series", reference: "pd.Series") -> int:
         known = set(reference.dropna().astype(str))
         return int(column_values.dropna().astype(str).isin(known).sum())
 
     speakers = present(scored["speaker"], train["speaker"]) if "speaker" in scored and "speaker" in train else 0
-    return {"speakers": speakers, "sources": present(source_ids(scored), source_ids(train)),
-            "utterances": present(scored["utt_id"], train["utt_id"]), "n_scored": int(len(scored)),
-            "n_train": int(len(train))}
+    return {
+        "speakers": speakers,
+        "sources": present(source_ids(scored), source_ids(train)),
+        "utterances": present(scored["utt_id"], train["utt_id"]),
+        "n_scored": int(len(scored)),
+        "n_train": int(len(train)),
+    }
 
 
 @functools.lru_cache(maxsize=4)
@@ -81,6 +86,8 @@ def run_overlap(run_dir: str | Path, scored: "pd.DataFrame") -> dict | None:
 def overlap_warning(overlap: dict) -> str | None:
     if not any(overlap.get(k, 0) for k in OVERLAP_KEYS):
         return None
-    return (f"train/test overlap: of {overlap['n_scored']} scored rows, {overlap['speakers']} share a speaker, "
-            f"{overlap['sources']} a source utterance and {overlap['utterances']} the utterance itself with the "
-            "run's training rows")
+    return (
+        f"train/test overlap: of {overlap['n_scored']} scored rows, {overlap['speakers']} share a speaker, "
+        f"{overlap['sources']} a source utterance and {overlap['utterances']} the utterance itself with the "
+        "run's training rows"
+    )

@@ -26,8 +26,18 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
-    "ID_COLUMNS", "SCORE_COLUMNS", "LABEL_COLUMNS", "PROTOCOL_LAYOUTS", "ScoreColumns",
-    "read_any_table", "label_values", "read_scores", "read_key", "join_key", "join_manifest", "load_scores",
+    "ID_COLUMNS",
+    "SCORE_COLUMNS",
+    "LABEL_COLUMNS",
+    "PROTOCOL_LAYOUTS",
+    "ScoreColumns",
+    "read_any_table",
+    "label_values",
+    "read_scores",
+    "read_key",
+    "join_key",
+    "join_manifest",
+    "load_scores",
     "drop_duplicate_trials",
 ]
 
@@ -42,8 +52,21 @@ PROTOCOL_LAYOUTS: dict[int, tuple[str, ...]] = {
     5: ("speaker", "utt_id", "env", "attack", "label"),  # ASVspoof 2019 LA
     8: ("speaker", "utt_id", "codec", "transmission", "attack", "label", "trim", "subset"),  # 2021 LA
     10: ("speaker", "utt_id", "gender", "codec", "codec_q", "codec_seed", "attack_tag", "attack", "label", "tmp"),  # 5
-    13: ("speaker", "utt_id", "codec", "source", "attack", "label", "trim", "subset", "vocoder",
-         "task_1", "task_2", "task_3", "task_4"),  # 2021 DF
+    13: (
+        "speaker",
+        "utt_id",
+        "codec",
+        "source",
+        "attack",
+        "label",
+        "trim",
+        "subset",
+        "vocoder",
+        "task_1",
+        "task_2",
+        "task_3",
+        "task_4",
+    ),  # 2021 DF
 }
 
 
@@ -107,8 +130,15 @@ def read_any_table(path: str | Path, *, name: str | None = None) -> "pd.DataFram
     df = _read_delimited(path, sep, len(fields), header=header) if sep != r"\s+" else None
     if df is None:
         try:
-            df = pd.read_csv(path, sep=sep, header=0 if header else None, dtype=str, keep_default_na=False,
-                             engine="python" if sep == r"\s+" else "c", comment=None)
+            df = pd.read_csv(
+                path,
+                sep=sep,
+                header=0 if header else None,
+                dtype=str,
+                keep_default_na=False,
+                engine="python" if sep == r"\s+" else "c",
+                comment=None,
+            )
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise CmError(f"{path}: not a readable score/key table ({str(exc).splitlines()[0]})") from None
     if len(df) == 0:
@@ -132,10 +162,14 @@ def _read_delimited(path: Path, sep: str, n_fields: int, *, header: bool) -> "pd
             read = csv.ReadOptions(column_names=names, skip_rows=1)
         else:
             read = csv.ReadOptions(column_names=names)
-        convert = csv.ConvertOptions(column_types={name: pa.string() for name in names},
-                                     strings_can_be_null=False, quoted_strings_can_be_null=False)
-        table = csv.read_csv(str(path), read_options=read, parse_options=csv.ParseOptions(delimiter=sep),
-                             convert_options=convert)
+        convert = csv.ConvertOptions(
+            column_types={name: pa.string() for name in names},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+        table = csv.read_csv(
+            str(path), read_options=read, parse_options=csv.ParseOptions(delimiter=sep), convert_options=convert
+        )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, OSError, ValueError):
         return None
     df = table.to_pandas()
@@ -162,22 +196,29 @@ def _headerless_names(df: "pd.DataFrame", path: Path) -> list[str]:
         names[numeric[-1]] = "score"
         names[0] = "utt_id" if numeric[-1] != 0 else names[0]
         return names
-    raise CmError(f"{path}: cannot tell the columns of this headerless file ({n} columns)",
-                  "give it a header row (utt_id, score, label) or use Parquet")
+    raise CmError(
+        f"{path}: cannot tell the columns of this headerless file ({n} columns)",
+        "give it a header row (utt_id, score, label) or use Parquet",
+    )
 
 
-def _pick(df: "pd.DataFrame", explicit: str | None, candidates: Sequence[str], what: str, source: str,
-          *, required: bool) -> str | None:
+def _pick(
+    df: "pd.DataFrame", explicit: str | None, candidates: Sequence[str], what: str, source: str, *, required: bool
+) -> str | None:
     if explicit is not None:
         if explicit not in df.columns:
-            raise CmError(f"{source}: no {what} column {explicit!r}", f"columns found: {', '.join(map(str, df.columns))}")
+            raise CmError(
+                f"{source}: no {what} column {explicit!r}", f"columns found: {', '.join(map(str, df.columns))}"
+            )
         return explicit
     for name in candidates:
         if name in df.columns:
             return name
     if required:
-        raise CmError(f"{source}: no {what} column (looked for {', '.join(candidates)})",
-                      f"name it with --{what}-col; columns found: {', '.join(map(str, df.columns))}")
+        raise CmError(
+            f"{source}: no {what} column (looked for {', '.join(candidates)})",
+            f"name it with --{what}-col; columns found: {', '.join(map(str, df.columns))}",
+        )
     return None
 
 
@@ -202,8 +243,12 @@ def _normalise_labels(df: "pd.DataFrame", label_col: str, bonafide_value: str | 
     if not pd.api.types.is_float_dtype(column):
         codes, uniques = pd.factorize(column.astype(object), use_na_sentinel=True)
         if (codes >= 0).all():
-            classes = label_classes(label_values(pd.Series(uniques, dtype=object)), source=source, column=label_col,
-                                    bonafide_value=bonafide_value)
+            classes = label_classes(
+                label_values(pd.Series(uniques, dtype=object)),
+                source=source,
+                column=label_col,
+                bonafide_value=bonafide_value,
+            )
             return pd.Series(classes[codes], index=df.index, dtype=object)
     classes = label_classes(label_values(column), source=source, column=label_col, bonafide_value=bonafide_value)
     return pd.Series(classes, index=df.index, dtype=object)
@@ -225,8 +270,9 @@ def _to_float(column: "pd.Series") -> "pd.Series":
     return pd.to_numeric(column, errors="coerce").astype("float64")
 
 
-def _standardise(df: "pd.DataFrame", columns: ScoreColumns, source: str, *, want_score: bool,
-                 want_label: bool) -> "pd.DataFrame":
+def _standardise(
+    df: "pd.DataFrame", columns: ScoreColumns, source: str, *, want_score: bool, want_label: bool
+) -> "pd.DataFrame":
     out = df.copy()
     id_col = _pick(df, columns.id_col, ID_COLUMNS, "id", source, required=False)
     if id_col is not None:
@@ -234,7 +280,9 @@ def _standardise(df: "pd.DataFrame", columns: ScoreColumns, source: str, *, want
     if want_score:
         score_col = _pick(df, columns.score_col, SCORE_COLUMNS, "score", source, required=True)
         out["score"] = _to_float(df[score_col])
-    label_col = _pick(df, columns.label_col, LABEL_COLUMNS, "label", source, required=want_label) if want_label else None
+    label_col = (
+        _pick(df, columns.label_col, LABEL_COLUMNS, "label", source, required=want_label) if want_label else None
+    )
     if label_col is not None:
         out["label"] = _normalise_labels(df, label_col, columns.bonafide_value, source)
     return out
@@ -252,7 +300,9 @@ def read_key(path: str | Path, columns: ScoreColumns = ScoreColumns()) -> "pd.Da
     import pandas as pd
 
     df = read_any_table(path)
-    key_columns = ScoreColumns(label_col=columns.label_col, bonafide_value=columns.bonafide_value, id_col=columns.id_col)
+    key_columns = ScoreColumns(
+        label_col=columns.label_col, bonafide_value=columns.bonafide_value, id_col=columns.id_col
+    )
     out = _standardise(df, key_columns, str(path), want_score=False, want_label=True)
     if "utt_id" not in out.columns:
         raise CmError(f"{path}: no id column in the key", f"columns found: {', '.join(map(str, df.columns))}")
@@ -273,8 +323,9 @@ def _check_unique(df: "pd.DataFrame", source: str) -> None:
         return
     dup = df["utt_id"][df["utt_id"].duplicated()]
     if len(dup):
-        raise CmError(f"{source}: {len(dup)} duplicate id(s), e.g. {_examples(dup.unique())}",
-                      "each trial must appear once")
+        raise CmError(
+            f"{source}: {len(dup)} duplicate id(s), e.g. {_examples(dup.unique())}", "each trial must appear once"
+        )
 
 
 def _id_codes(*columns: "pd.Series") -> list["np.ndarray"]:
@@ -292,7 +343,7 @@ def _id_codes(*columns: "pd.Series") -> list["np.ndarray"]:
     encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.large_string()))
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks] or [np.zeros(0, int)])
     bounds = np.cumsum([0] + [len(c) for c in columns])
-    return [codes[bounds[i]:bounds[i + 1]].astype(np.int64) for i in range(len(columns))]
+    return [codes[bounds[i] : bounds[i + 1]].astype(np.int64) for i in range(len(columns))]
 
 
 def _repeated(codes: "np.ndarray") -> bool:
@@ -301,8 +352,14 @@ def _repeated(codes: "np.ndarray") -> bool:
     return bool(codes.size) and int(np.bincount(codes).max()) > 1
 
 
-def join_key(scores: "pd.DataFrame", key: "pd.DataFrame", *, scores_source: str = "scores",
-             key_source: str = "key", codes: "tuple[np.ndarray, np.ndarray] | None" = None) -> "pd.DataFrame":
+def join_key(
+    scores: "pd.DataFrame",
+    key: "pd.DataFrame",
+    *,
+    scores_source: str = "scores",
+    key_source: str = "key",
+    codes: "tuple[np.ndarray, np.ndarray] | None" = None,
+) -> "pd.DataFrame":
     """Scores with the key's labels and columns; every id must be in both, exactly once.
 
     ``codes``: ``_id_codes(scores.utt_id, key.utt_id)`` when the caller has them (one hash pass in all)."""
@@ -341,17 +398,22 @@ def join_key(scores: "pd.DataFrame", key: "pd.DataFrame", *, scores_source: str 
     return out
 
 
-def join_manifest(df: "pd.DataFrame", manifest: "pd.DataFrame", *, source: str = "scores",
-                  manifest_source: str = "manifest") -> "pd.DataFrame":
+def join_manifest(
+    df: "pd.DataFrame", manifest: "pd.DataFrame", *, source: str = "scores", manifest_source: str = "manifest"
+) -> "pd.DataFrame":
     """Add the manifest's columns (codec, attack, domain, ...) to scored trials by ``utt_id``."""
     if "utt_id" not in df.columns:
-        raise CmError(f"{source}: no id column to join with the manifest", f"columns found: {', '.join(map(str, df.columns))}")
+        raise CmError(
+            f"{source}: no id column to join with the manifest", f"columns found: {', '.join(map(str, df.columns))}"
+        )
     _check_unique(df, source)
     _check_unique(manifest, manifest_source)
     missing = sorted(set(df["utt_id"]) - set(manifest["utt_id"]))
     if missing:
-        raise CmError(f"{len(missing)} scored id(s) missing from {manifest_source} (e.g. {_examples(missing)})",
-                      "use the manifest the scores were made from")
+        raise CmError(
+            f"{len(missing)} scored id(s) missing from {manifest_source} (e.g. {_examples(missing)})",
+            "use the manifest the scores were made from",
+        )
     extra = ["utt_id"] + [c for c in manifest.columns if c not in df.columns]
     return df.merge(manifest[extra], on="utt_id", how="left", validate="one_to_one")
 
@@ -371,8 +433,10 @@ def drop_duplicate_trials(df: "pd.DataFrame", *, dedupe: bool = False, source: s
     conflicting = int(df.loc[repeated, compared].astype(str).drop_duplicates()["utt_id"].duplicated().sum())
     what = f"{source}: {n_ids} trial id(s) appear more than once ({int(repeated.sum())} rows), first {first!r}"
     if conflicting:
-        raise CmError(f"{what}, with conflicting {' or '.join(c for c in compared if c != 'utt_id')} values; "
-                      "each trial must appear once")
+        raise CmError(
+            f"{what}, with conflicting {' or '.join(c for c in compared if c != 'utt_id')} values; "
+            "each trial must appear once"
+        )
     if not dedupe:
         raise CmError(f"{what}; every copy agrees: pass --dedupe to keep one row per trial")
     return df.loc[~df["utt_id"].duplicated(keep="first")].reset_index(drop=True)
@@ -400,8 +464,14 @@ def _keep_eval_phase(scores: "pd.DataFrame", key: "pd.DataFrame") -> tuple["pd.D
     return scores[~drop].reset_index(drop=True), key[(phases == "eval").to_numpy()].reset_index(drop=True), record
 
 
-def load_scores(path: str | Path, columns: ScoreColumns = ScoreColumns(), *, key: str | Path | None = None,
-                manifest: str | Path | None = None, dedupe: bool = False) -> "pd.DataFrame":
+def load_scores(
+    path: str | Path,
+    columns: ScoreColumns = ScoreColumns(),
+    *,
+    key: str | Path | None = None,
+    manifest: str | Path | None = None,
+    dedupe: bool = False,
+) -> "pd.DataFrame":
     """Scores joined with an optional key and manifest: ``utt_id?``, ``score``, ``label``, extras."""
     if key is not None:  # labels come from the key; --label-col/--bonafide-value apply to it
         df = read_scores(path, ScoreColumns(score_col=columns.score_col, id_col=columns.id_col), labels=False)
@@ -411,8 +481,13 @@ def load_scores(path: str | Path, columns: ScoreColumns = ScoreColumns(), *, key
         if codes is None or _repeated(codes[0]):  # repeated score ids: the error naming them, or --dedupe
             df = drop_duplicate_trials(df, dedupe=dedupe, source=str(path))
             codes = None
-        df = join_key(df.drop(columns=["label"], errors="ignore"), key_df, scores_source=str(path), key_source=str(key),
-                      codes=codes)
+        df = join_key(
+            df.drop(columns=["label"], errors="ignore"),
+            key_df,
+            scores_source=str(path),
+            key_source=str(key),
+            codes=codes,
+        )
         df.attrs["unique_ids"] = len(df)  # join_key checked them: later checks of this table skip the hash pass
         if subset:
             df.attrs["subset"] = subset

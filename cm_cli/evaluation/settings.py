@@ -31,7 +31,9 @@ def seen_domains_of_run(run: str | Path, *, required: bool = True) -> list[str] 
     from cm_cli.core.artifacts import read_json
 
     run = Path(run)
-    candidates = [run / "config.json"] if run.is_dir() else [run.parent / "config.json", run.parent.parent / "config.json"]
+    candidates = (
+        [run / "config.json"] if run.is_dir() else [run.parent / "config.json", run.parent.parent / "config.json"]
+    )
     config_path = next((p for p in candidates if p.is_file()), None)
     if config_path is None:
         if required:
@@ -40,8 +42,10 @@ def seen_domains_of_run(run: str | Path, *, required: bool = True) -> list[str] 
     config = read_json(config_path)
     if "seen_domains" not in config and "augment_conditions" not in config:
         if required:
-            raise CmError(f"{config_path}: records no seen_domains or augment_conditions",
-                          "the run predates them; give the domains with --seen-domain")
+            raise CmError(
+                f"{config_path}: records no seen_domains or augment_conditions",
+                "the run predates them; give the domains with --seen-domain",
+            )
         return None
     values = [*(config.get("seen_domains") or []), *(config.get("augment_conditions") or [])]
     return sorted({str(v) for v in values})
@@ -93,13 +97,23 @@ class EvalSettings:
     def options(self) -> dict:
         """JSON-ready record of the settings (provenance and the skip-if-done key)."""
         return {
-            "by": list(self.by), "in_domain": list(self.in_domain), "domain_col": self.domain_col,
+            "by": list(self.by),
+            "in_domain": list(self.in_domain),
+            "domain_col": self.domain_col,
             "seen_domains": list(self.seen_domains) if self.seen_domains is not None else None,
-            "compare": str(self.compare) if self.compare else None, "bootstrap": self.bootstrap,
-            "cluster_by": self.cluster_by, "level": self.level, "seed": self.seed,
-            "calibrate_on": str(self.calibrate_on) if self.calibrate_on else None, "score_kind": self.score_kind,
-            "p_spoof": self.p_spoof, "c_miss": self.c_miss, "c_fa": self.c_fa, "min_trials": self.min_trials,
-            "drop_invalid": self.drop_invalid, "dedupe": self.dedupe,
+            "compare": str(self.compare) if self.compare else None,
+            "bootstrap": self.bootstrap,
+            "cluster_by": self.cluster_by,
+            "level": self.level,
+            "seed": self.seed,
+            "calibrate_on": str(self.calibrate_on) if self.calibrate_on else None,
+            "score_kind": self.score_kind,
+            "p_spoof": self.p_spoof,
+            "c_miss": self.c_miss,
+            "c_fa": self.c_fa,
+            "min_trials": self.min_trials,
+            "drop_invalid": self.drop_invalid,
+            "dedupe": self.dedupe,
             "asv_scores": str(self.asv_scores) if self.asv_scores else None,
         }
 
@@ -114,7 +128,9 @@ class EvalSettings:
 
         dev = load_scores(self.calibrate_on, self.columns, dedupe=self.dedupe)
         dev, _ = finite_scores(dev, drop_invalid=self.drop_invalid, source=str(self.calibrate_on))
-        return fit_calibration(to_llr(dev["score"].to_numpy(), self.score_kind), (dev["label"] == "bonafide").to_numpy())
+        return fit_calibration(
+            to_llr(dev["score"].to_numpy(), self.score_kind), (dev["label"] == "bonafide").to_numpy()
+        )
 
     def evaluate(self, df: "pd.DataFrame", *, source: str = "scores", run: str | Path | None = None) -> dict:
         """The metrics.json document of a score table under these settings."""
@@ -132,11 +148,22 @@ class EvalSettings:
         if self.calibrate_on is not None:
             extra["calibration"] = self._calibration()
         result = evaluate_scores(
-            df, by=self.by, in_domain=self.in_domain, domain_col=self.domain_col,
+            df,
+            by=self.by,
+            in_domain=self.in_domain,
+            domain_col=self.domain_col,
             seen_domains=self.seen_domains if self.in_domain else None,
-            params=CostParams(self.p_spoof, self.c_miss, self.c_fa), score_kind=self.score_kind,
-            bootstrap=self.bootstrap, cluster_by=self.cluster_by, seed=self.seed, level=self.level,
-            drop_invalid=self.drop_invalid, min_trials=self.min_trials, source=source, **extra)
+            params=CostParams(self.p_spoof, self.c_miss, self.c_fa),
+            score_kind=self.score_kind,
+            bootstrap=self.bootstrap,
+            cluster_by=self.cluster_by,
+            seed=self.seed,
+            level=self.level,
+            drop_invalid=self.drop_invalid,
+            min_trials=self.min_trials,
+            source=source,
+            **extra,
+        )
         result["corpus"] = corpus_values(df)
         if df.attrs.get("subset"):  # an ASVspoof 2021 key of several phases: the eval phase was kept
             result["subset"] = df.attrs["subset"]

@@ -18,8 +18,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["tdcf_block_maker", "sasv_metrics"]
 
 
-def tdcf_block_maker(asv_path: str | Path, *, score_col: str | None = None, key_col: str | None = None,
-                     id_col: str | None = None):
+def tdcf_block_maker(
+    asv_path: str | Path, *, score_col: str | None = None, key_col: str | None = None, id_col: str | None = None
+):
     """A block maker adding ``overall.min_tdcf``, ``overall.min_tdcf_legacy`` (and ``t_eer`` where the
     ASV trials pair with CM trials by id), the ``tdcf`` block, and t-DCF columns to each breakdown."""
     from cm_cli.evaluation.asv_scores import read_asv_scores
@@ -33,14 +34,24 @@ def tdcf_block_maker(asv_path: str | Path, *, score_col: str | None = None, key_
 
         table = df[np.isfinite(df["score"].to_numpy(dtype=np.float64))]
         by_columns = list((result.get("by") or {}).keys())
-        groups = {col: (table[col].astype(object).where(table[col].notna(), "none").to_numpy(),
-                        asv[col].astype(object).where(asv[col].notna(), "none").to_numpy() if col in asv.columns else None)
-                  for col in by_columns if col in table.columns}
+        groups = {
+            col: (
+                table[col].astype(object).where(table[col].notna(), "none").to_numpy(),
+                asv[col].astype(object).where(asv[col].notna(), "none").to_numpy() if col in asv.columns else None,
+            )
+            for col in by_columns
+            if col in table.columns
+        }
         paired = "utt_id" in asv.columns and "utt_id" in table.columns
-        block = tandem_metrics(table["score"].to_numpy(), (table["label"] == "bonafide").to_numpy(),
-                               asv["key"].to_numpy(), asv["score"].to_numpy(),
-                               cm_ids=table["utt_id"].to_numpy() if paired else None,
-                               asv_ids=asv["utt_id"].to_numpy() if paired else None, groups=groups)
+        block = tandem_metrics(
+            table["score"].to_numpy(),
+            (table["label"] == "bonafide").to_numpy(),
+            asv["key"].to_numpy(),
+            asv["score"].to_numpy(),
+            cm_ids=table["utt_id"].to_numpy() if paired else None,
+            asv_ids=asv["utt_id"].to_numpy() if paired else None,
+            groups=groups,
+        )
         for col, values in block.pop("by", {}).items():
             for value, record in values.items():
                 target = (result.get("by") or {}).get(col, {}).get(value)
@@ -63,13 +74,17 @@ def sasv_metrics(path: str | Path, *, key: str | Path | None = None) -> dict:
 
     df = read_sasv_scores(path, key=key)
     keys = df["key"].to_numpy().astype(str)
-    block: dict[str, Any] = {"source": str(path), "n_trials": int(len(df)),
-                             "n": {k: int((keys == k).sum()) for k in ("target", "nontarget", "spoof")}}
+    block: dict[str, Any] = {
+        "source": str(path),
+        "n_trials": int(len(df)),
+        "n": {k: int((keys == k).sum()) for k in ("target", "nontarget", "spoof")},
+    }
     if "sasv_score" in df.columns:
         s = df["sasv_score"].to_numpy()
         result = a_dcf(s[keys == "target"], s[keys == "nontarget"], s[keys == "spoof"])
-        block.update({"a_dcf": result.min_a_dcf, "a_dcf_threshold": result.threshold,
-                      "a_dcf_params": result.to_dict()["costs"]})
+        block.update(
+            {"a_dcf": result.min_a_dcf, "a_dcf_threshold": result.threshold, "a_dcf_params": result.to_dict()["costs"]}
+        )
     if {"cm_score", "asv_score"} <= set(df.columns):
         block["t_eer"] = t_eer(df["cm_score"].to_numpy(), df["asv_score"].to_numpy(), keys)
         if "cm_label" in df.columns:

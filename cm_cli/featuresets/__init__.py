@@ -13,5 +13,4 @@ from cm_cli.featuresets.registry import (
     is_feature_set,
 )
 
-__all__ = ["FEATURE_SETS", "FeatureBatch", "FeatureSetSpec", "feature_set_names", "get_feature_set",
-           "is_feature_set"]
+__all__ = ["FEATURE_SETS", "FeatureBatch", "FeatureSetSpec", "feature_set_names", "get_feature_set", "is_feature_set"]

@@ -54,10 +54,24 @@ CLIP_LEVEL = 0.999  # |x| at or above this (full scale 1.0) counts as clipped
 CLIP_SHARE = 0.001  # a clip with more clipped samples than this share is flagged
 
 FEATURES = (
-    "f0_mean_hz", "f0_sd_hz", "f0_range_hz", "f0_slope_hz_s", "f0_sd_st",
-    "jitter_local", "shimmer_local", "aperiodicity_mean",
-    "energy_mean_db", "energy_sd_db", "energy_range_db", "energy_slope_db_s",
-    "voicing_ratio", "pause_ratio", "pauses_per_s", "pause_mean_s", "nuclei_per_s", "voiced_runs_per_s",
+    "f0_mean_hz",
+    "f0_sd_hz",
+    "f0_range_hz",
+    "f0_slope_hz_s",
+    "f0_sd_st",
+    "jitter_local",
+    "shimmer_local",
+    "aperiodicity_mean",
+    "energy_mean_db",
+    "energy_sd_db",
+    "energy_range_db",
+    "energy_slope_db_s",
+    "voicing_ratio",
+    "pause_ratio",
+    "pauses_per_s",
+    "pause_mean_s",
+    "nuclei_per_s",
+    "voiced_runs_per_s",
     "clip_ratio",
 )
 FLAGS = ("flag_short", "flag_silent", "flag_unvoiced", "flag_clipped")
@@ -103,20 +117,20 @@ def yin(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Yin:
     spectrum = fft.rfft(buffer, overwrite_x=False)
     buffer[:, window:] = 0.0  # the first ``window`` samples of each frame
     spectrum = np.conj(fft.rfft(buffer, overwrite_x=True)) * spectrum
-    cross = fft.irfft(spectrum, n_fft, overwrite_x=True)[:, :tau_max + 1]
+    cross = fft.irfft(spectrum, n_fft, overwrite_x=True)[:, : tau_max + 1]
     energy = np.concatenate([[0.0], np.cumsum(np.asarray(x, dtype=np.float64) ** 2)])
     lags = np.arange(1, tau_max + 1)
     starts = np.arange(len(frames)) * hop
     window_energy = energy[starts + window] - energy[starts]
     view = np.lib.stride_tricks.sliding_window_view
     n = len(frames)  # energy of the window tau later: energy[s + tau + window] - energy[s + tau], tau = 1..tau_max
-    shifted = (view(energy[window + 1:], tau_max)[::hop][:n] - view(energy[1:], tau_max)[::hop][:n]).astype(np.float32)
+    shifted = (view(energy[window + 1 :], tau_max)[::hop][:n] - view(energy[1:], tau_max)[::hop][:n]).astype(np.float32)
     d = shifted + window_energy[:, None].astype(np.float32) - 2.0 * cross[:, 1:]  # d(tau), tau = 1..tau_max
     np.maximum(d, 0.0, out=d)
     running = np.cumsum(d, axis=1)
     np.maximum(running, 1e-12, out=running)
     dn = d * lags.astype(np.float32) / running  # dn[:, k] = d'(k + 1)
-    search = dn[:, tau_min - 1:]
+    search = dn[:, tau_min - 1 :]
     below = search < YIN_THRESHOLD
     first = np.where(below.any(axis=1), below.argmax(axis=1), search.argmin(axis=1))
     rising = np.empty(search.shape, dtype=bool)
@@ -150,7 +164,7 @@ def _slope(t: np.ndarray, v: np.ndarray) -> float:
     if len(t) < 2 or np.ptp(t) == 0:
         return 0.0
     tc = t - t.mean()
-    return float((tc * (v - v.mean())).sum() / (tc ** 2).sum())
+    return float((tc * (v - v.mean())).sum() / (tc**2).sum())
 
 
 def _pulses(x: np.ndarray, yin_: Yin, sample_rate: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -162,7 +176,7 @@ def _pulses(x: np.ndarray, yin_: Yin, sample_rate: int) -> tuple[list[np.ndarray
     for start, stop in _runs(yin_.voiced):
         if stop - start < 3:
             continue
-        segment = x[start * hop: (stop - 1) * hop + tail]
+        segment = x[start * hop : (stop - 1) * hop + tail]
         period = sample_rate / float(np.median(yin_.f0[start:stop]))
         shortest = sample_rate / float(yin_.f0[start:stop].max())
         signal = segment if segment.max() >= -segment.min() else -segment
@@ -197,6 +211,7 @@ def _perturbation(times: list, amps: list) -> tuple[float, float]:
         # amplitudes of the pulses that close two consecutive valid periods
         amp_diffs.append(np.abs(np.diff(amplitude))[ok])
         amp_values.append(amplitude[1:][ok])
+
     def joined(parts):
         return np.concatenate(parts) if parts else np.zeros(0)
 
@@ -232,8 +247,12 @@ def prosody_features(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[np.
     values["clip_ratio"] = clipped
     rate = min(sample_rate, ANALYSIS_RATE)
     analysed = _decimate(x, sample_rate) if len(x) >= frame_length(sample_rate) else x[:0]
-    flags = {"flag_short": len(analysed) < frame_length(rate), "flag_silent": peak < 1e-4,
-             "flag_unvoiced": True, "flag_clipped": clipped > CLIP_SHARE}
+    flags = {
+        "flag_short": len(analysed) < frame_length(rate),
+        "flag_silent": peak < 1e-4,
+        "flag_unvoiced": True,
+        "flag_clipped": clipped > CLIP_SHARE,
+    }
     if flags["flag_short"] or flags["flag_silent"]:
         values["pause_ratio"] = 1.0 if flags["flag_silent"] else 0.0
         return np.array([values[k] for k in FEATURES], dtype=np.float32), flags
@@ -282,9 +301,16 @@ class ProsodyExtractor:
         self.sample_rate = sample_rate
         self.layers = {"layer_00": list(FEATURES)}
         self.flags = list(FLAGS)
-        self.info = {"f0_method": "yin", "fmin_hz": FMIN, "fmax_hz": FMAX, "window_ms": 25, "hop_ms": 10,
-                     "yin_threshold": YIN_THRESHOLD, "voicing_aperiodicity": VOICING_APERIODICITY,
-                     "silence_db": SILENCE_DB}
+        self.info = {
+            "f0_method": "yin",
+            "fmin_hz": FMIN,
+            "fmax_hz": FMAX,
+            "window_ms": 25,
+            "hop_ms": 10,
+            "yin_threshold": YIN_THRESHOLD,
+            "voicing_aperiodicity": VOICING_APERIODICITY,
+            "silence_db": SILENCE_DB,
+        }
 
     def extract(self, waves: list) -> FeatureBatch:
         rows, flags = [], {k: [] for k in FLAGS}
@@ -294,10 +320,11 @@ class ProsodyExtractor:
             for k in FLAGS:
                 flags[k].append(flag[k])
         matrix = np.stack(rows) if rows else np.zeros((0, len(FEATURES)), dtype=np.float32)
-        return FeatureBatch(vectors={"layer_00": matrix},
-                            flags={k: np.asarray(v, dtype=bool) for k, v in flags.items()},
-                            extra={"duration_s": np.array([len(w) / self.sample_rate for w in waves],
-                                                          dtype=np.float32)})
+        return FeatureBatch(
+            vectors={"layer_00": matrix},
+            flags={k: np.asarray(v, dtype=bool) for k, v in flags.items()},
+            extra={"duration_s": np.array([len(w) / self.sample_rate for w in waves], dtype=np.float32)},
+        )
 
 
 def build_extractor(backbone_id: str | None, *, device=None, options: dict | None = None) -> ProsodyExtractor:

@@ -36,17 +36,33 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.featuresets.registry import FeatureBatch, get_feature_set
 
-__all__ = ["N_MELS", "MEASURES", "load_codec", "Codec", "reconstruction_measures", "ReconstructionExtractor",
-           "build_extractor", "save_tiny_dac"]
+__all__ = [
+    "N_MELS",
+    "MEASURES",
+    "load_codec",
+    "Codec",
+    "reconstruction_measures",
+    "ReconstructionExtractor",
+    "build_extractor",
+    "save_tiny_dac",
+]
 
 SAMPLE_RATE = 16000
 N_MELS = 20
 N_FFT, WIN, HOP = 512, 400, 160
 N_CEPS = 12
 SEG_SNR_RANGE = (-10.0, 35.0)
-MEASURES = ([f"logmel_band_{i:02d}" for i in range(N_MELS)]
-            + ["logmel_mean", "logmel_sd", "logmel_p90", "mcd_mean", "mcd_sd", "mcd_p90", "snr_db", "segsnr_mean",
-               "segsnr_sd"])
+MEASURES = [f"logmel_band_{i:02d}" for i in range(N_MELS)] + [
+    "logmel_mean",
+    "logmel_sd",
+    "logmel_p90",
+    "mcd_mean",
+    "mcd_sd",
+    "mcd_p90",
+    "snr_db",
+    "segsnr_mean",
+    "segsnr_sd",
+]
 FLAGS = ("flag_short", "flag_silent")
 _FAMILIES = {"dac": "DacModel", "encodec": "EncodecModel", "mimi": "MimiModel"}
 
@@ -73,8 +89,10 @@ def load_codec(directory: str, device: str = "cpu"):
     except (OSError, ValueError) as exc:
         raise _missing(directory, f"unreadable config.json ({exc})") from None
     if model_type not in _FAMILIES:
-        raise CmError(f"--backbone-id {directory}: a {model_type or 'unknown'!r} model, not a neural codec",
-                      f"give a saved transformers {', '.join(_FAMILIES.values())} directory")
+        raise CmError(
+            f"--backbone-id {directory}: a {model_type or 'unknown'!r} model, not a neural codec",
+            f"give a saved transformers {', '.join(_FAMILIES.values())} directory",
+        )
     transformers = import_transformers()
     try:
         model = getattr(transformers, _FAMILIES[model_type]).from_pretrained(str(path), local_files_only=True)
@@ -138,7 +156,7 @@ def _analysis():
     from cm_cli.data.synth.dsp import mel_filterbank
 
     fb = mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS).astype(np.float32)
-    basis = dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[1:N_CEPS + 1]  # c1..c12 from N_MELS log energies
+    basis = dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[1 : N_CEPS + 1]  # c1..c12 from N_MELS log energies
     return fb, basis.astype(np.float64)
 
 
@@ -166,17 +184,30 @@ def reconstruction_measures(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     mcd = db * np.sqrt(2.0 * ((cx - cy) ** 2).sum(axis=1))
     error = x.astype(np.float64) - y
     signal = float((x.astype(np.float64) ** 2).sum())
-    snr = 10 * math.log10(max(signal, 1e-12) / max(float((error ** 2).sum()), 1e-12))
+    snr = 10 * math.log10(max(signal, 1e-12) / max(float((error**2).sum()), 1e-12))
     n = 1 + max(0, len(x) - WIN) // HOP
     xs = np.lib.stride_tricks.sliding_window_view(np.pad(x, (0, max(0, WIN - len(x)))), WIN)[::HOP][:n]
     es = np.lib.stride_tricks.sliding_window_view(np.pad(error, (0, max(0, WIN - len(x)))), WIN)[::HOP][:n]
-    frame_signal, frame_error = (xs.astype(np.float64) ** 2).sum(axis=1), (es ** 2).sum(axis=1)
+    frame_signal, frame_error = (xs.astype(np.float64) ** 2).sum(axis=1), (es**2).sum(axis=1)
     active = frame_signal > 1e-8 * WIN
     seg = np.clip(10 * np.log10(np.maximum(frame_signal, 1e-12) / np.maximum(frame_error, 1e-12)), *SEG_SNR_RANGE)
     seg = seg[active] if active.any() else np.zeros(1)
-    values = np.concatenate([band.mean(axis=0), [per_frame.mean(), per_frame.std(), np.percentile(per_frame, 90),
-                                                 mcd.mean(), mcd.std(), np.percentile(mcd, 90), snr, seg.mean(),
-                                                 seg.std()]])
+    values = np.concatenate(
+        [
+            band.mean(axis=0),
+            [
+                per_frame.mean(),
+                per_frame.std(),
+                np.percentile(per_frame, 90),
+                mcd.mean(),
+                mcd.std(),
+                np.percentile(mcd, 90),
+                snr,
+                seg.mean(),
+                seg.std(),
+            ],
+        ]
+    )
     return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
@@ -193,9 +224,15 @@ class ReconstructionExtractor:
         self.codec, self.levels = codec, levels
         self.layers = {f"layer_{i:02d}": [_layer_prefix(k) + m for m in MEASURES] for i, (k, _) in enumerate(levels)}
         self.flags = list(FLAGS)
-        self.info = {"codec": codec.family, "codec_dir": directory, "codec_rate": codec.rate,
-                     "bitrates_kbps": [k for k, _ in levels], "codebooks": [c for _, c in levels],
-                     "n_mels": N_MELS, "measures": list(MEASURES)}
+        self.info = {
+            "codec": codec.family,
+            "codec_dir": directory,
+            "codec_rate": codec.rate,
+            "bitrates_kbps": [k for k, _ in levels],
+            "codebooks": [c for _, c in levels],
+            "n_mels": N_MELS,
+            "measures": list(MEASURES),
+        }
 
     def extract(self, waves: list) -> FeatureBatch:
         import torch
@@ -203,8 +240,10 @@ class ReconstructionExtractor:
         from cm_cli.data.audio import resample
 
         waves = [np.nan_to_num(np.asarray(w, dtype=np.float32)) for w in waves]
-        flags = {"flag_short": np.array([len(w) < WIN for w in waves]),
-                 "flag_silent": np.array([(np.abs(w).max() if len(w) else 0.0) < 1e-4 for w in waves])}
+        flags = {
+            "flag_short": np.array([len(w) < WIN for w in waves]),
+            "flag_silent": np.array([(np.abs(w).max() if len(w) else 0.0) < 1e-4 for w in waves]),
+        }
         usable = [i for i, w in enumerate(waves) if not (flags["flag_short"][i] or flags["flag_silent"][i])]
         vectors = {c: np.zeros((len(waves), len(MEASURES)), dtype=np.float32) for c in self.layers}
         if usable:
@@ -235,10 +274,25 @@ def save_tiny_dac(path, *, dims: str = "test", seed: int = 0) -> Path:
     from cm_cli.core.heavy import import_transformers
 
     transformers = import_transformers()
-    size = (dict(encoder_hidden_size=8, downsampling_ratios=[2, 4], decoder_hidden_size=32, n_codebooks=4,
-                 codebook_size=16, codebook_dim=4) if dims == "test" else
-            dict(encoder_hidden_size=64, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=1536, n_codebooks=12,
-                 codebook_size=1024, codebook_dim=8))
+    size = (
+        dict(
+            encoder_hidden_size=8,
+            downsampling_ratios=[2, 4],
+            decoder_hidden_size=32,
+            n_codebooks=4,
+            codebook_size=16,
+            codebook_dim=4,
+        )
+        if dims == "test"
+        else dict(
+            encoder_hidden_size=64,
+            downsampling_ratios=[2, 4, 5, 8],
+            decoder_hidden_size=1536,
+            n_codebooks=12,
+            codebook_size=1024,
+            codebook_dim=8,
+        )
+    )
     torch.manual_seed(seed)
     transformers.DacModel(transformers.DacConfig(**size, sampling_rate=16000)).save_pretrained(path)
     return Path(path)

@@ -30,8 +30,7 @@ from cm_cli.core.errors import CmError
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["FeatureBatch", "FeatureSetSpec", "FEATURE_SETS", "feature_set_names", "get_feature_set",
-           "is_feature_set"]
+__all__ = ["FeatureBatch", "FeatureSetSpec", "FEATURE_SETS", "feature_set_names", "get_feature_set", "is_feature_set"]
 
 
 @dataclass
@@ -56,27 +55,43 @@ class FeatureSetSpec:
 
     def build(self, backbone_id: str | None, *, device: Any = "cpu", options: dict | None = None):
         if self.weights and not backbone_id:
-            raise CmError(f"--backbone {self.name} needs --backbone-id: {self.weights}",
-                          f"e.g. {self.download}" if self.download else None)
+            raise CmError(
+                f"--backbone {self.name} needs --backbone-id: {self.weights}",
+                f"e.g. {self.download}" if self.download else None,
+            )
         if not self.weights and backbone_id:
-            raise CmError(f"--backbone {self.name} takes no weights, but --backbone-id {backbone_id} was given",
-                          "leave --backbone-id out")
+            raise CmError(
+                f"--backbone {self.name} takes no weights, but --backbone-id {backbone_id} was given",
+                "leave --backbone-id out",
+            )
         module = importlib.import_module(self.module)
         return module.build_extractor(backbone_id, device=device, options=dict(options or {}))
 
 
-FEATURE_SETS: dict[str, FeatureSetSpec] = {spec.name: spec for spec in (
-    FeatureSetSpec("prosody", "cm_cli.featuresets.prosody",
-                   "F0 (YIN), jitter, shimmer, energy, voicing, pause and speaking-rate statistics"),
-    FeatureSetSpec("reconstruction", "cm_cli.featuresets.reconstruction",
-                   "how well a neural codec (DAC, EnCodec, Mimi) reproduces the audio, per bitrate",
-                   weights="a saved transformers DacModel, EncodecModel or MimiModel directory",
-                   download="hf download descript/dac_16khz --local-dir models/dac_16khz"),
-    FeatureSetSpec("transcript", "cm_cli.featuresets.transcript",
-                   "Whisper transcript statistics: token log-probability, entropy, no-speech, fluency, lexicon",
-                   weights="a saved transformers Whisper model directory (with its processor)",
-                   download="hf download openai/whisper-tiny --local-dir models/whisper-tiny"),
-)}
+FEATURE_SETS: dict[str, FeatureSetSpec] = {
+    spec.name: spec
+    for spec in (
+        FeatureSetSpec(
+            "prosody",
+            "cm_cli.featuresets.prosody",
+            "F0 (YIN), jitter, shimmer, energy, voicing, pause and speaking-rate statistics",
+        ),
+        FeatureSetSpec(
+            "reconstruction",
+            "cm_cli.featuresets.reconstruction",
+            "how well a neural codec (DAC, EnCodec, Mimi) reproduces the audio, per bitrate",
+            weights="a saved transformers DacModel, EncodecModel or MimiModel directory",
+            download="hf download descript/dac_16khz --local-dir models/dac_16khz",
+        ),
+        FeatureSetSpec(
+            "transcript",
+            "cm_cli.featuresets.transcript",
+            "Whisper transcript statistics: token log-probability, entropy, no-speech, fluency, lexicon",
+            weights="a saved transformers Whisper model directory (with its processor)",
+            download="hf download openai/whisper-tiny --local-dir models/whisper-tiny",
+        ),
+    )
+}
 
 
 def feature_set_names() -> list[str]:

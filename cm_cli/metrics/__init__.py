@@ -13,6 +13,19 @@ from cm_cli.metrics.kinds import ScoreKind, to_llr
 from cm_cli.metrics.summary import Metrics, auc, cllr, compute_metrics, eer, eer_and_min_dcf, eer_rocch, min_cllr
 
 __all__ = [
-    "CostParams", "DetCurve", "Metrics", "ScoreKind",
-    "act_dcf", "auc", "cllr", "compute_metrics", "det_curve", "eer", "eer_and_min_dcf", "eer_rocch", "min_cllr", "min_dcf", "to_llr",
+    "CostParams",
+    "DetCurve",
+    "Metrics",
+    "ScoreKind",
+    "act_dcf",
+    "auc",
+    "cllr",
+    "compute_metrics",
+    "det_curve",
+    "eer",
+    "eer_and_min_dcf",
+    "eer_rocch",
+    "min_cllr",
+    "min_dcf",
+    "to_llr",
 ]

@@ -57,8 +57,9 @@ def key_strings(values) -> np.ndarray:
     return np.where(series.isna().to_numpy(), NULL_KEY, series.astype(str).to_numpy()).astype(object)
 
 
-def breakdown(trials: SortedTrials, keys: np.ndarray, *, params: CostParams = CostParams(),
-              min_trials: int = 20) -> list[GroupMetrics]:
+def breakdown(
+    trials: SortedTrials, keys: np.ndarray, *, params: CostParams = CostParams(), min_trials: int = 20
+) -> list[GroupMetrics]:
     """Per-group metrics; ``keys`` is aligned with the *original* (unsorted) trials."""
     keys_sorted = np.asarray(keys, dtype=object)[trials.order]
     values, codes = np.unique(keys_sorted.astype(str), return_inverse=True)
@@ -90,8 +91,10 @@ def summarise_groups(groups: list[GroupMetrics], pooled: Metrics) -> dict:
         "pooled": {"eer": pooled.eer, "min_dcf": pooled.min_dcf, "act_dcf": pooled.act_dcf, "cllr": pooled.cllr},
     }
     if scored:
-        summary["averaged"] = {key: float(np.mean([getattr(g.metrics, key) for g in scored]))
-                               for key in ("eer", "min_dcf", "act_dcf", "cllr")}
+        summary["averaged"] = {
+            key: float(np.mean([getattr(g.metrics, key) for g in scored]))
+            for key in ("eer", "min_dcf", "act_dcf", "cllr")
+        }
         worst = max(scored, key=lambda g: g.metrics.eer)
         best = min(scored, key=lambda g: g.metrics.eer)
         summary["worst"] = {"value": worst.value, "eer": worst.metrics.eer}

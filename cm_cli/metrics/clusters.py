@@ -95,8 +95,9 @@ def cluster_keys(df: "pd.DataFrame", cluster_by: str | None) -> ClusterSpec:
     ``none``/``trial``, or any column name."""
     value = AUTO if cluster_by is None else str(cluster_by)
     if value == AUTO:
-        value = ("speaker" if _has_values(df, SPEAKER_COLUMNS)
-                 else "source" if _has_values(df, SOURCE_COLUMNS) else "none")
+        value = (
+            "speaker" if _has_values(df, SPEAKER_COLUMNS) else "source" if _has_values(df, SOURCE_COLUMNS) else "none"
+        )
     if value in NO_CLUSTERS:
         return ClusterSpec(None, None, "trial")
     if value == "source":
@@ -105,10 +106,14 @@ def cluster_keys(df: "pd.DataFrame", cluster_by: str | None) -> ClusterSpec:
     if value == "speaker":
         found = [c for c in SPEAKER_COLUMNS if c in df.columns]
         if not found:
-            raise CmError(f"--cluster-by speaker: no speaker column (looked for {', '.join(SPEAKER_COLUMNS)})",
-                          f"columns found: {', '.join(map(str, df.columns))}")
+            raise CmError(
+                f"--cluster-by speaker: no speaker column (looked for {', '.join(SPEAKER_COLUMNS)})",
+                f"columns found: {', '.join(map(str, df.columns))}",
+            )
         return ClusterSpec(_keys_from(df, (found[0],), unique), "speaker", "speaker")
     if value not in df.columns:
-        raise CmError(f"--cluster-by {value}: no column {value!r}",
-                      f"use source, speaker, none or a column; columns found: {', '.join(map(str, df.columns))}")
+        raise CmError(
+            f"--cluster-by {value}: no column {value!r}",
+            f"use source, speaker, none or a column; columns found: {', '.join(map(str, df.columns))}",
+        )
     return ClusterSpec(_keys_from(df, (value,), unique), value, value)

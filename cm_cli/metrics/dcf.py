@@ -63,22 +63,26 @@ def min_dcf_from_curve(curve: DetCurve, params: CostParams = CostParams()) -> tu
     return float(cost[i] / params.normaliser), float(curve.thresholds[i])
 
 
-def min_dcf(bonafide: np.ndarray, spoof: np.ndarray, *, p_spoof: float = 0.05, c_miss: float = 1.0,
-            c_fa: float = 10.0) -> float:
+def min_dcf(
+    bonafide: np.ndarray, spoof: np.ndarray, *, p_spoof: float = 0.05, c_miss: float = 1.0, c_fa: float = 10.0
+) -> float:
     """Normalised minimum DCF of bona fide and spoof scores."""
     return min_dcf_from_curve(det_curve(bonafide, spoof), CostParams(p_spoof, c_miss, c_fa))[0]
 
 
-def act_dcf_counts(n_bona_missed: int, n_spoof_accepted: int, n_bonafide: int, n_spoof: int,
-                   params: CostParams = CostParams()) -> float:
+def act_dcf_counts(
+    n_bona_missed: int, n_spoof_accepted: int, n_bonafide: int, n_spoof: int, params: CostParams = CostParams()
+) -> float:
     """Normalised DCF from error counts at the Bayes threshold."""
-    cost = (params.c_miss * (1 - params.p_spoof) * (n_bona_missed / n_bonafide)
-            + params.c_fa * params.p_spoof * (n_spoof_accepted / n_spoof))
+    cost = params.c_miss * (1 - params.p_spoof) * (n_bona_missed / n_bonafide) + params.c_fa * params.p_spoof * (
+        n_spoof_accepted / n_spoof
+    )
     return float(cost / params.normaliser)
 
 
-def act_dcf(bonafide: np.ndarray, spoof: np.ndarray, *, p_spoof: float = 0.05, c_miss: float = 1.0,
-            c_fa: float = 10.0) -> float:
+def act_dcf(
+    bonafide: np.ndarray, spoof: np.ndarray, *, p_spoof: float = 0.05, c_miss: float = 1.0, c_fa: float = 10.0
+) -> float:
     """Normalised actual DCF: bona fide missed if score < threshold, spoof accepted if score >= threshold."""
     params = CostParams(p_spoof, c_miss, c_fa)
     bona = check_scores(bonafide, what="bona fide scores")
@@ -86,4 +90,6 @@ def act_dcf(bonafide: np.ndarray, spoof: np.ndarray, *, p_spoof: float = 0.05, c
     if bona.size == 0 or spf.size == 0:
         raise CmError(f"actDCF needs both classes ({bona.size} bona fide, {spf.size} spoof)")
     thr = params.bayes_threshold
-    return act_dcf_counts(int(np.count_nonzero(bona < thr)), int(np.count_nonzero(spf >= thr)), bona.size, spf.size, params)
+    return act_dcf_counts(
+        int(np.count_nonzero(bona < thr)), int(np.count_nonzero(spf >= thr)), bona.size, spf.size, params
+    )

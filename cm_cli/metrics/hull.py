@@ -72,7 +72,9 @@ def _pav_stack(bona_counts: np.ndarray, spoof_counts: np.ndarray) -> PavBlocks:
         sum_b.append(b)
         sum_s.append(s)
         ends.append(k + 1)
-    return PavBlocks(np.asarray(sum_b, dtype=np.int64), np.asarray(sum_s, dtype=np.int64), np.asarray(ends, dtype=np.int64))
+    return PavBlocks(
+        np.asarray(sum_b, dtype=np.int64), np.asarray(sum_s, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    )
 
 
 def eer_from_blocks(blocks: PavBlocks) -> float:

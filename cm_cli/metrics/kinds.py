@@ -47,8 +47,10 @@ def to_llr(scores: np.ndarray, kind: ScoreKind | str = ScoreKind.raw) -> np.ndar
         return values
     finite = values[np.isfinite(values)]
     if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
-        raise CmError(f"--score-kind posterior needs probabilities in [0, 1], found values in "
-                      f"[{finite.min():.6g}, {finite.max():.6g}]",
-                      "use --score-kind raw (or logit) for scores that are not probabilities")
+        raise CmError(
+            f"--score-kind posterior needs probabilities in [0, 1], found values in "
+            f"[{finite.min():.6g}, {finite.max():.6g}]",
+            "use --score-kind raw (or logit) for scores that are not probabilities",
+        )
     p = np.clip(values, PROB_CLIP, 1.0 - PROB_CLIP)
     return np.log(p) - np.log1p(-p)

@@ -16,7 +16,6 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.labels import LABELS, is_bonafide
-from cm_cli.metrics.stats import bootstrap_ci
 from cm_cli.metrics.breakdown import breakdown, key_strings, summarise_groups
 from cm_cli.metrics.calibration import Calibration
 from cm_cli.metrics.clusters import AUTO, cluster_keys
@@ -24,6 +23,7 @@ from cm_cli.metrics.collapse import collapse_warnings
 from cm_cli.metrics.dcf import CostParams
 from cm_cli.metrics.kinds import ScoreKind, canonical_kind, to_llr
 from cm_cli.metrics.ood import gap_reduction, ood_gap
+from cm_cli.metrics.stats import bootstrap_ci
 from cm_cli.metrics.summary import METRIC_KEYS, metrics_from_sorted
 from cm_cli.metrics.trials import sort_trials
 
@@ -37,11 +37,15 @@ def require_columns(df: "pd.DataFrame", columns: Sequence[str], *, source: str =
     """CmError naming the missing column(s) and listing the columns found."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise CmError(f"{source}: no column {', '.join(repr(c) for c in missing)}",
-                      f"columns found: {', '.join(map(str, df.columns))}")
+        raise CmError(
+            f"{source}: no column {', '.join(repr(c) for c in missing)}",
+            f"columns found: {', '.join(map(str, df.columns))}",
+        )
 
 
-def finite_scores(df: "pd.DataFrame", *, drop_invalid: bool = False, source: str = "scores") -> tuple["pd.DataFrame", int]:
+def finite_scores(
+    df: "pd.DataFrame", *, drop_invalid: bool = False, source: str = "scores"
+) -> tuple["pd.DataFrame", int]:
     """Rows with finite scores; CmError with the count and first bad row unless ``drop_invalid``."""
     import pandas as pd
 
@@ -53,9 +57,11 @@ def finite_scores(df: "pd.DataFrame", *, drop_invalid: bool = False, source: str
         return df.loc[~bad].reset_index(drop=True), int(bad.sum())
     first = int(np.flatnonzero(bad)[0])
     who = f" ({df['utt_id'].iloc[first]})" if "utt_id" in df.columns else ""
-    raise CmError(f"{source}: {int(bad.sum())} of {len(df)} scores are NaN, infinite or not numbers "
-                  f"(first at row {first}{who}: {df['score'].iloc[first]!r})",
-                  "fix the scores or pass --drop-invalid to leave those trials out")
+    raise CmError(
+        f"{source}: {int(bad.sum())} of {len(df)} scores are NaN, infinite or not numbers "
+        f"(first at row {first}{who}: {df['score'].iloc[first]!r})",
+        "fix the scores or pass --drop-invalid to leave those trials out",
+    )
 
 
 def _labels(df: "pd.DataFrame", source: str) -> np.ndarray:
@@ -71,8 +77,10 @@ def _labels(df: "pd.DataFrame", source: str) -> np.ndarray:
 def _domain_column(df: "pd.DataFrame", domain_col: str | None, source: str) -> str:
     column = domain_col or next((c for c in ("domain", "codec") if c in df.columns), None)
     if column is None:
-        raise CmError(f"{source}: --in-domain needs a domain column ('domain' or 'codec')",
-                      f"name one with --domain-col; columns found: {', '.join(map(str, df.columns))}")
+        raise CmError(
+            f"{source}: --in-domain needs a domain column ('domain' or 'codec')",
+            f"name one with --domain-col; columns found: {', '.join(map(str, df.columns))}",
+        )
     require_columns(df, [column], source=source)
     return column
 
@@ -120,13 +128,21 @@ def evaluate_scores(
         result["by"] = {}
         result["by_summary"] = {}
         for column in dict.fromkeys(by):
-            groups = breakdown(trials, key_strings(df[column].to_numpy(dtype=object)), params=params, min_trials=min_trials)
+            groups = breakdown(
+                trials, key_strings(df[column].to_numpy(dtype=object)), params=params, min_trials=min_trials
+            )
             result["by"][column] = {g.value: g.to_dict() for g in groups}
             result["by_summary"][column] = summarise_groups(groups, overall)
     if in_domain:
         column = _domain_column(df, domain_col, source)
-        gap = ood_gap(trials, key_strings(df[column].to_numpy(dtype=object)), in_domain, column=column, params=params,
-                      seen=seen_domains)
+        gap = ood_gap(
+            trials,
+            key_strings(df[column].to_numpy(dtype=object)),
+            in_domain,
+            column=column,
+            params=params,
+            seen=seen_domains,
+        )
         if compare is not None:
             gap["compare"] = gap_reduction(gap, compare, baseline_source=compare_source)
         result["ood_gap"] = gap
@@ -135,8 +151,16 @@ def evaluate_scores(
     result["params"] = {**params.to_dict(), "score_kind": kind.value, "min_trials": min_trials}
     if bootstrap:
         spec = cluster_keys(df, cluster_by)
-        result["ci"] = bootstrap_ci(trials, n_resamples=bootstrap, seed=seed, level=level, clusters=spec.keys,
-                                    cluster_by=spec.cluster_by, params=params, unit=spec.unit).to_dict()
+        result["ci"] = bootstrap_ci(
+            trials,
+            n_resamples=bootstrap,
+            seed=seed,
+            level=level,
+            clusters=spec.keys,
+            cluster_by=spec.cluster_by,
+            params=params,
+            unit=spec.unit,
+        ).to_dict()
     if calibration is not None:
         calibrated = sort_trials(calibration.apply(llr), is_bona)
         after = metrics_from_sorted(calibrated, params)
@@ -149,8 +173,9 @@ def evaluate_scores(
     if n_dropped:
         warnings.insert(0, f"dropped {n_dropped} trials with NaN or infinite scores (--drop-invalid)")
     if given_kind is not kind:
-        warnings.insert(0, f"--score-kind {given_kind.value} is deprecated: it means {kind.value} (posterior "
-                           "log-odds, not LLRs)")
+        warnings.insert(
+            0, f"--score-kind {given_kind.value} is deprecated: it means {kind.value} (posterior log-odds, not LLRs)"
+        )
     result["n_dropped"] = n_dropped
     result["warnings"] = warnings
     return result

@@ -53,12 +53,16 @@ class ADcfResult:
 
 
 def _three(target, nontarget, spoof, what: str):
-    tar, non, spf = (check_scores(v, what=f"{what} {k} scores") for v, k in
-                     ((target, "target"), (nontarget, "non-target"), (spoof, "spoof")))
+    tar, non, spf = (
+        check_scores(v, what=f"{what} {k} scores")
+        for v, k in ((target, "target"), (nontarget, "non-target"), (spoof, "spoof"))
+    )
     missing = [k for k, v in (("target", tar), ("nontarget", non), ("spoof", spf)) if v.size == 0]
     if missing:
-        raise CmError(f"{what}: no {', '.join(missing)} trials ({tar.size} target, {non.size} non-target, "
-                      f"{spf.size} spoof)", "the key column must hold target, nontarget and spoof")
+        raise CmError(
+            f"{what}: no {', '.join(missing)} trials ({tar.size} target, {non.size} non-target, {spf.size} spoof)",
+            "the key column must hold target, nontarget and spoof",
+        )
     return tar, non, spf
 
 
@@ -88,8 +92,11 @@ def a_dcf(target, nontarget, spoof, costs: ADcfCosts = ADcfCosts()) -> ADcfResul
     fa_spf = np.concatenate([[spf.size], spf.size - np.cumsum(labels == 2)]) / spf.size
     miss = np.concatenate([[0], np.cumsum(labels == 1)]) / tar.size
     thresholds = np.concatenate([[float(np.min(scores)) - 1e-8], scores[order]])
-    values = (costs.c_miss * costs.p_tar) * miss + (costs.c_fa_non * costs.p_non) * fa_non \
+    values = (
+        (costs.c_miss * costs.p_tar) * miss
+        + (costs.c_fa_non * costs.p_non) * fa_non
         + (costs.c_fa_spf * costs.p_spf) * fa_spf
+    )
     values = values / min(costs.c_fa_non * costs.p_non + costs.c_fa_spf * costs.p_spf, costs.c_miss * costs.p_tar)
     index = int(np.argmin(values))
     return ADcfResult(float(values[index]), float(thresholds[index]), costs)
@@ -123,7 +130,9 @@ def t_eer(cm_scores, asv_scores, keys) -> float:
     asv = check_scores(asv_scores, what="ASV scores")
     keys = np.asarray(keys).astype(str)
     if not (cm.size == asv.size == keys.size):
-        raise CmError(f"t-EER needs one CM and one ASV score per trial ({cm.size} CM, {asv.size} ASV, {keys.size} keys)")
+        raise CmError(
+            f"t-EER needs one CM and one ASV score per trial ({cm.size} CM, {asv.size} ASV, {keys.size} keys)"
+        )
     tar, non, spf = keys == "target", keys == "nontarget", keys == "spoof"
     p_miss_asv, p_fa_non, p_fa_spf, _ = sasv_curves(asv[tar], asv[non], asv[spf])
     cm_curve = det_curve(np.concatenate([cm[tar], cm[non]]), cm[spf])

@@ -25,15 +25,28 @@ from cm_cli.metrics.dcf import CostParams
 from cm_cli.metrics.trials import SortedTrials, sort_trials
 
 __all__ = [
-    "BootstrapResult", "Correlation", "SeedTest",
-    "bootstrap_ci", "bootstrap_eers", "cluster_bootstrap_mean", "draw_counts", "hedges_g", "holm",
-    "percentile_interval", "seed_test", "seed_test_batch", "spearman", "spearman_test", "weighted_eer_dcf",
+    "BootstrapResult",
+    "Correlation",
+    "SeedTest",
+    "bootstrap_ci",
+    "bootstrap_eers",
+    "cluster_bootstrap_mean",
+    "draw_counts",
+    "hedges_g",
+    "holm",
+    "percentile_interval",
+    "seed_test",
+    "seed_test_batch",
+    "spearman",
+    "spearman_test",
+    "weighted_eer_dcf",
 ]
 
 MAX_CELLS = 4_000_000  # resamples x trials held in memory at once
 
 
 # --------------------------------------------------------------------------- resampling
+
 
 def draw_counts(n_units: int, n_boot: int, rng: np.random.Generator, *, chunk: int = 0) -> Iterator[np.ndarray]:
     """(b, n_units) draw counts, ``n_boot`` rows in all: each row draws ``n_units`` units with replacement.
@@ -45,8 +58,7 @@ def draw_counts(n_units: int, n_boot: int, rng: np.random.Generator, *, chunk: i
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         picks = np.stack([rng.integers(0, n_units, n_units) for _ in range(b)])
-        yield np.bincount((picks + n_units * np.arange(b)[:, None]).ravel(),
-                          minlength=b * n_units).reshape(b, n_units)
+        yield np.bincount((picks + n_units * np.arange(b)[:, None]).ravel(), minlength=b * n_units).reshape(b, n_units)
 
 
 def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -62,13 +74,15 @@ def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, 
 
 # --------------------------------------------------------------------------- the EER engine
 
+
 def _runs(is_bona: np.ndarray) -> np.ndarray:
     """Start index of every maximal run of one class along the last axis of a 1-D label vector."""
     return np.concatenate([[0], np.flatnonzero(is_bona[1:] != is_bona[:-1]) + 1])
 
 
-def weighted_eer_dcf(is_bona: np.ndarray, weights: np.ndarray,
-                     params: CostParams | None = CostParams()) -> tuple[np.ndarray, np.ndarray | None]:
+def weighted_eer_dcf(
+    is_bona: np.ndarray, weights: np.ndarray, params: CostParams | None = CostParams()
+) -> tuple[np.ndarray, np.ndarray | None]:
     """EER and normalised minDCF of weighted trials, batched over leading axes.
 
     ``is_bona``: classes in sorted order (ascending score, ties bona fide first), (N,)
@@ -111,8 +125,9 @@ def _runs_eer_dcf(run_bona: np.ndarray, w: np.ndarray, params: CostParams | None
     cand_frr = np.where(bona_q, (cb_p + j) / nb_safe, cb_p / nb_safe)
     cand_far = np.where(bona_q, (ns - cs_p) / ns_safe, (ns - cs_p - j) / ns_safe)
     k = np.argmin(np.abs(cand_frr - cand_far), axis=-1)[..., None]
-    eer = np.mean(np.concatenate([np.take_along_axis(cand_frr, k, -1), np.take_along_axis(cand_far, k, -1)],
-                                 axis=-1), axis=-1)
+    eer = np.mean(
+        np.concatenate([np.take_along_axis(cand_frr, k, -1), np.take_along_axis(cand_far, k, -1)], axis=-1), axis=-1
+    )
     eer = np.where(valid, eer, np.nan)
     if params is None:
         return eer, None
@@ -124,6 +139,7 @@ def _runs_eer_dcf(run_bona: np.ndarray, w: np.ndarray, params: CostParams | None
 
 
 # --------------------------------------------------------------------------- cm eval --bootstrap
+
 
 @dataclass(frozen=True)
 class BootstrapResult:
@@ -160,13 +176,23 @@ class BootstrapResult:
 def _stratified_counts(n_bona: int, n_spoof: int, n_boot: int, rng: np.random.Generator) -> Iterator[tuple]:
     """Per-trial resamples with class sizes fixed: (bona counts, spoof counts) per replicate."""
     for _ in range(n_boot):
-        yield (np.bincount(rng.integers(0, n_bona, n_bona), minlength=n_bona),
-               np.bincount(rng.integers(0, n_spoof, n_spoof), minlength=n_spoof))
+        yield (
+            np.bincount(rng.integers(0, n_bona, n_bona), minlength=n_bona),
+            np.bincount(rng.integers(0, n_spoof, n_spoof), minlength=n_spoof),
+        )
 
 
-def bootstrap_ci(trials: SortedTrials, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
-                 clusters: np.ndarray | None = None, cluster_by: str | None = None,
-                 params: CostParams = CostParams(), unit: str | None = None) -> BootstrapResult:
+def bootstrap_ci(
+    trials: SortedTrials,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    clusters: np.ndarray | None = None,
+    cluster_by: str | None = None,
+    params: CostParams = CostParams(),
+    unit: str | None = None,
+) -> BootstrapResult:
     """Percentile bootstrap of EER and minDCF; ``clusters`` is aligned with the original trials
     (None: bona fide and spoof trials resampled separately, the unit is the trial)."""
     if n_resamples < 1:
@@ -217,15 +243,24 @@ def bootstrap_ci(trials: SortedTrials, *, n_resamples: int = 1000, seed: int = 0
             raise CmError("every bootstrap resample lost one class", "use more clusters or no --cluster-by")
         eer, dcf = eer[valid], dcf[valid]
     unit = unit or ("trial" if clusters is None else (cluster_by or "cluster"))
-    return BootstrapResult(eer, dcf, level, int(eer.size), seed, cluster_by if clusters is not None else None,
-                           int(n_clusters), unit)
+    return BootstrapResult(
+        eer, dcf, level, int(eer.size), seed, cluster_by if clusters is not None else None, int(n_clusters), unit
+    )
 
 
 # --------------------------------------------------------------------------- paired resamples of many systems
 
-def bootstrap_eers(score_sets: Sequence[np.ndarray], is_bona: np.ndarray, clusters: np.ndarray | None, *,
-                   n_boot: int = 1000, seed: int = 0, subsets: Sequence[np.ndarray] | None = None,
-                   max_cells: int = MAX_CELLS) -> np.ndarray:
+
+def bootstrap_eers(
+    score_sets: Sequence[np.ndarray],
+    is_bona: np.ndarray,
+    clusters: np.ndarray | None,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    subsets: Sequence[np.ndarray] | None = None,
+    max_cells: int = MAX_CELLS,
+) -> np.ndarray:
     """EER of every score set (all on the same N trials) under the same ``n_boot`` cluster resamples: (B, S),
     or (B, S, M) with ``subsets`` (M boolean masks: the EER of each subset, same resamples).
 
@@ -249,14 +284,20 @@ def bootstrap_eers(score_sets: Sequence[np.ndarray], is_bona: np.ndarray, cluste
         for j, trials in enumerate(sorted_sets):
             w_sorted = weights[:, trials.order]
             for m, mask in enumerate(masks):
-                out[start:start + b, j, m] = weighted_eer_dcf(trials.is_bona, w_sorted * mask[trials.order],
-                                                              None)[0]
+                out[start : start + b, j, m] = weighted_eer_dcf(trials.is_bona, w_sorted * mask[trials.order], None)[0]
         start += b
     return out[:, :, 0] if subsets is None else out
 
 
-def cluster_bootstrap_mean(values: np.ndarray, clusters: np.ndarray, *, other: np.ndarray | None = None,
-                           n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, np.ndarray]:
+def cluster_bootstrap_mean(
+    values: np.ndarray,
+    clusters: np.ndarray,
+    *,
+    other: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float, np.ndarray]:
     """Percentile CI of mean(values), or of mean(other) - mean(values) (paired), resampling whole clusters;
     also the draws."""
     values = np.asarray(values, dtype=np.float64)
@@ -276,6 +317,7 @@ def cluster_bootstrap_mean(values: np.ndarray, clusters: np.ndarray, *, other: n
 
 
 # --------------------------------------------------------------------------- tests and effect sizes
+
 
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm–Bonferroni adjusted p-values (same order as given): one family per call."""
@@ -336,8 +378,15 @@ def _shared_cov(cov: np.ndarray) -> np.ndarray:
     return (cov.sum(axis=(-2, -1)) - np.trace(cov, axis1=-2, axis2=-1)) / (k * (k - 1))
 
 
-def seed_test_batch(points_a: np.ndarray, points_b: np.ndarray, boot_a: np.ndarray, boot_b: np.ndarray, *,
-                    n_clusters: int, level: float = 0.95) -> dict:
+def seed_test_batch(
+    points_a: np.ndarray,
+    points_b: np.ndarray,
+    boot_a: np.ndarray,
+    boot_b: np.ndarray,
+    *,
+    n_clusters: int,
+    level: float = 0.95,
+) -> dict:
     """``seed_test`` over leading batch axes: points (..., k), bootstrap values (..., B, k); a dict of arrays."""
     from scipy import stats as st
 
@@ -362,20 +411,37 @@ def seed_test_batch(points_a: np.ndarray, points_b: np.ndarray, boot_a: np.ndarr
         trial = zero
     terms = seed_terms + [(trial, max(1.0, n_clusters - 1.0))]
     var = sum(v for v, _ in terms)
-    denominator = sum(v ** 2 / d for v, d in terms)
+    denominator = sum(v**2 / d for v, d in terms)
     positive = var > 0
-    df = np.where(positive, var ** 2 / np.where(denominator > 0, denominator, 1.0), np.inf)
+    df = np.where(positive, var**2 / np.where(denominator > 0, denominator, 1.0), np.inf)
     se = np.sqrt(var)
     t_crit = np.where(positive, st.t.ppf(0.5 + level / 2, np.where(positive, df, 1.0)), 0.0)
-    p = np.where(positive, 2 * st.t.sf(np.abs(diff) / np.where(positive, se, 1.0), np.where(positive, df, 1.0)),
-                 np.where(diff == 0, 1.0, 0.0))
-    return {"difference": diff, "se": se, "se_seeds": np.sqrt(sum((v for v, _ in seed_terms), zero)),
-            "se_trials": np.sqrt(trial), "df": df, "ci_low": diff - t_crit * se, "ci_high": diff + t_crit * se,
-            "p_value": p}
+    p = np.where(
+        positive,
+        2 * st.t.sf(np.abs(diff) / np.where(positive, se, 1.0), np.where(positive, df, 1.0)),
+        np.where(diff == 0, 1.0, 0.0),
+    )
+    return {
+        "difference": diff,
+        "se": se,
+        "se_seeds": np.sqrt(sum((v for v, _ in seed_terms), zero)),
+        "se_trials": np.sqrt(trial),
+        "df": df,
+        "ci_low": diff - t_crit * se,
+        "ci_high": diff + t_crit * se,
+        "p_value": p,
+    }
 
 
-def seed_test(points_a: Sequence[float], points_b: Sequence[float], boot_a: np.ndarray, boot_b: np.ndarray, *,
-              n_clusters: int, level: float = 0.95) -> SeedTest:
+def seed_test(
+    points_a: Sequence[float],
+    points_b: Sequence[float],
+    boot_a: np.ndarray,
+    boot_b: np.ndarray,
+    *,
+    n_clusters: int,
+    level: float = 0.95,
+) -> SeedTest:
     """t test of mean(B) - mean(A) over seeds that adds the trial-sampling variance the seeds share.
 
     Var = s_a²/k_a + s_b²/k_b (the seeds, on these trials: it already holds each seed's own
@@ -393,6 +459,7 @@ def seed_test(points_a: Sequence[float], points_b: Sequence[float], boot_a: np.n
 
 
 # --------------------------------------------------------------------------- correlations across attacks
+
 
 @dataclass
 class Correlation:
@@ -430,8 +497,9 @@ def _rows_spearman(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, (rx * ry).sum(axis=1) / denominator, np.nan)
 
 
-def spearman_test(x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, n_perm: int = 5000,
-                  seed: int = 0, level: float = 0.95) -> Correlation:
+def spearman_test(
+    x: np.ndarray, y: np.ndarray, *, n_boot: int = 2000, n_perm: int = 5000, seed: int = 0, level: float = 0.95
+) -> Correlation:
     """Spearman rho of paired values, NaN pairs removed; CI by resampling pairs, p by permuting y.
 
     Correlations across attacks rest on a handful of points, so each is reported with

@@ -17,8 +17,21 @@ from cm_cli.metrics.hull import auc_from_groups, eer_from_blocks, min_cllr_from_
 from cm_cli.metrics.trials import SortedTrials, from_pools
 
 __all__ = [
-    "Metrics", "METRIC_KEYS", "SHOWN_KEYS", "HEADLINE_KEYS", "format_metric", "metric_label", "metrics_from_sorted", "compute_metrics",
-    "eer", "eer_from_curve", "eer_and_min_dcf", "eer_rocch", "cllr", "min_cllr", "auc",
+    "Metrics",
+    "METRIC_KEYS",
+    "SHOWN_KEYS",
+    "HEADLINE_KEYS",
+    "format_metric",
+    "metric_label",
+    "metrics_from_sorted",
+    "compute_metrics",
+    "eer",
+    "eer_from_curve",
+    "eer_and_min_dcf",
+    "eer_rocch",
+    "cllr",
+    "min_cllr",
+    "auc",
 ]
 
 
@@ -46,8 +59,15 @@ METRIC_KEYS = tuple(f.name for f in fields(Metrics))
 # printers and summaries iterate over these, so a new metric is added here only
 SHOWN_KEYS = tuple(k for k in METRIC_KEYS if k not in ("eer_threshold", "n_bonafide", "n_spoof"))
 HEADLINE_KEYS = ("eer", "min_dcf", "act_dcf", "cllr")
-_LABELS = {"eer": "EER %", "eer_rocch": "EER (ROCCH) %", "min_dcf": "minDCF", "act_dcf": "actDCF", "cllr": "Cllr",
-           "min_cllr": "minCllr", "auc": "AUC"}
+_LABELS = {
+    "eer": "EER %",
+    "eer_rocch": "EER (ROCCH) %",
+    "min_dcf": "minDCF",
+    "act_dcf": "actDCF",
+    "cllr": "Cllr",
+    "min_cllr": "minCllr",
+    "auc": "AUC",
+}
 
 
 def metric_label(name: str) -> str:
@@ -110,8 +130,9 @@ def metrics_from_sorted(trials: SortedTrials, params: CostParams = CostParams())
     )
 
 
-def compute_metrics(bonafide: np.ndarray, spoof: np.ndarray, *, p_spoof: float = 0.05, c_miss: float = 1.0,
-                    c_fa: float = 10.0) -> Metrics:
+def compute_metrics(
+    bonafide: np.ndarray, spoof: np.ndarray, *, p_spoof: float = 0.05, c_miss: float = 1.0, c_fa: float = 10.0
+) -> Metrics:
     """Every metric from bona fide and spoof score arrays."""
     return metrics_from_sorted(from_pools(bonafide, spoof), CostParams(p_spoof, c_miss, c_fa))
 

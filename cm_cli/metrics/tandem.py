@@ -34,16 +34,20 @@ def _examples(values: Sequence[str], k: int = 3) -> str:
     return ", ".join(map(str, list(values)[:k]))
 
 
-def paired_trials(cm_ids: Sequence[str], cm_scores: np.ndarray, asv_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def paired_trials(
+    cm_ids: Sequence[str], cm_scores: np.ndarray, asv_ids: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """(index into ASV rows, CM score) for each ASV trial whose id has a CM score; CmError if none do."""
     lookup = dict(zip(map(str, cm_ids), np.asarray(cm_scores, dtype=np.float64)))
     asv_ids = [str(v) for v in asv_ids]
     rows = np.array([i for i, v in enumerate(asv_ids) if v in lookup], dtype=np.int64)
     if rows.size == 0:
-        raise CmError(f"t-EER pairs CM and ASV scores by trial id, and the ids are disjoint ({len(set(asv_ids))} ASV "
-                      f"ids, {len(lookup)} CM ids; ASV e.g. {_examples(asv_ids)}; CM e.g. {_examples(lookup)})",
-                      "score the same trials, or name the id columns (--id-col, and an id column in the ASV file); "
-                      "the t-DCF needs no pairing")
+        raise CmError(
+            f"t-EER pairs CM and ASV scores by trial id, and the ids are disjoint ({len(set(asv_ids))} ASV "
+            f"ids, {len(lookup)} CM ids; ASV e.g. {_examples(asv_ids)}; CM e.g. {_examples(lookup)})",
+            "score the same trials, or name the id columns (--id-col, and an id column in the ASV file); "
+            "the t-DCF needs no pairing",
+        )
     return rows, np.array([lookup[asv_ids[i]] for i in rows], dtype=np.float64)
 
 
@@ -53,22 +57,45 @@ def _rates(asv_keys: np.ndarray, asv_scores: np.ndarray, group: np.ndarray | Non
     for key in ("target", "nontarget", "spoof"):
         mask = asv_keys == key
         masks[key] = mask & group if group is not None and np.any(mask & group) else mask
-    restricted = [k for k in masks if group is not None and masks[k] is not None and np.any(masks[k])
-                  and not np.array_equal(masks[k], asv_keys == k)]
+    restricted = [
+        k
+        for k in masks
+        if group is not None
+        and masks[k] is not None
+        and np.any(masks[k])
+        and not np.array_equal(masks[k], asv_keys == k)
+    ]
     rates = asv_error_rates(asv_scores[masks["target"]], asv_scores[masks["nontarget"]], asv_scores[masks["spoof"]])
-    scope = ("condition" if {"target", "nontarget"} <= set(restricted)
-             else "spoof" if restricted == ["spoof"] else "pooled" if not restricted else "+".join(restricted))
+    scope = (
+        "condition"
+        if {"target", "nontarget"} <= set(restricted)
+        else "spoof"
+        if restricted == ["spoof"]
+        else "pooled"
+        if not restricted
+        else "+".join(restricted)
+    )
     return rates, scope
 
 
 def _group_values(bona: np.ndarray, spoof: np.ndarray, rates: AsvRates, costs: Mapping) -> dict:
-    return {name: min_tdcf(bona, spoof, rates, formulation=form, costs=costs.get(form)).min_tdcf
-            for form, name in FORMULATIONS.items()}
+    return {
+        name: min_tdcf(bona, spoof, rates, formulation=form, costs=costs.get(form)).min_tdcf
+        for form, name in FORMULATIONS.items()
+    }
 
 
-def tandem_metrics(cm_scores, is_bonafide, asv_keys, asv_scores, *, cm_ids=None, asv_ids=None,
-                   groups: Mapping[str, tuple[np.ndarray, np.ndarray | None]] | None = None,
-                   costs: Mapping[str, Mapping] | None = None) -> dict:
+def tandem_metrics(
+    cm_scores,
+    is_bonafide,
+    asv_keys,
+    asv_scores,
+    *,
+    cm_ids=None,
+    asv_ids=None,
+    groups: Mapping[str, tuple[np.ndarray, np.ndarray | None]] | None = None,
+    costs: Mapping[str, Mapping] | None = None,
+) -> dict:
     """min t-DCF (revised and legacy) with the ASV operating point, t-EER when trials pair up, and breakdowns.
 
     ``groups``: column -> (CM values aligned with ``cm_scores``, ASV values aligned with
@@ -81,11 +108,15 @@ def tandem_metrics(cm_scores, is_bonafide, asv_keys, asv_scores, *, cm_ids=None,
     costs = dict(costs or {})
     missing = [k for k in ("target", "nontarget", "spoof") if not np.any(keys == k)]
     if missing:
-        raise CmError(f"ASV scores: no {', '.join(missing)} trials; the t-DCF needs target, nontarget and spoof ASV trials",
-                      "use the ASV score file of the corpus with its keys")
+        raise CmError(
+            f"ASV scores: no {', '.join(missing)} trials; the t-DCF needs target, nontarget and spoof ASV trials",
+            "use the ASV score file of the corpus with its keys",
+        )
     rates, _ = _rates(keys, asv)
-    out = {name: min_tdcf(cm[bona_mask], cm[~bona_mask], rates, formulation=form, costs=costs.get(form)).to_dict()
-           for form, name in FORMULATIONS.items()}
+    out = {
+        name: min_tdcf(cm[bona_mask], cm[~bona_mask], rates, formulation=form, costs=costs.get(form)).to_dict()
+        for form, name in FORMULATIONS.items()
+    }
     result: dict = {
         "min_tdcf": out["min_tdcf"]["min_tdcf"],
         "min_tdcf_legacy": out["min_tdcf_legacy"]["min_tdcf"],
@@ -120,9 +151,12 @@ def tandem_metrics(cm_scores, is_bonafide, asv_keys, asv_scores, *, cm_ids=None,
                     continue
             if np.unique(np.concatenate([bona, spoof])).size < 3:
                 continue
-            table[value] = {**_group_values(bona, spoof, group_rates, costs),
-                            "asv_spoof_rate": "group" if scope != "pooled" else "pooled", "asv_rates": scope,
-                            "asv_threshold": group_rates.threshold}
+            table[value] = {
+                **_group_values(bona, spoof, group_rates, costs),
+                "asv_spoof_rate": "group" if scope != "pooled" else "pooled",
+                "asv_rates": scope,
+                "asv_threshold": group_rates.threshold,
+            }
         by[column] = table
     if by:
         result["by"] = by

@@ -31,8 +31,14 @@ from cm_cli.metrics.summary import eer_from_curve
 from cm_cli.metrics.trials import check_scores
 
 __all__ = [
-    "AsvRates", "LegacyCosts", "RevisedCosts", "TdcfResult", "ASVSPOOF5_ASV_RATES",
-    "asv_error_rates", "tdcf_curve", "min_tdcf",
+    "AsvRates",
+    "LegacyCosts",
+    "RevisedCosts",
+    "TdcfResult",
+    "ASVSPOOF5_ASV_RATES",
+    "asv_error_rates",
+    "tdcf_curve",
+    "min_tdcf",
 ]
 
 P_SPOOF = 0.05  # all three plans: prior of a spoofing attack
@@ -80,8 +86,12 @@ class AsvRates:
 
 # The ASVspoof 5 evaluation package's "default ASV from organizers" (calculate_metrics.py,
 # calculate_aDCF_tdcf_tEER): Pfa_non, Pmiss, Pfa_spoof of the organisers' ASV system.
-ASVSPOOF5_ASV_RATES = AsvRates(p_fa=0.01881016557566423, p_miss=0.01880141010575793,
-                               p_miss_spoof=1 - 0.4607082907604729, p_fa_spoof=0.4607082907604729)
+ASVSPOOF5_ASV_RATES = AsvRates(
+    p_fa=0.01881016557566423,
+    p_miss=0.01880141010575793,
+    p_miss_spoof=1 - 0.4607082907604729,
+    p_fa_spoof=0.4607082907604729,
+)
 
 
 @dataclass(frozen=True)
@@ -98,8 +108,16 @@ class TdcfResult:
     costs: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"min_tdcf": self.min_tdcf, "threshold": self.threshold, "formulation": self.formulation,
-                "c0": self.c0, "c1": self.c1, "c2": self.c2, "asv": asdict(self.asv), "costs": dict(self.costs)}
+        return {
+            "min_tdcf": self.min_tdcf,
+            "threshold": self.threshold,
+            "formulation": self.formulation,
+            "c0": self.c0,
+            "c1": self.c1,
+            "c2": self.c2,
+            "asv": asdict(self.asv),
+            "costs": dict(self.costs),
+        }
 
 
 def asv_error_rates(target, nontarget, spoof, *, threshold: float | None = None) -> AsvRates:
@@ -108,11 +126,15 @@ def asv_error_rates(target, nontarget, spoof, *, threshold: float | None = None)
     non = check_scores(nontarget, what="ASV non-target scores")
     spf = check_scores(spoof, what="ASV spoof scores")
     if tar.size == 0 or non.size == 0:
-        raise CmError(f"ASV scores: {tar.size} target and {non.size} non-target trials; the ASV operating point "
-                      "needs both", "check the ASV key column (target, nontarget, spoof)")
+        raise CmError(
+            f"ASV scores: {tar.size} target and {non.size} non-target trials; the ASV operating point needs both",
+            "check the ASV key column (target, nontarget, spoof)",
+        )
     if spf.size == 0:
-        raise CmError("ASV scores have no spoof trials: t-DCF needs the ASV system's spoof false-alarm rate",
-                      "use the ASV score file of the corpus (it keys spoof trials as 'spoof')")
+        raise CmError(
+            "ASV scores have no spoof trials: t-DCF needs the ASV system's spoof false-alarm rate",
+            "use the ASV score file of the corpus (it keys spoof trials as 'spoof')",
+        )
     eer = None
     if threshold is None:
         eer, threshold = eer_from_curve(det_curve(tar, non))
@@ -121,13 +143,19 @@ def asv_error_rates(target, nontarget, spoof, *, threshold: float | None = None)
         p_miss=float(np.count_nonzero(tar < threshold) / tar.size),
         p_miss_spoof=float(np.count_nonzero(spf < threshold) / spf.size),
         p_fa_spoof=float(np.count_nonzero(spf >= threshold) / spf.size),
-        threshold=float(threshold), eer=eer, n_target=int(tar.size), n_nontarget=int(non.size), n_spoof=int(spf.size),
+        threshold=float(threshold),
+        eer=eer,
+        n_target=int(tar.size),
+        n_nontarget=int(non.size),
+        n_spoof=int(spf.size),
     )
 
 
 def _check_priors(p_tar: float, p_non: float, p_spoof: float) -> None:
     if min(p_tar, p_non, p_spoof) < 0 or abs(p_tar + p_non + p_spoof - 1) > 1e-10:
-        raise CmError(f"t-DCF priors must be non-negative and sum to one (Ptar {p_tar}, Pnon {p_non}, Pspoof {p_spoof})")
+        raise CmError(
+            f"t-DCF priors must be non-negative and sum to one (Ptar {p_tar}, Pnon {p_non}, Pspoof {p_spoof})"
+        )
 
 
 def _weights(asv: AsvRates, formulation: str, costs) -> tuple[float, float, float, float]:
@@ -148,9 +176,11 @@ def _weights(asv: AsvRates, formulation: str, costs) -> tuple[float, float, floa
     else:
         raise CmError(f"unknown t-DCF formulation {formulation!r}", "use legacy, revised or asvspoof5")
     if c0 < 0 or c1 < 0 or c2 < 0 or norm <= 0:
-        raise CmError(f"t-DCF weights are not positive (C0 {c0:.6g}, C1 {c1:.6g}, C2 {c2:.6g}) for ASV rates "
-                      f"Pfa {asv.p_fa:.4g}, Pmiss {asv.p_miss:.4g}, Pfa_spoof {asv.p_fa_spoof:.4g}",
-                      "the ASV system is worse than chance at its EER threshold, or its spoof trials are all rejected")
+        raise CmError(
+            f"t-DCF weights are not positive (C0 {c0:.6g}, C1 {c1:.6g}, C2 {c2:.6g}) for ASV rates "
+            f"Pfa {asv.p_fa:.4g}, Pmiss {asv.p_miss:.4g}, Pfa_spoof {asv.p_fa_spoof:.4g}",
+            "the ASV system is worse than chance at its EER threshold, or its spoof trials are all rejected",
+        )
     return c0, c1, c2, norm
 
 
@@ -174,10 +204,12 @@ def _costs_dict(formulation: str, costs) -> dict:
     return {**asdict(default), **(costs or {})}
 
 
-def min_tdcf(bonafide, spoof, asv: AsvRates = ASVSPOOF5_ASV_RATES, *, formulation: str = "revised",
-             costs=None) -> TdcfResult:
+def min_tdcf(
+    bonafide, spoof, asv: AsvRates = ASVSPOOF5_ASV_RATES, *, formulation: str = "revised", costs=None
+) -> TdcfResult:
     """Minimum normalised t-DCF over CM thresholds (first minimum, as ``np.argmin`` in the packages)."""
     values, thresholds, (c0, c1, c2) = tdcf_curve(bonafide, spoof, asv, formulation=formulation, costs=costs)
     index = int(np.argmin(values))
-    return TdcfResult(float(values[index]), float(thresholds[index]), formulation, c0, c1, c2, asv,
-                      _costs_dict(formulation, costs))
+    return TdcfResult(
+        float(values[index]), float(thresholds[index]), formulation, c0, c1, c2, asv, _costs_dict(formulation, costs)
+    )

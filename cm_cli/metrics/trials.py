@@ -23,8 +23,10 @@ def check_scores(scores: np.ndarray, *, what: str = "scores") -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise CmError(f"{int(bad.sum())} of {values.size} {what} are NaN or infinite (first at row {first}: {values[first]})",
-                      "fix the scores or pass --drop-invalid to leave those trials out")
+        raise CmError(
+            f"{int(bad.sum())} of {values.size} {what} are NaN or infinite (first at row {first}: {values[first]})",
+            "fix the scores or pass --drop-invalid to leave those trials out",
+        )
     return values
 
 
@@ -55,9 +57,11 @@ class SortedTrials:
     def require_both_classes(self, what: str = "scores") -> None:
         if self.n_bonafide == 0 or self.n_spoof == 0:
             missing = "bona fide" if self.n_bonafide == 0 else "spoof"
-            raise CmError(f"{what}: no {missing} trials ({self.n_bonafide} bona fide, {self.n_spoof} spoof); "
-                          "detection metrics need both classes",
-                          "check the label column and --bonafide-value")
+            raise CmError(
+                f"{what}: no {missing} trials ({self.n_bonafide} bona fide, {self.n_spoof} spoof); "
+                "detection metrics need both classes",
+                "check the label column and --bonafide-value",
+            )
 
     def tie_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(unique scores ascending, bona fide count, spoof count) per distinct score."""

@@ -132,6 +132,7 @@ class SincFilterbank(nn.Module):
             filters[start : start + width] = 0
         return F.conv1d(wave, filters.to(wave.dtype).unsqueeze(1))
 
+
 class ResidualBlock(nn.Module):
     """Two (2, 3) convolutions with a (1, 3) max-pool over time (no pool in SSL-AASIST).
 
@@ -160,9 +161,11 @@ class ResidualBlock(nn.Module):
         skip = self.conv_downsample(x) if self.conv_downsample is not None else x
         return self.pool(out + skip)
 
+
 def _batch_norm_nodes(bn, x):
     shape = x.shape
     return bn(x.reshape(-1, shape[-1])).reshape(shape)
+
 
 class GraphAttention(nn.Module):
     """Graph attention over a fully connected graph of nodes ``[B, N, D_in] -> [B, N, D_out]``."""
@@ -185,6 +188,7 @@ class GraphAttention(nn.Module):
         attention = torch.softmax(scores / self.temperature, dim=-2).squeeze(-1)
         out = self.proj_with_att(attention @ x) + self.proj_without_att(x)
         return F.selu(_batch_norm_nodes(self.bn, out))
+
 
 class HeteroGraphAttention(nn.Module):
     """HS-GAL: attention over the union of temporal and spectral nodes plus a stack (master) node."""
@@ -230,6 +234,7 @@ class HeteroGraphAttention(nn.Module):
         out = F.selu(_batch_norm_nodes(self.bn, out))
         return out[:, :n1], out[:, n1 : n1 + n2], new_master
 
+
 class GraphPool(nn.Module):
     """Keep the top ``ratio`` share of nodes by a learned sigmoid score (node order: best first)."""
 
@@ -244,6 +249,7 @@ class GraphPool(nn.Module):
         keep = max(int(h.shape[1] * self.ratio), 1)
         _, index = torch.topk(scores, keep, dim=1)
         return torch.gather(h * scores, 1, index.expand(-1, -1, h.shape[2]))
+
 
 class GraphBackEnd(nn.Module):
     """Encoder + spectral/temporal GAT + two HS-GAL stacks + readout, on a ``[B, 1, F, T]`` map."""
@@ -332,6 +338,7 @@ class GraphBackEnd(nn.Module):
             layers["readout"] = readout
         return readout, self.out_layer(self.drop(readout))
 
+
 class AASIST(GraphBackEnd):
     """Raw-waveform AASIST; ``forward(wave [B, T]) -> logits [B, 2]`` (index 1 = bona fide)."""
 
@@ -348,7 +355,7 @@ class AASIST(GraphBackEnd):
     @property
     def receptive_field(self) -> int:
         """Shortest input (samples) that leaves at least one frame after the encoder."""
-        return self.conv_time.kernel_size - 1 + 3 * 3**len(self.encoder)
+        return self.conv_time.kernel_size - 1 + 3 * 3 ** len(self.encoder)
 
     @property
     def n_layers(self) -> int:
@@ -412,8 +419,10 @@ def load_aasist_weights(model, path: str | os.PathLike) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CmError(f"cannot read AASIST weights {path}: {str(exc).splitlines()[0]}",
-                      hint="the file is corrupt or not a torch state dict") from exc
+        raise CmError(
+            f"cannot read AASIST weights {path}: {str(exc).splitlines()[0]}",
+            hint="the file is corrupt or not a torch state dict",
+        ) from exc
     if isinstance(state, dict) and "format" in state and "state_dict" in state:
         raise CmError(
             f"{path} is a cm checkpoint, not an AASIST state dict",

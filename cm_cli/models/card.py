@@ -16,8 +16,12 @@ from typing import Any, Iterable, Sequence
 
 __all__ = ["find_evaluations", "model_index", "model_card"]
 
-_HEADLINE = (("eer", "EER", 100.0, "%"), ("min_dcf", "minDCF", 1.0, ""), ("act_dcf", "actDCF", 1.0, ""),
-             ("cllr", "Cllr", 1.0, ""))
+_HEADLINE = (
+    ("eer", "EER", 100.0, "%"),
+    ("min_dcf", "minDCF", 1.0, ""),
+    ("act_dcf", "actDCF", 1.0, ""),
+    ("cllr", "Cllr", 1.0, ""),
+)
 _SKIP_DIRS = {".git", "checkpoints", "__pycache__"}
 
 
@@ -90,9 +94,11 @@ def find_evaluations(loaded, roots: Sequence[str | os.PathLike]) -> list[dict]:
             found[str(metrics_file.parent.resolve())] = {
                 "path": str(metrics_file.parent.resolve()),
                 "corpus": ", ".join(corpus) if isinstance(corpus, list) else (corpus or "unknown"),
-                "split": options.get("split"), "condition": condition,
+                "split": options.get("split"),
+                "condition": condition,
                 "seed": options.get("scoring_seed", options.get("seed")),
-                "cm_version": located[1].get("cm_version"), "metrics": metrics,
+                "cm_version": located[1].get("cm_version"),
+                "metrics": metrics,
             }
     return [found[k] for k in sorted(found)]
 
@@ -109,15 +115,24 @@ def _numbers(record: dict) -> list[tuple[str, float]]:
 
 
 def _result(evaluation: dict, group: str, record: dict, model_seed: int | None) -> dict:
-    dataset: dict[str, Any] = {"name": evaluation["corpus"], "type": evaluation["corpus"],
-                               "config": f"{evaluation['condition']}" + ("" if group == "overall" else f"; {group}"),
-                               "split": evaluation["split"] or "unknown",
-                               "args": {"condition": evaluation["condition"], "group": group,
-                                        "scoring_seed": evaluation["seed"], "model_seed": model_seed,
-                                        "cm_version": evaluation["cm_version"]}}
-    return {"task": {"type": "audio-classification", "name": "Speech anti-spoofing (bona fide vs spoof)"},
-            "dataset": dataset,
-            "metrics": [{"type": key, "name": key, "value": value} for key, value in _numbers(record)]}
+    dataset: dict[str, Any] = {
+        "name": evaluation["corpus"],
+        "type": evaluation["corpus"],
+        "config": f"{evaluation['condition']}" + ("" if group == "overall" else f"; {group}"),
+        "split": evaluation["split"] or "unknown",
+        "args": {
+            "condition": evaluation["condition"],
+            "group": group,
+            "scoring_seed": evaluation["seed"],
+            "model_seed": model_seed,
+            "cm_version": evaluation["cm_version"],
+        },
+    }
+    return {
+        "task": {"type": "audio-classification", "name": "Speech anti-spoofing (bona fide vs spoof)"},
+        "dataset": dataset,
+        "metrics": [{"type": key, "name": key, "value": value} for key, value in _numbers(record)],
+    }
 
 
 def model_index(name: str, evaluations: Sequence[dict], *, model_seed: int | None = None) -> list[dict]:
@@ -149,48 +164,79 @@ def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
     return lines
 
 
-def model_card(config: dict, evaluations: Sequence[dict], *, name: str, licence: str | None = None,
-               notes: str | None = None) -> str:
+def model_card(
+    config: dict, evaluations: Sequence[dict], *, name: str, licence: str | None = None, notes: str | None = None
+) -> str:
     """README.md text: YAML front matter (``model-index``) then the card in Markdown."""
     import yaml
 
     model_config = config.get("model_config") or {}
     seed = config.get("seed")
-    front = {"library_name": "cm", "license": licence or "other",
-             "tags": ["audio-classification", "anti-spoofing", "audio-deepfake-detection", "cm"],
-             "model-index": model_index(name, evaluations, model_seed=seed)}
+    front = {
+        "library_name": "cm",
+        "license": licence or "other",
+        "tags": ["audio-classification", "anti-spoofing", "audio-deepfake-detection", "cm"],
+        "model-index": model_index(name, evaluations, model_seed=seed),
+    }
     train = config.get("train") or {}
     policy = config.get("length_policy") or {}
-    lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
-             f"# {name}", "",
-             f"A speech anti-spoofing countermeasure ({model_config.get('backbone')} backbone) exported by cm "
-             f"{(config.get('source') or {}).get('cm_version')}.", ""]
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"A speech anti-spoofing countermeasure ({model_config.get('backbone')} backbone) exported by cm "
+        f"{(config.get('source') or {}).get('cm_version')}.",
+        "",
+    ]
     if notes:
         lines += [notes.strip(), ""]
-    lines += ["## Input and output", "",
-              f"- audio: mono, {config.get('sample_rate')} Hz (other rates are resampled by cm)",
-              f"- length policy: {policy.get('policy')}"
-              + (f", {policy.get('target_samples')} samples" if policy.get("target_samples") else ""),
-              f"- score: {config.get('score')}",
-              f"- dev EER threshold: {(config.get('metrics') or {}).get('dev_eer_threshold')}", "",
-              "## Training", "",
-              f"- corpus: {train.get('corpus')}, method: {train.get('method')}, preset: {config.get('preset')}",
-              f"- seed: {seed}, epochs: {train.get('epochs')}, augmentation: {train.get('augment')}",
-              f"- domains seen in training: {', '.join(map(str, config.get('seen_domains') or [])) or 'unknown'}", "",
-              "## Evaluation", ""]
+    lines += [
+        "## Input and output",
+        "",
+        f"- audio: mono, {config.get('sample_rate')} Hz (other rates are resampled by cm)",
+        f"- length policy: {policy.get('policy')}"
+        + (f", {policy.get('target_samples')} samples" if policy.get("target_samples") else ""),
+        f"- score: {config.get('score')}",
+        f"- dev EER threshold: {(config.get('metrics') or {}).get('dev_eer_threshold')}",
+        "",
+        "## Training",
+        "",
+        f"- corpus: {train.get('corpus')}, method: {train.get('method')}, preset: {config.get('preset')}",
+        f"- seed: {seed}, epochs: {train.get('epochs')}, augmentation: {train.get('augment')}",
+        f"- domains seen in training: {', '.join(map(str, config.get('seen_domains') or [])) or 'unknown'}",
+        "",
+        "## Evaluation",
+        "",
+    ]
     if not evaluations:
         lines += ["No `cm eval` results were found for this model when it was exported.", ""]
     for evaluation in evaluations:
         overall = evaluation["metrics"]["overall"]
-        lines += [f"### {evaluation['corpus']}, split {evaluation['split']}, condition {evaluation['condition']}", "",
-                  f"cm {evaluation['cm_version']}, scoring seed {evaluation['seed']}.", ""]
+        lines += [
+            f"### {evaluation['corpus']}, split {evaluation['split']}, condition {evaluation['condition']}",
+            "",
+            f"cm {evaluation['cm_version']}, scoring seed {evaluation['seed']}.",
+            "",
+        ]
         lines += _table([("overall", overall)], "set") + [""]
         for column, groups in (evaluation["metrics"].get("by") or {}).items():
             rows = [(str(value), record) for value, record in groups.items() if isinstance(record, dict)]
             lines += [f"By {column}:", ""] + _table(rows, column) + [""]
-    lines += ["## Use", "", "```", "cm eval --run THIS_FOLDER --audio FILE.wav --out OUT", "```", "",
-              "## Provenance", "",
-              f"- checkpoint sha256: {(config.get('source') or {}).get('checkpoint_sha256')}",
-              "- metric definitions: the ASVspoof 5 evaluation package (EER, minDCF, actDCF, Cllr); "
-              "EER and minDCF are fractions in `model-index`", ""]
+    lines += [
+        "## Use",
+        "",
+        "```",
+        "cm eval --run THIS_FOLDER --audio FILE.wav --out OUT",
+        "```",
+        "",
+        "## Provenance",
+        "",
+        f"- checkpoint sha256: {(config.get('source') or {}).get('checkpoint_sha256')}",
+        "- metric definitions: the ASVspoof 5 evaluation package (EER, minDCF, actDCF, Cllr); "
+        "EER and minDCF are fractions in `model-index`",
+        "",
+    ]
     return "\n".join(lines)

@@ -19,9 +19,20 @@ from typing import Any
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["CHECKPOINT_FORMAT", "FEATURE_HEAD_FORMAT", "RUN_CHECKPOINTS", "capture_rng", "restore_rng",
-           "trainable_state_dict", "save_checkpoint", "check_payload", "find_run_checkpoint", "read_torch_file",
-           "read_checkpoint", "load_weights"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "FEATURE_HEAD_FORMAT",
+    "RUN_CHECKPOINTS",
+    "capture_rng",
+    "restore_rng",
+    "trainable_state_dict",
+    "save_checkpoint",
+    "check_payload",
+    "find_run_checkpoint",
+    "read_torch_file",
+    "read_checkpoint",
+    "load_weights",
+]
 
 CHECKPOINT_FORMAT = "cm-checkpoint/1"
 # a `cm train --features` head over `cm embed` statistics (written by cm_cli.training.features); it lives here,

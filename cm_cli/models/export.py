@@ -29,9 +29,21 @@ from typing import Any, Sequence
 from cm_cli.core.errors import CmError
 from cm_cli.core.kinds import register_kind
 
-__all__ = ["EXPORT_FORMAT", "WEIGHTS_FILE", "CONFIG_FILE", "CARD_FILE", "ExportResult", "is_export_dir",
-           "read_export_config", "export_config", "write_export", "export_run", "load_export", "hub_token",
-           "push_export"]
+__all__ = [
+    "EXPORT_FORMAT",
+    "WEIGHTS_FILE",
+    "CONFIG_FILE",
+    "CARD_FILE",
+    "ExportResult",
+    "is_export_dir",
+    "read_export_config",
+    "export_config",
+    "write_export",
+    "export_run",
+    "load_export",
+    "hub_token",
+    "push_export",
+]
 
 EXPORT_FORMAT = "cm-export/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -85,8 +97,10 @@ def export_config(loaded, *, name: str | None = None) -> dict:
     from cm_cli.models.registry import get_backbone
 
     if loaded.kind == "hf_classifier":
-        raise CmError(f"{loaded.source} is a transformers audio classifier, not a cm model",
-                      "share its folder as it is: it already loads by hub id or path")
+        raise CmError(
+            f"{loaded.source} is a transformers audio classifier, not a cm model",
+            "share its folder as it is: it already loads by hub id or path",
+        )
     run = dict(loaded.train_config or {})
     model_config = loaded.config.to_dict()
     if get_backbone(model_config["backbone"]).weights == "file":
@@ -99,8 +113,12 @@ def export_config(loaded, *, name: str | None = None) -> dict:
         "length_policy": {"policy": loaded.policy.policy, "target_samples": loaded.policy.target},
         "score": SCORE_DIRECTION,
         "metrics": {"dev_eer_threshold": loaded.dev_threshold, "calibration": loaded.calibration},
-        "source": {"kind": loaded.kind, "checkpoint": loaded.checkpoint.name,
-                   "checkpoint_sha256": loaded.checkpoint_sha256, "cm_version": __version__},
+        "source": {
+            "kind": loaded.kind,
+            "checkpoint": loaded.checkpoint.name,
+            "checkpoint_sha256": loaded.checkpoint_sha256,
+            "cm_version": __version__,
+        },
     }
     config.update({k: run[k] for k in _RUN_KEYS if k in run})
     if "inputs" in run:
@@ -137,9 +155,16 @@ def write_export(loaded, out: str | os.PathLike, *, card: str, name: str | None 
     return [WEIGHTS_FILE, CONFIG_FILE, CARD_FILE]
 
 
-def export_run(run: str | os.PathLike, out: str | os.PathLike, *, search: Sequence[str | os.PathLike] = (),
-               name: str | None = None, licence: str | None = None, notes: str | None = None,
-               force: bool = False) -> ExportResult:
+def export_run(
+    run: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    search: Sequence[str | os.PathLike] = (),
+    name: str | None = None,
+    licence: str | None = None,
+    notes: str | None = None,
+    force: bool = False,
+) -> ExportResult:
     """Export a run (or checkpoint, or anything ``load_model`` reads) into ``out`` with its model card.
 
     The card lists every ``cm eval`` metrics directory found under the run and ``search``
@@ -156,8 +181,14 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, search: Sequen
     loaded = load_model(run, device="cpu")
     roots = [run if run.is_dir() else run.parent, *map(Path, search)]
     evaluations = find_evaluations(loaded, roots)
-    options = {"run": str(run.resolve()), "checkpoint_sha256": loaded.checkpoint_sha256, "name": name,
-               "licence": licence, "notes": notes, "evaluations": [e["path"] for e in evaluations]}
+    options = {
+        "run": str(run.resolve()),
+        "checkpoint_sha256": loaded.checkpoint_sha256,
+        "name": name,
+        "licence": licence,
+        "notes": notes,
+        "evaluations": [e["path"] for e in evaluations],
+    }
     inputs = [loaded.checkpoint, *(Path(e["path"]) / "metrics.json" for e in evaluations)]
     with OutputDir(out, "model", options, inputs=inputs, force=force) as target:
         if target.done and (out / WEIGHTS_FILE).is_file():
@@ -178,8 +209,10 @@ def load_export(path: str | os.PathLike, *, overrides: dict | None = None):
     path = Path(path).expanduser()
     config = read_export_config(path)
     if config is None:
-        raise CmError(f"{path} is not a `cm export` folder (no config.json with cm_format {EXPORT_FORMAT})",
-                      "give a folder written by `cm export`")
+        raise CmError(
+            f"{path} is not a `cm export` folder (no config.json with cm_format {EXPORT_FORMAT})",
+            "give a folder written by `cm export`",
+        )
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise CmError(f"{path} has no {WEIGHTS_FILE}", "the export is incomplete: run `cm export` again")
@@ -188,13 +221,17 @@ def load_export(path: str | os.PathLike, *, overrides: dict | None = None):
     try:
         state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types
-        raise CmError(f"cannot read {weights}: {str(exc).splitlines()[0][:200]}",
-                      "the file is corrupt or truncated: export or download it again") from None
+        raise CmError(
+            f"cannot read {weights}: {str(exc).splitlines()[0][:200]}",
+            "the file is corrupt or truncated: export or download it again",
+        ) from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise CmError(f"{weights} does not fit its own model_config: {len(missing)} missing, {len(unexpected)} "
-                      f"unexpected (e.g. {(list(missing) + list(unexpected))[:3]})",
-                      "the folder was edited or written by another version of cm")
+        raise CmError(
+            f"{weights} does not fit its own model_config: {len(missing)} missing, {len(unexpected)} "
+            f"unexpected (e.g. {(list(missing) + list(unexpected))[:3]})",
+            "the folder was edited or written by another version of cm",
+        )
     return model, model_config, config
 
 
@@ -204,13 +241,22 @@ def hub_token(repo: str) -> str:
 
     token = get_token()
     if not token:
-        raise CmError(f"cannot push to {repo}: no Hugging Face token is configured",
-                      "run `hf auth login` or set HF_TOKEN, then push again")
+        raise CmError(
+            f"cannot push to {repo}: no Hugging Face token is configured",
+            "run `hf auth login` or set HF_TOKEN, then push again",
+        )
     return token
 
 
-def push_export(folder: str | os.PathLike, repo: str, *, token: str | None = None, endpoint: str | None = None,
-                private: bool = False, revision: str | None = None) -> str:
+def push_export(
+    folder: str | os.PathLike,
+    repo: str,
+    *,
+    token: str | None = None,
+    endpoint: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+) -> str:
     """Upload an exported folder to a Hub model repository (created when absent); returns the repo URL.
 
     Needs a token (default: the configured one, ``hub_token``); ``endpoint`` is the Hub
@@ -226,14 +272,24 @@ def push_export(folder: str | os.PathLike, repo: str, *, token: str | None = Non
     api = HfApi(endpoint=endpoint, token=token)
     try:
         url = api.create_repo(repo, repo_type="model", private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo, repo_type="model", folder_path=str(folder), revision=revision,
-                          commit_message="cm export", ignore_patterns=[".*", "*.lock"])
+        api.upload_folder(
+            repo_id=repo,
+            repo_type="model",
+            folder_path=str(folder),
+            revision=revision,
+            commit_message="cm export",
+            ignore_patterns=[".*", "*.lock"],
+        )
     except HfHubHTTPError as exc:
-        raise CmError(f"cannot push to {repo}: {str(exc).splitlines()[0][:200]}",
-                      "check the repository name and that your token may write to it") from None
+        raise CmError(
+            f"cannot push to {repo}: {str(exc).splitlines()[0][:200]}",
+            "check the repository name and that your token may write to it",
+        ) from None
     except ValueError as exc:  # e.g. the Hub refused the card's metadata
-        raise CmError(f"cannot push to {repo}: {str(exc).splitlines()[0][:200]}",
-                      "check the repository name, the endpoint and README.md's metadata block") from None
+        raise CmError(
+            f"cannot push to {repo}: {str(exc).splitlines()[0][:200]}",
+            "check the repository name, the endpoint and README.md's metadata block",
+        ) from None
     except OSError as exc:
         raise CmError(f"cannot push to {repo}: {exc}", "check network access to the Hub endpoint") from None
     return str(url)

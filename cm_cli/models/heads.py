@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["BONAFIDE_INDEX", "SPOOF_INDEX", "SCORE_HEADS", "score_from_logits", "ProjectionHead", "Classifier",
-           "CosineScore", "build_score_head"]
+__all__ = [
+    "BONAFIDE_INDEX",
+    "SPOOF_INDEX",
+    "SCORE_HEADS",
+    "score_from_logits",
+    "ProjectionHead",
+    "Classifier",
+    "CosineScore",
+    "build_score_head",
+]
 
 SCORE_HEADS = ("linear", "cosine")
 
@@ -38,6 +46,7 @@ class ProjectionHead(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
 
 class Classifier(nn.Module):
     """``[B, D] -> [B, 2]`` logits (index 1 = bona fide)."""
@@ -89,4 +98,3 @@ def build_score_head(model, kind: str):
     model.train(was)
     rep = out.pre_logit if out.pre_logit is not None else out.pooled
     return CosineScore(int(rep.shape[-1]))
-

@@ -21,10 +21,17 @@ from cm_cli.models.registry import Backbone, LayerStates
 
 __all__ = ["HF_CLASSIFIER", "is_audio_classifier", "read_labels", "check_bonafide_label", "build_classifier"]
 
-HF_CLASSIFIER = Backbone("hf_classifier", "hf_classifier", "cm_cli.models.hf_classifier",
-                         "transformers audio-classification checkpoint (scored as the log-odds of its bona fide label)",
-                         length_policy="full", default_trainable="frozen", trainable_specs="frozen | all",
-                         weights="hub", frame_layers=True)
+HF_CLASSIFIER = Backbone(
+    "hf_classifier",
+    "hf_classifier",
+    "cm_cli.models.hf_classifier",
+    "transformers audio-classification checkpoint (scored as the log-odds of its bona fide label)",
+    length_policy="full",
+    default_trainable="frozen",
+    trainable_specs="frozen | all",
+    weights="hub",
+    frame_layers=True,
+)
 _ARCH_SUFFIXES = ("ForAudioClassification", "ForSequenceClassification")
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -43,8 +50,11 @@ def read_labels(folder: str | os.PathLike) -> list[str]:
     except (OSError, ValueError) as exc:
         raise CmError(f"cannot read {path}: {exc}", "give a transformers model folder (save_pretrained)") from None
     if not is_audio_classifier(config):
-        raise CmError(f"{folder} is not a transformers audio-classification model (no *ForAudioClassification "
-                      "architecture with id2label)", "give an AutoModelForAudioClassification checkpoint")
+        raise CmError(
+            f"{folder} is not a transformers audio-classification model (no *ForAudioClassification "
+            "architecture with id2label)",
+            "give an AutoModelForAudioClassification checkpoint",
+        )
     id2label = config["id2label"]
     return [str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k))]
 
@@ -56,13 +66,18 @@ def check_bonafide_label(labels: list[str], bonafide_label: str | None, *, sourc
     shown = ", ".join(labels)
     if bonafide_label is not None:
         if str(bonafide_label) not in labels:
-            raise CmError(f"--bonafide-label {bonafide_label!r} is not a label of {source} (labels: {shown})",
-                          "give one of its labels")
+            raise CmError(
+                f"--bonafide-label {bonafide_label!r} is not a label of {source} (labels: {shown})",
+                "give one of its labels",
+            )
         return str(bonafide_label)
     named = [label for label in labels if label_class(label) == BONAFIDE]
     if len(named) != 1:
-        raise CmError(f"the labels of {source} ({shown}) do not name one bona fide class: say which label is bona "
-                      "fide with --bonafide-label LABEL", "cm reads only bonafide / bona-fide as bona fide by itself")
+        raise CmError(
+            f"the labels of {source} ({shown}) do not name one bona fide class: say which label is bona "
+            "fide with --bonafide-label LABEL",
+            "cm reads only bonafide / bona-fide as bona fide by itself",
+        )
     return named[0]
 
 
@@ -107,7 +122,7 @@ def _net_class():
         def forward_layers(self, wave, lengths=None) -> LayerStates:
             n = wave.shape[-1]
             lengths = torch.full((wave.shape[0],), n, device=wave.device) if lengths is None else lengths
-            mask = (torch.arange(n, device=wave.device)[None, :] < lengths[:, None])
+            mask = torch.arange(n, device=wave.device)[None, :] < lengths[:, None]
             x = wave.float()
             if self.normalize:  # zero mean, unit variance over each utterance's real samples
                 count = lengths.clamp(min=1).to(x.dtype)[:, None]
@@ -117,7 +132,7 @@ def _net_class():
             kwargs = {"attention_mask": mask.long()} if self.use_mask else {}
             out = self.model(input_values=x, output_hidden_states=True, **kwargs)
             logits = out.logits.float()
-            others = torch.cat([logits[:, :self.bona_index], logits[:, self.bona_index + 1:]], dim=1)
+            others = torch.cat([logits[:, : self.bona_index], logits[:, self.bona_index + 1 :]], dim=1)
             pair = torch.stack([torch.logsumexp(others, dim=1), logits[:, self.bona_index]], dim=1)
             states = tuple(out.hidden_states or ())
             frames = None
@@ -143,8 +158,10 @@ def build_classifier(folder: str | os.PathLike, bonafide_label: str | None):
     try:
         model = transformers.AutoModelForAudioClassification.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise CmError(f"cannot load {folder}: {str(exc).splitlines()[0][:200]}",
-                      "give an AutoModelForAudioClassification checkpoint") from None
+        raise CmError(
+            f"cannot load {folder}: {str(exc).splitlines()[0][:200]}",
+            "give an AutoModelForAudioClassification checkpoint",
+        ) from None
     normalize, use_mask = False, True
     try:
         extractor = transformers.AutoFeatureExtractor.from_pretrained(str(folder), local_files_only=True)
@@ -153,6 +170,11 @@ def build_classifier(folder: str | os.PathLike, bonafide_label: str | None):
     except (OSError, ValueError):
         pass
     net = _net_class()(model, labels.index(label), normalize, use_mask)
-    config = ModelConfig(backbone=str(folder), backbone_id=str(folder), trainable="frozen", length_policy="full",
-                         backbone_options={"bonafide_label": label})
+    config = ModelConfig(
+        backbone=str(folder),
+        backbone_id=str(folder),
+        trainable="frozen",
+        length_policy="full",
+        backbone_options={"bonafide_label": label},
+    )
     return CountermeasureModel(config, net, bundle=HF_CLASSIFIER), config, checkpoint

@@ -23,12 +23,18 @@ from cm_cli.models.registry import SSL_MODELS, resolve_ssl_id
 __all__ = ["download_model", "cached_model_path", "resolve_model_id", "model_cache_dirs", "cm_cache_dir"]
 
 # non-SSL models cm can fetch by a short name (`cm download --model encodec`: C04/C07 of cm degrade)
-EXTRA_MODELS = {"encodec": "facebook/encodec_24khz", "dac": "descript/dac_16khz", "dac_24khz": "descript/dac_24khz",
-                "dac_44khz": "descript/dac_44khz", "mimi": "kyutai/mimi"}  # dac, mimi: cm degrade's neural codecs
+EXTRA_MODELS = {
+    "encodec": "facebook/encodec_24khz",
+    "dac": "descript/dac_16khz",
+    "dac_24khz": "descript/dac_24khz",
+    "dac_44khz": "descript/dac_44khz",
+    "mimi": "kyutai/mimi",
+}  # dac, mimi: cm degrade's neural codecs
 
 
 def resolve_model_id(name_or_id: str) -> str:
     return EXTRA_MODELS.get(name_or_id) or resolve_ssl_id(name_or_id)
+
 
 # framework weights cm never loads (TensorFlow, Flax, ONNX, Rust)
 _IGNORE = ["*.h5", "*.msgpack", "*.ot", "*.onnx", "tf_model*", "flax_model*", "rust_model*"]
@@ -88,12 +94,18 @@ def download_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = Non
             hint="run `cm download --model " + name_or_id + "` on a machine with network access, sharing HF_HOME",
         ) from exc
     except HfHubHTTPError as exc:
-        raise CmError(f"cannot download {repo_id!r}: {str(exc).splitlines()[0]}", hint="check the model id and your Hugging Face token") from exc
+        raise CmError(
+            f"cannot download {repo_id!r}: {str(exc).splitlines()[0]}",
+            hint="check the model id and your Hugging Face token",
+        ) from exc
     except OSError as exc:
-        raise CmError(f"cannot download {repo_id!r}: {exc}", hint="check network access and free disk space in the cache") from exc
+        raise CmError(
+            f"cannot download {repo_id!r}: {exc}", hint="check network access and free disk space in the cache"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - a malformed hub/mirror reply (KeyError, TypeError, JSON, bad file names)
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise CmError(f"cannot download {repo_id!r}: the hub's reply could not be used ({type(exc).__name__}: {text})",
-                      hint="check the model id and HF_ENDPOINT: a mirror may be broken or not a Hugging Face hub"
-                      ) from None
+        raise CmError(
+            f"cannot download {repo_id!r}: the hub's reply could not be used ({type(exc).__name__}: {text})",
+            hint="check the model id and HF_ENDPOINT: a mirror may be broken or not a Hugging Face hub",
+        ) from None
     return Path(path)

@@ -36,8 +36,19 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import torch
 
-__all__ = ["MIN_SAMPLES", "AudioBatch", "InputGroup", "inference_policy", "minimum_samples", "fit_wave",
-           "model_inputs", "forward_scores", "AudioBatches", "iter_audio_batches", "shard_rows"]
+__all__ = [
+    "MIN_SAMPLES",
+    "AudioBatch",
+    "InputGroup",
+    "inference_policy",
+    "minimum_samples",
+    "fit_wave",
+    "model_inputs",
+    "forward_scores",
+    "AudioBatches",
+    "iter_audio_batches",
+    "shard_rows",
+]
 
 MIN_SAMPLES = 400  # 25 ms at 16 kHz: one analysis frame of every front end cm ships
 
@@ -86,7 +97,7 @@ def fit_wave(wave, policy, *, minimum: int, keep_long: bool = False):
             if keep_long or n == target:
                 return wave, n
             start = (n - target) // 2
-            return wave[start:start + target], target
+            return wave[start : start + target], target
         reps = -(-target // n)
         wave = wave.repeat(reps)[:target]
         n = target
@@ -99,7 +110,7 @@ def fit_wave(wave, policy, *, minimum: int, keep_long: bool = False):
         return wave, n
     if n > target:
         start = (n - target) // 2
-        return wave[start:start + target], target
+        return wave[start : start + target], target
     out = wave.new_zeros(target)
     out[:n] = wave
     return out, n
@@ -134,8 +145,9 @@ def model_inputs(model, waves: Sequence, *, keep_long: bool = False, pin_memory:
     return out
 
 
-def forward_scores(model, waves: Sequence, *, device: Any = "cpu", keep_long: bool = False,
-                   autocast_dtype: Any = None) -> np.ndarray:
+def forward_scores(
+    model, waves: Sequence, *, device: Any = "cpu", keep_long: bool = False, autocast_dtype: Any = None
+) -> np.ndarray:
     """Scores (float64, higher = more bona fide) of ``waves`` in the order given."""
     import torch
 
@@ -152,7 +164,7 @@ def forward_scores(model, waves: Sequence, *, device: Any = "cpu", keep_long: bo
 
 def shard_rows(n: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
     """Row positions a rank scores: ``rank::world_size`` (every row exactly once across ranks)."""
-    return np.arange(n)[rank::max(1, world_size)]
+    return np.arange(n)[rank :: max(1, world_size)]
 
 
 class AudioBatches:
@@ -165,9 +177,17 @@ class AudioBatches:
     the decoded batches (CUDA). Undecodable rows come back in ``AudioBatch.failures``.
     """
 
-    def __init__(self, frame: "pd.DataFrame", *, data_root: str | Path | None, batch_size: int,
-                 transform: Callable | None = None, workers: int = 0, persistent: bool = False,
-                 pin_memory: bool = False):
+    def __init__(
+        self,
+        frame: "pd.DataFrame",
+        *,
+        data_root: str | Path | None,
+        batch_size: int,
+        transform: Callable | None = None,
+        workers: int = 0,
+        persistent: bool = False,
+        pin_memory: bool = False,
+    ):
         import torch
         from torch.utils.data import DataLoader
 
@@ -178,8 +198,15 @@ class AudioBatches:
         generator = torch.Generator()
         generator.manual_seed(0)
         extra = {"persistent_workers": True} if persistent and workers > 0 else {}
-        self.loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_audio, num_workers=int(workers),
-                                 pin_memory=bool(pin_memory), generator=generator, **extra)
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate_audio,
+            num_workers=int(workers),
+            pin_memory=bool(pin_memory),
+            generator=generator,
+            **extra,
+        )
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -196,7 +223,13 @@ class AudioBatches:
         self.loader = None
 
 
-def iter_audio_batches(frame: "pd.DataFrame", *, data_root: str | Path | None, batch_size: int,
-                       transform: Callable | None = None, workers: int = 0) -> Iterator[AudioBatch]:
+def iter_audio_batches(
+    frame: "pd.DataFrame",
+    *,
+    data_root: str | Path | None,
+    batch_size: int,
+    transform: Callable | None = None,
+    workers: int = 0,
+) -> Iterator[AudioBatch]:
     """One pass of ``AudioBatches`` over ``frame`` (its workers end with the pass)."""
     yield from AudioBatches(frame, data_root=data_root, batch_size=batch_size, transform=transform, workers=workers)

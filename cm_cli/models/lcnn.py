@@ -62,8 +62,10 @@ class MaxFeatureMap(nn.Module):
         a, b = x.chunk(2, dim=1)
         return torch.maximum(a, b)
 
+
 def mfm_conv(c_in: int, c_out: int, kernel: int):
     return nn.Sequential(nn.Conv2d(c_in, 2 * c_out, kernel, padding=kernel // 2), MaxFeatureMap())
+
 
 class Stage(nn.Module):
     """(1x1 MFM conv, BN,) kxk MFM conv, 2x2 max-pool, BN."""
@@ -87,6 +89,7 @@ class Stage(nn.Module):
             if mask is not None:
                 x = x * mask
         return self.bn(self.pool(self.conv(x)))
+
 
 class LFCCFrontEnd(nn.Module):
     """Waveform ``[B, T]`` -> LFCC (+ deltas) ``[B, 1, F, frames]``, mean-normalised per utterance."""
@@ -132,6 +135,7 @@ class LFCCFrontEnd(nn.Module):
         mean = (feats * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp_min(1.0)
         return ((feats - mean) * mask).unsqueeze(1), frames
 
+
 class LCNN(nn.Module):
     """``forward(wave [B, T], lengths [B] | None) -> logits [B, 2]``; ``forward_all`` adds layers."""
 
@@ -151,7 +155,9 @@ class LCNN(nn.Module):
         if n_freq < 1:
             raise ValueError("too many LCNN stages for the number of LFCC coefficients")
         frame_dim = chans[-1] * n_freq
-        self.embedding = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(2 * frame_dim, 2 * config.emb_dim), MaxFeatureMap())
+        self.embedding = nn.Sequential(
+            nn.Dropout(config.dropout), nn.Linear(2 * frame_dim, 2 * config.emb_dim), MaxFeatureMap()
+        )
         self.out_layer = nn.Linear(config.emb_dim, 2)
         self.embedding_dim = config.emb_dim
         self.layer_names = [f"stage_{i}" for i in range(len(chans))] + ["embedding"]

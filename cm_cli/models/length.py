@@ -77,7 +77,10 @@ def apply_length_policy(waves, policy: LengthPolicy, *, generator=None):
             batch[i, : w.shape[-1]] = w
             lengths[i] = int(w.shape[-1])
         return batch, lengths
-    fitted = [fit_length(w, policy.target, policy=policy.policy, crop_mode=policy.crop_mode, generator=generator) for w in waves]
+    fitted = [
+        fit_length(w, policy.target, policy=policy.policy, crop_mode=policy.crop_mode, generator=generator)
+        for w in waves
+    ]
     batch = torch.stack([f[0] for f in fitted])
     lengths = torch.tensor([f[1] for f in fitted], dtype=torch.long)
     return batch, lengths

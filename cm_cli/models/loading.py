@@ -36,8 +36,16 @@ from cm_cli.models.checkpoint import (
     read_torch_file,
 )
 
-__all__ = ["LOAD_KINDS", "LoadedModel", "Weights", "RUN_CHECKPOINTS", "find_run_checkpoint", "read_torch_file",
-           "open_weights", "load_model"]
+__all__ = [
+    "LOAD_KINDS",
+    "LoadedModel",
+    "Weights",
+    "RUN_CHECKPOINTS",
+    "find_run_checkpoint",
+    "read_torch_file",
+    "open_weights",
+    "load_model",
+]
 
 LOAD_KINDS = ("run", "checkpoint", "aasist_official", "ssl_aasist", "exported", "zoo", "hf_classifier")
 

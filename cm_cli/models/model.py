@@ -171,8 +171,14 @@ class CountermeasureModel(nn.Module):
         states = self.bundle.forward_layers(self, wave, lengths)
         if states.logits is not None:  # the backbone's own published head
             logits = states.logits if self.score_head is None else self.score_head(states.readout)
-            return ModelOutput(logits, score_from_logits(logits), states.readout, states.readout,
-                               tuple(states.hidden_states), states.frame_lengths)
+            return ModelOutput(
+                logits,
+                score_from_logits(logits),
+                states.readout,
+                states.readout,
+                tuple(states.hidden_states),
+                states.frame_lengths,
+            )
         hidden_states, frames = states.hidden_states, states.frame_lengths
         mask = frame_mask(frames, hidden_states[0].shape[1])
         pooled = self.pooling(self._select(hidden_states), mask)

@@ -14,7 +14,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["POOLING_MODES", "frame_mask", "pooled_dim", "masked_mean", "masked_mean_std", "LayerWeighting", "StatsPooling"]
+__all__ = [
+    "POOLING_MODES",
+    "frame_mask",
+    "pooled_dim",
+    "masked_mean",
+    "masked_mean_std",
+    "LayerWeighting",
+    "StatsPooling",
+]
 
 POOLING_MODES = ("mean", "meanstd", "attentive")
 _EPS = 1e-5
@@ -77,6 +85,7 @@ class LayerWeighting(nn.Module):
         w = self.weights.to(stacked.dtype).view(-1, *([1] * (stacked.dim() - 1)))
         return (stacked * w).sum(dim=0)
 
+
 class StatsPooling(nn.Module):
     """Masked pooling over frames: ``mean``, ``meanstd`` or ``attentive`` statistics.
 
@@ -105,5 +114,3 @@ class StatsPooling(nn.Module):
         weights = torch.softmax(scores, dim=1).to(frames.dtype).unsqueeze(-1)
         mean, std = _weighted_mean_std(frames, weights)
         return torch.cat([mean, std], dim=-1)
-
-

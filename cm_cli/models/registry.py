@@ -148,8 +148,16 @@ class Backbone:
 
 def _ssl(name: str, hub_id: str, description: str | None = None) -> Backbone:
     return Backbone(
-        name, "ssl", "cm_cli.models.ssl", description or f"{hub_id} hidden states", default_id=hub_id,
-        default_trainable="frozen", trainable_specs=SSL_TRAINABLE_SPECS, cm_head=True, weights="hub", frame_layers=True,
+        name,
+        "ssl",
+        "cm_cli.models.ssl",
+        description or f"{hub_id} hidden states",
+        default_id=hub_id,
+        default_trainable="frozen",
+        trainable_specs=SSL_TRAINABLE_SPECS,
+        cm_head=True,
+        weights="hub",
+        frame_layers=True,
     )
 
 

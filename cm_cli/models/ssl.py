@@ -84,8 +84,9 @@ def _cm_cache() -> str:
     return str(cm_cache_dir())
 
 
-def load_ssl_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = None, allow_download: bool = False,
-                   layerdrop: float = 0.0):
+def load_ssl_model(
+    name_or_id: str, *, cache_dir: str | os.PathLike | None = None, allow_download: bool = False, layerdrop: float = 0.0
+):
     """Load a transformers SSL model (``AutoModel``) from a local directory or the HF cache.
 
     ``name_or_id`` is a registry name (``wavlm``, ``w2v2``, ``xlsr``, ``hubert``), a hub id or
@@ -95,16 +96,25 @@ def load_ssl_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = Non
     """
     layerdrop = float(layerdrop)
     if not 0.0 <= layerdrop < 1.0:
-        raise CmError(f"layerdrop must be in [0, 1), got {layerdrop}", hint="set backbone_options.layerdrop to 0 (off) or e.g. 0.1")
+        raise CmError(
+            f"layerdrop must be in [0, 1), got {layerdrop}",
+            hint="set backbone_options.layerdrop to 0 (off) or e.g. 0.1",
+        )
     transformers = import_transformers_quiet()
     target = resolve_ssl_id(str(name_or_id))
     local = Path(target).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
-            raise CmError(f"{local} is not a transformers model directory (no config.json)", hint="point at a directory made by save_pretrained or `cm download --model`")
+            raise CmError(
+                f"{local} is not a transformers model directory (no config.json)",
+                hint="point at a directory made by save_pretrained or `cm download --model`",
+            )
         source, kwargs = str(local), {"local_files_only": True}
     elif target.startswith((".", "/", "~")) or target.count("/") > 1:
-        raise CmError(f"SSL model directory {target} does not exist", hint="check the path, or give a registry name: " + ", ".join(SSL_MODELS))
+        raise CmError(
+            f"SSL model directory {target} does not exist",
+            hint="check the path, or give a registry name: " + ", ".join(SSL_MODELS),
+        )
     else:
         from cm_cli.models.hub import cached_model_path
 
@@ -123,23 +133,30 @@ def load_ssl_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = Non
         model = transformers.AutoModel.from_pretrained(source, config=config, **kwargs)
     except pickle.UnpicklingError as exc:  # torch.load(weights_only=True) met a pickled object, not only tensors
         blocked = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line or "global" in line), "")
-        raise CmError(f"refusing the weights of SSL model {target!r}: its pytorch_model.bin holds pickled Python "
-                      f"objects, not only tensors{f' ({blocked})' if blocked else ''}",
-                      "loading it could run arbitrary code; use a safetensors copy of the model from a trusted "
-                      "source") from None
+        raise CmError(
+            f"refusing the weights of SSL model {target!r}: its pytorch_model.bin holds pickled Python "
+            f"objects, not only tensors{f' ({blocked})' if blocked else ''}",
+            "loading it could run arbitrary code; use a safetensors copy of the model from a trusted source",
+        ) from None
     except (OSError, ValueError) as exc:
         if "local_files_only" in kwargs and kwargs["local_files_only"] and not local.is_dir():
             where = cache_dir or f"HF_HOME, nor {_cm_cache()}"
-            raise CmError(f"SSL model {target!r} is not in the model cache ({where})",
-                          hint=_download_hint(name_or_id)) from exc
-        raise CmError(f"cannot load SSL model {target!r}: {str(exc).splitlines()[0]}", hint=_download_hint(name_or_id)) from exc
+            raise CmError(
+                f"SSL model {target!r} is not in the model cache ({where})", hint=_download_hint(name_or_id)
+            ) from exc
+        raise CmError(
+            f"cannot load SSL model {target!r}: {str(exc).splitlines()[0]}", hint=_download_hint(name_or_id)
+        ) from exc
     try:  # waveform normalisation the checkpoint expects (preprocessor_config.json)
         extractor = transformers.AutoFeatureExtractor.from_pretrained(source, **kwargs)
         model.cm_do_normalize = bool(getattr(extractor, "do_normalize", False))
     except (OSError, ValueError):
         model.cm_do_normalize = False
     if not hasattr(model, "_get_feat_extract_output_lengths") or not hasattr(model, "feature_extractor"):
-        raise CmError(f"{target!r} is a {type(model).__name__}, not a wav2vec2-style speech model", hint="use a WavLM, wav2vec 2.0, XLS-R or HuBERT checkpoint")
+        raise CmError(
+            f"{target!r} is a {type(model).__name__}, not a wav2vec2-style speech model",
+            hint="use a WavLM, wav2vec 2.0, XLS-R or HuBERT checkpoint",
+        )
     model.config.layerdrop = layerdrop
     return model
 
@@ -188,7 +205,9 @@ class MaskedGroupNorm(nn.GroupNorm):
         lengths = self.frame_lengths
         if lengths is None or self.num_groups != self.num_channels:
             return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-        return masked_group_norm(x, lengths, self.weight if self.affine else None, self.bias if self.affine else None, self.eps)
+        return masked_group_norm(
+            x, lengths, self.weight if self.affine else None, self.bias if self.affine else None, self.eps
+        )
 
 
 def _conv_geometry(config) -> list[tuple[int, int]]:
@@ -252,7 +271,9 @@ class SSLBackbone(nn.Module):
 
     kind = "ssl"
 
-    def __init__(self, model, *, trainable: str = "frozen", normalize: bool | None = None, gradient_checkpointing: bool = False):
+    def __init__(
+        self, model, *, trainable: str = "frozen", normalize: bool | None = None, gradient_checkpointing: bool = False
+    ):
         super().__init__()
         self.model = model
         self.gradient_checkpointing = bool(gradient_checkpointing)
@@ -324,6 +345,7 @@ class SSLBackbone(nn.Module):
         def keeper(index):
             def keep(module, args, output):
                 outputs[index] = output[0] if isinstance(output, tuple) else output
+
             return keep
 
         modules = self.layer_modules()
@@ -368,8 +390,14 @@ def build_backbone(config) -> SSLBackbone:
 _TINY_TYPES = {"wavlm": "WavLMConfig", "w2v2": "Wav2Vec2Config", "xlsr": "Wav2Vec2Config", "hubert": "HubertConfig"}
 
 
-def tiny_ssl_config(kind: str = "w2v2", *, hidden_size: int = 32, num_hidden_layers: int = 2, feat_extract_norm: str | None = None,
-                    **overrides):
+def tiny_ssl_config(
+    kind: str = "w2v2",
+    *,
+    hidden_size: int = 32,
+    num_hidden_layers: int = 2,
+    feat_extract_norm: str | None = None,
+    **overrides,
+):
     """A very small random-init config of one SSL family (for tests and benchmarks); ``overrides`` go to the config."""
     transformers = import_transformers_quiet()
     if kind not in _TINY_TYPES:

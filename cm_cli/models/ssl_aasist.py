@@ -50,23 +50,47 @@ SSL_PREFIX = "ssl_model.model."
 _FAIRSEQ_ONLY = re.compile(r"^(quantizer\.|project_q\.|final_proj\.|label_embs_concat|target_glu\.)")
 
 _RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(r"^feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)$"), r"feature_extractor.conv_layers.\1.conv.\2"),
+    (
+        re.compile(r"^feature_extractor\.conv_layers\.(\d+)\.0\.(weight|bias)$"),
+        r"feature_extractor.conv_layers.\1.conv.\2",
+    ),
     # "layer_norm" extractor mode: Sequential(conv, dropout, Sequential(transpose, LayerNorm, transpose), GELU)
-    (re.compile(r"^feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)$"), r"feature_extractor.conv_layers.\1.layer_norm.\2"),
+    (
+        re.compile(r"^feature_extractor\.conv_layers\.(\d+)\.2\.1\.(weight|bias)$"),
+        r"feature_extractor.conv_layers.\1.layer_norm.\2",
+    ),
     # "default" mode: Sequential(conv, dropout, GroupNorm, GELU) on the first layer only
-    (re.compile(r"^feature_extractor\.conv_layers\.(\d+)\.2\.(weight|bias)$"), r"feature_extractor.conv_layers.\1.layer_norm.\2"),
+    (
+        re.compile(r"^feature_extractor\.conv_layers\.(\d+)\.2\.(weight|bias)$"),
+        r"feature_extractor.conv_layers.\1.layer_norm.\2",
+    ),
     (re.compile(r"^layer_norm\.(weight|bias)$"), r"feature_projection.layer_norm.\1"),
     (re.compile(r"^post_extract_proj\.(weight|bias)$"), r"feature_projection.projection.\1"),
     (re.compile(r"^mask_emb$"), "masked_spec_embed"),
     (re.compile(r"^encoder\.pos_conv\.0\.bias$"), "encoder.pos_conv_embed.conv.bias"),
-    (re.compile(r"^encoder\.pos_conv\.0\.(weight_g|parametrizations\.weight\.original0)$"), "encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
-    (re.compile(r"^encoder\.pos_conv\.0\.(weight_v|parametrizations\.weight\.original1)$"), "encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
+    (
+        re.compile(r"^encoder\.pos_conv\.0\.(weight_g|parametrizations\.weight\.original0)$"),
+        "encoder.pos_conv_embed.conv.parametrizations.weight.original0",
+    ),
+    (
+        re.compile(r"^encoder\.pos_conv\.0\.(weight_v|parametrizations\.weight\.original1)$"),
+        "encoder.pos_conv_embed.conv.parametrizations.weight.original1",
+    ),
     (re.compile(r"^encoder\.layer_norm\.(weight|bias)$"), r"encoder.layer_norm.\1"),
-    (re.compile(r"^encoder\.layers\.(\d+)\.self_attn\.(k_proj|q_proj|v_proj|out_proj)\.(weight|bias)$"), r"encoder.layers.\1.attention.\2.\3"),
+    (
+        re.compile(r"^encoder\.layers\.(\d+)\.self_attn\.(k_proj|q_proj|v_proj|out_proj)\.(weight|bias)$"),
+        r"encoder.layers.\1.attention.\2.\3",
+    ),
     (re.compile(r"^encoder\.layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)$"), r"encoder.layers.\1.layer_norm.\2"),
-    (re.compile(r"^encoder\.layers\.(\d+)\.fc1\.(weight|bias)$"), r"encoder.layers.\1.feed_forward.intermediate_dense.\2"),
+    (
+        re.compile(r"^encoder\.layers\.(\d+)\.fc1\.(weight|bias)$"),
+        r"encoder.layers.\1.feed_forward.intermediate_dense.\2",
+    ),
     (re.compile(r"^encoder\.layers\.(\d+)\.fc2\.(weight|bias)$"), r"encoder.layers.\1.feed_forward.output_dense.\2"),
-    (re.compile(r"^encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)$"), r"encoder.layers.\1.final_layer_norm.\2"),
+    (
+        re.compile(r"^encoder\.layers\.(\d+)\.final_layer_norm\.(weight|bias)$"),
+        r"encoder.layers.\1.final_layer_norm.\2",
+    ),
 ]
 
 
@@ -104,7 +128,10 @@ class SSLAASISTBackEnd(GraphBackEnd):
         self.LL = nn.Linear(ssl_dim, proj_dim)
         self.first_bn1 = nn.BatchNorm2d(channels)
         self.attention = nn.Sequential(
-            nn.Conv2d(channels, 2 * channels, kernel_size=1), nn.SELU(), nn.BatchNorm2d(2 * channels), nn.Conv2d(2 * channels, channels, kernel_size=1)
+            nn.Conv2d(channels, 2 * channels, kernel_size=1),
+            nn.SELU(),
+            nn.BatchNorm2d(2 * channels),
+            nn.Conv2d(2 * channels, channels, kernel_size=1),
         )
 
     def node_inputs(self, x):
@@ -144,7 +171,8 @@ class SSLAASIST(nn.Module):
         return self.ssl.layer_modules()
 
     def set_trainable(self, spec: str) -> None:
-        """``all``; ``frozen`` (only the back end's output layer trains); ``top:K`` / ``transformer`` (SSL part, back end trains)."""
+        """``all``; ``frozen`` (only the back end's output layer trains); ``top:K`` / ``transformer`` (SSL part,
+        back end trains)."""
         if spec in ("all", "frozen"):
             self.ssl.set_trainable(spec)
             freeze_but_output_layer(self, spec, ("backend.out_layer",))
@@ -173,7 +201,10 @@ def build_ssl_aasist(ssl_backbone, config: AASISTConfig | None = None) -> SSLAAS
 
 
 def build_backbone(config) -> SSLAASIST:
-    """SSL-AASIST for a ``ModelConfig``: the SSL model from ``backbone_id`` (``backbone_options``: ``cache_dir``, ``layerdrop``)."""
+    """SSL-AASIST for a ``ModelConfig``: the SSL model from ``backbone_id``.
+
+    ``backbone_options``: ``cache_dir``, ``layerdrop``.
+    """
     opts = dict(config.backbone_options or {})
     hf = load_ssl_model(config.backbone_id, cache_dir=opts.get("cache_dir"), layerdrop=opts.get("layerdrop", 0.0))
     return build_ssl_aasist(SSLBackbone(hf, gradient_checkpointing=config.gradient_checkpointing))
@@ -196,7 +227,10 @@ def load_ssl_aasist_checkpoint(model, state_dict: dict) -> LoadReport:
     if any(k.startswith("module.") for k in state_dict):
         state_dict = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()}
     if not any(k.startswith(SSL_PREFIX) for k in state_dict):
-        raise CmError("not an SSL_Anti-spoofing checkpoint: no 'ssl_model.model.' parameters", hint="this loader is for the published XLS-R + AASIST checkpoint")
+        raise CmError(
+            "not an SSL_Anti-spoofing checkpoint: no 'ssl_model.model.' parameters",
+            hint="this loader is for the published XLS-R + AASIST checkpoint",
+        )
     ssl_sd, dropped = remap_fairseq_state_dict(state_dict, prefix=SSL_PREFIX)
     backend_sd = {k: v for k, v in state_dict.items() if not k.startswith("ssl_model.")}
     hf_model = model.ssl.model
@@ -207,11 +241,15 @@ def load_ssl_aasist_checkpoint(model, state_dict: dict) -> LoadReport:
         try:
             result = target.load_state_dict(sd, strict=False)
         except RuntimeError as exc:
-            raise CmError(f"checkpoint does not match the {label}: {str(exc).splitlines()[-1].strip()}", hint="the SSL config must match the checkpoint (XLS-R 300M for the published model)") from exc
+            raise CmError(
+                f"checkpoint does not match the {label}: {str(exc).splitlines()[-1].strip()}",
+                hint="the SSL config must match the checkpoint (XLS-R 300M for the published model)",
+            ) from exc
         problems = list(result.missing_keys) + list(result.unexpected_keys)
         if problems:
             raise CmError(
-                f"checkpoint does not match the {label}: missing {list(result.missing_keys)[:5]}, unexpected {list(result.unexpected_keys)[:5]}",
+                f"checkpoint does not match the {label}: missing {list(result.missing_keys)[:5]}, "
+                f"unexpected {list(result.unexpected_keys)[:5]}",
                 hint="the SSL config must match the checkpoint (XLS-R 300M for the published model)",
             )
     return LoadReport(dropped=tuple(dropped))

@@ -25,17 +25,44 @@ from typing import Any, Callable, Sequence
 from cm_cli.core.errors import CmError
 from cm_cli.degrade.toy_conditions import DEFAULT_TOY_CONDITIONS, SEEN, describe_condition
 
-__all__ = ["DemoSettings", "DemoStep", "DemoResult", "run_demo", "DEMO_METHODS", "DEMO_PRESETS", "METHOD_LABELS",
-           "demo_methods",
-           "DEMO_AUGMENT_POLICY", "DEMO_EVAL_CONDITIONS", "DEMO_SEEN", "DEMO_UNSEEN", "DEMO_SWEEP",
-           "group_of", "study_summary"]
+__all__ = [
+    "DemoSettings",
+    "DemoStep",
+    "DemoResult",
+    "run_demo",
+    "DEMO_METHODS",
+    "DEMO_PRESETS",
+    "METHOD_LABELS",
+    "demo_methods",
+    "DEMO_AUGMENT_POLICY",
+    "DEMO_EVAL_CONDITIONS",
+    "DEMO_SEEN",
+    "DEMO_UNSEEN",
+    "DEMO_SWEEP",
+    "group_of",
+    "study_summary",
+]
 
 DEMO_METHODS = ("erm", "erm_aug", "dann")  # the default study (the demo's time budget)
 # every method `cm demo --methods` can add: the toy presets of the training methods
-DEMO_PRESETS = {"erm": "toy_lcnn_erm", "erm_aug": "toy_lcnn_erm_aug", "dann": "toy_lcnn_dann", "sam": "toy_lcnn_sam",
-                "coral": "toy_lcnn_coral", "mmd": "toy_lcnn_mmd", "groupdro": "toy_lcnn_groupdro"}
-METHOD_LABELS = {"erm": "ERM", "erm_aug": "ERM-aug", "dann": "DANN", "sam": "SAM", "coral": "CORAL", "mmd": "MMD",
-                 "groupdro": "GroupDRO"}
+DEMO_PRESETS = {
+    "erm": "toy_lcnn_erm",
+    "erm_aug": "toy_lcnn_erm_aug",
+    "dann": "toy_lcnn_dann",
+    "sam": "toy_lcnn_sam",
+    "coral": "toy_lcnn_coral",
+    "mmd": "toy_lcnn_mmd",
+    "groupdro": "toy_lcnn_groupdro",
+}
+METHOD_LABELS = {
+    "erm": "ERM",
+    "erm_aug": "ERM-aug",
+    "dann": "DANN",
+    "sam": "SAM",
+    "coral": "CORAL",
+    "mmd": "MMD",
+    "groupdro": "GroupDRO",
+}
 # Training-time augmentation (ERM-aug and DANN): clean plus two of the eval conditions.
 # Its labels (clean, C05, C08) are the DANN domains and the run's seen_domains.
 DEMO_AUGMENT_POLICY = "clean:0.4, C05:0.3, C08:0.3"
@@ -89,8 +116,16 @@ class DemoResult:
             "report_html": str(self.report_html),
             "report_md": str(self.out / "report" / "report.md"),
             "seconds": round(sum(s.seconds for s in self.steps), 1),
-            "steps": [{"name": s.name, "seconds": round(s.seconds, 2), "skipped": s.skipped, "paths": s.paths,
-                       **({"note": s.note} if s.note else {})} for s in self.steps],
+            "steps": [
+                {
+                    "name": s.name,
+                    "seconds": round(s.seconds, 2),
+                    "skipped": s.skipped,
+                    "paths": s.paths,
+                    **({"note": s.note} if s.note else {}),
+                }
+                for s in self.steps
+            ],
             "summary": self.summary,
         }
 
@@ -130,8 +165,10 @@ def demo_methods(text: str | Sequence[str] | None) -> tuple[str, ...]:
     names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if str(n).strip()]
     unknown = [n for n in names if n not in DEMO_PRESETS]
     if unknown or not names:
-        raise UsageError(f"--methods: unknown method {unknown[0]!r}" if unknown else "--methods is empty",
-                         f"choose from {', '.join(DEMO_PRESETS)}")
+        raise UsageError(
+            f"--methods: unknown method {unknown[0]!r}" if unknown else "--methods is empty",
+            f"choose from {', '.join(DEMO_PRESETS)}",
+        )
     return tuple(dict.fromkeys(names))
 
 
@@ -188,15 +225,23 @@ def study_summary(eval_dirs: dict[str, dict[int, Path]], *, seen: Sequence[str] 
         for key in ("clean", "seen", "unseen", "gap_seen_rel", "gap_unseen_rel"):
             values = [v[key] for v in per_seed.values() if key in v]
             if values:
-                stats[key] = {"mean": round(float(np.mean(values)), 2),
-                              "sd": round(float(np.std(values, ddof=1)), 2) if len(values) > 1 else None,
-                              "n": len(values)}
+                stats[key] = {
+                    "mean": round(float(np.mean(values)), 2),
+                    "sd": round(float(np.std(values, ddof=1)), 2) if len(values) > 1 else None,
+                    "n": len(values),
+                }
         methods[method] = {"per_seed": per_seed, "stats": stats}
     unseen = [c for c in DEMO_EVAL_CONDITIONS if c not in seen]
-    named = (f"Policy-covered codecs: {', '.join(map(describe_condition, seen))}. Never-seen codecs: "
-             f"{', '.join(map(describe_condition, unseen))}.")
-    return {"seen_conditions": list(seen), "unseen_conditions": unseen, "methods": methods,
-            "text": named + "\n" + _verdict(methods)}
+    named = (
+        f"Policy-covered codecs: {', '.join(map(describe_condition, seen))}. Never-seen codecs: "
+        f"{', '.join(map(describe_condition, unseen))}."
+    )
+    return {
+        "seen_conditions": list(seen),
+        "unseen_conditions": unseen,
+        "methods": methods,
+        "text": named + "\n" + _verdict(methods),
+    }
 
 
 def _fmt(stat: dict | None, unit: str = "%") -> str:
@@ -211,9 +256,11 @@ def _verdict(methods: dict[str, dict]) -> str:
     lines = []
     for m, info in methods.items():
         s = info["stats"]
-        lines.append(f"{names.get(m, m)}: EER clean {_fmt(s.get('clean'))}, policy-covered codecs "
-                     f"{_fmt(s.get('seen'))}, never-seen codecs {_fmt(s.get('unseen'))} "
-                     f"(relative gap {_fmt(s.get('gap_unseen_rel'), ' %')} on never-seen codecs).")
+        lines.append(
+            f"{names.get(m, m)}: EER clean {_fmt(s.get('clean'))}, policy-covered codecs "
+            f"{_fmt(s.get('seen'))}, never-seen codecs {_fmt(s.get('unseen'))} "
+            f"(relative gap {_fmt(s.get('gap_unseen_rel'), ' %')} on never-seen codecs)."
+        )
 
     def compare(a: str, b: str, what: str) -> str | None:
         sa, sb = methods.get(a, {}).get("stats", {}), methods.get(b, {}).get("stats", {})
@@ -223,14 +270,20 @@ def _verdict(methods: dict[str, dict]) -> str:
         spread = max((x["unseen"].get("sd") or 0.0) for x in (sa, sb))
         n = min(sa["unseen"]["n"], sb["unseen"]["n"])
         if n < 2:
-            return (f"{names[b]} vs {names[a]} on never-seen codecs: {diff:+.1f} EER points from one seed each; "
-                    f"one seed cannot tell whether {what}.")
+            return (
+                f"{names[b]} vs {names[a]} on never-seen codecs: {diff:+.1f} EER points from one seed each; "
+                f"one seed cannot tell whether {what}."
+            )
         if abs(diff) <= 2 * spread:
-            return (f"{names[b]} vs {names[a]} on never-seen codecs: {diff:+.1f} EER points, within twice the "
-                    f"seed spread ({spread:.1f}); the evidence does not show that {what}.")
+            return (
+                f"{names[b]} vs {names[a]} on never-seen codecs: {diff:+.1f} EER points, within twice the "
+                f"seed spread ({spread:.1f}); the evidence does not show that {what}."
+            )
         direction = "lowers" if diff < 0 else "raises"
-        return (f"{names[b]} {direction} the never-seen-codec EER by {abs(diff):.1f} points against {names[a]} "
-                f"(more than twice the seed spread of {spread:.1f}); see the report's paired tests.")
+        return (
+            f"{names[b]} {direction} the never-seen-codec EER by {abs(diff):.1f} points against {names[a]} "
+            f"(more than twice the seed spread of {spread:.1f}); see the report's paired tests."
+        )
 
     pairs = [("erm", "erm_aug", "codec augmentation helps")]
     pairs += [("erm_aug", m, f"{names[m]} adds to augmentation") for m in methods if m not in ("erm", "erm_aug")]
@@ -289,29 +342,56 @@ class _Study:
     def manifest(self):
         from cm_cli.data.manifests import make_manifest
 
-        made = make_manifest("toy", self.manifest_path.parent, data_root=self.data_root, corpus_root=self.toy_root,
-                             validate=True, seed=self.settings.seed, workers=self.workers, force=self.settings.force,
-                             extra_options={"toy_size": self.settings.size})
+        made = make_manifest(
+            "toy",
+            self.manifest_path.parent,
+            data_root=self.data_root,
+            corpus_root=self.toy_root,
+            validate=True,
+            seed=self.settings.seed,
+            workers=self.workers,
+            force=self.settings.force,
+            extra_options={"toy_size": self.settings.size},
+        )
         return {"manifest": made.path}, made.skipped, f"{made.n_rows} utterances"
 
     def augment(self):
         from cm_cli.degrade.corpus import degrade_manifest
 
         s = self.settings
-        done = degrade_manifest(self.manifest_path, self.augment_dir, policy=DEMO_AUGMENT_POLICY, variants=s.variants,
-                                seed=s.seed, workers=self.workers, split="train", data_root=self.data_root,
-                                force=s.force)
+        done = degrade_manifest(
+            self.manifest_path,
+            self.augment_dir,
+            policy=DEMO_AUGMENT_POLICY,
+            variants=s.variants,
+            seed=s.seed,
+            workers=self.workers,
+            split="train",
+            data_root=self.data_root,
+            force=s.force,
+        )
         note = f"{done.n_written} variants rendered"
         return {"manifest": self.augment_dir / "manifest.parquet"}, done.already_done, note
 
     def train(self, method: str, seed: int):
         from cm_cli.training.run import train_run
 
-        config = _train_config(DEMO_PRESETS[method], seed=seed, augment_manifest=self.augment_dir / "manifest.parquet",
-                               epochs=self.settings.epochs)
-        outcome = train_run(config, self.manifest_path, self.runs[method][seed], data_root=self.data_root,
-                            device=self.torch_device, cache_dir=self.cache_dir, force=self.settings.force,
-                            preset=DEMO_PRESETS[method])
+        config = _train_config(
+            DEMO_PRESETS[method],
+            seed=seed,
+            augment_manifest=self.augment_dir / "manifest.parquet",
+            epochs=self.settings.epochs,
+        )
+        outcome = train_run(
+            config,
+            self.manifest_path,
+            self.runs[method][seed],
+            data_root=self.data_root,
+            device=self.torch_device,
+            cache_dir=self.cache_dir,
+            force=self.settings.force,
+            preset=DEMO_PRESETS[method],
+        )
         dev_eer = outcome.summary.get("best_dev_eer", outcome.summary.get("dev_eer"))
         note = f"{outcome.status}" + (f", best dev EER {100 * dev_eer:.2f}%" if isinstance(dev_eer, float) else "")
         return {"run": self.runs[method][seed]}, outcome.skipped, note
@@ -321,13 +401,27 @@ class _Study:
 
         # no per-run `compare`: it names a seed-specific file, which would keep `cm report` from
         # grouping seed replicates; the methods are compared over seeds in the summary and report
-        done = evaluate_model(self.runs[method][seed], self.manifest_path, self.evals[method][seed], split="eval",
-                              by=["codec", "attack"], in_domain=["clean"], bootstrap=200, data_root=self.data_root,
-                              cache_dir=self.cache_dir, device=self.device, torch_device=self.torch_device,
-                              seed=self.settings.seed, force=self.settings.force)
+        done = evaluate_model(
+            self.runs[method][seed],
+            self.manifest_path,
+            self.evals[method][seed],
+            split="eval",
+            by=["codec", "attack"],
+            in_domain=["clean"],
+            bootstrap=200,
+            data_root=self.data_root,
+            cache_dir=self.cache_dir,
+            device=self.device,
+            torch_device=self.torch_device,
+            seed=self.settings.seed,
+            force=self.settings.force,
+        )
         overall = done.conditions[0].metrics["overall"]
-        return ({"eval": self.evals[method][seed]}, done.skipped,
-                f"EER {100 * overall['eer']:.2f}%, minDCF {overall['min_dcf']:.3f}")
+        return (
+            {"eval": self.evals[method][seed]},
+            done.skipped,
+            f"EER {100 * overall['eer']:.2f}%, minDCF {overall['min_dcf']:.3f}",
+        )
 
     def summarise(self):
         from cm_cli.core.artifacts import atomic_path, write_json
@@ -335,8 +429,9 @@ class _Study:
         summary = study_summary(self.evals)
         write_json(summary, self.out / DEMO_SUMMARY)
         with atomic_path(self.out / "summary.md") as tmp:
-            tmp.write_text("# What the demo study shows\n\n" + summary["text"].replace("\n", "\n\n") + "\n",
-                           encoding="utf-8")
+            tmp.write_text(
+                "# What the demo study shows\n\n" + summary["text"].replace("\n", "\n\n") + "\n", encoding="utf-8"
+            )
         self.result.summary = summary
         return {"summary": self.out / DEMO_SUMMARY}, False, ""
 
@@ -344,43 +439,75 @@ class _Study:
         from cm_cli.evaluation import evaluate_model
 
         target = self.out / "sweep" / method / f"seed_{self.first}"
-        done = evaluate_model(self.runs[method][self.first], self.manifest_path, target, split="eval",
-                              degrade=[DEMO_SWEEP], by=["attack"], data_root=self.data_root, cache_dir=self.cache_dir,
-                              device=self.device, torch_device=self.torch_device, seed=self.settings.seed,
-                              force=self.settings.force)
+        done = evaluate_model(
+            self.runs[method][self.first],
+            self.manifest_path,
+            target,
+            split="eval",
+            degrade=[DEMO_SWEEP],
+            by=["attack"],
+            data_root=self.data_root,
+            cache_dir=self.cache_dir,
+            device=self.device,
+            torch_device=self.torch_device,
+            seed=self.settings.seed,
+            force=self.settings.force,
+        )
         return {"sweep": done.sweep or target}, done.skipped, f"{len(done.conditions)} conditions"
 
     def embed(self, method: str):
         from cm_cli.embedding import embed_manifest
 
-        done = embed_manifest(self.manifest_path, self.embeddings[method], checkpoint=self.runs[method][self.first],
-                              split="eval", layers="all", data_root=self.data_root, device=self.torch_device,
-                              force=self.settings.force)
+        done = embed_manifest(
+            self.manifest_path,
+            self.embeddings[method],
+            checkpoint=self.runs[method][self.first],
+            split="eval",
+            layers="all",
+            data_root=self.data_root,
+            device=self.torch_device,
+            force=self.settings.force,
+        )
         return {"embeddings": done.path}, done.skipped, f"{done.n_rows} utterances"
 
     def loao(self):
         from cm_cli.analysis.loao import LoaoConfig, run_loao
 
-        summary = run_loao(self.embeddings["erm"], manifest=self.manifest_path, out=self.out / "loao",
-                           config=LoaoConfig(seeds=(0, 1), n_boot=500, n_perm=1000), force=self.settings.force)
+        summary = run_loao(
+            self.embeddings["erm"],
+            manifest=self.manifest_path,
+            out=self.out / "loao",
+            config=LoaoConfig(seeds=(0, 1), n_boot=500, n_perm=1000),
+            force=self.settings.force,
+        )
         return {"loao": self.out / "loao"}, bool(summary.get("skipped")), ""
 
     def probe(self):
         from cm_cli.analysis.probes import ProbeConfig, run_probes
 
         # the same augmentation with and without the adversary: is there less codec information left?
-        summary = run_probes([self.embeddings["erm_aug"], self.embeddings["dann"]], manifest=self.manifest_path,
-                             out=self.out / "probe",
-                             config=ProbeConfig(target="codec", folds=3, n_boot=300, max_iter=200,
-                                                control_repeats=1, seed=self.settings.seed),
-                             tags=["erm_aug", "dann"], force=self.settings.force)
+        summary = run_probes(
+            [self.embeddings["erm_aug"], self.embeddings["dann"]],
+            manifest=self.manifest_path,
+            out=self.out / "probe",
+            config=ProbeConfig(
+                target="codec", folds=3, n_boot=300, max_iter=200, control_repeats=1, seed=self.settings.seed
+            ),
+            tags=["erm_aug", "dann"],
+            force=self.settings.force,
+        )
         return {"probes": self.out / "probe"}, bool(summary.get("skipped")), ""
 
     def cka(self):
         from cm_cli.analysis.cka import CkaConfig, run_cka
 
-        summary = run_cka(self.embeddings["erm_aug"], self.embeddings["dann"], out=self.out / "cka",
-                          config=CkaConfig(seed=self.settings.seed), force=self.settings.force)
+        summary = run_cka(
+            self.embeddings["erm_aug"],
+            self.embeddings["dann"],
+            out=self.out / "cka",
+            config=CkaConfig(seed=self.settings.seed),
+            force=self.settings.force,
+        )
         return {"cka": self.out / "cka"}, bool(summary.get("skipped")), ""
 
     def patch(self):
@@ -389,9 +516,15 @@ class _Study:
         # same training seed -> same initial weights (the model is built right after seeding;
         # DANN's heads come afterwards), so the two representations share their initialisation
         config = PatchConfig(split="eval", n_boot=300, seed=self.settings.seed, max_rows=300)
-        summary = run_patching(self.runs["erm_aug"][self.first], self.runs["dann"][self.first],
-                               manifest=self.manifest_path, out=self.out / "patch",
-                               data_root=self.data_root, config=config, force=self.settings.force)
+        summary = run_patching(
+            self.runs["erm_aug"][self.first],
+            self.runs["dann"][self.first],
+            manifest=self.manifest_path,
+            out=self.out / "patch",
+            data_root=self.data_root,
+            config=config,
+            force=self.settings.force,
+        )
         return {"patching": self.out / "patch"}, bool(summary.get("skipped")), ""
 
     def report(self):

@@ -71,4 +71,4 @@ class FigureDir:
 
     def table_name(self, name: str) -> str:
         """A unique table stem, sharing the name space so anchors never collide."""
-        return self.path("tab-" + name).stem[len("tab-"):]
+        return self.path("tab-" + name).stem[len("tab-") :]

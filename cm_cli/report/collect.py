@@ -20,7 +20,13 @@ from typing import Any, Iterable, Mapping
 from cm_cli.core.errors import CmError
 
 __all__ = [
-    "RunInfo", "EvalInfo", "AnalysisInfo", "Collection", "collect", "looked_for", "UNKNOWN_CORPUS",
+    "RunInfo",
+    "EvalInfo",
+    "AnalysisInfo",
+    "Collection",
+    "collect",
+    "looked_for",
+    "UNKNOWN_CORPUS",
 ]
 
 UNKNOWN_CORPUS = "unknown corpus"
@@ -92,8 +98,18 @@ class EvalInfo:
     @property
     def seedless_key(self) -> tuple:
         """Same evaluation of seed replicates of one run configuration."""
-        ignore = {"run", "checkpoint", "checkpoint_sha256", "out", "output", "seed", "scores", "workers", "shard",
-                  "force"}
+        ignore = {
+            "run",
+            "checkpoint",
+            "checkpoint_sha256",
+            "out",
+            "output",
+            "seed",
+            "scores",
+            "workers",
+            "shard",
+            "force",
+        }
         options = tuple(sorted((k, repr(v)) for k, v in self.options.items() if k not in ignore))
         run_key = self.run.seedless_key if self.run else (self.name,)
         return (self.corpus, run_key, options)
@@ -131,12 +147,20 @@ class Collection:
 
     def counts(self) -> dict[str, int]:
         main = [e for e in self.evals if not e.in_sweep]
-        counts = {"runs": len(self.runs), "evaluations": sum(e.sweep is None for e in main),
-                  "sweeps": sum(e.sweep is not None for e in main)}
+        counts = {
+            "runs": len(self.runs),
+            "evaluations": sum(e.sweep is None for e in main),
+            "sweeps": sum(e.sweep is not None for e in main),
+        }
         from cm_cli.core.kinds import analysis_kinds
 
-        counts.update({k.name: len(self.analyses.get(k.name, [])) for k in analysis_kinds()
-                       if not k.optional or self.analyses.get(k.name)})
+        counts.update(
+            {
+                k.name: len(self.analyses.get(k.name, []))
+                for k in analysis_kinds()
+                if not k.optional or self.analyses.get(k.name)
+            }
+        )
         return counts
 
 
@@ -157,8 +181,9 @@ def _is_analysis(kind, record_kind: str | None, names: set[str]) -> bool:
     """A directory of a declared analysis kind: its marker file, or its ``cm.json`` kind with a table beside it."""
     if kind.marker is None:
         return record_kind == kind.name
-    return kind.marker in names or (record_kind == kind.name and kind.marker.endswith(".parquet")
-                                    and any(n.endswith(".parquet") for n in names))
+    return kind.marker in names or (
+        record_kind == kind.name and kind.marker.endswith(".parquet") and any(n.endswith(".parquet") for n in names)
+    )
 
 
 # --------------------------------------------------------------------------- helpers

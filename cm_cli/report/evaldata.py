@@ -20,13 +20,34 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
-    "CLEAN_VALUES", "Curve", "metric_ci", "overall_metrics", "breakdown", "breakdown_columns", "load_scores", "bona_mask", "curve",
-    "per_attack", "ood_from_scores", "ci_unit", "normalise_sweep",
+    "CLEAN_VALUES",
+    "Curve",
+    "metric_ci",
+    "overall_metrics",
+    "breakdown",
+    "breakdown_columns",
+    "load_scores",
+    "bona_mask",
+    "curve",
+    "per_attack",
+    "ood_from_scores",
+    "ci_unit",
+    "normalise_sweep",
 ]
 
 CLEAN_VALUES = {"none", "clean", "", "nan", "null"}
-_METRIC_NAMES = {"eer", "eer_threshold", "eer_rocch", "min_dcf", "act_dcf", "cllr", "min_cllr", "auc", "n_bonafide",
-                 "n_spoof"}
+_METRIC_NAMES = {
+    "eer",
+    "eer_threshold",
+    "eer_rocch",
+    "min_dcf",
+    "act_dcf",
+    "cllr",
+    "min_cllr",
+    "auc",
+    "n_bonafide",
+    "n_spoof",
+}
 
 
 def metric_ci(metrics: Mapping[str, Any] | None, key: str) -> tuple[float, float] | None:
@@ -94,8 +115,11 @@ def breakdown(e: EvalInfo, column: str) -> "pd.DataFrame | None":
     by = (e.metrics or {}).get("by") or {}
     groups = by.get(column)
     if isinstance(groups, Mapping) and groups:
-        rows = [{"value": str(k), **{m: v for m, v in dict(v).items() if m in _METRIC_NAMES}}
-                for k, v in groups.items() if isinstance(v, Mapping)]
+        rows = [
+            {"value": str(k), **{m: v for m, v in dict(v).items() if m in _METRIC_NAMES}}
+            for k, v in groups.items()
+            if isinstance(v, Mapping)
+        ]
         return pd.DataFrame(rows) if rows else None
     path = e.breakdowns.get(column)
     if path is None:
@@ -190,10 +214,14 @@ def per_attack(e: EvalInfo) -> "pd.DataFrame | None":
     spoof_rows = frame[~mask]
     for attack, part in spoof_rows.groupby(spoof_rows["attack"].astype(str), sort=True):
         index = part.index.to_numpy()
-        row = {"attack": attack,
-               "attack_family": str(part["attack_family"].iloc[0]) if "attack_family" in part and part["attack_family"].notna().any() else "",
-               "eer": from_metrics.get(attack, math.nan) if from_metrics else _eer(scores[mask], scores[index]),
-               "source": "metrics.json" if from_metrics else "scores"}
+        row = {
+            "attack": attack,
+            "attack_family": str(part["attack_family"].iloc[0])
+            if "attack_family" in part and part["attack_family"].notna().any()
+            else "",
+            "eer": from_metrics.get(attack, math.nan) if from_metrics else _eer(scores[mask], scores[index]),
+            "source": "metrics.json" if from_metrics else "scores",
+        }
         if mixed:
             row["eer_clean"] = _eer(scores[mask & clean], scores[index[clean[index]]])
             row["delta"] = row["eer"] - row["eer_clean"]
@@ -223,7 +251,7 @@ def ood_from_scores(e: EvalInfo, column: str) -> dict | None:
     in_domain = sorted({str(k) for k in keys[clean]})
     mask = bona_mask(frame["label"])
     trials = sort_trials(frame["score"].to_numpy(dtype="float64"), mask)
-    seen = (e.run.config.get("seen_domains") if e.run is not None else None)
+    seen = e.run.config.get("seen_domains") if e.run is not None else None
     extra = {"seen": seen} if seen is not None and "seen" in inspect.signature(ood_gap).parameters else {}
     try:
         return ood_gap(trials, keys, in_domain, column=column, **extra)
@@ -279,7 +307,9 @@ def normalise_sweep(frame: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFram
     frame["condition"] = frame["condition"].astype(str).where(frame["condition"].notna(), "clean")
     long_attacks = None
     if "attack" in frame.columns:
-        pooled = frame["attack"].isna() | frame["attack"].astype(str).str.lower().isin({"all", "overall", "pooled", "none"})
+        pooled = frame["attack"].isna() | frame["attack"].astype(str).str.lower().isin(
+            {"all", "overall", "pooled", "none"}
+        )
         long_attacks = frame.loc[~pooled, ["condition", "attack", "eer"]].copy()
         frame = frame[pooled]
     param_col = next((c for c in _PARAM_COLUMNS if c in frame.columns), None)
@@ -298,17 +328,25 @@ def normalise_sweep(frame: "pd.DataFrame") -> tuple["pd.DataFrame", "pd.DataFram
             parameter, severity = None, float("nan")
         parameters.append(parameter)
         severities.append(float(severity) if severity is not None else float("nan"))
-    overall = pd.DataFrame({
-        "condition": frame["condition"].to_numpy(),
-        "parameter": parameters,
-        "severity": np.array(severities, dtype=float),
-        "eer": frame["eer"].astype(float).to_numpy() if "eer" in frame else np.nan,
-        "min_dcf": frame["min_dcf"].astype(float).to_numpy() if "min_dcf" in frame else np.nan,
-    })
+    overall = pd.DataFrame(
+        {
+            "condition": frame["condition"].to_numpy(),
+            "parameter": parameters,
+            "severity": np.array(severities, dtype=float),
+            "eer": frame["eer"].astype(float).to_numpy() if "eer" in frame else np.nan,
+            "min_dcf": frame["min_dcf"].astype(float).to_numpy() if "min_dcf" in frame else np.nan,
+        }
+    )
     if long_attacks is not None:
-        per_attack_frame = long_attacks.assign(attack=long_attacks["attack"].astype(str), eer=long_attacks["eer"].astype(float))
+        per_attack_frame = long_attacks.assign(
+            attack=long_attacks["attack"].astype(str), eer=long_attacks["eer"].astype(float)
+        )
     else:
-        wide = {c: m.group(1) for c in frame.columns if (m := _ATTACK_EER.match(c)) and m.group(1).lower() not in _NOT_ATTACKS}
+        wide = {
+            c: m.group(1)
+            for c in frame.columns
+            if (m := _ATTACK_EER.match(c)) and m.group(1).lower() not in _NOT_ATTACKS
+        }
         per_attack_frame = frame[["condition", *wide]].melt(id_vars="condition", var_name="attack", value_name="eer")
         per_attack_frame["attack"] = per_attack_frame["attack"].map(wide)
         per_attack_frame["eer"] = per_attack_frame["eer"].astype(float)

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from cm_cli.report.style import (
-    HEATMAP_CMAP, bar_style, layer_sort_key, legend_below, new_figure, param_label, save, series_style,
+    HEATMAP_CMAP,
+    bar_style,
+    layer_sort_key,
+    legend_below,
+    new_figure,
+    param_label,
+    save,
+    series_style,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,9 +26,21 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
-    "DET_TICKS", "grouped_bars", "det_curves", "roc_curves", "score_histograms", "sweep_lines", "heatmap",
-    "training_curves", "loao_gaps", "geometry_scatter", "probe_curves", "cka_diagonal", "patching_effects",
-    "thin_curve", "seed_comparison",
+    "DET_TICKS",
+    "grouped_bars",
+    "det_curves",
+    "roc_curves",
+    "score_histograms",
+    "sweep_lines",
+    "heatmap",
+    "training_curves",
+    "loao_gaps",
+    "geometry_scatter",
+    "probe_curves",
+    "cka_diagonal",
+    "patching_effects",
+    "thin_curve",
+    "seed_comparison",
 ]
 
 DET_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40, 60, 80, 90, 95, 98, 99)  # percent
@@ -39,9 +58,20 @@ def thin_curve(frr: "np.ndarray", far: "np.ndarray", max_points: int = 4000) -> 
     return np.asarray(frr)[index], np.asarray(far)[index]
 
 
-def grouped_bars(frame: "pd.DataFrame", path: Path, *, category: str, system: str, value: str, ylabel: str,
-                 title: str, xlabel: str | None = None, low: str | None = None, high: str | None = None,
-                 scale: float = 100.0) -> Path:
+def grouped_bars(
+    frame: "pd.DataFrame",
+    path: Path,
+    *,
+    category: str,
+    system: str,
+    value: str,
+    ylabel: str,
+    title: str,
+    xlabel: str | None = None,
+    low: str | None = None,
+    high: str | None = None,
+    scale: float = 100.0,
+) -> Path:
     """Bars of ``value`` per ``category`` (x), one hatched bar per ``system`` side by side; optional CI whiskers."""
     import numpy as np
 
@@ -60,10 +90,18 @@ def grouped_bars(frame: "pd.DataFrame", path: Path, *, category: str, system: st
             hi = np.array([scale * float(part[high].get(c, np.nan)) for c in categories])
             ok = np.isfinite(lo) & np.isfinite(hi)
             if ok.any():
-                ax.errorbar((x + (i - (len(systems) - 1) / 2) * width)[ok], values[ok],
-                            yerr=[np.maximum(values[ok] - lo[ok], 0), np.maximum(hi[ok] - values[ok], 0)],
-                            fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
-    ax.set_xticks(x, categories, rotation=45 if len(categories) > 6 else 0, ha="right" if len(categories) > 6 else "center")
+                ax.errorbar(
+                    (x + (i - (len(systems) - 1) / 2) * width)[ok],
+                    values[ok],
+                    yerr=[np.maximum(values[ok] - lo[ok], 0), np.maximum(hi[ok] - values[ok], 0)],
+                    fmt="none",
+                    ecolor="black",
+                    elinewidth=0.8,
+                    capsize=2,
+                )
+    ax.set_xticks(
+        x, categories, rotation=45 if len(categories) > 6 else 0, ha="right" if len(categories) > 6 else "center"
+    )
     ax.set_xlabel(xlabel or category)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -139,8 +177,9 @@ def roc_curves(curves: Sequence[tuple[str, "np.ndarray", "np.ndarray", float]], 
     return save(fig, path)
 
 
-def score_histograms(systems: Sequence[tuple[str, "np.ndarray", "np.ndarray", float | None]], path: Path, *,
-                     title: str) -> Path:
+def score_histograms(
+    systems: Sequence[tuple[str, "np.ndarray", "np.ndarray", float | None]], path: Path, *, title: str
+) -> Path:
     """Score densities per class (bona fide solid, spoof hatched), one panel per system; EER threshold dashed."""
     import numpy as np
 
@@ -155,10 +194,29 @@ def score_histograms(systems: Sequence[tuple[str, "np.ndarray", "np.ndarray", fl
         if not np.isfinite(lo) or not np.isfinite(hi) or hi <= lo:
             lo, hi = float(np.min(both)) - 0.5, float(np.max(both)) + 0.5
         bins = np.linspace(lo, hi, 50)
-        ax.hist(np.clip(bona, lo, hi), bins=bins, density=True, histtype="stepfilled", alpha=0.55,
-                color="#3b6aa0", edgecolor="black", linewidth=0.6, label=f"bona fide (n={bona.size})")
-        ax.hist(np.clip(spoof, lo, hi), bins=bins, density=True, histtype="stepfilled", alpha=0.35, hatch="//",
-                color="#c9a227", edgecolor="black", linewidth=0.6, label=f"spoof (n={spoof.size})")
+        ax.hist(
+            np.clip(bona, lo, hi),
+            bins=bins,
+            density=True,
+            histtype="stepfilled",
+            alpha=0.55,
+            color="#3b6aa0",
+            edgecolor="black",
+            linewidth=0.6,
+            label=f"bona fide (n={bona.size})",
+        )
+        ax.hist(
+            np.clip(spoof, lo, hi),
+            bins=bins,
+            density=True,
+            histtype="stepfilled",
+            alpha=0.35,
+            hatch="//",
+            color="#c9a227",
+            edgecolor="black",
+            linewidth=0.6,
+            label=f"spoof (n={spoof.size})",
+        )
         if threshold is not None and np.isfinite(threshold) and lo <= threshold <= hi:
             ax.axvline(threshold, color="black", linestyle="--", linewidth=0.9, label="EER threshold")
         ax.set_title(label)
@@ -206,9 +264,20 @@ def sweep_lines(frame: "pd.DataFrame", path: Path, *, title: str, clean: Mapping
     return save(fig, path)
 
 
-def heatmap(matrix: "pd.DataFrame", path: Path, *, title: str, xlabel: str, ylabel: str, colorbar: str,
-            scale: float = 1.0, digits: int = 1, diverging: bool = False, vmin: float | None = None,
-            vmax: float | None = None) -> Path:
+def heatmap(
+    matrix: "pd.DataFrame",
+    path: Path,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    colorbar: str,
+    scale: float = 1.0,
+    digits: int = 1,
+    diverging: bool = False,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Path:
     """A labelled heatmap of ``matrix`` (rows = y, columns = x) with values annotated when it is small enough."""
     import numpy as np
 
@@ -228,8 +297,14 @@ def heatmap(matrix: "pd.DataFrame", path: Path, *, title: str, xlabel: str, ylab
         bound = float(np.max(np.abs(finite))) or 1.0
         vmin, vmax = -bound, bound
     image = ax.imshow(values, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    ax.set_xticks(range(ncols), xlabels, rotation=45 if rotate else 0, ha="right" if rotate else "center",
-                  rotation_mode="anchor" if rotate else "default", **small)
+    ax.set_xticks(
+        range(ncols),
+        xlabels,
+        rotation=45 if rotate else 0,
+        ha="right" if rotate else "center",
+        rotation_mode="anchor" if rotate else "default",
+        **small,
+    )
     ax.set_yticks(range(nrows), ylabels, **small)
     ax.grid(False)
     if nrows * ncols <= 400 and finite.size:
@@ -239,8 +314,15 @@ def heatmap(matrix: "pd.DataFrame", path: Path, *, title: str, xlabel: str, ylab
                 v = values[r, c]
                 if np.isfinite(v):
                     dark = (v < mid) if not diverging else abs(v) > 0.5 * (vmax or 1)
-                    ax.text(c, r, f"{v:.{digits}f}", ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black")
+                    ax.text(
+                        c,
+                        r,
+                        f"{v:.{digits}f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if dark else "black",
+                    )
     bar = fig.colorbar(image, ax=ax)
     bar.set_label(colorbar)
     ax.set_xlabel(xlabel)
@@ -298,16 +380,20 @@ def training_curves(histories: Sequence[tuple[str, "pd.DataFrame"]], path: Path,
                     style["linestyle"] = ("--", ":", "-.")[k % 3]
                     style["marker"] = "x"
                     style["markevery"] = max(1, int(ok.sum()) // 8)
-                suffix = name[len(key):].lstrip("_") if name != key else ""
-                ax.plot(np.asarray(x)[ok], scale * series.to_numpy()[ok], label=label + (f" [{suffix}]" if suffix else ""),
-                        **style)
+                suffix = name[len(key) :].lstrip("_") if name != key else ""
+                ax.plot(
+                    np.asarray(x)[ok],
+                    scale * series.to_numpy()[ok],
+                    label=label + (f" [{suffix}]" if suffix else ""),
+                    **style,
+                )
         if key == "domain_acc":
             ax.set_ylim(0, 100)
         ax.set_title(panel_title)
         ax.set_xlabel("Optimiser step")
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=7)
-    for ax in flat[len(panels):]:
+    for ax in flat[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title)
     return save(fig, path)
@@ -350,8 +436,14 @@ _GEOMETRY_LABELS = {
 }
 
 
-def geometry_scatter(joined: "pd.DataFrame", path: Path, *, metrics: Sequence[str], title: str,
-                     rho: Mapping[str, tuple[float, float | None]] | None = None) -> Path:
+def geometry_scatter(
+    joined: "pd.DataFrame",
+    path: Path,
+    *,
+    metrics: Sequence[str],
+    title: str,
+    rho: Mapping[str, tuple[float, float | None]] | None = None,
+) -> Path:
     """Gap (points) against each geometry metric, one panel per metric, attacks labelled; Spearman ρ in titles."""
     import numpy as np
 
@@ -359,11 +451,23 @@ def geometry_scatter(joined: "pd.DataFrame", path: Path, *, metrics: Sequence[st
     for i, (ax, metric) in enumerate(zip(np.atleast_1d(axes).ravel(), metrics)):
         x = joined[metric].astype(float)
         y = joined["gap_mean"].astype(float)
-        ax.scatter(x, y, marker=series_style(i)["marker"], color=series_style(0)["color"], edgecolor="black",
-                   linewidth=0.5, s=28)
+        ax.scatter(
+            x,
+            y,
+            marker=series_style(i)["marker"],
+            color=series_style(0)["color"],
+            edgecolor="black",
+            linewidth=0.5,
+            s=28,
+        )
         for _, row in joined.iterrows():
-            ax.annotate(str(row["attack"]), (float(row[metric]), float(row["gap_mean"])), fontsize=6,
-                        xytext=(3, 2), textcoords="offset points")
+            ax.annotate(
+                str(row["attack"]),
+                (float(row[metric]), float(row["gap_mean"])),
+                fontsize=6,
+                xytext=(3, 2),
+                textcoords="offset points",
+            )
         label = _GEOMETRY_LABELS.get(metric, metric)
         ax.set_xlabel(label + (" (unitless)" if metric in ("cos_bona",) else ""))
         ax.set_ylabel("Gap (EER points)")
@@ -379,26 +483,53 @@ def probe_curves(frame: "pd.DataFrame", path: Path, *, title: str) -> Path:
     layers = sorted(frame["layer"].astype(str).unique(), key=layer_sort_key)
     position = {layer: i for i, layer in enumerate(layers)}
     fig, (ax_acc, ax_sel) = new_figure(2, 1, width=9.0, height=3.4)
-    accuracy = "balanced_accuracy" if "balanced_accuracy" in frame and frame["balanced_accuracy"].notna().any() else "accuracy"
+    accuracy = (
+        "balanced_accuracy" if "balanced_accuracy" in frame and frame["balanced_accuracy"].notna().any() else "accuracy"
+    )
     for i, (tag, part) in enumerate(frame.groupby(frame["tag"].astype(str), sort=False)):
         part = part.assign(_x=part["layer"].astype(str).map(position)).sort_values("_x")
         style = series_style(i)
         ax_acc.plot(part["_x"], 100 * part[accuracy].astype(float), label=tag, **style)
         if {"ci_low", "ci_high"} <= set(part.columns) and part["ci_low"].notna().any():
-            ax_acc.fill_between(part["_x"], 100 * part["ci_low"].astype(float), 100 * part["ci_high"].astype(float),
-                                color=style["color"], alpha=0.15, linewidth=0)
+            ax_acc.fill_between(
+                part["_x"],
+                100 * part["ci_low"].astype(float),
+                100 * part["ci_high"].astype(float),
+                color=style["color"],
+                alpha=0.15,
+                linewidth=0,
+            )
         if "control_accuracy" in part:
-            ax_acc.plot(part["_x"], 100 * part["control_accuracy"].astype(float), color=style["color"],
-                        linestyle=":", marker=style["marker"], markerfacecolor="white", label=f"{tag} control")
+            ax_acc.plot(
+                part["_x"],
+                100 * part["control_accuracy"].astype(float),
+                color=style["color"],
+                linestyle=":",
+                marker=style["marker"],
+                markerfacecolor="white",
+                label=f"{tag} control",
+            )
         ax_sel.plot(part["_x"], 100 * part["selectivity"].astype(float), label=tag, **style)
-    for column, dash, name in (("chance_majority", "--", "majority chance"), ("chance_uniform", (0, (1, 2)), "uniform chance")):
+    for column, dash, name in (
+        ("chance_majority", "--", "majority chance"),
+        ("chance_uniform", (0, (1, 2)), "uniform chance"),
+    ):
         if column in frame and frame[column].notna().any():
-            ax_acc.axhline(100 * float(frame[column].astype(float).mean()), color="black", linestyle=dash, linewidth=0.9,
-                           label=name)
+            ax_acc.axhline(
+                100 * float(frame[column].astype(float).mean()),
+                color="black",
+                linestyle=dash,
+                linewidth=0.9,
+                label=name,
+            )
     ax_sel.axhline(0, color="black", linestyle="--", linewidth=0.9, label="no selectivity")
     for ax in (ax_acc, ax_sel):
-        ax.set_xticks(range(len(layers)), layers, rotation=45 if len(layers) > 6 else 0,
-                      ha="right" if len(layers) > 6 else "center")
+        ax.set_xticks(
+            range(len(layers)),
+            layers,
+            rotation=45 if len(layers) > 6 else 0,
+            ha="right" if len(layers) > 6 else "center",
+        )
         ax.set_xlabel("Layer")
         ax.legend(fontsize=7)
     ax_acc.set_ylabel(("Balanced accuracy" if accuracy == "balanced_accuracy" else "Accuracy") + " (%)")
@@ -416,8 +547,12 @@ def cka_diagonal(frame: "pd.DataFrame", path: Path, *, title: str) -> Path:
     for i, (estimator, part) in enumerate(frame.groupby(frame["estimator"].astype(str), sort=False)):
         part = part.assign(_key=part["layer_a"].map(layer_sort_key)).sort_values("_key")
         ax.plot(range(len(part)), part["cka"].astype(float), label=estimator, **series_style(i))
-        ax.set_xticks(range(len(part)), part["layer_a"].astype(str), rotation=45 if len(part) > 6 else 0,
-                      ha="right" if len(part) > 6 else "center")
+        ax.set_xticks(
+            range(len(part)),
+            part["layer_a"].astype(str),
+            rotation=45 if len(part) > 6 else 0,
+            ha="right" if len(part) > 6 else "center",
+        )
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("Layer")
     ax.set_ylabel("CKA (0 = unrelated, 1 = identical)")
@@ -439,12 +574,28 @@ def patching_effects(frame: "pd.DataFrame", path: Path, *, title: str) -> Path:
     x = np.arange(len(sites))
     style = bar_style(1)
     ax.bar(x[~noop], delta[~noop], 0.6, label="effect", **style)
-    ax.bar(x[noop], delta[noop], 0.6, label="no-op (identical activations)", color="white", edgecolor="#808080",
-           linestyle="--", linewidth=0.8)
+    ax.bar(
+        x[noop],
+        delta[noop],
+        0.6,
+        label="no-op (identical activations)",
+        color="white",
+        edgecolor="#808080",
+        linestyle="--",
+        linewidth=0.8,
+    )
     ok = np.isfinite(low) & np.isfinite(high)
     if ok.any():
-        ax.errorbar(x[ok], delta[ok], yerr=[np.maximum(delta[ok] - low[ok], 0), np.maximum(high[ok] - delta[ok], 0)],
-                    fmt="none", ecolor="black", elinewidth=0.8, capsize=3, label="95% CI")
+        ax.errorbar(
+            x[ok],
+            delta[ok],
+            yerr=[np.maximum(delta[ok] - low[ok], 0), np.maximum(high[ok] - delta[ok], 0)],
+            fmt="none",
+            ecolor="black",
+            elinewidth=0.8,
+            capsize=3,
+            label="95% CI",
+        )
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, sites, rotation=45 if len(sites) > 6 else 0, ha="right" if len(sites) > 6 else "center")
     ax.set_xlabel("Patched site")
@@ -464,12 +615,19 @@ def seed_comparison(per_seed: "pd.DataFrame", tests: "pd.DataFrame", path: Path,
     for i, group in enumerate(groups):
         values = 100 * per_seed.loc[per_seed["group"].astype(str) == group, "eer"].astype(float).to_numpy()
         style = series_style(i)
-        left.plot(np.full(len(values), i), values, linestyle="none", marker=style.get("marker", "o"),
-                  color=style.get("color"), alpha=0.7)
+        left.plot(
+            np.full(len(values), i),
+            values,
+            linestyle="none",
+            marker=style.get("marker", "o"),
+            color=style.get("color"),
+            alpha=0.7,
+        )
         if len(values):
             sd = values.std(ddof=1) if len(values) > 1 else 0.0
-            left.errorbar([i + 0.15], [values.mean()], yerr=[[sd], [sd]], fmt="s", color="black", capsize=3,
-                          markersize=4)
+            left.errorbar(
+                [i + 0.15], [values.mean()], yerr=[[sd], [sd]], fmt="s", color="black", capsize=3, markersize=4
+            )
     left.set_xticks(range(len(groups)), groups)
     left.set_xlim(-0.5, len(groups) - 0.5)
     left.set_ylabel("EER (%)")
@@ -477,8 +635,9 @@ def seed_comparison(per_seed: "pd.DataFrame", tests: "pd.DataFrame", path: Path,
     y = np.arange(len(tests))[::-1]
     diff = tests["difference"].astype(float).to_numpy()
     low, high = tests["ci_low"].astype(float).to_numpy(), tests["ci_high"].astype(float).to_numpy()
-    right.errorbar(diff, y, xerr=[np.maximum(diff - low, 0), np.maximum(high - diff, 0)], fmt="o", color="black",
-                   capsize=3)
+    right.errorbar(
+        diff, y, xerr=[np.maximum(diff - low, 0), np.maximum(high - diff, 0)], fmt="o", color="black", capsize=3
+    )
     right.axvline(0, color="#808080", linewidth=0.8, linestyle="--")
     shown = tests["p_label"] if "p_label" in tests else [f"= {p:.3g}" for p in tests["p_value"]]
     right.set_yticks(y, [f"{b} − {a}\np {p}" for a, b, p in zip(tests["a"], tests["b"], shown)])

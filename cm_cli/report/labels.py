@@ -29,12 +29,16 @@ def cka_estimator_text(estimator: str, summary: Mapping[str, Any] | None = None)
         return str(summary["measures"])
     match = _MINIBATCH.match(estimator)
     if match and match.group(1) == "biased":
-        return (f"linear CKA from the biased HSIC summed over minibatches of {match.group(2)} rows. WARNING: this "
-                "estimator is inflated (independent 256-d representations score about 0.8 at batch 64); recompute "
-                f"with `cm cka --batch-size {match.group(2)}`, which uses the unbiased HSIC")
+        return (
+            f"linear CKA from the biased HSIC summed over minibatches of {match.group(2)} rows. WARNING: this "
+            "estimator is inflated (independent 256-d representations score about 0.8 at batch 64); recompute "
+            f"with `cm cka --batch-size {match.group(2)}`, which uses the unbiased HSIC"
+        )
     if match:
-        return (f"linear CKA from the unbiased HSIC (Song et al. 2012) accumulated over minibatches of "
-                f"{match.group(2)} rows (Nguyen, Raghu & Kornblith 2021)")
+        return (
+            f"linear CKA from the unbiased HSIC (Song et al. 2012) accumulated over minibatches of "
+            f"{match.group(2)} rows (Nguyen, Raghu & Kornblith 2021)"
+        )
     if estimator == "biased":
         return "linear CKA from the biased HSIC (Kornblith et al. 2019) on all rows at once"
     if estimator == "debiased":
@@ -55,11 +59,17 @@ def patching_alignment_text(summary: Mapping[str, Any] | None) -> str:
         reason = str(alignment) if alignment else ""
     reason = f" ({reason})" if reason else ""
     if aligned is True:
-        return (f"base and donor share their initialisation{reason}: each patched site swaps in the donor's "
-                "activation in an aligned representation, so a change in EER measures what that site carries")
+        return (
+            f"base and donor share their initialisation{reason}: each patched site swaps in the donor's "
+            "activation in an aligned representation, so a change in EER measures what that site carries"
+        )
     if aligned is False:
         allowed = " (run with --allow-unaligned)" if summary.get("allow_unaligned") else ""
-        return (f"UNALIGNED: base and donor do not share an initialisation{reason}{allowed}; activations are "
-                "swapped between unaligned representations, so EER changes measure breakage as much as transfer")
-    return ("alignment not recorded (made before cm patch checked it): if base and donor were trained from "
-            "independent initialisations, the effects measure breakage, not transfer")
+        return (
+            f"UNALIGNED: base and donor do not share an initialisation{reason}{allowed}; activations are "
+            "swapped between unaligned representations, so EER changes measure breakage as much as transfer"
+        )
+    return (
+        "alignment not recorded (made before cm patch checked it): if base and donor were trained from "
+        "independent initialisations, the effects measure breakage, not transfer"
+    )

@@ -37,9 +37,16 @@ class ReportResult:
     skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"out": str(self.out), "report_md": str(self.markdown), "report_html": str(self.html),
-                "figures": [str(p) for p in self.figures], "tables": [str(p) for p in self.tables],
-                "counts": self.counts, "corpora": self.corpora, "skipped": self.skipped}
+        return {
+            "out": str(self.out),
+            "report_md": str(self.markdown),
+            "report_html": str(self.html),
+            "figures": [str(p) for p in self.figures],
+            "tables": [str(p) for p in self.tables],
+            "counts": self.counts,
+            "corpora": self.corpora,
+            "skipped": self.skipped,
+        }
 
 
 def _walk(section: Section, depth: int = 2) -> Iterable[tuple[int, object]]:
@@ -54,7 +61,9 @@ def _walk(section: Section, depth: int = 2) -> Iterable[tuple[int, object]]:
 # --------------------------------------------------------------------------- markdown
 
 
-def render_markdown(title: str, intro: Sequence[str], sections: Sequence[Section], *, figures_rel: str = "figures") -> str:
+def render_markdown(
+    title: str, intro: Sequence[str], sections: Sequence[Section], *, figures_rel: str = "figures"
+) -> str:
     lines = [f"# {title}", ""]
     lines += [*intro, ""]
     for section in sections:
@@ -140,36 +149,44 @@ def _image(path: Path) -> str:
 
 
 def render_html(title: str, intro: Sequence[str], sections: Sequence[Section]) -> str:
-    toc = ["<nav class=\"toc\"><strong>Contents</strong><ul>"]
+    toc = ['<nav class="toc"><strong>Contents</strong><ul>']
     for section in sections:
-        toc.append(f"<li><a href=\"#{section.anchor}\">{html.escape(section.title)}</a>")
+        toc.append(f'<li><a href="#{section.anchor}">{html.escape(section.title)}</a>')
         subs = [b for b in section.blocks if isinstance(b, Section)]
         if subs:
-            toc.append("<ul>" + "".join(f"<li><a href=\"#{section.anchor}--{s.anchor}\">{html.escape(s.title)}</a></li>"
-                                        for s in subs) + "</ul>")
+            toc.append(
+                "<ul>"
+                + "".join(f'<li><a href="#{section.anchor}--{s.anchor}">{html.escape(s.title)}</a></li>' for s in subs)
+                + "</ul>"
+            )
         toc.append("</li>")
     toc.append("</ul></nav>")
     body = [f"<h1>{html.escape(title)}</h1>"]
-    body += [_paragraph(p).replace("<p>", "<p class=\"meta\">", 1) for p in intro]
+    body += [_paragraph(p).replace("<p>", '<p class="meta">', 1) for p in intro]
     body += toc
     for section in sections:
         for depth, block in _walk(section):
             if isinstance(block, Section):
                 anchor = section.anchor if block is section else f"{section.anchor}--{block.anchor}"
-                body.append(f"<h{min(depth, 6)} id=\"{anchor}\">{html.escape(block.title)}</h{min(depth, 6)}>")
+                body.append(f'<h{min(depth, 6)} id="{anchor}">{html.escape(block.title)}</h{min(depth, 6)}>')
             elif isinstance(block, Table):
                 body.append(_table_html(block))
             elif isinstance(block, Figure):
-                body.append(f"<figure><img src=\"{_image(block.path)}\" alt=\"{html.escape(block.caption)}\">"
-                            f"<figcaption>{_inline(block.caption)}</figcaption></figure>")
+                body.append(
+                    f'<figure><img src="{_image(block.path)}" alt="{html.escape(block.caption)}">'
+                    f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
+                )
             elif isinstance(block, Note):
-                body.append(f"<p class=\"note\"><strong>Skipped:</strong> {_inline(block.text)}</p>")
+                body.append(f'<p class="note"><strong>Skipped:</strong> {_inline(block.text)}</p>')
             else:
                 body.append(_paragraph(str(block)))
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 # --------------------------------------------------------------------------- build
@@ -190,8 +207,9 @@ def _prepare_out(out: Path) -> None:
     if record.is_file():
         kind = (read_json(record) or {}).get("kind")
         if kind not in (None, "report"):
-            raise CmError(f"{out} already holds a '{kind}' artifact, not a report",
-                          "choose another --out for the report")
+            raise CmError(
+                f"{out} already holds a '{kind}' artifact, not a report", "choose another --out for the report"
+            )
     for sub, pattern in (("figures", "*.png"), ("tables", "*.tex")):
         for stale in (out / sub).glob(pattern) if (out / sub).is_dir() else []:
             stale.unlink()
@@ -204,8 +222,10 @@ def _collect(dirs: Sequence[str | os.PathLike], out: Path):
     collection = collect(dirs, exclude=[out])
     if collection.empty:
         looked = "; ".join(LOOKED_FOR)
-        raise CmError(f"no cm artifacts found under {', '.join(str(d) for d in dirs)} (looked for: {looked})",
-                      "give the output directories of cm train, cm eval, cm loao, cm probe, cm cka or cm patch")
+        raise CmError(
+            f"no cm artifacts found under {', '.join(str(d) for d in dirs)} (looked for: {looked})",
+            "give the output directories of cm train, cm eval, cm loao, cm probe, cm cka or cm patch",
+        )
     return collection
 
 
@@ -219,8 +239,10 @@ def _runs_section(collection, fig: FigureDir, corpora: list[str]) -> Section:
     else:
         runs_section.add(Note(f"No training runs found: run {HINTS['run']}"))
     if len(corpora) > 1:
-        runs_section.add(f"Results come from {len(corpora)} corpora ({', '.join(corpora)}); each has its own section "
-                         "and they are never pooled.")
+        runs_section.add(
+            f"Results come from {len(corpora)} corpora ({', '.join(corpora)}); each has its own section "
+            "and they are never pooled."
+        )
     across = cross_corpus_table(collection.evals, fig.table_name("cross-corpus"))
     if across is not None:
         runs_section.add(across)
@@ -235,8 +257,14 @@ def _sections(collection, fig: FigureDir, corpora: list[str]) -> list[Section]:
     base = _common_base(collection.roots)
     sections = [_runs_section(collection, fig, corpora)]
     for corpus in corpora:
-        sections.append(corpus_section(corpus, [r for r in collection.runs if r.corpus == corpus],
-                                       [e for e in collection.evals if e.corpus == corpus], fig))
+        sections.append(
+            corpus_section(
+                corpus,
+                [r for r in collection.runs if r.corpus == corpus],
+                [e for e in collection.evals if e.corpus == corpus],
+                fig,
+            )
+        )
     sections.append(analysis_section(collection, fig, base=base))
     sections.append(provenance_section(collection, fig, base=base))
     return sections
@@ -245,10 +273,12 @@ def _sections(collection, fig: FigureDir, corpora: list[str]) -> list[Section]:
 def _intro(dirs: Sequence[str | os.PathLike], counts: dict) -> list[str]:
     """What was found and the units and conventions every number below uses."""
     found = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    return [f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `cm report` from "
-            f"{', '.join(f'`{d}`' for d in dirs)}: {found}. EER and error rates in %, "
-            "DCF normalised (p_spoof 0.05, C_miss 1, C_fa 10 unless the evaluation says otherwise), "
-            "scores higher = more bona fide."]
+    return [
+        f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `cm report` from "
+        f"{', '.join(f'`{d}`' for d in dirs)}: {found}. EER and error rates in %, "
+        "DCF normalised (p_spoof 0.05, C_miss 1, C_fa 10 unless the evaluation says otherwise), "
+        "scores higher = more bona fide."
+    ]
 
 
 def _inventory(sections: Sequence[Section]) -> tuple[list[Table], list[Path], list[str]]:
@@ -291,14 +321,21 @@ def _write_latex(out: Path, tables: Sequence[Table]) -> list[Path]:
         tex_paths.append(path)
     index = out / "tables" / "all_tables.tex"
     with atomic_path(index) as tmp:
-        tmp.write_text("% \\usepackage{booktabs}\n" + "".join(f"\\input{{tables/{p.stem}}}\n" for p in tex_paths),
-                       encoding="utf-8")
+        tmp.write_text(
+            "% \\usepackage{booktabs}\n" + "".join(f"\\input{{tables/{p.stem}}}\n" for p in tex_paths), encoding="utf-8"
+        )
     tex_paths.append(index)
     return tex_paths
 
 
-def build_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, latex: bool = False,
-                 title: str = "Countermeasure report", argv: Sequence[str] | None = None) -> ReportResult:
+def build_report(
+    dirs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    latex: bool = False,
+    title: str = "Countermeasure report",
+    argv: Sequence[str] | None = None,
+) -> ReportResult:
     """Collect the artifacts under ``dirs`` and write the report into ``out``.
 
     Raises ``CmError`` listing what was looked for when nothing is found.
@@ -319,9 +356,23 @@ def build_report(dirs: Sequence[str | os.PathLike], out: str | os.PathLike, *, l
     with OutputDir(out, kind="report", options=options, inputs=[], force=True, argv=argv) as directory:
         markdown, html_path = _write_pages(out, title, intro, sections)
         tex_paths = _write_latex(out, tables) if latex else []
-        result = ReportResult(out=out, markdown=markdown, html=html_path, figures=figures_written, tables=tex_paths,
-                              counts=counts, corpora=corpora, skipped=skipped)
-        directory.finish(outputs={"report_md": str(markdown), "report_html": str(html_path)},
-                         summary={"counts": counts, "corpora": corpora, "n_figures": len(figures_written),
-                                  "n_skipped": len(skipped)})
+        result = ReportResult(
+            out=out,
+            markdown=markdown,
+            html=html_path,
+            figures=figures_written,
+            tables=tex_paths,
+            counts=counts,
+            corpora=corpora,
+            skipped=skipped,
+        )
+        directory.finish(
+            outputs={"report_md": str(markdown), "report_html": str(html_path)},
+            summary={
+                "counts": counts,
+                "corpora": corpora,
+                "n_figures": len(figures_written),
+                "n_skipped": len(skipped),
+            },
+        )
     return result

@@ -27,8 +27,16 @@ from cm_cli.report.tables import Table, fmt, fmt_ci
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["analysis_section", "provenance_section", "generic_blocks", "loao_blocks", "loao_retrain_blocks",
-           "probes_blocks", "cka_blocks", "patching_blocks"]
+__all__ = [
+    "analysis_section",
+    "provenance_section",
+    "generic_blocks",
+    "loao_blocks",
+    "loao_retrain_blocks",
+    "probes_blocks",
+    "cka_blocks",
+    "patching_blocks",
+]
 
 _GENERIC_ROWS = 50  # rows of each table a generic section shows
 _GEOMETRY = ("d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj")
@@ -81,10 +89,16 @@ def _correlation_rows(records: Sequence[dict]) -> list[dict]:
     for r in records:
         if not isinstance(r, dict):
             continue
-        rows.append({"Layer": str(r.get("layer", "–")), "Metric": str(r.get("metric", "–")),
-                     "Against": str(r.get("against", "gap")), "Spearman ρ": fmt(r.get("rho"), 2),
-                     "95% CI": fmt_ci(r.get("ci_low"), r.get("ci_high")),
-                     "p (permutation)": fmt(r.get("p_permutation"), 3)})
+        rows.append(
+            {
+                "Layer": str(r.get("layer", "–")),
+                "Metric": str(r.get("metric", "–")),
+                "Against": str(r.get("against", "gap")),
+                "Spearman ρ": fmt(r.get("rho"), 2),
+                "95% CI": fmt_ci(r.get("ci_low"), r.get("ci_high")),
+                "p (permutation)": fmt(r.get("p_permutation"), 3),
+            }
+        )
     return rows
 
 
@@ -112,31 +126,58 @@ def loao_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     loao = _read(info, "loao")
     if loao is None or loao.empty:
         return [Note(f"{where}: loao.parquet is empty")]
-    loao = _points(loao, ["eer_seen", "eer_held_out", "gap"]) if loao["gap"].abs().max() <= 1 and \
-        loao[["eer_seen", "eer_held_out"]].max().max() <= 1 and info.summary.get("units") is None else loao
+    loao = (
+        _points(loao, ["eer_seen", "eer_held_out", "gap"])
+        if loao["gap"].abs().max() <= 1
+        and loao[["eer_seen", "eer_held_out"]].max().max() <= 1
+        and info.summary.get("units") is None
+        else loao
+    )
     grouped = loao.groupby(["layer", "attack"], sort=True)
-    per_attack = grouped.agg(gap_mean=("gap", "mean"), gap_sd=("gap", "std"), n_seeds=("gap", "count"),
-                             eer_seen=("eer_seen", "mean"), eer_held_out=("eer_held_out", "mean")).reset_index()
+    per_attack = grouped.agg(
+        gap_mean=("gap", "mean"),
+        gap_sd=("gap", "std"),
+        n_seeds=("gap", "count"),
+        eer_seen=("eer_seen", "mean"),
+        eer_held_out=("eer_held_out", "mean"),
+    ).reset_index()
     layers = _focus_layers(per_attack)
-    blocks: list = [measures_line("LOAO on frozen embeddings", info.summary.get("measures") or FROZEN_MEASURES)
-                    + " It says how far an unseen attack lies from the seen ones in this representation, not how a "
-                    f"detector trained without it would fare (for that, the full-retraining recipe: "
-                    f"{_hint('loao_retrain')})."]
-    blocks += [Figure(figures.loao_gaps(per_attack, fig.path(f"loao-gaps-{where}"), layers=layers,
-                                             title=f"LOAO generalisation gap ({where})"),
-                           "Held-out minus seen EER of a linear probe per attack (points), mean over seeds with "
-                           f"± 1 sd; layers shown: {', '.join(layers)}.")]
+    blocks: list = [
+        measures_line("LOAO on frozen embeddings", info.summary.get("measures") or FROZEN_MEASURES)
+        + " It says how far an unseen attack lies from the seen ones in this representation, not how a "
+        f"detector trained without it would fare (for that, the full-retraining recipe: "
+        f"{_hint('loao_retrain')})."
+    ]
+    blocks += [
+        Figure(
+            figures.loao_gaps(
+                per_attack, fig.path(f"loao-gaps-{where}"), layers=layers, title=f"LOAO generalisation gap ({where})"
+            ),
+            "Held-out minus seen EER of a linear probe per attack (points), mean over seeds with "
+            f"± 1 sd; layers shown: {', '.join(layers)}.",
+        )
+    ]
     focus = str(per_attack.groupby("layer")["gap_mean"].mean().idxmax())
     part = per_attack[per_attack["layer"].astype(str) == focus].sort_values("gap_mean", ascending=False)
-    blocks.append(Table(fig.table_name(f"loao-{where}"),
-                        f"LOAO per attack at {focus} (the layer with the largest mean gap); EERs in %, gap in points, "
-                        "mean ± sd over seeds.",
-                        pd.DataFrame({"Attack": part["attack"].astype(str),
-                                      "EER seen (%)": [fmt(v, 2) for v in part["eer_seen"]],
-                                      "EER held out (%)": [fmt(v, 2) for v in part["eer_held_out"]],
-                                      "Gap (points)": [f"{m:.2f} ± {s:.2f}" if pd.notna(s) else f"{m:.2f}"
-                                                       for m, s in zip(part["gap_mean"], part["gap_sd"])],
-                                      "Seeds": [str(int(n)) for n in part["n_seeds"]]})))
+    blocks.append(
+        Table(
+            fig.table_name(f"loao-{where}"),
+            f"LOAO per attack at {focus} (the layer with the largest mean gap); EERs in %, gap in points, "
+            "mean ± sd over seeds.",
+            pd.DataFrame(
+                {
+                    "Attack": part["attack"].astype(str),
+                    "EER seen (%)": [fmt(v, 2) for v in part["eer_seen"]],
+                    "EER held out (%)": [fmt(v, 2) for v in part["eer_held_out"]],
+                    "Gap (points)": [
+                        f"{m:.2f} ± {s:.2f}" if pd.notna(s) else f"{m:.2f}"
+                        for m, s in zip(part["gap_mean"], part["gap_sd"])
+                    ],
+                    "Seeds": [str(int(n)) for n in part["n_seeds"]],
+                }
+            ),
+        )
+    )
     geometry = _read(info, "geometry")
     if geometry is not None and not geometry.empty:
         joined = part.merge(geometry[geometry["layer"].astype(str) == focus], on=["layer", "attack"], how="inner")
@@ -146,22 +187,40 @@ def loao_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
             if isinstance(r, dict) and str(r.get("layer")) == focus and r.get("metric") in metrics:
                 rho[r["metric"]] = (float(r.get("rho", float("nan"))), r.get("p_permutation"))
         if len(joined) >= 2 and metrics:
-            blocks.append(Figure(figures.geometry_scatter(joined, fig.path(f"loao-geometry-{where}"), metrics=metrics,
-                                                          rho=rho, title=f"Geometry vs gap at {focus} ({where})"),
-                                 "Per-attack gap against embedding geometry; titles give Spearman ρ and its "
-                                 "permutation p-value from loao.json."))
+            blocks.append(
+                Figure(
+                    figures.geometry_scatter(
+                        joined,
+                        fig.path(f"loao-geometry-{where}"),
+                        metrics=metrics,
+                        rho=rho,
+                        title=f"Geometry vs gap at {focus} ({where})",
+                    ),
+                    "Per-attack gap against embedding geometry; titles give Spearman ρ and its "
+                    "permutation p-value from loao.json.",
+                )
+            )
     else:
         blocks.append(Note(f"{where}: no geometry.parquet: rerun {_hint('loao')}"))
     rows = _correlation_rows(info.summary.get("geometry_correlations") or [])
     selectivity = info.summary.get("probe_selectivity") or {}
     rows += _correlation_rows(selectivity.get("correlations") or []) if isinstance(selectivity, dict) else []
     if rows:
-        blocks.append(Table(fig.table_name(f"loao-correlations-{where}"),
-                            "Spearman correlations of per-attack gap with geometry and probe selectivity "
-                            "(bootstrap 95% CI, permutation p).", pd.DataFrame(rows)))
+        blocks.append(
+            Table(
+                fig.table_name(f"loao-correlations-{where}"),
+                "Spearman correlations of per-attack gap with geometry and probe selectivity "
+                "(bootstrap 95% CI, permutation p).",
+                pd.DataFrame(rows),
+            )
+        )
     if not selectivity:
-        blocks.append(Note(f"{where}: no probe-selectivity correlation: rerun `cm loao` with the output of "
-                           f"{_hint('probes').replace('codec', 'attack')}"))
+        blocks.append(
+            Note(
+                f"{where}: no probe-selectivity correlation: rerun `cm loao` with the output of "
+                f"{_hint('probes').replace('codec', 'attack')}"
+            )
+        )
     return blocks
 
 
@@ -179,32 +238,51 @@ def probes_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     if info.summary.get("control_measures"):
         blocks.append(measures_line("Control task", info.summary["control_measures"]))
     elif not units:
-        blocks.append(measures_line("Control task", "unit not recorded (made by an older cm probe, which assigned "
-                                    "control labels per utterance when they equalled the fold grouping: control "
-                                    "accuracy is then chance by construction and selectivity is accuracy minus "
-                                    "chance)"))
+        blocks.append(
+            measures_line(
+                "Control task",
+                "unit not recorded (made by an older cm probe, which assigned "
+                "control labels per utterance when they equalled the fold grouping: control "
+                "accuracy is then chance by construction and selectivity is accuracy minus "
+                "chance)",
+            )
+        )
     rows = []
     for target, part in probes.groupby(probes["target"].astype(str), sort=True):
-        blocks.append(Figure(figures.probe_curves(part, fig.path(f"probe-{target}-{where}"),
-                                                  title=f"Probe for {target} ({where})"),
-                             f"Linear probe for {target} per layer: balanced accuracy with its 95% CI band and "
-                             "the control task (dotted), majority (dashed) and uniform chance; selectivity = "
-                             "accuracy - control accuracy."))
+        blocks.append(
+            Figure(
+                figures.probe_curves(part, fig.path(f"probe-{target}-{where}"), title=f"Probe for {target} ({where})"),
+                f"Linear probe for {target} per layer: balanced accuracy with its 95% CI band and "
+                "the control task (dotted), majority (dashed) and uniform chance; selectivity = "
+                "accuracy - control accuracy.",
+            )
+        )
         for tag, rows_tag in part.groupby(part["tag"].astype(str), sort=False):
             best = rows_tag.loc[rows_tag["selectivity"].astype(float).idxmax()]
             accuracy = best.get("balanced_accuracy", best.get("accuracy"))
-            rows.append({"Target": target, "Tag": tag, "Most selective layer": str(best["layer"]),
-                         "Accuracy (%)": fmt(100 * float(best.get("accuracy", float("nan"))), 1),
-                         "95% CI": fmt_ci(best.get("ci_low"), best.get("ci_high"), scale=100, digits=1),
-                         "Balanced acc. (%)": fmt(100 * float(accuracy), 1),
-                         "Control acc. (%)": fmt(100 * float(best.get("control_accuracy", float("nan"))), 1),
-                         "Control unit": _control_unit(best),
-                         "Selectivity (points)": fmt(100 * float(best["selectivity"]), 1),
-                         "Majority chance (%)": fmt(100 * float(best.get("chance_majority", float("nan"))), 1),
-                         "Uniform chance (%)": fmt(100 * float(best.get("chance_uniform", float("nan"))), 1)})
-    blocks.append(Table(fig.table_name(f"probes-{where}"), "Most selective layer per probe target and tag (the CI "
-                        "is that of accuracy, clusters of the fold grouping resampled).",
-                        pd.DataFrame(rows)))
+            rows.append(
+                {
+                    "Target": target,
+                    "Tag": tag,
+                    "Most selective layer": str(best["layer"]),
+                    "Accuracy (%)": fmt(100 * float(best.get("accuracy", float("nan"))), 1),
+                    "95% CI": fmt_ci(best.get("ci_low"), best.get("ci_high"), scale=100, digits=1),
+                    "Balanced acc. (%)": fmt(100 * float(accuracy), 1),
+                    "Control acc. (%)": fmt(100 * float(best.get("control_accuracy", float("nan"))), 1),
+                    "Control unit": _control_unit(best),
+                    "Selectivity (points)": fmt(100 * float(best["selectivity"]), 1),
+                    "Majority chance (%)": fmt(100 * float(best.get("chance_majority", float("nan"))), 1),
+                    "Uniform chance (%)": fmt(100 * float(best.get("chance_uniform", float("nan"))), 1),
+                }
+            )
+    blocks.append(
+        Table(
+            fig.table_name(f"probes-{where}"),
+            "Most selective layer per probe target and tag (the CI "
+            "is that of accuracy, clusters of the fold grouping resampled).",
+            pd.DataFrame(rows),
+        )
+    )
     return blocks
 
 
@@ -223,20 +301,42 @@ def cka_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     for estimator, part in cka.groupby(cka["estimator"].astype(str), sort=False):
         rows = sorted(part["layer_a"].astype(str).unique(), key=layer_sort_key)
         cols = sorted(part["layer_b"].astype(str).unique(), key=layer_sort_key)
-        matrix = part.assign(layer_a=part["layer_a"].astype(str), layer_b=part["layer_b"].astype(str)).pivot_table(
-            index="layer_a", columns="layer_b", values="cka").reindex(index=rows, columns=cols)
-        blocks.append(Figure(figures.heatmap(matrix, fig.path(f"cka-{estimator}-{where}"), vmin=0.0, vmax=1.0, digits=2,
-                                             title=f"CKA ({estimator}) ({where})", xlabel="Layer of set B",
-                                             ylabel="Layer of set A", colorbar="CKA"),
-                             f"{estimator} CKA between every pair of layers."))
+        matrix = (
+            part.assign(layer_a=part["layer_a"].astype(str), layer_b=part["layer_b"].astype(str))
+            .pivot_table(index="layer_a", columns="layer_b", values="cka")
+            .reindex(index=rows, columns=cols)
+        )
+        blocks.append(
+            Figure(
+                figures.heatmap(
+                    matrix,
+                    fig.path(f"cka-{estimator}-{where}"),
+                    vmin=0.0,
+                    vmax=1.0,
+                    digits=2,
+                    title=f"CKA ({estimator}) ({where})",
+                    xlabel="Layer of set B",
+                    ylabel="Layer of set A",
+                    colorbar="CKA",
+                ),
+                f"{estimator} CKA between every pair of layers.",
+            )
+        )
     diagonal = cka[cka["layer_a"].astype(str) == cka["layer_b"].astype(str)]
     if diagonal["layer_a"].nunique() >= 2:
-        blocks.append(Figure(figures.cka_diagonal(diagonal, fig.path(f"cka-diagonal-{where}"),
-                                                  title=f"CKA of matching layers ({where})"),
-                             "CKA of each layer with the same layer of the other set."))
+        blocks.append(
+            Figure(
+                figures.cka_diagonal(
+                    diagonal, fig.path(f"cka-diagonal-{where}"), title=f"CKA of matching layers ({where})"
+                ),
+                "CKA of each layer with the same layer of the other set.",
+            )
+        )
         if (diagonal["cka"].astype(float) > 0.999).all():
-            blocks.append("Every matching layer has CKA ≈ 1: the two inputs are identical there (for example frozen "
-                          "backbone layers), where CKA is 1 by construction.")
+            blocks.append(
+                "Every matching layer has CKA ≈ 1: the two inputs are identical there (for example frozen "
+                "backbone layers), where CKA is 1 by construction."
+            )
     return blocks
 
 
@@ -256,12 +356,20 @@ def patching_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     if points:  # stored in points: the figure expects fractions
         as_fraction[[c for c in rate_columns if c in patching]] /= 100
     blocks: list = [measures_line("Patching alignment", patching_alignment_text(info.summary))]
-    blocks += [Figure(figures.patching_effects(as_fraction, fig.path(f"patching-{where}"),
-                                                    title=f"Activation patching ({where})"),
-                           "Change in EER from patching each site with the donor's activation, with paired "
-                           "bootstrap 95% CIs; hollow dashed bars are no-ops (identical activations).")]
-    noop = (as_fraction["noop"].fillna(False).astype(bool) if "noop" in as_fraction
-            else pd.Series(False, index=as_fraction.index))
+    blocks += [
+        Figure(
+            figures.patching_effects(
+                as_fraction, fig.path(f"patching-{where}"), title=f"Activation patching ({where})"
+            ),
+            "Change in EER from patching each site with the donor's activation, with paired "
+            "bootstrap 95% CIs; hollow dashed bars are no-ops (identical activations).",
+        )
+    ]
+    noop = (
+        as_fraction["noop"].fillna(False).astype(bool)
+        if "noop" in as_fraction
+        else pd.Series(False, index=as_fraction.index)
+    )
     blocks.append(
         Table(
             fig.table_name(f"patching-{where}"),
@@ -299,8 +407,9 @@ def _gap_cells(done) -> list[str]:
     """Gap in points, with sd over seeds when the recipe was retrained per seed (`cm loao --plan --train-seeds`)."""
     sds = done["gap_sd"] if "gap_sd" in done else [float("nan")] * len(done)
     ns = done["n_seeds"] if "n_seeds" in done else [1] * len(done)
-    return [f"{v:+.2f}" + (f" ± {sd:.2f} sd, {int(n)} seeds" if sd == sd else "")
-            for v, sd, n in zip(done["gap"], sds, ns)]
+    return [
+        f"{v:+.2f}" + (f" ± {sd:.2f} sd, {int(n)} seeds" if sd == sd else "") for v, sd, n in zip(done["gap"], sds, ns)
+    ]
 
 
 def loao_retrain_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:

@@ -13,7 +13,14 @@ from cm_cli.report import figures
 from cm_cli.report.blocks import Figure, FigureDir, Note, Section
 from cm_cli.report.collect import EvalInfo, RunInfo
 from cm_cli.report.evaldata import (
-    breakdown, breakdown_columns, ci_unit, curve, metric_ci, normalise_sweep, overall_metrics, per_attack,
+    breakdown,
+    breakdown_columns,
+    ci_unit,
+    curve,
+    metric_ci,
+    normalise_sweep,
+    overall_metrics,
+    per_attack,
 )
 from cm_cli.report.sections_overlap import overlap_blocks
 from cm_cli.report.sections_seeds import headline_values, paired_tests, seed_groups, seeds_table, stored_or_computed_gap
@@ -29,7 +36,7 @@ HINTS = {
     "eval": "`cm eval --run RUN_DIR --manifest M --out DIR`",
     "breakdown": "`cm eval --run RUN_DIR --manifest M --by codec --by domain --out DIR`",
     "scores": "`cm eval --run RUN_DIR --manifest M --out DIR` (writes scores.parquet)",
-    "sweep": "`cm eval --run RUN_DIR --manifest M --degrade \"mp3:kbps=8|16|32|64\" --out DIR`",
+    "sweep": '`cm eval --run RUN_DIR --manifest M --degrade "mp3:kbps=8|16|32|64" --out DIR`',
     "ood": "`cm eval --run RUN_DIR --manifest M --in-domain none --out DIR`",
     "history": "`cm train ... --out RUN_DIR` (writes history.parquet)",
     "attack": "`cm eval --run RUN_DIR --manifest M --by attack --out DIR`",
@@ -42,11 +49,19 @@ _SHORT_REV = 10
 def run_table(runs: Sequence[RunInfo], name: str) -> Table:
     import pandas as pd
 
-    rows = [{
-        "Run": r.name, "Corpus": r.corpus, "Method": r.method or "–", "Backbone": r.backbone or "–",
-        "Preset": r.preset or "–", "Seed": "–" if r.seed is None else str(r.seed), "Data": r.data or "–",
-        "Git revision": (r.git_revision or "–")[:_SHORT_REV],
-    } for r in runs]
+    rows = [
+        {
+            "Run": r.name,
+            "Corpus": r.corpus,
+            "Method": r.method or "–",
+            "Backbone": r.backbone or "–",
+            "Preset": r.preset or "–",
+            "Seed": "–" if r.seed is None else str(r.seed),
+            "Data": r.data or "–",
+            "Git revision": (r.git_revision or "–")[:_SHORT_REV],
+        }
+        for r in runs
+    ]
     return Table(name, "Training runs (git revision shortened to 10 characters).", pd.DataFrame(rows))
 
 
@@ -60,15 +75,27 @@ def cross_corpus_table(evals: Sequence[EvalInfo], name: str) -> "Table | None":
     rows = []
     for e in sorted(scored, key=lambda e: (str(e.run.path), e.corpus != e.run.corpus, e.corpus)):
         m = overall_metrics(e) or {}
-        rows.append({"System": e.label, "Run": e.run.name, "Trained on": e.run.corpus, "Evaluated on": e.corpus,
-                     "": "in-corpus" if e.corpus == e.run.corpus else "cross-corpus",
-                     "EER (%)": fmt_pct(m.get("eer")), "minDCF": fmt(m.get("min_dcf")),
-                     "min t-DCF": fmt(m.get("min_tdcf"), 4)})
+        rows.append(
+            {
+                "System": e.label,
+                "Run": e.run.name,
+                "Trained on": e.run.corpus,
+                "Evaluated on": e.corpus,
+                "": "in-corpus" if e.corpus == e.run.corpus else "cross-corpus",
+                "EER (%)": fmt_pct(m.get("eer")),
+                "minDCF": fmt(m.get("min_dcf")),
+                "min t-DCF": fmt(m.get("min_tdcf"), 4),
+            }
+        )
     frame = pd.DataFrame(rows)
     if (frame["min t-DCF"] == "–").all():
         frame = frame.drop(columns=["min t-DCF"])
-    return Table(name, "In-corpus and cross-corpus results of each run side by side (corpus of the evaluation from "
-                       "metrics.json `corpus`, else the scores); each corpus also has its own section.", frame)
+    return Table(
+        name,
+        "In-corpus and cross-corpus results of each run side by side (corpus of the evaluation from "
+        "metrics.json `corpus`, else the scores); each corpus also has its own section.",
+        frame,
+    )
 
 
 # --------------------------------------------------------------------------- overall
@@ -107,12 +134,17 @@ def _overall(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
         values[e.label] = m
         eer_ci, dcf_ci = metric_ci(e.metrics, "eer"), metric_ci(e.metrics, "min_dcf")
         row = {
-            "System": e.label, "Evaluation": e.name, "EER (%)": fmt_pct(m.get("eer")),
+            "System": e.label,
+            "Evaluation": e.name,
+            "EER (%)": fmt_pct(m.get("eer")),
             "EER 95% CI": fmt_ci(*eer_ci, scale=100) if eer_ci else "–",
-            "minDCF": fmt(m.get("min_dcf")), "minDCF 95% CI": fmt_ci(*dcf_ci, digits=3) if dcf_ci else "–",
+            "minDCF": fmt(m.get("min_dcf")),
+            "minDCF 95% CI": fmt_ci(*dcf_ci, digits=3) if dcf_ci else "–",
             "CI resampled by": ci_unit(e.metrics) if (eer_ci or dcf_ci) else "–",
-            "actDCF": fmt(m.get("act_dcf")), "Cllr (bits)": fmt(m.get("cllr")),
-            "bona fide": fmt(m.get("n_bonafide")), "spoof": fmt(m.get("n_spoof")),
+            "actDCF": fmt(m.get("act_dcf")),
+            "Cllr (bits)": fmt(m.get("cllr")),
+            "bona fide": fmt(m.get("n_bonafide")),
+            "spoof": fmt(m.get("n_spoof")),
         }
         if m.get("min_tdcf") is not None or m.get("min_tdcf_legacy") is not None:
             row["min t-DCF"] = fmt(m.get("min_tdcf"), 4)
@@ -129,14 +161,24 @@ def _overall(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
         return [Note(f"No metrics.json or scores.parquet for {corpus}: run {HINTS['eval']}")]
     frame = pd.DataFrame(rows)
     frame = frame[_primary_order(corpus, list(frame.columns))].fillna("–")
-    caption = (f"Overall metrics on {corpus}, primary metric first (EER in %, DCF normalised, 95% bootstrap "
-               "intervals where computed, with what they resampled"
-               + (f"; t-DCF: min t-DCF is the revised formulation (ASVspoof 2021), the legacy column the 2019 one; "
-                  f"recorded formulation(s): {', '.join(sorted(formulations))}" if formulations else "")
-               + ").")
+    caption = (
+        f"Overall metrics on {corpus}, primary metric first (EER in %, DCF normalised, 95% bootstrap "
+        "intervals where computed, with what they resampled"
+        + (
+            f"; t-DCF: min t-DCF is the revised formulation (ASVspoof 2021), the legacy column the 2019 one; "
+            f"recorded formulation(s): {', '.join(sorted(formulations))}"
+            if formulations
+            else ""
+        )
+        + ")."
+    )
     blocks: list = [Table(fig.table_name(f"overall-{corpus}"), caption, frame)]
-    seeds = seeds_table(seed_groups(evals), {e.label: headline_values(e, values[e.label]) for e in evals
-                                             if e.label in values}, fig.table_name(f"seeds-{corpus}"), corpus)
+    seeds = seeds_table(
+        seed_groups(evals),
+        {e.label: headline_values(e, values[e.label]) for e in evals if e.label in values},
+        fig.table_name(f"seeds-{corpus}"),
+        corpus,
+    )
     if seeds is not None:
         blocks.append(seeds)
     else:
@@ -184,17 +226,42 @@ def _breakdowns(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
             continue
         averaged = "eer_low" in frame
         note = " Bars are means over seeds, whiskers ± 1 sd." if averaged else ""
-        blocks.append(Figure(figures.grouped_bars(
-            frame, fig.path(f"eer-by-{column}-{corpus}"), category="value", system="system", value="eer",
-            low="eer_low" if averaged else None, high="eer_high" if averaged else None,
-            ylabel="EER (%)", xlabel=column, title=f"EER by {column} ({corpus})"),
-            f"EER per {column} on {corpus}, one bar per system.{note}"))
+        blocks.append(
+            Figure(
+                figures.grouped_bars(
+                    frame,
+                    fig.path(f"eer-by-{column}-{corpus}"),
+                    category="value",
+                    system="system",
+                    value="eer",
+                    low="eer_low" if averaged else None,
+                    high="eer_high" if averaged else None,
+                    ylabel="EER (%)",
+                    xlabel=column,
+                    title=f"EER by {column} ({corpus})",
+                ),
+                f"EER per {column} on {corpus}, one bar per system.{note}",
+            )
+        )
         if frame["min_dcf"].notna().any():
-            blocks.append(Figure(figures.grouped_bars(
-                frame, fig.path(f"mindcf-by-{column}-{corpus}"), category="value", system="system", value="min_dcf",
-                low="dcf_low" if averaged else None, high="dcf_high" if averaged else None, scale=1.0,
-                ylabel="minDCF (normalised)", xlabel=column, title=f"minDCF by {column} ({corpus})"),
-                f"Normalised minDCF per {column} on {corpus}.{note}"))
+            blocks.append(
+                Figure(
+                    figures.grouped_bars(
+                        frame,
+                        fig.path(f"mindcf-by-{column}-{corpus}"),
+                        category="value",
+                        system="system",
+                        value="min_dcf",
+                        low="dcf_low" if averaged else None,
+                        high="dcf_high" if averaged else None,
+                        scale=1.0,
+                        ylabel="minDCF (normalised)",
+                        xlabel=column,
+                        title=f"minDCF by {column} ({corpus})",
+                    ),
+                    f"Normalised minDCF per {column} on {corpus}.{note}",
+                )
+            )
         wide = frame.pivot_table(index="value", columns="system", values=["eer", "min_dcf"], sort=False)
         import pandas as pd
 
@@ -203,7 +270,9 @@ def _breakdowns(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
             table[f"{system} EER (%)"] = [fmt_pct(v) for v in wide[("eer", system)]]
             if ("min_dcf", system) in wide:
                 table[f"{system} minDCF"] = [fmt(v) for v in wide[("min_dcf", system)]]
-        blocks.append(Table(fig.table_name(f"by-{column}-{corpus}"), f"EER and minDCF per {column} on {corpus}.", table))
+        blocks.append(
+            Table(fig.table_name(f"by-{column}-{corpus}"), f"EER and minDCF per {column} on {corpus}.", table)
+        )
     return blocks
 
 
@@ -217,8 +286,11 @@ def _gap_cells(gap: dict, prefix: str = "") -> dict:
     def num(value):
         return float(value) if isinstance(value, (int, float)) else float("nan")
 
-    return {f"{prefix}EER (%)": pct(gap.get("eer")), f"{prefix}gap (points)": num(gap.get("gap_abs_points")),
-            f"{prefix}relative gap": num(gap.get("gap_rel"))}
+    return {
+        f"{prefix}EER (%)": pct(gap.get("eer")),
+        f"{prefix}gap (points)": num(gap.get("gap_abs_points")),
+        f"{prefix}relative gap": num(gap.get("gap_rel")),
+    }
 
 
 def _ood(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
@@ -231,11 +303,15 @@ def _ood(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
         gap, source = stored_or_computed_gap(e)
         if not gap:
             continue
-        row = {"System": e.label, "Source": source, "In-domain": ", ".join(map(str, gap.get("in_domain") or [])) or "–",
-               "eer_in (%)": 100 * float(gap["eer_in"]) if gap.get("eer_in") is not None else float("nan"),
-               "eer_out (%)": 100 * float(gap["eer_out"]) if gap.get("eer_out") is not None else float("nan"),
-               "gap (points)": float(gap["gap_abs_points"]) if gap.get("gap_abs_points") is not None else float("nan"),
-               "relative_gap": float(gap["gap_rel"]) if gap.get("gap_rel") is not None else float("nan")}
+        row = {
+            "System": e.label,
+            "Source": source,
+            "In-domain": ", ".join(map(str, gap.get("in_domain") or [])) or "–",
+            "eer_in (%)": 100 * float(gap["eer_in"]) if gap.get("eer_in") is not None else float("nan"),
+            "eer_out (%)": 100 * float(gap["eer_out"]) if gap.get("eer_out") is not None else float("nan"),
+            "gap (points)": float(gap["gap_abs_points"]) if gap.get("gap_abs_points") is not None else float("nan"),
+            "relative_gap": float(gap["gap_rel"]) if gap.get("gap_rel") is not None else float("nan"),
+        }
         split = gap.get("split") if isinstance(gap.get("split"), dict) else None
         if split:
             has_split = True
@@ -249,8 +325,10 @@ def _ood(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
     blocks: list = []
     if len(rows) > 1:
         reference = next((r for r in rows if str(r["System"]).upper().startswith("ERM")), rows[0])
-        for key, name in (("unseen gap (points)", "unseen-gap reduction vs {} (%)"),
-                          ("gap (points)", "gap reduction vs {} (%)")):
+        for key, name in (
+            ("unseen gap (points)", "unseen-gap reduction vs {} (%)"),
+            ("gap (points)", "gap reduction vs {} (%)"),
+        ):
             if not all(key in r for r in rows):
                 continue
             ref = float(reference[key])
@@ -258,19 +336,30 @@ def _ood(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
             for r in rows:
                 value = float(r[key])
                 r[title] = float("nan") if r is reference or ref == 0 or value != value else 100 * (1 - value / ref)
-        blocks.append(f"Gap reduction = 1 - gap(system) / gap({reference['System']}): the share of "
-                      f"{reference['System']}'s out-of-domain penalty that the system removes"
-                      + ("; the unseen-codec gap is the one augmentation cannot explain." if has_split else "."))
+        blocks.append(
+            f"Gap reduction = 1 - gap(system) / gap({reference['System']}): the share of "
+            f"{reference['System']}'s out-of-domain penalty that the system removes"
+            + ("; the unseen-codec gap is the one augmentation cannot explain." if has_split else ".")
+        )
     if not has_split:
-        blocks.append("No seen/unseen split: the gap pools codecs the training augmentation covered with ones it did "
-                      "not (evaluate a run whose config.json records seen_domains to split them).")
+        blocks.append(
+            "No seen/unseen split: the gap pools codecs the training augmentation covered with ones it did "
+            "not (evaluate a run whose config.json records seen_domains to split them)."
+        )
     frame = pd.DataFrame(rows)
-    table = pd.DataFrame({c: [v if isinstance(v, str) else fmt(v, 3 if "relative" in c else 2) for v in frame[c]]
-                          for c in frame.columns})
-    blocks.insert(0, Table(fig.table_name(f"ood-{corpus}"),
-                           f"In-domain vs out-of-domain EER on {corpus} (EER in %, gaps in points = 100 × (out − in)); "
-                           "seen/unseen: out-of-domain trials whose codec the run's augmentation did or did not cover, "
-                           "each against the same in-domain trials.", table.fillna("–")))
+    table = pd.DataFrame(
+        {c: [v if isinstance(v, str) else fmt(v, 3 if "relative" in c else 2) for v in frame[c]] for c in frame.columns}
+    )
+    blocks.insert(
+        0,
+        Table(
+            fig.table_name(f"ood-{corpus}"),
+            f"In-domain vs out-of-domain EER on {corpus} (EER in %, gaps in points = 100 × (out − in)); "
+            "seen/unseen: out-of-domain trials whose codec the run's augmentation did or did not cover, "
+            "each against the same in-domain trials.",
+            table.fillna("–"),
+        ),
+    )
     return blocks
 
 
@@ -283,15 +372,30 @@ def _curves(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
         return [Note(f"No scores.parquet for {corpus}, so no DET/ROC curves or histograms: run {HINTS['scores']}")]
     curves = [(e.label, curve(e)) for e in with_scores]
     return [
-        Figure(figures.det_curves([(label, c.frr, c.far, c.eer) for label, c in curves],
-                                  fig.path(f"det-{corpus}"), title=f"DET ({corpus})"),
-               f"DET curves on {corpus} (normal-deviate axes, rates in %); the marker is the EER point."),
-        Figure(figures.roc_curves([(label, c.frr, c.far, c.auc) for label, c in curves],
-                                  fig.path(f"roc-{corpus}"), title=f"ROC ({corpus})"),
-               f"ROC curves on {corpus}: bona fide accepted against spoof accepted."),
-        Figure(figures.score_histograms([(label, c.bona, c.spoof, c.threshold) for label, c in curves],
-                                        fig.path(f"scores-{corpus}"), title=f"Score distributions ({corpus})"),
-               f"Score densities per class on {corpus}; dashed: the EER threshold."),
+        Figure(
+            figures.det_curves(
+                [(label, c.frr, c.far, c.eer) for label, c in curves],
+                fig.path(f"det-{corpus}"),
+                title=f"DET ({corpus})",
+            ),
+            f"DET curves on {corpus} (normal-deviate axes, rates in %); the marker is the EER point.",
+        ),
+        Figure(
+            figures.roc_curves(
+                [(label, c.frr, c.far, c.auc) for label, c in curves],
+                fig.path(f"roc-{corpus}"),
+                title=f"ROC ({corpus})",
+            ),
+            f"ROC curves on {corpus}: bona fide accepted against spoof accepted.",
+        ),
+        Figure(
+            figures.score_histograms(
+                [(label, c.bona, c.spoof, c.threshold) for label, c in curves],
+                fig.path(f"scores-{corpus}"),
+                title=f"Score distributions ({corpus})",
+            ),
+            f"Score densities per class on {corpus}; dashed: the EER threshold.",
+        ),
     ]
 
 
@@ -318,18 +422,35 @@ def _attacks(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
             has_clean = True
             out[f"{label} clean (%)"] = [fmt_pct(t["eer_clean"].get(a)) for a in attacks]
             out[f"{label} Δ (points)"] = [_signed(100 * t["delta"].get(a, float("nan"))) for a in attacks]
-        long.append(pd.DataFrame({"value": attacks, "eer": [t["eer"].get(a, float("nan")) for a in attacks],
-                                  "system": label}))
-    caption = (f"Per-attack EER on {corpus} (each attack's spoofs against all bona fide), grouped by attack family"
-               + ("; 'clean' uses the undegraded trials only and Δ is the change from clean." if has_clean else "."))
+        long.append(
+            pd.DataFrame({"value": attacks, "eer": [t["eer"].get(a, float("nan")) for a in attacks], "system": label})
+        )
+    caption = f"Per-attack EER on {corpus} (each attack's spoofs against all bona fide), grouped by attack family" + (
+        "; 'clean' uses the undegraded trials only and Δ is the change from clean." if has_clean else "."
+    )
     blocks: list = [Table(fig.table_name(f"attacks-{corpus}"), caption, out)]
     if not has_clean:
-        blocks.append(Note(f"No clean/degraded mix in the scores of {corpus}, so no change from clean per attack: "
-                           f"evaluate a manifest with clean and coded conditions, or run {HINTS['sweep']}"))
-    blocks.append(Figure(figures.grouped_bars(pd.concat(long), fig.path(f"eer-by-attack-{corpus}"), category="value",
-                                              system="system", value="eer", ylabel="EER (%)", xlabel="attack",
-                                              title=f"EER by attack ({corpus})"),
-                         f"Per-attack EER on {corpus}, attacks ordered by family."))
+        blocks.append(
+            Note(
+                f"No clean/degraded mix in the scores of {corpus}, so no change from clean per attack: "
+                f"evaluate a manifest with clean and coded conditions, or run {HINTS['sweep']}"
+            )
+        )
+    blocks.append(
+        Figure(
+            figures.grouped_bars(
+                pd.concat(long),
+                fig.path(f"eer-by-attack-{corpus}"),
+                category="value",
+                system="system",
+                value="eer",
+                ylabel="EER (%)",
+                xlabel="attack",
+                title=f"EER by attack ({corpus})",
+            ),
+            f"Per-attack EER on {corpus}, attacks ordered by family.",
+        )
+    )
     return blocks
 
 
@@ -360,35 +481,71 @@ def _sweeps(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> list:
         graded = overall.dropna(subset=["parameter"])
         if not graded.empty:
             lines.append(graded.assign(system=e.label))
-        table = pd.DataFrame({"Condition": overall["condition"],
-                              "Parameter": overall["parameter"].fillna("–"),
-                              "Severity": [fmt(v, 3).rstrip("0").rstrip(".") if pd.notna(v) else "–" for v in overall["severity"]],
-                              "EER (%)": [fmt_pct(v) for v in overall["eer"]],
-                              "minDCF": [fmt(v) for v in overall["min_dcf"]]})
-        blocks.append(Table(fig.table_name(f"sweep-{e.label}-{corpus}"), f"Degradation sweep of {e.label} on {corpus}.", table))
+        table = pd.DataFrame(
+            {
+                "Condition": overall["condition"],
+                "Parameter": overall["parameter"].fillna("–"),
+                "Severity": [fmt(v, 3).rstrip("0").rstrip(".") if pd.notna(v) else "–" for v in overall["severity"]],
+                "EER (%)": [fmt_pct(v) for v in overall["eer"]],
+                "minDCF": [fmt(v) for v in overall["min_dcf"]],
+            }
+        )
+        blocks.append(
+            Table(fig.table_name(f"sweep-{e.label}-{corpus}"), f"Degradation sweep of {e.label} on {corpus}.", table)
+        )
         if not attacks.empty and attacks["eer"].notna().any():
-            order = list(dict.fromkeys(overall.sort_values(["parameter", "severity"], na_position="first")["condition"]))
+            order = list(
+                dict.fromkeys(overall.sort_values(["parameter", "severity"], na_position="first")["condition"])
+            )
             matrix = attacks.pivot_table(index="attack", columns="condition", values="eer", sort=True)
             matrix = matrix[[c for c in order if c in matrix.columns]]
-            blocks.append(Figure(figures.heatmap(matrix, fig.path(f"attack-condition-{e.label}-{corpus}"), scale=100,
-                                                 title=f"EER (%) per attack and condition: {e.label} ({corpus})",
-                                                 xlabel="Condition", ylabel="Attack", colorbar="EER (%)"),
-                                 f"Attack x condition EER of {e.label} on {corpus}."))
+            blocks.append(
+                Figure(
+                    figures.heatmap(
+                        matrix,
+                        fig.path(f"attack-condition-{e.label}-{corpus}"),
+                        scale=100,
+                        title=f"EER (%) per attack and condition: {e.label} ({corpus})",
+                        xlabel="Condition",
+                        ylabel="Attack",
+                        colorbar="EER (%)",
+                    ),
+                    f"Attack x condition EER of {e.label} on {corpus}.",
+                )
+            )
             clean_name = next((c for c in matrix.columns if str(c).lower() in ("clean", "none")), None)
             if clean_name is not None and matrix.shape[1] > 1:
                 delta = matrix.drop(columns=[clean_name]).sub(matrix[clean_name], axis=0)
-                blocks.append(Figure(figures.heatmap(delta, fig.path(f"attack-condition-delta-{e.label}-{corpus}"),
-                                                     scale=100, diverging=True,
-                                                     title=f"Change from clean (EER points): {e.label} ({corpus})",
-                                                     xlabel="Condition", ylabel="Attack", colorbar="ΔEER (points)"),
-                                     f"Per-attack change of EER from the clean condition, {e.label} on {corpus}."))
+                blocks.append(
+                    Figure(
+                        figures.heatmap(
+                            delta,
+                            fig.path(f"attack-condition-delta-{e.label}-{corpus}"),
+                            scale=100,
+                            diverging=True,
+                            title=f"Change from clean (EER points): {e.label} ({corpus})",
+                            xlabel="Condition",
+                            ylabel="Attack",
+                            colorbar="ΔEER (points)",
+                        ),
+                        f"Per-attack change of EER from the clean condition, {e.label} on {corpus}.",
+                    )
+                )
         else:
-            blocks.append(Note(f"sweep.parquet of {e.label} has no per-attack EER columns, so no attack x condition heatmap"))
+            blocks.append(
+                Note(f"sweep.parquet of {e.label} has no per-attack EER columns, so no attack x condition heatmap")
+            )
     if lines:
         frame = pd.concat(lines, ignore_index=True)
-        blocks.insert(0, Figure(figures.sweep_lines(frame, fig.path(f"sweep-{corpus}"), title=f"Degradation sweeps ({corpus})",
-                                                    clean=clean or None),
-                                f"EER against degradation severity on {corpus}, one panel per parameter."))
+        blocks.insert(
+            0,
+            Figure(
+                figures.sweep_lines(
+                    frame, fig.path(f"sweep-{corpus}"), title=f"Degradation sweeps ({corpus})", clean=clean or None
+                ),
+                f"EER against degradation severity on {corpus}, one panel per parameter.",
+            ),
+        )
     return blocks
 
 
@@ -408,8 +565,11 @@ def _training(runs: Sequence[RunInfo], corpus: str, fig: FigureDir) -> list:
     histories = [(labels[r.name], read_table(r.history)) for r in with_history]
     rows = []
     for (label, h), run in zip(histories, with_history):
-        row = {"Run": label, "Steps": fmt(int(h["step"].max())) if "step" in h and len(h) else "–",
-               "Epochs": fmt(int(h["epoch"].max()) + 1) if "epoch" in h and h["epoch"].notna().any() else "–"}
+        row = {
+            "Run": label,
+            "Steps": fmt(int(h["step"].max())) if "step" in h and len(h) else "–",
+            "Epochs": fmt(int(h["epoch"].max()) + 1) if "epoch" in h and h["epoch"].notna().any() else "–",
+        }
         if "dev_eer" in h and h["dev_eer"].notna().any():
             best = h.loc[h["dev_eer"].idxmin()]
             row["Best dev EER (%)"] = fmt_pct(best["dev_eer"])
@@ -420,8 +580,10 @@ def _training(runs: Sequence[RunInfo], corpus: str, fig: FigureDir) -> list:
             row["Last domain acc. (%)"] = fmt_pct(np.nanmean(h[acc].dropna(how="all").iloc[-1].to_numpy(float)), 1)
         rows.append(row)
     return [
-        Figure(figures.training_curves(histories, fig.path(f"training-{corpus}"), title=f"Training ({corpus})"),
-               f"Training curves on {corpus}: losses, domain accuracy, λ and dev metrics against the optimiser step."),
+        Figure(
+            figures.training_curves(histories, fig.path(f"training-{corpus}"), title=f"Training ({corpus})"),
+            f"Training curves on {corpus}: losses, domain accuracy, λ and dev metrics against the optimiser step.",
+        ),
         Table(fig.table_name(f"training-{corpus}"), f"Training summary on {corpus}.", pd.DataFrame(rows).fillna("–")),
     ]
 

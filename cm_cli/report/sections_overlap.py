@@ -23,18 +23,36 @@ def overlap_blocks(evals: Sequence[EvalInfo], corpus: str, fig: FigureDir) -> li
         overlap = (e.metrics or {}).get("overlap")
         if not isinstance(overlap, dict):
             continue
-        rows.append({"System": e.label, "scored rows": str(overlap.get("n_scored", "–")),
-                     **{f"same {k[:-1] if k != 'utterances' else 'utterance'}": str(overlap.get(k, "–"))
-                        for k in ("speakers", "sources", "utterances")},
-                     "training rows": str(overlap.get("n_train", "–"))})
+        rows.append(
+            {
+                "System": e.label,
+                "scored rows": str(overlap.get("n_scored", "–")),
+                **{
+                    f"same {k[:-1] if k != 'utterances' else 'utterance'}": str(overlap.get(k, "–"))
+                    for k in ("speakers", "sources", "utterances")
+                },
+                "training rows": str(overlap.get("n_train", "–")),
+            }
+        )
     if not rows:
-        return [Note(f"No train/test overlap recorded for {corpus}: `cm eval --run RUN_DIR --manifest M --out DIR` "
-                     "records it when the run's config.json names its manifest")]
+        return [
+            Note(
+                f"No train/test overlap recorded for {corpus}: `cm eval --run RUN_DIR --manifest M --out DIR` "
+                "records it when the run's config.json names its manifest"
+            )
+        ]
     leaking = [r["System"] for r in rows if any(r[c] not in ("0", "–") for c in r if c.startswith("same "))]
-    blocks: list = [Table(fig.table_name(f"overlap-{corpus}"),
-                          f"Scored rows of {corpus} sharing a speaker, a source utterance or the utterance itself with "
-                          "the run's training rows (cm eval --run, metrics.json overlap).", pd.DataFrame(rows))]
+    blocks: list = [
+        Table(
+            fig.table_name(f"overlap-{corpus}"),
+            f"Scored rows of {corpus} sharing a speaker, a source utterance or the utterance itself with "
+            "the run's training rows (cm eval --run, metrics.json overlap).",
+            pd.DataFrame(rows),
+        )
+    ]
     if leaking:
-        blocks.append(f"Not held out: {', '.join(leaking)} scored rows that share speakers or source utterances with "
-                      "their training rows; their numbers overstate performance on unseen speech.")
+        blocks.append(
+            f"Not held out: {', '.join(leaking)} scored rows that share speakers or source utterances with "
+            "their training rows; their numbers overstate performance on unseen speech."
+        )
     return blocks

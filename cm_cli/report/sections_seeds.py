@@ -20,12 +20,27 @@ from cm_cli.report.tables import Table, fmt
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["seed_groups", "headline_values", "stored_or_computed_gap", "seeds_table", "paired_tests", "format_p", "HEADLINE", "MAX_BOOT_CELLS"]
+__all__ = [
+    "seed_groups",
+    "headline_values",
+    "stored_or_computed_gap",
+    "seeds_table",
+    "paired_tests",
+    "format_p",
+    "HEADLINE",
+    "MAX_BOOT_CELLS",
+]
 
 # (key, column title, scale to display, digits): EER and minDCF first, then the gaps of contract 4
-HEADLINE = (("eer", "EER (%)", 100, 2), ("min_dcf", "minDCF", 1, 3), ("act_dcf", "actDCF", 1, 3),
-            ("cllr", "Cllr (bits)", 1, 3), ("ood_gap", "OOD gap (points)", 1, 2),
-            ("seen_gap", "Seen-codec gap (points)", 1, 2), ("unseen_gap", "Unseen-codec gap (points)", 1, 2))
+HEADLINE = (
+    ("eer", "EER (%)", 100, 2),
+    ("min_dcf", "minDCF", 1, 3),
+    ("act_dcf", "actDCF", 1, 3),
+    ("cllr", "Cllr (bits)", 1, 3),
+    ("ood_gap", "OOD gap (points)", 1, 2),
+    ("seen_gap", "Seen-codec gap (points)", 1, 2),
+    ("unseen_gap", "Unseen-codec gap (points)", 1, 2),
+)
 N_BOOT = 1000
 MAX_BOOT_CELLS = 2e9  # replicates x trials x systems above which fewer replicates are drawn (stated in the text)
 
@@ -36,11 +51,14 @@ def seed_groups(evals: Sequence[EvalInfo]) -> list[tuple[str, list[EvalInfo]]]:
     for e in evals:
         groups.setdefault(e.seedless_key, []).append(e)
     members = list(groups.values())
-    namings = (lambda g: g[0].layout_group, lambda g: g[0].method,
-               lambda g: g[0].run.preset if g[0].run else None,
-               lambda g: f"{g[0].method or g[0].name} ({g[0].run.name})" if g[0].run else None,
-               lambda g: f"{g[0].method or g[0].name} ({g[0].name})",
-               lambda g: str(g[0].path))
+    namings = (
+        lambda g: g[0].layout_group,
+        lambda g: g[0].method,
+        lambda g: g[0].run.preset if g[0].run else None,
+        lambda g: f"{g[0].method or g[0].name} ({g[0].run.name})" if g[0].run else None,
+        lambda g: f"{g[0].method or g[0].name} ({g[0].name})",
+        lambda g: str(g[0].path),
+    )
     for naming in namings:
         names = [naming(g) for g in members]
         if all(names) and len(set(names)) == len(names):
@@ -94,8 +112,9 @@ def stored_or_computed_gap(e: EvalInfo) -> tuple[dict | None, str]:
     return None, ""
 
 
-def seeds_table(groups: Sequence[tuple[str, list[EvalInfo]]], values: Mapping[str, dict], name: str,
-                corpus: str) -> "Table | None":
+def seeds_table(
+    groups: Sequence[tuple[str, list[EvalInfo]]], values: Mapping[str, dict], name: str, corpus: str
+) -> "Table | None":
     """Mean ± sd (sample sd) over the seeds of each group with 2+ seeds; None when there is none."""
     import pandas as pd
 
@@ -116,9 +135,13 @@ def seeds_table(groups: Sequence[tuple[str, list[EvalInfo]]], values: Mapping[st
     if not rows:
         return None
     frame = pd.DataFrame(rows).fillna("–")
-    return Table(name, f"Mean ± sd over runs on {corpus} that differ only in their seed (gaps: out-of-domain minus "
-                       "in-domain EER, from metrics.json ood_gap; seen/unseen: codecs the run's augmentation did or "
-                       "did not cover).", frame)
+    return Table(
+        name,
+        f"Mean ± sd over runs on {corpus} that differ only in their seed (gaps: out-of-domain minus "
+        "in-domain EER, from metrics.json ood_gap; seen/unseen: codecs the run's augmentation did or "
+        "did not cover).",
+        frame,
+    )
 
 
 def _aligned_scores(groups: Sequence[tuple[str, list[EvalInfo]]]) -> tuple[dict, "pd.DataFrame | None", list[str]]:
@@ -145,7 +168,9 @@ def _aligned_scores(groups: Sequence[tuple[str, list[EvalInfo]]]) -> tuple[dict,
     order = sorted(common)
     trials = first.loc[order]
     is_bona = bona_mask(trials["label"])
-    scores = {label: [f.loc[order, "score"].to_numpy(dtype="float64") for f in parts] for label, parts in frames.items()}
+    scores = {
+        label: [f.loc[order, "score"].to_numpy(dtype="float64") for f in parts] for label, parts in frames.items()
+    }
     sizes = {len(f) for parts in frames.values() for f in parts}
     if max(sizes) > len(order):
         notes.append(f"paired on the {len(order)} trials every system scored (largest set: {max(sizes)})")
@@ -177,12 +202,16 @@ def _gap_masks(groups: Sequence[tuple[str, list[EvalInfo]]], trials: "pd.DataFra
     out_mask = ~in_mask & ~np.isin(keys, list(seen))
     if seen:
         name = "unseen-codec gap"
-        what = (f"the {column} values no group trained on ({', '.join(sorted(set(keys[out_mask]))) or 'none'}) minus "
-                f"EER on the in-domain ones ({', '.join(sorted(in_domain))})")
+        what = (
+            f"the {column} values no group trained on ({', '.join(sorted(set(keys[out_mask]))) or 'none'}) minus "
+            f"EER on the in-domain ones ({', '.join(sorted(in_domain))})"
+        )
     else:
         name = "OOD gap"
-        what = (f"every {column} value but {', '.join(sorted(in_domain))} minus EER on those (no seen_domains "
-                "recorded, so seen and unseen codecs are pooled)")
+        what = (
+            f"every {column} value but {', '.join(sorted(in_domain))} minus EER on those (no seen_domains "
+            "recorded, so seen and unseen codecs are pooled)"
+        )
     return in_mask, out_mask, name, what
 
 
@@ -193,18 +222,25 @@ def _tests_table(tests, n_boot: int, name: str, caption: str) -> tuple[Table, "p
     frame["p_label"] = [(v if v.startswith("<") else f"= {v}") for v in (format_p(p) for p in frame["p_value"])]
     metric = str(frame["metric"].iloc[0])
     unit = "%" if metric == "EER" else "points"
-    table = Table(name, caption, pd.DataFrame({
-        "A": frame["a"], "B": frame["b"],
-        f"{metric} A ({unit})": [fmt(v, 2) for v in frame["eer_a"]],
-        f"{metric} B ({unit})": [fmt(v, 2) for v in frame["eer_b"]],
-        "Δ B − A (points)": [f"{v:+.2f}" for v in frame["difference"]],
-        "95% CI": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
-        "df": [fmt(v, 1) for v in frame["df"]],
-        "p": [format_p(v) for v in frame["p_value"]],
-        "p (Holm)": [format_p(v) for v in frame["p_holm"]],
-        "Hedges' g": [fmt(v, 2) for v in frame["hedges_g"]],
-        "Seeds A/B": [f"{a}/{b}" for a, b in zip(frame["n_seeds_a"], frame["n_seeds_b"])],
-    }))
+    table = Table(
+        name,
+        caption,
+        pd.DataFrame(
+            {
+                "A": frame["a"],
+                "B": frame["b"],
+                f"{metric} A ({unit})": [fmt(v, 2) for v in frame["eer_a"]],
+                f"{metric} B ({unit})": [fmt(v, 2) for v in frame["eer_b"]],
+                "Δ B − A (points)": [f"{v:+.2f}" for v in frame["difference"]],
+                "95% CI": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+                "df": [fmt(v, 1) for v in frame["df"]],
+                "p": [format_p(v) for v in frame["p_value"]],
+                "p (Holm)": [format_p(v) for v in frame["p_holm"]],
+                "Hedges' g": [fmt(v, 2) for v in frame["hedges_g"]],
+                "Seeds A/B": [f"{a}/{b}" for a, b in zip(frame["n_seeds_a"], frame["n_seeds_b"])],
+            }
+        ),
+    )
     return table, frame
 
 
@@ -219,13 +255,14 @@ def _summary(tests, gap_tests, *, alpha: float = 0.05) -> str:
         if not group:
             continue
         supported = [f"{t.b} vs {t.a} ({t.difference:+.2f} points)" for t in group if t.p_holm < alpha]
-        parts.append(f"Differences in {kind} the evidence supports (Holm-adjusted p < {alpha} over "
-                     f"{group[0].family}, one family): " + (", ".join(supported) if supported else "none") + ".")
+        parts.append(
+            f"Differences in {kind} the evidence supports (Holm-adjusted p < {alpha} over "
+            f"{group[0].family}, one family): " + (", ".join(supported) if supported else "none") + "."
+        )
     return " ".join(parts)
 
 
-def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *,
-                 seed: int = 0) -> list:
+def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *, seed: int = 0) -> list:
     """Tables, a figure and one sentence per pair of groups: the seed test (``metrics.stats.seed_test``) of the
     difference of mean EER, and of the unseen-codec (else pooled) OOD gap where the scores carry the domain;
     one Holm family over all of them."""
@@ -242,57 +279,86 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
     skipped = [label for label, members in groups if (label, members) not in with_scores]
     blocks: list = []
     if skipped:
-        blocks.append(Note(f"No scores.parquet for {', '.join(skipped)} on {corpus}: paired tests need per-trial "
-                           "scores (`cm eval` writes them)"))
+        blocks.append(
+            Note(
+                f"No scores.parquet for {', '.join(skipped)} on {corpus}: paired tests need per-trial "
+                "scores (`cm eval` writes them)"
+            )
+        )
     if len(with_scores) < 2:
         return blocks or [Note(f"No per-trial scores for two groups on {corpus}, so no paired test")]
     scores, trials, notes = _aligned_scores(with_scores)
     if trials is None or trials["is_bona"].all() or not trials["is_bona"].any():
         return blocks + [Note(f"No shared bona fide and spoof trials on {corpus}: {'; '.join(notes) or 'none'}")]
-    clusters, unit = (trials["speaker"].astype(str).to_numpy(), "speaker") if (
-        "speaker" in trials and trials["speaker"].notna().all()) else (None, "trial")
+    clusters, unit = (
+        (trials["speaker"].astype(str).to_numpy(), "speaker")
+        if ("speaker" in trials and trials["speaker"].notna().all())
+        else (None, "trial")
+    )
     n_systems = sum(len(v) for v in scores.values())
     n_boot = int(max(200, min(N_BOOT, MAX_BOOT_CELLS // max(1, len(trials) * n_systems))))
     is_bona = trials["is_bona"].to_numpy()
     tests = compare_groups(scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed)
     if not tests:
         return blocks + [Note(f"Fewer than two groups with scores on {corpus}, so no paired test")]
-    how = (f"two-sided t test on the seed means, its variance the seed variance plus the trial-sampling variance "
-           f"the seeds share (from {n_boot} bootstrap replicates resampling {unit}s, shared by all systems), "
-           "Satterthwaite df; Holm-adjusted over every test of this section (EER and gap pairs together, "
-           "one family); Hedges' g over seeds")
+    how = (
+        f"two-sided t test on the seed means, its variance the seed variance plus the trial-sampling variance "
+        f"the seeds share (from {n_boot} bootstrap replicates resampling {unit}s, shared by all systems), "
+        "Satterthwaite df; Holm-adjusted over every test of this section (EER and gap pairs together, "
+        "one family); Hedges' g over seeds"
+    )
     gap_tests, gap_caption = [], ""
     masks = _gap_masks(with_scores, trials)
     if masks is not None:
         in_mask, out_mask, metric, what = masks
         try:
-            gap_tests = compare_groups(scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed,
-                                       gap=(in_mask, out_mask), metric=metric)
+            gap_tests = compare_groups(
+                scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed, gap=(in_mask, out_mask), metric=metric
+            )
         except CmError as error:
             notes.append(f"no paired test of the OOD gap: {error.message}")
-        gap_caption = (f"Paired tests on {corpus} of the {metric} (EER on {what}; points), same "
-                       f"trials and resamples; {how}.")
+        gap_caption = (
+            f"Paired tests on {corpus} of the {metric} (EER on {what}; points), same trials and resamples; {how}."
+        )
     else:
         notes.append("the scores carry no domain/codec column, so the OOD gap is not tested")
     # one Holm family: every comparison this section tests
-    adjust_holm([*tests, *gap_tests], f"the {len(tests) + len(gap_tests)} tests of this section"
-                + (f" ({len(tests)} EER and {len(gap_tests)} gap comparisons)" if gap_tests else ""))
-    table, frame = _tests_table(tests, n_boot, fig.table_name(f"paired-{corpus}"),
-                                f"Paired tests on {corpus}: difference of mean EER over seeds (B − A, points) on the "
-                                f"{len(trials)} trials every run scored; {how}.")
+    adjust_holm(
+        [*tests, *gap_tests],
+        f"the {len(tests) + len(gap_tests)} tests of this section"
+        + (f" ({len(tests)} EER and {len(gap_tests)} gap comparisons)" if gap_tests else ""),
+    )
+    table, frame = _tests_table(
+        tests,
+        n_boot,
+        fig.table_name(f"paired-{corpus}"),
+        f"Paired tests on {corpus}: difference of mean EER over seeds (B − A, points) on the "
+        f"{len(trials)} trials every run scored; {how}.",
+    )
     blocks.append(table)
     if gap_tests:
         blocks.append(_tests_table(gap_tests, n_boot, fig.table_name(f"paired-gap-{corpus}"), gap_caption)[0])
-    per_seed = pd.DataFrame([{"group": label, "eer": float(e.metrics["overall"]["eer"])}
-                             for label, members in with_scores for e in members
-                             if e.metrics and isinstance(e.metrics.get("overall"), Mapping)
-                             and e.metrics["overall"].get("eer") is not None])
+    per_seed = pd.DataFrame(
+        [
+            {"group": label, "eer": float(e.metrics["overall"]["eer"])}
+            for label, members in with_scores
+            for e in members
+            if e.metrics
+            and isinstance(e.metrics.get("overall"), Mapping)
+            and e.metrics["overall"].get("eer") is not None
+        ]
+    )
     if not per_seed.empty:
-        blocks.append(Figure(figures.seed_comparison(per_seed, frame, fig.path(f"seeds-{corpus}"),
-                                                     title=f"Seeds and paired differences ({corpus})"),
-                             f"Left: EER of every seed per group on {corpus} (mean ± sd). Right: difference of mean "
-                             "EER for each pair with its 95% interval and p-value (t test on seed means with the shared "
-                             "trial-sampling variance)."))
+        blocks.append(
+            Figure(
+                figures.seed_comparison(
+                    per_seed, frame, fig.path(f"seeds-{corpus}"), title=f"Seeds and paired differences ({corpus})"
+                ),
+                f"Left: EER of every seed per group on {corpus} (mean ± sd). Right: difference of mean "
+                "EER for each pair with its 95% interval and p-value (t test on seed means with the shared "
+                "trial-sampling variance).",
+            )
+        )
     blocks.append(_summary(tests, gap_tests))
     blocks.append("What the evidence supports, pair by pair:")
     blocks.append("\n".join(f"- {verdict(t)}" for t in [*tests, *gap_tests]))

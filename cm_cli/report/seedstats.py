@@ -21,8 +21,17 @@ from cm_cli.metrics.stats import bootstrap_eers, holm
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
-__all__ = ["mean_sd", "side_mask", "PairedTest", "paired_test", "holm", "adjust_holm", "compare_groups", "format_p",
-           "verdict"]
+__all__ = [
+    "mean_sd",
+    "side_mask",
+    "PairedTest",
+    "paired_test",
+    "holm",
+    "adjust_holm",
+    "compare_groups",
+    "format_p",
+    "verdict",
+]
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float, float, int]:
@@ -76,9 +85,21 @@ class PairedTest:
         return asdict(self)
 
 
-def paired_test(eers_a: Sequence[float], eers_b: Sequence[float], boot_a: "np.ndarray", boot_b: "np.ndarray", *,
-                a: str = "A", b: str = "B", n_trials: int = 0, unit: str = "trial", n_clusters: int | None = None,
-                level: float = 0.95, metric: str = "EER", scale: float = 100.0) -> PairedTest:
+def paired_test(
+    eers_a: Sequence[float],
+    eers_b: Sequence[float],
+    boot_a: "np.ndarray",
+    boot_b: "np.ndarray",
+    *,
+    a: str = "A",
+    b: str = "B",
+    n_trials: int = 0,
+    unit: str = "trial",
+    n_clusters: int | None = None,
+    level: float = 0.95,
+    metric: str = "EER",
+    scale: float = 100.0,
+) -> PairedTest:
     """Test of mean(EER_B) − mean(EER_A) (fractions in, points out; any lower-is-better ``metric`` with its
     ``scale`` to points, e.g. an OOD gap already in points with scale 1).
 
@@ -96,18 +117,43 @@ def paired_test(eers_a: Sequence[float], eers_b: Sequence[float], boot_a: "np.nd
         raise CmError(f"no bootstrap replicate of {metric} had both classes on every side")
     result = seed_test(eers_a, eers_b, boot_a, boot_b, n_clusters=n_clusters or max(n_trials, 2), level=level)
     mean_a = float(eers_a.mean())
-    return PairedTest(a=a, b=b, metric=metric, eer_a=mean_a, eer_b=float(eers_b.mean()), n_seeds_a=len(eers_a),
-                      n_seeds_b=len(eers_b), n_trials=int(n_trials), unit=unit, difference=result.difference,
-                      ci_low=result.ci_low, ci_high=result.ci_high, p_value=result.p_value, p_holm=result.p_value,
-                      relative=result.difference / abs(mean_a) if mean_a != 0 else math.nan,
-                      hedges_g=hedges_g(eers_a, eers_b), se_seeds=result.se_seeds, se_trials=result.se_trials,
-                      df=result.df, n_boot=int(finite.sum()), level=level)
+    return PairedTest(
+        a=a,
+        b=b,
+        metric=metric,
+        eer_a=mean_a,
+        eer_b=float(eers_b.mean()),
+        n_seeds_a=len(eers_a),
+        n_seeds_b=len(eers_b),
+        n_trials=int(n_trials),
+        unit=unit,
+        difference=result.difference,
+        ci_low=result.ci_low,
+        ci_high=result.ci_high,
+        p_value=result.p_value,
+        p_holm=result.p_value,
+        relative=result.difference / abs(mean_a) if mean_a != 0 else math.nan,
+        hedges_g=hedges_g(eers_a, eers_b),
+        se_seeds=result.se_seeds,
+        se_trials=result.se_trials,
+        df=result.df,
+        n_boot=int(finite.sum()),
+        level=level,
+    )
 
 
-def compare_groups(groups: Mapping[str, Sequence["np.ndarray"]], is_bona: "np.ndarray",
-                   clusters: "np.ndarray | None" = None, *, unit: str = "trial", n_boot: int = 1000, seed: int = 0,
-                   level: float = 0.95, gap: tuple["np.ndarray", "np.ndarray"] | None = None,
-                   metric: str | None = None) -> list[PairedTest]:
+def compare_groups(
+    groups: Mapping[str, Sequence["np.ndarray"]],
+    is_bona: "np.ndarray",
+    clusters: "np.ndarray | None" = None,
+    *,
+    unit: str = "trial",
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    gap: tuple["np.ndarray", "np.ndarray"] | None = None,
+    metric: str | None = None,
+) -> list[PairedTest]:
     """Every pair of groups (label -> one score array per seed, all on the same trials), Holm-adjusted as one
     family (``adjust_holm`` re-adjusts a larger family, e.g. every test of a report section).
 
@@ -147,10 +193,23 @@ def compare_groups(groups: Mapping[str, Sequence["np.ndarray"]], is_bona: "np.nd
     n_clusters = cluster_codes(clusters)[1] if clusters is not None else len(is_bona)
     tests = []
     for i, a in enumerate(labels):
-        for b in labels[i + 1:]:
-            tests.append(paired_test(point[a], point[b], boot[:, columns[a]], boot[:, columns[b]], a=a, b=b,
-                                     n_trials=len(is_bona), unit=unit, n_clusters=n_clusters, level=level,
-                                     metric=name, scale=scale))
+        for b in labels[i + 1 :]:
+            tests.append(
+                paired_test(
+                    point[a],
+                    point[b],
+                    boot[:, columns[a]],
+                    boot[:, columns[b]],
+                    a=a,
+                    b=b,
+                    n_trials=len(is_bona),
+                    unit=unit,
+                    n_clusters=n_clusters,
+                    level=level,
+                    metric=name,
+                    scale=scale,
+                )
+            )
     return adjust_holm(tests, f"the {len(tests)} {name} comparisons")
 
 
@@ -168,21 +227,30 @@ def format_p(p: float) -> str:
 
 def verdict(test: PairedTest, *, alpha: float = 0.05) -> str:
     """One plain sentence on what the evidence supports."""
-    seeds = (f"{test.n_seeds_a} seed(s) of {test.a}, {test.n_seeds_b} of {test.b}")
+    seeds = f"{test.n_seeds_a} seed(s) of {test.a}, {test.n_seeds_b} of {test.b}"
 
     def shown(p: float) -> str:
         text = format_p(p)
         return text if text.startswith("<") else f"= {text}"
 
-    numbers = (f"{test.b} − {test.a} = {test.difference:+.2f} points of {test.metric} "
-               f"({100 * test.level:.0f}% CI [{test.ci_low:+.2f}, {test.ci_high:+.2f}], p {shown(test.p_value)}"
-               + (f", Holm-adjusted p {shown(test.p_holm)}" if test.p_holm != test.p_value else "")
-               + f"; {seeds}, {test.n_trials} shared trials resampled by {test.unit})")
-    one_seed = (" With a single seed on a side, seed-to-seed variation is not in the interval."
-                if test.n_seeds_a == 1 or test.n_seeds_b == 1 else "")
+    numbers = (
+        f"{test.b} − {test.a} = {test.difference:+.2f} points of {test.metric} "
+        f"({100 * test.level:.0f}% CI [{test.ci_low:+.2f}, {test.ci_high:+.2f}], p {shown(test.p_value)}"
+        + (f", Holm-adjusted p {shown(test.p_holm)}" if test.p_holm != test.p_value else "")
+        + f"; {seeds}, {test.n_trials} shared trials resampled by {test.unit})"
+    )
+    one_seed = (
+        " With a single seed on a side, seed-to-seed variation is not in the interval."
+        if test.n_seeds_a == 1 or test.n_seeds_b == 1
+        else ""
+    )
     if test.p_holm < alpha:
         better, worse = (test.b, test.a) if test.difference < 0 else (test.a, test.b)
-        return (f"{numbers}: the evidence supports a real difference, {better} has a lower {test.metric} than {worse} "
-                f"on these trials.{one_seed}")
-    return (f"{numbers}: the evidence does not support a difference between {test.a} and {test.b} at the "
-            f"{100 * alpha:.0f}% level (which does not show they are equal).{one_seed}")
+        return (
+            f"{numbers}: the evidence supports a real difference, {better} has a lower {test.metric} than {worse} "
+            f"on these trials.{one_seed}"
+        )
+    return (
+        f"{numbers}: the evidence does not support a difference between {test.a} and {test.b} at the "
+        f"{100 * alpha:.0f}% level (which does not show they are equal).{one_seed}"
+    )

@@ -13,8 +13,19 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "PALETTE", "MARKERS", "LINESTYLES", "HATCHES", "HEATMAP_CMAP", "DPI",
-    "pyplot", "series_style", "bar_style", "save", "new_figure", "layer_sort_key", "param_label",
+    "PALETTE",
+    "MARKERS",
+    "LINESTYLES",
+    "HATCHES",
+    "HEATMAP_CMAP",
+    "DPI",
+    "pyplot",
+    "series_style",
+    "bar_style",
+    "save",
+    "new_figure",
+    "layer_sort_key",
+    "param_label",
 ]
 
 # dark -> light, distinct in luminance (roughly cividis/viridis stops), colour-blind safe
@@ -78,8 +89,12 @@ def series_style(i: int) -> dict:
 
 def bar_style(i: int) -> dict:
     """Bar keyword arguments for the i-th series (fill, hatch, black edge)."""
-    return {"color": PALETTE[i % len(PALETTE)], "hatch": HATCHES[i % len(HATCHES)], "edgecolor": "black",
-            "linewidth": 0.6}
+    return {
+        "color": PALETTE[i % len(PALETTE)],
+        "hatch": HATCHES[i % len(HATCHES)],
+        "edgecolor": "black",
+        "linewidth": 0.6,
+    }
 
 
 def legend_below(ax, *, ncols: int = 1, fontsize: float | None = None):

@@ -96,8 +96,12 @@ def to_markdown(table: Table) -> str:
     def esc(cell: str) -> str:
         return cell.replace("|", "\\|").replace("\n", " ")
 
-    lines = [f"*{table.caption}*", "", "| " + " | ".join(esc(h) for h in header) + " |",
-             "|" + "|".join("---:" if a == "r" else ":---" for a in aligns) + "|"]
+    lines = [
+        f"*{table.caption}*",
+        "",
+        "| " + " | ".join(esc(h) for h in header) + " |",
+        "|" + "|".join("---:" if a == "r" else ":---" for a in aligns) + "|",
+    ]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -16,8 +16,9 @@ from cm_cli.training.state import TrainState
 __all__ = ["save_state", "promote_best", "restore"]
 
 
-def save_state(path: Path, model, heads, optimizer, state: TrainState, *, config: TrainConfig, batch_offset: int,
-               epoch: int) -> None:
+def save_state(
+    path: Path, model, heads, optimizer, state: TrainState, *, config: TrainConfig, batch_offset: int, epoch: int
+) -> None:
     """``last.pt``: weights, heads, optimiser, RNG, counters and the last history row as ``metrics``."""
     import torch
 
@@ -32,8 +33,12 @@ def save_state(path: Path, model, heads, optimizer, state: TrainState, *, config
         "state_dict": trainable_state_dict(model, save_frozen=config.save_frozen),
         "save_frozen": bool(config.save_frozen),
         "optimizer": optimizer.state_dict(),
-        "scheduler": {"kind": "cosine_warmup", "step": int(state.step), "warmup_steps": config.warmup_steps,
-                      "total_steps": int(state.total_steps)},
+        "scheduler": {
+            "kind": "cosine_warmup",
+            "step": int(state.step),
+            "warmup_steps": config.warmup_steps,
+            "total_steps": int(state.total_steps),
+        },
         "rng": capture_rng(),
         "step": int(state.step),
         "epoch": int(epoch),
@@ -60,13 +65,17 @@ def restore(resume: dict, model, heads, optimizer, *, total_steps: int, world_si
     training = resume.get("training") or {}
     if heads is not None:
         if not training.get("heads"):
-            raise CmError(f"{resume.get('path')}: the run being resumed has no domain heads",
-                          "resume with the method it was trained with, or start a new run")
+            raise CmError(
+                f"{resume.get('path')}: the run being resumed has no domain heads",
+                "resume with the method it was trained with, or start a new run",
+            )
         heads.load_state_dict(training["heads"])
     try:
         optimizer.load_state_dict(resume["optimizer"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise CmError(f"{resume.get('path')}: optimiser state does not fit this model ({exc})",
-                      "resume with the configuration the run was made with, or start a new run") from None
+        raise CmError(
+            f"{resume.get('path')}: optimiser state does not fit this model ({exc})",
+            "resume with the configuration the run was made with, or start a new run",
+        ) from None
     restore_rng(resume["rng"])
     return state

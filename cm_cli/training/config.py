@@ -14,8 +14,7 @@ from typing import Any, Mapping
 from cm_cli.core.errors import CmError, UsageError
 from cm_cli.models.registry import DEFAULT_BACKBONE
 
-__all__ = ["LAMBDA_SCHEDULES", "SCHEDULE_ALIASES", "TrainConfig", "config_diff", "RUNTIME_KEYS",
-           "parse_bool"]
+__all__ = ["LAMBDA_SCHEDULES", "SCHEDULE_ALIASES", "TrainConfig", "config_diff", "RUNTIME_KEYS", "parse_bool"]
 
 LAMBDA_SCHEDULES = ("constant", "linear", "ganin")
 SCHEDULE_ALIASES = {"exponential": "ganin"}
@@ -37,8 +36,10 @@ def parse_bool(value: Any, name: str) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise UsageError(f"{_option(name)}: expected true or false, got {value!r}",
-                     "check the value in the preset or cm.toml (true/false, yes/no, on/off)")
+    raise UsageError(
+        f"{_option(name)}: expected true or false, got {value!r}",
+        "check the value in the preset or cm.toml (true/false, yes/no, on/off)",
+    )
 
 
 def _number(value: Any, name: str, kind: type):
@@ -174,8 +175,12 @@ class TrainConfig:
         if self.lambda_schedule not in LAMBDA_SCHEDULES:
             names = ", ".join([*LAMBDA_SCHEDULES, *SCHEDULE_ALIASES])
             raise UsageError(f"unknown lambda schedule {self.lambda_schedule!r}", f"choose one of {names}")
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "grad_accum": self.grad_accum,
-                    "log_every": self.log_every}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "grad_accum": self.grad_accum,
+            "log_every": self.log_every,
+        }
         for name, value in positive.items():
             if value is None or int(value) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -193,12 +198,16 @@ class TrainConfig:
         if self.lambda_max < 0 or self.domain_loss_weight < 0:
             raise UsageError("--lambda-max and --domain-loss-weight must be >= 0")
         if self.augment and self.augment_manifest:
-            raise UsageError("--augment and --augment-manifest are exclusive",
-                             "augment on the fly with a policy, or train on pre-rendered variants, not both")
+            raise UsageError(
+                "--augment and --augment-manifest are exclusive",
+                "augment on the fly with a policy, or train on pre-rendered variants, not both",
+            )
         if self.features and self.augment:
-            raise UsageError("--features trains on cached embeddings, so --augment cannot change the audio",
-                             "pre-render variants (`cm degrade --policy P --variants K`), embed them with "
-                             "`cm embed --pooling meanstd`, and pass --augment-manifest")
+            raise UsageError(
+                "--features trains on cached embeddings, so --augment cannot change the audio",
+                "pre-render variants (`cm degrade --policy P --variants K`), embed them with "
+                "`cm embed --pooling meanstd`, and pass --augment-manifest",
+            )
         from cm_cli.training.tracking import TRACKERS
 
         unknown = [t for t in self.log_to if str(t).lower() not in TRACKERS]
@@ -220,12 +229,14 @@ class TrainConfig:
         if self.sam_rho is not None and not self.sam_rho > 0:
             raise UsageError(f"--sam-rho must be positive, got {self.sam_rho}")
         if method.uses_domains and not self.domain_columns:
-            raise UsageError(f"--method {self.method} needs a domain column (preset key domain_column, option "
-                             "--domain-column)", "e.g. --domain-column domain (the augmentation condition, "
-                             "`clean` included)")
+            raise UsageError(
+                f"--method {self.method} needs a domain column (preset key domain_column, option --domain-column)",
+                "e.g. --domain-column domain (the augmentation condition, `clean` included)",
+            )
         if not method.uses_domains and self.domain_columns:
-            self.notes.append(f"--method {self.method} uses no domains: domain column(s) "
-                              f"{', '.join(self.domain_columns)} ignored")
+            self.notes.append(
+                f"--method {self.method} uses no domains: domain column(s) {', '.join(self.domain_columns)} ignored"
+            )
             self.domain_columns = []
 
     @property
@@ -245,8 +256,9 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise CmError(f"unknown training setting(s): {', '.join(unknown)}",
-                          f"known settings: {', '.join(sorted(known))}")
+            raise CmError(
+                f"unknown training setting(s): {', '.join(unknown)}", f"known settings: {', '.join(sorted(known))}"
+            )
         return cls(**dict(values))
 
     @property

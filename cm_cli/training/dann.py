@@ -17,8 +17,15 @@ from dataclasses import dataclass, field
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["DomainLosses", "build_domain_heads", "model_domain_heads", "upstream_groups", "group_grad_norms",
-           "domain_losses", "GradTap"]
+__all__ = [
+    "DomainLosses",
+    "build_domain_heads",
+    "model_domain_heads",
+    "upstream_groups",
+    "group_grad_norms",
+    "domain_losses",
+    "GradTap",
+]
 
 
 @dataclass
@@ -36,8 +43,11 @@ def build_domain_heads(in_dim: int, domains: dict[str, list[str]], *, hidden: in
 
     heads = nn.ModuleDict()
     for column, values in domains.items():
-        layers = [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, len(values))] if hidden else \
-            [nn.Linear(in_dim, len(values))]
+        layers = (
+            [nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, len(values))]
+            if hidden
+            else [nn.Linear(in_dim, len(values))]
+        )
         heads[_key(column)] = nn.Sequential(*layers)
     return heads
 
@@ -124,8 +134,9 @@ def upstream_groups(model, representation) -> dict[str, object]:
     if not named:
         raise CmError("no trainable parameters in the model", "unfreeze layers (--trainable top:K or all)")
     if representation.requires_grad:
-        grads = torch.autograd.grad(representation.float().sum(), [p for _, p in named], retain_graph=True,
-                                    allow_unused=True)
+        grads = torch.autograd.grad(
+            representation.float().sum(), [p for _, p in named], retain_graph=True, allow_unused=True
+        )
     else:
         grads = [None] * len(named)
     groups: dict[str, list] = {}
@@ -135,10 +146,12 @@ def upstream_groups(model, representation) -> dict[str, object]:
         group = ".".join(name.split(".")[:2])
         groups.setdefault(group, []).append(param)
     if not groups:
-        raise CmError("DANN: nothing trainable lies upstream of the gradient reversal layer, so the adversary "
-                      "cannot change the representation",
-                      "fine-tune backbone layers (--trainable top:K) or use a backbone with a trainable "
-                      "projection between the frozen features and both heads")
+        raise CmError(
+            "DANN: nothing trainable lies upstream of the gradient reversal layer, so the adversary "
+            "cannot change the representation",
+            "fine-tune backbone layers (--trainable top:K) or use a backbone with a trainable "
+            "projection between the frozen features and both heads",
+        )
     return groups
 
 
@@ -150,7 +163,7 @@ def group_grad_norms(groups: dict[str, list], loss) -> dict[str, float]:
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
     out, i = {}, 0
     for name, ps in groups.items():
-        chunk = [g for g in grads[i:i + len(ps)] if g is not None]
+        chunk = [g for g in grads[i : i + len(ps)] if g is not None]
         i += len(ps)
         out[name] = float(torch.sqrt(sum((g.float() ** 2).sum() for g in chunk))) if chunk else 0.0
     return out

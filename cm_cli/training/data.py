@@ -20,9 +20,23 @@ from cm_cli.data.datasets import AudioItem, ManifestAudio, collate_audio
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["TrainData", "load_training_data", "TrainAudio", "collate_train", "UNKNOWN", "domain_targets",
-           "AugmentationLog", "EpochBatches", "train_loader", "codec_conditions", "on_the_fly_codec_warning",
-           "policy_window", "POLICY_MARGIN_SECONDS", "POLICY_GRID_SECONDS", "WHOLE_FILE_COVERAGE"]
+__all__ = [
+    "TrainData",
+    "load_training_data",
+    "TrainAudio",
+    "collate_train",
+    "UNKNOWN",
+    "domain_targets",
+    "AugmentationLog",
+    "EpochBatches",
+    "train_loader",
+    "codec_conditions",
+    "on_the_fly_codec_warning",
+    "policy_window",
+    "POLICY_MARGIN_SECONDS",
+    "POLICY_GRID_SECONDS",
+    "WHOLE_FILE_COVERAGE",
+]
 
 UNKNOWN = -100  # ignore_index of the domain losses: unknown domain values are masked out
 _MISSING = {"", "none", "nan", "null", "unknown"}
@@ -58,8 +72,12 @@ class TrainData:
 
     def summary(self) -> dict:
         counts = self.train["label"].value_counts().to_dict()
-        out = {"n_train": len(self.train), "train_labels": {str(k): int(v) for k, v in counts.items()},
-               "n_dev": 0 if self.dev is None else len(self.dev), "domains": self.domains}
+        out = {
+            "n_train": len(self.train),
+            "train_labels": {str(k): int(v) for k, v in counts.items()},
+            "n_dev": 0 if self.dev is None else len(self.dev),
+            "domains": self.domains,
+        }
         if self.dev_note:
             out["dev_note"] = self.dev_note
         return out
@@ -82,8 +100,10 @@ def _check_labels(train: "pd.DataFrame", source: str) -> None:
     labels = set(train["label"].dropna().astype(str))
     if labels != {"bonafide", "spoof"}:
         have = ", ".join(sorted(labels)) or "no labels"
-        raise CmError(f"{source}: the training set has only {have} utterances; a countermeasure needs both "
-                      "bonafide and spoof", "check --train-split and the manifest's label column")
+        raise CmError(
+            f"{source}: the training set has only {have} utterances; a countermeasure needs both bonafide and spoof",
+            "check --train-split and the manifest's label column",
+        )
 
 
 def _with_augment_manifest(train: "pd.DataFrame", path: str, split: str) -> "pd.DataFrame":
@@ -93,8 +113,10 @@ def _with_augment_manifest(train: "pd.DataFrame", path: str, split: str) -> "pd.
     if "split" in variants:
         variants = variants[variants["split"] == split]
     if variants.empty:
-        raise CmError(f"{path}: no {split!r} rows in the augmentation manifest",
-                      "render training variants with `cm degrade --manifest M --policy P --variants K`")
+        raise CmError(
+            f"{path}: no {split!r} rows in the augmentation manifest",
+            "render training variants with `cm degrade --manifest M --policy P --variants K`",
+        )
     if "domain" not in variants:
         raise CmError(f"{path}: the augmentation manifest has no 'domain' column", "it should come from `cm degrade`")
     variants = variants.copy()
@@ -151,15 +173,22 @@ def _domain_values(train: "pd.DataFrame", column: str, policy, source: str) -> l
         values = list(policy.labels())
     else:
         if column not in train:
-            hint = ("add --augment POLICY (training-time domains come from augmentation, `clean` included) "
-                    "or --augment-manifest from `cm degrade --variants`")
-            raise CmError(f"{source}: DANN domain column {column!r} is not in the training manifest "
-                          f"(columns: {', '.join(map(str, train.columns))})", hint)
+            hint = (
+                "add --augment POLICY (training-time domains come from augmentation, `clean` included) "
+                "or --augment-manifest from `cm degrade --variants`"
+            )
+            raise CmError(
+                f"{source}: DANN domain column {column!r} is not in the training manifest "
+                f"(columns: {', '.join(map(str, train.columns))})",
+                hint,
+            )
         values = sorted({str(v) for v in train[column].dropna() if str(v).strip().lower() not in _MISSING})
     if len(values) < 2:
-        raise CmError(f"{source}: DANN domain column {column!r} has {len(values)} distinct value(s) "
-                      f"({', '.join(values) or 'none'}) in the training set; an adversary needs at least two",
-                      "augment the training data (--augment POLICY with `clean` and degraded conditions)")
+        raise CmError(
+            f"{source}: DANN domain column {column!r} has {len(values)} distinct value(s) "
+            f"({', '.join(values) or 'none'}) in the training set; an adversary needs at least two",
+            "augment the training data (--augment POLICY with `clean` and degraded conditions)",
+        )
     return values
 
 
@@ -196,9 +225,11 @@ def on_the_fly_codec_warning(config, device: str) -> str | None:
     codecs = codec_conditions(load_policy(config.augment, check_available=False))
     if not codecs:
         return None
-    return (f"on-the-fly codec augmentation ({', '.join(codecs)}) encodes every training crop on the CPU "
-            "and will starve the GPU; pre-render variants once with `cm degrade --manifest M --policy "
-            f"{config.augment!r} --variants K` and train with `--augment-manifest` instead")
+    return (
+        f"on-the-fly codec augmentation ({', '.join(codecs)}) encodes every training crop on the CPU "
+        "and will starve the GPU; pre-render variants once with `cm degrade --manifest M --policy "
+        f"{config.augment!r} --variants K` and train with `--augment-manifest` instead"
+    )
 
 
 def _stable(*parts: int) -> np.random.Generator:
@@ -242,8 +273,17 @@ class TrainAudio(ManifestAudio):
     is zero-padded to it, as ``cm eval`` pads short audio.
     """
 
-    def __init__(self, frame: "pd.DataFrame", *, data_root, policy=None, seed: int = 0, crop: int | None = None,
-                 cache_dir: str | Path | None = None, min_samples: int = 0):
+    def __init__(
+        self,
+        frame: "pd.DataFrame",
+        *,
+        data_root,
+        policy=None,
+        seed: int = 0,
+        crop: int | None = None,
+        cache_dir: str | Path | None = None,
+        min_samples: int = 0,
+    ):
         super().__init__(frame, data_root=data_root)
         self.policy = policy
         self.seed = int(seed)
@@ -295,13 +335,19 @@ class TrainAudio(ManifestAudio):
             from cm_cli.degrade.policy import apply_policy
 
             try:
-                wave, condition = apply_policy(wave, self.sample_rate, self.policy,
-                                               rng=_stable(self.seed, epoch, index, 7), utt_id=self.utt_ids[index],
-                                               cache=whole_file, cache_dir=self.cache_dir)
+                wave, condition = apply_policy(
+                    wave,
+                    self.sample_rate,
+                    self.policy,
+                    rng=_stable(self.seed, epoch, index, 7),
+                    utt_id=self.utt_ids[index],
+                    cache=whole_file,
+                    cache_dir=self.cache_dir,
+                )
             except CmError as exc:
                 return AudioItem(index, None, f"augmentation of {self.utt_ids[index]}: {exc.message}")
         if self.crop is not None:
-            wave = wave[offset:offset + self.crop]
+            wave = wave[offset : offset + self.crop]
         if len(wave) < self.min_samples:
             wave = np.pad(wave, (0, self.min_samples - len(wave)))
         out = AudioItem(index, np.ascontiguousarray(wave, dtype=np.float32))
@@ -338,8 +384,15 @@ def train_loader(dataset: TrainAudio, sampler: EpochBatches, *, workers: int, se
     generator = torch.Generator()
     generator.manual_seed(int(seed))
     extra = {"persistent_workers": True, "prefetch_factor": 4} if workers > 0 else {}
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_train, num_workers=int(workers),
-                      generator=generator, pin_memory=device_type == "cuda", **extra)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_train,
+        num_workers=int(workers),
+        generator=generator,
+        pin_memory=device_type == "cuda",
+        **extra,
+    )
 
 
 def collate_train(items: Sequence[AudioItem]):
@@ -363,6 +416,8 @@ class AugmentationLog:
         return {k: v / total for k, v in sorted(self.counts.items())} if total else {}
 
     def to_dict(self) -> dict:
-        return {"n_samples": int(sum(self.counts.values())), "counts": dict(sorted(self.counts.items())),
-                "rates": self.rates()}
-
+        return {
+            "n_samples": int(sum(self.counts.values())),
+            "counts": dict(sorted(self.counts.items())),
+            "rates": self.rates(),
+        }

@@ -27,10 +27,19 @@ from cm_cli.models.checkpoint import FEATURE_HEAD_FORMAT
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["FEATURE_HEAD_FORMAT", "FeatureSet", "load_features", "load_feature_tables", "feature_paths",
-           "train_features_run", "load_feature_head",
-           "check_head_matches", "is_feature_run", "score_features", "feature_head_step"]
-
+__all__ = [
+    "FEATURE_HEAD_FORMAT",
+    "FeatureSet",
+    "load_features",
+    "load_feature_tables",
+    "feature_paths",
+    "train_features_run",
+    "load_feature_head",
+    "check_head_matches",
+    "is_feature_run",
+    "score_features",
+    "feature_head_step",
+]
 
 
 @dataclass
@@ -54,13 +63,16 @@ class FeatureSet:
         if missing and self.absent_from:
             lacking = [u for u in missing if u in self.absent_from]
             if lacking:
-                raise CmError(f"{len(lacking)} manifest row(s) are missing from one of the feature tables, e.g. "
-                              f"{lacking[0]} from {self.absent_from[lacking[0]]}",
-                              "embed the same manifest into every table given to --features")
+                raise CmError(
+                    f"{len(lacking)} manifest row(s) are missing from one of the feature tables, e.g. "
+                    f"{lacking[0]} from {self.absent_from[lacking[0]]}",
+                    "embed the same manifest into every table given to --features",
+                )
         if missing:
-            raise CmError(f"{len(missing)} manifest row(s) have no features in the cache, e.g. {missing[0]}",
-                          "embed the same manifest (and --augment-manifest variants) with "
-                          "`cm embed --pooling meanstd`")
+            raise CmError(
+                f"{len(missing)} manifest row(s) have no features in the cache, e.g. {missing[0]}",
+                "embed the same manifest (and --augment-manifest variants) with `cm embed --pooling meanstd`",
+            )
         return positions
 
 
@@ -179,7 +191,7 @@ def _fused_head_module(groups, hidden: int, dropout: float, score_head: str):
             x = x.reshape(x.shape[0], -1)
             mixed, start = [], 0
             for (n, d), logits, norm in zip(groups, self.layer_logits, self.norms):
-                part = x[:, start:start + n * d].reshape(-1, n, d)
+                part = x[:, start : start + n * d].reshape(-1, n, d)
                 start += n * d
                 mixed.append(norm((part * torch.softmax(logits, dim=0)[None, :, None]).sum(dim=1)))
             fused = torch.cat(mixed, dim=-1)
@@ -213,7 +225,7 @@ def _score(head, values: np.ndarray, device, batch: int = 1024) -> np.ndarray:
     out = []
     with torch.no_grad():
         for start in range(0, len(values), batch):
-            x = torch.from_numpy(values[start:start + batch]).to(device)
+            x = torch.from_numpy(values[start : start + batch]).to(device)
             out.append(head(x)[1].float().cpu().numpy())
     head.train(was)
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
@@ -252,8 +264,14 @@ class _FeatureTrainer:
         self.x_train, self.x_dev = features.values[train_pos], None if dev_pos is None else features.values[dev_pos]
         n_layers, dim = features.values.shape[1:]
         hidden = _hidden(config)
-        self.head = _head_module(n_layers, dim, hidden, float(config.model_options.get("dropout", 0.1)),
-                                 score_head(config.loss), features.groups).to(device)
+        self.head = _head_module(
+            n_layers,
+            dim,
+            hidden,
+            float(config.model_options.get("dropout", 0.1)),
+            score_head(config.loss),
+            features.groups,
+        ).to(device)
         self.per_epoch = max(1, math.ceil(len(train_pos) / config.batch_size))
         total_steps = config.max_steps or config.epochs * max(1, math.ceil(self.per_epoch / config.grad_accum))
         self.state = TrainState(total_steps=total_steps)
@@ -262,10 +280,20 @@ class _FeatureTrainer:
         self.module = train_module(self.head, self.heads, None, method, criterion(config.loss)).to(device)
         self.optimizer = build_optimizer(self.module, config)
         x_train = self.x_train
-        self.stepper = Stepper(config, data, model=self.head, heads=self.heads, module=self.module, net=self.module,
-                               optimizer=self.optimizer, device=device, world_size=1, total_steps=total_steps,
-                               method=method, inputs=lambda batch: (torch.from_numpy(x_train[batch.indices.numpy()])
-                                                                    .to(device),))
+        self.stepper = Stepper(
+            config,
+            data,
+            model=self.head,
+            heads=self.heads,
+            module=self.module,
+            net=self.module,
+            optimizer=self.optimizer,
+            device=device,
+            world_size=1,
+            total_steps=total_steps,
+            method=method,
+            inputs=lambda batch: (torch.from_numpy(x_train[batch.indices.numpy()]).to(device),),
+        )
 
     def _step(self, rows: np.ndarray, *, last: bool = True) -> None:
         """One micro-batch of ``rows``; the optimiser steps after ``--grad-accum`` of them or at ``last``."""
@@ -297,7 +325,7 @@ class _FeatureTrainer:
             starts = range(0, len(order), config.batch_size)
             state.offset = 0
             for start in starts:
-                self._step(order[start:start + config.batch_size], last=start + config.batch_size >= len(order))
+                self._step(order[start : start + config.batch_size], last=start + config.batch_size >= len(order))
                 if state.step >= state.total_steps:
                     break
             state.epoch += 1
@@ -324,21 +352,38 @@ def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_d
     from cm_cli.training.methods.losses import score_head
 
     state = trainer.state
-    payload = {"format": FEATURE_HEAD_FORMAT, "layers": features.layers, "dim": int(features.values.shape[2]),
-               "hidden": _hidden(trainer.config), "pooling": features.pooling, "features": str(features_dir),
-               "groups": features.groups,
-               "backbone": features.backbone,
-               "state_dict": {k: v.detach().cpu() for k, v in trainer.head.state_dict().items()},
-               "heads": None if trainer.heads is None else trainer.heads.state_dict(),
-               "score_head": score_head(trainer.config.loss),
-               "step": state.step, "epoch": state.epoch, "train_config": trainer.config.to_dict(),
-               "metrics": dict(state.history[-1]) if state.history else {}}
+    payload = {
+        "format": FEATURE_HEAD_FORMAT,
+        "layers": features.layers,
+        "dim": int(features.values.shape[2]),
+        "hidden": _hidden(trainer.config),
+        "pooling": features.pooling,
+        "features": str(features_dir),
+        "groups": features.groups,
+        "backbone": features.backbone,
+        "state_dict": {k: v.detach().cpu() for k, v in trainer.head.state_dict().items()},
+        "heads": None if trainer.heads is None else trainer.heads.state_dict(),
+        "score_head": score_head(trainer.config.loss),
+        "step": state.step,
+        "epoch": state.epoch,
+        "train_config": trainer.config.to_dict(),
+        "metrics": dict(state.history[-1]) if state.history else {},
+    }
     with atomic_path(path, suffix=".pt.tmp") as tmp:
         torch.save(payload, tmp)
 
 
-def train_features_run(config, features_dir: str | Path, manifest: str | Path, run_dir: str | Path, *,
-                       device: str = "cpu", force: bool = False, argv=None, preset: str | None = None):
+def train_features_run(
+    config,
+    features_dir: str | Path,
+    manifest: str | Path,
+    run_dir: str | Path,
+    *,
+    device: str = "cpu",
+    force: bool = False,
+    argv=None,
+    preset: str | None = None,
+):
     """Train a head on a feature cache into ``run_dir`` (config.json, history.parquet, checkpoints/)."""
     import shutil
 
@@ -361,31 +406,48 @@ def train_features_run(config, features_dir: str | Path, manifest: str | Path, r
     data, train_pos, dev_pos = _frames(config, manifest, features)
     options = {"train": config.to_dict(), "manifest": str(manifest.resolve()), "features": features_dir}
     started = time.time()
-    with OutputDir(run_dir, "run", options=options, inputs=[manifest], force=force, device=str(device),
-                   argv=argv) as output:
+    with OutputDir(
+        run_dir, "run", options=options, inputs=[manifest], force=force, device=str(device), argv=argv
+    ) as output:
         if output.done and (run_dir / "checkpoints" / "best.pt").is_file():
             return RunOutcome(run_dir, "complete", dict(output.record.get("summary", {})), skipped=True)
-        write_json({"train": config.to_dict(), "model": {"kind": "feature_head", "layers": features.layers,
-                                                         "pooling": features.pooling},
-                    "manifest": str(manifest.resolve()), "features": features_dir, "preset": preset,
-                    "data": data.summary(), "inputs": input_fingerprint(manifest, config, data),
-                    "seen_domains": data.seen_domains(), "augment_conditions": data.augment_conditions()},
-                   run_dir / "config.json")
+        write_json(
+            {
+                "train": config.to_dict(),
+                "model": {"kind": "feature_head", "layers": features.layers, "pooling": features.pooling},
+                "manifest": str(manifest.resolve()),
+                "features": features_dir,
+                "preset": preset,
+                "data": data.summary(),
+                "inputs": input_fingerprint(manifest, config, data),
+                "seen_domains": data.seen_domains(),
+                "augment_conditions": data.augment_conditions(),
+            },
+            run_dir / "config.json",
+        )
         trainer = _FeatureTrainer(config, data, features, train_pos, dev_pos, torch.device(device))
         ckpt = run_dir / "checkpoints"
         ckpt.mkdir(parents=True, exist_ok=True)
 
         def save(improved: bool) -> None:
             _save(trainer, ckpt / "last.pt", features, features_dir)
-            write_history(trainer.state.history, data.domains, run_dir / "history.parquet",
-                          trainer.stepper.extra_columns)
+            write_history(
+                trainer.state.history, data.domains, run_dir / "history.parquet", trainer.stepper.extra_columns
+            )
             if improved or not (ckpt / "best.pt").is_file():
                 shutil.copyfile(ckpt / "last.pt", ckpt / "best.pt")
 
         trainer.run(save)
         summary = _summary(trainer, run_dir, time.time() - started)
-        output.finish(outputs={"config": str(run_dir / "config.json"), "history": str(run_dir / "history.parquet"),
-                               "best": str(ckpt / "best.pt"), "last": str(ckpt / "last.pt")}, summary=summary)
+        output.finish(
+            outputs={
+                "config": str(run_dir / "config.json"),
+                "history": str(run_dir / "history.parquet"),
+                "best": str(ckpt / "best.pt"),
+                "last": str(ckpt / "last.pt"),
+            },
+            summary=summary,
+        )
     return RunOutcome(run_dir, trainer.state.status, summary)
 
 
@@ -396,8 +458,21 @@ def _summary(trainer: _FeatureTrainer, run_dir: Path, seconds: float) -> dict:
     validated = [r for r in state.history if not math.isnan(r.get("dev_eer", float("nan")))]
     last_dev = {k: v for k, v in validated[-1].items() if k.startswith("dev_")} if validated else {}
     notes = list(trainer.config.notes) + ([trainer.data.dev_note] if trainer.data.dev_note else [])
-    result = TrainResult(run_dir, state.status, state.step, state.epoch, state.best_summary(),
-                         dict(state.history[-1]) if state.history else {}, 0, [], {}, {}, notes, seconds, last_dev)
+    result = TrainResult(
+        run_dir,
+        state.status,
+        state.step,
+        state.epoch,
+        state.best_summary(),
+        dict(state.history[-1]) if state.history else {},
+        0,
+        [],
+        {},
+        {},
+        notes,
+        seconds,
+        last_dev,
+    )
     return {**result.summary(), "features": True}
 
 
@@ -407,8 +482,9 @@ def is_feature_run(source: str | Path) -> bool | None:
     from cm_cli.core.artifacts import read_json
 
     path = Path(source).expanduser()
-    candidates = [path / "config.json"] if path.is_dir() else [path.parent / "config.json",
-                                                                 path.parent.parent / "config.json"]
+    candidates = (
+        [path / "config.json"] if path.is_dir() else [path.parent / "config.json", path.parent.parent / "config.json"]
+    )
     config_path = next((p for p in candidates if p.is_file()), None)
     if config_path is None:
         return None
@@ -429,10 +505,18 @@ def load_feature_head(run: str | Path, *, device: str = "cpu"):
     path = find_run_checkpoint(run)
     payload = read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FEATURE_HEAD_FORMAT:
-        raise CmError(f"{path} is not a feature-head checkpoint (it scores audio, not `cm embed` features)",
-                      "score it without --features; heads for --features come from `cm train --features DIR`")
-    head = _head_module(len(payload["layers"]), payload["dim"], payload["hidden"], 0.0,
-                        payload.get("score_head", "linear"), payload.get("groups"))
+        raise CmError(
+            f"{path} is not a feature-head checkpoint (it scores audio, not `cm embed` features)",
+            "score it without --features; heads for --features come from `cm train --features DIR`",
+        )
+    head = _head_module(
+        len(payload["layers"]),
+        payload["dim"],
+        payload["hidden"],
+        0.0,
+        payload.get("score_head", "linear"),
+        payload.get("groups"),
+    )
     head.load_state_dict(payload["state_dict"])
     payload["path"] = str(path)
     return head.to(device).eval(), payload
@@ -442,8 +526,9 @@ def check_head_matches(payload: dict, features: FeatureSet, features_dir: str | 
     """The cache holds the layers, width and backbone the head was trained on, else a one-line error."""
     hint = "embed with the backbone and layers the head was trained on"
     if features.layers != list(payload["layers"]):
-        raise CmError(f"{features_dir}: layers {features.layers[:3]}… differ from the head's {payload['layers'][:3]}…",
-                      hint)
+        raise CmError(
+            f"{features_dir}: layers {features.layers[:3]}… differ from the head's {payload['layers'][:3]}…", hint
+        )
     width = int(features.values.shape[2])
     if width != int(payload["dim"]):
         raise CmError(f"{features_dir}: features are {width} wide, the head was trained on {payload['dim']}", hint)
@@ -452,12 +537,16 @@ def check_head_matches(payload: dict, features: FeatureSet, features_dir: str | 
         differ = [k for k in _BACKBONE_KEYS if trained.get(k) != given.get(k)]
         if differ:
             k = differ[0]
-            raise CmError(f"{features_dir}: embedded with {k} {given.get(k)!r}, the head was trained on features "
-                          f"of {trained.get(k)!r}", hint)
+            raise CmError(
+                f"{features_dir}: embedded with {k} {given.get(k)!r}, the head was trained on features "
+                f"of {trained.get(k)!r}",
+                hint,
+            )
 
 
-def score_features(run: str | Path, features_dir: "str | Path | FeatureSet", *, utt_ids=None,
-                   device: str = "cpu", head=None) -> "pd.DataFrame":
+def score_features(
+    run: str | Path, features_dir: "str | Path | FeatureSet", *, utt_ids=None, device: str = "cpu", head=None
+) -> "pd.DataFrame":
     """``utt_id``, ``score`` (higher = more bona fide) for every row of a feature cache (a
     directory, or a ``FeatureSet`` already loaded), or for ``utt_ids`` in their order (ids
     without features are an error). ``head``: what ``load_feature_head(run)`` returned."""

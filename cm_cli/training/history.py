@@ -15,12 +15,31 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["HISTORY_COLUMNS", "DEV_COLUMNS", "history_columns", "history_row", "record_dev", "write_history",
-           "MicroStats"]
+__all__ = [
+    "HISTORY_COLUMNS",
+    "DEV_COLUMNS",
+    "history_columns",
+    "history_row",
+    "record_dev",
+    "write_history",
+    "MicroStats",
+]
 
 # the columns every run writes, in order (dev_* are NaN on rows without a validation)
-HISTORY_COLUMNS = ("step", "epoch", "lr", "lambda", "loss_task", "loss_domain", "adv_grad_norm", "dev_eer",
-                   "dev_min_dcf", "dev_eer_threshold", "dev_coded_eer", "dev_coded_min_dcf")
+HISTORY_COLUMNS = (
+    "step",
+    "epoch",
+    "lr",
+    "lambda",
+    "loss_task",
+    "loss_domain",
+    "adv_grad_norm",
+    "dev_eer",
+    "dev_min_dcf",
+    "dev_eer_threshold",
+    "dev_coded_eer",
+    "dev_coded_min_dcf",
+)
 DEV_COLUMNS = ("dev_eer", "dev_min_dcf", "dev_eer_threshold", "dev_coded_eer", "dev_coded_min_dcf")
 
 
@@ -61,11 +80,19 @@ class MicroStats:
                 self.acc.setdefault(column, []).append(value)
 
 
-def history_row(step: int, epoch: int, lr: float, lam: float, micro: MicroStats, domains: Iterable[str],
-                extra: Iterable[str] = ()) -> dict:
+def history_row(
+    step: int, epoch: int, lr: float, lam: float, micro: MicroStats, domains: Iterable[str], extra: Iterable[str] = ()
+) -> dict:
     """One optimiser step's row: every column of ``history_columns(domains, extra)``, dev columns NaN."""
-    row = {"step": step, "epoch": epoch, "lr": lr, "lambda": lam, "loss_task": _mean(micro.task),
-           "loss_domain": _mean(micro.dom), "adv_grad_norm": _mean(micro.adv)}
+    row = {
+        "step": step,
+        "epoch": epoch,
+        "lr": lr,
+        "lambda": lam,
+        "loss_task": _mean(micro.task),
+        "loss_domain": _mean(micro.dom),
+        "adv_grad_norm": _mean(micro.adv),
+    }
     for column in domains:
         row[f"loss_domain_{column}"] = _mean(micro.cols.get(column, []))
         row[f"domain_acc_{column}"] = _mean(micro.acc.get(column, []))

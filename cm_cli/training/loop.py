@@ -27,8 +27,15 @@ from cm_cli.training.history import HISTORY_COLUMNS, history_columns, record_dev
 from cm_cli.training.signals import preemption_guard
 from cm_cli.training.state import TrainState
 
-__all__ = ["TrainResult", "DistInfo", "fit", "preemption_guard", "HISTORY_COLUMNS", "history_columns",
-           "build_model_config"]
+__all__ = [
+    "TrainResult",
+    "DistInfo",
+    "fit",
+    "preemption_guard",
+    "HISTORY_COLUMNS",
+    "history_columns",
+    "build_model_config",
+]
 
 
 @dataclass
@@ -60,29 +67,47 @@ class TrainResult:
     def summary(self) -> dict:
         """What `cm train` prints and `cm.json` records; ``best_dev_*`` / ``dev_*`` for the demo and report."""
         best = self.best or {}
-        return {"run_dir": str(self.run_dir), "status": self.status, "step": self.step, "epoch": self.epoch,
-                "best": self.best, "last": self.last, "n_failed_audio": self.n_failed,
-                "failed_examples": self.failed_examples, "augmentation": self.augmentation,
-                "adversary": self.adversary, "notes": self.notes, "seconds": round(self.seconds, 2),
-                "best_dev_eer": best.get("eer"), "best_dev_min_dcf": best.get("min_dcf"),
-                "dev_eer_threshold": best.get("eer_threshold"),
-                "dev_eer": self.last_dev.get("dev_eer"), "dev_min_dcf": self.last_dev.get("dev_min_dcf")}
+        return {
+            "run_dir": str(self.run_dir),
+            "status": self.status,
+            "step": self.step,
+            "epoch": self.epoch,
+            "best": self.best,
+            "last": self.last,
+            "n_failed_audio": self.n_failed,
+            "failed_examples": self.failed_examples,
+            "augmentation": self.augmentation,
+            "adversary": self.adversary,
+            "notes": self.notes,
+            "seconds": round(self.seconds, 2),
+            "best_dev_eer": best.get("eer"),
+            "best_dev_min_dcf": best.get("min_dcf"),
+            "dev_eer_threshold": best.get("eer_threshold"),
+            "dev_eer": self.last_dev.get("dev_eer"),
+            "dev_min_dcf": self.last_dev.get("dev_min_dcf"),
+        }
 
 
 def build_model_config(config: TrainConfig):
     """The models package's ``ModelConfig`` for a training configuration."""
     from cm_cli.models.model import ModelConfig
-
     from cm_cli.training.methods.losses import score_head
 
-    kwargs = dict(backbone=config.backbone, backbone_id=config.backbone_id, trainable=config.trainable,
-                  length_policy=config.length_policy, backbone_options=dict(config.model_options.get("backbone", {})))
+    kwargs = dict(
+        backbone=config.backbone,
+        backbone_id=config.backbone_id,
+        trainable=config.trainable,
+        length_policy=config.length_policy,
+        backbone_options=dict(config.model_options.get("backbone", {})),
+    )
     if config.loss != "ce":
         kwargs["score_head"] = score_head(config.loss)
     if config.pooling:
         kwargs["pooling"] = config.pooling
     if config.head:
-        kwargs["head_dims"] = tuple(int(d) for d in str(config.head).split(",") if d.strip()) if config.head != "none" else ()
+        kwargs["head_dims"] = (
+            tuple(int(d) for d in str(config.head).split(",") if d.strip()) if config.head != "none" else ()
+        )
     for key in ("layer", "dropout", "gradient_checkpointing"):
         if key in config.model_options:
             kwargs[key] = config.model_options[key]
@@ -129,8 +154,17 @@ class _Run:
         return self.run_dir / "checkpoints"
 
 
-def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, device, cache_dir, dist: DistInfo,
-           resume: dict | None) -> tuple[_Run, TrainState]:
+def _setup(
+    config: TrainConfig,
+    data: TrainData,
+    run_dir: Path,
+    *,
+    data_root,
+    device,
+    cache_dir,
+    dist: DistInfo,
+    resume: dict | None,
+) -> tuple[_Run, TrainState]:
     """Build model, heads, optimiser, data pipeline and the state (fresh or from ``resume``)."""
     import random
 
@@ -149,10 +183,23 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     model = build_model(build_model_config(config)).to(device)
-    dataset = TrainAudio(data.train, data_root=data_root, policy=data.policy, seed=config.seed,
-                         crop=config.max_samples, cache_dir=cache_dir, min_samples=minimum_samples(model))
-    sampler = BucketBatchSampler(dataset.durations(), config.batch_size, shuffle=True, seed=config.seed,
-                                 rank=dist.rank, world_size=dist.world_size)
+    dataset = TrainAudio(
+        data.train,
+        data_root=data_root,
+        policy=data.policy,
+        seed=config.seed,
+        crop=config.max_samples,
+        cache_dir=cache_dir,
+        min_samples=minimum_samples(model),
+    )
+    sampler = BucketBatchSampler(
+        dataset.durations(),
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
     per_epoch = len(sampler)
     total_steps = config.max_steps or config.epochs * max(1, math.ceil(per_epoch / config.grad_accum))
     method = build_method(config, data.domains, total_steps)
@@ -168,15 +215,40 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path, *, data_root, de
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    stepper = Stepper(config, data, model=model, heads=heads, module=module, net=net, optimizer=optimizer,
-                      device=device, world_size=dist.world_size, total_steps=total_steps, method=method)
+    stepper = Stepper(
+        config,
+        data,
+        model=model,
+        heads=heads,
+        module=module,
+        net=net,
+        optimizer=optimizer,
+        device=device,
+        world_size=dist.world_size,
+        total_steps=total_steps,
+        method=method,
+    )
     batches = EpochBatches()
-    loader = train_loader(dataset, batches, workers=config.workers, seed=config.seed * 1009,
-                          device_type=device.type)
-    validator = Validator(data, config, data_root=data_root, device=device, rank=dist.rank,
-                          world_size=dist.world_size)
-    run = _Run(config, data, run_dir, data_root, device, dist, model, heads, optimizer, stepper, dataset, sampler,
-               batches, loader, per_epoch, validator)
+    loader = train_loader(dataset, batches, workers=config.workers, seed=config.seed * 1009, device_type=device.type)
+    validator = Validator(data, config, data_root=data_root, device=device, rank=dist.rank, world_size=dist.world_size)
+    run = _Run(
+        config,
+        data,
+        run_dir,
+        data_root,
+        device,
+        dist,
+        model,
+        heads,
+        optimizer,
+        stepper,
+        dataset,
+        sampler,
+        batches,
+        loader,
+        per_epoch,
+        validator,
+    )
     return run, state
 
 
@@ -184,8 +256,16 @@ def _save_last(run: _Run, state: TrainState, batch_offset: int, epoch: int) -> N
     from cm_cli.training.checkpointing import save_state
 
     if run.dist.is_main:
-        save_state(run.ckpt_dir / "last.pt", run.model, run.heads, run.optimizer, state, config=run.config,
-                   batch_offset=batch_offset, epoch=epoch)
+        save_state(
+            run.ckpt_dir / "last.pt",
+            run.model,
+            run.heads,
+            run.optimizer,
+            state,
+            config=run.config,
+            batch_offset=batch_offset,
+            epoch=epoch,
+        )
         write_history(state.history, run.data.domains, run.run_dir / "history.parquet", run.stepper.extra_columns)
 
 
@@ -258,15 +338,18 @@ def _run_epoch(run: _Run, state: TrainState, stop_requested, on_step, advance) -
         return
     run.sampler.set_epoch(state.epoch)
     run.dataset.epoch = state.epoch
-    run.batches.set(state.epoch, list(run.sampler)[state.offset:])
+    run.batches.set(state.epoch, list(run.sampler)[state.offset :])
     steps_before = state.step
     run.stepper.module.train()
     position = _train_batches(run, state, stop_requested, on_step, advance)
     if state.status == "interrupted":
         return
     if state.step == steps_before and state.status == "complete" and state.step < state.total_steps:
-        raise CmError(f"epoch {state.epoch}: no training utterance could be read ({state.n_failed} failures, e.g. "
-                      f"{'; '.join(state.failed_examples[:3])})", "check the audio paths and --data-root")
+        raise CmError(
+            f"epoch {state.epoch}: no training utterance could be read ({state.n_failed} failures, e.g. "
+            f"{'; '.join(state.failed_examples[:3])})",
+            "check the audio paths and --data-root",
+        )
     if position >= run.per_epoch:
         state.epoch, state.offset = state.epoch + 1, 0
     else:
@@ -317,8 +400,16 @@ def fit(
 
     started = time.time()
     dist = dist or DistInfo()
-    run, state = _setup(config, data, Path(run_dir), data_root=data_root, device=torch.device(device or "cpu"),
-                        cache_dir=cache_dir, dist=dist, resume=resume)
+    run, state = _setup(
+        config,
+        data,
+        Path(run_dir),
+        data_root=data_root,
+        device=torch.device(device or "cpu"),
+        cache_dir=cache_dir,
+        dist=dist,
+        resume=resume,
+    )
     run.tracker = tracker
     stop_requested = stop_requested or (lambda step: False)
     try:
@@ -341,6 +432,18 @@ def _result(run: _Run, state: TrainState, seconds: float) -> TrainResult:
         notes.append(f"{state.n_failed} training utterance(s) could not be read and were skipped")
     validated = [r for r in state.history if not math.isnan(r.get("dev_eer", float("nan")))]
     last_dev = {k: v for k, v in validated[-1].items() if k.startswith("dev_")} if validated else {}
-    return TrainResult(run.run_dir, state.status, state.step, state.epoch, state.best_summary(),
-                       dict(state.history[-1]) if state.history else {}, state.n_failed, state.failed_examples,
-                       state.augment_log.to_dict(), state.adversary, notes, seconds, last_dev)
+    return TrainResult(
+        run.run_dir,
+        state.status,
+        state.step,
+        state.epoch,
+        state.best_summary(),
+        dict(state.history[-1]) if state.history else {},
+        state.n_failed,
+        state.failed_examples,
+        state.augment_log.to_dict(),
+        state.adversary,
+        notes,
+        seconds,
+        last_dev,
+    )

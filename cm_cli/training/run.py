@@ -41,8 +41,14 @@ def input_fingerprint(manifest: Path, config: TrainConfig, data) -> dict:
     """Content hashes and row counts of every table the run reads (recorded in config.json)."""
     from cm_cli.core.artifacts import sha256_file
 
-    out = {"manifest": {"path": str(manifest.resolve()), "sha256": sha256_file(manifest),
-                        "n_train": len(data.train), "n_dev": 0 if data.dev is None else len(data.dev)}}
+    out = {
+        "manifest": {
+            "path": str(manifest.resolve()),
+            "sha256": sha256_file(manifest),
+            "n_train": len(data.train),
+            "n_dev": 0 if data.dev is None else len(data.dev),
+        }
+    }
     for key in ("augment_manifest", "coded_dev_manifest"):
         path = getattr(config, key)
         if path:
@@ -56,8 +62,10 @@ def _input_differences(saved: dict, current: dict) -> list[str]:
         old, new = saved.get(key) or {}, current.get(key) or {}
         if old.get("sha256") == new.get("sha256"):
             continue
-        line = f"{key} content differs ({old.get('path')} sha256 {str(old.get('sha256'))[:12]} -> " \
-               f"{new.get('path')} sha256 {str(new.get('sha256'))[:12]}"
+        line = (
+            f"{key} content differs ({old.get('path')} sha256 {str(old.get('sha256'))[:12]} -> "
+            f"{new.get('path')} sha256 {str(new.get('sha256'))[:12]}"
+        )
         if "n_train" in old or "n_train" in new:
             line += f"; train rows {old.get('n_train')} -> {new.get('n_train')}"
         lines.append(line + ")")
@@ -73,8 +81,9 @@ def _load_resume(run_dir: Path, config: TrainConfig, *, force: bool, inputs: dic
         raise CmError(f"--resume: {last} does not exist", "start the run without --resume, or point --out at a run")
     payload = read_checkpoint(last)
     if "training" not in payload or "train_config" not in payload:
-        raise CmError(f"{last} is a cm checkpoint but not a resumable `cm train` state",
-                      "resume only runs made by `cm train`")
+        raise CmError(
+            f"{last} is a cm checkpoint but not a resumable `cm train` state", "resume only runs made by `cm train`"
+        )
     saved = payload["train_config"]
     recorded: dict = {}
     if (run_dir / "config.json").is_file():
@@ -84,8 +93,10 @@ def _load_resume(run_dir: Path, config: TrainConfig, *, force: bool, inputs: dic
     if inputs is not None and recorded.get("inputs"):
         diff += _input_differences(recorded["inputs"], inputs)
     if diff and not force:
-        raise CmError(f"{run_dir} was trained with a different configuration or input: " + "; ".join(diff),
-                      "resume with the original options, or pass --force to continue with the new ones")
+        raise CmError(
+            f"{run_dir} was trained with a different configuration or input: " + "; ".join(diff),
+            "resume with the original options, or pass --force to continue with the new ones",
+        )
     return payload
 
 
@@ -132,34 +143,72 @@ def train_run(
         try:
             payload = _load_resume(run_dir, config, force=False, inputs=inputs)
         except CmError as exc:
-            raise CmError(f"{run_dir} already holds a run: {exc.message}",
-                          "use another --out, --resume to continue it, or --force to start it over") from None
+            raise CmError(
+                f"{run_dir} already holds a run: {exc.message}",
+                "use another --out, --resume to continue it, or --force to start it over",
+            ) from None
     options = {"train": config.to_dict(), "manifest": str(manifest.resolve())}
-    options["train"] = {k: v for k, v in options["train"].items() if k not in ("workers", "log_every", "bf16", "log_to")}
+    options["train"] = {
+        k: v for k, v in options["train"].items() if k not in ("workers", "log_every", "bf16", "log_to")
+    }
     if not dist.is_main:
-        result = fit(config, data, run_dir, data_root=data_root, device=device, resume=payload,
-                     stop_requested=stop_requested, cache_dir=cache_dir, dist=dist)
+        result = fit(
+            config,
+            data,
+            run_dir,
+            data_root=data_root,
+            device=device,
+            resume=payload,
+            stop_requested=stop_requested,
+            cache_dir=cache_dir,
+            dist=dist,
+        )
         return RunOutcome(run_dir, result.status, result.summary(), resumed=payload is not None)
-    with OutputDir(run_dir, "run", options=options, inputs=[manifest], force=force or resume,
-                   device=str(device), argv=argv) as output:
+    with OutputDir(
+        run_dir, "run", options=options, inputs=[manifest], force=force or resume, device=str(device), argv=argv
+    ) as output:
         if output.done and (run_dir / "checkpoints" / "best.pt").is_file() and not resume:
             return RunOutcome(run_dir, "complete", dict(output.record.get("summary", {})), skipped=True)
         if force and payload is None:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
             (run_dir / "history.parquet").unlink(missing_ok=True)
-        write_json({"train": config.to_dict(), "model": model_config.to_dict(), "manifest": str(manifest.resolve()),
-                    "preset": preset, "data": data.summary(), "inputs": inputs,
-                    "seen_domains": data.seen_domains(), "augment_conditions": data.augment_conditions()},
-                   run_dir / "config.json")
-        result = _fit_tracked(config, data, run_dir, output.record, model_config, data_root=data_root, device=device,
-                              resume=payload, stop_requested=stop_requested, cache_dir=cache_dir, dist=dist,
-                              on_step=on_step)
+        write_json(
+            {
+                "train": config.to_dict(),
+                "model": model_config.to_dict(),
+                "manifest": str(manifest.resolve()),
+                "preset": preset,
+                "data": data.summary(),
+                "inputs": inputs,
+                "seen_domains": data.seen_domains(),
+                "augment_conditions": data.augment_conditions(),
+            },
+            run_dir / "config.json",
+        )
+        result = _fit_tracked(
+            config,
+            data,
+            run_dir,
+            output.record,
+            model_config,
+            data_root=data_root,
+            device=device,
+            resume=payload,
+            stop_requested=stop_requested,
+            cache_dir=cache_dir,
+            dist=dist,
+            on_step=on_step,
+        )
         summary = result.summary()
         summary["resumed"] = payload is not None
         write_json(result.augmentation, run_dir / "augmentation.json")
-        outputs = {"config": str(run_dir / "config.json"), "history": str(run_dir / "history.parquet"),
-                   "last": str(run_dir / "checkpoints" / "last.pt"), "best": str(run_dir / "checkpoints" / "best.pt"),
-                   "augmentation": str(run_dir / "augmentation.json")}
+        outputs = {
+            "config": str(run_dir / "config.json"),
+            "history": str(run_dir / "history.parquet"),
+            "last": str(run_dir / "checkpoints" / "last.pt"),
+            "best": str(run_dir / "checkpoints" / "best.pt"),
+            "augmentation": str(run_dir / "augmentation.json"),
+        }
         if result.status == "interrupted":
             output.record.update(status="interrupted", summary=summary, outputs=outputs)
             write_json(output.record, output.record_path)
@@ -175,9 +224,16 @@ def _fit_tracked(config: TrainConfig, data, run_dir: Path, record: dict, model_c
 
     if not config.log_to:
         return fit(config, data, run_dir, **kwargs)
-    trackers = open_trackers(config.log_to, run_dir, revision=record.get("git_revision"),
-                             config={**config.to_dict(), "model": model_config.to_dict(),
-                                     "manifest": record.get("options", {}).get("manifest")})
+    trackers = open_trackers(
+        config.log_to,
+        run_dir,
+        revision=record.get("git_revision"),
+        config={
+            **config.to_dict(),
+            "model": model_config.to_dict(),
+            "manifest": record.get("options", {}).get("manifest"),
+        },
+    )
     summary: dict = {"status": "failed"}
     try:
         result = fit(config, data, run_dir, tracker=trackers, **kwargs)

@@ -20,12 +20,19 @@ __all__ = ["Validator", "dev_result"]
 
 
 def dev_result(scores: np.ndarray, is_bona: np.ndarray) -> dict:
-    """``dev_eer``, ``dev_min_dcf`` (p_spoof 0.05, c_miss 1, c_fa 10), ``dev_eer_threshold``, ``n``; NaN rows skipped."""
+    """``dev_eer``, ``dev_min_dcf`` (p_spoof 0.05, c_miss 1, c_fa 10), ``dev_eer_threshold``, ``n``.
+
+    NaN rows are skipped.
+    """
     from cm_cli.training.validation import dev_metrics
 
     keep = ~np.isnan(scores)
-    out = {"dev_eer": float("nan"), "dev_min_dcf": float("nan"), "dev_eer_threshold": float("nan"),
-           "n": int(keep.sum())}
+    out = {
+        "dev_eer": float("nan"),
+        "dev_min_dcf": float("nan"),
+        "dev_eer_threshold": float("nan"),
+        "n": int(keep.sum()),
+    }
     if is_bona[keep].all() or not is_bona[keep].any():
         return out
     m = dev_metrics(scores[keep], is_bona[keep])
@@ -48,9 +55,16 @@ class Validator:
             return
         for prefix, frame in (("dev_", data.dev), ("dev_coded_", data.coded_dev)):
             if frame is not None:
-                self.shards[prefix] = dev_shard(frame, data_root=data_root, batch_size=config.batch_size,
-                                                workers=config.workers, rank=rank, world_size=world_size,
-                                                persistent=True, pin_memory=self.device.type == "cuda")
+                self.shards[prefix] = dev_shard(
+                    frame,
+                    data_root=data_root,
+                    batch_size=config.batch_size,
+                    workers=config.workers,
+                    rank=rank,
+                    world_size=world_size,
+                    persistent=True,
+                    pin_memory=self.device.type == "cuda",
+                )
 
     def validate(self, model, state: TrainState) -> dict | None:
         """Score dev (and the coded dev set, if any); update the best-so-far. None without a dev split."""

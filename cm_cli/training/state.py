@@ -48,8 +48,13 @@ class TrainState:
         """Compare a validation with the best so far; True (and remembered) when it improves."""
         improved = (result["dev_eer"], result["dev_min_dcf"]) < (self.best["eer"], self.best["min_dcf"])
         if improved:
-            self.best = {"eer": result["dev_eer"], "min_dcf": result["dev_min_dcf"],
-                         "eer_threshold": result.get("dev_eer_threshold"), "step": self.step, "epoch": self.epoch}
+            self.best = {
+                "eer": result["dev_eer"],
+                "min_dcf": result["dev_min_dcf"],
+                "eer_threshold": result.get("dev_eer_threshold"),
+                "step": self.step,
+                "epoch": self.epoch,
+            }
             self.bad_validations = 0
         else:
             self.bad_validations += 1
@@ -62,17 +67,30 @@ class TrainState:
         return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in self.best.items()}
 
     def to_payload(self, batch_offset: int) -> dict:
-        return {"batch_offset": int(batch_offset), "best": self.best, "bad_validations": self.bad_validations,
-                "history": self.history, "augmentation": dict(self.augment_log.counts), "n_failed": self.n_failed,
-                "failed_examples": self.failed_examples, "adversary": self.adversary,
-                "total_steps": int(self.total_steps), "world_size": int(self.world_size)}
+        return {
+            "batch_offset": int(batch_offset),
+            "best": self.best,
+            "bad_validations": self.bad_validations,
+            "history": self.history,
+            "augmentation": dict(self.augment_log.counts),
+            "n_failed": self.n_failed,
+            "failed_examples": self.failed_examples,
+            "adversary": self.adversary,
+            "total_steps": int(self.total_steps),
+            "world_size": int(self.world_size),
+        }
 
     @classmethod
     def from_payload(cls, resume: dict, *, total_steps: int, world_size: int) -> "TrainState":
         training = resume.get("training") or {}
         check_world_size(resume, training, world_size)
-        state = cls(total_steps=total_steps, world_size=world_size, step=int(resume["step"]),
-                    epoch=int(resume["epoch"]), offset=int(training.get("batch_offset", 0)))
+        state = cls(
+            total_steps=total_steps,
+            world_size=world_size,
+            step=int(resume["step"]),
+            epoch=int(resume["epoch"]),
+            offset=int(training.get("batch_offset", 0)),
+        )
         state.best = dict(training.get("best", state.best))
         state.bad_validations = int(training.get("bad_validations", 0))
         state.history = [dict(r) for r in training.get("history", [])]
@@ -97,5 +115,5 @@ def check_world_size(resume: dict, training: dict, world_size: int) -> None:
             f"{resume.get('path', 'the checkpoint')}: the run was trained on {saved} process(es) and is being "
             f"resumed on {world_size}; the batches per rank, the schedules' total steps"
             f"{f' ({total})' if total is not None else ''} and the saved position in the epoch would all change",
-            f"resume with the same number of processes (torchrun --nproc-per-node {saved}), "
-            "or start a new run")
+            f"resume with the same number of processes (torchrun --nproc-per-node {saved}), or start a new run",
+        )

@@ -19,8 +19,18 @@ from cm_cli.core.errors import CmError
 from cm_cli.training.history import MicroStats, history_row
 from cm_cli.training.state import TrainState
 
-__all__ = ["Stepper", "train_module", "build_optimizer", "autocast", "is_oom", "check_adversary", "build_method",
-           "method_modules", "representation_dim", "audio_inputs"]
+__all__ = [
+    "Stepper",
+    "train_module",
+    "build_optimizer",
+    "autocast",
+    "is_oom",
+    "check_adversary",
+    "build_method",
+    "method_modules",
+    "representation_dim",
+    "audio_inputs",
+]
 
 
 def representation(out):
@@ -46,8 +56,9 @@ def train_module(model, heads, class_weight, method=None, criterion=None):
             self.method = method
             self.criterion = criterion or cross_entropy
             self.tap = GradTap()
-            self.register_buffer("class_weight", class_weight if class_weight is not None else torch.ones(2),
-                                 persistent=False)
+            self.register_buffer(
+                "class_weight", class_weight if class_weight is not None else torch.ones(2), persistent=False
+            )
 
         def forward(self, inputs, labels, targets, step: int):
             out = self.model(*inputs)
@@ -105,8 +116,10 @@ def build_optimizer(module, config):
             (head_params if name.startswith("heads.") else decay if p.dim() >= 2 else no_decay).append(p)
     if not decay and not no_decay:
         raise CmError("the model has no trainable parameters", "unfreeze layers with --trainable")
-    groups = [{"params": decay, "weight_decay": config.weight_decay, "lr_mult": 1.0},
-              {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0}]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay, "lr_mult": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
+    ]
     if head_params:
         groups.append({"params": head_params, "weight_decay": 0.0, "lr_mult": config.domain_lr_mult})
     return torch.optim.AdamW(groups, lr=config.lr)
@@ -141,15 +154,32 @@ def check_adversary(model, heads, inputs, targets) -> dict:
         norms = group_grad_norms(groups, dom.total)
     finally:
         model.train(was)
-    return {"groups": sorted(groups), "grad_norm_per_unit_lambda": norms,
-            "n_params": int(sum(p.numel() for ps in groups.values() for p in ps))}
+    return {
+        "groups": sorted(groups),
+        "grad_norm_per_unit_lambda": norms,
+        "n_params": int(sum(p.numel() for ps in groups.values() for p in ps)),
+    }
 
 
 class Stepper:
     """Accumulates micro-batches and takes optimiser steps; schedules are functions of ``state.step``."""
 
-    def __init__(self, config, data, *, model, heads, module, net, optimizer, device, world_size: int,
-                 total_steps: int, method=None, inputs=None):
+    def __init__(
+        self,
+        config,
+        data,
+        *,
+        model,
+        heads,
+        module,
+        net,
+        optimizer,
+        device,
+        world_size: int,
+        total_steps: int,
+        method=None,
+        inputs=None,
+    ):
         import torch
 
         from cm_cli.training.data import domain_targets
@@ -165,7 +195,8 @@ class Stepper:
         self.extra_columns = self.method.columns()
         self.targets_by_row = domain_targets(data.train, data.domains, data.policy) if data.domains else {}
         self.labels_by_row = torch.from_numpy(
-            (data.train["label"].astype(str).to_numpy() == "bonafide").astype(np.int64))
+            (data.train["label"].astype(str).to_numpy() == "bonafide").astype(np.int64)
+        )
         on_manifest = config.augment_manifest and "domain" in data.train
         self.manifest_domains = data.train["domain"].astype(str).tolist() if on_manifest else None
         self.lookup = {c: {v: i for i, v in enumerate(vals)} for c, vals in data.domains.items()}
@@ -219,20 +250,27 @@ class Stepper:
             state.adversary = check_adversary(self.model, self.heads, inputs, targets)
         try:
             task_loss, terms = self._forward_backward(
-                inputs, labels, targets, state, last_micro=last_micro,
-                check=lambda loss: self._non_finite(loss, batch, state, position))
+                inputs,
+                labels,
+                targets,
+                state,
+                last_micro=last_micro,
+                check=lambda loss: self._non_finite(loss, batch, state, position),
+            )
         except RuntimeError as exc:
             if is_oom(exc):
                 longest = int(inputs[1].max()) if len(inputs) > 1 else int(inputs[0].shape[-1])
-                raise CmError(f"CUDA out of memory at step {state.step} with batch size {self.config.batch_size} "
-                              f"(longest utterance {longest} samples)",
-                              "lower --batch-size and raise --grad-accum to keep the effective batch, "
-                              "or lower --max-len") from None
+                raise CmError(
+                    f"CUDA out of memory at step {state.step} with batch size {self.config.batch_size} "
+                    f"(longest utterance {longest} samples)",
+                    "lower --batch-size and raise --grad-accum to keep the effective batch, or lower --max-len",
+                ) from None
             raise
         if self.sharpness is not None:
             self.pending.append((inputs, labels, targets, last_micro))
-        self.micro.add(float(task_loss.detach()), terms.dom, self.module.tap.norm if terms.dom is not None else None,
-                       terms.stats)
+        self.micro.add(
+            float(task_loss.detach()), terms.dom, self.module.tap.norm if terms.dom is not None else None, terms.stats
+        )
         self.accumulated += 1
 
     def _non_finite(self, loss, batch, state: TrainState, position: int) -> None:
@@ -241,7 +279,8 @@ class Stepper:
             f"loss became {float(loss.detach())} at step {state.step} (epoch {state.epoch}, batch "
             f"{position - 1}; utterances {', '.join(ids[:8])}{' …' if len(ids) > 8 else ''})",
             "training stopped; checkpoints/last.pt is the last good state. Lower --lr, "
-            "check these files, or raise --clip-grad")
+            "check these files, or raise --clip-grad",
+        )
 
     def _sharpness_pass(self, state: TrainState) -> None:
         """SAM/ASAM: move to ``w + e``, recompute the step's gradients there, come back (methods.sam)."""
@@ -266,15 +305,13 @@ class Stepper:
         from cm_cli.training.schedules import cosine_with_warmup
 
         config = self.config
-        lr = config.lr * cosine_with_warmup(state.step, warmup_steps=config.warmup_steps,
-                                            total_steps=self.total_steps)
+        lr = config.lr * cosine_with_warmup(state.step, warmup_steps=config.warmup_steps, total_steps=self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
         if self.sharpness is not None:
             self._sharpness_pass(state)
         if config.clip_grad:
-            torch.nn.utils.clip_grad_norm_([p for p in self.module.parameters() if p.requires_grad],
-                                           config.clip_grad)
+            torch.nn.utils.clip_grad_norm_([p for p in self.module.parameters() if p.requires_grad], config.clip_grad)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         lam = self.method.lam(state.step)

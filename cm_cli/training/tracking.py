@@ -24,8 +24,7 @@ from cm_cli.core.errors import CmError
 __all__ = ["TRACKERS", "check_trackers", "open_trackers", "Trackers"]
 
 # tracker -> (module that must be importable, extra to install)
-TRACKERS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"),
-            "mlflow": ("mlflow", "mlflow")}
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"), "mlflow": ("mlflow", "mlflow")}
 
 
 def check_trackers(names: Iterable[str]) -> list[str]:
@@ -37,8 +36,7 @@ def check_trackers(names: Iterable[str]) -> list[str]:
             raise CmError(f"--log-to: unknown tracker {name!r}", f"choose from {', '.join(TRACKERS)}")
         module, extra = TRACKERS[name]
         if importlib.util.find_spec(module) is None:
-            raise CmError(f"--log-to {name}: the {module} package is not installed",
-                          f"pip install 'cm-cli[{extra}]'")
+            raise CmError(f"--log-to {name}: the {module} package is not installed", f"pip install 'cm-cli[{extra}]'")
         if name not in out:
             out.append(name)
     return out
@@ -85,8 +83,14 @@ class _WandB:
         import wandb
 
         mode = os.environ.get("WANDB_MODE") or ("online" if _reachable("api.wandb.ai") else "offline")
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "cm"), name=run_dir.name, dir=str(run_dir),
-                              config={**config, "git_revision": revision}, mode=mode, reinit=True)
+        self.run = wandb.init(
+            project=os.environ.get("WANDB_PROJECT", "cm"),
+            name=run_dir.name,
+            dir=str(run_dir),
+            config={**config, "git_revision": revision},
+            mode=mode,
+            reinit=True,
+        )
 
     def log(self, values: dict[str, float], step: int) -> None:
         self.run.log(values, step=step)

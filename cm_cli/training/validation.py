@@ -16,8 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DevMetrics", "dev_metrics", "usable_dev", "DevShard", "dev_shard", "score_shard", "evaluate_dev",
-           "score_batches"]
+__all__ = [
+    "DevMetrics",
+    "dev_metrics",
+    "usable_dev",
+    "DevShard",
+    "dev_shard",
+    "score_shard",
+    "evaluate_dev",
+    "score_batches",
+]
 
 
 @dataclass(frozen=True)
@@ -90,15 +98,30 @@ class DevShard:
         self.batches.close()
 
 
-def dev_shard(frame, *, data_root, batch_size: int, workers: int = 0, rank: int = 0, world_size: int = 1,
-              persistent: bool = False, pin_memory: bool = False) -> DevShard:
+def dev_shard(
+    frame,
+    *,
+    data_root,
+    batch_size: int,
+    workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    persistent: bool = False,
+    pin_memory: bool = False,
+) -> DevShard:
     """This rank's share of ``frame`` with its loader (``persistent``: workers kept between validations)."""
     from cm_cli.models.inference import AudioBatches, shard_rows
 
     frame = frame.reset_index(drop=True)
     positions = shard_rows(len(frame), rank, world_size)
-    batches = AudioBatches(frame.iloc[positions].reset_index(drop=True), data_root=data_root, batch_size=batch_size,
-                           workers=workers, persistent=persistent, pin_memory=pin_memory)
+    batches = AudioBatches(
+        frame.iloc[positions].reset_index(drop=True),
+        data_root=data_root,
+        batch_size=batch_size,
+        workers=workers,
+        persistent=persistent,
+        pin_memory=pin_memory,
+    )
     return DevShard(len(frame), positions, frame["label"].astype(str).to_numpy() == "bonafide", batches, world_size)
 
 
@@ -129,8 +152,13 @@ def score_shard(model, shard: DevShard, *, device, autocast: bool = False) -> di
     scores, failed = _gather(mine, shard.positions, failed, shard.n, shard.world_size)
     keep = ~np.isnan(scores)
     is_bona = shard.is_bonafide
-    out = {"dev_eer": float("nan"), "dev_min_dcf": float("nan"), "dev_eer_threshold": float("nan"),
-           "n": int(keep.sum()), "n_failed": int(failed)}
+    out = {
+        "dev_eer": float("nan"),
+        "dev_min_dcf": float("nan"),
+        "dev_eer_threshold": float("nan"),
+        "n": int(keep.sum()),
+        "n_failed": int(failed),
+    }
     if is_bona[keep].all() or not is_bona[keep].any():
         return out
     m = dev_metrics(scores[keep], is_bona[keep])
@@ -138,11 +166,22 @@ def score_shard(model, shard: DevShard, *, device, autocast: bool = False) -> di
     return out
 
 
-def evaluate_dev(model, frame, *, data_root, device, batch_size: int, workers: int = 0, autocast: bool = False,
-                 rank: int = 0, world_size: int = 1) -> dict:
+def evaluate_dev(
+    model,
+    frame,
+    *,
+    data_root,
+    device,
+    batch_size: int,
+    workers: int = 0,
+    autocast: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict:
     """``score_shard`` of a one-off shard of ``frame`` (rows ``rank::world_size``; its workers end with it)."""
-    shard = dev_shard(frame, data_root=data_root, batch_size=batch_size, workers=workers, rank=rank,
-                      world_size=world_size)
+    shard = dev_shard(
+        frame, data_root=data_root, batch_size=batch_size, workers=workers, rank=rank, world_size=world_size
+    )
     try:
         return score_shard(model, shard, device=device, autocast=autocast)
     finally:

@@ -27,9 +27,17 @@ def write_embeddings(directory: Path, utt_ids, layers: dict[str, np.ndarray], *,
 
 def write_manifest(path: Path, rows: pd.DataFrame) -> Path:
     df = rows.copy()
-    defaults = {"path": lambda d: [f"{u}.flac" for u in d["utt_id"]], "split": "eval", "corpus": "toy",
-                "codec": None, "codec_q": None, "domain": "clean", "duration": 1.0, "sample_rate": 16000,
-                "attack_family": None}
+    defaults = {
+        "path": lambda d: [f"{u}.flac" for u in d["utt_id"]],
+        "split": "eval",
+        "corpus": "toy",
+        "codec": None,
+        "codec_q": None,
+        "domain": "clean",
+        "duration": 1.0,
+        "sample_rate": 16000,
+        "attack_family": None,
+    }
     for column, value in defaults.items():
         if column not in df.columns:
             df[column] = value(df) if callable(value) else value
@@ -39,8 +47,15 @@ def write_manifest(path: Path, rows: pd.DataFrame) -> Path:
     return path
 
 
-def spoof_world(*, n_speakers: int = 12, per_speaker: int = 6, n_attacks: int = 5, dim: int = 16,
-                distinct: str = "A05", seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def spoof_world(
+    *,
+    n_speakers: int = 12,
+    per_speaker: int = 6,
+    n_attacks: int = 5,
+    dim: int = 16,
+    distinct: str = "A05",
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Bona fide and spoofed rows where every attack but ``distinct`` shifts along one shared
     direction, while ``distinct`` shifts along its own orthogonal direction (planted LOAO effect)."""
     rng = np.random.default_rng(seed)

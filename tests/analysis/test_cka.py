@@ -19,8 +19,9 @@ def _gram_hsic(X, Y, estimator):
     np.fill_diagonal(K, 0)
     np.fill_diagonal(L, 0)
     one = np.ones(n)
-    return (np.trace(K @ L) + one @ K @ one * (one @ L @ one) / ((n - 1) * (n - 2))
-            - 2 / (n - 2) * one @ K @ L @ one) / (n * (n - 3))
+    return (
+        np.trace(K @ L) + one @ K @ one * (one @ L @ one) / ((n - 1) * (n - 2)) - 2 / (n - 2) * one @ K @ L @ one
+    ) / (n * (n - 3))
 
 
 @pytest.mark.parametrize("estimator", ["biased", "debiased"])
@@ -75,8 +76,9 @@ def test_matrix_diagonal_and_identical_layers(tmp_path):
     ids = [f"u{i}" for i in range(400)]
     X, Y = rng.normal(size=(400, 8)), rng.normal(size=(400, 8))
     a = write_embeddings(tmp_path / "a", ids, {"layer_00": X, "layer_01": Y}, dtype=np.float32)
-    b = write_embeddings(tmp_path / "b", ids[::-1], {"layer_00": X[::-1], "layer_01": rng.normal(size=(400, 8))},
-                         dtype=np.float32)
+    b = write_embeddings(
+        tmp_path / "b", ids[::-1], {"layer_00": X[::-1], "layer_01": rng.normal(size=(400, 8))}, dtype=np.float32
+    )
     table, summary = compute_cka(a, b)
     assert list(table.columns) == ["layer_a", "layer_b", "cka", "estimator"] and len(table) == 4
     assert summary["diagonal"]["layer_00"] == pytest.approx(1.0)

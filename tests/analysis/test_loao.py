@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cm_cli.metrics import eer_and_min_dcf, min_dcf
 from cm_cli.analysis.loao import LoaoConfig, compute_loao, plan_loao, run_loao, speaker_test_split, summarise_loao
 from cm_cli.core.errors import CmError
 from cm_cli.data.manifests import load_manifest
+from cm_cli.metrics import eer_and_min_dcf, min_dcf
 from tests.analysis.synth import spoof_world, write_embeddings, write_manifest
 
 FAST = LoaoConfig(seeds=(0, 1), n_boot=200, n_perm=200)
@@ -32,7 +32,16 @@ def test_distinct_attack_has_the_largest_gap(world):
     assert summary["largest_gap"]["layer_01"]["attack"] == "A05"
     gaps = pd.DataFrame(summary["per_attack"]).query("layer == 'layer_01'").set_index("attack")["gap_mean"]
     assert gaps["A05"] > 15 and (gaps.drop("A05") < 8).all()
-    assert list(tables.loao.columns) == ["attack", "seed", "layer", "eer_seen", "eer_held_out", "gap", "n_bonafide", "n_spoof"]
+    assert list(tables.loao.columns) == [
+        "attack",
+        "seed",
+        "layer",
+        "eer_seen",
+        "eer_held_out",
+        "gap",
+        "n_bonafide",
+        "n_spoof",
+    ]
     assert list(tables.geometry.columns) == ["attack", "layer", "d_bona", "cos_bona", "d_near_spoof", "bona_axis_proj"]
     geometry = tables.geometry.query("layer == 'layer_01'").set_index("attack")
     # the unseen direction: far from every other attack, and bona-fide-like along the seen-spoof axis
@@ -75,11 +84,16 @@ def test_compare_and_probe_join(world, tmp_path):
     emb, manifest, rows = world
     _, layers = spoof_world(seed=5)
     emb_b = write_embeddings(tmp_path / "emb_b", rows.utt_id, layers)
-    run_probes([emb], manifest=manifest, out=tmp_path / "probes",
-               config=ProbeConfig(target="attack", folds=3, n_boot=100, control_repeats=1))
+    run_probes(
+        [emb],
+        manifest=manifest,
+        out=tmp_path / "probes",
+        config=ProbeConfig(target="attack", folds=3, n_boot=100, control_repeats=1),
+    )
     config = LoaoConfig(seeds=(0,), layers="1", n_boot=100, n_perm=100)
-    summary = run_loao(emb, manifest=manifest, out=tmp_path / "out", config=config,
-                       probe_results=tmp_path / "probes", compare=emb_b)
+    summary = run_loao(
+        emb, manifest=manifest, out=tmp_path / "out", config=config, probe_results=tmp_path / "probes", compare=emb_b
+    )
     assert summary["probe_selectivity"]["correlations"][0]["metric"] == "selectivity"
     assert len(summary["compare"]["per_attack"]) == 5
     assert (tmp_path / "out" / "compare.parquet").is_file()
@@ -116,10 +130,13 @@ def test_frozen_protocol_is_named_in_json_and_parquet_metadata(world, tmp_path):
 
     emb, manifest, _ = world
     out = tmp_path / "out"
-    summary = run_loao(emb, manifest=manifest, out=out, config=LoaoConfig(seeds=(0,), layers="1", n_boot=50,
-                                                                          n_perm=50))
+    summary = run_loao(emb, manifest=manifest, out=out, config=LoaoConfig(seeds=(0,), layers="1", n_boot=50, n_perm=50))
     assert summary["protocol"] == "frozen embeddings" and summary["measures"] == FROZEN_MEASURES
-    assert "linear separability" in FROZEN_MEASURES and "encoder" in FROZEN_MEASURES and "saw every attack" in FROZEN_MEASURES
+    assert (
+        "linear separability" in FROZEN_MEASURES
+        and "encoder" in FROZEN_MEASURES
+        and "saw every attack" in FROZEN_MEASURES
+    )
     assert json.loads((out / "loao.json").read_text())["measures"] == FROZEN_MEASURES
     metadata = pq.read_schema(out / "loao.parquet").metadata
     assert metadata[b"cm.measures"].decode() == FROZEN_MEASURES and metadata[b"cm.protocol"] == b"frozen embeddings"
@@ -132,8 +149,9 @@ def test_plan_holds_out_only_attacks_seen_in_training_and_present_in_eval(tmp_pa
     extra = rows[rows["attack"].isin(["A01", "A02"])].assign(split="eval", utt_id=lambda d: "E" + d["utt_id"])
     bona_eval = rows[rows["label"] == "bonafide"].assign(split="eval", utt_id=lambda d: "E" + d["utt_id"])
     manifest = write_manifest(tmp_path / "m.parquet", pd.concat([rows, extra, bona_eval], ignore_index=True))
-    lines = plan_loao(manifest, load_manifest(manifest), out=tmp_path / "plan", train_preset="p",
-                      train_args="--epochs 1")
+    lines = plan_loao(
+        manifest, load_manifest(manifest), out=tmp_path / "plan", train_preset="p", train_args="--epochs 1"
+    )
     record = json.loads((tmp_path / "plan" / "loao_plan.json").read_text())
     assert [h["group"] for h in record["held_out"]] == ["A01", "A02"] and len(lines) == 3
     assert "never in train/dev" in record["skipped"]["A03"] and "no spoofs in the 'eval'" in record["skipped"]["A04"]
@@ -154,9 +172,16 @@ def codec_world(seed: int = 0, distinct: str = "K4"):
                 x[3 + int(codec[1])] += 2.0  # the codec's own offset, both classes
                 if not bona:
                     x[1 if codec == distinct else 0] += 3.0
-                records.append({"utt_id": f"S{s}_{codec}_{i}", "label": "bonafide" if bona else "spoof",
-                                "attack": None if bona else "A01", "speaker": f"S{s}", "codec": codec,
-                                "domain": codec})
+                records.append(
+                    {
+                        "utt_id": f"S{s}_{codec}_{i}",
+                        "label": "bonafide" if bona else "spoof",
+                        "attack": None if bona else "A01",
+                        "speaker": f"S{s}",
+                        "codec": codec,
+                        "domain": codec,
+                    }
+                )
                 vectors.append(x)
     return pd.DataFrame(records), {"layer_00": np.array(vectors)}
 
@@ -198,8 +223,14 @@ def test_plan_by_codec_filters_an_augment_given_in_train_args(tmp_path):
     rows["split"] = np.where(rows["speaker"].isin(["S0", "S1", "S2", "S3"]), "eval", "train")
     manifest = write_manifest(tmp_path / "manifest.parquet", rows)
     frame = load_manifest(manifest)
-    lines = plan_loao(manifest, frame, out=tmp_path / "plan", train_preset="toy_lcnn_erm", group_by="codec_family",
-                      train_args="--epochs 1 --augment 'clean:0.4, C05:0.2, mimi:0.2, telephony:0.2'")
+    lines = plan_loao(
+        manifest,
+        frame,
+        out=tmp_path / "plan",
+        train_preset="toy_lcnn_erm",
+        group_by="codec_family",
+        train_args="--epochs 1 --augment 'clean:0.4, C05:0.2, mimi:0.2, telephony:0.2'",
+    )
     record = json.loads((tmp_path / "plan" / "loao_plan.json").read_text())
     held = {h["group"]: h for h in record["held_out"]}
     assert sorted(held) == ["mimi", "mp3", "opus"]  # codec families: C05 and mp3 are one family
@@ -216,8 +247,14 @@ def test_plan_with_train_seeds_pairs_runs_per_seed_and_averages_the_gaps(tmp_pat
     rows, _ = codec_world()
     rows["split"] = np.where(rows["speaker"].isin(["S0", "S1", "S2", "S3"]), "eval", "train")
     manifest = write_manifest(tmp_path / "manifest.parquet", rows)
-    lines = plan_loao(manifest, load_manifest(manifest), out=tmp_path / "plan", train_preset="toy_lcnn_erm",
-                      group_by="codec", seeds=(0, 1))
+    lines = plan_loao(
+        manifest,
+        load_manifest(manifest),
+        out=tmp_path / "plan",
+        train_preset="toy_lcnn_erm",
+        group_by="codec",
+        seeds=(0, 1),
+    )
     assert len(lines) == 2 * 5 and lines[0].startswith("cm --seed 0 train") and "/runs/seen/seed_1 " in lines[1]
     record = json.loads((tmp_path / "plan" / "loao_plan.json").read_text())
     planted = {("seen", 0): 10.0, ("seen", 1): 20.0, ("heldout_K4", 0): 40.0, ("heldout_K4", 1): 30.0}

@@ -28,9 +28,16 @@ def make_runs(tmp_path: Path, *, donor_channels=(4, 8), seeds=None):
         path = tmp_path / "audio" / f"a{i}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(path, wave, 16000)
-        records.append({"utt_id": f"u{i}", "path": str(path), "label": label,
-                        "attack": None if label == "bonafide" else "A01", "speaker": f"S{i % 4}",
-                        "codec": ["mp3", "opus"][i % 4 // 2]})
+        records.append(
+            {
+                "utt_id": f"u{i}",
+                "path": str(path),
+                "label": label,
+                "attack": None if label == "bonafide" else "A01",
+                "speaker": f"S{i % 4}",
+                "codec": ["mp3", "opus"][i % 4 // 2],
+            }
+        )
     manifest = write_manifest(tmp_path / "manifest.parquet", pd.DataFrame(records))
     runs = {}
     for name, seed, channels in (("erm", 0, (4, 8)), ("dann", 1, donor_channels)):
@@ -56,8 +63,9 @@ def test_self_patching_changes_nothing_and_donor_does(tmp_path):
     assert len(sites) == 3 and sites["noop"].all()
     assert (table["delta_eer"] == 0).all() and (table["eer"] == table["eer"].iloc[0]).all()
     assert summary["noop_sites"] == summary["sites"]
-    table, _ = compute_patching(runs["erm"], runs["dann"], frame, data_root=None,
-                                config=PatchConfig(n_boot=50, folds=2, allow_unaligned=True))  # issue 13.6
+    table, _ = compute_patching(
+        runs["erm"], runs["dann"], frame, data_root=None, config=PatchConfig(n_boot=50, folds=2, allow_unaligned=True)
+    )  # issue 13.6
     assert not table.loc[table["site"] != "base", "noop"].any()
     assert (table.loc[table["site"] == "base", "delta_eer"] == 0).all()
 
@@ -80,15 +88,17 @@ def test_unaligned_pairs_are_refused_unless_allowed_and_then_flagged(tmp_path):
         run_patching(runs["erm"], runs["dann"], manifest=manifest, out=tmp_path / "never", data_root=None)
     assert "--allow-unaligned" in info.value.hint and not (tmp_path / "never").exists()
     config = PatchConfig(n_boot=20, folds=2, allow_unaligned=True)
-    summary = run_patching(runs["erm"], runs["dann"], manifest=manifest, out=tmp_path / "p", data_root=None,
-                           config=config)
+    summary = run_patching(
+        runs["erm"], runs["dann"], manifest=manifest, out=tmp_path / "p", data_root=None, config=config
+    )
     assert summary["aligned"] is False and "init seeds 0 and 1" in summary["alignment"]
     assert any("not aligned" in n for n in summary["notes"])
     assert (pd.read_parquet(tmp_path / "p" / "patching.parquet")["aligned"] == False).all()  # noqa: E712
     # the same init seed (and configuration) makes the pair aligned
     same, _ = make_runs(tmp_path / "same", seeds={"erm": 3, "dann": 3})
-    table, summary = compute_patching(same["erm"], same["dann"], load_manifest(manifest), data_root=None,
-                                      config=PatchConfig(n_boot=20, folds=2))
+    table, summary = compute_patching(
+        same["erm"], same["dann"], load_manifest(manifest), data_root=None, config=PatchConfig(n_boot=20, folds=2)
+    )
     assert summary["aligned"] is True and summary["alignment"] == "same init seed 3" and table["aligned"].all()
 
 
@@ -113,8 +123,11 @@ def test_patching_ci_unit_is_speaker_by_default(tmp_path):
 
     runs, manifest = make_runs(tmp_path)
     frame = load_manifest(manifest)
-    _, summary = compute_patching(runs["erm"], runs["erm"], frame, data_root=None, config=PatchConfig(n_boot=10, folds=2))
+    _, summary = compute_patching(
+        runs["erm"], runs["erm"], frame, data_root=None, config=PatchConfig(n_boot=10, folds=2)
+    )
     assert summary["ci"]["unit"] == "speaker" and summary["ci"]["n_clusters"] == 4
-    _, summary = compute_patching(runs["erm"], runs["erm"], frame, data_root=None,
-                                  config=PatchConfig(n_boot=10, folds=2, cluster_by=None))
+    _, summary = compute_patching(
+        runs["erm"], runs["erm"], frame, data_root=None, config=PatchConfig(n_boot=10, folds=2, cluster_by=None)
+    )
     assert summary["ci"]["unit"] == "trial" and summary["ci"]["n_clusters"] == 16

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from cm_cli.analysis.probes import (
-    CLASS_COLUMNS, PROBE_COLUMNS, ProbeConfig, assign_folds, compute_probes, control_labels, load_class_selectivity,
+    CLASS_COLUMNS,
+    PROBE_COLUMNS,
+    ProbeConfig,
+    assign_folds,
+    compute_probes,
+    control_labels,
+    load_class_selectivity,
     run_probes,
 )
 from cm_cli.core.errors import CmError
@@ -17,13 +23,15 @@ from tests.analysis.synth import write_embeddings, write_manifest
 def make_world(tmp_path, *, n_speakers=30, per_speaker=12, dim=8, seed=0):
     rng = np.random.default_rng(seed)
     n = n_speakers * per_speaker
-    rows = pd.DataFrame({
-        "utt_id": [f"u{i}" for i in range(n)],
-        "speaker": np.repeat([f"S{s}" for s in range(n_speakers)], per_speaker),
-        "label": rng.choice(["bonafide", "spoof"], n),
-        "codec": rng.choice(["mp3", "opus", "amr"], n),
-        "noise": rng.choice(["x", "y"], n),
-    })
+    rows = pd.DataFrame(
+        {
+            "utt_id": [f"u{i}" for i in range(n)],
+            "speaker": np.repeat([f"S{s}" for s in range(n_speakers)], per_speaker),
+            "label": rng.choice(["bonafide", "spoof"], n),
+            "codec": rng.choice(["mp3", "opus", "amr"], n),
+            "noise": rng.choice(["x", "y"], n),
+        }
+    )
     rows["attack"] = np.where(rows["label"] == "spoof", "A01", None)
     X = rng.normal(size=(n, dim))
     planted = X.copy()
@@ -58,8 +66,9 @@ def test_two_sets_paired_difference(tmp_path):
     emb_a, emb_b, manifest, _ = make_world(tmp_path)
     from cm_cli.data.manifests import load_manifest
 
-    table, _, summary = compute_probes([emb_a, emb_b], load_manifest(manifest),
-                                       config=ProbeConfig(target="codec", n_boot=300, control_repeats=1))
+    table, _, summary = compute_probes(
+        [emb_a, emb_b], load_manifest(manifest), config=ProbeConfig(target="codec", n_boot=300, control_repeats=1)
+    )
     assert set(table["tag"]) == {"erm", "dann"}
     layers = {r["layer"]: r for r in summary["comparison"]["layers"]}
     assert layers["layer_01"]["difference"] < -0.3 and layers["layer_01"]["ci_high"] < 0
@@ -82,9 +91,12 @@ def test_folds_keep_groups_apart_and_control_is_per_type():
 def test_c_sweep_and_class_file(tmp_path):
     emb_a, _, manifest, _ = make_world(tmp_path, n_speakers=15, per_speaker=8)
     out = tmp_path / "out"
-    summary = run_probes([emb_a], manifest=manifest, out=out,
-                         config=ProbeConfig(target="codec", layers="1", folds=3, c_sweep=(0.01, 1.0), n_boot=100,
-                                            control_repeats=1))
+    summary = run_probes(
+        [emb_a],
+        manifest=manifest,
+        out=out,
+        config=ProbeConfig(target="codec", layers="1", folds=3, c_sweep=(0.01, 1.0), n_boot=100, control_repeats=1),
+    )
     assert set(summary["c_sweep"]["chosen_per_fold"]["erm"]["layer_01"]) <= {0.01, 1.0}
     selectivity = load_class_selectivity(out, target="codec")
     assert set(selectivity["class"]) == {"mp3", "opus", "amr"}
@@ -101,8 +113,9 @@ def test_bad_targets_error_with_counts(tmp_path):
     rare.loc[:1, "codec"] = "rare"
     with pytest.raises(CmError, match=r"rare: 2 rows in 1 speaker"):
         compute_probes([emb_a], rare, config=ProbeConfig(target="codec"))
-    table, _, summary = compute_probes([emb_a], rare, config=ProbeConfig(target="codec", min_class_size=5,
-                                                                          n_boot=50, control_repeats=1))
+    table, _, summary = compute_probes(
+        [emb_a], rare, config=ProbeConfig(target="codec", min_class_size=5, n_boot=50, control_repeats=1)
+    )
     assert "rare" not in summary["class_counts"]
     with pytest.raises(CmError, match="no column 'nope'"):
         compute_probes([emb_a], frame, config=ProbeConfig(target="nope"))
@@ -119,8 +132,14 @@ def _speaker_only_world(tmp_path, *, n_speakers=24, per_speaker=10, dim=32, seed
     speakers = np.repeat([f"S{s:02d}" for s in range(n_speakers)], per_speaker)
     centroids = rng.normal(0, 3.0, size=(n_speakers, dim))
     X = centroids[np.repeat(np.arange(n_speakers), per_speaker)] + rng.normal(0, 0.5, size=(n, dim))
-    rows = pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "speaker": speakers, "label": "bonafide",
-                         "unrelated": rng.choice(["p", "q"], n)})
+    rows = pd.DataFrame(
+        {
+            "utt_id": [f"u{i}" for i in range(n)],
+            "speaker": speakers,
+            "label": "bonafide",
+            "unrelated": rng.choice(["p", "q"], n),
+        }
+    )
     emb = write_embeddings(tmp_path / "spk", rows.utt_id, {"layer_00": X}, dtype=np.float32)
     return emb, write_manifest(tmp_path / "m.parquet", rows)
 
@@ -132,8 +151,9 @@ def test_control_units_recur_so_a_speaker_layer_memorises_the_control(tmp_path):
     from cm_cli.data.manifests import load_manifest
 
     emb, manifest = _speaker_only_world(tmp_path)
-    config = ProbeConfig(target="unrelated", group_by="speaker", control_by="speaker", c=10.0, n_boot=100,
-                         control_repeats=2)
+    config = ProbeConfig(
+        target="unrelated", group_by="speaker", control_by="speaker", c=10.0, n_boot=100, control_repeats=2
+    )
     table, _, summary = compute_probes([emb], load_manifest(manifest), config=config)
     row = table.iloc[0]
     assert row["control_unit"] == "speaker" and row["control_folds"] == "recurrent"

@@ -34,7 +34,7 @@ def test_codec_completion_puts_encodable_codecs_first_and_marks_the_others(monke
     names = [n for n, _ in items]
     marked = [n for n, help in items if help.startswith("NOT ENCODABLE HERE")]
     assert {"g723_1", "g726", "mp3"} <= set(names) - set(marked)  # PyAV encodes these on every install
-    assert names[-len(marked):] == marked if marked else True
+    assert names[-len(marked) :] == marked if marked else True
     monkeypatch.setattr(codecs, "find_encoder", lambda encoders: None)  # planted: no encoder anywhere
     none_here = dict(complete_codec("g72"))
     assert set(none_here) == {"g722", "g723_1", "g726"}

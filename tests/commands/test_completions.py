@@ -10,13 +10,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_committed_completions_are_current():
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "generate_completions.py"), "--check"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "generate_completions.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def complete(words: str) -> tuple[list[str], float]:
-    env = dict(os.environ, _CM_COMPLETE="complete_bash", COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - (0 if words.endswith(" ") else 1)))
+    env = dict(
+        os.environ,
+        _CM_COMPLETE="complete_bash",
+        COMP_WORDS=words,
+        COMP_CWORD=str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+    )
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "cm_cli"], env=env, capture_output=True, text=True, timeout=60)
     elapsed = time.perf_counter() - start

@@ -36,7 +36,9 @@ def test_codec_kbps_sugar(run_cm, wav, cm_env):
 
 
 def test_chain_snr_and_sample_rate(run_cm, wav, cm_env):
-    result = run_cm("--json", "degrade", wav, cm_env / "o.flac", "--chain", "telephony", "--snr", "10", "--sample-rate", "8000")
+    result = run_cm(
+        "--json", "degrade", wav, cm_env / "o.flac", "--chain", "telephony", "--snr", "10", "--sample-rate", "8000"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["degradation"] == "telephony+noise:snr=10"
     assert sf.info(cm_env / "o.flac").samplerate == 8000
@@ -79,14 +81,17 @@ def _one_error_line(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args,match", [
-    (["--codec", "mp4"], "unknown degradation 'mp4'"),
-    (["--chain", "mp3:speed=2"], "unknown parameter"),
-    (["--codec", "mp3", "--kbps", "abc"], "not a number"),
-    (["--codec", "mp3", "--kbps", "-32"], "must be > 0"),
-    (["--codec", "amr-wb"], "libvo_amrwbenc"),
-    (["--snr", "5", "--noise-dir", "NOPE"], "no such folder"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (["--codec", "mp4"], "unknown degradation 'mp4'"),
+        (["--chain", "mp3:speed=2"], "unknown parameter"),
+        (["--codec", "mp3", "--kbps", "abc"], "not a number"),
+        (["--codec", "mp3", "--kbps", "-32"], "must be > 0"),
+        (["--codec", "amr-wb"], "libvo_amrwbenc"),
+        (["--snr", "5", "--noise-dir", "NOPE"], "no such folder"),
+    ],
+)
 def test_bad_options_one_line_no_output(run_cm, wav, cm_env, args, match):
     from cm_cli.degrade.codecs import codec_available
 
@@ -146,24 +151,71 @@ def test_corpus_mode_with_workers(run_cm, cm_env):
     rows = []
     for i in range(4):
         sf.write(audio / f"U{i}.flac", _speech(seed=i), 16000)
-        rows.append(dict(utt_id=f"U{i}", path=str(audio / f"U{i}.flac"), label="bonafide", attack=None,
-                         attack_family=None, speaker="S", split="eval", corpus="toy", codec=None, codec_q=None,
-                         domain="clean", duration=None, sample_rate=None))
+        rows.append(
+            dict(
+                utt_id=f"U{i}",
+                path=str(audio / f"U{i}.flac"),
+                label="bonafide",
+                attack=None,
+                attack_family=None,
+                speaker="S",
+                split="eval",
+                corpus="toy",
+                codec=None,
+                codec_q=None,
+                domain="clean",
+                duration=None,
+                sample_rate=None,
+            )
+        )
     (audio / "X.wav").write_text("not audio")
     rows.append({**rows[0], "utt_id": "X", "path": str(audio / "X.wav")})
     write_parquet(pd.DataFrame(rows), cm_env / "m.parquet")
-    result = run_cm("--json", "degrade", "--manifest", cm_env / "m.parquet", "--out", cm_env / "deg",
-                    "--codec", "mp3", "--kbps", "32", "--workers", "2")
+    result = run_cm(
+        "--json",
+        "degrade",
+        "--manifest",
+        cm_env / "m.parquet",
+        "--out",
+        cm_env / "deg",
+        "--codec",
+        "mp3",
+        "--kbps",
+        "32",
+        "--workers",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["written"] == 4 and payload["failed"] == 1
     df = read_table(cm_env / "deg" / "manifest.parquet")
     assert sorted(df.utt_id) == [f"U{i}__mp3_kbps-32" for i in range(4)]
-    again = json.loads(run_cm("--json", "degrade", "--manifest", cm_env / "m.parquet", "--out", cm_env / "deg",
-                              "--codec", "mp3", "--kbps", "32").stdout)
+    again = json.loads(
+        run_cm(
+            "--json",
+            "degrade",
+            "--manifest",
+            cm_env / "m.parquet",
+            "--out",
+            cm_env / "deg",
+            "--codec",
+            "mp3",
+            "--kbps",
+            "32",
+        ).stdout
+    )
     assert again["written"] == 0 and again["skipped"] == 4
-    human = run_cm("degrade", "--manifest", cm_env / "m.parquet", "--out", cm_env / "deg2", "--policy", "aug_codec_basic",
-                   "--variants", "2")
+    human = run_cm(
+        "degrade",
+        "--manifest",
+        cm_env / "m.parquet",
+        "--out",
+        cm_env / "deg2",
+        "--policy",
+        "aug_codec_basic",
+        "--variants",
+        "2",
+    )
     assert human.exit_code == 0 and "failed" in human.stderr
 
 
@@ -206,11 +258,27 @@ def test_corpus_condition_columns(run_cm, cm_env):
     rows = []
     for i in range(6):
         sf.write(audio / f"U{i}.flac", _speech(seed=i), 16000)
-        rows.append(dict(utt_id=f"U{i}", path=str(audio / f"U{i}.flac"), label="bonafide", attack=None,
-                         attack_family=None, speaker="S", split="eval", corpus="toy", codec=None, codec_q=None,
-                         domain="clean", duration=None, sample_rate=None))
+        rows.append(
+            dict(
+                utt_id=f"U{i}",
+                path=str(audio / f"U{i}.flac"),
+                label="bonafide",
+                attack=None,
+                attack_family=None,
+                speaker="S",
+                split="eval",
+                corpus="toy",
+                codec=None,
+                codec_q=None,
+                domain="clean",
+                duration=None,
+                sample_rate=None,
+            )
+        )
     write_parquet(pd.DataFrame(rows), cm_env / "m.parquet")
-    result = run_cm("--json", "degrade", "--manifest", cm_env / "m.parquet", "--out", cm_env / "c08", "--condition", "C08")
+    result = run_cm(
+        "--json", "degrade", "--manifest", cm_env / "m.parquet", "--out", cm_env / "c08", "--condition", "C08"
+    )
     assert result.exit_code == 0, result.output
     df = read_table(cm_env / "c08" / "manifest.parquet")
     assert set(df["codec"]) == {"C08"} and set(df["codec_q"]) <= {"1", "2", "3", "4", "5"}

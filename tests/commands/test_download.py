@@ -11,11 +11,17 @@ import pytest
 from cm_cli.data.corpora import sources
 from tests.data.test_download import FileServer, make_tar, md5
 
-KEYS = make_tar({"keys/LA/CM/trial_metadata.txt":
-                 b"LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval\n"
-                 b"LA_0020 LA_E_7294490 g722 loc_tx bonafide bonafide notrim eval\n"}, gz=True)
-AUDIO = make_tar({"ASVspoof2021_LA_eval/flac/LA_E_9332881.flac": b"f1",
-                  "ASVspoof2021_LA_eval/flac/LA_E_7294490.flac": b"f2"}, gz=True)
+KEYS = make_tar(
+    {
+        "keys/LA/CM/trial_metadata.txt": b"LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval\n"
+        b"LA_0020 LA_E_7294490 g722 loc_tx bonafide bonafide notrim eval\n"
+    },
+    gz=True,
+)
+AUDIO = make_tar(
+    {"ASVspoof2021_LA_eval/flac/LA_E_9332881.flac": b"f1", "ASVspoof2021_LA_eval/flac/LA_E_7294490.flac": b"f2"},
+    gz=True,
+)
 
 
 @pytest.fixture
@@ -24,8 +30,9 @@ def mirror(monkeypatch):
     with FileServer() as server:
         server.files["LA-keys-full.tar.gz"] = KEYS
         server.files["ASVspoof2021_LA_eval.tar.gz"] = AUDIO
-        server.json["/api/records/4837263"] = {"files": [
-            {"key": "ASVspoof2021_LA_eval.tar.gz", "checksum": "md5:" + md5(AUDIO), "size": len(AUDIO)}]}
+        server.json["/api/records/4837263"] = {
+            "files": [{"key": "ASVspoof2021_LA_eval.tar.gz", "checksum": "md5:" + md5(AUDIO), "size": len(AUDIO)}]
+        }
         source = sources.CORPUS_SOURCES["asvspoof2021_la"]
         keys, audio = source.files
         patched = dataclasses.replace(source, files=(dataclasses.replace(keys, md5=md5(KEYS)), audio))
@@ -39,8 +46,16 @@ def test_list_shows_corpora_files_sizes_and_licences(cm_env, run_cm):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     names = [c["corpus"] for c in payload["corpora"]]
-    assert names == ["toy", "asvspoof5", "asvspoof2021_la", "asvspoof2021_df", "asvspoof2019_la", "in_the_wild",
-                     "mlaad", "codecfake"]
+    assert names == [
+        "toy",
+        "asvspoof5",
+        "asvspoof2021_la",
+        "asvspoof2021_df",
+        "asvspoof2019_la",
+        "in_the_wild",
+        "mlaad",
+        "codecfake",
+    ]
     as5 = payload["corpora"][1]
     assert len(as5["files"]) == 19 and all(f["checksum"] == "published" for f in as5["files"])
     assert "ODC-By" in as5["licence"]
@@ -66,7 +81,9 @@ def test_full_download_uses_zenodo_checksum_and_rerun_does_nothing(cm_env, run_c
     first = run_cm("--json", "download", "asvspoof2021_la")
     assert first.exit_code == 0, first.output
     files = {f["name"]: f for f in json.loads(first.stdout)["files"]}
-    assert files["ASVspoof2021_LA_eval.tar.gz"]["md5"] == md5(AUDIO) and files["ASVspoof2021_LA_eval.tar.gz"]["verified"]
+    assert (
+        files["ASVspoof2021_LA_eval.tar.gz"]["md5"] == md5(AUDIO) and files["ASVspoof2021_LA_eval.tar.gz"]["verified"]
+    )
     root = cm_env / "data" / "asvspoof2021_la"
     assert (root / "ASVspoof2021_LA_eval/flac/LA_E_9332881.flac").read_bytes() == b"f1"
     n_file_requests = len([p for p, _ in mirror.log if not p.startswith("/api/")])

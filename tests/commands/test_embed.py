@@ -20,31 +20,89 @@ def tiny(tmp_path_factory):
 def test_embed_aasist_official_checkpoint_cli(cm_env, run_cm, fixtures_dir):
     m = make_manifest(cm_env / "audio", lengths=(16000, 20000, 24000), bad=False)
     weights = fixtures_dir / "aasist" / "asvspoof5_aasist_baseline.pth"
-    result = run_cm("--json", "embed", "--manifest", m, "--backbone", "aasist", "--checkpoint", weights,
-                    "--out", cm_env / "emb", "--layers", "0,9", "--split", "eval", "-j", "0")
+    result = run_cm(
+        "--json",
+        "embed",
+        "--manifest",
+        m,
+        "--backbone",
+        "aasist",
+        "--checkpoint",
+        weights,
+        "--out",
+        cm_env / "emb",
+        "--layers",
+        "0,9",
+        "--split",
+        "eval",
+        "-j",
+        "0",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload["n_rows"] == 3 and payload["dims"] == {"layer_00": 23, "layer_09": 160, "pooled": 160, "pre_logit": 160}
-    assert pq.read_schema(cm_env / "emb" / "embeddings.parquet").names == ["utt_id", "layer_00", "layer_09", "pooled", "pre_logit"]
+    assert payload["n_rows"] == 3 and payload["dims"] == {
+        "layer_00": 23,
+        "layer_09": 160,
+        "pooled": 160,
+        "pre_logit": 160,
+    }
+    assert pq.read_schema(cm_env / "emb" / "embeddings.parquet").names == [
+        "utt_id",
+        "layer_00",
+        "layer_09",
+        "pooled",
+        "pre_logit",
+    ]
     record = json.loads((cm_env / "emb" / "cm.json").read_text())
     assert record["summary"]["checkpoint"] == str(weights.resolve()) and record["summary"]["dtype"] == "float16"
-    again = run_cm("--json", "embed", "--manifest", m, "--backbone", "aasist", "--checkpoint", weights,
-                   "--out", cm_env / "emb", "--layers", "0,9", "--split", "eval", "-j", "0")
+    again = run_cm(
+        "--json",
+        "embed",
+        "--manifest",
+        m,
+        "--backbone",
+        "aasist",
+        "--checkpoint",
+        weights,
+        "--out",
+        cm_env / "emb",
+        "--layers",
+        "0,9",
+        "--split",
+        "eval",
+        "-j",
+        "0",
+    )
     assert json.loads(again.stdout)["skipped"] is True
 
 
 def test_embed_ssl_shards_and_human_output(cm_env, run_cm, tiny):
     m = make_manifest(cm_env / "audio", lengths=(8000, 9000, 10000, 11000))
     for index in (0, 1):
-        result = run_cm("embed", "-m", m, "--backbone", tiny, "--out", cm_env / "emb", "--shard", f"{index}/2",
-                        "--pooling", "meanstd", "-j", "0")
+        result = run_cm(
+            "embed",
+            "-m",
+            m,
+            "--backbone",
+            tiny,
+            "--out",
+            cm_env / "emb",
+            "--shard",
+            f"{index}/2",
+            "--pooling",
+            "meanstd",
+            "-j",
+            "0",
+        )
         assert result.exit_code == 0, result.output
         assert f"part-0000{index}-of-00002.parquet" in result.stdout
     from cm_cli.embedding import load_layer
 
     ids, X = load_layer(cm_env / "emb", "layer_02")
     assert len(ids) == 5 and X.shape == (5, 64)  # 4 eval + 1 train row, one undecodable
-    assert (cm_env / "emb" / "failures-00001-of-00002.parquet").is_file() or (cm_env / "emb" / "failures-00000-of-00002.parquet").is_file()
+    assert (cm_env / "emb" / "failures-00001-of-00002.parquet").is_file() or (
+        cm_env / "emb" / "failures-00000-of-00002.parquet"
+    ).is_file()
 
 
 def test_embed_bad_input_errors(cm_env, run_cm, tiny):
@@ -74,8 +132,15 @@ def _prosody_world(root, n_speakers=6, per_label=3):
             for label, (lo, hi) in (("bonafide", (100, 130)), ("spoof", (190, 230))):
                 wave = harmonic_tone(float(rng.uniform(lo, hi)), float(rng.uniform(0.5, 1.0)))
                 wave = wave + 0.003 * rng.standard_normal(len(wave)).astype("float32")
-                rows.append({"utt_id": f"{label[0]}{s}_{k}", "wave": wave, "label": label, "speaker": f"s{s}",
-                             "attack": None if label == "bonafide" else f"A0{1 + k % 2}"})
+                rows.append(
+                    {
+                        "utt_id": f"{label[0]}{s}_{k}",
+                        "wave": wave,
+                        "label": label,
+                        "speaker": f"s{s}",
+                        "attack": None if label == "bonafide" else f"A0{1 + k % 2}",
+                    }
+                )
     rows.append({"utt_id": "empty", "wave": np.zeros(0), "label": "spoof", "speaker": "s0", "attack": "A01"})
     rows.append({"utt_id": "blip", "wave": 0.1 * np.ones(160), "label": "bonafide", "speaker": "s1"})
     return write_manifest(root, rows)
@@ -95,8 +160,21 @@ def test_embed_prosody_covers_every_row_and_probes(cm_env, run_cm):
     assert set(table["utt_id"]) == ids and len(table) == len(ids)
     assert "f0_mean_hz" in table.columns and table["flag_short"].sum() == 2
     assert np.isfinite(np.stack(table["layer_00"].to_numpy())).all()
-    probe = run_cm("--json", "probe", cm_env / "pros", "--manifest", manifest, "--target", "label", "--out",
-                   cm_env / "probe", "--folds", "3", "--bootstrap", "50")
+    probe = run_cm(
+        "--json",
+        "probe",
+        cm_env / "pros",
+        "--manifest",
+        manifest,
+        "--target",
+        "label",
+        "--out",
+        cm_env / "probe",
+        "--folds",
+        "3",
+        "--bootstrap",
+        "50",
+    )
     assert probe.exit_code == 0, probe.output
     assert json.loads(probe.stdout)["best_layer"]["pros"]["accuracy"] > 0.9  # the planted F0 split
     again = run_cm("--json", "embed", "--manifest", manifest, "--backbone", "prosody", "--out", cm_env / "pros")
@@ -112,7 +190,9 @@ def test_embed_prosody_shards_read_as_one_table(cm_env, run_cm):
 
     manifest = _prosody_world(cm_env / "audio", n_speakers=2, per_label=1)
     for index in (0, 1):
-        result = run_cm("embed", "-m", manifest, "--backbone", "prosody", "--out", cm_env / "e", "--shard", f"{index}/2")
+        result = run_cm(
+            "embed", "-m", manifest, "--backbone", "prosody", "--out", cm_env / "e", "--shard", f"{index}/2"
+        )
         assert result.exit_code == 0, result.output
     ids, X = load_layer(cm_env / "e", "layer_00")
     assert len(ids) == 6 and X.shape[1] == 19
@@ -126,6 +206,15 @@ def test_embed_feature_set_bad_input(cm_env, run_cm):
     assert result.exit_code == 2 and "feature set" in result.stderr and not (cm_env / "e0").exists()
     result = run_cm("embed", "-m", manifest, "--backbone", "reconstruction", "--out", cm_env / "e2")
     assert result.exit_code == 1 and "hf download" in result.stderr and not (cm_env / "e2").exists()
-    result = run_cm("embed", "-m", manifest, "--backbone", "reconstruction", "--backbone-id", cm_env / "nope",
-                    "--out", cm_env / "e3")
+    result = run_cm(
+        "embed",
+        "-m",
+        manifest,
+        "--backbone",
+        "reconstruction",
+        "--backbone-id",
+        cm_env / "nope",
+        "--out",
+        cm_env / "e3",
+    )
     assert result.exit_code == 1 and "hf download" in result.stderr and not (cm_env / "e3").exists()

@@ -25,8 +25,11 @@ def audio_setup(tmp_path_factory):
     torch.manual_seed(0)
     calibration = {"slope": 2.0, "offset": 0.5, "prior_log_odds": 0.25}
     run = root / "run"
-    save_checkpoint(run / "checkpoints" / "best.pt", build_model(ModelConfig(backbone="lcnn")),
-                    metrics={"dev_eer": 0.1, "dev_eer_threshold": 0.0, "calibration": calibration})
+    save_checkpoint(
+        run / "checkpoints" / "best.pt",
+        build_model(ModelConfig(backbone="lcnn")),
+        metrics={"dev_eer": 0.1, "dev_eer_threshold": 0.0, "calibration": calibration},
+    )
     bare = root / "bare"  # no dev threshold, no calibration
     save_checkpoint(bare / "checkpoints" / "best.pt", build_model(ModelConfig(backbone="lcnn")))
     folder = root / "clips"
@@ -38,10 +41,34 @@ def audio_setup(tmp_path_factory):
     (folder / "sub" / "broken.wav").write_bytes(b"RIFF....not a wave file")
     (folder / "notes.txt").write_text("not audio, not listed")
     if shutil.which("ffmpeg"):
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(folder / "mono.flac"), "-ar", "22050",
-                        str(folder / "sub" / "coded.mp3")], check=True)
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(folder / "mono.flac"), "-c:a", "aac",
-                        str(folder / "sub" / "coded.m4a")], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(folder / "mono.flac"),
+                "-ar",
+                "22050",
+                str(folder / "sub" / "coded.mp3"),
+            ],
+            check=True,
+        )
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(folder / "mono.flac"),
+                "-c:a",
+                "aac",
+                str(folder / "sub" / "coded.m4a"),
+            ],
+            check=True,
+        )
     return root, run, bare, folder, calibration
 
 
@@ -53,7 +80,9 @@ def test_scores_files_and_folders_with_the_dev_threshold(audio_setup, run_cm, cm
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     by_name = {rec["path"].split("/")[-1]: rec for rec in payload["scores"]}
-    expected = {"mono.flac", "stereo.wav", "fast.ogg", "extra.flac"} | ({"coded.mp3", "coded.m4a"} if shutil.which("ffmpeg") else set())
+    expected = {"mono.flac", "stereo.wav", "fast.ogg", "extra.flac"} | (
+        {"coded.mp3", "coded.m4a"} if shutil.which("ffmpeg") else set()
+    )
     assert set(by_name) == expected
     assert sorted(f["path"].split("/")[-1] for f in payload["failures"]) == ["broken.wav", "missing.wav"]
     assert payload["threshold"] == 0.0 and payload["threshold_source"] == "dev_eer"
@@ -73,10 +102,32 @@ def test_same_score_as_eval_run_on_a_manifest(audio_setup, run_cm, cm_env):
     from cm_cli.data.manifest import normalise_manifest
 
     root, run, _, folder, _ = audio_setup
-    rows = [{"utt_id": "m", "path": str(folder / "mono.flac"), "label": "bonafide", "attack": None, "speaker": "s",
-             "split": "eval", "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"},
-            {"utt_id": "n", "path": str(folder / "sub" / "fast.ogg"), "label": "spoof", "attack": "A01", "speaker": "s",
-             "split": "eval", "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"}]
+    rows = [
+        {
+            "utt_id": "m",
+            "path": str(folder / "mono.flac"),
+            "label": "bonafide",
+            "attack": None,
+            "speaker": "s",
+            "split": "eval",
+            "corpus": "toy",
+            "codec": None,
+            "codec_q": None,
+            "domain": "clean",
+        },
+        {
+            "utt_id": "n",
+            "path": str(folder / "sub" / "fast.ogg"),
+            "label": "spoof",
+            "attack": "A01",
+            "speaker": "s",
+            "split": "eval",
+            "corpus": "toy",
+            "codec": None,
+            "codec_q": None,
+            "domain": "clean",
+        },
+    ]
     write_parquet(normalise_manifest(pd.DataFrame(rows)), cm_env / "m.parquet")
     assert run_cm("eval", "--run", run, "--manifest", cm_env / "m.parquet", "--out", cm_env / "ev").exit_code == 0
     manifest_score = pd.read_parquet(cm_env / "ev" / "scores.parquet").set_index("utt_id")["score"]
@@ -87,8 +138,21 @@ def test_same_score_as_eval_run_on_a_manifest(audio_setup, run_cm, cm_env):
 def test_threshold_option_windows_plot_and_out(audio_setup, run_cm, cm_env):
     root, _, bare, folder, _ = audio_setup
     out = cm_env / "scored"
-    result = run_cm("--json", "eval", "--run", bare, "--audio", folder / "mono.flac", folder / "sub" / "fast.ogg",
-                    "--chunk-ms", "250", "--threshold", "1e9", "--out", out)
+    result = run_cm(
+        "--json",
+        "eval",
+        "--run",
+        bare,
+        "--audio",
+        folder / "mono.flac",
+        folder / "sub" / "fast.ogg",
+        "--chunk-ms",
+        "250",
+        "--threshold",
+        "1e9",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["threshold_source"] == "option" and {r["decision"] for r in payload["scores"]} == {"spoof"}
@@ -121,6 +185,7 @@ def test_bad_model_and_bad_paths(audio_setup, run_cm, cm_env):
 
 
 # --- hostile audio (issue 29 items 1-2, issue 31 item 3) ---------------------------------------------------------
+
 
 def test_m4a_written_by_pyav_scores_without_a_system_ffmpeg(audio_setup, run_cm, cm_env, monkeypatch):
     from tests.hostile.media import tone, write_with_pyav
@@ -226,7 +291,7 @@ def test_long_audio_is_scored_in_windows_as_the_mean_of_window_scores(audio_setu
     from cm_cli.scoring import window_starts
 
     starts = window_starts(n, min(window, n), min(window, n))
-    expected = forward_scores(loaded.model, [wave[s:s + window] for s in starts], keep_long=True).mean()
+    expected = forward_scores(loaded.model, [wave[s : s + window] for s in starts], keep_long=True).mean()
     row = result.table.iloc[0]
     assert row["score"] == pytest.approx(float(expected), abs=1e-5)
     assert row["windows_scored"] == len(starts) and row["duration"] == pytest.approx(n / 16000)

@@ -13,8 +13,9 @@ from cm_cli.evaluation.overlap import overlap_counts
 
 def test_counts_on_a_planted_table():
     train = pd.DataFrame({"utt_id": ["a", "b", "c"], "speaker": ["s1", "s2", "s2"], "codec_seed": [None, None, None]})
-    scored = pd.DataFrame({"utt_id": ["a", "x", "y", "z"], "speaker": ["s1", "s2", "s9", None],
-                           "source_utt_id": [None, "b", "q", "c"]})
+    scored = pd.DataFrame(
+        {"utt_id": ["a", "x", "y", "z"], "speaker": ["s1", "s2", "s9", None], "source_utt_id": [None, "b", "q", "c"]}
+    )
     got = overlap_counts(scored, train)
     assert (got["speakers"], got["sources"], got["utterances"]) == (2, 3, 1)  # a,x | a,x(b),z(c) | a
     assert (got["n_scored"], got["n_train"]) == (4, 3)
@@ -32,9 +33,20 @@ def test_eval_on_the_training_split_reports_full_overlap_and_eval_split_none(tmp
         split = "train" if i < 8 else "eval"
         label = "bonafide" if i % 2 == 0 else "spoof"
         sf.write(tmp_path / f"u{i:02d}.flac", (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000)
-        rows.append({"utt_id": f"u{i:02d}", "path": f"u{i:02d}.flac", "label": label,
-                     "attack": None if label == "bonafide" else "A01", "speaker": f"{split}_s{i % 3}",
-                     "split": split, "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": f"u{i:02d}",
+                "path": f"u{i:02d}.flac",
+                "label": label,
+                "attack": None if label == "bonafide" else "A01",
+                "speaker": f"{split}_s{i % 3}",
+                "split": split,
+                "corpus": "toy",
+                "codec": None,
+                "codec_q": None,
+                "domain": "clean",
+            }
+        )
     manifest = tmp_path / "manifest.parquet"
     write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
     run = tmp_path / "run"
@@ -42,14 +54,26 @@ def test_eval_on_the_training_split_reports_full_overlap_and_eval_split_none(tmp
     save_checkpoint(run / "checkpoints" / "best.pt", build_model(ModelConfig(backbone="lcnn")))
     (run / "config.json").write_text(json.dumps({"manifest": str(manifest), "train": {"train_split": "train"}}))
     out = cm_env / "ev"
-    result = run_cm("--data-root", tmp_path, "eval", "--run", run, "--manifest", manifest, "--split", "train",
-                    "--out", out)
+    result = run_cm(
+        "--data-root", tmp_path, "eval", "--run", run, "--manifest", manifest, "--split", "train", "--out", out
+    )
     assert result.exit_code == 0, result.output
     overlap = json.loads((out / "metrics.json").read_text())["overlap"]
     assert overlap == {"speakers": 8, "sources": 8, "utterances": 8, "n_scored": 8, "n_train": 8}
     assert "train/test overlap" in result.stdout
-    clean = run_cm("--data-root", tmp_path, "eval", "--run", run, "--manifest", manifest, "--split", "eval",
-                   "--out", cm_env / "ev2")
+    clean = run_cm(
+        "--data-root",
+        tmp_path,
+        "eval",
+        "--run",
+        run,
+        "--manifest",
+        manifest,
+        "--split",
+        "eval",
+        "--out",
+        cm_env / "ev2",
+    )
     assert clean.exit_code == 0, clean.output
     none = json.loads((cm_env / "ev2" / "metrics.json").read_text())["overlap"]
     assert (none["speakers"], none["sources"], none["utterances"]) == (0, 0, 0)

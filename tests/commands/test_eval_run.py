@@ -24,11 +24,24 @@ def scored_setup(tmp_path_factory):
     for i in range(12):
         label = "bonafide" if i % 3 == 0 else "spoof"
         t = np.arange(int(16000 * rng.uniform(0.6, 1.2))) / 16000
-        wave = 0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t) if label == "bonafide" else 0.2 * rng.standard_normal(len(t))
+        wave = (
+            0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t) if label == "bonafide" else 0.2 * rng.standard_normal(len(t))
+        )
         sf.write(root / f"u{i:02d}.flac", wave.astype(np.float32), 16000)
-        rows.append({"utt_id": f"u{i:02d}", "path": f"u{i:02d}.flac", "label": label,
-                     "attack": None if label == "bonafide" else ("A01" if i % 2 else "A02"), "speaker": f"s{i % 4}",
-                     "split": "eval", "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": f"u{i:02d}",
+                "path": f"u{i:02d}.flac",
+                "label": label,
+                "attack": None if label == "bonafide" else ("A01" if i % 2 else "A02"),
+                "speaker": f"s{i % 4}",
+                "split": "eval",
+                "corpus": "toy",
+                "codec": None,
+                "codec_q": None,
+                "domain": "clean",
+            }
+        )
     manifest = root / "manifest.parquet"
     write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
     torch.manual_seed(0)
@@ -57,8 +70,20 @@ def test_scores_and_metrics_with_breakdown_and_resume(scored_setup, run_cm, cm_e
 def test_degrade_sweep_writes_conditions_and_sweep_table(scored_setup, run_cm, cm_env):
     root, manifest, run = scored_setup
     out = cm_env / "sweep"
-    result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", out,
-                    "--degrade", "gain:db=-6|-20")
+    result = run_cm(
+        "--data-root",
+        root,
+        "--json",
+        "eval",
+        "--run",
+        run,
+        "--manifest",
+        manifest,
+        "--out",
+        out,
+        "--degrade",
+        "gain:db=-6|-20",
+    )
     assert result.exit_code == 0, result.output
     sweep = pd.read_parquet(out / "sweep.parquet")
     assert sweep["condition"].tolist() == ["clean", "gain:db=-6", "gain:db=-20"]
@@ -71,8 +96,21 @@ def test_degrade_sweep_writes_conditions_and_sweep_table(scored_setup, run_cm, c
 def test_streaming_chunk_sweep(scored_setup, run_cm, cm_env):
     root, manifest, run = scored_setup
     out = cm_env / "chunks"
-    result = run_cm("--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", out,
-                    "--chunk-ms", "250|500", "--aggregate", "median")
+    result = run_cm(
+        "--data-root",
+        root,
+        "eval",
+        "--run",
+        run,
+        "--manifest",
+        manifest,
+        "--out",
+        out,
+        "--chunk-ms",
+        "250|500",
+        "--aggregate",
+        "median",
+    )
     assert result.exit_code == 0, result.output
     sweep = pd.read_parquet(out / "sweep.parquet")
     assert sweep["parameter"].tolist() == ["chunk_ms", "chunk_ms"] and sweep["severity"].tolist() == [250, 500]
@@ -82,11 +120,25 @@ def test_streaming_chunk_sweep(scored_setup, run_cm, cm_env):
 
 def test_shards_merge_into_the_same_metrics(scored_setup, run_cm, cm_env):
     root, manifest, run = scored_setup
-    whole = json.loads(run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest,
-                              "--out", cm_env / "whole").stdout)
+    whole = json.loads(
+        run_cm(
+            "--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", cm_env / "whole"
+        ).stdout
+    )
     for i in range(2):
-        r = run_cm("--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", cm_env / "parts",
-                   "--shard", f"{i}/2")
+        r = run_cm(
+            "--data-root",
+            root,
+            "eval",
+            "--run",
+            run,
+            "--manifest",
+            manifest,
+            "--out",
+            cm_env / "parts",
+            "--shard",
+            f"{i}/2",
+        )
         assert r.exit_code == 0, r.output
     merged = json.loads(run_cm("--json", "eval", "--scores", cm_env / "parts", "--out", cm_env / "merged").stdout)
     assert merged["overall"]["eer"] == pytest.approx(whole["overall"]["eer"])
@@ -110,11 +162,35 @@ def test_run_honours_every_metric_option_like_scores(scored_setup, run_cm, cm_en
     root, manifest, run = scored_setup
     dev = cm_env / "dev.csv"
     rng = np.random.default_rng(1)
-    dev.write_text("utt_id,score,label\n" + "".join(
-        f"d{i},{rng.normal(1 if i % 2 else -1, 1):.4f},{'bonafide' if i % 2 else 'spoof'}\n" for i in range(60)))
-    opts = ["--p-spoof", "0.5", "--c-miss", "2", "--c-fa", "1", "--score-kind", "logit", "--calibrate-on", dev,
-            "--bootstrap", "30", "--cluster-by", "speaker", "--level", "0.9", "--min-trials", "3", "--drop-invalid",
-            "--by", "attack"]
+    dev.write_text(
+        "utt_id,score,label\n"
+        + "".join(
+            f"d{i},{rng.normal(1 if i % 2 else -1, 1):.4f},{'bonafide' if i % 2 else 'spoof'}\n" for i in range(60)
+        )
+    )
+    opts = [
+        "--p-spoof",
+        "0.5",
+        "--c-miss",
+        "2",
+        "--c-fa",
+        "1",
+        "--score-kind",
+        "logit",
+        "--calibrate-on",
+        dev,
+        "--bootstrap",
+        "30",
+        "--cluster-by",
+        "speaker",
+        "--level",
+        "0.9",
+        "--min-trials",
+        "3",
+        "--drop-invalid",
+        "--by",
+        "attack",
+    ]
     out = cm_env / "opts"
     result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", out, *opts)
     assert result.exit_code == 0, result.output
@@ -135,15 +211,16 @@ def test_run_honours_every_metric_option_like_scores(scored_setup, run_cm, cm_en
 
 def test_eval_table_in_cm_toml_is_honoured(scored_setup, run_cm, cm_env):
     root, manifest, run = scored_setup
-    (cm_env / "cm.toml").write_text('[eval]\np_spoof = 0.5\nc_fa = 1.0\n')
+    (cm_env / "cm.toml").write_text("[eval]\np_spoof = 0.5\nc_fa = 1.0\n")
     path = cm_env / "s.csv"
     path.write_text("utt_id,score,label\na,1,bonafide\nb,0.2,spoof\nc,0.5,bonafide\nd,-1,spoof\n")
     payload = json.loads(run_cm("--json", "eval", "--scores", path).stdout)
     assert payload["params"]["p_spoof"] == 0.5 and payload["params"]["c_fa"] == 1.0
     (cm_env / "cm.toml").write_text('[eval]\np_spoof = 0.5\nc_fa = 1.0\nby = "attack"\n')
     out = cm_env / "toml_run"
-    result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", out,
-                    "--c-fa", "3")  # explicit beats the table
+    result = run_cm(
+        "--data-root", root, "--json", "eval", "--run", run, "--manifest", manifest, "--out", out, "--c-fa", "3"
+    )  # explicit beats the table
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["params"]["p_spoof"] == 0.5 and saved["params"]["c_fa"] == 3.0 and set(saved["by"]) == {"attack"}
@@ -163,8 +240,20 @@ def test_run_splits_the_gap_by_the_runs_training_domains(scored_setup, run_cm, c
     own = cm_env / "run"
     shutil.copytree(run, own)
     (own / "config.json").write_text(json.dumps({"seen_domains": ["C01", "clean"], "augment_conditions": []}))
-    result = run_cm("--data-root", root, "--json", "eval", "--run", own, "--manifest", domains, "--out", cm_env / "e",
-                    "--in-domain", "clean")
+    result = run_cm(
+        "--data-root",
+        root,
+        "--json",
+        "eval",
+        "--run",
+        own,
+        "--manifest",
+        domains,
+        "--out",
+        cm_env / "e",
+        "--in-domain",
+        "clean",
+    )
     assert result.exit_code == 0, result.output
     gap = json.loads((cm_env / "e" / "metrics.json").read_text())["ood_gap"]
     assert gap["seen_domains"] == ["C01", "clean"]
@@ -182,8 +271,9 @@ def test_cached_rerun_keeps_the_failures(scored_setup, run_cm, cm_env):
     write_parquet(pd.concat([frame, broken], ignore_index=True), with_broken)
     runs = []
     for name in ("first", "second"):
-        result = run_cm("--data-root", root, "--json", "eval", "--run", run, "--manifest", with_broken,
-                        "--out", cm_env / name)
+        result = run_cm(
+            "--data-root", root, "--json", "eval", "--run", run, "--manifest", with_broken, "--out", cm_env / name
+        )
         assert result.exit_code == 0, result.output
         runs.append(json.loads(result.stdout))
         failures = pd.read_parquet(cm_env / name / "failures.parquet")
@@ -212,13 +302,37 @@ def test_causal_windows_score_only_the_first_k_windows(scored_setup, run_cm, cm_
     """--causal-windows K: each utterance is scored from its first K windows (a latency study), nothing more."""
     root, manifest, run = scored_setup
     out = cm_env / "causal"
-    result = run_cm("--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", out,
-                    "--chunk-ms", "250", "--causal-windows", "2")
+    result = run_cm(
+        "--data-root",
+        root,
+        "eval",
+        "--run",
+        run,
+        "--manifest",
+        manifest,
+        "--out",
+        out,
+        "--chunk-ms",
+        "250",
+        "--causal-windows",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     windows = pd.read_parquet(out / "scores.parquet")["n_windows"]
     assert (windows == 2).all()
-    refused = run_cm("--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", cm_env / "c2",
-                     "--causal-windows", "2")
+    refused = run_cm(
+        "--data-root",
+        root,
+        "eval",
+        "--run",
+        run,
+        "--manifest",
+        manifest,
+        "--out",
+        cm_env / "c2",
+        "--causal-windows",
+        "2",
+    )
     assert refused.exit_code == 1 and "--chunk-ms" in refused.output
 
 
@@ -233,9 +347,16 @@ def test_run_reports_min_tdcf_from_the_asv_scores_the_manifest_records(scored_se
     shutil.copy(manifest, copy)
     rng = np.random.default_rng(5)
     asv = cm_env / "ASVspoof2019.LA.asv.eval.gi.trl.scores.txt"
-    asv.write_text("".join(f"bonafide target {rng.normal(3, 1):.4f}\nbonafide nontarget {rng.normal(0, 1):.4f}\n"
-                           f"A0{1 + i % 2} spoof {rng.normal(1, 1):.4f}\n" for i in range(40)))
-    (copy.parent / "cm.json").write_text(json.dumps({"kind": "manifest", "summary": {"asv_scores": {"eval": str(asv)}}}))
+    asv.write_text(
+        "".join(
+            f"bonafide target {rng.normal(3, 1):.4f}\nbonafide nontarget {rng.normal(0, 1):.4f}\n"
+            f"A0{1 + i % 2} spoof {rng.normal(1, 1):.4f}\n"
+            for i in range(40)
+        )
+    )
+    (copy.parent / "cm.json").write_text(
+        json.dumps({"kind": "manifest", "summary": {"asv_scores": {"eval": str(asv)}}})
+    )
     out = cm_env / "tdcf"
     result = run_cm("--json", "--data-root", root, "eval", "--run", run, "--manifest", copy, "--out", out)
     assert result.exit_code == 0, result.output

@@ -14,8 +14,11 @@ from cm_cli.metrics.tdcf import asv_error_rates, min_tdcf
 def _trials(seed=0, n=400):
     rng = np.random.default_rng(seed)
     keys = np.array(["target"] * n + ["nontarget"] * (n // 2) + ["spoof"] * n)
-    asv = np.select([keys == "target", keys == "nontarget"], [rng.normal(3, 1, keys.size), rng.normal(0, 1, keys.size)],
-                    rng.normal(1.2, 1, keys.size))
+    asv = np.select(
+        [keys == "target", keys == "nontarget"],
+        [rng.normal(3, 1, keys.size), rng.normal(0, 1, keys.size)],
+        rng.normal(1.2, 1, keys.size),
+    )
     attack = np.where(keys == "spoof", np.where(np.arange(keys.size) % 2 == 0, "A07", "A10"), "-")
     cm = np.where(keys == "spoof", rng.normal(0, 1, keys.size) + 1.2 * (attack == "A10"), rng.normal(2.5, 1, keys.size))
     ids = np.array([f"E_{i:05d}" for i in range(keys.size)])
@@ -25,12 +28,32 @@ def _trials(seed=0, n=400):
 def test_min_tdcf_from_cm_and_asv_files(cm_env, run_cm):
     ids, keys, asv, cm, attack = _trials()
     cm_file, asv_file = cm_env / "cm.tsv", cm_env / "asv.tsv"
-    pd.DataFrame({"utt_id": ids, "score": cm, "key": np.where(keys == "spoof", "spoof", "bonafide"),
-                  "attack": attack}).to_csv(cm_file, sep="\t", index=False)
+    pd.DataFrame(
+        {"utt_id": ids, "score": cm, "key": np.where(keys == "spoof", "spoof", "bonafide"), "attack": attack}
+    ).to_csv(cm_file, sep="\t", index=False)
     pd.DataFrame({"utt_id": ids, "key": keys, "score": asv, "attack": attack}).to_csv(asv_file, sep="\t", index=False)
-    result = run_cm("--json", "eval", "--scores", cm_file, "--score-col", "score", "--label-col", "key",
-                    "--bonafide-value", "bonafide", "--asv-scores", asv_file, "--asv-score-col", "score",
-                    "--asv-key-col", "key", "--by", "attack", "--out", cm_env / "m")
+    result = run_cm(
+        "--json",
+        "eval",
+        "--scores",
+        cm_file,
+        "--score-col",
+        "score",
+        "--label-col",
+        "key",
+        "--bonafide-value",
+        "bonafide",
+        "--asv-scores",
+        asv_file,
+        "--asv-score-col",
+        "score",
+        "--asv-key-col",
+        "key",
+        "--by",
+        "attack",
+        "--out",
+        cm_env / "m",
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     saved = json.loads((cm_env / "m" / "metrics.json").read_text())
@@ -38,8 +61,10 @@ def test_min_tdcf_from_cm_and_asv_files(cm_env, run_cm):
     bona = keys != "spoof"
     for doc in (printed, saved):
         assert abs(doc["overall"]["min_tdcf"] - min_tdcf(cm[bona], cm[~bona], rates).min_tdcf) < 1e-12
-        assert abs(doc["overall"]["min_tdcf_legacy"]
-                   - min_tdcf(cm[bona], cm[~bona], rates, formulation="legacy").min_tdcf) < 1e-12
+        assert (
+            abs(doc["overall"]["min_tdcf_legacy"] - min_tdcf(cm[bona], cm[~bona], rates, formulation="legacy").min_tdcf)
+            < 1e-12
+        )
         assert abs(doc["overall"]["t_eer"] - t_eer(cm, asv, keys)) < 1e-12
         assert doc["tdcf"]["revised"]["costs"]["c_fa_spoof"] == 10.0
         assert doc["tdcf"]["legacy"]["costs"]["c_fa_cm"] == 10.0 and doc["tdcf"]["asv"]["n_spoof"] == 400
@@ -53,16 +78,31 @@ def test_asv_file_without_spoof_trials_is_one_line(cm_env, run_cm):
     ids, keys, asv, cm, _ = _trials(1, 60)
     cm_file, asv_file = cm_env / "cm.tsv", cm_env / "asv.tsv"
     pd.DataFrame({"utt_id": ids, "score": cm, "key": np.where(keys == "spoof", "spoof", "bonafide")}).to_csv(
-        cm_file, sep="\t", index=False)
+        cm_file, sep="\t", index=False
+    )
     keep = keys != "spoof"
     pd.DataFrame({"key": keys[keep], "score": asv[keep]}).to_csv(asv_file, sep="\t", index=False)
-    result = run_cm("eval", "--scores", cm_file, "--label-col", "key", "--bonafide-value", "bonafide",
-                    "--asv-scores", asv_file)
+    result = run_cm(
+        "eval", "--scores", cm_file, "--label-col", "key", "--bonafide-value", "bonafide", "--asv-scores", asv_file
+    )
     assert result.exit_code == 1 and "no spoof" in result.output and "Traceback" not in result.output
     pd.DataFrame({"utt_id": [f"X{i}" for i in range(keys.size)], "key": keys, "score": asv}).to_csv(
-        asv_file, sep="\t", index=False)
-    result = run_cm("--json", "eval", "--scores", cm_file, "--label-col", "key", "--bonafide-value", "bonafide",
-                    "--asv-scores", asv_file, "--out", cm_env / "unpaired")
+        asv_file, sep="\t", index=False
+    )
+    result = run_cm(
+        "--json",
+        "eval",
+        "--scores",
+        cm_file,
+        "--label-col",
+        "key",
+        "--bonafide-value",
+        "bonafide",
+        "--asv-scores",
+        asv_file,
+        "--out",
+        cm_env / "unpaired",
+    )
     assert result.exit_code == 0, result.output  # the t-DCF needs no pairing; the t-EER says why it is absent
     saved = json.loads((cm_env / "unpaired" / "metrics.json").read_text())
     assert "min_tdcf" in saved["overall"] and "t_eer" not in saved["overall"]
@@ -74,9 +114,11 @@ def test_sasv_scores_give_adcf_and_teer(cm_env, run_cm):
     sasv = asv + cm
     path, key = cm_env / "sasv.tsv", cm_env / "key.tsv"
     pd.DataFrame({"spk": "E_1", "filename": ids, "cm-score": cm, "asv-score": asv, "sasv-score": sasv}).to_csv(
-        path, sep="\t", index=False)
-    pd.DataFrame({"spk": "E_1", "filename": ids, "cm-label": np.where(keys == "spoof", "spoof", "bonafide"),
-                  "asv-label": keys}).to_csv(key, sep="\t", index=False)
+        path, sep="\t", index=False
+    )
+    pd.DataFrame(
+        {"spk": "E_1", "filename": ids, "cm-label": np.where(keys == "spoof", "spoof", "bonafide"), "asv-label": keys}
+    ).to_csv(key, sep="\t", index=False)
     result = run_cm("--json", "eval", "--sasv-scores", path, "--sasv-key", key, "--out", cm_env / "t2")
     assert result.exit_code == 0, result.output
     block = json.loads(result.stdout)["sasv"]
@@ -146,8 +188,10 @@ def _write_2021_la(root, *, seed=0, asv_prefix="LA_E_"):
         attack = ("A07", "A08", "A09")[(i // 3) % 3]
         phase = "progress" if i % 10 == 9 else "eval"
         score = rng.normal(1.5 if bona else -0.5 - 0.4 * CODECS_2021.index(codec), 1.0)
-        cm_rows.append(f"LA_{i % 30:04d} LA_E_{i:07d} {codec} trans{i % 2} {attack if not bona else '-'} "
-                       f"{'bonafide' if bona else 'spoof'} notrim {phase}")
+        cm_rows.append(
+            f"LA_{i % 30:04d} LA_E_{i:07d} {codec} trans{i % 2} {attack if not bona else '-'} "
+            f"{'bonafide' if bona else 'spoof'} notrim {phase}"
+        )
         score_rows.append(f"LA_E_{i:07d} {score:.6f}")
         truth.append((codec, bona, phase, score))
     asv_meta, asv_scores = [], []
@@ -157,8 +201,10 @@ def _write_2021_la(root, *, seed=0, asv_prefix="LA_E_"):
         shift = -0.6 * CODECS_2021.index(codec)
         mean = {"target": 3.0, "nontarget": -1.0, "spoof": 1.6}[key] + shift
         phase = "progress" if i % 10 == 9 else "eval"
-        asv_meta.append(f"LA_{i % 30:04d} {asv_prefix}{i:07d} {codec} trans{i % 2} "
-                        f"{'A07' if key == 'spoof' else '-'} {key} notrim {phase}")
+        asv_meta.append(
+            f"LA_{i % 30:04d} {asv_prefix}{i:07d} {codec} trans{i % 2} "
+            f"{'A07' if key == 'spoof' else '-'} {key} notrim {phase}"
+        )
         asv_scores.append(f"LA_{i % 30:04d} {asv_prefix}{i:07d} {rng.normal(mean, 1.0):.6f}")
     (root / "LA" / "CM").mkdir(parents=True, exist_ok=True)
     (root / "LA" / "ASV" / "ASVTorch_Kaldi").mkdir(parents=True, exist_ok=True)
@@ -174,14 +220,18 @@ def _official_2021(root):
     cm = [line.split() for line in (root / "LA" / "CM" / "trial_metadata.txt").read_text().splitlines()]
     scores = dict(line.split() for line in (root / "score.txt").read_text().splitlines())
     meta = [line.split() for line in (root / "LA" / "ASV" / "trial_metadata.txt").read_text().splitlines()]
-    asv_score = [float(line.split()[2]) for line in
-                 (root / "LA" / "ASV" / "ASVTorch_Kaldi" / "score.txt").read_text().splitlines()]
+    asv_score = [
+        float(line.split()[2])
+        for line in (root / "LA" / "ASV" / "ASVTorch_Kaldi" / "score.txt").read_text().splitlines()
+    ]
     cm = [(r[2], r[5], float(scores[r[1]])) for r in cm if r[7] == "eval"]
     asv = [(m[2], m[5], s) for m, s in zip(meta, asv_score) if m[7] == "eval"]
     out = {}
     for codec in ("Pooled", *CODECS_2021):
+
         def take(rows, label):
             return np.array([s for c, lab, s in rows if lab == label and codec in ("Pooled", c)])
+
         c012 = _official_c012(take(asv, "target"), take(asv, "nontarget"), take(asv, "spoof"))
         out[codec] = _official_min_tdcf_eer(take(cm, "bonafide"), take(cm, "spoof"), *c012)
     return out
@@ -192,8 +242,20 @@ def test_asvspoof2021_la_per_codec_tdcf_equals_the_official_package(cm_env, run_
     root = _write_2021_la(cm_env / "keys")
     expected = _official_2021(root)
     out = cm_env / "m21"
-    result = run_cm("--json", "eval", "--scores", root / "score.txt", "--key", root / "LA" / "CM" / "trial_metadata.txt",
-                    "--asv-scores", root / "LA" / "ASV", "--by", "codec", "--out", out)
+    result = run_cm(
+        "--json",
+        "eval",
+        "--scores",
+        root / "score.txt",
+        "--key",
+        root / "LA" / "CM" / "trial_metadata.txt",
+        "--asv-scores",
+        root / "LA" / "ASV",
+        "--by",
+        "codec",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "metrics.json").read_text())
     assert abs(doc["overall"]["min_tdcf"] - expected["Pooled"][0]) < 6e-5
@@ -206,9 +268,20 @@ def test_asvspoof2021_la_per_codec_tdcf_equals_the_official_package(cm_env, run_
 
     # ASV trial ids unrelated to the CM ids: the same t-DCF (no pairing), no t-EER, and the reason
     other = _write_2021_la(cm_env / "keys_other", asv_prefix="LA_X_")
-    result = run_cm("--json", "eval", "--scores", other / "score.txt", "--key",
-                    other / "LA" / "CM" / "trial_metadata.txt", "--asv-scores", other / "LA" / "ASV",
-                    "--by", "codec", "--out", cm_env / "m21x")
+    result = run_cm(
+        "--json",
+        "eval",
+        "--scores",
+        other / "score.txt",
+        "--key",
+        other / "LA" / "CM" / "trial_metadata.txt",
+        "--asv-scores",
+        other / "LA" / "ASV",
+        "--by",
+        "codec",
+        "--out",
+        cm_env / "m21x",
+    )
     assert result.exit_code == 0, result.output
     doc_x = json.loads((cm_env / "m21x" / "metrics.json").read_text())
     assert doc_x["overall"]["min_tdcf"] == doc["overall"]["min_tdcf"]
@@ -218,8 +291,17 @@ def test_asvspoof2021_la_per_codec_tdcf_equals_the_official_package(cm_env, run_
 def test_asv_trial_metadata_file_names_the_folder_to_pass(cm_env, run_cm):
     root = _write_2021_la(cm_env / "keys")
     out = cm_env / "bad"
-    result = run_cm("eval", "--scores", root / "score.txt", "--key", root / "LA" / "CM" / "trial_metadata.txt",
-                    "--asv-scores", root / "LA" / "ASV" / "trial_metadata.txt", "--out", out)
+    result = run_cm(
+        "eval",
+        "--scores",
+        root / "score.txt",
+        "--key",
+        root / "LA" / "CM" / "trial_metadata.txt",
+        "--asv-scores",
+        root / "LA" / "ASV" / "trial_metadata.txt",
+        "--out",
+        out,
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "pass its folder" in result.output and str(root / "LA" / "ASV") in result.output
     assert "three-column" not in result.output and not (out / "metrics.json").exists()

@@ -27,11 +27,21 @@ def _run(folder, seed: int):
     from cm_cli.models.model import ModelConfig, build_model
 
     torch.manual_seed(seed)
-    save_checkpoint(folder / "checkpoints" / "best.pt", build_model(ModelConfig(backbone="lcnn")),
-                    metrics={"dev_eer": 0.2, "dev_eer_threshold": 0.125})
-    write_json({"train": {"seed": seed, "corpus": "toy", "method": "erm", "epochs": 1}, "preset": None,
-                "seen_domains": ["clean"], "augment_conditions": [], "manifest": str(folder / "m.parquet")},
-               folder / "config.json")
+    save_checkpoint(
+        folder / "checkpoints" / "best.pt",
+        build_model(ModelConfig(backbone="lcnn")),
+        metrics={"dev_eer": 0.2, "dev_eer_threshold": 0.125},
+    )
+    write_json(
+        {
+            "train": {"seed": seed, "corpus": "toy", "method": "erm", "epochs": 1},
+            "preset": None,
+            "seen_domains": ["clean"],
+            "augment_conditions": [],
+            "manifest": str(folder / "m.parquet"),
+        },
+        folder / "config.json",
+    )
     return folder
 
 
@@ -46,9 +56,20 @@ def setup(tmp_path_factory):
         tone = 0.3 * np.sin(2 * np.pi * (150 + 20 * i) * t)
         wave = tone if label == "bonafide" else 0.2 * rng.standard_normal(len(t))
         sf.write(root / f"u{i:02d}.wav", wave.astype(np.float32), 16000)
-        rows.append({"utt_id": f"u{i:02d}", "path": f"u{i:02d}.wav", "label": label,
-                     "attack": None if label == "bonafide" else ("A01" if i % 2 else "A02"), "speaker": f"s{i % 4}",
-                     "split": "eval", "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": f"u{i:02d}",
+                "path": f"u{i:02d}.wav",
+                "label": label,
+                "attack": None if label == "bonafide" else ("A01" if i % 2 else "A02"),
+                "speaker": f"s{i % 4}",
+                "split": "eval",
+                "corpus": "toy",
+                "codec": None,
+                "codec_q": None,
+                "domain": "clean",
+            }
+        )
     write_parquet(normalise_manifest(pd.DataFrame(rows)), root / "manifest.parquet")
     return root, _run(root / "run", 3), _run(root / "other", 4)
 
@@ -72,16 +93,23 @@ def test_export_card_lists_every_evaluation_of_the_run_and_loads_back(setup, run
     payload = json.loads(result.stdout)
     # the run's own eval, and the sweep's two conditions elsewhere; never the other run's
     assert len(payload["evaluations"]) == 3 and not any("other" in p for p in payload["evaluations"])
-    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {"model.safetensors", "config.json",
-                                                                           "README.md", "cm.json"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {
+        "model.safetensors",
+        "config.json",
+        "README.md",
+        "cm.json",
+    }
     assert json.loads((out / "cm.json").read_text())["kind"] == "model"
     card = (out / "README.md").read_text()
     front = _front_matter(card)
     assert front["license"] == "mit"
     [index] = front["model-index"]
     metrics = json.loads((run / "eval" / "eval" / "metrics.json").read_text())
-    overall = [r for r in index["results"] if r["dataset"]["args"]["group"] == "overall"
-               and r["dataset"]["args"]["condition"] == "clean"]
+    overall = [
+        r
+        for r in index["results"]
+        if r["dataset"]["args"]["group"] == "overall" and r["dataset"]["args"]["condition"] == "clean"
+    ]
     assert len(overall) == 2  # the run's own clean eval and the sweep's clean baseline
     for result_ in overall:
         values = {m["type"]: m["value"] for m in result_["metrics"]}
@@ -104,8 +132,9 @@ def test_export_card_lists_every_evaluation_of_the_run_and_loads_back(setup, run
     config = json.loads((out / "config.json").read_text())
     assert config["seen_domains"] == ["clean"] and "manifest" not in config and config["seed"] == 3
     # a rerun with the same options is skipped; other options need --force
-    again = json.loads(run_cm("--json", "export", run, "--out", out, "--search", cm_env / "evals",
-                              "--licence", "mit").stdout)
+    again = json.loads(
+        run_cm("--json", "export", run, "--out", out, "--search", cm_env / "evals", "--licence", "mit").stdout
+    )
     assert again["skipped"] is True
     refused = run_cm("export", run, "--out", out, "--licence", "cc-by-4.0")
     assert refused.exit_code == 1 and "--force" in refused.stderr
@@ -153,16 +182,22 @@ class StandInHub:
                     return self._reply({"url": f"{hub.url}/{repo}"})
                 if "/preupload/" in path:
                     files = json.loads(raw)["files"]
-                    return self._reply({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                                  for f in files]})
+                    return self._reply(
+                        {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+                    )
                 if "/commit/" in path:
                     for line in raw.decode().splitlines():
                         item = json.loads(line)
                         if item.get("key") == "file":
                             hub.files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
                     repo = path.split("/api/models/", 1)[1].split("/commit/", 1)[0]
-                    return self._reply({"commitUrl": f"{hub.url}/{repo}/commit/{'c' * 40}", "commitOid": "c" * 40,
-                                        "pullRequestUrl": None})
+                    return self._reply(
+                        {
+                            "commitUrl": f"{hub.url}/{repo}/commit/{'c' * 40}",
+                            "commitOid": "c" * 40,
+                            "pullRequestUrl": None,
+                        }
+                    )
                 self.send_response(404)
                 self.end_headers()
 
@@ -188,10 +223,14 @@ class StandInHub:
             def do_GET(self) -> None:
                 path = unquote(urlparse(self.path).path)
                 if path.startswith("/api/models/") and "/tree/" in path:  # the file listing of a revision
-                    return self._reply([{"type": "file", "path": f, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
-                                        for f, b in hub.files.items()])
+                    return self._reply(
+                        [
+                            {"type": "file", "path": f, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                            for f, b in hub.files.items()
+                        ]
+                    )
                 if path.startswith("/api/models/"):  # model info: the commit and its files
-                    repo = path[len("/api/models/"):].split("/revision/")[0]
+                    repo = path[len("/api/models/") :].split("/revision/")[0]
                     return self._reply({"id": repo, "sha": "c" * 40, "siblings": [{"rfilename": f} for f in hub.files]})
                 name = self._resolve()
                 if name is None:

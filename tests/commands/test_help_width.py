@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 def help_text(*args: str, columns: int = 80) -> str:
     env = dict(os.environ, COLUMNS=str(columns), TERMINAL_WIDTH=str(columns))
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    done = subprocess.run([sys.executable, "-m", "cm_cli.app", *args, "--help"], capture_output=True, text=True,
-                          env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cm_cli.app", *args, "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -36,7 +37,7 @@ def _type_column(text: str, option: str) -> str:
     width = lines[row].index("  ", start) - start
     cell = ""
     for line in lines[row:]:
-        cell += line[start:start + width].strip()
+        cell += line[start : start + width].strip()
         if cell.endswith(">"):
             return cell
     raise AssertionError(f"no end of the type cell of {option}")

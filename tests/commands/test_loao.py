@@ -16,7 +16,9 @@ def _world(tmp_path):
 
 def test_loao_json_and_tables(cm_env, run_cm):
     emb, manifest, _ = _world(cm_env)
-    result = run_cm("--json", "loao", emb, "--manifest", manifest, "--out", cm_env / "out", "--layer", "1", "--seeds", "0,1")
+    result = run_cm(
+        "--json", "loao", emb, "--manifest", manifest, "--out", cm_env / "out", "--layer", "1", "--seeds", "0,1"
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["largest_gap"]["layer_01"]["attack"] == "A05"
@@ -27,7 +29,9 @@ def test_loao_json_and_tables(cm_env, run_cm):
 
 def test_loao_plan_prints_job_lines(cm_env, run_cm):
     _, manifest, _ = _world(cm_env)
-    result = run_cm("loao", "--plan", "--train-preset", "toy_lcnn_erm", "--manifest", manifest, "--out", cm_env / "plan")
+    result = run_cm(
+        "loao", "--plan", "--train-preset", "toy_lcnn_erm", "--manifest", manifest, "--out", cm_env / "plan"
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 6 and all(line.startswith("cm train") and "&& cm eval" in line for line in lines)
@@ -59,8 +63,19 @@ def test_retrain_recipe_runs_on_the_toy_corpus_and_the_report_reads_it(cm_env, r
     assert made.exit_code == 0, made.output
     manifest = json.loads(made.stdout)["manifest"]
     plan_dir = cm_env / "plan"
-    result = run_cm("--json", "loao", "--plan", "--train-preset", "toy_lcnn_erm", "--train-args", "--epochs 1",
-                    "--manifest", manifest, "--out", plan_dir)
+    result = run_cm(
+        "--json",
+        "loao",
+        "--plan",
+        "--train-preset",
+        "toy_lcnn_erm",
+        "--train-args",
+        "--epochs 1",
+        "--manifest",
+        manifest,
+        "--out",
+        plan_dir,
+    )
     assert result.exit_code == 0, result.output
     lines = json.loads(result.stdout)["plan"]
     assert len(lines) == 3 and all("--epochs 1" in line and "--split eval" in line for line in lines)
@@ -101,8 +116,18 @@ def test_plan_by_codec_on_the_toy_manifest_removes_codec_rows_and_its_augmentati
     manifest = cm_env / "m" / "manifest.parquet"
     help_text = run_cm("loao", "--help").stdout
     assert "codec" in help_text
-    result = run_cm("loao", "--plan", "--group-by", "codec", "--manifest", manifest, "--train-preset",
-                    "toy_lcnn_erm_aug", "--out", cm_env / "plan")
+    result = run_cm(
+        "loao",
+        "--plan",
+        "--group-by",
+        "codec",
+        "--manifest",
+        manifest,
+        "--train-preset",
+        "toy_lcnn_erm_aug",
+        "--out",
+        cm_env / "plan",
+    )
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("cm train")]
     codecs = sorted(pd.read_parquet(manifest).query("split == 'eval'")["codec"].dropna().unique())
@@ -123,6 +148,16 @@ def test_plan_by_codec_on_the_toy_manifest_removes_codec_rows_and_its_augmentati
 
     none = cm_env / "clean.parquet"
     pd.read_parquet(manifest).assign(codec=None).to_parquet(none)
-    refused = run_cm("loao", "--plan", "--group-by", "codec", "--manifest", none, "--train-preset",
-                     "toy_lcnn_erm_aug", "--out", cm_env / "plan2")
+    refused = run_cm(
+        "loao",
+        "--plan",
+        "--group-by",
+        "codec",
+        "--manifest",
+        none,
+        "--train-preset",
+        "toy_lcnn_erm_aug",
+        "--out",
+        cm_env / "plan2",
+    )
     assert refused.exit_code == 1 and "needs codec values" in refused.stderr and "Traceback" not in refused.stderr

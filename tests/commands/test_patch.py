@@ -11,8 +11,22 @@ from tests.analysis.test_patching import make_runs
 
 def test_patch_cli(cm_env, run_cm):
     runs, manifest = make_runs(cm_env)
-    result = run_cm("--json", "patch", "--base", runs["erm"], "--donor", runs["erm"], "--manifest", manifest,
-                    "--out", cm_env / "p", "--folds", "2", "--bootstrap", "20")
+    result = run_cm(
+        "--json",
+        "patch",
+        "--base",
+        runs["erm"],
+        "--donor",
+        runs["erm"],
+        "--manifest",
+        manifest,
+        "--out",
+        cm_env / "p",
+        "--folds",
+        "2",
+        "--bootstrap",
+        "20",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["noop_sites"] == payload["sites"]
@@ -29,11 +43,27 @@ def test_patch_refuses_unaligned_runs_and_honours_device(cm_env, run_cm, monkeyp
     from cm_cli.core.errors import CmError
 
     runs, manifest = make_runs(cm_env)
-    refused = run_cm("patch", "--base", runs["erm"], "--donor", runs["dann"], "--manifest", manifest,
-                     "--out", cm_env / "no")
+    refused = run_cm(
+        "patch", "--base", runs["erm"], "--donor", runs["dann"], "--manifest", manifest, "--out", cm_env / "no"
+    )
     assert refused.exit_code == 1 and "--allow-unaligned" in refused.output
-    result = run_cm("--json", "patch", "--base", runs["erm"], "--donor", runs["dann"], "--manifest", manifest,
-                    "--out", cm_env / "un", "--folds", "2", "--bootstrap", "10", "--allow-unaligned")
+    result = run_cm(
+        "--json",
+        "patch",
+        "--base",
+        runs["erm"],
+        "--donor",
+        runs["dann"],
+        "--manifest",
+        manifest,
+        "--out",
+        cm_env / "un",
+        "--folds",
+        "2",
+        "--bootstrap",
+        "10",
+        "--allow-unaligned",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["aligned"] is False and payload["ci"]["unit"] == "speaker"
@@ -46,6 +76,7 @@ def test_patch_refuses_unaligned_runs_and_honours_device(cm_env, run_cm, monkeyp
 
     monkeypatch.setattr(Context, "torch_device", lambda self: torch.device("meta"))  # what --device resolves to
     monkeypatch.setattr(patching, "compute_patching", record)
-    stopped = run_cm("patch", "--base", runs["erm"], "--donor", runs["erm"], "--manifest", manifest,
-                     "--out", cm_env / "dev")
+    stopped = run_cm(
+        "patch", "--base", runs["erm"], "--donor", runs["erm"], "--manifest", manifest, "--out", cm_env / "dev"
+    )
     assert stopped.exit_code == 1 and seen["device"] == torch.device("meta")

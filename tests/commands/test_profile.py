@@ -23,8 +23,19 @@ def _world(root):
 
 def test_profile_cli(cm_env, run_cm):
     features, manifest = _world(cm_env)
-    result = run_cm("--json", "profile", features, "--manifest", manifest, "--out", cm_env / "p", "--folds", "4",
-                    "--bootstrap", "100")
+    result = run_cm(
+        "--json",
+        "profile",
+        features,
+        "--manifest",
+        manifest,
+        "--out",
+        cm_env / "p",
+        "--folds",
+        "4",
+        "--bootstrap",
+        "100",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["accuracy"] > 0.9 and payload["classes"] == ["A01", "A02", "A03"]
@@ -32,8 +43,9 @@ def test_profile_cli(cm_env, run_cm):
     assert list(table["attack"]) == ["A01", "A02", "A03"] and table["auroc_unknown"].notna().all()
     assert len(pd.read_parquet(cm_env / "p" / "profile_confusion.parquet")) == 9
     assert json.loads((cm_env / "p" / "cm.json").read_text())["kind"] == "profile"
-    human = run_cm("profile", features, "--manifest", manifest, "--out", cm_env / "p", "--folds", "4",
-                   "--bootstrap", "100")
+    human = run_cm(
+        "profile", features, "--manifest", manifest, "--out", cm_env / "p", "--folds", "4", "--bootstrap", "100"
+    )
     assert human.exit_code == 0 and "reused" in human.stdout and "AUROC" in human.stdout
 
 
@@ -50,8 +62,12 @@ def test_profile_errors_write_nothing(cm_env, run_cm):
 def test_profile_in_the_report(cm_env, run_cm):
     features, manifest = _world(cm_env)
     study = cm_env / "study"
-    assert run_cm("profile", features, "--manifest", manifest, "--out", study / "profile", "--folds", "4",
-                  "--bootstrap", "50").exit_code == 0
+    assert (
+        run_cm(
+            "profile", features, "--manifest", manifest, "--out", study / "profile", "--folds", "4", "--bootstrap", "50"
+        ).exit_code
+        == 0
+    )
     result = run_cm("report", study, "--out", cm_env / "rep")
     assert result.exit_code == 0, result.output
     text = (cm_env / "rep" / "report.md").read_text()

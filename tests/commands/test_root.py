@@ -10,8 +10,9 @@ from tests.data.test_asvspoof5_manifest import make_tree
 
 
 def run_subprocess(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "cm_cli", *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cm_cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
 
 
 def test_help_lists_commands_and_keeps_heavy_libraries_out():
@@ -21,7 +22,8 @@ def test_help_lists_commands_and_keeps_heavy_libraries_out():
         "from cm_cli.app import app\n"
         "r = CliRunner().invoke(app, ['--help'])\n"
         "assert r.exit_code == 0, r.output\n"
-        "heavy = [m for m in ('torch', 'transformers', 'sklearn', 'matplotlib', 'torchaudio', 'scipy', 'pandas') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sklearn', 'matplotlib', 'torchaudio', 'scipy', 'pandas')"
+        " if m in sys.modules]\n"
         "print(heavy)\n"
         "print(r.output)\n"
     )
@@ -123,15 +125,18 @@ def test_presets_list_and_show(cm_env, run_cm):
 # --------------------------------------------------------------------------- one option resolver (issues 12, 19)
 
 
-@pytest.mark.parametrize("table, message", [
-    ('epochs = "six"', "epochs = 'six' is not an integer"),
-    ('lr = "fast"', "lr = 'fast' is not a number"),
-    ('clip_grad = "off"', "clip_grad = 'off' is not a number"),
-    ("epochs = 2.5", "epochs = 2.5 is not an integer"),
-    ("epochs = true", "epochs = True is not an integer"),
-    ('bf16 = "maybe"', "bf16 = 'maybe' is not a boolean"),
-    ('method = "magic"', "method = 'magic' is not one of"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('epochs = "six"', "epochs = 'six' is not an integer"),
+        ('lr = "fast"', "lr = 'fast' is not a number"),
+        ('clip_grad = "off"', "clip_grad = 'off' is not a number"),
+        ("epochs = 2.5", "epochs = 2.5 is not an integer"),
+        ("epochs = true", "epochs = True is not an integer"),
+        ('bf16 = "maybe"', "bf16 = 'maybe' is not a boolean"),
+        ('method = "magic"', "method = 'magic' is not one of"),
+    ],
+)
 def test_wrong_types_in_cm_toml_are_one_line_naming_file_and_value(cm_env, run_cm, table, message):
     (cm_env / "cm.toml").write_text(f"[train]\n{table}\n")
     result = run_cm("--dry-run", "train")
@@ -139,8 +144,18 @@ def test_wrong_types_in_cm_toml_are_one_line_naming_file_and_value(cm_env, run_c
     assert "cm.toml [train]" in result.stderr and message in result.stderr
 
 
-@pytest.mark.parametrize("text, expected", [('"false"', False), ('"no"', False), ('"off"', False), ("false", False),
-                                            ('"true"', True), ('"yes"', True), ("true", True)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('"false"', False),
+        ('"no"', False),
+        ('"off"', False),
+        ("false", False),
+        ('"true"', True),
+        ('"yes"', True),
+        ("true", True),
+    ],
+)
 def test_booleans_in_cm_toml_are_parsed_strictly(cm_env, run_cm, text, expected):
     # issue 19 item 14: "false"/"no" became True
     (cm_env / "cm.toml").write_text(f"[train]\nclass_weighting = {text}\nbf16 = {text}\n")
@@ -150,8 +165,9 @@ def test_booleans_in_cm_toml_are_parsed_strictly(cm_env, run_cm, text, expected)
 
 def test_wrong_types_in_a_preset_name_the_preset(cm_env, run_cm):
     (cm_env / "bad.yaml").write_text("command: degrade\noptions:\n  variants: x\n")
-    result = run_cm("degrade", "--preset", str(cm_env / "bad.yaml"), "--manifest", "m.parquet", "--out", "o",
-                    "--chain", "alaw")
+    result = run_cm(
+        "degrade", "--preset", str(cm_env / "bad.yaml"), "--manifest", "m.parquet", "--out", "o", "--chain", "alaw"
+    )
     assert result.exit_code == 1 and "bad.yaml" in result.stderr and "variants = 'x' is not an integer" in result.stderr
     (cm_env / "bool.yaml").write_text("command: train\noptions:\n  class_weighting: 'no'\n  epochs: '3'\n")
     payload = json.loads(run_cm("--json", "--dry-run", "train", "--preset", str(cm_env / "bool.yaml")).stdout)

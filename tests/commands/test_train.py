@@ -60,8 +60,7 @@ def test_bad_options_are_usage_errors(toy_root, run_cm):
 def test_sigterm_saves_a_checkpoint_and_exits_zero_then_resume_finishes(toy_root):
     env = dict(os.environ)
     out = toy_root / "run"
-    args = [sys.executable, "-m", "cm_cli", "train", "--preset", "toy_lcnn_erm", "--out", str(out),
-            "--epochs", "40"]
+    args = [sys.executable, "-m", "cm_cli", "train", "--preset", "toy_lcnn_erm", "--out", str(out), "--epochs", "40"]
     proc = subprocess.Popen(args, env=env, cwd=toy_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "checkpoints/last.pt").is_file() and time.time() < deadline and proc.poll() is None:
@@ -74,8 +73,14 @@ def test_sigterm_saves_a_checkpoint_and_exits_zero_then_resume_finishes(toy_root
     assert record["status"] == "interrupted"
     step = record["summary"]["step"]
     assert 0 < step < 40 * 3
-    resumed = subprocess.run(args[:-2] + ["--epochs", "40", "--resume", "--max-steps", str(step + 1), "--force"],
-                             env=env, cwd=toy_root, capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        args[:-2] + ["--epochs", "40", "--resume", "--max-steps", str(step + 1), "--force"],
+        env=env,
+        cwd=toy_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed" in resumed.stdout
     assert json.loads((out / "cm.json").read_text())["summary"]["step"] == step + 1

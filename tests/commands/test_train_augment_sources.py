@@ -14,6 +14,14 @@ def test_explicit_augment_manifest_replaces_the_presets_on_the_fly_policy(cm_env
 def test_explicit_policy_is_kept_and_both_explicit_is_a_usage_error(cm_env, run_cm):
     result = run_cm("--json", "--dry-run", "train", "--preset", "toy_lcnn_dann", "--augment", "clean:0.5, alaw:0.5")
     assert json.loads(result.stdout)["options"]["augment"] == "clean:0.5, alaw:0.5"
-    both = run_cm("--dry-run", "train", "--preset", "toy_lcnn_dann", "--augment", "clean:1",
-                  "--augment-manifest", cm_env / "v.parquet")
+    both = run_cm(
+        "--dry-run",
+        "train",
+        "--preset",
+        "toy_lcnn_dann",
+        "--augment",
+        "clean:1",
+        "--augment-manifest",
+        cm_env / "v.parquet",
+    )
     assert both.exit_code == 2 and "exclusive" in both.stderr

@@ -38,7 +38,10 @@ def test_grad_checkpointing_is_an_option_off_by_default(cm_env, run_cm):
     import json
 
     off = json.loads(run_cm("--json", "--dry-run", "train", "--preset", "toy_lcnn_erm", "--out", cm_env / "r").stdout)
-    on = json.loads(run_cm("--json", "--dry-run", "train", "--preset", "toy_lcnn_erm", "--grad-checkpointing",
-                           "--out", cm_env / "r").stdout)
+    on = json.loads(
+        run_cm(
+            "--json", "--dry-run", "train", "--preset", "toy_lcnn_erm", "--grad-checkpointing", "--out", cm_env / "r"
+        ).stdout
+    )
     find = lambda d: (d.get("options") or d).get("model_options")  # noqa: E731
     assert find(off) == {} and find(on) == {"gradient_checkpointing": True}

@@ -196,8 +196,14 @@ def test_lock_of_another_host_blocks_until_its_lease_expires(tmp_path):
 
     out = tmp_path / "out"
     out.mkdir()
-    fresh = {"pid": 1, "host": "other-node", "since": time.time(), "refreshed": time.time(), "lease_seconds": 300,
-             "token": "other-node:1:1"}
+    fresh = {
+        "pid": 1,
+        "host": "other-node",
+        "since": time.time(),
+        "refreshed": time.time(),
+        "lease_seconds": 300,
+        "token": "other-node:1:1",
+    }
     (out / ".cm.lock").write_text(json.dumps(fresh))
     with pytest.raises(CmError, match="another cm process .*other-node"):
         with OutputDir(out, "scores", options={}):
@@ -304,8 +310,14 @@ def test_lock_without_hard_links_falls_back_to_exclusive_create(tmp_path, monkey
 def _foreign_lock(out, *, content_time: float, mtime: float) -> None:
     """A lock of a live job on another node whose clock says ``content_time``; the file server stamped ``mtime``."""
     out.mkdir(exist_ok=True)
-    holder = {"pid": 1, "host": "other-node", "since": content_time, "refreshed": content_time, "lease_seconds": 300,
-              "token": "other-node:1:1"}
+    holder = {
+        "pid": 1,
+        "host": "other-node",
+        "since": content_time,
+        "refreshed": content_time,
+        "lease_seconds": 300,
+        "token": "other-node:1:1",
+    }
     (out / ".cm.lock").write_text(json.dumps(holder))
     os.utime(out / ".cm.lock", (mtime, mtime))
 

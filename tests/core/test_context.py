@@ -56,8 +56,10 @@ def test_data_workers_are_decided_once_here(tmp_path):
     assert unset.data_workers(3, unset=0) == 3  # the command's --workers wins
     assert unset.data_workers(None, unset=0) == 0  # train, eval, patch: in process unless asked
     assert unset.data_workers(None) == unset.workers == max(1, min(8, __import__("os").cpu_count() or 1))
-    for ctx in (resolve_context({"workers": 5}, environ={}, cwd=tmp_path),
-                resolve_context({}, environ={"CM_WORKERS": "5"}, cwd=tmp_path)):
+    for ctx in (
+        resolve_context({"workers": 5}, environ={}, cwd=tmp_path),
+        resolve_context({}, environ={"CM_WORKERS": "5"}, cwd=tmp_path),
+    ):
         assert ctx.data_workers(None, unset=0) == 5 and ctx.data_workers(None) == 5 and ctx.data_workers(2) == 2
     (tmp_path / "cm.toml").write_text("[cm]\nworkers = 4\n")
     assert resolve_context({}, environ={}, cwd=tmp_path).data_workers(None, unset=0) == 4

@@ -19,6 +19,7 @@ def test_patch_and_eval_get_the_context_workers(cm_env, run_cm, monkeypatch, arg
         def call(*args, **kwargs):
             seen[name] = kwargs
             raise Stop()
+
         return call
 
     monkeypatch.setattr(patching, "run_patching", fake("patch"))
@@ -28,8 +29,20 @@ def test_patch_and_eval_get_the_context_workers(cm_env, run_cm, monkeypatch, arg
     run = cm_env / "run"
     (run / "checkpoints").mkdir(parents=True)
     with pytest.raises(Stop):  # the command reached the library call
-        run_cm(*argv, "--device", "cpu", "patch", "--base", run, "--donor", run, "--manifest", manifest,
-               "--out", cm_env / "p")
+        run_cm(
+            *argv,
+            "--device",
+            "cpu",
+            "patch",
+            "--base",
+            run,
+            "--donor",
+            run,
+            "--manifest",
+            manifest,
+            "--out",
+            cm_env / "p",
+        )
     assert seen["patch"]["workers"] == expected and str(seen["patch"]["device"]) == "cpu"
     with pytest.raises(Stop):
         run_cm(*argv, "--device", "cpu", "eval", "--run", run, "--manifest", manifest, "--out", cm_env / "e")

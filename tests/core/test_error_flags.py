@@ -15,9 +15,20 @@ from cm_cli.core.errors import CmError
 ROOT = Path(__file__).resolve().parents[2]
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
 # modules whose errors were rewritten in domain words; keep them that way
-DOMAIN_WORDED = ("core/atomic.py", "core/parts.py", "core/outputdir.py", "core/lease.py", "core/hashing.py",
-                 "core/provenance.py", "core/kinds.py", "core/context.py", "models/checkpoint.py", "models/aasist.py",
-                 "models/registry.py", "models/model.py")
+DOMAIN_WORDED = (
+    "core/atomic.py",
+    "core/parts.py",
+    "core/outputdir.py",
+    "core/lease.py",
+    "core/hashing.py",
+    "core/provenance.py",
+    "core/kinds.py",
+    "core/context.py",
+    "models/checkpoint.py",
+    "models/aasist.py",
+    "models/registry.py",
+    "models/model.py",
+)
 
 
 def flagged_raises(path: Path) -> list[int]:
@@ -39,8 +50,9 @@ def test_library_errors_name_no_flags(module):
 
 def test_the_scan_sees_a_planted_flag(tmp_path):
     planted = tmp_path / "m.py"
-    planted.write_text('def f():\n    raise CmError("bad value", f"use --out {1}")\n\n'
-                       'def g():\n    raise CmError("x-y--z")\n')
+    planted.write_text(
+        'def f():\n    raise CmError("bad value", f"use --out {1}")\n\ndef g():\n    raise CmError("x-y--z")\n'
+    )
     assert flagged_raises(planted) == [2]
 
 

@@ -18,12 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 FLOORS = {
     "__init__": -1,  # cm_cli/__init__.py: the version string only
     "core": 0,
-    "data": 1, "metrics": 1,
+    "data": 1,
+    "metrics": 1,
     "degrade": 2,
     "models": 3,
-    "embedding": 4, "scoring": 4,
+    "embedding": 4,
+    "scoring": 4,
     "training": 5,
-    "evaluation": 6, "analysis": 6,
+    "evaluation": 6,
+    "analysis": 6,
     "report": 7,
     "recipes": 8,
     "commands": 9,
@@ -65,7 +68,7 @@ def import_graph(package_dir: Path) -> dict[str, tuple[set[str], set[str]]]:
                     base = child.module or ""
                     if child.level:
                         anchor = name.split(".")
-                        anchor = anchor[:len(anchor) - child.level + (1 if is_package else 0)]
+                        anchor = anchor[: len(anchor) - child.level + (1 if is_package else 0)]
                         base = ".".join(anchor + ([base] if base else []))
                     found = [target(f"{base}.{a.name}") for a in child.names]
                 else:
@@ -127,6 +130,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def floor_violations(graph, floors: dict[str, int]) -> list[str]:
     """Imports from a package to another on the same or a higher floor (module-level and deferred alike)."""
+
     def package(module: str) -> str:
         parts = module.split(".")
         return parts[1] if len(parts) > 1 else "__init__"
@@ -174,8 +178,9 @@ def planted(tmp_path):
     (pkg / "high" / "__init__.py").write_text("")
     (pkg / "low" / "a.py").write_text("from pkg.low import b\n")
     (pkg / "low" / "b.py").write_text("from . import a\n\ndef f():\n    from pkg.high import c\n")
-    (pkg / "high" / "c.py").write_text("import pkg.low.a\nfrom typing import TYPE_CHECKING\n"
-                                       "if TYPE_CHECKING:\n    from pkg.high import d\n")
+    (pkg / "high" / "c.py").write_text(
+        "import pkg.low.a\nfrom typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.high import d\n"
+    )
     (pkg / "high" / "d.py").write_text("def g():\n    import pkg.high.c\n")
     return pkg
 
@@ -188,4 +193,5 @@ def test_the_checks_catch_a_planted_cycle_and_a_planted_arrow_up(planted):
     # c -> d is type-checking only and d -> c deferred: no module-level cycle there, but one over all imports
     assert ["pkg.high.c", "pkg.high.d"] not in cycles({m: top for m, (top, _) in graph.items()})
     assert floor_violations(graph, {"__init__": 0, "low": 1, "high": 2}) == [
-        "pkg.low.b (floor 1) imports pkg.high.c (floor 2)"]
+        "pkg.low.b (floor 1) imports pkg.high.c (floor 2)"
+    ]

@@ -10,11 +10,17 @@ from cm_cli.core.errors import CmError
 from cm_cli.core.labels import ASVSPOOF_KEYS, IN_THE_WILD_LABELS, is_bonafide, label_class, label_classes
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("bonafide", "bonafide"), ("spoof", "spoof"),  # ASVspoof 2019/2021/5 keys, official packages
-    ("bona-fide", "bonafide"),  # In-the-Wild meta.csv
-    ("Bonafide", "bonafide"), (" SPOOF ", "spoof"), ("Bona-Fide", "bonafide"),  # score files made by anyone
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("bonafide", "bonafide"),
+        ("spoof", "spoof"),  # ASVspoof 2019/2021/5 keys, official packages
+        ("bona-fide", "bonafide"),  # In-the-Wild meta.csv
+        ("Bonafide", "bonafide"),
+        (" SPOOF ", "spoof"),
+        ("Bona-Fide", "bonafide"),  # score files made by anyone
+    ],
+)
 def test_every_corpus_spelling_maps_to_one_class(text, expected):
     assert label_class(text) == expected
     assert label_classes([text, "spoof" if expected == "bonafide" else "bonafide"], source="s").tolist()[0] == expected

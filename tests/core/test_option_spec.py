@@ -28,13 +28,13 @@ def test_a_name_is_declared_once():
 def test_cm_toml_key_reaches_the_declared_field(cm_env, run_cm, monkeypatch, tmp_path):
     manifest = tmp_path / "m.parquet"
     manifest.write_bytes(b"")
-    (tmp_path / "cm.toml").write_text("[probe]\nbootstrap = 50\nlayer = \"layer_01\"\ngroup-by = \"none\"\n")
+    (tmp_path / "cm.toml").write_text('[probe]\nbootstrap = 50\nlayer = "layer_01"\ngroup-by = "none"\n')
     monkeypatch.chdir(tmp_path)
     result = run_cm("--json", "--dry-run", "probe", tmp_path / "emb", "--manifest", manifest, "--folds", "3")
     assert result.exit_code == 0, result.output
     config = json.loads(result.stdout)["options"]["config"]
     assert config["n_boot"] == 50 and config["layers"] == "layer_01" and config["group_by"] is None
     assert config["folds"] == 3 and config["target"] == "codec"
-    (tmp_path / "cm.toml").write_text("[probe]\nbootstrap = \"many\"\n")
+    (tmp_path / "cm.toml").write_text('[probe]\nbootstrap = "many"\n')
     bad = run_cm("--dry-run", "probe", tmp_path / "emb", "--manifest", manifest)
     assert bad.exit_code != 0 and "bootstrap" in bad.stderr and "many" in bad.stderr

@@ -15,8 +15,16 @@ def _manifest(root, ids):
     for i, utt in enumerate(ids):
         path = root / f"{utt}.flac"
         sf.write(path, (0.1 * np.random.default_rng(i).standard_normal(8000)).astype(np.float32), 16000)
-        rows.append({"utt_id": utt, "path": str(path), "label": "bonafide" if i % 2 else "spoof", "split": "eval",
-                     "corpus": "toy", "speaker": "s"})
+        rows.append(
+            {
+                "utt_id": utt,
+                "path": str(path),
+                "label": "bonafide" if i % 2 else "spoof",
+                "split": "eval",
+                "corpus": "toy",
+                "speaker": "s",
+            }
+        )
     from cm_cli.data.manifest import normalise_manifest
 
     write_parquet(normalise_manifest(pd.DataFrame(rows)), root / "manifest.parquet")

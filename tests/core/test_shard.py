@@ -29,17 +29,30 @@ def test_part_name():
 
 def test_stepped_slurm_array_gives_consecutive_shards():
     # sbatch --array=0-4:2 runs tasks 0, 2, 4 with COUNT=3, STEP=2 (issue 19 item 10: was --shard 4/3)
-    base = {"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "4", "SLURM_ARRAY_TASK_STEP": "2",
-            "SLURM_ARRAY_TASK_COUNT": "3"}
+    base = {
+        "SLURM_ARRAY_TASK_MIN": "0",
+        "SLURM_ARRAY_TASK_MAX": "4",
+        "SLURM_ARRAY_TASK_STEP": "2",
+        "SLURM_ARRAY_TASK_COUNT": "3",
+    }
     shards = [resolve_shard(None, {**base, "SLURM_ARRAY_TASK_ID": str(t)}) for t in (0, 2, 4)]
     assert shards == [Shard(0, 3), Shard(1, 3), Shard(2, 3)]
-    offset = {"SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_MAX": "19", "SLURM_ARRAY_TASK_STEP": "3",
-              "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_ID": "16"}
+    offset = {
+        "SLURM_ARRAY_TASK_MIN": "10",
+        "SLURM_ARRAY_TASK_MAX": "19",
+        "SLURM_ARRAY_TASK_STEP": "3",
+        "SLURM_ARRAY_TASK_COUNT": "4",
+        "SLURM_ARRAY_TASK_ID": "16",
+    }
     assert resolve_shard(None, offset) == Shard(2, 4)
 
 
 def test_irregular_slurm_array_asks_for_an_explicit_shard():
-    env = {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "8",
-           "SLURM_ARRAY_TASK_COUNT": "3"}  # --array=1,3,8
+    env = {
+        "SLURM_ARRAY_TASK_ID": "3",
+        "SLURM_ARRAY_TASK_MIN": "1",
+        "SLURM_ARRAY_TASK_MAX": "8",
+        "SLURM_ARRAY_TASK_COUNT": "3",
+    }  # --array=1,3,8
     with pytest.raises(UsageError, match="evenly stepped"):
         resolve_shard(None, env)

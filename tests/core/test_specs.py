@@ -22,8 +22,10 @@ def test_sweep_expands_in_written_order_and_dedupes():
 def test_sweep_cartesian_product():
     specs = expand_sweep("mp3:kbps=16|32+noise:snr=5|10")
     assert [s.canonical() for s in specs] == [
-        "mp3:kbps=16+noise:snr=5", "mp3:kbps=16+noise:snr=10",
-        "mp3:kbps=32+noise:snr=5", "mp3:kbps=32+noise:snr=10",
+        "mp3:kbps=16+noise:snr=5",
+        "mp3:kbps=16+noise:snr=10",
+        "mp3:kbps=32+noise:snr=5",
+        "mp3:kbps=32+noise:snr=10",
     ]
 
 

@@ -26,8 +26,11 @@ EVAL = [
 def make_tree(root: Path, *, train=TRAIN, dev=DEV, evaluation=EVAL, eol="\n", audio=True) -> Path:
     proto = root / "ASVspoof5_protocols"
     proto.mkdir(parents=True)
-    for name, rows in (("ASVspoof5.train.tsv", train), ("ASVspoof5.dev.track_1.tsv", dev),
-                       ("ASVspoof5.eval.track_1.tsv", evaluation)):
+    for name, rows in (
+        ("ASVspoof5.train.tsv", train),
+        ("ASVspoof5.dev.track_1.tsv", dev),
+        ("ASVspoof5.eval.track_1.tsv", evaluation),
+    ):
         (proto / name).write_bytes((eol.join(rows) + eol).encode())
     if audio:
         for folder, rows in (("flac_T", train), ("flac_D", dev), ("flac_E_eval", evaluation)):
@@ -40,8 +43,21 @@ def make_tree(root: Path, *, train=TRAIN, dev=DEV, evaluation=EVAL, eol="\n", au
 def test_schema_nulls_domain_and_extra_columns(tmp_path):
     root = make_tree(tmp_path / "asvspoof5")
     df = prepare_corpus("asvspoof5", root, data_root=tmp_path)
-    assert list(df.columns[:13]) == ["utt_id", "path", "label", "attack", "attack_family", "speaker", "split",
-                                     "corpus", "codec", "codec_q", "domain", "duration", "sample_rate"]
+    assert list(df.columns[:13]) == [
+        "utt_id",
+        "path",
+        "label",
+        "attack",
+        "attack_family",
+        "speaker",
+        "split",
+        "corpus",
+        "codec",
+        "codec_q",
+        "domain",
+        "duration",
+        "sample_rate",
+    ]
     assert {"gender", "codec_seed", "attack_tag"} <= set(df.columns)
     row = df.set_index("utt_id")
     assert pd.isna(row.loc["T_0000000001", "attack"]) and row.loc["T_0000000002", "attack"] == "A01"
@@ -68,7 +84,9 @@ def test_wrong_column_count_names_file_and_line(tmp_path):
 
 
 def test_unknown_key_value(tmp_path):
-    root = make_tree(tmp_path / "asvspoof5", dev=DEV + ["D_0002 D_0000000003 M - - - - bonafide genuine -"], audio=False)
+    root = make_tree(
+        tmp_path / "asvspoof5", dev=DEV + ["D_0002 D_0000000003 M - - - - bonafide genuine -"], audio=False
+    )
     with pytest.raises(CmError, match=r"dev.track_1.tsv:3: unknown KEY value 'genuine'"):
         prepare_corpus("asvspoof5", root, data_root=tmp_path)
 
@@ -101,9 +119,12 @@ def test_rerun_skips_and_other_options_refuse(tmp_path):
 
 
 def test_stratified_subset_keeps_strata_and_is_seeded():
-    rows = [{"split": s, "label": l, "attack": a, "codec": None, "utt_id": f"{s}{l}{a}{i}"}
-            for s in ("train", "eval") for l, a in (("bonafide", None), ("spoof", "A01"), ("spoof", "A02"))
-            for i in range(50)]
+    rows = [
+        {"split": s, "label": lab, "attack": a, "codec": None, "utt_id": f"{s}{lab}{a}{i}"}
+        for s in ("train", "eval")
+        for lab, a in (("bonafide", None), ("spoof", "A01"), ("spoof", "A02"))
+        for i in range(50)
+    ]
     df = pd.DataFrame(rows)
     sub = stratified_subset(df, 30, seed=1)
     assert len(sub) == 30
@@ -120,9 +141,12 @@ def test_vectorised_protocol_parse_equals_the_row_reader(tmp_path):
     lines = []
     for i in range(500):
         codec = "-" if i % 3 == 0 else f"C{1 + i % 11:02d}"
-        lines.append(f"E_{i % 17:04d} E_{i:010d} {'F' if i % 2 else 'M'} {codec} {0 if codec == '-' else 1 + i % 5} "
-                     f"{'-' if codec == '-' else f'E_{i // 3:010d}'} AC{1 + i % 3} {'bonafide' if i % 5 == 0 else f'A{17 + i % 16}'} "
-                     f"{'bonafide' if i % 5 == 0 else 'spoof'} -")
+        lines.append(
+            f"E_{i % 17:04d} E_{i:010d} {'F' if i % 2 else 'M'} {codec} {0 if codec == '-' else 1 + i % 5} "
+            f"{'-' if codec == '-' else f'E_{i // 3:010d}'} AC{1 + i % 3} "
+            f"{'bonafide' if i % 5 == 0 else f'A{17 + i % 16}'} "
+            f"{'bonafide' if i % 5 == 0 else 'spoof'} -"
+        )
     path.write_text("\r\n".join(lines) + "\r\n")
     table = read_protocol_table(path)
     assert table.values.tolist() == read_protocol(path)

@@ -106,8 +106,9 @@ def test_download_from_a_local_mirror_then_manifest(cm_env, run_cm, monkeypatch)
     with FileServer() as server:
         server.files.update(archives)
         for record, names in (("11169781", [n for n in archives if n != "C7.zip"]), ("11125029", ["C7.zip"])):
-            server.json[f"/api/records/{record}"] = {"files": [
-                {"key": n, "checksum": "md5:" + md5(archives[n]), "size": len(archives[n])} for n in names]}
+            server.json[f"/api/records/{record}"] = {
+                "files": [{"key": n, "checksum": "md5:" + md5(archives[n]), "size": len(archives[n])} for n in names]
+            }
         monkeypatch.setattr("cm_cli.data.corpora.fetch.ZENODO_API", server.url + "/api/records")
         result = run_cm("--json", "download", "codecfake", "--subset", "dev", "--base-url", server.url)
     assert result.exit_code == 0, result.output
@@ -131,8 +132,9 @@ def test_protocol_and_audio_dir_point_at_a_copy_anywhere(tmp_path):
     root = make_copy(tmp_path / "elsewhere")
     label = root / "Codecfake" / "label" / "C7.txt"
     for audio_dir in (root / "Codecfake", root / "Codecfake" / "test" / "C7"):
-        df = prepare_corpus("codecfake", tmp_path / "nowhere", data_root=tmp_path / "data", protocol=[label],
-                            audio_dir=audio_dir)
+        df = prepare_corpus(
+            "codecfake", tmp_path / "nowhere", data_root=tmp_path / "data", protocol=[label], audio_dir=audio_dir
+        )
         assert list(df["utt_id"]) == ["CF_C7_p228_004", "CF_C7_p228_004_c7"] and set(df["codec"].dropna()) == {"C7"}
         assert df["path"].str.startswith(str((root / "Codecfake" / "test" / "C7").resolve())).all()
     df = prepare_corpus("codecfake", tmp_path / "nowhere", data_root=tmp_path, protocol=[label])

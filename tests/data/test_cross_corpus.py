@@ -23,8 +23,10 @@ def _wav(path, seconds=0.2, rate=16000):
 def _itw(root):
     rel = root / "release_in_the_wild"
     rel.mkdir(parents=True)
-    (rel / "meta.csv").write_text("file,speaker,label\n0.wav,Alec Guinness,spoof\n1.wav,Alec Guinness,bona-fide\n"
-                                  "2.wav,\"Obama, Barack\",bona-fide\n")
+    (rel / "meta.csv").write_text(
+        "file,speaker,label\n0.wav,Alec Guinness,spoof\n1.wav,Alec Guinness,bona-fide\n"
+        '2.wav,"Obama, Barack",bona-fide\n'
+    )
     for i in range(3):
         _wav(rel / f"{i}.wav")
     return rel
@@ -32,8 +34,19 @@ def _itw(root):
 
 def test_in_the_wild_manifest_from_meta_csv(cm_env, run_cm):
     rel = _itw(cm_env / "elsewhere")
-    result = run_cm("--json", "manifest", "--corpus", "in_the_wild", "--protocol", rel / "meta.csv",
-                    "--audio-dir", rel, "--out", cm_env / "itw", "--validate")
+    result = run_cm(
+        "--json",
+        "manifest",
+        "--corpus",
+        "in_the_wild",
+        "--protocol",
+        rel / "meta.csv",
+        "--audio-dir",
+        rel,
+        "--out",
+        cm_env / "itw",
+        "--validate",
+    )
     assert result.exit_code == 0, result.output
     df = pd.read_parquet(cm_env / "itw" / "manifest.parquet")
     assert df["label"].tolist() == ["spoof", "bonafide", "bonafide"]
@@ -68,7 +81,8 @@ def test_mlaad_with_mailabs(cm_env, run_cm):
     (model_dir / "meta.csv").write_text(
         "path|original_file|language|is_original_language|duration|training_data|model_name|architecture|transcript\n"
         "./fake/de/tts_models_de_thorsten_vits/a1.wav|x.wav|de|True|0.2|thorsten|tts_models/de/thorsten/vits|vits|Hallo\n"
-        "./fake/de/tts_models_de_thorsten_vits/a2.wav|y.wav|de|True|0.2|thorsten|tts_models/de/thorsten/vits|vits|Welt\n")
+        "./fake/de/tts_models_de_thorsten_vits/a2.wav|y.wav|de|True|0.2|thorsten|tts_models/de/thorsten/vits|vits|Welt\n"
+    )
     _wav(model_dir / "a1.wav"), _wav(model_dir / "a2.wav")
     _wav(root / "de_DE" / "by_book" / "female" / "eva_k" / "grune_haus" / "wavs" / "grune_haus_01_f000001.wav")
     result = run_cm("manifest", "--corpus", "mlaad", "--out", cm_env / "ml", "--validate")
@@ -95,8 +109,13 @@ def test_in_the_wild_download_from_a_mirror_then_manifest(cm_env, run_cm):
         sf.write(buffer, 0.1 * np.sin(np.arange(3200) / 5.0), 16000, format="WAV")
         return buffer.getvalue()
 
-    archive = make_zip({"release_in_the_wild/meta.csv": b"file,speaker,label\n0.wav,A,spoof\n1.wav,B,bona-fide\n",
-                        "release_in_the_wild/0.wav": wav_bytes(), "release_in_the_wild/1.wav": wav_bytes()})
+    archive = make_zip(
+        {
+            "release_in_the_wild/meta.csv": b"file,speaker,label\n0.wav,A,spoof\n1.wav,B,bona-fide\n",
+            "release_in_the_wild/0.wav": wav_bytes(),
+            "release_in_the_wild/1.wav": wav_bytes(),
+        }
+    )
     with FileServer() as server:
         server.files["release_in_the_wild.zip"] = archive
         result = run_cm("--json", "download", "in_the_wild", "--base-url", server.url)

@@ -10,7 +10,6 @@ import threading
 import zipfile
 from collections import namedtuple
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -89,7 +88,7 @@ class FileServer:
 
                     try:
                         for i in range(min(len(body), 200)):
-                            self.wfile.write(body[i:i + 1])
+                            self.wfile.write(body[i : i + 1])
                             self.wfile.flush()
                             _time.sleep(0.05)
                     except OSError:
@@ -181,8 +180,12 @@ def test_interrupted_transfer_resumes_to_the_right_bytes(server, tmp_path):
     server.faults["a.bin"] = ["drop"]
     sleep = recording_sleep()
     settings = DownloadSettings(retries=3, backoff=0.001, timeout=5, sleep=sleep.fn)
-    result = fetch_file(DownloadItem("a.bin", "http://unused/a.bin", md5=md5(PAYLOAD), size=len(PAYLOAD)),
-                        tmp_path, base_url=server.url, settings=settings)
+    result = fetch_file(
+        DownloadItem("a.bin", "http://unused/a.bin", md5=md5(PAYLOAD), size=len(PAYLOAD)),
+        tmp_path,
+        base_url=server.url,
+        settings=settings,
+    )
     assert (tmp_path / "a.bin").read_bytes() == PAYLOAD
     assert result.verified and result.attempts == 2 and result.restarts == 0
     ranges = server.requests_for("a.bin")
@@ -265,8 +268,9 @@ def test_full_disk_is_refused_before_starting(server, tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(dl.shutil, "disk_usage", lambda path: usage(10**6, 10**6 - 100, 100))
     with pytest.raises(CmError, match=r"not enough free space .*need 100\.0 KB, 100 B free"):
-        download_files([DownloadItem("a.bin", "x", size=len(PAYLOAD))], tmp_path / "d", base_url=server.url,
-                       settings=FAST)
+        download_files(
+            [DownloadItem("a.bin", "x", size=len(PAYLOAD))], tmp_path / "d", base_url=server.url, settings=FAST
+        )
     assert server.log == [] and not any((tmp_path / "d").iterdir())
 
 
@@ -308,8 +312,12 @@ def test_progress_reports_bytes(server, tmp_path):
 
     recorder = Recorder()
     with use_reporter(recorder):
-        download_files([DownloadItem("a.bin", "x", size=len(PAYLOAD)), DownloadItem("b.bin", "x", size=300)],
-                       tmp_path, base_url=server.url, settings=FAST)
+        download_files(
+            [DownloadItem("a.bin", "x", size=len(PAYLOAD)), DownloadItem("b.bin", "x", size=300)],
+            tmp_path,
+            base_url=server.url,
+            settings=FAST,
+        )
     assert recorder.total == len(PAYLOAD) + 300 and recorder.done == len(PAYLOAD) + 300
 
 
@@ -319,7 +327,10 @@ def test_zenodo_metadata_is_read_from_the_record(server):
 
 
 def test_mirror_url_replaces_the_host():
-    assert dl.mirror_url("https://zenodo.org/records/1/files/a.tar?download=1", "a.tar", "http://m/x/") == "http://m/x/a.tar"
+    assert (
+        dl.mirror_url("https://zenodo.org/records/1/files/a.tar?download=1", "a.tar", "http://m/x/")
+        == "http://m/x/a.tar"
+    )
     assert dl.mirror_url("https://h/a.tar", "a.tar", None) == "https://h/a.tar"
 
 
@@ -385,8 +396,8 @@ def test_corrupt_archive_is_a_clear_error(tmp_path):
         unpack_archive(archive, tmp_path / "out")
 
 
-
 # --- bounds (issue 29 item 4) ---------------------------------------------------------------------------------------
+
 
 def test_a_cut_transfer_without_content_length_is_resumed_until_the_archive_is_whole(server, tmp_path):
     archive = make_tar({"corpus/a.txt": b"a" * 5000, "corpus/b.txt": bytes(range(256)) * 40}, gz=True)

@@ -14,8 +14,9 @@ import pytest
 from cm_cli.data.corpora import sources
 from tests.data.test_download import make_tar, md5
 
-PROTOCOLS = make_tar({"ASVspoof5_protocols/ASVspoof5.dev.track_1.tsv": b"D_0001 D_0000000001 F - - - AC1 A11 spoof -\n"},
-                     gz=True)
+PROTOCOLS = make_tar(
+    {"ASVspoof5_protocols/ASVspoof5.dev.track_1.tsv": b"D_0001 D_0000000001 F - - - AC1 A11 spoof -\n"}, gz=True
+)
 COMMIT = "a" * 40
 
 
@@ -35,7 +36,7 @@ class StandInHub:
                 path = unquote(urlparse(self.path).path)
                 if not path.startswith(prefix):
                     return None
-                name = path[len(prefix):].split("/", 1)[1]
+                name = path[len(prefix) :].split("/", 1)[1]
                 return name if name in hub.files else ""
 
             def _headers(self, name: str, body: bytes) -> None:
@@ -80,10 +81,23 @@ class StandInHub:
                     paths = json.loads(raw).get("paths", [])
                 else:
                     from urllib.parse import parse_qs
+
                     paths = parse_qs(raw).get("paths", [])
-                out = [{"type": "file", "path": p, "size": len(hub.files[p]), "oid": "b" * 40,
-                        "lfs": {"oid": hashlib.sha256(hub.files[p]).hexdigest(), "size": len(hub.files[p]),
-                                "pointerSize": 134}} for p in paths if p in hub.files]
+                out = [
+                    {
+                        "type": "file",
+                        "path": p,
+                        "size": len(hub.files[p]),
+                        "oid": "b" * 40,
+                        "lfs": {
+                            "oid": hashlib.sha256(hub.files[p]).hexdigest(),
+                            "size": len(hub.files[p]),
+                            "pointerSize": 134,
+                        },
+                    }
+                    for p in paths
+                    if p in hub.files
+                ]
                 body = json.dumps(out).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -114,16 +128,18 @@ def hub(monkeypatch, tmp_path):
 
 
 def test_hub_download_unpacks_into_the_zenodo_layout(cm_env, run_cm, hub):
-    result = run_cm("--json", "download", "asvspoof5", "--source", "huggingface", "--subset", "protocols",
-                    "--base-url", hub.url)
+    result = run_cm(
+        "--json", "download", "asvspoof5", "--source", "huggingface", "--subset", "protocols", "--base-url", hub.url
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["files"][0]["status"] == "downloaded" and payload["files"][0]["verified"]
     root = cm_env / "data" / "asvspoof5"
     assert (root / "downloads" / "ASVspoof5_protocols.tar.gz").read_bytes() == PROTOCOLS
     assert (root / "ASVspoof5_protocols" / "ASVspoof5.dev.track_1.tsv").is_file()
-    again = run_cm("--json", "download", "asvspoof5", "--source", "huggingface", "--subset", "protocols",
-                   "--base-url", hub.url)
+    again = run_cm(
+        "--json", "download", "asvspoof5", "--source", "huggingface", "--subset", "protocols", "--base-url", hub.url
+    )
     assert again.exit_code == 0 and json.loads(again.stdout)["changed"] is False
     assert sum(1 for method, _ in hub.requests if method == "GET") == 1
 

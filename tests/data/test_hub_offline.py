@@ -30,9 +30,25 @@ def test_unreachable_hub_is_one_line_through_the_cli(cm_env, run_cm, monkeypatch
 
 def test_unreachable_hub_in_a_real_process_prints_no_traceback(cm_env, monkeypatch):
     url = f"http://127.0.0.1:{closed_port()}"
-    done = subprocess.run([sys.executable, "-m", "cm_cli.app", "download", "asvspoof5", "--source", "huggingface",
-                           "--subset", "protocols", "--base-url", url], capture_output=True, text=True, timeout=120,
-                          cwd=cm_env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cm_cli.app",
+            "download",
+            "asvspoof5",
+            "--source",
+            "huggingface",
+            "--subset",
+            "protocols",
+            "--base-url",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cm_env,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert len([line for line in done.stderr.splitlines() if line.strip()]) <= 3, done.stderr
 

@@ -61,8 +61,10 @@ def test_2021_la_eval_phase_bonafide_rows_and_columns(tmp_path):
     assert spoof["path"] == "asvspoof2021_la/ASVspoof2021_LA_eval/flac/LA_E_9332881.flac"
 
 
-@pytest.mark.parametrize("phase,expected", [("progress", ["LA_E_1000003"]), ("hidden", ["LA_E_1000004"]),
-                                            ("all", sorted(r.split()[1] for r in LA21))])
+@pytest.mark.parametrize(
+    "phase,expected",
+    [("progress", ["LA_E_1000003"]), ("hidden", ["LA_E_1000004"]), ("all", sorted(r.split()[1] for r in LA21))],
+)
 def test_2021_la_other_phases(tmp_path, phase, expected):
     root = la21_tree(tmp_path / "asvspoof2021_la")
     df = prepare_corpus("asvspoof2021_la", root, data_root=tmp_path, phase=phase)
@@ -124,11 +126,14 @@ def test_2019_la_default_layout_all_splits(tmp_path):
 
 
 def test_2019_la_single_protocol_with_flat_audio_dir(tmp_path):
-    proto = write(tmp_path / "p" / "ASVspoof2019.LA.cm.eval.trl.txt", LA19["ASVspoof2019.LA.cm.eval.trl.txt"], eol="\r\n")
+    proto = write(
+        tmp_path / "p" / "ASVspoof2019.LA.cm.eval.trl.txt", LA19["ASVspoof2019.LA.cm.eval.trl.txt"], eol="\r\n"
+    )
     audio = tmp_path / "audio"
     (audio / "flac").mkdir(parents=True)
-    df = prepare_corpus("asvspoof2019_la", tmp_path, data_root=tmp_path / "elsewhere", protocol=[proto],
-                        audio_dir=audio)
+    df = prepare_corpus(
+        "asvspoof2019_la", tmp_path, data_root=tmp_path / "elsewhere", protocol=[proto], audio_dir=audio
+    )
     assert set(df["split"]) == {"eval"}
     assert df.loc[0, "path"] == f"{(audio / 'flac').resolve()}/LA_E_2834763.flac"
 
@@ -152,8 +157,14 @@ def test_asvspoof5_uncoded_eval_codec_q_zero(tmp_path):
     proto = tmp_path / "asvspoof5" / "ASVspoof5_protocols"
     write(proto / "ASVspoof5.train.tsv", ["T_0001 T_0000000001 F - - - - bonafide bonafide -"])
     write(proto / "ASVspoof5.dev.track_1.tsv", ["D_0001 D_0000000001 M - - - AC1 A09 spoof -"])
-    write(proto / "ASVspoof5.eval.track_1.tsv", ["E_0001 E_0000000001 F - 0 - - bonafide bonafide -",
-                                                 "E_0002 E_0000000002 M C01 1 E_0000000009 AC3 A17 spoof -"], eol="\r\n")
+    write(
+        proto / "ASVspoof5.eval.track_1.tsv",
+        [
+            "E_0001 E_0000000001 F - 0 - - bonafide bonafide -",
+            "E_0002 E_0000000002 M C01 1 E_0000000009 AC3 A17 spoof -",
+        ],
+        eol="\r\n",
+    )
     df = prepare_corpus("asvspoof5", tmp_path / "asvspoof5", data_root=tmp_path).set_index("utt_id")
     assert pd.isna(df.loc["E_0000000001", "codec_q"]) and df.loc["E_0000000001", "domain"] == "clean"
     assert df.loc["E_0000000002", "codec_q"] == "1" and df.loc["E_0000000002", "attack"] == "A17"
@@ -162,12 +173,17 @@ def test_asvspoof5_uncoded_eval_codec_q_zero(tmp_path):
 def test_taxonomy_tables_are_well_formed():
     from cm_cli.data.taxonomy import TAXONOMY_DIR, attack_descriptions
 
-    for corpus, ids in (("asvspoof2019_la", range(1, 20)), ("asvspoof2021_la", range(7, 20)),
-                        ("asvspoof2021_df", range(7, 20)), ("asvspoof5", range(1, 33))):
+    for corpus, ids in (
+        ("asvspoof2019_la", range(1, 20)),
+        ("asvspoof2021_la", range(7, 20)),
+        ("asvspoof2021_df", range(7, 20)),
+        ("asvspoof5", range(1, 33)),
+    ):
         described = attack_descriptions(corpus)
         assert sorted(described) == [f"A{i:02d}" for i in ids], corpus
         for line in (TAXONOMY_DIR / f"{corpus}.tsv").read_text().splitlines():
             if line and not line.startswith("#"):
                 assert len(line.split("\t")) == 3, line
-    assert attack_families("asvspoof2021_la") == {k: v for k, v in attack_families("asvspoof2019_la").items()
-                                                 if int(k[1:]) >= 7}
+    assert attack_families("asvspoof2021_la") == {
+        k: v for k, v in attack_families("asvspoof2019_la").items() if int(k[1:]) >= 7
+    }

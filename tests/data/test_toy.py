@@ -82,7 +82,7 @@ def test_audio_is_speech_like_and_not_clipped(tiny: Path) -> None:
         peak = np.max(np.abs(x))
         assert 0.2 < peak < 0.8
         frames = x[: len(x) // 320 * 320].reshape(-1, 320)
-        level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+        level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
         assert level.max() - np.percentile(level, 5) > 25  # pauses and syllables, not a steady tone or noise
 
 
@@ -162,7 +162,9 @@ def test_manifest_and_taxonomy_agree_with_the_corpus(tiny: Path) -> None:
 # --- the behaviour that matters: a simple detector finds the task neither trivial nor hopeless
 
 
-def lfcc_stats(x: np.ndarray, n_fft: int = 512, hop: int = 160, n_filters: int = 20, fmax: float = 8000.0) -> np.ndarray:
+def lfcc_stats(
+    x: np.ndarray, n_fft: int = 512, hop: int = 160, n_filters: int = 20, fmax: float = 8000.0
+) -> np.ndarray:
     """Mean and std of 20 linear-filterbank cepstra and their deltas (a minimal LFCC front end) over 0..fmax Hz."""
     from scipy.fft import dct
 
@@ -170,8 +172,13 @@ def lfcc_stats(x: np.ndarray, n_fft: int = 512, hop: int = 160, n_filters: int =
     power = np.abs(np.fft.rfft(x[idx] * np.hamming(n_fft), axis=1)) ** 2
     edges = np.linspace(0, round(fmax / 8000.0 * (n_fft // 2)), n_filters + 2)
     bins = np.arange(n_fft // 2 + 1)
-    fb = np.maximum(0, np.minimum((bins - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
-                                  (edges[2:, None] - bins) / (edges[2:, None] - edges[1:-1, None])))
+    fb = np.maximum(
+        0,
+        np.minimum(
+            (bins - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None]),
+            (edges[2:, None] - bins) / (edges[2:, None] - edges[1:-1, None]),
+        ),
+    )
     ceps = dct(np.log(power @ fb.T + 1e-10), type=2, norm="ortho", axis=1)
     feats = np.concatenate([ceps, np.gradient(ceps, axis=0)], axis=1)
     return np.concatenate([feats.mean(axis=0), feats.std(axis=0)])

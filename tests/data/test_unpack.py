@@ -12,8 +12,6 @@ from cm_cli.core.errors import CmError
 from cm_cli.data.unpack import marker_path, unpack_archive
 
 
-
-
 def _tar_of(entries) -> bytes:
     """entries: (name, kind, payload): kind 'file' (bytes), 'dir', 'sym'/'hard' (link name), 'fifo', 'chr'."""
     buffer = io.BytesIO()
@@ -24,8 +22,13 @@ def _tar_of(entries) -> bytes:
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
-                         "fifo": tarfile.FIFOTYPE, "chr": tarfile.CHRTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "sym": tarfile.SYMTYPE,
+                "hard": tarfile.LNKTYPE,
+                "fifo": tarfile.FIFOTYPE,
+                "chr": tarfile.CHRTYPE,
+            }[kind]
             if kind in ("sym", "hard"):
                 info.linkname = payload
             tar.addfile(info)
@@ -82,8 +85,18 @@ def test_link_attacks_are_refused_with_nothing_left_behind(tmp_path, attack):
 
 def test_internal_links_and_hard_links_are_kept(tmp_path):
     archive = tmp_path / "ok.tar"
-    archive.write_bytes(_tar_of([("d", "dir", None), ("d/a.txt", "file", b"abc"), ("d/link", "sym", "a.txt"),
-                                 ("top", "sym", "d"), ("d/hard.txt", "hard", "d/a.txt"), ("dot", "sym", ".")]))
+    archive.write_bytes(
+        _tar_of(
+            [
+                ("d", "dir", None),
+                ("d/a.txt", "file", b"abc"),
+                ("d/link", "sym", "a.txt"),
+                ("top", "sym", "d"),
+                ("d/hard.txt", "hard", "d/a.txt"),
+                ("dot", "sym", "."),
+            ]
+        )
+    )
     target = tmp_path / "out"
     result = unpack_archive(archive, target)
     assert (target / "d" / "link").is_symlink() and (target / "d" / "link").read_bytes() == b"abc"
@@ -131,6 +144,7 @@ def test_zip_is_not_written_through_an_existing_symlink(tmp_path):
 
 
 # --- bounds (issue 29 item 4): archive bombs are refused before anything is written --------------------------------
+
 
 def _zeros_zip(path, size):
     import zipfile

@@ -26,9 +26,17 @@ def make_tiny_encodec(folder):
     """Save a tiny random-initialised EncodecModel (24 kHz, the real model's five bandwidths) with save_pretrained."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    config = transformers.EncodecConfig(hidden_size=8, num_filters=2, num_residual_layers=1, num_lstm_layers=1,
-                                        codebook_size=1024, codebook_dim=8, upsampling_ratios=[8, 5, 4, 2],
-                                        target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0], sampling_rate=24000)
+    config = transformers.EncodecConfig(
+        hidden_size=8,
+        num_filters=2,
+        num_residual_layers=1,
+        num_lstm_layers=1,
+        codebook_size=1024,
+        codebook_dim=8,
+        upsampling_ratios=[8, 5, 4, 2],
+        target_bandwidths=[1.5, 3.0, 6.0, 12.0, 24.0],
+        sampling_rate=24000,
+    )
     torch.manual_seed(0)
     transformers.EncodecModel(config).save_pretrained(folder)
     return folder
@@ -50,8 +58,15 @@ def make_tiny_dac(folder, rate: int = 16000):
     """A tiny random-initialised DacModel (4 codebooks, hop 320 like descript/dac_16khz) saved with save_pretrained."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    config = transformers.DacConfig(encoder_hidden_size=8, downsampling_ratios=[2, 4, 5, 8], decoder_hidden_size=32,
-                                    n_codebooks=4, codebook_size=64, codebook_dim=4, sampling_rate=rate)
+    config = transformers.DacConfig(
+        encoder_hidden_size=8,
+        downsampling_ratios=[2, 4, 5, 8],
+        decoder_hidden_size=32,
+        n_codebooks=4,
+        codebook_size=64,
+        codebook_dim=4,
+        sampling_rate=rate,
+    )
     torch.manual_seed(0)
     transformers.DacModel(config).save_pretrained(folder)
     return folder
@@ -61,11 +76,25 @@ def make_tiny_mimi(folder):
     """A tiny random-initialised MimiModel (24 kHz, 12.5 Hz frames, 8 quantizers) saved with save_pretrained."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    config = transformers.MimiConfig(hidden_size=16, num_filters=4, upsampling_ratios=[8, 6, 5, 4], codebook_size=64,
-                                     codebook_dim=16, num_quantizers=8, vector_quantization_hidden_dimension=16,
-                                     num_semantic_quantizers=1, upsample_groups=16, num_hidden_layers=1,
-                                     intermediate_size=32, num_attention_heads=2, num_key_value_heads=2, head_dim=8,
-                                     sliding_window=50, max_position_embeddings=500, sampling_rate=24000)
+    config = transformers.MimiConfig(
+        hidden_size=16,
+        num_filters=4,
+        upsampling_ratios=[8, 6, 5, 4],
+        codebook_size=64,
+        codebook_dim=16,
+        num_quantizers=8,
+        vector_quantization_hidden_dimension=16,
+        num_semantic_quantizers=1,
+        upsample_groups=16,
+        num_hidden_layers=1,
+        intermediate_size=32,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=8,
+        sliding_window=50,
+        max_position_embeddings=500,
+        sampling_rate=24000,
+    )
     torch.manual_seed(0)
     transformers.MimiModel(config).save_pretrained(folder)
     return folder

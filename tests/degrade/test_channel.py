@@ -92,8 +92,19 @@ def test_trim_removes_silence_and_is_the_only_length_changer():
 
 def test_every_length_preserving_degradation_keeps_length_and_rate():
     x = speechlike(SR, 1.0, seed=1)
-    for spec in ("clean", "telephony", "resample", "mulaw", "alaw", "gain:db=-3", "noise:snr=10", "reverb:rt60=0.3",
-                 "highpass:cutoff=300", "bandpass:low=300:high=3400", "mp3:kbps=32+telephony+noise:snr=20:type=pink"):
+    for spec in (
+        "clean",
+        "telephony",
+        "resample",
+        "mulaw",
+        "alaw",
+        "gain:db=-3",
+        "noise:snr=10",
+        "reverb:rt60=0.3",
+        "highpass:cutoff=300",
+        "bandpass:low=300:high=3400",
+        "mp3:kbps=32+telephony+noise:snr=20:type=pink",
+    ):
         y, _ = apply_spec(x, SR, spec, seed=0, utt_id="u")
         assert len(y) == len(x) and y.dtype == np.float32, spec
 

@@ -13,14 +13,39 @@ from cm_cli.degrade.registry import apply_spec, validate_spec
 from .conftest import speechlike
 
 CASES = [
-    ("mp3", {"kbps": 32}), ("aac", {"kbps": 48}), ("m4a", {"kbps": 48}), ("opus", {"kbps": 16, "band": "wb"}),
-    ("opus", {"kbps": 8, "band": "nb"}), ("vorbis", {}), ("speex", {"band": "wb"}), ("speex", {"band": "nb", "kbps": 8}),
-    ("amr-nb", {"kbps": 12.2}), ("amr-wb", {}), ("g722", {}), ("gsm", {}), ("mulaw-ffmpeg", {}), ("alaw-ffmpeg", {}),
-    ("g723_1", {}), ("g726", {"kbps": 16}), ("g726", {"kbps": 40}), ("ra144", {}),
+    ("mp3", {"kbps": 32}),
+    ("aac", {"kbps": 48}),
+    ("m4a", {"kbps": 48}),
+    ("opus", {"kbps": 16, "band": "wb"}),
+    ("opus", {"kbps": 8, "band": "nb"}),
+    ("vorbis", {}),
+    ("speex", {"band": "wb"}),
+    ("speex", {"band": "nb", "kbps": 8}),
+    ("amr-nb", {"kbps": 12.2}),
+    ("amr-wb", {}),
+    ("g722", {}),
+    ("gsm", {}),
+    ("mulaw-ffmpeg", {}),
+    ("alaw-ffmpeg", {}),
+    ("g723_1", {}),
+    ("g726", {"kbps": 16}),
+    ("g726", {"kbps": 40}),
+    ("ra144", {}),
 ]
 # what PyAV's bundled FFmpeg encodes, so every pip install has it (issue 31): these never skip
-IN_EVERY_INSTALL = ("mp3", "aac", "m4a", "opus", "amr-nb", "g722", "mulaw-ffmpeg", "alaw-ffmpeg", "g723_1", "g726",
-                    "ra144")
+IN_EVERY_INSTALL = (
+    "mp3",
+    "aac",
+    "m4a",
+    "opus",
+    "amr-nb",
+    "g722",
+    "mulaw-ffmpeg",
+    "alaw-ffmpeg",
+    "g723_1",
+    "g726",
+    "ra144",
+)
 
 
 @pytest.mark.parametrize("name,params", CASES, ids=[f"{n}-{'-'.join(map(str, p.values()))}" for n, p in CASES])
@@ -50,11 +75,19 @@ def test_amr_wb_without_encoder_names_the_missing_ffmpeg_encoder():
     assert "CM_FFMPEG" in err.value.hint
 
 
-@pytest.mark.parametrize("spec,match", [
-    ("mp3:kbps=abc", "not a number"), ("mp3:kbps=-32", "must be > 0"), ("mp3:kbps=0", "must be > 0"),
-    ("mp3:kbps=999", "outside"), ("mp3:rate=8000", "unknown parameter"), ("mp9", "unknown degradation"),
-    ("g722:kbps=64", "unknown parameter"), ("opus:band=swb", "not one of"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ("mp3:kbps=abc", "not a number"),
+        ("mp3:kbps=-32", "must be > 0"),
+        ("mp3:kbps=0", "must be > 0"),
+        ("mp3:kbps=999", "outside"),
+        ("mp3:rate=8000", "unknown parameter"),
+        ("mp9", "unknown degradation"),
+        ("g722:kbps=64", "unknown parameter"),
+        ("opus:band=swb", "not one of"),
+    ],
+)
 def test_bad_codec_specs_are_clear_errors(spec, match):
     with pytest.raises(CmError, match=match):
         validate_spec(spec)

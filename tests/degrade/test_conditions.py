@@ -9,8 +9,14 @@ import pandas as pd
 import pytest
 
 from cm_cli.core.errors import CmError
-from cm_cli.degrade.conditions import CONDITIONS, condition_fields, get_condition, pick_condition, pick_level, \
-    spec_bitrate_kbps
+from cm_cli.degrade.conditions import (
+    CONDITIONS,
+    condition_fields,
+    get_condition,
+    pick_condition,
+    pick_level,
+    spec_bitrate_kbps,
+)
 from cm_cli.degrade.registry import validate_spec
 
 FIXTURES = Path(__file__).resolve().parents[2].parent.parent / "shared" / "fixtures" / "scores"
@@ -30,7 +36,9 @@ def test_every_condition_has_the_levels_the_real_protocol_has():
     assert set(real) == set(CONDITIONS)  # C01-C11, no more, no fewer
     for cid, condition in CONDITIONS.items():
         assert {str(level.q) for level in condition.levels} == real[cid], cid
-    assert all(len(c.levels) == 5 for cid, c in CONDITIONS.items() if cid != "C11") and len(CONDITIONS["C11"].levels) == 8
+    assert (
+        all(len(c.levels) == 5 for cid, c in CONDITIONS.items() if cid != "C11") and len(CONDITIONS["C11"].levels) == 8
+    )
 
 
 def test_levels_are_valid_specs_ordered_by_bitrate():
@@ -46,8 +54,18 @@ def test_levels_are_valid_specs_ordered_by_bitrate():
 
 def test_published_ranges_are_the_level_endpoints():
     # the database paper's ranges (docs/degrade.md); C05's 45 is not a Layer III bitrate, LAME codes it at 48
-    ends = {"C01": (6, 30), "C02": (6.6, 23.05), "C03": (5.75, 34.2), "C04": (1.5, 24), "C05": (48, 256),
-            "C06": (16, 128), "C07": (1.5, 24), "C08": (4, 20), "C09": (4.75, 12.2), "C10": (3.95, 24.6)}
+    ends = {
+        "C01": (6, 30),
+        "C02": (6.6, 23.05),
+        "C03": (5.75, 34.2),
+        "C04": (1.5, 24),
+        "C05": (48, 256),
+        "C06": (16, 128),
+        "C07": (1.5, 24),
+        "C08": (4, 20),
+        "C09": (4.75, 12.2),
+        "C10": (3.95, 24.6),
+    }
     for cid, (low, high) in ends.items():
         levels = CONDITIONS[cid].levels
         assert (levels[0].kbps, levels[-1].kbps) == (low, high), cid

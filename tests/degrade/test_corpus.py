@@ -24,10 +24,24 @@ def make_manifest(root: Path, n: int = 4, bad: bool = True) -> Path:
     for i in range(n):
         path = audio / f"U_{i:04d}.flac"
         sf.write(path, speechlike(16000, 1.0, seed=i), 16000)
-        rows.append(dict(utt_id=f"U_{i:04d}", path=str(path), label="bonafide" if i % 2 else "spoof",
-                         attack=None if i % 2 else "A01", attack_family=None, speaker="S1", split="eval",
-                         corpus="toy", codec=None, codec_q=None, domain="clean", duration=None, sample_rate=None,
-                         gender="F"))
+        rows.append(
+            dict(
+                utt_id=f"U_{i:04d}",
+                path=str(path),
+                label="bonafide" if i % 2 else "spoof",
+                attack=None if i % 2 else "A01",
+                attack_family=None,
+                speaker="S1",
+                split="eval",
+                corpus="toy",
+                codec=None,
+                codec_q=None,
+                domain="clean",
+                duration=None,
+                sample_rate=None,
+                gender="F",
+            )
+        )
     if bad:
         (audio / "BAD.wav").write_text("this is not audio\n")
         rows.append({**rows[0], "utt_id": "BAD", "path": str(audio / "BAD.wav")})
@@ -153,8 +167,13 @@ def test_force_redoes_the_work_with_the_new_options(tmp_path):
     assert (forced.n_written, forced.n_skipped) == (2, 0)
     after, _ = sf.read(path)
     assert not np.array_equal(before, after)
-    np.testing.assert_array_equal(after, sf.read(degrade_manifest(manifest, tmp_path / "clean1", specs=["noise:snr=10"],
-                                                                  seed=1).out_dir / path.relative_to(out))[0])
+    np.testing.assert_array_equal(
+        after,
+        sf.read(
+            degrade_manifest(manifest, tmp_path / "clean1", specs=["noise:snr=10"], seed=1).out_dir
+            / path.relative_to(out)
+        )[0],
+    )
     forced = degrade_manifest(manifest, out, specs=["noise:snr=10"], seed=1, sample_rate=8000, force=True)
     assert forced.n_written == 2 and sf.info(path).samplerate == 8000
     assert read_json(out / "cm.json")["options"]["sample_rate"] == 8000
@@ -226,8 +245,11 @@ def test_outputs_are_readable_by_the_group(tmp_path):
         degrade_manifest(manifest, tmp_path / "deg", specs=["alaw"])
     finally:
         os.umask(old)
-    for path in [tmp_path / "deg" / "manifest.parquet", tmp_path / "deg" / "cm.json",
-                 *(tmp_path / "deg" / "audio").rglob("*.flac")]:
+    for path in [
+        tmp_path / "deg" / "manifest.parquet",
+        tmp_path / "deg" / "cm.json",
+        *(tmp_path / "deg" / "audio").rglob("*.flac"),
+    ]:
         assert path.stat().st_mode & 0o777 == 0o644, path
 
 
@@ -242,8 +264,20 @@ def test_sigterm_stops_cleanly_and_the_rerun_equals_a_clean_run(tmp_path, worker
     manifest = make_manifest(tmp_path / "src", n=24, bad=False)
     out = tmp_path / "deg"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "CM_DATA_ROOT": str(tmp_path)}
-    cmd = [sys.executable, "-m", "cm_cli", "degrade", "--manifest", str(manifest), "--out", str(out),
-           "--chain", "mp3:kbps=32|64", "-j", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cm_cli",
+        "degrade",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--chain",
+        "mp3:kbps=32|64",
+        "-j",
+        str(workers),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = out / ".committed.jsonl"
     deadline = time.time() + 120

@@ -62,9 +62,23 @@ def small_set(tmp_path):
         path = tmp_path / "src" / f"W_{i}.flac"
         path.parent.mkdir(exist_ok=True)
         sf.write(path, _wideband(1.0 + 0.37 * i, seed=i), SR)
-        rows.append(dict(utt_id=f"W_{i}", path=str(path), label="bonafide", attack=None, attack_family=None,
-                         speaker="S", split="eval", corpus="toy", codec=None, codec_q=None, domain="clean",
-                         duration=None, sample_rate=None))
+        rows.append(
+            dict(
+                utt_id=f"W_{i}",
+                path=str(path),
+                label="bonafide",
+                attack=None,
+                attack_family=None,
+                speaker="S",
+                split="eval",
+                corpus="toy",
+                codec=None,
+                codec_q=None,
+                domain="clean",
+                duration=None,
+                sample_rate=None,
+            )
+        )
     manifest = tmp_path / "manifest.parquet"
     write_parquet(pd.DataFrame(rows), manifest)
     return manifest

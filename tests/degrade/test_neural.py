@@ -137,8 +137,11 @@ def test_codebooks_are_the_level(tiny_dac_dir, speech):
 
 
 def test_dac_and_mimi_specs_run_and_keep_length(tiny_dac_dir, tiny_mimi_dir, speech):
-    for spec in (f"dac:codebooks=2:model={tiny_dac_dir}", f"mimi:model={tiny_mimi_dir}",
-                 f"mp3:kbps=32+mimi:codebooks=4:model={tiny_mimi_dir}"):
+    for spec in (
+        f"dac:codebooks=2:model={tiny_dac_dir}",
+        f"mimi:model={tiny_mimi_dir}",
+        f"mp3:kbps=32+mimi:codebooks=4:model={tiny_mimi_dir}",
+    ):
         y, info = apply_spec(speech, 16000, spec, seed=0, utt_id="u")
         assert len(y) == len(speech) and np.all(np.isfinite(y)), spec
     assert info["steps"][-1]["codebooks"] == 4

@@ -19,7 +19,7 @@ SR = 16000
 def measured_snr(clean: np.ndarray, noisy: np.ndarray) -> float:
     mask = active_mask(clean, SR)
     noise = noisy.astype(np.float64) - clean
-    return 10 * np.log10(np.mean(clean[mask].astype(np.float64) ** 2) / np.mean(noise ** 2))
+    return 10 * np.log10(np.mean(clean[mask].astype(np.float64) ** 2) / np.mean(noise**2))
 
 
 @pytest.mark.parametrize("colour", ["white", "pink", "brown"])
@@ -58,7 +58,9 @@ def test_stable_seed_is_process_independent():
     import sys
 
     code = "from cm_cli.degrade.noise import stable_seed; print(stable_seed(3, 'LA_E_1'))"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONHASHSEED": "123", "PATH": ""}, cwd=".")
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONHASHSEED": "123", "PATH": ""}, cwd="."
+    )
     assert other.stdout.strip() == str(stable_seed(3, "LA_E_1"))
 
 
@@ -68,7 +70,7 @@ def test_all_silent_input_falls_back_and_warns():
     assert len(info["warnings"]) == 1 and "whole-file power" in info["warnings"][0]
     assert len(y) == len(x) and np.all(np.isfinite(y))
     noise = y.astype(np.float64) - x
-    assert 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(noise ** 2)) == pytest.approx(10, abs=0.05)
+    assert 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean(noise**2)) == pytest.approx(10, abs=0.05)
     _, info = apply_spec(np.zeros(SR, np.float32), SR, "noise:snr=10", utt_id="z")
     assert "silent" in info["warnings"][0]
 
@@ -109,7 +111,7 @@ def test_synthetic_reverb_keeps_length_and_level_and_smears():
     y, _ = apply_spec(x, SR, "reverb:rt60=0.5", utt_id="r")
     assert len(y) == len(x)
     assert int(np.argmax(np.abs(y))) == 1000  # aligned to the direct path
-    assert np.sqrt(np.mean(y ** 2)) == pytest.approx(np.sqrt(np.mean(x ** 2)), rel=1e-3)
+    assert np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=1e-3)
     energy = np.cumsum(y[1000:].astype(np.float64) ** 2)
     assert energy[int(0.05 * SR)] < 0.99 * energy[-1]  # energy keeps arriving after 50 ms
 

@@ -29,8 +29,10 @@ def test_draws_follow_probabilities_and_label_every_sample():
     assert set(labels) == {"clean", "mp3:kbps=16", "mp3:kbps=32"}
 
 
-@pytest.mark.parametrize("text,match", [("mp3:kbps=32:abc", "not a probability"), ("", "empty"),
-                                        ("mp3:-0.5", ">= 0"), ("mp9:0.5", "unknown degradation")])
+@pytest.mark.parametrize(
+    "text,match",
+    [("mp3:kbps=32:abc", "not a probability"), ("", "empty"), ("mp3:-0.5", ">= 0"), ("mp9:0.5", "unknown degradation")],
+)
 def test_bad_policies(text, match):
     with pytest.raises(CmError, match=match):
         load_policy(text) if text else parse_policy(text)
@@ -67,16 +69,19 @@ def test_apply_policy_reproducible_by_seed_and_cached(tmp_path, monkeypatch):
 
     info = sf.info(str(files[0]))
     assert (info.format, info.subtype, info.frames) == ("FLAC", "PCM_16", len(x))
-    assert files[0].stat().st_size < 2 * len(x)  # compact: smaller than raw 16-bit PCM (float32 .npy was 4 bytes per sample)
+    assert files[0].stat().st_size < 2 * len(
+        x
+    )  # compact: smaller than raw 16-bit PCM (float32 .npy was 4 bytes per sample)
     # a second call must come from the cache: make the coder unusable and check nothing breaks
-    monkeypatch.setattr("cm_cli.degrade.registry.apply_spec", lambda *a, **k: (_ for _ in ()).throw(AssertionError("not cached")))
+    monkeypatch.setattr(
+        "cm_cli.degrade.registry.apply_spec", lambda *a, **k: (_ for _ in ()).throw(AssertionError("not cached"))
+    )
     y2, _ = apply_policy(x, 16000, p, seed=3, utt_id="u", cache_dir=tmp_path)
     np.testing.assert_array_equal(y1, y2)
 
 
 def test_apply_policy_output_is_what_cm_degrade_writes(tmp_path):
     """On-the-fly audio equals the coder's output written as 16-bit FLAC and read back, cache or not."""
-    from cm_cli.core.specs import expand_sweep
     from cm_cli.data.audio import load_audio, save_audio
     from cm_cli.degrade.noise import stable_rng
     from cm_cli.degrade.registry import apply_spec
@@ -119,7 +124,7 @@ def test_asvspoof5_presets_split_seen_from_unseen():
 
     ood = load_policy("aug_codec_asvspoof5_ood", check_available=False)
     assert ood.name == "aug_codec_asvspoof5"
-    assert [l for l in ood.labels() if l != "clean"] == ["C01", "C05", "C06", "C08", "C09"]
+    assert [lab for lab in ood.labels() if lab != "clean"] == ["C01", "C05", "C06", "C08", "C09"]
     assert held_out_conditions(ood) == ["C02", "C03", "C04", "C07", "C10", "C11"]
     everything = load_policy("aug_codec_asvspoof5_all", check_available=False)
     assert held_out_conditions(everything) == [] and set(everything.labels()) == {"clean", *CONDITIONS}

@@ -10,7 +10,15 @@ import pytest
 
 from cm_cli.core.errors import CmError
 from cm_cli.degrade import codecs, ffmpeg, pyav
-from cm_cli.degrade.codecs import CODECS, codec_delay, codec_provider, encode_decode, encoded_kbps, probe_signal, xcorr_lag
+from cm_cli.degrade.codecs import (
+    CODECS,
+    codec_delay,
+    codec_provider,
+    encode_decode,
+    encoded_kbps,
+    probe_signal,
+    xcorr_lag,
+)
 from cm_cli.degrade.corpus import item_key
 from cm_cli.degrade.registry import describe_provider, get_degradation, spec_providers
 
@@ -56,7 +64,8 @@ def test_translator_maps_every_codec_argument_list():
         assert pyav.translate_encode(codecs._encode_args(codec, codec.encoders[0], params, rate)).rate == rate
         pyav.translate_decode(codec.decode_args(rate))
     assert pyav.translate_decode(["-f", "alaw", "-ar", "8000", "-ac", "1"]) == pyav.DecodePlan(
-        "alaw", {"sample_rate": "8000", "ch_layout": "1C"})
+        "alaw", {"sample_rate": "8000", "ch_layout": "1C"}
+    )
     assert pyav.translate_decode([]) == pyav.DecodePlan(None, {})
     with pytest.raises(CmError, match="in-process"):
         pyav.translate_encode(["-ar", "8000", "stray"])
@@ -68,15 +77,26 @@ def test_muxer_options_reach_the_muxer():
     x = speechlike(SR, seconds=1.0, seed=2)
     args = codecs._encode_args(CODECS["m4a"], "aac", {"kbps": 48}, SR)
     fragmented = pyav.encode_inprocess(x, SR, pyav.translate_encode(args))
-    plain = pyav.encode_inprocess(x, SR, pyav.translate_encode([a for a in args if a not in ("-movflags", "frag_keyframe+empty_moov")]))
+    plain = pyav.encode_inprocess(
+        x, SR, pyav.translate_encode([a for a in args if a not in ("-movflags", "frag_keyframe+empty_moov")])
+    )
     assert b"moof" in fragmented and b"moof" not in plain
 
 
 # ------------------------------------------------------------------ provider agreement
 
-AGREE = [("mp3", {"kbps": 32}), ("aac", {"kbps": 48}), ("m4a", {"kbps": 48}), ("opus", {"kbps": 16, "band": "wb"}),
-         ("opus", {"kbps": 8, "band": "nb"}), ("amr-nb", {"kbps": 12.2}), ("sbc", {}), ("g722", {}),
-         ("mulaw-ffmpeg", {}), ("alaw-ffmpeg", {})]
+AGREE = [
+    ("mp3", {"kbps": 32}),
+    ("aac", {"kbps": 48}),
+    ("m4a", {"kbps": 48}),
+    ("opus", {"kbps": 16, "band": "wb"}),
+    ("opus", {"kbps": 8, "band": "nb"}),
+    ("amr-nb", {"kbps": 12.2}),
+    ("sbc", {}),
+    ("g722", {}),
+    ("mulaw-ffmpeg", {}),
+    ("alaw-ffmpeg", {}),
+]
 
 
 def _both(name, params, monkeypatch, fn):

@@ -13,8 +13,9 @@ SR = 16000
 def _speech(n=SR, seed=0):
     rng = np.random.default_rng(seed)
     t = np.arange(n) / SR
-    return (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-            + 0.02 * rng.standard_normal(n)).astype(np.float64)
+    return (
+        0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(n)
+    ).astype(np.float64)
 
 
 def test_isd_changes_the_drawn_share_of_samples_by_at_most_g_sd_times_their_value():
@@ -101,14 +102,25 @@ def test_cli_degrade_rawboost_seeded_same_length(tmp_path):
     runner = CliRunner()
     outs = {}
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        result = runner.invoke(app, ["--seed", str(seed), "degrade", str(tmp_path / "in.wav"),
-                                     str(tmp_path / f"{name}.wav"), "--chain", "rawboost:algo=4"])
+        result = runner.invoke(
+            app,
+            [
+                "--seed",
+                str(seed),
+                "degrade",
+                str(tmp_path / "in.wav"),
+                str(tmp_path / f"{name}.wav"),
+                "--chain",
+                "rawboost:algo=4",
+            ],
+        )
         assert result.exit_code == 0, result.output
         outs[name] = sf.read(tmp_path / f"{name}.wav")[0]
     x = sf.read(tmp_path / "in.wav")[0]
     assert len(outs["a"]) == len(x) and not np.allclose(outs["a"], x)
     np.testing.assert_array_equal(outs["a"], outs["b"])
     assert not np.array_equal(outs["a"], outs["c"])
-    bad = runner.invoke(app, ["degrade", str(tmp_path / "in.wav"), str(tmp_path / "d.wav"), "--chain",
-                              "rawboost:algo=9"])
+    bad = runner.invoke(
+        app, ["degrade", str(tmp_path / "in.wav"), str(tmp_path / "d.wav"), "--chain", "rawboost:algo=9"]
+    )
     assert bad.exit_code != 0 and not (tmp_path / "d.wav").exists()

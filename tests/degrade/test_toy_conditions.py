@@ -60,9 +60,9 @@ def test_one_copy_per_utterance_rotates_conditions_and_reruns_add_nothing(tmp_pa
 
 
 def test_default_out_of_domain_codecs_are_narrowband_and_in_no_policy_preset():
+    from cm_cli.core.presets import list_presets
     from cm_cli.degrade.codecs import CODECS
     from cm_cli.degrade.policy import load_policy
-    from cm_cli.core.presets import list_presets
 
     used = set()
     names = [p.name for p in list_presets() if p.name.startswith("aug_")]
@@ -108,5 +108,5 @@ def test_a_system_ffmpeg_with_every_encoder_changes_no_toy_provider(monkeypatch)
     monkeypatch.setattr(ffmpeg, "encoders_of", lambda path: frozenset(e for c in CODECS.values() for e in c.encoders))
     assert spec_providers("speex:band=nb").startswith("speex=PATH:/usr/bin/ffmpeg")  # the planted binary is seen
     for name in DEFAULT_TOY_CONDITIONS:
-        for spec in (get_condition(name).specs() if is_condition(name) else [name]):
+        for spec in get_condition(name).specs() if is_condition(name) else [name]:
             assert "=pyav:" in spec_providers(spec) and "PATH" not in spec_providers(spec), spec

@@ -14,8 +14,9 @@ def harmonic_tone(f0: float, seconds: float = 1.0, *, harmonics: int = 5, level:
     return sum(level / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, harmonics + 1)).astype(np.float32)
 
 
-def pulse_train(period: float, seconds: float = 2.0, *, jitter: float = 0.0, shimmer: float = 0.0, seed: int = 0,
-                width: float = 4.0) -> tuple[np.ndarray, float, float]:
+def pulse_train(
+    period: float, seconds: float = 2.0, *, jitter: float = 0.0, shimmer: float = 0.0, seed: int = 0, width: float = 4.0
+) -> tuple[np.ndarray, float, float]:
     """Gaussian pulses with periods ``period (1 + U(-jitter, jitter))`` and amplitudes ``1 + U(-shimmer, shimmer)``.
 
     Returns the signal and the planted local jitter and shimmer (Praat's definitions, computed

@@ -75,13 +75,22 @@ def test_speaking_rate_counts_planted_syllables():
 @pytest.mark.parametrize("case", ["empty", "subframe", "silent", "noise", "clipped"])
 def test_bad_clips_are_finite_and_flagged(case):
     rng = np.random.default_rng(0)
-    x = {"empty": np.zeros(0, np.float32), "subframe": 0.1 * rng.standard_normal(300).astype(np.float32),
-         "silent": np.zeros(SR, np.float32), "noise": 0.1 * rng.standard_normal(SR).astype(np.float32),
-         "clipped": np.clip(4 * harmonic_tone(150.0), -1, 1)}[case]
+    x = {
+        "empty": np.zeros(0, np.float32),
+        "subframe": 0.1 * rng.standard_normal(300).astype(np.float32),
+        "silent": np.zeros(SR, np.float32),
+        "noise": 0.1 * rng.standard_normal(SR).astype(np.float32),
+        "clipped": np.clip(4 * harmonic_tone(150.0), -1, 1),
+    }[case]
     values, flags = prosody_features(x)
     assert np.isfinite(values).all() and values.shape == (len(FEATURES),)
-    expected = {"empty": {"flag_short", "flag_silent", "flag_unvoiced"}, "subframe": {"flag_short", "flag_unvoiced"},
-                "silent": {"flag_silent", "flag_unvoiced"}, "noise": {"flag_unvoiced"}, "clipped": {"flag_clipped"}}
+    expected = {
+        "empty": {"flag_short", "flag_silent", "flag_unvoiced"},
+        "subframe": {"flag_short", "flag_unvoiced"},
+        "silent": {"flag_silent", "flag_unvoiced"},
+        "noise": {"flag_unvoiced"},
+        "clipped": {"flag_clipped"},
+    }
     assert {k for k in FLAGS if flags[k]} == expected[case]
     if case == "clipped":
         assert abs(dict(zip(FEATURES, values))["f0_mean_hz"] - 150) < 2

@@ -46,7 +46,7 @@ def test_snr_of_planted_noise():
     x = speechlike(2.0)
     rng = np.random.default_rng(1)
     noise = rng.standard_normal(len(x))
-    noise *= math.sqrt((x.astype(float) ** 2).sum() / (noise ** 2).sum() / 10 ** (10 / 10))  # 10 dB
+    noise *= math.sqrt((x.astype(float) ** 2).sum() / (noise**2).sum() / 10 ** (10 / 10))  # 10 dB
     m = named(x, (x + noise).astype(np.float32))
     assert m["snr_db"] == pytest.approx(10.0, abs=0.05) and m["mcd_mean"] > 0.1
 
@@ -94,8 +94,20 @@ def test_embed_reconstruction_cli_covers_every_row(cm_env, run_cm, tiny_dac):
     from tests.commands.test_embed import _prosody_world
 
     manifest = _prosody_world(cm_env / "audio", n_speakers=2, per_label=2)
-    result = run_cm("--json", "embed", "--manifest", manifest, "--backbone", "reconstruction",
-                    "--backbone-id", tiny_dac, "--out", cm_env / "rec", "--bitrates", "8,24")
+    result = run_cm(
+        "--json",
+        "embed",
+        "--manifest",
+        manifest,
+        "--backbone",
+        "reconstruction",
+        "--backbone-id",
+        tiny_dac,
+        "--out",
+        cm_env / "rec",
+        "--bitrates",
+        "8,24",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["dims"] == {"layer_00": len(MEASURES), "layer_01": len(MEASURES)} and payload["n_failed"] == 0
@@ -114,8 +126,9 @@ def test_not_a_codec_is_refused(cm_env, run_cm, tiny_dac, tmp_path):
     from tests.commands.test_embed import _prosody_world
 
     manifest = _prosody_world(cm_env / "audio", n_speakers=1, per_label=1)
-    result = run_cm("embed", "-m", manifest, "--backbone", "reconstruction", "--backbone-id", tmp_path, "--out",
-                    cm_env / "r")
+    result = run_cm(
+        "embed", "-m", manifest, "--backbone", "reconstruction", "--backbone-id", tmp_path, "--out", cm_env / "r"
+    )
     assert result.exit_code == 1 and "not a neural codec" in result.stderr and not (cm_env / "r").exists()
 
 
@@ -127,20 +140,42 @@ def _tiny_codec(family: str, path):
     transformers = import_transformers()
     torch.manual_seed(0)
     if family == "encodec":  # 24 kHz / 320 = 75 frames/s x 10 bits = 0.75 kbps per codebook
-        model = transformers.EncodecModel(transformers.EncodecConfig(
-            hidden_size=8, num_filters=4, upsampling_ratios=[8, 5, 4, 2], target_bandwidths=[1.5, 3.0],
-            sampling_rate=24000, codebook_size=1024, num_lstm_layers=1))
+        model = transformers.EncodecModel(
+            transformers.EncodecConfig(
+                hidden_size=8,
+                num_filters=4,
+                upsampling_ratios=[8, 5, 4, 2],
+                target_bandwidths=[1.5, 3.0],
+                sampling_rate=24000,
+                codebook_size=1024,
+                num_lstm_layers=1,
+            )
+        )
     else:  # mimi: 12.5 frames/s x 4 bits = 0.05 kbps per codebook
-        model = transformers.MimiModel(transformers.MimiConfig(
-            hidden_size=16, num_filters=4, codebook_size=16, codebook_dim=8, num_quantizers=4,
-            num_semantic_quantizers=1, num_hidden_layers=1, intermediate_size=32, num_attention_heads=2,
-            num_key_value_heads=2, head_dim=8, vector_quantization_hidden_dimension=8, upsample_groups=16))
+        model = transformers.MimiModel(
+            transformers.MimiConfig(
+                hidden_size=16,
+                num_filters=4,
+                codebook_size=16,
+                codebook_dim=8,
+                num_quantizers=4,
+                num_semantic_quantizers=1,
+                num_hidden_layers=1,
+                intermediate_size=32,
+                num_attention_heads=2,
+                num_key_value_heads=2,
+                head_dim=8,
+                vector_quantization_hidden_dimension=8,
+                upsample_groups=16,
+            )
+        )
     model.save_pretrained(path)
     return path
 
 
-@pytest.mark.parametrize(("family", "levels"), [("encodec", [(1.5, 2), (3.0, 4)]),
-                                                ("mimi", [(0.05, 1), (0.1, 2), (0.15, 3), (0.2, 4)])])
+@pytest.mark.parametrize(
+    ("family", "levels"), [("encodec", [(1.5, 2), (3.0, 4)]), ("mimi", [(0.05, 1), (0.1, 2), (0.15, 3), (0.2, 4)])]
+)
 def test_encodec_and_mimi_run_at_their_bitrates(tmp_path, family, levels):
     from cm_cli.featuresets.reconstruction import build_extractor
 

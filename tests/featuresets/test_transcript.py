@@ -75,8 +75,18 @@ def test_embed_transcript_cli(cm_env, run_cm, whisper_dirs):
     from tests.commands.test_embed import _prosody_world
 
     manifest = _prosody_world(cm_env / "audio", n_speakers=1, per_label=2)
-    result = run_cm("--json", "embed", "--manifest", manifest, "--backbone", "transcript", "--backbone-id",
-                    whisper_dirs[1], "--out", cm_env / "tr")
+    result = run_cm(
+        "--json",
+        "embed",
+        "--manifest",
+        manifest,
+        "--backbone",
+        "transcript",
+        "--backbone-id",
+        whisper_dirs[1],
+        "--out",
+        cm_env / "tr",
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(cm_env / "tr" / "embeddings.parquet")
     assert set(table["utt_id"]) == set(pd.read_parquet(manifest)["utt_id"]) and "language" in table.columns
@@ -85,6 +95,7 @@ def test_embed_transcript_cli(cm_env, run_cm, whisper_dirs):
     decoded = [r for r in lines if r["decoded"]]
     assert decoded and all(r["language"] == "de" and set(r["text"].split()) == {"um"} for r in decoded)
     assert json.loads(result.stdout)["flags"]["flag_short"] == 2
-    missing = run_cm("embed", "-m", manifest, "--backbone", "transcript", "--backbone-id", cm_env / "none",
-                     "--out", cm_env / "t2")
+    missing = run_cm(
+        "embed", "-m", manifest, "--backbone", "transcript", "--backbone-id", cm_env / "none", "--out", cm_env / "t2"
+    )
     assert missing.exit_code == 1 and "whisper-tiny" in missing.stderr and not (cm_env / "t2").exists()

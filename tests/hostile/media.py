@@ -46,7 +46,7 @@ def write_with_pyav(path: Path, samples: np.ndarray, rate: int, codec: str, cont
         resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate)
         x = np.asarray(samples, np.float32)
         for i in range(0, len(x), size):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, i:i + size]), format="flt", layout="mono")
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, i : i + size]), format="flt", layout="mono")
             frame.sample_rate = rate
             for piece in resampler.resample(frame):
                 for packet in stream.encode(piece):

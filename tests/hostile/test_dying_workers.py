@@ -27,8 +27,20 @@ def _manifest(root: Path, n: int = 4, nan_row: bool = True) -> Path:
     for i in range(n):
         path = audio / f"U_{i:04d}.flac"
         sf.write(path, tone(0.5, freq=200.0 + 50 * i), 16000)
-        rows.append(dict(utt_id=f"U_{i:04d}", path=str(path), label="bonafide", attack=None, speaker="S1",
-                         split="eval", corpus="toy", codec=None, codec_q=None, domain="clean"))
+        rows.append(
+            dict(
+                utt_id=f"U_{i:04d}",
+                path=str(path),
+                label="bonafide",
+                attack=None,
+                speaker="S1",
+                split="eval",
+                corpus="toy",
+                codec=None,
+                codec_q=None,
+                domain="clean",
+            )
+        )
     if nan_row:
         rows.insert(1, {**rows[0], "utt_id": "NAN", "path": str(write_nonfinite(audio / "NAN.wav"))})
     manifest = root / "manifest.parquet"
@@ -40,8 +52,20 @@ def test_nan_row_with_mp3_and_two_workers_ends_with_a_failure_entry(tmp_path):
     manifest = _manifest(tmp_path / "src")
     out = tmp_path / "deg"
     env = {**os.environ, "PYTHONPATH": str(REPO), "CM_DATA_ROOT": str(tmp_path), "CM_RUNS_DIR": str(tmp_path / "runs")}
-    cmd = [sys.executable, "-m", "cm_cli", "degrade", "--manifest", str(manifest), "--chain", "mp3:kbps=32", "-j", "2",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cm_cli",
+        "degrade",
+        "--manifest",
+        str(manifest),
+        "--chain",
+        "mp3:kbps=32",
+        "-j",
+        "2",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode < 128 and done.returncode == 0, done.stderr
     failures = read_table(out / "failures.parquet")
@@ -112,8 +136,14 @@ def test_a_finished_degrade_notices_outputs_deleted_or_changed_afterwards(tmp_pa
 def test_degrade_one_nan_file_is_one_line(tmp_path, chain):
     nan = write_nonfinite(tmp_path / "nan.wav")
     env = {**os.environ, "PYTHONPATH": str(REPO), "CM_DATA_ROOT": str(tmp_path), "CM_RUNS_DIR": str(tmp_path / "runs")}
-    done = subprocess.run([sys.executable, "-m", "cm_cli", "--seed", "1", "degrade", str(nan), str(tmp_path / "o.wav"),
-                           *chain], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "cm_cli", "--seed", "1", "degrade", str(nan), str(tmp_path / "o.wav"), *chain],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode in (1, 2), done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "non-finite" in lines[0] and "Traceback" not in done.stderr

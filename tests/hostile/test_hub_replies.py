@@ -15,8 +15,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SHA = "a" * 40
 REPLIES = {
-    "dotdot": json.dumps({"id": "org/m", "sha": SHA, "siblings": [{"rfilename": "config.json"},
-                                                                  {"rfilename": "../../../evil.json"}]}).encode(),
+    "dotdot": json.dumps(
+        {"id": "org/m", "sha": SHA, "siblings": [{"rfilename": "config.json"}, {"rfilename": "../../../evil.json"}]}
+    ).encode(),
     "malformed": b'{"sha": 5, "siblings": "nope"}',
     "garbage": b"<html>not json",
 }
@@ -53,12 +54,24 @@ def _server(mode: str) -> ThreadingHTTPServer:
 def test_a_bad_hub_reply_is_one_line(tmp_path, mode):
     server = _server(mode)
     try:
-        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
-               "HF_HOME": str(tmp_path / "hf"), "CM_CACHE_DIR": str(tmp_path / "cache" / "cm"),
-               "CM_DATA_ROOT": str(tmp_path), "HF_HUB_DISABLE_XET": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "HF_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+            "HF_HOME": str(tmp_path / "hf"),
+            "CM_CACHE_DIR": str(tmp_path / "cache" / "cm"),
+            "CM_DATA_ROOT": str(tmp_path),
+            "HF_HUB_DISABLE_XET": "1",
+        }
         env.pop("HF_HUB_OFFLINE", None)
-        done = subprocess.run([sys.executable, "-m", "cm_cli", "download", "--model", "org/m"], env=env,
-                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "cm_cli", "download", "--model", "org/m"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
     finally:
         server.shutdown()
         server.server_close()

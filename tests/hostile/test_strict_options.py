@@ -15,12 +15,25 @@ from tests.hostile.media import tone
 
 def _manifest(root: Path, *, duplicate: bool) -> Path:
     rows = []
-    for i, (split, label) in enumerate([("train", "bonafide"), ("train", "spoof"), ("dev", "bonafide"),
-                                        ("dev", "spoof")] * 2):
+    for i, (split, label) in enumerate(
+        [("train", "bonafide"), ("train", "spoof"), ("dev", "bonafide"), ("dev", "spoof")] * 2
+    ):
         path = root / f"u{i}.wav"
         sf.write(path, tone(0.5, freq=150.0 + 40 * i), 16000)
-        rows.append(dict(utt_id=f"u{i}", path=str(path), label=label, attack=None if label == "bonafide" else "A01",
-                         speaker="s", split=split, corpus="toy", codec=None, codec_q=None, domain="clean"))
+        rows.append(
+            dict(
+                utt_id=f"u{i}",
+                path=str(path),
+                label=label,
+                attack=None if label == "bonafide" else "A01",
+                speaker="s",
+                split=split,
+                corpus="toy",
+                codec=None,
+                codec_q=None,
+                domain="clean",
+            )
+        )
     if duplicate:
         rows[5]["utt_id"] = rows[1]["utt_id"]
     manifest = root / "m.parquet"
@@ -44,8 +57,9 @@ def test_train_refuses_a_manifest_with_a_duplicate_utt_id(run_cm, cm_env):
     assert not (out / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("option", [("--lr", "inf"), ("--lr", "nan"), ("--lr", "-inf"), ("--max-len", "inf"),
-                                    ("--max-len", "nan")])
+@pytest.mark.parametrize(
+    "option", [("--lr", "inf"), ("--lr", "nan"), ("--lr", "-inf"), ("--max-len", "inf"), ("--max-len", "nan")]
+)
 def test_train_refuses_non_finite_numbers_in_one_line(run_cm, cm_env, option):
     manifest = _manifest(cm_env, duplicate=False)
     out = cm_env / "run"
@@ -73,10 +87,15 @@ def test_a_preset_with_a_key_given_twice_is_refused(run_cm, cm_env):
     assert result.exit_code == 1 and "given twice" in _one_line(result)
 
 
-@pytest.mark.parametrize("table,expected", [("lr = 1e-4\nlr = 2e-4\n", "malformed TOML"),
-                                            ("max-len = 1.0\nmax_len = 2.0\n", "given twice"),
-                                            ("lr = inf\n", "not a finite number"),
-                                            ("lr = nan\n", "not a finite number")])
+@pytest.mark.parametrize(
+    "table,expected",
+    [
+        ("lr = 1e-4\nlr = 2e-4\n", "malformed TOML"),
+        ("max-len = 1.0\nmax_len = 2.0\n", "given twice"),
+        ("lr = inf\n", "not a finite number"),
+        ("lr = nan\n", "not a finite number"),
+    ],
+)
 def test_cm_toml_duplicates_and_non_finite_values_are_refused(run_cm, cm_env, table, expected):
     (cm_env / "cm.toml").write_text("[train]\n" + table)
     result = run_cm("--dry-run", "train", "--preset", "toy_lcnn_erm")

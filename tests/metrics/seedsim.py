@@ -35,14 +35,26 @@ def _welch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     va, vb = a.var(axis=-1, ddof=1) / a.shape[-1], b.var(axis=-1, ddof=1) / b.shape[-1]
     var = va + vb
     safe = np.where(var > 0, var, 1.0)
-    df = safe ** 2 / np.maximum(va ** 2 / (a.shape[-1] - 1) + vb ** 2 / (b.shape[-1] - 1), 1e-300)
+    df = safe**2 / np.maximum(va**2 / (a.shape[-1] - 1) + vb**2 / (b.shape[-1] - 1), 1e-300)
     t = (b.mean(axis=-1) - a.mean(axis=-1)) / np.sqrt(safe)
     return np.where(var > 0, 2 * st.t.sf(np.abs(t), df), 1.0)
 
 
-def simulate(n_studies: int, k: int, seed_sd: float, *, effect: float = 0.0, interaction_sd: float = 0.0,
-             n_speakers: int = 16, per_speaker: int = 10, separation: float = 2.0, speaker_sd: float = 0.5,
-             n_boot: int = 30, seed: int = 0, chunk: int = 50) -> dict:
+def simulate(
+    n_studies: int,
+    k: int,
+    seed_sd: float,
+    *,
+    effect: float = 0.0,
+    interaction_sd: float = 0.0,
+    n_speakers: int = 16,
+    per_speaker: int = 10,
+    separation: float = 2.0,
+    speaker_sd: float = 0.5,
+    n_boot: int = 30,
+    seed: int = 0,
+    chunk: int = 50,
+) -> dict:
     """p-values of ``seed_test`` and of Welch's t on the seed EERs over ``n_studies`` planted studies."""
     rng = np.random.default_rng(seed)
     n = n_speakers * per_speaker
@@ -61,22 +73,42 @@ def simulate(n_studies: int, k: int, seed_sd: float, *, effect: float = 0.0, int
         points = _eers(scores, is_bona, np.ones((s, 1, n)))[..., 0]  # (s, 2k)
         counts = np.stack([next(draw_counts(n_speakers, n_boot, rng, chunk=n_boot)) for _ in range(s)])
         boot = _eers(scores, is_bona, counts[..., speaker].astype(np.float64))  # (s, 2k, B)
-        result = seed_test_batch(points[:, :k], points[:, k:], np.swapaxes(boot[:, :k], 1, 2),
-                                 np.swapaxes(boot[:, k:], 1, 2), n_clusters=n_speakers)
+        result = seed_test_batch(
+            points[:, :k],
+            points[:, k:],
+            np.swapaxes(boot[:, :k], 1, 2),
+            np.swapaxes(boot[:, k:], 1, 2),
+            n_clusters=n_speakers,
+        )
         p_seed.append(result["p_value"])
         p_welch.append(_welch(points[:, :k], points[:, k:]))
     p_seed, p_welch = np.concatenate(p_seed), np.concatenate(p_welch)
     return {"p_seed": np.array(p_seed), "p_welch": np.array(p_welch)}
 
 
-def rejection_table(n_studies: int = 400, *, seeds=(3, 5), seed_sds=(0.0, 0.25, 0.5), effect: float = 0.0,
-                    alpha: float = 0.05, seed: int = 0, **kwargs) -> list[dict]:
+def rejection_table(
+    n_studies: int = 400,
+    *,
+    seeds=(3, 5),
+    seed_sds=(0.0, 0.25, 0.5),
+    effect: float = 0.0,
+    alpha: float = 0.05,
+    seed: int = 0,
+    **kwargs,
+) -> list[dict]:
     """Rejection rate at ``alpha`` of the seed test and of Welch's t per (seeds, seed sd)."""
     rows = []
     for i, k in enumerate(seeds):
         for j, sd in enumerate(seed_sds):
             out = simulate(n_studies, k, sd, effect=effect, seed=seed + 100 * i + j, **kwargs)
-            rows.append({"seeds": k, "seed_sd": sd, "effect": effect, "n_studies": n_studies,
-                         "seed_test": float(np.mean(out["p_seed"] < alpha)),
-                         "welch": float(np.mean(np.nan_to_num(out["p_welch"], nan=1.0) < alpha))})
+            rows.append(
+                {
+                    "seeds": k,
+                    "seed_sd": sd,
+                    "effect": effect,
+                    "n_studies": n_studies,
+                    "seed_test": float(np.mean(out["p_seed"] < alpha)),
+                    "welch": float(np.mean(np.nan_to_num(out["p_welch"], nan=1.0) < alpha)),
+                }
+            )
     return rows

@@ -21,15 +21,36 @@ def _copies(n_sources: int = 80, copies: int = 4, lone: int = 40, seed: int = 0)
     for s in range(n_sources):
         label = "bonafide" if s % 4 == 0 else "spoof"
         offset = rng.normal(0, 2.0) + (1.0 if label == "bonafide" else -1.0)
-        rows.append({"utt_id": f"S{s:03d}", "codec_seed": "-", "label": label, "speaker": None,
-                     "score": offset + rng.normal(0, 0.1)})
+        rows.append(
+            {
+                "utt_id": f"S{s:03d}",
+                "codec_seed": "-",
+                "label": label,
+                "speaker": None,
+                "score": offset + rng.normal(0, 0.1),
+            }
+        )
         for c in range(copies):
-            rows.append({"utt_id": f"S{s:03d}_c{c}", "codec_seed": f"S{s:03d}", "label": label, "speaker": None,
-                         "score": offset + rng.normal(0, 0.1)})
+            rows.append(
+                {
+                    "utt_id": f"S{s:03d}_c{c}",
+                    "codec_seed": f"S{s:03d}",
+                    "label": label,
+                    "speaker": None,
+                    "score": offset + rng.normal(0, 0.1),
+                }
+            )
     for i in range(lone):  # uncoded rows without copies: each its own cluster
         label = "bonafide" if i % 2 else "spoof"
-        rows.append({"utt_id": f"L{i:03d}", "codec_seed": None, "label": label, "speaker": None,
-                     "score": rng.normal(1.0 if label == "bonafide" else -1.0, 2.0)})
+        rows.append(
+            {
+                "utt_id": f"L{i:03d}",
+                "codec_seed": None,
+                "label": label,
+                "speaker": None,
+                "score": rng.normal(1.0 if label == "bonafide" else -1.0, 2.0),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -66,8 +87,24 @@ def test_per_trial_resampling_understates_the_interval_of_copies():
 def test_fixture_source_interval(fixtures_dir, run_cm, cm_env):
     """The w2v2 ERM fixture: with nulls merged into one cluster the width was 3.97 points."""
     path = fixtures_dir / "scores" / "asvspoof5_eval50k_w2v2_erm.tsv"
-    result = run_cm("--json", "eval", "--scores", path, "--score-col", "score", "--label-col", "y_task",
-                    "--bonafide-value", "0", "--bootstrap", "200", "--cluster-by", "source", "--out", cm_env / "ci")
+    result = run_cm(
+        "--json",
+        "eval",
+        "--scores",
+        path,
+        "--score-col",
+        "score",
+        "--label-col",
+        "y_task",
+        "--bonafide-value",
+        "0",
+        "--bootstrap",
+        "200",
+        "--cluster-by",
+        "source",
+        "--out",
+        cm_env / "ci",
+    )
     assert result.exit_code == 0, result.stderr
     ci = json.loads(result.stdout)["ci"]
     assert json.loads((cm_env / "ci" / "metrics.json").read_text())["ci"] == ci

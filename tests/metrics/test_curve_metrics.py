@@ -55,7 +55,7 @@ def _sk_min_cllr(bona, spoof):
     p = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(scores, labels).predict(scores)
     with np.errstate(divide="ignore"):
         llr = np.log(p) - np.log1p(-p) - math.log(bona.size / spoof.size)
-    b, s = llr[: bona.size], llr[bona.size:]
+    b, s = llr[: bona.size], llr[bona.size :]
     return 0.5 * (np.mean(np.logaddexp(0, -b)) + np.mean(np.logaddexp(0, s))) / math.log(2)
 
 
@@ -126,8 +126,18 @@ def test_min_dcf_costs_are_parameters():
 
 def test_metrics_record_has_design_keys():
     m = compute_metrics(np.array([1.0, 2.0]), np.array([0.0, 1.5]))
-    assert list(m.to_dict()) == ["eer", "eer_threshold", "eer_rocch", "min_dcf", "act_dcf", "cllr", "min_cllr",
-                                 "auc", "n_bonafide", "n_spoof"]
+    assert list(m.to_dict()) == [
+        "eer",
+        "eer_threshold",
+        "eer_rocch",
+        "min_dcf",
+        "act_dcf",
+        "cllr",
+        "min_cllr",
+        "auc",
+        "n_bonafide",
+        "n_spoof",
+    ]
 
 
 def test_one_class_and_nan_are_errors():

@@ -20,8 +20,14 @@ def _domains(seed: int = 0) -> pd.DataFrame:
     for domain, mean in spoof_mean.items():
         for i in range(200):
             bona = i % 4 == 0
-            rows.append({"utt_id": f"{domain}_{i}", "domain": domain, "label": "bonafide" if bona else "spoof",
-                         "score": rng.normal(1.0 if bona else mean, 1.0)})
+            rows.append(
+                {
+                    "utt_id": f"{domain}_{i}",
+                    "domain": domain,
+                    "label": "bonafide" if bona else "spoof",
+                    "score": rng.normal(1.0 if bona else mean, 1.0),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -56,14 +62,18 @@ def test_cli_seen_domain_and_seen_from_run(cm_env, run_cm):
     df = _domains()
     path = cm_env / "s.parquet"
     df.to_parquet(path)
-    by_option = json.loads(run_cm("--json", "eval", "--scores", path, "--in-domain", "clean",
-                                  "--seen-domain", "C01", "--seen-domain", "C05").stdout)["ood_gap"]
+    by_option = json.loads(
+        run_cm(
+            "--json", "eval", "--scores", path, "--in-domain", "clean", "--seen-domain", "C01", "--seen-domain", "C05"
+        ).stdout
+    )["ood_gap"]
     assert by_option["split"]["seen"]["values"] == ["C01", "C05"]
     run = cm_env / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"seen_domains": ["C01", "clean"], "augment_conditions": ["C05"]}))
-    from_run = json.loads(run_cm("--json", "eval", "--scores", path, "--in-domain", "clean",
-                                 "--seen-from", run).stdout)["ood_gap"]
+    from_run = json.loads(
+        run_cm("--json", "eval", "--scores", path, "--in-domain", "clean", "--seen-from", run).stdout
+    )["ood_gap"]
     assert from_run["seen_domains"] == ["C01", "C05", "clean"] and from_run["split"] == by_option["split"]
     (run / "config.json").write_text("{}")
     old = run_cm("eval", "--scores", path, "--in-domain", "clean", "--seen-from", run)

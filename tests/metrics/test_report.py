@@ -8,9 +8,9 @@ import pytest
 
 from cm_cli.core.errors import CmError
 from cm_cli.metrics import compute_metrics
-from cm_cli.metrics.stats import bootstrap_ci
 from cm_cli.metrics.calibration import fit_calibration
 from cm_cli.metrics.report import breakdown_tables, evaluate_scores
+from cm_cli.metrics.stats import bootstrap_ci
 from cm_cli.metrics.trials import sort_trials
 
 
@@ -22,8 +22,16 @@ def _table(seed: int = 0, n: int = 600) -> pd.DataFrame:
     shift = np.where(codec == None, 2.0, 1.0)  # noqa: E711 - codec-free trials are easier
     score = np.where(label == "bonafide", shift, -shift) + rng.normal(0, 1, n)
     speaker = rng.choice([f"S{i:02d}" for i in range(30)], n)
-    return pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "score": score, "label": label,
-                         "attack": attack, "codec": codec, "speaker": speaker})
+    return pd.DataFrame(
+        {
+            "utt_id": [f"u{i}" for i in range(n)],
+            "score": score,
+            "label": label,
+            "attack": attack,
+            "codec": codec,
+            "speaker": speaker,
+        }
+    )
 
 
 def test_attack_groups_use_whole_bonafide_pool():
@@ -110,8 +118,9 @@ def test_clustered_bootstrap_is_wider_on_clustered_data():
     score = np.where(label, 1.0, -1.0) + offsets + rng.normal(0, 0.5, n_spk * per)
     trials = sort_trials(score, label)
     plain = bootstrap_ci(trials, n_resamples=300, seed=0)
-    clustered = bootstrap_ci(trials, n_resamples=300, seed=0, clusters=np.repeat(np.arange(n_spk), per),
-                             cluster_by="speaker")
+    clustered = bootstrap_ci(
+        trials, n_resamples=300, seed=0, clusters=np.repeat(np.arange(n_spk), per), cluster_by="speaker"
+    )
     assert clustered.to_dict()["eer_std"] > plain.to_dict()["eer_std"]
     assert clustered.n_clusters == n_spk
 
@@ -136,8 +145,12 @@ def test_calibration_improves_cllr_of_probabilities():
 
 
 def test_collapse_warnings():
-    df = pd.DataFrame({"score": np.r_[np.ones(50), np.full(50, 0.99), np.linspace(0.9, 0.95, 20)],
-                       "label": ["bonafide"] * 60 + ["spoof"] * 60})
+    df = pd.DataFrame(
+        {
+            "score": np.r_[np.ones(50), np.full(50, 0.99), np.linspace(0.9, 0.95, 20)],
+            "label": ["bonafide"] * 60 + ["spoof"] * 60,
+        }
+    )
     warnings = evaluate_scores(df)["warnings"]
     assert any("actDCF (Bayes) threshold" in w for w in warnings)
     assert any("repeated for 50 of 120" in w for w in warnings)

@@ -15,8 +15,8 @@ from cm_cli.core.errors import CmError
 from cm_cli.metrics.sasv import ADcfCosts, a_dcf, t_eer
 from cm_cli.metrics.tdcf import ASVSPOOF5_ASV_RATES, AsvRates, asv_error_rates, min_tdcf
 
-
 # ---------- reference restatements of the official formulas (slow, literal) ----------
+
 
 def ref_det(tar, non):
     scores = np.concatenate((tar, non))
@@ -34,8 +34,7 @@ def ref_det(tar, non):
 def ref_asv_rates(tar, non, spf):
     frr, far, thr = ref_det(tar, non)
     t = thr[np.argmin(np.abs(frr - far))]
-    return (sum(non >= t) / non.size, sum(tar < t) / tar.size,
-            np.sum(spf < t) / spf.size, np.sum(spf >= t) / spf.size)
+    return (sum(non >= t) / non.size, sum(tar < t) / tar.size, np.sum(spf < t) / spf.size, np.sum(spf >= t) / spf.size)
 
 
 def ref_tdcf_legacy(bona, spoof, pfa, pmiss, pmiss_spoof):
@@ -73,8 +72,11 @@ def ref_adcf(tar, non, spf, ptar=0.9, pnon=0.05, pspf=0.05, cmiss=1, cfa_asv=10,
         fa_asv.append(fp_n / len(non))
         fa_cm.append(fp_s / len(spf))
         frr.append(fn / len(tar))
-    d = np.array([cmiss * ptar]) * np.array(frr) + np.array([cfa_asv * pnon]) * np.array(fa_asv) \
+    d = (
+        np.array([cmiss * ptar]) * np.array(frr)
+        + np.array([cfa_asv * pnon]) * np.array(fa_asv)
         + np.array([cfa_cm * pspf]) * np.array(fa_cm)
+    )
     return float(np.min(d / min(np.array([cfa_asv * pnon + cfa_cm * pspf]), np.array([cmiss * ptar]))))
 
 
@@ -103,16 +105,19 @@ def ref_teer(cm, asv, keys):
 
 # ---------- synthetic score sets: several operating conditions ----------
 
+
 def _sets():
     out = []
-    for seed, (asv_sep, spoof_asv, cm_sep, rounding, n) in enumerate([
-        (3.0, 1.0, 3.0, None, 300),     # good ASV and CM
-        (2.0, 2.5, 0.5, None, 250),     # weak CM, spoofs fool the ASV
-        (1.0, 0.0, 6.0, None, 200),     # very good CM
-        (2.5, 1.5, 0.0, None, 200),     # useless CM
-        (3.0, 1.0, 2.0, 1, 300),        # heavy ties (scores rounded)
-        (1.5, 0.8, 1.5, 0, 150),        # extreme ties
-    ]):
+    for seed, (asv_sep, spoof_asv, cm_sep, rounding, n) in enumerate(
+        [
+            (3.0, 1.0, 3.0, None, 300),  # good ASV and CM
+            (2.0, 2.5, 0.5, None, 250),  # weak CM, spoofs fool the ASV
+            (1.0, 0.0, 6.0, None, 200),  # very good CM
+            (2.5, 1.5, 0.0, None, 200),  # useless CM
+            (3.0, 1.0, 2.0, 1, 300),  # heavy ties (scores rounded)
+            (1.5, 0.8, 1.5, 0, 150),  # extreme ties
+        ]
+    ):
         rng = np.random.default_rng(seed)
         n_tar, n_non, n_spf = n, n // 2 + 7, n + 31
         asv = np.concatenate([rng.normal(asv_sep, 1, n_tar), rng.normal(0, 1, n_non), rng.normal(spoof_asv, 1, n_spf)])
@@ -136,7 +141,8 @@ def test_tdcf_matches_official_formulas(index):
     pfa, pmiss, pmiss_spoof, pfa_spoof = ref_asv_rates(tar, non, spf)
     rates = asv_error_rates(tar, non, spf)
     assert (rates.p_fa, rates.p_miss, rates.p_miss_spoof, rates.p_fa_spoof) == pytest.approx(
-        (pfa, pmiss, pmiss_spoof, pfa_spoof), abs=0)
+        (pfa, pmiss, pmiss_spoof, pfa_spoof), abs=0
+    )
     if len(np.unique(cm)) < 3:
         return
     legacy = min_tdcf(bona, spoof, rates, formulation="legacy").min_tdcf
@@ -153,7 +159,9 @@ def test_adcf_and_teer_match_official_formulas(index):
     cm, asv, keys = SETS[index]
     sasv = asv + 0.5 * cm
     got = a_dcf(sasv[keys == "target"], sasv[keys == "nontarget"], sasv[keys == "spoof"]).min_a_dcf
-    assert got == pytest.approx(ref_adcf(sasv[keys == "target"], sasv[keys == "nontarget"], sasv[keys == "spoof"]), abs=1e-12)
+    assert got == pytest.approx(
+        ref_adcf(sasv[keys == "target"], sasv[keys == "nontarget"], sasv[keys == "spoof"]), abs=1e-12
+    )
     expected = ref_teer(cm, asv, keys)
     assert expected is not None
     assert t_eer(cm, asv, keys) == pytest.approx(expected, abs=1e-12)
@@ -189,8 +197,9 @@ def test_adcf_hand_computed_case():
     assert a_dcf([5.0, 6.0], [1.0, 2.0], [-3.0, -2.0]).min_a_dcf == 0.0
     # everything tied: only "accept all" (Pfa 1,1) or "reject all" (Pmiss 1) -> 1.0 after normalisation
     c = ADcfCosts()
-    expected = min(c.c_fa_non * c.p_non + c.c_fa_spf * c.p_spf, c.c_miss * c.p_tar) / \
-        min(c.c_fa_non * c.p_non + c.c_fa_spf * c.p_spf, c.c_miss * c.p_tar)
+    expected = min(c.c_fa_non * c.p_non + c.c_fa_spf * c.p_spf, c.c_miss * c.p_tar) / min(
+        c.c_fa_non * c.p_non + c.c_fa_spf * c.p_spf, c.c_miss * c.p_tar
+    )
     assert a_dcf([1.0], [1.0], [1.0]).min_a_dcf == pytest.approx(expected)
 
 

@@ -67,8 +67,11 @@ def test_fine_tuning_every_family_from_a_layerdrop_checkpoint(layerdrop_dirs, ki
         if not p.requires_grad:
             assert not changed, f"frozen {name} changed"
     top = model.backbone.model.encoder.layers[-1]
-    assert all(not torch.equal(before[f"backbone.model.encoder.layers.{N_LAYERS - 1}.{n}"], p.detach())
-               for n, p in top.named_parameters() if p.dim() > 1)
+    assert all(
+        not torch.equal(before[f"backbone.model.encoder.layers.{N_LAYERS - 1}.{n}"], p.detach())
+        for n, p in top.named_parameters()
+        if p.dim() > 1
+    )
 
 
 @pytest.mark.parametrize("kind", FAMILIES)

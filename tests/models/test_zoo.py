@@ -126,8 +126,9 @@ def test_toy_folder_is_small_self_described_and_matches_its_reference_score():
 # ------------------------------------------------------------------ downloads from 127.0.0.1
 
 
-def test_aasist_from_a_local_copy_is_verified_and_gives_its_reference_score(cm_env, run_cm, fixtures_dir, serve,
-                                                                            tmp_path):
+def test_aasist_from_a_local_copy_is_verified_and_gives_its_reference_score(
+    cm_env, run_cm, fixtures_dir, serve, tmp_path
+):
     folder, url = serve
     entry = zoo.ZOO["aasist"]
     shutil.copy(fixtures_dir / "aasist" / "asvspoof5_aasist_baseline.pth", folder / entry.filename)
@@ -166,8 +167,11 @@ def test_aasist_l_entry_builds_its_own_architecture(cm_env, run_cm, serve, tmp_p
     assert sum(p.numel() for p in net.parameters()) == 85306  # AASIST-L, Jung et al. 2022: 85 k parameters
     path = folder / "AASIST-L.pth"
     torch.save(net.state_dict(), path)
-    monkeypatch.setitem(zoo.ZOO, "aasist_l_2019", dataclasses.replace(zoo.ZOO["aasist_l_2019"], sha256=_sha(path),
-                                                                         size=path.stat().st_size))
+    monkeypatch.setitem(
+        zoo.ZOO,
+        "aasist_l_2019",
+        dataclasses.replace(zoo.ZOO["aasist_l_2019"], sha256=_sha(path), size=path.stat().st_size),
+    )
     assert run_cm("download", "--model", "aasist_l_2019", "--base-url", url).exit_code == 0
     with torch.inference_mode():
         logits = net.forward_layers(torch.from_numpy(zoo.reference_input())[None]).logits
@@ -176,8 +180,9 @@ def test_aasist_l_entry_builds_its_own_architecture(cm_env, run_cm, serve, tmp_p
     assert score == pytest.approx(expected, abs=1e-4)
 
 
-def test_unpinned_ssl_aasist_entry_records_its_checksum_and_loads_without_fairseq(cm_env, run_cm, tmp_path,
-                                                                                    monkeypatch):
+def test_unpinned_ssl_aasist_entry_records_its_checksum_and_loads_without_fairseq(
+    cm_env, run_cm, tmp_path, monkeypatch
+):
     """A tiny XLS-R + AASIST in the published (fairseq-named) layout, placed by hand: recorded, converted, scored."""
     import torch
 
@@ -198,8 +203,9 @@ def test_unpinned_ssl_aasist_entry_records_its_checksum_and_loads_without_fairse
     manual = tmp_path / "manual"
     manual.mkdir()
     torch.save(published, manual / entry.filename)
-    monkeypatch.setitem(zoo.ZOO, "xlsr_aasist_la", dataclasses.replace(
-        entry, model_config={"backbone_id": str(tmp_path / "dst")}))
+    monkeypatch.setitem(
+        zoo.ZOO, "xlsr_aasist_la", dataclasses.replace(entry, model_config={"backbone_id": str(tmp_path / "dst")})
+    )
     result = run_cm("--json", "download", "--model", "xlsr_aasist_la", "--base-url", manual)
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
@@ -227,10 +233,22 @@ def _tiny_classifier(folder: Path, labels: list[str]) -> Path:
 
     torch.manual_seed(0)
     config = transformers.Wav2Vec2Config(
-        hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
-        conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={v: i for i, v in enumerate(labels)},
-        classifier_proj_size=8, feat_extract_norm="layer", do_stable_layer_norm=True)
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_kernel=(10, 3),
+        conv_stride=(5, 2),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={v: i for i, v in enumerate(labels)},
+        classifier_proj_size=8,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+    )
     transformers.Wav2Vec2ForSequenceClassification(config).eval().save_pretrained(folder)
     return folder
 
@@ -287,13 +305,25 @@ def test_model_option_in_embed_eval_manifest_and_patch(cm_env, run_cm, tmp_path)
     for i in range(6):
         label = "bonafide" if i % 2 else "spoof"
         sf.write(tmp_path / f"u{i}.wav", (0.2 * rng.standard_normal(12000)).astype(np.float32), 16000)
-        rows.append({"utt_id": f"u{i}", "path": str(tmp_path / f"u{i}.wav"), "label": label,
-                     "attack": None if label == "bonafide" else "A01", "speaker": "s", "split": "eval",
-                     "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": f"u{i}",
+                "path": str(tmp_path / f"u{i}.wav"),
+                "label": label,
+                "attack": None if label == "bonafide" else "A01",
+                "speaker": "s",
+                "split": "eval",
+                "corpus": "toy",
+                "codec": None,
+                "codec_q": None,
+                "domain": "clean",
+            }
+        )
     manifest = tmp_path / "m.parquet"
     write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
-    result = run_cm("--json", "embed", "--model", "toy", "--manifest", manifest, "--split", "eval",
-                    "--out", tmp_path / "emb")
+    result = run_cm(
+        "--json", "embed", "--model", "toy", "--manifest", manifest, "--split", "eval", "--out", tmp_path / "emb"
+    )
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(tmp_path / "emb" / "embeddings.parquet")
     assert len(table) == 6 and {"pooled", "pre_logit"} <= set(table.columns)
@@ -303,7 +333,18 @@ def test_model_option_in_embed_eval_manifest_and_patch(cm_env, run_cm, tmp_path)
     scored = pd.read_parquet(tmp_path / "ev" / "scores.parquet")
     [direct] = _score(run_cm, "--model", "toy", "--audio", tmp_path / "u0.wav")
     assert float(scored.set_index("utt_id").loc["u0", "score"]) == pytest.approx(direct, abs=1e-5)
-    planned = run_cm("--json", "--dry-run", "patch", "--base-model", "toy", "--donor-model", "toy",
-                     "--manifest", manifest, "--out", tmp_path / "patch")
+    planned = run_cm(
+        "--json",
+        "--dry-run",
+        "patch",
+        "--base-model",
+        "toy",
+        "--donor-model",
+        "toy",
+        "--manifest",
+        manifest,
+        "--out",
+        tmp_path / "patch",
+    )
     assert planned.exit_code == 0, planned.output
     assert str(zoo.toy_dir()) in planned.stdout

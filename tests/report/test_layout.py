@@ -51,10 +51,13 @@ def test_det_and_roc_legends_sit_outside_the_axes(captured, tmp_path):
 
 
 def test_heatmap_tick_labels_do_not_overlap(captured, tmp_path):
-    for columns in (["codec_seen_by_erm_aug", "codec_unseen_by_all", "clean_reference", "mp3_kbps_16"],
-                    [f"layer_{i:02d}" for i in range(13)]):
-        matrix = pd.DataFrame(np.random.default_rng(0).random((3, len(columns))), columns=columns,
-                              index=["a", "b", "c"])
+    for columns in (
+        ["codec_seen_by_erm_aug", "codec_unseen_by_all", "clean_reference", "mp3_kbps_16"],
+        [f"layer_{i:02d}" for i in range(13)],
+    ):
+        matrix = pd.DataFrame(
+            np.random.default_rng(0).random((3, len(columns))), columns=columns, index=["a", "b", "c"]
+        )
         figures.heatmap(matrix, tmp_path / "h.png", title="t", xlabel="x", ylabel="y", colorbar="c")
         ax = captured[-1].axes[0]
         boxes = sorted((t.get_window_extent() for t in ax.get_xticklabels()), key=lambda b: b.x0)

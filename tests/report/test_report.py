@@ -45,10 +45,23 @@ def test_collect_finds_every_kind(study):
 
 def test_report_sections_and_numbers(built, study):
     text = built.markdown.read_text()
-    for heading in ("## Runs", "## Results on toy", "### Overall metrics", "### Per codec and domain",
-                    "### Out-of-domain gap", "### DET, ROC and score distributions", "### Per attack",
-                    "### Degradation sweeps", "### Training curves", "## Analyses", "### Leave one attack out",
-                    "### Linear probes", "### CKA", "### Activation patching", "## Provenance"):
+    for heading in (
+        "## Runs",
+        "## Results on toy",
+        "### Overall metrics",
+        "### Per codec and domain",
+        "### Out-of-domain gap",
+        "### DET, ROC and score distributions",
+        "### Per attack",
+        "### Degradation sweeps",
+        "### Training curves",
+        "## Analyses",
+        "### Leave one attack out",
+        "### Linear probes",
+        "### CKA",
+        "### Activation patching",
+        "## Provenance",
+    ):
         assert heading in text, heading
     # mean ± sd over the two ERM seeds, from the metrics.json overall EERs
     e0 = pd.read_json(study / "eval" / "erm_s0" / "metrics.json", typ="series")["overall"]["eer"]
@@ -67,8 +80,17 @@ def test_report_sections_and_numbers(built, study):
 
 def test_figures_exist_and_html_embeds_them(built):
     names = {p.name for p in built.figures}
-    for expected in ("det-toy.png", "roc-toy.png", "scores-toy.png", "eer-by-codec-toy.png", "mindcf-by-codec-toy.png",
-                     "sweep-toy.png", "training-toy.png", "attack-condition-erm-toy.png", "eer-by-attack-toy.png"):
+    for expected in (
+        "det-toy.png",
+        "roc-toy.png",
+        "scores-toy.png",
+        "eer-by-codec-toy.png",
+        "mindcf-by-codec-toy.png",
+        "sweep-toy.png",
+        "training-toy.png",
+        "attack-condition-erm-toy.png",
+        "eer-by-attack-toy.png",
+    ):
         assert expected in names
     assert any(n.startswith("loao-gaps") for n in names) and any(n.startswith("cka-diagonal") for n in names)
     assert any(n.startswith("probe-codec") for n in names) and any(n.startswith("patching") for n in names)
@@ -130,8 +152,16 @@ def test_empty_directory_is_an_error_listing_what_was_looked_for(tmp_path):
     (tmp_path / "empty" / "notes.txt").write_text("nothing here")
     with pytest.raises(CmError) as info:
         build_report([tmp_path / "empty"], tmp_path / "out")
-    for needle in ("metrics.json", "scores.parquet", "history.parquet", "probes.parquet", "cka.parquet",
-                   "patching.parquet", "loao.parquet", "sweep.parquet"):
+    for needle in (
+        "metrics.json",
+        "scores.parquet",
+        "history.parquet",
+        "probes.parquet",
+        "cka.parquet",
+        "patching.parquet",
+        "loao.parquet",
+        "sweep.parquet",
+    ):
         assert needle in info.value.message
     assert not (tmp_path / "out" / "report.html").exists()
 
@@ -195,14 +225,27 @@ def test_det_curve_matches_official_sweep(study):
 
 
 def test_normalise_sweep_shapes():
-    wide = pd.DataFrame({"condition": ["clean", "mp3:kbps=16", "noise:snr=5:type=pink"], "eer": [0.1, 0.2, 0.3],
-                         "min_dcf": [0.2, 0.4, 0.6], "eer_threshold": [0, 0, 0], "eer_A01": [0.1, 0.3, 0.5]})
+    wide = pd.DataFrame(
+        {
+            "condition": ["clean", "mp3:kbps=16", "noise:snr=5:type=pink"],
+            "eer": [0.1, 0.2, 0.3],
+            "min_dcf": [0.2, 0.4, 0.6],
+            "eer_threshold": [0, 0, 0],
+            "eer_A01": [0.1, 0.3, 0.5],
+        }
+    )
     overall, attacks = normalise_sweep(wide)
     assert overall["parameter"].tolist()[1:] == ["kbps", "snr"] and np.isnan(overall["severity"][0])
     assert overall["severity"].tolist()[1:] == [16.0, 5.0]
     assert attacks["attack"].unique().tolist() == ["A01"]
-    long = pd.DataFrame({"condition": ["c:ms=500", "c:ms=500", "c:ms=1000"], "attack": [None, "A01", None],
-                         "chunk_ms": [500, 500, 1000], "eer": [0.2, 0.4, 0.1]})
+    long = pd.DataFrame(
+        {
+            "condition": ["c:ms=500", "c:ms=500", "c:ms=1000"],
+            "attack": [None, "A01", None],
+            "chunk_ms": [500, 500, 1000],
+            "eer": [0.2, 0.4, 0.1],
+        }
+    )
     overall, attacks = normalise_sweep(long)
     assert overall["parameter"].tolist() == ["chunk_ms", "chunk_ms"] and attacks["attack"].tolist() == ["A01"]
     with pytest.raises(CmError, match="condition"):

@@ -35,7 +35,7 @@ def test_unit_weights_give_the_official_eer():
 
 def test_planted_difference_gives_a_small_p():
     is_bona, speakers = _trials()
-    erm = [_system(is_bona, 1.0, s) for s in range(3)]   # EER ~ 31 %
+    erm = [_system(is_bona, 1.0, s) for s in range(3)]  # EER ~ 31 %
     better = [_system(is_bona, 2.0, 10 + s) for s in range(3)]  # EER ~ 16 %
     (test,) = compare_groups({"ERM": erm, "DANN": better}, is_bona, speakers, unit="speaker", n_boot=400)
     assert test.difference < -8 and test.ci_high < 0
@@ -91,11 +91,13 @@ def test_planted_gap_difference_and_identical_gaps():
 
     fragile = [system(0.8, s) for s in range(3)]
     robust = [system(2.2, 10 + s) for s in range(3)]
-    (test,) = compare_groups({"ERM": fragile, "DANN": robust}, is_bona, speakers, n_boot=300,
-                             gap=(~coded, coded), metric="unseen-codec gap")
+    (test,) = compare_groups(
+        {"ERM": fragile, "DANN": robust}, is_bona, speakers, n_boot=300, gap=(~coded, coded), metric="unseen-codec gap"
+    )
     assert test.metric == "unseen-codec gap" and test.eer_a > 15 and test.difference < -10
     assert test.p_value < 0.01 and test.ci_high < 0
     assert "DANN has a lower unseen-codec gap than ERM" in verdict(test)
-    (same,) = compare_groups({"A": fragile, "B": [f.copy() for f in fragile]}, is_bona, speakers, n_boot=200,
-                             gap=(~coded, coded))
+    (same,) = compare_groups(
+        {"A": fragile, "B": [f.copy() for f in fragile]}, is_bona, speakers, n_boot=200, gap=(~coded, coded)
+    )
     assert same.difference == 0 and same.p_value == 1.0

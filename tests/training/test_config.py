@@ -8,21 +8,24 @@ def test_exponential_is_an_alias_of_ganin():
     assert TrainConfig(lambda_schedule="exponential").lambda_schedule == "ganin"
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"method": "dann"}, "domain-column"),
-    ({"method": "coral"}, "preset key domain_column"),
-    ({"method": "mmd"}, "preset key domain_column"),
-    ({"method": "groupdro"}, "preset key domain_column"),
-    ({"method": "sgd"}, r"unknown method 'sgd'"),
-    ({"loss": "hinge"}, r"unknown loss 'hinge'"),
-    ({"method": "coral", "domain_columns": ["domain"], "method_options": {"wieght": 1}}, "not an option"),
-    ({"method": "coral", "domain_columns": ["domain"], "method_options": {"weight": -1}}, "must be >= 0"),
-    ({"sam_rho": -0.1}, "sam-rho"),
-    ({"lambda_schedule": "cosine"}, "unknown lambda schedule"),
-    ({"batch_size": 0}, "batch-size"),
-    ({"augment": "clean", "augment_manifest": "x.parquet"}, "exclusive"),
-    ({"method": "dann", "domain_columns": ["domain", "domain"]}, "repeated"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"method": "dann"}, "domain-column"),
+        ({"method": "coral"}, "preset key domain_column"),
+        ({"method": "mmd"}, "preset key domain_column"),
+        ({"method": "groupdro"}, "preset key domain_column"),
+        ({"method": "sgd"}, r"unknown method 'sgd'"),
+        ({"loss": "hinge"}, r"unknown loss 'hinge'"),
+        ({"method": "coral", "domain_columns": ["domain"], "method_options": {"wieght": 1}}, "not an option"),
+        ({"method": "coral", "domain_columns": ["domain"], "method_options": {"weight": -1}}, "must be >= 0"),
+        ({"sam_rho": -0.1}, "sam-rho"),
+        ({"lambda_schedule": "cosine"}, "unknown lambda schedule"),
+        ({"batch_size": 0}, "batch-size"),
+        ({"augment": "clean", "augment_manifest": "x.parquet"}, "exclusive"),
+        ({"method": "dann", "domain_columns": ["domain", "domain"]}, "repeated"),
+    ],
+)
 def test_invalid_configurations_are_usage_errors(kwargs, words):
     with pytest.raises(UsageError, match=words):
         TrainConfig(**kwargs).validate()
@@ -58,24 +61,28 @@ def test_round_trip_and_diff():
         TrainConfig.from_dict({"nope": 1})
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"epochs": "six"}, r"--epochs: expected an integer, got 'six'"),
-    ({"lr": "fast"}, r"--lr: expected a number, got 'fast'"),
-    ({"clip_grad": "off"}, r"--clip-grad: expected a number, got 'off'"),
-    ({"batch_size": 2.5}, r"--batch-size: expected an integer"),
-    ({"class_weighting": "maybe"}, r"--class-weighting: expected true or false, got 'maybe'"),
-    ({"bf16": 2}, r"--bf16: expected true or false"),
-    ({"epochs": True}, r"--epochs: expected a number"),
-    ({"domain_columns": 5}, r"--domain-columns: expected a list"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"epochs": "six"}, r"--epochs: expected an integer, got 'six'"),
+        ({"lr": "fast"}, r"--lr: expected a number, got 'fast'"),
+        ({"clip_grad": "off"}, r"--clip-grad: expected a number, got 'off'"),
+        ({"batch_size": 2.5}, r"--batch-size: expected an integer"),
+        ({"class_weighting": "maybe"}, r"--class-weighting: expected true or false, got 'maybe'"),
+        ({"bf16": 2}, r"--bf16: expected true or false"),
+        ({"epochs": True}, r"--epochs: expected a number"),
+        ({"domain_columns": 5}, r"--domain-columns: expected a list"),
+    ],
+)
 def test_wrong_option_types_are_usage_errors_naming_the_option(kwargs, words):
     with pytest.raises(UsageError, match=words):
         TrainConfig(**kwargs).validate()
 
 
 def test_text_values_from_presets_are_parsed_strictly():
-    config = TrainConfig(epochs="6", lr="3e-4", class_weighting="false", bf16="no", save_frozen="yes",
-                         max_steps="12", clip_grad=0).validate()
+    config = TrainConfig(
+        epochs="6", lr="3e-4", class_weighting="false", bf16="no", save_frozen="yes", max_steps="12", clip_grad=0
+    ).validate()
     assert config.epochs == 6 and config.lr == 3e-4 and config.max_steps == 12
     assert config.class_weighting is False and config.bf16 is False and config.save_frozen is True
     assert config.clip_grad is None  # 0 turns clipping off

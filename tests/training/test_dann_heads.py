@@ -32,6 +32,11 @@ def test_model_domain_heads_read_the_representation_width_and_keep_the_mode(trai
 
 def test_gpu_benchmark_imports_no_private_cm_names():
     tree = ast.parse((REPO / "benchmarks" / "bench_gpu.py").read_text())
-    private = [f"{node.module}.{alias.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-               and (node.module or "").startswith("cm_cli") for alias in node.names if alias.name.startswith("_")]
+    private = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cm_cli")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
     assert private == []

@@ -25,8 +25,9 @@ def test_window_read_equals_slicing_the_full_decode(toy_tiny):
         path = resolve_audio_path(path, root)
         full, _ = load_audio(path, sample_rate=16000)
         for start, frames in ((0, 800), (123, 4000), (len(full) - 500, 500)):
-            assert np.array_equal(load_audio_window(path, start, frames, sample_rate=16000),
-                                  full[start:start + frames])
+            assert np.array_equal(
+                load_audio_window(path, start, frames, sample_rate=16000), full[start : start + frames]
+            )
 
 
 def test_training_crop_reads_only_the_window_and_matches_the_full_decode(toy_tiny, monkeypatch):
@@ -49,7 +50,7 @@ def test_training_crop_reads_only_the_window_and_matches_the_full_decode(toy_tin
         full, _ = load_audio(dataset.paths[index], sample_rate=16000)  # counted too: the reference decode
         assert len(full) > crop
         start = int(_stable(3, 2, index, 11).integers(0, len(full) - crop + 1))  # the rule before seeking
-        assert np.array_equal(item.wave, full[start:start + crop])
+        assert np.array_equal(item.wave, full[start : start + crop])
     assert reads[0::2] == [crop] * 6  # the dataset decoded only the crop
 
 
@@ -73,8 +74,7 @@ def test_short_utterance_is_padded_to_the_front_ends_window_and_trains(toy_tiny,
     config = TrainConfig(backbone="lcnn", corpus="toy", epochs=1, batch_size=4, lr=1e-3, max_len=1.0, seed=0)
     outcome = train_run(config, edited, tmp_path / "run", data_root=root)
     assert outcome.status == "complete" and outcome.summary["n_failed_audio"] == 0
-    dataset = TrainAudio(df[df.split == "train"].reset_index(drop=True), data_root=root, crop=16000,
-                         min_samples=400)
+    dataset = TrainAudio(df[df.split == "train"].reset_index(drop=True), data_root=root, crop=16000, min_samples=400)
     item = dataset[(0, 0)]
     assert len(item.wave) == 400 and np.all(item.wave[100:] == 0)
 

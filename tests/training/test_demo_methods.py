@@ -18,8 +18,9 @@ def test_default_study_stays_the_three_methods_and_names_are_checked():
 
 @pytest.mark.parametrize("method", list(demo.DEMO_PRESETS))
 def test_every_demo_method_preset_builds_a_valid_config(method, tmp_path):
-    config = demo._train_config(demo.DEMO_PRESETS[method], seed=1, augment_manifest=tmp_path / "m.parquet",
-                                epochs=1).validate()
+    config = demo._train_config(
+        demo.DEMO_PRESETS[method], seed=1, augment_manifest=tmp_path / "m.parquet", epochs=1
+    ).validate()
     expected = "erm" if method == "erm_aug" else method
     assert config.method == expected and config.epochs == 1
     if method in ("coral", "mmd", "groupdro", "dann"):
@@ -27,7 +28,9 @@ def test_every_demo_method_preset_builds_a_valid_config(method, tmp_path):
 
 
 def test_verdict_compares_each_added_method_with_erm_aug():
-    stats = lambda mean: {"stats": {"unseen": {"mean": mean, "sd": 0.5, "n": 3}}}
+    def stats(mean):
+        return {"stats": {"unseen": {"mean": mean, "sd": 0.5, "n": 3}}}
+
     text = demo._verdict({"erm": stats(30.0), "erm_aug": stats(20.0), "sam": stats(10.0), "coral": stats(20.2)})
     assert "SAM lowers the never-seen-codec EER by 10.0 points against ERM-aug" in text
     assert "CORAL vs ERM-aug" in text and "does not show that CORAL adds to augmentation" in text

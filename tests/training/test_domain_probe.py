@@ -27,8 +27,13 @@ def _planted(seed: int):
     values = rng.standard_normal((N, 1, DIM)).astype(np.float32)
     values[:, 0, 0] += np.where(label == 1, 2.0, -2.0)
     values[:, 0, 1] += np.where(domain == 1, 3.0, -3.0)
-    frame = pd.DataFrame({"utt_id": [f"u{i}" for i in range(N)], "label": np.where(label == 1, "bonafide", "spoof"),
-                          "domain": np.where(domain == 1, "b", "a")})
+    frame = pd.DataFrame(
+        {
+            "utt_id": [f"u{i}" for i in range(N)],
+            "label": np.where(label == 1, "bonafide", "spoof"),
+            "domain": np.where(domain == 1, "b", "a"),
+        }
+    )
     return values, label, domain, frame
 
 
@@ -39,9 +44,21 @@ def _train(method: str, seed: int):
 
     values, label, domain, frame = _planted(seed)
     cache = feats.FeatureSet(frame["utt_id"].to_numpy(dtype=str), values, ["layer_00"], "meanstd")
-    config = TrainConfig(method=method, backbone="wavlm", epochs=1, max_steps=STEPS, batch_size=BATCH, lr=1e-2,
-                         seed=seed, head="16", domain_columns=["domain"] if method == "dann" else [],
-                         lambda_schedule="constant", lambda_max=1.0, domain_lr_mult=10.0, domain_hidden=0).validate()
+    config = TrainConfig(
+        method=method,
+        backbone="wavlm",
+        epochs=1,
+        max_steps=STEPS,
+        batch_size=BATCH,
+        lr=1e-2,
+        seed=seed,
+        head="16",
+        domain_columns=["domain"] if method == "dann" else [],
+        lambda_schedule="constant",
+        lambda_max=1.0,
+        domain_lr_mult=10.0,
+        domain_hidden=0,
+    ).validate()
     data = TrainData(frame, None, None, {"domain": ["a", "b"]} if method == "dann" else {}, None)
     step = feats.feature_head_step(config, data, cache)
     for i in range(STEPS):
@@ -72,8 +89,10 @@ def test_dann_shrinks_the_planted_domain_in_the_representation_but_a_probe_still
     erm_rep, _, _, domain = _train("erm", seed)
     dann_rep, dann_score, label, _ = _train("dann", seed)
     erm_share, dann_share = _domain_share(erm_rep, domain), _domain_share(dann_rep, domain)
-    print(f"seed {seed}: domain share of pre_logit variance ERM {erm_share:.3f}, DANN {dann_share:.3f}; "
-          f"probe ERM {_probe(erm_rep, domain):.3f}, DANN {_probe(dann_rep, domain):.3f}")
+    print(
+        f"seed {seed}: domain share of pre_logit variance ERM {erm_share:.3f}, DANN {dann_share:.3f}; "
+        f"probe ERM {_probe(erm_rep, domain):.3f}, DANN {_probe(dann_rep, domain):.3f}"
+    )
     assert dann_share < 0.5 * erm_share
     task = ((dann_score > np.median(dann_score)) == (label == 1)).mean()
     assert task > 0.9  # the label, independent of the domain, is still learned

@@ -30,9 +30,20 @@ def dev_setup(tmp_path_factory):
         t = np.arange(n) / 16000
         wave = 0.3 * np.sin(2 * np.pi * (120 + 15 * i) * t) if label == "bonafide" else 0.2 * rng.standard_normal(n)
         sf.write(root / f"d{i:02d}.flac", wave.astype(np.float32), 16000)
-        rows.append({"utt_id": f"d{i:02d}", "path": f"d{i:02d}.flac", "label": label,
-                     "attack": None if label == "bonafide" else "A01", "speaker": f"s{i % 3}", "split": "dev",
-                     "corpus": "toy", "codec": None, "codec_q": None, "domain": "clean"})
+        rows.append(
+            {
+                "utt_id": f"d{i:02d}",
+                "path": f"d{i:02d}.flac",
+                "label": label,
+                "attack": None if label == "bonafide" else "A01",
+                "speaker": f"s{i % 3}",
+                "split": "dev",
+                "corpus": "toy",
+                "codec": None,
+                "codec_q": None,
+                "domain": "clean",
+            }
+        )
     manifest = root / "manifest.parquet"
     write_parquet(normalise_manifest(pd.DataFrame(rows)), manifest)
     runs = {}
@@ -56,8 +67,22 @@ def test_dev_eer_in_training_equals_cm_eval(dev_setup, run_cm, cm_env, policy):
     dev = evaluate_dev(model, frame, data_root=root, device="cpu", batch_size=4)
     assert model.training
     out = cm_env / f"ev_{policy}"
-    result = run_cm("--data-root", root, "--json", "eval", "--run", runs[policy], "--manifest", manifest,
-                    "--out", out, "--split", "dev", "--batch-size", "3")
+    result = run_cm(
+        "--data-root",
+        root,
+        "--json",
+        "eval",
+        "--run",
+        runs[policy],
+        "--manifest",
+        manifest,
+        "--out",
+        out,
+        "--split",
+        "dev",
+        "--batch-size",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     overall = json.loads((out / "metrics.json").read_text())["overall"]
     assert dev["n"] == overall["n_bonafide"] + overall["n_spoof"] == 14
@@ -77,8 +102,9 @@ def _rank(rank: int, world_size: int, port: int, model_path: str, manifest: str,
     tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     try:
         model = load_model(model_path).model
-        dev = evaluate_dev(model, load_manifest(manifest), data_root=root, device="cpu", batch_size=2,
-                           rank=rank, world_size=world_size)
+        dev = evaluate_dev(
+            model, load_manifest(manifest), data_root=root, device="cpu", batch_size=2, rank=rank, world_size=world_size
+        )
         with open(f"{out}.{rank}.json", "w") as fh:
             json.dump(dev, fh)
     finally:
@@ -95,8 +121,9 @@ def test_sharded_validation_gathers_every_row(dev_setup, tmp_path):
     from cm_cli.training.validation import evaluate_dev
 
     root, manifest, runs = dev_setup
-    single = evaluate_dev(load_model(runs["repeat"]).model, load_manifest(manifest), data_root=root, device="cpu",
-                          batch_size=4)
+    single = evaluate_dev(
+        load_model(runs["repeat"]).model, load_manifest(manifest), data_root=root, device="cpu", batch_size=4
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -42,8 +42,7 @@ def planted(toy_tiny, tmp_path):
 
 
 def _config(features, **kwargs):
-    base = dict(backbone="lcnn", corpus="toy", epochs=8, batch_size=8, lr=1e-2, seed=0, head="16",
-                features=features)
+    base = dict(backbone="lcnn", corpus="toy", epochs=8, batch_size=8, lr=1e-2, seed=0, head="16", features=features)
     return TrainConfig(**{**base, **kwargs})
 
 
@@ -90,8 +89,25 @@ def test_cli_repeats_features(planted, tmp_path):
     from cm_cli.app import app
 
     manifest, a, b, ids = planted
-    result = CliRunner().invoke(app, ["--runs-dir", str(tmp_path / "runs"), "train", "--features", str(a),
-                                      "--features", str(b), "--manifest", str(manifest), "--out",
-                                      str(tmp_path / "cli"), "--epochs", "1", "--batch-size", "8"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "train",
+            "--features",
+            str(a),
+            "--features",
+            str(b),
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(tmp_path / "cli"),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "cli/checkpoints/best.pt").is_file()

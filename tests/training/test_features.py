@@ -69,8 +69,9 @@ def test_erm_and_dann_heads_train_report_dev_eer_and_score(toy_features, tmp_pat
     with pytest.raises(CmError, match="widths differ"):
         _mixed_widths(out, tmp_path)
 
-    dann = _config(features=str(out), method="dann", domain_columns=["gender"], lambda_schedule="constant",
-                   lambda_max=0.3)
+    dann = _config(
+        features=str(out), method="dann", domain_columns=["gender"], lambda_schedule="constant", lambda_max=0.3
+    )
     outcome = train_features_run(dann, out, manifest, tmp_path / "dann")
     assert outcome.status == "complete"
     history = pd.read_parquet(tmp_path / "dann/history.parquet")
@@ -90,8 +91,22 @@ def test_rows_missing_from_the_cache_are_named(toy_features, tmp_path):
 
 def test_cli_trains_from_features(toy_features, tmp_path, cm_env, run_cm):
     root, manifest, out = toy_features
-    result = run_cm("--json", "train", "--features", out, "--manifest", manifest, "--out", tmp_path / "cli",
-                    "--epochs", "1", "--batch-size", "8", "--backbone", "lcnn")
+    result = run_cm(
+        "--json",
+        "train",
+        "--features",
+        out,
+        "--manifest",
+        manifest,
+        "--out",
+        tmp_path / "cli",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--backbone",
+        "lcnn",
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["status"] == "complete" and summary["features"] is True and summary["best_dev_eer"] is not None

@@ -25,8 +25,9 @@ def head_run(toy_tiny, tmp_path_factory):
     base = tmp_path_factory.mktemp("feateval")
     tiny = save_tiny_ssl("wavlm", base / "wavlm")
     embed_manifest(manifest, base / "emb", backbone=str(tiny), pooling="meanstd", data_root=root, batch_size=16)
-    config = TrainConfig(backbone="lcnn", corpus="toy", epochs=2, batch_size=8, lr=3e-3, seed=2,
-                         features=str(base / "emb"))
+    config = TrainConfig(
+        backbone="lcnn", corpus="toy", epochs=2, batch_size=8, lr=3e-3, seed=2, features=str(base / "emb")
+    )
     assert train_features_run(config, base / "emb", manifest, base / "run").status == "complete"
     return manifest, base / "emb", base / "run"
 
@@ -38,15 +39,37 @@ def _independent(run, emb, manifest):
 
 
 def _eer(frame) -> float:
-    return float(eer(frame.loc[frame.label == "bonafide", "score"].to_numpy(np.float64),
-                     frame.loc[frame.label == "spoof", "score"].to_numpy(np.float64)))
+    return float(
+        eer(
+            frame.loc[frame.label == "bonafide", "score"].to_numpy(np.float64),
+            frame.loc[frame.label == "spoof", "score"].to_numpy(np.float64),
+        )
+    )
 
 
 def test_cli_eval_of_a_feature_head_writes_the_metrics_of_any_run(head_run, run_cm, cm_env):
     manifest, emb, run = head_run
     out = cm_env / "ev"
-    args = ["--json", "eval", "--run", run, "--features", emb, "--manifest", manifest, "--by", "codec",
-            "--by", "attack", "--bootstrap", "20", "--cluster-by", "speaker", "--out", out]
+    args = [
+        "--json",
+        "eval",
+        "--run",
+        run,
+        "--features",
+        emb,
+        "--manifest",
+        manifest,
+        "--by",
+        "codec",
+        "--by",
+        "attack",
+        "--bootstrap",
+        "20",
+        "--cluster-by",
+        "speaker",
+        "--out",
+        out,
+    ]
     result = run_cm(*args)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -78,19 +101,25 @@ def test_cli_eval_of_a_feature_head_writes_the_metrics_of_any_run(head_run, run_
 
 def test_dry_run_writes_nothing_and_records_the_cache(head_run, run_cm, cm_env):
     manifest, emb, run = head_run
-    result = run_cm("--json", "--dry-run", "eval", "--run", run, "--features", emb, "--manifest", manifest,
-                    "--out", cm_env / "dry")
+    result = run_cm(
+        "--json", "--dry-run", "eval", "--run", run, "--features", emb, "--manifest", manifest, "--out", cm_env / "dry"
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["dry_run"] and payload["options"]["features"] == str(emb)
     assert not (cm_env / "dry").exists()
 
 
-@pytest.mark.parametrize("extra, flag", [(["--degrade", "mp3:kbps=16"], "--degrade"),
-                                         (["--chunk-ms", "500"], "--chunk-ms"),
-                                         (["--chunk-ms", "500", "--causal-windows", "2"], "--chunk-ms"),
-                                         (["--full-length"], "--full-length"),
-                                         (["--audio", "x.wav"], "--audio")])
+@pytest.mark.parametrize(
+    "extra, flag",
+    [
+        (["--degrade", "mp3:kbps=16"], "--degrade"),
+        (["--chunk-ms", "500"], "--chunk-ms"),
+        (["--chunk-ms", "500", "--causal-windows", "2"], "--chunk-ms"),
+        (["--full-length"], "--full-length"),
+        (["--audio", "x.wav"], "--audio"),
+    ],
+)
 def test_options_that_need_audio_are_refused(head_run, run_cm, cm_env, extra, flag):
     manifest, emb, run = head_run
     result = run_cm("eval", "--run", run, "--features", emb, "--manifest", manifest, *extra, "--out", cm_env / "o")
@@ -172,9 +201,11 @@ def test_rows_missing_from_the_cache(head_run, run_cm, cm_env):
     assert result.exit_code == 1 and "1 manifest row(s)" in result.stderr and dropped in result.stderr
 
     pd.DataFrame({"utt_id": [dropped], "path": ["x.flac"], "error": ["undecodable"]}).to_parquet(
-        partial / "failures.parquet")
-    result = run_cm("--json", "eval", "--run", run, "--features", partial, "--manifest", manifest,
-                    "--out", cm_env / "o2")
+        partial / "failures.parquet"
+    )
+    result = run_cm(
+        "--json", "eval", "--run", run, "--features", partial, "--manifest", manifest, "--out", cm_env / "o2"
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((cm_env / "o2" / "metrics.json").read_text())
     assert metrics["condition"]["n_failed"] == 1 and metrics["overall"]["n_spoof"] == 23

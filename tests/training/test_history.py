@@ -48,8 +48,9 @@ def test_erm_and_dann_runs_write_exactly_the_schema_and_summary_has_dev_eer(toy_
     from cm_cli.training.validation import evaluate_dev
 
     frame = pd.read_parquet(manifest)
-    again = evaluate_dev(load_model(tmp_path / "erm").model, frame[frame.split == "dev"], data_root=root,
-                         device="cpu", batch_size=8)
+    again = evaluate_dev(
+        load_model(tmp_path / "erm").model, frame[frame.split == "dev"], data_root=root, device="cpu", batch_size=8
+    )
     assert again["dev_eer"] == summary["best_dev_eer"] and again["dev_eer_threshold"] == summary["dev_eer_threshold"]
 
     dann = _config(method="dann", augment="clean:0.5, alaw:0.5", domain_columns=["domain"], max_steps=2)

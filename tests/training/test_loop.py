@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,8 +20,9 @@ def _config(**kwargs) -> TrainConfig:
 
 
 def _dann(**kwargs) -> TrainConfig:
-    return _config(method="dann", augment=AUG, domain_columns=["domain"], lambda_schedule="constant",
-                   lambda_max=0.5, **kwargs)
+    return _config(
+        method="dann", augment=AUG, domain_columns=["domain"], lambda_schedule="constant", lambda_max=0.5, **kwargs
+    )
 
 
 def _run(config, toy, out, **kwargs):
@@ -41,8 +40,14 @@ def test_dann_run_directory_matches_the_design(toy_tiny, tmp_path):
     out = tmp_path / "run"
     outcome = _run(_dann(epochs=2), toy_tiny, out)
     assert outcome.status == "complete"
-    for name in ("config.json", "history.parquet", "cm.json", "augmentation.json", "checkpoints/last.pt",
-                 "checkpoints/best.pt"):
+    for name in (
+        "config.json",
+        "history.parquet",
+        "cm.json",
+        "augmentation.json",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert (out / name).is_file(), name
     record = read_json(out / "cm.json")
     assert record["kind"] == "run" and record["status"] == "complete"

@@ -23,14 +23,23 @@ BASE = dict(backbone="lcnn", corpus="toy", epochs=2, batch_size=8, lr=1e-3, max_
 RUNS = {
     "erm": dict(BASE),
     "erm_aug": dict(BASE, augment=AUG),
-    "dann": dict(BASE, method="dann", augment=AUG, domain_columns=["domain"], lambda_schedule="ganin",
-                 lambda_max=0.3, domain_lr_mult=10.0, domain_hidden=0),
+    "dann": dict(
+        BASE,
+        method="dann",
+        augment=AUG,
+        domain_columns=["domain"],
+        lambda_schedule="ganin",
+        lambda_max=0.3,
+        domain_lr_mult=10.0,
+        domain_hidden=0,
+    ),
 }
 FEATURE_BASE = dict(backbone="lcnn", corpus="toy", epochs=2, batch_size=8, lr=3e-3, seed=4, warmup_steps=2)
 FEATURE_RUNS = {
     "features_erm": dict(FEATURE_BASE),
-    "features_dann": dict(FEATURE_BASE, method="dann", domain_columns=["speaker"], lambda_schedule="linear",
-                          lambda_max=0.5),
+    "features_dann": dict(
+        FEATURE_BASE, method="dann", domain_columns=["speaker"], lambda_schedule="linear", lambda_max=0.5
+    ),
 }
 
 
@@ -57,9 +66,13 @@ def _record(run_dir: Path) -> dict:
 
     history = pd.read_parquet(run_dir / "history.parquet")
     best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["metrics"]
-    return {"history": {c: [None if isinstance(v, float) and math.isnan(v) else v for v in history[c].tolist()]
-                        for c in history.columns},
-            "best_dev_eer": best.get("dev_eer")}
+    return {
+        "history": {
+            c: [None if isinstance(v, float) and math.isnan(v) else v for v in history[c].tolist()]
+            for c in history.columns
+        },
+        "best_dev_eer": best.get("dev_eer"),
+    }
 
 
 def run_all(root: Path, manifest: Path, base: Path, names=None) -> dict:

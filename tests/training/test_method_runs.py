@@ -21,9 +21,21 @@ def _run(config, toy, out, **kwargs):
 def test_groupdro_wrapped_in_sam_resumes_to_the_same_weights_and_history(toy_tiny, tmp_path):
     import torch
 
-    config = TrainConfig(method="groupdro", backbone="lcnn", corpus="toy", epochs=2, max_steps=7, batch_size=8,
-                         lr=1e-3, max_len=1.0, seed=2, augment=AUG, domain_columns=["domain"], sam_rho=0.05,
-                         method_options={"step": 0.1})
+    config = TrainConfig(
+        method="groupdro",
+        backbone="lcnn",
+        corpus="toy",
+        epochs=2,
+        max_steps=7,
+        batch_size=8,
+        lr=1e-3,
+        max_len=1.0,
+        seed=2,
+        augment=AUG,
+        domain_columns=["domain"],
+        sam_rho=0.05,
+        method_options={"step": 0.1},
+    )
     whole = _run(config, toy_tiny, tmp_path / "whole")
     part = _run(config, toy_tiny, tmp_path / "part", stop_requested=lambda step: step >= 3)
     assert part.status == "interrupted"
@@ -50,9 +62,25 @@ def test_cli_method_from_the_dann_preset_trains_and_evaluates(toy_tiny, tmp_path
     root, manifest = toy_tiny
     runner = CliRunner()
     base = ["--data-root", str(root), "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache")]
-    result = runner.invoke(app, [*base, "train", "--preset", "toy_lcnn_dann", "--method", method, "--manifest",
-                                 str(manifest), "--out", str(tmp_path / "run"), "--max-steps", "3",
-                                 "--augment", AUG])
+    result = runner.invoke(
+        app,
+        [
+            *base,
+            "train",
+            "--preset",
+            "toy_lcnn_dann",
+            "--method",
+            method,
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "3",
+            "--augment",
+            AUG,
+        ],
+    )
     assert result.exit_code == 0, result.output
     history = pd.read_parquet(tmp_path / "run/history.parquet")
     assert column in history and history[column].notna().any()
@@ -77,8 +105,21 @@ def test_cli_bad_method_input_is_one_line_and_writes_nothing(toy_tiny, tmp_path)
     assert unknown.exit_code == 2 and "groupdro" in unknown.output and not out.exists()
     loss = runner.invoke(app, [*base, "train", "--loss", "hinge", "--manifest", str(manifest), "--out", str(out)])
     assert loss.exit_code == 2 and "ocsoftmax" in loss.output and not out.exists()
-    result = runner.invoke(app, [*base, "train", "--preset", "toy_lcnn_erm", "--method", "coral", "--manifest",
-                                 str(manifest), "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            *base,
+            "train",
+            "--preset",
+            "toy_lcnn_erm",
+            "--method",
+            "coral",
+            "--manifest",
+            str(manifest),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code != 0 and "domain_column" in result.output and not out.exists()
     assert "Traceback" not in result.output
 
@@ -88,8 +129,17 @@ def test_ocsoftmax_run_scores_with_the_cosine_and_reloads(toy_tiny, tmp_path):
 
     from cm_cli.models.loading import load_model
 
-    config = TrainConfig(method="erm", loss="ocsoftmax", backbone="lcnn", corpus="toy", max_steps=3, batch_size=8,
-                         lr=1e-3, max_len=1.0, seed=1)
+    config = TrainConfig(
+        method="erm",
+        loss="ocsoftmax",
+        backbone="lcnn",
+        corpus="toy",
+        max_steps=3,
+        batch_size=8,
+        lr=1e-3,
+        max_len=1.0,
+        seed=1,
+    )
     assert _run(config, toy_tiny, tmp_path / "oc").status == "complete"
     loaded = load_model(tmp_path / "oc")
     assert loaded.model.config.score_head == "cosine"

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 # ---------------------------------------------------------------- CORAL
 
+
 def test_coral_is_zero_for_identical_domains_and_matches_a_hand_computation_when_shifted():
     from cm_cli.training.methods.coral import coral_loss
 
@@ -44,6 +45,7 @@ def test_coral_skips_groups_with_fewer_than_two_rows_and_never_returns_nan():
 
 # ---------------------------------------------------------------- MMD
 
+
 def test_mmd_is_about_zero_for_one_distribution_and_grows_with_the_shift():
     from cm_cli.training.methods.mmd import mmd_loss
 
@@ -68,7 +70,7 @@ def test_mmd_matches_the_unbiased_estimator_written_out():
     loss, _ = mmd_loss(torch.tensor(x), torch.tensor(g), 2)
     sq = ((x[:, None] - x[None]) ** 2).sum(-1)
     s = sq.sum() / (7 * 6)
-    k = np.mean([np.exp(-sq / (2.0 ** p * s)) for p in KERNEL_POWERS], axis=0)
+    k = np.mean([np.exp(-sq / (2.0**p * s)) for p in KERNEL_POWERS], axis=0)
     a, b = np.flatnonzero(g == 0), np.flatnonzero(g == 1)
     kaa = (k[np.ix_(a, a)].sum() - np.trace(k[np.ix_(a, a)])) / (3 * 2)
     kbb = (k[np.ix_(b, b)].sum() - np.trace(k[np.ix_(b, b)])) / (4 * 3)
@@ -77,6 +79,7 @@ def test_mmd_matches_the_unbiased_estimator_written_out():
 
 
 # ---------------------------------------------------------------- GroupDRO
+
 
 def test_groupdro_weights_move_to_the_worst_group():
     from cm_cli.training.methods.groupdro import dro_update
@@ -105,8 +108,9 @@ def _feature_data(n=64, layers=2, dim=6, noisy_group=None, seed=0):
         flip = (domain == noisy_group) & (rng.random(n) < 0.5)
         labels = np.where(flip, np.where(labels == "bonafide", "spoof", "bonafide"), labels)
     frame = pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "label": labels, "domain": domain})
-    cache = FeatureSet(frame["utt_id"].to_numpy(dtype=str), values, [f"layer_{i:02d}" for i in range(layers)],
-                       "meanstd")
+    cache = FeatureSet(
+        frame["utt_id"].to_numpy(dtype=str), values, [f"layer_{i:02d}" for i in range(layers)], "meanstd"
+    )
     return frame, cache, TrainData(frame, None, None, {"domain": ["a", "b"]}, None)
 
 
@@ -114,9 +118,20 @@ def _trainer(method, data, cache, **kwargs):
     from cm_cli.training import features as feats
     from cm_cli.training.config import TrainConfig
 
-    base = dict(method=method, backbone="wavlm", epochs=1, max_steps=100, batch_size=len(cache.ids), lr=1e-2,
-                seed=0, head="8", domain_columns=["domain"], clip_grad=0, weight_decay=0.0,
-                model_options={"dropout": 0.0})
+    base = dict(
+        method=method,
+        backbone="wavlm",
+        epochs=1,
+        max_steps=100,
+        batch_size=len(cache.ids),
+        lr=1e-2,
+        seed=0,
+        head="8",
+        domain_columns=["domain"],
+        clip_grad=0,
+        weight_decay=0.0,
+        model_options={"dropout": 0.0},
+    )
     config = TrainConfig(**{**base, **kwargs}).validate()
     return feats.feature_head_step(config, data, cache).__self__
 
@@ -131,6 +146,7 @@ def test_groupdro_run_puts_more_weight_on_the_group_with_noisy_labels():
 
 
 # ---------------------------------------------------------------- SAM / ASAM
+
 
 @pytest.mark.parametrize("method, rho", [("sam", 0.05), ("asam", 0.5)])
 def test_sam_step_equals_manual_perturb_then_step(method, rho):
@@ -176,6 +192,7 @@ def test_sam_pass_leaves_batchnorm_statistics_to_the_first_pass():
 
 # ---------------------------------------------------------------- OC-Softmax
 
+
 def test_oc_softmax_equals_its_formula_and_scores_the_cosine():
     from cm_cli.models.heads import CosineScore, score_from_logits
     from cm_cli.training.methods.losses import oc_softmax
@@ -187,8 +204,12 @@ def test_oc_softmax_equals_its_formula_and_scores_the_cosine():
     cos = (x @ w) / (x.norm(dim=1) * w.norm())
     assert torch.allclose(score_from_logits(logits), cos, atol=1e-6)
     labels = torch.tensor([1, 0, 1, 0, 0, 1])  # 1 = bona fide
-    expected = np.mean([np.log1p(np.exp(20 * (0.9 - c))) if lab else np.log1p(np.exp(20 * (c - 0.2)))
-                        for c, lab in zip(cos.tolist(), labels.tolist())])
+    expected = np.mean(
+        [
+            np.log1p(np.exp(20 * (0.9 - c))) if lab else np.log1p(np.exp(20 * (c - 0.2)))
+            for c, lab in zip(cos.tolist(), labels.tolist())
+        ]
+    )
     assert float(oc_softmax(logits, labels).detach()) == pytest.approx(expected, rel=1e-5)
 
 
@@ -205,6 +226,7 @@ def test_oc_softmax_feature_head_learns_a_planted_label_with_higher_score_for_bo
 
 
 # ---------------------------------------------------------------- adding a method (docs/training.md)
+
 
 def test_adding_a_method_is_one_module_and_one_line(toy_tiny, tmp_path):
     """Follows docs/training.md "Adding a method" literally: subclass Method, register it, train."""
@@ -230,8 +252,15 @@ def test_adding_a_method_is_one_module_and_one_line(toy_tiny, tmp_path):
         from cm_cli.training.run import train_run
 
         root, manifest = toy_tiny
-        config = TrainConfig(method="featnorm", backbone="lcnn", corpus="toy", max_steps=2, batch_size=8,
-                             max_len=1.0, method_options={"weight": "0.5"})
+        config = TrainConfig(
+            method="featnorm",
+            backbone="lcnn",
+            corpus="toy",
+            max_steps=2,
+            batch_size=8,
+            max_len=1.0,
+            method_options={"weight": "0.5"},
+        )
         outcome = train_run(config, manifest, tmp_path / "run", data_root=root, cache_dir=tmp_path / "cache")
         assert outcome.status == "complete" and "featnorm" in method_names()
         history = pd.read_parquet(tmp_path / "run/history.parquet")

@@ -33,8 +33,13 @@ def _dataset(tmp_path, seconds: float, policy, *, crop_s: float = 1.0, n_files: 
         sf.write(tmp_path / f"u{i}.flac", wave, SR, subtype="PCM_16")
         rows.append({"utt_id": f"u{i}", "path": f"u{i}.flac", "label": "bonafide"})
     frame = pd.DataFrame(rows)
-    make = lambda p: TrainAudio(frame, data_root=tmp_path, policy=None if p is None else load_policy(p), seed=3,  # noqa: E731
-                                crop=int(crop_s * SR), cache_dir=tmp_path / "cache")
+
+    def make(p):
+        policy_ = None if p is None else load_policy(p)
+        return TrainAudio(
+            frame, data_root=tmp_path, policy=policy_, seed=3, crop=int(crop_s * SR), cache_dir=tmp_path / "cache"
+        )
+
     return make(policy), make(None)
 
 
@@ -45,10 +50,10 @@ def _whole_file_crop(ds_clean, key, path, spec: str) -> tuple[np.ndarray, int]:
 
     full = load_audio(path, sample_rate=SR)[0]
     clean = ds_clean[key].wave
-    starts = [s for s in range(len(full) - len(clean) + 1) if np.array_equal(full[s:s + len(clean)], clean)]
+    starts = [s for s in range(len(full) - len(clean) + 1) if np.array_equal(full[s : s + len(clean)], clean)]
     assert len(starts) == 1
     degraded, _ = apply_policy(full, SR, spec, seed=0, cache=False)
-    return degraded[starts[0]:starts[0] + len(clean)], starts[0]
+    return degraded[starts[0] : starts[0] + len(clean)], starts[0]
 
 
 @pytest.mark.parametrize("spec", ["telephony:1", "alaw:1"])
@@ -85,11 +90,15 @@ def test_codec_crop_has_no_start_transient(tmp_path):
 
 
 def test_windows_are_not_cached_whole_files_are(tmp_path):
-    ds_long, _ = _dataset(tmp_path / "long", 6.0, "telephony:1", n_files=2) if (tmp_path / "long").mkdir() is None else None
+    ds_long, _ = (
+        _dataset(tmp_path / "long", 6.0, "telephony:1", n_files=2) if (tmp_path / "long").mkdir() is None else None
+    )
     ds_long[(0, 0)]
     ds_long[(0, 1)]
     assert not list((tmp_path / "long" / "cache").rglob("*.flac"))
-    ds_short, _ = _dataset(tmp_path / "short", 1.1, "telephony:1", n_files=2) if (tmp_path / "short").mkdir() is None else None
+    ds_short, _ = (
+        _dataset(tmp_path / "short", 1.1, "telephony:1", n_files=2) if (tmp_path / "short").mkdir() is None else None
+    )
     first = ds_short[(0, 0)].wave
     entries = list((tmp_path / "short" / "cache").rglob("*.flac"))
     assert len(entries) == 1

@@ -29,7 +29,9 @@ def test_resume_with_another_manifest_is_refused_naming_the_difference(toy_tiny,
     half = df.drop(df.index[df.split == "train"][::2])
     half.to_parquet(copy)  # rewritten in place: same path, other content
     before = (out / "config.json").read_text()
-    with pytest.raises(CmError, match=rf"manifest content differs .*train rows {n_train} -> {n_train - (n_train + 1) // 2}"):
+    with pytest.raises(
+        CmError, match=rf"manifest content differs .*train rows {n_train} -> {n_train - (n_train + 1) // 2}"
+    ):
         train_run(_config(), copy, out, data_root=root, resume=True)
     assert (out / "config.json").read_text() == before  # provenance untouched
     df.to_parquet(copy)

@@ -17,8 +17,19 @@ def test_tensorboard_receives_every_history_column_dev_metrics_config_and_revisi
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     root, manifest = toy_tiny
-    config = TrainConfig(method="dann", backbone="lcnn", corpus="toy", epochs=2, batch_size=8, lr=1e-3, max_len=1.0,
-                         seed=4, augment="clean:0.5, alaw:0.5", domain_columns=["domain"], log_to=["tensorboard"])
+    config = TrainConfig(
+        method="dann",
+        backbone="lcnn",
+        corpus="toy",
+        epochs=2,
+        batch_size=8,
+        lr=1e-3,
+        max_len=1.0,
+        seed=4,
+        augment="clean:0.5, alaw:0.5",
+        domain_columns=["domain"],
+        log_to=["tensorboard"],
+    )
     out = tmp_path / "run"
     train_run(config, manifest, out, data_root=root, cache_dir=tmp_path / "cache")
     events = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
@@ -54,8 +65,19 @@ def test_a_tracker_that_is_not_installed_is_one_line_naming_the_extra(toy_tiny, 
 
 
 def test_cli_log_to_is_repeatable_and_not_part_of_the_run_identity(cm_env, run_cm):
-    result = run_cm("--json", "--dry-run", "train", "--backbone", "lcnn", "--corpus", "toy",
-                    "--log-to", "tensorboard", "--log-to", "mlflow")
+    result = run_cm(
+        "--json",
+        "--dry-run",
+        "train",
+        "--backbone",
+        "lcnn",
+        "--corpus",
+        "toy",
+        "--log-to",
+        "tensorboard",
+        "--log-to",
+        "mlflow",
+    )
     assert result.exit_code == 0, result.output
     import json
 

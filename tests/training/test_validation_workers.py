@@ -45,8 +45,9 @@ def test_validator_reuses_its_worker_processes(toy_tiny, tmp_path, monkeypatch):
     _recording_reads(monkeypatch, log)
     results = {}
     for workers in (0, 2):
-        config = TrainConfig(method="erm", backbone="lcnn", corpus="toy", epochs=1, batch_size=4, max_len=1.0,
-                             seed=0, workers=workers)
+        config = TrainConfig(
+            method="erm", backbone="lcnn", corpus="toy", epochs=1, batch_size=4, max_len=1.0, seed=0, workers=workers
+        )
         data = load_training_data(manifest, config)
         torch.manual_seed(0)
         model = build_model(build_model_config(config))
@@ -92,8 +93,9 @@ def test_training_builds_the_dev_loader_once(toy_tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(inference, "AudioBatches", Counted)
     root, manifest = toy_tiny
-    config = TrainConfig(method="erm", backbone="lcnn", corpus="toy", epochs=3, batch_size=8, lr=1e-3, max_len=0.5,
-                         seed=3, workers=2)
+    config = TrainConfig(
+        method="erm", backbone="lcnn", corpus="toy", epochs=3, batch_size=8, lr=1e-3, max_len=0.5, seed=3, workers=2
+    )
     outcome = train_run(config, manifest, tmp_path / "run", data_root=root)
     assert outcome.status == "complete"
     history = pd.read_parquet(tmp_path / "run/history.parquet")
@@ -114,8 +116,9 @@ def test_cuda_validation_pins_its_batches_and_scores_every_row_each_time(toy_tin
     from cm_cli.training.state import TrainState
 
     root, manifest = toy_tiny
-    config = TrainConfig(method="erm", backbone="lcnn", corpus="toy", epochs=1, batch_size=4, max_len=1.0, seed=0,
-                         workers=2)
+    config = TrainConfig(
+        method="erm", backbone="lcnn", corpus="toy", epochs=1, batch_size=4, max_len=1.0, seed=0, workers=2
+    )
     data = load_training_data(manifest, config)
     torch.manual_seed(0)
     model = build_model(build_model_config(config))

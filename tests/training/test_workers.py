@@ -16,10 +16,21 @@ def test_workers_0_and_2_give_bit_identical_weights(toy_tiny, tmp_path):
     runs = {}
     for workers in (0, 2):
         # augmentation and random crops draw per item: their RNG must not depend on the worker
-        config = TrainConfig(method="dann", backbone="lcnn", corpus="toy", epochs=2, batch_size=8, lr=1e-3,
-                             max_len=0.5, seed=5, augment="clean:0.4, alaw:0.3, telephony:0.3",
-                             domain_columns=["domain"], lambda_schedule="constant", lambda_max=0.5,
-                             workers=workers)
+        config = TrainConfig(
+            method="dann",
+            backbone="lcnn",
+            corpus="toy",
+            epochs=2,
+            batch_size=8,
+            lr=1e-3,
+            max_len=0.5,
+            seed=5,
+            augment="clean:0.4, alaw:0.3, telephony:0.3",
+            domain_columns=["domain"],
+            lambda_schedule="constant",
+            lambda_max=0.5,
+            workers=workers,
+        )
         out = tmp_path / f"w{workers}"
         outcome = train_run(config, manifest, out, data_root=root, cache_dir=tmp_path / f"cache{workers}")
         assert outcome.status == "complete"

@@ -39,18 +39,22 @@ def read_protocol(path: str | Path) -> list[dict]:
     rows = []
     for number, fields in iter_rows(path):
         if len(fields) != 5:
-            raise CmError(f"{path}:{number}: expected 5 columns, found {len(fields)}",
-                          "ASVspoof 2019 LA CM protocol columns: SPEAKER_ID AUDIO_FILE_NAME - SYSTEM_ID KEY")
+            raise CmError(
+                f"{path}:{number}: expected 5 columns, found {len(fields)}",
+                "ASVspoof 2019 LA CM protocol columns: SPEAKER_ID AUDIO_FILE_NAME - SYSTEM_ID KEY",
+            )
         speaker, utt, _, system, key = fields
         check_key(path, number, key)
         split = next((s for p, s in SPLIT_PREFIX.items() if utt.startswith(p)), None)
         if split is None:
             split = next((s for s in PROTOCOL_FILES if f".{s}." in path.name), None)
         if split is None:
-            raise CmError(f"{path}:{number}: cannot tell the split of {utt!r}",
-                          "file names start with LA_T_, LA_D_ or LA_E_")
-        rows.append({"speaker": speaker, "utt_id": utt, "system": none_if(system, "bonafide"), "key": key,
-                     "split": split})
+            raise CmError(
+                f"{path}:{number}: cannot tell the split of {utt!r}", "file names start with LA_T_, LA_D_ or LA_E_"
+            )
+        rows.append(
+            {"speaker": speaker, "utt_id": utt, "system": none_if(system, "bonafide"), "key": key, "split": split}
+        )
     return rows
 
 
@@ -69,8 +73,10 @@ def find_layout(corpus_root: str | Path) -> tuple[list[Path], dict[str, Path]]:
                 protocols.append(candidate)
                 break
     if not protocols:
-        raise CmError(f"{corpus_root}: no ASVspoof 2019 LA CM protocols (looked in {folder})",
-                      "run `cm download asvspoof2019_la`, or give --protocol FILE --audio-dir DIR")
+        raise CmError(
+            f"{corpus_root}: no ASVspoof 2019 LA CM protocols (looked in {folder})",
+            "run `cm download asvspoof2019_la`, or give --protocol FILE --audio-dir DIR",
+        )
     audio = {split: la / f"ASVspoof2019_LA_{split}" / "flac" for split in PROTOCOL_FILES}
     return protocols, audio
 
@@ -110,21 +116,23 @@ def prepare_asvspoof2019_la(
     for path in protocols:
         for row in read_protocol(path):
             spoof = row["key"] == "spoof"
-            records.append({
-                "utt_id": row["utt_id"],
-                "path": f"{prefixes[row['split']]}/{row['utt_id']}.flac",
-                "label": row["key"],
-                "attack": row["system"] if spoof else None,
-                "attack_family": None,
-                "speaker": row["speaker"],
-                "split": row["split"],
-                "corpus": CORPUS,
-                "codec": None,
-                "codec_q": None,
-                "domain": "clean",
-                "duration": None,
-                "sample_rate": None,
-            })
+            records.append(
+                {
+                    "utt_id": row["utt_id"],
+                    "path": f"{prefixes[row['split']]}/{row['utt_id']}.flac",
+                    "label": row["key"],
+                    "attack": row["system"] if spoof else None,
+                    "attack_family": None,
+                    "speaker": row["speaker"],
+                    "split": row["split"],
+                    "corpus": CORPUS,
+                    "codec": None,
+                    "codec_q": None,
+                    "domain": "clean",
+                    "duration": None,
+                    "sample_rate": None,
+                }
+            )
     df = pd.DataFrame.from_records(records)
     if df.empty:
         raise CmError(f"{', '.join(map(str, protocols))}: the protocols list no utterances")
@@ -140,10 +148,17 @@ ASVSPOOF2019_LA = CorpusSource(
     licence=ODC_BY,
     homepage="https://datashare.ed.ac.uk/handle/10283/3336",
     files=(
-        RemoteFile("LA.zip", "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip", "protocols",
-                   note="no checksum is published: verified by size only"),
+        RemoteFile(
+            "LA.zip",
+            "https://datashare.ed.ac.uk/bitstream/handle/10283/3336/LA.zip",
+            "protocols",
+            note="no checksum is published: verified by size only",
+        ),
     ),
-    layout="LA/ASVspoof2019_LA_cm_protocols/, LA/ASVspoof2019_LA_asv_scores/ (ASV scores for min t-DCF), LA/ASVspoof2019_LA_{train,dev,eval}/flac/",
+    layout=(
+        "LA/ASVspoof2019_LA_cm_protocols/, LA/ASVspoof2019_LA_asv_scores/ (ASV scores for min t-DCF), "
+        "LA/ASVspoof2019_LA_{train,dev,eval}/flac/"
+    ),
     subset_notes={"protocols": "the corpus ships as one archive: every subset fetches LA.zip"},
 )
 
@@ -161,8 +176,13 @@ def find_asv_scores(corpus_root: Path, split: str) -> Path | None:
 def _prepare(corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None, **_: object) -> "pd.DataFrame":
     from cm_cli.data.taxonomy import attack_families
 
-    return prepare_asvspoof2019_la(corpus_root, data_root=data_root, protocol=protocol, audio_dir=audio_dir,
-                                   attack_families=attack_families(CORPUS))
+    return prepare_asvspoof2019_la(
+        corpus_root,
+        data_root=data_root,
+        protocol=protocol,
+        audio_dir=audio_dir,
+        attack_families=attack_families(CORPUS),
+    )
 
 
 def _families() -> dict[str, str]:
@@ -172,6 +192,14 @@ def _families() -> dict[str, str]:
 
 
 SPEC = CorpusSpec(
-    name=CORPUS, title=ASVSPOOF2019_LA.title, prepare=_prepare, protocol_files=lambda root: list(find_layout(root)[0]),
-    source=ASVSPOOF2019_LA, labels=ASVSPOOF_KEYS, attack_families=_families, asv_scores=find_asv_scores,
-    accepts_protocol=True, layout=ASVSPOOF2019_LA.layout)
+    name=CORPUS,
+    title=ASVSPOOF2019_LA.title,
+    prepare=_prepare,
+    protocol_files=lambda root: list(find_layout(root)[0]),
+    source=ASVSPOOF2019_LA,
+    labels=ASVSPOOF_KEYS,
+    attack_families=_families,
+    asv_scores=find_asv_scores,
+    accepts_protocol=True,
+    layout=ASVSPOOF2019_LA.layout,
+)

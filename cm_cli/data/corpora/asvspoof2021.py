@@ -38,17 +38,37 @@ def read_keys(path: str | Path, track: str) -> list[dict]:
     for number, f in iter_rows(path):
         if track == "LA":
             if len(f) != 8:
-                raise CmError(f"{path}:{number}: expected 8 columns, found {len(f)}",
-                              "ASVspoof 2021 LA key columns: SPEAKER TRIAL CODEC TRANSMISSION ATTACK KEY TRIM SUBSET")
-            row = {"speaker": f[0], "utt_id": f[1], "codec": f[2], "transmission": none_if(f[3]),
-                   "attack": f[4], "key": f[5], "trim": none_if(f[6]), "phase": f[7]}
+                raise CmError(
+                    f"{path}:{number}: expected 8 columns, found {len(f)}",
+                    "ASVspoof 2021 LA key columns: SPEAKER TRIAL CODEC TRANSMISSION ATTACK KEY TRIM SUBSET",
+                )
+            row = {
+                "speaker": f[0],
+                "utt_id": f[1],
+                "codec": f[2],
+                "transmission": none_if(f[3]),
+                "attack": f[4],
+                "key": f[5],
+                "trim": none_if(f[6]),
+                "phase": f[7],
+            }
         else:
             if len(f) < 8:
-                raise CmError(f"{path}:{number}: expected at least 8 columns, found {len(f)}",
-                              "ASVspoof 2021 DF key columns: SPEAKER TRIAL COMPRESSION SOURCE ATTACK KEY TRIM SUBSET VOCODER ...")
-            row = {"speaker": f[0], "utt_id": f[1], "codec": f[2], "source": none_if(f[3]), "attack": f[4],
-                   "key": f[5], "trim": none_if(f[6]), "phase": f[7],
-                   "vocoder": none_if(f[8]) if len(f) > 8 else None}
+                raise CmError(
+                    f"{path}:{number}: expected at least 8 columns, found {len(f)}",
+                    "ASVspoof 2021 DF key columns: SPEAKER TRIAL COMPRESSION SOURCE ATTACK KEY TRIM SUBSET VOCODER ...",
+                )
+            row = {
+                "speaker": f[0],
+                "utt_id": f[1],
+                "codec": f[2],
+                "source": none_if(f[3]),
+                "attack": f[4],
+                "key": f[5],
+                "trim": none_if(f[6]),
+                "phase": f[7],
+                "vocoder": none_if(f[8]) if len(f) > 8 else None,
+            }
             for i, value in enumerate(f[9:], start=10):
                 row[f"df_col{i}"] = none_if(value)
         check_key(path, number, row["key"])
@@ -65,8 +85,10 @@ def find_keys(corpus_root: str | Path, track: str) -> Path:
         for name in ("trial_metadata.txt", "trial_metadata.txt.gz"):
             if (base / name).is_file():
                 return base / name
-    raise CmError(f"{root}: no keys/{track}/CM/trial_metadata.txt",
-                  f"run `cm download asvspoof2021_{track.lower()} --subset protocols`, or give --protocol KEYFILE")
+    raise CmError(
+        f"{root}: no keys/{track}/CM/trial_metadata.txt",
+        f"run `cm download asvspoof2021_{track.lower()} --subset protocols`, or give --protocol KEYFILE",
+    )
 
 
 def find_audio(corpus_root: str | Path, track: str) -> Path:
@@ -117,27 +139,31 @@ def prepare_asvspoof2021(
             codec = none_if(row.pop("codec"), *_NO_CODEC)
             attack = none_if(row.pop("attack"), *_NO_ATTACK)
             utt = row.pop("utt_id")
-            records.append({
-                "utt_id": utt,
-                "path": f"{prefix}/{utt}.flac",
-                "label": "spoof" if spoof else "bonafide",
-                "attack": attack if spoof else None,
-                "attack_family": None,
-                "speaker": row.pop("speaker"),
-                "split": "eval",
-                "corpus": corpus,
-                "codec": codec,
-                "codec_q": None,
-                "domain": codec or "clean",
-                "duration": None,
-                "sample_rate": None,
-                **row,
-            })
+            records.append(
+                {
+                    "utt_id": utt,
+                    "path": f"{prefix}/{utt}.flac",
+                    "label": "spoof" if spoof else "bonafide",
+                    "attack": attack if spoof else None,
+                    "attack_family": None,
+                    "speaker": row.pop("speaker"),
+                    "split": "eval",
+                    "corpus": corpus,
+                    "codec": codec,
+                    "codec_q": None,
+                    "domain": codec or "clean",
+                    "duration": None,
+                    "sample_rate": None,
+                    **row,
+                }
+            )
     df = pd.DataFrame.from_records(records)
     if df.empty:
         seen = ", ".join(sorted(phases_seen)) or "none"
-        raise CmError(f"{', '.join(map(str, keys))}: no rows in phase {phase!r} (phases present: {seen})",
-                      "choose another --phase, or --phase all")
+        raise CmError(
+            f"{', '.join(map(str, keys))}: no rows in phase {phase!r} (phases present: {seen})",
+            "choose another --phase, or --phase all",
+        )
     extra = [c for c in df.columns if c.startswith("df_col")]
     empty = [c for c in extra if df[c].isna().all()]
     if empty:
@@ -153,31 +179,51 @@ _LA21_RECORD = "4837263"
 _DF21_RECORD = "4835108"
 
 
-def _asvspoof2021(track: str, record: str, keys_md5: str, audio: tuple[str, ...], *, title: str, layout: str,
-                  dev_note: str) -> CorpusSource:
+def _asvspoof2021(
+    track: str, record: str, keys_md5: str, audio: tuple[str, ...], *, title: str, layout: str, dev_note: str
+) -> CorpusSource:
     """One ASVspoof 2021 track: its key archive (asvspoof.org) and audio parts (Zenodo); the first part is ``dev``."""
-    keys = RemoteFile(f"{track}-keys-full.tar.gz", f"https://www.asvspoof.org/asvspoof2021/{track}-keys-full.tar.gz",
-                      "protocols", md5=keys_md5)
-    parts = tuple(RemoteFile(name, zenodo_file_url(record, name), "dev" if i == 0 else "full", zenodo_record=record)
-                  for i, name in enumerate(audio))
-    return CorpusSource(name=f"asvspoof2021_{track.lower()}", title=title, licence=ODC_BY,
-                        homepage=f"https://zenodo.org/records/{record}", files=(keys, *parts), layout=layout,
-                        subset_notes={"dev": dev_note})
+    keys = RemoteFile(
+        f"{track}-keys-full.tar.gz",
+        f"https://www.asvspoof.org/asvspoof2021/{track}-keys-full.tar.gz",
+        "protocols",
+        md5=keys_md5,
+    )
+    parts = tuple(
+        RemoteFile(name, zenodo_file_url(record, name), "dev" if i == 0 else "full", zenodo_record=record)
+        for i, name in enumerate(audio)
+    )
+    return CorpusSource(
+        name=f"asvspoof2021_{track.lower()}",
+        title=title,
+        licence=ODC_BY,
+        homepage=f"https://zenodo.org/records/{record}",
+        files=(keys, *parts),
+        layout=layout,
+        subset_notes={"dev": dev_note},
+    )
 
 
 ASVSPOOF2021_LA = _asvspoof2021(
-    "LA", _LA21_RECORD, "037592a0515971bbd0fa3bff2bad4abc", ("ASVspoof2021_LA_eval.tar.gz",),
+    "LA",
+    _LA21_RECORD,
+    "037592a0515971bbd0fa3bff2bad4abc",
+    ("ASVspoof2021_LA_eval.tar.gz",),
     title="ASVspoof 2021 logical access (evaluation data + full keys)",
     layout="keys/LA/CM/trial_metadata.txt, keys/LA/ASV/ (ASV keys and ASVTorch_Kaldi scores for min t-DCF), "
-           "ASVspoof2021_LA_eval/flac/",
-    dev_note="no dev split exists: keys + the one audio archive (same as full)")
+    "ASVspoof2021_LA_eval/flac/",
+    dev_note="no dev split exists: keys + the one audio archive (same as full)",
+)
 
 ASVSPOOF2021_DF = _asvspoof2021(
-    "DF", _DF21_RECORD, "dabbc5628de4fcef53036c99ac7ab93a",
+    "DF",
+    _DF21_RECORD,
+    "dabbc5628de4fcef53036c99ac7ab93a",
     tuple(f"ASVspoof2021_DF_eval_part0{i}.tar.gz" for i in range(4)),
     title="ASVspoof 2021 speech deepfake (evaluation data + full keys)",
     layout="keys/DF/CM/trial_metadata.txt, ASVspoof2021_DF_eval/flac/",
-    dev_note="no dev split exists: keys + the first audio part (part00) to try a pipeline on real audio")
+    dev_note="no dev split exists: keys + the first audio part (part00) to try a pipeline on real audio",
+)
 
 
 def find_asv_scores(corpus_root: Path, split: str) -> Path | None:
@@ -185,8 +231,11 @@ def find_asv_scores(corpus_root: Path, split: str) -> Path | None:
     root = Path(corpus_root)
     if split != "eval":
         return None
-    for hit in (root / "keys" / "LA" / "ASV", root / "LA-keys-full" / "keys" / "LA" / "ASV",
-                root / "LA-keys-stage-1" / "keys" / "ASV"):
+    for hit in (
+        root / "keys" / "LA" / "ASV",
+        root / "LA-keys-full" / "keys" / "LA" / "ASV",
+        root / "LA-keys-stage-1" / "keys" / "ASV",
+    ):
         if (hit / "trial_metadata.txt").is_file() and any(hit.glob("*/score.txt")):
             return hit
     return None
@@ -195,23 +244,40 @@ def find_asv_scores(corpus_root: Path, split: str) -> Path | None:
 def _spec(corpus: str, source: CorpusSource, asv_scores=None) -> CorpusSpec:
     track = TRACKS[corpus]
 
-    def prepare(corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None, phase=None,
-                **_: object) -> "pd.DataFrame":
+    def prepare(
+        corpus_root: Path, *, data_root: Path, protocol=None, audio_dir=None, phase=None, **_: object
+    ) -> "pd.DataFrame":
         from cm_cli.data.taxonomy import attack_families
 
-        return prepare_asvspoof2021(corpus_root, corpus=corpus, data_root=data_root, protocol=protocol,
-                                    audio_dir=audio_dir, phase=phase or "eval",
-                                    attack_families=attack_families(corpus))
+        return prepare_asvspoof2021(
+            corpus_root,
+            corpus=corpus,
+            data_root=data_root,
+            protocol=protocol,
+            audio_dir=audio_dir,
+            phase=phase or "eval",
+            attack_families=attack_families(corpus),
+        )
 
     def families() -> dict[str, str]:
         from cm_cli.data.taxonomy import attack_families
 
         return attack_families(corpus)
 
-    return CorpusSpec(name=corpus, title=source.title, prepare=prepare,
-                      protocol_files=lambda root: [find_keys(root, track)], source=source, labels=ASVSPOOF_KEYS,
-                      attack_families=families, splits=("eval",), asv_scores=asv_scores, accepts_protocol=True,
-                      phases=PHASES, layout=source.layout)
+    return CorpusSpec(
+        name=corpus,
+        title=source.title,
+        prepare=prepare,
+        protocol_files=lambda root: [find_keys(root, track)],
+        source=source,
+        labels=ASVSPOOF_KEYS,
+        attack_families=families,
+        splits=("eval",),
+        asv_scores=asv_scores,
+        accepts_protocol=True,
+        phases=PHASES,
+        layout=source.layout,
+    )
 
 
 LA_SPEC = _spec("asvspoof2021_la", ASVSPOOF2021_LA, asv_scores=find_asv_scores)

@@ -19,10 +19,28 @@ from cm_cli.data.corpora.remote import ODC_BY, CorpusSource, RemoteFile, zenodo_
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["PROTOCOL_COLUMNS", "PROTOCOL_FILES", "AUDIO_DIRS", "read_protocol", "read_protocol_table", "prepare_asvspoof5", "find_protocol"]
+__all__ = [
+    "PROTOCOL_COLUMNS",
+    "PROTOCOL_FILES",
+    "AUDIO_DIRS",
+    "read_protocol",
+    "read_protocol_table",
+    "prepare_asvspoof5",
+    "find_protocol",
+]
 
-PROTOCOL_COLUMNS = ("SPEAKER_ID", "FLAC_FILE_NAME", "GENDER", "CODEC", "CODEC_Q", "CODEC_SEED",
-                    "ATTACK_TAG", "ATTACK_LABEL", "KEY", "TMP")
+PROTOCOL_COLUMNS = (
+    "SPEAKER_ID",
+    "FLAC_FILE_NAME",
+    "GENDER",
+    "CODEC",
+    "CODEC_Q",
+    "CODEC_SEED",
+    "ATTACK_TAG",
+    "ATTACK_LABEL",
+    "KEY",
+    "TMP",
+)
 PROTOCOL_FILES = {
     "train": "ASVspoof5.train.tsv",
     "dev": "ASVspoof5.dev.track_1.tsv",
@@ -55,7 +73,9 @@ def read_protocol(path: str | Path) -> list[list[str]]:
                         "ASVspoof 5 protocol columns: " + " ".join(PROTOCOL_COLUMNS),
                     )
                 if fields[8] not in KEYS:
-                    raise CmError(f"{path}:{number}: unknown KEY value {fields[8]!r}", "KEY must be 'bonafide' or 'spoof'")
+                    raise CmError(
+                        f"{path}:{number}: unknown KEY value {fields[8]!r}", "KEY must be 'bonafide' or 'spoof'"
+                    )
                 rows.append(fields)
     except FileNotFoundError:
         raise CmError(f"{path}: protocol file not found") from None
@@ -87,8 +107,18 @@ def read_protocol_table(path: str | Path) -> "pd.DataFrame":
 
     path = Path(path)
     try:
-        df = pd.read_csv(path, sep=r"\s+", header=None, names=list(PROTOCOL_COLUMNS), dtype=str, engine="c",
-                         keep_default_na=False, na_values=[], quoting=3, compression="infer")
+        df = pd.read_csv(
+            path,
+            sep=r"\s+",
+            header=None,
+            names=list(PROTOCOL_COLUMNS),
+            dtype=str,
+            engine="c",
+            keep_default_na=False,
+            na_values=[],
+            quoting=3,
+            compression="infer",
+        )
     except FileNotFoundError:
         raise CmError(f"{path}: protocol file not found") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, EOFError, OSError):
@@ -113,8 +143,10 @@ def prepare_asvspoof5(
 
     corpus_root = Path(corpus_root)
     if not corpus_root.is_dir():
-        raise CmError(f"{corpus_root}: corpus directory not found",
-                      f"run `cm download {corpus}` or set --data-root" + (" / ASVSPOOF5_ROOT" if corpus == "asvspoof5" else ""))
+        raise CmError(
+            f"{corpus_root}: corpus directory not found",
+            f"run `cm download {corpus}` or set --data-root" + (" / ASVSPOOF5_ROOT" if corpus == "asvspoof5" else ""),
+        )
     base = Path(data_root).resolve() if data_root is not None else None
     root_abs = corpus_root.resolve()
     frames = []
@@ -128,25 +160,29 @@ def prepare_asvspoof5(
         p = read_protocol_table(protocol)
         spoof = p["KEY"] == "spoof"
         codec = p["CODEC"].where(p["CODEC"] != "-", None)
-        frames.append(pd.DataFrame({
-            "utt_id": p["FLAC_FILE_NAME"],
-            "path": f"{prefix}/" + p["FLAC_FILE_NAME"] + ".flac",
-            "label": p["KEY"],
-            "attack": p["ATTACK_LABEL"].where(spoof, None),
-            "attack_family": None,
-            "speaker": p["SPEAKER_ID"],
-            "split": split,
-            "corpus": corpus,
-            "codec": codec,
-            "codec_q": p["CODEC_Q"].where(~p["CODEC_Q"].isin(["-", "0"]), None),
-            "domain": codec.fillna("clean"),
-            "duration": None,
-            "sample_rate": None,
-            "gender": p["GENDER"].where(p["GENDER"] != "-", None),
-            "codec_seed": p["CODEC_SEED"].where(p["CODEC_SEED"] != "-", None),
-            "attack_tag": p["ATTACK_TAG"].where(p["ATTACK_TAG"] != "-", None),
-            "tmp": p["TMP"].where(p["TMP"] != "-", None),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "utt_id": p["FLAC_FILE_NAME"],
+                    "path": f"{prefix}/" + p["FLAC_FILE_NAME"] + ".flac",
+                    "label": p["KEY"],
+                    "attack": p["ATTACK_LABEL"].where(spoof, None),
+                    "attack_family": None,
+                    "speaker": p["SPEAKER_ID"],
+                    "split": split,
+                    "corpus": corpus,
+                    "codec": codec,
+                    "codec_q": p["CODEC_Q"].where(~p["CODEC_Q"].isin(["-", "0"]), None),
+                    "domain": codec.fillna("clean"),
+                    "duration": None,
+                    "sample_rate": None,
+                    "gender": p["GENDER"].where(p["GENDER"] != "-", None),
+                    "codec_seed": p["CODEC_SEED"].where(p["CODEC_SEED"] != "-", None),
+                    "attack_tag": p["ATTACK_TAG"].where(p["ATTACK_TAG"] != "-", None),
+                    "tmp": p["TMP"].where(p["TMP"] != "-", None),
+                }
+            )
+        )
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if df.empty:
         raise CmError(f"{corpus_root}: the protocols list no utterances")
@@ -184,8 +220,7 @@ _AS5_MD5 = {
 
 
 def _as5_file(name: str, subset: str) -> RemoteFile:
-    return RemoteFile(name, zenodo_file_url(_AS5_RECORD, name), subset, md5=_AS5_MD5[name],
-                      zenodo_record=_AS5_RECORD)
+    return RemoteFile(name, zenodo_file_url(_AS5_RECORD, name), subset, md5=_AS5_MD5[name], zenodo_record=_AS5_RECORD)
 
 
 ASVSPOOF5 = CorpusSource(
@@ -212,8 +247,9 @@ def _prepare(corpus: str):
     def prepare(corpus_root: Path, *, data_root: Path, **_: object) -> "pd.DataFrame":
         from cm_cli.data.taxonomy import attack_families
 
-        return prepare_asvspoof5(corpus_root, corpus=corpus, data_root=data_root,
-                                 attack_families=attack_families(corpus))
+        return prepare_asvspoof5(
+            corpus_root, corpus=corpus, data_root=data_root, attack_families=attack_families(corpus)
+        )
 
     return prepare
 
@@ -228,9 +264,23 @@ def _families(corpus: str):
 
 
 SPEC = CorpusSpec(
-    name="asvspoof5", title=ASVSPOOF5.title, prepare=_prepare("asvspoof5"), protocol_files=protocol_files,
-    source=ASVSPOOF5, labels=ASVSPOOF_KEYS, attack_families=_families("asvspoof5"), layout=ASVSPOOF5.layout)
+    name="asvspoof5",
+    title=ASVSPOOF5.title,
+    prepare=_prepare("asvspoof5"),
+    protocol_files=protocol_files,
+    source=ASVSPOOF5,
+    labels=ASVSPOOF_KEYS,
+    attack_families=_families("asvspoof5"),
+    layout=ASVSPOOF5.layout,
+)
 # the toy corpus (cm_cli/data/corpora/toy.py builds it) copies the ASVspoof 5 layout and protocols
 TOY_SPEC = CorpusSpec(
-    name="toy", title="embedded synthetic corpus", prepare=_prepare("toy"), protocol_files=protocol_files,
-    source=None, labels=ASVSPOOF_KEYS, attack_families=_families("toy"), layout=ASVSPOOF5.layout)
+    name="toy",
+    title="embedded synthetic corpus",
+    prepare=_prepare("toy"),
+    protocol_files=protocol_files,
+    source=None,
+    labels=ASVSPOOF_KEYS,
+    attack_families=_families("toy"),
+    layout=ASVSPOOF5.layout,
+)

@@ -32,8 +32,19 @@ from cm_cli.data.corpora.remote import CorpusSource, RemoteFile, zenodo_file_url
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["CORPUS", "LABELS", "CODEC_SETS", "ALM_SETS", "SUBSETS", "find_base", "label_files", "read_labels",
-           "prepare_codecfake", "CODECFAKE", "SPEC"]
+__all__ = [
+    "CORPUS",
+    "LABELS",
+    "CODEC_SETS",
+    "ALM_SETS",
+    "SUBSETS",
+    "find_base",
+    "label_files",
+    "read_labels",
+    "prepare_codecfake",
+    "CODECFAKE",
+    "SPEC",
+]
 
 CORPUS = "codecfake"
 LABELS = {"real": BONAFIDE, "fake": SPOOF, "bonafide": BONAFIDE, "spoof": SPOOF}
@@ -50,8 +61,10 @@ def find_base(corpus_root: str | Path) -> Path:
     for candidate in (root, root / "Codecfake", root / "codecfake"):
         if (candidate / "label").is_dir():
             return candidate
-    raise CmError(f"{root}: no Codecfake label/ folder (looked in {root} and {root / 'Codecfake'})",
-                  "run `cm download codecfake`, or unpack the Zenodo archives as the Codecfake README arranges them")
+    raise CmError(
+        f"{root}: no Codecfake label/ folder (looked in {root} and {root / 'Codecfake'})",
+        "run `cm download codecfake`, or unpack the Zenodo archives as the Codecfake README arranges them",
+    )
 
 
 def label_files(corpus_root: str | Path) -> list[Path]:
@@ -59,8 +72,10 @@ def label_files(corpus_root: str | Path) -> list[Path]:
     base = find_base(corpus_root)
     found = [base / "label" / f"{name}.txt" for name in SUBSETS if (base / "label" / f"{name}.txt").is_file()]
     if not found:
-        raise CmError(f"{base / 'label'}: none of {', '.join(f'{s}.txt' for s in SUBSETS)}",
-                      "the label files ship with the training-set archive (Zenodo record 11171708)")
+        raise CmError(
+            f"{base / 'label'}: none of {', '.join(f'{s}.txt' for s in SUBSETS)}",
+            "the label files ship with the training-set archive (Zenodo record 11171708)",
+        )
     return found
 
 
@@ -86,8 +101,10 @@ def _audio_dir(base: Path, subset: str, *, given: bool = False) -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    raise CmError(f"{base}: no audio folder for {subset} (looked for {', '.join(str(c) for c in candidates)})",
-                  f"unpack {subset}'s archive there, or remove label/{subset}.txt")
+    raise CmError(
+        f"{base}: no audio folder for {subset} (looked for {', '.join(str(c) for c in candidates)})",
+        f"unpack {subset}'s archive there, or remove label/{subset}.txt",
+    )
 
 
 def _check_listed(folder: Path, names: list[str], label_file: Path) -> None:
@@ -95,8 +112,10 @@ def _check_listed(folder: Path, names: list[str], label_file: Path) -> None:
     present = set(os.listdir(folder))
     for name in names:
         if name not in present and not (folder / name).is_file():
-            raise CmError(f"{label_file}: lists {name}, which is not in {folder}",
-                          "the label files and the audio folders disagree: finish unpacking, or re-download")
+            raise CmError(
+                f"{label_file}: lists {name}, which is not in {folder}",
+                "the label files and the audio folders disagree: finish unpacking, or re-download",
+            )
 
 
 def _speaker(name: str) -> tuple[str | None, str | None]:
@@ -107,8 +126,9 @@ def _speaker(name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def prepare_codecfake(corpus_root: str | Path, *, data_root: str | Path | None = None, protocol=None,
-                      audio_dir=None, **_: object) -> "pd.DataFrame":
+def prepare_codecfake(
+    corpus_root: str | Path, *, data_root: str | Path | None = None, protocol=None, audio_dir=None, **_: object
+) -> "pd.DataFrame":
     """Manifest rows for every label file present (or the given ``protocol`` label files)."""
     import pandas as pd
 
@@ -129,14 +149,29 @@ def prepare_codecfake(corpus_root: str | Path, *, data_root: str | Path | None =
             attack = (kind if subset in ("train", "dev") else subset) if spoof else None
             codec = attack if spoof and subset not in ALM_SETS else None
             speaker, source = _speaker(name)
-            records.append({
-                "utt_id": f"CF_{subset}_{Path(name).stem}", "path": f"{prefix}/{name}", "label": label,
-                "attack": attack, "attack_family": ("audio_language_model" if subset in ALM_SETS else "neural_codec")
-                if spoof else None,
-                "speaker": speaker, "split": split, "corpus": CORPUS, "codec": codec, "codec_q": None,
-                "domain": codec or "clean", "duration": None, "sample_rate": None, "subset": subset,
-                "codec_type": kind, "source": source, "language": _LANGUAGE.get(source or ""),
-            })
+            records.append(
+                {
+                    "utt_id": f"CF_{subset}_{Path(name).stem}",
+                    "path": f"{prefix}/{name}",
+                    "label": label,
+                    "attack": attack,
+                    "attack_family": ("audio_language_model" if subset in ALM_SETS else "neural_codec")
+                    if spoof
+                    else None,
+                    "speaker": speaker,
+                    "split": split,
+                    "corpus": CORPUS,
+                    "codec": codec,
+                    "codec_q": None,
+                    "domain": codec or "clean",
+                    "duration": None,
+                    "sample_rate": None,
+                    "subset": subset,
+                    "codec_type": kind,
+                    "source": source,
+                    "language": _LANGUAGE.get(source or ""),
+                }
+            )
     df = pd.DataFrame.from_records(records)
     duplicated = df["utt_id"].duplicated()
     if duplicated.any():
@@ -168,11 +203,20 @@ CODECFAKE = CorpusSource(
         *(_zenodo(record, f"train_split.z{i:02d}", "full", _SPLIT_NOTE) for record, parts, _ in _TRAIN for i in parts),
     ),
     layout="Codecfake/label/*.txt (FILE real|fake TYPE), Codecfake/train/, Codecfake/dev/, "
-           "Codecfake/test/{C1..C7,A1..A3}/",
-    subset_notes={"dev": "the test sets C1-C7 and A1-A3 (evaluation only)",
-                  "protocols": "the label files ship inside the archives: use dev or full"},
+    "Codecfake/test/{C1..C7,A1..A3}/",
+    subset_notes={
+        "dev": "the test sets C1-C7 and A1-A3 (evaluation only)",
+        "protocols": "the label files ship inside the archives: use dev or full",
+    },
 )
 
 SPEC = CorpusSpec(
-    name=CORPUS, title=CODECFAKE.title, prepare=prepare_codecfake, protocol_files=label_files, source=CODECFAKE,
-    labels=LABELS, accepts_protocol=True, layout=CODECFAKE.layout)
+    name=CORPUS,
+    title=CODECFAKE.title,
+    prepare=prepare_codecfake,
+    protocol_files=label_files,
+    source=CODECFAKE,
+    labels=LABELS,
+    accepts_protocol=True,
+    layout=CODECFAKE.layout,
+)

@@ -54,10 +54,15 @@ def resolve_checksums(files, *, zenodo_api: str, timeout: float, warnings: list[
             md5 = md5 or meta.get("md5")
             size = size if size is not None else meta.get("size")
             if f.md5 and meta.get("md5") and meta["md5"] != f.md5:
-                warnings.append(f"{f.name}: Zenodo lists md5 {meta['md5']}, the corpus README {f.md5}; using the README's")
+                warnings.append(
+                    f"{f.name}: Zenodo lists md5 {meta['md5']}, the corpus README {f.md5}; using the README's"
+                )
         if md5 is None:
-            warnings.append(f"{f.name}: no published checksum; verified by size only" if size is not None else
-                            f"{f.name}: no published checksum or size; verified by archive integrity only")
+            warnings.append(
+                f"{f.name}: no published checksum; verified by size only"
+                if size is not None
+                else f"{f.name}: no published checksum or size; verified by archive integrity only"
+            )
         items.append(DownloadItem(f.name, f.url, md5=md5, size=size))
     return items
 
@@ -104,22 +109,46 @@ def download_corpus(
 
         fetched = download_from_hub(items, root / DOWNLOAD_DIR, corpus=corpus, endpoint=base_url, workers=workers)
     elif source_name == "zenodo":
-        fetched = download_files(items, root / DOWNLOAD_DIR, base_url=base_url, settings=settings, extra_space=extra,
-                                 description=f"downloading {corpus}")
+        fetched = download_files(
+            items,
+            root / DOWNLOAD_DIR,
+            base_url=base_url,
+            settings=settings,
+            extra_space=extra,
+            description=f"downloading {corpus}",
+        )
     else:
         raise CmError(f"unknown download source {source_name!r}", "use zenodo or huggingface")
-    result.files = [{"name": r.name, "path": str(r.path), "size": r.size, "status": r.status,
-                     "verified": r.verified, "md5": r.md5, "attempts": r.attempts} for r in fetched]
+    result.files = [
+        {
+            "name": r.name,
+            "path": str(r.path),
+            "size": r.size,
+            "status": r.status,
+            "verified": r.verified,
+            "md5": r.md5,
+            "attempts": r.attempts,
+        }
+        for r in fetched
+    ]
     if unpack:
         names = {r.name for r in fetched}
         split = {r.name for r in fetched if r.name.endswith(".zip") and r.name[:-4] + ".z01" in names}
         for name in sorted(split):  # a split zip (Codecfake) cannot be unpacked member by member
-            result.warnings.append(f"{name} is a split zip: join its parts with `zip -s 0 {name} --out joined.zip` "
-                                   "and unpack that")
+            result.warnings.append(
+                f"{name} is a split zip: join its parts with `zip -s 0 {name} --out joined.zip` and unpack that"
+            )
         archives = [r.path for r in fetched if is_archive(r.name) and r.name not in split]
         for archive in archives:
             with task(None, f"unpacking {archive.name}") as advance:
                 info = unpack_archive(archive, root, advance=advance)
-            result.unpacked.append({"archive": archive.name, "members": info.n_members, "written": info.n_written,
-                                    "skipped": info.skipped, "top_level": info.top_level})
+            result.unpacked.append(
+                {
+                    "archive": archive.name,
+                    "members": info.n_members,
+                    "written": info.n_written,
+                    "skipped": info.skipped,
+                    "top_level": info.top_level,
+                }
+            )
     return result

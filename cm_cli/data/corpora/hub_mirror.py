@@ -24,7 +24,9 @@ HUB_MIRRORS = {"asvspoof5": ("jungjee/asvspoof5", "dataset")}
 
 def hub_mirror(corpus: str) -> tuple[str, str]:
     if corpus not in HUB_MIRRORS:
-        raise CmError(f"{corpus} has no Hugging Face mirror", f"mirrored corpora: {', '.join(HUB_MIRRORS)}; use --source zenodo")
+        raise CmError(
+            f"{corpus} has no Hugging Face mirror", f"mirrored corpora: {', '.join(HUB_MIRRORS)}; use --source zenodo"
+        )
     return HUB_MIRRORS[corpus]
 
 
@@ -55,16 +57,27 @@ def _hub_info(api, repo_id: str, repo_type: str, revision: str | None, names: Se
     try:
         infos = api.get_paths_info(repo_id, list(names), repo_type=repo_type, revision=revision)
     except HfHubHTTPError as exc:
-        raise CmError(f"Hugging Face hub: cannot list {repo_id} ({_first_line(exc)})",
-                      "check the network, HF_TOKEN for gated datasets, or use --source zenodo") from None
+        raise CmError(
+            f"Hugging Face hub: cannot list {repo_id} ({_first_line(exc)})",
+            "check the network, HF_TOKEN for gated datasets, or use --source zenodo",
+        ) from None
     except network_errors() as exc:
-        raise CmError(f"Hugging Face hub unreachable ({type(exc).__name__}: {_first_line(exc)})",
-                      "check the network (HF_ENDPOINT, proxies) or use --source zenodo") from None
+        raise CmError(
+            f"Hugging Face hub unreachable ({type(exc).__name__}: {_first_line(exc)})",
+            "check the network (HF_ENDPOINT, proxies) or use --source zenodo",
+        ) from None
     return {info.path: info for info in infos}
 
 
-def download_from_hub(items, dest_dir: str | os.PathLike, *, corpus: str, endpoint: str | None = None,
-                      revision: str | None = None, workers: int = 4):
+def download_from_hub(
+    items,
+    dest_dir: str | os.PathLike,
+    *,
+    corpus: str,
+    endpoint: str | None = None,
+    revision: str | None = None,
+    workers: int = 4,
+):
     """``FileResult``s for ``items`` (``DownloadItem``s) fetched from the corpus's hub mirror into ``dest_dir``."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -81,8 +94,10 @@ def download_from_hub(items, dest_dir: str | os.PathLike, *, corpus: str, endpoi
     infos = _hub_info(HfApi(endpoint=endpoint), repo_id, repo_type, revision, [i.name for i in items])
     missing = [i.name for i in items if i.name not in infos]
     if missing:
-        raise CmError(f"{repo_id} on the hub lacks {len(missing)} file(s) (first: {missing[0]})",
-                      "the mirror may be incomplete: use --source zenodo")
+        raise CmError(
+            f"{repo_id} on the hub lacks {len(missing)} file(s) (first: {missing[0]})",
+            "the mirror may be incomplete: use --source zenodo",
+        )
 
     def fetch(item) -> FileResult:
         info = infos[item.name]
@@ -92,22 +107,38 @@ def download_from_hub(items, dest_dir: str | os.PathLike, *, corpus: str, endpoi
         present = target.is_file() and target.stat().st_size == size and (sha is None or sha256_file(target) == sha)
         if not present:
             try:
-                path = Path(hf_hub_download(repo_id, item.name, repo_type=repo_type, revision=revision,
-                                            local_dir=dest, endpoint=endpoint))
+                path = Path(
+                    hf_hub_download(
+                        repo_id, item.name, repo_type=repo_type, revision=revision, local_dir=dest, endpoint=endpoint
+                    )
+                )
             except network_errors() as exc:
-                raise CmError(f"{item.name}: download from the hub failed ({_first_line(exc)})",
-                              "rerun to resume, or use --source zenodo") from None
+                raise CmError(
+                    f"{item.name}: download from the hub failed ({_first_line(exc)})",
+                    "rerun to resume, or use --source zenodo",
+                ) from None
             if path.resolve() != target.resolve():
                 os.replace(path, target)
         if sha is not None and sha256_file(target) != sha:
             target.unlink()
-            raise CmError(f"{item.name}: sha256 differs from the hub's; the file was removed", "rerun to fetch it again")
+            raise CmError(
+                f"{item.name}: sha256 differs from the hub's; the file was removed", "rerun to fetch it again"
+            )
         md5 = md5sum(target) if item.md5 else None
         if item.md5 and md5 != item.md5:
-            raise CmError(f"{item.name}: md5 {md5} differs from the published {item.md5}",
-                          "the hub copy is not the released file: use --source zenodo")
-        return FileResult(item.name, target, target.stat().st_size, "present" if present else "downloaded",
-                          md5=md5, verified=bool(sha or item.md5), attempts=0 if present else 1)
+            raise CmError(
+                f"{item.name}: md5 {md5} differs from the published {item.md5}",
+                "the hub copy is not the released file: use --source zenodo",
+            )
+        return FileResult(
+            item.name,
+            target,
+            target.stat().st_size,
+            "present" if present else "downloaded",
+            md5=md5,
+            verified=bool(sha or item.md5),
+            attempts=0 if present else 1,
+        )
 
     with task(len(items), f"downloading {corpus} from the Hugging Face hub") as advance:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

@@ -32,8 +32,10 @@ def find_meta(corpus_root: str | Path) -> Path:
     for candidate in (root / "release_in_the_wild" / "meta.csv", root / "meta.csv"):
         if candidate.is_file():
             return candidate
-    raise CmError(f"{root}: no release_in_the_wild/meta.csv",
-                  "run `cm download in_the_wild`, or give --protocol META_CSV --audio-dir DIR")
+    raise CmError(
+        f"{root}: no release_in_the_wild/meta.csv",
+        "run `cm download in_the_wild`, or give --protocol META_CSV --audio-dir DIR",
+    )
 
 
 def read_meta(path: str | Path) -> list[dict]:
@@ -47,8 +49,10 @@ def read_meta(path: str | Path) -> list[dict]:
         reader = csv.reader(handle)
         header = [h.strip() for h in next(reader, [])]
         if header[:3] != ["file", "speaker", "label"]:
-            raise CmError(f"{path}:1: expected the header file,speaker,label, found {','.join(header) or 'nothing'}",
-                          "In-the-Wild's meta.csv starts with: file,speaker,label")
+            raise CmError(
+                f"{path}:1: expected the header file,speaker,label, found {','.join(header) or 'nothing'}",
+                "In-the-Wild's meta.csv starts with: file,speaker,label",
+            )
         rows = []
         for number, fields in enumerate(reader, start=2):
             if not fields or not "".join(fields).strip():
@@ -64,22 +68,43 @@ def read_meta(path: str | Path) -> list[dict]:
     return rows
 
 
-def prepare_in_the_wild(corpus_root: str | Path, *, data_root: str | Path | None = None, protocol=None,
-                        audio_dir: str | Path | None = None, **_: object) -> "pd.DataFrame":
+def prepare_in_the_wild(
+    corpus_root: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    protocol=None,
+    audio_dir: str | Path | None = None,
+    **_: object,
+) -> "pd.DataFrame":
     """One ``eval`` row per trial of ``meta.csv`` in the one manifest schema."""
     import pandas as pd
 
-    meta = Path(protocol[0] if isinstance(protocol, (list, tuple)) else protocol) if protocol else find_meta(corpus_root)
+    meta = (
+        Path(protocol[0] if isinstance(protocol, (list, tuple)) else protocol) if protocol else find_meta(corpus_root)
+    )
     folder = Path(audio_dir) if audio_dir else meta.parent
     prefix = audio_prefix(folder, data_root)
     records = []
     for row in read_meta(meta):
         stem = Path(row["file"]).stem
-        records.append({
-            "utt_id": f"ITW_{stem}", "path": f"{prefix}/{row['file']}", "label": row["label"], "attack": None,
-            "attack_family": None, "speaker": row["speaker"], "split": "eval", "corpus": CORPUS, "codec": None,
-            "codec_q": None, "domain": "clean", "duration": None, "sample_rate": None, "language": "en",
-        })
+        records.append(
+            {
+                "utt_id": f"ITW_{stem}",
+                "path": f"{prefix}/{row['file']}",
+                "label": row["label"],
+                "attack": None,
+                "attack_family": None,
+                "speaker": row["speaker"],
+                "split": "eval",
+                "corpus": CORPUS,
+                "codec": None,
+                "codec_q": None,
+                "domain": "clean",
+                "duration": None,
+                "sample_rate": None,
+                "language": "en",
+            }
+        )
     df = pd.DataFrame.from_records(records)
     duplicated = df["utt_id"].duplicated()
     if duplicated.any():
@@ -95,13 +120,25 @@ IN_THE_WILD = CorpusSource(
     licence="as stated on deepfake-total.com/in_the_wild (read it before use)",
     homepage="https://deepfake-total.com/in_the_wild",
     files=(
-        RemoteFile("release_in_the_wild.zip", "https://owncloud.fraunhofer.de/index.php/s/JZgXh0JEAF0elxa/download",
-                   "protocols", note="no checksum is published: verified by size only"),
+        RemoteFile(
+            "release_in_the_wild.zip",
+            "https://owncloud.fraunhofer.de/index.php/s/JZgXh0JEAF0elxa/download",
+            "protocols",
+            note="no checksum is published: verified by size only",
+        ),
     ),
     layout="release_in_the_wild/meta.csv (file,speaker,label) and release_in_the_wild/*.wav",
     subset_notes={"protocols": "one archive holds meta.csv and the audio: every subset fetches it"},
 )
 
 SPEC = CorpusSpec(
-    name=CORPUS, title=IN_THE_WILD.title, prepare=prepare_in_the_wild, protocol_files=lambda root: [find_meta(root)],
-    source=IN_THE_WILD, labels=LABELS, splits=("eval",), accepts_protocol=True, layout=IN_THE_WILD.layout)
+    name=CORPUS,
+    title=IN_THE_WILD.title,
+    prepare=prepare_in_the_wild,
+    protocol_files=lambda root: [find_meta(root)],
+    source=IN_THE_WILD,
+    labels=LABELS,
+    splits=("eval",),
+    accepts_protocol=True,
+    layout=IN_THE_WILD.layout,
+)

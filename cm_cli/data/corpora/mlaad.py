@@ -33,8 +33,10 @@ def _find_mlaad(root: Path) -> Path:
     for candidate in (root, *sorted(p for p in root.iterdir() if p.is_dir())) if root.is_dir() else ():
         if (candidate / "fake").is_dir():
             return candidate
-    raise CmError(f"{root}: no MLAAD folder (one holding fake/<language>/<model>/)",
-                  "run `cm download mlaad`, or give --protocol MLAAD_ROOT")
+    raise CmError(
+        f"{root}: no MLAAD folder (one holding fake/<language>/<model>/)",
+        "run `cm download mlaad`, or give --protocol MLAAD_ROOT",
+    )
 
 
 def _find_mailabs(root: Path) -> Path:
@@ -42,8 +44,10 @@ def _find_mailabs(root: Path) -> Path:
     for candidate in (root, *sorted(p for p in root.iterdir() if p.is_dir())) if root.is_dir() else ():
         if any(candidate.glob("*/by_book")):
             return candidate
-    raise CmError(f"{root}: no M-AILABS folder (one holding <ll_CC>/by_book/)",
-                  "MLAAD is paired with M-AILABS bona fide speech: give --audio-dir M-AILABS_ROOT, or run `cm download mlaad`")
+    raise CmError(
+        f"{root}: no M-AILABS folder (one holding <ll_CC>/by_book/)",
+        "MLAAD is paired with M-AILABS bona fide speech: give --audio-dir M-AILABS_ROOT, or run `cm download mlaad`",
+    )
 
 
 def read_model_meta(path: Path) -> list[dict]:
@@ -53,8 +57,10 @@ def read_model_meta(path: Path) -> list[dict]:
         header = [h.strip() for h in next(reader, [])]
         missing = [c for c in REQUIRED if c not in header]
         if missing:
-            raise CmError(f"{path}:1: MLAAD meta.csv lacks column(s) {', '.join(missing)}",
-                          f"expected a '|'-separated header with {', '.join(REQUIRED)}")
+            raise CmError(
+                f"{path}:1: MLAAD meta.csv lacks column(s) {', '.join(missing)}",
+                f"expected a '|'-separated header with {', '.join(REQUIRED)}",
+            )
         rows = []
         for number, fields in enumerate(reader, start=2):
             if not fields:
@@ -68,7 +74,9 @@ def read_model_meta(path: Path) -> list[dict]:
 def _spoof_rows(mlaad: Path, prefix: str) -> list[dict]:
     metas = sorted((mlaad / "fake").glob("*/*/meta.csv"))
     if not metas:
-        raise CmError(f"{mlaad}: no fake/<language>/<model>/meta.csv", "run `cm download mlaad` or point --protocol at MLAAD")
+        raise CmError(
+            f"{mlaad}: no fake/<language>/<model>/meta.csv", "run `cm download mlaad` or point --protocol at MLAAD"
+        )
     records = []
     for meta in metas:
         for row in read_model_meta(meta):
@@ -76,11 +84,17 @@ def _spoof_rows(mlaad: Path, prefix: str) -> list[dict]:
             if not rel.parts or rel.parts[0] != "fake":
                 rel = meta.parent.relative_to(mlaad) / Path(row["path"]).name
             model = row["model_name"]
-            records.append({
-                "utt_id": f"MLAAD_{model.replace('/', '_')}_{rel.stem}", "path": f"{prefix}/{rel.as_posix()}",
-                "label": "spoof", "attack": model, "attack_family": row["architecture"] or None,
-                "speaker": f"tts:{model}", "language": row["language"],
-            })
+            records.append(
+                {
+                    "utt_id": f"MLAAD_{model.replace('/', '_')}_{rel.stem}",
+                    "path": f"{prefix}/{rel.as_posix()}",
+                    "label": "spoof",
+                    "attack": model,
+                    "attack_family": row["architecture"] or None,
+                    "speaker": f"tts:{model}",
+                    "language": row["language"],
+                }
+            )
     return records
 
 
@@ -90,18 +104,33 @@ def mailabs_rows(mailabs: Path, prefix: str) -> list[dict]:
     for wav in sorted(mailabs.glob("*/by_book/*/*/*/wavs/*.wav")):
         rel = wav.relative_to(mailabs)
         lang_dir, _, _, speaker = rel.parts[:4]
-        records.append({
-            "utt_id": f"MAILABS_{speaker}_{wav.stem}", "path": f"{prefix}/{rel.as_posix()}", "label": "bonafide",
-            "attack": None, "attack_family": None, "speaker": speaker, "language": lang_dir.split("_")[0],
-        })
+        records.append(
+            {
+                "utt_id": f"MAILABS_{speaker}_{wav.stem}",
+                "path": f"{prefix}/{rel.as_posix()}",
+                "label": "bonafide",
+                "attack": None,
+                "attack_family": None,
+                "speaker": speaker,
+                "language": lang_dir.split("_")[0],
+            }
+        )
     if not records:
-        raise CmError(f"{mailabs}: no <ll_CC>/by_book/<gender>/<speaker>/<book>/wavs/*.wav",
-                      "MLAAD is paired with M-AILABS for bona fide speech: `cm download mlaad` fetches both")
+        raise CmError(
+            f"{mailabs}: no <ll_CC>/by_book/<gender>/<speaker>/<book>/wavs/*.wav",
+            "MLAAD is paired with M-AILABS for bona fide speech: `cm download mlaad` fetches both",
+        )
     return records
 
 
-def prepare_mlaad(corpus_root: str | Path, *, data_root: str | Path | None = None, protocol=None,
-                  audio_dir: str | Path | None = None, **_: object) -> "pd.DataFrame":
+def prepare_mlaad(
+    corpus_root: str | Path,
+    *,
+    data_root: str | Path | None = None,
+    protocol=None,
+    audio_dir: str | Path | None = None,
+    **_: object,
+) -> "pd.DataFrame":
     """MLAAD spoofs (``protocol``: the MLAAD root) and M-AILABS bona fide (``audio_dir``: its root)."""
     import pandas as pd
 
@@ -109,14 +138,25 @@ def prepare_mlaad(corpus_root: str | Path, *, data_root: str | Path | None = Non
     given = protocol[0] if isinstance(protocol, (list, tuple)) and protocol else protocol
     mlaad = _find_mlaad(Path(given) if given else root)
     mailabs = _find_mailabs(Path(audio_dir) if audio_dir else root)
-    records = _spoof_rows(mlaad, audio_prefix(mlaad, data_root)) + mailabs_rows(mailabs, audio_prefix(mailabs, data_root))
+    records = _spoof_rows(mlaad, audio_prefix(mlaad, data_root)) + mailabs_rows(
+        mailabs, audio_prefix(mailabs, data_root)
+    )
     df = pd.DataFrame.from_records(records)
-    for column, value in (("split", "eval"), ("corpus", CORPUS), ("codec", None), ("codec_q", None),
-                          ("domain", "clean"), ("duration", None), ("sample_rate", None)):
+    for column, value in (
+        ("split", "eval"),
+        ("corpus", CORPUS),
+        ("codec", None),
+        ("codec_q", None),
+        ("domain", "clean"),
+        ("duration", None),
+        ("sample_rate", None),
+    ):
         df[column] = value
     duplicated = df["utt_id"].duplicated()
     if duplicated.any():
-        raise CmError(f"{mlaad}: {int(duplicated.sum())} duplicate utterance ids (first: {df['utt_id'][duplicated].iloc[0]})")
+        raise CmError(
+            f"{mlaad}: {int(duplicated.sum())} duplicate utterance ids (first: {df['utt_id'][duplicated].iloc[0]})"
+        )
     return df
 
 
@@ -128,15 +168,31 @@ MLAAD = CorpusSource(
     licence="as stated on the MLAAD dataset card and the M-AILABS page (read both before use)",
     homepage="https://deepfake-total.com/mlaad",
     files=(
-        RemoteFile("mlaad_v5.zip", "https://huggingface.co/datasets/mueller91/MLAAD/resolve/main/mlaad_v5.zip",
-                   "full", note="no checksum is published: verified by size only"),
-        RemoteFile("en_US.tgz", "https://www.caito.de/data/Training/stt_tts/en_US.tgz", "full",
-                   note="M-AILABS English; other languages: same URL with their ll_CC code"),
+        RemoteFile(
+            "mlaad_v5.zip",
+            "https://huggingface.co/datasets/mueller91/MLAAD/resolve/main/mlaad_v5.zip",
+            "full",
+            note="no checksum is published: verified by size only",
+        ),
+        RemoteFile(
+            "en_US.tgz",
+            "https://www.caito.de/data/Training/stt_tts/en_US.tgz",
+            "full",
+            note="M-AILABS English; other languages: same URL with their ll_CC code",
+        ),
     ),
     layout="MLAAD/fake/<language>/<model>/meta.csv and *.wav; M-AILABS/<ll_CC>/by_book/<gender>/<speaker>/<book>/wavs/",
 )
 
 # no short list of protocol files: the spoofs are one meta.csv per TTS model, the bona fide side a folder scan
 SPEC = CorpusSpec(
-    name=CORPUS, title=MLAAD.title, prepare=prepare_mlaad, scanned=True, source=MLAAD,
-    labels={"bonafide": "bonafide", "spoof": "spoof"}, splits=("eval",), accepts_protocol=True, layout=MLAAD.layout)
+    name=CORPUS,
+    title=MLAAD.title,
+    prepare=prepare_mlaad,
+    scanned=True,
+    source=MLAAD,
+    labels={"bonafide": "bonafide", "spoof": "spoof"},
+    splits=("eval",),
+    accepts_protocol=True,
+    layout=MLAAD.layout,
+)

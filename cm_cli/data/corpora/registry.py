@@ -65,8 +65,10 @@ class CorpusSpec:
 
     def __post_init__(self) -> None:
         if self.protocol_files is None and not self.scanned:
-            raise CmError(f"corpus {self.name!r} declares no protocol files",
-                          "give the CorpusSpec protocol_files=..., or scanned=True when the manifest is a folder scan")
+            raise CmError(
+                f"corpus {self.name!r} declares no protocol files",
+                "give the CorpusSpec protocol_files=..., or scanned=True when the manifest is a folder scan",
+            )
 
     def build(self, corpus_root: Path, *, data_root: Path, **kwargs: Any) -> "pd.DataFrame":
         return self.prepare(Path(corpus_root), data_root=data_root, **kwargs)

@@ -56,5 +56,3 @@ class CorpusSource:
         if subset not in SUBSETS:
             raise CmError(f"unknown subset {subset!r}", f"use one of: {', '.join(SUBSETS)}")
         return [f for f in self.files if f.in_subset(subset)]
-
-

@@ -51,8 +51,11 @@ SPLITS = ("train", "dev", "eval")
 _PREFIX = {"train": "T", "dev": "D", "eval": "E"}
 _SPLIT_CODE = {"train": 1, "dev": 2, "eval": 3}
 _PROTOCOL_DIR = "ASVspoof5_protocols"
-_PROTOCOL_FILES = {"train": "ASVspoof5.train.tsv", "dev": "ASVspoof5.dev.track_1.tsv",
-                   "eval": "ASVspoof5.eval.track_1.tsv"}
+_PROTOCOL_FILES = {
+    "train": "ASVspoof5.train.tsv",
+    "dev": "ASVspoof5.dev.track_1.tsv",
+    "eval": "ASVspoof5.eval.track_1.tsv",
+}
 _AUDIO_DIRS = {"train": "flac_T", "dev": "flac_D", "eval": "flac_E_eval"}
 _MARKER = ".completed"
 _DURATION = (1.0, 2.5)  # seconds, uniform
@@ -67,18 +70,42 @@ class ToyAttack:
 
 
 TOY_ATTACKS: dict[str, ToyAttack] = {
-    "A01": ToyAttack("GL", "griffin_lim_mel", "spectrogram_phase_reconstruction",
-                     "80-band log-mel spectrogram inverted with 16 fast Griffin-Lim iterations"),
-    "A02": ToyAttack("LPC", "lpc_vocoder", "source_filter_vocoder",
-                     "order-18 LPC envelope excited by a pulse train at the estimated f0, or by noise"),
-    "A03": ToyAttack("SIN", "sinusoidal_model", "sinusoidal_model",
-                     "up to 30 spectral peaks per frame (no noise part) resynthesised as overlap-added sinusoids"),
-    "A04": ToyAttack("NEV", "noise_vocoder", "channel_vocoder",
-                     "6-band envelopes imposed on white noise (no harmonics: very distinct)"),
-    "A05": ToyAttack("HNM", "harmonic_noise_model", "harmonic_plus_noise_vocoder",
-                     "estimated f0 and cepstral envelope; harmonics below 4 kHz, shaped noise above (unseen)"),
-    "A06": ToyAttack("HBP", "high_band_phase", "partial_phase_reconstruction",
-                     "exact magnitude, phase above 4 kHz re-estimated by Griffin-Lim (near-transparent; unseen)"),
+    "A01": ToyAttack(
+        "GL",
+        "griffin_lim_mel",
+        "spectrogram_phase_reconstruction",
+        "80-band log-mel spectrogram inverted with 16 fast Griffin-Lim iterations",
+    ),
+    "A02": ToyAttack(
+        "LPC",
+        "lpc_vocoder",
+        "source_filter_vocoder",
+        "order-18 LPC envelope excited by a pulse train at the estimated f0, or by noise",
+    ),
+    "A03": ToyAttack(
+        "SIN",
+        "sinusoidal_model",
+        "sinusoidal_model",
+        "up to 30 spectral peaks per frame (no noise part) resynthesised as overlap-added sinusoids",
+    ),
+    "A04": ToyAttack(
+        "NEV",
+        "noise_vocoder",
+        "channel_vocoder",
+        "6-band envelopes imposed on white noise (no harmonics: very distinct)",
+    ),
+    "A05": ToyAttack(
+        "HNM",
+        "harmonic_noise_model",
+        "harmonic_plus_noise_vocoder",
+        "estimated f0 and cepstral envelope; harmonics below 4 kHz, shaped noise above (unseen)",
+    ),
+    "A06": ToyAttack(
+        "HBP",
+        "high_band_phase",
+        "partial_phase_reconstruction",
+        "exact magnitude, phase above 4 kHz re-estimated by Griffin-Lim (near-transparent; unseen)",
+    ),
 }
 SPLIT_ATTACKS: dict[str, tuple[str, ...]] = {
     "train": ("A01", "A02", "A03", "A04"),
@@ -97,12 +124,19 @@ class ToySize:
 
 
 SIZES: dict[str, ToySize] = {
-    "tiny": ToySize({"train": 4, "dev": 2, "eval": 4}, {"train": 12, "dev": 6, "eval": 12},
-                    {"train": 6, "dev": 3, "eval": 6}),
-    "small": ToySize({"train": 30, "dev": 20, "eval": 30}, {"train": 120, "dev": 60, "eval": 150},
-                     {"train": 60, "dev": 30, "eval": 75}),
-    "medium": ToySize({"train": 80, "dev": 40, "eval": 80}, {"train": 480, "dev": 240, "eval": 600},
-                      {"train": 240, "dev": 120, "eval": 300}),
+    "tiny": ToySize(
+        {"train": 4, "dev": 2, "eval": 4}, {"train": 12, "dev": 6, "eval": 12}, {"train": 6, "dev": 3, "eval": 6}
+    ),
+    "small": ToySize(
+        {"train": 30, "dev": 20, "eval": 30},
+        {"train": 120, "dev": 60, "eval": 150},
+        {"train": 60, "dev": 30, "eval": 75},
+    ),
+    "medium": ToySize(
+        {"train": 80, "dev": 40, "eval": 80},
+        {"train": 480, "dev": 240, "eval": 600},
+        {"train": 240, "dev": 120, "eval": 300},
+    ),
 }
 
 
@@ -173,11 +207,19 @@ def plan_toy_corpus(size: str = "small", *, seed: int = 0) -> dict[str, list[Toy
         for k, j in enumerate(order):
             spk_idx, label, attack = entries[j]
             spk = speakers[spk_idx]
-            utterances.append(ToyUtterance(
-                split=split, index=k, name=f"{_PREFIX[split]}_{first + k:010d}", speaker=spk.speaker_id,
-                gender=spk.gender, label=label, attack=attack, speaker_params=spk,
-                codec_q="0" if split == "eval" else "-",
-            ))
+            utterances.append(
+                ToyUtterance(
+                    split=split,
+                    index=k,
+                    name=f"{_PREFIX[split]}_{first + k:010d}",
+                    speaker=spk.speaker_id,
+                    gender=spk.gender,
+                    label=label,
+                    attack=attack,
+                    speaker_params=spk,
+                    codec_q="0" if split == "eval" else "-",
+                )
+            )
         plans[split] = utterances
     return plans
 
@@ -185,9 +227,18 @@ def plan_toy_corpus(size: str = "small", *, seed: int = 0) -> dict[str, list[Toy
 def protocol_row(utt: ToyUtterance) -> list[str]:
     """The ten ASVspoof 5 protocol fields of one utterance."""
     spoof = utt.label == "spoof"
-    return [utt.speaker, utt.name, utt.gender, utt.codec, utt.codec_q, utt.codec_seed,
-            TOY_ATTACKS[utt.attack].tag if spoof else "-", utt.attack if spoof else "bonafide",
-            utt.label, "-"]
+    return [
+        utt.speaker,
+        utt.name,
+        utt.gender,
+        utt.codec,
+        utt.codec_q,
+        utt.codec_seed,
+        TOY_ATTACKS[utt.attack].tag if spoof else "-",
+        utt.attack if spoof else "bonafide",
+        utt.label,
+        "-",
+    ]
 
 
 def toy_protocol_rows(utterances: Iterable[ToyUtterance]) -> list[list[str]]:
@@ -227,8 +278,12 @@ def _counts(plans: dict[str, list[ToyUtterance]]) -> dict[str, dict]:
         for u in utts:
             if u.attack:
                 by_attack[u.attack] = by_attack.get(u.attack, 0) + 1
-        counts[split] = {"total": len(utts), "bonafide": sum(u.label == "bonafide" for u in utts),
-                         "spoof": sum(u.label == "spoof" for u in utts), "by_attack": dict(sorted(by_attack.items()))}
+        counts[split] = {
+            "total": len(utts),
+            "bonafide": sum(u.label == "bonafide" for u in utts),
+            "spoof": sum(u.label == "spoof" for u in utts),
+            "by_attack": dict(sorted(by_attack.items())),
+        }
     return counts
 
 
@@ -298,8 +353,7 @@ def _worker_init() -> None:
     _WORKER_LIMITS.__enter__()
 
 
-def _render_all(jobs: Sequence[tuple[ToyUtterance, int, str]], workers: int,
-                advance: Callable[[int], None]) -> int:
+def _render_all(jobs: Sequence[tuple[ToyUtterance, int, str]], workers: int, advance: Callable[[int], None]) -> int:
     samples = 0
     if workers <= 1 or len(jobs) < 8:
         with _single_threaded():
@@ -312,8 +366,9 @@ def _render_all(jobs: Sequence[tuple[ToyUtterance, int, str]], workers: int,
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     chunk = max(1, min(16, len(jobs) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
-                             initializer=_worker_init) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context(method), initializer=_worker_init
+    ) as pool:
         for n in pool.map(_render_to_file, jobs, chunksize=chunk):
             samples += n
             advance(1)
@@ -349,11 +404,15 @@ def build_toy_corpus(
             return ToyCorpusInfo(root, size, seed, marker.get("counts", {}), int(marker.get("n_files", 0)), False)
         if not same and not force:
             have = f"size {marker.get('size')!r}, seed {marker.get('seed')!r}, format {marker.get('format')!r}"
-            raise CmError(f"{root}: a toy corpus with {have} is already there (asked for size {size!r}, seed {seed})",
-                          "use --force to replace it, or point --data-root elsewhere")
+            raise CmError(
+                f"{root}: a toy corpus with {have} is already there (asked for size {size!r}, seed {seed})",
+                "use --force to replace it, or point --data-root elsewhere",
+            )
     elif root.exists() and (not root.is_dir() or any(root.iterdir())) and not force:
-        raise CmError(f"{root}: exists and is not a finished toy corpus (no {_MARKER} marker)",
-                      "use --force to replace it, or point --data-root elsewhere")
+        raise CmError(
+            f"{root}: exists and is not a finished toy corpus (no {_MARKER} marker)",
+            "use --force to replace it, or point --data-root elsewhere",
+        )
 
     plans = plan_toy_corpus(size, seed=seed)
     counts = _counts(plans)
@@ -373,6 +432,7 @@ def build_toy_corpus(
             text = "".join(" ".join(r) + "\n" for r in rows)
             (tmp / _PROTOCOL_DIR / _PROTOCOL_FILES[split]).write_text(text, encoding="utf-8")
         with task(len(jobs), f"toy corpus ({size})") as advance:
+
             def step(n: int) -> None:
                 advance(n)
                 if progress is not None:

@@ -39,7 +39,7 @@ def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
     chunks = frames.reshape(n_frames, r, hop)
     blocks = np.zeros((n_frames + r - 1, hop))
     for j in range(r):
-        blocks[j:j + n_frames] += chunks[:, j]
+        blocks[j : j + n_frames] += chunks[:, j]
     return blocks.reshape(-1)
 
 
@@ -48,10 +48,10 @@ def istft(spec: np.ndarray, length: int, *, n_fft: int = 512, hop: int = 128) ->
     window = _window(n_fft)
     frames = np.fft.irfft(spec, n=n_fft, axis=1) * window
     out = _overlap_add(frames, hop)
-    norm = _overlap_add(np.broadcast_to(window ** 2, frames.shape), hop)
+    norm = _overlap_add(np.broadcast_to(window**2, frames.shape), hop)
     out /= np.maximum(norm, 1e-8)
     pad = n_fft // 2
-    y = out[pad:pad + length]
+    y = out[pad : pad + length]
     if len(y) < length:
         y = np.pad(y, (0, length - len(y)))
     return y
@@ -74,8 +74,9 @@ def mel_filterbank(sr: int, n_fft: int, n_mels: int, *, fmin: float = 0.0, fmax:
     return np.maximum(0.0, np.minimum(lower, upper))
 
 
-def estimate_f0(x: np.ndarray, sr: int, *, hop: int = 80, fmin: float = 60.0, fmax: float = 400.0,
-                threshold: float = 0.45) -> np.ndarray:
+def estimate_f0(
+    x: np.ndarray, sr: int, *, hop: int = 80, fmin: float = 60.0, fmax: float = 400.0, threshold: float = 0.45
+) -> np.ndarray:
     """Frame-wise f0 in Hz (0 where unvoiced) by normalised autocorrelation, one value per hop."""
     n = int(2.5 * sr / fmin)
     n += n % 2
@@ -103,7 +104,7 @@ def estimate_f0(x: np.ndarray, sr: int, *, hop: int = 80, fmin: float = 60.0, fm
 def lpc(frames: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     """All-pole fit per frame by Levinson-Durbin: (coefficients (n, order + 1) with a[0] = 1, residual energy)."""
     size = 2 * frames.shape[1]
-    ac = np.fft.irfft(np.abs(np.fft.rfft(frames, n=size, axis=1)) ** 2, n=size, axis=1)[:, :order + 1]
+    ac = np.fft.irfft(np.abs(np.fft.rfft(frames, n=size, axis=1)) ** 2, n=size, axis=1)[:, : order + 1]
     ac[:, 0] *= 1.0 + 1e-6  # white-noise correction keeps the recursion stable
     ac[:, 0] += 1e-12
     n = frames.shape[0]
@@ -111,12 +112,12 @@ def lpc(frames: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
     a[:, 0] = 1.0
     err = ac[:, 0].copy()
     for i in range(1, order + 1):
-        acc = ac[:, i] + np.sum(a[:, 1:i] * ac[:, i - 1:0:-1], axis=1)
+        acc = ac[:, i] + np.sum(a[:, 1:i] * ac[:, i - 1 : 0 : -1], axis=1)
         k = -acc / err
         a_prev = a.copy()
-        a[:, 1:i] = a_prev[:, 1:i] + k[:, None] * a_prev[:, i - 1:0:-1]
+        a[:, 1:i] = a_prev[:, 1:i] + k[:, None] * a_prev[:, i - 1 : 0 : -1]
         a[:, i] = k
-        err = err * (1.0 - k ** 2)
+        err = err * (1.0 - k**2)
     return a, np.maximum(err, 1e-12)
 
 

@@ -18,14 +18,29 @@ import numpy as np
 
 from cm_cli.data.synth.dsp import estimate_f0, frame_signal, interp_frames, istft, lpc, mel_filterbank, stft
 
-__all__ = ["griffin_lim_mel", "lpc_vocoder", "sinusoidal_model", "noise_vocoder", "harmonic_noise_model",
-           "high_band_phase", "VOCODERS"]
+__all__ = [
+    "griffin_lim_mel",
+    "lpc_vocoder",
+    "sinusoidal_model",
+    "noise_vocoder",
+    "harmonic_noise_model",
+    "high_band_phase",
+    "VOCODERS",
+]
 
 SR = 16_000
 
 
-def _griffin_lim(mag: np.ndarray, length: int, rng: np.random.Generator, *, n_fft: int, hop: int,
-                 iterations: int, init: np.ndarray | None = None) -> np.ndarray:
+def _griffin_lim(
+    mag: np.ndarray,
+    length: int,
+    rng: np.random.Generator,
+    *,
+    n_fft: int,
+    hop: int,
+    iterations: int,
+    init: np.ndarray | None = None,
+) -> np.ndarray:
     """Fast Griffin-Lim (momentum 0.99) from a magnitude spectrogram; returns the signal."""
     phase = np.exp(2j * np.pi * rng.uniform(size=mag.shape)) if init is None else init
     prev = np.zeros_like(mag, dtype=complex)
@@ -63,7 +78,7 @@ def lpc_vocoder(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     a, err = lpc(frames, order)
     gain = np.sqrt(err / win)
     f0 = estimate_f0(x, SR, hop=hop)
-    f0 = f0[:len(a)] if len(f0) >= len(a) else np.pad(f0, (0, len(a) - len(f0)))
+    f0 = f0[: len(a)] if len(f0) >= len(a) else np.pad(f0, (0, len(a) - len(f0)))
     f0_s = interp_frames(np.where(f0 > 0, f0, 0.0), hop, len(x))
     voiced_s = interp_frames((f0 > 0).astype(float), hop, len(x)) > 0.5
     phase = np.cumsum(np.where(voiced_s, np.maximum(f0_s, 50.0), 0.0) / SR)
@@ -76,8 +91,8 @@ def lpc_vocoder(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         s = i * hop
         if s >= len(x):
             break
-        seg = excitation[s:s + hop] * gain[i]
-        out[s:s + hop], zi = lfilter([1.0], a[i], seg, zi=zi)
+        seg = excitation[s : s + hop] * gain[i]
+        out[s : s + hop], zi = lfilter([1.0], a[i], seg, zi=zi)
     return out
 
 
@@ -101,17 +116,17 @@ def sinusoidal_model(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if len(bins) > 30:
             bins = bins[np.argsort(mag_db[i, bins])[-30:]]
         if len(bins):
-            l, c, r = mag_db[i, bins - 1], mag_db[i, bins], mag_db[i, bins + 1]
-            d = 0.5 * (l - r) / np.where(l - 2 * c + r == 0, 1, l - 2 * c + r)
+            left, c, r = mag_db[i, bins - 1], mag_db[i, bins], mag_db[i, bins + 1]
+            d = 0.5 * (left - r) / np.where(left - 2 * c + r == 0, 1, left - 2 * c + r)
             freq = (bins + d) * SR / n_fft
-            amp = 10 ** ((c - 0.25 * (l - r) * d) / 20) * 2 / np.sum(np.hanning(win))
+            amp = 10 ** ((c - 0.25 * (left - r) * d) / 20) * 2 / np.sum(np.hanning(win))
             # phase referred to the frame centre, where the symmetric window's own phase vanishes
             centre_phase = np.angle(spec[i, bins]) + 2 * np.pi * bins * pad / n_fft
             frame = amp @ np.cos(2 * np.pi * freq[:, None] * t[None, :] / SR + centre_phase[:, None])
-            out[i * hop:i * hop + win] += frame * synth_win
-        norm[i * hop:i * hop + win] += synth_win
+            out[i * hop : i * hop + win] += frame * synth_win
+        norm[i * hop : i * hop + win] += synth_win
     y = out / np.maximum(norm, 1e-8)
-    return y[pad:pad + len(x)]
+    return y[pad : pad + len(x)]
 
 
 def noise_vocoder(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -139,7 +154,7 @@ def harmonic_noise_model(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lifter[-39:] = 1.0
     env = np.exp(np.fft.rfft(ceps * lifter, axis=1).real)  # (frames, bins) amplitude envelope
     f0 = estimate_f0(x, SR, hop=hop)
-    f0 = f0[:len(env)] if len(f0) >= len(env) else np.pad(f0, (0, len(env) - len(f0)))
+    f0 = f0[: len(env)] if len(f0) >= len(env) else np.pad(f0, (0, len(env) - len(f0)))
     f0_lookup = np.where(f0 > 0, f0, 100.0)
     voiced = interp_frames((f0 > 0).astype(float), hop, len(x))
     f0_s = interp_frames(f0_lookup, hop, len(x))

@@ -111,10 +111,10 @@ def _resonator_sos(freqs: np.ndarray, bws: np.ndarray) -> np.ndarray:
     r = np.exp(-np.pi * bws / SAMPLE_RATE)
     c = -2.0 * r * np.cos(2.0 * np.pi * freqs / SAMPLE_RATE)
     sos = np.zeros((len(freqs), 6))
-    sos[:, 0] = 1.0 + c + r ** 2
+    sos[:, 0] = 1.0 + c + r**2
     sos[:, 3] = 1.0
     sos[:, 4] = c
-    sos[:, 5] = r ** 2
+    sos[:, 5] = r**2
     return sos
 
 
@@ -135,19 +135,19 @@ def _vocal_tract(x: np.ndarray, freqs: np.ndarray, bws: np.ndarray) -> np.ndarra
     (zero-padded FFT long enough for the resonances to ring out), and overlap-added.
     ``freqs``: (n // _BLOCK + 2, n_formants) in Hz; ``bws``: (n_formants,) in Hz.
     """
-    from cm_cli.data.synth.dsp import frame_signal, _overlap_add
+    from cm_cli.data.synth.dsp import _overlap_add, frame_signal
 
     n, win, size = len(x), 2 * _BLOCK, 1024
     # centred: frame j covers x[(j - 1) * _BLOCK : (j + 1) * _BLOCK], zero outside x
     frames = frame_signal(x, win, _BLOCK, pad_mode="constant")
     frames = frames * (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win))
-    freqs = np.minimum(freqs[:len(frames)], 0.45 * SAMPLE_RATE)
+    freqs = np.minimum(freqs[: len(frames)], 0.45 * SAMPLE_RATE)
     r = np.exp(-np.pi * bws / SAMPLE_RATE)[None, :, None]
-    c = (-2.0 * r * np.cos(2.0 * np.pi * freqs / SAMPLE_RATE)[:, :, None])
+    c = -2.0 * r * np.cos(2.0 * np.pi * freqs / SAMPLE_RATE)[:, :, None]
     z1 = np.exp(-1j * np.pi * np.arange(size // 2 + 1) / (size // 2))[None, None, :]
-    response = np.prod((1.0 + c + r ** 2) / (1.0 + c * z1 + r ** 2 * z1 ** 2), axis=1)
+    response = np.prod((1.0 + c + r**2) / (1.0 + c * z1 + r**2 * z1**2), axis=1)
     filtered = np.fft.irfft(np.fft.rfft(frames, n=size, axis=1) * response, n=size, axis=1)
-    return _overlap_add(filtered, _BLOCK)[_BLOCK:_BLOCK + n]
+    return _overlap_add(filtered, _BLOCK)[_BLOCK : _BLOCK + n]
 
 
 def synthesise(rng: np.random.Generator, speaker: Speaker, plan: UtterancePlan) -> np.ndarray:
@@ -168,16 +168,16 @@ def synthesise(rng: np.random.Generator, speaker: Speaker, plan: UtterancePlan) 
         vowel_len = m - onset_len
         v0 = s + onset_len
         seg = np.sin(np.pi * np.linspace(0, 1, vowel_len)) ** rng.uniform(0.4, 0.9)
-        env[v0:v0 + vowel_len] = np.maximum(env[v0:v0 + vowel_len], seg * rng.uniform(0.6, 1.0))
-        voiced[v0:v0 + vowel_len] = 1.0
+        env[v0 : v0 + vowel_len] = np.maximum(env[v0 : v0 + vowel_len], seg * rng.uniform(0.6, 1.0))
+        voiced[v0 : v0 + vowel_len] = 1.0
         targets = np.array(VOWELS[syl.vowel]) * rng.uniform(0.93, 1.07, size=4)
-        formant_targets[s:s + m] = targets
-        accent[s:s + m] = syl.stress * np.sin(np.pi * np.linspace(0, 1, m))
+        formant_targets[s : s + m] = targets
+        accent[s : s + m] = syl.stress * np.sin(np.pi * np.linspace(0, 1, m))
         if syl.onset == "fric":
             fric[s:v0] = np.sin(np.pi * np.linspace(0, 1, onset_len)) * rng.uniform(0.15, 0.4)
         elif syl.onset == "stop" and onset_len > 40:
             burst = int(rng.uniform(0.005, 0.015) * SAMPLE_RATE)
-            fric[v0 - burst:v0] = np.linspace(1, 0.2, burst) * rng.uniform(0.3, 0.6)
+            fric[v0 - burst : v0] = np.linspace(1, 0.2, burst) * rng.uniform(0.3, 0.6)
     voiced = _smooth(voiced, 160)
     n_frames = n // _BLOCK + 2  # filter frames centred every _BLOCK samples (see _vocal_tract)
     formants = formant_targets[np.minimum(np.arange(n_frames) * _BLOCK, n - 1)]
@@ -198,8 +198,11 @@ def synthesise(rng: np.random.Generator, speaker: Speaker, plan: UtterancePlan) 
     frac = phase - np.floor(phase)
     oq = speaker.open_quotient * (1 + 0.05 * rng.standard_normal(n_periods + 1))[period]
     tp, tn = 0.62 * oq, 0.38 * oq
-    flow = np.where(frac < tp, 0.5 * (1 - np.cos(np.pi * frac / tp)),
-                    np.where(frac < oq, np.cos(0.5 * np.pi * (frac - tp) / tn), 0.0))
+    flow = np.where(
+        frac < tp,
+        0.5 * (1 - np.cos(np.pi * frac / tp)),
+        np.where(frac < oq, np.cos(0.5 * np.pi * (frac - tp) / tn), 0.0),
+    )
     amp = (1 + speaker.shimmer * rng.standard_normal(n_periods + 1))[period]
     flow = flow * amp
     source = np.diff(flow, prepend=flow[0]) * (SAMPLE_RATE / speaker.f0) * 0.05
@@ -214,8 +217,9 @@ def synthesise(rng: np.random.Generator, speaker: Speaker, plan: UtterancePlan) 
     out = _vocal_tract(excitation, np.concatenate([formants, f5], axis=1), bws)
     # --- fricatives and bursts: band-passed noise on top of the vowels
     centre_hz = rng.uniform(2500, 6000) * min(speaker.tract_scale, 1.15)
-    noise = sosfilt(_resonator_sos(np.array([centre_hz, centre_hz * 1.3]), np.array([900.0, 1500.0])),
-                    rng.standard_normal(n))
+    noise = sosfilt(
+        _resonator_sos(np.array([centre_hz, centre_hz * 1.3]), np.array([900.0, 1500.0])), rng.standard_normal(n)
+    )
     noise = lfilter([1, -0.95], [1], noise)  # remove the DC-normalised resonators' low end
     vowel_rms = np.sqrt(np.mean(out[env > 0.3] ** 2)) if np.any(env > 0.3) else np.std(out)
     noise *= vowel_rms / (np.std(noise) + 1e-12)

@@ -47,8 +47,9 @@ def resolve_options(method_cls, given: dict) -> dict:
     unknown = sorted(set(given) - set(known))
     if unknown:
         names = ", ".join(known) or "none"
-        raise UsageError(f"--method-option {unknown[0]!r} is not an option of --method {method_cls.name}",
-                         f"its options: {names}")
+        raise UsageError(
+            f"--method-option {unknown[0]!r} is not an option of --method {method_cls.name}", f"its options: {names}"
+        )
     out = {}
     for name, option in known.items():
         value = given.get(name, option.default)

@@ -62,8 +62,10 @@ class GroupDro(Method):
         loss = (modules.q * group_losses).sum()
         if self.replaying:
             return loss
-        self._last = {"loss_dro": float(loss.detach()),
-                      **{f"dro_q_{v}": float(q) for v, q in zip(self.values, modules.q.tolist())}}
+        self._last = {
+            "loss_dro": float(loss.detach()),
+            **{f"dro_q_{v}": float(q) for v, q in zip(self.values, modules.q.tolist())},
+        }
         return loss
 
     def terms(self, rep, targets, step, modules, tap=None) -> Terms:

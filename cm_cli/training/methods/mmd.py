@@ -37,7 +37,7 @@ def mmd_loss(x, target, n_groups: int):
     x, onehot = x[rows], onehot[rows]
     sq = torch.cdist(x, x).pow(2)
     scale = sq.detach().sum() / max(1, x.shape[0] * (x.shape[0] - 1))
-    kernel = sum(torch.exp(-sq / (2.0 ** k * scale.clamp(min=1e-12))) for k in KERNEL_POWERS) / len(KERNEL_POWERS)
+    kernel = sum(torch.exp(-sq / (2.0**k * scale.clamp(min=1e-12))) for k in KERNEL_POWERS) / len(KERNEL_POWERS)
     kernel = kernel - torch.diag(torch.diagonal(kernel))  # i != j
     sums = onehot.t() @ kernel @ onehot  # [G, G]
     within = torch.diagonal(sums) / (counts * (counts - 1))
