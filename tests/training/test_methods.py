@@ -46,7 +46,16 @@ def test_coral_skips_groups_with_fewer_than_two_rows_and_never_returns_nan():
 # ---------------------------------------------------------------- MMD
 
 
-def test_mmd_is_about_zero_for_one_distribution_and_grows_with_the_shift():
+def _kernel_by_hand(x):
+    from cm_cli.training.methods.mmd import KERNEL_POWERS
+
+    sq = ((x[:, None] - x[None]) ** 2).sum(-1)
+    s = sq.sum() / (len(x) * (len(x) - 1))
+    return np.mean([np.exp(-sq / (2.0**p * s)) for p in KERNEL_POWERS], axis=0)
+
+
+@pytest.mark.parametrize("estimator", ["biased", "unbiased"])
+def test_mmd_is_about_zero_for_one_distribution_and_grows_with_the_shift(estimator):
     from cm_cli.training.methods.mmd import mmd_loss
 
     rng = np.random.default_rng(1)
@@ -55,27 +64,86 @@ def test_mmd_is_about_zero_for_one_distribution_and_grows_with_the_shift():
         a = rng.standard_normal((200, 4))
         b = rng.standard_normal((150, 4)) + shift  # unequal group sizes
         x = torch.tensor(np.concatenate([a, b]), dtype=torch.float64)
-        loss, skipped = mmd_loss(x, torch.tensor([0] * 200 + [1] * 150), 2)
+        loss, skipped = mmd_loss(x, torch.tensor([0] * 200 + [1] * 150), 2, estimator)
         values.append(float(loss))
-    assert abs(values[0]) < 0.01
+    # null: the U-statistic is centred on 0; the V-statistic's bias is O(1/n) (the diagonal terms, 1/200 + 1/150
+    # times (1 - mean off-diagonal kernel)), so both sit below 0.015 while the smallest shift gives more than 0.03
+    assert abs(values[0]) < 0.015 and values[1] > 0.03
     assert values[0] < values[1] < values[2] < values[3]
 
 
-def test_mmd_matches_the_unbiased_estimator_written_out():
-    from cm_cli.training.methods.mmd import KERNEL_POWERS, mmd_loss
+def test_mmd_biased_estimate_is_the_squared_distance_of_mean_embeddings_written_out():
+    from cm_cli.training.methods.mmd import mmd_loss
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((9, 2))
+    g = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2])
+    loss, skipped = mmd_loss(torch.tensor(x), torch.tensor(g), 3)  # default: biased
+    k = _kernel_by_hand(x)
+    groups = [np.flatnonzero(g == v) for v in range(3)]
+
+    def v_stat(a, b):
+        return k[np.ix_(a, a)].mean() + k[np.ix_(b, b)].mean() - 2 * k[np.ix_(a, b)].mean()
+
+    pairs = [v_stat(groups[i], groups[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert skipped == 0 and float(loss) == pytest.approx(np.mean(pairs), rel=1e-5)  # computed in float32
+
+
+def test_mmd_biased_estimate_is_never_negative_where_the_unbiased_one_is():
+    from cm_cli.training.methods.mmd import mmd_loss
+
+    rng = np.random.default_rng(3)
+    biased, unbiased = [], []
+    for _ in range(200):  # one distribution, toy-batch-sized groups: the U-statistic's sign is noise
+        x = torch.tensor(rng.standard_normal((16, 8)), dtype=torch.float64)
+        target = torch.tensor(rng.integers(0, 3, 16))
+        b, _ = mmd_loss(x, target, 3, "biased")
+        u, _ = mmd_loss(x, target, 3, "unbiased")
+        if b is not None:
+            biased.append(float(b))
+            unbiased.append(float(u))
+    assert min(biased) > 0 and np.mean(np.array(unbiased) < 0) > 0.2
+
+
+def test_mmd_unbiased_option_matches_the_u_statistic_written_out():
+    from cm_cli.training.methods.mmd import mmd_loss
 
     rng = np.random.default_rng(2)
     x = rng.standard_normal((7, 2))
     g = np.array([0, 0, 0, 1, 1, 1, 1])
-    loss, _ = mmd_loss(torch.tensor(x), torch.tensor(g), 2)
-    sq = ((x[:, None] - x[None]) ** 2).sum(-1)
-    s = sq.sum() / (7 * 6)
-    k = np.mean([np.exp(-sq / (2.0**p * s)) for p in KERNEL_POWERS], axis=0)
+    loss, _ = mmd_loss(torch.tensor(x), torch.tensor(g), 2, "unbiased")
+    k = _kernel_by_hand(x)
     a, b = np.flatnonzero(g == 0), np.flatnonzero(g == 1)
     kaa = (k[np.ix_(a, a)].sum() - np.trace(k[np.ix_(a, a)])) / (3 * 2)
     kbb = (k[np.ix_(b, b)].sum() - np.trace(k[np.ix_(b, b)])) / (4 * 3)
     kab = k[np.ix_(a, b)].mean()
     assert float(loss) == pytest.approx(kaa + kbb - 2 * kab, rel=1e-5)  # computed in float32
+
+
+def test_mmd_estimator_option_is_checked_and_recorded():
+    from cm_cli.core.errors import UsageError
+    from cm_cli.training.methods.base import resolve_options
+    from cm_cli.training.methods.mmd import Mmd
+
+    assert resolve_options(Mmd, {}) == {"weight": 1.0, "estimator": "biased"}
+    assert resolve_options(Mmd, {"estimator": "unbiased"})["estimator"] == "unbiased"
+    with pytest.raises(UsageError, match="biased, unbiased"):
+        resolve_options(Mmd, {"estimator": "v"})
+
+
+@pytest.mark.parametrize("method", ["coral", "mmd"])
+def test_a_batch_with_no_usable_pair_logs_zero_and_counts_the_skip(method):
+    from cm_cli.training.config import TrainConfig
+    from cm_cli.training.methods import get_method
+
+    config = TrainConfig(method=method, domain_columns=["domain"])
+    instance = get_method(method)(config, {"domain": ["a", "b", "c"]})
+    rep = torch.randn(5, 4, requires_grad=True)
+    terms = instance.terms(rep, {"domain": torch.tensor([0, 0, 0, 1, -100])}, 1, None)
+    assert terms.stats == {f"loss_{method}": 0.0, f"{method}_skipped": 1.0}
+    assert float(terms.total.detach()) == 0.0
+    terms = instance.terms(rep, {"domain": torch.tensor([0, 0, 1, 1, 2])}, 1, None)
+    assert terms.stats[f"loss_{method}"] > 0 and terms.stats[f"{method}_skipped"] == 1.0
 
 
 # ---------------------------------------------------------------- GroupDRO

@@ -26,9 +26,10 @@ class Option:
     """One method option (``--method-option name=value``; config.json records the resolved value)."""
 
     name: str
-    default: float
+    default: float | str
     minimum: float = 0.0
     help: str = ""
+    choices: tuple[str, ...] = ()  # a named choice (e.g. MMD's estimator) instead of a number
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Terms:
     """A batch's extra loss (already weighted; a tensor, or 0.0 for none) and what goes into history."""
 
     total: Any = 0.0
-    stats: dict = field(default_factory=dict)  # history column -> float (NaN: not computed this batch)
+    stats: dict = field(default_factory=dict)  # history column -> float
     dom: Any = None  # cm_cli.training.dann.DomainLosses for the adversarial columns
     adv: float | None = None  # adv_grad_norm
 
@@ -53,6 +54,13 @@ def resolve_options(method_cls, given: dict) -> dict:
     out = {}
     for name, option in known.items():
         value = given.get(name, option.default)
+        if option.choices:
+            if str(value) not in option.choices:
+                raise UsageError(
+                    f"--method-option {name}: expected one of {', '.join(option.choices)}, got {value!r}"
+                )
+            out[name] = str(value)
+            continue
         try:
             value = float(value)
         except (TypeError, ValueError):

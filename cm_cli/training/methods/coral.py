@@ -7,7 +7,8 @@ of unequal size within one batch: the covariance of every group is computed at o
 from a one-hot group matrix, and the loss is the mean over all pairs of groups
 (pairwise mean), summed over the ``--domain-column``s, times ``weight``. Groups with
 fewer than two rows have no covariance: they are skipped and counted
-(``coral_skipped``); with fewer than two usable groups the term is 0 for that batch.
+(``coral_skipped``); with fewer than two usable groups the batch adds no term and logs
+``loss_coral`` 0 (never NaN).
 """
 
 from __future__ import annotations
@@ -63,5 +64,5 @@ class Coral(Method):
             if loss is not None:
                 total = total + loss
                 losses.append(float(loss.detach()))
-        stats = {"loss_coral": sum(losses) if losses else float("nan"), "coral_skipped": float(skipped)}
+        stats = {"loss_coral": float(sum(losses)), "coral_skipped": float(skipped)}  # 0.0 when every pair was skipped
         return Terms(self.opts["weight"] * total, stats)
