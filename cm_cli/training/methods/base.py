@@ -56,9 +56,7 @@ def resolve_options(method_cls, given: dict) -> dict:
         value = given.get(name, option.default)
         if option.choices:
             if str(value) not in option.choices:
-                raise UsageError(
-                    f"--method-option {name}: expected one of {', '.join(option.choices)}, got {value!r}"
-                )
+                raise UsageError(f"--method-option {name}: expected one of {', '.join(option.choices)}, got {value!r}")
             out[name] = str(value)
             continue
         try:
