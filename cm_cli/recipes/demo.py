@@ -197,11 +197,15 @@ def _group_eers(scores_path: Path, seen: Sequence[str]) -> dict[str, float]:
     return out
 
 
-def study_summary(eval_dirs: dict[str, dict[int, Path]], *, seen: Sequence[str] = DEMO_SEEN) -> dict:
+def study_summary(
+    eval_dirs: dict[str, dict[int, Path]], *, seen: Sequence[str] = DEMO_SEEN, family: Any = None
+) -> dict:
     """Per method: clean/seen/unseen EER and relative gaps per seed, their mean and sd, and a plain paragraph.
 
     The verdict compares mean unseen gaps only when the difference exceeds the spread
-    of the seeds; otherwise it says the evidence does not separate the methods.
+    of the seeds; otherwise it says the evidence does not separate the methods. With
+    ``family`` (``report.sections_seeds.SeedFamily``: the report's seed tests of this study, one
+    Holm family) every comparison is also stated with its Holm-adjusted p-value.
     """
     import numpy as np
 
@@ -236,12 +240,46 @@ def study_summary(eval_dirs: dict[str, dict[int, Path]], *, seen: Sequence[str] 
         f"Policy-covered codecs: {', '.join(map(describe_condition, seen))}. Never-seen codecs: "
         f"{', '.join(map(describe_condition, unseen))}."
     )
-    return {
+    tests = list(family.all) if family is not None else []
+    out = {
         "seen_conditions": list(seen),
         "unseen_conditions": unseen,
         "methods": methods,
-        "text": named + "\n" + _verdict(methods),
+        "text": named + "\n" + _verdict(methods, tests) + ("\n" + _family_text(tests) if tests else ""),
     }
+    if tests:
+        out["holm_family"] = {"name": tests[0].family, "size": len(tests), "tests": [_json_test(t) for t in tests]}
+    return out
+
+
+def _json_test(test) -> dict:
+    """A paired test as summary.json holds it (NaN, e.g. Hedges' g with one seed, as null)."""
+    import math
+
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in test.to_dict().items()}
+
+
+def _family_text(tests) -> str:
+    """Every comparison of the study's one Holm family, as the report's "Seeds and paired tests" computes it."""
+    from cm_cli.report.seedstats import format_p
+
+    def shown(p: float) -> str:
+        text = format_p(p)
+        return text if text.startswith("<") else f"= {text}"
+
+    lines = [
+        f'Paired seed-level tests, {tests[0].family} (the same tests as the report\'s "Seeds and paired tests"; '
+        "a gap is EER on the codecs no method trained on minus clean EER, in points; B − A, lower is better):"
+    ]
+    for t in tests:
+        a, b = METHOD_LABELS.get(t.a, t.a), METHOD_LABELS.get(t.b, t.b)
+        verdict = "supported" if t.p_holm < 0.05 else "not supported"
+        lines.append(
+            f"- {b} − {a}, {t.metric}: {t.difference:+.2f} points ({100 * t.level:.0f}% CI [{t.ci_low:+.2f}, "
+            f"{t.ci_high:+.2f}]), p {shown(t.p_value)}, Holm-adjusted p {shown(t.p_holm)}: a difference is "
+            f"{verdict} at the 5% level."
+        )
+    return "\n".join(lines)
 
 
 def _fmt(stat: dict | None, unit: str = "%") -> str:
@@ -251,8 +289,25 @@ def _fmt(stat: dict | None, unit: str = "%") -> str:
     return f"{stat['mean']:.1f}{sd}{unit}"
 
 
-def _verdict(methods: dict[str, dict]) -> str:
+def _verdict(methods: dict[str, dict], tests: Sequence[Any] = ()) -> str:
+    """The seed-spread rule for each comparison the demo is about, with the Holm-adjusted p of its paired
+    gap test where ``tests`` (the study's Holm family) has one."""
+    from cm_cli.report.seedstats import format_p
+
     names = {m: METHOD_LABELS.get(m, m) for m in methods}
+    gap_tests = {frozenset((t.a, t.b)): t for t in tests if t.metric != "EER"}
+
+    def tested(a: str, b: str) -> str:
+        t = gap_tests.get(frozenset((a, b)))
+        if t is None:
+            return ""
+        p = format_p(t.p_holm)
+        return (
+            f" Paired test of the {t.metric}: {t.difference:+.2f} points ({METHOD_LABELS.get(t.b, t.b)} − "
+            f"{METHOD_LABELS.get(t.a, t.a)}), Holm-adjusted p {p if p.startswith('<') else '= ' + p} "
+            f"({'supported' if t.p_holm < 0.05 else 'not supported'} at the 5% level, {t.family})."
+        )
+
     lines = []
     for m, info in methods.items():
         s = info["stats"]
@@ -290,7 +345,7 @@ def _verdict(methods: dict[str, dict]) -> str:
     for a, b, what in pairs:
         line = compare(a, b, what)
         if line:
-            lines.append(line)
+            lines.append(line + tested(a, b))
     return "\n".join(lines)
 
 
@@ -425,8 +480,12 @@ class _Study:
 
     def summarise(self):
         from cm_cli.core.artifacts import atomic_path, write_json
+        from cm_cli.report.sections_seeds import study_families
 
-        summary = study_summary(self.evals)
+        # the report's own seed tests of everything under OUT (so after the sweeps): one Holm family
+        families = study_families([self.out])
+        family = families.get("toy", next(iter(families.values()), None))
+        summary = study_summary(self.evals, family=family)
         write_json(summary, self.out / DEMO_SUMMARY)
         with atomic_path(self.out / "summary.md") as tmp:
             tmp.write_text(
@@ -559,7 +618,6 @@ def run_demo(
         for method in study.methods:
             for seed in study.seeds:
                 study.step(f"{kind} {label[method]} seed {seed}", lambda fn=fn, m=method, s=seed: fn(m, s))
-    study.step("study summary", study.summarise)
     analysed = [m for m in DEMO_METHODS if m in study.methods]  # the analyses compare today's three methods
     for method in analysed:
         study.step(f"stress sweep {label[method]}", lambda m=method: study.sweep(m))
@@ -571,5 +629,6 @@ def run_demo(
         study.step("probe codec ERM-aug vs DANN", study.probe)
         study.step("cka ERM-aug vs DANN", study.cka)
         study.step("patch ERM-aug <- DANN", study.patch)
+    study.step("study summary", study.summarise)  # last but the report: it quotes the report's Holm family
     study.step("report", study.report)
     return study.result

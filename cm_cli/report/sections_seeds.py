@@ -10,6 +10,7 @@ preset, whichever keeps the names distinct.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from cm_cli.report import figures
@@ -26,6 +27,9 @@ __all__ = [
     "stored_or_computed_gap",
     "seeds_table",
     "paired_tests",
+    "SeedFamily",
+    "seed_family",
+    "study_families",
     "format_p",
     "HEADLINE",
     "MAX_BOOT_CELLS",
@@ -256,40 +260,73 @@ def _summary(tests, gap_tests, *, alpha: float = 0.05) -> str:
             continue
         supported = [f"{t.b} vs {t.a} ({t.difference:+.2f} points)" for t in group if t.p_holm < alpha]
         parts.append(
-            f"Differences in {kind} the evidence supports (Holm-adjusted p < {alpha} over "
-            f"{group[0].family}, one family): " + (", ".join(supported) if supported else "none") + "."
+            f"Differences in {kind} the evidence supports (Holm-adjusted p < {alpha}, {group[0].family}): "
+            + (", ".join(supported) if supported else "none")
+            + "."
         )
     return " ".join(parts)
 
 
-def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *, seed: int = 0) -> list:
-    """Tables, a figure and one sentence per pair of groups: the seed test (``metrics.stats.seed_test``) of the
-    difference of mean EER, and of the unseen-codec (else pooled) OOD gap where the scores carry the domain;
-    one Holm family over all of them."""
-    import pandas as pd
+@dataclass
+class SeedFamily:
+    """Every seed-level comparison of one study (one corpus of a report) and how it was computed.
 
+    ``tests`` (EER) and ``gap_tests`` (unseen-codec, else pooled OOD gap) are one Holm family
+    (``seedstats.holm_family``); the demo's summary.md quotes this same object's p-values."""
+
+    corpus: str
+    tests: list = field(default_factory=list)
+    gap_tests: list = field(default_factory=list)
+    n_trials: int = 0
+    n_boot: int = 0
+    unit: str = "trial"
+    how: str = ""
+    gap_what: str = ""
+    with_scores: list = field(default_factory=list)
+    blocks: list = field(default_factory=list)  # what stands before the tables (missing scores)
+    notes: list[str] = field(default_factory=list)
+    reason: str = ""  # why there is no test, when there is none
+
+    @property
+    def all(self) -> list:
+        return [*self.tests, *self.gap_tests]
+
+    @property
+    def name(self) -> str:
+        return self.all[0].family if self.all else ""
+
+
+def seed_family(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, *, seed: int = 0) -> SeedFamily:
+    """The seed test (``metrics.stats.seed_test``) of every pair of groups on the trials all of them scored,
+    on EER and on the unseen-codec (else pooled) OOD gap where the scores carry the domain, Holm-adjusted as
+    one family."""
     from cm_cli.core.errors import CmError
-    from cm_cli.report.seedstats import adjust_holm, compare_groups, verdict
+    from cm_cli.report.seedstats import compare_groups, holm_family
 
+    family = SeedFamily(corpus)
     if len(groups) < 2:
-        return ["One group of runs only, so no paired test between systems."]
+        family.reason = "One group of runs only, so no paired test between systems."
+        return family
     # the baseline first, so differences read "method − ERM"
     groups = sorted(groups, key=lambda g: (g[0].lower() != "erm", not g[0].lower().startswith("erm"), g[0].lower()))
     with_scores = [(label, members) for label, members in groups if all(e.scores is not None for e in members)]
     skipped = [label for label, members in groups if (label, members) not in with_scores]
-    blocks: list = []
+    family.with_scores = with_scores
     if skipped:
-        blocks.append(
+        family.blocks.append(
             Note(
                 f"No scores.parquet for {', '.join(skipped)} on {corpus}: paired tests need per-trial "
                 "scores (`cm eval` writes them)"
             )
         )
     if len(with_scores) < 2:
-        return blocks or [Note(f"No per-trial scores for two groups on {corpus}, so no paired test")]
+        family.reason = f"No per-trial scores for two groups on {corpus}, so no paired test"
+        return family
     scores, trials, notes = _aligned_scores(with_scores)
+    family.notes = notes
     if trials is None or trials["is_bona"].all() or not trials["is_bona"].any():
-        return blocks + [Note(f"No shared bona fide and spoof trials on {corpus}: {'; '.join(notes) or 'none'}")]
+        family.reason = f"No shared bona fide and spoof trials on {corpus}: {'; '.join(notes) or 'none'}"
+        return family
     clusters, unit = (
         (trials["speaker"].astype(str).to_numpy(), "speaker")
         if ("speaker" in trials and trials["speaker"].notna().all())
@@ -298,50 +335,80 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
     n_systems = sum(len(v) for v in scores.values())
     n_boot = int(max(200, min(N_BOOT, MAX_BOOT_CELLS // max(1, len(trials) * n_systems))))
     is_bona = trials["is_bona"].to_numpy()
-    tests = compare_groups(scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed)
-    if not tests:
-        return blocks + [Note(f"Fewer than two groups with scores on {corpus}, so no paired test")]
-    how = (
-        f"two-sided t test on the seed means, its variance the seed variance plus the trial-sampling variance "
-        f"the seeds share (from {n_boot} bootstrap replicates resampling {unit}s, shared by all systems), "
-        "Satterthwaite df; Holm-adjusted over every test of this section (EER and gap pairs together, "
-        "one family); Hedges' g over seeds"
-    )
-    gap_tests, gap_caption = [], ""
+    family.n_trials, family.n_boot, family.unit = len(trials), n_boot, unit
+    family.tests = compare_groups(scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed)
+    if not family.tests:
+        family.reason = f"Fewer than two groups with scores on {corpus}, so no paired test"
+        return family
     masks = _gap_masks(with_scores, trials)
     if masks is not None:
-        in_mask, out_mask, metric, what = masks
+        in_mask, out_mask, metric, family.gap_what = masks
         try:
-            gap_tests = compare_groups(
+            family.gap_tests = compare_groups(
                 scores, is_bona, clusters, unit=unit, n_boot=n_boot, seed=seed, gap=(in_mask, out_mask), metric=metric
             )
         except CmError as error:
             notes.append(f"no paired test of the OOD gap: {error.message}")
-        gap_caption = (
-            f"Paired tests on {corpus} of the {metric} (EER on {what}; points), same trials and resamples; {how}."
-        )
     else:
         notes.append("the scores carry no domain/codec column, so the OOD gap is not tested")
-    # one Holm family: every comparison this section tests
-    adjust_holm(
-        [*tests, *gap_tests],
-        f"the {len(tests) + len(gap_tests)} tests of this section"
-        + (f" ({len(tests)} EER and {len(gap_tests)} gap comparisons)" if gap_tests else ""),
+    holm_family(family.all, corpus)
+    family.how = (
+        f"two-sided t test on the seed means, its variance the seed variance plus the trial-sampling variance "
+        f"the seeds share (from {n_boot} bootstrap replicates resampling {unit}s, shared by all systems), "
+        f"Satterthwaite df; Holm-adjusted as {family.name}; Hedges' g over seeds"
     )
+    return family
+
+
+def study_families(dirs: Sequence[Any], *, seed: int = 0) -> dict[str, SeedFamily]:
+    """The seed-test family of each corpus that ``cm report dirs`` shows, computed the same way (the demo's
+    summary quotes it)."""
+    from cm_cli.report.collect import collect
+
+    found = collect(dirs)
+    families = {}
+    for corpus in found.corpora():
+        main = [e for e in found.evals if e.corpus == corpus and not e.in_sweep]
+        groups = seed_groups([e for e in main if e.metrics is not None or e.scores is not None])
+        if len(groups) > 1:
+            families[corpus] = seed_family(groups, corpus, seed=seed)
+    return families
+
+
+def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig: FigureDir, *, seed: int = 0) -> list:
+    """Tables, a figure and one sentence per pair of groups: the seed test (``metrics.stats.seed_test``) of the
+    difference of mean EER, and of the unseen-codec (else pooled) OOD gap where the scores carry the domain;
+    one Holm family over all of them (``seed_family``)."""
+    import pandas as pd
+
+    from cm_cli.report.seedstats import verdict
+
+    family = seed_family(groups, corpus, seed=seed)
+    blocks: list = list(family.blocks)
+    if not family.tests:
+        if len(groups) < 2:
+            return [family.reason]
+        return blocks + [Note(family.reason)]
+    tests, gap_tests, how = family.tests, family.gap_tests, family.how
     table, frame = _tests_table(
         tests,
-        n_boot,
+        family.n_boot,
         fig.table_name(f"paired-{corpus}"),
         f"Paired tests on {corpus}: difference of mean EER over seeds (B − A, points) on the "
-        f"{len(trials)} trials every run scored; {how}.",
+        f"{family.n_trials} trials every run scored; {how}.",
     )
     blocks.append(table)
     if gap_tests:
-        blocks.append(_tests_table(gap_tests, n_boot, fig.table_name(f"paired-gap-{corpus}"), gap_caption)[0])
+        metric = gap_tests[0].metric
+        caption = (
+            f"Paired tests on {corpus} of the {metric} (EER on {family.gap_what}; points), same trials and "
+            f"resamples; {how}."
+        )
+        blocks.append(_tests_table(gap_tests, family.n_boot, fig.table_name(f"paired-gap-{corpus}"), caption)[0])
     per_seed = pd.DataFrame(
         [
             {"group": label, "eer": float(e.metrics["overall"]["eer"])}
-            for label, members in with_scores
+            for label, members in family.with_scores
             for e in members
             if e.metrics
             and isinstance(e.metrics.get("overall"), Mapping)
@@ -361,7 +428,7 @@ def paired_tests(groups: Sequence[tuple[str, list[EvalInfo]]], corpus: str, fig:
         )
     blocks.append(_summary(tests, gap_tests))
     blocks.append("What the evidence supports, pair by pair:")
-    blocks.append("\n".join(f"- {verdict(t)}" for t in [*tests, *gap_tests]))
-    for note in notes:
+    blocks.append("\n".join(f"- {verdict(t)}" for t in family.all))
+    for note in family.notes:
         blocks.append(f"Note: {note}.")
     return blocks

@@ -28,6 +28,8 @@ __all__ = [
     "paired_test",
     "holm",
     "adjust_holm",
+    "family_label",
+    "holm_family",
     "compare_groups",
     "format_p",
     "verdict",
@@ -218,6 +220,28 @@ def adjust_holm(tests: Sequence[PairedTest], family: str) -> list[PairedTest]:
     for test, adjusted in zip(tests, holm([t.p_value for t in tests])):
         test.p_holm, test.family = adjusted, family
     return list(tests)
+
+
+def family_label(tests: Sequence[PairedTest], scope: str) -> str:
+    """The name of one Holm family as the report and the demo summary print it: its size and what it holds."""
+    counts: dict[str, int] = {}
+    for test in tests:
+        counts[test.metric] = counts.get(test.metric, 0) + 1
+    systems = {t.a for t in tests} | {t.b for t in tests}
+    held = ", ".join(f"{n} {metric}" for metric, n in counts.items())
+    return (
+        f"one Holm family of {len(tests)} seed-level comparisons on {scope} "
+        f"({held}; every pair of {len(systems)} systems)"
+    )
+
+
+def holm_family(tests: Sequence[PairedTest], scope: str) -> list[PairedTest]:
+    """Every seed-level comparison of one study (all pairs, every metric) Holm-adjusted together.
+
+    Why one family: a reader scans every comparison a report prints for the small p-values, so the
+    error rate to control is that of all of them at once, not of each metric's table separately.
+    """
+    return adjust_holm(list(tests), family_label(tests, scope))
 
 
 def format_p(p: float) -> str:

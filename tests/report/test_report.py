@@ -317,6 +317,9 @@ def test_seed_groups_mean_sd_and_paired_tests_on_the_demo_layout(tmp_path):
     # the gap is compared on the codecs no group trained on (C01 is seen by erm_aug and dann)
     assert "Paired tests on toy of the unseen-codec gap" in tests and "(alaw, mp3, opus)" in tests
     assert len(sentences) == 6 and sum("points of unseen-codec gap" in s for s in sentences) == 3
+    # one Holm family over both tables, labelled as such in both captions and the summary paragraph
+    family = "one Holm family of 6 seed-level comparisons on toy (3 EER, 3 unseen-codec gap; every pair of 3 systems)"
+    assert tests.count(family) == 4
 
 
 def test_report_reads_contract4_metrics_and_contract5_codecs(tmp_path):

@@ -101,3 +101,53 @@ def test_planted_gap_difference_and_identical_gaps():
         {"A": fragile, "B": [f.copy() for f in fragile]}, is_bona, speakers, n_boot=200, gap=(~coded, coded)
     )
     assert same.difference == 0 and same.p_value == 1.0
+
+
+def _holm_by_hand(p_values):
+    """Holm (1979) step-down, written out: the i-th smallest p times (m - i), running maximum, capped at 1."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def test_one_holm_family_over_every_pair_and_both_metrics_of_four_methods():
+    """Issue 26 item 3 / issue 24 item 5: 4 methods, one planted large effect (D separates better everywhere
+    and loses less on coded trials), the rest null: one family of 6 EER + 6 gap comparisons whose adjusted
+    p-values are Holm's over all 12 raw p-values; only D's comparisons survive."""
+    from cm_cli.report.seedstats import holm_family
+
+    rng = np.random.default_rng(11)
+    n = 1600
+    is_bona = rng.random(n) < 0.5
+    coded = rng.random(n) < 0.5
+    speakers = rng.integers(0, 40, n).astype(str)
+
+    def system(clean_sep, coded_sep, seed):
+        r = np.random.default_rng(seed)
+        return np.where(is_bona, np.where(coded, coded_sep, clean_sep), 0.0) + r.normal(size=n)
+
+    groups = {name: [system(2.0, 0.8, 100 * k + s) for s in range(3)] for k, name in enumerate("ABC")}
+    groups["D"] = [system(3.5, 3.0, 900 + s) for s in range(3)]
+    kwargs = dict(unit="speaker", n_boot=300, seed=0)
+    eer_tests = compare_groups(groups, is_bona, speakers, **kwargs)
+    gap_tests = compare_groups(groups, is_bona, speakers, gap=(~coded, coded), metric="unseen-codec gap", **kwargs)
+    raw = [t.p_value for t in [*eer_tests, *gap_tests]]
+    family = holm_family([*eer_tests, *gap_tests], "toy")
+    assert len(family) == 12 and len(eer_tests) == len(gap_tests) == 6  # 4 choose 2, twice
+    assert [t.p_holm for t in family] == pytest.approx(_holm_by_hand(raw), rel=1e-12)
+    assert all(t.p_holm >= t.p_value for t in family)
+    assert {t.family for t in family} == {
+        "one Holm family of 12 seed-level comparisons on toy (6 EER, 6 unseen-codec gap; every pair of 4 systems)"
+    }
+    for t in family:
+        planted = "D" in (t.a, t.b)
+        assert (t.p_holm < 0.05) == planted, (t.a, t.b, t.metric, t.p_value, t.p_holm)
+        if planted:
+            assert t.difference < 0 if t.b == "D" else t.difference > 0
+    # the family is larger than either table alone: an adjusted p can only grow when the other metric joins it
+    separate = holm([t.p_value for t in eer_tests])
+    assert all(f.p_holm >= s - 1e-12 for f, s in zip(family[:6], separate))
