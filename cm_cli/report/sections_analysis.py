@@ -412,30 +412,63 @@ def _gap_cells(done) -> list[str]:
     ]
 
 
+def _retrain_wording(group_by: str) -> tuple[str, str, str]:
+    """(column header, caption, what is measured) of a full-retraining LOAO plan grouped by ``group_by``
+    (loao_plan.json records it): a codec is held out with its rows of both classes, an attack with its spoofs."""
+    from cm_cli.analysis.loao import CODEC_GROUPS
+
+    noun = group_by.replace("_", " ")
+    header = noun[:1].upper() + noun[1:]
+    if group_by in CODEC_GROUPS:
+        caption = (
+            f"Per held-out {noun}: EER (%) on that {noun}'s trials (`by.{group_by}` of each run's metrics.json), "
+            f"for the run trained with every {noun} and for the run trained without any row of it (and without "
+            "the augmentation entries that code with it); gap in points."
+        )
+        measures = (
+            f"detection under a {noun} the whole detector (encoder included) never saw: each run is retrained "
+            f"with that {noun}'s rows (bona fide and spoof) and augmentation removed"
+        )
+    else:
+        caption = (
+            f"Per held-out {noun}: EER (%) of that {noun}'s spoofs against all bona fide, for the run "
+            f"trained on every {noun} and for the run trained without it; gap in points."
+        )
+        measures = (
+            f"detection of an {noun} the whole detector (encoder included) never saw: each run is "
+            f"retrained with that {noun} removed from train and dev"
+        )
+    return header, caption, measures
+
+
 def loao_retrain_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:
     import pandas as pd
 
     from cm_cli.analysis.loao import RETRAIN_MEASURES, retrained_gaps
 
     record = info.summary
+    group_by = str(record.get("group_by") or "attack")
+    header, caption, measures = _retrain_wording(group_by)
+    recorded = record.get("measures")
+    if not recorded or (recorded == RETRAIN_MEASURES and group_by != "attack"):  # the plan's text names attacks
+        recorded = measures
     blocks: list = [
-        measures_line("LOAO with full retraining", record.get("measures") or RETRAIN_MEASURES)
+        measures_line("LOAO with full retraining", recorded)
         + f" Held out from: {record.get('held_out_from', 'train and dev')}; evaluated on the "
         f"`{record.get('eval_split', 'eval')}` split; preset `{record.get('train_preset', '?')}`."
     ]
     gaps, missing = retrained_gaps(record)
     if gaps.empty:
-        return blocks + [Note(f"{where}: the plan holds no held-out {record.get('group_by', 'attack')}")]
+        return blocks + [Note(f"{where}: the plan holds no held-out {group_by.replace('_', ' ')}")]
     done = gaps.dropna(subset=["gap"])
     if not done.empty:
         blocks.append(
             Table(
                 fig.table_name(f"loao-retrain-{where}"),
-                "Per held-out attack: EER (%) of that attack's spoofs against all bona fide, for the run "
-                "trained on every attack and for the run trained without it; gap in points.",
+                caption,
                 pd.DataFrame(
                     {
-                        "Attack": done["attack"].astype(str),
+                        header: done["attack"].astype(str),
                         "EER all seen (%)": [fmt(v, 2) for v in done["eer_seen"]],
                         "EER held out (%)": [fmt(v, 2) for v in done["eer_held_out"]],
                         "Gap (points)": _gap_cells(done),
