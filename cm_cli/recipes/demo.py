@@ -305,7 +305,8 @@ def _verdict(methods: dict[str, dict], tests: Sequence[Any] = ()) -> str:
         return (
             f" Paired test of the {t.metric}: {t.difference:+.2f} points ({METHOD_LABELS.get(t.b, t.b)} − "
             f"{METHOD_LABELS.get(t.a, t.a)}), Holm-adjusted p {p if p.startswith('<') else '= ' + p} "
-            f"({'supported' if t.p_holm < 0.05 else 'not supported'} at the 5% level, {t.family})."
+            f"({'supported' if t.p_holm < 0.05 else 'not supported'} at the 5% level; the Holm family of "
+            f"{len(tests)} comparisons below)."
         )
 
     lines = []

@@ -60,7 +60,7 @@ def test_summary_states_the_reports_holm_family_of_every_method(tmp_path):
         assert line.startswith(f"- {demo.METHOD_LABELS[test.b]} − {demo.METHOD_LABELS[test.a]}, {test.metric}")
     # the comparisons the verdict is about carry the gap test's adjusted p as well
     sam_line = next(line for line in summary["text"].splitlines() if line.startswith("SAM "))
-    assert "Paired test of the unseen-codec gap" in sam_line and family.name in sam_line
+    assert "Paired test of the unseen-codec gap" in sam_line and "the Holm family of 12 comparisons below" in sam_line
     # the report prints the same family: its label and the same adjusted p-values
     text = build_report([root], tmp_path / "report").markdown.read_text()
     assert family.name in text

@@ -87,6 +87,15 @@ def test_mmd_biased_estimate_is_the_squared_distance_of_mean_embeddings_written_
 
     pairs = [v_stat(groups[i], groups[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
     assert skipped == 0 and float(loss) == pytest.approx(np.mean(pairs), rel=1e-5)  # computed in float32
+    # V = U + (1 - u_a) / n_a + (1 - u_b) / n_b, u: a group's mean kernel over pairs i != j (docs/training.md)
+    two = g < 2
+    v, _ = mmd_loss(torch.tensor(x[two]), torch.tensor(g[two]), 2, "biased")
+    u, _ = mmd_loss(torch.tensor(x[two]), torch.tensor(g[two]), 2, "unbiased")
+    k2 = _kernel_by_hand(x[two])
+    within = [
+        k2[np.ix_(m, m)][~np.eye(len(m), dtype=bool)].mean() for m in (np.flatnonzero(g[two] == c) for c in (0, 1))
+    ]
+    assert float(v) == pytest.approx(float(u) + (1 - within[0]) / 3 + (1 - within[1]) / 4, rel=1e-5)
 
 
 def test_mmd_biased_estimate_is_never_negative_where_the_unbiased_one_is():

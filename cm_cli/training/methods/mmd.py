@@ -9,8 +9,9 @@ Python loops over rows):
 - ``biased`` (default): the V-statistic ``MMD_b^2`` of Gretton et al. (JMLR 2012, section 2.2),
   ``sum_{i,j in a} k / n_a^2 + sum_{i,j in b} k / n_b^2 - 2 sum_{i in a, j in b} k / (n_a n_b)``,
   the squared RKHS distance ``||mu_a - mu_b||^2`` between the groups' mean embeddings
-  (the estimator in tllib's ``dan.py`` docstring and Long et al. eq. 2), so it is >= 0 by
-  construction; its bias is ``O(1/n)`` under the null.
+  (the plug-in estimate of DAN's MK-MMD, the formula in tllib's ``dan.py`` docstring), so
+  it is >= 0 by construction; it equals the U-statistic plus ``(1 - u_a)/n_a + (1 - u_b)/n_b``
+  (``u``: a group's mean kernel over pairs ``i != j``), an ``O(1/n)`` bias.
 - ``unbiased``: the U-statistic ``MMD_u^2`` (Gretton et al. eq. 3), the same sums over
   ``i != j`` within a group divided by ``n (n - 1)``; unbiased but negative whenever the
   groups are alike (at a batch's small per-group counts, in about half of the steps).
