@@ -83,7 +83,8 @@ def train(
         Optional[List[str]],
         typer.Option(
             "--method-option",
-            help="A method's option NAME=VALUE (repeatable): coral/mmd weight, groupdro step.",
+            help="A method's option NAME=VALUE (repeatable): coral/mmd weight, mmd estimator=biased|unbiased, "
+            "groupdro step.",
             show_default=False,
         ),
     ] = None,
