@@ -152,3 +152,18 @@ def test_an_unknown_feature_norm_is_a_one_line_usage_error():
 
     with pytest.raises(CmError, match="feature-norm"):
         TrainConfig(feature_norm="zscore").validate()
+
+
+def test_cm_train_feature_norm_option_reaches_the_run_and_a_bad_value_writes_nothing(planted, cm_env, run_cm):
+    from cm_cli.core.artifacts import read_json
+    from cm_cli.models.loading import read_torch_file
+
+    manifest, frame, values, marked, plain = planted
+    args = ["train", "--features", plain, "--manifest", manifest, "--epochs", "1", "--head", "8", "--backbone", "lcnn"]
+    result = run_cm(*args, "--feature-norm", "zscore", "--out", cm_env / "bad")
+    assert result.exit_code == 2 and "zscore" in result.output and not (cm_env / "bad").exists()
+    result = run_cm(*args, "--feature-norm", "standardize", "--out", cm_env / "std")
+    assert result.exit_code == 0, result.output
+    assert read_json(cm_env / "std" / "config.json")["train"]["feature_norm"] == "standardize"
+    saved = read_torch_file(cm_env / "std" / "checkpoints" / "best.pt")["feature_norm"]
+    assert saved["mode"] == "standardize" and saved["mean"] is not None
