@@ -77,9 +77,8 @@ def _devices() -> list[str]:
 
 def bench_reconstruction(n: int, batch_size: int, codec: str | None, dims: str = "16khz") -> dict:
     from cm_cli.featuresets.reconstruction import (
-        Codec,
         ReconstructionExtractor,
-        load_codec,
+        open_codec,
         save_tiny_dac,
     )
 
@@ -87,8 +86,7 @@ def bench_reconstruction(n: int, batch_size: int, codec: str | None, dims: str =
         codec = str(save_tiny_dac(Path(tempfile.mkdtemp(prefix="cm-bench-dac-")) / "dac", dims=dims))
     waves, out = clips(n), {}
     for device in _devices():
-        load_codec.cache_clear()
-        c = Codec(*load_codec(codec, device), device)
+        c = open_codec(codec, device)
         extractor = ReconstructionExtractor(c, c.choose(None), codec)
         rate = _timed_batches(extractor, waves, batch_size, device)
         out[f"reconstruction_{device}_utt_per_s"] = round(rate, 2)

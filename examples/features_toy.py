@@ -1,7 +1,7 @@
 """Worked example (docs/features.md): prosody features as a detector on the toy corpus, clean and coded.
 
 Builds the small toy corpus with the demo's coded eval copies (C05, C08 seen by the
-demo's augmentation; C10, GSM never seen), embeds every utterance with
+demo's augmentation; G.723.1, G.726 never seen), embeds every utterance with
 ``--backbone prosody`` (and, given ``--codec DIR``, ``--backbone reconstruction``), then
 scores the eval trials two ways, both trained on clean train data only:
 
@@ -9,7 +9,8 @@ scores the eval trials two ways, both trained on clean train data only:
   pooled EER of clean / seen / unseen trials with a 95% speaker-cluster bootstrap CI, next to
   the same detector on the minimal LFCC front end of docs/toy.md and on both together;
 - ``cm train --features`` heads (3 seeds) scored by ``cm eval --run R --features DIR``:
-  mean ± sd over seeds, as the demo reports the LFCC-LCNN.
+  mean ± sd over seeds, as the demo reports the LFCC-LCNN; once on the raw table
+  (``--feature-norm none``) and once standardised (``auto``, the default for feature sets).
 
 Prints one JSON object. Library calls only (the commands' own functions), so it runs
 without a shell:  python examples/features_toy.py --data-root /tmp/toy --out /tmp/features_toy
@@ -23,13 +24,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-SEEN, UNSEEN = ("C05", "C08"), ("C10", "gsm")
+from cm_cli.degrade.toy_conditions import DEFAULT_TOY_CONDITIONS, OUT_OF_DOMAIN, SEEN
+
+NORMS = {"raw": "none", "standardised": "auto"}  # the example's head variants -> `cm train --feature-norm`
 
 
 def group_of(domain: str) -> str:
-    if domain in ("clean", "", "none", "nan"):
+    if domain.lower() in ("clean", "", "-", "none", "nan"):
         return "clean"
-    return "seen" if domain in SEEN else "unseen"
+    if domain.lower() in {c.lower() for c in SEEN}:
+        return "seen"
+    if domain.lower() in {c.lower() for c in OUT_OF_DOMAIN}:
+        return "unseen"
+    raise SystemExit(f"unexpected eval domain {domain!r}")
 
 
 def lfcc_table(manifest, data_root: Path) -> tuple:
@@ -101,8 +108,9 @@ def cm(*args: str) -> dict:
     return json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
 
 
-def feature_heads(features: Path, manifest: Path, out: Path, seeds=(0, 1, 2)) -> dict:
-    """``cm train --features`` + ``cm eval --run --features`` per seed; pooled group EERs, mean ± sd."""
+def feature_heads(features: Path, manifest: Path, out: Path, seeds=(0, 1, 2), norm: str = "auto") -> dict:
+    """``cm train --features --feature-norm NORM`` + ``cm eval --run --features`` per seed; pooled group EERs,
+    mean ± sd."""
     import numpy as np
     import pandas as pd
 
@@ -121,6 +129,8 @@ def feature_heads(features: Path, manifest: Path, out: Path, seeds=(0, 1, 2)) ->
         "20",
         "--seeds",
         ",".join(map(str, seeds)),
+        "--feature-norm",
+        norm,
     )
     for seed in seeds:
         run, scored = out / "runs" / f"seed_{seed}", out / "eval" / f"seed_{seed}"
@@ -169,15 +179,12 @@ def main() -> None:
 
     from cm_cli.data.corpora.toy import build_toy_corpus
     from cm_cli.data.manifests import load_manifest, make_manifest
-    from cm_cli.degrade.toy_conditions import (
-        add_coded_eval_conditions,
-        toy_eval_conditions,
-    )
+    from cm_cli.degrade.toy_conditions import add_coded_eval_conditions
     from cm_cli.embedding import embed_manifest
 
     toy = args.data_root / "toy"
     build_toy_corpus(toy, size=args.size, seed=0)
-    add_coded_eval_conditions(toy, toy_eval_conditions((*SEEN, *UNSEEN)), seed=0)
+    add_coded_eval_conditions(toy, DEFAULT_TOY_CONDITIONS, seed=0)
     made = make_manifest("toy", args.out / "manifest", data_root=args.data_root, corpus_root=toy, validate=True, seed=0)
     manifest = load_manifest(made.path)
     report = {"manifest": str(made.path), "conditions": sorted(manifest["domain"].astype(str).unique().tolist())}
@@ -204,7 +211,10 @@ def main() -> None:
             "linear_with_lfcc": linear_detector(fused, manifest),
         }
         if not args.no_heads:
-            report[name]["heads"] = feature_heads(directory, made.path, args.out / name)
+            report[name]["heads"] = {
+                label: feature_heads(directory, made.path, args.out / name / label, norm=norm)
+                for label, norm in NORMS.items()
+            }
     print(json.dumps(report, indent=1))
 
 

@@ -36,6 +36,12 @@ def _method_enum():
 Method, Loss = _method_enum()
 
 
+class FeatureNorm(str, enum.Enum):
+    auto = "auto"
+    standardize = "standardize"
+    none = "none"
+
+
 class Schedule(str, enum.Enum):
     constant = "constant"
     linear = "linear"
@@ -192,6 +198,13 @@ def train(
             show_default=False,
         ),
     ] = None,
+    feature_norm: Annotated[
+        FeatureNorm,
+        typer.Option(
+            "--feature-norm",
+            help="--features inputs: standardise each column by the training rows' mean and sd (auto: feature-set tables such as prosody only).",
+        ),
+    ] = FeatureNorm.auto,
     domain_column: Annotated[
         Optional[List[str]],
         typer.Option(
@@ -429,6 +442,7 @@ def _train_config(o: dict, c):
         augment_manifest=path(o["augment_manifest"]),
         coded_dev_manifest=path(o["coded_dev_manifest"]),
         features=_features(o["features"]),
+        feature_norm=enum_value(o["feature_norm"]),
         log_to=list(o["log_to"] or []),
         model_options={"gradient_checkpointing": True} if o["grad_checkpointing"] else {},
         seed=c.seed,

@@ -6,7 +6,8 @@ codec may sit closer to what a neural codec can represent than recorded speech d
 how much a codec changes an utterance is a cue that owes nothing to a trained detector.
 
 Each utterance goes through the codec (a transformers DacModel, EncodecModel or
-MimiModel saved in a local directory) at one or more bitrates; each bitrate is one layer
+MimiModel saved in a local directory, its family read from config.json's ``model_type`` and
+loaded by the shared ``cm_cli.degrade.neural.load_codec``) at one or more bitrates; each bitrate is one layer
 (``layer_00`` lowest first) of the same named measures, computed at 16 kHz between the
 input and its reconstruction:
 
@@ -39,7 +40,8 @@ from cm_cli.featuresets.registry import FeatureBatch, get_feature_set
 __all__ = [
     "N_MELS",
     "MEASURES",
-    "load_codec",
+    "codec_family",
+    "open_codec",
     "Codec",
     "reconstruction_measures",
     "ReconstructionExtractor",
@@ -64,7 +66,7 @@ MEASURES = [f"logmel_band_{i:02d}" for i in range(N_MELS)] + [
     "segsnr_sd",
 ]
 FLAGS = ("flag_short", "flag_silent")
-_FAMILIES = {"dac": "DacModel", "encodec": "EncodecModel", "mimi": "MimiModel"}
+_FAMILIES = {"dac": "DacModel", "encodec": "EncodecModel", "mimi": "MimiModel"}  # model_type -> class
 
 
 def _missing(directory: str, why: str) -> CmError:
@@ -72,14 +74,9 @@ def _missing(directory: str, why: str) -> CmError:
     return CmError(f"--backbone-id {directory}: {why}", f"download a codec first, e.g. `{spec.download}`")
 
 
-@functools.lru_cache(maxsize=2)
-def load_codec(directory: str, device: str = "cpu"):
-    """The one codec loader of this module: a local transformers DAC / EnCodec / Mimi directory, never a download.
-
-    (The shared ``degrade.neural`` loader can replace this function once it loads all three.)
-    """
-    from cm_cli.core.heavy import import_transformers
-
+def codec_family(directory: str) -> str:
+    """The codec family (``dac``, ``encodec``, ``mimi``: ``degrade.neural.CODECS`` names) of a saved
+    transformers codec directory, from its config.json ``model_type``; one-line errors otherwise."""
     path = Path(directory).expanduser()
     config_file = path / "config.json"
     if not config_file.is_file():
@@ -93,27 +90,30 @@ def load_codec(directory: str, device: str = "cpu"):
             f"--backbone-id {directory}: a {model_type or 'unknown'!r} model, not a neural codec",
             f"give a saved transformers {', '.join(_FAMILIES.values())} directory",
         )
-    transformers = import_transformers()
-    try:
-        model = getattr(transformers, _FAMILIES[model_type]).from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise _missing(directory, f"cannot load the {model_type} weights ({str(exc).splitlines()[0][:160]})") from None
-    return model.to(device).eval(), model_type
+    return model_type
+
+
+def open_codec(directory: str, device: str = "cpu") -> "Codec":
+    """The codec saved in ``directory`` through the project's one codec loader (local weights, never a download)."""
+    from cm_cli.degrade.neural import load_codec
+
+    path = str(Path(directory).expanduser().resolve())
+    return Codec(load_codec(codec_family(path), model=path, device=str(device)))
 
 
 class Codec:
-    """A loaded codec and its bitrate ladder: ``levels`` = [(kbps, codebooks)], ``roundtrip`` at one level."""
+    """A ``LoadedCodec`` and its bitrate ladder: ``levels`` = [(kbps, codebooks)], ``roundtrip`` at one level."""
 
-    def __init__(self, model, family: str, device: str):
-        self.model, self.family, self.device = model, family, device
-        config = model.config
-        self.rate = int(config.sampling_rate)
-        if family == "encodec":
+    def __init__(self, loaded):
+        self.loaded, self.family, self.device = loaded, loaded.name, loaded.device
+        config = loaded.net.config
+        self.rate = int(loaded.sample_rate)
+        if self.family == "encodec":
             frame_rate = self.rate / math.prod(config.upsampling_ratios)
             per_book = frame_rate * math.log2(config.codebook_size)  # as EncodecResidualVectorQuantizer counts
             self.levels = [(float(b), max(1, int(math.floor(b * 1000 / per_book)))) for b in config.target_bandwidths]
         else:
-            if family == "dac":
+            if self.family == "dac":
                 frame_rate, books = self.rate / math.prod(config.downsampling_ratios), int(config.n_codebooks)
             else:  # mimi
                 frame_rate, books = float(config.frame_rate), int(config.num_quantizers)
@@ -128,25 +128,10 @@ class Codec:
             picked = [min(self.levels, key=lambda lv: abs(lv[0] - b)) for b in bitrates]
         return sorted(set(picked))
 
-    def roundtrip(self, batch, lengths, codebooks: int, kbps: float):
-        """[B, 1, T] at the codec rate -> its reconstruction [B, 1, T]."""
-        import torch
-
-        mask = (torch.arange(batch.shape[-1], device=batch.device)[None, :] < lengths[:, None]).long()
-        with torch.inference_mode():
-            if self.family == "dac":
-                encoded = self.model.encode(batch, n_quantizers=codebooks)
-                out = self.model.decode(quantized_representation=encoded.quantized_representation).audio_values
-            elif self.family == "encodec":
-                encoded = self.model.encode(batch, padding_mask=mask, bandwidth=kbps)
-                out = self.model.decode(encoded.audio_codes, encoded.audio_scales, padding_mask=mask)[0]
-            else:
-                encoded = self.model.encode(batch, padding_mask=mask, num_quantizers=codebooks)
-                out = self.model.decode(encoded.audio_codes, padding_mask=mask)[0]
-        out = out.reshape(batch.shape[0], 1, -1).float()
-        if out.shape[-1] < batch.shape[-1]:
-            out = torch.nn.functional.pad(out, (0, batch.shape[-1] - out.shape[-1]))
-        return out[..., : batch.shape[-1]]
+    def roundtrip(self, waves: list, codebooks: int, kbps: float) -> list:
+        """16 kHz waves coded at one level in one batch and decoded, each back at 16 kHz and its own length."""
+        level = kbps if self.family == "encodec" else codebooks  # the shared loader's level: kbps or codebooks
+        return self.loaded.code_batch(waves, SAMPLE_RATE, level)[0]
 
 
 @functools.lru_cache(maxsize=1)
@@ -235,10 +220,6 @@ class ReconstructionExtractor:
         }
 
     def extract(self, waves: list) -> FeatureBatch:
-        import torch
-
-        from cm_cli.data.audio import resample
-
         waves = [np.nan_to_num(np.asarray(w, dtype=np.float32)) for w in waves]
         flags = {
             "flag_short": np.array([len(w) < WIN for w in waves]),
@@ -247,18 +228,9 @@ class ReconstructionExtractor:
         usable = [i for i, w in enumerate(waves) if not (flags["flag_short"][i] or flags["flag_silent"][i])]
         vectors = {c: np.zeros((len(waves), len(MEASURES)), dtype=np.float32) for c in self.layers}
         if usable:
-            coded = [resample(waves[i], SAMPLE_RATE, self.codec.rate) for i in usable]
-            longest = max(len(c) for c in coded)
-            batch = torch.zeros((len(coded), 1, longest))
-            for j, c in enumerate(coded):
-                batch[j, 0, : len(c)] = torch.from_numpy(c)
-            lengths = torch.tensor([len(c) for c in coded])
-            batch, lengths = batch.to(self.codec.device), lengths.to(self.codec.device)
             for column, (kbps, books) in zip(self.layers, self.levels):
-                out = self.codec.roundtrip(batch, lengths, books, kbps).cpu().numpy()
-                for j, i in enumerate(usable):
-                    y = resample(out[j, 0, : len(coded[j])], self.codec.rate, SAMPLE_RATE)
-                    y = np.pad(y, (0, max(0, len(waves[i]) - len(y))))[: len(waves[i])]
+                out = self.codec.roundtrip([waves[i] for i in usable], books, kbps)
+                for i, y in zip(usable, out):
                     vectors[column][i] = reconstruction_measures(waves[i], y)
         return FeatureBatch(vectors=vectors, flags=flags)
 
@@ -313,7 +285,5 @@ def _bitrates(options: dict) -> list[float] | None:
 
 def build_extractor(backbone_id: str | None, *, device: Any = "cpu", options: dict | None = None):
     bitrates = _bitrates(options or {})
-    device = str(device)
-    model, family = load_codec(str(Path(backbone_id).expanduser().resolve()), device)
-    codec = Codec(model, family, device)
+    codec = open_codec(str(backbone_id), str(device))
     return ReconstructionExtractor(codec, codec.choose(bitrates), str(backbone_id))

@@ -119,6 +119,7 @@ class TrainConfig:
     augment: str | None = None  # on-the-fly policy (inline text, YAML file or degrade preset)
     augment_manifest: str | None = None  # pre-rendered variants from `cm degrade --variants`
     features: str | None = None  # train a head on `cm embed --pooling meanstd` cache(s) (paths joined by ",")
+    feature_norm: str = "auto"  # --features inputs: auto (standardise feature-set tables only) | standardize | none
     # method (cm_cli.training.methods: the registry) and task loss
     loss: str = "ce"  # ce | ocsoftmax (cm_cli.training.methods.losses)
     method_options: dict = field(default_factory=dict)  # the method's options, defaults filled in by validate
@@ -208,6 +209,8 @@ class TrainConfig:
                 "pre-render variants (`cm degrade --policy P --variants K`), embed them with "
                 "`cm embed --pooling meanstd`, and pass --augment-manifest",
             )
+        if self.feature_norm not in ("auto", "standardize", "none"):
+            raise UsageError(f"--feature-norm {self.feature_norm!r}", "choose auto, standardize or none")
         from cm_cli.training.tracking import TRACKERS
 
         unknown = [t for t in self.log_to if str(t).lower() not in TRACKERS]

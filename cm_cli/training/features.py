@@ -9,6 +9,12 @@ domain heads on the projection through the gradient reversal layer. Unlike the
 frame-level heads of ``cm train`` (pooling learnt over frames of one chosen layer),
 the temporal pooling here is fixed (mean and std) and happens before the layer
 mixing. See docs/training.md for the arithmetic of the cache.
+
+Feature-set tables (``cm embed --backbone prosody`` …) hold raw units (Hz, dB, ratios) whose
+scales differ by orders of magnitude; the head's layer norm only rescales each row across its
+features, so one large-unit column swamps the rest. ``--feature-norm`` standardises each input
+column with the training rows' mean and sd (saved with the head, applied to validation and every
+scored row); ``auto`` does so for feature-set tables only, so backbone-embedding heads are unchanged.
 """
 
 from __future__ import annotations
@@ -39,7 +45,14 @@ __all__ = [
     "is_feature_run",
     "score_features",
     "feature_head_step",
+    "FEATURE_NORMS",
+    "feature_norm_columns",
+    "fit_feature_norm",
+    "apply_feature_norm",
 ]
+
+# --feature-norm: auto standardises feature-set tables (raw units) and leaves backbone embeddings alone
+FEATURE_NORMS = ("auto", "standardize", "none")
 
 
 @dataclass
@@ -54,6 +67,8 @@ class FeatureSet:
     # several tables joined on utt_id (load_feature_tables): (layers, width) of each, values (N, 1, sum L*D)
     groups: list | None = None
     absent_from: dict | None = None  # utt_id -> the table that lacks it (ids not in every table)
+    # per table (one entry, or one per joined table): the feature set that wrote it (cm.feature_set), else None
+    feature_sets: list | None = None
 
     def rows(self, utt_ids) -> np.ndarray:
         """Row positions of ``utt_ids``; ids without features are an error naming how many and one of them."""
@@ -89,7 +104,21 @@ def load_features(path: str | Path) -> FeatureSet:
     record = path / "cm.json" if path.is_dir() else path.parent / "cm.json"
     options = (read_json(record).get("options") or {}) if record.is_file() else {}
     backbone = {k: options.get(k) for k in _BACKBONE_KEYS} if record.is_file() else None
-    return FeatureSet(np.asarray(ids).astype(str), values, layers, options.get("pooling"), backbone)
+    feature_sets = [options.get("feature_set") or _table_feature_set(path)]
+    return FeatureSet(
+        np.asarray(ids).astype(str), values, layers, options.get("pooling"), backbone, feature_sets=feature_sets
+    )
+
+
+def _table_feature_set(path: Path) -> str | None:
+    """The ``cm.feature_set`` Parquet metadata a feature-set table carries (cm_cli.embedding.features), else None."""
+    import pyarrow.parquet as pq
+
+    from cm_cli.embedding import embedding_files
+
+    metadata = pq.read_schema(embedding_files(path)[0]).metadata or {}
+    value = metadata.get(b"cm.feature_set")
+    return value.decode() if value else None
 
 
 def feature_paths(spec) -> list[Path]:
@@ -123,7 +152,51 @@ def load_feature_tables(spec) -> FeatureSet:
     values = np.concatenate(parts, axis=1)[:, None, :].astype(np.float32)
     backbone = {k: "+".join(str((t.backbone or {}).get(k)) for t in tables) for k in _BACKBONE_KEYS}
     pooling = "+".join(str(t.pooling) for t in tables)
-    return FeatureSet(ids, values, layers, pooling, backbone, groups, absent)
+    feature_sets = [(t.feature_sets or [None])[0] for t in tables]
+    return FeatureSet(ids, values, layers, pooling, backbone, groups, absent, feature_sets)
+
+
+def feature_norm_columns(features: FeatureSet, mode: str = "auto") -> np.ndarray | None:
+    """Which input elements (shape ``values.shape[1:]``) ``mode`` standardises, or None for none:
+    ``standardize`` all, ``none`` none, ``auto`` those of the tables a feature set wrote."""
+    if mode not in FEATURE_NORMS:
+        raise CmError(f"--feature-norm {mode!r} is not one of {', '.join(FEATURE_NORMS)}")
+    shape = features.values.shape[1:]
+    if mode == "none":
+        return None
+    if mode == "standardize":
+        return np.ones(shape, dtype=bool)
+    kinds = features.feature_sets or [None]
+    if not any(kinds):
+        return None
+    if not features.groups:
+        return np.ones(shape, dtype=bool)
+    mask, start = np.zeros(shape, dtype=bool), 0
+    for (n, d), kind in zip(features.groups, kinds):
+        mask[..., start : start + n * d] = bool(kind)
+        start += n * d
+    return mask
+
+
+def fit_feature_norm(x_train: np.ndarray, columns: np.ndarray | None) -> dict | None:
+    """``{"mean", "scale"}`` (float32, shape ``x_train.shape[1:]``) from the training rows: mean 0 and
+    scale 1 outside ``columns``, and for constant columns (nothing to scale); None when ``columns`` is None."""
+    if columns is None:
+        return None
+    x = np.asarray(x_train, dtype=np.float64)
+    mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1:])
+    sd = x.std(axis=0) if len(x) else np.ones(x.shape[1:])
+    scale = np.where(sd > 1e-12 * np.maximum(1.0, np.abs(mean)), sd, 1.0)
+    mean, scale = np.where(columns, mean, 0.0), np.where(columns, scale, 1.0)
+    return {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}
+
+
+def apply_feature_norm(values: np.ndarray, norm: dict | None) -> np.ndarray:
+    """``values`` standardised by a ``fit_feature_norm`` result (the very same array when ``norm`` is None)."""
+    if norm is None:
+        return values
+    mean, scale = (np.asarray(norm[k], dtype=np.float64) for k in ("mean", "scale"))
+    return ((np.asarray(values, dtype=np.float64) - mean) / scale).astype(np.float32)
 
 
 # what of a cache's cm.json names the network its features came from
@@ -261,7 +334,11 @@ class _FeatureTrainer:
 
         torch.manual_seed(config.seed)
         self.config, self.data, self.device = config, data, device
-        self.x_train, self.x_dev = features.values[train_pos], None if dev_pos is None else features.values[dev_pos]
+        x_train = features.values[train_pos]
+        self.norm_mode = getattr(config, "feature_norm", "auto") or "auto"
+        self.norm = fit_feature_norm(x_train, feature_norm_columns(features, self.norm_mode))
+        self.x_train = apply_feature_norm(x_train, self.norm)
+        self.x_dev = None if dev_pos is None else apply_feature_norm(features.values[dev_pos], self.norm)
         n_layers, dim = features.values.shape[1:]
         hidden = _hidden(config)
         self.head = _head_module(
@@ -361,6 +438,7 @@ def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_d
         "features": str(features_dir),
         "groups": features.groups,
         "backbone": features.backbone,
+        "feature_norm": _norm_payload(trainer),
         "state_dict": {k: v.detach().cpu() for k, v in trainer.head.state_dict().items()},
         "heads": None if trainer.heads is None else trainer.heads.state_dict(),
         "score_head": score_head(trainer.config.loss),
@@ -371,6 +449,26 @@ def _save(trainer: _FeatureTrainer, path: Path, features: FeatureSet, features_d
     }
     with atomic_path(path, suffix=".pt.tmp") as tmp:
         torch.save(payload, tmp)
+
+
+def _norm_payload(trainer: _FeatureTrainer) -> dict:
+    """The checkpoint's record of the input standardisation (mode asked; mean and scale, or None)."""
+    import torch
+
+    norm = trainer.norm
+    return {
+        "mode": trainer.norm_mode,
+        "mean": None if norm is None else torch.from_numpy(norm["mean"]),
+        "scale": None if norm is None else torch.from_numpy(norm["scale"]),
+    }
+
+
+def _payload_norm(payload: dict) -> dict | None:
+    """The (mean, scale) a checkpoint saved, as numpy; None for heads trained without standardisation."""
+    saved = payload.get("feature_norm") or {}
+    if saved.get("mean") is None:
+        return None
+    return {k: np.asarray(saved[k].cpu().numpy() if hasattr(saved[k], "cpu") else saved[k]) for k in ("mean", "scale")}
 
 
 def train_features_run(
@@ -414,7 +512,12 @@ def train_features_run(
         write_json(
             {
                 "train": config.to_dict(),
-                "model": {"kind": "feature_head", "layers": features.layers, "pooling": features.pooling},
+                "model": {
+                    "kind": "feature_head",
+                    "layers": features.layers,
+                    "pooling": features.pooling,
+                    "feature_norm": config.feature_norm,
+                },
                 "manifest": str(manifest.resolve()),
                 "features": features_dir,
                 "preset": preset,
@@ -563,4 +666,5 @@ def score_features(
     else:
         ids = np.asarray([str(u) for u in utt_ids], dtype=str)
         values = features.values[features.rows(ids.tolist())]
+    values = apply_feature_norm(values, _payload_norm(payload))
     return pd.DataFrame({"utt_id": ids, "score": _score(head, values, device)})

@@ -11,7 +11,6 @@ import pytest
 from cm_cli.featuresets.reconstruction import (
     MEASURES,
     N_MELS,
-    Codec,
     ReconstructionExtractor,
     reconstruction_measures,
 )
@@ -57,8 +56,8 @@ class _Gain:
     family, rate, device = "stand-in", 16000, "cpu"
     levels = [(1.0, 1), (2.0, 2)]
 
-    def roundtrip(self, batch, lengths, codebooks, kbps):
-        return batch * (0.5 if codebooks == 1 else 1.0)
+    def roundtrip(self, waves, codebooks, kbps):
+        return [w * (0.5 if codebooks == 1 else 1.0) for w in waves]
 
 
 def test_extractor_layers_per_bitrate_and_flags():
@@ -80,12 +79,28 @@ def tiny_dac(tmp_path_factory):
 
 
 def test_dac_bitrate_ladder(tiny_dac):
-    from cm_cli.featuresets.reconstruction import load_codec
+    from cm_cli.degrade.neural import load_codec
+    from cm_cli.featuresets.reconstruction import open_codec
 
-    codec = Codec(*load_codec(str(tiny_dac)), "cpu")
+    codec = open_codec(str(tiny_dac))
+    assert codec.family == "dac" and codec.loaded.net is load_codec("dac", model=str(tiny_dac.resolve())).net
     # 16 kHz / (2 x 4) = 2000 frames/s, log2(16) = 4 bits per codebook: 8 kbps per codebook
     assert codec.levels == [(8.0, 1), (16.0, 2), (24.0, 3), (32.0, 4)]
     assert codec.choose(None) == [(8.0, 1), (32.0, 4)] and codec.choose([15, 25]) == [(16.0, 2), (24.0, 3)]
+
+
+def test_features_are_the_measures_of_the_shared_loaders_reconstruction(tiny_dac):
+    """One codec path: the extractor's layer at 2 codebooks is ``reconstruction_measures`` of what
+    ``degrade.neural.load_codec(...).reconstruct`` (the loader `cm degrade` uses) gives at level 2."""
+    from cm_cli.degrade.neural import load_codec
+    from cm_cli.featuresets.reconstruction import build_extractor
+
+    waves = [speechlike(), speechlike(0.6, seed=1)]
+    extractor = build_extractor(str(tiny_dac), options={"bitrates": "16"})
+    got = extractor.extract(waves).vectors["layer_00"]
+    shared = load_codec("dac", model=str(tiny_dac), device="cpu")
+    expected = [reconstruction_measures(w, y) for w, y in zip(waves, shared.reconstruct(waves, 16000, 2))]
+    np.testing.assert_allclose(got, np.stack(expected), rtol=1e-5, atol=1e-5)
 
 
 def test_embed_reconstruction_cli_covers_every_row(cm_env, run_cm, tiny_dac):
