@@ -80,3 +80,17 @@ def test_eval_run_on_a_manifest_flags_a_10ms_clip_in_json_too(setup, run_cm, cm_
     scores = pd.read_parquet(out / "scores.parquet").set_index("utt_id")
     assert scores["short"].to_dict() == {"u0": False, "u1": False, "u2": False, "u3": False, "tiny": True}
     assert np.isfinite(scores["score"]).all()
+
+
+def test_scores_cached_before_the_short_column_existed_are_scored_again(setup, run_cm, cm_env):
+    root, run, with_tiny, _ = setup
+    args = ["--data-root", root, "eval", "--run", run, "--manifest", with_tiny]
+    assert run_cm(*args, "--out", cm_env / "first").exit_code == 0
+    [cached] = [p for p in (cm_env / "cache" / "scores").glob("*.parquet") if not p.name.endswith(".failures.parquet")]
+    old = pd.read_parquet(cached)
+    write_parquet(old.drop(columns=["short"]).assign(score=old["score"] + 1.0), cached)  # an old-format entry
+    assert run_cm(*args, "--out", cm_env / "second").exit_code == 0
+    scores = pd.read_parquet(cm_env / "second" / "scores.parquet").set_index("utt_id")
+    assert scores["short"].sum() == 1  # rescored, not read from the old entry (whose scores were shifted)
+    first = pd.read_parquet(cm_env / "first" / "scores.parquet").set_index("utt_id")
+    np.testing.assert_array_equal(scores.loc[first.index, "score"].to_numpy(), first["score"].to_numpy())
