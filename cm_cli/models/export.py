@@ -217,6 +217,13 @@ def _portable_path(text: str, roots: Sequence[Path]) -> str:
     return path.name
 
 
+def _portable_arg(arg: str, roots: Sequence[Path]) -> str:
+    if arg.startswith("-") and "=" in arg:  # --out=/abs/path
+        flag, value = arg.split("=", 1)
+        return f"{flag}={_portable_path(value, roots)}"
+    return _portable_path(arg, roots)
+
+
 def portable_record(record: dict, roots: Sequence[str | os.PathLike]) -> dict:
     """An exported folder's ``cm.json`` without the build machine: paths under ``roots`` (the run first)
     relative to them, other absolute paths as names, no host; the digests are kept, so an identical
@@ -224,7 +231,7 @@ def portable_record(record: dict, roots: Sequence[str | os.PathLike]) -> dict:
     roots = [Path(r) for r in roots]
     out = {k: v for k, v in record.items() if k != "host"}
     argv = list(record.get("argv") or [])
-    out["argv"] = ["cm", *(_portable_path(str(a), roots) for a in argv[1:])]
+    out["argv"] = ["cm", *(_portable_arg(str(a), roots) for a in argv[1:])]
     options = dict(record.get("options") or {})
     if options.get("run"):
         options["run"] = _portable_path(options["run"], roots)

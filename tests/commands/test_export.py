@@ -162,6 +162,18 @@ def test_exported_cm_json_travels_without_build_machine_paths_or_host(setup, run
     assert run_record["host"] == socket.gethostname()  # the run's own records keep the machine
     again = json.loads(run_cm("--json", "export", run, "--out", out).stdout)  # still recognised as done
     assert again["skipped"] is True
+    from cm_cli.models.export import portable_record
+
+    argv = ["/usr/bin/cm", "export", str(run), f"--out={out}", "--notes", "a/b", str(eval_dir / "x.json")]
+    assert portable_record({"argv": argv, "host": "h"}, [run.parent])["argv"] == [
+        "cm",
+        "export",
+        f"{run.parent.name}/run",
+        "--out=portable",
+        "--notes",
+        "a/b",
+        f"{run.parent.name}/run/eval/portable/x.json",
+    ]
 
 
 def test_export_of_a_missing_run_is_one_line(run_cm, cm_env):
