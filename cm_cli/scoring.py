@@ -5,7 +5,9 @@ Used by ``cm eval --run`` and ``cm demo``; batches and padding come from
 ``cm embed`` and ``cm patch``. Scores are fp32 ``logit[bona fide] - logit[spoof]``
 (higher = more bona fide, as in the ASVspoof evaluation packages). Audio is decoded at
 16 kHz mono (stereo and 48 kHz audio downmixed and resampled); an optional degradation
-spec is applied on the fly, so stress sweeps need no rendered audio.
+spec is applied on the fly, so stress sweeps need no rendered audio. A row whose audio
+has fewer samples than the model's receptive field (``models.inference.minimum_samples``)
+is scored from padding (or tiling) and flagged ``short``, never silently.
 
 Streaming (``chunk_ms``): each utterance is cut into windows of ``chunk_ms`` with
 ``overlap_ms`` overlap (a tail window ends at the last sample; an utterance shorter
@@ -76,7 +78,7 @@ class ScoringConfig:
 
 @dataclass
 class ScoreResult:
-    scores: "pd.DataFrame"  # utt_id, score (+ n_windows in streaming mode)
+    scores: "pd.DataFrame"  # utt_id, score (+ n_windows in streaming mode), short
     failures: list[dict] = field(default_factory=list)  # {utt_id, error}
     n_scored: int = 0
 
@@ -164,10 +166,12 @@ def score_frame(
     import pandas as pd
 
     from cm_cli.core.progress import task
-    from cm_cli.models.inference import forward_scores, iter_audio_batches
+    from cm_cli.models.inference import forward_scores, iter_audio_batches, minimum_samples
 
     model = getattr(loaded, "model", loaded)
     streaming = config.chunk_ms is not None
+    minimum = minimum_samples(model)
+    short = np.zeros(len(frame), dtype=bool)  # fewer real samples than the receptive field: scored from padding
     scores = np.full(len(frame), np.nan)
     n_windows = np.zeros(len(frame), dtype=np.int64)
     failures: list[dict] = []
@@ -181,6 +185,7 @@ def score_frame(
     with task(len(frame), "scoring") as advance:
         for batch in batches:
             failures.extend({"utt_id": str(frame["utt_id"].iloc[i]), "error": msg} for i, msg in batch.failures)
+            short[batch.indices] = [int(w.shape[-1]) < minimum for w in batch.waves]
             if batch.indices and not streaming:
                 scores[batch.indices] = forward_scores(model, batch.waves, device=device, keep_long=config.full_length)
                 n_windows[batch.indices] = 1
@@ -193,6 +198,7 @@ def score_frame(
     out = pd.DataFrame({"utt_id": frame["utt_id"].astype(str).to_numpy()[ok], "score": scores[ok].astype(np.float32)})
     if streaming:
         out["n_windows"] = n_windows[ok]
+    out["short"] = short[ok]
     if not np.isfinite(out["score"]).all():
         bad = out.loc[~np.isfinite(out["score"]), "utt_id"].tolist()
         raise CmError(

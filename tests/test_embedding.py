@@ -111,8 +111,9 @@ def test_tiny_ssl_every_layer_float16_failures_and_padding(tmp_path, tiny, manif
         "layer_00",
         "layer_01",
         "layer_02",
-    ]  # tiny: 2 transformer layers + embedding output
-    for name in schema.names[1:]:
+        "short",
+    ]  # tiny: 2 transformer layers + embedding output, then the short-clip flag
+    for name in schema.names[1:-1]:
         assert pa.types.is_fixed_size_list(schema.field(name).type)
         assert schema.field(name).type.value_type == pa.float16() and schema.field(name).type.list_size == 32
     assert list_layers(tmp_path / "out") == ["layer_00", "layer_01", "layer_02"]
@@ -154,7 +155,7 @@ def test_layer_selection_meanstd_fp32_crop_and_resume(tmp_path, tiny, manifest):
     kwargs = dict(backbone=str(tiny), split="eval", layers="0,-1", pooling="meanstd", fp32=True, max_seconds=0.5)
     first = embed_manifest(manifest, out, **kwargs)
     schema = pq.read_schema(first.path)
-    assert schema.names == ["utt_id", "layer_00", "layer_02"]
+    assert schema.names == ["utt_id", "layer_00", "layer_02", "short"]
     assert schema.field("layer_02").type.list_size == 64 and schema.field("layer_02").type.value_type == pa.float32()
     mtime = first.path.stat().st_mtime_ns
     again = embed_manifest(manifest, out, **kwargs)
@@ -162,7 +163,7 @@ def test_layer_selection_meanstd_fp32_crop_and_resume(tmp_path, tiny, manifest):
     with pytest.raises(CmError, match="different options"):
         embed_manifest(manifest, out, **{**kwargs, "layers": "1"})
     forced = embed_manifest(manifest, out, **{**kwargs, "layers": "1"}, force=True)
-    assert pq.read_schema(forced.path).names == ["utt_id", "layer_01"]
+    assert pq.read_schema(forced.path).names == ["utt_id", "layer_01", "short"]
     with pytest.raises(CmError, match="out of range"):
         embed_manifest(manifest, tmp_path / "bad_layers", backbone=str(tiny), layers="0,7")
 
@@ -239,7 +240,15 @@ def test_trained_run_exports_pooled_and_pre_logit(tmp_path, tiny, manifest):
     run = tmp_path / "run"
     save_checkpoint(run / "checkpoints" / "best.pt", model)
     result = embed_manifest(manifest, tmp_path / "emb", checkpoint=run, split="eval")
-    assert pq.read_schema(result.path).names == ["utt_id", "layer_00", "layer_01", "layer_02", "pooled", "pre_logit"]
+    assert pq.read_schema(result.path).names == [
+        "utt_id",
+        "layer_00",
+        "layer_01",
+        "layer_02",
+        "pooled",
+        "pre_logit",
+        "short",
+    ]
     assert result.summary["dims"]["pooled"] == 64 and result.summary["dims"]["pre_logit"] == 16
     assert result.summary["checkpoint"].endswith("best.pt")
     assert load_layer(result.path, "pre_logit")[1].shape == (4, 16)

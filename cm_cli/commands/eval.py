@@ -792,6 +792,9 @@ def _print_conditions(result) -> None:
                 str(r.n_failed),
             )
     console().print(table)
+    for r in result.conditions:  # the human form warns whatever each condition's metrics.json notes
+        for warning in (r.metrics or {}).get("warnings", []):
+            console().print(f"[yellow]warning:[/] {r.condition.label}: {warning}")
     if result.sweep:
         console().print(f"sweep: {result.sweep}")
 

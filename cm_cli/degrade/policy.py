@@ -153,8 +153,10 @@ def load_policy(source: "str | Path | Policy", *, check_available: bool = True) 
                 raise CmError(f"{path}: no such policy file")
             import yaml
 
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            from cm_cli.core.presets import strict_yaml
+
+            try:  # strict: a key given twice is refused in one line, never the last value winning
+                data = strict_yaml(path.read_text(encoding="utf-8"), path)
             except yaml.YAMLError as exc:
                 raise CmError(f"{path}: malformed YAML policy ({getattr(exc, 'problem', exc)})") from None
             policy = parse_policy(data, name=path.stem, source=str(path))

@@ -11,7 +11,10 @@ Table (DESIGN.md): ``utt_id``, ``layer_00`` … ``layer_NN`` (SSL hidden states 
 over each utterance's real frames; for AASIST/LCNN the pooled block outputs), float16
 unless ``fp32``; then ``pooled`` and ``pre_logit`` when the model has a trained head (a
 ``cm train`` checkpoint, or the official AASIST weights). Rows are written in the
-order they were computed (longest utterances first); join on ``utt_id``.
+order they were computed (longest utterances first); join on ``utt_id``. The boolean
+``short`` column flags utterances with fewer samples than the model's receptive field
+(``models.inference.minimum_samples``): they are embedded from padding (zero-padded, or
+tiled under a ``repeat`` length policy), counted in the summary and noted, never silently.
 """
 
 from __future__ import annotations
@@ -254,6 +257,7 @@ class _Plan:
 class _Tally:
     failures: list = field(default_factory=list)
     padded: list = field(default_factory=list)
+    short: list = field(default_factory=list)  # fewer samples than the receptive field, whatever the policy
     fallback: list = field(default_factory=list)
     clipped_rows: int = 0
     dims: dict = field(default_factory=dict)
@@ -296,7 +300,9 @@ def _forward_batch(plan: _Plan, waves: list) -> tuple[dict, Any, Any]:
     return merged, bad_all, again_all
 
 
-def _store_batch(plan: _Plan, tally: _Tally, writer, ids: list[str], out: dict, keep: list[int], meta: dict) -> None:
+def _store_batch(
+    plan: _Plan, tally: _Tally, writer, ids: list[str], out: dict, keep: list[int], meta: dict, short
+) -> None:
     import numpy as np
 
     arrays = {name: out[f"layer_{i:02d}"][keep].numpy() for i, name in zip(plan.layer_index, plan.columns)}
@@ -311,7 +317,7 @@ def _store_batch(plan: _Plan, tally: _Tally, writer, ids: list[str], out: dict, 
                 np.clip(a, -FLOAT16_MAX, FLOAT16_MAX, out=a)
         tally.clipped_rows += int(over.sum())
     tally.dims = {k: int(a.shape[1]) for k, a in arrays.items()}
-    writer.write([ids[j] for j in keep], arrays, meta)
+    writer.write([ids[j] for j in keep], arrays, meta, {"short": np.asarray(short, dtype=bool)[keep]})
 
 
 def _embed_rows(plan: _Plan, writer, *, data_root, batch_size: int, workers: int) -> _Tally:
@@ -334,8 +340,9 @@ def _embed_rows(plan: _Plan, writer, *, data_root, batch_size: int, workers: int
                 tally.failures.append({"utt_id": utt_ids[row], "path": path, "error": message})
             if batch.indices:
                 waves = [_crop(w, plan.max_samples) for w in batch.waves]
+                short = [int(w.shape[-1]) < plan.minimum for w in waves]
                 if not tiles:
-                    tally.padded.extend(utt_ids[r] for r, w in zip(batch.indices, waves) if w.shape[-1] < plan.minimum)
+                    tally.padded.extend(utt_ids[r] for r, s in zip(batch.indices, short) if s)
                 t0 = time.perf_counter()
                 out, bad, again = _forward_batch(plan, waves)
                 _sync(plan.device)
@@ -348,14 +355,16 @@ def _embed_rows(plan: _Plan, writer, *, data_root, batch_size: int, workers: int
                         {"utt_id": utt_ids[rows[j]], "path": path, "error": "non-finite embedding even in fp32"}
                     )
                 keep = (~bad).nonzero().flatten().tolist()
+                tally.short.extend(utt_ids[rows[j]] for j in keep if short[j])
                 if keep:
-                    _store_batch(plan, tally, writer, [utt_ids[r] for r in rows], out, keep, meta)
+                    _store_batch(plan, tally, writer, [utt_ids[r] for r in rows], out, keep, meta, short)
             advance(len(batch.indices) + len(batch.failures))
     if writer.writer is None:  # nothing decodable: still write an empty table with the right columns
         import numpy as np
 
         tally.dims = _dims_from_dummy(plan)
-        writer.write([], {k: np.zeros((0, d), dtype=np.float32) for k, d in tally.dims.items()}, meta)
+        empty = {k: np.zeros((0, d), dtype=np.float32) for k, d in tally.dims.items()}
+        writer.write([], empty, meta, {"short": np.zeros(0, dtype=bool)})
     return tally
 
 
@@ -374,10 +383,12 @@ def _summary(
     notes = list(model.notes)
     if plan.pooling != "mean" and not _frame_layers(net):
         notes.append(f"--pooling {plan.pooling} has no effect on {model.family}: its layers are pooled block outputs")
-    if tally.padded:
+    if tally.short:
+        how = "zero-padded to it" if tally.padded else "tiled to the model's input length (repeat policy)"
         notes.append(
-            f"{len(tally.padded)} utterance(s) shorter than the front end's receptive field "
-            f"({plan.minimum} samples, at least 25 ms) were zero-padded to it"
+            f"{len(tally.short)} utterance(s) shorter than the front end's receptive field "
+            f"({plan.minimum} samples = {1000 * plan.minimum / SAMPLE_RATE:g} ms) were {how}: their embeddings "
+            "mostly describe padding (flagged in the 'short' column)"
         )
     amp = str(plan.amp_dtype).replace("torch.", "") if plan.amp_dtype else "none"
     if tally.fallback:
@@ -409,6 +420,8 @@ def _summary(
         "n_failed": result.n_failed,
         "n_padded_short": len(tally.padded),
         "padded_short": tally.padded[:_MAX_LISTED],
+        "n_short": len(tally.short),
+        "short": tally.short[:_MAX_LISTED],
         "n_fp32_fallback": len(tally.fallback),
         "fp32_fallback": tally.fallback[:_MAX_LISTED],
         "n_clipped_fp16": tally.clipped_rows,

@@ -8,6 +8,11 @@ applied on the fly, so no audio is written. Each condition gets ``scores.parquet
 a sweep adds ``sweep.parquet``. Scores (and the utterances that failed) are cached
 under the cache dir keyed by checkpoint hash, preprocessing, precision and manifest
 hash, so stale scores are never reused and a cached rerun reports the same failures.
+
+Utterances shorter than the model's receptive field are still scored (padded by the
+model's length policy, DESIGN.md "Padding") but never silently: ``scores.parquet`` flags
+them in its boolean ``short`` column, and ``metrics.json`` counts them
+(``condition.n_short``) with a warning the command prints.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ __all__ = [
     "plan_conditions",
     "evaluate_model",
     "write_conditions",
+    "short_warning",
 ]
 
 
@@ -48,6 +54,7 @@ class ConditionResult:
     n_scored: int
     n_failed: int
     cached: bool = False
+    n_short: int = 0  # scored rows shorter than the receptive field (flagged ``short``)
 
 
 @dataclass
@@ -68,6 +75,7 @@ class ModelEvalResult:
                     "dir": str(r.out_dir),
                     "n_scored": r.n_scored,
                     "n_failed": r.n_failed,
+                    "n_short": r.n_short,
                     "cached": r.cached,
                     **headline(r.metrics or {}),
                 }
@@ -166,7 +174,10 @@ def _cached_scores(cache_file: Path | None):
         return None
     import pandas as pd
 
-    return pd.read_parquet(cache_file), pd.read_parquet(failures_file).to_dict("records")
+    scores = pd.read_parquet(cache_file)
+    if "short" not in scores.columns:  # cached before short rows were flagged: score again
+        return None
+    return scores, pd.read_parquet(failures_file).to_dict("records")
 
 
 def _store_cache(cache_file: Path | None, scores, failures: list[dict]) -> None:
@@ -243,6 +254,7 @@ class ConditionWriter:
 
         scores, failures, cached = self.scores(condition)
         table = _scored_table(scores, self.part)
+        n_short = int(table["short"].sum()) if "short" in table.columns else 0
         whole = self.shard.is_whole
         failures_file = cdir / ("failures.parquet" if whole else self.shard.part_name("failures"))
         if failures:
@@ -251,7 +263,7 @@ class ConditionWriter:
             failures_file.unlink(missing_ok=True)
         if not whole:
             write_parquet(table, cdir / self.shard.part_name())
-            return ConditionResult(condition, cdir, None, len(table), len(failures), cached), table
+            return ConditionResult(condition, cdir, None, len(table), len(failures), cached, n_short), table
         write_parquet(table, cdir / "scores.parquet")
         metrics = self.settings.evaluate(table, source=str(cdir / "scores.parquet"), run=self.source.resolve())
         metrics["condition"] = {
@@ -259,7 +271,10 @@ class ConditionWriter:
             "degrade": condition.degrade,
             "chunk_ms": condition.chunk_ms,
             "n_failed": len(failures),
+            "n_short": n_short,
         }
+        if n_short:
+            metrics.setdefault("warnings", []).append(short_warning(n_short, getattr(self, "loaded", None)))
         from cm_cli.evaluation.overlap import overlap_warning, run_overlap
 
         overlap = run_overlap(self.source, table)  # scored rows sharing speakers/sources/utterances with training
@@ -268,7 +283,26 @@ class ConditionWriter:
             if overlap_warning(overlap):
                 metrics.setdefault("warnings", []).append(overlap_warning(overlap))
         write_metrics_dir(metrics, cdir)
-        return ConditionResult(condition, cdir, metrics, len(table), len(failures), cached), table
+        return ConditionResult(condition, cdir, metrics, len(table), len(failures), cached, n_short), table
+
+
+def short_warning(n_short: int, loaded: Any) -> str:
+    """The warning for scored rows shorter than the model's receptive field (``short`` in scores.parquet)."""
+    from cm_cli.models.inference import inference_policy, minimum_samples
+
+    if loaded is None:
+        return (
+            f"{n_short} utterance(s) are shorter than the model's receptive field (flagged 'short' in scores.parquet)"
+        )
+    model = getattr(loaded, "model", loaded)
+    minimum, policy = minimum_samples(model), inference_policy(model)
+    rate = int(getattr(loaded, "sample_rate", 16000) or 16000)
+    padding = "tiled to the model's input length" if policy.policy == "repeat" else "zero-padded to it"
+    return (
+        f"{n_short} utterance(s) are shorter than the model's receptive field ({minimum} samples = "
+        f"{1000 * minimum / rate:g} ms) and were {padding}: their scores mostly measure padding "
+        "(flagged in the 'short' column of scores.parquet)"
+    )
 
 
 @dataclass

@@ -13,7 +13,9 @@ what it scored. The folder (format ``cm-export/1``) holds:
   hashes of its inputs without their paths), so ``cm eval --run DIR`` reads seen domains
   and seed as it does from a run;
 - ``README.md``: the model card (``cm_cli.models.card``) with a ``model-index`` block;
-- ``cm.json``: provenance (kind ``model``).
+- ``cm.json``: provenance (kind ``model``), made portable: the folder is meant to travel, so
+  paths are recorded relative to the run (or to the ``--search`` folder they were found in)
+  and the build machine's host name is left out; the run's own ``cm.json`` is untouched.
 
 ``load_export`` rebuilds the model from such a folder; ``models.loading.load_model`` calls it
 for a folder whose ``config.json`` says ``cm_format: cm-export/1``.
@@ -41,6 +43,7 @@ __all__ = [
     "write_export",
     "export_run",
     "load_export",
+    "portable_record",
     "hub_token",
     "push_export",
 ]
@@ -171,7 +174,7 @@ def export_run(
     that scored this run (``cm_cli.models.card.find_evaluations``). ``licence`` and ``notes``
     go into the card. An output directory with other options needs ``force``.
     """
-    from cm_cli.core.artifacts import OutputDir
+    from cm_cli.core.artifacts import OutputDir, write_json
     from cm_cli.models.card import find_evaluations, model_card
     from cm_cli.models.loading import load_model
 
@@ -196,8 +199,49 @@ def export_run(
         config = export_config(loaded, name=name)
         card = model_card(config, evaluations, name=name or run.resolve().name, licence=licence, notes=notes)
         files = write_export(loaded, out, card=card, name=name)
-        target.finish(outputs={"files": files}, summary={"evaluations": len(evaluations)})
+        record = target.finish(outputs={"files": files}, summary={"evaluations": len(evaluations)})
+        write_json(portable_record(record, roots), target.record_path)
     return ExportResult(out, files, evaluations)
+
+
+def _portable_path(text: str, roots: Sequence[Path]) -> str:
+    """An absolute path as its place inside the first root holding it (``<root name>/...``), else its name."""
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        return text
+    path = path.resolve()
+    for root in roots:
+        root = root.expanduser().resolve()
+        if path == root or root in path.parents:
+            return str(Path(root.name) / path.relative_to(root))
+    return path.name
+
+
+def _portable_arg(arg: str, roots: Sequence[Path]) -> str:
+    if arg.startswith("-") and "=" in arg:  # --out=/abs/path
+        flag, value = arg.split("=", 1)
+        return f"{flag}={_portable_path(value, roots)}"
+    return _portable_path(arg, roots)
+
+
+def portable_record(record: dict, roots: Sequence[str | os.PathLike]) -> dict:
+    """An exported folder's ``cm.json`` without the build machine: paths under ``roots`` (the run first)
+    relative to them, other absolute paths as names, no host; the digests are kept, so an identical
+    ``cm export`` on the same machine is still recognised as done."""
+    roots = [Path(r) for r in roots]
+    out = {k: v for k, v in record.items() if k != "host"}
+    argv = list(record.get("argv") or [])
+    out["argv"] = ["cm", *(_portable_arg(str(a), roots) for a in argv[1:])]
+    options = dict(record.get("options") or {})
+    if options.get("run"):
+        options["run"] = _portable_path(options["run"], roots)
+    options["evaluations"] = [_portable_path(e, roots) for e in options.get("evaluations") or []]
+    out["options"] = options
+    out["inputs"] = [
+        {**f, "path": _portable_path(f["path"], roots)} if isinstance(f, dict) and f.get("path") else f
+        for f in record.get("inputs") or []
+    ]
+    return out
 
 
 def load_export(path: str | os.PathLike, *, overrides: dict | None = None):

@@ -52,6 +52,7 @@ def test_embed_aasist_official_checkpoint_cli(cm_env, run_cm, fixtures_dir):
         "layer_09",
         "pooled",
         "pre_logit",
+        "short",
     ]
     record = json.loads((cm_env / "emb" / "cm.json").read_text())
     assert record["summary"]["checkpoint"] == str(weights.resolve()) and record["summary"]["dtype"] == "float16"

@@ -363,3 +363,53 @@ def test_run_reports_min_tdcf_from_the_asv_scores_the_manifest_records(scored_se
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["overall"]["min_tdcf"] <= 1.0 + 1e-12 and "min_tdcf_legacy" in metrics["overall"]
     assert metrics["tdcf"]["asv_scores"] == str(asv)
+
+
+def _with_short_rows(root, manifest, lengths: dict):
+    """The manifest plus one bona fide row per ``{utt_id: n_samples}`` (a tone that short)."""
+    frame = pd.read_parquet(manifest)
+    rows = []
+    for utt_id, n in lengths.items():
+        t = np.arange(n) / 16000
+        sf.write(root / f"{utt_id}.flac", (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
+        rows.append({**frame.iloc[0].to_dict(), "utt_id": utt_id, "path": f"{utt_id}.flac"})
+    out = root / f"manifest_{'_'.join(lengths)}.parquet"
+    write_parquet(normalise_manifest(pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)), out)
+    return out
+
+
+def test_a_clip_shorter_than_the_receptive_field_is_scored_but_flagged_short(scored_setup, run_cm, cm_env):
+    from cm_cli.models.inference import minimum_samples
+    from cm_cli.models.loading import load_model
+
+    root, manifest, run = scored_setup
+    minimum = minimum_samples(load_model(run).model)
+    assert minimum > 160  # a 10 ms clip is below every front end's receptive field
+    short_manifest = _with_short_rows(root, manifest, {"tiny10ms": 160, "edge_below": minimum - 1, "edge": minimum})
+    out = cm_env / "short"
+    result = run_cm("--data-root", root, "eval", "--run", run, "--manifest", short_manifest, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stdout and "2 utterance(s) are shorter than the model's receptive field" in (
+        " ".join(result.stdout.split())
+    )
+    scores = pd.read_parquet(out / "scores.parquet").set_index("utt_id")
+    assert scores["short"].dtype == bool
+    assert set(scores.index[scores["short"]]) == {"tiny10ms", "edge_below"}  # exactly the rows below the field
+    assert np.isfinite(scores.loc["tiny10ms", "score"])  # scored, not dropped
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["condition"]["n_short"] == 2 and any(f"{minimum} samples" in w for w in metrics["warnings"])
+    # normal-length rows score exactly as in a manifest without the short clips
+    plain = cm_env / "plain"
+    assert run_cm("--data-root", root, "eval", "--run", run, "--manifest", manifest, "--out", plain).exit_code == 0
+    before = pd.read_parquet(plain / "scores.parquet").set_index("utt_id")
+    assert not before["short"].any() and json.loads((plain / "metrics.json").read_text())["condition"]["n_short"] == 0
+    np.testing.assert_array_equal(scores.loc[before.index, "score"].to_numpy(), before["score"].to_numpy())
+    # a sweep flags per condition and prints each condition's warning
+    sweep = cm_env / "short_sweep"
+    args = ["--data-root", root, "eval", "--run", run, "--manifest", short_manifest, "--out", sweep]
+    result = run_cm(*args, "--degrade", "gain:db=-6")
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.stdout.split()).count("are shorter than the model's receptive field") == 2
+    for condition in ("clean", "gain_db--6"):
+        table = pd.read_parquet(sweep / condition / "scores.parquet")
+        assert table["short"].sum() == 2

@@ -7,6 +7,7 @@ import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -138,6 +139,41 @@ def test_export_card_lists_every_evaluation_of_the_run_and_loads_back(setup, run
     assert again["skipped"] is True
     refused = run_cm("export", run, "--out", out, "--licence", "cc-by-4.0")
     assert refused.exit_code == 1 and "--force" in refused.stderr
+
+
+def test_exported_cm_json_travels_without_build_machine_paths_or_host(setup, run_cm, cm_env):
+    import socket
+
+    root, run, _ = setup
+    manifest = root / "manifest.parquet"
+    eval_dir = run / "eval" / "portable"
+    assert run_cm("--data-root", root, "eval", "--manifest", manifest, "--run", run, "--out", eval_dir).exit_code == 0
+    out = cm_env / "portable"
+    result = run_cm("--json", "export", run, "--out", out)
+    assert result.exit_code == 0, result.output
+    text = (out / "cm.json").read_text()
+    record = json.loads(text)
+    assert "host" not in record and str(cm_env) not in text and str(root) not in text
+    assert record["options"]["run"] == "run" and "run/eval/portable" in record["options"]["evaluations"]
+    assert record["argv"][0] == "cm" and not any(Path(a).is_absolute() for a in record["argv"])
+    assert {Path(f["path"]).parts[0] for f in record["inputs"]} == {"run"}
+    assert all(f.get("sha256") for f in record["inputs"])  # contents still identified
+    run_record = json.loads((run / "eval" / "portable" / "cm.json").read_text())
+    assert run_record["host"] == socket.gethostname()  # the run's own records keep the machine
+    again = json.loads(run_cm("--json", "export", run, "--out", out).stdout)  # still recognised as done
+    assert again["skipped"] is True
+    from cm_cli.models.export import portable_record
+
+    argv = ["/usr/bin/cm", "export", str(run), f"--out={out}", "--notes", "a/b", str(eval_dir / "x.json")]
+    assert portable_record({"argv": argv, "host": "h"}, [run.parent])["argv"] == [
+        "cm",
+        "export",
+        f"{run.parent.name}/run",
+        "--out=portable",
+        "--notes",
+        "a/b",
+        f"{run.parent.name}/run/eval/portable/x.json",
+    ]
 
 
 def test_export_of_a_missing_run_is_one_line(run_cm, cm_env):

@@ -111,3 +111,29 @@ def test_finite_values_still_pass(run_cm, cm_env):
 
     options = json.loads(result.stdout)["options"]
     assert options["max_len"] == 1.5 and math.isfinite(options["lr"]) and options["lr"] > 0
+
+
+def test_a_degradation_policy_file_with_a_key_given_twice_is_refused(cm_env):
+    from cm_cli.core.errors import CmError
+    from cm_cli.degrade.policy import load_policy
+
+    policy = cm_env / "pol.yaml"
+    policy.write_text("policy:\n  - spec: clean\n    p: 0.5\n  - spec: gain:db=-6\n    p: 0.5\n    p: 0.1\n")
+    with pytest.raises(CmError) as err:
+        load_policy(policy)
+    assert "pol.yaml:6: key 'p' is given twice (first on line 5)" in err.value.message
+    policy.write_text("policy: [clean:0.5]\npolicy: [gain:db=-6:0.5]\n")
+    with pytest.raises(CmError, match="key 'policy' is given twice"):
+        load_policy(policy)
+    policy.write_text("policy:\n  - {spec: clean, p: 0.5}\n  - {spec: gain:db=-6, p: 0.5}\n")
+    assert [e.probability for e in load_policy(policy).entries] == [0.5, 0.5]  # a clean file still reads
+
+
+def test_cm_degrade_refuses_a_policy_file_with_a_key_given_twice_in_one_line(run_cm, cm_env):
+    manifest = _manifest(cm_env, duplicate=False)
+    policy = cm_env / "pol.yaml"
+    policy.write_text("policy: [clean:0.5]\npolicy: [gain:db=-6:0.5]\n")
+    out = cm_env / "deg"
+    result = run_cm("degrade", "--manifest", manifest, "--policy", policy, "--out", out)
+    assert result.exit_code in (1, 2) and "given twice" in _one_line(result) and "pol.yaml" in result.stderr
+    assert not (out / "manifest.parquet").exists()

@@ -118,6 +118,12 @@ def test_toy_folder_is_small_self_described_and_matches_its_reference_score():
     assert "model-index" in card and "toy" in card.lower() and "synthetic" in card
     config = json.loads((folder / "config.json").read_text())
     assert config["cm_format"] == "cm-export/1" and config["train"]["corpus"] == "toy"
+    record = json.loads((folder / "cm.json").read_text())  # travels: no build machine in its provenance
+    assert "host" not in record and record["argv"][0] == "cm"
+    assert not any(str(v).startswith("/") for v in [*record["argv"], *record["options"]["evaluations"]])
+    assert not any(f["path"].startswith("/") for f in record["inputs"])
+    card_codecs = {line.split("codec=")[1].strip() for line in card.splitlines() if "group: codec=" in line}
+    assert {"g723_1", "g726"} <= card_codecs  # trained and evaluated on the current toy corpus's never-seen codecs
     loaded = load_model(folder)
     score = forward_scores(loaded.model, [torch.from_numpy(zoo.reference_input())])[0]
     assert score == pytest.approx(zoo.reference_score(zoo.ZOO["toy"]), abs=zoo.REFERENCE_TOLERANCE)
