@@ -229,10 +229,10 @@ def compute_profile(
     import pandas as pd
 
     from cm_cli.analysis._layers import align_rows
-    from cm_cli.analysis._stats import cluster_bootstrap_mean, spearman_test
     from cm_cli.analysis.geometry import attack_geometry
     from cm_cli.analysis.probes import assign_folds
     from cm_cli.core.labels import is_bonafide
+    from cm_cli.metrics.stats import cluster_bootstrap_mean, spearman_test
     from cm_cli.metrics.summary import auc
 
     if config.folds < 2:
@@ -274,7 +274,7 @@ def compute_profile(
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(confusion, (y, predicted), 1)
     correct = (predicted == y).astype(float)
-    low, high = cluster_bootstrap_mean(correct, groups, n_boot=config.n_boot, seed=config.seed)
+    low, high, _ = cluster_bootstrap_mean(correct, groups, n_boot=config.n_boot, seed=config.seed)
     recall = confusion.diagonal() / np.maximum(counts, 1)
 
     holdouts = list(config.holdout) or classes

@@ -410,9 +410,9 @@ def test_a_kind_declared_in_one_place_is_collected_and_rendered(study, tmp_path)
     register_kind(
         "dummy_profile",
         title="Dummy profile",
-        command="`cm profile EMB --out DIR`",
-        marker="profile.parquet",
-        tables=("profile",),
+        command="`cm dummy EMB --out DIR`",
+        marker="dummy_profile.parquet",
+        tables=("dummy_profile",),
         order=45,
     )
     try:
@@ -421,11 +421,11 @@ def test_a_kind_declared_in_one_place_is_collected_and_rendered(study, tmp_path)
             tmp_path / "prof",
             "dummy_profile",
             {"target": "loudness"},
-            tables={"profile.parquet": planted},
+            tables={"dummy_profile.parquet": planted},
             summary={"measures": "how loud each layer is"},
             summary_name="dummy_profile.json",
         )
-        assert "profile.parquet" in looked_for()
+        assert "dummy_profile.parquet" in looked_for()
         found = collect([tmp_path / "prof"])
         assert [a.name for a in found.analyses["dummy_profile"]] == ["prof"]
         assert found.counts()["dummy_profile"] == 1
@@ -438,7 +438,7 @@ def test_a_kind_declared_in_one_place_is_collected_and_rendered(study, tmp_path)
         # its section sits between patching (order 40) and the optional retraining section, its hint when missing
         without = build_report([study], tmp_path / "out2").markdown.read_text()
         assert without.index("### Activation patching") < without.index("### Dummy profile")
-        assert "No Dummy profile results found: run `cm profile EMB --out DIR`" in without
+        assert "No Dummy profile results found: run `cm dummy EMB --out DIR`" in without
     finally:
         unregister_kind("dummy_profile")
     with pytest.raises(ValueError, match="unknown artifact kind"):
