@@ -56,7 +56,7 @@ def previous_summary(out: str | Path, kind: str, options: Mapping[str, Any], *, 
         shown = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:6])
         raise CmError(
             f"{out} was made with different options ({shown})",
-            "redo it with the new options (force), or write to another output directory",
+            "redo it with the new options, or write to another output directory",
             option=("force", "out"),
         )
     if record.get("status") == "complete" and isinstance(record.get("summary"), dict):

@@ -50,12 +50,12 @@ class Shard:
 def parse_shard(text: str) -> Shard:
     match = _SHARD.match(text or "")
     if not match:
-        raise UsageError(f"--shard {text!r} is not of the form I/N", "e.g. --shard 0/4 (I counts from 0)")
+        raise UsageError(f"shard {text!r} is not of the form I/N", "e.g. 0/4 (I counts from 0)", option="shard")
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1:
-        raise UsageError(f"--shard {text}: N must be at least 1")
+        raise UsageError(f"shard {text}: N must be at least 1", option="shard")
     if index >= count:
-        raise UsageError(f"--shard {text}: I must be below N (I counts from 0, so 0..{count - 1})")
+        raise UsageError(f"shard {text}: I must be below N (I counts from 0, so 0..{count - 1})", option="shard")
     return Shard(index, count)
 
 
