@@ -241,7 +241,9 @@ def _require(name: str):
         raise CmError(
             f"codec {name!r} needs the ffmpeg encoder {codec.encoder_hint}, which no ffmpeg here has "
             f"(checked: {binaries})",
-            "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm doctor` shows what this install can encode",
+            "point CM_FFMPEG (or the ffmpeg setting) at an ffmpeg built with it; `cm doctor` shows what this install "
+            "can encode",
+            option="ffmpeg",
         )
     return codec, found
 

@@ -143,7 +143,7 @@ def validate_spec(spec: "Spec | str", *, check_available: bool = True) -> Spec:
 
             check_local(deg.name, params.get("model"), variant=None if "rate" not in params else str(params["rate"]))
         if deg.name == "noise" and params.get("type") == "file" and "dir" not in params:
-            raise CmError("noise: type=file needs dir=FOLDER", "or pass --noise-dir")
+            raise CmError("noise: type=file needs dir=FOLDER", "or give a noise directory", option="noise_dir")
         if deg.name in ("noise", "reverb") and "dir" in params:
             from cm_cli.degrade.noise import list_audio_files
 
@@ -414,7 +414,7 @@ def _noise(x, ctx, params):
     extra: dict = {}
     if colour == "file":
         if "dir" not in params:
-            raise CmError("noise: type=file needs dir=FOLDER", "or pass --noise-dir")
+            raise CmError("noise: type=file needs dir=FOLDER", "or give a noise directory", option="noise_dir")
         noise, extra = noise_from_dir(params["dir"], len(x), ctx.sr, rng)
     else:
         noise = coloured_noise(len(x), colour, rng)
