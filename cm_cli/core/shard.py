@@ -70,7 +70,7 @@ def resolve_shard(text: str | None, environ: Mapping[str, str] | None = None) ->
 
 
 def _slurm_shard(env: Mapping[str, str]) -> Shard:
-    hint = "pass --shard I/N explicitly in the job script"
+    hint = "give the shard I/N explicitly in the job script"
     try:
         task = int(env["SLURM_ARRAY_TASK_ID"])
         count = int(env["SLURM_ARRAY_TASK_COUNT"])
@@ -78,11 +78,12 @@ def _slurm_shard(env: Mapping[str, str]) -> Shard:
         step = int(env.get("SLURM_ARRAY_TASK_STEP") or "1")
         high = int(env["SLURM_ARRAY_TASK_MAX"]) if env.get("SLURM_ARRAY_TASK_MAX") else low + step * (count - 1)
     except ValueError:
-        raise UsageError("SLURM_ARRAY_TASK_* variables are not integers", hint) from None
+        raise UsageError("SLURM_ARRAY_TASK_* variables are not integers", hint, option="shard") from None
     if step < 1 or (task - low) % step or (high - low) % step or (high - low) // step + 1 != count:
         raise UsageError(
             f"SLURM array task {task} (min {low}, max {high}, step {step}, count {count}) is not an evenly "
             "stepped range, so no shard index follows from it",
             hint,
+            option="shard",
         )
     return parse_shard(f"{(task - low) // step}/{count}")

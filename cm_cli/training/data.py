@@ -175,14 +175,12 @@ def _domain_values(train: "pd.DataFrame", column: str, policy, source: str) -> l
         values = list(policy.labels())
     else:
         if column not in train:
-            hint = (
-                "add --augment POLICY (training-time domains come from augmentation, `clean` included) "
-                "or --augment-manifest from `cm degrade --variants`"
-            )
             raise CmError(
                 f"{source}: DANN domain column {column!r} is not in the training manifest "
                 f"(columns: {', '.join(map(str, train.columns))})",
-                hint,
+                "augment with a policy (training-time domains come from augmentation, `clean` included) "
+                "or give an augmentation manifest from `cm degrade --variants`",
+                option=("augment", "augment_manifest"),
             )
         values = sorted({str(v) for v in train[column].dropna() if str(v).strip().lower() not in _MISSING})
     if len(values) < 2:

@@ -76,12 +76,25 @@ def _is_error_call(node: ast.AST) -> bool:
     return name in ERRORS
 
 
+def _is_hint_assignment(node: ast.AST) -> bool:
+    """``hint = "..."`` / ``_HINT = "..."``: one hint string prepared before the raise that uses it (a table of
+    report texts, such as ``report/sections_eval.HINTS``, is not an error hint)."""
+    return (
+        isinstance(node, ast.Assign)
+        and isinstance(node.value, (ast.Constant, ast.JoinedStr, ast.BinOp))
+        and any(isinstance(target, ast.Name) and "hint" in target.id.lower() for target in node.targets)
+    )
+
+
 def flags_in_errors(path: Path) -> list[tuple[int, str]]:
-    """(line, flag) for each flag named by a string given to ``CmError``/``UsageError`` in one module."""
+    """(line, flag) for each flag named by a string given to ``CmError``/``UsageError`` (or assigned to a ``hint``
+    variable) in one module."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if _is_error_call(node):
-            arguments = [*node.args, *(k.value for k in node.keywords if k.arg != "option")]
+        if _is_error_call(node) or _is_hint_assignment(node):
+            arguments = [node.value] if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.Call):
+                arguments = [*node.args, *(k.value for k in node.keywords if k.arg != "option")]
             for text in (t for argument in arguments for t in _texts(argument)):
                 found += [(node.lineno, flag) for flag in FLAG.findall(COMMAND_LINE.sub("", text))]
     return found
@@ -148,8 +161,11 @@ def test_the_scan_sees_planted_flags(tmp_path):
         "def k():\n"
         '    error = CmError("no --flag here?", hint="see " + "--force")\n'
         '    return ValueError("--not-a-cm-error")\n'
+        '_HINT = "pass --shard I/N"\n'
+        'usage = "--not-a-hint"\n'
     )
-    assert flags_in_errors(planted) == [(2, "--out"), (6, "--xx"), (8, "--flag"), (8, "--force")]
+    found = sorted(flags_in_errors(planted))
+    assert found == [(2, "--out"), (6, "--xx"), (8, "--flag"), (8, "--force"), (10, "--shard")]
     assert named_options(planted) == [(4, "out")]
 
 
