@@ -192,3 +192,26 @@ def test_a_converted_error_still_shows_its_flag_on_the_command_line(tmp_path):
     result = CliRunner().invoke(app, ["eval", "--scores", str(scores), "--out", str(tmp_path / "m")])
     assert result.exit_code == 1 and "every copy agrees" in result.output and "(--dedupe)" in result.output
     assert "Traceback" not in result.output
+
+
+def test_only_flags_of_the_running_command_are_added(tmp_path):
+    assert with_flags(CmError("m", "h", option=("out", "nope")), {"--out"}).hint == "h (--out)"
+    assert with_flags(CmError("m", "h", option="nope"), {"--out"}).hint == "h"
+    from typer.testing import CliRunner
+
+    from cm_cli.app import app
+
+    # label errors name bonafide_value, a flag of `cm eval` only: `cm eval` shows it (above, with --dedupe) and a
+    # command without it does not point at it
+    scores = tmp_path / "scores.csv"
+    scores.write_text("utt_id,score,label\na,1.0,genuine\nb,0.0,spoof\n")
+    shown = CliRunner().invoke(app, ["eval", "--scores", str(scores), "--out", str(tmp_path / "m")])
+    assert shown.exit_code == 1 and "unknown label value" in shown.output and "(--bonafide-value)" in shown.output
+    import typer.main
+
+    from cm_cli.commands._common import _command_flags
+
+    group = typer.main.get_command(app)
+    for argv, has, lacks in ((["eval", "--scores", "x"], "--dedupe", "--epochs"), (["train"], "--epochs", "--dedupe")):
+        flags = _command_flags(group.make_context("cm", argv))
+        assert has in flags and "--data-root" in flags and lacks not in flags, argv
