@@ -135,6 +135,12 @@ def _bluetooth(x, ctx: StepContext, params: dict):
     return encode_decode(x, ctx.sr, "sbc", sbc)
 
 
+def _bluetooth_kbps(params: dict) -> float:
+    from cm_cli.degrade.codecs import MSBC_KBPS
+
+    return MSBC_KBPS if params["mode"] == "msbc" else float(params["kbps"])
+
+
 def _cable(x, ctx: StepContext, params: dict):
     return cable(
         x, ctx.sr, hum_hz=params["hum_hz"], hum_db=params["hum_db"], cutoff=params.get("cutoff"), rng=ctx.rng()
@@ -172,6 +178,7 @@ register_degradation(
             Param("kbps", float, 128.0, "bitrate for mode=sbc, kbit/s", minimum=16, maximum=512),
         ),
         codec="sbc",
+        bitrate=_bluetooth_kbps,
     ),
     order=40,
 )

@@ -109,6 +109,8 @@ for _law, _label in (("mulaw", "mu-law"), ("alaw", "A-law")):
                 Param("rate", int, 8000, "companding rate in Hz (0 = input rate; numpy only)", minimum=0),
             ),
             extra={"kbps": 64.0},
+            codec_for=lambda params, law=_law: f"{law}-ffmpeg" if params.get("impl") == "ffmpeg" else None,
+            bitrate=lambda params: 64.0 if params.get("rate") in (8000, None) else None,  # 8 bits at 8 kHz
         ),
         order=20,
     )

@@ -139,6 +139,13 @@ def _noise(x, ctx: StepContext, params: dict):
     return y, {**info, **extra, "type": colour}
 
 
+def _check_noise(params: dict) -> None:
+    if params.get("type") == "file" and "dir" not in params:
+        raise CmError("noise: type=file needs dir=FOLDER", "or give a noise directory", option="noise_dir")
+    if "dir" in params:
+        list_audio_files(params["dir"])
+
+
 register_degradation(
     Degradation(
         "noise",
@@ -156,6 +163,7 @@ register_degradation(
             ),
             Param("dir", str, None, "folder of noise recordings (MUSAN layout, recursive)"),
         ),
+        check=_check_noise,
     ),
     order=60,
 )

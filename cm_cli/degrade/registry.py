@@ -82,6 +82,10 @@ class Degradation:
     changes_length: bool = False
     bitrate_param: str | None = None
     extra: dict = field(default_factory=dict)
+    # hooks for what a step's parameters decide, so the registry never branches on a name:
+    check: Callable[[dict], None] | None = None  # more checks of the resolved parameters (a folder exists, ...)
+    codec_for: Callable[[dict], str | None] | None = None  # the codecs.CODECS entry used, when not always ``codec``
+    bitrate: Callable[[dict], float | None] | None = None  # the delivered kbit/s, when not a parameter or fixed
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -220,19 +224,13 @@ def validate_spec(spec: "Spec | str", *, check_available: bool = True) -> Spec:
             from cm_cli.degrade.neural import check_local
 
             check_local(deg.name, params.get("model"), variant=None if "rate" not in params else str(params["rate"]))
-        if deg.name == "noise" and params.get("type") == "file" and "dir" not in params:
-            raise CmError("noise: type=file needs dir=FOLDER", "or give a noise directory", option="noise_dir")
-        if deg.name in ("noise", "reverb") and "dir" in params:
-            from cm_cli.degrade.noise import list_audio_files
-
-            list_audio_files(params["dir"])
+        if deg.check is not None:
+            deg.check(params)
     return spec
 
 
 def _codec_for(deg: Degradation, params: dict) -> str | None:
-    if deg.name in ("mulaw", "alaw") and params.get("impl") == "ffmpeg":
-        return f"{deg.name}-ffmpeg"
-    return deg.codec
+    return deg.codec_for(params) if deg.codec_for is not None else deg.codec
 
 
 def apply_spec(
@@ -281,16 +279,12 @@ def step_bitrate_kbps(step) -> float | None:
     if deg is None:
         return None
     params = resolve_params(step)
-    if deg.name == "bluetooth":
-        from cm_cli.degrade.codecs import MSBC_KBPS
-
-        return MSBC_KBPS if params["mode"] == "msbc" else float(params["kbps"])
+    if deg.bitrate is not None:
+        return deg.bitrate(params)
     if deg.bitrate_param and params.get(deg.bitrate_param) is not None:
         return float(params[deg.bitrate_param])
     fixed = deg.extra.get("kbps")
-    if fixed is not None and not (deg.name in ("mulaw", "alaw") and params.get("rate") not in (8000, None)):
-        return float(fixed)
-    return None
+    return None if fixed is None else float(fixed)
 
 
 def describe_provider(deg: Degradation) -> tuple[bool, str]:

@@ -67,6 +67,11 @@ def _reverb(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, 
     return convolve_rir(x, rir), extra
 
 
+def _check_reverb(params: dict) -> None:
+    if "dir" in params:  # an empty or missing folder fails when the spec is checked, before any audio is touched
+        list_audio_files(params["dir"])
+
+
 register_degradation(
     Degradation(
         "reverb",
@@ -77,6 +82,7 @@ register_degradation(
             Param("rt60", float, 0.5, "synthetic reverberation time, s", minimum=0, exclusive_minimum=True, maximum=5),
             Param("dir", str, None, "folder of room impulse responses"),
         ),
+        check=_check_reverb,
     ),
     order=80,
 )

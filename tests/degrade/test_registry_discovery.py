@@ -9,8 +9,18 @@ import sys
 import numpy as np
 import pytest
 
+from cm_cli.core.errors import CmError
+from cm_cli.core.specs import parse_spec
 from cm_cli.degrade import registry
-from cm_cli.degrade.registry import REGISTRY, Degradation, Param, apply_spec, register_degradation, validate_spec
+from cm_cli.degrade.registry import (
+    REGISTRY,
+    Degradation,
+    Param,
+    apply_spec,
+    register_degradation,
+    step_bitrate_kbps,
+    validate_spec,
+)
 
 BUILT_IN = {
     "codecs": ["mp3", "aac", "m4a", "vorbis", "amr-nb", "amr-wb", "opus", "speex", "g726", "g722", "gsm", "g723_1"],
@@ -30,6 +40,15 @@ def test_each_degradation_is_declared_by_the_module_that_implements_it():
             assert REGISTRY[name].run.__module__ == f"cm_cli.degrade.{module}", name
     assert REGISTRY["clean"].run.__module__ == "cm_cli.degrade.registry"
     assert list(REGISTRY)[:3] == ["clean", "mp3", "aac"] and list(REGISTRY)[-3:] == ["noise", "rawboost", "reverb"]
+    # what used to be branches on names in the registry is now each entry's own hook
+    bitrate = {s: step_bitrate_kbps(parse_spec(s).steps[0]) for s in ("bluetooth", "bluetooth:mode=sbc:kbps=96")}
+    assert bitrate == {"bluetooth": pytest.approx(57 * 8 * 16000 / 120 / 1000), "bluetooth:mode=sbc:kbps=96": 96.0}
+    assert step_bitrate_kbps(parse_spec("mulaw").steps[0]) == 64.0
+    assert step_bitrate_kbps(parse_spec("mulaw:rate=16000").steps[0]) is None
+    assert registry._codec_for(REGISTRY["alaw"], {"impl": "ffmpeg"}) == "alaw-ffmpeg"
+    assert registry._codec_for(REGISTRY["alaw"], {"impl": "numpy"}) is None
+    with pytest.raises(CmError, match="needs dir=FOLDER"):
+        validate_spec("noise:type=file")
 
 
 def test_importing_the_registry_imports_no_degradation_module_until_it_is_read():
@@ -51,8 +70,20 @@ def planted():
     def halve(x, ctx, params):
         return x * params["factor"], {"factor": params["factor"]}
 
+    def check(params):
+        if params["factor"] > 1:
+            raise CmError("halve: factor must not amplify", option="factor")
+
     deg = register_degradation(
-        Degradation("halve", "channel", "planted: scale by factor", halve, (Param("factor", float, 0.5, "scale"),)),
+        Degradation(
+            "halve",
+            "channel",
+            "planted: scale by factor",
+            halve,
+            (Param("factor", float, 0.5, "scale"),),
+            check=check,
+            bitrate=lambda params: 8.0 * params["factor"],
+        ),
         order=55,
     )
     yield deg
@@ -73,6 +104,9 @@ def test_a_degradation_declared_in_one_place_is_listed_checked_run_and_completed
     assert np.allclose(y, x * 0.25) and info["steps"][0]["factor"] == 0.25
     with pytest.raises(Exception, match="is not a number"):
         validate_spec("halve:factor=x")
+    with pytest.raises(CmError, match="must not amplify"):  # the entry's own check hook, no registry edit
+        validate_spec("halve:factor=2")
+    assert step_bitrate_kbps(parse_spec("halve:factor=0.25").steps[0]) == 2.0
     listed = CliRunner().invoke(app, ["--json", "degrade", "--list"])
     rows = {row["name"]: row for row in json.loads(listed.stdout)["degradations"]}
     assert listed.exit_code == 0 and rows["halve"]["params"] == "factor=0.5" and rows["halve"]["available"]
