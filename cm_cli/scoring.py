@@ -66,12 +66,15 @@ class ScoringConfig:
             raise CmError(f"unknown aggregate {self.aggregate!r}", f"choose one of {', '.join(AGGREGATES)}")
         if self.chunk_ms is not None:
             if self.chunk_ms <= 0:
-                raise CmError(f"--chunk-ms must be positive, got {self.chunk_ms}")
+                raise CmError(f"chunk length must be positive, got {self.chunk_ms} ms", option="chunk_ms")
             if not 0 <= self.overlap_ms < self.chunk_ms:
-                raise CmError(f"--overlap-ms must be in [0, chunk-ms), got {self.overlap_ms}")
+                raise CmError(f"overlap must be in [0, chunk length), got {self.overlap_ms} ms", option="overlap_ms")
         if self.causal_windows is not None:
             if self.chunk_ms is None:
-                raise CmError("--causal-windows needs streaming windows: give --chunk-ms as well")
+                raise CmError(
+                    "causal windows need streaming windows: give a chunk length as well",
+                    option=("causal_windows", "chunk_ms"),
+                )
             if self.causal_windows < 1:
                 raise CmError(f"causal windows must be at least 1, got {self.causal_windows}")
 

@@ -162,5 +162,5 @@ def test_causal_windows_score_only_the_first_windows(lcnn_checkpoint, audio_fram
     assert int(head.scores["n_windows"].iloc[0]) == 2
     got = float(causal.scores.set_index("utt_id").loc["u2", "score"])
     assert got == pytest.approx(float(head.scores["score"].iloc[0]), abs=1e-5)
-    with pytest.raises(CmError, match="chunk-ms"):
+    with pytest.raises(CmError, match="give a chunk length"):
         ScoringConfig(causal_windows=2)

@@ -46,7 +46,8 @@ def previous_summary(out: str | Path, kind: str, options: Mapping[str, Any], *, 
     if record.get("kind") not in (None, kind):
         raise CmError(
             f"{out} already holds a '{record.get('kind')}' artifact, not '{kind}'",
-            "choose another --out, or pass --force to overwrite",
+            "write to another output directory, or overwrite it",
+            option=("out", "force"),
         )
     old = record.get("options") or {}
     new = json.loads(json.dumps(dict(options), default=str))
@@ -55,7 +56,8 @@ def previous_summary(out: str | Path, kind: str, options: Mapping[str, Any], *, 
         shown = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:6])
         raise CmError(
             f"{out} was made with different options ({shown})",
-            "pass --force to redo it with the new options, or choose another --out",
+            "redo it with the new options, or write to another output directory",
+            option=("force", "out"),
         )
     if record.get("status") == "complete" and isinstance(record.get("summary"), dict):
         return dict(record["summary"], skipped=True)

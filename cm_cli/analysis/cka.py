@@ -75,8 +75,9 @@ def resolve_estimator(estimator: str | None, batch_size: int | None) -> str:
             "the biased HSIC estimator is refused with minibatches: summed over batches it is biased "
             "upwards by an amount that grows as the batch shrinks (independent representations get "
             "CKA near 0.8 at batch 64)",
-            "use --estimator debiased (unbiased HSIC, Song et al. 2012, accumulated over batches as in "
-            "Nguyen et al. 2021), or drop --batch-size for the full-batch biased CKA",
+            "use the debiased estimator (unbiased HSIC, Song et al. 2012, accumulated over batches as in "
+            "Nguyen et al. 2021), or no batch size for the full-batch biased CKA",
+            option=("estimator", "batch_size"),
         )
     return estimator
 
@@ -304,7 +305,7 @@ def compute_cka(
     from cm_cli.analysis._layers import resolve_layers
 
     if config.batch_size is not None and config.batch_size < 8:
-        raise CmError(f"--batch-size must be at least 8, got {config.batch_size}")
+        raise CmError(f"batch size must be at least 8, got {config.batch_size}", option="batch_size")
     estimator = resolve_estimator(config.estimator, config.batch_size)
     path_a = Path(embeddings_a)
     path_b = Path(embeddings_b) if embeddings_b is not None else path_a

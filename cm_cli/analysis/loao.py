@@ -83,8 +83,9 @@ def with_codec_groups(manifest: "pd.DataFrame", group_by: str, source: str) -> "
         return manifest
     if "codec" not in manifest.columns or manifest["codec"].isna().all():
         raise CmError(
-            f"{source}: --group-by {group_by} needs codec values, and the manifest has none",
+            f"{source}: grouping by {group_by} needs codec values, and the manifest has none",
             "use a manifest with coded rows (e.g. the toy corpus's coded eval copies, `cm degrade` output)",
+            option=("manifest", "group_by"),
         )
     if group_by == "codec_family" and "codec_family" not in manifest.columns:
         manifest = manifest.copy()
@@ -149,7 +150,7 @@ class LoaoTables:
 
 def _check_config(config: LoaoConfig) -> None:
     if not config.seeds:
-        raise CmError("no seeds given", "pass e.g. --seeds 0,1,2")
+        raise CmError("no seeds given", "give at least one seed, e.g. 0,1,2", option="seeds")
     if not 0 < config.test_size < 1:
         raise CmError(f"test size must be between 0 and 1, got {config.test_size}")
     if config.c <= 0:
@@ -185,7 +186,8 @@ def _check_classes(rows: "pd.DataFrame", group_by: str, source: str) -> None:
         raise CmError(
             f"{source}: leave-one-attack-out needs bona fide rows and at least 2 spoof {group_by} values "
             f"(bona fide: {n_bona}; {group_by}: {shown})",
-            "use a split that holds several attacks (--split), or --group-by attack instead of a family",
+            "use a split that holds several attacks, or group by attack instead of a family",
+            option=("split", "group_by"),
         )
     speakers = rows["speaker"].astype(str).nunique()
     if speakers < 2:
@@ -248,7 +250,9 @@ def _layer_gaps(X: "np.ndarray", rows: "pd.DataFrame", *, layer: str, config: Lo
         train = ~test
         if not (y[train] == 1).any() or not (y[train] == 0).any():
             raise CmError(
-                f"seed {seed}: the training speakers hold only one class", "use more speakers, or another --test-size"
+                f"seed {seed}: the training speakers hold only one class",
+                "use more speakers, or another test share",
+                option="test_size",
             )
         test_bona = test & is_bona
         seen_scores = None
@@ -346,7 +350,9 @@ def compute_loao(
         )
     if loao["gap"].isna().all():
         raise CmError(
-            "no attack had both bona fide and spoof test rows in any seed", "use more speakers or a larger --test-size"
+            "no attack had both bona fide and spoof test rows in any seed",
+            "use more speakers or a larger test share",
+            option="test_size",
         )
     geo = pd.concat(geometry, ignore_index=True) if geometry else pd.DataFrame(columns=GEOMETRY_COLUMNS)
     return LoaoTables(loao=loao, geometry=geo, counts=counts, notes=list(dict.fromkeys(notes)))
@@ -434,7 +440,8 @@ def probe_selectivity_correlations(
     if joined.empty:
         raise CmError(
             f"{probe_results}: no (layer, {group_by}) pair in common with the LOAO results",
-            f"run `cm probe --target {group_by}` on the same embeddings and layers",
+            f"probe target {group_by!r} on the same embeddings and layers (`cm probe`) first",
+            option="probe_results",
         )
     return {
         "source": str(probe_results),
@@ -458,7 +465,8 @@ def compare_loao(a: LoaoTables, b: LoaoTables, *, config: LoaoConfig = LoaoConfi
     if joined.empty:
         raise CmError(
             "the compared embedding sets share no (layer, attack) pair",
-            "compare embeddings of the same manifest with the same layer names (--layer)",
+            "compare embeddings of the same manifest with the same layer names",
+            option="layer",
         )
     joined["delta_gap"] = joined["gap_mean_b"] - joined["gap_mean_a"]
     for metric in GEOMETRY_METRICS:
@@ -613,7 +621,8 @@ def plan_loao(
         reasons = "; ".join(f"{g}: {r}" for g, r in skipped.items()) or "no spoofs with a value"
         raise CmError(
             f"{manifest_path}: no {group_by} can be held out ({reasons})",
-            "the held-out attack must be spoofed in train/dev and present in the evaluated split (--split)",
+            "the held-out attack must be spoofed in train/dev and present in the evaluated split",
+            option="split",
         )
     if not has_splits and len(groups) < 2:
         raise CmError(f"{manifest_path}: fewer than 2 {group_by} values among spoofs; nothing to hold out")
@@ -642,7 +651,8 @@ def plan_loao(
             raise CmError(
                 f"{manifest_path}: no {group_by} can be held out ({reasons})",
                 "a codec must be seen in training (train/dev rows or the augmentation policy) and present "
-                "in the evaluated split (--split)",
+                "in the evaluated split",
+                option="split",
             )
 
     def one(train_manifest: Path, run: Path, policy: str | None, seed: int | None) -> str:

@@ -244,8 +244,9 @@ def _load_pair(base, donor, config: PatchConfig, device):
         raise CmError(
             f"{base} and {donor} do not share their initialisation ({aligned['basis']}), so their "
             "activations are not comparable site by site",
-            "patch runs from the same pretrained backbone or the same --seed, "
-            "or pass --allow-unaligned (the output is then flagged aligned: false)",
+            "patch runs from the same pretrained backbone or the same seed, "
+            "or allow unaligned pairs (the output is then flagged aligned: false)",
+            option="allow_unaligned",
         )
     sites, notes = patch_sites(loaded_base.model)
     if config.sites:
@@ -394,7 +395,8 @@ def compute_patching(
         raise CmError(
             f"patching needs bona fide and spoof rows (bona fide {int((labels == 'bonafide').sum())}, "
             f"spoof {int((labels == 'spoof').sum())})",
-            "use another --split",
+            "use another split",
+            option="split",
         )
     kept, scores, pre_logits, noop, failures = _patched_runs(
         base_model,
@@ -409,7 +411,11 @@ def compute_patching(
     if failures:
         notes.append(f"{len(failures)} utterance(s) could not be decoded and were skipped, e.g. {failures[0]}")
     if not len(kept):
-        raise CmError("no utterance of the manifest could be decoded", "check --data-root and the manifest paths")
+        raise CmError(
+            "no utterance of the manifest could be decoded",
+            "check the data root and the manifest paths",
+            option=("data_root", "manifest"),
+        )
     used = frame.iloc[kept].reset_index(drop=True)
     rows, probe_note, ci = _site_rows(used, scores, pre_logits, noop, config, aligned["aligned"])
     if probe_note:

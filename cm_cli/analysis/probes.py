@@ -222,7 +222,7 @@ def prepare_probe_data(manifest: "pd.DataFrame", *, config: ProbeConfig, source:
     import numpy as np
 
     if config.folds < 2:
-        raise CmError(f"--folds must be at least 2, got {config.folds}")
+        raise CmError(f"folds must be at least 2, got {config.folds}", option="folds")
     notes: list[str] = []
     rows = manifest.reset_index(drop=True)
     if config.target not in rows.columns:
@@ -253,7 +253,8 @@ def prepare_probe_data(manifest: "pd.DataFrame", *, config: ProbeConfig, source:
     if len(classes) < 2:
         raise CmError(
             f"{source}: target {config.target!r} has a single class ({_show(counts)}); nothing to probe",
-            "probe another column, or another --split",
+            "probe another column, or another split",
+            option=("target", "split"),
         )
     group_counts = {str(c): int(len(set(groups[y == i].tolist()))) for i, c in enumerate(classes)}
     too_small = {c: (counts[c], group_counts[c]) for c in counts if counts[c] < config.folds or group_counts[c] < 2}
@@ -265,13 +266,15 @@ def prepare_probe_data(manifest: "pd.DataFrame", *, config: ProbeConfig, source:
             f"{source}: class(es) of {config.target!r} too small for {config.folds}-fold cross-validation "
             f"grouped by {config.group_by or 'row'} ({shown}); each class needs at least {config.folds} rows "
             "in at least 2 groups",
-            "lower --folds, drop rare classes with --min-class-size N, or choose another --group-by",
+            "use fewer folds, drop rare classes with a minimum class size, or group by another column",
+            option=("folds", "min_class_size", "group_by"),
         )
     n_groups = len(set(groups.tolist()))
     if n_groups < config.folds:
         raise CmError(
             f"{source}: only {n_groups} distinct {config.group_by} value(s) for {config.folds} folds",
-            "lower --folds or choose another --group-by",
+            "use fewer folds or group by another column",
+            option=("folds", "group_by"),
         )
     fold = assign_folds(y, groups, folds=config.folds, seed=config.seed)
     control_by = config.control_by
@@ -494,7 +497,9 @@ def _set_tags(sets: list[Path], tags: Sequence[str] | None) -> list[str]:
         raise CmError(f"probe takes one or two embedding sets, got {len(sets)}")
     names = list(tags) if tags else [set_name(p) for p in sets]
     if len(names) != len(sets):
-        raise CmError(f"--tags gives {len(names)} name(s) for {len(sets)} embedding set(s)")
+        raise CmError(
+            f"{len(names)} tag(s) given for {len(sets)} embedding set(s)", "give one tag per set", option="tags"
+        )
     if len(names) == 2 and names[0] == names[1]:
         names = [f"{names[0]}_a", f"{names[1]}_b"]
     return names
@@ -710,7 +715,10 @@ def load_class_selectivity(path: str | Path, *, target: str, tag: str | None = N
     table = read_table(file)
     table = table[table["target"] == target]
     if table.empty:
-        raise CmError(f"{file}: no probe with target {target!r}", f"run `cm probe --target {target}` first")
+        raise CmError(
+            f"{file}: no probe with target {target!r}",
+            f"probe target {target!r} on these embeddings first (`cm probe`)",
+        )
     tags = list(dict.fromkeys(table["tag"]))
     chosen = tag or tags[0]
     if chosen not in tags:

@@ -205,19 +205,22 @@ def _check(spoof: "pd.DataFrame", classes: Sequence[str], counts, config: Profil
         raise CmError(
             f"{source}: the spoof rows have {len(classes)} value(s) of {config.target!r}; "
             "profiling needs at least 2 attacks",
-            "use another --target (e.g. attack_family) or --split",
+            "profile another column (e.g. attack_family) or another split",
+            option=("target", "split"),
         )
     small = [f"{c}: {n}" for c, n in zip(classes, counts) if n < config.folds]
     if small:
         raise CmError(
-            f"{source}: attack(s) with fewer spoof rows than --folds {config.folds} ({', '.join(small[:8])})",
-            "lower --folds, or profile on a split with more rows per attack",
+            f"{source}: attack(s) with fewer spoof rows than the {config.folds} folds ({', '.join(small[:8])})",
+            "use fewer folds, or profile on a split with more rows per attack",
+            option=("folds", "split"),
         )
     unknown = [h for h in config.holdout if h not in classes]
     if unknown:
         raise CmError(
-            f"--holdout {', '.join(unknown)}: no spoof rows with that {config.target}",
+            f"held-out attack(s) {', '.join(unknown)}: no spoof rows with that {config.target}",
             f"attacks found: {', '.join(classes)}",
+            option="holdout",
         )
 
 
@@ -236,7 +239,7 @@ def compute_profile(
     from cm_cli.metrics.summary import auc
 
     if config.folds < 2:
-        raise CmError(f"--folds must be at least 2, got {config.folds}")
+        raise CmError(f"folds must be at least 2, got {config.folds}", option="folds")
     path = Path(features)
     layers = _layers_to_read(path, config.layers)
     ids, X, dropped = _read_features(path, layers)
@@ -267,7 +270,8 @@ def compute_profile(
         raise CmError(
             f"{source}: only {len(set(groups.tolist()))} {config.group_by} group(s) among the spoofs "
             f"for {config.folds} folds",
-            "lower --folds or choose another --group-by",
+            "use fewer folds or group by another column",
+            option=("folds", "group_by"),
         )
     fold = assign_folds(y, groups, folds=config.folds, seed=config.seed)
     predicted = _closed_set(Xs, y, fold, config)

@@ -71,18 +71,46 @@ def err_console():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def with_flags(exc: Any) -> Any:
-    """Add the command-line flag(s) of the library parameter(s) an error's hint is about (``out`` -> ``--out``)."""
+def with_flags(exc: Any, known: "set[str] | None" = None) -> Any:
+    """Add the command-line flag(s) of the library parameter(s) an error's hint is about (``out`` -> ``--out``).
+
+    ``known``: the flags of the running command (and the global ones); a parameter it lacks is left out, so a
+    library error shared by several commands never points at a flag the user cannot type.
+    """
     options = getattr(exc, "option", ())
     if options:
-        flags = ", ".join("--" + str(name).replace("_", "-") for name in options)
-        exc.hint = f"{exc.hint} ({flags})" if exc.hint else f"see {flags}"
+        flags = ["--" + str(name).replace("_", "-") for name in options]
+        shown = ", ".join(flag for flag in flags if known is None or flag in known)
+        if shown:
+            exc.hint = f"{exc.hint} ({shown})" if exc.hint else f"see {shown}"
         exc.option = ()
     return exc
 
 
+def _command_flags(click_ctx) -> "set[str] | None":
+    """The flags the user could have typed: the root's and the invoked command's (None when unknown)."""
+    root = click_ctx.find_root()
+    protected = getattr(root, "_protected_args", None) or []
+    name = root.invoked_subcommand or (str(protected[0]) if protected else None)
+    command = root.command.get_command(root, name) if name and hasattr(root.command, "get_command") else None
+    if command is None:
+        return None
+    found: set[str] = set()
+    pending = [root.command, command]
+    while pending:
+        current = pending.pop()
+        found |= {opt for param in current.params for opt in (*param.opts, *param.secondary_opts)}
+        if current is not root.command:
+            pending += list(getattr(current, "commands", {}).values())
+    return found
+
+
 def _report_error(exc: Any, click_ctx) -> None:
-    with_flags(exc)
+    try:
+        known = _command_flags(click_ctx)
+    except Exception:  # never let the error report itself fail: fall back to naming every flag
+        known = None
+    with_flags(exc, known)
     root = click_ctx.find_root()
     want_json = bool(root.params.get("json")) or (isinstance(root.obj, Context) and root.obj.json)
     stderr = err_console()

@@ -131,7 +131,7 @@ def embed(
     if model is not None:
         from cm_cli.models.zoo import resolve_model_option
 
-        checkpoint = resolve_model_option(model, checkpoint, cache_dir=c.cache_dir, flag="--checkpoint")
+        checkpoint = resolve_model_option(model, checkpoint, cache_dir=c.cache_dir, option=("checkpoint", "model"))
     if backbone is None and checkpoint is None:
         raise UsageError(
             "no model to embed with", "give --backbone NAME (e.g. wavlm), or --checkpoint RUN_DIR of `cm train`"

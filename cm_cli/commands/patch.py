@@ -109,8 +109,10 @@ def patch(ctx: typer.Context, **options) -> None:
     if options["base_model"] is not None or options["donor_model"] is not None:
         from cm_cli.models.zoo import resolve_model_option
 
-        base = resolve_model_option(options["base_model"], base, cache_dir=c_.cache_dir, flag="--base")
-        donor = resolve_model_option(options["donor_model"], donor, cache_dir=c_.cache_dir, flag="--donor")
+        base = resolve_model_option(options["base_model"], base, cache_dir=c_.cache_dir, option=("base", "base_model"))
+        donor = resolve_model_option(
+            options["donor_model"], donor, cache_dir=c_.cache_dir, option=("donor", "donor_model")
+        )
     if base is None or donor is None:
         raise UsageError(
             "--base and --donor are both required", "e.g. cm patch --base runs/erm --donor runs/dann --manifest M"

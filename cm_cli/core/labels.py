@@ -44,9 +44,7 @@ SCORE_FILE_LABELS: Mapping[str, str] = {**ASVSPOOF_KEYS, **IN_THE_WILD_LABELS}
 
 _NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("cm_label_notes", default=None)
 
-_HINT = (
-    "labels must be 'bonafide' (or 'bona-fide') or 'spoof'; otherwise name the bona fide value with --bonafide-value"
-)
+_HINT = "labels must be 'bonafide' (or 'bona-fide') or 'spoof'; otherwise name the bona fide value"
 
 
 def label_class(text: Any, vocabulary: Mapping[str, str] = SCORE_FILE_LABELS, *, exact: bool = False) -> str | None:
@@ -94,7 +92,7 @@ def label_classes(
     if classes.isna().any():
         unknown = sorted(set(text[classes.isna() & text.notna()].unique()))
         shown = ", ".join(repr(str(v)) for v in unknown[:8]) or "missing values"
-        raise CmError(f"{source}: unknown label value(s) {shown} in column {column!r}", _HINT)
+        raise CmError(f"{source}: unknown label value(s) {shown} in column {column!r}", _HINT, option="bonafide_value")
     _note_normalised(pd.Series(values, dtype="object").astype("string"), vocabulary, source=source, column=column)
     return classes.to_numpy(dtype=object)
 

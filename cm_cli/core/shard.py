@@ -50,12 +50,12 @@ class Shard:
 def parse_shard(text: str) -> Shard:
     match = _SHARD.match(text or "")
     if not match:
-        raise UsageError(f"--shard {text!r} is not of the form I/N", "e.g. --shard 0/4 (I counts from 0)")
+        raise UsageError(f"shard {text!r} is not of the form I/N", "e.g. 0/4 (I counts from 0)", option="shard")
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1:
-        raise UsageError(f"--shard {text}: N must be at least 1")
+        raise UsageError(f"shard {text}: N must be at least 1", option="shard")
     if index >= count:
-        raise UsageError(f"--shard {text}: I must be below N (I counts from 0, so 0..{count - 1})")
+        raise UsageError(f"shard {text}: I must be below N (I counts from 0, so 0..{count - 1})", option="shard")
     return Shard(index, count)
 
 
@@ -70,7 +70,7 @@ def resolve_shard(text: str | None, environ: Mapping[str, str] | None = None) ->
 
 
 def _slurm_shard(env: Mapping[str, str]) -> Shard:
-    hint = "pass --shard I/N explicitly in the job script"
+    hint = "give the shard I/N explicitly in the job script"
     try:
         task = int(env["SLURM_ARRAY_TASK_ID"])
         count = int(env["SLURM_ARRAY_TASK_COUNT"])
@@ -78,11 +78,12 @@ def _slurm_shard(env: Mapping[str, str]) -> Shard:
         step = int(env.get("SLURM_ARRAY_TASK_STEP") or "1")
         high = int(env["SLURM_ARRAY_TASK_MAX"]) if env.get("SLURM_ARRAY_TASK_MAX") else low + step * (count - 1)
     except ValueError:
-        raise UsageError("SLURM_ARRAY_TASK_* variables are not integers", hint) from None
+        raise UsageError("SLURM_ARRAY_TASK_* variables are not integers", hint, option="shard") from None
     if step < 1 or (task - low) % step or (high - low) % step or (high - low) // step + 1 != count:
         raise UsageError(
             f"SLURM array task {task} (min {low}, max {high}, step {step}, count {count}) is not an evenly "
             "stepped range, so no shard index follows from it",
             hint,
+            option="shard",
         )
     return parse_shard(f"{(task - low) // step}/{count}")

@@ -138,7 +138,8 @@ def check_free_space(directory: str | os.PathLike, needed: int) -> None:
     if needed > free:
         raise CmError(
             f"not enough free space in {directory}: need {_human(needed)}, {_human(free)} free",
-            "free some space, or point --data-root at a larger file system",
+            "free some space, or use a data root on a larger file system",
+            option="data_root",
         )
 
 
@@ -154,7 +155,8 @@ def zenodo_metadata(
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise CmError(
             f"cannot read Zenodo record {record} metadata from {url}: {exc}",
-            "check the network, or give a mirror with --base-url",
+            "check the network, or give a mirror as the base URL",
+            option="base_url",
         ) from None
     files = data.get("files") or []
     if isinstance(files, dict):  # some API versions nest entries
@@ -271,7 +273,8 @@ def _transfer(
             raise _Retryable(f"HTTP {exc.code} from {url}", wait) from None
         raise CmError(
             f"{item.name}: HTTP {exc.code} {exc.reason} from {url}",
-            "check the URL, or give a mirror with --base-url / CM_MIRROR",
+            "check the URL, or give a mirror as the base URL / CM_MIRROR",
+            option="base_url",
         ) from None
     except (urllib.error.URLError, socket.timeout, ConnectionError, http.client.HTTPException, OSError) as exc:
         raise _Retryable(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
@@ -354,7 +357,8 @@ def _aria2(item: DownloadItem, url: str, part: Path, settings: DownloadSettings)
     if completed.returncode != 0:
         raise CmError(
             f"{item.name}: aria2c failed (exit {completed.returncode}): {completed.stderr.strip()[-300:]}",
-            "rerun without --aria2 to use the built-in downloader",
+            "rerun without aria2 to use the built-in downloader",
+            option="aria2",
         )
 
 

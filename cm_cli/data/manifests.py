@@ -130,7 +130,8 @@ def probe_manifest_audio(df: "pd.DataFrame", *, data_root: Path, workers: int = 
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise CmError(
             f"{len(missing)} audio file(s) listed in the protocols are missing, e.g. {', '.join(missing[:3])}{more}",
-            "check --data-root, or finish the download/unpacking of the corpus",
+            "check the data root, or finish the download/unpacking of the corpus",
+            option="data_root",
         )
     bad = [r for r in results if isinstance(r, str)]
     if bad:
@@ -154,7 +155,7 @@ def stratified_subset(
     import numpy as np
 
     if n <= 0:
-        raise CmError(f"--subset must be positive, got {n}")
+        raise CmError(f"subset size must be positive, got {n}", option="subset")
     if n >= len(df):
         return df.reset_index(drop=True)
     keys = df[list(by)].astype("string").fillna("<none>").agg("|".join, axis=1)
@@ -241,7 +242,9 @@ def make_manifest(
     }
     if not Path(data_root).exists() and not corpus_root.exists():
         raise CmError(
-            f"data root {data_root} does not exist", "set --data-root or CM_DATA_ROOT, or run `cm download toy`"
+            f"data root {data_root} does not exist",
+            "set the data root or CM_DATA_ROOT, or run `cm download toy`",
+            option="data_root",
         )
     inputs = protocol_files(corpus, corpus_root, prepare_kwargs or {})
     # the protocols' content keys the reuse, so a finished manifest is found before any parsing (a 1M-row

@@ -13,6 +13,7 @@ import numpy as np
 from cm_cli.core.errors import CmError
 from cm_cli.data.audio import resample
 from cm_cli.degrade import g711
+from cm_cli.degrade.registry import Degradation, Param, StepContext, register_degradation
 
 __all__ = [
     "butter_filter",
@@ -138,3 +139,134 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
     if len(y) >= n:
         return y[:n].copy()
     return np.concatenate([y, np.zeros(n - len(y), np.float32)])
+
+
+# --------------------------------------------------------------------------- registry entries (channel filters)
+
+
+def _zero_phase(params: dict) -> bool:
+    return params.get("phase", "zero") == "zero"
+
+
+def _telephony(x, ctx: StepContext, params: dict):
+    return telephony(
+        x, ctx.sr, low=params["low"], high=params["high"], order=params["order"], zero_phase=_zero_phase(params)
+    ), {}
+
+
+def _filter(kind: str):
+    def run(x, ctx: StepContext, params: dict):
+        low = params.get("low", params.get("cutoff") if kind == "highpass" else None)
+        high = params.get("high", params.get("cutoff") if kind == "lowpass" else None)
+        return butter_filter(
+            x, ctx.sr, kind=kind, low=low, high=high, order=params["order"], zero_phase=_zero_phase(params)
+        ), {}
+
+    return run
+
+
+def _resample(x, ctx: StepContext, params: dict):
+    return resample_roundtrip(x, ctx.sr, rate=params["rate"]), {}
+
+
+def _gain(x, ctx: StepContext, params: dict):
+    return apply_gain(x, db=params["db"]), {}
+
+
+def _clip(x, ctx: StepContext, params: dict):
+    y = hard_clip(x, level=params["level"])
+    return y, {"clipped_samples": int(np.count_nonzero(np.abs(x) > params["level"]))}
+
+
+def _trim(x, ctx: StepContext, params: dict):
+    y = trim_silence(x, ctx.sr, threshold_db=params["threshold_db"], margin_ms=params["margin_ms"])
+    return y, {"trimmed_samples": int(len(x) - len(y))}
+
+
+_PHASE = Param("phase", str, "zero", "zero (forward-backward, no delay) or causal", ("zero", "causal"))
+_ORDER = Param("order", int, 8, "Butterworth order", minimum=1, maximum=20)
+_CUTOFF = Param("cutoff", float, None, "cut-off frequency, Hz", minimum=0, exclusive_minimum=True)
+_BAND = (
+    Param("low", float, None, "lower edge, Hz", minimum=0, exclusive_minimum=True),
+    Param("high", float, None, "upper edge, Hz", minimum=0, exclusive_minimum=True),
+    _ORDER,
+    _PHASE,
+)
+register_degradation(
+    Degradation(
+        "telephony",
+        "channel",
+        "telephone band-pass (Butterworth)",
+        _telephony,
+        (
+            Param("low", float, 300.0, "lower edge, Hz", minimum=0, exclusive_minimum=True),
+            Param("high", float, 3400.0, "upper edge, Hz", minimum=0, exclusive_minimum=True),
+            Param("order", int, 4, "Butterworth order", minimum=1, maximum=20),
+            _PHASE,
+        ),
+    ),
+    order=50,
+)
+register_degradation(
+    Degradation("lowpass", "channel", "low-pass filter (Butterworth)", _filter("lowpass"), (_CUTOFF, _ORDER, _PHASE)),
+    order=50,
+)
+register_degradation(
+    Degradation(
+        "highpass", "channel", "high-pass filter (Butterworth)", _filter("highpass"), (_CUTOFF, _ORDER, _PHASE)
+    ),
+    order=50,
+)
+register_degradation(
+    Degradation("bandpass", "channel", "band-pass filter (Butterworth)", _filter("bandpass"), _BAND), order=50
+)
+register_degradation(
+    Degradation(
+        "bandstop", "channel", "band-stop filter (Butterworth), for band-mask interventions", _filter("bandstop"), _BAND
+    ),
+    order=50,
+)
+register_degradation(
+    Degradation(
+        "resample",
+        "channel",
+        "down-sample to rate and back (anti-aliased)",
+        _resample,
+        (Param("rate", int, 8000, "intermediate rate, Hz", minimum=1000),),
+    ),
+    order=50,
+)
+register_degradation(
+    Degradation(
+        "gain",
+        "channel",
+        "gain in dB (clipping is counted when written)",
+        _gain,
+        (Param("db", float, 0.0, "gain, dB"),),
+    ),
+    order=50,
+)
+register_degradation(
+    Degradation(
+        "clip",
+        "channel",
+        "hard clipping at +-level (full scale 1.0)",
+        _clip,
+        (Param("level", float, 0.5, "clip level", minimum=0, exclusive_minimum=True, maximum=1),),
+    ),
+    order=50,
+)
+register_degradation(
+    Degradation(
+        "trim",
+        "channel",
+        "cut leading/trailing silence (energy VAD); CHANGES LENGTH",
+        _trim,
+        (
+            Param("threshold_db", float, 40.0, "frames this far below the loudest are silence", minimum=0),
+            Param("margin_ms", float, 50.0, "speech margin kept, ms", minimum=0),
+        ),
+        changes_length=True,
+    ),
+    order=50,
+)

@@ -18,6 +18,7 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.degrade.ffmpeg import FfmpegBinary, find_encoder, run_codec_pipe
+from cm_cli.degrade.registry import Degradation, Param, StepContext, register_degradation
 
 __all__ = [
     "CodecDef",
@@ -241,7 +242,9 @@ def _require(name: str):
         raise CmError(
             f"codec {name!r} needs the ffmpeg encoder {codec.encoder_hint}, which no ffmpeg here has "
             f"(checked: {binaries})",
-            "point CM_FFMPEG or --ffmpeg at an ffmpeg built with it; `cm doctor` shows what this install can encode",
+            "point CM_FFMPEG (or the ffmpeg setting) at an ffmpeg built with it; `cm doctor` shows what this install "
+            "can encode",
+            option="ffmpeg",
         )
     return codec, found
 
@@ -411,3 +414,86 @@ def encoded_kbps(samples: np.ndarray, sr: int, name: str, params: dict | None = 
     if done.returncode != 0:
         raise CmError(f"{name}: encoding failed: {done.stderr.decode('utf-8', 'replace').strip()[-300:]}")
     return len(done.stdout) * 8 / (len(samples) / sr) / 1000.0
+
+
+# --------------------------------------------------------------------------- registry entries (ffmpeg codecs)
+
+KBPS_HELP = "bitrate in kbit/s"
+
+
+def _codec_runner(name: str) -> Callable:
+    def run(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
+        return encode_decode(x, ctx.sr, name, params)
+
+    return run
+
+
+for _name in ("mp3", "aac", "m4a", "vorbis", "amr-nb", "amr-wb"):
+    register_degradation(
+        Degradation(
+            _name,
+            "codec",
+            CODECS[_name].description,
+            _codec_runner(_name),
+            (Param("kbps", float, CODECS[_name].default_kbps, KBPS_HELP, minimum=0, exclusive_minimum=True),),
+            codec=_name,
+            bitrate_param="kbps",
+        ),
+        order=10,
+    )
+register_degradation(
+    Degradation(
+        "opus",
+        "codec",
+        CODECS["opus"].description,
+        _codec_runner("opus"),
+        (
+            Param("kbps", float, 24, KBPS_HELP, minimum=0, exclusive_minimum=True),
+            Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb")),
+        ),
+        codec="opus",
+        bitrate_param="kbps",
+    ),
+    order=10,
+)
+register_degradation(
+    Degradation(
+        "speex",
+        "codec",
+        CODECS["speex"].description,
+        _codec_runner("speex"),
+        (
+            Param("kbps", float, None, KBPS_HELP + " (overrides quality)", minimum=0, exclusive_minimum=True),
+            Param("quality", int, 8, "CBR quality 0-10", minimum=0, maximum=10),
+            Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb")),
+        ),
+        codec="speex",
+        bitrate_param="kbps",
+    ),
+    order=10,
+)
+register_degradation(
+    Degradation(
+        "g726",
+        "codec",
+        CODECS["g726"].description,
+        _codec_runner("g726"),
+        (Param("kbps", float, 32.0, "16, 24, 32 or 40", (16.0, 24.0, 32.0, 40.0)),),
+        codec="g726",
+        bitrate_param="kbps",
+    ),
+    order=10,
+)
+for _name, _fixed_kbps in (("g722", 64.0), ("gsm", 13.0), ("g723_1", 6.3), ("ra144", 8.0)):
+    register_degradation(
+        Degradation(
+            _name,
+            "codec",
+            CODECS[_name].description,
+            _codec_runner(_name),
+            (),
+            codec=_name,
+            extra={"kbps": _fixed_kbps},
+        ),
+        order=10,
+    )

@@ -432,9 +432,12 @@ def degrade_manifest(
     canonical = plan_conditions(specs, condition)
     policy_obj = load_policy(policy) if policy is not None else None
     if not canonical and not condition and policy_obj is None:
-        raise CmError("nothing to do: give --chain/--codec, --condition or --policy")
+        raise CmError(
+            "nothing to do: no degradation chain, codec, condition or policy given",
+            option=("chain", "codec", "condition", "policy"),
+        )
     if variants < 1:
-        raise CmError(f"--variants {variants} must be at least 1")
+        raise CmError(f"variants per utterance must be at least 1, got {variants}", option="variants")
     df = load_manifest(Path(manifest), split=split)
     rows_all = df.to_dict("records")
     del df

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cm_cli.core.errors import CmError
+from cm_cli.degrade.registry import Degradation, Param, StepContext, register_degradation
 
 __all__ = ["DeviceResponse", "MIC_MODELS", "SPEAKER_MODELS", "device_response", "loudspeaker", "mains_hum", "cable"]
 
@@ -112,3 +113,93 @@ def cable(
     if cutoff and cutoff < 0.95 * sr / 2:
         y = sosfilt(butter(1, cutoff, btype="lowpass", fs=sr, output="sos"), y.astype(np.float64))
     return np.asarray(y, dtype=np.float32), {**info, "hum_hz": hum_hz, "hum_db": hum_db}
+
+
+# --------------------------------------------------------------------------- registry entries (devices, C11)
+
+
+def _mic(x, ctx: StepContext, params: dict):
+    return device_response(x, ctx.sr, MIC_MODELS[params["model"]]), {"model": params["model"]}
+
+
+def _speaker(x, ctx: StepContext, params: dict):
+    return loudspeaker(x, ctx.sr, params["model"]), {"model": params["model"]}
+
+
+def _bluetooth(x, ctx: StepContext, params: dict):
+    from cm_cli.degrade.codecs import encode_decode
+
+    sbc = {"mode": params["mode"]}
+    if params["mode"] == "sbc":
+        sbc["kbps"] = params["kbps"]
+    return encode_decode(x, ctx.sr, "sbc", sbc)
+
+
+def _bluetooth_kbps(params: dict) -> float:
+    from cm_cli.degrade.codecs import MSBC_KBPS
+
+    return MSBC_KBPS if params["mode"] == "msbc" else float(params["kbps"])
+
+
+def _cable(x, ctx: StepContext, params: dict):
+    return cable(
+        x, ctx.sr, hum_hz=params["hum_hz"], hum_db=params["hum_db"], cutoff=params.get("cutoff"), rng=ctx.rng()
+    )
+
+
+register_degradation(
+    Degradation(
+        "mic",
+        "channel",
+        "microphone response (band edges + resonance, causal); C11",
+        _mic,
+        (Param("model", str, "smartphone", "device model", tuple(MIC_MODELS)),),
+    ),
+    order=40,
+)
+register_degradation(
+    Degradation(
+        "speaker",
+        "channel",
+        "loudspeaker playback (band edges, resonance, soft saturation); C11",
+        _speaker,
+        (Param("model", str, "small", "loudspeaker model", tuple(SPEAKER_MODELS)),),
+    ),
+    order=40,
+)
+register_degradation(
+    Degradation(
+        "bluetooth",
+        "codec",
+        "Bluetooth SBC through ffmpeg: mode=msbc (HFP wideband speech) or sbc (A2DP); C11",
+        _bluetooth,
+        (
+            Param("mode", str, "msbc", "msbc (60.8 kbps, 16 kHz mono) or sbc (kbps)", ("msbc", "sbc")),
+            Param("kbps", float, 128.0, "bitrate for mode=sbc, kbit/s", minimum=16, maximum=512),
+        ),
+        codec="sbc",
+        bitrate=_bluetooth_kbps,
+    ),
+    order=40,
+)
+register_degradation(
+    Degradation(
+        "cable",
+        "channel",
+        "analogue line: mains hum below speech and an RC roll-off; C11",
+        _cable,
+        (
+            Param("hum_hz", float, 50.0, "mains frequency, Hz", minimum=0, exclusive_minimum=True),
+            Param("hum_db", float, -30.0, "hum level relative to active speech, dB"),
+            Param(
+                "cutoff",
+                float,
+                None,
+                "first-order roll-off, Hz (none by default)",
+                minimum=0,
+                exclusive_minimum=True,
+            ),
+        ),
+    ),
+    order=40,
+)

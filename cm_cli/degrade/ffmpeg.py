@@ -58,7 +58,7 @@ def set_preferred_ffmpeg(path: str | os.PathLike | None) -> None:
     if path:
         resolved = shutil.which(str(path)) or str(path)
         if not Path(resolved).is_file():
-            raise CmError(f"--ffmpeg {path}: no such executable", "give the path of an ffmpeg binary")
+            raise CmError(f"ffmpeg {path}: no such executable", "give the path of an ffmpeg binary", option="ffmpeg")
         _PREFERRED.append(resolved)
 
 

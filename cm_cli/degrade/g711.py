@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cm_cli.degrade.registry import Degradation, Param, StepContext, register_degradation
+
 __all__ = ["lin2ulaw", "ulaw2lin", "lin2alaw", "alaw2lin", "mulaw_roundtrip", "alaw_roundtrip", "float_to_pcm16"]
 
 _ULAW_BIAS = 0x21  # 33, in 14-bit units (132 in 16-bit units)
@@ -77,3 +79,38 @@ def mulaw_roundtrip(samples: np.ndarray) -> np.ndarray:
 def alaw_roundtrip(samples: np.ndarray) -> np.ndarray:
     """Float audio through A-law encode and decode (no resampling)."""
     return (alaw2lin(lin2alaw(float_to_pcm16(samples))).astype(np.float32) / 32768.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- registry entries (mulaw, alaw)
+
+
+def _g711_runner(law: str):
+    def run(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
+        if params["impl"] == "ffmpeg":
+            from cm_cli.degrade.codecs import encode_decode
+
+            return encode_decode(x, ctx.sr, f"{law}-ffmpeg", {})
+        from cm_cli.degrade.channel import g711_numpy
+
+        return g711_numpy(x, ctx.sr, law=law, rate=int(params["rate"])), {"impl": "numpy", "rate": params["rate"]}
+
+    return run
+
+
+for _law, _label in (("mulaw", "mu-law"), ("alaw", "A-law")):
+    register_degradation(
+        Degradation(
+            _law,
+            "codec",
+            f"G.711 {_label} at 8 kHz (numpy, bit-exact; impl=ffmpeg uses pcm_{_law})",
+            _g711_runner(_law),
+            (
+                Param("impl", str, "numpy", "numpy or ffmpeg", ("numpy", "ffmpeg")),
+                Param("rate", int, 8000, "companding rate in Hz (0 = input rate; numpy only)", minimum=0),
+            ),
+            extra={"kbps": 64.0},
+            codec_for=lambda params, law=_law: f"{law}-ffmpeg" if params.get("impl") == "ffmpeg" else None,
+            bitrate=lambda params: 64.0 if params.get("rate") in (8000, None) else None,  # 8 bits at 8 kHz
+        ),
+        order=20,
+    )

@@ -27,6 +27,7 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.data.audio import resample
+from cm_cli.degrade.registry import Degradation, Param, StepContext, register_degradation
 
 __all__ = [
     "ENCODEC_MODEL",
@@ -351,3 +352,78 @@ def encodec_roundtrip(samples: np.ndarray, sr: int, *, kbps: float = 6.0, model:
     """One utterance through ``encodec_batch``; same length and rate out."""
     (y,), _ = encodec_batch([samples], sr, kbps=kbps, model=model)
     return y
+
+
+# --------------------------------------------------------------------------- registry entries (neural codecs)
+
+
+def _encodec(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
+    y = cached_output("encodec", x, ctx.sr, level=params["kbps"], model=params.get("model"))
+    if y is not None:  # coded in corpus mode's batch (neural.prefetch)
+        return y, {"kbps": params["kbps"], "batched": True}
+    (y,), info = encodec_batch([x], ctx.sr, kbps=params["kbps"], model=params.get("model"))
+    return y, info
+
+
+def _neural_runner(name: str):
+    """DAC / Mimi: the number of codebooks as the level, resampled to the model's rate and back."""
+
+    def run(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
+        variant = None if "rate" not in params else str(params["rate"])
+        level = params.get("codebooks")
+        y = cached_output(name, x, ctx.sr, level=level, model=params.get("model"), variant=variant)
+        if y is not None:
+            return y, {"codebooks": level, "batched": True}
+        codec = load_codec(name, params.get("model"), default_device(), variant=variant)
+        (y,), info = codec.code_batch([x], ctx.sr, level)
+        return y, info
+
+    return run
+
+
+register_degradation(
+    Degradation(
+        "encodec",
+        "neural",
+        "EnCodec 24 kHz neural codec (transformers; local weights only)",
+        _encodec,
+        (
+            Param("kbps", float, 6.0, "1.5, 3, 6, 12 or 24", (1.5, 3.0, 6.0, 12.0, 24.0)),
+            Param(
+                "model",
+                str,
+                None,
+                "model id or local path (default: $CM_ENCODEC_MODEL, else facebook/encodec_24khz)",
+            ),
+        ),
+        bitrate_param="kbps",
+    ),
+    order=30,
+)
+register_degradation(
+    Degradation(
+        "dac",
+        "neural",
+        "DAC neural codec, 16/24/44 kHz models (transformers DacModel; local weights only)",
+        _neural_runner("dac"),
+        (
+            Param("codebooks", int, None, "codebooks used (default: all the model has)", minimum=1),
+            Param("rate", int, 16, "model: 16, 24 or 44 kHz (descript/dac_<rate>khz)", (16, 24, 44)),
+            Param("model", str, None, "model id or local path (default: $CM_DAC_MODEL, else by rate)"),
+        ),
+    ),
+    order=30,
+)
+register_degradation(
+    Degradation(
+        "mimi",
+        "neural",
+        "Mimi neural codec, 24 kHz, 12.5 Hz frames (transformers MimiModel; local weights only)",
+        _neural_runner("mimi"),
+        (
+            Param("codebooks", int, None, "codebooks used (default 8, as Moshi)", minimum=1),
+            Param("model", str, None, "model id or local path (default: $CM_MIMI_MODEL, else kyutai/mimi)"),
+        ),
+    ),
+    order=30,
+)

@@ -16,6 +16,7 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.degrade.channel import active_mask
+from cm_cli.degrade.registry import Degradation, Param, StepContext, register_degradation
 
 __all__ = [
     "stable_rng",
@@ -119,3 +120,50 @@ def noise_from_dir(folder: str, n: int, sr: int, rng: np.random.Generator) -> tu
         source = np.tile(source, int(np.ceil(n / len(source))) + 1)
     start = int(rng.integers(0, len(source) - n + 1))
     return source[start : start + n].astype(np.float32), {"noise_file": path, "noise_offset": start}
+
+
+# --------------------------------------------------------------------------- registry entry (additive noise)
+
+
+def _noise(x, ctx: StepContext, params: dict):
+    rng = ctx.rng()
+    colour = params.get("type") or ("file" if "dir" in params else "white")
+    extra: dict = {}
+    if colour == "file":
+        if "dir" not in params:
+            raise CmError("noise: type=file needs dir=FOLDER", "or give a noise directory", option="noise_dir")
+        noise, extra = noise_from_dir(params["dir"], len(x), ctx.sr, rng)
+    else:
+        noise = coloured_noise(len(x), colour, rng)
+    y, info = mix_at_snr(x, ctx.sr, noise, params["snr"])
+    return y, {**info, **extra, "type": colour}
+
+
+def _check_noise(params: dict) -> None:
+    if params.get("type") == "file" and "dir" not in params:
+        raise CmError("noise: type=file needs dir=FOLDER", "or give a noise directory", option="noise_dir")
+    if "dir" in params:
+        list_audio_files(params["dir"])
+
+
+register_degradation(
+    Degradation(
+        "noise",
+        "noise",
+        "additive noise at an SNR on active speech (white, pink, brown, or files)",
+        _noise,
+        (
+            Param("snr", float, 10.0, "signal-to-noise ratio, dB"),
+            Param(
+                "type",
+                str,
+                None,
+                "white (default), pink, brown, or file (default when dir is given)",
+                ("white", "pink", "brown", "file"),
+            ),
+            Param("dir", str, None, "folder of noise recordings (MUSAN layout, recursive)"),
+        ),
+        check=_check_noise,
+    ),
+    order=60,
+)

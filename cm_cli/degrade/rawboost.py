@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cm_cli.degrade.registry import Degradation, Param, StepContext, register_degradation
+
 __all__ = [
     "ALGORITHMS",
     "DEFAULTS",
@@ -176,3 +178,23 @@ def rawboost(x: np.ndarray, sr: int, algo: int, rng: np.random.Generator, **kw) 
                 else ssi_additive(y, rng, sr, **kw)
             )
     return y.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- registry entry
+
+
+def _rawboost(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
+    return rawboost(x, ctx.sr, params["algo"], ctx.rng()), {"rawboost_algo": int(params["algo"])}
+
+
+register_degradation(
+    Degradation(
+        "rawboost",
+        "noise",
+        "RawBoost (Tak et al. 2022): 1 LnL convolutive, 2 ISD impulsive, "
+        "3 SSI coloured additive, 4=1+2+3, 5=1+2, 6=1+3, 7=2+3, 8=1||2",
+        _rawboost,
+        (Param("algo", int, 4, "RawBoost algorithm 1-8", minimum=1, maximum=8),),
+    ),
+    order=70,
+)

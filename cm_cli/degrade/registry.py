@@ -4,11 +4,20 @@ Every degradation takes mono float32 and returns the same length at the same rat
 (``trim`` alone shortens, by design). Parameters are declared with types, defaults
 and ranges, so a spec is checked completely (names, parameters, encoders) before
 any audio is touched: a corpus job fails in its first second, not its tenth hour.
+
+Each degradation is declared by the module that implements it, at module level:
+``register_degradation(Degradation(name, kind, description, runner, (Param(...), ...)), order=N)`` (copy
+``reverb.py``). ``REGISTRY`` discovers the declaring modules on first use (a text scan of this package for lines
+starting ``register_degradation(``, plus the ``cm.degradations`` entry points of installed plugins), so importing
+this module stays cheap and ``cm --help`` never pays for it.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -20,6 +29,8 @@ __all__ = [
     "Param",
     "Degradation",
     "REGISTRY",
+    "register_degradation",
+    "discover",
     "get_degradation",
     "resolve_params",
     "validate_spec",
@@ -71,16 +82,87 @@ class Degradation:
     changes_length: bool = False
     bitrate_param: str | None = None
     extra: dict = field(default_factory=dict)
+    # hooks for what a step's parameters decide, so the registry never branches on a name:
+    check: Callable[[dict], None] | None = None  # more checks of the resolved parameters (a folder exists, ...)
+    codec_for: Callable[[dict], str | None] | None = None  # the codecs.CODECS entry used, when not always ``codec``
+    bitrate: Callable[[dict], float | None] | None = None  # the delivered kbit/s, when not a parameter or fixed
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
 
-REGISTRY: dict[str, Degradation] = {}
+_ENTRIES: dict[str, tuple[int, int, Degradation]] = {}  # name -> (order, sequence, entry)
+_DECLARES = re.compile(r"^register_degradation\(", re.MULTILINE)
+_DISCOVERED = False
 
 
-def _register(deg: Degradation) -> None:
-    REGISTRY[deg.name] = deg
+def register_degradation(deg: Degradation, *, order: int = 100) -> Degradation:
+    """Declare one degradation; ``order`` places it in ``cm degrade --list`` (ties keep declaration order).
+
+    Built-in sections: 0 identity, 10 ffmpeg codecs, 20 G.711, 30 neural codecs, 40 devices, 50 channel filters,
+    60 noise, 70 RawBoost, 80 reverb; a new module picks its own (the default puts it last).
+    """
+    existing = _ENTRIES.get(deg.name)
+    if existing is not None and existing[2].run.__module__ != deg.run.__module__:
+        raise CmError(
+            f"degradation {deg.name!r} is declared twice ({existing[2].run.__module__} and {deg.run.__module__})",
+            "give the new degradation another name",
+        )
+    sequence = existing[1] if existing is not None else len(_ENTRIES)
+    _ENTRIES[deg.name] = (int(order), sequence, deg)
+    return deg
+
+
+def discover() -> None:
+    """Import every module of this package that declares a degradation, and the ``cm.degradations`` entry points."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    import importlib
+    from importlib import metadata
+
+    here = Path(__file__).resolve()
+    for path in sorted(here.parent.glob("*.py")):
+        if path == here:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if _DECLARES.search(text):
+            importlib.import_module(f"{__package__}.{path.stem}")
+    for entry in metadata.entry_points(group="cm.degradations"):
+        entry.load()
+
+
+class _Registry(Mapping):
+    """Name -> ``Degradation`` in ``--list`` order, discovering the declaring modules on first use."""
+
+    def _entries(self) -> dict[str, Degradation]:
+        discover()
+        ranked = sorted(_ENTRIES.values(), key=lambda entry: (entry[0], entry[1]))
+        return {deg.name: deg for _, _, deg in ranked}
+
+    def __getitem__(self, name: str) -> Degradation:
+        if name not in _ENTRIES:
+            discover()
+        return _ENTRIES[name][2]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries())
+
+    def __len__(self) -> int:
+        discover()
+        return len(_ENTRIES)
+
+    def __contains__(self, name: object) -> bool:
+        if name not in _ENTRIES:
+            discover()
+        return name in _ENTRIES
+
+
+REGISTRY: Mapping[str, Degradation] = _Registry()
 
 
 def get_degradation(name: str) -> Degradation:
@@ -142,19 +224,13 @@ def validate_spec(spec: "Spec | str", *, check_available: bool = True) -> Spec:
             from cm_cli.degrade.neural import check_local
 
             check_local(deg.name, params.get("model"), variant=None if "rate" not in params else str(params["rate"]))
-        if deg.name == "noise" and params.get("type") == "file" and "dir" not in params:
-            raise CmError("noise: type=file needs dir=FOLDER", "or pass --noise-dir")
-        if deg.name in ("noise", "reverb") and "dir" in params:
-            from cm_cli.degrade.noise import list_audio_files
-
-            list_audio_files(params["dir"])
+        if deg.check is not None:
+            deg.check(params)
     return spec
 
 
 def _codec_for(deg: Degradation, params: dict) -> str | None:
-    if deg.name in ("mulaw", "alaw") and params.get("impl") == "ffmpeg":
-        return f"{deg.name}-ffmpeg"
-    return deg.codec
+    return deg.codec_for(params) if deg.codec_for is not None else deg.codec
 
 
 def apply_spec(
@@ -203,16 +279,12 @@ def step_bitrate_kbps(step) -> float | None:
     if deg is None:
         return None
     params = resolve_params(step)
-    if deg.name == "bluetooth":
-        from cm_cli.degrade.codecs import MSBC_KBPS
-
-        return MSBC_KBPS if params["mode"] == "msbc" else float(params["kbps"])
+    if deg.bitrate is not None:
+        return deg.bitrate(params)
     if deg.bitrate_param and params.get(deg.bitrate_param) is not None:
         return float(params[deg.bitrate_param])
     fixed = deg.extra.get("kbps")
-    if fixed is not None and not (deg.name in ("mulaw", "alaw") and params.get("rate") not in (8000, None)):
-        return float(fixed)
-    return None
+    return None if fixed is None else float(fixed)
 
 
 def describe_provider(deg: Degradation) -> tuple[bool, str]:
@@ -263,476 +335,14 @@ def spec_providers(spec: "Spec | str") -> str:
     return ";".join(names)
 
 
-# --------------------------------------------------------------------------- implementations
+# --------------------------------------------------------------------------- the identity
 
 
 def _identity(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
     return x.copy(), {}
 
 
-def _rawboost(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
-    from cm_cli.degrade.rawboost import rawboost
-
-    return rawboost(x, ctx.sr, params["algo"], ctx.rng()), {"rawboost_algo": int(params["algo"])}
-
-
-def _codec_runner(name: str) -> Callable:
-    def run(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
-        from cm_cli.degrade.codecs import encode_decode
-
-        return encode_decode(x, ctx.sr, name, params)
-
-    return run
-
-
-def _g711_runner(law: str) -> Callable:
-    def run(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
-        if params["impl"] == "ffmpeg":
-            from cm_cli.degrade.codecs import encode_decode
-
-            return encode_decode(x, ctx.sr, f"{law}-ffmpeg", {})
-        from cm_cli.degrade.channel import g711_numpy
-
-        return g711_numpy(x, ctx.sr, law=law, rate=int(params["rate"])), {"impl": "numpy", "rate": params["rate"]}
-
-    return run
-
-
-def _encodec(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
-    from cm_cli.degrade.neural import cached_output, encodec_batch
-
-    y = cached_output("encodec", x, ctx.sr, level=params["kbps"], model=params.get("model"))
-    if y is not None:  # coded in corpus mode's batch (neural.prefetch)
-        return y, {"kbps": params["kbps"], "batched": True}
-    (y,), info = encodec_batch([x], ctx.sr, kbps=params["kbps"], model=params.get("model"))
-    return y, info
-
-
-def _neural_runner(name: str) -> Callable:
-    """DAC / Mimi: the number of codebooks as the level, resampled to the model's rate and back."""
-
-    def run(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
-        from cm_cli.degrade.neural import cached_output, default_device, load_codec
-
-        variant = None if "rate" not in params else str(params["rate"])
-        level = params.get("codebooks")
-        y = cached_output(name, x, ctx.sr, level=level, model=params.get("model"), variant=variant)
-        if y is not None:
-            return y, {"codebooks": level, "batched": True}
-        codec = load_codec(name, params.get("model"), default_device(), variant=variant)
-        (y,), info = codec.code_batch([x], ctx.sr, level)
-        return y, info
-
-    return run
-
-
-def _mic(x, ctx, params):
-    from cm_cli.degrade.device import MIC_MODELS, device_response
-
-    return device_response(x, ctx.sr, MIC_MODELS[params["model"]]), {"model": params["model"]}
-
-
-def _speaker(x, ctx, params):
-    from cm_cli.degrade.device import loudspeaker
-
-    return loudspeaker(x, ctx.sr, params["model"]), {"model": params["model"]}
-
-
-def _bluetooth(x, ctx, params):
-    from cm_cli.degrade.codecs import encode_decode
-
-    sbc = {"mode": params["mode"]}
-    if params["mode"] == "sbc":
-        sbc["kbps"] = params["kbps"]
-    return encode_decode(x, ctx.sr, "sbc", sbc)
-
-
-def _cable(x, ctx, params):
-    from cm_cli.degrade.device import cable
-
-    return cable(
-        x, ctx.sr, hum_hz=params["hum_hz"], hum_db=params["hum_db"], cutoff=params.get("cutoff"), rng=ctx.rng()
-    )
-
-
-def _phase(params: dict) -> bool:
-    return params.get("phase", "zero") == "zero"
-
-
-def _telephony(x, ctx, params):
-    from cm_cli.degrade.channel import telephony
-
-    return telephony(
-        x, ctx.sr, low=params["low"], high=params["high"], order=params["order"], zero_phase=_phase(params)
-    ), {}
-
-
-def _filter(kind: str) -> Callable:
-    def run(x, ctx, params):
-        from cm_cli.degrade.channel import butter_filter
-
-        low = params.get("low", params.get("cutoff") if kind == "highpass" else None)
-        high = params.get("high", params.get("cutoff") if kind == "lowpass" else None)
-        return butter_filter(
-            x, ctx.sr, kind=kind, low=low, high=high, order=params["order"], zero_phase=_phase(params)
-        ), {}
-
-    return run
-
-
-def _resample(x, ctx, params):
-    from cm_cli.degrade.channel import resample_roundtrip
-
-    return resample_roundtrip(x, ctx.sr, rate=params["rate"]), {}
-
-
-def _gain(x, ctx, params):
-    from cm_cli.degrade.channel import apply_gain
-
-    return apply_gain(x, db=params["db"]), {}
-
-
-def _clip(x, ctx, params):
-    from cm_cli.degrade.channel import hard_clip
-
-    y = hard_clip(x, level=params["level"])
-    return y, {"clipped_samples": int(np.count_nonzero(np.abs(x) > params["level"]))}
-
-
-def _trim(x, ctx, params):
-    from cm_cli.degrade.channel import trim_silence
-
-    y = trim_silence(x, ctx.sr, threshold_db=params["threshold_db"], margin_ms=params["margin_ms"])
-    return y, {"trimmed_samples": int(len(x) - len(y))}
-
-
-def _noise(x, ctx, params):
-    from cm_cli.degrade.noise import coloured_noise, mix_at_snr, noise_from_dir
-
-    rng = ctx.rng()
-    colour = params.get("type") or ("file" if "dir" in params else "white")
-    extra: dict = {}
-    if colour == "file":
-        if "dir" not in params:
-            raise CmError("noise: type=file needs dir=FOLDER", "or pass --noise-dir")
-        noise, extra = noise_from_dir(params["dir"], len(x), ctx.sr, rng)
-    else:
-        noise = coloured_noise(len(x), colour, rng)
-    y, info = mix_at_snr(x, ctx.sr, noise, params["snr"])
-    return y, {**info, **extra, "type": colour}
-
-
-def _reverb(x, ctx, params):
-    from cm_cli.degrade.reverb import convolve_rir, rir_from_dir, synthetic_rir
-
-    rng = ctx.rng()
-    if "dir" in params:
-        rir, extra = rir_from_dir(params["dir"], ctx.sr, rng)
-    else:
-        rir, extra = synthetic_rir(ctx.sr, params["rt60"], rng), {"rt60": params["rt60"]}
-    return convolve_rir(x, rir), extra
-
-
-def _populate() -> None:
-    from cm_cli.degrade.codecs import CODECS
-
-    kbps_help = "bitrate in kbit/s"
-    phase = Param("phase", str, "zero", "zero (forward-backward, no delay) or causal", ("zero", "causal"))
-    order = Param("order", int, 8, "Butterworth order", minimum=1, maximum=20)
-    _register(
-        Degradation("clean", "identity", "no degradation (the identity; labels clean samples in policies)", _identity)
-    )
-    for name in ("mp3", "aac", "m4a", "vorbis", "amr-nb", "amr-wb"):
-        codec = CODECS[name]
-        _register(
-            Degradation(
-                name,
-                "codec",
-                codec.description,
-                _codec_runner(name),
-                (Param("kbps", float, codec.default_kbps, kbps_help, minimum=0, exclusive_minimum=True),),
-                codec=name,
-                bitrate_param="kbps",
-            )
-        )
-    _register(
-        Degradation(
-            "opus",
-            "codec",
-            CODECS["opus"].description,
-            _codec_runner("opus"),
-            (
-                Param("kbps", float, 24, kbps_help, minimum=0, exclusive_minimum=True),
-                Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb")),
-            ),
-            codec="opus",
-            bitrate_param="kbps",
-        )
-    )
-    _register(
-        Degradation(
-            "speex",
-            "codec",
-            CODECS["speex"].description,
-            _codec_runner("speex"),
-            (
-                Param("kbps", float, None, kbps_help + " (overrides quality)", minimum=0, exclusive_minimum=True),
-                Param("quality", int, 8, "CBR quality 0-10", minimum=0, maximum=10),
-                Param("band", str, "wb", "wb (16 kHz) or nb (8 kHz)", ("wb", "nb")),
-            ),
-            codec="speex",
-            bitrate_param="kbps",
-        )
-    )
-    _register(
-        Degradation(
-            "g726",
-            "codec",
-            CODECS["g726"].description,
-            _codec_runner("g726"),
-            (Param("kbps", float, 32.0, "16, 24, 32 or 40", (16.0, 24.0, 32.0, 40.0)),),
-            codec="g726",
-            bitrate_param="kbps",
-        )
-    )
-    for name, fixed in (("g722", 64.0), ("gsm", 13.0), ("g723_1", 6.3), ("ra144", 8.0)):
-        _register(
-            Degradation(
-                name, "codec", CODECS[name].description, _codec_runner(name), (), codec=name, extra={"kbps": fixed}
-            )
-        )
-    for law, label in (("mulaw", "mu-law"), ("alaw", "A-law")):
-        _register(
-            Degradation(
-                law,
-                "codec",
-                f"G.711 {label} at 8 kHz (numpy, bit-exact; impl=ffmpeg uses pcm_{law})",
-                _g711_runner(law),
-                (
-                    Param("impl", str, "numpy", "numpy or ffmpeg", ("numpy", "ffmpeg")),
-                    Param("rate", int, 8000, "companding rate in Hz (0 = input rate; numpy only)", minimum=0),
-                ),
-                extra={"kbps": 64.0},
-            )
-        )
-    _register(
-        Degradation(
-            "encodec",
-            "neural",
-            "EnCodec 24 kHz neural codec (transformers; local weights only)",
-            _encodec,
-            (
-                Param("kbps", float, 6.0, "1.5, 3, 6, 12 or 24", (1.5, 3.0, 6.0, 12.0, 24.0)),
-                Param(
-                    "model",
-                    str,
-                    None,
-                    "model id or local path (default: $CM_ENCODEC_MODEL, else facebook/encodec_24khz)",
-                ),
-            ),
-            bitrate_param="kbps",
-        )
-    )
-    _register(
-        Degradation(
-            "dac",
-            "neural",
-            "DAC neural codec, 16/24/44 kHz models (transformers DacModel; local weights only)",
-            _neural_runner("dac"),
-            (
-                Param("codebooks", int, None, "codebooks used (default: all the model has)", minimum=1),
-                Param("rate", int, 16, "model: 16, 24 or 44 kHz (descript/dac_<rate>khz)", (16, 24, 44)),
-                Param("model", str, None, "model id or local path (default: $CM_DAC_MODEL, else by rate)"),
-            ),
-        )
-    )
-    _register(
-        Degradation(
-            "mimi",
-            "neural",
-            "Mimi neural codec, 24 kHz, 12.5 Hz frames (transformers MimiModel; local weights only)",
-            _neural_runner("mimi"),
-            (
-                Param("codebooks", int, None, "codebooks used (default 8, as Moshi)", minimum=1),
-                Param("model", str, None, "model id or local path (default: $CM_MIMI_MODEL, else kyutai/mimi)"),
-            ),
-        )
-    )
-    from cm_cli.degrade.device import MIC_MODELS, SPEAKER_MODELS
-
-    _register(
-        Degradation(
-            "mic",
-            "channel",
-            "microphone response (band edges + resonance, causal); C11",
-            _mic,
-            (Param("model", str, "smartphone", "device model", tuple(MIC_MODELS)),),
-        )
-    )
-    _register(
-        Degradation(
-            "speaker",
-            "channel",
-            "loudspeaker playback (band edges, resonance, soft saturation); C11",
-            _speaker,
-            (Param("model", str, "small", "loudspeaker model", tuple(SPEAKER_MODELS)),),
-        )
-    )
-    _register(
-        Degradation(
-            "bluetooth",
-            "codec",
-            "Bluetooth SBC through ffmpeg: mode=msbc (HFP wideband speech) or sbc (A2DP); C11",
-            _bluetooth,
-            (
-                Param("mode", str, "msbc", "msbc (60.8 kbps, 16 kHz mono) or sbc (kbps)", ("msbc", "sbc")),
-                Param("kbps", float, 128.0, "bitrate for mode=sbc, kbit/s", minimum=16, maximum=512),
-            ),
-            codec="sbc",
-        )
-    )
-    _register(
-        Degradation(
-            "cable",
-            "channel",
-            "analogue line: mains hum below speech and an RC roll-off; C11",
-            _cable,
-            (
-                Param("hum_hz", float, 50.0, "mains frequency, Hz", minimum=0, exclusive_minimum=True),
-                Param("hum_db", float, -30.0, "hum level relative to active speech, dB"),
-                Param(
-                    "cutoff",
-                    float,
-                    None,
-                    "first-order roll-off, Hz (none by default)",
-                    minimum=0,
-                    exclusive_minimum=True,
-                ),
-            ),
-        )
-    )
-    _register(
-        Degradation(
-            "telephony",
-            "channel",
-            "telephone band-pass (Butterworth)",
-            _telephony,
-            (
-                Param("low", float, 300.0, "lower edge, Hz", minimum=0, exclusive_minimum=True),
-                Param("high", float, 3400.0, "upper edge, Hz", minimum=0, exclusive_minimum=True),
-                Param("order", int, 4, "Butterworth order", minimum=1, maximum=20),
-                phase,
-            ),
-        )
-    )
-    cutoff = Param("cutoff", float, None, "cut-off frequency, Hz", minimum=0, exclusive_minimum=True)
-    _register(
-        Degradation("lowpass", "channel", "low-pass filter (Butterworth)", _filter("lowpass"), (cutoff, order, phase))
-    )
-    _register(
-        Degradation(
-            "highpass", "channel", "high-pass filter (Butterworth)", _filter("highpass"), (cutoff, order, phase)
-        )
-    )
-    band = (
-        Param("low", float, None, "lower edge, Hz", minimum=0, exclusive_minimum=True),
-        Param("high", float, None, "upper edge, Hz", minimum=0, exclusive_minimum=True),
-        order,
-        phase,
-    )
-    _register(Degradation("bandpass", "channel", "band-pass filter (Butterworth)", _filter("bandpass"), band))
-    _register(
-        Degradation(
-            "bandstop",
-            "channel",
-            "band-stop filter (Butterworth), for band-mask interventions",
-            _filter("bandstop"),
-            band,
-        )
-    )
-    _register(
-        Degradation(
-            "resample",
-            "channel",
-            "down-sample to rate and back (anti-aliased)",
-            _resample,
-            (Param("rate", int, 8000, "intermediate rate, Hz", minimum=1000),),
-        )
-    )
-    _register(
-        Degradation(
-            "gain",
-            "channel",
-            "gain in dB (clipping is counted when written)",
-            _gain,
-            (Param("db", float, 0.0, "gain, dB"),),
-        )
-    )
-    _register(
-        Degradation(
-            "clip",
-            "channel",
-            "hard clipping at +-level (full scale 1.0)",
-            _clip,
-            (Param("level", float, 0.5, "clip level", minimum=0, exclusive_minimum=True, maximum=1),),
-        )
-    )
-    _register(
-        Degradation(
-            "trim",
-            "channel",
-            "cut leading/trailing silence (energy VAD); CHANGES LENGTH",
-            _trim,
-            (
-                Param("threshold_db", float, 40.0, "frames this far below the loudest are silence", minimum=0),
-                Param("margin_ms", float, 50.0, "speech margin kept, ms", minimum=0),
-            ),
-            changes_length=True,
-        )
-    )
-    _register(
-        Degradation(
-            "noise",
-            "noise",
-            "additive noise at an SNR on active speech (white, pink, brown, or files)",
-            _noise,
-            (
-                Param("snr", float, 10.0, "signal-to-noise ratio, dB"),
-                Param(
-                    "type",
-                    str,
-                    None,
-                    "white (default), pink, brown, or file (default when dir is given)",
-                    ("white", "pink", "brown", "file"),
-                ),
-                Param("dir", str, None, "folder of noise recordings (MUSAN layout, recursive)"),
-            ),
-        )
-    )
-    _register(
-        Degradation(
-            "rawboost",
-            "noise",
-            "RawBoost (Tak et al. 2022): 1 LnL convolutive, 2 ISD impulsive, "
-            "3 SSI coloured additive, 4=1+2+3, 5=1+2, 6=1+3, 7=2+3, 8=1||2",
-            _rawboost,
-            (Param("algo", int, 4, "RawBoost algorithm 1-8", minimum=1, maximum=8),),
-        )
-    )
-    _register(
-        Degradation(
-            "reverb",
-            "reverb",
-            "room reverberation: RIR files from dir, else synthetic at rt60",
-            _reverb,
-            (
-                Param(
-                    "rt60", float, 0.5, "synthetic reverberation time, s", minimum=0, exclusive_minimum=True, maximum=5
-                ),
-                Param("dir", str, None, "folder of room impulse responses"),
-            ),
-        )
-    )
-
-
-_populate()
+register_degradation(
+    Degradation("clean", "identity", "no degradation (the identity; labels clean samples in policies)", _identity),
+    order=0,
+)

@@ -11,6 +11,7 @@ import numpy as np
 
 from cm_cli.core.errors import CmError
 from cm_cli.degrade.noise import _load_cached, list_audio_files
+from cm_cli.degrade.registry import Degradation, Param, StepContext, register_degradation
 
 __all__ = ["synthetic_rir", "rir_from_dir", "convolve_rir"]
 
@@ -51,3 +52,37 @@ def convolve_rir(samples: np.ndarray, rir: np.ndarray) -> np.ndarray:
     if rms_out > 1e-12:
         y *= rms_in / rms_out
     return y.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- registry entry: the declaration a new
+# degradation copies (a runner ``(samples, ctx, params) -> (samples, info)`` and one register_degradation call)
+
+
+def _reverb(x: np.ndarray, ctx: StepContext, params: dict) -> tuple[np.ndarray, dict]:
+    rng = ctx.rng()
+    if "dir" in params:
+        rir, extra = rir_from_dir(params["dir"], ctx.sr, rng)
+    else:
+        rir, extra = synthetic_rir(ctx.sr, params["rt60"], rng), {"rt60": params["rt60"]}
+    return convolve_rir(x, rir), extra
+
+
+def _check_reverb(params: dict) -> None:
+    if "dir" in params:  # an empty or missing folder fails when the spec is checked, before any audio is touched
+        list_audio_files(params["dir"])
+
+
+register_degradation(
+    Degradation(
+        "reverb",
+        "reverb",
+        "room reverberation: RIR files from dir, else synthetic at rt60",
+        _reverb,
+        (
+            Param("rt60", float, 0.5, "synthetic reverberation time, s", minimum=0, exclusive_minimum=True, maximum=5),
+            Param("dir", str, None, "folder of room impulse responses"),
+        ),
+        check=_check_reverb,
+    ),
+    order=80,
+)

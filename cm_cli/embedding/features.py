@@ -244,9 +244,9 @@ def embed_feature_set(
     from cm_cli.featuresets.registry import get_feature_set
 
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"batch size must be at least 1, got {batch_size}", option="batch_size")
     if max_seconds is not None and max_seconds <= 0:
-        raise UsageError(f"--max-seconds must be positive, got {max_seconds}")
+        raise UsageError(f"max seconds must be positive, got {max_seconds}", option="max_seconds")
     spec = get_feature_set(name)
     shard = shard or Shard()
     manifest = Path(manifest)
@@ -346,4 +346,4 @@ def _weight_files(backbone_text: str | None) -> list:
         return [path]
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin", ".json"))
-    raise CmError(f"--backbone-id {backbone_text}: no such file or directory")
+    raise CmError(f"backbone id {backbone_text}: no such file or directory", option="backbone_id")

@@ -456,7 +456,7 @@ def read_layer(path: str | os.PathLike, layer: str | int, *, drop_nonfinite: boo
                 "re-embed those utterances (fp16 overflow?) or allow dropping them",
             )
         if n_bad == len(X):
-            raise CmError(f"{path}: every row of {name} holds NaN or inf", "re-embed with --fp32")
+            raise CmError(f"{path}: every row of {name} holds NaN or inf", "re-embed in float32", option="fp32")
         keep = np.flatnonzero(finite)
         utt_ids, X = utt_ids[keep], _compact_rows(X, keep)
     return LayerData(layer=name, utt_ids=utt_ids, X=X, n_nonfinite=n_bad)

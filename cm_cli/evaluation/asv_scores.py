@@ -73,7 +73,8 @@ def _finish(df: "pd.DataFrame", source: str) -> "pd.DataFrame":
     if bad:
         raise CmError(
             f"{source}: key values {', '.join(map(repr, bad[:5]))} are not target, nontarget or spoof",
-            "name the ASV key column with --asv-key-col",
+            "name the ASV key column",
+            option="asv_key_col",
         )
     scores = pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(scores)):
@@ -81,7 +82,8 @@ def _finish(df: "pd.DataFrame", source: str) -> "pd.DataFrame":
         raise CmError(
             f"{source}: {int(np.count_nonzero(~np.isfinite(scores)))} ASV scores are not finite numbers "
             f"(first at row {first}: {df['score'].iloc[first]!r})",
-            "name the score column with --asv-score-col",
+            "name the score column",
+            option="asv_score_col",
         )
     df["score"] = scores
     missing = [k for k in ASV_KEYS if not (df["key"] == k).any()]
@@ -109,7 +111,8 @@ def _pick(
     if found is None and required:
         raise CmError(
             f"{source}: no ASV {what} column (looked for {', '.join(candidates)})",
-            f"name it with --asv-{what}-col; columns found: {', '.join(map(str, df.columns))}",
+            f"name it; columns found: {', '.join(map(str, df.columns))}",
+            option=f"asv_{what}_col",
         )
     return found
 
@@ -236,7 +239,7 @@ def read_sasv_scores(path: str | Path, *, key: str | Path | None = None) -> "pd.
         df = merged.drop(columns=["_merge"])
     df = df.rename(columns={"asv_label": "asv-label", "cm_label": "cm-label"})
     if "asv-label" not in df.columns:
-        raise CmError(f"{path}: no asv-label column", "give the SASV key file with --sasv-key")
+        raise CmError(f"{path}: no asv-label column", "give the SASV key file", option="sasv_key")
     out = df.rename(
         columns={
             "spk": "speaker",

@@ -93,7 +93,7 @@ def load_model_for_audio(source: str | Path, *, device: Any = "cpu"):
     try:
         return load_model(source, device=device)
     except CmError as exc:
-        raise CmError(f"cannot load a model from {source}: {exc.message}") from None
+        raise CmError(f"cannot load a model from {source}: {exc.message}", exc.hint, option=exc.option) from None
     except Exception as exc:  # weights torch cannot rebuild
         raise CmError(
             f"cannot load a model from {source}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
@@ -191,7 +191,10 @@ def score_audio(
     from cm_cli.models.inference import forward_scores, minimum_samples
 
     if chunk_ms is not None and (chunk_ms <= 0 or not 0 <= overlap_ms < chunk_ms):
-        raise CmError(f"--chunk-ms {chunk_ms:g} with --overlap-ms {overlap_ms:g}: need chunk > overlap >= 0")
+        raise CmError(
+            f"chunk {chunk_ms:g} ms with overlap {overlap_ms:g} ms: need chunk > overlap >= 0",
+            option=("chunk_ms", "overlap_ms"),
+        )
     rate = int(loaded.sample_rate)
     minimum = minimum_samples(loaded.model)
     rows: list[dict] = []

@@ -42,7 +42,7 @@ def _check_token(values, what: str, target: Path) -> None:
     bad = next((v for v in values if any(c.isspace() for c in v)), None)
     if bad is not None:
         raise CmError(
-            f"--export {target}: {what} {bad!r} contains whitespace, which the official readers split on",
+            f"export {target}: {what} {bad!r} contains whitespace, which the official readers split on",
             "rename the trials (or the attack values) without spaces",
         )
 
@@ -55,11 +55,12 @@ def export_scores(df: "pd.DataFrame", fmt: str, target: str | Path, *, source: s
 
     target = Path(target)
     if fmt not in EXPORT_FORMATS:
-        raise CmError(f"--export {fmt!r}: unknown format", f"use one of {', '.join(EXPORT_FORMATS)}")
+        raise CmError(f"export format {fmt!r} is unknown", f"use one of {', '.join(EXPORT_FORMATS)}", option="export")
     if "utt_id" not in df.columns:
         raise CmError(
             f"{source}: no trial id column, so no submission file can name the trials",
-            "give the scores an id column (utt_id, filename, ...) or --id-col",
+            "give the scores an id column (utt_id, filename, ...) or name it",
+            option="id_col",
         )
     scores = df["score"].to_numpy(dtype=np.float64)
     if not np.isfinite(scores).all():
@@ -79,7 +80,8 @@ def export_scores(df: "pd.DataFrame", fmt: str, target: str | Path, *, source: s
         if "label" not in df.columns:
             raise CmError(
                 f"{source}: no labels, and the 2019 score file has a key column",
-                "give the key (--key) or a label column",
+                "give the key file or a label column",
+                option="key",
             )
         keys = [str(v) for v in df["label"].tolist()]
         attacks = [

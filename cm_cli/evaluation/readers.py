@@ -217,7 +217,8 @@ def _pick(
     if required:
         raise CmError(
             f"{source}: no {what} column (looked for {', '.join(candidates)})",
-            f"name it with --{what}-col; columns found: {', '.join(map(str, df.columns))}",
+            f"name it; columns found: {', '.join(map(str, df.columns))}",
+            option=f"{what}_col",
         )
     return None
 
@@ -438,7 +439,7 @@ def drop_duplicate_trials(df: "pd.DataFrame", *, dedupe: bool = False, source: s
             "each trial must appear once"
         )
     if not dedupe:
-        raise CmError(f"{what}; every copy agrees: pass --dedupe to keep one row per trial")
+        raise CmError(f"{what}; every copy agrees", "deduplicate to keep one row per trial", option="dedupe")
     return df.loc[~df["utt_id"].duplicated(keep="first")].reset_index(drop=True)
 
 

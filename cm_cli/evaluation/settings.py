@@ -44,7 +44,8 @@ def seen_domains_of_run(run: str | Path, *, required: bool = True) -> list[str] 
         if required:
             raise CmError(
                 f"{config_path}: records no seen_domains or augment_conditions",
-                "the run predates them; give the domains with --seen-domain",
+                "the run predates them; give the seen domains",
+                option="seen_domain",
             )
         return None
     values = [*(config.get("seen_domains") or []), *(config.get("augment_conditions") or [])]

@@ -107,13 +107,15 @@ def cluster_keys(df: "pd.DataFrame", cluster_by: str | None) -> ClusterSpec:
         found = [c for c in SPEAKER_COLUMNS if c in df.columns]
         if not found:
             raise CmError(
-                f"--cluster-by speaker: no speaker column (looked for {', '.join(SPEAKER_COLUMNS)})",
+                f"bootstrap clusters by speaker: no speaker column (looked for {', '.join(SPEAKER_COLUMNS)})",
                 f"columns found: {', '.join(map(str, df.columns))}",
+                option="cluster_by",
             )
         return ClusterSpec(_keys_from(df, (found[0],), unique), "speaker", "speaker")
     if value not in df.columns:
         raise CmError(
-            f"--cluster-by {value}: no column {value!r}",
+            f"bootstrap clusters by {value!r}: no such column",
             f"use source, speaker, none or a column; columns found: {', '.join(map(str, df.columns))}",
+            option="cluster_by",
         )
     return ClusterSpec(_keys_from(df, (value,), unique), value, value)

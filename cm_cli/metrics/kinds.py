@@ -48,9 +48,10 @@ def to_llr(scores: np.ndarray, kind: ScoreKind | str = ScoreKind.raw) -> np.ndar
     finite = values[np.isfinite(values)]
     if finite.size and (finite.min() < 0.0 or finite.max() > 1.0):
         raise CmError(
-            f"--score-kind posterior needs probabilities in [0, 1], found values in "
+            f"posterior scores must be probabilities in [0, 1], found values in "
             f"[{finite.min():.6g}, {finite.max():.6g}]",
-            "use --score-kind raw (or logit) for scores that are not probabilities",
+            "use the raw (or logit) score kind for scores that are not probabilities",
+            option="score_kind",
         )
     p = np.clip(values, PROB_CLIP, 1.0 - PROB_CLIP)
     return np.log(p) - np.log1p(-p)

@@ -83,8 +83,9 @@ def ood_gap(
     for name, mask in (("in-domain", mask_in), ("out-of-domain", ~mask_in)):
         if not np.any(mask & ~trials.is_bona):
             raise CmError(
-                f"--in-domain {','.join(sorted(wanted))}: no {name} spoof trials in column {column!r}",
+                f"in-domain {','.join(sorted(wanted))}: no {name} spoof trials in column {column!r}",
                 f"values found: {', '.join(found[:20])}",
+                option="in_domain",
             )
     m_in, pool_in = _side(trials, mask_in, params)
     m_out, pool_out = _side(trials, ~mask_in, params)
@@ -121,7 +122,8 @@ def gap_reduction(gap: Mapping, baseline: Mapping, *, baseline_source: str = "ba
     if not base or "gap_abs_points" not in base:
         raise CmError(
             f"{baseline_source}: no ood_gap to compare with",
-            "evaluate the baseline with the same --in-domain values first",
+            "evaluate the baseline with the same in-domain values first",
+            option="in_domain",
         )
     if sorted(base.get("in_domain", [])) != sorted(gap["in_domain"]) or base.get("column") != gap["column"]:
         raise CmError(

@@ -60,7 +60,8 @@ def finite_scores(
     raise CmError(
         f"{source}: {int(bad.sum())} of {len(df)} scores are NaN, infinite or not numbers "
         f"(first at row {first}{who}: {df['score'].iloc[first]!r})",
-        "fix the scores or pass --drop-invalid to leave those trials out",
+        "fix the scores or drop invalid trials to leave them out",
+        option="drop_invalid",
     )
 
 
@@ -78,8 +79,9 @@ def _domain_column(df: "pd.DataFrame", domain_col: str | None, source: str) -> s
     column = domain_col or next((c for c in ("domain", "codec") if c in df.columns), None)
     if column is None:
         raise CmError(
-            f"{source}: --in-domain needs a domain column ('domain' or 'codec')",
-            f"name one with --domain-col; columns found: {', '.join(map(str, df.columns))}",
+            f"{source}: in-domain values need a domain column ('domain' or 'codec')",
+            f"name one; columns found: {', '.join(map(str, df.columns))}",
+            option="domain_col",
         )
     require_columns(df, [column], source=source)
     return column
@@ -147,7 +149,10 @@ def evaluate_scores(
             gap["compare"] = gap_reduction(gap, compare, baseline_source=compare_source)
         result["ood_gap"] = gap
     elif compare is not None:
-        raise CmError("--compare needs --in-domain: the gap reduction compares OOD gaps")
+        raise CmError(
+            "a baseline comparison needs in-domain values: the gap reduction compares OOD gaps",
+            option=("compare", "in_domain"),
+        )
     result["params"] = {**params.to_dict(), "score_kind": kind.value, "min_trials": min_trials}
     if bootstrap:
         spec = cluster_keys(df, cluster_by)

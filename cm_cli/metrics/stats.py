@@ -196,7 +196,7 @@ def bootstrap_ci(
     """Percentile bootstrap of EER and minDCF; ``clusters`` is aligned with the original trials
     (None: bona fide and spoof trials resampled separately, the unit is the trial)."""
     if n_resamples < 1:
-        raise CmError(f"--bootstrap needs at least 1 resample, got {n_resamples}")
+        raise CmError(f"the bootstrap needs at least 1 resample, got {n_resamples}", option="bootstrap")
     if not 0.0 < level < 1.0:
         raise CmError(f"confidence level must be in (0, 1), got {level}")
     trials.require_both_classes()
@@ -229,7 +229,10 @@ def bootstrap_ci(
 
         codes, n_clusters = cluster_codes(np.asarray(clusters, dtype=object)[trials.order])
         if n_clusters < 2:
-            raise CmError(f"--cluster-by {cluster_by}: only one cluster; a clustered bootstrap needs several")
+            raise CmError(
+                f"clusters by {cluster_by!r}: only one cluster; a clustered bootstrap needs several",
+                option="cluster_by",
+            )
         # trials of each cluster in each run: a resample's run weights are one sparse product
         members = sparse.csr_matrix((np.ones(n), (run_of, codes)), shape=(starts.size, n_clusters))
         for counts in draw_counts(n_clusters, n_resamples, rng, chunk=chunk):
@@ -240,7 +243,9 @@ def bootstrap_ci(
     valid = np.isfinite(eer)
     if not valid.all():
         if not valid.any():
-            raise CmError("every bootstrap resample lost one class", "use more clusters or no --cluster-by")
+            raise CmError(
+                "every bootstrap resample lost one class", "use more clusters or no clustering", option="cluster_by"
+            )
         eer, dcf = eer[valid], dcf[valid]
     unit = unit or ("trial" if clusters is None else (cluster_by or "cluster"))
     return BootstrapResult(

@@ -45,8 +45,9 @@ def paired_trials(
         raise CmError(
             f"t-EER pairs CM and ASV scores by trial id, and the ids are disjoint ({len(set(asv_ids))} ASV "
             f"ids, {len(lookup)} CM ids; ASV e.g. {_examples(asv_ids)}; CM e.g. {_examples(lookup)})",
-            "score the same trials, or name the id columns (--id-col, and an id column in the ASV file); "
+            "score the same trials, or name the id columns (of the scores, and an id column in the ASV file); "
             "the t-DCF needs no pairing",
+            option="id_col",
         )
     return rows, np.array([lookup[asv_ids[i]] for i in rows], dtype=np.float64)
 

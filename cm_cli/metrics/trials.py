@@ -25,7 +25,8 @@ def check_scores(scores: np.ndarray, *, what: str = "scores") -> np.ndarray:
         first = int(np.flatnonzero(bad)[0])
         raise CmError(
             f"{int(bad.sum())} of {values.size} {what} are NaN or infinite (first at row {first}: {values[first]})",
-            "fix the scores or pass --drop-invalid to leave those trials out",
+            "fix the scores or drop invalid trials to leave them out",
+            option="drop_invalid",
         )
     return values
 
@@ -60,7 +61,8 @@ class SortedTrials:
             raise CmError(
                 f"{what}: no {missing} trials ({self.n_bonafide} bona fide, {self.n_spoof} spoof); "
                 "detection metrics need both classes",
-                "check the label column and --bonafide-value",
+                "check the label column and the bona fide label value",
+                option="bonafide_value",
             )
 
     def tie_groups(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -67,16 +67,17 @@ def check_bonafide_label(labels: list[str], bonafide_label: str | None, *, sourc
     if bonafide_label is not None:
         if str(bonafide_label) not in labels:
             raise CmError(
-                f"--bonafide-label {bonafide_label!r} is not a label of {source} (labels: {shown})",
+                f"bona fide label {bonafide_label!r} is not a label of {source} (labels: {shown})",
                 "give one of its labels",
+                option="bonafide_label",
             )
         return str(bonafide_label)
     named = [label for label in labels if label_class(label) == BONAFIDE]
     if len(named) != 1:
         raise CmError(
-            f"the labels of {source} ({shown}) do not name one bona fide class: say which label is bona "
-            "fide with --bonafide-label LABEL",
-            "cm reads only bonafide / bona-fide as bona fide by itself",
+            f"the labels of {source} ({shown}) do not name one bona fide class",
+            "say which label is bona fide; cm reads only bonafide / bona-fide as bona fide by itself",
+            option="bonafide_label",
         )
     return named[0]
 

@@ -91,7 +91,7 @@ def download_model(name_or_id: str, *, cache_dir: str | os.PathLike | None = Non
     except (OfflineModeIsEnabled, LocalEntryNotFoundError) as exc:
         raise CmError(
             f"cannot download {repo_id!r}: no network access (offline mode or hub unreachable)",
-            hint="run `cm download --model " + name_or_id + "` on a machine with network access, sharing HF_HOME",
+            hint=f"run `cm download --model {name_or_id}` on a machine with network access, sharing HF_HOME",
         ) from exc
     except HfHubHTTPError as exc:
         raise CmError(

@@ -270,7 +270,8 @@ def model_path(name: str, *, cache_dir: str | os.PathLike | None) -> Path:
     if not (folder / "config.json").is_file():
         raise CmError(
             f"zoo model {name!r} is not in the cache ({folder})",
-            f"run `cm download --model {name}` (on a machine with network access, same --cache-dir)",
+            f"run `cm download --model {name}` (on a machine with network access, same cache directory)",
+            option="cache_dir",
         )
     return folder
 
@@ -321,7 +322,8 @@ def download_zoo_model(
         raise CmError(
             f"{name}: sha256 mismatch for {entry.filename} from {source} (expected {entry.sha256}, "
             f"got {digest}); the file was removed",
-            "the source or mirror serves another file: check --base-url, or report it",
+            "the source or mirror serves another file: check the base URL, or report it",
+            option="base_url",
         )
     record = {
         "cm_format": ZOO_FORMAT,
@@ -383,9 +385,10 @@ def resolve_model(name: str, *, bonafide_label: str | None = None, cache_dir: st
     if name in ZOO:
         if bonafide_label is not None:
             raise CmError(
-                f"--bonafide-label is for transformers classifiers; zoo model {name!r} scores bona fide "
+                f"a bona fide label is for transformers classifiers; zoo model {name!r} scores bona fide "
                 "as it was published",
-                "drop --bonafide-label",
+                "drop the bona fide label",
+                option="bonafide_label",
             )
         return model_path(name, cache_dir=cache_dir)
     local = Path(name).expanduser()
@@ -405,7 +408,11 @@ def resolve_model(name: str, *, bonafide_label: str | None = None, cache_dir: st
     if is_audio_classifier(_read_json(Path(folder) / "config.json") or {}):
         return hub_classifier_path(str(folder), bonafide_label=bonafide_label, cache_dir=cache_dir)
     if bonafide_label is not None:
-        raise CmError(f"--bonafide-label is for transformers audio classifiers; {name} is not one", "drop it")
+        raise CmError(
+            f"a bona fide label is for transformers audio classifiers; {name} is not one",
+            "drop it",
+            option="bonafide_label",
+        )
     return Path(folder)
 
 
@@ -415,13 +422,16 @@ def resolve_model_option(
     *,
     bonafide_label: str | None = None,
     cache_dir: str | os.PathLike | None = None,
-    flag: str = "--run",
+    option: tuple[str, str] = ("run", "model"),
 ) -> "Path | None":
-    """The model a command scores with: ``source`` (``--run``/``--checkpoint``) or ``--model NAME``, not both."""
+    """The model a command scores with: ``source`` (a run or checkpoint) or ``model`` (a name), not both.
+
+    ``option`` names the two parameters for the error (``("checkpoint", "model")`` in `cm embed`).
+    """
     from cm_cli.core.errors import UsageError
 
     if model is not None and source is not None:
-        raise UsageError(f"give one model: {flag} or --model, not both")
+        raise UsageError("give one model: a run or checkpoint, or a model name, not both", option=option)
     if model is not None:
         return resolve_model(model, bonafide_label=bonafide_label, cache_dir=cache_dir)
     if bonafide_label is not None and source is not None:

@@ -208,7 +208,9 @@ def _prepare_out(out: Path) -> None:
         kind = (read_json(record) or {}).get("kind")
         if kind not in (None, "report"):
             raise CmError(
-                f"{out} already holds a '{kind}' artifact, not a report", "choose another --out for the report"
+                f"{out} already holds a '{kind}' artifact, not a report",
+                "write the report to another directory",
+                option="out",
             )
     for sub, pattern in (("figures", "*.png"), ("tables", "*.tex")):
         for stale in (out / sub).glob(pattern) if (out / sub).is_dir() else []:

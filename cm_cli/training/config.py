@@ -184,30 +184,34 @@ class TrainConfig:
         }
         for name, value in positive.items():
             if value is None or int(value) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+                raise UsageError(f"{name} must be at least 1, got {value}", option=name)
         if self.max_steps is not None and self.max_steps < 1:
-            raise UsageError(f"--max-steps must be at least 1, got {self.max_steps}")
+            raise UsageError(f"max_steps must be at least 1, got {self.max_steps}", option="max_steps")
         if self.lr <= 0:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
+            raise UsageError(f"lr must be positive, got {self.lr}", option="lr")
         if self.max_len <= 0:
-            raise UsageError(f"--max-len must be positive seconds, got {self.max_len}")
+            raise UsageError(f"max_len must be positive seconds, got {self.max_len}", option="max_len")
         for name in ("warmup_steps", "lambda_warmup", "val_every", "workers"):
             if getattr(self, name) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}", option=name)
         if self.patience is not None and self.patience < 1:
-            raise UsageError(f"--patience must be at least 1, got {self.patience}")
+            raise UsageError(f"patience must be at least 1, got {self.patience}", option="patience")
         if self.lambda_max < 0 or self.domain_loss_weight < 0:
-            raise UsageError("--lambda-max and --domain-loss-weight must be >= 0")
+            raise UsageError(
+                "lambda_max and domain_loss_weight must be >= 0", option=("lambda_max", "domain_loss_weight")
+            )
         if self.augment and self.augment_manifest:
             raise UsageError(
-                "--augment and --augment-manifest are exclusive",
+                "augment and augment_manifest are exclusive",
                 "augment on the fly with a policy, or train on pre-rendered variants, not both",
+                option=("augment", "augment_manifest"),
             )
         if self.features and self.augment:
             raise UsageError(
-                "--features trains on cached embeddings, so --augment cannot change the audio",
+                "training on cached embeddings (features), an augmentation policy cannot change the audio",
                 "pre-render variants (`cm degrade --policy P --variants K`), embed them with "
-                "`cm embed --pooling meanstd`, and pass --augment-manifest",
+                "`cm embed --pooling meanstd`, and give them as the augmentation manifest",
+                option=("augment", "augment_manifest"),
             )
         if self.feature_norm not in ("auto", "standardize", "none"):
             raise UsageError(f"--feature-norm {self.feature_norm!r}", "choose auto, standardize or none")
@@ -215,9 +219,9 @@ class TrainConfig:
 
         unknown = [t for t in self.log_to if str(t).lower() not in TRACKERS]
         if unknown:
-            raise UsageError(f"--log-to: unknown tracker {unknown[0]!r}", f"choose from {', '.join(TRACKERS)}")
+            raise UsageError(f"unknown tracker {unknown[0]!r}", f"choose from {', '.join(TRACKERS)}", option="log_to")
         if len(set(self.domain_columns)) != len(self.domain_columns):
-            raise UsageError(f"--domain-column repeated: {', '.join(self.domain_columns)}")
+            raise UsageError(f"domain column repeated: {', '.join(self.domain_columns)}", option="domain_column")
         return self
 
     def _check_method(self) -> None:
@@ -230,11 +234,12 @@ class TrainConfig:
         criterion(self.loss)
         self.method_options = resolve_options(method, self.method_options)
         if self.sam_rho is not None and not self.sam_rho > 0:
-            raise UsageError(f"--sam-rho must be positive, got {self.sam_rho}")
+            raise UsageError(f"sam_rho must be positive, got {self.sam_rho}", option="sam_rho")
         if method.uses_domains and not self.domain_columns:
             raise UsageError(
-                f"--method {self.method} needs a domain column (preset key domain_column, option --domain-column)",
-                "e.g. --domain-column domain (the augmentation condition, `clean` included)",
+                f"method {self.method} needs a domain column (preset key domain_column)",
+                "e.g. domain (the augmentation condition, `clean` included)",
+                option="domain_column",
             )
         if not method.uses_domains and self.domain_columns:
             self.notes.append(

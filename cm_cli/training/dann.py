@@ -132,7 +132,9 @@ def upstream_groups(model, representation) -> dict[str, object]:
 
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named:
-        raise CmError("no trainable parameters in the model", "unfreeze layers (--trainable top:K or all)")
+        raise CmError(
+            "no trainable parameters in the model", "unfreeze layers (trainable top:K or all)", option="trainable"
+        )
     if representation.requires_grad:
         grads = torch.autograd.grad(
             representation.float().sum(), [p for _, p in named], retain_graph=True, allow_unused=True
@@ -149,8 +151,9 @@ def upstream_groups(model, representation) -> dict[str, object]:
         raise CmError(
             "DANN: nothing trainable lies upstream of the gradient reversal layer, so the adversary "
             "cannot change the representation",
-            "fine-tune backbone layers (--trainable top:K) or use a backbone with a trainable "
+            "fine-tune backbone layers (trainable top:K) or use a backbone with a trainable "
             "projection between the frozen features and both heads",
+            option="trainable",
         )
     return groups
 

@@ -102,7 +102,8 @@ def _check_labels(train: "pd.DataFrame", source: str) -> None:
         have = ", ".join(sorted(labels)) or "no labels"
         raise CmError(
             f"{source}: the training set has only {have} utterances; a countermeasure needs both bonafide and spoof",
-            "check --train-split and the manifest's label column",
+            "check the training split and the manifest's label column",
+            option="train_split",
         )
 
 
@@ -116,6 +117,7 @@ def _with_augment_manifest(train: "pd.DataFrame", path: str, split: str) -> "pd.
         raise CmError(
             f"{path}: no {split!r} rows in the augmentation manifest",
             "render training variants with `cm degrade --manifest M --policy P --variants K`",
+            option="augment_manifest",
         )
     if "domain" not in variants:
         raise CmError(f"{path}: the augmentation manifest has no 'domain' column", "it should come from `cm degrade`")
@@ -173,21 +175,20 @@ def _domain_values(train: "pd.DataFrame", column: str, policy, source: str) -> l
         values = list(policy.labels())
     else:
         if column not in train:
-            hint = (
-                "add --augment POLICY (training-time domains come from augmentation, `clean` included) "
-                "or --augment-manifest from `cm degrade --variants`"
-            )
             raise CmError(
                 f"{source}: DANN domain column {column!r} is not in the training manifest "
                 f"(columns: {', '.join(map(str, train.columns))})",
-                hint,
+                "augment with a policy (training-time domains come from augmentation, `clean` included) "
+                "or give an augmentation manifest from `cm degrade --variants`",
+                option=("augment", "augment_manifest"),
             )
         values = sorted({str(v) for v in train[column].dropna() if str(v).strip().lower() not in _MISSING})
     if len(values) < 2:
         raise CmError(
             f"{source}: DANN domain column {column!r} has {len(values)} distinct value(s) "
             f"({', '.join(values) or 'none'}) in the training set; an adversary needs at least two",
-            "augment the training data (--augment POLICY with `clean` and degraded conditions)",
+            "augment the training data (a policy with `clean` and degraded conditions)",
+            option="augment",
         )
     return values
 

@@ -348,7 +348,8 @@ def _run_epoch(run: _Run, state: TrainState, stop_requested, on_step, advance) -
         raise CmError(
             f"epoch {state.epoch}: no training utterance could be read ({state.n_failed} failures, e.g. "
             f"{'; '.join(state.failed_examples[:3])})",
-            "check the audio paths and --data-root",
+            "check the audio paths and the data root",
+            option="data_root",
         )
     if position >= run.per_epoch:
         state.epoch, state.offset = state.epoch + 1, 0

@@ -78,7 +78,11 @@ def _load_resume(run_dir: Path, config: TrainConfig, *, force: bool, inputs: dic
 
     last = run_dir / "checkpoints" / "last.pt"
     if not last.is_file():
-        raise CmError(f"--resume: {last} does not exist", "start the run without --resume, or point --out at a run")
+        raise CmError(
+            f"cannot resume: {last} does not exist",
+            "start the run without resuming, or write to a run directory",
+            option=("resume", "out"),
+        )
     payload = read_checkpoint(last)
     if "training" not in payload or "train_config" not in payload:
         raise CmError(
@@ -95,7 +99,8 @@ def _load_resume(run_dir: Path, config: TrainConfig, *, force: bool, inputs: dic
     if diff and not force:
         raise CmError(
             f"{run_dir} was trained with a different configuration or input: " + "; ".join(diff),
-            "resume with the original options, or pass --force to continue with the new ones",
+            "resume with the original options, or force it to continue with the new ones",
+            option="force",
         )
     return payload
 
@@ -126,7 +131,9 @@ def train_run(
     run_dir = Path(run_dir)
     manifest = Path(manifest)
     if not manifest.exists():
-        raise CmError(f"manifest {manifest} does not exist", "build one with `cm manifest`, or pass --manifest")
+        raise CmError(
+            f"manifest {manifest} does not exist", "build one with `cm manifest`, or give another", option="manifest"
+        )
     data = load_training_data(manifest, config)
     model_config = build_model_config(config)  # a bad backbone / pooling fails here, before any write
     inputs = input_fingerprint(manifest, config, data)
@@ -145,7 +152,8 @@ def train_run(
         except CmError as exc:
             raise CmError(
                 f"{run_dir} already holds a run: {exc.message}",
-                "use another --out, --resume to continue it, or --force to start it over",
+                "write to another directory, resume it, or force it to start over",
+                option=("out", "resume", "force"),
             ) from None
     options = {"train": config.to_dict(), "manifest": str(manifest.resolve())}
     options["train"] = {

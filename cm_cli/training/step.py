@@ -115,7 +115,7 @@ def build_optimizer(module, config):
         if p.requires_grad:
             (head_params if name.startswith("heads.") else decay if p.dim() >= 2 else no_decay).append(p)
     if not decay and not no_decay:
-        raise CmError("the model has no trainable parameters", "unfreeze layers with --trainable")
+        raise CmError("the model has no trainable parameters", "unfreeze layers", option="trainable")
     groups = [
         {"params": decay, "weight_decay": config.weight_decay, "lr_mult": 1.0},
         {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
@@ -263,7 +263,9 @@ class Stepper:
                 raise CmError(
                     f"CUDA out of memory at step {state.step} with batch size {self.config.batch_size} "
                     f"(longest utterance {longest} samples)",
-                    "lower --batch-size and raise --grad-accum to keep the effective batch, or lower --max-len",
+                    "lower the batch size and raise gradient accumulation to keep the effective batch, or lower "
+                    "the maximum length",
+                    option=("batch_size", "grad_accum", "max_len"),
                 ) from None
             raise
         if self.sharpness is not None:
@@ -278,8 +280,9 @@ class Stepper:
         raise CmError(
             f"loss became {float(loss.detach())} at step {state.step} (epoch {state.epoch}, batch "
             f"{position - 1}; utterances {', '.join(ids[:8])}{' …' if len(ids) > 8 else ''})",
-            "training stopped; checkpoints/last.pt is the last good state. Lower --lr, "
-            "check these files, or raise --clip-grad",
+            "training stopped; checkpoints/last.pt is the last good state. Lower the learning rate, "
+            "check these files, or raise the gradient clipping norm",
+            option=("lr", "clip_grad"),
         )
 
     def _sharpness_pass(self, state: TrainState) -> None:

@@ -33,10 +33,10 @@ def check_trackers(names: Iterable[str]) -> list[str]:
     for name in names:
         name = str(name).strip().lower()
         if name not in TRACKERS:
-            raise CmError(f"--log-to: unknown tracker {name!r}", f"choose from {', '.join(TRACKERS)}")
+            raise CmError(f"unknown tracker {name!r}", f"choose from {', '.join(TRACKERS)}", option="log_to")
         module, extra = TRACKERS[name]
         if importlib.util.find_spec(module) is None:
-            raise CmError(f"--log-to {name}: the {module} package is not installed", f"pip install 'cm-cli[{extra}]'")
+            raise CmError(f"tracker {name}: the {module} package is not installed", f"pip install 'cm-cli[{extra}]'")
         if name not in out:
             out.append(name)
     return out

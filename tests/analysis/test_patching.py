@@ -86,7 +86,7 @@ def test_unaligned_pairs_are_refused_unless_allowed_and_then_flagged(tmp_path):
     runs, manifest = make_runs(tmp_path, seeds={"erm": 0, "dann": 1})
     with pytest.raises(CmError, match="do not share their initialisation.*init seeds 0 and 1") as info:
         run_patching(runs["erm"], runs["dann"], manifest=manifest, out=tmp_path / "never", data_root=None)
-    assert "--allow-unaligned" in info.value.hint and not (tmp_path / "never").exists()
+    assert info.value.option == ("allow_unaligned",) and not (tmp_path / "never").exists()
     config = PatchConfig(n_boot=20, folds=2, allow_unaligned=True)
     summary = run_patching(
         runs["erm"], runs["dann"], manifest=manifest, out=tmp_path / "p", data_root=None, config=config

@@ -108,7 +108,7 @@ def test_rerun_skips_refuses_and_forces(tmp_path: Path) -> None:
     assert (root / ".completed").stat().st_mtime_ns == stamp
     with pytest.raises(CmError) as err:
         build_toy_corpus(root, size="tiny", seed=1)
-    assert "--force" in err.value.hint
+    assert "force" in err.value.option and "replace it" in err.value.hint
     assert json.loads((root / ".completed").read_text())["seed"] == 0
     forced = build_toy_corpus(root, size="tiny", seed=1, force=True)
     assert forced.built and json.loads((root / ".completed").read_text())["seed"] == 1

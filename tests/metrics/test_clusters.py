@@ -66,7 +66,7 @@ def test_source_keys_group_copies_with_their_source_and_keep_nulls_apart():
     assert cluster_keys(df, "auto").cluster_by == "source"
     assert cluster_keys(df.drop(columns=["codec_seed"]), "auto").keys is None
     assert cluster_keys(df, "none").unit == "trial"
-    with pytest.raises(CmError, match="no column 'nope'"):
+    with pytest.raises(CmError, match="clusters by 'nope': no such column"):
         cluster_keys(df, "nope")
 
 

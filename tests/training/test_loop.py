@@ -223,7 +223,7 @@ def test_cuda_out_of_memory_names_the_batch_size(toy_tiny, tmp_path, monkeypatch
     monkeypatch.setattr(cls, "forward", explode)
     with pytest.raises(CmError, match="CUDA out of memory at step 0 with batch size 8") as info:
         _run(_config(), toy_tiny, tmp_path / "run")
-    assert "--grad-accum" in info.value.hint
+    assert info.value.option == ("batch_size", "grad_accum", "max_len") and "accumulation" in info.value.hint
 
 
 def test_missing_codec_encoder_fails_before_training(toy_tiny, tmp_path, monkeypatch):

@@ -75,7 +75,8 @@ def find_layout(corpus_root: str | Path) -> tuple[list[Path], dict[str, Path]]:
     if not protocols:
         raise CmError(
             f"{corpus_root}: no ASVspoof 2019 LA CM protocols (looked in {folder})",
-            "run `cm download asvspoof2019_la`, or give --protocol FILE --audio-dir DIR",
+            "run `cm download asvspoof2019_la`, or give the protocol file and the audio directory",
+            option=("protocol", "audio_dir"),
         )
     audio = {split: la / f"ASVspoof2019_LA_{split}" / "flac" for split in PROTOCOL_FILES}
     return protocols, audio

@@ -87,7 +87,8 @@ def find_keys(corpus_root: str | Path, track: str) -> Path:
                 return base / name
     raise CmError(
         f"{root}: no keys/{track}/CM/trial_metadata.txt",
-        f"run `cm download asvspoof2021_{track.lower()} --subset protocols`, or give --protocol KEYFILE",
+        f"run `cm download asvspoof2021_{track.lower()} --subset protocols`, or give the key file",
+        option="protocol",
     )
 
 
@@ -162,7 +163,8 @@ def prepare_asvspoof2021(
         seen = ", ".join(sorted(phases_seen)) or "none"
         raise CmError(
             f"{', '.join(map(str, keys))}: no rows in phase {phase!r} (phases present: {seen})",
-            "choose another --phase, or --phase all",
+            "choose another phase, or phase all",
+            option="phase",
         )
     extra = [c for c in df.columns if c.startswith("df_col")]
     empty = [c for c in extra if df[c].isna().all()]

@@ -92,7 +92,8 @@ def find_protocol(corpus_root: Path, split: str) -> Path:
                 return candidate
     raise CmError(
         f"{corpus_root}: no {name} (looked in ASVspoof5_protocols/ and the corpus root)",
-        "download the protocols (`cm download asvspoof5 --subset protocols`) or check --data-root / ASVSPOOF5_ROOT",
+        "download the protocols (`cm download asvspoof5 --subset protocols`) or check the data root / ASVSPOOF5_ROOT",
+        option="data_root",
     )
 
 
@@ -145,7 +146,8 @@ def prepare_asvspoof5(
     if not corpus_root.is_dir():
         raise CmError(
             f"{corpus_root}: corpus directory not found",
-            f"run `cm download {corpus}` or set --data-root" + (" / ASVSPOOF5_ROOT" if corpus == "asvspoof5" else ""),
+            f"run `cm download {corpus}` or set the data root" + (" / ASVSPOOF5_ROOT" if corpus == "asvspoof5" else ""),
+            option="data_root",
         )
     base = Path(data_root).resolve() if data_root is not None else None
     root_abs = corpus_root.resolve()

@@ -25,7 +25,9 @@ HUB_MIRRORS = {"asvspoof5": ("jungjee/asvspoof5", "dataset")}
 def hub_mirror(corpus: str) -> tuple[str, str]:
     if corpus not in HUB_MIRRORS:
         raise CmError(
-            f"{corpus} has no Hugging Face mirror", f"mirrored corpora: {', '.join(HUB_MIRRORS)}; use --source zenodo"
+            f"{corpus} has no Hugging Face mirror",
+            f"mirrored corpora: {', '.join(HUB_MIRRORS)}; download from zenodo instead",
+            option="source",
         )
     return HUB_MIRRORS[corpus]
 
@@ -59,12 +61,14 @@ def _hub_info(api, repo_id: str, repo_type: str, revision: str | None, names: Se
     except HfHubHTTPError as exc:
         raise CmError(
             f"Hugging Face hub: cannot list {repo_id} ({_first_line(exc)})",
-            "check the network, HF_TOKEN for gated datasets, or use --source zenodo",
+            "check the network, HF_TOKEN for gated datasets, or download from zenodo instead",
+            option="source",
         ) from None
     except network_errors() as exc:
         raise CmError(
             f"Hugging Face hub unreachable ({type(exc).__name__}: {_first_line(exc)})",
-            "check the network (HF_ENDPOINT, proxies) or use --source zenodo",
+            "check the network (HF_ENDPOINT, proxies) or download from zenodo instead",
+            option="source",
         ) from None
     return {info.path: info for info in infos}
 
@@ -96,7 +100,8 @@ def download_from_hub(
     if missing:
         raise CmError(
             f"{repo_id} on the hub lacks {len(missing)} file(s) (first: {missing[0]})",
-            "the mirror may be incomplete: use --source zenodo",
+            "the mirror may be incomplete: download from zenodo instead",
+            option="source",
         )
 
     def fetch(item) -> FileResult:
@@ -115,7 +120,8 @@ def download_from_hub(
             except network_errors() as exc:
                 raise CmError(
                     f"{item.name}: download from the hub failed ({_first_line(exc)})",
-                    "rerun to resume, or use --source zenodo",
+                    "rerun to resume, or download from zenodo instead",
+                    option="source",
                 ) from None
             if path.resolve() != target.resolve():
                 os.replace(path, target)
@@ -128,7 +134,8 @@ def download_from_hub(
         if item.md5 and md5 != item.md5:
             raise CmError(
                 f"{item.name}: md5 {md5} differs from the published {item.md5}",
-                "the hub copy is not the released file: use --source zenodo",
+                "the hub copy is not the released file: download from zenodo instead",
+                option="source",
             )
         return FileResult(
             item.name,

@@ -34,7 +34,8 @@ def find_meta(corpus_root: str | Path) -> Path:
             return candidate
     raise CmError(
         f"{root}: no release_in_the_wild/meta.csv",
-        "run `cm download in_the_wild`, or give --protocol META_CSV --audio-dir DIR",
+        "run `cm download in_the_wild`, or give the meta.csv file and the audio directory",
+        option=("protocol", "audio_dir"),
     )
 
 

@@ -35,7 +35,8 @@ def _find_mlaad(root: Path) -> Path:
             return candidate
     raise CmError(
         f"{root}: no MLAAD folder (one holding fake/<language>/<model>/)",
-        "run `cm download mlaad`, or give --protocol MLAAD_ROOT",
+        "run `cm download mlaad`, or give the MLAAD root as the protocol",
+        option="protocol",
     )
 
 
@@ -46,7 +47,9 @@ def _find_mailabs(root: Path) -> Path:
             return candidate
     raise CmError(
         f"{root}: no M-AILABS folder (one holding <ll_CC>/by_book/)",
-        "MLAAD is paired with M-AILABS bona fide speech: give --audio-dir M-AILABS_ROOT, or run `cm download mlaad`",
+        "MLAAD is paired with M-AILABS bona fide speech: give the M-AILABS root as the audio directory, "
+        "or run `cm download mlaad`",
+        option="audio_dir",
     )
 
 
@@ -75,7 +78,9 @@ def _spoof_rows(mlaad: Path, prefix: str) -> list[dict]:
     metas = sorted((mlaad / "fake").glob("*/*/meta.csv"))
     if not metas:
         raise CmError(
-            f"{mlaad}: no fake/<language>/<model>/meta.csv", "run `cm download mlaad` or point --protocol at MLAAD"
+            f"{mlaad}: no fake/<language>/<model>/meta.csv",
+            "run `cm download mlaad` or give the MLAAD root as the protocol",
+            option="protocol",
         )
     records = []
     for meta in metas:

@@ -406,12 +406,14 @@ def build_toy_corpus(
             have = f"size {marker.get('size')!r}, seed {marker.get('seed')!r}, format {marker.get('format')!r}"
             raise CmError(
                 f"{root}: a toy corpus with {have} is already there (asked for size {size!r}, seed {seed})",
-                "use --force to replace it, or point --data-root elsewhere",
+                "replace it, or use another data root",
+                option=("force", "data_root"),
             )
     elif root.exists() and (not root.is_dir() or any(root.iterdir())) and not force:
         raise CmError(
             f"{root}: exists and is not a finished toy corpus (no {_MARKER} marker)",
-            "use --force to replace it, or point --data-root elsewhere",
+            "replace it, or use another data root",
+            option=("force", "data_root"),
         )
 
     plans = plan_toy_corpus(size, seed=seed)
