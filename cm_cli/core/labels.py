@@ -64,11 +64,14 @@ def label_classes(
     column: str = "label",
     bonafide_value: str | None = None,
     vocabulary: Mapping[str, str] = SCORE_FILE_LABELS,
+    counts=None,
 ) -> "np.ndarray":
     """Label text -> object array of ``bonafide``/``spoof``; CmError naming unknown or missing values.
 
     ``bonafide_value``: the bona fide label as text (``0`` matches a column of numbers
     written as text), every other value is spoof; at least one row must have it.
+    ``counts``: how many rows each value stands for, when ``values`` are a column's distinct values
+    (so a note about normalised spellings counts rows, not distinct texts).
     """
     import numpy as np
     import pandas as pd
@@ -93,7 +96,9 @@ def label_classes(
         unknown = sorted(set(text[classes.isna() & text.notna()].unique()))
         shown = ", ".join(repr(str(v)) for v in unknown[:8]) or "missing values"
         raise CmError(f"{source}: unknown label value(s) {shown} in column {column!r}", _HINT, option="bonafide_value")
-    _note_normalised(pd.Series(values, dtype="object").astype("string"), vocabulary, source=source, column=column)
+    _note_normalised(
+        pd.Series(values, dtype="object").astype("string"), vocabulary, source=source, column=column, counts=counts
+    )
     return classes.to_numpy(dtype=object)
 
 
@@ -114,17 +119,20 @@ def label_notes() -> Iterator[list[str]]:
         _NOTES.reset(token)
 
 
-def _note_normalised(raw, vocabulary: Mapping[str, str], *, source: str, column: str) -> None:
+def _note_normalised(raw, vocabulary: Mapping[str, str], *, source: str, column: str, counts=None) -> None:
+    import pandas as pd
+
     notes = _NOTES.get()
     if notes is None:
         return
-    inexact = raw[raw.notna() & ~raw.isin(list(vocabulary))]
-    if not len(inexact):
+    weights = pd.Series(1 if counts is None else list(counts), index=raw.index, dtype="int64")
+    inexact = raw.notna() & ~raw.isin(list(vocabulary))
+    if not inexact.any():
         return
-    counts = inexact.value_counts()
-    shown = ", ".join(f"{str(v)!r} x{int(n)}" for v, n in counts.head(5).items())
+    per_value = weights[inexact].groupby(raw[inexact].to_numpy(dtype=object)).sum().sort_values(ascending=False)
+    shown = ", ".join(f"{str(v)!r} x{int(n)}" for v, n in per_value.head(5).items())
     notes.append(
-        f"{source}: {len(inexact)} label(s) in column {column!r} normalised to the official spelling "
+        f"{source}: {int(per_value.sum())} label(s) in column {column!r} normalised to the official spelling "
         f"({shown}); the official ASVspoof scorers compare labels exactly and would not count them"
     )
 

@@ -238,6 +238,7 @@ def label_values(series: "pd.Series") -> "pd.Series":
 def _normalise_labels(df: "pd.DataFrame", label_col: str, bonafide_value: str | None, source: str) -> "pd.Series":
     """``label_classes`` of each distinct label text once, spread back to the rows (a key has two or a few
     dozen distinct labels and up to a million rows); missing labels take the row-wise path and its error."""
+    import numpy as np
     import pandas as pd
 
     column = df[label_col]
@@ -249,6 +250,7 @@ def _normalise_labels(df: "pd.DataFrame", label_col: str, bonafide_value: str | 
                 source=source,
                 column=label_col,
                 bonafide_value=bonafide_value,
+                counts=np.bincount(codes, minlength=len(uniques)),
             )
             return pd.Series(classes[codes], index=df.index, dtype=object)
     classes = label_classes(label_values(column), source=source, column=label_col, bonafide_value=bonafide_value)

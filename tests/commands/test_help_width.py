@@ -45,7 +45,8 @@ def _type_column(text: str, option: str) -> str:
 
 def test_choices_are_listed_in_full():
     from cm_cli.data.manifest import CORPORA
+    from cm_cli.training.methods import method_names
 
     text = help_text("train")
-    assert _type_column(text, "--method") == "<erm|dann>"
+    assert _type_column(text, "--method") == "<" + "|".join(method_names()) + ">"
     assert _type_column(text, "--corpus") == "<" + "|".join(CORPORA) + ">"

@@ -22,6 +22,7 @@ FLOORS = {
     "metrics": 1,
     "degrade": 2,
     "models": 3,
+    "featuresets": 3,  # feature sets for `cm embed` (prosody, codec reconstruction, transcripts): beside models
     "embedding": 4,
     "scoring": 4,
     "training": 5,
@@ -29,6 +30,7 @@ FLOORS = {
     "analysis": 6,
     "report": 7,
     "recipes": 8,
+    "doctor": 8,  # what this install can do (`cm doctor`): reads every lower floor, printed by commands
     "commands": 9,
     "app": 10,
     "__main__": 11,

@@ -5,7 +5,7 @@ methods package existed (a regression reference: same seeds, same numbers).
 ``cd WORKTREE && PYTHONPATH=$PWD OMP_NUM_THREADS=1 python tests/training/test_method_reference.py --write``
 and holds, per run, every history column and the dev EER stored in ``checkpoints/best.pt``.
 Values are compared to a relative 1e-6 (a changed draw, order or formula moves them by far more;
-the slack covers BLAS thread-count differences between machines only).
+the runs use one torch thread, as the reference did: with two, losses move by ~5e-6 relative).
 """
 
 from __future__ import annotations
@@ -106,8 +106,15 @@ def _same(expected, got, name, column):
 
 @pytest.fixture(scope="module")
 def fresh(toy_tiny, tmp_path_factory):
+    import torch
+
     root, manifest = toy_tiny
-    return run_all(root, manifest, tmp_path_factory.mktemp("reference"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the reference was written: a second BLAS thread moves losses by ~5e-6 relative
+    try:
+        return run_all(root, manifest, tmp_path_factory.mktemp("reference"))
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", [*RUNS, *FEATURE_RUNS])
@@ -123,6 +130,9 @@ def test_history_matches_the_pre_refactor_reference(fresh, name):
 if __name__ == "__main__" and "--write" in sys.argv:
     import tempfile
 
+    import torch
+
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root, manifest = _toy(Path(tmp))
         REFERENCE.parent.mkdir(exist_ok=True)
