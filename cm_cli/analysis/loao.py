@@ -44,6 +44,7 @@ __all__ = [
     "speaker_test_split",
     "FROZEN_MEASURES",
     "RETRAIN_MEASURES",
+    "measures_text",
     "PLAN_FILE",
 ]
 
@@ -58,6 +59,32 @@ RETRAIN_MEASURES = (
     "retrained with that attack removed from train and dev"
 )
 GROUP_COLUMNS = ("attack", "attack_family", "codec", "codec_family")
+
+
+def measures_text(protocol: str, group_by: str = "attack") -> str:
+    """What a protocol measures, in the plan's own unit: a codec is held out with its rows of both classes (and,
+    when retraining, its augmentation entries), an attack with its spoofs; ``attack`` keeps the constants above."""
+    if group_by == "attack":
+        return FROZEN_MEASURES if protocol == "frozen" else RETRAIN_MEASURES
+    noun = group_by.replace("_", " ")
+    article = "an" if noun[:1] in "aeiou" else "a"
+    if protocol == "frozen":
+        rows = f"the {noun}'s rows (bona fide and spoof)" if group_by in CODEC_GROUPS else f"the held-out {noun}"
+        return (
+            f"linear separability of {rows} by a probe that never saw that {noun}; the encoder that made the "
+            f"embeddings saw every {noun}"
+        )
+    if group_by in CODEC_GROUPS:
+        return (
+            f"detection under {article} {noun} the whole detector (encoder included) never saw: each run is "
+            f"retrained with that {noun}'s rows (bona fide and spoof) and augmentation removed"
+        )
+    return (
+        f"detection of {article} {noun} the whole detector (encoder included) never saw: each run is "
+        f"retrained with that {noun} removed from train and dev"
+    )
+
+
 # a codec is a property of every row (bona fide coded too): holding one out removes all of its rows
 CODEC_GROUPS = ("codec", "codec_family")
 
@@ -403,7 +430,7 @@ def summarise_loao(tables: LoaoTables, *, config: LoaoConfig = LoaoConfig()) -> 
         largest[layer] = {"attack": best["attack"], "gap_mean": float(best["gap_mean"])}
     return {
         "protocol": "frozen embeddings",
-        "measures": FROZEN_MEASURES,
+        "measures": measures_text("frozen", config.group_by),
         "units": "EER and gap in percentage points; gap = eer_held_out - eer_seen",
         "group_by": config.group_by,
         "seeds": list(config.seeds),
@@ -705,7 +732,7 @@ def plan_loao(
     record = {
         "kind": "loao_retrain",
         "protocol": "full retraining",
-        "measures": RETRAIN_MEASURES,
+        "measures": measures_text("retrain", group_by),
         "manifest": str(Path(manifest_path).resolve()),
         "group_by": group_by,
         "eval_split": eval_split,
@@ -841,7 +868,7 @@ def run_loao(
         summary["compare"] = {"embeddings_b": str(compare), **compare_summary, "notes_b": tables_b.notes}
         out_tables["compare.parquet"] = joined
     inputs = [p for p in (embeddings, manifest, probe_results, compare) if p]
-    metadata = {"cm.protocol": "frozen embeddings", "cm.measures": FROZEN_MEASURES}
+    metadata = {"cm.protocol": "frozen embeddings", "cm.measures": measures_text("frozen", config.group_by)}
     return write_outputs(
         out,
         "loao",

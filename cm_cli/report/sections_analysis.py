@@ -415,7 +415,7 @@ def _gap_cells(done) -> list[str]:
 def _retrain_wording(group_by: str) -> tuple[str, str, str]:
     """(column header, caption, what is measured) of a full-retraining LOAO plan grouped by ``group_by``
     (loao_plan.json records it): a codec is held out with its rows of both classes, an attack with its spoofs."""
-    from cm_cli.analysis.loao import CODEC_GROUPS
+    from cm_cli.analysis.loao import CODEC_GROUPS, measures_text
 
     noun = group_by.replace("_", " ")
     header = noun[:1].upper() + noun[1:]
@@ -425,20 +425,12 @@ def _retrain_wording(group_by: str) -> tuple[str, str, str]:
             f"for the run trained with every {noun} and for the run trained without any row of it (and without "
             "the augmentation entries that code with it); gap in points."
         )
-        measures = (
-            f"detection under a {noun} the whole detector (encoder included) never saw: each run is retrained "
-            f"with that {noun}'s rows (bona fide and spoof) and augmentation removed"
-        )
     else:
         caption = (
             f"Per held-out {noun}: EER (%) of that {noun}'s spoofs against all bona fide, for the run "
             f"trained on every {noun} and for the run trained without it; gap in points."
         )
-        measures = (
-            f"detection of an {noun} the whole detector (encoder included) never saw: each run is "
-            f"retrained with that {noun} removed from train and dev"
-        )
-    return header, caption, measures
+    return header, caption, measures_text("retrain", group_by)
 
 
 def loao_retrain_blocks(info: AnalysisInfo, fig: FigureDir, where: str) -> list:

@@ -241,6 +241,48 @@ def test_plan_by_codec_filters_an_augment_given_in_train_args(tmp_path):
     assert "C05" in lines[0] and "mimi:0.2" in lines[0]  # the all-seen baseline keeps the whole policy
 
 
+def test_measures_text_follows_the_plans_group_by(tmp_path):
+    """A codec plan says it holds out a codec's rows of both classes and its augmentation, not an attack; an
+    attack-family plan names the family; a plain attack plan keeps the attack text."""
+    from cm_cli.analysis.loao import RETRAIN_MEASURES
+
+    rows, _ = codec_world()
+    rows["split"] = np.where(rows["speaker"].isin(["S0", "S1", "S2", "S3"]), "eval", "train")
+    rows["attack"] = np.where(rows["label"] == "spoof", rows["codec"].str.replace("K", "A0"), None)
+    rows["attack_family"] = np.where(rows["label"] == "spoof", rows["codec"].map(lambda c: f"F{int(c[1]) % 2}"), None)
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    recorded = {}
+    for group_by in ("codec", "codec_family", "attack", "attack_family"):
+        plan_loao(manifest, load_manifest(manifest), out=tmp_path / group_by, train_preset="p", group_by=group_by)
+        record = json.loads((tmp_path / group_by / "loao_plan.json").read_text())
+        assert record["group_by"] == group_by
+        recorded[group_by] = record["measures"]
+    assert recorded["attack"] == RETRAIN_MEASURES and "attack" in RETRAIN_MEASURES
+    assert recorded["codec"].startswith("detection under a codec the whole detector (encoder included) never saw")
+    assert "that codec's rows (bona fide and spoof) and augmentation removed" in recorded["codec"]
+    assert "that codec family's rows" in recorded["codec_family"]
+    assert recorded["attack_family"].startswith("detection of an attack family")
+    assert all("attack" not in recorded[g] for g in ("codec", "codec_family"))
+    assert len(set(recorded.values())) == 4
+
+
+def test_frozen_measures_by_codec_name_the_codec(tmp_path):
+    import pyarrow.parquet as pq
+
+    from cm_cli.analysis.loao import FROZEN_MEASURES
+
+    rows, layers = codec_world()
+    emb = write_embeddings(tmp_path / "emb", rows.utt_id, layers)
+    manifest = write_manifest(tmp_path / "manifest.parquet", rows)
+    out = tmp_path / "out"
+    summary = run_loao(
+        emb, manifest=manifest, out=out, config=LoaoConfig(seeds=(0,), n_boot=20, n_perm=20, group_by="codec")
+    )
+    assert summary["measures"] != FROZEN_MEASURES and "saw every codec" in summary["measures"]
+    assert "attack" not in summary["measures"]
+    assert pq.read_schema(out / "loao.parquet").metadata[b"cm.measures"].decode() == summary["measures"]
+
+
 def test_plan_with_train_seeds_pairs_runs_per_seed_and_averages_the_gaps(tmp_path):
     from cm_cli.analysis.loao import retrained_gaps
 
