@@ -105,7 +105,7 @@ def test_download_from_a_local_mirror_then_manifest(cm_env, run_cm, monkeypatch)
         archives[f"{subset}.zip"] = make_zip(part or {f"Codecfake/label/.{subset}": b""})
     with FileServer() as server:
         server.files.update(archives)
-        for record, names in (("11169781", [n for n in archives if n != "C7.zip"]), ("11125029", ["C7.zip"])):
+        for record, names in (("13838823", [n for n in archives if n != "C7.zip"]), ("11125029", ["C7.zip"])):
             server.json[f"/api/records/{record}"] = {
                 "files": [{"key": n, "checksum": "md5:" + md5(archives[n]), "size": len(archives[n])} for n in names]
             }
@@ -123,7 +123,10 @@ def test_list_shows_codecfake_and_its_licence(cm_env, run_cm):
     result = run_cm("--json", "download", "--list")
     entry = next(c for c in json.loads(result.stdout)["corpora"] if c["corpus"] == "codecfake")
     assert "non-commercial" in entry["licence"] and "no derivatives" in entry["licence"]
-    assert {"C7.zip", "train_split.zip", "train_split.z19"} <= {f["name"] for f in entry["files"]}
+    names = [f["name"] for f in entry["files"]]
+    # the README's records since 2024-09-28: train_split.zip + .z01-.z16 (not the May 2024 .z19)
+    assert {"C7.zip", "train_split.zip", "train_split.z16", "dev_split.z02"} <= set(names)
+    assert "train_split.z17" not in names and len(names) == len(set(names)) == 10 + 3 + 17
     human = run_cm("download", "--list")
     assert "codecfake" in human.stdout
 

@@ -74,7 +74,7 @@ def label_files(corpus_root: str | Path) -> list[Path]:
     if not found:
         raise CmError(
             f"{base / 'label'}: none of {', '.join(f'{s}.txt' for s in SUBSETS)}",
-            "the label files ship with the training-set archive (Zenodo record 11171708)",
+            f"the label files ship with the training-set archive (Zenodo record {_TRAIN[0][0]})",
         )
     return found
 
@@ -179,9 +179,11 @@ def prepare_codecfake(
     return df
 
 
-# The authors split the corpus over six Zenodo records (README of github.com/xieyuankun/Codecfake); no
-# checksum is published, so md5 and size come from each record's metadata at download time.
-_TRAIN = (("11171708", range(1, 7), True), ("11171720", range(7, 15), False), ("11171724", range(15, 20), False))
+# The authors split the corpus over six Zenodo records; the README of github.com/xieyuankun/Codecfake moved them
+# to new records on 2024-09-28 (commit 6ee54a9: train_split.zip + .z01-.z16, where the May 2024 records held
+# .z01-.z19). No checksum is published, so md5 and size come from each record's metadata at download time.
+_TRAIN = (("13838106", range(1, 6), True), ("13841652", range(6, 11), False), ("13853860", range(11, 17), False))
+_TEST, _C7, _DEV = "13838823", "11125029", "13841216"
 
 
 def _zenodo(record: str, name: str, subset: str, note: str = "") -> RemoteFile:
@@ -192,14 +194,14 @@ _SPLIT_NOTE = "part of a split zip: cm keeps the parts; join them with `zip -s 0
 CODECFAKE = CorpusSource(
     name=CORPUS,
     title="Codecfake (Xie et al., 2024): neural-codec and ALM deepfakes, codec test sets C1-C7 (C7 unseen)",
-    licence="non-commercial, no derivatives (read the licence on the Zenodo records before use)",
+    licence="CC BY-NC-ND 4.0: non-commercial, no derivatives (the authors' README; read the Zenodo records too)",
     homepage="https://github.com/xieyuankun/Codecfake",
     files=(
-        *(_zenodo("11169781", f"{name}.zip", "dev") for name in (*CODEC_SETS[:6], *ALM_SETS)),
-        _zenodo("11125029", "C7.zip", "dev"),
-        _zenodo("11169872", "dev_split.zip", "full", _SPLIT_NOTE),
-        *(_zenodo("11169872", f"dev_split.z{i:02d}", "full", _SPLIT_NOTE) for i in (1, 2)),
-        _zenodo("11171708", "train_split.zip", "full", _SPLIT_NOTE),
+        *(_zenodo(_TEST, f"{name}.zip", "dev") for name in (*CODEC_SETS[:6], *ALM_SETS)),
+        _zenodo(_C7, "C7.zip", "dev"),
+        _zenodo(_DEV, "dev_split.zip", "full", _SPLIT_NOTE),
+        *(_zenodo(_DEV, f"dev_split.z{i:02d}", "full", _SPLIT_NOTE) for i in (1, 2)),
+        _zenodo(_TRAIN[0][0], "train_split.zip", "full", _SPLIT_NOTE),
         *(_zenodo(record, f"train_split.z{i:02d}", "full", _SPLIT_NOTE) for record, parts, _ in _TRAIN for i in parts),
     ),
     layout="Codecfake/label/*.txt (FILE real|fake TYPE), Codecfake/train/, Codecfake/dev/, "
