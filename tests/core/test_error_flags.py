@@ -32,21 +32,9 @@ ALLOWED = {
     ("training/state.py", "--nproc-per-node"),
 }
 
-# modules that other engineers were editing while the rest was converted (issue 28, second wave); each still names
-# flags and is converted by its owner or the lead after the merge. A module that no longer names a flag must leave
-# this list (test_pending_modules_still_need_converting), so the list only shrinks.
-PENDING = (
-    "training/features.py",
-    "training/methods/base.py",
-    "featuresets/reconstruction.py",
-    "featuresets/registry.py",
-    "featuresets/transcript.py",
-    "evaluation/features.py",
-    "evaluation/model.py",
-    "embedding/extract.py",
-    "recipes/demo.py",
-    "models/export.py",
-)
+# modules still naming flags, converted by their owner after a merge (issue 28). A module that no longer names a flag
+# must leave this list (test_pending_modules_still_need_converting), so the list only shrinks; it is empty now.
+PENDING: tuple[str, ...] = ()
 
 
 def library_modules() -> list[str]:
