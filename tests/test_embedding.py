@@ -278,7 +278,7 @@ def test_bad_models_are_clear_errors_and_write_nothing(tmp_path, tiny, manifest)
     torch.save({"conv.weight": torch.zeros(3, 3)}, other)
     with pytest.raises(CmError, match="not an AASIST checkpoint"):
         embed_manifest(manifest, out, backbone="aasist", checkpoint=other)
-    with pytest.raises(CmError, match="only read for --backbone aasist"):
+    with pytest.raises(CmError, match="only read for the aasist backbone"):
         embed_manifest(manifest, out, backbone=str(tiny), checkpoint=other)
     assert not out.exists()
 

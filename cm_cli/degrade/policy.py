@@ -184,7 +184,9 @@ def validate_policy(policy: Policy, *, check_available: bool = True) -> None:
             try:
                 validate_spec(spec, check_available=check_available)
             except CmError as exc:
-                raise CmError(f"policy {policy.name!r}, entry {entry.text!r}: {exc.message}", exc.hint) from None
+                raise CmError(
+                    f"policy {policy.name!r}, entry {entry.text!r}: {exc.message}", exc.hint, option=exc.option
+                ) from None
 
 
 def draw(policy: Policy, rng: np.random.Generator) -> tuple[Spec, str]:

@@ -96,7 +96,8 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
         if backbone and not _same_architecture(backbone, saved):
             raise CmError(
                 f"{weights.path} holds a {saved!r} model, not {backbone!r}",
-                f"use --backbone {saved}, or leave --backbone out to use the checkpoint's own",
+                f"name the backbone {saved}, or leave it out to use the checkpoint's own",
+                option="backbone",
             )
         overrides = {"backbone_id": backbone_id}
     elif weights.kind == "ssl_aasist":
@@ -106,17 +107,23 @@ def _from_weights(backbone: str | None, spec, backbone_id: str | None, checkpoin
     else:  # a plain state dict: the official AASIST weights
         if spec is None:
             raise UsageError(
-                f"{weights.path} is not a cm checkpoint, so --backbone is needed to read it",
-                "e.g. --backbone aasist --checkpoint asvspoof5_aasist_baseline.pth",
+                f"{weights.path} is not a cm checkpoint, so the backbone it was trained as is needed to read it",
+                "e.g. backbone aasist with the weights asvspoof5_aasist_baseline.pth",
+                option="backbone",
             )
         if not _same_architecture(backbone, "aasist"):
             raise CmError(
-                f"{weights.path} is not a cm checkpoint, and plain weight files are only read for --backbone aasist",
-                f"for {backbone} give the weights' model directory with --backbone-id, "
-                "or a `cm train` run with --checkpoint",
+                f"{weights.path} is not a cm checkpoint, and plain weight files are only read for the aasist backbone",
+                f"for {backbone} give the weights' model directory as the backbone id, or a `cm train` run as the "
+                "checkpoint",
+                option=("backbone_id", "checkpoint"),
             )
         if backbone_id and Path(backbone_id).expanduser().resolve() != weights.path.resolve():
-            raise UsageError("give the AASIST weights once: --checkpoint or --backbone-id, not both")
+            raise UsageError(
+                "the AASIST weights were given twice, as the checkpoint and as a different backbone id",
+                "give them once",
+                option=("checkpoint", "backbone_id"),
+            )
         overrides = {}
     loaded = load_model(weights, overrides=overrides)
     config = loaded.config
@@ -154,15 +161,21 @@ def resolve_embed_model(
     if checkpoint is not None:
         return _from_weights(backbone, spec, backbone_id, checkpoint)
     if spec is None:
-        raise UsageError("no model to embed with", "give --backbone NAME, or --checkpoint with a `cm train` run")
+        raise UsageError(
+            "no model to embed with",
+            "name a backbone, or give a `cm train` run as the checkpoint",
+            option=("backbone", "checkpoint"),
+        )
     if spec.default_id is None:
         raise CmError(
-            f"--backbone {backbone} has no pretrained weights of its own; random weights embed nothing useful",
-            "give --checkpoint (the official AASIST .pth, or a `cm train` run directory)",
+            f"backbone {backbone} has no pretrained weights of its own; random weights embed nothing useful",
+            "give a checkpoint (the official AASIST .pth, or a `cm train` run directory)",
+            option="checkpoint",
         )
     if not spec.cm_head:
         raise CmError(
-            f"{backbone} has a trained back end; embed it from a `cm train` run or its checkpoint with --checkpoint"
+            f"{backbone} has a trained back end; embed it from a `cm train` run or its checkpoint",
+            option="checkpoint",
         )
     config = ModelConfig(backbone=backbone, backbone_id=backbone_id, trainable="frozen", layer="last", pooling="mean")
     model = build_model(config).eval()
@@ -183,13 +196,15 @@ def parse_layers(text: str | Sequence[int] | None, n_layers: int) -> list[int]:
             index = int(raw)
         except ValueError:
             raise UsageError(
-                f"--layers {text!r}: {item!r} is not a layer number", "use all, or numbers like 0,6,12"
+                f"layers {text!r}: {item!r} is not a layer number", "use all, or numbers like 0,6,12", option="layers"
             ) from None
         if index < 0:
             index += n_layers
         if not 0 <= index < n_layers:
             raise UsageError(
-                f"--layers {text!r}: layer {item} is out of range", f"this backbone has layers 0..{n_layers - 1}"
+                f"layers {text!r}: layer {item} is out of range",
+                f"this backbone has layers 0..{n_layers - 1}",
+                option="layers",
             )
         if index not in out:
             out.append(index)
@@ -464,9 +479,9 @@ def _check_args(pooling: str, batch_size: int, max_seconds: float | None, backbo
     if pooling not in POOLINGS:
         raise UsageError(f"unknown pooling {pooling!r}", f"choose one of {', '.join(POOLINGS)}")
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"batch size must be at least 1, got {batch_size}", option="batch_size")
     if max_seconds is not None and max_seconds <= 0:
-        raise UsageError(f"--max-seconds must be positive, got {max_seconds}")
+        raise UsageError(f"the crop length must be positive seconds, got {max_seconds}", option="max_seconds")
     if model is None and backbone:
         from cm_cli.models.registry import get_backbone
 
@@ -512,8 +527,9 @@ def embed_manifest(
 
     if is_feature_set(backbone) and (checkpoint is not None or model is not None):
         raise UsageError(
-            f"--backbone {backbone} is a feature set: it takes no --checkpoint",
-            "leave --checkpoint out (feature sets take their weights, if any, from --backbone-id)",
+            f"{backbone} is a feature set: it takes no checkpoint",
+            "leave the checkpoint out (feature sets take their weights, if any, from the backbone id)",
+            option=("checkpoint", "backbone_id"),
         )
     if is_feature_set(backbone):
         from cm_cli.embedding.features import embed_feature_set

@@ -103,7 +103,9 @@ def evaluate_features(
     paths = feature_paths(features_dir)  # several tables of a fused head: joined by ","
     for path in paths:
         if not path.exists():
-            raise CmError(f"--features {path} does not exist", "give the output directory of `cm embed`")
+            raise CmError(
+                f"feature table {path} does not exist", "give the output directory of `cm embed`", option="features"
+            )
     features_dir = paths[0] if len(paths) == 1 else ",".join(str(p) for p in paths)
     shard = shard or Shard()
     settings = settings or EvalSettings(by=tuple(by))

@@ -132,7 +132,9 @@ def plan_conditions(
         for part in str(text).split("|"):
             value = _float_or_none(part)
             if value is None or value <= 0:
-                raise CmError(f"--chunk-ms {text!r}: {part!r} is not a positive number of milliseconds")
+                raise CmError(
+                    f"window length {text!r}: {part!r} is not a positive number of milliseconds", option="chunk_ms"
+                )
             chunks.append(value)
     chunk_values = list(dict.fromkeys(chunks)) or [None]
     conditions = []
@@ -369,8 +371,9 @@ def _manifest_rows(manifest: Path, split: str | None, by: Sequence[str]):
     missing = [c for c in by if c not in frame.columns]
     if missing:
         raise CmError(
-            f"{manifest}: --by column(s) {', '.join(missing)} not in the manifest",
+            f"{manifest}: breakdown column(s) {', '.join(missing)} not in the manifest",
             f"columns: {', '.join(frame.columns)}",
+            option="by",
         )
     return frame
 
@@ -380,7 +383,10 @@ def _checked_conditions(
 ) -> list[Condition]:
     """The planned conditions, every degradation spec (and encoder) validated before scoring."""
     if causal_windows is not None and not chunk_ms:
-        raise CmError("--causal-windows needs streaming windows: give --chunk-ms as well")
+        raise CmError(
+            "a causal window count needs streaming windows: give a window length as well",
+            option=("chunk_ms", "causal_windows"),
+        )
     conditions = plan_conditions(degrade, chunk_ms, baseline=baseline)
     for condition in conditions:
         if condition.degrade:

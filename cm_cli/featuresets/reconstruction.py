@@ -71,7 +71,9 @@ _FAMILIES = {"dac": "DacModel", "encodec": "EncodecModel", "mimi": "MimiModel"} 
 
 def _missing(directory: str, why: str) -> CmError:
     spec = get_feature_set("reconstruction")
-    return CmError(f"--backbone-id {directory}: {why}", f"download a codec first, e.g. `{spec.download}`")
+    return CmError(
+        f"codec directory {directory}: {why}", f"download a codec first, e.g. `{spec.download}`", option="backbone_id"
+    )
 
 
 def codec_family(directory: str) -> str:
@@ -87,8 +89,9 @@ def codec_family(directory: str) -> str:
         raise _missing(directory, f"unreadable config.json ({exc})") from None
     if model_type not in _FAMILIES:
         raise CmError(
-            f"--backbone-id {directory}: a {model_type or 'unknown'!r} model, not a neural codec",
+            f"codec directory {directory}: a {model_type or 'unknown'!r} model, not a neural codec",
             f"give a saved transformers {', '.join(_FAMILIES.values())} directory",
+            option="backbone_id",
         )
     return model_type
 
@@ -277,9 +280,9 @@ def _bitrates(options: dict) -> list[float] | None:
     try:
         values = [float(v) for v in str(text).replace(" ", "").split(",") if v]
     except ValueError:
-        raise CmError(f"--bitrates {text!r}: expected kbps numbers like 1.5,6") from None
+        raise CmError(f"bitrates {text!r}: expected kbps numbers like 1.5,6", option="bitrates") from None
     if not values or any(v <= 0 for v in values):
-        raise CmError(f"--bitrates {text!r}: expected positive kbps numbers like 1.5,6")
+        raise CmError(f"bitrates {text!r}: expected positive kbps numbers like 1.5,6", option="bitrates")
     return values
 
 

@@ -56,13 +56,15 @@ class FeatureSetSpec:
     def build(self, backbone_id: str | None, *, device: Any = "cpu", options: dict | None = None):
         if self.weights and not backbone_id:
             raise CmError(
-                f"--backbone {self.name} needs --backbone-id: {self.weights}",
+                f"feature set {self.name} needs weights: {self.weights}",
                 f"e.g. {self.download}" if self.download else None,
+                option="backbone_id",
             )
         if not self.weights and backbone_id:
             raise CmError(
-                f"--backbone {self.name} takes no weights, but --backbone-id {backbone_id} was given",
-                "leave --backbone-id out",
+                f"feature set {self.name} takes no weights, but weights {backbone_id} were given",
+                "leave the weights out",
+                option="backbone_id",
             )
         module = importlib.import_module(self.module)
         return module.build_extractor(backbone_id, device=device, options=dict(options or {}))

@@ -108,8 +108,9 @@ def load_whisper(directory: str, device: str = "cpu"):
     path = Path(directory).expanduser()
     if not (path / "config.json").is_file():
         raise CmError(
-            f"--backbone-id {directory}: no saved Whisper model there (no config.json)",
+            f"Whisper directory {directory}: no saved Whisper model there (no config.json)",
             f"download one first, e.g. `{spec.download}`",
+            option="backbone_id",
         )
     transformers = import_transformers()
     try:
@@ -117,8 +118,10 @@ def load_whisper(directory: str, device: str = "cpu"):
         model = transformers.WhisperForConditionalGeneration.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, TypeError) as exc:
         raise CmError(
-            f"--backbone-id {directory}: not a loadable Whisper model and processor ({str(exc).splitlines()[0][:160]})",
+            f"Whisper directory {directory}: not a loadable Whisper model and processor "
+            f"({str(exc).splitlines()[0][:160]})",
             f"download one first, e.g. `{spec.download}`",
+            option="backbone_id",
         ) from None
     return model.to(device).eval(), processor
 

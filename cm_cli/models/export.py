@@ -180,7 +180,9 @@ def export_run(
 
     run, out = Path(run).expanduser(), Path(out).expanduser()
     if out.resolve() == run.resolve():
-        raise CmError(f"--out {out} is the run itself", "give a new folder for the exported model")
+        raise CmError(
+            f"the export folder {out} is the run itself", "give a new folder for the exported model", option="out"
+        )
     loaded = load_model(run, device="cpu")
     roots = [run if run.is_dir() else run.parent, *map(Path, search)]
     evaluations = find_evaluations(loaded, roots)

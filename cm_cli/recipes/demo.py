@@ -166,8 +166,9 @@ def demo_methods(text: str | Sequence[str] | None) -> tuple[str, ...]:
     unknown = [n for n in names if n not in DEMO_PRESETS]
     if unknown or not names:
         raise UsageError(
-            f"--methods: unknown method {unknown[0]!r}" if unknown else "--methods is empty",
+            f"the demo's methods: unknown method {unknown[0]!r}" if unknown else "the demo's method list is empty",
             f"choose from {', '.join(DEMO_PRESETS)}",
+            option="methods",
         )
     return tuple(dict.fromkeys(names))
 

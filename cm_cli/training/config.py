@@ -214,7 +214,11 @@ class TrainConfig:
                 option=("augment", "augment_manifest"),
             )
         if self.feature_norm not in ("auto", "standardize", "none"):
-            raise UsageError(f"--feature-norm {self.feature_norm!r}", "choose auto, standardize or none")
+            raise UsageError(
+                f"feature normalisation {self.feature_norm!r} is unknown",
+                "choose auto, standardize or none",
+                option="feature_norm",
+            )
         from cm_cli.training.tracking import TRACKERS
 
         unknown = [t for t in self.log_to if str(t).lower() not in TRACKERS]

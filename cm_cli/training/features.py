@@ -81,12 +81,14 @@ class FeatureSet:
                 raise CmError(
                     f"{len(lacking)} manifest row(s) are missing from one of the feature tables, e.g. "
                     f"{lacking[0]} from {self.absent_from[lacking[0]]}",
-                    "embed the same manifest into every table given to --features",
+                    "embed the same manifest into every feature table",
+                    option="features",
                 )
         if missing:
             raise CmError(
                 f"{len(missing)} manifest row(s) have no features in the cache, e.g. {missing[0]}",
-                "embed the same manifest (and --augment-manifest variants) with `cm embed --pooling meanstd`",
+                "embed the same manifest (and the augmentation manifest's variants) with `cm embed --pooling meanstd`",
+                option=("features", "augment_manifest"),
             )
         return positions
 
@@ -160,7 +162,11 @@ def feature_norm_columns(features: FeatureSet, mode: str = "auto") -> np.ndarray
     """Which input elements (shape ``values.shape[1:]``) ``mode`` standardises, or None for none:
     ``standardize`` all, ``none`` none, ``auto`` those of the tables a feature set wrote."""
     if mode not in FEATURE_NORMS:
-        raise CmError(f"--feature-norm {mode!r} is not one of {', '.join(FEATURE_NORMS)}")
+        raise CmError(
+            f"feature normalisation {mode!r} is unknown",
+            f"use one of {', '.join(FEATURE_NORMS)}",
+            option="feature_norm",
+        )
     shape = features.values.shape[1:]
     if mode == "none":
         return None
@@ -496,10 +502,12 @@ def train_features_run(
     run_dir, manifest = Path(run_dir), Path(manifest)
     features_dir = ",".join(str(p.resolve()) for p in paths)
     if not manifest.exists():
-        raise CmError(f"manifest {manifest} does not exist", "build one with `cm manifest`, or pass --manifest")
+        raise CmError(f"manifest {manifest} does not exist", "build one with `cm manifest`", option="manifest")
     for path in paths:
         if not path.exists():
-            raise CmError(f"--features {path} does not exist", "give the output directory of `cm embed`")
+            raise CmError(
+                f"feature table {path} does not exist", "give the output directory of `cm embed`", option="features"
+            )
     features = load_feature_tables(paths)
     data, train_pos, dev_pos = _frames(config, manifest, features)
     options = {"train": config.to_dict(), "manifest": str(manifest.resolve()), "features": features_dir}
@@ -610,7 +618,8 @@ def load_feature_head(run: str | Path, *, device: str = "cpu"):
     if not isinstance(payload, dict) or payload.get("format") != FEATURE_HEAD_FORMAT:
         raise CmError(
             f"{path} is not a feature-head checkpoint (it scores audio, not `cm embed` features)",
-            "score it without --features; heads for --features come from `cm train --features DIR`",
+            "score it without the feature cache; feature heads come from `cm train --features DIR`",
+            option="features",
         )
     head = _head_module(
         len(payload["layers"]),

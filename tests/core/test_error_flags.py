@@ -32,21 +32,9 @@ ALLOWED = {
     ("training/state.py", "--nproc-per-node"),
 }
 
-# modules that other engineers were editing while the rest was converted (issue 28, second wave); each still names
-# flags and is converted by its owner or the lead after the merge. A module that no longer names a flag must leave
-# this list (test_pending_modules_still_need_converting), so the list only shrinks.
-PENDING = (
-    "training/features.py",
-    "training/methods/base.py",
-    "featuresets/reconstruction.py",
-    "featuresets/registry.py",
-    "featuresets/transcript.py",
-    "evaluation/features.py",
-    "evaluation/model.py",
-    "embedding/extract.py",
-    "recipes/demo.py",
-    "models/export.py",
-)
+# modules still naming flags, converted by their owner after a merge (issue 28). A module that no longer names a flag
+# must leave this list (test_pending_modules_still_need_converting), so the list only shrinks; it is empty now.
+PENDING: tuple[str, ...] = ()
 
 
 def library_modules() -> list[str]:
@@ -215,3 +203,20 @@ def test_only_flags_of_the_running_command_are_added(tmp_path):
     for argv, has, lacks in ((["eval", "--scores", "x"], "--dedupe", "--epochs"), (["train"], "--epochs", "--dedupe")):
         flags = _command_flags(group.make_context("cm", argv))
         assert has in flags and "--data-root" in flags and lacks not in flags, argv
+
+
+def test_errors_of_the_last_converted_modules_still_show_their_flags(tmp_path):
+    from typer.testing import CliRunner
+
+    from cm_cli.app import app
+
+    runner = CliRunner()
+    cases = (
+        (["--dry-run", "demo", "--methods", "adam"], "unknown method 'adam'", "(--methods)"),
+        (["--dry-run", "train", "--method", "coral", "--method-option", "foo=1"], "not an option", "(--method-option"),
+        (["export", str(tmp_path), "--out", str(tmp_path)], "is the run itself", "(--out)"),
+    )
+    for argv, message, flag in cases:
+        result = runner.invoke(app, argv)
+        assert result.exit_code in (1, 2) and message in result.output and flag in result.output, result.output
+        assert "Traceback" not in result.output

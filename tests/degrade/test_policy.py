@@ -154,3 +154,11 @@ def test_apply_policy_cache_is_keyed_by_the_codec_provider(tmp_path, monkeypatch
     monkeypatch.setattr(ffmpeg, "pyav_provider", lambda: None)
     apply_policy(x, 16000, p, seed=3, utt_id="u", cache_dir=tmp_path)
     assert len(list((tmp_path / "degrade").rglob("*.flac"))) == 2
+
+
+def test_policy_errors_keep_the_parameter_they_are_about():
+    # the entry's own error names a parameter (noise_dir); re-raised with the policy's context it must still name it,
+    # so the command layer can add the flag
+    with pytest.raises(CmError, match="entry 'noise:type=file'") as info:
+        load_policy("clean:0.5, noise:type=file:0.5")
+    assert info.value.option == ("noise_dir",)

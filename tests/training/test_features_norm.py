@@ -150,8 +150,9 @@ def test_fused_auto_standardises_only_the_feature_set_columns(planted, tmp_path)
 def test_an_unknown_feature_norm_is_a_one_line_usage_error():
     from cm_cli.core.errors import CmError
 
-    with pytest.raises(CmError, match="feature-norm"):
+    with pytest.raises(CmError, match="feature normalisation 'zscore' is unknown") as info:
         TrainConfig(feature_norm="zscore").validate()
+    assert info.value.option == ("feature_norm",)  # the command layer adds --feature-norm
 
 
 def test_cm_train_feature_norm_option_reaches_the_run_and_a_bad_value_writes_nothing(planted, cm_env, run_cm):

@@ -49,22 +49,29 @@ def resolve_options(method_cls, given: dict) -> dict:
     if unknown:
         names = ", ".join(known) or "none"
         raise UsageError(
-            f"--method-option {unknown[0]!r} is not an option of --method {method_cls.name}", f"its options: {names}"
+            f"method option {unknown[0]!r} is not an option of method {method_cls.name}",
+            f"its options: {names}",
+            option=("method_option", "method"),
         )
     out = {}
     for name, option in known.items():
         value = given.get(name, option.default)
         if option.choices:
             if str(value) not in option.choices:
-                raise UsageError(f"--method-option {name}: expected one of {', '.join(option.choices)}, got {value!r}")
+                raise UsageError(
+                    f"method option {name}: expected one of {', '.join(option.choices)}, got {value!r}",
+                    option="method_option",
+                )
             out[name] = str(value)
             continue
         try:
             value = float(value)
         except (TypeError, ValueError):
-            raise UsageError(f"--method-option {name}: expected a number, got {value!r}") from None
+            raise UsageError(
+                f"method option {name}: expected a number, got {value!r}", option="method_option"
+            ) from None
         if not value >= option.minimum:
-            raise UsageError(f"--method-option {name} must be >= {option.minimum}, got {value}")
+            raise UsageError(f"method option {name} must be >= {option.minimum}, got {value}", option="method_option")
         out[name] = value
     return out
 
@@ -77,7 +84,9 @@ def parse_method_options(items) -> dict:
     for item in [items] if isinstance(items, str) else (items or []):
         name, sep, value = str(item).partition("=")
         if not sep or not name.strip():
-            raise UsageError(f"--method-option: expected NAME=VALUE, got {item!r}", "e.g. --method-option weight=0.5")
+            raise UsageError(
+                f"method option: expected NAME=VALUE, got {item!r}", "e.g. weight=0.5", option="method_option"
+            )
         out[name.strip()] = value.strip()
     return out
 
