@@ -491,8 +491,8 @@ def degrade_manifest(
         init = (ffmpeg, sample_rate, seed, committed, str(out_dir))
         from cm_cli.degrade.neural_batch import has_neural_step
 
-        if workers > 1 and has_neural_step(_candidates(canonical, condition, policy_obj)):
-            workers = 1  # neural codecs: one process batching on --device (neural_batch), not N model copies
+        # neural codecs run in this process, batched on --device (neural_batch), not in N model copies
+        workers = 0 if has_neural_step(_candidates(canonical, condition, policy_obj)) else max(1, workers)
         out_rows, failures = _run_jobs(jobs, n_jobs, init, workers, out_dir / journal_name, committed, force, result)
         result.n_failed = len(failures)
         write_parquet(_degraded_table(out_rows), out_dir / part_name)
@@ -576,7 +576,12 @@ def _run_jobs(
     force: bool,
     result: CorpusResult,
 ) -> tuple[list[dict], list[dict]]:
-    """Run the jobs (in worker processes when ``workers`` > 1), committing each finished file to the journal."""
+    """Run the jobs, committing each finished file to the journal.
+
+    ``workers`` >= 1: in that many worker processes, so a native abort inside a codec is a
+    failure entry, never the end of the job (``-j 1`` too: one worker); 0: in this process
+    (neural codecs, batched on the model's device).
+    """
     from cm_cli.core.artifacts import write_error
     from cm_cli.core.progress import track
     from cm_cli.core.signals import stop_on_sigterm
@@ -584,7 +589,7 @@ def _run_jobs(
     out_rows: list[dict] = []
     failures: list[dict] = []
     commits: list[dict] = []
-    if workers <= 1:
+    if workers <= 0:
         from cm_cli.degrade.neural_batch import prefetched_jobs
 
         _init_worker(*init)

@@ -14,7 +14,7 @@ from typing import Iterator
 
 from cm_cli.training.loop import DistInfo
 
-__all__ = ["dist_from_env", "distributed"]
+__all__ = ["dist_from_env", "distributed", "wrap_ddp", "loss_skips_output_layer"]
 
 
 def dist_from_env(environ=None) -> DistInfo:
@@ -50,3 +50,25 @@ def distributed(device: str = "auto") -> Iterator[tuple[DistInfo, str]]:
             with contextlib.suppress(Exception):
                 tdist.barrier()
             tdist.destroy_process_group()
+
+
+def loss_skips_output_layer(config) -> bool:
+    """True when ``--loss`` scores through its own head (OC-Softmax's cosine), so the model's output layer is unused.
+
+    Decided once from the configuration: DDP then searches for unused parameters each
+    step, which the common path (``--loss ce``) never pays for.
+    """
+    from cm_cli.training.methods.losses import score_head
+
+    return score_head(config.loss) != "linear"
+
+
+def wrap_ddp(module, device, config):
+    """``DistributedDataParallel`` around the train module, tolerating the output layer a score head bypasses."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        module,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=loss_skips_output_layer(config),
+    )

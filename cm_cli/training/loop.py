@@ -212,9 +212,9 @@ def _setup(
         state = restore(resume, model, heads, optimizer, total_steps=total_steps, world_size=dist.world_size)
     net = module
     if dist.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
+        from cm_cli.training.distributed import wrap_ddp
 
-        net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+        net = wrap_ddp(module, device, config)
     stepper = Stepper(
         config,
         data,

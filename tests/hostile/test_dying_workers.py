@@ -74,7 +74,8 @@ def test_nan_row_with_mp3_and_two_workers_ends_with_a_failure_entry(tmp_path):
     assert not list(out.glob(".*.lock"))
 
 
-def test_a_native_abort_in_a_worker_is_one_failure_and_the_rest_complete(tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [2, 1])  # -j 1 runs in one worker process too, so the abort is contained
+def test_a_native_abort_in_a_worker_is_one_failure_and_the_rest_complete(tmp_path, monkeypatch, workers):
     import cm_cli.degrade.registry as registry
 
     real = registry.apply_spec
@@ -92,7 +93,7 @@ def test_a_native_abort_in_a_worker_is_one_failure_and_the_rest_complete(tmp_pat
     enabled = faulthandler.is_enabled()
     faulthandler.disable()  # pytest's handler would print the aborting worker's stack
     try:
-        result = degrade_manifest(manifest, out, specs=["alaw"], workers=2)
+        result = degrade_manifest(manifest, out, specs=["alaw"], workers=workers)
     finally:
         if enabled:
             faulthandler.enable()
