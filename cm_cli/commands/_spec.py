@@ -30,6 +30,8 @@ class Opt:
     value -> config value (e.g. ``"none"`` -> ``None``). ``annotation``: a shared
     ``Annotated`` alias of ``commands._common`` (``OutDir``, ``ForceOpt``) instead of
     ``kind``/``help``. ``resolved``: passed through ``resolve_options`` (``--preset`` is not).
+    ``negatable``: a boolean written ``--name/--no-name``. ``complete``: the tab-completion
+    function. ``metavar``: the value's name in ``--help``.
     """
 
     name: str
@@ -44,6 +46,9 @@ class Opt:
     convert: Callable[[Any], Any] | None = None
     annotation: Any = None
     resolved: bool = True
+    negatable: bool = False
+    complete: Callable[[str], list[str]] | None = None
+    metavar: str | None = None
 
     @property
     def flag(self) -> str:
@@ -68,8 +73,13 @@ class Opt:
                 extra["max"] = self.maximum
             if self.show_default is not None:
                 extra["show_default"] = self.show_default
+            if self.complete is not None:
+                extra["autocompletion"] = self.complete
+            if self.metavar is not None:
+                extra["metavar"] = self.metavar
             kind = self.kind if self.default is not None else Optional[self.kind]
-            annotation = Annotated[kind, typer.Option(self.flag, *self.flags, **extra)]
+            flag = f"{self.flag}/--no-{self.flag[2:]}" if self.negatable else self.flag
+            annotation = Annotated[kind, typer.Option(flag, *self.flags, **extra)]
         return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=self.default, annotation=annotation)
 
     def to_config(self, value: Any) -> Any:

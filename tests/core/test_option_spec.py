@@ -38,3 +38,30 @@ def test_cm_toml_key_reaches_the_declared_field(cm_env, run_cm, monkeypatch, tmp
     (tmp_path / "cm.toml").write_text('[probe]\nbootstrap = "many"\n')
     bad = run_cm("--dry-run", "probe", tmp_path / "emb", "--manifest", manifest)
     assert bad.exit_code != 0 and "bootstrap" in bad.stderr and "many" in bad.stderr
+
+
+def test_negatable_boolean_and_completion_reach_typer():
+    import typer
+    from typer.testing import CliRunner
+
+    def complete(incomplete: str) -> list[str]:
+        return [n for n in ("lcnn", "wavlm") if n.startswith(incomplete)]
+
+    options = Options(
+        Opt("bf16", bool, True, "bf16 autocast.", negatable=True), Opt("backbone", str, "lcnn", "x", complete=complete)
+    )
+
+    @options.command
+    def command(**values) -> None:
+        typer.echo(json.dumps(values, sort_keys=True))
+
+    app = typer.Typer()
+    app.command()(command)
+    runner = CliRunner()
+    assert json.loads(runner.invoke(app, []).stdout) == {"backbone": "lcnn", "bf16": True}
+    assert json.loads(runner.invoke(app, ["--no-bf16", "--backbone", "wavlm"]).stdout) == {
+        "backbone": "wavlm",
+        "bf16": False,
+    }
+    backbone = next(o for o in options if o.name == "backbone").parameter().annotation.__metadata__[0]
+    assert backbone.shell_complete is not None or backbone.autocompletion is complete
