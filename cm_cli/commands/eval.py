@@ -7,7 +7,8 @@ through ``cm_cli.evaluation.evaluate_model``, or, for a ``cm train --features`` 
 the rows of a ``cm embed`` cache (``--features DIR``) through
 ``cm_cli.evaluation.evaluate_features``; ``--audio PATH...`` scores audio files
 directly. Both metric modes evaluate under one ``EvalSettings`` and write the metrics
-directory through ``cm_cli.evaluation.writer``. Every option can come from the
+directory through ``cm_cli.evaluation.writer``. Every option is declared once in
+``OPTIONS`` (docs/DESIGN.md, "One declaration per option") and can come from the
 ``[eval]`` table of cm.toml.
 """
 
@@ -30,6 +31,7 @@ from cm_cli.commands._common import (
     print_dry_run,
     resolve_options,
 )
+from cm_cli.commands._spec import Opt, Options
 from cm_cli.core.errors import UsageError
 
 __all__ = ["eval"]
@@ -60,234 +62,233 @@ def _path(value: Any) -> Optional[Path]:
     return Path(value) if value not in (None, "") else None
 
 
+def _kind(value: Any) -> str:
+    return value.value if isinstance(value, enum.Enum) else str(value)
+
+
+# Each option once: its flag, type, default and help, the [eval] key of cm.toml, and the EvalSettings field it
+# sets. field=None: an option of the invocation (what to score, where to write), not a field. The EvalSettings
+# fields no single option sets are built in _settings: seed (the global --seed), seen_domains (--seen-domain
+# merged with --seen-from), columns (--score-col, --label-col, --id-col, --bonafide-value), and asv_scores with
+# its t-DCF block (--asv-scores, else the manifest's own ASV scores when a model is scored).
+OPTIONS = Options(
+    Opt(
+        "scores",
+        Path,
+        None,
+        "Score file: Parquet (or a directory of parts), CSV/TSV, or an official ASVspoof score file.",
+        field=None,
+    ),
+    Opt(
+        "key", Path, None, "Key with labels: 'filename cm-label' or an ASVspoof 5/2021/2019 protocol file.", field=None
+    ),
+    Opt("score_col", str, None, "Score column (default: score or cm-score).", field=None),
+    Opt("label_col", str, None, "Label column (default: label, cm-label or key).", field=None),
+    Opt("id_col", str, None, "Trial id column (default: utt_id, filename, flac_file...).", field=None),
+    Opt(
+        "bonafide_value",
+        str,
+        None,
+        "Label value meaning bona fide, compared as text (e.g. 0); others are spoof.",
+        field=None,
+    ),
+    Opt(
+        "dedupe",
+        bool,
+        False,
+        "Keep one row of a trial id listed more than once when every copy agrees (else an error).",
+        convert=bool,
+    ),
+    Opt("manifest", annotation=ManifestOpt, field=None),
+    Opt(
+        "by",
+        list[str],
+        None,
+        "Break metrics down by this column (repeatable or comma-separated).",
+        convert=_split_values,
+    ),
+    Opt(
+        "in_domain",
+        list[str],
+        None,
+        "Domain value(s) counted as in-domain for the OOD gap (e.g. none, clean).",
+        convert=_split_values,
+    ),
+    Opt("domain_col", str, None, "Column holding the domain (default: domain, else codec)."),
+    Opt(
+        "seen_domain",
+        list[str],
+        None,
+        "Domain value seen in training (repeatable): splits the OOD gap into seen and unseen (--run: read from the run).",
+        field=None,
+    ),
+    Opt("seen_from", Path, None, "Read the seen domains from this `cm train` run's config.json.", field=None),
+    Opt("compare", Path, None, "A baseline's metrics.json: report the OOD gap reduction against it.", convert=_path),
+    Opt(
+        "bootstrap",
+        int,
+        0,
+        "Bootstrap resamples for percentile intervals of EER and minDCF (0: none).",
+        minimum=0,
+        convert=int,
+    ),
+    Opt(
+        "cluster_by",
+        str,
+        "auto",
+        "Resample together: auto (speaker where the table has speakers, else source utterance, else trial), source, speaker, none, or a column.",
+        convert=str,
+    ),
+    Opt("level", float, 0.95, "Confidence level of the intervals.", minimum=0.5, maximum=0.999, convert=float),
+    Opt(
+        "calibrate_on",
+        Path,
+        None,
+        "Dev scores (same columns) to fit logistic-regression calibration on: the way to LLRs.",
+        convert=_path,
+    ),
+    Opt(
+        "score_kind",
+        ScoreKind,
+        ScoreKind.raw,
+        "raw: as given; posterior: P(bona fide) -> posterior log-odds (not LLRs; prob: deprecated name); logit: already log-odds.",
+        convert=_kind,
+    ),
+    Opt("p_spoof", float, 0.05, "Spoof prior of the DCF.", convert=float),
+    Opt("c_miss", float, 1.0, "Cost of rejecting bona fide.", convert=float),
+    Opt("c_fa", float, 10.0, "Cost of accepting spoof.", convert=float),
+    Opt("min_trials", int, 20, "Flag groups with fewer bona fide or spoof trials as small.", minimum=1, convert=int),
+    Opt("drop_invalid", bool, False, "Leave out trials with NaN/inf scores instead of failing.", convert=bool),
+    Opt(
+        "asv_scores",
+        Path,
+        None,
+        "ASV scores of the trials (key target/nontarget/spoof): adds min t-DCF (revised 2021 and legacy 2019); 2019/2021 LA files or their folder; --run reads the corpus's own from the manifest.",
+        field=None,  # the asv_scores field is this file or the manifest's own: _settings
+    ),
+    Opt("asv_score_col", str, None, "Score column of --asv-scores (default: score, asv_score, asv-score).", field=None),
+    Opt("asv_key_col", str, None, "Key column of --asv-scores (default: key, asv_key, asv-label).", field=None),
+    Opt(
+        "sasv_scores",
+        Path,
+        None,
+        "ASVspoof 5 Track 2 SASV score file (spk filename cm-score asv-score sasv-score): a-DCF, t-EER, min t-DCF.",
+        field=None,
+    ),
+    Opt(
+        "sasv_key",
+        Path,
+        None,
+        "Key of --sasv-scores (spk filename cm-label asv-label), unless the labels are in the score file.",
+        field=None,
+    ),
+    Opt("run", Path, None, "Score this `cm train` run directory (its best checkpoint).", field=None),
+    Opt("checkpoint", Path, None, "Score this cm checkpoint file instead of a run.", field=None),
+    Opt(
+        "model",
+        str,
+        None,
+        "Score with a zoo model (toy, aasist, ...: `cm download --list-models`), a `cm export` folder or a hub id.",
+        show_default=False,
+        field=None,
+    ),
+    Opt(
+        "bonafide_label",
+        str,
+        None,
+        "Transformers audio classifiers: the label that means bona fide.",
+        show_default=False,
+        field=None,
+    ),
+    Opt(
+        "features",
+        Path,
+        None,
+        "With --run of a `cm train --features` head: the `cm embed --pooling meanstd` cache to score (no audio).",
+        field=None,
+    ),
+    Opt("split", str, "eval", "Manifest split to score (all: every row).", field=None),
+    Opt(
+        "degrade",
+        list[str],
+        None,
+        "Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".",
+        complete=complete_spec,
+        field=None,
+    ),
+    Opt(
+        "chunk_ms",
+        list[str],
+        None,
+        "Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.",
+        field=None,
+    ),
+    Opt("overlap_ms", float, 0.0, "Streaming: overlap between windows.", minimum=0, field=None),
+    Opt(
+        "causal_windows",
+        int,
+        None,
+        "Streaming, for latency studies: score only the first K windows of each utterance (needs --chunk-ms).",
+        minimum=1,
+        field=None,
+    ),
+    Opt("aggregate", str, "mean", "Streaming: mean, min, max or median of window scores.", field=None),
+    Opt("full_length", bool, False, "Score whole utterances instead of the run's length policy.", field=None),
+    Opt("batch_size", int, 16, "Utterances per forward pass.", minimum=1, field=None),
+    Opt(
+        "shard",
+        str,
+        None,
+        "Score shard I/N only (default from SLURM_ARRAY_TASK_*); merge with `cm eval --scores DIR`.",
+        field=None,
+    ),
+    Opt(
+        "baseline",
+        bool,
+        True,
+        "With --degrade sweeps, also score the clean condition.",
+        negatable=True,
+        field=None,
+    ),
+    Opt(
+        "audio",
+        list[Path],
+        None,
+        "Score these audio files or folders (recursively; wav/flac/mp3/m4a/ogg) with --run/--checkpoint; more paths may follow.",
+        field=None,
+    ),
+    Opt(
+        "threshold",
+        float,
+        None,
+        "--audio: decision threshold (default: the run's dev EER threshold).",
+        field=None,
+    ),
+    Opt(
+        "export",
+        tuple[str, str],
+        None,
+        "--scores: also write the scored trials as an official submission score file: asvspoof5, asvspoof2021 or asvspoof2019, then the file.",
+        metavar="FORMAT FILE",
+        field=None,
+    ),
+    Opt("out", annotation=OutDir, field=None),
+    Opt("force", annotation=ForceOpt, default=False, field=None),
+)
+
+
+@OPTIONS.command
 def eval(  # noqa: A001 - the command is named after its verb
     ctx: typer.Context,
-    scores: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--scores",
-            help="Score file: Parquet (or a directory of parts), CSV/TSV, or an official ASVspoof score file.",
-        ),
-    ] = None,
-    key: Annotated[
-        Optional[Path],
-        typer.Option("--key", help="Key with labels: 'filename cm-label' or an ASVspoof 5/2021/2019 protocol file."),
-    ] = None,
-    score_col: Annotated[
-        Optional[str], typer.Option("--score-col", help="Score column (default: score or cm-score).")
-    ] = None,
-    label_col: Annotated[
-        Optional[str], typer.Option("--label-col", help="Label column (default: label, cm-label or key).")
-    ] = None,
-    id_col: Annotated[
-        Optional[str], typer.Option("--id-col", help="Trial id column (default: utt_id, filename, flac_file...).")
-    ] = None,
-    bonafide_value: Annotated[
-        Optional[str],
-        typer.Option(
-            "--bonafide-value", help="Label value meaning bona fide, compared as text (e.g. 0); others are spoof."
-        ),
-    ] = None,
-    dedupe: Annotated[
-        bool,
-        typer.Option(
-            "--dedupe", help="Keep one row of a trial id listed more than once when every copy agrees (else an error)."
-        ),
-    ] = False,
-    manifest: ManifestOpt = None,
-    by: Annotated[
-        Optional[list[str]],
-        typer.Option("--by", help="Break metrics down by this column (repeatable or comma-separated)."),
-    ] = None,
-    in_domain: Annotated[
-        Optional[list[str]],
-        typer.Option("--in-domain", help="Domain value(s) counted as in-domain for the OOD gap (e.g. none, clean)."),
-    ] = None,
-    domain_col: Annotated[
-        Optional[str], typer.Option("--domain-col", help="Column holding the domain (default: domain, else codec).")
-    ] = None,
-    seen_domain: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--seen-domain",
-            help="Domain value seen in training (repeatable): splits the OOD gap into seen and unseen (--run: read from the run).",
-        ),
-    ] = None,
-    seen_from: Annotated[
-        Optional[Path],
-        typer.Option("--seen-from", help="Read the seen domains from this `cm train` run's config.json."),
-    ] = None,
-    compare: Annotated[
-        Optional[Path],
-        typer.Option("--compare", help="A baseline's metrics.json: report the OOD gap reduction against it."),
-    ] = None,
-    bootstrap: Annotated[
-        int,
-        typer.Option(
-            "--bootstrap", min=0, help="Bootstrap resamples for percentile intervals of EER and minDCF (0: none)."
-        ),
-    ] = 0,
-    cluster_by: Annotated[
-        str,
-        typer.Option(
-            "--cluster-by",
-            help="Resample together: auto (speaker where the table has speakers, else source utterance, else trial), source, speaker, none, or a column.",
-        ),
-    ] = "auto",
-    level: Annotated[
-        float, typer.Option("--level", min=0.5, max=0.999, help="Confidence level of the intervals.")
-    ] = 0.95,
-    calibrate_on: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--calibrate-on",
-            help="Dev scores (same columns) to fit logistic-regression calibration on: the way to LLRs.",
-        ),
-    ] = None,
-    score_kind: Annotated[
-        ScoreKind,
-        typer.Option(
-            "--score-kind",
-            help="raw: as given; posterior: P(bona fide) -> posterior log-odds (not LLRs; prob: deprecated name); logit: already log-odds.",
-        ),
-    ] = ScoreKind.raw,
-    p_spoof: Annotated[float, typer.Option("--p-spoof", help="Spoof prior of the DCF.")] = 0.05,
-    c_miss: Annotated[float, typer.Option("--c-miss", help="Cost of rejecting bona fide.")] = 1.0,
-    c_fa: Annotated[float, typer.Option("--c-fa", help="Cost of accepting spoof.")] = 10.0,
-    min_trials: Annotated[
-        int, typer.Option("--min-trials", min=1, help="Flag groups with fewer bona fide or spoof trials as small.")
-    ] = 20,
-    drop_invalid: Annotated[
-        bool, typer.Option("--drop-invalid", help="Leave out trials with NaN/inf scores instead of failing.")
-    ] = False,
-    asv_scores: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--asv-scores",
-            help="ASV scores of the trials (key target/nontarget/spoof): adds min t-DCF (revised 2021 and legacy 2019); 2019/2021 LA files or their folder; --run reads the corpus's own from the manifest.",
-        ),
-    ] = None,
-    asv_score_col: Annotated[
-        Optional[str],
-        typer.Option("--asv-score-col", help="Score column of --asv-scores (default: score, asv_score, asv-score)."),
-    ] = None,
-    asv_key_col: Annotated[
-        Optional[str],
-        typer.Option("--asv-key-col", help="Key column of --asv-scores (default: key, asv_key, asv-label)."),
-    ] = None,
-    sasv_scores: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--sasv-scores",
-            help="ASVspoof 5 Track 2 SASV score file (spk filename cm-score asv-score sasv-score): a-DCF, t-EER, min t-DCF.",
-        ),
-    ] = None,
-    sasv_key: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--sasv-key",
-            help="Key of --sasv-scores (spk filename cm-label asv-label), unless the labels are in the score file.",
-        ),
-    ] = None,
-    run: Annotated[
-        Optional[Path], typer.Option("--run", help="Score this `cm train` run directory (its best checkpoint).")
-    ] = None,
-    checkpoint: Annotated[
-        Optional[Path], typer.Option("--checkpoint", help="Score this cm checkpoint file instead of a run.")
-    ] = None,
-    model: Annotated[
-        Optional[str],
-        typer.Option(
-            "--model",
-            help="Score with a zoo model (toy, aasist, ...: `cm download --list-models`), a `cm export` folder or a hub id.",
-            show_default=False,
-        ),
-    ] = None,
-    bonafide_label: Annotated[
-        Optional[str],
-        typer.Option(
-            "--bonafide-label",
-            help="Transformers audio classifiers: the label that means bona fide.",
-            show_default=False,
-        ),
-    ] = None,
-    features: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--features",
-            help="With --run of a `cm train --features` head: the `cm embed --pooling meanstd` cache to score (no audio).",
-        ),
-    ] = None,
-    split: Annotated[str, typer.Option("--split", help="Manifest split to score (all: every row).")] = "eval",
-    degrade: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--degrade",
-            help="Degradation spec applied on the fly; '|' sweeps (repeatable), e.g. \"mp3:kbps=8|16|32\".",
-            autocompletion=complete_spec,
-        ),
-    ] = None,
-    chunk_ms: Annotated[
-        Optional[list[str]],
-        typer.Option(
-            "--chunk-ms",
-            help="Streaming: score sliding windows of this many ms ('|' sweeps), aggregated per utterance; with --audio, per-window scores.",
-        ),
-    ] = None,
-    overlap_ms: Annotated[float, typer.Option("--overlap-ms", min=0, help="Streaming: overlap between windows.")] = 0.0,
-    causal_windows: Annotated[
-        Optional[int],
-        typer.Option(
-            "--causal-windows",
-            min=1,
-            help="Streaming, for latency studies: score only the first K windows of each utterance (needs --chunk-ms).",
-        ),
-    ] = None,
-    aggregate: Annotated[
-        str, typer.Option("--aggregate", help="Streaming: mean, min, max or median of window scores.")
-    ] = "mean",
-    full_length: Annotated[
-        bool, typer.Option("--full-length", help="Score whole utterances instead of the run's length policy.")
-    ] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Utterances per forward pass.")] = 16,
-    shard: Annotated[
-        Optional[str],
-        typer.Option(
-            "--shard", help="Score shard I/N only (default from SLURM_ARRAY_TASK_*); merge with `cm eval --scores DIR`."
-        ),
-    ] = None,
-    baseline: Annotated[
-        bool, typer.Option("--baseline/--no-baseline", help="With --degrade sweeps, also score the clean condition.")
-    ] = True,
-    audio: Annotated[
-        Optional[list[Path]],
-        typer.Option(
-            "--audio",
-            help="Score these audio files or folders (recursively; wav/flac/mp3/m4a/ogg) with --run/--checkpoint; more paths may follow.",
-        ),
-    ] = None,
     audio_paths: Annotated[
         Optional[list[Path]], typer.Argument(help="More audio files or folders (after --audio).", show_default=False)
     ] = None,
-    threshold: Annotated[
-        Optional[float],
-        typer.Option("--threshold", help="--audio: decision threshold (default: the run's dev EER threshold)."),
-    ] = None,
-    export: Annotated[
-        Optional[tuple[str, str]],
-        typer.Option(
-            "--export",
-            metavar="FORMAT FILE",
-            help="--scores: also write the scored trials as an official submission score file: asvspoof5, asvspoof2021 or asvspoof2019, then the file.",
-        ),
-    ] = None,
-    out: OutDir = None,
-    force: ForceOpt = False,
+    **options,
 ) -> None:
     """Score a trained model or evaluate any score file with the official ASVspoof metrics, by group."""
     c = get_ctx(ctx)
-    values = {name: value for name, value in locals().items() if name not in ("ctx", "c")}
-    o = resolve_options(ctx, "eval", values)
+    # the positional audio paths resolve like an option, as they always have ([eval] audio_paths = [...])
+    o = resolve_options(ctx, "eval", {**OPTIONS.values(options), "audio_paths": audio_paths})
     source = _path(o["run"]) or _path(o["checkpoint"])
     if o["model"] is not None or o["bonafide_label"] is not None:
         from cm_cli.models.zoo import resolve_model_option
@@ -345,7 +346,8 @@ def _warn_unfinished(run: Path) -> None:
 
 
 def _settings(c, o: dict):
-    """The one EvalSettings of this invocation (both modes)."""
+    """The one EvalSettings of this invocation (both modes): the declared fields from ``OPTIONS``, and the
+    fields several options build (seed, seen_domains, columns, and asv_scores with its t-DCF block)."""
     from cm_cli.evaluation.readers import ScoreColumns
     from cm_cli.evaluation.settings import EvalSettings, seen_domains_of_run
 
@@ -362,30 +364,11 @@ def _settings(c, o: dict):
     seen = _split_values(o["seen_domain"]) or None
     if o["seen_from"] is not None:
         seen = sorted({*(seen or []), *(seen_domains_of_run(Path(o["seen_from"])) or [])})
-    kind = o["score_kind"].value if isinstance(o["score_kind"], enum.Enum) else str(o["score_kind"])
-    return EvalSettings(
-        by=_split_values(o["by"]),
-        in_domain=_split_values(o["in_domain"]),
-        domain_col=o["domain_col"],
-        seen_domains=seen,
-        compare=_path(o["compare"]),
-        bootstrap=int(o["bootstrap"]),
-        cluster_by=str(o["cluster_by"]),
-        level=float(o["level"]),
-        seed=c.seed,
-        calibrate_on=_path(o["calibrate_on"]),
-        score_kind=kind,
-        p_spoof=float(o["p_spoof"]),
-        c_miss=float(o["c_miss"]),
-        c_fa=float(o["c_fa"]),
-        min_trials=int(o["min_trials"]),
-        drop_invalid=bool(o["drop_invalid"]),
-        dedupe=bool(o["dedupe"]),
-        blocks=tuple(blocks),
-        asv_scores=asv,
-        columns=ScoreColumns(
-            score_col=o["score_col"], label_col=o["label_col"], bonafide_value=o["bonafide_value"], id_col=o["id_col"]
-        ),
+    columns = ScoreColumns(
+        score_col=o["score_col"], label_col=o["label_col"], bonafide_value=o["bonafide_value"], id_col=o["id_col"]
+    )
+    return OPTIONS.config(
+        EvalSettings, o, seed=c.seed, seen_domains=seen, columns=columns, blocks=tuple(blocks), asv_scores=asv
     )
 
 
