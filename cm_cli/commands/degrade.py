@@ -24,6 +24,7 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
 from cm_cli.core.errors import UsageError
 
 
@@ -46,6 +47,63 @@ def _compose(
     return specs
 
 
+# each option once: its flag, type, default and help, and the preset/cm.toml key (degrade has no config dataclass)
+OPTIONS = Options(
+    Opt("codec", str, None, "Codec (sugar for --chain CODEC:kbps=KBPS).", complete=complete_codec),
+    Opt("kbps", str, None, "Codec bitrate in kbit/s ('16|32' sweeps in corpus mode)."),
+    Opt(
+        "chain",
+        List[str],
+        None,
+        "Degradation spec, e.g. mp3:kbps=32+noise:snr=10 (repeatable; '|' sweeps).",
+        complete=complete_spec,
+    ),
+    Opt("snr", float, None, "Add noise at this SNR (dB, on active speech)."),
+    Opt("noise_dir", Path, None, "Folder of noise recordings (MUSAN layout) for --snr."),
+    Opt(
+        "condition",
+        str,
+        None,
+        "ASVspoof 5 condition C01-C11 (quality level drawn uniformly per utterance; see --list).",
+    ),
+    Opt("sample_rate", int, None, "Resample the input to this rate first (default: keep).", minimum=1000),
+    Opt("manifest", annotation=ManifestOpt, resolved=False),
+    Opt("out", annotation=OutDir, resolved=False),
+    Opt("policy", str, None, "Augmentation policy: preset name, YAML file, or 'clean:0.3, mp3:kbps=32:0.7'."),
+    Opt("variants", int, 1, "Policy draws per utterance in corpus mode.", minimum=1),
+    Opt(
+        "workers",
+        int,
+        None,
+        "Worker processes (default: the global --workers).",
+        flags=("-j",),
+        minimum=1,
+        resolved=False,
+    ),
+    Opt("shard", annotation=ShardOpt, resolved=False),
+    Opt("split", annotation=SplitOpt),
+    Opt("ffmpeg", str, None, "ffmpeg binary to try first (env CM_FFMPEG).", resolved=False),
+    Opt(  # the parameter is list_ (list is a builtin), the flag --list
+        "list_",
+        annotation=Annotated[
+            bool, typer.Option("--list", help="List degradations, their parameters and which ffmpeg provides them.")
+        ],
+        default=False,
+        resolved=False,
+    ),
+    Opt("preset", annotation=PresetOpt, resolved=False),
+    Opt("force", annotation=ForceOpt, default=False, resolved=False),
+    Opt(
+        "verify",
+        bool,
+        False,
+        "Corpus rerun: re-check finished outputs by sha256 (size is always checked).",
+        resolved=False,
+    ),
+)
+
+
+@OPTIONS.command
 def degrade(
     ctx: typer.Context,
     input: Annotated[
@@ -55,60 +113,7 @@ def degrade(
         Optional[Path],
         typer.Argument(help="Output file; its suffix sets the format (.wav, .flac, ...).", show_default=False),
     ] = None,
-    codec: Annotated[
-        Optional[str],
-        typer.Option("--codec", help="Codec (sugar for --chain CODEC:kbps=KBPS).", autocompletion=complete_codec),
-    ] = None,
-    kbps: Annotated[
-        Optional[str], typer.Option("--kbps", help="Codec bitrate in kbit/s ('16|32' sweeps in corpus mode).")
-    ] = None,
-    chain: Annotated[
-        Optional[List[str]],
-        typer.Option(
-            "--chain",
-            help="Degradation spec, e.g. mp3:kbps=32+noise:snr=10 (repeatable; '|' sweeps).",
-            autocompletion=complete_spec,
-        ),
-    ] = None,
-    snr: Annotated[Optional[float], typer.Option("--snr", help="Add noise at this SNR (dB, on active speech).")] = None,
-    noise_dir: Annotated[
-        Optional[Path], typer.Option("--noise-dir", help="Folder of noise recordings (MUSAN layout) for --snr.")
-    ] = None,
-    condition: Annotated[
-        Optional[str],
-        typer.Option(
-            "--condition",
-            help="ASVspoof 5 condition C01-C11 (quality level drawn uniformly per utterance; see --list).",
-        ),
-    ] = None,
-    sample_rate: Annotated[
-        Optional[int],
-        typer.Option("--sample-rate", help="Resample the input to this rate first (default: keep).", min=1000),
-    ] = None,
-    manifest: ManifestOpt = None,
-    out: OutDir = None,
-    policy: Annotated[
-        Optional[str],
-        typer.Option("--policy", help="Augmentation policy: preset name, YAML file, or 'clean:0.3, mp3:kbps=32:0.7'."),
-    ] = None,
-    variants: Annotated[int, typer.Option("--variants", help="Policy draws per utterance in corpus mode.", min=1)] = 1,
-    workers: Annotated[
-        Optional[int], typer.Option("--workers", "-j", help="Worker processes (default: the global --workers).", min=1)
-    ] = None,
-    shard: ShardOpt = None,
-    split: SplitOpt = None,
-    ffmpeg: Annotated[
-        Optional[str], typer.Option("--ffmpeg", help="ffmpeg binary to try first (env CM_FFMPEG).")
-    ] = None,
-    list_: Annotated[
-        bool, typer.Option("--list", help="List degradations, their parameters and which ffmpeg provides them.")
-    ] = False,
-    preset: PresetOpt = None,
-    force: ForceOpt = False,
-    verify: Annotated[
-        bool,
-        typer.Option("--verify", help="Corpus rerun: re-check finished outputs by sha256 (size is always checked)."),
-    ] = False,
+    **options,
 ) -> None:
     """Degrade audio with codecs, channels, noise or reverberation: one file (IN OUT) or a manifest (--manifest --out)."""
     from cm_cli.degrade.ffmpeg import set_preferred_ffmpeg
@@ -116,25 +121,17 @@ def degrade(
 
     c = get_ctx(ctx)
     set_encodec_device(c.device)
-    values = dict(
-        codec=codec,
-        kbps=kbps,
-        chain=chain or [],
-        snr=snr,
-        noise_dir=noise_dir,
-        condition=condition,
-        sample_rate=sample_rate,
-        policy=policy,
-        variants=variants,
-        split=split,
+    # an unset --chain is resolved as [] (a preset or cm.toml may give a list)
+    opts = resolve_options(
+        ctx, "degrade", OPTIONS.values({**options, "chain": options["chain"] or []}), preset=options["preset"]
     )
-    opts = resolve_options(ctx, "degrade", values, preset=preset)
     if isinstance(opts.get("policy"), (list, dict)):  # a policy preset holds the policy itself
         from cm_cli.degrade.policy import parse_policy
 
-        opts["policy"] = parse_policy(opts["policy"], name=preset or "preset").canonical()
+        opts["policy"] = parse_policy(opts["policy"], name=options["preset"] or "preset").canonical()
+    manifest, out, workers, shard, ffmpeg = (options[k] for k in ("manifest", "out", "workers", "shard", "ffmpeg"))
     set_preferred_ffmpeg(ffmpeg)
-    if list_:
+    if options["list_"]:
         _list(c)
         return
     specs = _compose(opts["codec"], opts["kbps"], list(opts["chain"]), opts["snr"], opts["noise_dir"])
@@ -148,7 +145,9 @@ def degrade(
             raise UsageError("give either IN OUT (one file) or --manifest and --out (a corpus), not both")
         if manifest is None or out is None:
             raise UsageError("corpus mode needs both --manifest and --out")
-        _corpus(c, manifest, out, specs, opts, c.data_workers(workers), shard, ffmpeg, force, verify)
+        _corpus(
+            c, manifest, out, specs, opts, c.data_workers(workers), shard, ffmpeg, options["force"], options["verify"]
+        )
         return
     if input is None or output is None:
         raise UsageError("ad hoc mode needs IN and OUT", "e.g. cm degrade in.wav out.wav --codec mp3 --kbps 32")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 
@@ -17,53 +16,50 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
 
 
-def demo(
-    ctx: typer.Context,
-    out: Annotated[
-        Optional[Path],
-        typer.Option("--out", "-o", help="Study directory (default: RUNS_DIR/demo).", show_default=False),
-    ] = None,
-    size: Annotated[str, typer.Option("--size", help="Toy corpus size: tiny, small or medium.")] = "small",
-    seeds: Annotated[
+def _methods(value):
+    from cm_cli.recipes.demo import demo_methods
+
+    return demo_methods(value)
+
+
+# each option once: its flag, type, default and help, the cm.toml key, and the DemoSettings field it sets
+OPTIONS = Options(
+    Opt("out", Path, None, "Study directory (default: RUNS_DIR/demo).", flags=("-o",), show_default=False, field=None),
+    Opt("size", str, "small", "Toy corpus size: tiny, small or medium.", convert=str),
+    Opt(
+        "seeds",
         int,
-        typer.Option(
-            "--seeds", min=1, help="Training seeds per method (1 for a quick look; 3 to tell effects from seed noise)."
-        ),
-    ] = 3,
-    epochs: Annotated[
-        Optional[int],
-        typer.Option("--epochs", min=1, help="Training epochs (default: the toy presets').", show_default=False),
-    ] = None,
-    methods: Annotated[
-        Optional[str],
-        typer.Option(
-            "--methods",
-            help="Comma-separated methods of the study: erm, erm_aug, dann, sam, coral, mmd, groupdro (default erm,erm_aug,dann).",
-            show_default=False,
-        ),
-    ] = None,
-    force: ForceOpt = False,
-) -> None:
+        3,
+        "Training seeds per method (1 for a quick look; 3 to tell effects from seed noise).",
+        minimum=1,
+        convert=int,
+    ),
+    Opt("epochs", int, None, "Training epochs (default: the toy presets').", minimum=1, show_default=False),
+    Opt(
+        "methods",
+        str,
+        None,
+        "Comma-separated methods of the study: erm, erm_aug, dann, sam, coral, mmd, groupdro (default erm,erm_aug,dann).",
+        show_default=False,
+        convert=_methods,
+    ),
+    Opt("force", annotation=ForceOpt, default=False, convert=bool),
+)
+
+
+@OPTIONS.command
+def demo(ctx: typer.Context, **options) -> None:
     """Run the study on the toy corpus: data, ERM / ERM-aug / DANN training over seeds, evaluation, analysis, report."""
     from cm_cli.core.progress import use_reporter
-    from cm_cli.recipes.demo import DemoSettings, demo_methods, run_demo
+    from cm_cli.recipes.demo import DemoSettings, run_demo
 
     c = get_ctx(ctx)
-    opts = resolve_options(
-        ctx, "demo", {"out": out, "size": size, "seeds": seeds, "epochs": epochs, "force": force, "methods": methods}
-    )
+    opts = resolve_options(ctx, "demo", OPTIONS.values(options))
     target = Path(opts["out"]) if opts["out"] else c.runs_dir / "demo"
-    settings = DemoSettings(
-        size=str(opts["size"]),
-        seed=c.seed,
-        seeds=int(opts["seeds"]),
-        workers=c.workers,
-        epochs=opts["epochs"],
-        force=bool(opts["force"]),
-        methods=demo_methods(opts["methods"]),
-    )
+    settings = OPTIONS.config(DemoSettings, opts, seed=c.seed, workers=c.workers)
     if c.dry_run:
         print_dry_run(
             c,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, Optional
 
 import typer
 
@@ -22,6 +21,7 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
 
 
 class Pooling(str, enum.Enum):
@@ -36,98 +36,89 @@ def _complete_backbone(incomplete: str) -> list[str]:
     return [n for n in [*backbone_names(), *feature_set_names()] if n.startswith(incomplete)]
 
 
-def embed(
-    ctx: typer.Context,
-    manifest: ManifestOpt = None,
-    backbone: Annotated[
-        Optional[str],
-        typer.Option(
-            "--backbone",
-            "-b",
-            help="Registry name (wavlm, w2v2, xlsr, hubert, aasist, …), hub id or model directory, or a feature set (prosody, reconstruction, transcript; docs/features.md); default: the checkpoint's own.",
-            autocompletion=_complete_backbone,
-        ),
-    ] = None,
-    out: OutDir = None,
-    backbone_id: Annotated[
-        Optional[str],
-        typer.Option(
-            "--backbone-id",
-            help="Hub id or local directory of the SSL weights (AASIST: the official .pth; reconstruction: a codec directory; transcript: a Whisper directory).",
-        ),
-    ] = None,
-    checkpoint: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--checkpoint",
-            help="A `cm train` run directory or checkpoint (adds pooled and pre_logit), the official AASIST .pth, or an SSL-AASIST checkpoint (with --backbone-id: its XLS-R directory).",
-        ),
-    ] = None,
-    model: Annotated[
-        Optional[str],
-        typer.Option(
-            "--model",
-            help="Embed with a zoo model (`cm download --list-models`), a `cm export` folder or a hub id, instead of --checkpoint.",
-            show_default=False,
-        ),
-    ] = None,
-    layers: Annotated[str, typer.Option("--layers", help="all, or layer numbers like 0,6,12.")] = "all",
-    pooling: Annotated[
-        Pooling,
-        typer.Option("--pooling", help="Pool frames of SSL layers: mean, or meanstd (mean and standard deviation)."),
-    ] = Pooling.mean,
-    split: SplitOpt = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", help="Utterances per forward pass (batched by length).", min=1)
-    ] = 16,
-    max_seconds: Annotated[
-        Optional[float],
-        typer.Option(
-            "--max-seconds", help="Centre-crop utterances to this many seconds (default: full length).", min=0.01
-        ),
-    ] = None,
-    fp32: Annotated[
+# each option once: its flag, type, default and help, and the cm.toml key (embed_manifest takes them as keywords)
+OPTIONS = Options(
+    Opt("manifest", annotation=ManifestOpt, resolved=False),
+    Opt(
+        "backbone",
+        str,
+        None,
+        "Registry name (wavlm, w2v2, xlsr, hubert, aasist, …), hub id or model directory, or a feature set (prosody, reconstruction, transcript; docs/features.md); default: the checkpoint's own.",
+        flags=("-b",),
+        complete=_complete_backbone,
+        resolved=False,
+    ),
+    Opt("out", annotation=OutDir, resolved=False),
+    Opt(
+        "backbone_id",
+        str,
+        None,
+        "Hub id or local directory of the SSL weights (AASIST: the official .pth; reconstruction: a codec directory; transcript: a Whisper directory).",
+        resolved=False,
+    ),
+    Opt(
+        "checkpoint",
+        Path,
+        None,
+        "A `cm train` run directory or checkpoint (adds pooled and pre_logit), the official AASIST .pth, or an SSL-AASIST checkpoint (with --backbone-id: its XLS-R directory).",
+        resolved=False,
+    ),
+    Opt(
+        "model",
+        str,
+        None,
+        "Embed with a zoo model (`cm download --list-models`), a `cm export` folder or a hub id, instead of --checkpoint.",
+        show_default=False,
+        resolved=False,
+    ),
+    Opt("layers", str, "all", "all, or layer numbers like 0,6,12."),
+    Opt("pooling", Pooling, Pooling.mean, "Pool frames of SSL layers: mean, or meanstd (mean and standard deviation)."),
+    Opt("split", annotation=SplitOpt),
+    Opt("batch_size", int, 16, "Utterances per forward pass (batched by length).", minimum=1),
+    Opt(
+        "max_seconds",
+        float,
+        None,
+        "Centre-crop utterances to this many seconds (default: full length).",
+        minimum=0.01,
+    ),
+    Opt(
+        "fp32",
         bool,
-        typer.Option(
-            "--fp32",
-            help="Store float32 and run without autocast (default float16 storage, bf16/fp16 autocast on CUDA).",
-        ),
-    ] = False,
-    shard: ShardOpt = None,
-    workers: Annotated[
-        Optional[int],
-        typer.Option(
-            "--workers",
-            "-j",
-            help="Audio decoding worker processes (default: the global --workers; 0 = in process).",
-            min=0,
-        ),
-    ] = None,
-    bitrates: Annotated[
-        Optional[str],
-        typer.Option(
-            "--bitrates",
-            help="--backbone reconstruction: codec bitrates in kbps, e.g. 1.5,6 (one layer each; default: the lowest and the highest).",
-        ),
-    ] = None,
-    force: ForceOpt = False,
-) -> None:
+        False,
+        "Store float32 and run without autocast (default float16 storage, bf16/fp16 autocast on CUDA).",
+    ),
+    Opt("shard", annotation=ShardOpt, resolved=False),
+    Opt(
+        "workers",
+        int,
+        None,
+        "Audio decoding worker processes (default: the global --workers; 0 = in process).",
+        flags=("-j",),
+        minimum=0,
+        resolved=False,
+    ),
+    Opt(
+        "bitrates",
+        str,
+        None,
+        "--backbone reconstruction: codec bitrates in kbps, e.g. 1.5,6 (one layer each; default: the lowest and the highest).",
+    ),
+    Opt("force", annotation=ForceOpt, default=False, resolved=False),
+)
+
+
+@OPTIONS.command
+def embed(ctx: typer.Context, **options) -> None:
     """Embed every utterance of a manifest at every backbone layer (embeddings.parquet, float16)."""
     from cm_cli.core.errors import UsageError
     from cm_cli.core.progress import use_reporter
     from cm_cli.core.shard import resolve_shard
 
     c = get_ctx(ctx)
-    values = dict(
-        layers=layers,
-        pooling=pooling,
-        split=split,
-        batch_size=batch_size,
-        max_seconds=max_seconds,
-        fp32=fp32,
-        bitrates=bitrates,
-    )
-    opts = resolve_options(ctx, "embed", values)
+    opts = resolve_options(ctx, "embed", OPTIONS.values(options))
+    manifest, backbone, backbone_id, out = (options[k] for k in ("manifest", "backbone", "backbone_id", "out"))
+    checkpoint, model, shard, workers = (options[k] for k in ("checkpoint", "model", "shard", "workers"))
     if model is not None:
         from cm_cli.models.zoo import resolve_model_option
 
@@ -141,7 +132,7 @@ def embed(
     manifest_path = resolve_manifest(c, manifest, upstream=checkpoint, build=False)
     the_shard = resolve_shard(shard)
     pool = Pooling(opts["pooling"]).value
-    options = {
+    record = {
         "layers": opts["layers"],
         "pooling": pool,
         "split": opts["split"],
@@ -157,9 +148,9 @@ def embed(
     }
     feature_options = {"bitrates": opts["bitrates"]} if opts.get("bitrates") else None
     if feature_options:
-        options["bitrates"] = opts["bitrates"]
+        record["bitrates"] = opts["bitrates"]
     if c.dry_run:
-        print_dry_run(c, "embed", options)
+        print_dry_run(c, "embed", record)
         return
     manifest_path = resolve_manifest(c, manifest, upstream=checkpoint)
     from cm_cli.embedding import embed_manifest
@@ -181,7 +172,7 @@ def embed(
             data_root=c.data_root,
             device=c.torch_device(),
             workers=c.data_workers(workers),
-            force=force,
+            force=options["force"],
             feature_options=feature_options,
         )
     payload = {

@@ -21,6 +21,7 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
 from cm_cli.core.errors import UsageError
 
 
@@ -52,91 +53,83 @@ def manifest_for(embeddings: Optional[Path], manifest: Optional[Path]) -> Path:
     )
 
 
+# each option once: its flag, type, default and help, the preset/cm.toml key, and the LoaoConfig field it sets
+OPTIONS = Options(
+    Opt("manifest", annotation=ManifestOpt, field=None),
+    Opt("out", annotation=OutDir, field=None),
+    Opt("layer", str, None, "Layer index or name, comma list, or 'all' (default all).", flags=("-l",), field="layers"),
+    Opt(
+        "group_by",
+        str,
+        "attack",
+        "Hold out each value of: attack, attack_family, codec or codec_family (a codec: its rows of both classes, and its augmentation with --plan).",
+    ),
+    Opt(
+        "seeds",
+        str,
+        "0,1,2",
+        "Seeds of the speaker-disjoint train/test split (mean and sd over them).",
+        convert=lambda value: _seeds(str(value)),
+    ),
+    Opt("split", annotation=SplitOpt),
+    Opt("test_size", float, 0.3, "Fraction of speakers held out for testing.", convert=float),
+    Opt("c", float, 1.0, "Inverse L2 strength of the logistic regression.", convert=float),
+    Opt(
+        "probe_results",
+        Path,
+        None,
+        "`cm probe --target attack` output to correlate per-attack selectivity with gaps.",
+        field=None,
+    ),
+    Opt("probe_tag", str, None, "Which embedding set of the probe results (default the first).", field=None),
+    Opt(
+        "compare",
+        Path,
+        None,
+        "A second embedding set (e.g. fine-tuned): per-attack changes and their correlation.",
+        field=None,
+    ),
+    Opt(
+        "plan",
+        bool,
+        False,
+        "Print one `cm train` + `cm eval` line per held-out attack or codec (job array) and exit.",
+        field=None,
+    ),
+    Opt("train_preset", str, None, "Preset of the retraining runs for --plan.", field=None),
+    Opt(
+        "train_seeds",
+        str,
+        None,
+        "--plan: retrain every line once per seed (`cm --seed S train`, runs in RUN/seed_<s>); the report gives mean and sd of each gap.",
+        show_default=False,
+        field=None,
+    ),
+    Opt(
+        "train_args",
+        str,
+        None,
+        'Extra `cm train` options for every --plan run, e.g. "--epochs 1 --seed 3".',
+        field=None,
+    ),
+    Opt("preset", annotation=PresetOpt, field=None, resolved=False),
+    Opt("force", annotation=ForceOpt, default=False, field=None),
+)
+
+
+@OPTIONS.command
 def loao(
     ctx: typer.Context,
     embeddings: Annotated[
         Optional[Path],
         typer.Argument(help="embeddings.parquet or the output directory of `cm embed`.", show_default=False),
     ] = None,
-    manifest: ManifestOpt = None,
-    out: OutDir = None,
-    layer: Annotated[
-        Optional[str], typer.Option("--layer", "-l", help="Layer index or name, comma list, or 'all' (default all).")
-    ] = None,
-    group_by: Annotated[
-        str,
-        typer.Option(
-            "--group-by",
-            help="Hold out each value of: attack, attack_family, codec or codec_family (a codec: its rows of both classes, and its augmentation with --plan).",
-        ),
-    ] = "attack",
-    seeds: Annotated[
-        str, typer.Option("--seeds", help="Seeds of the speaker-disjoint train/test split (mean and sd over them).")
-    ] = "0,1,2",
-    split: SplitOpt = None,
-    test_size: Annotated[float, typer.Option("--test-size", help="Fraction of speakers held out for testing.")] = 0.3,
-    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the logistic regression.")] = 1.0,
-    probe_results: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--probe-results", help="`cm probe --target attack` output to correlate per-attack selectivity with gaps."
-        ),
-    ] = None,
-    probe_tag: Annotated[
-        Optional[str], typer.Option("--probe-tag", help="Which embedding set of the probe results (default the first).")
-    ] = None,
-    compare: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--compare", help="A second embedding set (e.g. fine-tuned): per-attack changes and their correlation."
-        ),
-    ] = None,
-    plan: Annotated[
-        bool,
-        typer.Option(
-            "--plan", help="Print one `cm train` + `cm eval` line per held-out attack or codec (job array) and exit."
-        ),
-    ] = False,
-    train_preset: Annotated[
-        Optional[str], typer.Option("--train-preset", help="Preset of the retraining runs for --plan.")
-    ] = None,
-    train_seeds: Annotated[
-        Optional[str],
-        typer.Option(
-            "--train-seeds",
-            help="--plan: retrain every line once per seed (`cm --seed S train`, runs in RUN/seed_<s>); the report gives mean and sd of each gap.",
-            show_default=False,
-        ),
-    ] = None,
-    train_args: Annotated[
-        Optional[str],
-        typer.Option("--train-args", help='Extra `cm train` options for every --plan run, e.g. "--epochs 1 --seed 3".'),
-    ] = None,
-    preset: PresetOpt = None,
-    force: ForceOpt = False,
+    **options,
 ) -> None:
     """Leave-one-attack-out. On embeddings: linear separability of a held-out attack by a probe that never saw it
     (the encoder saw every attack). With --plan: the full-retraining recipe (each attack removed from train and dev)."""
     c_ = get_ctx(ctx)
-    values = {
-        "layer": layer,
-        "group_by": group_by,
-        "seeds": seeds,
-        "split": split,
-        "test_size": test_size,
-        "c": c,
-        "probe_results": probe_results,
-        "probe_tag": probe_tag,
-        "compare": compare,
-        "plan": plan,
-        "train_preset": train_preset,
-        "train_args": train_args,
-        "train_seeds": train_seeds,
-        "manifest": manifest,
-        "out": out,
-        "force": force,
-    }
-    opts = resolve_options(ctx, "loao", values, preset=preset)
+    opts = resolve_options(ctx, "loao", OPTIONS.values(options), preset=options["preset"])
     manifest_path = manifest_for(embeddings, opts["manifest"])
     if opts["plan"]:
         _plan(c_, manifest_path, opts)
@@ -146,14 +139,7 @@ def loao(
     from cm_cli.analysis.loao import LoaoConfig, run_loao
     from cm_cli.core.progress import use_reporter
 
-    config = LoaoConfig(
-        layers=opts["layer"],
-        group_by=opts["group_by"],
-        seeds=_seeds(str(opts["seeds"])),
-        split=opts["split"],
-        test_size=float(opts["test_size"]),
-        c=float(opts["c"]),
-    )
+    config = OPTIONS.config(LoaoConfig, opts)
     out_dir = Path(opts["out"]) if opts["out"] else c_.runs_dir / "analysis" / "loao" / _name(embeddings)
     if c_.dry_run:
         print_dry_run(

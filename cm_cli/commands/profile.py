@@ -21,12 +21,62 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
 
 
 def _none(value: Optional[str]) -> Optional[str]:
     return None if value is None or str(value).lower() in ("none", "") else str(value)
 
 
+def _holdout(value: Optional[str]) -> tuple[str, ...]:
+    return tuple(h.strip() for h in str(value).split(",") if h.strip()) if value else ()
+
+
+# each option once: its flag, type, default and help, the preset/cm.toml key, and the ProfileConfig field it sets
+OPTIONS = Options(
+    Opt("manifest", annotation=ManifestOpt, field=None),
+    Opt(
+        "target",
+        str,
+        "attack",
+        "Manifest column naming the generator of each spoof (attack, attack_family, …).",
+        flags=("-t",),
+        convert=str,
+    ),
+    Opt("out", annotation=OutDir, field=None),
+    Opt(
+        "layer",
+        str,
+        None,
+        "Vector column(s), comma list, or 'all' (default: all when their total width is at most 2048, else the last layer).",
+        flags=("-l",),
+        field="layers",
+    ),
+    Opt(
+        "holdout",
+        str,
+        None,
+        "Attacks held out of training as unknown, comma list (default: each attack in turn).",
+        convert=_holdout,
+    ),
+    Opt("group_by", str, "speaker", "Folds never split a value of this column ('none': rows).", convert=_none),
+    Opt("folds", int, 5, "Cross-validation folds.", minimum=2, convert=int),
+    Opt("split", annotation=SplitOpt),
+    Opt("c", float, 1.0, "Inverse L2 strength of the logistic regression.", convert=float),
+    Opt(
+        "bootstrap",
+        int,
+        1000,
+        "Speaker-cluster bootstrap resamples for the accuracy CI.",
+        field="n_boot",
+        convert=int,
+    ),
+    Opt("preset", annotation=PresetOpt, field=None, resolved=False),
+    Opt("force", annotation=ForceOpt, default=False, field=None),
+)
+
+
+@OPTIONS.command
 def profile(
     ctx: typer.Context,
     features: Annotated[
@@ -35,39 +85,7 @@ def profile(
             help="A `cm embed` output (backbone layers or a feature set such as prosody).", show_default=False
         ),
     ],
-    manifest: ManifestOpt = None,
-    target: Annotated[
-        str,
-        typer.Option(
-            "--target", "-t", help="Manifest column naming the generator of each spoof (attack, attack_family, …)."
-        ),
-    ] = "attack",
-    out: OutDir = None,
-    layer: Annotated[
-        Optional[str],
-        typer.Option(
-            "--layer",
-            "-l",
-            help="Vector column(s), comma list, or 'all' (default: all when their total width is at most 2048, else the last layer).",
-        ),
-    ] = None,
-    holdout: Annotated[
-        Optional[str],
-        typer.Option(
-            "--holdout", help="Attacks held out of training as unknown, comma list (default: each attack in turn)."
-        ),
-    ] = None,
-    group_by: Annotated[
-        str, typer.Option("--group-by", help="Folds never split a value of this column ('none': rows).")
-    ] = "speaker",
-    folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.", min=2)] = 5,
-    split: SplitOpt = None,
-    c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the logistic regression.")] = 1.0,
-    bootstrap: Annotated[
-        int, typer.Option("--bootstrap", help="Speaker-cluster bootstrap resamples for the accuracy CI.")
-    ] = 1000,
-    preset: PresetOpt = None,
-    force: ForceOpt = False,
+    **options,
 ) -> None:
     """Source tracing: confusion matrix, per-attack accuracy, open-set AUROC of held-out attacks, bona fide proximity."""
     from cm_cli.analysis.probes import set_name
@@ -76,33 +94,9 @@ def profile(
     from cm_cli.core.progress import use_reporter
 
     c_ = get_ctx(ctx)
-    values = {
-        "target": target,
-        "layer": layer,
-        "holdout": holdout,
-        "group_by": group_by,
-        "folds": folds,
-        "split": split,
-        "c": c,
-        "bootstrap": bootstrap,
-        "manifest": manifest,
-        "out": out,
-        "force": force,
-    }
-    opts = resolve_options(ctx, "profile", values, preset=preset)
+    opts = resolve_options(ctx, "profile", OPTIONS.values(options), preset=options["preset"])
     manifest_path = manifest_for(features, opts["manifest"])
-    held = tuple(h.strip() for h in str(opts["holdout"]).split(",") if h.strip()) if opts["holdout"] else ()
-    config = ProfileConfig(
-        target=str(opts["target"]),
-        layers=opts["layer"],
-        group_by=_none(opts["group_by"]),
-        folds=int(opts["folds"]),
-        holdout=held,
-        split=opts["split"],
-        c=float(opts["c"]),
-        n_boot=int(opts["bootstrap"]),
-        seed=c_.seed,
-    )
+    config = OPTIONS.config(ProfileConfig, opts, seed=c_.seed)
     default_out = c_.runs_dir / "analysis" / "profile" / f"{set_name(features)}_{config.target}"
     out_dir = Path(opts["out"]) if opts["out"] else default_out
     if c_.dry_run:
