@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import List
 
 import typer
 
@@ -22,6 +22,7 @@ from cm_cli.commands._common import (
     resolve_options,
     rich_reporter,
 )
+from cm_cli.commands._spec import Opt, Options
 from cm_cli.models.registry import DEFAULT_BACKBONE
 
 
@@ -69,234 +70,259 @@ def _seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
-_NOT_RESOLVED = ("ctx", "preset", "manifest", "out", "resume", "force")
+def _features(value) -> str | None:
+    """``--features`` (repeatable; a preset may give one path or a list) as resolved paths joined by ","."""
+    if not value:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return ",".join(str(Path(v).resolve()) for v in items)
 
 
-def train(
-    ctx: typer.Context,
-    method: Annotated[
+def _method_options(items) -> dict:
+    from cm_cli.training.methods.base import parse_method_options
+
+    return parse_method_options(items)
+
+
+def _enum_value(value):
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _path(value) -> str | None:
+    return str(Path(value).resolve()) if value else None
+
+
+def _list(value) -> list:
+    return list(value or [])
+
+
+def _model_options(grad_checkpointing) -> dict:
+    return {"gradient_checkpointing": True} if grad_checkpointing else {}
+
+
+# each option once: its flag, type, default and help, the preset/cm.toml key, and the TrainConfig field it sets
+# (field=None: not a TrainConfig field); --preset, --manifest, --out, --resume and --force are not preset keys
+OPTIONS = Options(
+    Opt(
+        "method",
         Method,
-        typer.Option("--method", help=", ".join(m.value for m in Method) + " (training methods, docs/training.md)."),
-    ] = Method("erm"),
-    loss: Annotated[
+        Method("erm"),
+        ", ".join(m.value for m in Method) + " (training methods, docs/training.md).",
+        convert=_enum_value,
+    ),
+    Opt(
+        "loss",
         Loss,
-        typer.Option(
-            "--loss",
-            help="Task loss: ce (cross-entropy) or ocsoftmax (one-class softmax; score = cosine to the bona fide direction).",
-        ),
-    ] = Loss("ce"),
-    method_option: Annotated[
-        Optional[List[str]],
-        typer.Option(
-            "--method-option",
-            help="A method's option NAME=VALUE (repeatable): coral/mmd weight, mmd estimator=biased|unbiased, "
-            "groupdro step.",
-            show_default=False,
-        ),
-    ] = None,
-    sam_rho: Annotated[
-        Optional[float],
-        typer.Option(
-            "--sam-rho",
-            help="SAM radius (sam 0.05, asam 0.5 by default); with another method, wraps it in SAM.",
-            min=0.0,
-            show_default=False,
-        ),
-    ] = None,
-    sam_adaptive: Annotated[
-        bool,
-        typer.Option(
-            "--sam-adaptive/--no-sam-adaptive", help="With --sam-rho: ASAM's adaptive radius instead of SAM's."
-        ),
-    ] = False,
-    backbone: Annotated[
-        str,
-        typer.Option(
-            "--backbone",
-            "-b",
-            help="lcnn, aasist, ssl_aasist, wavlm, w2v2, xlsr, hubert, or a hub id.",
-            autocompletion=_complete_backbone,
-        ),
-    ] = DEFAULT_BACKBONE,
-    preset: PresetOpt = None,
-    manifest: ManifestOpt = None,
-    corpus: Annotated[
-        Corpus,
-        typer.Option("--corpus", "-c", help="Corpus whose default manifest is used when --manifest is not given."),
-    ] = Corpus.asvspoof5,
-    out: OutDir = None,
-    backbone_id: Annotated[
-        Optional[str],
-        typer.Option("--backbone-id", help="Hub id or local directory of the backbone weights.", show_default=False),
-    ] = None,
-    trainable: Annotated[
-        Optional[str],
-        typer.Option(
-            "--trainable", help="SSL: frozen | top:K | transformer | all; others: all | frozen.", show_default=False
-        ),
-    ] = None,
-    pooling: Annotated[
-        Optional[str], typer.Option("--pooling", help="SSL pooling: mean, meanstd, attentive.", show_default=False)
-    ] = None,
-    head: Annotated[
-        Optional[str],
-        typer.Option(
-            "--head", help="SSL projection sizes, e.g. 256 or 256,128 ('none' for no projection).", show_default=False
-        ),
-    ] = None,
-    length_policy: Annotated[
-        Optional[str],
-        typer.Option(
-            "--length-policy",
-            help="Validation/inference length policy: full, crop, repeat, zero (backbone default).",
-            show_default=False,
-        ),
-    ] = None,
-    max_len: Annotated[
-        float, typer.Option("--max-len", help="Seconds: random training crop, and the target of fixed length policies.")
-    ] = 4.0,
-    epochs: Annotated[int, typer.Option("--epochs", "-e", help="Passes over the training set.", min=1)] = 10,
-    max_steps: Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-steps", help="Stop after this many optimiser steps (overrides --epochs).", min=1, show_default=False
-        ),
-    ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Utterances per forward pass.", min=1)] = 32,
-    grad_accum: Annotated[int, typer.Option("--grad-accum", help="Forward passes per optimiser step.", min=1)] = 1,
-    lr: Annotated[float, typer.Option("--lr", help="Peak AdamW learning rate (cosine decay after warm-up).")] = 1e-4,
-    weight_decay: Annotated[float, typer.Option("--weight-decay", help="AdamW weight decay (matrices only).")] = 1e-2,
-    warmup_steps: Annotated[int, typer.Option("--warmup-steps", help="Linear learning-rate warm-up steps.", min=0)] = 0,
-    clip_grad: Annotated[float, typer.Option("--clip-grad", help="Gradient norm clipping (0: off).", min=0.0)] = 1.0,
-    class_weighting: Annotated[
-        bool,
-        typer.Option(
-            "--class-weighting/--no-class-weighting", help="Weight the cross-entropy by inverse class frequency."
-        ),
-    ] = False,
-    augment: Annotated[
-        Optional[str],
-        typer.Option(
-            "--augment",
-            help="On-the-fly augmentation policy: inline ('clean:0.3, mp3:kbps=32:0.7'), YAML file or degrade preset.",
-            show_default=False,
-        ),
-    ] = None,
-    augment_manifest: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--augment-manifest",
-            help="Pre-rendered variants from `cm degrade --variants` (domain column = condition).",
-            show_default=False,
-        ),
-    ] = None,
-    features: Annotated[
-        Optional[List[Path]],
-        typer.Option(
-            "--features",
-            help="Train a head on `cm embed --pooling meanstd` directories (no audio, no backbone); repeat it to fuse several tables, joined on utt_id.",
-            show_default=False,
-        ),
-    ] = None,
-    feature_norm: Annotated[
-        FeatureNorm,
-        typer.Option(
-            "--feature-norm",
-            help="--features inputs: standardise each column by the training rows' mean and sd (auto: feature-set tables such as prosody only).",
-        ),
-    ] = FeatureNorm.auto,
-    domain_column: Annotated[
-        Optional[List[str]],
-        typer.Option(
-            "--domain-column",
-            help="DANN: manifest column of domain labels (repeatable: one head each).",
-            show_default=False,
-        ),
-    ] = None,
-    lambda_schedule: Annotated[
-        Schedule,
-        typer.Option("--lambda-schedule", help="GRL coefficient: constant, linear, ganin (alias exponential)."),
-    ] = Schedule.ganin,
-    lambda_max: Annotated[float, typer.Option("--lambda-max", help="Largest GRL coefficient.", min=0.0)] = 1.0,
-    lambda_warmup: Annotated[
-        int, typer.Option("--lambda-warmup", help="Steps with the GRL coefficient held at 0.", min=0)
-    ] = 0,
-    domain_loss_weight: Annotated[
-        float, typer.Option("--domain-loss-weight", help="Weight of the domain losses (separate from lambda).", min=0.0)
-    ] = 1.0,
-    domain_lr_mult: Annotated[
+        Loss("ce"),
+        "Task loss: ce (cross-entropy) or ocsoftmax (one-class softmax; score = cosine to the bona fide direction).",
+        convert=_enum_value,
+    ),
+    Opt(
+        "method_option",
+        List[str],
+        None,
+        "A method's option NAME=VALUE (repeatable): coral/mmd weight, mmd estimator=biased|unbiased, groupdro step.",
+        show_default=False,
+        field="method_options",
+        convert=_method_options,
+    ),
+    Opt(
+        "sam_rho",
         float,
-        typer.Option(
-            "--domain-lr-mult", help="Learning-rate multiplier of the domain heads (a stronger adversary).", min=0.0
-        ),
-    ] = 1.0,
-    domain_hidden: Annotated[
-        int, typer.Option("--domain-hidden", help="Hidden units of each domain head (0: a linear head).", min=0)
-    ] = 128,
-    val_every: Annotated[int, typer.Option("--val-every", help="Validate every N steps (0: every epoch).", min=0)] = 0,
-    patience: Annotated[
-        Optional[int],
-        typer.Option(
-            "--patience", help="Early stopping after N validations without improvement.", min=1, show_default=False
-        ),
-    ] = None,
-    coded_dev_manifest: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--coded-dev-manifest", help="Also validate on this (degraded) manifest's dev split.", show_default=False
-        ),
-    ] = None,
-    train_split: Annotated[str, typer.Option("--train-split", help="Manifest split to train on.")] = "train",
-    dev_split: Annotated[str, typer.Option("--dev-split", help="Manifest split to validate on.")] = "dev",
-    seeds: Annotated[
-        Optional[str],
-        typer.Option("--seeds", help="Comma-separated seeds: one run per seed in OUT/seed_<s>.", show_default=False),
-    ] = None,
-    save_frozen: Annotated[
-        bool, typer.Option("--save-frozen", help="Also store frozen pretrained weights in checkpoints.")
-    ] = False,
-    bf16: Annotated[bool, typer.Option("--bf16/--no-bf16", help="bf16 autocast on CUDA.")] = True,
-    grad_checkpointing: Annotated[
+        None,
+        "SAM radius (sam 0.05, asam 0.5 by default); with another method, wraps it in SAM.",
+        minimum=0.0,
+        show_default=False,
+    ),
+    Opt("sam_adaptive", bool, False, "With --sam-rho: ASAM's adaptive radius instead of SAM's.", negatable=True),
+    Opt(
+        "backbone",
+        str,
+        DEFAULT_BACKBONE,
+        "lcnn, aasist, ssl_aasist, wavlm, w2v2, xlsr, hubert, or a hub id.",
+        flags=("-b",),
+        complete=_complete_backbone,
+    ),
+    Opt("preset", annotation=PresetOpt, field=None, resolved=False),
+    Opt("manifest", annotation=ManifestOpt, field=None, resolved=False),
+    Opt(
+        "corpus",
+        Corpus,
+        Corpus.asvspoof5,
+        "Corpus whose default manifest is used when --manifest is not given.",
+        flags=("-c",),
+        convert=_enum_value,
+    ),
+    Opt("out", annotation=OutDir, field=None, resolved=False),
+    Opt("backbone_id", str, None, "Hub id or local directory of the backbone weights.", show_default=False),
+    Opt("trainable", str, None, "SSL: frozen | top:K | transformer | all; others: all | frozen.", show_default=False),
+    Opt("pooling", str, None, "SSL pooling: mean, meanstd, attentive.", show_default=False),
+    Opt("head", str, None, "SSL projection sizes, e.g. 256 or 256,128 ('none' for no projection).", show_default=False),
+    Opt(
+        "length_policy",
+        str,
+        None,
+        "Validation/inference length policy: full, crop, repeat, zero (backbone default).",
+        show_default=False,
+    ),
+    Opt("max_len", float, 4.0, "Seconds: random training crop, and the target of fixed length policies."),
+    Opt("epochs", int, 10, "Passes over the training set.", flags=("-e",), minimum=1),
+    Opt(
+        "max_steps",
+        int,
+        None,
+        "Stop after this many optimiser steps (overrides --epochs).",
+        minimum=1,
+        show_default=False,
+    ),
+    Opt("batch_size", int, 32, "Utterances per forward pass.", minimum=1),
+    Opt("grad_accum", int, 1, "Forward passes per optimiser step.", minimum=1),
+    Opt("lr", float, 1e-4, "Peak AdamW learning rate (cosine decay after warm-up)."),
+    Opt("weight_decay", float, 1e-2, "AdamW weight decay (matrices only)."),
+    Opt("warmup_steps", int, 0, "Linear learning-rate warm-up steps.", minimum=0),
+    Opt("clip_grad", float, 1.0, "Gradient norm clipping (0: off).", minimum=0.0),
+    Opt("class_weighting", bool, False, "Weight the cross-entropy by inverse class frequency.", negatable=True),
+    Opt(
+        "augment",
+        str,
+        None,
+        "On-the-fly augmentation policy: inline ('clean:0.3, mp3:kbps=32:0.7'), YAML file or degrade preset.",
+        show_default=False,
+    ),
+    Opt(
+        "augment_manifest",
+        Path,
+        None,
+        "Pre-rendered variants from `cm degrade --variants` (domain column = condition).",
+        show_default=False,
+        convert=_path,
+    ),
+    Opt(
+        "features",
+        List[Path],
+        None,
+        "Train a head on `cm embed --pooling meanstd` directories (no audio, no backbone); repeat it to fuse several tables, joined on utt_id.",
+        show_default=False,
+        convert=_features,
+    ),
+    Opt(
+        "feature_norm",
+        FeatureNorm,
+        FeatureNorm.auto,
+        "--features inputs: standardise each column by the training rows' mean and sd (auto: feature-set tables such as prosody only).",
+        convert=_enum_value,
+    ),
+    Opt(
+        "domain_column",
+        List[str],
+        None,
+        "DANN: manifest column of domain labels (repeatable: one head each).",
+        show_default=False,
+        field="domain_columns",
+        convert=_list,
+    ),
+    Opt(
+        "lambda_schedule",
+        Schedule,
+        Schedule.ganin,
+        "GRL coefficient: constant, linear, ganin (alias exponential).",
+        convert=_enum_value,
+    ),
+    Opt("lambda_max", float, 1.0, "Largest GRL coefficient.", minimum=0.0),
+    Opt("lambda_warmup", int, 0, "Steps with the GRL coefficient held at 0.", minimum=0),
+    Opt("domain_loss_weight", float, 1.0, "Weight of the domain losses (separate from lambda).", minimum=0.0),
+    Opt(
+        "domain_lr_mult",
+        float,
+        1.0,
+        "Learning-rate multiplier of the domain heads (a stronger adversary).",
+        minimum=0.0,
+    ),
+    Opt("domain_hidden", int, 128, "Hidden units of each domain head (0: a linear head).", minimum=0),
+    Opt("val_every", int, 0, "Validate every N steps (0: every epoch).", minimum=0),
+    Opt(
+        "patience",
+        int,
+        None,
+        "Early stopping after N validations without improvement.",
+        minimum=1,
+        show_default=False,
+    ),
+    Opt(
+        "coded_dev_manifest",
+        Path,
+        None,
+        "Also validate on this (degraded) manifest's dev split.",
+        show_default=False,
+        convert=_path,
+    ),
+    Opt("train_split", str, "train", "Manifest split to train on."),
+    Opt("dev_split", str, "dev", "Manifest split to validate on."),
+    Opt(
+        "seeds",
+        str,
+        None,
+        "Comma-separated seeds: one run per seed in OUT/seed_<s>.",
+        show_default=False,
+        field=None,
+    ),
+    Opt("save_frozen", bool, False, "Also store frozen pretrained weights in checkpoints."),
+    Opt("bf16", bool, True, "bf16 autocast on CUDA.", negatable=True),
+    Opt(
+        "grad_checkpointing",
         bool,
-        typer.Option(
-            "--grad-checkpointing/--no-grad-checkpointing",
-            help="Recompute trainable SSL layers in backward (less memory, +10-30% step time).",
-        ),
-    ] = False,
-    log_to: Annotated[
-        Optional[List[str]],
-        typer.Option(
-            "--log-to",
-            help="Also log to an experiment tracker: tensorboard, wandb, mlflow (repeatable; pip install 'cm-cli[NAME]').",
-            show_default=False,
-        ),
-    ] = None,
-    workers: Annotated[
-        Optional[int],
-        typer.Option(
-            "--workers",
-            "-j",
-            help="Data-loading worker processes (default: the global --workers when set, else 0 = in process); any number gives the same weights.",
-            min=0,
-            show_default=False,
-        ),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out from checkpoints/last.pt.")
-    ] = False,
-    force: ForceOpt = False,
-) -> None:
+        False,
+        "Recompute trainable SSL layers in backward (less memory, +10-30% step time).",
+        negatable=True,
+        field="model_options",
+        convert=_model_options,
+    ),
+    Opt(
+        "log_to",
+        List[str],
+        None,
+        "Also log to an experiment tracker: tensorboard, wandb, mlflow (repeatable; pip install 'cm-cli[NAME]').",
+        show_default=False,
+        convert=_list,
+    ),
+    # a TrainConfig field, set by _train_config: the global --workers applies where this one is not given
+    Opt(
+        "workers",
+        int,
+        None,
+        "Data-loading worker processes (default: the global --workers when set, else 0 = in process); any number gives the same weights.",
+        flags=("-j",),
+        minimum=0,
+        show_default=False,
+        field=None,
+    ),
+    Opt("resume", bool, False, "Continue the run in --out from checkpoints/last.pt.", field=None, resolved=False),
+    Opt("force", annotation=ForceOpt, default=False, field=None, resolved=False),
+)
+
+
+@OPTIONS.command
+def train(ctx: typer.Context, **options) -> None:
     """Train a countermeasure (ERM, DANN, SAM, ASAM, CORAL, MMD, GroupDRO) and write a run directory."""
-    values = {k: v for k, v in locals().items() if k not in _NOT_RESOLVED}
     c = get_ctx(ctx)
-    o = resolve_options(ctx, "train", values, preset=preset)
+    preset = options["preset"]
+    o = resolve_options(ctx, "train", OPTIONS.values(options), preset=preset)
     # the two augmentation sources exclude each other: one given on the command line
     # replaces the other coming from a preset or cm.toml, instead of clashing with it
+    augment, augment_manifest = options["augment"], options["augment_manifest"]
     if augment_manifest is not None and augment is None:
         o["augment"] = None
     elif augment is not None and augment_manifest is None:
         o["augment_manifest"] = None
-    _run(c, o, manifest=manifest, out=out, resume=resume, force=force, preset=preset)
+    _run(
+        c,
+        o,
+        manifest=options["manifest"],
+        out=options["out"],
+        resume=options["resume"],
+        force=options["force"],
+        preset=preset,
+    )
 
 
 def _run(c, o: dict, *, manifest, out, resume: bool, force: bool, preset) -> None:
@@ -397,72 +423,8 @@ def _train_config(o: dict, c):
     """The run's ``TrainConfig`` from resolved options; types are checked there (presets, cm.toml)."""
     from cm_cli.training.config import TrainConfig
 
-    enum_value = lambda v: v.value if isinstance(v, enum.Enum) else v  # noqa: E731
-    path = lambda v: str(Path(v).resolve()) if v else None  # noqa: E731
     workers = c.data_workers(o["workers"], unset=0)  # the global --workers only where one was given
-    same = (
-        "backbone",
-        "backbone_id",
-        "train_split",
-        "dev_split",
-        "trainable",
-        "pooling",
-        "head",
-        "length_policy",
-        "max_len",
-        "epochs",
-        "max_steps",
-        "batch_size",
-        "grad_accum",
-        "lr",
-        "weight_decay",
-        "warmup_steps",
-        "clip_grad",
-        "class_weighting",
-        "augment",
-        "lambda_max",
-        "lambda_warmup",
-        "domain_loss_weight",
-        "domain_lr_mult",
-        "domain_hidden",
-        "val_every",
-        "patience",
-        "save_frozen",
-        "bf16",
-        "sam_rho",
-        "sam_adaptive",
-    )
-    return TrainConfig(
-        method=enum_value(o["method"]),
-        corpus=enum_value(o["corpus"]),
-        loss=enum_value(o["loss"]),
-        method_options=_method_options(o["method_option"]),
-        lambda_schedule=enum_value(o["lambda_schedule"]),
-        domain_columns=list(o["domain_column"] or []),
-        augment_manifest=path(o["augment_manifest"]),
-        coded_dev_manifest=path(o["coded_dev_manifest"]),
-        features=_features(o["features"]),
-        feature_norm=enum_value(o["feature_norm"]),
-        log_to=list(o["log_to"] or []),
-        model_options={"gradient_checkpointing": True} if o["grad_checkpointing"] else {},
-        seed=c.seed,
-        workers=workers,
-        **{k: o[k] for k in same},
-    ).validate()
-
-
-def _features(value) -> str | None:
-    """``--features`` (repeatable; a preset may give one path or a list) as resolved paths joined by ","."""
-    if not value:
-        return None
-    items = value if isinstance(value, (list, tuple)) else [value]
-    return ",".join(str(Path(v).resolve()) for v in items)
-
-
-def _method_options(items) -> dict:
-    from cm_cli.training.methods.base import parse_method_options
-
-    return parse_method_options(items)
+    return OPTIONS.config(TrainConfig, o, seed=c.seed, workers=workers).validate()
 
 
 def _print(outcomes, signal_name) -> None:
