@@ -9,7 +9,8 @@ keys are the option names, checked with the option's own type and bounds), and
 ``Options.config`` builds the library dataclass from the resolved values.
 ``tests/commands`` and ``tests/core/test_option_spec.py`` check that the CLI defaults
 build the dataclass's own defaults. The pattern (docs/DESIGN.md, "One declaration per
-option"): ``cm cka``, ``cm probe`` and ``cm patch``.
+option"): every command whose options reach presets or ``resolve_options`` (train, eval, embed,
+degrade, loao, probe, cka, patch, profile, demo).
 """
 
 from __future__ import annotations

@@ -57,8 +57,10 @@ CASES = {
     "profile": (
         ["profile", "EMB", "--manifest", "MANIFEST"],
         'bootstrap = 10\nholdout = "A01, A02"\ngroup_by = "none"\nfolds = 3',
-        lambda o: (o["config"]["n_boot"], o["config"]["holdout"], o["config"]["group_by"], o["config"]["folds"])
-        == (10, ["A01", "A02"], None, 3),
+        lambda o: (
+            (o["config"]["n_boot"], o["config"]["holdout"], o["config"]["group_by"], o["config"]["folds"])
+            == (10, ["A01", "A02"], None, 3)
+        ),
         ("folds", '"five"'),
     ),
     "degrade": (
