@@ -285,6 +285,13 @@ OPTIONS = Options(
         show_default=False,
         convert=_list,
     ),
+    Opt(
+        "log_every",
+        int,
+        1,
+        "Send every N-th step's history row to the --log-to trackers (history.parquet keeps every step).",
+        minimum=1,
+    ),
     # a TrainConfig field, set by _train_config: the global --workers applies where this one is not given
     Opt(
         "workers",
@@ -309,10 +316,10 @@ def train(ctx: typer.Context, **options) -> None:
     o = resolve_options(ctx, "train", OPTIONS.values(options), preset=preset)
     # the two augmentation sources exclude each other: one given on the command line
     # replaces the other coming from a preset or cm.toml, instead of clashing with it
-    augment, augment_manifest = options["augment"], options["augment_manifest"]
-    if augment_manifest is not None and augment is None:
+    typed = {name: _on_command_line(ctx, name) for name in ("augment", "augment_manifest")}
+    if typed["augment_manifest"] and not typed["augment"]:
         o["augment"] = None
-    elif augment is not None and augment_manifest is None:
+    elif typed["augment"] and not typed["augment_manifest"]:
         o["augment_manifest"] = None
     _run(
         c,
@@ -323,6 +330,12 @@ def train(ctx: typer.Context, **options) -> None:
         force=options["force"],
         preset=preset,
     )
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """True when the user typed ``--name`` (not a default, a preset, or the ``[train]`` table of cm.toml)."""
+    source = ctx.get_parameter_source(name)  # an enum of click's, or of the click that typer vendors
+    return getattr(source, "name", None) == "COMMANDLINE"
 
 
 def _run(c, o: dict, *, manifest, out, resume: bool, force: bool, preset) -> None:

@@ -307,8 +307,8 @@ def _train_batches(run: _Run, state: TrainState, stop_requested, on_step, advanc
             continue
         row = stepper.step(state)
         advance(1)
-        if run.tracker is not None:
-            run.tracker.step(row)
+        if run.tracker is not None and (state.step % config.log_every == 0 or state.step >= state.total_steps):
+            run.tracker.step(row)  # history.parquet keeps every step; trackers every log_every-th and the last
         if on_step is not None:
             on_step(row)
         if config.val_every and state.step % config.val_every == 0 and state.step < state.total_steps:
@@ -391,7 +391,8 @@ def fit(
 ) -> TrainResult:
     """Train into ``run_dir/checkpoints``; ``resume`` is a loaded ``last.pt`` payload to continue from.
 
-    ``tracker`` (``cm_cli.training.tracking.Trackers``) receives every history row and validation.
+    ``tracker`` (``cm_cli.training.tracking.Trackers``) receives every ``log_every``-th history row (and the
+    last) and every validation.
     """
     import shutil
 

@@ -25,3 +25,15 @@ def test_explicit_policy_is_kept_and_both_explicit_is_a_usage_error(cm_env, run_
         cm_env / "v.parquet",
     )
     assert both.exit_code == 2 and "exclusive" in both.stderr
+
+
+def test_an_explicit_source_also_replaces_the_other_from_cm_toml(cm_env, run_cm, monkeypatch, tmp_path):
+    (tmp_path / "cm.toml").write_text('[train]\naugment = "clean:0.5, alaw:0.5"\n')
+    monkeypatch.chdir(tmp_path)
+    variants = cm_env / "variants.parquet"
+    result = run_cm("--json", "--dry-run", "train", "--augment-manifest", variants)
+    assert result.exit_code == 0, result.output
+    options = json.loads(result.stdout)["options"]
+    assert options["augment"] is None and options["augment_manifest"] == str(variants.resolve())
+    kept = run_cm("--json", "--dry-run", "train")
+    assert json.loads(kept.stdout)["options"]["augment"] == "clean:0.5, alaw:0.5"

@@ -17,9 +17,6 @@ NOT_AN_OPTION_FIELD = {
     # --workers is declared (field=None), but the value is a context decision: the command's --workers, else the
     # global --workers/CM_WORKERS/cm.toml [cm] when one was set, else 0 (c.data_workers(value, unset=0))
     "workers": "--workers, resolved with the global --workers in _train_config",
-    # library-only: no command-line option has ever set it; it is checked (>= 1) and recorded but not read by the
-    # trainer, so an option would promise something it does not do
-    "log_every": "library-only, no option",
 }
 
 
