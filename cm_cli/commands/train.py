@@ -440,6 +440,20 @@ def _train_config(o: dict, c):
     return OPTIONS.config(TrainConfig, o, seed=c.seed, workers=workers).validate()
 
 
+def _last_losses(last: dict) -> str:
+    """The task loss and each term the method logged (domain, coral, mmd, ...): no column a method never fills."""
+    import math
+
+    terms = {"task": last.get("loss_task")}
+    terms.update(
+        (name[len("loss_") :], value)
+        for name, value in last.items()
+        if name.startswith("loss_") and name != "loss_task" and not name.startswith("loss_domain_")
+    )
+    shown = [f"{k} {v:.4f}" for k, v in terms.items() if isinstance(v, (int, float)) and math.isfinite(v)]
+    return ", ".join(shown) or "n/a"
+
+
 def _print(outcomes, signal_name) -> None:
     from rich.table import Table
 
@@ -465,11 +479,7 @@ def _print(outcomes, signal_name) -> None:
             table.add_row(
                 "best dev EER / minDCF", f"{best['eer']:.4f} / {best['min_dcf']:.4f} (step {best.get('step')})"
             )
-        last = s.get("last") or {}
-        table.add_row(
-            "last loss (task / domain)",
-            f"{last.get('loss_task', float('nan')):.4f} / {last.get('loss_domain', float('nan')):.4f}",
-        )
+        table.add_row("last loss", _last_losses(s.get("last") or {}))
         adversary = s.get("adversary") or {}
         if adversary:
             table.add_row("adversary reaches", ", ".join(adversary.get("groups", [])))

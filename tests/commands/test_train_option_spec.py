@@ -79,3 +79,10 @@ def test_a_bad_type_in_cm_toml_is_one_line_naming_the_key(cm_env, run_cm):
     assert result.exit_code in (1, 2) and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "domain_hidden" in errors[0] and "'wide'" in errors[0], result.stderr
+
+
+def test_the_summary_shows_the_terms_a_method_logged_and_no_nan():
+    last = {"loss_task": 0.5, "loss_domain": float("nan"), "loss_coral": 0.0125, "loss_domain_codec": 1.2}
+    assert train._last_losses(last) == "task 0.5000, coral 0.0125"
+    assert train._last_losses({"loss_task": 0.7, "loss_domain": 1.1}) == "task 0.7000, domain 1.1000"
+    assert train._last_losses({}) == "n/a"
