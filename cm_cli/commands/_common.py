@@ -28,6 +28,7 @@ __all__ = [
     "console",
     "err_console",
     "resolve_options",
+    "given_explicitly",
     "check_option_value",
     "apply_command_table",
     "option_type",
@@ -312,9 +313,7 @@ def resolve_options(
         raise CmError(f"preset {preset!r} sets unknown option(s) {', '.join(unknown)} for `cm {command}`")
     resolved: dict[str, Any] = {}
     for name, value in values.items():
-        source = typer_ctx.get_parameter_source(name)
-        # compared by name: Typer may vendor its own copy of click's ParameterSource
-        explicit = source is not None and getattr(source, "name", "") not in ("DEFAULT", "DEFAULT_MAP")
+        explicit = given_explicitly(typer_ctx, name)
         if explicit:
             resolved[name] = value
         elif name in preset_options:
@@ -338,6 +337,14 @@ def resolve_options(
             else "the default",
         )
     return resolved
+
+
+def given_explicitly(typer_ctx: typer.Context, name: str) -> bool:
+    """True when the user gave option ``name`` (command line or its environment variable), not a default
+    or the ``[command]`` table of cm.toml (which arrives as click's default map)."""
+    source = typer_ctx.get_parameter_source(name)
+    # compared by name: Typer may vendor its own copy of click's ParameterSource
+    return source is not None and getattr(source, "name", "") not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def _table_options(table: Mapping[str, Any], source: str) -> dict[str, Any]:

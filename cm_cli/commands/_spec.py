@@ -15,6 +15,7 @@ degrade, loao, probe, cka, patch, profile, demo).
 
 from __future__ import annotations
 
+import enum
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
@@ -84,6 +85,10 @@ class Opt:
         return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=self.default, annotation=annotation)
 
     def to_config(self, value: Any) -> Any:
+        """The config field's value: an enum choice as its value (config dataclasses hold plain values), then
+        ``convert``."""
+        if isinstance(value, enum.Enum):
+            value = value.value
         return self.convert(value) if self.convert is not None else value
 
 

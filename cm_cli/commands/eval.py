@@ -62,10 +62,6 @@ def _path(value: Any) -> Optional[Path]:
     return Path(value) if value not in (None, "") else None
 
 
-def _kind(value: Any) -> str:
-    return value.value if isinstance(value, enum.Enum) else str(value)
-
-
 # Each option once: its flag, type, default and help, the [eval] key of cm.toml, and the EvalSettings field it
 # sets. field=None: an option of the invocation (what to score, where to write), not a field. The EvalSettings
 # fields no single option sets are built in _settings: seed (the global --seed), seen_domains (--seen-domain
@@ -152,7 +148,6 @@ OPTIONS = Options(
         ScoreKind,
         ScoreKind.raw,
         "raw: as given; posterior: P(bona fide) -> posterior log-odds (not LLRs; prob: deprecated name); logit: already log-odds.",
-        convert=_kind,
     ),
     Opt("p_spoof", float, 0.05, "Spoof prior of the DCF.", convert=float),
     Opt("c_miss", float, 1.0, "Cost of rejecting bona fide.", convert=float),

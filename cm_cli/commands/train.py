@@ -18,6 +18,7 @@ from cm_cli.commands._common import (
     emit,
     err_console,
     get_ctx,
+    given_explicitly,
     print_dry_run,
     resolve_options,
     rich_reporter,
@@ -84,10 +85,6 @@ def _method_options(items) -> dict:
     return parse_method_options(items)
 
 
-def _enum_value(value):
-    return value.value if isinstance(value, enum.Enum) else value
-
-
 def _path(value) -> str | None:
     return str(Path(value).resolve()) if value else None
 
@@ -108,14 +105,12 @@ OPTIONS = Options(
         Method,
         Method("erm"),
         ", ".join(m.value for m in Method) + " (training methods, docs/training.md).",
-        convert=_enum_value,
     ),
     Opt(
         "loss",
         Loss,
         Loss("ce"),
         "Task loss: ce (cross-entropy) or ocsoftmax (one-class softmax; score = cosine to the bona fide direction).",
-        convert=_enum_value,
     ),
     Opt(
         "method_option",
@@ -151,7 +146,6 @@ OPTIONS = Options(
         Corpus.asvspoof5,
         "Corpus whose default manifest is used when --manifest is not given.",
         flags=("-c",),
-        convert=_enum_value,
     ),
     Opt("out", annotation=OutDir, field=None, resolved=False),
     Opt("backbone_id", str, None, "Hub id or local directory of the backbone weights.", show_default=False),
@@ -210,7 +204,6 @@ OPTIONS = Options(
         FeatureNorm,
         FeatureNorm.auto,
         "--features inputs: standardise each column by the training rows' mean and sd (auto: feature-set tables such as prosody only).",
-        convert=_enum_value,
     ),
     Opt(
         "domain_column",
@@ -226,7 +219,6 @@ OPTIONS = Options(
         Schedule,
         Schedule.ganin,
         "GRL coefficient: constant, linear, ganin (alias exponential).",
-        convert=_enum_value,
     ),
     Opt("lambda_max", float, 1.0, "Largest GRL coefficient.", minimum=0.0),
     Opt("lambda_warmup", int, 0, "Steps with the GRL coefficient held at 0.", minimum=0),
@@ -316,7 +308,7 @@ def train(ctx: typer.Context, **options) -> None:
     o = resolve_options(ctx, "train", OPTIONS.values(options), preset=preset)
     # the two augmentation sources exclude each other: one given on the command line
     # replaces the other coming from a preset or cm.toml, instead of clashing with it
-    typed = {name: _on_command_line(ctx, name) for name in ("augment", "augment_manifest")}
+    typed = {name: given_explicitly(ctx, name) for name in ("augment", "augment_manifest")}
     if typed["augment_manifest"] and not typed["augment"]:
         o["augment"] = None
     elif typed["augment"] and not typed["augment_manifest"]:
@@ -330,12 +322,6 @@ def train(ctx: typer.Context, **options) -> None:
         force=options["force"],
         preset=preset,
     )
-
-
-def _on_command_line(ctx: typer.Context, name: str) -> bool:
-    """True when the user typed ``--name`` (not a default, a preset, or the ``[train]`` table of cm.toml)."""
-    source = ctx.get_parameter_source(name)  # an enum of click's, or of the click that typer vendors
-    return getattr(source, "name", None) == "COMMANDLINE"
 
 
 def _run(c, o: dict, *, manifest, out, resume: bool, force: bool, preset) -> None:

@@ -65,3 +65,14 @@ def test_negatable_boolean_and_completion_reach_typer():
     }
     backbone = next(o for o in options if o.name == "backbone").parameter().annotation.__metadata__[0]
     assert backbone.shell_complete is not None or backbone.autocompletion is complete
+
+
+def test_an_enum_choice_reaches_the_config_as_its_plain_value():
+    import enum
+
+    class Kind(str, enum.Enum):
+        a = "a"
+
+    option = Opt("kind", Kind, Kind.a, "x", convert=lambda value: value.upper())
+    assert type(Opt("kind", Kind, Kind.a, "x").to_config(Kind.a)) is str
+    assert option.to_config(Kind.a) == "A"
