@@ -289,6 +289,17 @@ def _validate_and_save(run: _Run, state: TrainState, batch_offset: int, epoch: i
     return state.out_of_patience(run.config.patience)
 
 
+def _track(run: _Run, state: TrainState, row: dict, *, last: bool) -> bool:
+    """Hand ``row`` to the ``--log-to`` trackers when it is a ``log_every``-th step or the run's last; True if sent.
+
+    history.parquet keeps every step whatever ``log_every``.
+    """
+    if run.tracker is None or not (last or state.step % run.config.log_every == 0):
+        return False
+    run.tracker.step(row)
+    return True
+
+
 def _train_batches(run: _Run, state: TrainState, stop_requested, on_step, advance) -> int:
     """One pass over the rest of ``state.epoch``; returns the position reached (batches consumed)."""
     config, stepper = run.config, run.stepper
@@ -307,19 +318,22 @@ def _train_batches(run: _Run, state: TrainState, stop_requested, on_step, advanc
             continue
         row = stepper.step(state)
         advance(1)
-        if run.tracker is not None and (state.step % config.log_every == 0 or state.step >= state.total_steps):
-            run.tracker.step(row)  # history.parquet keeps every step; trackers every log_every-th and the last
+        tracked = _track(run, state, row, last=state.step >= state.total_steps)
         if on_step is not None:
             on_step(row)
         if config.val_every and state.step % config.val_every == 0 and state.step < state.total_steps:
             if _validate_and_save(run, state, position, state.epoch):
                 state.status = "early_stopped"
+                if not tracked:
+                    _track(run, state, row, last=True)
                 break
         if state.step >= state.total_steps:
             break
         if stop_requested(state.step):
             _save_last(run, state, position, state.epoch)
             state.status = "interrupted"
+            if not tracked:
+                _track(run, state, row, last=True)
             break
     return position
 

@@ -118,3 +118,43 @@ def test_log_every_thins_what_trackers_receive_and_keeps_every_history_row(toy_t
     steps = [int(s) for s in pd.read_parquet(out / "history.parquet")["step"]]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 4
     assert received == [s for s in steps if s % 3 == 0 or s == steps[-1]]
+
+
+def test_log_every_still_sends_the_last_row_of_an_interrupted_run(toy_tiny, tmp_path, monkeypatch):
+    from cm_cli.training import tracking
+
+    received = []
+
+    class Recorder:
+        def step(self, row):
+            received.append(int(row["step"]))
+
+        def dev(self, step, result):
+            pass
+
+        def close(self, summary):
+            pass
+
+    monkeypatch.setattr(tracking, "check_trackers", lambda names: None)
+    monkeypatch.setattr(tracking, "open_trackers", lambda *args, **kwargs: Recorder())
+    root, manifest = toy_tiny
+    config = TrainConfig(
+        backbone="lcnn",
+        corpus="toy",
+        epochs=1,
+        batch_size=4,
+        lr=1e-3,
+        max_len=0.5,
+        seed=1,
+        log_every=3,
+        log_to=["tensorboard"],
+    )
+    outcome = train_run(
+        config,
+        manifest,
+        tmp_path / "run",
+        data_root=root,
+        cache_dir=tmp_path / "cache",
+        stop_requested=lambda s: s >= 4,
+    )
+    assert outcome.status == "interrupted" and received == [3, 4]
