@@ -14,8 +14,9 @@ configurations of facebook/encodec_24khz, descript/dac_16khz and kyutai/mimi, ra
 the same compute as the trained ones; ``tiny`` for a smoke run) and saved with save_pretrained, so no
 download is needed. Per codec: the real-time factor (wall seconds per second of audio) of one utterance
 per call and of one batched call, and the corpus-mode ratio: ``cm degrade``'s corpus path
-(``degrade_manifest``, one process) with its chunk batching (``neural_batch.BATCH_SIZE``) against the
-same path with chunks of one utterance.
+(``degrade_manifest``, one process) with chunks of ``neural_batch.BATCH_SIZE`` against the same path
+with one utterance per call (``--batch-size 1``, the CPU default); the utterances per model call of
+both runs are recorded, so a run that did not batch as asked shows it.
 """
 
 from __future__ import annotations
@@ -176,11 +177,28 @@ def neural_case(name: str, size: str, n: int, seconds: float, device: str, folde
         )
     write_parquet(pd.DataFrame(rows), root / "manifest.parquet")
     spec = f"{name}:model={model_dir}"
-    default = neural_batch.BATCH_SIZE
-    neural_batch.BATCH_SIZE = 1
-    one_by_one = timed(lambda: degrade_manifest(root / "manifest.parquet", root / "one", specs=[spec], workers=1))
-    neural_batch.BATCH_SIZE = default
-    chunked = timed(lambda: degrade_manifest(root / "manifest.parquet", root / "batched", specs=[spec], workers=1))
+    batch = neural_batch.BATCH_SIZE
+    calls: list[int] = []  # utterances per model call, so a run that did not batch as asked shows it
+    code_batch = type(codec).code_batch
+
+    def counted(self, signals, sr, level=None):
+        calls.append(len(signals))
+        return code_batch(self, signals, sr, level)
+
+    type(codec).code_batch = counted
+
+    def corpus(out: str, batch_size: int) -> tuple[float, list[int]]:
+        calls.clear()
+        seconds = timed(
+            lambda: degrade_manifest(
+                root / "manifest.parquet", root / out, specs=[spec], workers=1, batch_size=batch_size
+            )
+        )
+        return seconds, list(calls)
+
+    one_by_one, one_calls = corpus("one", 1)
+    chunked, batch_calls = corpus("batched", batch)
+    type(codec).code_batch = code_batch
     return {
         "codec": name,
         "size": size,
@@ -194,7 +212,10 @@ def neural_case(name: str, size: str, n: int, seconds: float, device: str, folde
         "corpus_one_s": one_by_one,
         "corpus_batched_s": chunked,
         "corpus_speedup": one_by_one / chunked,
-        "batch_size": default,
+        "batch_size": batch,
+        "corpus_calls_one": one_calls,
+        "corpus_calls_batched": batch_calls,
+        "default_batch_size": neural_batch.default_batch_size(device),
         "threads": torch.get_num_threads(),
     }
 
@@ -210,8 +231,9 @@ def neural_main(args) -> list[dict]:
             rows.append(row)
             print(
                 f"  {name:8s} RTF one/call {row['rtf_single']:.4f}  batched {row['rtf_batched']:.4f}"
-                f"  ({row['batch_speedup']:.1f}x)   corpus mode {row['corpus_one_s']:.2f} s -> "
-                f"{row['corpus_batched_s']:.2f} s ({row['corpus_speedup']:.1f}x)"
+                f"  ({row['batch_speedup']:.2f}x)   corpus mode {row['corpus_one_s']:.2f} s -> "
+                f"{row['corpus_batched_s']:.2f} s ({row['corpus_speedup']:.2f}x; default here: "
+                f"{row['default_batch_size']} per call)"
             )
     return rows
 

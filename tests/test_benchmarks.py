@@ -206,6 +206,17 @@ def test_bench_manifest_smoke_times_parse_build_rerun_and_pandas(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_codecs_neural_smoke_compares_one_per_call_with_real_batches(tmp_path):
+    """The corpus-mode ratio is batched against one utterance per call: each run's calls are counted."""
+    rows = _run("bench_codecs.py", tmp_path)
+    assert [r["codec"] for r in rows] == ["encodec", "dac", "mimi"]
+    for r in rows:
+        assert r["corpus_calls_one"] == [1] * r["n"] and r["corpus_calls_batched"] == [r["n"]]
+        assert r["corpus_speedup"] == pytest.approx(r["corpus_one_s"] / r["corpus_batched_s"])
+        assert r["default_batch_size"] == 1  # CPU
+
+
+@pytest.mark.slow
 def test_bench_validate_smoke_probes_per_size_and_method(tmp_path):
     rows, printed = _run_printed("bench_validate.py", tmp_path, "--sizes", "50,100", "--workdir", str(tmp_path / "w"))
     assert [r["files"] for r in rows] == [50, 100]
@@ -252,3 +263,18 @@ def test_gpu_session_script_records_the_machine_and_runs_the_benchmark(tmp_path)
     assert "torch" in machine and "cuda" in machine
     result = json.loads((tmp_path / "out" / "gpu.json").read_text())
     assert result["steps"] and all(row["utt_per_s"] > 0 for row in result["steps"])
+
+
+@pytest.mark.slow
+def test_gpu_session_codecs_part_runs_the_neural_codec_benchmark(tmp_path):
+    """``gpu_session.sh codecs`` (issue 25's GPU check); without CUDA it takes bench_codecs' smoke path."""
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OUT=str(tmp_path / "out"), PYTHON=sys.executable)
+    script = str(repo / "benchmarks" / "gpu_session.sh")
+    done = subprocess.run(["bash", script, "codecs"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "out" / "codecs.json").read_text())
+    assert {r["codec"] for r in rows} == {"encodec", "dac", "mimi"}
+    assert not (tmp_path / "out" / "gpu.json").exists()  # only the part asked for
+    wrong = subprocess.run(["bash", script, "codec"], env=env, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "unknown part 'codec'" in wrong.stderr

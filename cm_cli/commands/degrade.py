@@ -80,6 +80,13 @@ OPTIONS = Options(
         minimum=1,
         resolved=False,
     ),
+    Opt(
+        "batch_size",
+        int,
+        None,
+        "Neural codecs in corpus mode: utterances per model call (default: 16 on a GPU, 1 on the CPU).",
+        minimum=1,
+    ),
     Opt("shard", annotation=ShardOpt, resolved=False),
     Opt("split", annotation=SplitOpt),
     Opt("ffmpeg", str, None, "ffmpeg binary to try first (env CM_FFMPEG).", resolved=False),
@@ -242,6 +249,7 @@ def _corpus(
             ffmpeg=ffmpeg,
             force=force,
             verify=verify,
+            batch_size=opts["batch_size"],
         )
     if not c.json:
         stderr = err_console()

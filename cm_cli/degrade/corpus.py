@@ -417,12 +417,15 @@ def degrade_manifest(
     force: bool = False,
     verify: bool = False,
     options: dict | None = None,
+    batch_size: int | None = None,
 ) -> CorpusResult:
     """Degrade every row of ``manifest`` under each spec / the condition / ``variants`` policy draws.
 
     A rerun of a finished job first re-checks its committed outputs against the journal:
     existence and size always, the sha256 too with ``verify``; an output deleted or
-    changed since is redone (``CorpusResult.redone``) instead of "already complete"."""
+    changed since is redone (``CorpusResult.redone``) instead of "already complete".
+    ``batch_size``: utterances per neural-codec call (None: 16 on a GPU, 1 on the CPU;
+    ``neural_batch``); a speed setting, so it is recorded in the summary, not the options."""
     from cm_cli.core.artifacts import OutputDir, write_parquet
     from cm_cli.data.manifests import load_manifest
     from cm_cli.degrade.policy import load_policy
@@ -438,6 +441,8 @@ def degrade_manifest(
         )
     if variants < 1:
         raise CmError(f"variants per utterance must be at least 1, got {variants}", option="variants")
+    if batch_size is not None and batch_size < 1:
+        raise CmError(f"codec batch size must be at least 1, got {batch_size}", option="batch_size")
     df = load_manifest(Path(manifest), split=split)
     rows_all = df.to_dict("records")
     del df
@@ -491,9 +496,26 @@ def degrade_manifest(
         init = (ffmpeg, sample_rate, seed, committed, str(out_dir))
         from cm_cli.degrade.neural_batch import has_neural_step
 
-        # neural codecs run in this process, batched on --device (neural_batch), not in N model copies
-        workers = 0 if has_neural_step(_candidates(canonical, condition, policy_obj)) else max(1, workers)
-        out_rows, failures = _run_jobs(jobs, n_jobs, init, workers, out_dir / journal_name, committed, force, result)
+        # neural codecs run in this process on --device (batched on a GPU: neural_batch), not in N model copies
+        codec_batch = None
+        if has_neural_step(_candidates(canonical, condition, policy_obj)):
+            from cm_cli.degrade.neural_batch import codec_device, default_batch_size
+
+            device = codec_device()
+            workers, codec_batch = 0, {"device": device, "batch_size": batch_size or default_batch_size(device)}
+        else:
+            workers = max(1, workers)
+        out_rows, failures = _run_jobs(
+            jobs,
+            n_jobs,
+            init,
+            workers,
+            out_dir / journal_name,
+            committed,
+            force,
+            result,
+            batch_size=codec_batch["batch_size"] if codec_batch else None,
+        )
         result.n_failed = len(failures)
         write_parquet(_degraded_table(out_rows), out_dir / part_name)
         fail_path = _write_failures(failures, out_dir / fail_name, result)
@@ -506,6 +528,7 @@ def degrade_manifest(
                 "n_failed": result.n_failed,
                 "clipped_files": result.n_clipped_files,
                 "warnings": result.warnings,
+                **({"neural_codecs": codec_batch} if codec_batch else {}),
             },
         )
     return result
@@ -575,6 +598,8 @@ def _run_jobs(
     committed: dict,
     force: bool,
     result: CorpusResult,
+    *,
+    batch_size: int | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Run the jobs, committing each finished file to the journal.
 
@@ -593,7 +618,7 @@ def _run_jobs(
         from cm_cli.degrade.neural_batch import prefetched_jobs
 
         _init_worker(*init)
-        results = prefetched_jobs(jobs, _run_job, sample_rate=init[1], seed=init[2])
+        results = prefetched_jobs(jobs, _run_job, sample_rate=init[1], seed=init[2], batch_size=batch_size)
     else:
         results = _pool_results(jobs, init, workers)
     try:

@@ -1,11 +1,17 @@
-"""Corpus mode for neural codecs: the jobs of a chunk share one batched model call.
+"""Corpus mode for neural codecs: on a GPU the jobs of a chunk share one batched model call.
 
 Why: ``cm degrade`` runs one job per output file, and a neural codec called once per utterance
-leaves the device idle between tiny calls. Before a chunk's jobs run, the chain of each job is
+leaves a GPU idle between tiny calls. Before a chunk's jobs run, the chain of each job is
 run up to its first neural step (the steps before it are deterministic per utterance and seed),
 and those inputs are coded in one batch per (codec, model, level) by ``neural.prefetch``; each
 job then recomputes its chain as before and its neural step finds the output waiting. Jobs
 that fail, or whose output is reused, fall back to the per-file path, which reports them.
+
+On the CPU a padded batch is no faster: full-size EnCodec, DAC and Mimi coded 8 x 2 s in one
+call at 1.4-1.6x the wall time of the same utterances one per call (benchmarks/bench_codecs.py
+--neural, README), so there the default is one utterance per call, which also writes exactly
+what the one-file path writes (DAC has no padding mask: a batch's zero tail reaches the last
+frames of its shorter utterances).
 """
 
 from __future__ import annotations
@@ -15,9 +21,26 @@ from typing import Callable, Iterable, Iterator
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["BATCH_SIZE", "has_neural_step", "prefetched_jobs"]
+__all__ = ["BATCH_SIZE", "codec_device", "default_batch_size", "has_neural_step", "prefetched_jobs"]
 
-BATCH_SIZE = 16
+BATCH_SIZE = 16  # utterances per model call on an accelerator
+
+
+def codec_device() -> str:
+    """The torch device the neural codecs run on in this process (``--device``; "auto" resolved)."""
+    from cm_cli.degrade.neural import default_device
+
+    device = str(default_device())
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def default_batch_size(device: str | None = None) -> int:
+    """Utterances per codec call in corpus mode: ``BATCH_SIZE`` on a GPU, 1 on the CPU (see the module note)."""
+    return 1 if str(device or codec_device()).split(":")[0] == "cpu" else BATCH_SIZE
 
 
 def _first_neural(spec_text: str):
@@ -64,9 +87,18 @@ def _prefetch_chunk(chunk: list, *, sample_rate: int | None, seed: int) -> None:
 
 
 def prefetched_jobs(
-    jobs: Iterable, run_job: Callable, *, sample_rate: int | None, seed: int, batch_size: int = BATCH_SIZE
+    jobs: Iterable, run_job: Callable, *, sample_rate: int | None, seed: int, batch_size: int | None = None
 ) -> Iterator[dict]:
-    """``run_job`` over ``jobs`` in order, each chunk of ``batch_size`` prefetched through one batched codec call."""
+    """``run_job`` over ``jobs`` in order, each chunk of ``batch_size`` prefetched through one batched codec call.
+
+    ``batch_size`` None: ``default_batch_size()`` for the codecs' device; 1: no prefetch, each job codes its own.
+    """
+    batch_size = default_batch_size() if batch_size is None else int(batch_size)
+    if batch_size < 1:
+        raise CmError(f"codec batch size must be at least 1, got {batch_size}", option="batch_size")
+    if batch_size == 1:
+        yield from (run_job(j) for j in jobs)
+        return
     chunk: list = []
     for job in jobs:
         chunk.append(job)

@@ -147,15 +147,10 @@ def test_dac_and_mimi_specs_run_and_keep_length(tiny_dac_dir, tiny_mimi_dir, spe
     assert info["steps"][-1]["codebooks"] == 4
 
 
-def test_corpus_mode_batches_and_matches_one_file_at_a_time(tiny_dac_dir, tmp_path, monkeypatch):
-    """Corpus mode codes a chunk in one call (neural.prefetch) and writes what the one-utterance path writes."""
-    import soundfile as sf
-
-    from cm_cli.core.artifacts import read_table
+@pytest.fixture
+def codec_calls(monkeypatch):
+    """Utterances per ``LoadedCodec.code_batch`` call, in order."""
     from cm_cli.degrade import neural
-    from cm_cli.degrade.corpus import degrade_manifest
-
-    from .test_corpus import make_manifest
 
     calls = []
     original = neural.LoadedCodec.code_batch
@@ -165,17 +160,59 @@ def test_corpus_mode_batches_and_matches_one_file_at_a_time(tiny_dac_dir, tmp_pa
         return original(self, signals, sr, level)
 
     monkeypatch.setattr(neural.LoadedCodec, "code_batch", counting)
-    manifest = make_manifest(tmp_path / "src", n=5, bad=False)
-    spec = f"dac:codebooks=3:model={tiny_dac_dir}"
-    degrade_manifest(manifest, tmp_path / "deg", specs=[spec], seed=0, workers=2)
-    assert calls == [5]  # one batch for the five files, none per file (and workers=2 ran in one process)
-    df = read_table(tmp_path / "deg" / "manifest.parquet")
-    for row in df.itertuples():
-        source, rate = sf.read(str(tmp_path / "src" / "audio" / f"{row.source_utt_id}.flac"), dtype="float32")
+    return calls
+
+
+def _written_vs_alone(folder, src, spec) -> list[float]:
+    """Per output file: the largest difference from the one-file path's float output."""
+    import soundfile as sf
+
+    from cm_cli.core.artifacts import read_table
+
+    gaps = []
+    for row in read_table(folder / "manifest.parquet").itertuples():
+        source, rate = sf.read(str(src / "audio" / f"{row.source_utt_id}.flac"), dtype="float32")
         alone, _ = apply_spec(source, rate, spec, seed=0, utt_id=row.source_utt_id)
         written, _ = sf.read(row.path, dtype="float32")
         assert len(written) == len(source)
-        assert np.max(np.abs(written - alone)) < 2e-3  # batch padding vs alone, plus 16-bit FLAC rounding
+        gaps.append(float(np.max(np.abs(written - alone))))
+    return gaps
+
+
+def test_corpus_mode_batches_on_request_and_matches_one_file_at_a_time(tiny_dac_dir, tmp_path, codec_calls):
+    """``batch_size`` 16: a chunk is coded in one call (neural.prefetch), close to what the one-file path writes."""
+    from cm_cli.core.artifacts import read_json
+    from cm_cli.degrade.corpus import degrade_manifest
+
+    from .test_corpus import make_manifest
+
+    manifest = make_manifest(tmp_path / "src", n=5, bad=False)
+    spec = f"dac:codebooks=3:model={tiny_dac_dir}"
+    degrade_manifest(manifest, tmp_path / "deg", specs=[spec], seed=0, workers=2, batch_size=16)
+    assert codec_calls == [5]  # one batch for the five files, none per file (and workers=2 ran in one process)
+    assert max(_written_vs_alone(tmp_path / "deg", tmp_path / "src", spec)) < 2e-3  # batch padding + 16-bit FLAC
+    summary = read_json(tmp_path / "deg" / "cm.json")["summary"]
+    assert summary["neural_codecs"] == {"device": "cpu", "batch_size": 16}
+
+
+def test_corpus_mode_on_cpu_codes_one_utterance_per_call_exactly_as_one_file(tiny_dac_dir, tmp_path, codec_calls):
+    """The CPU default is one utterance per call (batching measured slower there): the one-file result, to the bit."""
+    from cm_cli.core.artifacts import read_json
+    from cm_cli.degrade.corpus import degrade_manifest
+    from cm_cli.degrade.neural_batch import BATCH_SIZE, default_batch_size
+
+    from .test_corpus import make_manifest
+
+    assert default_batch_size("cpu") == 1 and default_batch_size("cuda") == default_batch_size("cuda:1") == BATCH_SIZE
+    manifest = make_manifest(tmp_path / "src", n=5, bad=False)
+    spec = f"dac:codebooks=3:model={tiny_dac_dir}"
+    degrade_manifest(manifest, tmp_path / "deg", specs=[spec], seed=0)
+    assert codec_calls == [1] * 5
+    # the same float computation, then 16-bit FLAC: at most half a quantisation step
+    assert max(_written_vs_alone(tmp_path / "deg", tmp_path / "src", spec)) <= 0.5 / 32768 + 1e-9
+    assert read_json(tmp_path / "deg" / "cm.json")["summary"]["neural_codecs"] == {"device": "cpu", "batch_size": 1}
+    with pytest.raises(CmError, match="at least 1"):
+        degrade_manifest(manifest, tmp_path / "bad", specs=[spec], seed=0, batch_size=0)
 
 
 def test_cli_degrade_dac_keeps_samples_and_rate_and_list_shows_providers(tiny_dac_dir, cm_env, run_cm, monkeypatch):
@@ -199,3 +236,21 @@ def test_cli_degrade_dac_keeps_samples_and_rate_and_list_shows_providers(tiny_da
     failed = run_cm("degrade", source, cm_env / "x.flac", "--chain", "mimi:codebooks=2")
     assert failed.exit_code == 1 and "cm download --model" in failed.stderr and "Traceback" not in failed.stderr
     assert not (cm_env / "x.flac").exists()
+
+
+def test_batch_padding_reaches_only_the_tail_of_a_shorter_dac_utterance(tiny_dac_dir, tiny_mimi_dir):
+    """Why a batch is not the one-file result for DAC: no padding mask, so a batch-mate's zero tail reaches the
+    last frames of a shorter utterance (its receptive field); Mimi's padding mask keeps it to float rounding."""
+    from cm_cli.degrade.neural import load_codec
+
+    rng = np.random.default_rng(0)
+    long, short = ((0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 6000))
+    gaps = {}
+    for name, folder in (("dac", tiny_dac_dir), ("mimi", tiny_mimi_dir)):
+        codec = load_codec(name, model=str(folder))
+        level = codec.default_level()
+        (_, together), _ = codec.code_batch([long, short], 16000, level)
+        (alone,), _ = codec.code_batch([short], 16000, level)
+        gaps[name] = np.abs(together - alone)
+    assert gaps["mimi"].max() < 1e-5
+    assert gaps["dac"][:4000].max() < 1e-6 < gaps["dac"][4000:].max()
