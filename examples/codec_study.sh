@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Leave-one-codec-out on the toy corpus, with a neural codec among the held-out codecs.
 #
-# The toy eval holds coded copies (mp3 C05, opus-nb C08, speex-nb C10, GSM); this adds a copy of
+# The toy eval holds coded copies (mp3 C05, opus-nb C08, G.723.1, G.726); this adds a copy of
 # every clean eval utterance through a neural codec (Mimi by default), trains with an augmentation
 # policy that covers C05, C08 and the neural codec, and plans one retraining per codec in which that
 # codec's rows AND its augmentation entry are removed (`cm loao --plan --group-by codec`), each

@@ -91,7 +91,7 @@ CODEC_GROUPS = ("codec", "codec_family")
 
 def codec_family(value: object) -> str | None:
     """The codec behind a codec value: an ASVspoof 5 condition id -> its first coding step (C05 -> mp3), a
-    registered degradation -> itself, anything else (Codecfake's C1..C7) -> unchanged."""
+    registered degradation -> itself, anything else (Codecfake's soundstream, ...) -> unchanged."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) in ("", "<NA>"):
         return None
     text = str(value)

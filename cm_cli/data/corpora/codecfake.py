@@ -9,11 +9,13 @@ Layout, as the authors' README (github.com/xieyuankun/Codecfake) arranges the Ze
     Codecfake/test/{C1..C7,A1..A3}/*.wav             (or Codecfake/{C1..}/, as their scoring code reads)
 
 LABEL is ``real`` or ``fake`` (their ``raw_dataset.codecfake`` reads ``filename, label, type``). Rows:
-``split`` train/dev/eval (test sets are ``eval``, ``subset`` names the set), ``codec`` = the condition
-id C1-C7 for spoofs of the codec test sets (TYPE as written for train/dev spoofs), ``attack`` = the
-same id (A1-A3 for the ALM sets), bona fide rows no codec; ``codec_type`` keeps TYPE. ``source``
-and ``speaker`` come from the file name where it is a VCTK (``p225_…``) or AISHELL-3 (``SSB0005…``)
-name, the corpora the paper re-synthesised; otherwise they are null.
+``split`` train/dev/eval (test sets are ``eval``, ``subset`` names the set), ``codec`` = the name of the
+codec behind a spoof (``CODECS``: test set Ci is made by the paper's method F0i), ``codec_id`` = its
+condition id C1-C7, ``codec_q`` = that codec's bit rate in kbit/s (the paper's Table I), ``attack`` = the
+condition id (A1-A3 for the ALM sets, which have no codec); train/dev spoofs are named the same way when
+their TYPE is a condition or method id (C3, F03), otherwise TYPE is kept as written. Bona fide rows have
+no codec; ``codec_type`` keeps TYPE. ``source`` and ``speaker`` come from the file name where it is a
+VCTK (``p225_…``) or AISHELL-3 (``SSB0005…``) name, the corpora the paper re-synthesised; otherwise null.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cm_cli.core.errors import CmError
 from cm_cli.core.labels import BONAFIDE, SPOOF, label_class
@@ -36,6 +38,8 @@ __all__ = [
     "CORPUS",
     "LABELS",
     "CODEC_SETS",
+    "CODECS",
+    "codec_id",
     "ALM_SETS",
     "SUBSETS",
     "find_base",
@@ -49,6 +53,27 @@ __all__ = [
 CORPUS = "codecfake"
 LABELS = {"real": BONAFIDE, "fake": SPOOF, "bonafide": BONAFIDE, "spoof": SPOOF}
 CODEC_SETS = tuple(f"C{i}" for i in range(1, 8))  # C7: the codec held out of training by the corpus design
+
+
+class Codec(NamedTuple):
+    name: str  # as cm's degradation registry spells it where cm has the codec (encodec, dac)
+    sample_rate: int
+    kbps: float
+    quantizers: int
+
+
+# Xie et al., arXiv:2405.04880v1, Table I (codec models F01-F07: sampling rate, bit rate, quantizers) and
+# Sec. III-E ("seven conditions (C1-C7) for codec methods F01-F07"; C7's fake part is F07's 132,277
+# evaluation files, Fig. 3; Table II's C3-x are FunCodec and C4-x EnCodec configurations).
+CODECS = {
+    "C1": Codec("soundstream", 16000, 4.0, 8),
+    "C2": Codec("speechtokenizer", 16000, 4.0, 8),
+    "C3": Codec("funcodec", 16000, 16.0, 32),
+    "C4": Codec("encodec", 24000, 6.0, 8),
+    "C5": Codec("audiodec", 24000, 6.4, 8),
+    "C6": Codec("academicodec", 24000, 3.0, 4),
+    "C7": Codec("dac", 44100, 8.0, 9),
+}
 ALM_SETS = ("A1", "A2", "A3")
 SUBSETS = ("train", "dev", *CODEC_SETS, *ALM_SETS)
 _SPEAKER = (("vctk", re.compile(r"^(p\d{3}|s\d)_")), ("aishell3", re.compile(r"^(SSB\d{4})")))
@@ -118,6 +143,12 @@ def _check_listed(folder: Path, names: list[str], label_file: Path) -> None:
             )
 
 
+def codec_id(kind: str) -> str | None:
+    """The condition id a TYPE names (``C3``, ``c3``, ``F03``, ``F3`` -> ``C3``), else None."""
+    match = re.fullmatch(r"([CcFf])0?([1-7])", kind.strip())
+    return f"C{match.group(2)}" if match else None
+
+
 def _speaker(name: str) -> tuple[str | None, str | None]:
     for source, pattern in _SPEAKER:
         match = pattern.match(name)
@@ -146,8 +177,10 @@ def prepare_codecfake(
         split = subset if subset in ("train", "dev") else "eval"
         for name, label, kind in rows:
             spoof = label == SPOOF
-            attack = (kind if subset in ("train", "dev") else subset) if spoof else None
-            codec = attack if spoof and subset not in ALM_SETS else None
+            ident = (codec_id(kind) or kind if subset in ("train", "dev") else subset) if spoof else None
+            attack = ident
+            known = CODECS.get(ident) if spoof and subset not in ALM_SETS else None
+            codec = known.name if known else (ident if spoof and subset not in ALM_SETS else None)
             speaker, source = _speaker(name)
             records.append(
                 {
@@ -162,12 +195,13 @@ def prepare_codecfake(
                     "split": split,
                     "corpus": CORPUS,
                     "codec": codec,
-                    "codec_q": None,
+                    "codec_q": f"{known.kbps:g}" if known else None,
                     "domain": codec or "clean",
                     "duration": None,
                     "sample_rate": None,
                     "subset": subset,
                     "codec_type": kind,
+                    "codec_id": ident if codec else None,
                     "source": source,
                     "language": _LANGUAGE.get(source or ""),
                 }
@@ -193,7 +227,7 @@ def _zenodo(record: str, name: str, subset: str, note: str = "") -> RemoteFile:
 _SPLIT_NOTE = "part of a split zip: cm keeps the parts; join them with `zip -s 0 NAME.zip --out joined.zip` to unpack"
 CODECFAKE = CorpusSource(
     name=CORPUS,
-    title="Codecfake (Xie et al., 2024): neural-codec and ALM deepfakes, codec test sets C1-C7 (C7 unseen)",
+    title="Codecfake (Xie et al., 2024): neural-codec and ALM deepfakes, codec test sets C1-C7 (C7 = DAC, unseen)",
     licence="CC BY-NC-ND 4.0: non-commercial, no derivatives (the authors' README; read the Zenodo records too)",
     homepage="https://github.com/xieyuankun/Codecfake",
     files=(
