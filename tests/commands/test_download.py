@@ -55,6 +55,7 @@ def test_list_shows_corpora_files_sizes_and_licences(cm_env, run_cm):
         "in_the_wild",
         "mlaad",
         "codecfake",
+        "codecfake_plus",
     ]
     as5 = payload["corpora"][1]
     assert len(as5["files"]) == 19 and all(f["checksum"] == "published" for f in as5["files"])

@@ -136,7 +136,7 @@ def test_every_registered_corpus_is_pinned_or_tested_here():
     from cm_cli.data.manifest import CORPORA as SCHEMA_CORPORA
 
     assert CORPORA == SCHEMA_CORPORA
-    assert set(CORPORA) == set(BEFORE) | {"codecfake"}  # codecfake: tests/data/test_codecfake.py
+    assert set(CORPORA) == set(BEFORE) | {"codecfake", "codecfake_plus"}  # tests/data/test_codecfake*.py
     for spec in corpus_specs():
         assert spec.protocol_files is not None or spec.scanned, spec.name
         assert spec.labels and spec.splits and spec.title

@@ -34,6 +34,7 @@ _REGISTERED: dict[str, str] = {
     "in_the_wild": "cm_cli.data.corpora.in_the_wild:SPEC",
     "mlaad": "cm_cli.data.corpora.mlaad:SPEC",
     "codecfake": "cm_cli.data.corpora.codecfake:SPEC",
+    "codecfake_plus": "cm_cli.data.corpora.codecfake_plus:SPEC",
     "toy": "cm_cli.data.corpora.asvspoof5:TOY_SPEC",
 }
 CORPORA: tuple[str, ...] = tuple(_REGISTERED)
