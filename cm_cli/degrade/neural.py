@@ -45,6 +45,7 @@ __all__ = [
     "check_encodec_local",
     "find_encodec_weights",
     "set_encodec_device",
+    "batching_pays",
     "default_device",
     "prefetch",
     "cached_output",
@@ -200,6 +201,14 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
     return y[:n] if len(y) >= n else np.concatenate([y, np.zeros(n - len(y), np.float32)])
 
 
+def batching_pays(device: str) -> bool:
+    """Whether a padded batch beats one utterance per call on ``device``: on a GPU; not on the CPU, where
+    full-size EnCodec, DAC and Mimi coded a batch of 8 in 1.6-1.8x the time of its utterances one by one
+    (benchmarks/bench_codecs.py --neural, docs/degrade.md), and where DAC, which has no padding mask, would
+    let a longer batch-mate's zero tail reach the last frames of a shorter utterance."""
+    return str(device).split(":")[0] != "cpu"
+
+
 class LoadedCodec:
     """A neural codec model on a device: ``reconstruct`` codes audio at a level and decodes it back."""
 
@@ -239,12 +248,29 @@ class LoadedCodec:
         return level
 
     def code_batch(
-        self, signals: list[np.ndarray], sr: int, level: float | None = None
+        self, signals: list[np.ndarray], sr: int, level: float | None = None, *, per_call: int | None = None
     ) -> tuple[list[np.ndarray], dict]:
-        """Code several utterances in one padded batch; each comes back at its own length and at ``sr``."""
+        """Code several utterances, ``per_call`` to a padded model call; each comes back at its length and ``sr``.
+
+        ``per_call`` None: all in one call on a GPU, one by one on the CPU (``batching_pays``).
+        """
+        level = self.check_level(level)
+        signals = list(signals)
+        if per_call is None:
+            per_call = max(1, len(signals)) if batching_pays(self.device) else 1
+        if per_call < 1:
+            raise CmError(f"{self.name}: utterances per call must be at least 1, got {per_call}")
+        if len(signals) <= per_call:
+            return self._code_padded(signals, sr, level)
+        outputs: list[np.ndarray] = []
+        for start in range(0, len(signals), per_call):
+            coded, info = self._code_padded(signals[start : start + per_call], sr, level)
+            outputs.extend(coded)
+        return outputs, info
+
+    def _code_padded(self, signals: list[np.ndarray], sr: int, level: float) -> tuple[list[np.ndarray], dict]:
         import torch
 
-        level = self.check_level(level)
         rate = self.sample_rate
         xs = [resample(np.asarray(x, dtype=np.float32), sr, rate) for x in signals]
         longest = max((len(x) for x in xs), default=0)
@@ -326,7 +352,7 @@ def prefetch(items: list[tuple[str, np.ndarray, int, dict]], *, device: str | No
         groups.setdefault(key, []).append(np.asarray(x, dtype=np.float32))
     for (name, model, variant, level, sr), signals in groups.items():
         codec = load_codec(name, model, device or default_device(), variant=None if variant is None else str(variant))
-        outputs, _ = codec.code_batch(signals, sr, level)
+        outputs, _ = codec.code_batch(signals, sr, level, per_call=len(signals))  # the chunk is the batch
         for x, y in zip(signals, outputs):
             _MEMO[_memo_key(name, model, None if variant is None else str(variant), level, sr, x)] = y
     return sum(len(s) for s in groups.values())
@@ -334,9 +360,16 @@ def prefetch(items: list[tuple[str, np.ndarray, int, dict]], *, device: str | No
 
 # --------------------------------------------------------------------------- EnCodec (kept names)
 def encodec_batch(
-    signals: list[np.ndarray], sr: int, *, kbps: float = 6.0, model: str | None = None, device: str | None = None
+    signals: list[np.ndarray],
+    sr: int,
+    *,
+    kbps: float = 6.0,
+    model: str | None = None,
+    device: str | None = None,
+    per_call: int | None = None,
 ) -> tuple[list[np.ndarray], dict]:
-    """Encode and decode several utterances at ``kbps`` in one padded batch; each comes back at its length and rate."""
+    """Encode and decode several utterances at ``kbps`` (``per_call`` as ``LoadedCodec.code_batch`` takes it);
+    each comes back at its length and rate."""
     if float(kbps) not in ENCODEC_KBPS:
         raise CmError(f"encodec: kbps={kbps:g} is not one of {', '.join(f'{k:g}' for k in ENCODEC_KBPS)}")
     codec = load_codec("encodec", model, device or default_device())
@@ -345,7 +378,7 @@ def encodec_batch(
             f"encodec: the model in {codec.folder} has no bandwidth {kbps:g} kbps",
             f"its bandwidths: {', '.join(f'{b:g}' for b in codec.levels)}",
         )
-    return codec.code_batch(signals, sr, float(kbps))
+    return codec.code_batch(signals, sr, float(kbps), per_call=per_call)
 
 
 def encodec_roundtrip(samples: np.ndarray, sr: int, *, kbps: float = 6.0, model: str | None = None) -> np.ndarray:

@@ -39,8 +39,10 @@ def codec_device() -> str:
 
 
 def default_batch_size(device: str | None = None) -> int:
-    """Utterances per codec call in corpus mode: ``BATCH_SIZE`` on a GPU, 1 on the CPU (see the module note)."""
-    return 1 if str(device or codec_device()).split(":")[0] == "cpu" else BATCH_SIZE
+    """Utterances per codec call in corpus mode: ``BATCH_SIZE`` on a GPU, 1 on the CPU (``neural.batching_pays``)."""
+    from cm_cli.degrade.neural import batching_pays
+
+    return BATCH_SIZE if batching_pays(device or codec_device()) else 1
 
 
 def _first_neural(spec_text: str):

@@ -132,7 +132,8 @@ class Codec:
         return sorted(set(picked))
 
     def roundtrip(self, waves: list, codebooks: int, kbps: float) -> list:
-        """16 kHz waves coded at one level in one batch and decoded, each back at 16 kHz and its own length."""
+        """16 kHz waves coded at one level and decoded, each back at 16 kHz and its own length (one padded batch
+        on a GPU, one by one on the CPU, where that is faster and independent of the batch: ``code_batch``)."""
         level = kbps if self.family == "encodec" else codebooks  # the shared loader's level: kbps or codebooks
         return self.loaded.code_batch(waves, SAMPLE_RATE, level)[0]
 

@@ -68,12 +68,12 @@ def test_lengths_rates_and_batching(tiny_encodec):
 
     rng = np.random.default_rng(3)
     signals = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (16000, 12345, 777)]
-    batched, _ = encodec_batch(signals, 16000, kbps=6)
+    batched, _ = encodec_batch(signals, 16000, kbps=6, per_call=3)  # one padded batch (a GPU's default)
     assert [len(y) for y in batched] == [16000, 12345, 777]
     for signal, together in zip(signals, batched):
         (alone,), _ = encodec_batch([signal], 16000, kbps=6)
         assert np.max(np.abs(alone - together)) < 1e-4  # the padding mask keeps utterances independent
-    again, _ = encodec_batch(signals, 16000, kbps=6)
+    again, _ = encodec_batch(signals, 16000, kbps=6, per_call=3)
     assert all(np.array_equal(a, b) for a, b in zip(batched, again))  # deterministic
 
 
@@ -149,17 +149,17 @@ def test_dac_and_mimi_specs_run_and_keep_length(tiny_dac_dir, tiny_mimi_dir, spe
 
 @pytest.fixture
 def codec_calls(monkeypatch):
-    """Utterances per ``LoadedCodec.code_batch`` call, in order."""
+    """Utterances per model call (``LoadedCodec._code_padded``), in order."""
     from cm_cli.degrade import neural
 
     calls = []
-    original = neural.LoadedCodec.code_batch
+    original = neural.LoadedCodec._code_padded
 
-    def counting(self, signals, sr, level=None):
+    def counting(self, signals, sr, level):
         calls.append(len(signals))
         return original(self, signals, sr, level)
 
-    monkeypatch.setattr(neural.LoadedCodec, "code_batch", counting)
+    monkeypatch.setattr(neural.LoadedCodec, "_code_padded", counting)
     return calls
 
 
@@ -249,8 +249,11 @@ def test_batch_padding_reaches_only_the_tail_of_a_shorter_dac_utterance(tiny_dac
     for name, folder in (("dac", tiny_dac_dir), ("mimi", tiny_mimi_dir)):
         codec = load_codec(name, model=str(folder))
         level = codec.default_level()
-        (_, together), _ = codec.code_batch([long, short], 16000, level)
+        (_, together), _ = codec.code_batch([long, short], 16000, level, per_call=2)
         (alone,), _ = codec.code_batch([short], 16000, level)
         gaps[name] = np.abs(together - alone)
+        # the CPU default codes one utterance per call: the one-file result, whatever the batch-mates
+        (_, default), _ = codec.code_batch([long, short], 16000, level)
+        assert np.array_equal(default, alone)
     assert gaps["mimi"].max() < 1e-5
     assert gaps["dac"][:4000].max() < 1e-6 < gaps["dac"][4000:].max()

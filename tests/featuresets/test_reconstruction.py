@@ -103,6 +103,19 @@ def test_features_are_the_measures_of_the_shared_loaders_reconstruction(tiny_dac
     np.testing.assert_allclose(got, np.stack(expected), rtol=1e-5, atol=1e-5)
 
 
+def test_on_the_cpu_an_utterances_features_do_not_depend_on_its_batch_mates(tiny_dac):
+    """DAC has no padding mask: in one padded batch a longer batch-mate changes the last frames of a shorter
+    utterance's reconstruction. On the CPU each is coded alone, so its features are those of the one-wave batch."""
+    from cm_cli.featuresets.reconstruction import build_extractor
+
+    short, long = speechlike(0.6, seed=1), speechlike(1.0, seed=2)
+    extractor = build_extractor(str(tiny_dac), options={"bitrates": "8,32"})
+    alone = extractor.extract([short]).vectors
+    together = extractor.extract([long, short]).vectors
+    for column in alone:
+        np.testing.assert_array_equal(together[column][1], alone[column][0])
+
+
 def test_embed_reconstruction_cli_covers_every_row(cm_env, run_cm, tiny_dac):
     import pandas as pd
 
