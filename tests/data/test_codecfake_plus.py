@@ -150,6 +150,22 @@ def test_cli_manifest_fingerprints_the_lists_and_loao_plans_by_codec(cm_env, run
     assert plan.exit_code == 0, plan.output
     held = {h["group"] for h in json.loads((cm_env / "plan" / "loao_plan.json").read_text())["held_out"]}
     assert held == {"Encodec_24b24k", "SemantiCodec_1.40kbps_16k"}  # in training and in eval; snac only in eval
+    # the paper's taxonomy level: hold out every codec with a frequency-domain decoder at once
+    by_decoder = run_cm(
+        "loao",
+        "--plan",
+        "--group-by",
+        "codec_dec",
+        "--manifest",
+        cm_env / "m" / "manifest.parquet",
+        "--train-preset",
+        "toy_lcnn_erm",
+        "--out",
+        cm_env / "plan_dec",
+    )
+    assert by_decoder.exit_code == 0, by_decoder.output
+    record = json.loads((cm_env / "plan_dec" / "loao_plan.json").read_text())
+    assert {h["group"] for h in record["held_out"]} == {"FREQ", "TIME"}
 
 
 def test_download_protocols_from_a_local_mirror_then_manifest(cm_env, run_cm, monkeypatch):
