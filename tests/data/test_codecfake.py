@@ -66,7 +66,8 @@ def test_manifest_columns_from_the_label_files(tmp_path):
     assert train["codec_q"] == "16" and train["speaker"] == "SSB0005" and train["source"] == "aishell3"
     alm = df.loc["CF_A1_a1_0001"]
     assert alm["attack"] == "A1" and pd.isna(alm["codec"]) and alm["attack_family"] == "audio_language_model"
-    assert pd.isna(alm["speaker"]) and pd.isna(alm["codec_id"])
+    assert pd.isna(alm["speaker"]) and pd.isna(alm["codec_id"]) and alm["generator"] == "VALL-E"
+    assert pd.isna(c7["generator"]) and pd.isna(real["generator"])
 
 
 def test_codec_names_follow_the_papers_tables():

@@ -12,7 +12,8 @@ LABEL is ``real`` or ``fake`` (their ``raw_dataset.codecfake`` reads ``filename,
 ``split`` train/dev/eval (test sets are ``eval``, ``subset`` names the set), ``codec`` = the name of the
 codec behind a spoof (``CODECS``: test set Ci is made by the paper's method F0i), ``codec_id`` = its
 condition id C1-C7, ``codec_q`` = that codec's bit rate in kbit/s (the paper's Table I), ``attack`` = the
-condition id (A1-A3 for the ALM sets, which have no codec); train/dev spoofs are named the same way when
+condition id (A1-A3 for the ALM sets, which have no codec; ``generator`` names their model: VALL-E,
+VALL-E X, AudioGen, and A3's real side is AudioCaps, ``source``); train/dev spoofs are named the same way when
 their TYPE is a condition or method id (C3, F03), otherwise TYPE is kept as written. Bona fide rows have
 no codec; ``codec_type`` keeps TYPE. ``source`` and ``speaker`` come from the file name where it is a
 VCTK (``p225_…``) or AISHELL-3 (``SSB0005…``) name, the corpora the paper re-synthesised; otherwise null.
@@ -41,6 +42,7 @@ __all__ = [
     "CODECS",
     "codec_id",
     "ALM_SETS",
+    "ALM_GENERATORS",
     "SUBSETS",
     "find_base",
     "label_files",
@@ -75,6 +77,9 @@ CODECS = {
     "C7": Codec("dac", 44100, 8.0, 9),
 }
 ALM_SETS = ("A1", "A2", "A3")
+# arXiv:2405.04880v1 Fig. 3 and Sec. III-E: the model behind each ALM set; A3 is text-to-audio, its real
+# side the AudioCaps clips AudioGen was trained on (sound events, not speech)
+ALM_GENERATORS = {"A1": "VALL-E", "A2": "VALL-E X", "A3": "AudioGen"}
 SUBSETS = ("train", "dev", *CODEC_SETS, *ALM_SETS)
 _SPEAKER = (("vctk", re.compile(r"^(p\d{3}|s\d)_")), ("aishell3", re.compile(r"^(SSB\d{4})")))
 _LANGUAGE = {"vctk": "en", "aishell3": "zh"}
@@ -182,6 +187,8 @@ def prepare_codecfake(
             known = CODECS.get(ident) if spoof and subset not in ALM_SETS else None
             codec = known.name if known else (ident if spoof and subset not in ALM_SETS else None)
             speaker, source = _speaker(name)
+            if subset == "A3" and source is None:
+                source = "audiocaps"
             records.append(
                 {
                     "utt_id": f"CF_{subset}_{Path(name).stem}",
@@ -202,6 +209,7 @@ def prepare_codecfake(
                     "subset": subset,
                     "codec_type": kind,
                     "codec_id": ident if codec else None,
+                    "generator": ALM_GENERATORS.get(subset) if spoof else None,
                     "source": source,
                     "language": _LANGUAGE.get(source or ""),
                 }
