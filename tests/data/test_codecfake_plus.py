@@ -125,7 +125,7 @@ def test_balanced_list_by_protocol_replaces_the_default_and_twice_is_refused(tmp
 
 def test_cli_manifest_fingerprints_the_lists_and_loao_plans_by_codec(cm_env, run_cm):
     make_copy(cm_env / "data" / "codecfake_plus")
-    result = run_cm("--json", "manifest", "--corpus", "codecfake_plus", "--out", cm_env / "m")
+    result = run_cm("--json", "manifest", "--corpus", "codecfake_plus", "--out", cm_env / "m", "--validate")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n_utterances"] == 14
     record = json.loads((cm_env / "m" / "cm.json").read_text())
