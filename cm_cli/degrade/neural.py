@@ -203,9 +203,10 @@ def _fit(y: np.ndarray, n: int) -> np.ndarray:
 
 def batching_pays(device: str) -> bool:
     """Whether a padded batch beats one utterance per call on ``device``: on a GPU; not on the CPU, where
-    full-size EnCodec, DAC and Mimi coded a batch of 8 in 1.6-1.8x the time of its utterances one by one
-    (benchmarks/bench_codecs.py --neural, docs/degrade.md), and where DAC, which has no padding mask, would
-    let a longer batch-mate's zero tail reach the last frames of a shorter utterance."""
+    full-size EnCodec, DAC and Mimi coded a batch of 8 in 1.4-1.8x the time of its utterances one by one
+    (2-core CPU, 2 s and 4 s utterances; benchmarks/bench_codecs.py --neural, docs/degrade.md), and where
+    DAC, which has no padding mask, would let a longer batch-mate's zero tail reach the last frames of a
+    shorter utterance."""
     return str(device).split(":")[0] != "cpu"
 
 

@@ -7,11 +7,9 @@ and those inputs are coded in one batch per (codec, model, level) by ``neural.pr
 job then recomputes its chain as before and its neural step finds the output waiting. Jobs
 that fail, or whose output is reused, fall back to the per-file path, which reports them.
 
-On the CPU a padded batch is no faster: full-size EnCodec, DAC and Mimi coded 8 x 2 s in one
-call at 1.4-1.6x the wall time of the same utterances one per call (benchmarks/bench_codecs.py
---neural, README), so there the default is one utterance per call, which also writes exactly
-what the one-file path writes (DAC has no padding mask: a batch's zero tail reaches the last
-frames of its shorter utterances).
+On the CPU a padded batch is slower (``neural.batching_pays`` has the measurements), so there
+the default is one utterance per call, which also writes exactly what the one-file path writes
+(DAC has no padding mask: a batch's zero tail reaches the last frames of its shorter utterances).
 """
 
 from __future__ import annotations
