@@ -94,6 +94,10 @@ def test_missing_audio_and_bad_rows_are_one_line(tmp_path):
     (root / "SLMdemos_16k/VIOLA/audios_entts_gen_14.wav").unlink()
     with pytest.raises(CmError, match=r"CoSG_ALL.txt: lists audios_entts_gen_14, which is not in .*VIOLA"):
         prepare_corpus("codecfake_plus", root, data_root=tmp_path)
+    (root / "SLMdemos_16k/VIOLA/audios_entts_gen_14.wav").write_bytes(wav_bytes())
+    (root / "all_data_16k/p228_242_snac_24khz.wav").unlink()  # listed by CoRS_ALL, after the training lists
+    with pytest.raises(CmError, match=r"CoRS_ALL.txt: lists p228_242_snac_24khz, which is not in .*all_data_16k"):
+        prepare_corpus("codecfake_plus", root, data_root=tmp_path)
     bad = dict(PROTOCOLS)
     bad["metadata/training/dev_mult_learn.txt"] = ["p226 p226_261 - REAL REAL bonafide"]
     with pytest.raises(CmError, match=r"dev_mult_learn.txt:1: expected 7 .* found 6"):

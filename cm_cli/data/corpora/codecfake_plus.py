@@ -127,21 +127,21 @@ def _audio_dir(root: Path, candidates: tuple[str, ...], what: str) -> Path:
 
 class _Folder:
     """File names of one audio folder, listed once: FILE -> FILE.flac or FILE.wav (the authors' loaders'
-    order), or a one-line error naming the first listed file it lacks."""
+    order), or a one-line error naming the protocol file and the first listed file the folder lacks."""
 
-    def __init__(self, folder: Path, protocol: Path) -> None:
-        self.folder, self.protocol = folder, protocol
+    def __init__(self, folder: Path, data_root: str | Path | None) -> None:
+        self.folder, self.prefix = folder, audio_prefix(folder, data_root)
         try:
             self.names = set(os.listdir(folder))
         except OSError:
             self.names = set()
 
-    def find(self, stem: str) -> str:
+    def path_of(self, stem: str, protocol: Path) -> str:
         for ext in (".flac", ".wav"):
             if stem + ext in self.names:
-                return stem + ext
+                return f"{self.prefix}/{stem}{ext}"
         raise CmError(
-            f"{self.protocol}: lists {stem}, which is not in {self.folder} (as .flac or .wav)",
+            f"{protocol}: lists {stem}, which is not in {self.folder} (as .flac or .wav)",
             "the protocol and the audio folder disagree: finish unpacking, or point --audio-dir at the audio",
         )
 
@@ -174,8 +174,8 @@ def prepare_codecfake_plus(
             else:
                 cosg = cosg or _audio_dir(Path(audio_dir or root), _COSG_DIRS + (("",) if audio_dir else ()), "CoSG")
                 folder = cosg / row["group"]
-            listing = folders.get(folder) or folders.setdefault(folder, _Folder(folder, path))
-            name = listing.find(row["file"])
+            listing = folders.get(folder) or folders.setdefault(folder, _Folder(folder, data_root))
+            audio = listing.path_of(row["file"], path)
             spoof = row["label"] == SPOOF
             if row["subset"] == "cors":
                 match = _VCTK.match(row["file"])
@@ -194,7 +194,7 @@ def prepare_codecfake_plus(
             records.append(
                 {
                     "utt_id": utt,
-                    "path": f"{audio_prefix(folder, data_root)}/{name}",
+                    "path": audio,
                     "label": row["label"],
                     "attack": attack,
                     "attack_family": ("neural_codec" if row["subset"] == "cors" else "audio_language_model")
