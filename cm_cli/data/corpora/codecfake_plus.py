@@ -121,7 +121,8 @@ def _audio_dir(root: Path, candidates: tuple[str, ...], what: str) -> Path:
             return root / candidate
     raise CmError(
         f"{root}: no {what} audio folder (looked for {', '.join(c or '.' for c in candidates)})",
-        "unpack the Hugging Face archives there, or give --audio-dir",
+        "unpack the Hugging Face archives there, or give the folder the audio is in",
+        option="audio_dir",
     )
 
 
@@ -142,7 +143,8 @@ class _Folder:
                 return f"{self.prefix}/{stem}{ext}"
         raise CmError(
             f"{protocol}: lists {stem}, which is not in {self.folder} (as .flac or .wav)",
-            "the protocol and the audio folder disagree: finish unpacking, or point --audio-dir at the audio",
+            "the protocol and the audio folder disagree: finish unpacking, or give the folder the audio is in",
+            option="audio_dir",
         )
 
 
