@@ -219,3 +219,41 @@ def test_audio_dir_is_the_parent_or_the_cors_folder_itself(tmp_path):
         "codecfake_plus", tmp_path / "nowhere", data_root=tmp_path, protocol=cors, audio_dir=root / "all_data_16k"
     )
     assert alone["path"].str.startswith("elsewhere/all_data_16k/").all()
+
+
+def test_dev_subset_unpacks_the_cosg_archive_into_the_layout_the_manifest_reads(cm_env, run_cm, monkeypatch):
+    """--subset dev adds the CoSG tar.xz (unpacked in place: SLMdemos_16k/MODEL/); a CoSG-only manifest from it."""
+    import dataclasses
+    import tarfile
+
+    from cm_cli.data.corpora import codecfake_plus
+    from cm_cli.data.corpora.sources import CORPUS_SOURCES
+    from tests.data.test_download import FileServer
+
+    source = codecfake_plus.CODECFAKE_PLUS
+    unsized = tuple(dataclasses.replace(f, size=None) for f in source.files)
+    monkeypatch.setitem(CORPUS_SOURCES, "codecfake_plus", dataclasses.replace(source, files=unsized))
+    staged = make_copy(cm_env / "staged")
+    served = {Path(name).name: (staged / name).read_bytes() for name in PROTOCOLS}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        tar.add(staged / "SLMdemos_16k", arcname="SLMdemos_16k")
+    served["CodecFake_plus_CoSG.tar.xz"] = buffer.getvalue()
+    with FileServer() as server:
+        server.files.update(served)
+        result = run_cm("--json", "download", "codecfake_plus", "--subset", "dev", "--base-url", server.url)
+    assert result.exit_code == 0, result.output
+    root = cm_env / "data" / "codecfake_plus"
+    assert (root / "SLMdemos_16k" / "MASKGCT" / "MASKGCT_1_gen.wav").is_file()
+    made = run_cm(
+        "--json",
+        "manifest",
+        "--corpus",
+        "codecfake_plus",
+        "--protocol",
+        root / "downloads" / "CoSG_ALL.txt",
+        "--out",
+        cm_env / "m",
+    )
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["n_utterances"] == 4
