@@ -62,7 +62,8 @@ OPTIONS = Options(
         "group_by",
         str,
         "attack",
-        "Hold out each value of: attack, attack_family, codec or codec_family (a codec: its rows of both classes, and its augmentation with --plan).",
+        "Hold out each value of: attack, attack_family, codec or codec_family (a codec: its rows of both classes, "
+        "and its augmentation with --plan), or of another manifest column as an attack (e.g. codec_dec).",
     ),
     Opt(
         "seeds",
