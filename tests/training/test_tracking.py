@@ -84,7 +84,9 @@ def test_cli_log_to_is_repeatable_and_not_part_of_the_run_identity(cm_env, run_c
     assert json.loads(result.stdout)["options"]["log_to"] == ["tensorboard", "mlflow"]
 
 
-def test_log_every_thins_what_trackers_receive_and_keeps_every_history_row(toy_tiny, tmp_path, monkeypatch):
+@pytest.fixture
+def tracked_steps(monkeypatch):
+    """The steps a tracker receives (a recorder in place of the real trackers), in order."""
     from cm_cli.training import tracking
 
     received = []
@@ -101,8 +103,11 @@ def test_log_every_thins_what_trackers_receive_and_keeps_every_history_row(toy_t
 
     monkeypatch.setattr(tracking, "check_trackers", lambda names: None)
     monkeypatch.setattr(tracking, "open_trackers", lambda *args, **kwargs: Recorder())
-    root, manifest = toy_tiny
-    config = TrainConfig(
+    return received
+
+
+def _log_every_3() -> TrainConfig:
+    return TrainConfig(
         backbone="lcnn",
         corpus="toy",
         epochs=1,
@@ -113,48 +118,25 @@ def test_log_every_thins_what_trackers_receive_and_keeps_every_history_row(toy_t
         log_every=3,
         log_to=["tensorboard"],
     )
+
+
+def test_log_every_thins_what_trackers_receive_and_keeps_every_history_row(toy_tiny, tmp_path, tracked_steps):
+    root, manifest = toy_tiny
     out = tmp_path / "run"
-    train_run(config, manifest, out, data_root=root, cache_dir=tmp_path / "cache")
+    train_run(_log_every_3(), manifest, out, data_root=root, cache_dir=tmp_path / "cache")
     steps = [int(s) for s in pd.read_parquet(out / "history.parquet")["step"]]
     assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 4
-    assert received == [s for s in steps if s % 3 == 0 or s == steps[-1]]
+    assert tracked_steps == [s for s in steps if s % 3 == 0 or s == steps[-1]]
 
 
-def test_log_every_still_sends_the_last_row_of_an_interrupted_run(toy_tiny, tmp_path, monkeypatch):
-    from cm_cli.training import tracking
-
-    received = []
-
-    class Recorder:
-        def step(self, row):
-            received.append(int(row["step"]))
-
-        def dev(self, step, result):
-            pass
-
-        def close(self, summary):
-            pass
-
-    monkeypatch.setattr(tracking, "check_trackers", lambda names: None)
-    monkeypatch.setattr(tracking, "open_trackers", lambda *args, **kwargs: Recorder())
+def test_log_every_still_sends_the_last_row_of_an_interrupted_run(toy_tiny, tmp_path, tracked_steps):
     root, manifest = toy_tiny
-    config = TrainConfig(
-        backbone="lcnn",
-        corpus="toy",
-        epochs=1,
-        batch_size=4,
-        lr=1e-3,
-        max_len=0.5,
-        seed=1,
-        log_every=3,
-        log_to=["tensorboard"],
-    )
     outcome = train_run(
-        config,
+        _log_every_3(),
         manifest,
         tmp_path / "run",
         data_root=root,
         cache_dir=tmp_path / "cache",
         stop_requested=lambda s: s >= 4,
     )
-    assert outcome.status == "interrupted" and received == [3, 4]
+    assert outcome.status == "interrupted" and tracked_steps == [3, 4]
