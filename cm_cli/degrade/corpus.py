@@ -499,7 +499,8 @@ def degrade_manifest(
         # neural codecs run in this process on --device (batched on a GPU: neural_batch), not in N model copies
         codec_batch = None
         if has_neural_step(_candidates(canonical, condition, policy_obj)):
-            from cm_cli.degrade.neural_batch import codec_device, default_batch_size
+            from cm_cli.degrade.neural import codec_device
+            from cm_cli.degrade.neural_batch import default_batch_size
 
             device = codec_device()
             workers, codec_batch = 0, {"device": device, "batch_size": batch_size or default_batch_size(device)}

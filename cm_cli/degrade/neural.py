@@ -47,6 +47,7 @@ __all__ = [
     "set_encodec_device",
     "batching_pays",
     "default_device",
+    "codec_device",
     "prefetch",
     "cached_output",
 ]
@@ -107,6 +108,16 @@ def set_encodec_device(device: str | None) -> None:
 
 def default_device() -> str:
     return _DEVICE[0] if _DEVICE else "cpu"
+
+
+def codec_device(device: str | None = None) -> str:
+    """The torch device a codec runs on: ``device`` (default: ``default_device()``), "auto" = CUDA if present."""
+    device = str(device or default_device())
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def _cm_cache_dir() -> Path:
@@ -214,10 +225,7 @@ class LoadedCodec:
     """A neural codec model on a device: ``reconstruct`` codes audio at a level and decodes it back."""
 
     def __init__(self, name: str, folder: Path, device: str) -> None:
-        import torch
-
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = codec_device(device)
         self.name, self.folder, self.device = name, Path(folder), device
         self.net = _load(name, str(folder), device)
         config = self.net.config

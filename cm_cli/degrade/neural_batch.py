@@ -19,28 +19,16 @@ from typing import Callable, Iterable, Iterator
 
 from cm_cli.core.errors import CmError
 
-__all__ = ["BATCH_SIZE", "codec_device", "default_batch_size", "has_neural_step", "prefetched_jobs"]
+__all__ = ["BATCH_SIZE", "default_batch_size", "has_neural_step", "prefetched_jobs"]
 
 BATCH_SIZE = 16  # utterances per model call on an accelerator
 
 
-def codec_device() -> str:
-    """The torch device the neural codecs run on in this process (``--device``; "auto" resolved)."""
-    from cm_cli.degrade.neural import default_device
-
-    device = str(default_device())
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def default_batch_size(device: str | None = None) -> int:
     """Utterances per codec call in corpus mode: ``BATCH_SIZE`` on a GPU, 1 on the CPU (``neural.batching_pays``)."""
-    from cm_cli.degrade.neural import batching_pays
+    from cm_cli.degrade.neural import batching_pays, codec_device
 
-    return BATCH_SIZE if batching_pays(device or codec_device()) else 1
+    return BATCH_SIZE if batching_pays(codec_device(device)) else 1
 
 
 def _first_neural(spec_text: str):
