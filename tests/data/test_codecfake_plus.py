@@ -172,17 +172,23 @@ def test_cli_manifest_fingerprints_the_lists_and_loao_plans_by_codec(cm_env, run
     assert {h["group"] for h in record["held_out"]} == {"FREQ", "TIME"}
 
 
-def test_download_protocols_from_a_local_mirror_then_manifest(cm_env, run_cm, monkeypatch):
-    """The protocol lists land in downloads/, where cm manifest finds them; the audio folders are the user's."""
+@pytest.fixture
+def unsized_source(monkeypatch):
+    """The corpus's download record without its pinned sizes: the copies a test serves are synthetic."""
     import dataclasses
 
     from cm_cli.data.corpora import codecfake_plus
     from cm_cli.data.corpora.sources import CORPUS_SOURCES
-    from tests.data.test_download import FileServer
 
     source = codecfake_plus.CODECFAKE_PLUS
-    unsized = tuple(dataclasses.replace(f, size=None) for f in source.files)  # the served copies are synthetic
+    unsized = tuple(dataclasses.replace(f, size=None) for f in source.files)
     monkeypatch.setitem(CORPUS_SOURCES, "codecfake_plus", dataclasses.replace(source, files=unsized))
+
+
+def test_download_protocols_from_a_local_mirror_then_manifest(cm_env, run_cm, unsized_source):
+    """The protocol lists land in downloads/, where cm manifest finds them; the audio folders are the user's."""
+    from tests.data.test_download import FileServer
+
     root = make_copy(cm_env / "data" / "codecfake_plus")
     served = {Path(name).name: (root / name).read_bytes() for name in PROTOCOLS}
     for name in PROTOCOLS:
@@ -221,18 +227,12 @@ def test_audio_dir_is_the_parent_or_the_cors_folder_itself(tmp_path):
     assert alone["path"].str.startswith("elsewhere/all_data_16k/").all()
 
 
-def test_dev_subset_unpacks_the_cosg_archive_into_the_layout_the_manifest_reads(cm_env, run_cm, monkeypatch):
+def test_dev_subset_unpacks_the_cosg_archive_into_the_layout_the_manifest_reads(cm_env, run_cm, unsized_source):
     """--subset dev adds the CoSG tar.xz (unpacked in place: SLMdemos_16k/MODEL/); a CoSG-only manifest from it."""
-    import dataclasses
     import tarfile
 
-    from cm_cli.data.corpora import codecfake_plus
-    from cm_cli.data.corpora.sources import CORPUS_SOURCES
     from tests.data.test_download import FileServer
 
-    source = codecfake_plus.CODECFAKE_PLUS
-    unsized = tuple(dataclasses.replace(f, size=None) for f in source.files)
-    monkeypatch.setitem(CORPUS_SOURCES, "codecfake_plus", dataclasses.replace(source, files=unsized))
     staged = make_copy(cm_env / "staged")
     served = {Path(name).name: (staged / name).read_bytes() for name in PROTOCOLS}
     buffer = io.BytesIO()

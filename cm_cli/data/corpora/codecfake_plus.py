@@ -87,27 +87,41 @@ def protocol_files(corpus_root: str | Path) -> list[Path]:
 
 
 def read_protocol(path: Path) -> list[dict]:
-    """One dict per line: speaker or model, file, taxonomy (None where the file has '-'), label."""
+    """One dict per line: speaker or model, file, label, the CoRS codec (from the file name) and the taxonomy
+    (None where the list has '-' or REAL, or no such field)."""
     split, subset = _role(path.name)
     rows = []
     for number, fields in iter_rows(path):
+        taxonomy = dict.fromkeys(_TAXONOMY)
         if subset == "cosg":
             if len(fields) not in (4, 5):
                 raise CmError(
                     f"{path}:{number}: expected 4 or 5 columns (MODEL FILE - [VQ] LABEL), found {len(fields)}"
                 )
-            taxonomy = {"codec_vq": fields[3] if len(fields) == 5 and fields[3] != "-" else None}
+            taxonomy["codec_vq"] = fields[3] if len(fields) == 5 and fields[3] != "-" else None
         elif len(fields) == 7:
             taxonomy = {c: (None if v in ("-", "REAL") else v) for c, v in zip(_TAXONOMY, fields[3:6])}
-        elif len(fields) == 5:
-            taxonomy = {}
-        else:
+        elif len(fields) != 5:
             raise CmError(f"{path}:{number}: expected 7 (train/dev lists) or 5 (CoRS_ALL) columns, found {len(fields)}")
         label = label_class(fields[-1], LABELS)
         if label is None:
             raise CmError(f"{path}:{number}: label {fields[-1]!r} is neither bonafide nor spoof")
+        codec = None
+        if subset == "cors" and label == SPOOF:
+            match = _VCTK.match(fields[1])
+            codec = match.group(3) if match else None
+            if not codec:
+                raise CmError(f"{path}:{number}: spoof {fields[1]} names no codec after its VCTK utterance id")
         rows.append(
-            {"group": fields[0], "file": fields[1], "label": label, "split": split, "subset": subset, **taxonomy}
+            {
+                "group": fields[0],
+                "file": fields[1],
+                "label": label,
+                "split": split,
+                "subset": subset,
+                "codec": codec,
+                **taxonomy,
+            }
         )
     if not rows:
         raise CmError(f"{path}: no rows")
@@ -161,10 +175,8 @@ def prepare_codecfake_plus(
     taxonomy: dict[str, dict] = {}
     for _, rows in lists:
         for row in rows:
-            if row["subset"] == "cors" and row.get("codec_vq"):
-                codec = _VCTK.match(row["file"])
-                if codec and codec.group(3):
-                    taxonomy.setdefault(codec.group(3), {c: row[c] for c in _TAXONOMY})
+            if row["codec"] and row["codec_vq"]:
+                taxonomy.setdefault(row["codec"], {c: row[c] for c in _TAXONOMY})
     cors = cosg = None
     folders: dict[Path, _Folder] = {}
     records = []
@@ -178,19 +190,14 @@ def prepare_codecfake_plus(
                 folder = cosg / row["group"]
             listing = folders.get(folder) or folders.setdefault(folder, _Folder(folder, data_root))
             audio = listing.path_of(row["file"], path)
-            spoof = row["label"] == SPOOF
+            spoof, codec = row["label"] == SPOOF, row["codec"]
+            tax = {c: row[c] for c in _TAXONOMY}
+            if codec and not tax["codec_vq"]:
+                tax = taxonomy.get(codec, tax)
             if row["subset"] == "cors":
-                match = _VCTK.match(row["file"])
-                codec = match.group(3) if match and spoof else None
-                if spoof and not codec:
-                    raise CmError(f"{path}: spoof {row['file']} names no codec after its VCTK utterance id")
-                tax = {c: row.get(c) for c in _TAXONOMY}
-                if codec and not tax["codec_vq"]:
-                    tax = dict(taxonomy.get(codec, tax))
                 utt, speaker, attack = f"CFP_{row['file']}", row["group"], codec
                 source, language = "vctk", "en"
             else:
-                codec, tax = None, {"codec_aux": None, "codec_dec": None, "codec_vq": row.get("codec_vq")}
                 utt, speaker, attack = f"CFP_{row['group']}_{row['file']}", None, row["group"] if spoof else None
                 source, language = None, None
             records.append(
