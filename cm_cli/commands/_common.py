@@ -339,6 +339,21 @@ def resolve_options(
     return resolved
 
 
+def parse_seeds(text: Any, flag: str, *, distinct: bool = False) -> tuple[int, ...]:
+    """A comma-separated seed option (``--seeds 0,1,2``) as integers; one line naming ``flag`` when it is not."""
+    from cm_cli.core.errors import UsageError
+
+    try:
+        seeds = tuple(int(s) for s in str(text).replace(" ", "").split(",") if s)
+    except ValueError:
+        raise UsageError(f"{flag}: expected comma-separated integers, got {text!r}", f"e.g. {flag} 0,1,2") from None
+    if not seeds:
+        raise UsageError(f"{flag} is empty", f"e.g. {flag} 0,1,2")
+    if distinct and len(set(seeds)) != len(seeds):
+        raise UsageError(f"{flag} needs distinct integers, got {text!r}")
+    return seeds
+
+
 def given_explicitly(typer_ctx: typer.Context, name: str) -> bool:
     """True when the user gave option ``name`` (command line or its environment variable), not a default
     or the ``[command]`` table of cm.toml (which arrives as click's default map)."""

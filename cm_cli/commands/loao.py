@@ -17,22 +17,13 @@ from cm_cli.commands._common import (
     console,
     emit,
     get_ctx,
+    parse_seeds,
     print_dry_run,
     resolve_options,
     rich_reporter,
 )
 from cm_cli.commands._spec import Opt, Options
 from cm_cli.core.errors import UsageError
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    try:
-        seeds = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
-    except ValueError:
-        raise UsageError(f"--seeds: expected comma-separated integers, got {text!r}", "e.g. --seeds 0,1,2") from None
-    if not seeds:
-        raise UsageError("--seeds is empty", "e.g. --seeds 0,1,2")
-    return seeds
 
 
 def manifest_for(embeddings: Optional[Path], manifest: Optional[Path]) -> Path:
@@ -70,7 +61,7 @@ OPTIONS = Options(
         str,
         "0,1,2",
         "Seeds of the speaker-disjoint train/test split (mean and sd over them).",
-        convert=lambda value: _seeds(str(value)),
+        convert=lambda value: parse_seeds(value, "--seeds"),
     ),
     Opt("split", annotation=SplitOpt),
     Opt("test_size", float, 0.3, "Fraction of speakers held out for testing.", convert=float),
@@ -207,7 +198,7 @@ def _plan(c_, manifest_path: Path, opts: dict) -> None:
         group_by=opts["group_by"],
         eval_split=eval_split,
         train_args=opts["train_args"] or "",
-        seeds=_seeds(str(opts["train_seeds"])) if opts.get("train_seeds") else None,
+        seeds=parse_seeds(opts["train_seeds"], "--train-seeds") if opts.get("train_seeds") else None,
     )
     from cm_cli.analysis.loao import PLAN_FILE
     from cm_cli.core.artifacts import read_json

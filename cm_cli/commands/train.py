@@ -19,6 +19,7 @@ from cm_cli.commands._common import (
     err_console,
     get_ctx,
     given_explicitly,
+    parse_seeds,
     print_dry_run,
     resolve_options,
     rich_reporter,
@@ -55,20 +56,6 @@ def _complete_backbone(incomplete: str) -> list[str]:
     from cm_cli.models.registry import backbone_names
 
     return [n for n in backbone_names() if n.startswith(incomplete)]
-
-
-def _seeds(text: str | None) -> list[int] | None:
-    from cm_cli.core.errors import UsageError
-
-    if not text:
-        return None
-    try:
-        seeds = [int(s) for s in str(text).replace(" ", "").split(",") if s]
-    except ValueError:
-        raise UsageError(f"--seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds needs distinct integers, got {text!r}")
-    return seeds
 
 
 def _features(value) -> str | None:
@@ -332,7 +319,7 @@ def _run(c, o: dict, *, manifest, out, resume: bool, force: bool, preset) -> Non
     from cm_cli.training.run import default_run_name, train_run, train_seeds
     from cm_cli.training.signals import preemption_guard
 
-    seed_list = _seeds(o["seeds"])
+    seed_list = list(parse_seeds(o["seeds"], "--seeds", distinct=True)) if o["seeds"] else None
     config = _train_config(o, c)
     if resume and out is None:
         raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
